@@ -1,0 +1,134 @@
+//! quire's data home: `--home`, else `$QUIRE_HOME`, else
+//! `$XDG_DATA_HOME/quire`, else `~/.local/share/quire` (DESIGN.md §2).
+
+use std::ffi::OsString;
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The directory that holds `quire.db` and `runs/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    /// A home at exactly `dir` (not created until [`Home::ensure`]).
+    pub fn at(dir: impl Into<PathBuf>) -> Home {
+        Home { dir: dir.into() }
+    }
+
+    /// Resolve the home from the flag and this process's environment.
+    pub fn resolve(flag: Option<&Path>) -> Result<Home> {
+        Home::resolve_with(flag, |name| std::env::var_os(name))
+    }
+
+    /// Resolve the home from the flag and the given environment lookup.
+    pub fn resolve_with(
+        flag: Option<&Path>,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Home> {
+        let set = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let dir = if let Some(dir) = flag {
+            dir.to_path_buf()
+        } else if let Some(dir) = set("QUIRE_HOME") {
+            dir
+        } else if let Some(data) = set("XDG_DATA_HOME") {
+            data.join("quire")
+        } else if let Some(home) = set("HOME") {
+            home.join(".local/share/quire")
+        } else {
+            return Err(Error::NoHome);
+        };
+        Ok(Home { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("quire.db")
+    }
+
+    /// `runs/<id>/`: a run's events, logs and workspace.
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.dir.join("runs").join(run_id)
+    }
+
+    /// Create the home (mode 0700: logs and the store may hold secrets) if it
+    /// does not exist yet, and check that it is a directory.
+    pub fn ensure(&self) -> Result<()> {
+        let fail = |source| Error::Home {
+            path: self.dir.clone(),
+            source,
+        };
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(fail)?;
+        let meta = std::fs::metadata(&self.dir).map_err(fail)?;
+        if !meta.is_dir() {
+            return Err(fail(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "not a directory",
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    #[test]
+    fn precedence_is_flag_then_quire_home_then_xdg_then_home() {
+        let all = [
+            ("QUIRE_HOME", "/q"),
+            ("XDG_DATA_HOME", "/x"),
+            ("HOME", "/h"),
+        ];
+        let flag = Path::new("/f");
+        assert_eq!(
+            Home::resolve_with(Some(flag), env(&all)).unwrap().dir(),
+            flag
+        );
+        assert_eq!(
+            Home::resolve_with(None, env(&all)).unwrap().dir(),
+            Path::new("/q")
+        );
+        assert_eq!(
+            Home::resolve_with(None, env(&all[1..])).unwrap().dir(),
+            Path::new("/x/quire")
+        );
+        assert_eq!(
+            Home::resolve_with(None, env(&all[2..])).unwrap().dir(),
+            Path::new("/h/.local/share/quire")
+        );
+        assert!(matches!(
+            Home::resolve_with(None, env(&[])),
+            Err(Error::NoHome)
+        ));
+    }
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let vars = [("QUIRE_HOME", ""), ("HOME", "/h")];
+        assert_eq!(
+            Home::resolve_with(None, env(&vars)).unwrap().dir(),
+            Path::new("/h/.local/share/quire")
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! quire's store: where runs, jobs and steps live, how the schema got here,
+//! and the only code allowed to change a run's or a job's state.
+//!
+//! * [`home`] finds the data home and [`Store::open`] opens `quire.db` in it,
+//!   applying the schema history in [`schema`].
+//! * [`lifecycle`] holds the run and job state machines (DESIGN.md §3): every
+//!   state change goes through it.
+//! * [`reconcile`] repairs runs whose worker is provably gone.
+//! * [`query`] reads runs back for `quire-runs`.
+
+pub mod clock;
+mod error;
+pub mod home;
+pub mod lifecycle;
+pub mod model;
+pub mod query;
+pub mod reconcile;
+pub mod schema;
+mod store;
+
+pub use error::{Error, Result};
+pub use home::Home;
+pub use model::{FailureKind, Job, JobState, Run, RunState, Step, WorkerLease};
+pub use store::Store;

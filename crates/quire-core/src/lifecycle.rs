@@ -1,0 +1,657 @@
+//! The run and job state machines (DESIGN.md §3): the only code that changes
+//! a run's or a job's state. Each allowed edge is a row of [`RUN_EDGES`] or
+//! [`JOB_EDGES`]; any other edge is an error, and a change aimed at a row that
+//! is already terminal changes nothing (a superseded run is never overwritten
+//! by its late finish).
+
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use crate::model::{FailureKind, JobState, Run, RunState};
+use crate::query::{RUN_COLUMNS, run_from_row};
+use crate::{Error, Result, Store};
+
+/// One edge of the run state machine.
+#[derive(Debug)]
+pub struct RunEdge {
+    pub from: &'static [RunState],
+    pub to: RunState,
+    pub kind: Option<FailureKind>,
+    /// Who takes this edge, as docs/STATE.md says.
+    pub by: &'static str,
+}
+
+use FailureKind as K;
+use RunState as R;
+
+/// Every edge a run may take. Mirrors DESIGN.md §3 row by row.
+pub const RUN_EDGES: &[RunEdge] = &[
+    RunEdge {
+        from: &[R::Pending],
+        to: R::Active,
+        kind: None,
+        by: "a worker claims the run",
+    },
+    RunEdge {
+        from: &[R::Active],
+        to: R::Complete,
+        kind: None,
+        by: "every job that had to pass passed",
+    },
+    RunEdge {
+        from: &[R::Active],
+        to: R::Failed,
+        kind: Some(K::PipelineFailure),
+        by: "a job failed",
+    },
+    RunEdge {
+        from: &[R::Pending, R::Active],
+        to: R::Failed,
+        kind: Some(K::PipelineInvalid),
+        by: "the pipeline file is invalid",
+    },
+    RunEdge {
+        from: &[R::Active],
+        to: R::Failed,
+        kind: Some(K::ProcessCrashed),
+        by: "the worker crashed or could not execute",
+    },
+    RunEdge {
+        from: &[R::Pending, R::Active],
+        to: R::Failed,
+        kind: Some(K::Orphaned),
+        by: "reconcile found no live worker",
+    },
+    RunEdge {
+        from: &[R::Pending, R::Active],
+        to: R::Failed,
+        kind: Some(K::Cancelled),
+        by: "quire-runs cancel",
+    },
+    RunEdge {
+        from: &[R::Pending, R::Active],
+        to: R::Superseded,
+        kind: None,
+        by: "a newer run of the same (repo, ref), or the ref was deleted",
+    },
+];
+
+/// The edge `from -> to` (with `kind` when failing), if the machine has it.
+pub fn run_edge(
+    from: RunState,
+    to: RunState,
+    kind: Option<FailureKind>,
+) -> Option<&'static RunEdge> {
+    RUN_EDGES
+        .iter()
+        .find(|e| e.to == to && e.kind == kind && e.from.contains(&from))
+}
+
+/// One edge of the job state machine.
+#[derive(Debug)]
+pub struct JobEdge {
+    pub from: JobState,
+    pub to: JobState,
+    pub by: &'static str,
+}
+
+use JobState as J;
+
+/// Every edge a job may take.
+pub const JOB_EDGES: &[JobEdge] = &[
+    JobEdge {
+        from: J::Pending,
+        to: J::Active,
+        by: "the executor starts the job",
+    },
+    JobEdge {
+        from: J::Active,
+        to: J::Complete,
+        by: "every step exited 0",
+    },
+    JobEdge {
+        from: J::Active,
+        to: J::Failed,
+        by: "a step exited non-zero or timed out",
+    },
+    JobEdge {
+        from: J::Pending,
+        to: J::Skipped,
+        by: "its `when` did not match, a job it needs failed or was skipped, or the run ended first",
+    },
+    JobEdge {
+        from: J::Active,
+        to: J::Aborted,
+        by: "the run was superseded, cancelled or orphaned while the job ran",
+    },
+];
+
+pub fn job_edge(from: JobState, to: JobState) -> Option<&'static JobEdge> {
+    JOB_EDGES.iter().find(|e| e.from == from && e.to == to)
+}
+
+/// What a state change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied<S> {
+    /// The row left state `from`.
+    Changed { from: S },
+    /// The row was already terminal, in `state`: nothing changed.
+    Unchanged { state: S },
+}
+
+impl<S> Applied<S> {
+    pub fn changed(&self) -> bool {
+        matches!(self, Applied::Changed { .. })
+    }
+}
+
+/// How an active run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    Failed {
+        kind: FailureKind,
+        detail: Option<String>,
+    },
+}
+
+/// What the hook knows about a pushed ref.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub repo: &'a str,
+    pub ref_name: &'a str,
+    pub sha: &'a str,
+    /// The bare repository's absolute path.
+    pub git_dir: &'a str,
+    /// When the push arrived; defaults to now.
+    pub pushed_at_ms: Option<i64>,
+}
+
+/// A created run, and the live run of the same ref it superseded, if any.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub run: Run,
+    pub superseded: Option<String>,
+}
+
+/// A process that executes runs. It holds a claimed run for `lease` at a
+/// time and must renew the lease before it runs out; reconcile treats a run
+/// whose lease ran out, or whose worker process is gone, as orphaned.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub id: String,
+    pub pid: u32,
+    pub lease: Duration,
+}
+
+impl Worker {
+    /// This process, as a worker.
+    pub fn this_process(lease: Duration) -> Worker {
+        Worker {
+            id: uuid::Uuid::now_v7().to_string(),
+            pid: std::process::id(),
+            lease,
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4)
+    }
+}
+
+impl Store {
+    /// Record a new pending run: supersede the live run of the same (repo,
+    /// ref), then insert, in one IMMEDIATE transaction.
+    pub fn create_run(&mut self, new: &NewRun<'_>) -> Result<Created> {
+        check_new_run(new)?;
+        self.write(|tx, now| {
+            let live = live_run_of(tx, new.repo, new.ref_name)?;
+            if let Some(id) = &live {
+                transition(tx, id, R::Superseded, None, None, now)?;
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            tx.execute(
+                "INSERT INTO runs (id, repo, ref_name, sha, state, pushed_at_ms, queued_at_ms,
+                                   git_dir, traceparent)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    new.repo,
+                    new.ref_name,
+                    new.sha,
+                    new.pushed_at_ms.unwrap_or(now).min(now),
+                    now,
+                    new.git_dir,
+                    traceparent(),
+                ],
+            )?;
+            Ok(Created {
+                run: load_run(tx, &id)?,
+                superseded: live,
+            })
+        })
+    }
+
+    /// Claim the oldest pending run for `worker`, if there is one.
+    pub fn claim_next(&mut self, worker: &Worker) -> Result<Option<Run>> {
+        self.write(|tx, now| {
+            let next: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM runs WHERE state = 'pending'
+                     ORDER BY queued_at_ms, id LIMIT 1",
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let Some(id) = next else { return Ok(None) };
+            claim_in(tx, &id, worker, now)?;
+            Ok(Some(load_run(tx, &id)?))
+        })
+    }
+
+    /// Claim the pending run `run_id` for `worker`.
+    pub fn claim(&mut self, run_id: &str, worker: &Worker) -> Result<Applied<RunState>> {
+        self.write(|tx, now| claim_in(tx, run_id, worker, now))
+    }
+
+    /// Extend `worker`'s lease on `run_id`. False when the worker no longer
+    /// holds the run (it was superseded, cancelled or orphaned): stop work.
+    pub fn renew_lease(&mut self, run_id: &str, worker: &Worker) -> Result<bool> {
+        let lease = worker.lease_ms();
+        self.write(|tx, now| {
+            let n = tx.execute(
+                "UPDATE runs SET lease_expires_at_ms = MAX(lease_expires_at_ms, ?1)
+                 WHERE id = ?2 AND state = 'active' AND worker_id = ?3",
+                params![now.saturating_add(lease), run_id, worker.id],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    /// End an active run.
+    pub fn finish(&mut self, run_id: &str, outcome: &Outcome) -> Result<Applied<RunState>> {
+        self.write(|tx, now| match outcome {
+            Outcome::Complete => transition(tx, run_id, R::Complete, None, None, now),
+            Outcome::Failed { kind, detail } => {
+                transition(tx, run_id, R::Failed, Some(*kind), detail.as_deref(), now)
+            }
+        })
+    }
+
+    /// Supersede a live run (its ref got a newer push or was deleted).
+    pub fn supersede(&mut self, run_id: &str) -> Result<Applied<RunState>> {
+        self.write(|tx, now| transition(tx, run_id, R::Superseded, None, None, now))
+    }
+
+    /// Supersede the live run of (repo, ref), if there is one; returns its id.
+    pub fn supersede_ref(&mut self, repo: &str, ref_name: &str) -> Result<Option<String>> {
+        self.write(|tx, now| {
+            let live = live_run_of(tx, repo, ref_name)?;
+            if let Some(id) = &live {
+                transition(tx, id, R::Superseded, None, None, now)?;
+            }
+            Ok(live)
+        })
+    }
+
+    /// Cancel a live run: it fails with `cancelled`.
+    pub fn cancel(&mut self, run_id: &str) -> Result<Applied<RunState>> {
+        self.write(|tx, now| transition(tx, run_id, R::Failed, Some(K::Cancelled), None, now))
+    }
+
+    /// Record the planned jobs of an active run, pending, in plan order.
+    pub fn plan_jobs(&mut self, run_id: &str, job_ids: &[&str]) -> Result<()> {
+        self.write(|tx, _| {
+            require_active(tx, run_id)?;
+            let mut insert = tx.prepare(
+                "INSERT INTO jobs (run_id, job_id, position, state) VALUES (?1, ?2, ?3, 'pending')",
+            )?;
+            for (position, job) in job_ids.iter().enumerate() {
+                insert.execute(params![run_id, job, position as i64])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A planned job starts.
+    pub fn start_job(&mut self, run_id: &str, job_id: &str) -> Result<Applied<JobState>> {
+        self.write(|tx, now| job_transition(tx, run_id, job_id, J::Active, None, None, now))
+    }
+
+    /// A running job ends: complete iff `exit_code` is 0.
+    pub fn finish_job(
+        &mut self,
+        run_id: &str,
+        job_id: &str,
+        exit_code: i64,
+    ) -> Result<Applied<JobState>> {
+        let to = if exit_code == 0 {
+            J::Complete
+        } else {
+            J::Failed
+        };
+        self.write(|tx, now| job_transition(tx, run_id, job_id, to, Some(exit_code), None, now))
+    }
+
+    /// A planned job will not run, for `reason`.
+    pub fn skip_job(
+        &mut self,
+        run_id: &str,
+        job_id: &str,
+        reason: &str,
+    ) -> Result<Applied<JobState>> {
+        self.write(|tx, now| {
+            job_transition(tx, run_id, job_id, J::Skipped, None, Some(reason), now)
+        })
+    }
+
+    /// A step of a running job started. Recording the same step twice is a
+    /// no-op, so a stream of events can be ingested again.
+    pub fn step_started(&mut self, run_id: &str, job_id: &str, seq: i64, cmd: &str) -> Result<()> {
+        self.write(|tx, now| {
+            let state = job_state(tx, run_id, job_id)?;
+            if state.is_terminal() {
+                return Ok(());
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO sh_events (run_id, job_id, seq, cmd, started_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run_id, job_id, seq, cmd, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A step ended with `exit_code`. The first recorded finish stands.
+    pub fn step_finished(
+        &mut self,
+        run_id: &str,
+        job_id: &str,
+        seq: i64,
+        exit_code: i64,
+    ) -> Result<()> {
+        self.write(|tx, now| {
+            tx.execute(
+                "UPDATE sh_events SET exit_code = ?1, finished_at_ms = MAX(?2, started_at_ms)
+                 WHERE run_id = ?3 AND job_id = ?4 AND seq = ?5 AND exit_code IS NULL",
+                params![exit_code, now, run_id, job_id, seq],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+fn check_new_run(new: &NewRun<'_>) -> Result<()> {
+    let bad = |what: String| Err(Error::InvalidRun(what));
+    if new.repo.trim().is_empty() {
+        return bad("the repository name is empty".into());
+    }
+    if !new.ref_name.starts_with("refs/") || new.ref_name.len() <= "refs/".len() {
+        return bad(format!(
+            "{:?} is not a full ref name (refs/...)",
+            new.ref_name
+        ));
+    }
+    let hex = new
+        .sha
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex || !(new.sha.len() == 40 || new.sha.len() == 64) {
+        return bad(format!(
+            "{:?} is not a full commit id (40 or 64 lowercase hex digits)",
+            new.sha
+        ));
+    }
+    Ok(())
+}
+
+/// A fresh W3C trace context for a run: version 00, random trace and span
+/// ids, sampled.
+fn traceparent() -> String {
+    let trace = uuid::Uuid::now_v7().simple().to_string();
+    let span = uuid::Uuid::now_v7().simple().to_string();
+    format!("00-{trace}-{}-01", &span[16..])
+}
+
+fn live_run_of(tx: &Transaction<'_>, repo: &str, ref_name: &str) -> Result<Option<String>> {
+    Ok(tx
+        .query_row(
+            "SELECT id FROM runs WHERE repo = ?1 AND ref_name = ?2
+             AND state IN ('pending', 'active')",
+            params![repo, ref_name],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+pub(crate) fn load_run(tx: &Transaction<'_>, run_id: &str) -> Result<Run> {
+    tx.query_row(
+        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+        [run_id],
+        run_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::UnknownRun(run_id.to_string()))
+}
+
+fn run_state(tx: &Transaction<'_>, run_id: &str) -> Result<RunState> {
+    tx.query_row("SELECT state FROM runs WHERE id = ?1", [run_id], |row| {
+        row.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| Error::UnknownRun(run_id.to_string()))
+}
+
+fn require_active(tx: &Transaction<'_>, run_id: &str) -> Result<()> {
+    match run_state(tx, run_id)? {
+        R::Active => Ok(()),
+        state => Err(Error::RunNotActive {
+            run: run_id.to_string(),
+            state,
+        }),
+    }
+}
+
+fn claim_in(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    worker: &Worker,
+    now: i64,
+) -> Result<Applied<RunState>> {
+    let from = run_state(tx, run_id)?;
+    if from.is_terminal() {
+        return Ok(Applied::Unchanged { state: from });
+    }
+    check_run_edge(run_id, from, R::Active, None)?;
+    tx.execute(
+        "UPDATE runs SET state = 'active', started_at_ms = MAX(?1, queued_at_ms),
+                worker_id = ?2, worker_pid = ?3, lease_expires_at_ms = ?4
+         WHERE id = ?5 AND state = 'pending'",
+        params![
+            now,
+            worker.id,
+            worker.pid,
+            now.saturating_add(worker.lease_ms()),
+            run_id
+        ],
+    )?;
+    Ok(Applied::Changed { from })
+}
+
+fn check_run_edge(
+    run_id: &str,
+    from: RunState,
+    to: RunState,
+    kind: Option<FailureKind>,
+) -> Result<()> {
+    match run_edge(from, to, kind) {
+        Some(_) => Ok(()),
+        None => Err(Error::IllegalRunEdge {
+            run: run_id.to_string(),
+            from,
+            to,
+        }),
+    }
+}
+
+/// Move a live run to a terminal state, and close its jobs: those running
+/// are aborted, those not started are skipped.
+pub(crate) fn transition(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    to: RunState,
+    kind: Option<FailureKind>,
+    detail: Option<&str>,
+    now: i64,
+) -> Result<Applied<RunState>> {
+    debug_assert!(to.is_terminal(), "claim_in takes the edge to active");
+    let from = run_state(tx, run_id)?;
+    if from.is_terminal() {
+        return Ok(Applied::Unchanged { state: from });
+    }
+    check_run_edge(run_id, from, to, kind)?;
+    tx.execute(
+        "UPDATE runs SET state = ?1, failure_kind = ?2, failure_detail = ?3,
+                finished_at_ms = MAX(?4, COALESCE(started_at_ms, queued_at_ms))
+         WHERE id = ?5 AND state = ?6",
+        params![
+            to.as_str(),
+            kind.map(K::as_str),
+            detail,
+            now,
+            run_id,
+            from.as_str()
+        ],
+    )?;
+    let reason = match kind {
+        Some(kind) => format!("run {to} ({kind})"),
+        None => format!("run {to}"),
+    };
+    close_open_jobs(tx, run_id, &reason, now)?;
+    Ok(Applied::Changed { from })
+}
+
+/// The edges active -> aborted and pending -> skipped, for every open job of
+/// a run that just ended.
+fn close_open_jobs(tx: &Transaction<'_>, run_id: &str, reason: &str, now: i64) -> Result<()> {
+    debug_assert!(job_edge(J::Active, J::Aborted).is_some());
+    debug_assert!(job_edge(J::Pending, J::Skipped).is_some());
+    tx.execute(
+        "UPDATE jobs SET state = 'aborted', finished_at_ms = MAX(?1, started_at_ms)
+         WHERE run_id = ?2 AND state = 'active'",
+        params![now, run_id],
+    )?;
+    tx.execute(
+        "UPDATE jobs SET state = 'skipped', skip_reason = ?1, finished_at_ms = ?2
+         WHERE run_id = ?3 AND state = 'pending'",
+        params![reason, now, run_id],
+    )?;
+    tx.execute(
+        "UPDATE sh_events SET exit_code = -1, finished_at_ms = MAX(?1, started_at_ms)
+         WHERE run_id = ?2 AND exit_code IS NULL",
+        params![now, run_id],
+    )?;
+    Ok(())
+}
+
+fn job_state(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Result<JobState> {
+    tx.query_row(
+        "SELECT state FROM jobs WHERE run_id = ?1 AND job_id = ?2",
+        [run_id, job_id],
+        |row| row.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| Error::UnknownJob {
+        run: run_id.to_string(),
+        job: job_id.to_string(),
+    })
+}
+
+fn job_transition(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    job_id: &str,
+    to: JobState,
+    exit_code: Option<i64>,
+    skip_reason: Option<&str>,
+    now: i64,
+) -> Result<Applied<JobState>> {
+    let from = job_state(tx, run_id, job_id)?;
+    if from.is_terminal() {
+        return Ok(Applied::Unchanged { state: from });
+    }
+    if job_edge(from, to).is_none() {
+        return Err(Error::IllegalJobEdge {
+            run: run_id.to_string(),
+            job: job_id.to_string(),
+            from,
+            to,
+        });
+    }
+    require_active(tx, run_id)?;
+    if to == J::Active {
+        tx.execute(
+            "UPDATE jobs SET state = 'active', started_at_ms =
+                 MAX(?1, (SELECT started_at_ms FROM runs WHERE id = ?2))
+             WHERE run_id = ?2 AND job_id = ?3 AND state = ?4",
+            params![now, run_id, job_id, from.as_str()],
+        )?;
+    } else {
+        tx.execute(
+            "UPDATE jobs SET state = ?1, exit_code = ?2, skip_reason = ?3, finished_at_ms =
+                 MAX(?4, COALESCE(started_at_ms, (SELECT started_at_ms FROM runs WHERE id = ?5)))
+             WHERE run_id = ?5 AND job_id = ?6 AND state = ?7",
+            params![
+                to.as_str(),
+                exit_code,
+                skip_reason,
+                now,
+                run_id,
+                job_id,
+                from.as_str()
+            ],
+        )?;
+    }
+    Ok(Applied::Changed { from })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_kind_has_an_edge_and_no_edge_leaves_a_terminal_state() {
+        for kind in FailureKind::ALL {
+            assert!(RUN_EDGES.iter().any(|e| e.kind == Some(*kind)), "{kind}");
+        }
+        for edge in RUN_EDGES {
+            assert!(edge.from.iter().all(|s| s.is_live()), "{edge:?}");
+            assert_eq!(edge.kind.is_some(), edge.to == R::Failed, "{edge:?}");
+        }
+        for edge in JOB_EDGES {
+            assert!(!edge.from.is_terminal(), "{edge:?}");
+        }
+    }
+
+    #[test]
+    fn every_state_is_reached_by_some_edge() {
+        for state in RunState::ALL.iter().filter(|s| **s != R::Pending) {
+            assert!(RUN_EDGES.iter().any(|e| e.to == *state), "{state}");
+        }
+        for state in JobState::ALL.iter().filter(|s| **s != J::Pending) {
+            assert!(JOB_EDGES.iter().any(|e| e.to == *state), "{state}");
+        }
+    }
+
+    #[test]
+    fn traceparent_is_w3c_shaped() {
+        let tp = traceparent();
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!(parts.len(), 4, "{tp}");
+        assert_eq!(
+            (parts[0], parts[1].len(), parts[2].len(), parts[3]),
+            ("00", 32, 16, "01")
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! The domain: runs, jobs, steps and their states, as stored.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Declares a string-valued enum stored as TEXT: `as_str`, `parse`, `Display`.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            /// The value named `text`, as stored and as typed on the command line.
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(
+                value: rusqlite::types::ValueRef<'_>,
+            ) -> rusqlite::types::FromSqlResult<Self> {
+                let text = value.as_str()?;
+                $name::parse(text).ok_or_else(|| {
+                    rusqlite::types::FromSqlError::Other(
+                        format!("{:?} is not a {}", text, stringify!($name)).into(),
+                    )
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// A run's state (DESIGN.md §3).
+    RunState {
+        Pending => "pending",
+        Active => "active",
+        Complete => "complete",
+        Failed => "failed",
+        Superseded => "superseded",
+    }
+}
+
+impl RunState {
+    /// Terminal states never change.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunState::Complete | RunState::Failed | RunState::Superseded
+        )
+    }
+
+    /// Pending and active runs are live: at most one per (repo, ref).
+    pub fn is_live(self) -> bool {
+        !self.is_terminal()
+    }
+}
+
+text_enum! {
+    /// Why a run failed.
+    FailureKind {
+        PipelineFailure => "pipeline-failure",
+        PipelineInvalid => "pipeline-invalid",
+        ProcessCrashed => "process-crashed",
+        Orphaned => "orphaned",
+        Cancelled => "cancelled",
+    }
+}
+
+impl FailureKind {
+    /// One sentence for people: what this kind of failure means.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            FailureKind::PipelineFailure => "a job of the pipeline failed",
+            FailureKind::PipelineInvalid => {
+                "the pipeline file is invalid (missing fields, a cycle, unparsable)"
+            }
+            FailureKind::ProcessCrashed => "the worker crashed or could not execute the run",
+            FailureKind::Orphaned => "reconcile found no live worker for the run",
+            FailureKind::Cancelled => "the run was cancelled with `quire-runs cancel`",
+        }
+    }
+}
+
+text_enum! {
+    /// A job's state (DESIGN.md §3).
+    JobState {
+        Pending => "pending",
+        Active => "active",
+        Complete => "complete",
+        Failed => "failed",
+        Skipped => "skipped",
+        Aborted => "aborted",
+    }
+}
+
+impl JobState {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, JobState::Pending | JobState::Active)
+    }
+}
+
+/// The worker that holds an active run, and until when it holds it unless it
+/// renews its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerLease {
+    pub id: String,
+    pub pid: u32,
+    pub lease_expires_at_ms: i64,
+}
+
+/// One run: one push of one ref, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub id: String,
+    /// The bare repository's name (DESIGN.md §2).
+    pub repo: String,
+    pub ref_name: String,
+    pub sha: String,
+    pub state: RunState,
+    pub failure_kind: Option<FailureKind>,
+    /// One line: why the run failed, where something more than the kind is known.
+    pub failure_detail: Option<String>,
+    pub pushed_at_ms: i64,
+    pub queued_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    /// The bare repository's absolute path (unknown for some seed-era runs).
+    pub git_dir: Option<String>,
+    pub traceparent: Option<String>,
+    pub worker: Option<WorkerLease>,
+}
+
+impl Run {
+    /// Wall time from start to finish, or to `now_ms` while the run is active.
+    pub fn duration_ms(&self, now_ms: i64) -> Option<i64> {
+        let start = self.started_at_ms?;
+        let end = match self.finished_at_ms {
+            Some(end) => end,
+            None if self.state == RunState::Active => now_ms,
+            None => return None,
+        };
+        Some((end - start).max(0))
+    }
+}
+
+/// One job of a run, in plan order (`position`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub position: i64,
+    pub state: JobState,
+    pub exit_code: Option<i64>,
+    pub skip_reason: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// One shell step of a job (a row of `sh_events`); `exit_code` and
+/// `finished_at_ms` are unset while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub seq: i64,
+    pub cmd: String,
+    pub exit_code: Option<i64>,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+}

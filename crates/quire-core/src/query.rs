@@ -1,0 +1,221 @@
+//! Reading runs back: lists, id prefixes, and a run with its jobs and steps.
+
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
+
+use crate::model::{Job, Run, RunState, Step, WorkerLease};
+use crate::{Error, Result, Store};
+
+/// The columns [`run_from_row`] reads, in its order.
+pub(crate) const RUN_COLUMNS: &str = "id, repo, ref_name, sha, state, failure_kind, \
+    failure_detail, pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, git_dir, \
+    traceparent, worker_id, worker_pid, lease_expires_at_ms";
+
+pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
+    let worker_id: Option<String> = row.get(13)?;
+    let worker = match worker_id {
+        Some(id) => Some(WorkerLease {
+            id,
+            pid: row.get(14)?,
+            lease_expires_at_ms: row.get(15)?,
+        }),
+        None => None,
+    };
+    Ok(Run {
+        id: row.get(0)?,
+        repo: row.get(1)?,
+        ref_name: row.get(2)?,
+        sha: row.get(3)?,
+        state: row.get(4)?,
+        failure_kind: row.get(5)?,
+        failure_detail: row.get(6)?,
+        pushed_at_ms: row.get(7)?,
+        queued_at_ms: row.get(8)?,
+        started_at_ms: row.get(9)?,
+        finished_at_ms: row.get(10)?,
+        git_dir: row.get(11)?,
+        traceparent: row.get(12)?,
+        worker,
+    })
+}
+
+/// Which runs `list` shows.
+#[derive(Debug, Clone)]
+pub struct ListFilter {
+    pub repo: Option<String>,
+    /// A full ref (`refs/heads/main`) or a short one (`main`: a branch or tag).
+    pub ref_name: Option<String>,
+    /// Any of these states; all states when empty.
+    pub states: Vec<RunState>,
+    pub limit: usize,
+}
+
+impl Default for ListFilter {
+    fn default() -> ListFilter {
+        ListFilter {
+            repo: None,
+            ref_name: None,
+            states: Vec::new(),
+            limit: 20,
+        }
+    }
+}
+
+/// A run with its jobs in plan order, each with its steps in order.
+#[derive(Debug, Clone)]
+pub struct RunDetail {
+    pub run: Run,
+    pub jobs: Vec<JobDetail>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobDetail {
+    pub job: Job,
+    pub steps: Vec<Step>,
+}
+
+/// The full ref names a user's `--ref` may mean.
+pub fn ref_candidates(given: &str) -> Vec<String> {
+    if given.starts_with("refs/") {
+        vec![given.to_string()]
+    } else {
+        vec![
+            format!("refs/heads/{given}"),
+            format!("refs/tags/{given}"),
+            given.to_string(),
+        ]
+    }
+}
+
+impl Store {
+    /// Runs matching `filter`, newest first.
+    pub fn list_runs(&self, filter: &ListFilter) -> Result<Vec<Run>> {
+        let mut clauses = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(repo) = &filter.repo {
+            values.push(Value::Text(repo.clone()));
+            clauses.push(format!("repo = ?{}", values.len()));
+        }
+        if let Some(given) = &filter.ref_name {
+            let mut alternatives = Vec::new();
+            for candidate in ref_candidates(given) {
+                values.push(Value::Text(candidate));
+                alternatives.push(format!("?{}", values.len()));
+            }
+            clauses.push(format!("ref_name IN ({})", alternatives.join(", ")));
+        }
+        if !filter.states.is_empty() {
+            let mut alternatives = Vec::new();
+            for state in &filter.states {
+                values.push(Value::Text(state.as_str().to_string()));
+                alternatives.push(format!("?{}", values.len()));
+            }
+            clauses.push(format!("state IN ({})", alternatives.join(", ")));
+        }
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        values.push(Value::Integer(
+            i64::try_from(filter.limit).unwrap_or(i64::MAX),
+        ));
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs {filter_sql}
+             ORDER BY queued_at_ms DESC, id DESC LIMIT ?{}",
+            values.len()
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let runs = stmt
+            .query_map(params_from_iter(values), run_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(runs)
+    }
+
+    /// The run whose id is `given` or starts with it.
+    pub fn resolve_run(&self, given: &str) -> Result<Run> {
+        let given = given.trim().to_ascii_lowercase();
+        let id_like =
+            !given.is_empty() && given.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if !id_like {
+            return Err(Error::UnknownRun(given));
+        }
+        let exact = self
+            .conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [&given],
+                run_from_row,
+            )
+            .optional()?;
+        if let Some(run) = exact {
+            return Ok(run);
+        }
+        // Ids are lowercase hex and '-', all of which sort before '~'.
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 11"
+        ))?;
+        let mut found = stmt
+            .query_map(params![given, format!("{given}~")], run_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        match found.len() {
+            0 => Err(Error::UnknownRun(given)),
+            1 => Ok(found.remove(0)),
+            _ => Err(Error::AmbiguousRun {
+                prefix: given,
+                candidates: found.into_iter().take(10).map(|r| r.id).collect(),
+            }),
+        }
+    }
+
+    /// A run with its jobs and steps, read in one snapshot.
+    pub fn run_detail(&self, run_id: &str) -> Result<RunDetail> {
+        let tx = self.conn.unchecked_transaction()?;
+        let run = tx
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [run_id],
+                run_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::UnknownRun(run_id.to_string()))?;
+        let mut jobs_stmt = tx.prepare(
+            "SELECT job_id, position, state, exit_code, skip_reason, started_at_ms,
+                    finished_at_ms
+             FROM jobs WHERE run_id = ?1 ORDER BY position",
+        )?;
+        let jobs = jobs_stmt
+            .query_map([run_id], |row| {
+                Ok(Job {
+                    id: row.get(0)?,
+                    position: row.get(1)?,
+                    state: row.get(2)?,
+                    exit_code: row.get(3)?,
+                    skip_reason: row.get(4)?,
+                    started_at_ms: row.get(5)?,
+                    finished_at_ms: row.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut steps_stmt = tx.prepare(
+            "SELECT seq, cmd, exit_code, started_at_ms, finished_at_ms
+             FROM sh_events WHERE run_id = ?1 AND job_id = ?2 ORDER BY seq",
+        )?;
+        let mut detail = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let steps = steps_stmt
+                .query_map([run_id, &job.id], |row| {
+                    Ok(Step {
+                        seq: row.get(0)?,
+                        cmd: row.get(1)?,
+                        exit_code: row.get(2)?,
+                        started_at_ms: row.get(3)?,
+                        finished_at_ms: row.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            detail.push(JobDetail { job, steps });
+        }
+        Ok(RunDetail { run, jobs: detail })
+    }
+}

@@ -1,0 +1,60 @@
+//! The schema history: `migrations/NNNN_name.sql`, append-only, embedded at
+//! compile time. 0001..0007 are the seed's history; 0008 on are quire's own.
+
+use rusqlite::{Connection, TransactionBehavior};
+use rusqlite_migration::{M, Migrations};
+
+/// Each migration, in order. Those that rebuild a table check foreign keys
+/// before their transaction commits.
+fn steps() -> Vec<M<'static>> {
+    vec![
+        M::up(include_str!("../../../migrations/0001_initial.sql")),
+        M::up(include_str!("../../../migrations/0002_sh_events.sql")),
+        M::up(include_str!("../../../migrations/0003_auth_token.sql")),
+        M::up(include_str!("../../../migrations/0004_git_dir_sentry.sql")),
+        M::up(include_str!("../../../migrations/0005_run_token.sql")),
+        M::up(include_str!("../../../migrations/0006_traceparent.sql")),
+        M::up(include_str!(
+            "../../../migrations/0007_drop_dead_columns.sql"
+        ))
+        .foreign_key_check(),
+        M::up(include_str!("../../../migrations/0008_quire_schema.sql")).foreign_key_check(),
+    ]
+}
+
+/// The schema version this build writes and reads.
+pub const LATEST: i64 = 8;
+
+/// The schema version recorded in the database (`PRAGMA user_version`).
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+}
+
+/// Bring the schema up to `target` (at most [`LATEST`]) in one transaction.
+///
+/// Rebuilding a table with `foreign_keys=ON` would cascade `DROP TABLE runs`
+/// into jobs and sh_events, and the pragma is a no-op inside a transaction, so
+/// SQLite's table-change procedure is followed: foreign keys off before the
+/// transaction, `foreign_key_check` before commit (see [`steps`]), on after.
+/// The transaction is IMMEDIATE so that two processes upgrading the same store
+/// take turns instead of failing to upgrade a read lock.
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), rusqlite_migration::Error> {
+    let target = usize::try_from(target.clamp(0, LATEST)).unwrap_or_default();
+    conn.pragma_update(None, "foreign_keys", false)?;
+    conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    let result = Migrations::new(steps()).to_version(conn, target);
+    conn.set_transaction_behavior(TransactionBehavior::Deferred);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_matches_the_migration_files() {
+        assert_eq!(steps().len() as i64, LATEST);
+        Migrations::new(steps()).validate().unwrap();
+    }
+}

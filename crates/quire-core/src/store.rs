@@ -1,0 +1,183 @@
+//! Opening `quire.db`: pragmas, file mode, refusal of newer schemas, upgrade.
+
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::clock::{self, Clock};
+use crate::schema::{self, LATEST};
+use crate::{Error, Home, Result};
+
+/// How long a statement waits for another process's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An open store: one SQLite connection to `quire.db` in a home.
+pub struct Store {
+    pub(crate) conn: Connection,
+    pub(crate) clock: Clock,
+    home: Home,
+}
+
+impl Store {
+    /// Open (creating if need be) the store in `home` and bring its schema up
+    /// to date. A store newer than this build is refused, untouched.
+    pub fn open(home: &Home) -> Result<Store> {
+        Store::open_with_clock(home, clock::system())
+    }
+
+    /// [`Store::open`] with the given clock.
+    pub fn open_with_clock(home: &Home, clock: Clock) -> Result<Store> {
+        home.ensure()?;
+        let path = home.db_path();
+        create_private(&path).map_err(|source| Error::Home {
+            path: path.clone(),
+            source,
+        })?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+
+        // Nothing may be written before the version check: a store from a
+        // newer quire must stay byte-for-byte as it was.
+        let found = schema::version(&conn).map_err(|e| open_error(&path, e))?;
+        if found > LATEST {
+            return Err(Error::TooNew {
+                path,
+                found,
+                known: LATEST,
+            });
+        }
+
+        let mut store = Store {
+            conn,
+            clock,
+            home: home.clone(),
+        };
+        store.configure()?;
+        if found < LATEST {
+            store.upgrade()?;
+        }
+        Ok(store)
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// The raw connection, for tests and benchmarks that inspect the schema.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    fn configure(&self) -> Result<()> {
+        let path = self.home.db_path();
+        let fail = |e| open_error(&path, e);
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(fail)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::BadValue(format!(
+                "{} refused WAL mode (it stays in {mode} mode)",
+                path.display()
+            )));
+        }
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(fail)?;
+        self.conn
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(fail)
+    }
+
+    /// Apply pending migrations. Another process may be upgrading the same
+    /// store at the same moment: whoever loses the race finds the schema
+    /// already current once its own (rolled back) attempt fails.
+    fn upgrade(&mut self) -> Result<()> {
+        let path = self.home.db_path();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = schema::migrate_to(&mut self.conn, LATEST);
+            let now = schema::version(&self.conn).map_err(|e| open_error(&path, e))?;
+            match result {
+                _ if now == LATEST => return Ok(()),
+                Err(source) if attempts >= 5 => return Err(Error::Migration { path, source }),
+                Err(_) => continue,
+                Ok(()) => {
+                    return Err(Error::BadValue(format!(
+                        "schema version is {now} after upgrading to {LATEST}"
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Run `f` in a `BEGIN IMMEDIATE` transaction: the write lock is taken up
+    /// front, so concurrent writers wait (up to the busy timeout) instead of
+    /// failing mid-way. Commits iff `f` returns `Ok`.
+    pub(crate) fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>, i64) -> Result<T>,
+    ) -> Result<T> {
+        let path = self.home.db_path();
+        let now = self.now_ms();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| lock_error(&path, e))?;
+        let value = f(&tx, now)?;
+        tx.commit().map_err(|e| lock_error(&path, e))?;
+        Ok(value)
+    }
+}
+
+/// Create the database file with mode 0600 if it does not exist (SQLite
+/// gives its -wal and -shm files the same mode).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn lock_error(path: &Path, e: rusqlite::Error) -> Error {
+    if crate::error::is_busy(&e) {
+        Error::Locked {
+            path: path.to_path_buf(),
+        }
+    } else {
+        Error::Sqlite(e)
+    }
+}
+
+fn open_error(path: &Path, e: rusqlite::Error) -> Error {
+    let path = path.to_path_buf();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+            Error::NotADatabase { path, source: e }
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Locked { path },
+        Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied) => {
+            Error::Home {
+                path,
+                source: std::io::Error::new(ErrorKind::PermissionDenied, e.to_string()),
+            }
+        }
+        _ => Error::Sqlite(e),
+    }
+}
