@@ -219,3 +219,30 @@ impl Store {
         Ok(RunDetail { run, jobs: detail })
     }
 }
+
+impl Store {
+    /// How many leading characters of `id` tell it apart from every other
+    /// run in the store (at least `min`).
+    pub fn unique_prefix_len(&self, id: &str, min: usize) -> Result<usize> {
+        let neighbours: Vec<String> = self
+            .conn
+            .prepare(
+                "SELECT id FROM (SELECT id FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1)
+                 UNION ALL
+                 SELECT id FROM (SELECT id FROM runs WHERE id > ?1 ORDER BY id LIMIT 1)",
+            )?
+            .query_map([id], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let shared = neighbours
+            .iter()
+            .map(|other| {
+                id.bytes()
+                    .zip(other.bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        Ok((shared + 1).max(min).min(id.len()))
+    }
+}

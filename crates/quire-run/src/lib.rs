@@ -1,1 +1,136 @@
+//! `quire-run`: the side of quire that records runs. This release records a
+//! run for a ref by hand (`trigger`); the post-receive hook, the worker that
+//! executes runs and `validate` build on it.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, ExitCode};
+
+use clap::{Args, Parser, Subcommand};
+use quire_core::lifecycle::NewRun;
+use quire_core::{Home, Store};
+
+/// Record CI runs for pushed refs.
+#[derive(Debug, Parser)]
+#[command(name = "quire-run", version, about, propagate_version = true)]
+struct Cli {
+    /// quire's data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or
+    /// ~/.local/share/quire]
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Record a pending run for one ref of a bare repository, as a push would
+    Trigger(TriggerArgs),
+}
+
+#[derive(Debug, Args)]
+struct TriggerArgs {
+    /// The bare repository
+    #[arg(long, value_name = "DIR")]
+    git_dir: PathBuf,
+    /// The ref: `refs/heads/main`, or `main` for a branch
+    #[arg(value_name = "REF")]
+    ref_name: String,
+    /// The commit to run [default: the ref's tip]
+    #[arg(value_name = "SHA")]
+    sha: Option<String>,
+}
+
+/// Why `quire-run` could not do what it was asked.
+#[derive(Debug)]
+enum Failure {
+    Store(quire_core::Error),
+    Git(String),
+}
+
+impl From<quire_core::Error> for Failure {
+    fn from(e: quire_core::Error) -> Failure {
+        Failure::Store(e)
+    }
+}
+
+/// Run `quire-run` with this process's arguments; returns its exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Trigger(args) => trigger(cli.home.as_deref(), args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Store(e)) => {
+            eprintln!("quire-run: error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(1)
+        }
+        Err(Failure::Git(message)) => {
+            eprintln!("quire-run: error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn trigger(home: Option<&Path>, args: &TriggerArgs) -> Result<(), Failure> {
+    let git_dir = std::fs::canonicalize(&args.git_dir).map_err(|e| {
+        Failure::Git(format!(
+            "cannot open repository {}: {e}",
+            args.git_dir.display()
+        ))
+    })?;
+    let ref_name = full_ref(&git_dir, &args.ref_name)?;
+    let rev = args.sha.as_deref().unwrap_or(&ref_name);
+    let sha = rev_parse(&git_dir, &format!("{rev}^{{commit}}"))
+        .ok_or_else(|| Failure::Git(format!("{rev} names no commit in {}", git_dir.display())))?;
+    let repo = git_dir
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| git_dir.display().to_string());
+
+    let mut store = Store::open(&Home::resolve(home)?)?;
+    let created = store.create_run(&NewRun {
+        repo: &repo,
+        ref_name: &ref_name,
+        sha: &sha,
+        git_dir: &git_dir.to_string_lossy(),
+        pushed_at_ms: None,
+    })?;
+    if let Some(old) = created.superseded {
+        println!("quire: superseded run {old}");
+    }
+    let id = &created.run.id;
+    println!("quire: queued run {id} for {ref_name} (quire-runs show {id})");
+    Ok(())
+}
+
+/// `main` means `refs/heads/main` when that branch exists.
+fn full_ref(git_dir: &Path, given: &str) -> Result<String, Failure> {
+    if given.starts_with("refs/") {
+        return Ok(given.to_string());
+    }
+    for candidate in [format!("refs/heads/{given}"), format!("refs/tags/{given}")] {
+        if rev_parse(git_dir, &candidate).is_some() {
+            return Ok(candidate);
+        }
+    }
+    Err(Failure::Git(format!(
+        "{given:?} is neither a branch nor a tag of {}; give a full ref (refs/...)",
+        git_dir.display()
+    )))
+}
+
+fn rev_parse(git_dir: &Path, rev: &str) -> Option<String> {
+    let output = Process::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["rev-parse", "--verify", "--quiet", "--end-of-options", rev])
+        .output()
+        .ok()?;
+    let sha = String::from_utf8(output.stdout).ok()?.trim().to_string();
+    (output.status.success() && !sha.is_empty()).then_some(sha)
+}

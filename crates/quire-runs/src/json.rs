@@ -1,0 +1,146 @@
+//! The `--json` objects: the field names and types docs/CLI.md promises.
+
+use quire_core::query::{JobDetail, RunDetail};
+use quire_core::{FailureKind, JobState, Run, RunState, Step};
+use serde::Serialize;
+
+use std::process::ExitCode;
+
+use crate::text::{emit, rfc3339};
+
+#[derive(Debug, Serialize)]
+pub struct RunJson<'a> {
+    pub id: &'a str,
+    pub repo: &'a str,
+    #[serde(rename = "ref")]
+    pub ref_name: &'a str,
+    pub sha: &'a str,
+    pub state: RunState,
+    pub failure_kind: Option<FailureKind>,
+    pub failure_detail: Option<&'a str>,
+    pub pushed_at: String,
+    pub pushed_at_ms: i64,
+    pub queued_at: String,
+    pub queued_at_ms: i64,
+    pub started_at: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at: Option<String>,
+    pub finished_at_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub git_dir: Option<&'a str>,
+    pub traceparent: Option<&'a str>,
+    pub worker: Option<WorkerJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WorkerJson<'a> {
+    pub id: &'a str,
+    pub pid: u32,
+    pub lease_expires_at: String,
+    pub lease_expires_at_ms: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunDetailJson<'a> {
+    #[serde(flatten)]
+    pub run: RunJson<'a>,
+    pub jobs: Vec<JobJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobJson<'a> {
+    pub id: &'a str,
+    pub state: JobState,
+    pub exit_code: Option<i64>,
+    pub skip_reason: Option<&'a str>,
+    pub started_at: Option<String>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at: Option<String>,
+    pub finished_at_ms: Option<i64>,
+    pub steps: Vec<StepJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepJson<'a> {
+    pub seq: i64,
+    pub cmd: &'a str,
+    pub exit_code: Option<i64>,
+    pub started_at: String,
+    pub started_at_ms: i64,
+    pub finished_at: Option<String>,
+    pub finished_at_ms: Option<i64>,
+}
+
+pub fn run(run: &Run, now_ms: i64) -> RunJson<'_> {
+    RunJson {
+        id: &run.id,
+        repo: &run.repo,
+        ref_name: &run.ref_name,
+        sha: &run.sha,
+        state: run.state,
+        failure_kind: run.failure_kind,
+        failure_detail: run.failure_detail.as_deref(),
+        pushed_at: rfc3339(run.pushed_at_ms),
+        pushed_at_ms: run.pushed_at_ms,
+        queued_at: rfc3339(run.queued_at_ms),
+        queued_at_ms: run.queued_at_ms,
+        started_at: run.started_at_ms.map(rfc3339),
+        started_at_ms: run.started_at_ms,
+        finished_at: run.finished_at_ms.map(rfc3339),
+        finished_at_ms: run.finished_at_ms,
+        duration_ms: run.duration_ms(now_ms),
+        git_dir: run.git_dir.as_deref(),
+        traceparent: run.traceparent.as_deref(),
+        worker: run.worker.as_ref().map(|w| WorkerJson {
+            id: &w.id,
+            pid: w.pid,
+            lease_expires_at: rfc3339(w.lease_expires_at_ms),
+            lease_expires_at_ms: w.lease_expires_at_ms,
+        }),
+    }
+}
+
+pub fn detail(detail: &RunDetail, now_ms: i64) -> RunDetailJson<'_> {
+    RunDetailJson {
+        run: run(&detail.run, now_ms),
+        jobs: detail.jobs.iter().map(job).collect(),
+    }
+}
+
+fn job(detail: &JobDetail) -> JobJson<'_> {
+    let job = &detail.job;
+    JobJson {
+        id: &job.id,
+        state: job.state,
+        exit_code: job.exit_code,
+        skip_reason: job.skip_reason.as_deref(),
+        started_at: job.started_at_ms.map(rfc3339),
+        started_at_ms: job.started_at_ms,
+        finished_at: job.finished_at_ms.map(rfc3339),
+        finished_at_ms: job.finished_at_ms,
+        steps: detail.steps.iter().map(step).collect(),
+    }
+}
+
+fn step(step: &Step) -> StepJson<'_> {
+    StepJson {
+        seq: step.seq,
+        cmd: &step.cmd,
+        exit_code: step.exit_code,
+        started_at: rfc3339(step.started_at_ms),
+        started_at_ms: step.started_at_ms,
+        finished_at: step.finished_at_ms.map(rfc3339),
+        finished_at_ms: step.finished_at_ms,
+    }
+}
+
+/// Print `value` as pretty JSON on stdout.
+pub fn print(value: &impl Serialize) -> ExitCode {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => emit(&format!("{text}\n")),
+        Err(e) => {
+            eprintln!("quire-runs: error: cannot encode JSON: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+use std::process::ExitCode;
+
+use comfy_table::Cell;
+use quire_core::query::ListFilter;
+use quire_core::{Run, Store};
+
+use crate::cli::ListArgs;
+use crate::json;
+use crate::text::{Output, duration, emit, short_ref};
+
+/// The fewest id characters `list` shows.
+const MIN_ID_CHARS: usize = 8;
+
+pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_core::Result<ExitCode> {
+    let filter = ListFilter {
+        repo: args.repo.clone(),
+        ref_name: args.ref_name.clone(),
+        states: args.state.clone(),
+        limit: args.limit,
+    };
+    let runs = store.list_runs(&filter)?;
+    if args.json {
+        let objects: Vec<_> = runs.iter().map(|r| json::run(r, out.now_ms)).collect();
+        return Ok(json::print(&objects));
+    }
+    if runs.is_empty() {
+        eprintln!(
+            "no runs{}",
+            if filter_given(args) { " match" } else { " yet" }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = out.table(&["RUN", "REPO", "REF", "SHA", "STATE", "DURATION", "AGE"]);
+    for run in &runs {
+        let id_len = store.unique_prefix_len(&run.id, MIN_ID_CHARS)?;
+        table.add_row(vec![
+            Cell::new(&run.id[..id_len]),
+            Cell::new(&run.repo),
+            Cell::new(short_ref(&run.ref_name)),
+            Cell::new(&run.sha[..run.sha.len().min(12)]),
+            out.run_state(run.state, state_text(run)),
+            Cell::new(
+                run.duration_ms(out.now_ms)
+                    .map(duration)
+                    .unwrap_or_default(),
+            ),
+            Cell::new(out.age(run.queued_at_ms)),
+        ]);
+    }
+    Ok(emit(&format!("{}\n", table.trim_fmt())))
+}
+
+fn filter_given(args: &ListArgs) -> bool {
+    args.repo.is_some() || args.ref_name.is_some() || !args.state.is_empty()
+}
+
+/// `failed (orphaned)`, or just the state.
+pub fn state_text(run: &Run) -> String {
+    match run.failure_kind {
+        Some(kind) => format!("{} ({kind})", run.state),
+        None => run.state.to_string(),
+    }
+}

@@ -1,0 +1,148 @@
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use comfy_table::Cell;
+use quire_core::query::RunDetail;
+use quire_core::{JobState, RunState, Store};
+
+use crate::cli::ShowArgs;
+use crate::json;
+use crate::list::state_text;
+use crate::text::{Output, duration, emit, rfc3339};
+
+pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_core::Result<ExitCode> {
+    let run = store.resolve_run(&args.run)?;
+    let detail = store.run_detail(&run.id)?;
+    if args.json {
+        return Ok(json::print(&json::detail(&detail, out.now_ms)));
+    }
+    Ok(emit(&render(&detail, out)))
+}
+
+fn render(detail: &RunDetail, out: &Output) -> String {
+    let run = &detail.run;
+    let mut text = String::new();
+    let mut field = |name: &str, value: String| {
+        let _ = writeln!(text, "{name:<10}{value}");
+    };
+    field("run", run.id.clone());
+    field(
+        "repo",
+        match &run.git_dir {
+            Some(dir) => format!("{} ({dir})", run.repo),
+            None => run.repo.clone(),
+        },
+    );
+    field("ref", run.ref_name.clone());
+    field("sha", run.sha.clone());
+    field("state", state_text(run));
+    if let Some(kind) = run.failure_kind {
+        field("meaning", kind.meaning().to_string());
+    }
+    if let Some(detail) = &run.failure_detail {
+        field("detail", detail.clone());
+    }
+    let at = |ms: i64| format!("{} ({})", rfc3339(ms), out.age(ms));
+    field("pushed", at(run.pushed_at_ms));
+    field("queued", at(run.queued_at_ms));
+    if let Some(ms) = run.started_at_ms {
+        field("started", at(ms));
+    }
+    if let Some(ms) = run.finished_at_ms {
+        field("finished", at(ms));
+    }
+    if let Some(ms) = run.duration_ms(out.now_ms) {
+        field("duration", duration(ms));
+    }
+    if run.state == RunState::Active {
+        if let Some(worker) = &run.worker {
+            field(
+                "worker",
+                format!(
+                    "pid {} (lease until {})",
+                    worker.pid,
+                    rfc3339(worker.lease_expires_at_ms)
+                ),
+            );
+        }
+        if let Some(now) = running_now(detail) {
+            field("running", now);
+        }
+    }
+
+    if detail.jobs.is_empty() {
+        text.push_str("\nno jobs recorded\n");
+        return text;
+    }
+    let mut table = out.table(&["JOB", "STATE", "DURATION", "EXIT"]);
+    for job in &detail.jobs {
+        let j = &job.job;
+        let took = span(
+            j.started_at_ms,
+            j.finished_at_ms,
+            j.state == JobState::Active,
+            out.now_ms,
+        );
+        let state = match (&j.skip_reason, j.state) {
+            (Some(reason), JobState::Skipped) => Cell::new(format!("skipped: {reason}")),
+            _ => out.job_state(j.state),
+        };
+        table.add_row(vec![
+            Cell::new(&j.id),
+            state,
+            Cell::new(took),
+            Cell::new(j.exit_code.map(|c| c.to_string()).unwrap_or_default()),
+        ]);
+        for step in &job.steps {
+            let running = step.exit_code.is_none();
+            table.add_row(vec![
+                Cell::new(format!("  {}. {}", step.seq, one_line(&step.cmd))),
+                Cell::new(if running { "running" } else { "" }),
+                Cell::new(span(
+                    Some(step.started_at_ms),
+                    step.finished_at_ms,
+                    running,
+                    out.now_ms,
+                )),
+                Cell::new(step.exit_code.map(|c| c.to_string()).unwrap_or_default()),
+            ]);
+        }
+    }
+    let _ = write!(text, "\n{}\n", table.trim_fmt());
+    text
+}
+
+/// The job and step an active run is executing.
+fn running_now(detail: &RunDetail) -> Option<String> {
+    let job = detail
+        .jobs
+        .iter()
+        .find(|j| j.job.state == JobState::Active)?;
+    match job.steps.iter().rev().find(|s| s.exit_code.is_none()) {
+        Some(step) => Some(format!(
+            "{} step {}: {}",
+            job.job.id,
+            step.seq,
+            one_line(&step.cmd)
+        )),
+        None => Some(job.job.id.clone()),
+    }
+}
+
+fn span(start: Option<i64>, end: Option<i64>, running: bool, now_ms: i64) -> String {
+    match (start, end) {
+        (Some(start), Some(end)) => duration(end - start),
+        (Some(start), None) if running => duration(now_ms - start),
+        _ => String::new(),
+    }
+}
+
+/// A command on one line, cut to a width a table can hold.
+fn one_line(cmd: &str) -> String {
+    let flat: String = cmd.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 60 {
+        format!("{}…", flat.chars().take(59).collect::<String>())
+    } else {
+        flat
+    }
+}

@@ -1,0 +1,154 @@
+//! Rendering for people: times, durations, states, tables.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+use quire_core::{JobState, RunState};
+
+/// How output goes to stdout: colored only on a terminal without NO_COLOR.
+pub struct Output {
+    pub color: bool,
+    pub now_ms: i64,
+}
+
+impl Output {
+    pub fn detect() -> Output {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Output {
+            color: std::io::stdout().is_terminal() && !no_color,
+            now_ms: quire_core::clock::now_ms(),
+        }
+    }
+
+    /// A borderless table with a header row.
+    pub fn table(&self, header: &[&str]) -> Table {
+        let mut table = Table::new();
+        table
+            .load_style(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(header.iter().map(|h| Cell::new(h)));
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
+        if !self.color {
+            table.force_no_tty();
+        }
+        table
+    }
+
+    pub fn run_state(&self, state: RunState, detail: String) -> Cell {
+        let color = match state {
+            RunState::Pending => Color::Grey,
+            RunState::Active => Color::Yellow,
+            RunState::Complete => Color::Green,
+            RunState::Failed => Color::Red,
+            RunState::Superseded => Color::DarkGrey,
+        };
+        self.colored(detail, color)
+    }
+
+    pub fn job_state(&self, state: JobState) -> Cell {
+        let color = match state {
+            JobState::Pending => Color::Grey,
+            JobState::Active => Color::Yellow,
+            JobState::Complete => Color::Green,
+            JobState::Failed | JobState::Aborted => Color::Red,
+            JobState::Skipped => Color::DarkGrey,
+        };
+        self.colored(state.to_string(), color)
+    }
+
+    fn colored(&self, text: String, color: Color) -> Cell {
+        let cell = Cell::new(text);
+        if self.color { cell.fg(color) } else { cell }
+    }
+
+    /// "3m ago", relative to now.
+    pub fn age(&self, at_ms: i64) -> String {
+        let secs = (self.now_ms - at_ms).max(0) / 1000;
+        match secs {
+            0..=59 => format!("{secs}s ago"),
+            60..=3599 => format!("{}m ago", secs / 60),
+            3600..=86_399 => format!("{}h ago", secs / 3600),
+            _ => format!("{}d ago", secs / 86_400),
+        }
+    }
+}
+
+/// An RFC 3339 UTC timestamp with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(ts) => format!("{ts:.3}"),
+        Err(_) => format!("(invalid time {ms} ms)"),
+    }
+}
+
+/// "1h 2m", "3m 4s", "5.2s", "830ms".
+pub fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    let secs = ms / 1000;
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if secs < 60 {
+        format!("{}.{}s", secs, (ms % 1000) / 100)
+    } else if secs < 3600 {
+        format!("{}m {}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h {}m", secs / 3600, (secs % 3600) / 60)
+    }
+}
+
+/// `main` for refs/heads/main, `tag v1.0` for refs/tags/v1.0.
+pub fn short_ref(ref_name: &str) -> String {
+    if let Some(branch) = ref_name.strip_prefix("refs/heads/") {
+        branch.to_string()
+    } else if let Some(tag) = ref_name.strip_prefix("refs/tags/") {
+        format!("tag {tag}")
+    } else {
+        ref_name.to_string()
+    }
+}
+
+/// Write `text` to stdout. A reader that went away (`| head`) is not an
+/// error worth a report; any other write failure is.
+pub fn emit(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quire-runs: error: cannot write to stdout: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(830), "830ms");
+        assert_eq!(duration(5_249), "5.2s");
+        assert_eq!(duration(184_000), "3m 4s");
+        assert_eq!(duration(3_720_000), "1h 2m");
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(rfc3339(1_764_373_440_123), "2025-11-28T23:44:00.123Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn refs_are_shortened() {
+        assert_eq!(short_ref("refs/heads/feature/x"), "feature/x");
+        assert_eq!(short_ref("refs/tags/v1"), "tag v1");
+        assert_eq!(short_ref("refs/notes/y"), "refs/notes/y");
+    }
+}
