@@ -27,7 +27,7 @@ impl Output {
         table
             .load_style(presets::NOTHING)
             .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header(header.iter().map(|h| Cell::new(h)));
+            .set_header(header.iter().map(Cell::new));
         for column in table.column_iter_mut() {
             column.set_padding((0, 2));
         }

@@ -1,0 +1,270 @@
+//! The schema itself rejects every malformed shape of a run, job or step,
+//! and a second live run of a (repo, ref).
+
+use quire_core::{Home, Store};
+use rusqlite::Connection;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Home::at(dir.path())).unwrap();
+    (dir, store)
+}
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn insert_run(
+    conn: &Connection,
+    id: &str,
+    ref_name: &str,
+    columns: &str,
+    values: &str,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        &format!(
+            "INSERT INTO runs (id, repo, ref_name, sha, pushed_at_ms, queued_at_ms, {columns})
+             VALUES ('{id}', 'app.git', '{ref_name}', '{SHA}', 1, 2, {values})"
+        ),
+        [],
+    )
+}
+
+fn assert_check_fails(result: rusqlite::Result<usize>, what: &str) {
+    let err = result.expect_err(what);
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation),
+        "{what}: {err}"
+    );
+}
+
+#[test]
+fn malformed_run_shapes_are_rejected() {
+    let (_dir, store) = store();
+    let conn = store.connection();
+    let bad = [
+        (
+            "state, started_at_ms",
+            "'pending', 3",
+            "pending with started_at_ms",
+        ),
+        (
+            "state, finished_at_ms",
+            "'pending', 3",
+            "pending with finished_at_ms",
+        ),
+        (
+            "state, worker_id, worker_pid, lease_expires_at_ms",
+            "'pending', 'w', 1, 9",
+            "pending with a worker",
+        ),
+        ("state", "'active'", "active without started_at_ms"),
+        (
+            "state, started_at_ms, finished_at_ms",
+            "'active', 3, 4",
+            "active with finished_at_ms",
+        ),
+        (
+            "state, started_at_ms",
+            "'complete', 3",
+            "complete without finished_at_ms",
+        ),
+        (
+            "state, finished_at_ms",
+            "'complete', 4",
+            "complete without started_at_ms",
+        ),
+        (
+            "state, failure_kind",
+            "'failed', 'cancelled'",
+            "failed without finished_at_ms",
+        ),
+        (
+            "state, finished_at_ms",
+            "'failed', 4",
+            "failed without failure_kind",
+        ),
+        (
+            "state, started_at_ms, finished_at_ms, failure_kind",
+            "'complete', 3, 4, 'orphaned'",
+            "complete with a failure_kind",
+        ),
+        (
+            "state, finished_at_ms, failure_kind",
+            "'failed', 4, 'exploded'",
+            "an unknown failure_kind",
+        ),
+        ("state", "'superseded'", "superseded without finished_at_ms"),
+        (
+            "state, finished_at_ms, failure_detail",
+            "'superseded', 4, 'why'",
+            "failure_detail on a superseded run",
+        ),
+        ("state", "'running'", "an unknown state"),
+        (
+            "state, started_at_ms, worker_id",
+            "'active', 3, 'w'",
+            "a worker without pid and lease",
+        ),
+    ];
+    for (n, (columns, values, what)) in bad.iter().enumerate() {
+        assert_check_fails(
+            insert_run(
+                conn,
+                &format!("r{n}"),
+                &format!("refs/heads/b{n}"),
+                columns,
+                values,
+            ),
+            what,
+        );
+    }
+    // The same table takes each well-formed shape.
+    let good = [
+        ("state", "'pending'"),
+        (
+            "state, started_at_ms, worker_id, worker_pid, lease_expires_at_ms",
+            "'active', 3, 'w', 1, 9",
+        ),
+        ("state, started_at_ms, finished_at_ms", "'complete', 3, 4"),
+        (
+            "state, finished_at_ms, failure_kind, failure_detail",
+            "'failed', 4, 'orphaned', 'gone'",
+        ),
+        ("state, finished_at_ms", "'superseded', 4"),
+    ];
+    for (n, (columns, values)) in good.iter().enumerate() {
+        insert_run(
+            conn,
+            &format!("g{n}"),
+            &format!("refs/heads/g{n}"),
+            columns,
+            values,
+        )
+        .unwrap_or_else(|e| panic!("{columns}: {e}"));
+    }
+}
+
+#[test]
+fn a_second_live_run_of_a_ref_is_rejected_but_terminal_ones_are_not() {
+    let (_dir, store) = store();
+    let conn = store.connection();
+    insert_run(conn, "a", "refs/heads/main", "state", "'pending'").unwrap();
+    assert_check_fails(
+        insert_run(conn, "b", "refs/heads/main", "state", "'pending'"),
+        "two pending runs of one ref",
+    );
+    assert_check_fails(
+        insert_run(
+            conn,
+            "c",
+            "refs/heads/main",
+            "state, started_at_ms, worker_id, worker_pid, lease_expires_at_ms",
+            "'active', 3, 'w', 1, 9",
+        ),
+        "a pending and an active run of one ref",
+    );
+    insert_run(
+        conn,
+        "d",
+        "refs/heads/main",
+        "state, finished_at_ms",
+        "'superseded', 4",
+    )
+    .unwrap();
+    insert_run(
+        conn,
+        "e",
+        "refs/heads/main",
+        "state, started_at_ms, finished_at_ms",
+        "'complete', 3, 4",
+    )
+    .unwrap();
+    insert_run(conn, "f", "refs/heads/other", "state", "'pending'").unwrap();
+}
+
+#[test]
+fn malformed_job_and_step_shapes_are_rejected() {
+    let (_dir, store) = store();
+    let conn = store.connection();
+    insert_run(
+        conn,
+        "r",
+        "refs/heads/main",
+        "state, started_at_ms, worker_id, worker_pid, lease_expires_at_ms",
+        "'active', 3, 'w', 1, 9",
+    )
+    .unwrap();
+    let job = |values: &str| {
+        conn.execute(
+            &format!("INSERT INTO jobs (run_id, job_id, position, state, started_at_ms, finished_at_ms, skip_reason) VALUES ('r', {values})"),
+            [],
+        )
+    };
+    let bad = [
+        (
+            "'a', 0, 'pending', 5, NULL, NULL",
+            "pending job with started_at_ms",
+        ),
+        (
+            "'a', 0, 'active', NULL, NULL, NULL",
+            "active job without started_at_ms",
+        ),
+        (
+            "'a', 0, 'complete', 5, NULL, NULL",
+            "complete job without finished_at_ms",
+        ),
+        (
+            "'a', 0, 'aborted', 5, NULL, NULL",
+            "aborted job without finished_at_ms",
+        ),
+        ("'a', 0, 'skipped', 5, 6, NULL", "skipped job that started"),
+        (
+            "'a', 0, 'failed', 5, 6, 'why'",
+            "skip_reason on a failed job",
+        ),
+        ("'a', 0, 'done', NULL, NULL, NULL", "an unknown job state"),
+        (
+            "'a', -1, 'pending', NULL, NULL, NULL",
+            "a negative position",
+        ),
+        ("'a', 0, 'pending', NULL, NULL, NULL", "ok"),
+    ];
+    for (values, what) in &bad[..bad.len() - 1] {
+        assert_check_fails(job(values), what);
+    }
+    job(bad[bad.len() - 1].0).unwrap();
+    assert_check_fails(
+        job("'b', 0, 'pending', NULL, NULL, NULL"),
+        "two jobs at one position",
+    );
+    assert_check_fails(
+        job("'a', 1, 'pending', NULL, NULL, NULL"),
+        "a job id twice in a run",
+    );
+    assert_check_fails(
+        conn.execute(
+            "INSERT INTO jobs (run_id, job_id, position, state) VALUES ('nope', 'a', 0, 'pending')",
+            [],
+        ),
+        "a job of no run",
+    );
+
+    let step = |values: &str| {
+        conn.execute(
+            &format!("INSERT INTO sh_events (run_id, job_id, seq, cmd, exit_code, started_at_ms, finished_at_ms) VALUES ('r', 'a', {values})"),
+            [],
+        )
+    };
+    assert_check_fails(
+        step("1, 'make', 0, 5, NULL"),
+        "an exit code without a finish",
+    );
+    assert_check_fails(
+        step("1, 'make', NULL, 5, 6"),
+        "a finish without an exit code",
+    );
+    assert_check_fails(step("0, 'make', NULL, 5, NULL"), "seq 0");
+    step("1, 'make', NULL, 5, NULL").unwrap();
+    step("2, 'make', NULL, 5, NULL").unwrap();
+    assert_check_fails(step("2, 'make again', NULL, 5, NULL"), "a seq twice");
+}

@@ -1,0 +1,575 @@
+//! The run and job state machines through the store's API: behaviours,
+//! property tests over random operation sequences, and concurrent writers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use quire_core::lifecycle::{Applied, NewRun, Outcome, Worker};
+use quire_core::query::ListFilter;
+use quire_core::reconcile::Liveness;
+use quire_core::{Error, FailureKind, Home, JobState, Run, RunState, Store};
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn new_run<'a>(repo: &'a str, ref_name: &'a str) -> NewRun<'a> {
+    NewRun {
+        repo,
+        ref_name,
+        sha: SHA,
+        git_dir: "/srv/git/app.git",
+        pushed_at_ms: None,
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&Home::at(dir.path())).unwrap()
+}
+
+fn worker(pid: u32) -> Worker {
+    Worker {
+        id: format!("worker-{pid}"),
+        pid,
+        lease: Duration::from_secs(30),
+    }
+}
+
+/// A process table the test decides.
+#[derive(Default)]
+struct Pids(Mutex<HashSet<u32>>);
+
+impl Liveness for Pids {
+    fn is_alive(&self, pid: u32) -> bool {
+        self.0.lock().unwrap().contains(&pid)
+    }
+}
+
+fn all_runs(store: &Store) -> Vec<Run> {
+    store
+        .list_runs(&ListFilter {
+            limit: usize::MAX >> 2,
+            ..ListFilter::default()
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_new_run_supersedes_the_live_run_of_its_ref_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let first = store
+        .create_run(&new_run("app.git", "refs/heads/main"))
+        .unwrap();
+    let other = store
+        .create_run(&new_run("app.git", "refs/heads/dev"))
+        .unwrap();
+    let second = store
+        .create_run(&new_run("app.git", "refs/heads/main"))
+        .unwrap();
+    assert_eq!(second.superseded.as_deref(), Some(first.run.id.as_str()));
+    assert_eq!(
+        store.resolve_run(&first.run.id).unwrap().state,
+        RunState::Superseded
+    );
+    assert_eq!(
+        store.resolve_run(&other.run.id).unwrap().state,
+        RunState::Pending
+    );
+    assert_eq!(second.run.state, RunState::Pending);
+    assert!(
+        second
+            .run
+            .traceparent
+            .as_deref()
+            .is_some_and(|t| t.starts_with("00-"))
+    );
+}
+
+#[test]
+fn a_superseded_run_is_never_overwritten_by_its_late_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let run = store
+        .create_run(&new_run("app.git", "refs/heads/main"))
+        .unwrap()
+        .run;
+    let claimed = store.claim_next(&worker(1)).unwrap().unwrap();
+    assert_eq!(claimed.id, run.id);
+    store.plan_jobs(&run.id, &["build", "test"]).unwrap();
+    store.start_job(&run.id, "build").unwrap();
+    store.step_started(&run.id, "build", 1, "make").unwrap();
+
+    store
+        .create_run(&new_run("app.git", "refs/heads/main"))
+        .unwrap();
+    let detail = store.run_detail(&run.id).unwrap();
+    assert_eq!(detail.run.state, RunState::Superseded);
+    assert_eq!(detail.jobs[0].job.state, JobState::Aborted);
+    assert_eq!(detail.jobs[1].job.state, JobState::Skipped);
+    assert_eq!(
+        detail.jobs[1].job.skip_reason.as_deref(),
+        Some("run superseded")
+    );
+    assert!(detail.jobs[0].steps[0].finished_at_ms.is_some());
+
+    // The worker did not notice and reports its outcome late.
+    assert_eq!(
+        store.finish(&run.id, &Outcome::Complete).unwrap(),
+        Applied::Unchanged {
+            state: RunState::Superseded
+        }
+    );
+    assert_eq!(
+        store.finish_job(&run.id, "build", 0).unwrap(),
+        Applied::Unchanged {
+            state: JobState::Aborted
+        }
+    );
+    assert!(
+        !store.renew_lease(&run.id, &worker(1)).unwrap(),
+        "the worker must learn to stop"
+    );
+    let after = store.run_detail(&run.id).unwrap();
+    assert_eq!(after.run, detail.run);
+    assert_eq!(after.jobs[0].job, detail.jobs[0].job);
+}
+
+#[test]
+fn edges_outside_the_machine_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let run = store
+        .create_run(&new_run("app.git", "refs/heads/main"))
+        .unwrap()
+        .run;
+    // A pending run cannot complete, nor fail with pipeline-failure.
+    assert!(matches!(
+        store.finish(&run.id, &Outcome::Complete),
+        Err(Error::IllegalRunEdge {
+            from: RunState::Pending,
+            to: RunState::Complete,
+            ..
+        })
+    ));
+    let failure = Outcome::Failed {
+        kind: FailureKind::PipelineFailure,
+        detail: None,
+    };
+    assert!(matches!(
+        store.finish(&run.id, &failure),
+        Err(Error::IllegalRunEdge { .. })
+    ));
+    // Jobs only exist on active runs.
+    assert!(matches!(
+        store.plan_jobs(&run.id, &["a"]),
+        Err(Error::RunNotActive { .. })
+    ));
+    store.claim(&run.id, &worker(1)).unwrap();
+    store.plan_jobs(&run.id, &["a"]).unwrap();
+    assert!(matches!(
+        store.finish_job(&run.id, "a", 0),
+        Err(Error::IllegalJobEdge {
+            from: JobState::Pending,
+            to: JobState::Complete,
+            ..
+        })
+    ));
+    assert!(matches!(
+        store.start_job(&run.id, "nope"),
+        Err(Error::UnknownJob { .. })
+    ));
+    assert!(matches!(
+        store.cancel("no-such-run"),
+        Err(Error::UnknownRun(_))
+    ));
+    // A pending run can be cancelled; then nothing moves it.
+    let other = store
+        .create_run(&new_run("app.git", "refs/heads/dev"))
+        .unwrap()
+        .run;
+    assert!(store.cancel(&other.id).unwrap().changed());
+    let cancelled = store.resolve_run(&other.id).unwrap();
+    assert_eq!(
+        (cancelled.state, cancelled.failure_kind),
+        (RunState::Failed, Some(FailureKind::Cancelled))
+    );
+    assert!(!store.claim(&other.id, &worker(2)).unwrap().changed());
+}
+
+#[test]
+fn bad_runs_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    for (repo, ref_name, sha) in [
+        ("", "refs/heads/main", SHA),
+        ("app.git", "main", SHA),
+        ("app.git", "refs/", SHA),
+        ("app.git", "refs/heads/main", "abc"),
+        (
+            "app.git",
+            "refs/heads/main",
+            "0123456789ABCDEF0123456789ABCDEF01234567",
+        ),
+    ] {
+        let result = store.create_run(&NewRun {
+            repo,
+            ref_name,
+            sha,
+            git_dir: "/x",
+            pushed_at_ms: None,
+        });
+        assert!(
+            matches!(result, Err(Error::InvalidRun(_))),
+            "{repo} {ref_name} {sha}"
+        );
+    }
+    assert!(all_runs(&store).is_empty());
+}
+
+#[test]
+fn steps_recorded_twice_keep_their_first_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let run = store
+        .create_run(&new_run("app.git", "refs/heads/main"))
+        .unwrap()
+        .run;
+    store.claim(&run.id, &worker(1)).unwrap();
+    store.plan_jobs(&run.id, &["build"]).unwrap();
+    store.start_job(&run.id, "build").unwrap();
+    for _ in 0..2 {
+        for seq in 1..=300 {
+            store
+                .step_started(&run.id, "build", seq, &format!("echo {seq}"))
+                .unwrap();
+            store
+                .step_finished(&run.id, "build", seq, i64::from(seq == 300))
+                .unwrap();
+        }
+    }
+    let steps = &store.run_detail(&run.id).unwrap().jobs[0].steps;
+    assert_eq!(steps.len(), 300);
+    assert!(
+        steps
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.seq == i as i64 + 1 && s.cmd == format!("echo {}", i + 1))
+    );
+    assert_eq!(steps[299].exit_code, Some(1));
+}
+
+#[test]
+fn reconcile_orphans_runs_whose_worker_is_gone_and_leaves_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = Arc::new(AtomicI64::new(1_000_000));
+    let clock_now = now.clone();
+    let mut store = Store::open_with_clock(
+        &Home::at(dir.path()),
+        Arc::new(move || clock_now.load(Ordering::SeqCst)),
+    )
+    .unwrap();
+    let pids = Pids::default();
+    pids.0.lock().unwrap().extend([1, 2]);
+    let mut ids = Vec::new();
+    for (n, w) in [1, 2, 3].into_iter().enumerate() {
+        let run = store
+            .create_run(&new_run("app.git", &format!("refs/heads/b{n}")))
+            .unwrap()
+            .run;
+        store.claim(&run.id, &worker(w)).unwrap();
+        store.plan_jobs(&run.id, &["build", "test"]).unwrap();
+        store.start_job(&run.id, "build").unwrap();
+        ids.push(run.id);
+    }
+    let pending = store
+        .create_run(&new_run("app.git", "refs/heads/p"))
+        .unwrap()
+        .run;
+
+    // Worker 3's process is gone.
+    let report = store.reconcile(&pids, false).unwrap();
+    assert_eq!(report.orphaned.len(), 1);
+    assert_eq!(report.orphaned[0].run, ids[2]);
+    assert!(report.orphaned[0].reason.contains("process 3 is gone"));
+    assert_eq!(report.live, vec![ids[0].clone(), ids[1].clone()]);
+    assert_eq!(report.awaiting_worker, vec![pending.id.clone()]);
+    let orphan = store.run_detail(&ids[2]).unwrap();
+    assert_eq!(
+        (orphan.run.state, orphan.run.failure_kind),
+        (RunState::Failed, Some(FailureKind::Orphaned))
+    );
+    assert_eq!(orphan.jobs[0].job.state, JobState::Aborted);
+    assert_eq!(orphan.jobs[1].job.state, JobState::Skipped);
+
+    // Worker 1 renews its lease; worker 2 is alive but stuck past its lease.
+    now.fetch_add(20_000, Ordering::SeqCst);
+    assert!(store.renew_lease(&ids[0], &worker(1)).unwrap());
+    now.fetch_add(20_000, Ordering::SeqCst);
+    let dry = store.reconcile(&pids, true).unwrap();
+    assert_eq!(
+        dry.orphaned.iter().map(|o| &o.run).collect::<Vec<_>>(),
+        vec![&ids[1]]
+    );
+    assert_eq!(
+        store.resolve_run(&ids[1]).unwrap().state,
+        RunState::Active,
+        "a dry run changes nothing"
+    );
+    let report = store.reconcile(&pids, false).unwrap();
+    assert_eq!(report.orphaned.len(), 1);
+    assert!(
+        report.orphaned[0]
+            .reason
+            .contains("stopped renewing its lease"),
+        "{}",
+        report.orphaned[0].reason
+    );
+    assert_eq!(store.resolve_run(&ids[0]).unwrap().state, RunState::Active);
+    assert_eq!(store.resolve_run(&ids[1]).unwrap().state, RunState::Failed);
+}
+
+#[test]
+fn concurrent_writers_with_their_own_connections_leave_one_live_run_and_lose_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("fresh"));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let home = home.clone();
+            std::thread::spawn(move || {
+                // Every thread opens (and so may migrate) the fresh store.
+                let mut store = Store::open(&home).expect("open");
+                for _ in 0..25 {
+                    store
+                        .create_run(&new_run("app.git", "refs/heads/main"))
+                        .expect("create");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no writer may fail");
+    }
+    let store = Store::open(&home).unwrap();
+    let runs = all_runs(&store);
+    assert_eq!(runs.len(), 200);
+    assert_eq!(runs.iter().filter(|r| r.state.is_live()).count(), 1);
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.state == RunState::Superseded)
+            .count(),
+        199
+    );
+    // The live one is the newest.
+    assert_eq!(runs[0].state, RunState::Pending);
+}
+
+#[test]
+fn concurrent_workers_claim_each_run_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let mut store = Store::open(&home).unwrap();
+    for n in 0..60 {
+        store
+            .create_run(&new_run("app.git", &format!("refs/heads/b{n}")))
+            .unwrap();
+    }
+    let threads: Vec<_> = (0..4u32)
+        .map(|w| {
+            let home = home.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&home).unwrap();
+                let mut mine = Vec::new();
+                while let Some(run) = store.claim_next(&worker(w + 10)).unwrap() {
+                    assert_eq!(run.worker.as_ref().unwrap().pid, w + 10);
+                    mine.push(run.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut claimed: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(claimed.len(), 60);
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), 60, "a run was claimed twice");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create { repo: u8, branch: u8 },
+    ClaimNext { worker: u8 },
+    Complete { pick: u8 },
+    Fail { pick: u8, kind: u8 },
+    Supersede { pick: u8 },
+    SupersedeRef { repo: u8, branch: u8 },
+    Cancel { pick: u8 },
+    Renew { pick: u8, worker: u8 },
+    PlanAndStartJob { pick: u8 },
+    Reconcile { dry_run: bool },
+    KillWorker { worker: u8 },
+    Clock { delta_ms: i64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..2u8, 0..3u8).prop_map(|(repo, branch)| Op::Create { repo, branch }),
+        3 => (0..3u8).prop_map(|worker| Op::ClaimNext { worker }),
+        2 => any::<u8>().prop_map(|pick| Op::Complete { pick }),
+        2 => (any::<u8>(), 0..5u8).prop_map(|(pick, kind)| Op::Fail { pick, kind }),
+        1 => any::<u8>().prop_map(|pick| Op::Supersede { pick }),
+        1 => (0..2u8, 0..3u8).prop_map(|(repo, branch)| Op::SupersedeRef { repo, branch }),
+        1 => any::<u8>().prop_map(|pick| Op::Cancel { pick }),
+        2 => (any::<u8>(), 0..3u8).prop_map(|(pick, worker)| Op::Renew { pick, worker }),
+        2 => any::<u8>().prop_map(|pick| Op::PlanAndStartJob { pick }),
+        2 => any::<bool>().prop_map(|dry_run| Op::Reconcile { dry_run }),
+        1 => (0..3u8).prop_map(|worker| Op::KillWorker { worker }),
+        2 => (-5_000..60_000i64).prop_map(|delta_ms| Op::Clock { delta_ms }),
+    ]
+}
+
+/// Errors a random sequence may legitimately provoke: edges the machine does
+/// not have. Anything else is a bug.
+fn expected_refusal(result: Result<impl std::fmt::Debug, Error>) -> Result<(), TestCaseError> {
+    match result {
+        Ok(_)
+        | Err(Error::IllegalRunEdge { .. })
+        | Err(Error::IllegalJobEdge { .. })
+        | Err(Error::RunNotActive { .. }) => Ok(()),
+        Err(e) => Err(TestCaseError::fail(format!("unexpected error: {e}"))),
+    }
+}
+
+fn check_invariants(
+    store: &Store,
+    before: &HashMap<String, Run>,
+) -> Result<HashMap<String, Run>, TestCaseError> {
+    let runs = all_runs(store);
+    let mut live = HashSet::new();
+    for run in &runs {
+        if run.state.is_live() {
+            prop_assert!(
+                live.insert((run.repo.clone(), run.ref_name.clone())),
+                "two live runs of {} {}",
+                run.repo,
+                run.ref_name
+            );
+        }
+        prop_assert!(run.pushed_at_ms <= run.queued_at_ms);
+        if let Some(started) = run.started_at_ms {
+            prop_assert!(
+                run.queued_at_ms <= started,
+                "started before queued: {run:?}"
+            );
+        }
+        if let Some(finished) = run.finished_at_ms {
+            prop_assert!(
+                run.started_at_ms.unwrap_or(run.queued_at_ms) <= finished,
+                "finished before start: {run:?}"
+            );
+        }
+        if let Some(old) = before.get(&run.id) {
+            if old.state.is_terminal() {
+                prop_assert_eq!(old, run, "a terminal run changed");
+            }
+            if old.started_at_ms.is_some() {
+                prop_assert_eq!(
+                    old.started_at_ms,
+                    run.started_at_ms,
+                    "started_at stamped twice"
+                );
+            }
+        }
+        if run.state.is_terminal() {
+            for job in store.run_detail(&run.id).unwrap().jobs {
+                prop_assert!(
+                    job.job.state.is_terminal(),
+                    "run {} is {} but job {} is {}",
+                    run.id,
+                    run.state,
+                    job.job.id,
+                    job.job.state
+                );
+            }
+        }
+    }
+    prop_assert!(
+        before.keys().all(|id| runs.iter().any(|r| &r.id == id)),
+        "a run was lost"
+    );
+    Ok(runs.into_iter().map(|r| (r.id.clone(), r)).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_operation_sequences_keep_the_invariants(ops in proptest::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Arc::new(AtomicI64::new(1_700_000_000_000));
+        let clock_now = now.clone();
+        let mut store = Store::open_with_clock(
+            &Home::at(dir.path()),
+            Arc::new(move || clock_now.load(Ordering::SeqCst)),
+        ).unwrap();
+        let pids = Pids::default();
+        pids.0.lock().unwrap().extend([100, 101, 102]);
+        let mut ids: Vec<String> = Vec::new();
+        let mut seen = HashMap::new();
+        let pick = |ids: &Vec<String>, n: u8| ids.get(usize::from(n) % ids.len().max(1)).cloned();
+
+        for op in ops {
+            match op {
+                Op::Create { repo, branch } => {
+                    let repo = format!("r{repo}.git");
+                    let ref_name = format!("refs/heads/b{branch}");
+                    ids.push(store.create_run(&new_run(&repo, &ref_name)).unwrap().run.id);
+                }
+                Op::ClaimNext { worker: w } => { store.claim_next(&worker(100 + u32::from(w))).unwrap(); }
+                Op::Complete { pick: n } => if let Some(id) = pick(&ids, n) {
+                    expected_refusal(store.finish(&id, &Outcome::Complete))?;
+                },
+                Op::Fail { pick: n, kind } => if let Some(id) = pick(&ids, n) {
+                    let kind = FailureKind::ALL[usize::from(kind)];
+                    expected_refusal(store.finish(&id, &Outcome::Failed { kind, detail: Some("why".into()) }))?;
+                },
+                Op::Supersede { pick: n } => if let Some(id) = pick(&ids, n) {
+                    store.supersede(&id).unwrap();
+                },
+                Op::SupersedeRef { repo, branch } => {
+                    store.supersede_ref(&format!("r{repo}.git"), &format!("refs/heads/b{branch}")).unwrap();
+                }
+                Op::Cancel { pick: n } => if let Some(id) = pick(&ids, n) {
+                    store.cancel(&id).unwrap();
+                },
+                Op::Renew { pick: n, worker: w } => if let Some(id) = pick(&ids, n) {
+                    store.renew_lease(&id, &worker(100 + u32::from(w))).unwrap();
+                },
+                Op::PlanAndStartJob { pick: n } => if let Some(id) = pick(&ids, n) {
+                    let job = format!("j{}", seen.len());
+                    if store.plan_jobs(&id, &[job.as_str(), "later"]).is_ok() {
+                        expected_refusal(store.start_job(&id, &job))?;
+                    }
+                },
+                Op::Reconcile { dry_run } => {
+                    let at = now.load(Ordering::SeqCst);
+                    let protected: Vec<Run> = all_runs(&store).into_iter()
+                        .filter(|r| r.state == RunState::Active)
+                        .filter(|r| r.worker.as_ref().is_some_and(|w| pids.is_alive(w.pid) && w.lease_expires_at_ms >= at))
+                        .collect();
+                    store.reconcile(&pids, dry_run).unwrap();
+                    for run in protected {
+                        prop_assert_eq!(store.resolve_run(&run.id).unwrap(), run, "reconcile touched a live run");
+                    }
+                }
+                Op::KillWorker { worker: w } => { pids.0.lock().unwrap().remove(&(100 + u32::from(w))); }
+                Op::Clock { delta_ms } => { now.fetch_add(delta_ms, Ordering::SeqCst); }
+            }
+            seen = check_invariants(&store, &seen)?;
+        }
+    }
+}
