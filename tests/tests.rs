@@ -1,1 +1,8 @@
+//! End-to-end tests: the real binaries against real SQLite files and real
+//! bare git repositories.
 
+mod util;
+
+mod runs_cli;
+mod store_errors;
+mod trigger;

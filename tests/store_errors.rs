@@ -1,0 +1,72 @@
+//! A store that cannot be used is refused with a clear error, and left alone.
+
+use predicates::prelude::*;
+
+use crate::util::{Env, populate};
+
+#[test]
+fn a_store_from_a_newer_quire_is_refused_byte_for_byte_unchanged() {
+    let env = Env::new();
+    populate(&mut env.store());
+    let conn = rusqlite::Connection::open(env.home().db_path()).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    drop(conn);
+    let before = std::fs::read(env.home().db_path()).unwrap();
+    for args in [&["list"][..], &["show", "01"], &["reconcile"]] {
+        env.runs(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(
+                "has schema version 99, newer than this quire knows (8)",
+            ))
+            .stderr(predicate::str::contains(
+                "hint: run a quire at least as new",
+            ));
+    }
+    assert_eq!(std::fs::read(env.home().db_path()).unwrap(), before);
+}
+
+#[test]
+fn a_corrupt_store_is_refused() {
+    let env = Env::new();
+    env.home().ensure().unwrap();
+    std::fs::write(env.home().db_path(), vec![0x5a; 8192]).unwrap();
+    env.runs(&["list"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is not a quire database, or it is corrupt",
+        ));
+    assert_eq!(
+        std::fs::read(env.home().db_path()).unwrap(),
+        vec![0x5a; 8192]
+    );
+}
+
+#[test]
+fn a_home_that_cannot_be_created_is_a_clear_error() {
+    let env = Env::new();
+    let file = env.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let mut cmd = assert_cmd::Command::cargo_bin("quire-runs").unwrap();
+    cmd.arg("--home")
+        .arg(file.join("home"))
+        .arg("list")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot use"))
+        .stderr(predicate::str::contains("as quire's home"));
+}
+
+#[test]
+fn the_home_comes_from_quire_home_when_no_flag_is_given() {
+    let env = Env::new();
+    let mut cmd = assert_cmd::Command::cargo_bin("quire-runs").unwrap();
+    cmd.env("QUIRE_HOME", env.home().dir())
+        .arg("list")
+        .assert()
+        .success();
+    assert!(env.home().db_path().is_file());
+}

@@ -1,0 +1,231 @@
+//! A tiny harness: a temporary home, the two binaries pointed at it, bare
+//! repositories with real commits, and a store filled with runs in every
+//! state.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use quire_core::lifecycle::{NewRun, Outcome, Worker};
+use quire_core::{FailureKind, Home, Store};
+use serde_json::Value;
+
+pub struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn home(&self) -> Home {
+        Home::at(self.dir.path().join("home"))
+    }
+
+    pub fn store(&self) -> Store {
+        Store::open(&self.home()).unwrap()
+    }
+
+    fn command(&self, bin: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin(bin).unwrap();
+        cmd.env_remove("QUIRE_HOME")
+            .env_remove("NO_COLOR")
+            .arg("--home")
+            .arg(self.home().dir())
+            .args(args)
+            .timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    /// `quire-runs --home HOME ARGS`.
+    pub fn runs(&self, args: &[&str]) -> Command {
+        self.command("quire-runs", args)
+    }
+
+    /// `quire-run --home HOME ARGS`.
+    pub fn run(&self, args: &[&str]) -> Command {
+        self.command("quire-run", args)
+    }
+
+    /// `quire-runs ARGS --json`, parsed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.runs(args).arg("--json").assert().success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    }
+
+    /// A bare repository `name` whose `main` holds one commit.
+    pub fn bare_repo(&self, name: &str) -> PathBuf {
+        let bare = self.path().join(name);
+        git(
+            self.path(),
+            &["init", "--quiet", "--bare", bare.to_str().unwrap()],
+        );
+        let work = self.path().join(format!("{name}.work"));
+        git(
+            self.path(),
+            &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
+        );
+        std::fs::write(work.join("README"), "hello\n").unwrap();
+        git(&work, &["add", "README"]);
+        git(&work, &["commit", "--quiet", "-m", "first"]);
+        git(&work, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
+        bare
+    }
+}
+
+/// Run git with a fixed identity; panic with its stderr if it fails.
+pub fn git(cwd: &Path, args: &[&str]) -> String {
+    let out = Process::new("git")
+        .current_dir(cwd)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Quire Test")
+        .env("GIT_AUTHOR_EMAIL", "test@quire.invalid")
+        .env("GIT_COMMITTER_NAME", "Quire Test")
+        .env("GIT_COMMITTER_EMAIL", "test@quire.invalid")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A pid that belonged to a process which has exited.
+pub fn dead_pid() -> u32 {
+    let mut child = Process::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+pub const SHA: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+
+/// The ids of a store holding a run in every state.
+pub struct Fixture {
+    pub superseded: String,
+    pub complete: String,
+    pub failed: String,
+    pub pending: String,
+    pub live: String,
+    pub orphan: String,
+}
+
+/// Fill the store: runs in every state, jobs and steps under them.
+pub fn populate(store: &mut Store) -> Fixture {
+    let new = |ref_name| NewRun {
+        repo: "app.git",
+        ref_name,
+        sha: SHA,
+        git_dir: "/srv/git/app.git",
+        pushed_at_ms: None,
+    };
+    let gone = Worker {
+        id: "worker-gone".into(),
+        pid: dead_pid(),
+        lease: Duration::from_secs(3600),
+    };
+    let alive = Worker {
+        id: "worker-alive".into(),
+        pid: std::process::id(),
+        lease: Duration::from_secs(3600),
+    };
+
+    let superseded = store.create_run(&new("refs/heads/main")).unwrap().run.id;
+    let complete = store.create_run(&new("refs/heads/main")).unwrap().run.id;
+    store.claim(&complete, &gone).unwrap();
+    store.plan_jobs(&complete, &["build", "test"]).unwrap();
+    for job in ["build", "test"] {
+        store.start_job(&complete, job).unwrap();
+        store
+            .step_started(&complete, job, 1, "cargo build")
+            .unwrap();
+        store.step_finished(&complete, job, 1, 0).unwrap();
+        store
+            .step_started(&complete, job, 2, "cargo test --all")
+            .unwrap();
+        store.step_finished(&complete, job, 2, 0).unwrap();
+        store.finish_job(&complete, job, 0).unwrap();
+    }
+    store.finish(&complete, &Outcome::Complete).unwrap();
+
+    let failed = store.create_run(&new("refs/heads/dev")).unwrap().run.id;
+    store.claim(&failed, &gone).unwrap();
+    store.plan_jobs(&failed, &["build", "deploy"]).unwrap();
+    store.start_job(&failed, "build").unwrap();
+    store.step_started(&failed, "build", 1, "make").unwrap();
+    store.step_finished(&failed, "build", 1, 2).unwrap();
+    store.finish_job(&failed, "build", 2).unwrap();
+    store
+        .skip_job(&failed, "deploy", "needs build, which failed")
+        .unwrap();
+    let failure = Outcome::Failed {
+        kind: FailureKind::PipelineFailure,
+        detail: Some("job build failed".into()),
+    };
+    store.finish(&failed, &failure).unwrap();
+
+    let pending = store.create_run(&new("refs/tags/v1.0")).unwrap().run.id;
+
+    let live = store.create_run(&new("refs/heads/live")).unwrap().run.id;
+    store.claim(&live, &alive).unwrap();
+    store.plan_jobs(&live, &["build"]).unwrap();
+    store.start_job(&live, "build").unwrap();
+    store.step_started(&live, "build", 1, "sleep 600").unwrap();
+
+    let orphan = store.create_run(&new("refs/heads/orphan")).unwrap().run.id;
+    store.claim(&orphan, &gone).unwrap();
+    store.plan_jobs(&orphan, &["build", "test"]).unwrap();
+    store.start_job(&orphan, "build").unwrap();
+
+    Fixture {
+        superseded,
+        complete,
+        failed,
+        pending,
+        live,
+        orphan,
+    }
+}
+
+/// The run object with this id in a `list --json` array.
+pub fn find<'a>(runs: &'a Value, id: &str) -> &'a Value {
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("run {id} not listed"))
+}
+
+/// An RFC 3339 string field and its `_ms` twin agree.
+pub fn assert_time(object: &Value, name: &str) {
+    let text = object[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} is not a string: {object}"));
+    let ms = object[format!("{name}_ms")]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{name}_ms is not an integer"));
+    let parsed: jiff::Timestamp = text.parse().unwrap();
+    assert_eq!(parsed.as_millisecond(), ms, "{name}");
+    assert!(text.ends_with('Z'), "{name} is UTC: {text}");
+}
+
+/// A time field pair that is unset.
+pub fn assert_no_time(object: &Value, name: &str) {
+    assert!(object[name].is_null(), "{name} should be null: {object}");
+    assert!(
+        object[format!("{name}_ms")].is_null(),
+        "{name}_ms should be null"
+    );
+}
