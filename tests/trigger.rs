@@ -94,3 +94,34 @@ fn concurrent_triggers_of_one_ref_from_many_processes_leave_one_live_run() {
         7
     );
 }
+
+#[test]
+fn the_demo_pushes_a_project_and_records_its_run() {
+    let env = Env::new();
+    let dir = env.path().join("demo");
+    let out = env
+        .run(&["demo", "--dir", dir.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pushed main to"))
+        .stdout(predicate::str::contains("state     pending"))
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let runs = env.json(&["list"]);
+    let id = runs[0]["id"].as_str().unwrap();
+    assert!(text.contains(&format!("run       {id}")), "{text}");
+    assert_eq!(
+        runs[0]["sha"],
+        git(&dir.join("app.git"), &["rev-parse", "main"]).as_str()
+    );
+    // The pushed commit carries the pipeline.
+    let pipeline = git(&dir.join("app.git"), &["show", "main:.quire/ci.toml"]);
+    assert!(pipeline.contains("[jobs.test]"));
+    // A second demo in the same place is refused rather than mixed in.
+    env.run(&["demo", "--dir", dir.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already holds a demo"));
+}

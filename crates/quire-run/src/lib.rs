@@ -26,6 +26,17 @@ struct Cli {
 enum Command {
     /// Record a pending run for one ref of a bare repository, as a push would
     Trigger(TriggerArgs),
+    /// Try quire end to end in a scratch directory: a bare repository, a
+    /// real `git push` of a project with a pipeline, the run it records
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Where to create the repositories (and the home, unless --home is
+    /// given) [default: a new directory under $TMPDIR]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +51,8 @@ struct TriggerArgs {
     #[arg(value_name = "SHA")]
     sha: Option<String>,
 }
+
+mod demo;
 
 /// Why `quire-run` could not do what it was asked.
 #[derive(Debug)]
@@ -58,7 +71,8 @@ impl From<quire_core::Error> for Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Trigger(args) => trigger(cli.home.as_deref(), args),
+        Command::Trigger(args) => trigger(cli.home.as_deref(), args).map(drop),
+        Command::Demo(args) => demo::run(cli.home.as_deref(), args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,7 +90,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn trigger(home: Option<&Path>, args: &TriggerArgs) -> Result<(), Failure> {
+/// Record a run for the ref; returns its id and the home it went to.
+fn trigger(home: Option<&Path>, args: &TriggerArgs) -> Result<(String, Home), Failure> {
     let git_dir = std::fs::canonicalize(&args.git_dir).map_err(|e| {
         Failure::Git(format!(
             "cannot open repository {}: {e}",
@@ -92,7 +107,8 @@ fn trigger(home: Option<&Path>, args: &TriggerArgs) -> Result<(), Failure> {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| git_dir.display().to_string());
 
-    let mut store = Store::open(&Home::resolve(home)?)?;
+    let home = Home::resolve(home)?;
+    let mut store = Store::open(&home)?;
     let created = store.create_run(&NewRun {
         repo: &repo,
         ref_name: &ref_name,
@@ -105,7 +121,7 @@ fn trigger(home: Option<&Path>, args: &TriggerArgs) -> Result<(), Failure> {
     }
     let id = &created.run.id;
     println!("quire: queued run {id} for {ref_name} (quire-runs show {id})");
-    Ok(())
+    Ok((created.run.id, home))
 }
 
 /// `main` means `refs/heads/main` when that branch exists.

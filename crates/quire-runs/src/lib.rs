@@ -17,7 +17,17 @@ use cli::{Cli, Command};
 
 /// Run `quire-runs` with this process's arguments; returns its exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_with(std::env::args_os())
+}
+
+/// Run `quire-runs` with these arguments (the first is the program name),
+/// as if from the command line; returns its exit status.
+pub fn main_with<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

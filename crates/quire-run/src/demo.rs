@@ -1,0 +1,127 @@
+//! `quire-run demo`: quire end to end on its embedded defaults, in a scratch
+//! directory, with real git.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use crate::{DemoArgs, Failure, TriggerArgs, trigger};
+
+const PIPELINE: &str = r#"# quire's pipeline for this demo project
+[env]
+GREETING = "hello from quire"
+
+[jobs.build]
+inputs = ["quire/push"]
+sh = ["echo \"$GREETING\"", "test -f README.md"]
+
+[jobs.test]
+inputs = ["build"]
+sh = [["sh", "-c", "grep -q quire README.md"]]
+timeout = "1m"
+"#;
+
+pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!(
+            "quire-demo-{}-{}",
+            std::process::id(),
+            quire_core::clock::now_ms()
+        )),
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure::Git(format!("cannot create {}: {e}", dir.display())))?;
+    let dir = std::fs::canonicalize(&dir)
+        .map_err(|e| Failure::Git(format!("cannot open {}: {e}", dir.display())))?;
+    let home = home.map_or_else(|| dir.join("home"), Path::to_path_buf);
+    let bare = dir.join("app.git");
+    let work = dir.join("app");
+    if bare.exists() || work.exists() {
+        return Err(Failure::Git(format!(
+            "{} already holds a demo; pass --dir with a new directory",
+            dir.display()
+        )));
+    }
+
+    println!("quire demo in {}", dir.display());
+    git(&dir, &["init", "--quiet", "--bare", path(&bare)?])?;
+    git(&dir, &["init", "--quiet", "-b", "main", path(&work)?])?;
+    write(&work.join("README.md"), "# app\n\nBuilt by quire.\n")?;
+    write(&work.join(".quire/ci.toml"), PIPELINE)?;
+    git(&work, &["add", "README.md", ".quire/ci.toml"])?;
+    git(
+        &work,
+        &["commit", "--quiet", "-m", "app with a two-job pipeline"],
+    )?;
+    git(&work, &["push", "--quiet", path(&bare)?, "main"])?;
+    println!("pushed main to {}", bare.display());
+
+    // What the post-receive hook does for each pushed ref.
+    let (id, home) = trigger(
+        Some(&home),
+        &TriggerArgs {
+            git_dir: bare,
+            ref_name: "refs/heads/main".into(),
+            sha: None,
+        },
+    )?;
+
+    let runs = sibling("quire-runs");
+    let home_arg = home.dir().display().to_string();
+    println!();
+    println!("$ quire-runs --home {home_arg} show {id}");
+    quire_runs::main_with(["quire-runs", "--home", &home_arg, "show", &id]);
+    println!();
+    println!("The run waits for a worker: executing pipelines arrives with the push path.");
+    println!("Look further:");
+    println!("  {} --home {home_arg} list", runs.display());
+    println!("  {} --home {home_arg} show {id} --json", runs.display());
+    println!("  {} --home {home_arg} reconcile", runs.display());
+    Ok(())
+}
+
+/// A binary installed beside this one, or its bare name for $PATH.
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .filter(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn path(p: &Path) -> Result<&str, Failure> {
+    p.to_str()
+        .ok_or_else(|| Failure::Git(format!("{} is not valid UTF-8", p.display())))
+}
+
+fn write(file: &Path, text: &str) -> Result<(), Failure> {
+    if let Some(parent) = file.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::Git(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    std::fs::write(file, text)
+        .map_err(|e| Failure::Git(format!("cannot write {}: {e}", file.display())))
+}
+
+/// Run git with an identity of its own, so the demo works on a machine
+/// where git has none configured.
+fn git(cwd: &Path, args: &[&str]) -> Result<(), Failure> {
+    let out = Process::new("git")
+        .current_dir(cwd)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "quire demo")
+        .env("GIT_AUTHOR_EMAIL", "demo@quire.invalid")
+        .env("GIT_COMMITTER_NAME", "quire demo")
+        .env("GIT_COMMITTER_EMAIL", "demo@quire.invalid")
+        .output()
+        .map_err(|e| Failure::Git(format!("cannot run git: {e}; is git installed?")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Failure::Git(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
