@@ -3,6 +3,7 @@
 
 mod util;
 
+mod completions;
 mod runs_cli;
 mod store_errors;
 mod trigger;

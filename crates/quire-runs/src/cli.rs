@@ -24,6 +24,11 @@ pub enum Command {
     Show(ShowArgs),
     /// Fail runs whose worker is gone (safe to run from cron at any moment)
     Reconcile(ReconcileArgs),
+    /// Print a completion script for a shell
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]

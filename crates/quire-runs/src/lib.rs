@@ -10,7 +10,7 @@ mod text;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use quire_core::{Home, Store};
 
 use cli::{Cli, Command};
@@ -41,12 +41,19 @@ where
 }
 
 fn run(cli: Cli) -> quire_core::Result<ExitCode> {
-    let home = Home::resolve(cli.home.as_deref())?;
-    let mut store = Store::open(&home)?;
     let out = text::Output::detect();
+    let open = || Store::open(&Home::resolve(cli.home.as_deref())?);
     match cli.command {
-        Command::List(args) => list::run(&store, &args, &out),
-        Command::Show(args) => show::run(&store, &args, &out),
-        Command::Reconcile(args) => reconcile::run(&mut store, &args),
+        Command::List(args) => list::run(&open()?, &args, &out),
+        Command::Show(args) => show::run(&open()?, &args, &out),
+        Command::Reconcile(args) => reconcile::run(&mut open()?, &args),
+        Command::Completions { shell } => Ok(completions(shell)),
     }
+}
+
+/// The completion script for `shell`; it needs no store.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "quire-runs", &mut script);
+    text::emit(&String::from_utf8_lossy(&script))
 }
