@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use crate::model::{FailureKind, JobState, Run, RunState};
-use crate::query::{RUN_COLUMNS, run_from_row};
+use crate::query::run_by_id;
 use crate::{Error, Result, Store};
 
 /// One edge of the run state machine.
@@ -425,14 +425,8 @@ fn live_run_of(tx: &Transaction<'_>, repo: &str, ref_name: &str) -> Result<Optio
         .optional()?)
 }
 
-pub(crate) fn load_run(tx: &Transaction<'_>, run_id: &str) -> Result<Run> {
-    tx.query_row(
-        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-        [run_id],
-        run_from_row,
-    )
-    .optional()?
-    .ok_or_else(|| Error::UnknownRun(run_id.to_string()))
+fn load_run(tx: &Transaction<'_>, run_id: &str) -> Result<Run> {
+    run_by_id(tx, run_id)?.ok_or_else(|| Error::UnknownRun(run_id.to_string()))
 }
 
 fn run_state(tx: &Transaction<'_>, run_id: &str) -> Result<RunState> {

@@ -1,7 +1,7 @@
 //! Reading runs back: lists, id prefixes, and a run with its jobs and steps.
 
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::model::{Job, Run, RunState, Step, WorkerLease};
 use crate::{Error, Result, Store};
@@ -37,6 +37,16 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         traceparent: row.get(12)?,
         worker,
     })
+}
+
+/// The run with exactly this id, if any.
+pub(crate) fn run_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<Run>> {
+    conn.query_row(
+        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+        [id],
+        run_from_row,
+    )
+    .optional()
 }
 
 /// Which runs `list` shows.
@@ -140,15 +150,7 @@ impl Store {
         if !id_like {
             return Err(Error::UnknownRun(given));
         }
-        let exact = self
-            .conn
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                [&given],
-                run_from_row,
-            )
-            .optional()?;
-        if let Some(run) = exact {
+        if let Some(run) = run_by_id(&self.conn, &given)? {
             return Ok(run);
         }
         // Ids are lowercase hex and '-', all of which sort before '~'.
@@ -171,14 +173,7 @@ impl Store {
     /// A run with its jobs and steps, read in one snapshot.
     pub fn run_detail(&self, run_id: &str) -> Result<RunDetail> {
         let tx = self.conn.unchecked_transaction()?;
-        let run = tx
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                [run_id],
-                run_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| Error::UnknownRun(run_id.to_string()))?;
+        let run = run_by_id(&tx, run_id)?.ok_or_else(|| Error::UnknownRun(run_id.to_string()))?;
         let mut jobs_stmt = tx.prepare(
             "SELECT job_id, position, state, exit_code, skip_reason, started_at_ms,
                     finished_at_ms
