@@ -10,6 +10,7 @@
 
 pub mod clock;
 mod error;
+pub mod events;
 pub mod home;
 pub mod lifecycle;
 pub mod model;

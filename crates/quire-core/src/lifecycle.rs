@@ -304,13 +304,7 @@ impl Store {
     pub fn plan_jobs(&mut self, run_id: &str, job_ids: &[&str]) -> Result<()> {
         self.write(|tx, _| {
             require_active(tx, run_id)?;
-            let mut insert = tx.prepare(
-                "INSERT INTO jobs (run_id, job_id, position, state) VALUES (?1, ?2, ?3, 'pending')",
-            )?;
-            for (position, job) in job_ids.iter().enumerate() {
-                insert.execute(params![run_id, job, position as i64])?;
-            }
-            Ok(())
+            plan_jobs_in(tx, run_id, job_ids)
         })
     }
 
@@ -349,37 +343,58 @@ impl Store {
     /// A step of a running job started. Recording the same step twice is a
     /// no-op, so a stream of events can be ingested again.
     pub fn step_started(&mut self, run_id: &str, job_id: &str, seq: i64, cmd: &str) -> Result<()> {
-        self.write(|tx, now| {
-            let state = job_state(tx, run_id, job_id)?;
-            if state.is_terminal() {
-                return Ok(());
-            }
-            tx.execute(
-                "INSERT OR IGNORE INTO sh_events (run_id, job_id, seq, cmd, started_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run_id, job_id, seq, cmd, now],
-            )?;
-            Ok(())
-        })
+        self.write(|tx, now| step_started_in(tx, run_id, job_id, seq, cmd, now))
     }
 
     /// A step ended with `exit_code`. The first recorded finish stands.
-    pub fn step_finished(
-        &mut self,
-        run_id: &str,
-        job_id: &str,
-        seq: i64,
-        exit_code: i64,
-    ) -> Result<()> {
-        self.write(|tx, now| {
-            tx.execute(
-                "UPDATE sh_events SET exit_code = ?1, finished_at_ms = MAX(?2, started_at_ms)
-                 WHERE run_id = ?3 AND job_id = ?4 AND seq = ?5 AND exit_code IS NULL",
-                params![exit_code, now, run_id, job_id, seq],
-            )?;
-            Ok(())
-        })
+    pub fn step_finished(&mut self, run_id: &str, job_id: &str, seq: i64, exit_code: i64) -> Result<()> {
+        self.write(|tx, now| step_finished_in(tx, run_id, job_id, seq, exit_code, now))
     }
+}
+
+pub(crate) fn plan_jobs_in(tx: &Transaction<'_>, run_id: &str, job_ids: &[&str]) -> Result<()> {
+    let mut insert = tx.prepare(
+        "INSERT INTO jobs (run_id, job_id, position, state) VALUES (?1, ?2, ?3, 'pending')",
+    )?;
+    for (position, job) in job_ids.iter().enumerate() {
+        insert.execute(params![run_id, job, position as i64])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn step_started_in(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    job_id: &str,
+    seq: i64,
+    cmd: &str,
+    at: i64,
+) -> Result<()> {
+    if job_state(tx, run_id, job_id)?.is_terminal() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO sh_events (run_id, job_id, seq, cmd, started_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![run_id, job_id, seq, cmd, at],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn step_finished_in(
+    tx: &Transaction<'_>,
+    run_id: &str,
+    job_id: &str,
+    seq: i64,
+    exit_code: i64,
+    at: i64,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE sh_events SET exit_code = ?1, finished_at_ms = MAX(?2, started_at_ms)
+         WHERE run_id = ?3 AND job_id = ?4 AND seq = ?5 AND exit_code IS NULL",
+        params![exit_code, at, run_id, job_id, seq],
+    )?;
+    Ok(())
 }
 
 fn check_new_run(new: &NewRun<'_>) -> Result<()> {
@@ -429,7 +444,7 @@ fn load_run(tx: &Transaction<'_>, run_id: &str) -> Result<Run> {
     run_by_id(tx, run_id)?.ok_or_else(|| Error::UnknownRun(run_id.to_string()))
 }
 
-fn run_state(tx: &Transaction<'_>, run_id: &str) -> Result<RunState> {
+pub(crate) fn run_state(tx: &Transaction<'_>, run_id: &str) -> Result<RunState> {
     tx.query_row("SELECT state FROM runs WHERE id = ?1", [run_id], |row| {
         row.get(0)
     })
@@ -437,7 +452,7 @@ fn run_state(tx: &Transaction<'_>, run_id: &str) -> Result<RunState> {
     .ok_or_else(|| Error::UnknownRun(run_id.to_string()))
 }
 
-fn require_active(tx: &Transaction<'_>, run_id: &str) -> Result<()> {
+pub(crate) fn require_active(tx: &Transaction<'_>, run_id: &str) -> Result<()> {
     match run_state(tx, run_id)? {
         R::Active => Ok(()),
         state => Err(Error::RunNotActive {
@@ -549,7 +564,7 @@ fn close_open_jobs(tx: &Transaction<'_>, run_id: &str, reason: &str, now: i64) -
     Ok(())
 }
 
-fn job_state(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Result<JobState> {
+pub(crate) fn job_state(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Result<JobState> {
     tx.query_row(
         "SELECT state FROM jobs WHERE run_id = ?1 AND job_id = ?2",
         [run_id, job_id],
@@ -562,7 +577,7 @@ fn job_state(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Result<JobStat
     })
 }
 
-fn job_transition(
+pub(crate) fn job_transition(
     tx: &Transaction<'_>,
     run_id: &str,
     job_id: &str,

@@ -1,0 +1,504 @@
+//! The executor: runs a pipeline's jobs in order, each step a local child
+//! process in its own process group, streaming output into CRI log files
+//! and reporting events. Steps can later run elsewhere (a container, a
+//! cluster job) behind the same [`Executor::run`] contract.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use quire_core::events::Event;
+use quire_core::{JobState, RunState};
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::process::{Pid, Signal, WaitIdOptions, WaitId, kill_process_group, waitid};
+
+use crate::events::EventSink;
+use crate::log::{CriLog, Lines, Stream};
+use crate::pipeline::{Job, Pipeline, Step};
+use crate::plan::RefKind;
+
+/// What the executor needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub run_id: String,
+    pub repo: String,
+    pub ref_name: String,
+    pub sha: String,
+    /// The ref's previous tip, when the push moved an existing ref.
+    pub previous_sha: Option<String>,
+    pub traceparent: String,
+    /// The materialized tree; every step runs here.
+    pub workspace: PathBuf,
+    /// `logs/`: each step writes `<job>/<seq>.log` under it.
+    pub logs_dir: PathBuf,
+}
+
+/// A request, from any thread, to stop the run: the running step's process
+/// group is terminated and the run ends as cancelled.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How a run ended, from the executor's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunResult {
+    /// Every job that had to pass passed.
+    Complete,
+    /// A job without `allow_failure` failed.
+    Failed,
+    /// Cancelled from outside; the run's state is the canceller's business.
+    Cancelled,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cannot write {what}: {source}")]
+    Write { what: String, source: io::Error },
+    #[error("cannot run a step of job {job}: {source}")]
+    Process { job: String, source: io::Error },
+}
+
+/// Variables of the worker's own environment a step may see; everything
+/// else (QUIRE_HOME, GIT_DIR and the rest of a hook's environment) stays out.
+const PASSED_THROUGH: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ",
+    "TMPDIR", "SHELL",
+];
+
+/// Runs pipelines. The defaults suit a worker; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    /// Between SIGTERM and SIGKILL of a step's process group.
+    pub grace: Duration,
+    /// Log lines longer than this are written as partial chunks.
+    pub max_line: usize,
+    /// How often a running step checks for cancellation and its deadline.
+    pub tick: Duration,
+}
+
+impl Default for Executor {
+    fn default() -> Executor {
+        Executor {
+            grace: Duration::from_secs(1),
+            max_line: 16 * 1024,
+            tick: Duration::from_millis(50),
+        }
+    }
+}
+
+/// How one job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Complete,
+    Failed,
+    Skipped,
+    Aborted,
+}
+
+/// How one step ended.
+enum StepEnd {
+    Exited(i64),
+    TimedOut(i64),
+    Cancelled(i64),
+}
+
+fn now_ms() -> i64 {
+    quire_core::clock::now_ms()
+}
+
+impl Executor {
+    /// Run every job of `pipeline` for the ref in `ctx`, in dependency order.
+    pub fn run(
+        &self,
+        pipeline: &Pipeline,
+        ctx: &RunContext,
+        sink: &mut dyn EventSink,
+        cancel: &Cancel,
+    ) -> Result<RunResult, ExecError> {
+        let emit = |sink: &mut dyn EventSink, event: Event| {
+            sink.emit(&event).map_err(|source| ExecError::Write {
+                what: "the run's events".into(),
+                source,
+            })
+        };
+        let order = pipeline.order();
+        emit(
+            sink,
+            Event::RunStarted {
+                at_ms: now_ms(),
+                jobs: order.iter().map(|&i| pipeline.jobs[i].id.clone()).collect(),
+            },
+        )?;
+        let target = RefKind::of(&ctx.ref_name);
+        let base_env = self.base_env(pipeline, ctx, &target);
+        let mut ended: Vec<Option<Ended>> = vec![None; pipeline.jobs.len()];
+        let mut failed = false;
+
+        for &i in &order {
+            let job = &pipeline.jobs[i];
+            let skip = if cancel.is_cancelled() {
+                Some("run cancelled".to_string())
+            } else if !job.runs_on(&target) {
+                Some(format!("when does not match {}", ctx.ref_name))
+            } else {
+                blocked_by(pipeline, job, &ended)
+            };
+            if let Some(reason) = skip {
+                ended[i] = Some(Ended::Skipped);
+                emit(sink, Event::JobSkipped { at_ms: now_ms(), job: job.id.clone(), reason })?;
+                continue;
+            }
+            emit(sink, Event::JobStarted { at_ms: now_ms(), job: job.id.clone() })?;
+            let (state, exit_code) = self.run_job(job, &base_env, ctx, sink, cancel)?;
+            ended[i] = Some(state);
+            if state == Ended::Failed && !job.allow_failure {
+                failed = true;
+            }
+            let state = match state {
+                Ended::Complete => JobState::Complete,
+                Ended::Failed => JobState::Failed,
+                Ended::Aborted | Ended::Skipped => JobState::Aborted,
+            };
+            emit(sink, Event::JobFinished { at_ms: now_ms(), job: job.id.clone(), state, exit_code })?;
+        }
+
+        if cancel.is_cancelled() {
+            return Ok(RunResult::Cancelled);
+        }
+        let (state, kind, result) = if failed {
+            (RunState::Failed, Some(quire_core::FailureKind::PipelineFailure), RunResult::Failed)
+        } else {
+            (RunState::Complete, None, RunResult::Complete)
+        };
+        emit(sink, Event::RunFinished { at_ms: now_ms(), state, failure_kind: kind })?;
+        Ok(result)
+    }
+
+    /// The environment every step starts from (DESIGN.md §5).
+    fn base_env(&self, pipeline: &Pipeline, ctx: &RunContext, target: &RefKind) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = PASSED_THROUGH
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
+            .collect();
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+        }
+        env.extend(pipeline.env.iter().cloned());
+        env.push(("CI".into(), "true".into()));
+        env.push(("QUIRE_RUN_ID".into(), ctx.run_id.clone()));
+        env.push(("QUIRE_REPO".into(), ctx.repo.clone()));
+        env.push(("QUIRE_REF".into(), ctx.ref_name.clone()));
+        env.push(("QUIRE_SHA".into(), ctx.sha.clone()));
+        match target {
+            RefKind::Branch(name) => env.push(("QUIRE_BRANCH".into(), name.clone())),
+            RefKind::Tag(name) => env.push(("QUIRE_TAG".into(), name.clone())),
+            RefKind::Other(_) => {}
+        }
+        if let Some(previous) = &ctx.previous_sha {
+            env.push(("QUIRE_PREVIOUS_SHA".into(), previous.clone()));
+        }
+        env.push(("QUIRE_WORKSPACE".into(), ctx.workspace.display().to_string()));
+        env.push(("TRACEPARENT".into(), ctx.traceparent.clone()));
+        env
+    }
+
+    fn run_job(
+        &self,
+        job: &Job,
+        base_env: &[(String, String)],
+        ctx: &RunContext,
+        sink: &mut dyn EventSink,
+        cancel: &Cancel,
+    ) -> Result<(Ended, Option<i64>), ExecError> {
+        let log_dir = ctx.logs_dir.join(&job.id);
+        std::fs::create_dir_all(&log_dir).map_err(|source| ExecError::Write {
+            what: log_dir.display().to_string(),
+            source,
+        })?;
+        // Later entries win: the job's env over the pipeline's, quire's own
+        // variables over both.
+        let mut env: HashMap<String, String> = HashMap::new();
+        let quire_owned = |k: &str| k == "CI" || k == "TRACEPARENT" || k.starts_with("QUIRE_");
+        for (k, v) in base_env.iter().filter(|(k, _)| !quire_owned(k)) {
+            env.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &job.env {
+            env.insert(k.clone(), v.clone());
+        }
+        for (k, v) in base_env.iter().filter(|(k, _)| quire_owned(k)) {
+            env.insert(k.clone(), v.clone());
+        }
+        env.insert("QUIRE_JOB".into(), job.id.clone());
+
+        let deadline = job.timeout.map(|t| Instant::now() + t);
+        for (n, step) in job.steps.iter().enumerate() {
+            let seq = n as i64 + 1;
+            let emit = |sink: &mut dyn EventSink, event: Event| {
+                sink.emit(&event).map_err(|source| ExecError::Write {
+                    what: "the run's events".into(),
+                    source,
+                })
+            };
+            emit(sink, Event::StepStarted { at_ms: now_ms(), job: job.id.clone(), seq, cmd: step.display() })?;
+            let log_path = log_dir.join(format!("{seq}.log"));
+            let end = self.run_step(job, step, &env, ctx, &log_path, deadline, cancel)?;
+            let code = match end {
+                StepEnd::Exited(code) | StepEnd::TimedOut(code) | StepEnd::Cancelled(code) => code,
+            };
+            emit(sink, Event::StepFinished { at_ms: now_ms(), job: job.id.clone(), seq, exit_code: code })?;
+            match end {
+                StepEnd::Exited(0) => {}
+                StepEnd::Exited(code) | StepEnd::TimedOut(code) => return Ok((Ended::Failed, Some(code))),
+                StepEnd::Cancelled(code) => return Ok((Ended::Aborted, Some(code))),
+            }
+        }
+        Ok((Ended::Complete, Some(0)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &self,
+        job: &Job,
+        step: &Step,
+        env: &HashMap<String, String>,
+        ctx: &RunContext,
+        log_path: &Path,
+        deadline: Option<Instant>,
+        cancel: &Cancel,
+    ) -> Result<StepEnd, ExecError> {
+        let log_error = |source| ExecError::Write {
+            what: log_path.display().to_string(),
+            source,
+        };
+        let mut log = CriLog::create(log_path).map_err(log_error)?;
+        let mut command = match step {
+            Step::Shell(cmd) => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(cmd);
+                c
+            }
+            Step::Argv(argv) => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+        };
+        command
+            .current_dir(&ctx.workspace)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::PermissionDenied => {
+                let note = format!("quire: cannot start {}: {e}", step.display());
+                log.line(Stream::Stderr, true, note.as_bytes()).map_err(log_error)?;
+                log.flush().map_err(log_error)?;
+                return Ok(StepEnd::Exited(if e.kind() == io::ErrorKind::NotFound { 127 } else { 126 }));
+            }
+            Err(source) => {
+                return Err(ExecError::Process { job: job.id.clone(), source });
+            }
+        };
+        let pid = Pid::from_child(&child);
+        let result = self.pump(&mut child, pid, &mut log, deadline, cancel);
+        // Whatever happened, nothing of the step outlives it: its group is
+        // killed before the leader is reaped, so the group id cannot have
+        // been recycled.
+        let _ = kill_process_group(pid, Signal::KILL);
+        let status = child.wait();
+        let (stop, io_result) = result;
+        io_result.map_err(log_error)?;
+        let code = match status {
+            Ok(status) => exit_code(status),
+            Err(source) => return Err(ExecError::Process { job: job.id.clone(), source }),
+        };
+        let note = match stop {
+            Stop::Exited => None,
+            Stop::Deadline => Some("quire: the job's timeout ran out; the step was terminated"),
+            Stop::Cancelled => Some("quire: the run was cancelled; the step was terminated"),
+        };
+        if let Some(note) = note {
+            log.line(Stream::Stderr, true, note.as_bytes()).map_err(log_error)?;
+        }
+        log.flush().map_err(log_error)?;
+        Ok(match stop {
+            Stop::Exited => StepEnd::Exited(code),
+            Stop::Deadline => StepEnd::TimedOut(code),
+            Stop::Cancelled => StepEnd::Cancelled(code),
+        })
+    }
+
+    /// Copy the child's output into the log until both pipes close and the
+    /// child has exited, terminating its group on cancel or deadline.
+    fn pump(
+        &self,
+        child: &mut Child,
+        pid: Pid,
+        log: &mut CriLog,
+        deadline: Option<Instant>,
+        cancel: &Cancel,
+    ) -> (Stop, io::Result<()>) {
+        let mut stop = Stop::Exited;
+        let mut term_sent: Option<Instant> = None;
+        let mut pipes: [(Option<Box<dyn ReadFd>>, Lines); 2] = [
+            (child.stdout.take().map(|p| Box::new(p) as Box<dyn ReadFd>), Lines::new(Stream::Stdout, self.max_line)),
+            (child.stderr.take().map(|p| Box::new(p) as Box<dyn ReadFd>), Lines::new(Stream::Stderr, self.max_line)),
+        ];
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut leader_gone = false;
+        loop {
+            let open: Vec<usize> = (0..2).filter(|&i| pipes[i].0.is_some()).collect();
+            if open.is_empty() {
+                break;
+            }
+            let mut ready = [false; 2];
+            {
+                let mut fds: Vec<PollFd<'_>> = open
+                    .iter()
+                    .filter_map(|&i| pipes[i].0.as_ref())
+                    .map(|p| PollFd::from_borrowed_fd(p.fd(), PollFlags::IN))
+                    .collect();
+                let tick = self.tick.max(Duration::from_millis(1));
+                let timeout = rustix::event::Timespec {
+                    tv_sec: i64::try_from(tick.as_secs()).unwrap_or(1),
+                    tv_nsec: i64::from(tick.subsec_nanos()),
+                };
+                if let Err(e) = poll(&mut fds, Some(&timeout)) {
+                    if e != rustix::io::Errno::INTR {
+                        return (stop, Err(e.into()));
+                    }
+                }
+                for (k, fd) in fds.iter().enumerate() {
+                    if !fd.revents().is_empty() {
+                        ready[open[k]] = true;
+                    }
+                }
+            }
+            for i in 0..2 {
+                if !ready[i] {
+                    continue;
+                }
+                let (pipe, lines) = &mut pipes[i];
+                let Some(reader) = pipe.as_mut() else { continue };
+                match reader.read(&mut buf) {
+                    Ok(0) => {
+                        *pipe = None;
+                        if let Err(e) = lines.finish(log) {
+                            return (stop, Err(e));
+                        }
+                    }
+                    Ok(n) => {
+                        if let Err(e) = lines.feed(&buf[..n], log) {
+                            return (stop, Err(e));
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return (stop, Err(e)),
+                }
+            }
+            if let Err(e) = log.flush() {
+                return (stop, Err(e));
+            }
+
+            // Stop requests: terminate the whole group, then kill it.
+            if term_sent.is_none() {
+                if cancel.is_cancelled() {
+                    stop = Stop::Cancelled;
+                } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                    stop = Stop::Deadline;
+                }
+                if stop != Stop::Exited {
+                    let _ = kill_process_group(pid, Signal::TERM);
+                    term_sent = Some(Instant::now());
+                }
+            } else if term_sent.is_some_and(|t| t.elapsed() >= self.grace) {
+                let _ = kill_process_group(pid, Signal::KILL);
+            }
+            // The step's own process exited but something it started still
+            // holds the pipes open: that is left over, end it.
+            if !leader_gone && ready == [false, false] && exited_unreaped(pid) {
+                leader_gone = true;
+                let _ = kill_process_group(pid, Signal::KILL);
+            }
+        }
+        (stop, Ok(()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Exited,
+    Deadline,
+    Cancelled,
+}
+
+/// A pipe end we can both read and poll.
+trait ReadFd: Read {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+
+impl ReadFd for std::process::ChildStdout {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+impl ReadFd for std::process::ChildStderr {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+/// Whether the child has exited, without reaping it (so its pid and process
+/// group id stay reserved).
+fn exited_unreaped(pid: Pid) -> bool {
+    matches!(
+        waitid(WaitId::Pid(pid), WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT),
+        Ok(Some(_))
+    )
+}
+
+/// The shell's convention: the exit code, or 128+N for a signal N.
+fn exit_code(status: ExitStatus) -> i64 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => i64::from(code),
+        (None, Some(signal)) => 128 + i64::from(signal),
+        (None, None) => -1,
+    }
+}
+
+/// Why `job` cannot run: a job it needs failed (without allow_failure), was
+/// skipped, or was aborted.
+fn blocked_by(pipeline: &Pipeline, job: &Job, ended: &[Option<Ended>]) -> Option<String> {
+    for need in job.needs() {
+        let name = &pipeline.jobs[need].id;
+        match ended[need] {
+            Some(Ended::Failed) if !pipeline.jobs[need].allow_failure => {
+                return Some(format!("needs {name}, which failed"));
+            }
+            Some(Ended::Skipped) => return Some(format!("needs {name}, which was skipped")),
+            Some(Ended::Aborted) => return Some(format!("needs {name}, which was aborted")),
+            _ => {}
+        }
+    }
+    None
+}

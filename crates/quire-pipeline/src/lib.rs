@@ -1,0 +1,16 @@
+//! quire's pipelines: the `.quire/ci.toml` format and its validation
+//! ([`pipeline`]), the order and conditions jobs run in ([`plan`]), and an
+//! executor that runs steps as local processes, streams their output into
+//! CRI-format log files and reports what happened as [`events`].
+//!
+//! Nothing here knows about git hooks or the store's lifecycle; the caller
+//! hands in a workspace, a ref, and a sink for events.
+
+pub mod events;
+pub mod exec;
+mod log;
+pub mod pipeline;
+pub mod plan;
+
+pub use pipeline::{Diagnostic, Job, Pipeline, Step};
+pub use plan::RefKind;
