@@ -21,10 +21,26 @@ use crate::{Error, Result, Store};
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Event {
     /// The executor started; `jobs` is the plan, in order.
-    RunStarted { at_ms: i64, jobs: Vec<String> },
-    JobStarted { at_ms: i64, job: String },
-    StepStarted { at_ms: i64, job: String, seq: i64, cmd: String },
-    StepFinished { at_ms: i64, job: String, seq: i64, exit_code: i64 },
+    RunStarted {
+        at_ms: i64,
+        jobs: Vec<String>,
+    },
+    JobStarted {
+        at_ms: i64,
+        job: String,
+    },
+    StepStarted {
+        at_ms: i64,
+        job: String,
+        seq: i64,
+        cmd: String,
+    },
+    StepFinished {
+        at_ms: i64,
+        job: String,
+        seq: i64,
+        exit_code: i64,
+    },
     /// `state` is complete, failed or aborted.
     JobFinished {
         at_ms: i64,
@@ -32,7 +48,11 @@ pub enum Event {
         state: JobState,
         exit_code: Option<i64>,
     },
-    JobSkipped { at_ms: i64, job: String, reason: String },
+    JobSkipped {
+        at_ms: i64,
+        job: String,
+        reason: String,
+    },
     /// `state` is complete or failed.
     RunFinished {
         at_ms: i64,
@@ -102,8 +122,11 @@ fn ingest_one(tx: &rusqlite::Transaction<'_>, run_id: &str, event: &Event) -> Re
     let at = event.at_ms();
     match event {
         Event::RunStarted { jobs, .. } => {
-            let planned: i64 =
-                tx.query_row("SELECT count(*) FROM jobs WHERE run_id = ?1", [run_id], |r| r.get(0))?;
+            let planned: i64 = tx.query_row(
+                "SELECT count(*) FROM jobs WHERE run_id = ?1",
+                [run_id],
+                |r| r.get(0),
+            )?;
             if planned == 0 && run_state(tx, run_id)? == RunState::Active {
                 let ids: Vec<&str> = jobs.iter().map(String::as_str).collect();
                 plan_jobs_in(tx, run_id, &ids)?;
@@ -117,16 +140,30 @@ fn ingest_one(tx: &rusqlite::Transaction<'_>, run_id: &str, event: &Event) -> Re
         Event::StepStarted { job, seq, cmd, .. } => {
             step_started_in(tx, run_id, job, *seq, cmd, at)?;
         }
-        Event::StepFinished { job, seq, exit_code, .. } => {
+        Event::StepFinished {
+            job,
+            seq,
+            exit_code,
+            ..
+        } => {
             step_finished_in(tx, run_id, job, *seq, *exit_code, at)?;
         }
-        Event::JobFinished { job, state, exit_code, .. } => {
+        Event::JobFinished {
+            job,
+            state,
+            exit_code,
+            ..
+        } => {
             job_transition(tx, run_id, job, *state, *exit_code, None, at)?;
         }
         Event::JobSkipped { job, reason, .. } => {
             job_transition(tx, run_id, job, JobState::Skipped, None, Some(reason), at)?;
         }
-        Event::RunFinished { state, failure_kind, .. } => {
+        Event::RunFinished {
+            state,
+            failure_kind,
+            ..
+        } => {
             transition(tx, run_id, *state, *failure_kind, None, at)?;
         }
     }

@@ -347,7 +347,13 @@ impl Store {
     }
 
     /// A step ended with `exit_code`. The first recorded finish stands.
-    pub fn step_finished(&mut self, run_id: &str, job_id: &str, seq: i64, exit_code: i64) -> Result<()> {
+    pub fn step_finished(
+        &mut self,
+        run_id: &str,
+        job_id: &str,
+        seq: i64,
+        exit_code: i64,
+    ) -> Result<()> {
         self.write(|tx, now| step_finished_in(tx, run_id, job_id, seq, exit_code, now))
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use quire_core::events::Event;
 use quire_core::{JobState, RunState};
 use rustix::event::{PollFd, PollFlags, poll};
-use rustix::process::{Pid, Signal, WaitIdOptions, WaitId, kill_process_group, waitid};
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, waitid};
 
 use crate::events::EventSink;
 use crate::log::{CriLog, Lines, Stream};
@@ -76,8 +76,17 @@ pub enum ExecError {
 /// Variables of the worker's own environment a step may see; everything
 /// else (QUIRE_HOME, GIT_DIR and the rest of a hook's environment) stays out.
 const PASSED_THROUGH: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ",
-    "TMPDIR", "SHELL",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "SHELL",
 ];
 
 /// Runs pipelines. The defaults suit a worker; tests shorten them.
@@ -160,10 +169,23 @@ impl Executor {
             };
             if let Some(reason) = skip {
                 ended[i] = Some(Ended::Skipped);
-                emit(sink, Event::JobSkipped { at_ms: now_ms(), job: job.id.clone(), reason })?;
+                emit(
+                    sink,
+                    Event::JobSkipped {
+                        at_ms: now_ms(),
+                        job: job.id.clone(),
+                        reason,
+                    },
+                )?;
                 continue;
             }
-            emit(sink, Event::JobStarted { at_ms: now_ms(), job: job.id.clone() })?;
+            emit(
+                sink,
+                Event::JobStarted {
+                    at_ms: now_ms(),
+                    job: job.id.clone(),
+                },
+            )?;
             let (state, exit_code) = self.run_job(job, &base_env, ctx, sink, cancel)?;
             ended[i] = Some(state);
             if state == Ended::Failed && !job.allow_failure {
@@ -174,23 +196,47 @@ impl Executor {
                 Ended::Failed => JobState::Failed,
                 Ended::Aborted | Ended::Skipped => JobState::Aborted,
             };
-            emit(sink, Event::JobFinished { at_ms: now_ms(), job: job.id.clone(), state, exit_code })?;
+            emit(
+                sink,
+                Event::JobFinished {
+                    at_ms: now_ms(),
+                    job: job.id.clone(),
+                    state,
+                    exit_code,
+                },
+            )?;
         }
 
         if cancel.is_cancelled() {
             return Ok(RunResult::Cancelled);
         }
         let (state, kind, result) = if failed {
-            (RunState::Failed, Some(quire_core::FailureKind::PipelineFailure), RunResult::Failed)
+            (
+                RunState::Failed,
+                Some(quire_core::FailureKind::PipelineFailure),
+                RunResult::Failed,
+            )
         } else {
             (RunState::Complete, None, RunResult::Complete)
         };
-        emit(sink, Event::RunFinished { at_ms: now_ms(), state, failure_kind: kind })?;
+        emit(
+            sink,
+            Event::RunFinished {
+                at_ms: now_ms(),
+                state,
+                failure_kind: kind,
+            },
+        )?;
         Ok(result)
     }
 
     /// The environment every step starts from (DESIGN.md §5).
-    fn base_env(&self, pipeline: &Pipeline, ctx: &RunContext, target: &RefKind) -> Vec<(String, String)> {
+    fn base_env(
+        &self,
+        pipeline: &Pipeline,
+        ctx: &RunContext,
+        target: &RefKind,
+    ) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = PASSED_THROUGH
             .iter()
             .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
@@ -212,7 +258,10 @@ impl Executor {
         if let Some(previous) = &ctx.previous_sha {
             env.push(("QUIRE_PREVIOUS_SHA".into(), previous.clone()));
         }
-        env.push(("QUIRE_WORKSPACE".into(), ctx.workspace.display().to_string()));
+        env.push((
+            "QUIRE_WORKSPACE".into(),
+            ctx.workspace.display().to_string(),
+        ));
         env.push(("TRACEPARENT".into(), ctx.traceparent.clone()));
         env
     }
@@ -254,16 +303,34 @@ impl Executor {
                     source,
                 })
             };
-            emit(sink, Event::StepStarted { at_ms: now_ms(), job: job.id.clone(), seq, cmd: step.display() })?;
+            emit(
+                sink,
+                Event::StepStarted {
+                    at_ms: now_ms(),
+                    job: job.id.clone(),
+                    seq,
+                    cmd: step.display(),
+                },
+            )?;
             let log_path = log_dir.join(format!("{seq}.log"));
             let end = self.run_step(job, step, &env, ctx, &log_path, deadline, cancel)?;
             let code = match end {
                 StepEnd::Exited(code) | StepEnd::TimedOut(code) | StepEnd::Cancelled(code) => code,
             };
-            emit(sink, Event::StepFinished { at_ms: now_ms(), job: job.id.clone(), seq, exit_code: code })?;
+            emit(
+                sink,
+                Event::StepFinished {
+                    at_ms: now_ms(),
+                    job: job.id.clone(),
+                    seq,
+                    exit_code: code,
+                },
+            )?;
             match end {
                 StepEnd::Exited(0) => {}
-                StepEnd::Exited(code) | StepEnd::TimedOut(code) => return Ok((Ended::Failed, Some(code))),
+                StepEnd::Exited(code) | StepEnd::TimedOut(code) => {
+                    return Ok((Ended::Failed, Some(code)));
+                }
                 StepEnd::Cancelled(code) => return Ok((Ended::Aborted, Some(code))),
             }
         }
@@ -308,14 +375,25 @@ impl Executor {
             .process_group(0);
         let mut child = match command.spawn() {
             Ok(child) => child,
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::PermissionDenied => {
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::PermissionDenied =>
+            {
                 let note = format!("quire: cannot start {}: {e}", step.display());
-                log.line(Stream::Stderr, true, note.as_bytes()).map_err(log_error)?;
+                log.line(Stream::Stderr, true, note.as_bytes())
+                    .map_err(log_error)?;
                 log.flush().map_err(log_error)?;
-                return Ok(StepEnd::Exited(if e.kind() == io::ErrorKind::NotFound { 127 } else { 126 }));
+                return Ok(StepEnd::Exited(if e.kind() == io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                }));
             }
             Err(source) => {
-                return Err(ExecError::Process { job: job.id.clone(), source });
+                return Err(ExecError::Process {
+                    job: job.id.clone(),
+                    source,
+                });
             }
         };
         let pid = Pid::from_child(&child);
@@ -329,7 +407,12 @@ impl Executor {
         io_result.map_err(log_error)?;
         let code = match status {
             Ok(status) => exit_code(status),
-            Err(source) => return Err(ExecError::Process { job: job.id.clone(), source }),
+            Err(source) => {
+                return Err(ExecError::Process {
+                    job: job.id.clone(),
+                    source,
+                });
+            }
         };
         let note = match stop {
             Stop::Exited => None,
@@ -337,7 +420,8 @@ impl Executor {
             Stop::Cancelled => Some("quire: the run was cancelled; the step was terminated"),
         };
         if let Some(note) = note {
-            log.line(Stream::Stderr, true, note.as_bytes()).map_err(log_error)?;
+            log.line(Stream::Stderr, true, note.as_bytes())
+                .map_err(log_error)?;
         }
         log.flush().map_err(log_error)?;
         Ok(match stop {
@@ -360,8 +444,14 @@ impl Executor {
         let mut stop = Stop::Exited;
         let mut term_sent: Option<Instant> = None;
         let mut pipes: [(Option<Box<dyn ReadFd>>, Lines); 2] = [
-            (child.stdout.take().map(|p| Box::new(p) as Box<dyn ReadFd>), Lines::new(Stream::Stdout, self.max_line)),
-            (child.stderr.take().map(|p| Box::new(p) as Box<dyn ReadFd>), Lines::new(Stream::Stderr, self.max_line)),
+            (
+                child.stdout.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
+                Lines::new(Stream::Stdout, self.max_line),
+            ),
+            (
+                child.stderr.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
+                Lines::new(Stream::Stderr, self.max_line),
+            ),
         ];
         let mut buf = vec![0u8; 64 * 1024];
         let mut leader_gone = false;
@@ -382,10 +472,10 @@ impl Executor {
                     tv_sec: i64::try_from(tick.as_secs()).unwrap_or(1),
                     tv_nsec: i64::from(tick.subsec_nanos()),
                 };
-                if let Err(e) = poll(&mut fds, Some(&timeout)) {
-                    if e != rustix::io::Errno::INTR {
-                        return (stop, Err(e.into()));
-                    }
+                if let Err(e) = poll(&mut fds, Some(&timeout))
+                    && e != rustix::io::Errno::INTR
+                {
+                    return (stop, Err(e.into()));
                 }
                 for (k, fd) in fds.iter().enumerate() {
                     if !fd.revents().is_empty() {
@@ -398,7 +488,9 @@ impl Executor {
                     continue;
                 }
                 let (pipe, lines) = &mut pipes[i];
-                let Some(reader) = pipe.as_mut() else { continue };
+                let Some(reader) = pipe.as_mut() else {
+                    continue;
+                };
                 match reader.read(&mut buf) {
                     Ok(0) => {
                         *pipe = None;
@@ -472,7 +564,10 @@ impl ReadFd for std::process::ChildStderr {
 /// group id stay reserved).
 fn exited_unreaped(pid: Pid) -> bool {
     matches!(
-        waitid(WaitId::Pid(pid), WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT),
+        waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT
+        ),
         Ok(Some(_))
     )
 }

@@ -164,7 +164,12 @@ mod tests {
     fn long_and_unterminated_lines_become_partial_chunks() {
         assert_eq!(
             render(4, &[b"abcdefghij\nxy", b"z"]),
-            ["stdout P abcd", "stdout P efgh", "stdout F ij", "stdout P xyz"]
+            [
+                "stdout P abcd",
+                "stdout P efgh",
+                "stdout F ij",
+                "stdout P xyz"
+            ]
         );
         assert_eq!(render(4, &[b"abcd", b"\n"]), ["stdout P abcd", "stdout F "]);
         assert_eq!(render(4, &[b"\n\n"]), ["stdout F ", "stdout F "]);

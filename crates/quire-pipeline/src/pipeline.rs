@@ -53,7 +53,11 @@ impl Step {
     pub fn display(&self) -> String {
         match self {
             Step::Shell(cmd) => cmd.clone(),
-            Step::Argv(argv) => argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
+            Step::Argv(argv) => argv
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 }
@@ -119,14 +123,20 @@ struct RawJob {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "a command string, or a list of command strings and argv arrays")]
+#[serde(
+    untagged,
+    expecting = "sh must be a command string, or a list of command strings and argv arrays"
+)]
 enum RawSteps {
     One(String),
     Many(Vec<RawStep>),
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "a command string or an argv array of strings")]
+#[serde(
+    untagged,
+    expecting = "each step of sh must be a command string or an argv array of strings"
+)]
 enum RawStep {
     Shell(String),
     Argv(Vec<String>),
@@ -145,8 +155,14 @@ struct RawWhen {
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text.as_bytes()[..offset.min(text.len())];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -227,8 +243,9 @@ impl Pipeline {
                 Diagnostic {
                     line: None,
                     column: None,
-                    message: "the pipeline defines no jobs; add a [jobs.<id>] table with inputs and sh"
-                        .into(),
+                    message:
+                        "the pipeline defines no jobs; add a [jobs.<id>] table with inputs and sh"
+                            .into(),
                 },
             ));
         }
@@ -265,6 +282,11 @@ impl Pipeline {
                     inputs.push(Input::Push);
                 } else if let Some(&i) = index.get(input.as_str()) {
                     inputs.push(Input::Job(i));
+                } else if input.contains('/') {
+                    errors.at(
+                        at,
+                        format!("{name}: input {input:?} names no source; the only source is \"{PUSH_SOURCE}\""),
+                    );
                 } else {
                     errors.at(
                         at,
@@ -291,7 +313,11 @@ impl Pipeline {
                 branches: check_globs(&mut errors, at, &name, "branches", &w.branches),
                 tags: check_globs(&mut errors, at, &name, "tags", &w.tags),
             });
-            if raw.when.as_ref().is_some_and(|w| w.branches.is_empty() && w.tags.is_empty()) {
+            if raw
+                .when
+                .as_ref()
+                .is_some_and(|w| w.branches.is_empty() && w.tags.is_empty())
+            {
                 errors.at(
                     at,
                     format!("{name}: when has no branches and no tags, so the job could never run; list patterns or remove when"),
@@ -329,9 +355,19 @@ impl Pipeline {
 fn suggest_id(id: &str) -> String {
     let fixed: String = id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    if fixed.is_empty() { "job".into() } else { fixed }
+    if fixed.is_empty() {
+        "job".into()
+    } else {
+        fixed
+    }
 }
 
 fn check_env(
@@ -352,7 +388,10 @@ fn check_env(
                 format!("{owner} name {name:?} is not a variable name; use letters, digits and '_', not starting with a digit"),
             );
         } else if value.contains('\0') {
-            errors.at(at, format!("{owner} {name} contains a NUL byte, which no environment can hold"));
+            errors.at(
+                at,
+                format!("{owner} {name} contains a NUL byte, which no environment can hold"),
+            );
         }
         out.push((name, value));
     }
@@ -370,7 +409,10 @@ fn check_steps(errors: &mut Collector<'_>, at: usize, name: &str, raw: &RawSteps
         RawSteps::Many(list) => raw_steps = list.iter().collect(),
     }
     if raw_steps.is_empty() {
-        errors.at(at, format!("{name}: sh is empty; give at least one command"));
+        errors.at(
+            at,
+            format!("{name}: sh is empty; give at least one command"),
+        );
     }
     let mut steps = Vec::new();
     for (i, step) in raw_steps.into_iter().enumerate() {
@@ -378,7 +420,10 @@ fn check_steps(errors: &mut Collector<'_>, at: usize, name: &str, raw: &RawSteps
         let step = match step {
             RawStep::Shell(cmd) => {
                 if cmd.trim().is_empty() {
-                    errors.at(at, format!("{name}: step {n} is an empty command; write the command to run"));
+                    errors.at(
+                        at,
+                        format!("{name}: step {n} is an empty command; write the command to run"),
+                    );
                 }
                 Step::Shell(cmd.clone())
             }
@@ -394,7 +439,10 @@ fn check_steps(errors: &mut Collector<'_>, at: usize, name: &str, raw: &RawSteps
             Step::Argv(argv) => argv.iter().any(|a| a.contains('\0')),
         };
         if has_nul {
-            errors.at(at, format!("{name}: step {n} contains a NUL byte, which no command line can hold"));
+            errors.at(
+                at,
+                format!("{name}: step {n} contains a NUL byte, which no command line can hold"),
+            );
         }
         steps.push(step);
     }
@@ -414,7 +462,10 @@ fn check_globs(
             Ok(pattern) => out.push(pattern),
             Err(e) => errors.at(
                 at,
-                format!("{name}: when.{field} pattern {text:?} is invalid ({}); fix the glob", e.msg),
+                format!(
+                    "{name}: when.{field} pattern {text:?} is invalid ({}); fix the glob",
+                    e.msg
+                ),
             ),
         }
     }
@@ -456,13 +507,21 @@ fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize]) {
                         in_cycle[m] = true;
                     }
                     // Jobs list their needs, so the path runs against the
-                    // data flow: name it in the order the jobs would run.
-                    let mut names: Vec<&str> = members.iter().rev().map(|&m| jobs[m].id.as_str()).collect();
+                    // data flow: name it in the order the jobs would run,
+                    // starting from the one that comes first in the file.
+                    let mut flow: Vec<usize> = members.iter().rev().copied().collect();
+                    let first = (0..flow.len())
+                        .min_by_key(|&k| starts[flow[k]])
+                        .unwrap_or(0);
+                    flow.rotate_left(first);
+                    let mut names: Vec<&str> = flow.iter().map(|&m| jobs[m].id.as_str()).collect();
                     names.push(names[0]);
-                    let first = members.iter().copied().min_by_key(|&m| starts[m]).unwrap_or(next);
                     errors.at(
-                        starts[first],
-                        format!("jobs {} form a cycle; remove one of these inputs", names.join(" -> ")),
+                        starts[flow[0]],
+                        format!(
+                            "jobs {} form a cycle; remove one of these inputs",
+                            names.join(" -> ")
+                        ),
                     );
                 }
                 Some(_) => {}

@@ -110,7 +110,11 @@ mod tests {
             sh = "true"
             "#,
         );
-        let ids: Vec<&str> = p.order().into_iter().map(|i| p.jobs[i].id.as_str()).collect();
+        let ids: Vec<&str> = p
+            .order()
+            .into_iter()
+            .map(|i| p.jobs[i].id.as_str())
+            .collect();
         assert_eq!(ids, ["lint", "build", "test", "deploy"]);
     }
 

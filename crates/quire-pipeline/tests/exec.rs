@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use quire_core::events::Event;
 use quire_core::JobState;
+use quire_core::events::Event;
+use quire_pipeline::Pipeline;
 use quire_pipeline::events::Recorded;
 use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
-use quire_pipeline::Pipeline;
 
 struct Run {
     dir: tempfile::TempDir,
@@ -38,10 +38,17 @@ impl Run {
         self.exec_with(toml, &Executor::default(), &Cancel::default())
     }
 
-    fn exec_with(&self, toml: &str, executor: &Executor, cancel: &Cancel) -> (RunResult, Vec<Event>) {
+    fn exec_with(
+        &self,
+        toml: &str,
+        executor: &Executor,
+        cancel: &Cancel,
+    ) -> (RunResult, Vec<Event>) {
         let pipeline = Pipeline::parse(toml).unwrap_or_else(|e| panic!("{e:?}"));
         let mut sink = Recorded::default();
-        let result = executor.run(&pipeline, &self.ctx, &mut sink, cancel).unwrap();
+        let result = executor
+            .run(&pipeline, &self.ctx, &mut sink, cancel)
+            .unwrap();
         (result, sink.0)
     }
 
@@ -55,7 +62,9 @@ impl Run {
                 let l = String::from_utf8_lossy(l);
                 let mut parts = l.splitn(4, ' ');
                 let stamp = parts.next().unwrap();
-                stamp.parse::<jiff::Timestamp>().unwrap_or_else(|e| panic!("{stamp}: {e}"));
+                stamp
+                    .parse::<jiff::Timestamp>()
+                    .unwrap_or_else(|e| panic!("{stamp}: {e}"));
                 let stream = parts.next().unwrap().to_string();
                 let tag = parts.next().unwrap().to_string();
                 (stream, tag, parts.next().unwrap_or("").to_string())
@@ -64,7 +73,11 @@ impl Run {
     }
 
     fn stdout(&self, job: &str, seq: i64) -> Vec<String> {
-        self.log(job, seq).into_iter().filter(|(s, _, _)| s == "stdout").map(|(_, _, t)| t).collect()
+        self.log(job, seq)
+            .into_iter()
+            .filter(|(s, _, _)| s == "stdout")
+            .map(|(_, _, t)| t)
+            .collect()
     }
 }
 
@@ -73,14 +86,18 @@ fn job_states(events: &[Event]) -> Vec<(String, String)> {
         .iter()
         .filter_map(|e| match e {
             Event::JobFinished { job, state, .. } => Some((job.clone(), state.to_string())),
-            Event::JobSkipped { job, reason, .. } => Some((job.clone(), format!("skipped: {reason}"))),
+            Event::JobSkipped { job, reason, .. } => {
+                Some((job.clone(), format!("skipped: {reason}")))
+            }
             _ => None,
         })
         .collect()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[test]
@@ -114,14 +131,30 @@ fn steps_see_the_documented_environment_and_run_in_the_workspace() {
         "SHARED=pipeline",
         "OVERRIDE=job",
     ] {
-        assert!(env.iter().any(|l| l == expected), "{expected} missing from {env:?}");
+        assert!(
+            env.iter().any(|l| l == expected),
+            "{expected} missing from {env:?}"
+        );
     }
-    assert!(env.iter().any(|l| l == &format!("QUIRE_WORKSPACE={}", run.ctx.workspace.display())));
+    assert!(
+        env.iter()
+            .any(|l| l == &format!("QUIRE_WORKSPACE={}", run.ctx.workspace.display()))
+    );
     assert!(!env.iter().any(|l| l.starts_with("QUIRE_TAG=")));
-    assert!(!env.iter().any(|l| l.starts_with("CARGO") || l.starts_with("RUST_TEST")), "{env:?}");
-    assert_eq!(run.stdout("env", 2), [run.ctx.workspace.display().to_string()]);
+    assert!(
+        !env.iter()
+            .any(|l| l.starts_with("CARGO") || l.starts_with("RUST_TEST")),
+        "{env:?}"
+    );
+    assert_eq!(
+        run.stdout("env", 2),
+        [run.ctx.workspace.display().to_string()]
+    );
     assert_eq!(run.stdout("env", 3), ["hi"]);
-    assert_eq!(run.log("env", 4), [("stdout".into(), "P".into(), "a b|it's|".into())]);
+    assert_eq!(
+        run.log("env", 4),
+        [("stdout".into(), "P".into(), "a b|it's|".into())]
+    );
 }
 
 #[test]
@@ -156,7 +189,12 @@ fn a_failing_step_ends_its_job_and_skips_dependents_while_independent_jobs_go_on
     let finished: Vec<(i64, i64)> = events
         .iter()
         .filter_map(|e| match e {
-            Event::StepFinished { job, seq, exit_code, .. } if job == "build" => Some((*seq, *exit_code)),
+            Event::StepFinished {
+                job,
+                seq,
+                exit_code,
+                ..
+            } if job == "build" => Some((*seq, *exit_code)),
             _ => None,
         })
         .collect();
@@ -164,7 +202,11 @@ fn a_failing_step_ends_its_job_and_skips_dependents_while_independent_jobs_go_on
     assert!(!run.ctx.logs_dir.join("build/3.log").exists());
     assert!(matches!(
         events.last(),
-        Some(Event::RunFinished { state: quire_core::RunState::Failed, failure_kind: Some(quire_core::FailureKind::PipelineFailure), .. })
+        Some(Event::RunFinished {
+            state: quire_core::RunState::Failed,
+            failure_kind: Some(quire_core::FailureKind::PipelineFailure),
+            ..
+        })
     ));
 }
 
@@ -183,7 +225,10 @@ fn allow_failure_lets_dependents_run_and_the_run_complete() {
         "#,
     );
     assert_eq!(result, RunResult::Complete);
-    assert_eq!(job_states(&events), pairs(&[("flaky", "failed"), ("after", "complete")]));
+    assert_eq!(
+        job_states(&events),
+        pairs(&[("flaky", "failed"), ("after", "complete")])
+    );
 }
 
 #[test]
@@ -220,7 +265,11 @@ fn when_filters_select_jobs_for_branches_and_tags() {
 
     let branch = Run::new("refs/heads/main");
     let (result, events) = branch.exec(pipeline);
-    assert_eq!(result, RunResult::Complete, "skipped jobs do not fail a run");
+    assert_eq!(
+        result,
+        RunResult::Complete,
+        "skipped jobs do not fail a run"
+    );
     assert_eq!(
         job_states(&events),
         pairs(&[
@@ -235,7 +284,12 @@ fn when_filters_select_jobs_for_branches_and_tags() {
 fn alive(pid: i32) -> bool {
     // A zombie is gone for our purposes.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -271,15 +325,28 @@ fn a_timeout_kills_the_step_and_everything_it_started() {
     );
     let (result, events) = run.exec(&toml);
     assert_eq!(result, RunResult::Failed);
-    assert_eq!(job_states(&events), pairs(&[("slow", "failed"), ("after", "skipped: needs slow, which failed")]));
+    assert_eq!(
+        job_states(&events),
+        pairs(&[
+            ("slow", "failed"),
+            ("after", "skipped: needs slow, which failed")
+        ])
+    );
     let code = events.iter().find_map(|e| match e {
         Event::JobFinished { exit_code, .. } => *exit_code,
         _ => None,
     });
     assert_eq!(code, Some(128 + 15), "killed by SIGTERM");
     let background = read_pid(&pidfile);
-    assert!(!alive(background), "the background sleep {background} survived");
-    assert!(run.log("slow", 1).iter().any(|(s, _, t)| s == "stderr" && t.contains("timeout ran out")));
+    assert!(
+        !alive(background),
+        "the background sleep {background} survived"
+    );
+    assert!(
+        run.log("slow", 1)
+            .iter()
+            .any(|(s, _, t)| s == "stderr" && t.contains("timeout ran out"))
+    );
 }
 
 #[test]
@@ -296,7 +363,10 @@ fn a_step_that_leaves_a_background_child_leaves_nothing_behind() {
     ));
     assert_eq!(result, RunResult::Complete);
     let background = read_pid(&pidfile);
-    assert!(!alive(background), "the background sleep {background} survived its step");
+    assert!(
+        !alive(background),
+        "the background sleep {background} survived its step"
+    );
     assert_eq!(run.stdout("bg", 2), ["next"]);
 }
 
@@ -324,11 +394,25 @@ fn cancellation_from_another_thread_aborts_within_a_second() {
     );
     let took = started.elapsed();
     assert_eq!(result, RunResult::Cancelled);
-    assert!(took < Duration::from_millis(300) + Duration::from_secs(1), "took {took:?}");
-    assert_eq!(job_states(&events), pairs(&[("long", "aborted"), ("next", "skipped: run cancelled")]));
-    assert!(!events.iter().any(|e| matches!(e, Event::RunFinished { .. })));
+    assert!(
+        took < Duration::from_millis(300) + Duration::from_secs(1),
+        "took {took:?}"
+    );
+    assert_eq!(
+        job_states(&events),
+        pairs(&[("long", "aborted"), ("next", "skipped: run cancelled")])
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::RunFinished { .. }))
+    );
     let aborted = events.iter().find_map(|e| match e {
-        Event::JobFinished { state: JobState::Aborted, exit_code, .. } => *exit_code,
+        Event::JobFinished {
+            state: JobState::Aborted,
+            exit_code,
+            ..
+        } => *exit_code,
         _ => None,
     });
     assert_eq!(aborted, Some(143));
@@ -343,7 +427,10 @@ fn a_step_ignoring_sigterm_is_killed_after_the_grace_period() {
         std::thread::sleep(Duration::from_millis(300));
         canceller.cancel();
     });
-    let executor = Executor { grace: Duration::from_millis(200), ..Executor::default() };
+    let executor = Executor {
+        grace: Duration::from_millis(200),
+        ..Executor::default()
+    };
     let started = Instant::now();
     let (result, events) = run.exec_with(
         r#"
@@ -396,12 +483,21 @@ fn stdout_and_stderr_interleave_in_the_order_written() {
         "#,
     );
     assert_eq!(result, RunResult::Complete);
-    let log: Vec<String> = run.log("mixed", 1).into_iter().map(|(s, tag, t)| format!("{s} {tag} {t}")).collect();
+    let log: Vec<String> = run
+        .log("mixed", 1)
+        .into_iter()
+        .map(|(s, tag, t)| format!("{s} {tag} {t}"))
+        .collect();
     assert_eq!(
         log,
         [
-            "stdout F out1", "stderr F err1", "stdout F out2", "stderr F err2", "stdout F out3",
-            "stderr F err3", "stdout P tail",
+            "stdout F out1",
+            "stderr F err1",
+            "stdout F out2",
+            "stderr F err2",
+            "stdout F out3",
+            "stderr F err3",
+            "stdout P tail",
         ]
     );
 }
@@ -409,7 +505,10 @@ fn stdout_and_stderr_interleave_in_the_order_written() {
 #[test]
 fn binary_output_and_long_lines_are_logged_in_bounded_chunks() {
     let run = Run::new("refs/heads/main");
-    let executor = Executor { max_line: 1000, ..Executor::default() };
+    let executor = Executor {
+        max_line: 1000,
+        ..Executor::default()
+    };
     let (result, _) = run.exec_with(
         r#"
         [jobs.noisy]
@@ -439,6 +538,10 @@ fn a_program_that_does_not_exist_fails_its_step_with_127() {
         "#,
     );
     assert_eq!(result, RunResult::Failed);
-    assert!(events.iter().any(|e| matches!(e, Event::StepFinished { exit_code: 127, .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::StepFinished { exit_code: 127, .. }))
+    );
     assert!(run.log("missing", 1)[0].2.contains("cannot start"));
 }

@@ -1,0 +1,300 @@
+//! Events from a real executor run, ingested into a real store: twice gives
+//! the same rows, a torn last line is ignored, a stream cut off mid-job
+//! leaves rows consistent with what happened.
+
+use std::io::Write;
+use std::time::Duration;
+
+use quire_core::events::{Event, parse_stream};
+use quire_core::lifecycle::{NewRun, Worker};
+use quire_core::query::RunDetail;
+use quire_core::{Home, JobState, RunState, Store};
+use quire_pipeline::Pipeline;
+use quire_pipeline::events::{EventSink, JsonlFile, Recorded};
+use quire_pipeline::exec::{Cancel, Executor, RunContext};
+
+const PIPELINE: &str = r#"
+[jobs.build]
+inputs = ["quire/push"]
+sh = ["echo build", "echo more"]
+[jobs.test]
+inputs = ["build"]
+sh = ["echo test", "exit 4"]
+[jobs.deploy]
+inputs = ["test"]
+sh = "echo deploy"
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    store: Store,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Home::at(dir.path().join("home"))).unwrap();
+        Fixture { dir, store }
+    }
+
+    /// A claimed run of `ref_name`.
+    fn claimed_run(&mut self, ref_name: &str) -> String {
+        let run = self
+            .store
+            .create_run(&NewRun {
+                repo: "app.git",
+                ref_name,
+                sha: "0123456789abcdef0123456789abcdef01234567",
+                git_dir: "/srv/git/app.git",
+                pushed_at_ms: None,
+            })
+            .unwrap()
+            .run;
+        let worker = Worker {
+            id: "w".into(),
+            pid: std::process::id(),
+            lease: Duration::from_secs(60),
+        };
+        self.store.claim(&run.id, &worker).unwrap();
+        run.id
+    }
+
+    /// Execute PIPELINE, writing events.jsonl; returns its path and events.
+    fn execute(&self, run_id: &str) -> (std::path::PathBuf, Vec<Event>) {
+        let run_dir = self.dir.path().join(run_id);
+        let workspace = run_dir.join("workspace");
+        std::fs::create_dir_all(&workspace).unwrap();
+        let ctx = RunContext {
+            run_id: run_id.into(),
+            repo: "app.git".into(),
+            ref_name: "refs/heads/main".into(),
+            sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            previous_sha: None,
+            traceparent: "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01".into(),
+            workspace,
+            logs_dir: run_dir.join("logs"),
+        };
+        let path = run_dir.join("events.jsonl");
+        let mut sink = (JsonlFile::create(&path).unwrap(), Recorded::default());
+        Executor::default()
+            .run(
+                &Pipeline::parse(PIPELINE).unwrap(),
+                &ctx,
+                &mut sink,
+                &Cancel::default(),
+            )
+            .unwrap();
+        (path, sink.1.0)
+    }
+
+    fn detail(&self, run_id: &str) -> RunDetail {
+        self.store.run_detail(run_id).unwrap()
+    }
+}
+
+fn shape(
+    detail: &RunDetail,
+) -> Vec<(
+    String,
+    JobState,
+    Option<i64>,
+    Vec<(i64, String, Option<i64>)>,
+)> {
+    detail
+        .jobs
+        .iter()
+        .map(|j| {
+            let steps = j
+                .steps
+                .iter()
+                .map(|s| (s.seq, s.cmd.clone(), s.exit_code))
+                .collect();
+            (j.job.id.clone(), j.job.state, j.job.exit_code, steps)
+        })
+        .collect()
+}
+
+#[test]
+fn ingesting_the_same_stream_twice_gives_the_same_rows() {
+    let mut f = Fixture::new();
+    let run = f.claimed_run("refs/heads/main");
+    let (path, events) = f.execute(&run);
+    assert_eq!(
+        parse_stream(&std::fs::read(&path).unwrap()).unwrap(),
+        events
+    );
+
+    assert_eq!(f.store.ingest_file(&run, &path).unwrap(), events.len());
+    let once = f.detail(&run);
+    f.store.ingest_file(&run, &path).unwrap();
+    let twice = f.detail(&run);
+    assert_eq!(once.run, twice.run);
+    assert_eq!(
+        once.jobs.iter().map(|j| &j.job).collect::<Vec<_>>(),
+        twice.jobs.iter().map(|j| &j.job).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        once.jobs.iter().map(|j| &j.steps).collect::<Vec<_>>(),
+        twice.jobs.iter().map(|j| &j.steps).collect::<Vec<_>>()
+    );
+
+    assert_eq!(once.run.state, RunState::Failed);
+    assert_eq!(
+        once.run.failure_kind,
+        Some(quire_core::FailureKind::PipelineFailure)
+    );
+    assert_eq!(
+        shape(&once),
+        [
+            (
+                "build".into(),
+                JobState::Complete,
+                Some(0),
+                vec![
+                    (1, "echo build".into(), Some(0)),
+                    (2, "echo more".into(), Some(0))
+                ]
+            ),
+            (
+                "test".into(),
+                JobState::Failed,
+                Some(4),
+                vec![
+                    (1, "echo test".into(), Some(0)),
+                    (2, "exit 4".into(), Some(4))
+                ]
+            ),
+            ("deploy".into(), JobState::Skipped, None, vec![]),
+        ]
+    );
+    assert_eq!(
+        once.jobs[2].job.skip_reason.as_deref(),
+        Some("needs test, which failed")
+    );
+    // Rows carry the events' own times.
+    let Event::StepStarted { at_ms, .. } = &events[2] else {
+        panic!("{:?}", events[2])
+    };
+    assert_eq!(once.jobs[0].steps[0].started_at_ms, *at_ms);
+}
+
+#[test]
+fn live_ingestion_event_by_event_matches_ingesting_the_file() {
+    struct Live<'s> {
+        store: &'s mut Store,
+        run: String,
+    }
+    impl EventSink for Live<'_> {
+        fn emit(&mut self, event: &Event) -> std::io::Result<()> {
+            self.store
+                .ingest(&self.run, std::slice::from_ref(event))
+                .map_err(std::io::Error::other)
+        }
+    }
+    let mut f = Fixture::new();
+    let run = f.claimed_run("refs/heads/main");
+    let (path, events) = f.execute(&run);
+    {
+        let mut live = Live {
+            store: &mut f.store,
+            run: run.clone(),
+        };
+        for event in &events {
+            live.emit(event).unwrap();
+        }
+    }
+    let live = f.detail(&run);
+    f.store.ingest_file(&run, &path).unwrap();
+    let again = f.detail(&run);
+    assert_eq!(shape(&live), shape(&again));
+    assert_eq!(live.run, again.run);
+}
+
+#[test]
+fn a_torn_last_line_is_ignored_and_a_garbled_middle_line_is_an_error() {
+    let mut f = Fixture::new();
+    let run = f.claimed_run("refs/heads/main");
+    let (path, events) = f.execute(&run);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(br#"{"type":"job_started","at_ms":17,"jo"#)
+        .unwrap();
+    drop(file);
+    assert_eq!(f.store.ingest_file(&run, &path).unwrap(), events.len());
+    assert_eq!(f.detail(&run).run.state, RunState::Failed);
+
+    let garbled = b"{\"type\":\"run_started\",\"at_ms\":1,\"jobs\":[]}\nnot json\n{\"type\":\"job_started\",\"at_ms\":2,\"job\":\"a\"}\n";
+    let err = parse_stream(garbled).unwrap_err();
+    assert!(err.to_string().contains("events line 2"), "{err}");
+    assert_eq!(parse_stream(b"").unwrap(), vec![]);
+    assert_eq!(parse_stream(b"{\"type\":\"run_sta").unwrap(), vec![]);
+}
+
+#[test]
+fn a_stream_cut_off_mid_job_leaves_rows_consistent_with_what_happened() {
+    let mut f = Fixture::new();
+    let full_run = f.claimed_run("refs/heads/main");
+    let (_, events) = f.execute(&full_run);
+    // Cut right after the second job's first step started.
+    let cut = events
+        .iter()
+        .position(|e| matches!(e, Event::StepStarted { job, seq: 1, .. } if job == "test"))
+        .unwrap()
+        + 1;
+    let run = f.claimed_run("refs/heads/other");
+    f.store.ingest(&run, &events[..cut]).unwrap();
+    let partial = f.detail(&run);
+    assert_eq!(partial.run.state, RunState::Active);
+    assert_eq!(
+        shape(&partial),
+        [
+            (
+                "build".into(),
+                JobState::Complete,
+                Some(0),
+                vec![
+                    (1, "echo build".into(), Some(0)),
+                    (2, "echo more".into(), Some(0))
+                ]
+            ),
+            (
+                "test".into(),
+                JobState::Active,
+                None,
+                vec![(1, "echo test".into(), None)]
+            ),
+            ("deploy".into(), JobState::Pending, None, vec![]),
+        ]
+    );
+    // The rest arrives (a worker re-ingesting after restart): same as whole.
+    f.store.ingest(&run, &events).unwrap();
+    f.store
+        .ingest_file(
+            &full_run,
+            &f.dir.path().join(&full_run).join("events.jsonl"),
+        )
+        .unwrap();
+    assert_eq!(shape(&f.detail(&run)), shape(&f.detail(&full_run)));
+}
+
+#[test]
+fn events_for_a_run_that_was_superseded_change_nothing() {
+    let mut f = Fixture::new();
+    let run = f.claimed_run("refs/heads/main");
+    let (_, events) = f.execute(&run);
+    let cut = events
+        .iter()
+        .position(|e| matches!(e, Event::JobStarted { .. }))
+        .unwrap()
+        + 1;
+    f.store.ingest(&run, &events[..cut]).unwrap();
+    f.store.supersede(&run).unwrap();
+    let before = f.detail(&run);
+    f.store.ingest(&run, &events).unwrap();
+    let after = f.detail(&run);
+    assert_eq!(before.run, after.run);
+    assert_eq!(after.run.state, RunState::Superseded);
+    assert_eq!(shape(&before), shape(&after));
+}

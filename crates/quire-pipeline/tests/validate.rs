@@ -1,0 +1,388 @@
+//! Every validation rule, with its exact message and location; and no input
+//! at all can panic the parser or the validator.
+
+use proptest::prelude::*;
+use quire_pipeline::Pipeline;
+
+fn errors(text: &str) -> Vec<String> {
+    match Pipeline::parse(text) {
+        Ok(_) => vec![],
+        Err(found) => found.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const OK_JOB: &str = "[jobs.ok]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+
+#[test]
+fn each_rule_reports_its_exact_message() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "syntax error",
+            "[jobs.a\ninputs = []\n",
+            &["1:8: unclosed table, expected `]`"],
+        ),
+        (
+            "duplicate job",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\n[jobs.a]\n",
+            &["4:7: duplicate key"],
+        ),
+        (
+            "unknown key in a job",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nneeds = [\"b\"]\n",
+            &[
+                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`",
+            ],
+        ),
+        (
+            "unknown top-level key",
+            "[job.a]\n",
+            &["1:2: unknown field `job`, expected `env` or `jobs`"],
+        ),
+        (
+            "unknown key in when",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nwhen = { branch = [\"main\"] }\n",
+            &["4:10: unknown field `branch`, expected `branches` or `tags`"],
+        ),
+        (
+            "missing inputs",
+            "[jobs.a]\nsh = \"x\"\n",
+            &["1:1: missing field `inputs`"],
+        ),
+        (
+            "missing sh",
+            "[jobs.a]\ninputs = [\"quire/push\"]\n",
+            &["1:1: missing field `sh`"],
+        ),
+        (
+            "wrong type for sh",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = 3\n",
+            &["3:6: sh must be a command string, or a list of command strings and argv arrays"],
+        ),
+        (
+            "wrong type for an env value",
+            "[env]\nRUST_BACKTRACE = 1\n[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            &["2:18: invalid type: integer `1`, expected a string"],
+        ),
+        (
+            "no jobs",
+            "",
+            &["the pipeline defines no jobs; add a [jobs.<id>] table with inputs and sh"],
+        ),
+        (
+            "empty inputs",
+            "[jobs.a]\ninputs = []\nsh = \"x\"\n",
+            &[
+                "1:7: job \"a\": inputs is empty; list the jobs it needs, or \"quire/push\" to run on every push",
+            ],
+        ),
+        (
+            "unknown input",
+            "[jobs.a]\ninputs = [\"quire/push\", \"biuld\"]\nsh = \"x\"\n",
+            &[
+                "1:7: job \"a\": input \"biuld\" names no job and no source; define [jobs.biuld] or use \"quire/push\"",
+            ],
+        ),
+        (
+            "unknown source",
+            "[jobs.a]\ninputs = [\"quire/pull\"]\nsh = \"x\"\n",
+            &[
+                "1:7: job \"a\": input \"quire/pull\" names no source; the only source is \"quire/push\"",
+            ],
+        ),
+        (
+            "cycle",
+            "[jobs.a]\ninputs = [\"quire/push\", \"c\"]\nsh = \"x\"\n[jobs.b]\ninputs = [\"a\"]\nsh = \"x\"\n[jobs.c]\ninputs = [\"b\"]\nsh = \"x\"\n",
+            &["1:7: jobs a -> b -> c -> a form a cycle; remove one of these inputs"],
+        ),
+        (
+            "self cycle",
+            "[jobs.a]\ninputs = [\"a\"]\nsh = \"x\"\n",
+            &["1:7: jobs a -> a form a cycle; remove one of these inputs"],
+        ),
+        (
+            "unreachable",
+            "[jobs.a]\ninputs = [\"b\"]\nsh = \"x\"\n[jobs.b]\ninputs = [\"a\"]\nsh = \"x\"\n[jobs.c]\ninputs = [\"a\"]\nsh = \"x\"\n",
+            &[
+                "1:7: jobs a -> b -> a form a cycle; remove one of these inputs",
+                "7:7: job \"c\" can never run: none of its inputs leads back to \"quire/push\"; add \"quire/push\" or a job that runs to its inputs",
+            ],
+        ),
+        (
+            "bad job id",
+            "[jobs.\"../etc\"]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            &[
+                "1:7: job id \"../etc\" may only use letters, digits, '_' and '-'; rename the table [jobs.---etc]",
+            ],
+        ),
+        (
+            "job id with a slash",
+            "[jobs.\"a/b\"]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            &[
+                "1:7: job id \"a/b\" may only use letters, digits, '_' and '-'; rename the table [jobs.a-b]",
+            ],
+        ),
+        (
+            "unicode look-alike id",
+            "[jobs.\"tеst\"]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            &[
+                "1:7: job id \"tеst\" may only use letters, digits, '_' and '-'; rename the table [jobs.t-st]",
+            ],
+        ),
+        (
+            "empty sh",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = []\n",
+            &["1:7: job \"a\": sh is empty; give at least one command"],
+        ),
+        (
+            "blank command",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"  \"]\n",
+            &["1:7: job \"a\": step 1 is an empty command; write the command to run"],
+        ),
+        (
+            "empty argv",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"true\", []]\n",
+            &[
+                "1:7: job \"a\": step 2 is an argv without a program; its first element names the program to run",
+            ],
+        ),
+        (
+            "NUL in a command",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"a\\u0000b\"\n",
+            &["1:7: job \"a\": step 1 contains a NUL byte, which no command line can hold"],
+        ),
+        (
+            "bad timeout",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ntimeout = \"5 parsecs\"\n",
+            &[
+                "1:7: job \"a\": timeout \"5 parsecs\" is not a span; write e.g. \"90s\", \"20m\" or \"1h30m\"",
+            ],
+        ),
+        (
+            "zero timeout",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ntimeout = \"0s\"\n",
+            &[
+                "1:7: job \"a\": timeout \"0s\" is not a span; write e.g. \"90s\", \"20m\" or \"1h30m\"",
+            ],
+        ),
+        (
+            "bad glob",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nwhen = { tags = [\"v[\"] }\n",
+            &[
+                "1:7: job \"a\": when.tags pattern \"v[\" is invalid (invalid range pattern); fix the glob",
+            ],
+        ),
+        (
+            "empty when",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nwhen = {}\n",
+            &[
+                "1:7: job \"a\": when has no branches and no tags, so the job could never run; list patterns or remove when",
+            ],
+        ),
+        (
+            "bad env name",
+            "[env]\n\"MY-VAR\" = \"1\"\n[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            &[
+                "2:1: env name \"MY-VAR\" is not a variable name; use letters, digits and '_', not starting with a digit",
+            ],
+        ),
+        (
+            "bad job env name",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nenv = { \"1X\" = \"1\" }\n",
+            &[
+                "4:9: job \"a\": env name \"1X\" is not a variable name; use letters, digits and '_', not starting with a digit",
+            ],
+        ),
+    ];
+    for (what, text, expected) in cases {
+        let text = format!("{text}");
+        let got = errors(&text);
+        assert_eq!(&got, expected, "{what}:\n{text}");
+    }
+    // And each case beside a valid job still fails the same way (errors are
+    // not swallowed by a good neighbour).
+    assert_eq!(
+        errors(&format!("{OK_JOB}[jobs.b]\ninputs = []\nsh = \"x\"\n")),
+        [
+            "4:7: job \"b\": inputs is empty; list the jobs it needs, or \"quire/push\" to run on every push"
+        ]
+    );
+}
+
+#[test]
+fn all_problems_are_reported_at_once_in_file_order() {
+    let text = "[jobs.b]\ninputs = []\nsh = []\n[jobs.\"x y\"]\ninputs = [\"nope\"]\nsh = \"x\"\n";
+    assert_eq!(
+        errors(text),
+        [
+            "1:7: job \"b\": inputs is empty; list the jobs it needs, or \"quire/push\" to run on every push",
+            "1:7: job \"b\": sh is empty; give at least one command",
+            "4:7: job id \"x y\" may only use letters, digits, '_' and '-'; rename the table [jobs.x-y]",
+            "4:7: job \"x y\": input \"nope\" names no job and no source; define [jobs.nope] or use \"quire/push\"",
+        ]
+    );
+}
+
+#[test]
+fn a_valid_file_parses_into_typed_jobs() {
+    let pipeline = Pipeline::parse(
+        r#"
+        [env]
+        RUST_BACKTRACE = "1"
+
+        [jobs.test]
+        inputs = ["quire/push"]
+        sh = ["cargo test --all-features"]
+        timeout = "20m"
+
+        [jobs.release]
+        inputs = ["test"]
+        when = { tags = ["v*"] }
+        sh = [["cargo", "build", "--release"]]
+        env = { PROFILE = "release" }
+        allow_failure = false
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        pipeline.env,
+        [("RUST_BACKTRACE".to_string(), "1".to_string())]
+    );
+    let test = pipeline.job("test").unwrap();
+    assert_eq!(test.timeout, Some(std::time::Duration::from_secs(1200)));
+    let release = pipeline.job("release").unwrap();
+    assert_eq!(release.steps[0].display(), "cargo build --release");
+    assert_eq!(
+        release.env,
+        [("PROFILE".to_string(), "release".to_string())]
+    );
+    assert_eq!(pipeline.order(), [0, 1]);
+}
+
+/// Arbitrary TOML values, nested a few levels.
+fn toml_value() -> impl Strategy<Value = toml::Value> {
+    let leaf = prop_oneof![
+        any::<String>().prop_map(toml::Value::String),
+        any::<i64>().prop_map(toml::Value::Integer),
+        any::<bool>().prop_map(toml::Value::Boolean),
+        prop_oneof![
+            Just("quire/push"),
+            Just("a"),
+            Just("b"),
+            Just("c"),
+            Just("x/y"),
+            Just("..")
+        ]
+        .prop_map(|s| toml::Value::String(s.to_string())),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(toml::Value::Array),
+            proptest::collection::btree_map(key(), inner, 0..5)
+                .prop_map(|m| toml::Value::Table(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("jobs".to_string()),
+        Just("env".to_string()),
+        Just("inputs".to_string()),
+        Just("sh".to_string()),
+        Just("when".to_string()),
+        Just("branches".to_string()),
+        Just("tags".to_string()),
+        Just("timeout".to_string()),
+        Just("allow_failure".to_string()),
+        Just("a".to_string()),
+        Just("b".to_string()),
+        "[a-z./ -]{0,6}",
+    ]
+}
+
+/// Pipeline-shaped documents: a few jobs wired to each other at random.
+fn pipeline_doc() -> impl Strategy<Value = String> {
+    let job = (
+        proptest::collection::vec(
+            prop_oneof![
+                Just("quire/push"),
+                Just("a"),
+                Just("b"),
+                Just("c"),
+                Just("d")
+            ],
+            0..4,
+        ),
+        proptest::collection::vec("[ -~]{0,12}", 0..3),
+        proptest::option::of("[0-9]{1,3}[smh]|[a-z ]{0,5}"),
+    );
+    proptest::collection::btree_map(
+        prop_oneof![Just("a"), Just("b"), Just("c"), Just("d"), Just("e/f")],
+        job,
+        0..5,
+    )
+    .prop_map(|jobs| {
+        let mut doc = String::new();
+        for (id, (inputs, sh, timeout)) in jobs {
+            doc.push_str(&format!(
+                "[jobs.{id:?}]\ninputs = {inputs:?}\nsh = {sh:?}\n"
+            ));
+            if let Some(t) = timeout {
+                doc.push_str(&format!("timeout = {t:?}\n"));
+            }
+        }
+        doc
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(found) = Pipeline::parse(&text) {
+            prop_assert!(!found.is_empty());
+        }
+    }
+
+    #[test]
+    fn random_toml_documents_never_panic_and_errors_carry_a_location(value in toml_value()) {
+        let Ok(text) = toml::to_string(&value) else { return Ok(()) };
+        if let Err(found) = Pipeline::parse(&text) {
+            prop_assert!(!found.is_empty());
+            for d in &found {
+                prop_assert!(d.line.is_some() || d.message.contains("defines no jobs"), "{d}");
+            }
+        }
+    }
+
+    #[test]
+    fn random_pipelines_either_validate_with_a_complete_order_or_explain(doc in pipeline_doc()) {
+        match Pipeline::parse(&doc) {
+            Ok(pipeline) => {
+                let order = pipeline.order();
+                prop_assert_eq!(order.len(), pipeline.jobs.len(), "every valid job is scheduled");
+                for (pos, &i) in order.iter().enumerate() {
+                    for need in pipeline.jobs[i].needs() {
+                        prop_assert!(order[..pos].contains(&need));
+                    }
+                }
+            }
+            Err(found) => prop_assert!(found.iter().all(|d| !d.message.is_empty())),
+        }
+    }
+}
+
+#[test]
+fn deep_nesting_and_huge_files_are_errors_not_crashes() {
+    let deep = format!("x = {}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert!(Pipeline::parse(&deep).is_err());
+    let mut huge = String::new();
+    for i in 0..20_000 {
+        huge.push_str(&format!(
+            "[jobs.j{i}]\ninputs = [\"quire/push\"]\nsh = \"true\"\n"
+        ));
+    }
+    assert_eq!(Pipeline::parse(&huge).unwrap().jobs.len(), 20_000);
+}
