@@ -25,6 +25,14 @@ inputs = ["test"]
 sh = "echo deploy"
 "#;
 
+/// (job, state, exit code, [(seq, cmd, exit code)]).
+type JobShape = (
+    String,
+    JobState,
+    Option<i64>,
+    Vec<(i64, String, Option<i64>)>,
+);
+
 struct Fixture {
     dir: tempfile::TempDir,
     store: Store,

@@ -194,8 +194,7 @@ fn each_rule_reports_its_exact_message() {
         ),
     ];
     for (what, text, expected) in cases {
-        let text = format!("{text}");
-        let got = errors(&text);
+        let got = errors(text);
         assert_eq!(&got, expected, "{what}:\n{text}");
     }
     // And each case beside a valid job still fails the same way (errors are
