@@ -297,10 +297,10 @@ fn alive(pid: i32) -> bool {
 fn read_pid(path: &Path) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(pid) = text.trim().parse() {
-                return pid;
-            }
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
         }
         assert!(Instant::now() < deadline, "no pid in {}", path.display());
         std::thread::sleep(Duration::from_millis(10));

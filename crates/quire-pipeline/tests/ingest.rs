@@ -100,14 +100,7 @@ impl Fixture {
     }
 }
 
-fn shape(
-    detail: &RunDetail,
-) -> Vec<(
-    String,
-    JobState,
-    Option<i64>,
-    Vec<(i64, String, Option<i64>)>,
-)> {
+fn shape(detail: &RunDetail) -> Vec<JobShape> {
     detail
         .jobs
         .iter()
