@@ -4,6 +4,7 @@
 mod util;
 
 mod completions;
+mod pipeline_cli;
 mod runs_cli;
 mod store_errors;
 mod trigger;

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use quire_core::events::Event;
 use quire_core::{JobState, RunState};
 use rustix::event::{PollFd, PollFlags, poll};
-use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, waitid};
+use rustix::process::{
+    Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, kill_process_group, pidfd_open, waitid,
+};
 
 use crate::events::EventSink;
 use crate::log::{CriLog, Lines, Stream};
@@ -431,8 +433,9 @@ impl Executor {
         })
     }
 
-    /// Copy the child's output into the log until both pipes close and the
-    /// child has exited, terminating its group on cancel or deadline.
+    /// Copy the child's output into the log until both pipes have closed and
+    /// the step's process has exited (it is not reaped here, so its process
+    /// group id stays reserved), terminating its group on cancel or deadline.
     fn pump(
         &self,
         child: &mut Child,
@@ -453,20 +456,28 @@ impl Executor {
                 Lines::new(Stream::Stderr, self.max_line),
             ),
         ];
+        // Readable once the process exits; without pidfds (Linux < 5.3)
+        // exit is noticed on each tick instead.
+        let pidfd = pidfd_open(pid, PidfdFlags::empty()).ok();
+        let mut exited = false;
+        let mut leftovers_killed = false;
         let mut buf = vec![0u8; 64 * 1024];
-        let mut leader_gone = false;
         loop {
             let open: Vec<usize> = (0..2).filter(|&i| pipes[i].0.is_some()).collect();
-            if open.is_empty() {
+            if open.is_empty() && exited {
                 break;
             }
             let mut ready = [false; 2];
+            let mut exit_ready = false;
             {
                 let mut fds: Vec<PollFd<'_>> = open
                     .iter()
                     .filter_map(|&i| pipes[i].0.as_ref())
                     .map(|p| PollFd::from_borrowed_fd(p.fd(), PollFlags::IN))
                     .collect();
+                if let (Some(fd), false) = (&pidfd, exited) {
+                    fds.push(PollFd::new(fd, PollFlags::IN));
+                }
                 let tick = self.tick.max(Duration::from_millis(1));
                 let timeout = rustix::event::Timespec {
                     tv_sec: i64::try_from(tick.as_secs()).unwrap_or(1),
@@ -478,8 +489,12 @@ impl Executor {
                     return (stop, Err(e.into()));
                 }
                 for (k, fd) in fds.iter().enumerate() {
-                    if !fd.revents().is_empty() {
-                        ready[open[k]] = true;
+                    if fd.revents().is_empty() {
+                        continue;
+                    }
+                    match open.get(k) {
+                        Some(&i) => ready[i] = true,
+                        None => exit_ready = true,
                     }
                 }
             }
@@ -510,6 +525,9 @@ impl Executor {
             if let Err(e) = log.flush() {
                 return (stop, Err(e));
             }
+            if !exited && (exit_ready || (pidfd.is_none() && exited_unreaped(pid))) {
+                exited = exited_unreaped(pid);
+            }
 
             // Stop requests: terminate the whole group, then kill it.
             if term_sent.is_none() {
@@ -525,10 +543,11 @@ impl Executor {
             } else if term_sent.is_some_and(|t| t.elapsed() >= self.grace) {
                 let _ = kill_process_group(pid, Signal::KILL);
             }
-            // The step's own process exited but something it started still
-            // holds the pipes open: that is left over, end it.
-            if !leader_gone && ready == [false, false] && exited_unreaped(pid) {
-                leader_gone = true;
+            // The step's own process exited and its output is drained, but
+            // something it started still holds the pipes open: that is left
+            // over, end it so the pipes close.
+            if exited && !leftovers_killed && ready == [false, false] && !open.is_empty() {
+                leftovers_killed = true;
                 let _ = kill_process_group(pid, Signal::KILL);
             }
         }

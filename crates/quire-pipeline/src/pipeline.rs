@@ -256,6 +256,8 @@ impl Pipeline {
             .collect();
 
         let mut jobs = Vec::with_capacity(raw_jobs.len());
+        // Jobs whose inputs are already reported as wrong.
+        let mut broken = Vec::with_capacity(raw_jobs.len());
         for (id_spanned, job) in &raw_jobs {
             let at = id_spanned.span().start;
             let id = id_spanned.get_ref().clone();
@@ -294,6 +296,7 @@ impl Pipeline {
                     );
                 }
             }
+            broken.push(raw.inputs.is_empty() || inputs.len() < raw.inputs.len());
             let steps = check_steps(&mut errors, at, &name, &raw.sh);
             let env = check_env(&mut errors, Some(&name), raw.env.clone());
             let timeout = match &raw.timeout {
@@ -335,7 +338,7 @@ impl Pipeline {
         }
 
         let starts: Vec<usize> = raw_jobs.iter().map(|(id, _)| id.span().start).collect();
-        check_graph(&mut errors, &jobs, &starts);
+        check_graph(&mut errors, &jobs, &starts, &broken);
 
         if errors.found.is_empty() {
             Ok(Pipeline { env, jobs })
@@ -473,8 +476,10 @@ fn check_globs(
 }
 
 /// Cycles (each named once) and jobs that no chain of inputs connects to the
-/// push.
-fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize]) {
+/// push (those hanging off a cycle). A job downstream of one whose inputs
+/// were already reported as wrong (`broken`) is not reported again: that
+/// error is the one to fix.
+fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize], broken: &[bool]) {
     const UNSEEN: u8 = 0;
     const ON_STACK: u8 = 1;
     const DONE: u8 = 2;
@@ -552,8 +557,24 @@ fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize]) {
             }
         }
     }
+    let mut tainted: Vec<bool> = broken.to_vec();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (i, job) in jobs.iter().enumerate() {
+            if !tainted[i]
+                && job
+                    .inputs
+                    .iter()
+                    .any(|input| matches!(input, Input::Job(j) if tainted[*j]))
+            {
+                tainted[i] = true;
+                changed = true;
+            }
+        }
+    }
     for (i, job) in jobs.iter().enumerate() {
-        if !reached[i] && !in_cycle[i] && !job.inputs.is_empty() {
+        if !reached[i] && !tainted[i] && !in_cycle[i] {
             errors.at(
                 starts[i],
                 format!(

@@ -105,7 +105,7 @@ fn steps_see_the_documented_environment_and_run_in_the_workspace() {
     let run = Run::new("refs/heads/main");
     // The test process's own environment (CARGO_*, RUST_TEST_*) must not
     // reach the step.
-    let (result, _) = run.exec(
+    let (result, _events) = run.exec(
         r#"
         [env]
         SHARED = "pipeline"
@@ -116,7 +116,18 @@ fn steps_see_the_documented_environment_and_run_in_the_workspace() {
         sh = ["env | sort", "pwd", "cat hello.txt", ["printf", "%s|", "a b", "it's"]]
         "#,
     );
-    assert_eq!(result, RunResult::Complete);
+    assert_eq!(
+        result,
+        RunResult::Complete,
+        "{:#?}\n{:?}",
+        _events,
+        (1..=4)
+            .map(
+                |i| std::fs::read_to_string(run.ctx.logs_dir.join(format!("env/{i}.log")))
+                    .unwrap_or_default()
+            )
+            .collect::<Vec<_>>()
+    );
     let env = run.stdout("env", 1);
     for expected in [
         "CI=true",

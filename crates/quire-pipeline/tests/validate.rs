@@ -100,11 +100,18 @@ fn each_rule_reports_its_exact_message() {
             &["1:7: jobs a -> a form a cycle; remove one of these inputs"],
         ),
         (
-            "unreachable",
+            "unreachable: hanging off a cycle",
             "[jobs.a]\ninputs = [\"b\"]\nsh = \"x\"\n[jobs.b]\ninputs = [\"a\"]\nsh = \"x\"\n[jobs.c]\ninputs = [\"a\"]\nsh = \"x\"\n",
             &[
                 "1:7: jobs a -> b -> a form a cycle; remove one of these inputs",
                 "7:7: job \"c\" can never run: none of its inputs leads back to \"quire/push\"; add \"quire/push\" or a job that runs to its inputs",
+            ],
+        ),
+        (
+            "downstream of a job with a wrong input: only that input is reported",
+            "[jobs.a]\ninputs = [\"nope\"]\nsh = \"x\"\n[jobs.b]\ninputs = [\"a\"]\nsh = \"x\"\n",
+            &[
+                "1:7: job \"a\": input \"nope\" names no job and no source; define [jobs.nope] or use \"quire/push\"",
             ],
         ),
         (

@@ -29,6 +29,33 @@ enum Command {
     /// Try quire end to end in a scratch directory: a bare repository, a
     /// real `git push` of a project with a pipeline, the run it records
     Demo(DemoArgs),
+    /// Check a pipeline file; print the jobs in the order they would run,
+    /// or every error with its line and column (exit 1)
+    Validate {
+        /// The pipeline file [default: .quire/ci.toml]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Run a pipeline in a local directory, without a repository or a store;
+    /// exit 0 iff every job that had to pass passed
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    /// The pipeline file [default: WORKSPACE/.quire/ci.toml]
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// The directory steps run in [default: the current directory]
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    workspace: PathBuf,
+    /// The ref the run pretends was pushed (for `when`) [default: the
+    /// workspace's current branch, else main]
+    #[arg(long = "ref", value_name = "REF")]
+    ref_name: Option<String>,
+    /// Where logs and events.jsonl go [default: a new directory under $TMPDIR]
+    #[arg(long, value_name = "DIR")]
+    logs: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -53,12 +80,19 @@ struct TriggerArgs {
 }
 
 mod demo;
+mod local;
 
 /// Why `quire-run` could not do what it was asked.
 #[derive(Debug)]
 enum Failure {
     Store(quire_core::Error),
     Git(String),
+    /// A file or directory given on the command line cannot be used.
+    Input(String),
+    /// An invalid pipeline: one `FILE:LINE:COLUMN: message` per problem.
+    Invalid(Vec<String>),
+    /// The command already said what went wrong; just exit 1.
+    Quiet,
 }
 
 impl From<quire_core::Error> for Failure {
@@ -73,6 +107,20 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Trigger(args) => trigger(cli.home.as_deref(), args).map(drop),
         Command::Demo(args) => demo::run(cli.home.as_deref(), args),
+        Command::Validate { file } => local::validate(file.as_deref()),
+        Command::Exec(args) => local::exec(&local::ExecArgs {
+            file: args.file.as_deref(),
+            workspace: &args.workspace,
+            ref_name: args.ref_name.as_deref(),
+            logs: args.logs.as_deref(),
+        })
+        .and_then(|complete| {
+            if complete {
+                Ok(())
+            } else {
+                Err(Failure::Quiet)
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,10 +131,17 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(1)
         }
-        Err(Failure::Git(message)) => {
+        Err(Failure::Git(message) | Failure::Input(message)) => {
             eprintln!("quire-run: error: {message}");
             ExitCode::from(1)
         }
+        Err(Failure::Invalid(lines)) => {
+            for line in lines {
+                eprintln!("{line}");
+            }
+            ExitCode::from(1)
+        }
+        Err(Failure::Quiet) => ExitCode::from(1),
     }
 }
 

@@ -1,0 +1,224 @@
+//! `quire-run validate` and `quire-run exec`: a pipeline file checked, or
+//! run in a local directory, without a repository or a store.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use quire_core::events::Event;
+use quire_pipeline::events::{EventSink, JsonlFile};
+use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
+use quire_pipeline::pipeline::Input;
+use quire_pipeline::{Diagnostic, Pipeline};
+
+use crate::Failure;
+
+/// The pipeline file of a project.
+pub(crate) const DEFAULT_FILE: &str = ".quire/ci.toml";
+
+/// Read and validate a pipeline file; the errors, each prefixed with the
+/// file's name, on failure.
+fn load(file: &Path) -> Result<Pipeline, Failure> {
+    let text = std::fs::read(file)
+        .map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| Failure::Input(format!("{} is not UTF-8 text", file.display())))?;
+    Pipeline::parse(&text)
+        .map_err(|found| Failure::Invalid(describe(&file.display().to_string(), &found)))
+}
+
+/// Diagnostics as `FILE:LINE:COLUMN: message` lines.
+pub(crate) fn describe(file: &str, found: &[Diagnostic]) -> Vec<String> {
+    found.iter().map(|d| format!("{file}:{d}")).collect()
+}
+
+/// `quire-run validate [FILE]`: `ok` and the planned jobs, or the errors.
+pub(crate) fn validate(file: Option<&Path>) -> Result<(), Failure> {
+    let file = file.unwrap_or(Path::new(DEFAULT_FILE));
+    let pipeline = load(file)?;
+    let mut out = format!(
+        "ok: {} is valid; jobs in the order they run:\n",
+        file.display()
+    );
+    for (n, &i) in pipeline.order().iter().enumerate() {
+        let job = &pipeline.jobs[i];
+        let after: Vec<&str> = job
+            .inputs
+            .iter()
+            .map(|input| match input {
+                Input::Push => quire_pipeline::pipeline::PUSH_SOURCE,
+                Input::Job(j) => pipeline.jobs[*j].id.as_str(),
+            })
+            .collect();
+        let mut notes = vec![format!("after {}", after.join(", "))];
+        if let Some(when) = &job.when {
+            let globs =
+                |ps: &[glob::Pattern]| ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ");
+            if !when.branches.is_empty() {
+                notes.push(format!("branches {}", globs(&when.branches)));
+            }
+            if !when.tags.is_empty() {
+                notes.push(format!("tags {}", globs(&when.tags)));
+            }
+        }
+        if let Some(t) = job.timeout {
+            notes.push(format!("timeout {}", span(t)));
+        }
+        if job.allow_failure {
+            notes.push("may fail".into());
+        }
+        let steps = job.steps.len();
+        out.push_str(&format!(
+            "  {}. {} ({} step{}; {})\n",
+            n + 1,
+            job.id,
+            steps,
+            if steps == 1 { "" } else { "s" },
+            notes.join("; ")
+        ));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+/// "20m", "1h30m", "90s" (as a timeout would be written).
+fn span(t: std::time::Duration) -> String {
+    let secs = t.as_secs();
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if out.is_empty() {
+        format!("{}ms", t.as_millis())
+    } else {
+        out
+    }
+}
+
+/// Where `quire-run exec` runs and what it pretends was pushed.
+pub(crate) struct ExecArgs<'a> {
+    pub file: Option<&'a Path>,
+    pub workspace: &'a Path,
+    pub ref_name: Option<&'a str>,
+    pub logs: Option<&'a Path>,
+}
+
+/// Prints each job's outcome as it happens, for a person.
+struct Progress;
+
+impl EventSink for Progress {
+    fn emit(&mut self, event: &Event) -> io::Result<()> {
+        let line = match event {
+            Event::JobStarted { job, .. } => format!("{job}: started"),
+            Event::JobFinished {
+                job,
+                state,
+                exit_code,
+                ..
+            } => match exit_code {
+                Some(code) => format!("{job}: {state} (exit {code})"),
+                None => format!("{job}: {state}"),
+            },
+            Event::JobSkipped { job, reason, .. } => format!("{job}: skipped ({reason})"),
+            _ => return Ok(()),
+        };
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{line}")?;
+        stdout.flush()
+    }
+}
+
+/// `quire-run exec`: run a pipeline in a local directory. Exit 0 iff the
+/// run completed.
+pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
+    let workspace = std::fs::canonicalize(args.workspace).map_err(|e| {
+        Failure::Input(format!(
+            "cannot use {} as the workspace: {e}",
+            args.workspace.display()
+        ))
+    })?;
+    let file = args
+        .file
+        .map_or_else(|| workspace.join(DEFAULT_FILE), Path::to_path_buf);
+    let pipeline = load(&file)?;
+    let ref_name = args
+        .ref_name
+        .map(|r| {
+            if r.starts_with("refs/") {
+                r.to_string()
+            } else {
+                format!("refs/heads/{r}")
+            }
+        })
+        .unwrap_or_else(|| current_branch(&workspace));
+    let out_dir: PathBuf = match args.logs {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::temp_dir().join(format!(
+            "quire-exec-{}-{}",
+            std::process::id(),
+            quire_core::clock::now_ms()
+        )),
+    };
+    let io_error =
+        |e: io::Error| Failure::Input(format!("cannot write to {}: {e}", out_dir.display()));
+    std::fs::create_dir_all(&out_dir).map_err(io_error)?;
+    let run_id = uuid_like();
+    let ctx = RunContext {
+        run_id,
+        repo: workspace
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        ref_name: ref_name.clone(),
+        sha: "0".repeat(40),
+        previous_sha: None,
+        traceparent: format!("00-{}-{}-01", "1".repeat(32), "1".repeat(16)),
+        workspace,
+        logs_dir: out_dir.join("logs"),
+    };
+    println!(
+        "running {} in {} as {ref_name}",
+        file.display(),
+        ctx.workspace.display()
+    );
+    let mut sink = (
+        JsonlFile::create(&out_dir.join("events.jsonl")).map_err(io_error)?,
+        Progress,
+    );
+    let result = Executor::default()
+        .run(&pipeline, &ctx, &mut sink, &Cancel::default())
+        .map_err(|e| Failure::Input(e.to_string()))?;
+    let verdict = match result {
+        RunResult::Complete => "complete",
+        RunResult::Failed => "failed",
+        RunResult::Cancelled => "cancelled",
+    };
+    println!("run {verdict}; logs and events in {}", out_dir.display());
+    Ok(result == RunResult::Complete)
+}
+
+/// The branch checked out in `dir`, or main.
+fn current_branch(dir: &Path) -> String {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["symbolic-ref", "--quiet", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "refs/heads/main".into())
+}
+
+/// A local run's id: not stored anywhere, only handed to steps.
+fn uuid_like() -> String {
+    format!(
+        "local-{}-{}",
+        std::process::id(),
+        quire_core::clock::now_ms()
+    )
+}

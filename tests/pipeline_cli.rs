@@ -1,0 +1,175 @@
+//! quire-run validate and exec: a pipeline checked and run with the real
+//! binary; the executor's memory stays flat however much a step prints.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use predicates::prelude::*;
+
+use crate::util::Env;
+
+fn write_pipeline(dir: &Path, text: &str) -> std::path::PathBuf {
+    let file = dir.join(".quire/ci.toml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+const TWO_JOBS: &str = r#"
+[jobs.build]
+inputs = ["quire/push"]
+sh = ["echo building", "test -f .quire/ci.toml"]
+timeout = "20m"
+
+[jobs.release]
+inputs = ["build"]
+when = { tags = ["v*"] }
+sh = [["echo", "released"]]
+"#;
+
+#[test]
+fn validate_prints_ok_and_the_planned_jobs() {
+    let env = Env::new();
+    let file = write_pipeline(env.path(), TWO_JOBS);
+    env.run(&["validate", file.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(format!(
+            "ok: {} is valid; jobs in the order they run:\n  1. build (2 steps; after quire/push; timeout 20m)\n  2. release (1 step; after build; tags v*)\n",
+            file.display()
+        ));
+    // The default file is .quire/ci.toml of the current directory.
+    env.run(&["validate"])
+        .current_dir(env.path())
+        .assert()
+        .success();
+}
+
+#[test]
+fn validate_lists_every_error_with_file_line_and_column() {
+    let env = Env::new();
+    let file = write_pipeline(
+        env.path(),
+        "[jobs.a]\ninputs = []\nsh = []\n[jobs.b]\ninputs = [\"a\", \"zz\"]\nsh = \"x\"\n",
+    );
+    let name = file.display().to_string();
+    env.run(&["validate", &name])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(format!(
+            "{name}:1:7: job \"a\": inputs is empty; list the jobs it needs, or \"quire/push\" to run on every push\n\
+             {name}:1:7: job \"a\": sh is empty; give at least one command\n\
+             {name}:4:7: job \"b\": input \"zz\" names no job and no source; define [jobs.zz] or use \"quire/push\"\n"
+        ));
+    env.run(&["validate", "/nonexistent/ci.toml"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot read /nonexistent/ci.toml"));
+}
+
+#[test]
+fn exec_runs_a_pipeline_in_a_directory_and_exits_with_its_outcome() {
+    let env = Env::new();
+    let work = env.path().join("work");
+    write_pipeline(&work, TWO_JOBS);
+    let logs = env.path().join("out");
+    env.run(&[
+        "exec",
+        "--workspace",
+        work.to_str().unwrap(),
+        "--ref",
+        "refs/tags/v1",
+        "--logs",
+        logs.to_str().unwrap(),
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains("build: complete (exit 0)"))
+    .stdout(predicate::str::contains("release: complete (exit 0)"))
+    .stdout(predicate::str::contains("run complete"));
+    let log = std::fs::read_to_string(logs.join("logs/release/1.log")).unwrap();
+    assert!(log.contains(" stdout F released"), "{log}");
+    assert!(
+        std::fs::read_to_string(logs.join("events.jsonl"))
+            .unwrap()
+            .contains("\"run_finished\"")
+    );
+
+    write_pipeline(
+        &work,
+        "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"exit 5\"\n",
+    );
+    env.run(&["exec", "--workspace", work.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("a: failed (exit 5)"))
+        .stdout(predicate::str::contains("run failed"));
+}
+
+/// Peak resident memory (VmHWM, KiB) of a child, sampled until it exits.
+fn peak_rss_kib(mut command: Command) -> (bool, u64) {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file)
+            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.success(), peak);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_step_printing_200_mb_costs_the_executor_no_more_memory_than_one_line() {
+    let env = Env::new();
+    let measure = |name: &str, step: &str| {
+        let work = env.path().join(name);
+        write_pipeline(
+            &work,
+            &format!("[jobs.out]\ninputs = [\"quire/push\"]\nsh = [{step:?}]\n"),
+        );
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-run"));
+        command.args([
+            "exec",
+            "--workspace",
+            work.to_str().unwrap(),
+            "--logs",
+            env.path().join(format!("{name}.out")).to_str().unwrap(),
+        ]);
+        let (ok, peak) = peak_rss_kib(command);
+        assert!(ok, "{name} failed");
+        peak
+    };
+    let small = measure("small", "echo one line");
+    // 200 MB: long lines (cut into 16 KiB chunks) and short ones.
+    let big = measure(
+        "big",
+        "head -c 150000000 /dev/zero | tr '\\0' x; yes 'a line of fifty bytes, give or take, to log here' | head -c 50000000",
+    );
+    let log_bytes: u64 = std::fs::read_dir(env.path().join("big.out/logs/out"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        log_bytes > 200_000_000,
+        "the output was logged: {log_bytes} bytes"
+    );
+    eprintln!("executor peak RSS: one line {small} KiB, 200 MB of output {big} KiB");
+    // Generous: the point is flat, not a number (docs/PERFORMANCE.md has it).
+    assert!(
+        big < small + 8 * 1024,
+        "peak RSS grew from {small} KiB to {big} KiB"
+    );
+}
