@@ -19,7 +19,7 @@ fn a_store_from_a_newer_quire_is_refused_byte_for_byte_unchanged() {
             .assert()
             .code(1)
             .stderr(predicate::str::contains(
-                "has schema version 99, newer than this quire knows (8)",
+                "has schema version 99, newer than this quire knows (9)",
             ))
             .stderr(predicate::str::contains(
                 "hint: run a quire at least as new",

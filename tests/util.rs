@@ -130,6 +130,7 @@ pub fn populate(store: &mut Store) -> Fixture {
         sha: SHA,
         git_dir: "/srv/git/app.git",
         pushed_at_ms: None,
+        previous_sha: None,
     };
     let gone = Worker {
         id: "worker-gone".into(),

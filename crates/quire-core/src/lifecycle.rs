@@ -166,6 +166,8 @@ pub struct NewRun<'a> {
     pub git_dir: &'a str,
     /// When the push arrived; defaults to now.
     pub pushed_at_ms: Option<i64>,
+    /// The ref's tip before the push, if it existed.
+    pub previous_sha: Option<&'a str>,
 }
 
 /// A created run, and the live run of the same ref it superseded, if any.
@@ -213,8 +215,8 @@ impl Store {
             let id = uuid::Uuid::now_v7().to_string();
             tx.execute(
                 "INSERT INTO runs (id, repo, ref_name, sha, state, pushed_at_ms, queued_at_ms,
-                                   git_dir, traceparent)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8)",
+                                   git_dir, traceparent, previous_sha)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9)",
                 params![
                     id,
                     new.repo,
@@ -224,6 +226,7 @@ impl Store {
                     now,
                     new.git_dir,
                     traceparent(),
+                    new.previous_sha,
                 ],
             )?;
             Ok(Created {

@@ -151,6 +151,8 @@ pub struct Run {
     pub git_dir: Option<String>,
     pub traceparent: Option<String>,
     pub worker: Option<WorkerLease>,
+    /// The ref's tip before the push, when the push moved an existing ref.
+    pub previous_sha: Option<String>,
 }
 
 impl Run {

@@ -9,7 +9,7 @@ use crate::{Error, Result, Store};
 /// The columns [`run_from_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "id, repo, ref_name, sha, state, failure_kind, \
     failure_detail, pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, git_dir, \
-    traceparent, worker_id, worker_pid, lease_expires_at_ms";
+    traceparent, worker_id, worker_pid, lease_expires_at_ms, previous_sha";
 
 pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     let worker_id: Option<String> = row.get(13)?;
@@ -36,6 +36,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         git_dir: row.get(11)?,
         traceparent: row.get(12)?,
         worker,
+        previous_sha: row.get(16)?,
     })
 }
 

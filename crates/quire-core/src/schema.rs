@@ -19,11 +19,12 @@ fn steps() -> Vec<M<'static>> {
         ))
         .foreign_key_check(),
         M::up(include_str!("../../../migrations/0008_quire_schema.sql")).foreign_key_check(),
+        M::up(include_str!("../../../migrations/0009_previous_sha.sql")),
     ]
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 8;
+pub const LATEST: i64 = 9;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

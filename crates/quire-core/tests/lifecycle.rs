@@ -21,6 +21,7 @@ fn new_run<'a>(repo: &'a str, ref_name: &'a str) -> NewRun<'a> {
         sha: SHA,
         git_dir: "/srv/git/app.git",
         pushed_at_ms: None,
+        previous_sha: None,
     }
 }
 
@@ -219,6 +220,7 @@ fn bad_runs_are_refused_before_anything_is_written() {
             sha,
             git_dir: "/x",
             pushed_at_ms: None,
+            previous_sha: None,
         });
         assert!(
             matches!(result, Err(Error::InvalidRun(_))),

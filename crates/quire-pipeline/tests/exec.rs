@@ -292,6 +292,19 @@ fn when_filters_select_jobs_for_branches_and_tags() {
     );
 }
 
+/// Whether `pid` is still running after a moment to die in: a signalled
+/// process is not gone the instant kill() returns.
+fn survives(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 fn alive(pid: i32) -> bool {
     // A zombie is gone for our purposes.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -350,7 +363,7 @@ fn a_timeout_kills_the_step_and_everything_it_started() {
     assert_eq!(code, Some(128 + 15), "killed by SIGTERM");
     let background = read_pid(&pidfile);
     assert!(
-        !alive(background),
+        !survives(background),
         "the background sleep {background} survived"
     );
     assert!(
@@ -375,7 +388,7 @@ fn a_step_that_leaves_a_background_child_leaves_nothing_behind() {
     assert_eq!(result, RunResult::Complete);
     let background = read_pid(&pidfile);
     assert!(
-        !alive(background),
+        !survives(background),
         "the background sleep {background} survived its step"
     );
     assert_eq!(run.stdout("bg", 2), ["next"]);

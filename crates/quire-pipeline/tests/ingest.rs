@@ -55,6 +55,7 @@ impl Fixture {
                 sha: "0123456789abcdef0123456789abcdef01234567",
                 git_dir: "/srv/git/app.git",
                 pushed_at_ms: None,
+                previous_sha: None,
             })
             .unwrap()
             .run;

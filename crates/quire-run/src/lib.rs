@@ -170,6 +170,7 @@ fn trigger(home: Option<&Path>, args: &TriggerArgs) -> Result<(String, Home), Fa
         sha: &sha,
         git_dir: &git_dir.to_string_lossy(),
         pushed_at_ms: None,
+        previous_sha: None,
     })?;
     if let Some(old) = created.superseded {
         println!("quire: superseded run {old}");
