@@ -5,6 +5,6 @@ mod util;
 
 mod completions;
 mod pipeline_cli;
+mod push;
 mod runs_cli;
 mod store_errors;
-mod trigger;

@@ -60,25 +60,6 @@ impl Env {
         let out = self.runs(args).arg("--json").assert().success();
         serde_json::from_slice(&out.get_output().stdout).unwrap()
     }
-
-    /// A bare repository `name` whose `main` holds one commit.
-    pub fn bare_repo(&self, name: &str) -> PathBuf {
-        let bare = self.path().join(name);
-        git(
-            self.path(),
-            &["init", "--quiet", "--bare", bare.to_str().unwrap()],
-        );
-        let work = self.path().join(format!("{name}.work"));
-        git(
-            self.path(),
-            &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
-        );
-        std::fs::write(work.join("README"), "hello\n").unwrap();
-        git(&work, &["add", "README"]);
-        git(&work, &["commit", "--quiet", "-m", "first"]);
-        git(&work, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
-        bare
-    }
 }
 
 /// Run git with a fixed identity; panic with its stderr if it fails.
@@ -229,4 +210,154 @@ pub fn assert_no_time(object: &Value, name: &str) {
         object[format!("{name}_ms")].is_null(),
         "{name}_ms should be null"
     );
+}
+
+/// A bare repository with quire's hook installed, and a work tree that
+/// pushes to it as `origin`.
+pub struct Repo {
+    pub bare: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Env {
+    /// `name.git` with the hook installed for this home, and its work tree.
+    pub fn repo_with_hook(&self, name: &str) -> Repo {
+        let bare = self.path().join(format!("{name}.git"));
+        git(
+            self.path(),
+            &["init", "--quiet", "--bare", bare.to_str().unwrap()],
+        );
+        self.run(&["install", bare.to_str().unwrap()])
+            .assert()
+            .success();
+        let work = self.path().join(name);
+        git(
+            self.path(),
+            &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
+        );
+        git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+        Repo { bare, work }
+    }
+
+    /// Wait (up to a minute) until the run satisfies `done`; returns it.
+    pub fn wait_for(
+        &self,
+        id: &str,
+        what: &str,
+        done: impl Fn(&quire_core::Run) -> bool,
+    ) -> quire_core::Run {
+        let store = self.store();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let run = store.resolve_run(id).unwrap();
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {id} never became {what}: {run:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn wait_terminal(&self, id: &str) -> quire_core::Run {
+        self.wait_for(id, "terminal", |r| r.state.is_terminal())
+    }
+
+    /// Every run, newest first.
+    pub fn all_runs(&self) -> Vec<quire_core::Run> {
+        let filter = quire_core::query::ListFilter {
+            limit: 10_000,
+            ..Default::default()
+        };
+        self.store().list_runs(&filter).unwrap()
+    }
+}
+
+impl Repo {
+    /// Write files (path, contents) and commit them with `message`; returns
+    /// the new commit's id.
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (path, contents) in files {
+            let file = self.work.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, contents).unwrap();
+            git(&self.work, &["add", path]);
+        }
+        git(
+            &self.work,
+            &["commit", "--quiet", "--allow-empty", "-m", message],
+        );
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    /// `git push ARGS` from the work tree; returns (success, stderr), where
+    /// the hook's lines arrive as `remote: ...`.
+    pub fn push(&self, args: &[&str]) -> (bool, String) {
+        let out = Process::new("git")
+            .current_dir(&self.work)
+            .arg("push")
+            .args(args)
+            .env("HOME", &self.work)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// The run ids named in a push's `remote: quire: queued run ID ...` lines.
+pub fn queued_runs(push_stderr: &str) -> Vec<String> {
+    push_stderr
+        .lines()
+        .filter_map(|l| l.split("quire: queued run ").nth(1))
+        .map(|rest| rest.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+/// Whether a process is running (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Wait up to `secs` for a process to be gone.
+pub fn gone_within(pid: u32, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while alive(pid) {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Wait for a file holding a pid, written by a step.
+pub fn read_pid_file(path: &Path) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pid in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -13,6 +13,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
     #[error("no home for quire: none of --home, $QUIRE_HOME, $XDG_DATA_HOME or $HOME is set")]
     NoHome,
     #[error("{path} is not a quire database, or it is corrupt: {source}")]
@@ -75,6 +77,9 @@ impl Error {
                 "pass a writable directory with --home or $QUIRE_HOME".to_string()
             }
             Error::NoHome => "pass --home DIR or set $QUIRE_HOME".to_string(),
+            Error::Config { .. } => {
+                "fix config.toml (keys: max_workers, keep_workspaces, repos_root)".to_string()
+            }
             Error::NotADatabase { .. } => {
                 "restore the file from a backup, or point --home at another directory".to_string()
             }

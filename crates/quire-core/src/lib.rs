@@ -9,6 +9,7 @@
 //! * [`query`] reads runs back for `quire-runs`.
 
 pub mod clock;
+pub mod config;
 mod error;
 pub mod events;
 pub mod home;
@@ -18,6 +19,7 @@ pub mod query;
 pub mod reconcile;
 pub mod schema;
 mod store;
+pub mod workers;
 
 pub use error::{Error, Result};
 pub use home::Home;

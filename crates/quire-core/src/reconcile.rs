@@ -19,7 +19,8 @@ pub trait Liveness {
     fn is_alive(&self, pid: u32) -> bool;
 }
 
-/// The real process table: `kill(pid, 0)`.
+/// The real process table: `kill(pid, 0)`, and a zombie (exited, not yet
+/// reaped by its parent) counts as gone.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ProcessTable;
 
@@ -28,15 +29,23 @@ impl Liveness for ProcessTable {
         let Ok(raw) = i32::try_from(pid) else {
             return false;
         };
-        let Some(pid) = rustix::process::Pid::from_raw(raw) else {
+        let Some(target) = rustix::process::Pid::from_raw(raw) else {
             return false;
         };
-        match rustix::process::test_kill_process(pid) {
+        let exists = match rustix::process::test_kill_process(target) {
             Ok(()) => true,
             // It exists but belongs to someone else.
             Err(e) => e == rustix::io::Errno::PERM,
-        }
+        };
+        exists && !is_zombie(pid)
     }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// What reconcile found (and, unless a dry run, changed).
@@ -130,4 +139,100 @@ fn gone_reason(run: &Run, liveness: &dyn Liveness, now: i64) -> Option<String> {
         ));
     }
     None
+}
+
+/// Terminate what is left of an orphaned run's steps: the process group of
+/// every step its `events.jsonl` shows as started and never finished. A
+/// group is signalled only while some process in it carries the run's id in
+/// its environment (`QUIRE_RUN_ID`), so a recycled process group id is
+/// never hit. Returns the process group ids that were ended.
+pub fn end_leftover_steps(home: &crate::Home, run_id: &str) -> Vec<u32> {
+    let events = home.run_dir(run_id).join("events.jsonl");
+    let Ok(bytes) = std::fs::read(&events) else {
+        return Vec::new();
+    };
+    let Ok(events) = crate::events::parse_stream(&bytes) else {
+        return Vec::new();
+    };
+    let mut running: Vec<(String, i64, u32)> = Vec::new();
+    for event in events {
+        match event {
+            crate::events::Event::StepStarted {
+                job,
+                seq,
+                pid: Some(pid),
+                ..
+            } => running.push((job, seq, pid)),
+            crate::events::Event::StepFinished { job, seq, .. } => {
+                running.retain(|(j, s, _)| !(*j == job && *s == seq))
+            }
+            _ => {}
+        }
+    }
+    let mut ended = Vec::new();
+    for (_, _, pgid) in running {
+        if members_of_run(pgid, run_id).is_empty() {
+            continue;
+        }
+        signal_group(pgid, rustix::process::Signal::TERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while !members_of_run(pgid, run_id).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !members_of_run(pgid, run_id).is_empty() {
+            signal_group(pgid, rustix::process::Signal::KILL);
+        }
+        ended.push(pgid);
+    }
+    ended
+}
+
+fn signal_group(pgid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pgid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+/// Live (not zombie) processes in process group `pgid` whose environment
+/// names `run_id`.
+fn members_of_run(pgid: u32, run_id: &str) -> Vec<u32> {
+    let needle = format!("QUIRE_RUN_ID={run_id}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses and may
+        // hold spaces: state, ppid, pgrp, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z")
+            || fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid)
+        {
+            continue;
+        }
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            found.push(pid);
+        }
+    }
+    found
 }

@@ -305,17 +305,27 @@ impl Executor {
                     source,
                 })
             };
-            emit(
-                sink,
-                Event::StepStarted {
+            let log_path = log_dir.join(format!("{seq}.log"));
+            let mut started = |pid| {
+                let event = Event::StepStarted {
                     at_ms: now_ms(),
                     job: job.id.clone(),
                     seq,
                     cmd: step.display(),
-                },
+                    pid,
+                };
+                emit(sink, event)
+            };
+            let end = self.run_step(
+                job,
+                step,
+                &env,
+                ctx,
+                &log_path,
+                deadline,
+                cancel,
+                &mut started,
             )?;
-            let log_path = log_dir.join(format!("{seq}.log"));
-            let end = self.run_step(job, step, &env, ctx, &log_path, deadline, cancel)?;
             let code = match end {
                 StepEnd::Exited(code) | StepEnd::TimedOut(code) | StepEnd::Cancelled(code) => code,
             };
@@ -349,6 +359,7 @@ impl Executor {
         log_path: &Path,
         deadline: Option<Instant>,
         cancel: &Cancel,
+        started: &mut dyn FnMut(Option<u32>) -> Result<(), ExecError>,
     ) -> Result<StepEnd, ExecError> {
         let log_error = |source| ExecError::Write {
             what: log_path.display().to_string(),
@@ -375,7 +386,9 @@ impl Executor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = match command.spawn() {
+        let spawned = command.spawn();
+        started(spawned.as_ref().ok().map(Child::id))?;
+        let mut child = match spawned {
             Ok(child) => child,
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound

@@ -4,7 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-use crate::{DemoArgs, Failure, TriggerArgs, trigger};
+use std::time::{Duration, Instant};
+
+use quire_core::query::ListFilter;
+use quire_core::{Home, Run, RunState, Store};
+
+use crate::{DemoArgs, Failure};
 
 const PIPELINE: &str = r#"# quire's pipeline for this demo project
 [env]
@@ -44,7 +49,9 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
     }
 
     println!("quire demo in {}", dir.display());
+    let home = Home::at(home);
     git(&dir, &["init", "--quiet", "--bare", path(&bare)?])?;
+    crate::install::run(&home, &bare, false)?;
     git(&dir, &["init", "--quiet", "-b", "main", path(&work)?])?;
     write(&work.join("README.md"), "# app\n\nBuilt by quire.\n")?;
     write(&work.join(".quire/ci.toml"), PIPELINE)?;
@@ -53,31 +60,72 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
         &work,
         &["commit", "--quiet", "-m", "app with a two-job pipeline"],
     )?;
-    git(&work, &["push", "--quiet", path(&bare)?, "main"])?;
-    println!("pushed main to {}", bare.display());
+    println!("$ git push {} main", bare.display());
+    // The hook's lines come back as `remote: quire: ...` on stderr.
+    let pushed = Process::new("git")
+        .current_dir(&work)
+        .args(["push", path(&bare)?, "main"])
+        .envs(identity())
+        .status()
+        .map_err(|e| Failure::Git(format!("cannot run git: {e}")))?;
+    if !pushed.success() {
+        return Err(Failure::Git("git push failed".into()));
+    }
 
-    // What the post-receive hook does for each pushed ref.
-    let (id, home) = trigger(
-        Some(&home),
-        &TriggerArgs {
-            git_dir: bare,
-            ref_name: "refs/heads/main".into(),
-            sha: None,
-        },
-    )?;
-
-    let runs = sibling("quire-runs");
+    let mut store = Store::open(&home)?;
+    let run = loop_until_terminal(&mut store)?;
     let home_arg = home.dir().display().to_string();
     println!();
-    println!("$ quire-runs --home {home_arg} show {id}");
-    quire_runs::main_with(["quire-runs", "--home", &home_arg, "show", &id]);
+    println!("$ quire-runs --home {home_arg} show {}", run.id);
+    quire_runs::main_with(["quire-runs", "--home", &home_arg, "show", &run.id]);
     println!();
-    println!("The run waits for a worker: executing pipelines arrives with the push path.");
+    let runs = sibling("quire-runs");
     println!("Look further:");
+    println!(
+        "  ls {}   (each step's output, as <job>/<seq>.log)",
+        home.run_dir(&run.id).join("logs").display()
+    );
+    println!(
+        "  {} --home {home_arg} show {} --json",
+        runs.display(),
+        run.id
+    );
     println!("  {} --home {home_arg} list", runs.display());
-    println!("  {} --home {home_arg} show {id} --json", runs.display());
-    println!("  {} --home {home_arg} reconcile", runs.display());
-    Ok(())
+    println!("Push again from {} to run it again.", work.display());
+    if run.state == RunState::Complete {
+        Ok(())
+    } else {
+        Err(Failure::Quiet)
+    }
+}
+
+/// Wait (up to two minutes) for the pushed run to end.
+fn loop_until_terminal(store: &mut Store) -> Result<Run, Failure> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let runs = store.list_runs(&ListFilter {
+            limit: 1,
+            ..ListFilter::default()
+        })?;
+        match runs.into_iter().next() {
+            Some(run) if run.state.is_terminal() => return Ok(run),
+            _ if Instant::now() > deadline => {
+                return Err(Failure::Input(
+                    "the run did not finish within two minutes; see `quire-runs list`".into(),
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn identity() -> [(&'static str, &'static str); 4] {
+    [
+        ("GIT_AUTHOR_NAME", "quire demo"),
+        ("GIT_AUTHOR_EMAIL", "demo@quire.invalid"),
+        ("GIT_COMMITTER_NAME", "quire demo"),
+        ("GIT_COMMITTER_EMAIL", "demo@quire.invalid"),
+    ]
 }
 
 /// A binary installed beside this one, or its bare name for $PATH.
@@ -109,10 +157,7 @@ fn git(cwd: &Path, args: &[&str]) -> Result<(), Failure> {
     let out = Process::new("git")
         .current_dir(cwd)
         .args(args)
-        .env("GIT_AUTHOR_NAME", "quire demo")
-        .env("GIT_AUTHOR_EMAIL", "demo@quire.invalid")
-        .env("GIT_COMMITTER_NAME", "quire demo")
-        .env("GIT_COMMITTER_EMAIL", "demo@quire.invalid")
+        .envs(identity())
         .output()
         .map_err(|e| Failure::Git(format!("cannot run git: {e}; is git installed?")))?;
     if out.status.success() {

@@ -1,15 +1,25 @@
-//! `quire-run`: the side of quire that records runs. This release records a
-//! run for a ref by hand (`trigger`); the post-receive hook, the worker that
-//! executes runs and `validate` build on it.
+//! `quire-run`: the side of quire that records and executes runs. git's
+//! post-receive hook calls `quire-run hook`, which records a run per pushed
+//! ref and starts a detached `quire-run work`; `trigger` does the same for
+//! one ref by hand; `validate` and `exec` check and run a pipeline file
+//! locally; `install` puts the hook into a bare repository.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command as Process, ExitCode};
+mod demo;
+mod git;
+mod hook;
+mod install;
+mod local;
+mod record;
+mod trigger;
+mod work;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use quire_core::lifecycle::NewRun;
-use quire_core::{Home, Store};
+use quire_core::Home;
 
-/// Record CI runs for pushed refs.
+/// Record and execute CI runs for pushed refs.
 #[derive(Debug, Parser)]
 #[command(name = "quire-run", version, about, propagate_version = true)]
 struct Cli {
@@ -24,11 +34,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Record a pending run for one ref of a bare repository, as a push would
+    /// git's post-receive hook: read `<old> <new> <ref>` lines on stdin,
+    /// record a run per ref, start a worker, return at once
+    Hook {
+        /// The bare repository [default: $GIT_DIR]
+        #[arg(long, value_name = "DIR")]
+        git_dir: Option<PathBuf>,
+    },
+    /// Record a run for one ref of a bare repository, as a push would
     Trigger(TriggerArgs),
-    /// Try quire end to end in a scratch directory: a bare repository, a
-    /// real `git push` of a project with a pipeline, the run it records
-    Demo(DemoArgs),
+    /// Execute pending runs until none is left, then exit
+    Work,
+    /// Install quire's post-receive hook into a bare repository
+    Install {
+        /// The bare repository
+        #[arg(value_name = "REPO.git")]
+        repo: PathBuf,
+        /// Replace a different post-receive hook that is already there
+        #[arg(long)]
+        force: bool,
+    },
     /// Check a pipeline file; print the jobs in the order they would run,
     /// or every error with its line and column (exit 1)
     Validate {
@@ -39,6 +64,27 @@ enum Command {
     /// Run a pipeline in a local directory, without a repository or a store;
     /// exit 0 iff every job that had to pass passed
     Exec(ExecArgs),
+    /// Try quire end to end in a scratch directory: a bare repository with
+    /// the hook installed, a real `git push` of a project with a pipeline,
+    /// the run it executes
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct TriggerArgs {
+    /// The bare repository
+    #[arg(long, value_name = "DIR")]
+    git_dir: PathBuf,
+    /// The ref: `refs/heads/main`, or `main` for a branch or tag
+    #[arg(value_name = "REF")]
+    ref_name: String,
+    /// The commit to run [default: the ref's tip]
+    #[arg(value_name = "SHA")]
+    sha: Option<String>,
+    /// Run the pipeline here and now, print the outcome, and exit 0 iff
+    /// the run completed
+    #[arg(long)]
+    wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -66,22 +112,6 @@ struct DemoArgs {
     dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
-struct TriggerArgs {
-    /// The bare repository
-    #[arg(long, value_name = "DIR")]
-    git_dir: PathBuf,
-    /// The ref: `refs/heads/main`, or `main` for a branch
-    #[arg(value_name = "REF")]
-    ref_name: String,
-    /// The commit to run [default: the ref's tip]
-    #[arg(value_name = "SHA")]
-    sha: Option<String>,
-}
-
-mod demo;
-mod local;
-
 /// Why `quire-run` could not do what it was asked.
 #[derive(Debug)]
 enum Failure {
@@ -101,12 +131,26 @@ impl From<quire_core::Error> for Failure {
     }
 }
 
+impl From<git::GitError> for Failure {
+    fn from(e: git::GitError) -> Failure {
+        Failure::Git(e.to_string())
+    }
+}
+
 /// Run `quire-run` with this process's arguments; returns its exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let home = || Home::resolve(cli.home.as_deref()).map_err(Failure::from);
     let result = match &cli.command {
-        Command::Trigger(args) => trigger(cli.home.as_deref(), args).map(drop),
-        Command::Demo(args) => demo::run(cli.home.as_deref(), args),
+        Command::Hook { git_dir } => home().and_then(|home| {
+            let ok = hook::run(&home, git_dir.as_deref(), &mut std::io::stdin().lock())?;
+            if ok { Ok(()) } else { Err(Failure::Quiet) }
+        }),
+        Command::Trigger(args) => home().and_then(|home| trigger::run(&home, args)),
+        Command::Work => home().and_then(|home| work::run(&home)),
+        Command::Install { repo, force } => {
+            home().and_then(|home| install::run(&home, repo, *force))
+        }
         Command::Validate { file } => local::validate(file.as_deref()),
         Command::Exec(args) => local::exec(&local::ExecArgs {
             file: args.file.as_deref(),
@@ -121,6 +165,7 @@ pub fn main() -> ExitCode {
                 Err(Failure::Quiet)
             }
         }),
+        Command::Demo(args) => demo::run(cli.home.as_deref(), args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,66 +188,4 @@ pub fn main() -> ExitCode {
         }
         Err(Failure::Quiet) => ExitCode::from(1),
     }
-}
-
-/// Record a run for the ref; returns its id and the home it went to.
-fn trigger(home: Option<&Path>, args: &TriggerArgs) -> Result<(String, Home), Failure> {
-    let git_dir = std::fs::canonicalize(&args.git_dir).map_err(|e| {
-        Failure::Git(format!(
-            "cannot open repository {}: {e}",
-            args.git_dir.display()
-        ))
-    })?;
-    let ref_name = full_ref(&git_dir, &args.ref_name)?;
-    let rev = args.sha.as_deref().unwrap_or(&ref_name);
-    let sha = rev_parse(&git_dir, &format!("{rev}^{{commit}}"))
-        .ok_or_else(|| Failure::Git(format!("{rev} names no commit in {}", git_dir.display())))?;
-    let repo = git_dir
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| git_dir.display().to_string());
-
-    let home = Home::resolve(home)?;
-    let mut store = Store::open(&home)?;
-    let created = store.create_run(&NewRun {
-        repo: &repo,
-        ref_name: &ref_name,
-        sha: &sha,
-        git_dir: &git_dir.to_string_lossy(),
-        pushed_at_ms: None,
-        previous_sha: None,
-    })?;
-    if let Some(old) = created.superseded {
-        println!("quire: superseded run {old}");
-    }
-    let id = &created.run.id;
-    println!("quire: queued run {id} for {ref_name} (quire-runs show {id})");
-    Ok((created.run.id, home))
-}
-
-/// `main` means `refs/heads/main` when that branch exists.
-fn full_ref(git_dir: &Path, given: &str) -> Result<String, Failure> {
-    if given.starts_with("refs/") {
-        return Ok(given.to_string());
-    }
-    for candidate in [format!("refs/heads/{given}"), format!("refs/tags/{given}")] {
-        if rev_parse(git_dir, &candidate).is_some() {
-            return Ok(candidate);
-        }
-    }
-    Err(Failure::Git(format!(
-        "{given:?} is neither a branch nor a tag of {}; give a full ref (refs/...)",
-        git_dir.display()
-    )))
-}
-
-fn rev_parse(git_dir: &Path, rev: &str) -> Option<String> {
-    let output = Process::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["rev-parse", "--verify", "--quiet", "--end-of-options", rev])
-        .output()
-        .ok()?;
-    let sha = String::from_utf8(output.stdout).ok()?.trim().to_string();
-    (output.status.success() && !sha.is_empty()).then_some(sha)
 }

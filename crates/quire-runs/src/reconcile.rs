@@ -1,18 +1,51 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use quire_core::Store;
-use quire_core::reconcile::ProcessTable;
+use quire_core::config::Config;
+use quire_core::reconcile::{ProcessTable, ReconcileReport, end_leftover_steps};
+use quire_core::{Home, Store, workers};
+use serde::Serialize;
 
 use crate::cli::ReconcileArgs;
 use crate::json;
 use crate::text::emit;
 
+/// What reconcile did beyond the store: the leftover step processes it
+/// ended and whether it started a worker for the pending runs.
+#[derive(Debug, Serialize)]
+struct Report {
+    #[serde(flatten)]
+    store: ReconcileReport,
+    /// Process group ids of orphaned runs' steps that were terminated.
+    steps_terminated: Vec<u32>,
+    worker_started: bool,
+}
+
 pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_core::Result<ExitCode> {
     let report = store.reconcile(&ProcessTable, args.dry_run)?;
+    let mut steps_terminated = Vec::new();
+    let mut worker_started = false;
+    if !args.dry_run {
+        for orphan in &report.orphaned {
+            steps_terminated.extend(end_leftover_steps(store.home(), &orphan.run));
+        }
+        if !report.awaiting_worker.is_empty() {
+            worker_started = start_worker(store.home())?;
+        }
+    }
+    let report = Report {
+        store: report,
+        steps_terminated,
+        worker_started,
+    };
     if args.json {
         return Ok(json::print(&report));
     }
+    let Report {
+        store: report,
+        steps_terminated,
+        worker_started,
+    } = report;
     let verb = if args.dry_run {
         "would orphan"
     } else {
@@ -26,8 +59,14 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_core::Result<ExitCo
             orphan.run, orphan.repo, orphan.ref_name, orphan.reason
         );
     }
+    for pgid in &steps_terminated {
+        let _ = writeln!(text, "terminated the leftover step process group {pgid}");
+    }
     for run in &report.awaiting_worker {
         let _ = writeln!(text, "pending {run}: waiting for a worker");
+    }
+    if worker_started {
+        let _ = writeln!(text, "started a worker for the pending runs");
     }
     let _ = writeln!(
         text,
@@ -49,5 +88,21 @@ fn plural(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+/// Start a worker unless the worker limit is reached (one may be draining
+/// the queue already). True if one was started.
+fn start_worker(home: &Home) -> quire_core::Result<bool> {
+    let config = Config::load(home)?;
+    if !workers::any_free(home, config.max_workers)? {
+        return Ok(false);
+    }
+    match workers::spawn_worker(&workers::quire_run_beside_me(), home) {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            eprintln!("quire-runs: cannot start a worker: {e}");
+            Ok(false)
+        }
     }
 }

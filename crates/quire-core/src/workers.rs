@@ -1,0 +1,127 @@
+//! How many workers run, and starting one.
+//!
+//! A worker holds one of `max_workers` slots: an exclusive `flock` on
+//! `workers/slot-N.lock` in the home, which the kernel releases when the
+//! process dies however it dies, so the count is never stale. A worker that
+//! finds the queue empty releases its slot and looks once more before it
+//! exits; a hook looks for a free slot only after its run is committed. So
+//! a queued run always finds a worker: either the draining worker sees it,
+//! or the hook sees the slot free and starts one.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rustix::fs::{FlockOperation, flock};
+
+use crate::{Error, Home, Result};
+
+/// A held worker slot; dropping it releases the slot.
+#[derive(Debug)]
+pub struct Slot {
+    _lock: File,
+    pub index: usize,
+}
+
+fn slot_path(home: &Home, index: usize) -> PathBuf {
+    home.dir()
+        .join("workers")
+        .join(format!("slot-{index}.lock"))
+}
+
+fn open_slot(home: &Home, index: usize) -> Result<File> {
+    let dir = home.dir().join("workers");
+    let fail = |path: PathBuf| move |source| Error::Home { path, source };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(fail(dir.clone()))?;
+    let path = slot_path(home, index);
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(fail(path))
+}
+
+/// Take a free slot of `max`, if there is one.
+pub fn try_acquire(home: &Home, max: usize) -> Result<Option<Slot>> {
+    for index in 0..max {
+        let file = open_slot(home, index)?;
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            return Ok(Some(Slot { _lock: file, index }));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a worker could start now (some slot of `max` is free).
+pub fn any_free(home: &Home, max: usize) -> Result<bool> {
+    Ok(try_acquire(home, max)?.is_some())
+}
+
+/// Start `quire-run work` fully detached: its own session, stdin from
+/// /dev/null, stdout and stderr appended to `worker.log` in the home. A
+/// child that kept the hook's stdout or stderr would keep `git push`
+/// waiting until it exits. Returns the worker's pid.
+pub fn spawn_worker(quire_run: &Path, home: &Home) -> io::Result<u32> {
+    let log_path = home.dir().join("worker.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)?;
+    let mut command = Command::new(quire_run);
+    command
+        .arg("--home")
+        .arg(home.dir())
+        .arg("work")
+        .current_dir(home.dir())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: between fork and exec only setsid(2) runs, which is
+    // async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::setsid()?;
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    Ok(child.id())
+}
+
+/// The `quire-run` binary beside the running one (both are installed
+/// together), else the name for `$PATH`.
+pub fn quire_run_beside_me() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("quire-run")))
+        .filter(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from("quire-run"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let first = try_acquire(&home, 2).unwrap().unwrap();
+        let second = try_acquire(&home, 2).unwrap().unwrap();
+        assert_ne!(first.index, second.index);
+        assert!(try_acquire(&home, 2).unwrap().is_none());
+        assert!(!any_free(&home, 2).unwrap());
+        drop(first);
+        assert!(any_free(&home, 2).unwrap());
+    }
+}

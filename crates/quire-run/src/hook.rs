@@ -1,0 +1,211 @@
+//! `quire-run hook`: git's post-receive. Records a run per pushed ref,
+//! tells the pusher, starts a detached worker, and returns at once.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use quire_core::config::Config;
+use quire_core::{Home, Store, workers};
+
+use crate::Failure;
+use crate::git::Repo;
+use crate::record::{RefUpdate, record};
+
+/// The repository the hook runs for: `--git-dir`, else `$GIT_DIR` (which git
+/// sets, relative: `.`), made absolute.
+pub(crate) fn git_dir(flag: Option<&Path>) -> Result<PathBuf, Failure> {
+    let given = flag
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("GIT_DIR").map(PathBuf::from))
+        .ok_or_else(|| {
+            Failure::Input("no repository: pass --git-dir or run as git's post-receive hook".into())
+        })?;
+    std::fs::canonicalize(&given)
+        .map_err(|e| Failure::Input(format!("cannot open repository {}: {e}", given.display())))
+}
+
+/// A run's `repo`: the path under `repos_root` when the repository lies
+/// there, else its directory name.
+pub(crate) fn repo_name(git_dir: &Path, config: &Config) -> String {
+    if let Some(root) = &config.repos_root
+        && let Ok(root) = std::fs::canonicalize(root)
+        && let Ok(relative) = git_dir.strip_prefix(&root)
+        && !relative.as_os_str().is_empty()
+    {
+        return relative.to_string_lossy().into_owned();
+    }
+    git_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| git_dir.display().to_string())
+}
+
+fn is_object_id(text: &str) -> bool {
+    (text.len() == 40 || text.len() == 64)
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Parse one post-receive line: `<old> <new> <ref>`.
+pub(crate) fn parse_line(line: &[u8]) -> Result<RefUpdate, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "it is not UTF-8".to_string())?;
+    let fields: Vec<&str> = text.split(' ').collect();
+    let [old, new, ref_name] = fields[..] else {
+        return Err(format!(
+            "expected `<old> <new> <ref>`, got {} fields",
+            fields.len()
+        ));
+    };
+    for (what, id) in [("old", old), ("new", new)] {
+        if !is_object_id(id) {
+            return Err(format!(
+                "the {what} value {id:?} is not a full lowercase object id"
+            ));
+        }
+    }
+    if old.len() != new.len() {
+        return Err("the old and new ids differ in length".into());
+    }
+    if !ref_name.starts_with("refs/")
+        || ref_name.len() <= 5
+        || ref_name.chars().any(char::is_control)
+    {
+        return Err(format!("{ref_name:?} is not a full ref name"));
+    }
+    let zero = |id: &str| id.bytes().all(|b| b == b'0');
+    Ok(RefUpdate {
+        old: (!zero(old)).then(|| old.to_string()),
+        new: (!zero(new)).then(|| new.to_string()),
+        ref_name: ref_name.to_string(),
+    })
+}
+
+/// Did the pusher say `git push -o ci.skip`?
+fn skip_option() -> bool {
+    let count: usize = std::env::var("GIT_PUSH_OPTION_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (0..count).any(|i| {
+        std::env::var(format!("GIT_PUSH_OPTION_{i}")).is_ok_and(|opt| opt.trim() == "ci.skip")
+    })
+}
+
+/// Returns whether every line was well-formed.
+pub(crate) fn run(
+    home: &Home,
+    git_dir_flag: Option<&Path>,
+    input: &mut dyn BufRead,
+) -> Result<bool, Failure> {
+    let git_dir = git_dir(git_dir_flag)?;
+    let config = Config::load(home)?;
+    let repo = Repo::open(&git_dir)?;
+    let name = repo_name(&git_dir, &config);
+    let mut store = Store::open(home)?;
+    let skip = skip_option();
+    let mut out = std::io::stdout().lock();
+    let mut all_good = true;
+    let mut queued = false;
+    let mut line = Vec::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let read = input
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Failure::Input(format!("cannot read the pushed refs: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
+        let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+        if trimmed.is_empty() {
+            continue;
+        }
+        let update = match parse_line(trimmed) {
+            Ok(update) => update,
+            Err(why) => {
+                all_good = false;
+                let _ = writeln!(
+                    out,
+                    "quire: ignoring line {number} of the pushed refs: {why}"
+                );
+                continue;
+            }
+        };
+        // One ref's trouble (a missing object, say) is reported and the
+        // others are still recorded; a store that cannot be written stops
+        // everything.
+        match record(&mut store, &repo, &name, &git_dir, &update, skip) {
+            Ok(recorded) => {
+                queued |= recorded.queued();
+                for text in recorded.lines(&update) {
+                    let _ = writeln!(out, "{text}");
+                }
+            }
+            Err(Failure::Git(e)) => {
+                all_good = false;
+                let _ = writeln!(out, "quire: no run for {}: {e}", update.ref_name);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    let _ = out.flush();
+    drop(out);
+    if queued {
+        start_worker(home, &config);
+    }
+    Ok(all_good)
+}
+
+/// Start a detached worker unless the worker limit is reached.
+pub(crate) fn start_worker(home: &Home, config: &Config) {
+    match workers::any_free(home, config.max_workers) {
+        Ok(true) => {
+            let exe = std::env::current_exe().unwrap_or_else(|_| workers::quire_run_beside_me());
+            if let Err(e) = workers::spawn_worker(&exe, home) {
+                println!(
+                    "quire: could not start a worker ({e}); `quire-runs reconcile` will start one"
+                );
+            }
+        }
+        Ok(false) => {}
+        Err(e) => println!(
+            "quire: could not check for a worker ({e}); `quire-runs reconcile` will start one"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "1111111111111111111111111111111111111111";
+    const Z: &str = "0000000000000000000000000000000000000000";
+
+    #[test]
+    fn lines_are_parsed_strictly() {
+        let ok = parse_line(format!("{Z} {A} refs/heads/main").as_bytes()).unwrap();
+        assert_eq!(
+            (ok.old, ok.new.as_deref(), ok.ref_name.as_str()),
+            (None, Some(A), "refs/heads/main")
+        );
+        let deleted = parse_line(format!("{A} {Z} refs/tags/v1").as_bytes()).unwrap();
+        assert_eq!(deleted.new, None);
+        for bad in [
+            "".to_string(),
+            "garbage".into(),
+            format!("{A} {A}"),
+            format!("{A} {A} refs/heads/x extra"),
+            format!("{A} abc refs/heads/x"),
+            format!("{A} {} refs/heads/x", A.to_uppercase().replace('1', "G")),
+            format!("{A} {A}{A} refs/heads/x"),
+            format!("{A} {A} main"),
+            format!("{A} {A} refs/"),
+        ] {
+            assert!(parse_line(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert!(parse_line(&[b'x', 0xff, b' ']).is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! `quire-run install REPO.git [--force]`: put quire's post-receive hook
+//! into a bare repository.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use quire_core::Home;
+
+use crate::Failure;
+
+/// hooks/post-receive, with this binary and the home filled in.
+const TEMPLATE: &str = include_str!("../../../hooks/post-receive");
+
+/// Single-quote for sh.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+pub(crate) fn run(home: &Home, repo: &Path, force: bool) -> Result<(), Failure> {
+    let repo = std::fs::canonicalize(repo)
+        .map_err(|e| Failure::Input(format!("cannot open repository {}: {e}", repo.display())))?;
+    let bare =
+        repo.join("objects").is_dir() && repo.join("HEAD").is_file() && !repo.join(".git").exists();
+    if !bare {
+        return Err(Failure::Input(format!(
+            "{} is not a bare repository (no objects/ and HEAD); install into REPO.git, not a work tree",
+            repo.display()
+        )));
+    }
+    home.ensure()?;
+    let home_dir = std::fs::canonicalize(home.dir()).map_err(|e| {
+        Failure::Input(format!(
+            "cannot use {} as the home: {e}",
+            home.dir().display()
+        ))
+    })?;
+    let exe = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .map_err(|e| Failure::Input(format!("cannot find this quire-run binary: {e}")))?;
+    let script = TEMPLATE
+        .replace("@QUIRE_RUN@", &quoted(&exe.to_string_lossy()))
+        .replace("@QUIRE_HOME@", &quoted(&home_dir.to_string_lossy()));
+
+    let hooks = repo.join("hooks");
+    std::fs::create_dir_all(&hooks)
+        .map_err(|e| Failure::Input(format!("cannot create {}: {e}", hooks.display())))?;
+    let path = hooks.join("post-receive");
+    match std::fs::read_to_string(&path) {
+        Ok(existing) if existing == script => {}
+        Ok(_) if !force => {
+            return Err(Failure::Input(format!(
+                "{} already has a different post-receive hook; pass --force to replace it",
+                repo.display()
+            )));
+        }
+        _ => {
+            let staged = hooks.join(".post-receive.quire");
+            std::fs::write(&staged, &script)
+                .and_then(|()| {
+                    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
+                })
+                .and_then(|()| std::fs::rename(&staged, &path))
+                .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))?;
+        }
+    }
+    let configured = Command::new("git")
+        .arg("--git-dir")
+        .arg(&repo)
+        .args(["config", "receive.advertisePushOptions", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !configured {
+        return Err(Failure::Input(format!(
+            "the hook is installed, but `git config receive.advertisePushOptions true` failed in {}",
+            repo.display()
+        )));
+    }
+    println!(
+        "quire: installed {} (runs go to {})",
+        path.display(),
+        home_dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Recording what a push did to one ref: the hook's and `trigger`'s shared
+//! path from (old, new, ref) to a run, or to the reason there is none.
+
+use std::path::Path;
+
+use quire_core::lifecycle::{NewRun, Outcome};
+use quire_core::{FailureKind, Store};
+use quire_pipeline::Pipeline;
+
+use crate::Failure;
+use crate::git::Repo;
+use crate::local::{DEFAULT_FILE, describe};
+
+/// One ref's update, as git reports it to post-receive.
+#[derive(Debug, Clone)]
+pub(crate) struct RefUpdate {
+    /// The previous tip; None for a new ref.
+    pub old: Option<String>,
+    /// The new tip; None when the ref was deleted.
+    pub new: Option<String>,
+    pub ref_name: String,
+}
+
+/// What became of one ref's update.
+#[derive(Debug)]
+pub(crate) enum Recorded {
+    Queued {
+        run: String,
+        superseded: Option<String>,
+    },
+    /// Recorded and failed at once: the pipeline file is invalid.
+    Invalid {
+        run: String,
+        errors: Vec<String>,
+    },
+    Deleted {
+        superseded: Option<String>,
+    },
+    Skipped(&'static str),
+    NoPipeline,
+}
+
+impl Recorded {
+    /// The lines the pusher sees (as `remote: ...`).
+    pub(crate) fn lines(&self, update: &RefUpdate) -> Vec<String> {
+        let r = &update.ref_name;
+        match self {
+            Recorded::Queued { run, superseded } => {
+                let mut lines = vec![format!(
+                    "quire: queued run {run} for {r} (quire-runs show {run})"
+                )];
+                if let Some(old) = superseded {
+                    lines.push(format!("quire:   it supersedes run {old}"));
+                }
+                lines
+            }
+            Recorded::Invalid { run, errors } => {
+                let mut lines = vec![format!(
+                    "quire: {DEFAULT_FILE} is invalid; run {run} for {r} failed (pipeline-invalid):"
+                )];
+                lines.extend(errors.iter().map(|e| format!("quire:   {e}")));
+                lines
+            }
+            Recorded::Deleted {
+                superseded: Some(old),
+            } => {
+                vec![format!("quire: {r} was deleted; superseded its run {old}")]
+            }
+            Recorded::Deleted { superseded: None } => vec![format!("quire: {r} was deleted")],
+            Recorded::Skipped(why) => vec![format!("quire: no run for {r}: {why}")],
+            Recorded::NoPipeline => vec![format!(
+                "quire: no run for {r}: {} has no {DEFAULT_FILE}",
+                update
+                    .new
+                    .as_deref()
+                    .map_or("the commit", |s| &s[..s.len().min(12)])
+            )],
+        }
+    }
+
+    pub(crate) fn queued(&self) -> bool {
+        matches!(self, Recorded::Queued { .. })
+    }
+}
+
+/// Does the commit message ask to skip CI?
+pub(crate) fn skip_requested(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("[skip ci]") || lower.contains("[ci skip]")
+}
+
+/// Record one ref update of `repo` (named `repo_name`).
+pub(crate) fn record(
+    store: &mut Store,
+    repo: &Repo,
+    repo_name: &str,
+    git_dir: &Path,
+    update: &RefUpdate,
+    skip_option: bool,
+) -> Result<Recorded, Failure> {
+    let Some(new) = update.new.as_deref() else {
+        let superseded = store.supersede_ref(repo_name, &update.ref_name)?;
+        return Ok(Recorded::Deleted { superseded });
+    };
+    if skip_option {
+        return Ok(Recorded::Skipped("the push option ci.skip"));
+    }
+    if skip_requested(&repo.message(new)?) {
+        return Ok(Recorded::Skipped("[skip ci] in the commit message"));
+    }
+    let Some(bytes) = repo.read_file(new, DEFAULT_FILE)? else {
+        return Ok(Recorded::NoPipeline);
+    };
+    let created = store.create_run(&NewRun {
+        repo: repo_name,
+        ref_name: &update.ref_name,
+        sha: new,
+        git_dir: &git_dir.to_string_lossy(),
+        pushed_at_ms: None,
+        previous_sha: update.old.as_deref(),
+    })?;
+    let run = created.run.id;
+    match validate(&bytes) {
+        Ok(_) => Ok(Recorded::Queued {
+            run,
+            superseded: created.superseded,
+        }),
+        Err(errors) => {
+            store.finish(
+                &run,
+                &Outcome::Failed {
+                    kind: FailureKind::PipelineInvalid,
+                    detail: Some(invalid_detail(&errors)),
+                },
+            )?;
+            Ok(Recorded::Invalid { run, errors })
+        }
+    }
+}
+
+/// Parse the pipeline file's bytes; the errors as `FILE:LINE:COLUMN: ...`.
+pub(crate) fn validate(bytes: &[u8]) -> Result<Pipeline, Vec<String>> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| vec![format!("{DEFAULT_FILE}: the file is not UTF-8 text")])?;
+    Pipeline::parse(text).map_err(|found| describe(DEFAULT_FILE, &found))
+}
+
+/// One line for the run's failure_detail.
+pub(crate) fn invalid_detail(errors: &[String]) -> String {
+    match errors {
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+        [] => format!("{DEFAULT_FILE} is invalid"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_markers_are_found_in_any_case() {
+        assert!(skip_requested("fix typo [skip ci]"));
+        assert!(skip_requested("WIP\n\n[CI SKIP]"));
+        assert!(skip_requested("[Skip CI] docs"));
+        assert!(!skip_requested("skip ci"));
+        assert!(!skip_requested("[skip-ci]"));
+    }
+}

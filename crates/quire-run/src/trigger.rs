@@ -1,0 +1,89 @@
+//! `quire-run trigger --git-dir DIR REF [SHA] [--wait]`: what a push of one
+//! ref does, by hand; with `--wait`, the run executes in the foreground.
+
+use std::time::Duration;
+
+use quire_core::config::Config;
+use quire_core::lifecycle::{Applied, Worker};
+use quire_core::{Home, RunState, Store};
+
+use crate::git::Repo;
+use crate::hook::{git_dir, repo_name, start_worker};
+use crate::record::{Recorded, RefUpdate, record};
+use crate::{Failure, TriggerArgs, work};
+
+pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
+    let git_dir = git_dir(Some(&args.git_dir))?;
+    let config = Config::load(home)?;
+    let repo = Repo::open(&git_dir)?;
+    let ref_name = full_ref(&repo, &args.ref_name)?;
+    let sha = repo.resolve_commit(args.sha.as_deref().unwrap_or(&ref_name))?;
+    let mut store = Store::open(home)?;
+    let update = RefUpdate {
+        old: None,
+        new: Some(sha),
+        ref_name,
+    };
+    let recorded = record(
+        &mut store,
+        &repo,
+        &repo_name(&git_dir, &config),
+        &git_dir,
+        &update,
+        false,
+    )?;
+    for line in recorded.lines(&update) {
+        println!("{line}");
+    }
+    let run = match &recorded {
+        Recorded::Queued { run, .. } => run.clone(),
+        Recorded::Invalid { .. } => return Err(Failure::Quiet),
+        _ if args.wait => return Err(Failure::Quiet),
+        _ => return Ok(()),
+    };
+    if !args.wait {
+        start_worker(home, &config);
+        return Ok(());
+    }
+
+    let worker = Worker::this_process(Duration::from_secs(30));
+    if let Applied::Changed { .. } = store.claim(&run, &worker)? {
+        let claimed = store.resolve_run(&run)?;
+        work::execute(home, &config, &mut store, &worker, claimed)?;
+    }
+    // Executed here, or by a worker that claimed it first: wait for its end.
+    let finished = loop {
+        let current = store.resolve_run(&run)?;
+        if current.state.is_terminal() {
+            break current;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    match finished.failure_kind {
+        Some(kind) => println!("quire: run {run} {} ({kind})", finished.state),
+        None => println!("quire: run {run} {}", finished.state),
+    }
+    if let Some(detail) = &finished.failure_detail {
+        println!("quire:   {detail}");
+    }
+    if finished.state == RunState::Complete {
+        Ok(())
+    } else {
+        Err(Failure::Quiet)
+    }
+}
+
+/// `main` means `refs/heads/main` (or `refs/tags/main`) when it exists.
+fn full_ref(repo: &Repo, given: &str) -> Result<String, Failure> {
+    if given.starts_with("refs/") {
+        return Ok(given.to_string());
+    }
+    for candidate in [format!("refs/heads/{given}"), format!("refs/tags/{given}")] {
+        if repo.has_ref(&candidate) {
+            return Ok(candidate);
+        }
+    }
+    Err(Failure::Git(format!(
+        "{given:?} is neither a branch nor a tag of the repository; give a full ref (refs/...)"
+    )))
+}

@@ -1,0 +1,241 @@
+//! `quire-run work`: a worker. It holds a slot, claims pending runs oldest
+//! first and executes each: materialize the commit's tree, run the pipeline
+//! with events ingested live, finish the run. It exits when the queue is
+//! empty.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use quire_core::config::Config;
+use quire_core::events::Event;
+use quire_core::lifecycle::{Outcome, Worker};
+use quire_core::query::ListFilter;
+use quire_core::{FailureKind, Home, Run, RunState, Store, workers};
+use quire_pipeline::events::{EventSink, JsonlFile};
+use quire_pipeline::exec::{Cancel, Executor, RunContext};
+
+use crate::Failure;
+use crate::git::Repo;
+use crate::local::DEFAULT_FILE;
+use crate::record::{invalid_detail, validate};
+
+/// How long a claimed run stays ours without renewal.
+const LEASE: Duration = Duration::from_secs(30);
+/// How often the lease is renewed, which is also how soon a worker notices
+/// that its run was superseded or cancelled.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// Drain the queue, then exit.
+pub(crate) fn run(home: &Home) -> Result<(), Failure> {
+    let config = Config::load(home)?;
+    loop {
+        let Some(slot) = workers::try_acquire(home, config.max_workers)? else {
+            return Ok(());
+        };
+        let mut store = Store::open(home)?;
+        let worker = Worker::this_process(LEASE);
+        while let Some(run) = store.claim_next(&worker)? {
+            execute(home, &config, &mut store, &worker, run)?;
+        }
+        drop(slot);
+        // A hook may have queued a run after our last claim but while our
+        // slot still looked taken: look once more now that it is free.
+        if !has_pending(&store)? {
+            return Ok(());
+        }
+    }
+}
+
+fn has_pending(store: &Store) -> Result<bool, Failure> {
+    let filter = ListFilter {
+        states: vec![RunState::Pending],
+        limit: 1,
+        ..ListFilter::default()
+    };
+    Ok(!store.list_runs(&filter)?.is_empty())
+}
+
+/// Execute one claimed run to a terminal state. Only a store that cannot be
+/// written is an error here; anything else fails the run with a reason.
+pub(crate) fn execute(
+    home: &Home,
+    config: &Config,
+    store: &mut Store,
+    worker: &Worker,
+    run: Run,
+) -> Result<(), Failure> {
+    let run_dir = home.run_dir(&run.id);
+    let workspace = run_dir.join("workspace");
+    let outcome = prepare_and_run(home, store, worker, &run, &run_dir, &workspace);
+    if !config.keep_workspaces && workspace.exists() {
+        let _ = std::fs::remove_dir_all(&workspace);
+    }
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(RunFailure::Invalid(errors)) => {
+            let outcome = Outcome::Failed {
+                kind: FailureKind::PipelineInvalid,
+                detail: Some(invalid_detail(&errors)),
+            };
+            store.finish(&run.id, &outcome)?;
+            Ok(())
+        }
+        Err(RunFailure::Crashed(message)) => {
+            eprintln!("quire-run work: run {}: {message}", run.id);
+            let outcome = Outcome::Failed {
+                kind: FailureKind::ProcessCrashed,
+                detail: Some(message),
+            };
+            store.finish(&run.id, &outcome)?;
+            Ok(())
+        }
+    }
+}
+
+enum RunFailure {
+    Invalid(Vec<String>),
+    Crashed(String),
+}
+
+impl From<crate::git::GitError> for RunFailure {
+    fn from(e: crate::git::GitError) -> RunFailure {
+        RunFailure::Crashed(e.to_string())
+    }
+}
+
+fn prepare_and_run(
+    home: &Home,
+    store: &mut Store,
+    worker: &Worker,
+    run: &Run,
+    run_dir: &Path,
+    workspace: &Path,
+) -> Result<(), RunFailure> {
+    let crashed = |what: &str, e: io::Error| RunFailure::Crashed(format!("cannot {what}: {e}"));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode_private()
+        .create(run_dir)
+        .map_err(|e| crashed(&format!("create {}", run_dir.display()), e))?;
+    let git_dir = run
+        .git_dir
+        .as_deref()
+        .ok_or_else(|| RunFailure::Crashed("the run records no repository path".into()))?;
+    let repo = Repo::open(Path::new(git_dir))?;
+    let bytes = repo
+        .read_file(&run.sha, DEFAULT_FILE)?
+        .ok_or_else(|| RunFailure::Crashed(format!("{} has no {DEFAULT_FILE}", run.sha)))?;
+    let pipeline = validate(&bytes).map_err(RunFailure::Invalid)?;
+    if workspace.exists() {
+        std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
+    }
+    repo.materialize(&run.sha, workspace)?;
+
+    let cancel = Cancel::default();
+    let heartbeat = Heartbeat::start(home, &run.id, worker, &cancel);
+    let ctx = RunContext {
+        run_id: run.id.clone(),
+        repo: run.repo.clone(),
+        ref_name: run.ref_name.clone(),
+        sha: run.sha.clone(),
+        previous_sha: run.previous_sha.clone(),
+        traceparent: run.traceparent.clone().unwrap_or_default(),
+        workspace: workspace.to_path_buf(),
+        logs_dir: run_dir.join("logs"),
+    };
+    let events = JsonlFile::create(&run_dir.join("events.jsonl"))
+        .map_err(|e| crashed("create events.jsonl", e))?;
+    let mut sink = (
+        events,
+        LiveIngest {
+            store,
+            run: &run.id,
+        },
+    );
+    let result = Executor::default().run(&pipeline, &ctx, &mut sink, &cancel);
+    heartbeat.stop();
+    // The run_finished event has already taken the run to its end; a
+    // cancelled run was ended by whoever cancelled it.
+    result
+        .map(drop)
+        .map_err(|e| RunFailure::Crashed(e.to_string()))
+}
+
+trait PrivateDir {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl PrivateDir for std::fs::DirBuilder {
+    fn mode_private(&mut self) -> &mut Self {
+        std::os::unix::fs::DirBuilderExt::mode(self, 0o700)
+    }
+}
+
+/// Ingests each event into the store as it happens, so `quire-runs show`
+/// of an active run shows live progress.
+struct LiveIngest<'s> {
+    store: &'s mut Store,
+    run: &'s str,
+}
+
+impl EventSink for LiveIngest<'_> {
+    fn emit(&mut self, event: &Event) -> io::Result<()> {
+        self.store
+            .ingest(self.run, std::slice::from_ref(event))
+            .map_err(io::Error::other)
+    }
+}
+
+/// Renews the worker's lease on its own connection; when the run is no
+/// longer ours (superseded, cancelled, orphaned) it cancels the executor.
+struct Heartbeat {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(home: &Home, run: &str, worker: &Worker, cancel: &Cancel) -> Heartbeat {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (home, run, worker, cancel, flag) = (
+            home.clone(),
+            run.to_string(),
+            worker.clone(),
+            cancel.clone(),
+            stop.clone(),
+        );
+        let thread = thread::spawn(move || {
+            let Ok(mut store) = Store::open(&home) else {
+                return;
+            };
+            while !flag.load(Ordering::SeqCst) {
+                match store.renew_lease(&run, &worker) {
+                    Ok(false) => {
+                        cancel.cancel();
+                        return;
+                    }
+                    Ok(true) => {}
+                    // A busy store is retried on the next beat; the lease
+                    // is long enough to survive a few.
+                    Err(e) => eprintln!("quire-run work: cannot renew the lease of run {run}: {e}"),
+                }
+                thread::park_timeout(HEARTBEAT);
+            }
+        });
+        Heartbeat {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! The push path end to end: a real `git push` through the installed hook,
+//! a detached worker, the executor, the store.
+
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+use quire_core::{FailureKind, JobState, RunState};
+
+use crate::util::{Env, alive, git, gone_within, queued_runs, read_pid_file};
+
+const TWO_JOBS: &str = r#"
+[jobs.build]
+inputs = ["quire/push"]
+sh = ["echo ref=$QUIRE_REF branch=$QUIRE_BRANCH tag=$QUIRE_TAG prev=$QUIRE_PREVIOUS_SHA", "test -f README.md"]
+
+[jobs.test]
+inputs = ["build"]
+sh = [["sh", "-c", "grep -q hello README.md && echo tested"]]
+"#;
+
+fn log(env: &Env, run: &str, job: &str, seq: i64) -> String {
+    std::fs::read_to_string(
+        env.home()
+            .run_dir(run)
+            .join(format!("logs/{job}/{seq}.log")),
+    )
+    .unwrap_or_default()
+}
+
+#[test]
+fn a_push_runs_its_two_job_pipeline_to_completion() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let sha = repo.commit(
+        &[("README.md", "hello\n"), (".quire/ci.toml", TWO_JOBS)],
+        "first",
+    );
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "{stderr}");
+    let runs = queued_runs(&stderr);
+    assert_eq!(runs.len(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "remote: quire: queued run {} for refs/heads/main (quire-runs show {})",
+            runs[0], runs[0]
+        )),
+        "{stderr}"
+    );
+
+    let run = env.wait_terminal(&runs[0]);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    assert_eq!(
+        (run.sha.as_str(), run.repo.as_str()),
+        (sha.as_str(), "app.git")
+    );
+    let detail = env.store().run_detail(&run.id).unwrap();
+    let jobs: Vec<(&str, JobState, usize)> = detail
+        .jobs
+        .iter()
+        .map(|j| (j.job.id.as_str(), j.job.state, j.steps.len()))
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            ("build", JobState::Complete, 2),
+            ("test", JobState::Complete, 1)
+        ]
+    );
+    assert!(
+        log(&env, &run.id, "build", 1)
+            .contains(" stdout F ref=refs/heads/main branch=main tag= prev=")
+    );
+    assert!(log(&env, &run.id, "test", 1).contains(" stdout F tested"));
+    let run_dir = env.home().run_dir(&run.id);
+    assert!(run_dir.join("events.jsonl").is_file());
+    assert!(
+        !run_dir.join("workspace").exists(),
+        "the workspace is deleted after the run"
+    );
+}
+
+#[test]
+fn branches_pushed_together_get_a_run_each_and_tags_and_previous_tips_reach_the_steps() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let first = repo.commit(
+        &[("README.md", "hello\n"), (".quire/ci.toml", TWO_JOBS)],
+        "first",
+    );
+    git(&repo.work, &["branch", "dev"]);
+    git(&repo.work, &["tag", "v1.0"]);
+    let (ok, stderr) = repo.push(&["origin", "main", "dev", "v1.0"]);
+    assert!(ok, "{stderr}");
+    let runs = queued_runs(&stderr);
+    assert_eq!(runs.len(), 3, "{stderr}");
+    let mut refs = Vec::new();
+    for id in &runs {
+        let run = env.wait_terminal(id);
+        assert_eq!(run.state, RunState::Complete, "{run:?}");
+        refs.push(run.ref_name.clone());
+        if run.ref_name == "refs/tags/v1.0" {
+            assert!(
+                log(&env, id, "build", 1).contains("branch= tag=v1.0 prev="),
+                "{}",
+                log(&env, id, "build", 1)
+            );
+        }
+    }
+    refs.sort();
+    assert_eq!(
+        refs,
+        ["refs/heads/dev", "refs/heads/main", "refs/tags/v1.0"]
+    );
+
+    let second = repo.commit(&[("README.md", "hello again\n")], "second");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let id = &queued_runs(&stderr)[0];
+    assert_eq!(env.wait_terminal(id).state, RunState::Complete);
+    assert!(
+        log(&env, id, "build", 1).contains(&format!("prev={first}")),
+        "{}",
+        log(&env, id, "build", 1)
+    );
+    assert_eq!(env.store().resolve_run(id).unwrap().sha, second);
+}
+
+#[test]
+fn deletion_ci_skip_skip_ci_and_commits_without_a_pipeline_create_no_run() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let slow = "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = \"sleep 300\"\n";
+    repo.commit(
+        &[("README.md", "hello\n"), (".quire/ci.toml", slow)],
+        "slow",
+    );
+    git(&repo.work, &["branch", "feature"]);
+    let (_, stderr) = repo.push(&["origin", "feature"]);
+    let live = queued_runs(&stderr).remove(0);
+    env.wait_for(&live, "active", |r| r.state == RunState::Active);
+
+    let (ok, stderr) = repo.push(&["origin", "--delete", "feature"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "remote: quire: refs/heads/feature was deleted; superseded its run {live}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(env.wait_terminal(&live).state, RunState::Superseded);
+
+    let before = env.all_runs().len();
+    repo.commit(&[("a.txt", "1\n")], "skipped by option");
+    let (ok, stderr) = repo.push(&["-o", "ci.skip", "origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("remote: quire: no run for refs/heads/main: the push option ci.skip"),
+        "{stderr}"
+    );
+
+    repo.commit(&[("a.txt", "2\n")], "docs only [Skip CI]");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    assert!(
+        stderr
+            .contains("remote: quire: no run for refs/heads/main: [skip ci] in the commit message"),
+        "{stderr}"
+    );
+
+    git(&repo.work, &["rm", "--quiet", ".quire/ci.toml"]);
+    let sha = repo.commit(&[], "no more CI");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    assert!(
+        stderr.contains(&format!(
+            "remote: quire: no run for refs/heads/main: {} has no .quire/ci.toml",
+            &sha[..12]
+        )),
+        "{stderr}"
+    );
+    assert_eq!(env.all_runs().len(), before, "none of these recorded a run");
+}
+
+#[test]
+fn an_invalid_pipeline_is_told_to_the_pusher_and_recorded_as_pipeline_invalid() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(
+        &[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = []\n")],
+        "broken",
+    );
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "a bad pipeline does not refuse the push: {stderr}");
+    assert!(
+        stderr.contains("remote: quire: .quire/ci.toml is invalid; run "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("remote: quire:   .quire/ci.toml:1:7: job \"a\": inputs is empty"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("remote: quire:   .quire/ci.toml:1:7: job \"a\": sh is empty"),
+        "{stderr}"
+    );
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].state, runs[0].failure_kind),
+        (RunState::Failed, Some(FailureKind::PipelineInvalid))
+    );
+    assert!(
+        runs[0]
+            .failure_detail
+            .as_deref()
+            .unwrap()
+            .contains("(and 1 more)")
+    );
+}
+
+#[test]
+fn git_push_returns_while_a_long_pipeline_runs_and_a_force_push_stops_it() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pidfile = env.path().join("sleep.pid");
+    let slow = format!(
+        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > {}; exec sleep 30\"\n",
+        pidfile.display()
+    );
+    repo.commit(
+        &[("README.md", "hello\n"), (".quire/ci.toml", &slow)],
+        "slow",
+    );
+    let started = Instant::now();
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    let took = started.elapsed();
+    assert!(ok, "{stderr}");
+    // A behaviour bound, not a benchmark: the push must not wait for the 30 s step.
+    assert!(took < Duration::from_secs(10), "git push took {took:?}");
+    let old = queued_runs(&stderr).remove(0);
+    let sleep = read_pid_file(&pidfile);
+    assert_eq!(
+        env.store().resolve_run(&old).unwrap().state,
+        RunState::Active
+    );
+    assert!(alive(sleep));
+
+    // Rewrite history and force-push: the old run is superseded and its
+    // step is gone within a few seconds.
+    git(&repo.work, &["reset", "--quiet", "--hard", "HEAD"]);
+    let fast = "[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"echo quick\"\n";
+    std::fs::write(repo.work.join(".quire/ci.toml"), fast).unwrap();
+    git(
+        &repo.work,
+        &["commit", "--quiet", "--amend", "-a", "-m", "fast"],
+    );
+    let superseded_at = Instant::now();
+    let (ok, stderr) = repo.push(&["--force", "origin", "main"]);
+    assert!(ok, "{stderr}");
+    let new = queued_runs(&stderr).remove(0);
+    assert!(
+        stderr.contains(&format!("it supersedes run {old}")),
+        "{stderr}"
+    );
+    assert!(
+        gone_within(sleep, 5),
+        "the superseded run's sleep is still running"
+    );
+    eprintln!(
+        "superseded step ended {:?} after the push",
+        superseded_at.elapsed()
+    );
+    let old_run = env.wait_terminal(&old);
+    assert_eq!(old_run.state, RunState::Superseded);
+    let old_detail = env.store().run_detail(&old).unwrap();
+    assert_eq!(old_detail.jobs[0].job.state, JobState::Aborted);
+    assert_eq!(env.wait_terminal(&new).state, RunState::Complete);
+}
+
+#[test]
+fn a_burst_of_ten_pushes_to_one_ref_executes_only_the_last() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pipeline = "[jobs.work]\ninputs = [\"quire/push\"]\nsh = \"sleep 2\"\n";
+    repo.commit(&[(".quire/ci.toml", pipeline)], "0");
+    let mut last = String::new();
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        last = repo.commit(&[("n.txt", &n.to_string())], &format!("push {n}"));
+        let (ok, stderr) = repo.push(&["origin", "main"]);
+        assert!(ok, "{stderr}");
+        ids.extend(queued_runs(&stderr));
+    }
+    assert_eq!(ids.len(), 10);
+    let final_run = env.wait_terminal(ids.last().unwrap());
+    assert_eq!(
+        (final_run.state, final_run.sha.as_str()),
+        (RunState::Complete, last.as_str())
+    );
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 10);
+    assert!(
+        runs.iter().all(|r| r.state.is_terminal()),
+        "nothing left pending or active"
+    );
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.state == RunState::Complete)
+            .count(),
+        1
+    );
+    assert_eq!(
+        runs.iter()
+            .filter(|r| r.state == RunState::Superseded)
+            .count(),
+        9
+    );
+}
+
+#[test]
+fn after_the_worker_is_killed_reconcile_orphans_its_run_ends_its_step_and_starts_a_worker() {
+    let env = Env::new();
+    env.home().ensure().unwrap();
+    std::fs::write(env.home().dir().join("config.toml"), "max_workers = 1\n").unwrap();
+    let a = env.repo_with_hook("a");
+    let pidfile = env.path().join("sleep.pid");
+    let slow = format!(
+        "[jobs.hang]\ninputs = [\"quire/push\"]\nsh = [\"echo $$ > {}; exec sleep 300\", \"echo never\"]\n",
+        pidfile.display()
+    );
+    a.commit(&[(".quire/ci.toml", &slow)], "hang");
+    let (_, stderr) = a.push(&["origin", "main"]);
+    let stuck = queued_runs(&stderr).remove(0);
+    let sleep = read_pid_file(&pidfile);
+    let worker = env
+        .wait_for(&stuck, "active", |r| r.state == RunState::Active)
+        .worker
+        .unwrap()
+        .pid;
+
+    // Another repository's run queues behind the busy worker (limit 1).
+    let b = env.repo_with_hook("b");
+    b.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.ok]\ninputs = [\"quire/push\"]\nsh = \"echo ok\"\n",
+        )],
+        "ok",
+    );
+    let (_, stderr) = b.push(&["origin", "main"]);
+    let queued = queued_runs(&stderr).remove(0);
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(worker as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    assert!(gone_within(worker, 5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        alive(sleep),
+        "the step outlived its worker, as a real crash leaves it"
+    );
+    assert_eq!(
+        env.store().resolve_run(&queued).unwrap().state,
+        RunState::Pending
+    );
+
+    let out = env
+        .runs(&["reconcile", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["orphaned"][0]["run"], stuck.as_str(), "{report}");
+    assert_eq!(
+        report["steps_terminated"],
+        serde_json::json!([sleep]),
+        "{report}"
+    );
+    assert_eq!(report["worker_started"], true, "{report}");
+    assert!(gone_within(sleep, 5), "reconcile ended the leftover step");
+
+    let orphan = env.store().run_detail(&stuck).unwrap();
+    assert_eq!(
+        (orphan.run.state, orphan.run.failure_kind),
+        (RunState::Failed, Some(FailureKind::Orphaned))
+    );
+    assert_eq!(orphan.jobs[0].job.state, JobState::Aborted);
+    assert_eq!(env.wait_terminal(&queued).state, RunState::Complete);
+}
+
+#[test]
+fn a_tree_cannot_write_outside_the_workspace() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let outside = env.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let pipeline = "[jobs.look]\ninputs = [\"quire/push\"]\nsh = \"ls -la\"\n";
+    let bare = repo.bare.to_str().unwrap();
+    let hash = |text: &str| {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("printf '%s' \"$0\" | git --git-dir {bare} hash-object -w --stdin"),
+                text,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let mktree = |entries: &str| {
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("printf \"$0\" | git --git-dir {bare} mktree"),
+                entries,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let ci = mktree(&format!("100644 blob {}\\tci.toml\\n", hash(pipeline)));
+    let evil = mktree(&format!(
+        "100644 blob {}\\tevil\\n",
+        hash("written outside!")
+    ));
+    let link = hash(outside.to_str().unwrap());
+    // A symlink to the outside directory and, under the same name, a tree
+    // whose file would land behind it; plus a plain symlink out.
+    let root = mktree(&format!(
+        "040000 tree {ci}\\t.quire\\n120000 blob {link}\\tlink\\n040000 tree {evil}\\tlink\\n120000 blob {link}\\tup\\n"
+    ));
+    let commit = git(&repo.bare, &["commit-tree", &root, "-m", "hostile tree"]);
+    git(&repo.bare, &["update-ref", "refs/heads/hostile", &commit]);
+    env.run(&["trigger", "--git-dir", bare, "hostile", "--wait"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("process-crashed"));
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing was written outside"
+    );
+    let run = &env.all_runs()[0];
+    assert_eq!(run.failure_kind, Some(FailureKind::ProcessCrashed));
+    assert!(
+        run.failure_detail.as_deref().unwrap().contains("link"),
+        "{run:?}"
+    );
+
+    // The symlink alone is harmless: it is created as a link, never written through.
+    let root = mktree(&format!(
+        "040000 tree {ci}\\t.quire\\n120000 blob {link}\\tup\\n"
+    ));
+    let commit = git(&repo.bare, &["commit-tree", &root, "-m", "a link out"]);
+    git(&repo.bare, &["update-ref", "refs/heads/linked", &commit]);
+    env.run(&["trigger", "--git-dir", bare, "linked", "--wait"])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+#[test]
+fn install_refuses_to_replace_another_hook_without_force() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let hook = repo.bare.join("hooks/post-receive");
+    let installed = std::fs::read_to_string(&hook).unwrap();
+    assert!(
+        installed.contains(" hook") && installed.contains("--home"),
+        "{installed}"
+    );
+    assert_eq!(
+        git(&repo.bare, &["config", "receive.advertisePushOptions"]),
+        "true"
+    );
+    // Installing again is a no-op; another hook is protected.
+    env.run(&["install", repo.bare.to_str().unwrap()])
+        .assert()
+        .success();
+    std::fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
+    env.run(&["install", repo.bare.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "already has a different post-receive hook; pass --force",
+        ));
+    assert_eq!(
+        std::fs::read_to_string(&hook).unwrap(),
+        "#!/bin/sh\necho mine\n"
+    );
+    env.run(&["install", "--force", repo.bare.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), installed);
+    env.run(&["install", repo.work.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not a bare repository"));
+}
+
+#[test]
+fn the_hook_reports_malformed_lines_and_still_records_the_good_ones() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let sha = repo.commit(
+        &[(".quire/ci.toml", TWO_JOBS), ("README.md", "hello\n")],
+        "first",
+    );
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    let zero = "0".repeat(40);
+    let stdin = format!("garbage\n{zero} {sha} refs/heads/main\n{zero} NOTHEX refs/heads/x\n");
+    env.run(&["hook", "--git-dir", repo.bare.to_str().unwrap()])
+        .write_stdin(stdin)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "quire: ignoring line 1 of the pushed refs: expected `<old> <new> <ref>`, got 1 fields",
+        ))
+        .stdout(predicate::str::contains(
+            "quire: ignoring line 3 of the pushed refs: the new value \"NOTHEX\"",
+        ))
+        .stdout(predicate::str::contains("quire: queued run"));
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 1);
+    env.wait_terminal(&runs[0].id);
+}
+
+#[test]
+fn trigger_wait_runs_in_the_foreground_and_exits_with_the_outcome() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(
+        &[(".quire/ci.toml", TWO_JOBS), ("README.md", "hello\n")],
+        "first",
+    );
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    let bare = repo.bare.to_str().unwrap();
+    env.run(&["trigger", "--git-dir", bare, "main", "--wait"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"quire: run [0-9a-f-]{36} complete\n").unwrap());
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.bad]\ninputs = [\"quire/push\"]\nsh = \"exit 3\"\n",
+        )],
+        "failing",
+    );
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    env.run(&["trigger", "--git-dir", bare, "refs/heads/main", "--wait"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("failed (pipeline-failure)"));
+    env.run(&["trigger", "--git-dir", bare, "nope"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "\"nope\" is neither a branch nor a tag",
+        ));
+    env.run(&["trigger", "--git-dir", bare, "main", &"0".repeat(40)])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("names no commit"));
+}
+
+#[test]
+fn the_demo_pushes_a_project_and_its_run_completes() {
+    let env = Env::new();
+    let dir = env.path().join("demo");
+    env.run(&["demo", "--dir", dir.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("state     complete"))
+        .stdout(predicate::str::contains("test "));
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].sha,
+        git(&dir.join("app.git"), &["rev-parse", "main"])
+    );
+    env.run(&["demo", "--dir", dir.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already holds a demo"));
+}
