@@ -29,12 +29,20 @@ complete -c quire-runs -n "__fish_quire_runs_needs_command" -s h -l help -d 'Pri
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "list" -d 'List runs, newest first'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "show" -d 'Show a run with its jobs and steps'
-complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "reconcile" -d 'Fail runs whose worker is gone (safe to run from cron at any moment)'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "logs" -d 'Print a run\'s step output'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "wait" -d 'Block until a run ends; exit 0 iff it completed'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "cancel" -d 'Cancel a pending or active run (it fails as `cancelled`)'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "retry" -d 'Queue a new run of the same repository, ref and commit'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "prune" -d 'Delete old finished runs and their files'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "reconcile" -d 'Fail runs whose worker is gone, end their leftover steps, start a worker for pending runs (safe to run from cron at any moment)'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "completions" -d 'Print a completion script for a shell'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "man" -d 'Print the manual page (roff) of quire-runs'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l repo -d 'Only runs of this repository (as listed in the REPO column)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l ref -d 'Only runs of this ref: `refs/heads/main`, or `main` for a branch or tag' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l state -d 'Only runs in this state (repeatable)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l sha -d 'Only runs of commits whose id starts with this' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l since -d 'Only runs queued within this span ("2h", "3d")' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l limit -d 'At most this many runs' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l json -d 'Print a JSON array of run objects (docs/CLI.md)'
@@ -42,8 +50,34 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s h -l help
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l json -d 'Print the run as a JSON object with its jobs and steps (docs/CLI.md)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l exit-status -d 'Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l step -d 'Only this step of the job (1, 2, ...)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l stream -d 'Only this stream' -r -f -a "stdout\t''
+stderr\t''"
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s f -l follow -d 'Keep printing as the run writes, until it ends; exit 0 iff it completed'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s t -l timestamps -d 'Start each line with the time it was read'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -l interval -d 'How often to look' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand cancel" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand cancel" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand retry" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand retry" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand retry" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l older-than -d 'Delete finished runs that ended longer ago than this ("30d", "12h") [default: retention.older_than in config.toml]' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l keep -d 'Always keep this many newest finished runs of each (repo, ref) [default: retention.keep in config.toml, else 0]' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l dry-run -d 'Say what would go, delete nothing'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l json -d 'Print the report as JSON (docs/CLI.md)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l dry-run -d 'Report what would change, change nothing'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l json -d 'Print the report as JSON (docs/CLI.md)'
@@ -52,8 +86,17 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s V -l
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show reconcile completions help" -f -a "list" -d 'List runs, newest first'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show reconcile completions help" -f -a "show" -d 'Show a run with its jobs and steps'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show reconcile completions help" -f -a "reconcile" -d 'Fail runs whose worker is gone (safe to run from cron at any moment)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show reconcile completions help" -f -a "completions" -d 'Print a completion script for a shell'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show reconcile completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "list" -d 'List runs, newest first'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "show" -d 'Show a run with its jobs and steps'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "logs" -d 'Print a run\'s step output'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "wait" -d 'Block until a run ends; exit 0 iff it completed'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "cancel" -d 'Cancel a pending or active run (it fails as `cancelled`)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "retry" -d 'Queue a new run of the same repository, ref and commit'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "prune" -d 'Delete old finished runs and their files'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "reconcile" -d 'Fail runs whose worker is gone, end their leftover steps, start a worker for pending runs (safe to run from cron at any moment)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "completions" -d 'Print a completion script for a shell'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "man" -d 'Print the manual page (roff) of quire-runs'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

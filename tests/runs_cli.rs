@@ -30,6 +30,7 @@ const RUN_FIELDS: &[&str] = &[
 #[test]
 fn an_empty_home_lists_nothing_and_says_so() {
     let env = Env::new();
+    env.home().ensure().unwrap();
     env.runs(&["list"])
         .assert()
         .success()
@@ -43,8 +44,27 @@ fn an_empty_home_lists_nothing_and_says_so() {
     let report = env.json(&["reconcile"]);
     assert_eq!(report["orphaned"], Value::Array(vec![]));
     assert_eq!(report["dry_run"], false);
-    // The home and the store were created on first use.
+    // The store was created on first use.
     assert!(env.home().db_path().is_file());
+}
+
+#[test]
+fn a_missing_home_is_a_clear_error_and_is_not_created() {
+    let env = Env::new();
+    for args in [
+        &["list"][..],
+        &["show", "01"],
+        &["reconcile"],
+        &["logs", "01"],
+        &["wait", "01"],
+    ] {
+        env.runs(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("no quire home at"))
+            .stderr(predicate::str::contains("hint: pass the --home"));
+    }
+    assert!(!env.home().dir().exists());
 }
 
 #[test]

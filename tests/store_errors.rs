@@ -52,7 +52,7 @@ fn a_home_that_cannot_be_created_is_a_clear_error() {
     std::fs::write(&file, "x").unwrap();
     let mut cmd = assert_cmd::Command::cargo_bin("quire-runs").unwrap();
     cmd.arg("--home")
-        .arg(file.join("home"))
+        .arg(&file)
         .arg("list")
         .assert()
         .code(1)
@@ -63,6 +63,7 @@ fn a_home_that_cannot_be_created_is_a_clear_error() {
 #[test]
 fn the_home_comes_from_quire_home_when_no_flag_is_given() {
     let env = Env::new();
+    env.home().ensure().unwrap();
     let mut cmd = assert_cmd::Command::cargo_bin("quire-runs").unwrap();
     cmd.env("QUIRE_HOME", env.home().dir())
         .arg("list")

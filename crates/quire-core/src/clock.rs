@@ -15,3 +15,38 @@ pub fn system() -> Clock {
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
+
+/// A positive span as people write it: "90s", "20m", "1h30m", "1h 30m",
+/// "30d", "2w" (a day is 24 hours here). None for anything else, zero and
+/// negative spans included.
+pub fn parse_span(text: &str) -> Option<std::time::Duration> {
+    let span: jiff::Span = text.trim().parse().ok()?;
+    let signed = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .ok()?;
+    let duration = std::time::Duration::try_from(signed).ok()?;
+    (!duration.is_zero()).then_some(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn spans_read_as_people_write_them() {
+        for (text, secs) in [
+            ("90s", 90),
+            ("20m", 1200),
+            ("1h30m", 5400),
+            ("1h 30m", 5400),
+            ("30d", 2_592_000),
+            ("2w", 1_209_600),
+        ] {
+            assert_eq!(parse_span(text), Some(Duration::from_secs(secs)), "{text}");
+        }
+        for bad in ["", "0s", "-5m", "1mo", "5 parsecs", "20"] {
+            assert_eq!(parse_span(bad), None, "{bad}");
+        }
+    }
+}

@@ -19,6 +19,19 @@ pub struct Config {
     /// Where the bare repositories live: a run's `repo` is its path
     /// relative to this when it lies under it.
     pub repos_root: Option<PathBuf>,
+    /// Defaults for `quire-runs prune`.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// `[retention]`: what `quire-runs prune` removes when not told otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// A span such as "30d": terminal runs that finished longer ago go.
+    pub older_than: Option<String>,
+    /// The newest terminal runs of each (repo, ref) that always stay.
+    pub keep: Option<usize>,
 }
 
 fn one() -> usize {
@@ -31,6 +44,7 @@ impl Default for Config {
             max_workers: 1,
             keep_workspaces: false,
             repos_root: None,
+            retention: Retention::default(),
         }
     }
 }
@@ -48,6 +62,16 @@ impl Config {
             path: path.clone(),
             message: e.message().trim().to_string(),
         })?;
+        if let Some(span) = &config.retention.older_than
+            && crate::clock::parse_span(span).is_none()
+        {
+            return Err(Error::Config {
+                path,
+                message: format!(
+                    "retention.older_than {span:?} is not a span such as \"30d\" or \"12h\""
+                ),
+            });
+        }
         if config.max_workers == 0 {
             return Err(Error::Config {
                 path,

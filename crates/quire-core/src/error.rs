@@ -15,6 +15,8 @@ pub enum Error {
     },
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
+    #[error("no quire home at {0}: nothing has been recorded there")]
+    HomeMissing(PathBuf),
     #[error("no home for quire: none of --home, $QUIRE_HOME, $XDG_DATA_HOME or $HOME is set")]
     NoHome,
     #[error("{path} is not a quire database, or it is corrupt: {source}")]
@@ -77,6 +79,9 @@ impl Error {
                 "pass a writable directory with --home or $QUIRE_HOME".to_string()
             }
             Error::NoHome => "pass --home DIR or set $QUIRE_HOME".to_string(),
+            Error::HomeMissing(_) => {
+                "pass the --home (or $QUIRE_HOME) that `quire-run install` was given".to_string()
+            }
             Error::Config { .. } => {
                 "fix config.toml (keys: max_workers, keep_workspaces, repos_root)".to_string()
             }

@@ -15,6 +15,7 @@ pub mod events;
 pub mod home;
 pub mod lifecycle;
 pub mod model;
+mod prune;
 pub mod query;
 pub mod reconcile;
 pub mod schema;

@@ -58,6 +58,10 @@ pub struct ListFilter {
     pub ref_name: Option<String>,
     /// Any of these states; all states when empty.
     pub states: Vec<RunState>,
+    /// Only runs whose commit id starts with this (lowercase hex).
+    pub sha_prefix: Option<String>,
+    /// Only runs queued at or after this time.
+    pub since_ms: Option<i64>,
     pub limit: usize,
 }
 
@@ -67,6 +71,8 @@ impl Default for ListFilter {
             repo: None,
             ref_name: None,
             states: Vec::new(),
+            sha_prefix: None,
+            since_ms: None,
             limit: 20,
         }
     }
@@ -122,6 +128,17 @@ impl Store {
                 alternatives.push(format!("?{}", values.len()));
             }
             clauses.push(format!("state IN ({})", alternatives.join(", ")));
+        }
+        if let Some(prefix) = &filter.sha_prefix {
+            // Hex digits sort before '~', so this is "starts with".
+            values.push(Value::Text(prefix.to_ascii_lowercase()));
+            let at = values.len();
+            values.push(Value::Text(format!("{}~", prefix.to_ascii_lowercase())));
+            clauses.push(format!("sha >= ?{at} AND sha < ?{}", values.len()));
+        }
+        if let Some(since) = filter.since_ms {
+            values.push(Value::Integer(since));
+            clauses.push(format!("queued_at_ms >= ?{}", values.len()));
         }
         let filter_sql = if clauses.is_empty() {
             String::new()

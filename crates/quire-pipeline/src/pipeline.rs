@@ -200,12 +200,7 @@ fn valid_env_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// Parse "90s", "20m", "1h30m", "1h 30m": a positive span.
-pub fn parse_span(text: &str) -> Option<Duration> {
-    let span: jiff::SignedDuration = text.trim().parse().ok()?;
-    let duration = Duration::try_from(span).ok()?;
-    (!duration.is_zero()).then_some(duration)
-}
+pub use quire_core::clock::parse_span;
 
 impl Pipeline {
     /// Parse and validate a pipeline file's text. On failure, every problem

@@ -137,6 +137,11 @@ impl From<git::GitError> for Failure {
     }
 }
 
+/// The clap definition of `quire-run` (for completions and man pages).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Run `quire-run` with this process's arguments; returns its exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,9 +1,10 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use quire_core::RunState;
 
-/// List, show and repair quire's CI runs.
+/// List, show, follow and repair quire's CI runs.
 #[derive(Debug, Parser)]
 #[command(name = "quire-runs", version, about, propagate_version = true)]
 pub struct Cli {
@@ -22,13 +23,26 @@ pub enum Command {
     List(ListArgs),
     /// Show a run with its jobs and steps
     Show(ShowArgs),
-    /// Fail runs whose worker is gone (safe to run from cron at any moment)
+    /// Print a run's step output
+    Logs(LogsArgs),
+    /// Block until a run ends; exit 0 iff it completed
+    Wait(WaitArgs),
+    /// Cancel a pending or active run (it fails as `cancelled`)
+    Cancel(RunArg),
+    /// Queue a new run of the same repository, ref and commit
+    Retry(RunArg),
+    /// Delete old finished runs and their files
+    Prune(PruneArgs),
+    /// Fail runs whose worker is gone, end their leftover steps, start a
+    /// worker for pending runs (safe to run from cron at any moment)
     Reconcile(ReconcileArgs),
     /// Print a completion script for a shell
     Completions {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff) of quire-runs
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +56,12 @@ pub struct ListArgs {
     /// Only runs in this state (repeatable)
     #[arg(long, value_name = "S", value_parser = parse_state)]
     pub state: Vec<RunState>,
+    /// Only runs of commits whose id starts with this
+    #[arg(long, value_name = "PREFIX", value_parser = parse_hex)]
+    pub sha: Option<String>,
+    /// Only runs queued within this span ("2h", "3d")
+    #[arg(long, value_name = "SPAN", value_parser = parse_span)]
+    pub since: Option<Duration>,
     /// At most this many runs
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
@@ -51,11 +71,77 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArg {
+    /// A run id, or a prefix of one that matches a single run
+    #[arg(value_name = "RUN")]
+    pub run: String,
+}
+
+#[derive(Debug, Args)]
 pub struct ShowArgs {
     /// A run id, or a prefix of one that matches a single run
     #[arg(value_name = "RUN")]
     pub run: String,
     /// Print the run as a JSON object with its jobs and steps (docs/CLI.md)
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)
+    #[arg(long)]
+    pub exit_status: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamArg {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// A run id, or a prefix of one that matches a single run
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Only this job
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+    /// Only this step of the job (1, 2, ...)
+    #[arg(long, value_name = "N", requires = "job")]
+    pub step: Option<i64>,
+    /// Keep printing as the run writes, until it ends; exit 0 iff it completed
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Start each line with the time it was read
+    #[arg(long, short)]
+    pub timestamps: bool,
+    /// Only this stream
+    #[arg(long, value_name = "STREAM")]
+    pub stream: Option<StreamArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// A run id, or a prefix of one that matches a single run
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// How often to look
+    #[arg(long, value_name = "SPAN", default_value = "1s", value_parser = parse_span)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete finished runs that ended longer ago than this ("30d", "12h")
+    /// [default: retention.older_than in config.toml]
+    #[arg(long, value_name = "SPAN", value_parser = parse_span)]
+    pub older_than: Option<Duration>,
+    /// Always keep this many newest finished runs of each (repo, ref)
+    /// [default: retention.keep in config.toml, else 0]
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// Say what would go, delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON (docs/CLI.md)
     #[arg(long)]
     pub json: bool,
 }
@@ -75,4 +161,18 @@ fn parse_state(text: &str) -> Result<RunState, String> {
         let names: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
         format!("{text:?} is not a run state; one of: {}", names.join(", "))
     })
+}
+
+fn parse_span(text: &str) -> Result<Duration, String> {
+    quire_core::clock::parse_span(text).ok_or_else(|| {
+        format!("{text:?} is not a span; write e.g. \"90s\", \"20m\", \"2h\" or \"30d\"")
+    })
+}
+
+fn parse_hex(text: &str) -> Result<String, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!("{text:?} is not a commit id prefix (hex digits)"))
+    }
 }

@@ -1,9 +1,13 @@
-//! `quire-runs`: list, show and repair quire's runs, for people at a terminal
-//! and for scripts (`--json`). A thin layer: parse, call quire-core, render.
+//! `quire-runs`: list, show, follow and repair quire's runs, for people at a
+//! terminal and for scripts (`--json`). A thin layer: parse, call
+//! quire-core, render.
 
 mod cli;
+mod control;
 mod json;
 mod list;
+mod logs;
+mod prune;
 mod reconcile;
 mod show;
 mod text;
@@ -14,6 +18,11 @@ use clap::{CommandFactory, Parser};
 use quire_core::{Home, Store};
 
 use cli::{Cli, Command};
+
+/// The clap definition of `quire-runs` (for completions and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
 
 /// Run `quire-runs` with this process's arguments; returns its exit status.
 pub fn main() -> ExitCode {
@@ -40,14 +49,30 @@ where
     }
 }
 
+/// Open the store of an existing home: quire-runs reads what quire-run
+/// recorded, so a home that does not exist is a mistake worth saying.
+fn open(home: Option<&std::path::Path>) -> quire_core::Result<Store> {
+    let home = Home::resolve(home)?;
+    if !home.dir().exists() {
+        return Err(quire_core::Error::HomeMissing(home.dir().to_path_buf()));
+    }
+    Store::open(&home)
+}
+
 fn run(cli: Cli) -> quire_core::Result<ExitCode> {
     let out = text::Output::detect();
-    let open = || Store::open(&Home::resolve(cli.home.as_deref())?);
+    let home = cli.home.as_deref();
     match cli.command {
-        Command::List(args) => list::run(&open()?, &args, &out),
-        Command::Show(args) => show::run(&open()?, &args, &out),
-        Command::Reconcile(args) => reconcile::run(&mut open()?, &args),
+        Command::List(args) => list::run(&open(home)?, &args, &out),
+        Command::Show(args) => show::run(&open(home)?, &args, &out),
+        Command::Logs(args) => logs::run(&open(home)?, &args),
+        Command::Wait(args) => control::wait(&open(home)?, &args),
+        Command::Cancel(args) => control::cancel(&mut open(home)?, &args),
+        Command::Retry(args) => control::retry(&mut open(home)?, &args),
+        Command::Prune(args) => prune::run(&mut open(home)?, &args, &out),
+        Command::Reconcile(args) => reconcile::run(&mut open(home)?, &args),
         Command::Completions { shell } => Ok(completions(shell)),
+        Command::Man => Ok(man()),
     }
 }
 
@@ -56,4 +81,16 @@ fn completions(shell: clap_complete::Shell) -> ExitCode {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "quire-runs", &mut script);
     text::emit(&String::from_utf8_lossy(&script))
+}
+
+/// The man page; it needs no store.
+fn man() -> ExitCode {
+    let mut page = Vec::new();
+    match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+        Ok(()) => text::emit(&String::from_utf8_lossy(&page)),
+        Err(e) => {
+            eprintln!("quire-runs: error: cannot render the man page: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

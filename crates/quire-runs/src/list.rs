@@ -16,6 +16,10 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_core::Result<E
         repo: args.repo.clone(),
         ref_name: args.ref_name.clone(),
         states: args.state.clone(),
+        sha_prefix: args.sha.clone(),
+        since_ms: args
+            .since
+            .map(|span| out.now_ms - i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2)),
         limit: args.limit,
     };
     let runs = store.list_runs(&filter)?;
@@ -51,7 +55,11 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_core::Result<E
 }
 
 fn filter_given(args: &ListArgs) -> bool {
-    args.repo.is_some() || args.ref_name.is_some() || !args.state.is_empty()
+    args.repo.is_some()
+        || args.ref_name.is_some()
+        || !args.state.is_empty()
+        || args.sha.is_some()
+        || args.since.is_some()
 }
 
 /// `failed (orphaned)`, or just the state.

@@ -1,12 +1,12 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use quire_core::config::Config;
+use quire_core::Store;
 use quire_core::reconcile::{ProcessTable, ReconcileReport, end_leftover_steps};
-use quire_core::{Home, Store, workers};
 use serde::Serialize;
 
 use crate::cli::ReconcileArgs;
+use crate::control::start_worker;
 use crate::json;
 use crate::text::emit;
 
@@ -88,21 +88,5 @@ fn plural(n: usize, noun: &str) -> String {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
-    }
-}
-
-/// Start a worker unless the worker limit is reached (one may be draining
-/// the queue already). True if one was started.
-fn start_worker(home: &Home) -> quire_core::Result<bool> {
-    let config = Config::load(home)?;
-    if !workers::any_free(home, config.max_workers)? {
-        return Ok(false);
-    }
-    match workers::spawn_worker(&workers::quire_run_beside_me(), home) {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            eprintln!("quire-runs: cannot start a worker: {e}");
-            Ok(false)
-        }
     }
 }

@@ -13,10 +13,15 @@ use crate::text::{Output, duration, emit, rfc3339};
 pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_core::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
     let detail = store.run_detail(&run.id)?;
-    if args.json {
-        return Ok(json::print(&json::detail(&detail, out.now_ms)));
+    let printed = if args.json {
+        json::print(&json::detail(&detail, out.now_ms))
+    } else {
+        emit(&render(&detail, out))
+    };
+    if args.exit_status && detail.run.state != RunState::Complete {
+        return Ok(ExitCode::from(1));
     }
-    Ok(emit(&render(&detail, out)))
+    Ok(printed)
 }
 
 fn render(detail: &RunDetail, out: &Output) -> String {

@@ -13,11 +13,17 @@ pub struct Output {
 }
 
 impl Output {
+    /// `QUIRE_NOW` (an RFC 3339 instant) freezes "now" for ages and
+    /// durations, so snapshot tests and reproducible reports can pin it.
     pub fn detect() -> Output {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let frozen = std::env::var("QUIRE_NOW")
+            .ok()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| t.as_millisecond());
         Output {
             color: std::io::stdout().is_terminal() && !no_color,
-            now_ms: quire_core::clock::now_ms(),
+            now_ms: frozen.unwrap_or_else(quire_core::clock::now_ms),
         }
     }
 

@@ -1,0 +1,74 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_quire_run_global_optspecs
+    string join \n home= h/help V/version
+end
+
+function __fish_quire_run_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_quire_run_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_quire_run_using_subcommand
+    set -l cmd (__fish_quire_run_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c quire-run -n "__fish_quire_run_needs_command" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-run -n "__fish_quire_run_needs_command" -s h -l help -d 'Print help'
+complete -c quire-run -n "__fish_quire_run_needs_command" -s V -l version -d 'Print version'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "hook" -d 'git\'s post-receive hook: read `<old> <new> <ref>` lines on stdin, record a run per ref, start a worker, return at once'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "trigger" -d 'Record a run for one ref of a bare repository, as a push would'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "work" -d 'Execute pending runs until none is left, then exit'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "install" -d 'Install quire\'s post-receive hook into a bare repository'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "validate" -d 'Check a pipeline file; print the jobs in the order they would run, or every error with its line and column (exit 1)'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "exec" -d 'Run a pipeline in a local directory, without a repository or a store; exit 0 iff every job that had to pass passed'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "demo" -d 'Try quire end to end in a scratch directory: a bare repository with the hook installed, a real `git push` of a project with a pipeline, the run it executes'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -l git-dir -d 'The bare repository [default: $GIT_DIR]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -s h -l help -d 'Print help'
+complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -s V -l version -d 'Print version'
+complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -l git-dir -d 'The bare repository' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -l wait -d 'Run the pipeline here and now, print the outcome, and exit 0 iff the run completed'
+complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -s h -l help -d 'Print help'
+complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -s V -l version -d 'Print version'
+complete -c quire-run -n "__fish_quire_run_using_subcommand work" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand work" -s h -l help -d 'Print help'
+complete -c quire-run -n "__fish_quire_run_using_subcommand work" -s V -l version -d 'Print version'
+complete -c quire-run -n "__fish_quire_run_using_subcommand install" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand install" -l force -d 'Replace a different post-receive hook that is already there'
+complete -c quire-run -n "__fish_quire_run_using_subcommand install" -s h -l help -d 'Print help'
+complete -c quire-run -n "__fish_quire_run_using_subcommand install" -s V -l version -d 'Print version'
+complete -c quire-run -n "__fish_quire_run_using_subcommand validate" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand validate" -s h -l help -d 'Print help'
+complete -c quire-run -n "__fish_quire_run_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -l workspace -d 'The directory steps run in [default: the current directory]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -l ref -d 'The ref the run pretends was pushed (for `when`) [default: the workspace\'s current branch, else main]' -r
+complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -l logs -d 'Where logs and events.jsonl go [default: a new directory under $TMPDIR]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -s h -l help -d 'Print help'
+complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -s V -l version -d 'Print version'
+complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -l dir -d 'Where to create the repositories (and the home, unless --home is given) [default: a new directory under $TMPDIR]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -s V -l version -d 'Print version'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work install validate exec demo help" -f -a "hook" -d 'git\'s post-receive hook: read `<old> <new> <ref>` lines on stdin, record a run per ref, start a worker, return at once'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work install validate exec demo help" -f -a "trigger" -d 'Record a run for one ref of a bare repository, as a push would'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work install validate exec demo help" -f -a "work" -d 'Execute pending runs until none is left, then exit'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work install validate exec demo help" -f -a "install" -d 'Install quire\'s post-receive hook into a bare repository'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work install validate exec demo help" -f -a "validate" -d 'Check a pipeline file; print the jobs in the order they would run, or every error with its line and column (exit 1)'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work install validate exec demo help" -f -a "exec" -d 'Run a pipeline in a local directory, without a repository or a store; exit 0 iff every job that had to pass passed'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work install validate exec demo help" -f -a "demo" -d 'Try quire end to end in a scratch directory: a bare repository with the hook installed, a real `git push` of a project with a pipeline, the run it executes'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work install validate exec demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

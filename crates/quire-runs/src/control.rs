@@ -1,0 +1,110 @@
+//! wait, cancel, retry: acting on one run.
+
+use std::process::ExitCode;
+
+use quire_core::config::Config;
+use quire_core::lifecycle::{Applied, NewRun};
+use quire_core::reconcile::{Liveness, ProcessTable, end_leftover_steps};
+use quire_core::{Error, Home, Run, RunState, Store, workers};
+
+use crate::cli::{RunArg, WaitArgs};
+
+fn outcome(run: &Run) -> String {
+    match run.failure_kind {
+        Some(kind) => format!("run {} {} ({kind})", run.id, run.state),
+        None => format!("run {} {}", run.id, run.state),
+    }
+}
+
+/// Block until the run is terminal; exit 0 iff it completed.
+pub fn wait(store: &Store, args: &WaitArgs) -> quire_core::Result<ExitCode> {
+    let id = store.resolve_run(&args.run)?.id;
+    let run = loop {
+        let run = store.resolve_run(&id)?;
+        if run.state.is_terminal() {
+            break run;
+        }
+        std::thread::sleep(args.interval);
+    };
+    println!("{}", outcome(&run));
+    Ok(if run.state == RunState::Complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Cancel a live run. Its worker notices within a heartbeat and terminates
+/// the running step; if the worker is gone, the step is ended here.
+pub fn cancel(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> {
+    let run = store.resolve_run(&args.run)?;
+    match store.cancel(&run.id)? {
+        Applied::Changed { from } => {
+            let worker_alive = run
+                .worker
+                .as_ref()
+                .is_some_and(|w| ProcessTable.is_alive(w.pid));
+            if from == RunState::Active && !worker_alive {
+                end_leftover_steps(store.home(), &run.id);
+            }
+            println!("cancelled run {} (it was {from})", run.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Applied::Unchanged { state } => {
+            eprintln!(
+                "quire-runs: error: run {} is already {state}; there is nothing to cancel",
+                run.id
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Queue a new run for the same repository, ref and commit.
+pub fn retry(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> {
+    let run = store.resolve_run(&args.run)?;
+    let Some(git_dir) = run.git_dir.as_deref() else {
+        return Err(Error::InvalidRun(format!(
+            "run {} does not record its repository's path (a seed-era run); push again instead",
+            run.id
+        )));
+    };
+    let created = store.create_run(&NewRun {
+        repo: &run.repo,
+        ref_name: &run.ref_name,
+        sha: &run.sha,
+        git_dir,
+        pushed_at_ms: None,
+        previous_sha: run.previous_sha.as_deref(),
+    })?;
+    let id = &created.run.id;
+    println!(
+        "queued run {id}, a retry of {} (quire-runs show {id})",
+        run.id
+    );
+    if let Some(old) = created.superseded {
+        println!("  it supersedes run {old}");
+    }
+    if !start_worker(store.home())? {
+        println!("  a worker is already running; it will take the run");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Start a worker unless the worker limit is reached (one may be draining
+/// the queue already). True if one was started.
+pub fn start_worker(home: &Home) -> quire_core::Result<bool> {
+    let config = Config::load(home)?;
+    if !workers::any_free(home, config.max_workers)? {
+        return Ok(false);
+    }
+    match workers::spawn_worker(&workers::quire_run_beside_me(), home) {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            eprintln!(
+                "quire-runs: cannot start a worker ({e}); `quire-runs reconcile` will try again"
+            );
+            Ok(false)
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! logs: a run's step output from its CRI log files, optionally followed
+//! as the run writes it.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use quire_core::query::RunDetail;
+use quire_core::{Error, RunState, Store};
+
+use crate::cli::{LogsArgs, StreamArg};
+
+/// How often `--follow` looks for new output.
+const POLL: Duration = Duration::from_millis(100);
+
+pub fn run(store: &Store, args: &LogsArgs) -> quire_core::Result<ExitCode> {
+    let run = store.resolve_run(&args.run)?;
+    let logs_dir = store.home().run_dir(&run.id).join("logs");
+    let first = store.run_detail(&run.id)?;
+    if let Some(job) = &args.job {
+        let Some(found) = first.jobs.iter().find(|j| j.job.id == *job) else {
+            if !(args.follow && first.jobs.is_empty()) {
+                return Err(Error::UnknownJob {
+                    run: run.id.clone(),
+                    job: job.clone(),
+                });
+            }
+            return follow_unplanned(store, args, &run.id);
+        };
+        if let Some(step) = args.step
+            && !args.follow
+            && !found.steps.iter().any(|s| s.seq == step)
+        {
+            return Err(Error::InvalidRun(format!(
+                "job {job} of run {} has no step {step}",
+                run.id
+            )));
+        }
+    }
+
+    let mut out = Printer::new(args);
+    let mut done: HashSet<(String, i64)> = HashSet::new();
+    let mut reading: Option<Tail> = None;
+    let mut detail = first;
+    loop {
+        let terminal = detail.run.state.is_terminal();
+        let mut waiting = false;
+        'jobs: for job in detail
+            .jobs
+            .iter()
+            .filter(|j| args.job.as_ref().is_none_or(|id| *id == j.job.id))
+        {
+            for step in job
+                .steps
+                .iter()
+                .filter(|s| args.step.is_none_or(|n| n == s.seq))
+            {
+                let key = (job.job.id.clone(), step.seq);
+                if done.contains(&key) {
+                    continue;
+                }
+                let tail = match &mut reading {
+                    Some(tail) if tail.key == key => tail,
+                    _ => {
+                        if args.step.is_none() {
+                            out.header(&job.job.id, step.seq, &step.cmd)?;
+                        }
+                        let path = logs_dir.join(&job.job.id).join(format!("{}.log", step.seq));
+                        reading.insert(Tail {
+                            key: key.clone(),
+                            path,
+                            offset: 0,
+                            pending: Vec::new(),
+                        })
+                    }
+                };
+                let finished = step.exit_code.is_some();
+                tail.pump(&mut out, finished)?;
+                if finished || !args.follow {
+                    done.insert(key);
+                    reading = None;
+                } else {
+                    waiting = true;
+                    break 'jobs;
+                }
+            }
+            if args.follow && !terminal && !job.job.state.is_terminal() && !waiting {
+                // The job runs but its next step has not started yet.
+                waiting = true;
+                break 'jobs;
+            }
+        }
+        out.flush()?;
+        if !args.follow || (terminal && !waiting) {
+            break;
+        }
+        std::thread::sleep(POLL);
+        detail = store.run_detail(&run.id)?;
+    }
+    Ok(if args.follow && detail.run.state != RunState::Complete {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--follow` of a JOB on a run whose jobs are not planned yet: wait for the
+/// plan, then follow as usual (or say the job does not exist).
+fn follow_unplanned(store: &Store, args: &LogsArgs, run_id: &str) -> quire_core::Result<ExitCode> {
+    loop {
+        let detail: RunDetail = store.run_detail(run_id)?;
+        if !detail.jobs.is_empty() || detail.run.state.is_terminal() {
+            if detail
+                .jobs
+                .iter()
+                .any(|j| Some(&j.job.id) == args.job.as_ref())
+            {
+                return run(store, args);
+            }
+            return Err(Error::UnknownJob {
+                run: run_id.to_string(),
+                job: args.job.clone().unwrap_or_default(),
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Reading one step's log file from where we left off.
+struct Tail {
+    key: (String, i64),
+    path: PathBuf,
+    offset: u64,
+    /// Bytes after the last newline: a CRI line still being written.
+    pending: Vec<u8>,
+}
+
+impl Tail {
+    fn pump(&mut self, out: &mut Printer, finished: bool) -> quire_core::Result<()> {
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(Error::Home {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let fail = |source| Error::Home {
+            path: self.path.clone(),
+            source,
+        };
+        file.seek(SeekFrom::Start(self.offset)).map_err(fail)?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = file.read(&mut chunk).map_err(fail)?;
+            if n == 0 {
+                break;
+            }
+            self.offset += n as u64;
+            self.pending.extend_from_slice(&chunk[..n]);
+            while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                out.cri_line(&line[..line.len() - 1])?;
+            }
+        }
+        if finished && !self.pending.is_empty() {
+            let line = std::mem::take(&mut self.pending);
+            out.cri_line(&line)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes step output for a person: the text of each CRI line, partial
+/// lines joined, optionally with timestamps or one stream only.
+struct Printer {
+    stdout: io::StdoutLock<'static>,
+    timestamps: bool,
+    stream: Option<StreamArg>,
+    at_line_start: bool,
+    closed: bool,
+}
+
+impl Printer {
+    fn new(args: &LogsArgs) -> Printer {
+        Printer {
+            stdout: io::stdout().lock(),
+            timestamps: args.timestamps,
+            stream: args.stream,
+            at_line_start: true,
+            closed: false,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> quire_core::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.stdout.write_all(bytes) {
+            Ok(()) => Ok(()),
+            // The reader went away (`| head`): stop quietly.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(source) => Err(Error::Home {
+                path: PathBuf::from("<stdout>"),
+                source,
+            }),
+        }
+    }
+
+    fn flush(&mut self) -> quire_core::Result<()> {
+        if !self.closed {
+            let _ = self.stdout.flush();
+        }
+        Ok(())
+    }
+
+    fn header(&mut self, job: &str, seq: i64, cmd: &str) -> quire_core::Result<()> {
+        if !self.at_line_start {
+            self.write(b"\n")?;
+            self.at_line_start = true;
+        }
+        let cmd: String = cmd.split_whitespace().collect::<Vec<_>>().join(" ");
+        self.write(format!("==> {job} step {seq}: {cmd} <==\n").as_bytes())
+    }
+
+    /// `<timestamp> <stream> <F|P> <text>`; anything else is shown as is.
+    fn cri_line(&mut self, line: &[u8]) -> quire_core::Result<()> {
+        let mut parts = line.splitn(4, |&b| b == b' ');
+        let (Some(stamp), Some(stream), Some(tag)) = (parts.next(), parts.next(), parts.next())
+        else {
+            self.write(line)?;
+            return self.write(b"\n");
+        };
+        let text = parts.next().unwrap_or(b"");
+        let wanted = match self.stream {
+            None => true,
+            Some(StreamArg::Stdout) => stream == b"stdout",
+            Some(StreamArg::Stderr) => stream == b"stderr",
+        };
+        if !wanted {
+            return Ok(());
+        }
+        if self.timestamps && self.at_line_start {
+            self.write(stamp)?;
+            self.write(b" ")?;
+        }
+        self.write(text)?;
+        let full = tag != b"P";
+        if full {
+            self.write(b"\n")?;
+        }
+        self.at_line_start = full;
+        Ok(())
+    }
+}
