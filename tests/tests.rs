@@ -7,4 +7,6 @@ mod completions;
 mod pipeline_cli;
 mod push;
 mod runs_cli;
+mod runs_control;
+mod snapshots_test;
 mod store_errors;

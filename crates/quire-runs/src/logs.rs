@@ -100,6 +100,7 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_core::Result<ExitCode> {
         std::thread::sleep(POLL);
         detail = store.run_detail(&run.id)?;
     }
+    out.finish()?;
     Ok(if args.follow && detail.run.state != RunState::Complete {
         ExitCode::from(1)
     } else {
@@ -213,6 +214,15 @@ impl Printer {
                 source,
             }),
         }
+    }
+
+    /// End the output on a line of its own.
+    fn finish(&mut self) -> quire_core::Result<()> {
+        if !self.at_line_start {
+            self.write(b"\n")?;
+            self.at_line_start = true;
+        }
+        self.flush()
     }
 
     fn flush(&mut self) -> quire_core::Result<()> {

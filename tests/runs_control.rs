@@ -1,0 +1,321 @@
+//! quire-runs logs --follow, wait, cancel, retry, prune and list filters,
+//! against real pushes and real workers.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use predicates::prelude::*;
+use quire_core::{FailureKind, JobState, RunState};
+
+use crate::util::{Env, SHA, git, gone_within, populate, queued_runs, read_pid_file};
+
+fn quire_runs(env: &Env) -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-runs"));
+    command.arg("--home").arg(env.home().dir());
+    command
+}
+
+#[test]
+fn logs_follow_prints_lines_as_they_are_written_and_exits_with_the_run() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pipeline = "[jobs.count]\ninputs = [\"quire/push\"]\nsh = \"for i in 1 2 3 4 5; do echo line$i; sleep 0.4; done\"\n";
+    repo.commit(&[(".quire/ci.toml", pipeline)], "count");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let run = queued_runs(&stderr).remove(0);
+
+    let mut follow = quire_runs(&env)
+        .args(["logs", &run, "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "==> count step 1: for i in 1 2 3 4 5; do echo line$i; sleep 0.4; done <=="
+    );
+    assert_eq!(lines.next().unwrap().unwrap(), "line1");
+    // line1 arrived while the step was still running.
+    assert_eq!(
+        env.store().resolve_run(&run).unwrap().state,
+        RunState::Active
+    );
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert_eq!(rest, ["line2", "line3", "line4", "line5"]);
+    let status = follow.wait().unwrap();
+    assert!(
+        status.success(),
+        "logs --follow exits 0 when the run completed"
+    );
+    assert_eq!(
+        env.store().resolve_run(&run).unwrap().state,
+        RunState::Complete
+    );
+    // And once it is over, plain logs print the same.
+    env.runs(&["logs", &run])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("line3\nline4\nline5\n"));
+    env.runs(&["logs", &run, "nope"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("has no job \"nope\""))
+        .stderr(predicate::str::contains(format!(
+            "hint: `quire-runs show {run}` lists its jobs"
+        )));
+}
+
+#[test]
+fn wait_exits_0_for_complete_and_1_for_failed_or_superseded() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.ok]\ninputs = [\"quire/push\"]\nsh = \"sleep 0.5\"\n",
+        )],
+        "ok",
+    );
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let ok = queued_runs(&stderr).remove(0);
+    env.runs(&["wait", &ok, "--interval", "100ms"])
+        .assert()
+        .success()
+        .stdout(format!("run {ok} complete\n"));
+    env.runs(&["show", &ok, "--exit-status", "--json"])
+        .assert()
+        .success();
+
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.bad]\ninputs = [\"quire/push\"]\nsh = \"exit 2\"\n",
+        )],
+        "bad",
+    );
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let bad = queued_runs(&stderr).remove(0);
+    env.runs(&["wait", &bad])
+        .assert()
+        .code(1)
+        .stdout(format!("run {bad} failed (pipeline-failure)\n"));
+    env.runs(&["show", &bad, "--exit-status"]).assert().code(1);
+
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = \"sleep 300\"\n",
+        )],
+        "slow",
+    );
+    git(&repo.work, &["branch", "topic"]);
+    let (_, stderr) = repo.push(&["origin", "topic"]);
+    let slow = queued_runs(&stderr).remove(0);
+    let waiter = quire_runs(&env)
+        .args(["wait", &slow, "--interval", "100ms"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.wait_for(&slow, "active", |r| r.state == RunState::Active);
+    repo.push(&["origin", "--delete", "topic"]);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("run {slow} superseded\n")
+    );
+}
+
+#[test]
+fn cancel_stops_the_running_step_and_retry_runs_the_commit_again() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pidfile = env.path().join("sleep.pid");
+    let pipeline = format!(
+        "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > {}; exec sleep 300\"\n",
+        pidfile.display()
+    );
+    let sha = repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let run = queued_runs(&stderr).remove(0);
+    let sleep = read_pid_file(&pidfile);
+    env.runs(&["cancel", &run[..13]])
+        .assert()
+        .success()
+        .stdout(format!("cancelled run {run} (it was active)\n"));
+    assert!(
+        gone_within(sleep, 5),
+        "the cancelled run's step is still running"
+    );
+    let cancelled = env.store().run_detail(&run).unwrap();
+    assert_eq!(
+        (cancelled.run.state, cancelled.run.failure_kind),
+        (RunState::Failed, Some(FailureKind::Cancelled))
+    );
+    assert_eq!(cancelled.jobs[0].job.state, JobState::Aborted);
+    env.runs(&["cancel", &run])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is already failed; there is nothing to cancel",
+        ));
+
+    // The retry runs the same commit again (and is cancelled in turn).
+    std::fs::remove_file(&pidfile).unwrap();
+    let out = env
+        .runs(&["retry", &run])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let retry = text
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+    assert!(
+        text.starts_with(&format!("queued run {retry}, a retry of {run}")),
+        "{text}"
+    );
+    let retried = env.wait_for(&retry, "active", |r| r.state != RunState::Pending);
+    assert_eq!(
+        (retried.sha.as_str(), retried.ref_name.as_str()),
+        (sha.as_str(), "refs/heads/main")
+    );
+    let second_sleep = read_pid_file(&pidfile);
+    assert_ne!(second_sleep, sleep);
+    env.runs(&["cancel", &retry]).assert().success();
+    assert!(gone_within(second_sleep, 5));
+    assert_eq!(
+        env.store().resolve_run(&run).unwrap().state,
+        RunState::Failed,
+        "the original run is left as it was"
+    );
+}
+
+#[test]
+fn prune_removes_old_finished_runs_but_never_live_ones_or_the_newest_n() {
+    let env = Env::new();
+    let ids = populate(&mut env.store());
+    let dir = env.home().run_dir(&ids.superseded);
+    std::fs::create_dir_all(dir.join("logs/build")).unwrap();
+    std::fs::write(dir.join("logs/build/1.log"), vec![b'x'; 2048]).unwrap();
+    let later = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(48))
+        .unwrap()
+        .to_string();
+
+    // Nothing is a day old yet.
+    env.runs(&["prune", "--older-than", "1d"])
+        .assert()
+        .success()
+        .stdout("deleted 0 runs, 0 B of logs and events\n");
+
+    let dry = env
+        .runs(&[
+            "prune",
+            "--older-than",
+            "1d",
+            "--keep",
+            "1",
+            "--dry-run",
+            "--json",
+        ])
+        .env("QUIRE_NOW", &later)
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&dry.get_output().stdout).unwrap();
+    assert_eq!(report["runs"], serde_json::json!([ids.superseded]));
+    assert_eq!(report["bytes_freed"], 2048);
+    assert_eq!(report["dry_run"], true);
+    assert!(
+        dir.exists() && env.store().resolve_run(&ids.superseded).is_ok(),
+        "a dry run deletes nothing"
+    );
+
+    env.runs(&["prune", "--older-than", "1d", "--keep", "1"])
+        .env("QUIRE_NOW", &later)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "deleted {} (app.git refs/heads/main, superseded)",
+            ids.superseded
+        )))
+        .stdout(predicate::str::contains(
+            "deleted 1 run, 2.0 KiB of logs and events; kept the newest 1 of each ref",
+        ));
+    assert!(!dir.exists());
+    assert!(env.store().resolve_run(&ids.superseded).is_err());
+
+    // With no keep, every finished run goes; pending and active ones stay.
+    env.runs(&["prune", "--older-than", "1d"])
+        .env("QUIRE_NOW", &later)
+        .assert()
+        .success();
+    let left: Vec<String> = env.all_runs().into_iter().map(|r| r.id).collect();
+    let mut expected = vec![ids.pending.clone(), ids.live.clone(), ids.orphan.clone()];
+    expected.sort();
+    let mut left_sorted = left.clone();
+    left_sorted.sort();
+    assert_eq!(left_sorted, expected);
+    // Their jobs and steps went with them (by cascade), the others' stayed.
+    let jobs: i64 = env
+        .store()
+        .connection()
+        .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(jobs, 3);
+
+    env.runs(&["prune"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("prune needs --older-than"));
+    std::fs::write(
+        env.home().dir().join("config.toml"),
+        "[retention]\nolder_than = \"1d\"\nkeep = 0\n",
+    )
+    .unwrap();
+    env.runs(&["prune", "--dry-run"])
+        .assert()
+        .success()
+        .stdout("would delete 0 runs, 0 B of logs and events\n");
+}
+
+#[test]
+fn list_filters_by_sha_prefix_and_age() {
+    let env = Env::new();
+    populate(&mut env.store());
+    let count = |args: &[&str], now: Option<&str>| {
+        let mut cmd = env.runs(args);
+        cmd.arg("--json");
+        if let Some(now) = now {
+            cmd.env("QUIRE_NOW", now);
+        }
+        let out = cmd.assert().success().get_output().stdout.clone();
+        serde_json::from_slice::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(&["list", "--sha", &SHA[..6]], None), 6);
+    assert_eq!(count(&["list", "--sha", &SHA[..6].to_uppercase()], None), 6);
+    assert_eq!(count(&["list", "--sha", "ffff"], None), 0);
+    let hour_later = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(1))
+        .unwrap()
+        .to_string();
+    assert_eq!(count(&["list", "--since", "30m"], Some(&hour_later)), 0);
+    assert_eq!(count(&["list", "--since", "2h"], Some(&hour_later)), 6);
+    env.runs(&["list", "--sha", "xyz"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not a commit id prefix"));
+    env.runs(&["list", "--since", "soon"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not a span"));
+}
