@@ -112,6 +112,7 @@ pub fn populate(store: &mut Store) -> Fixture {
         git_dir: "/srv/git/app.git",
         pushed_at_ms: None,
         previous_sha: None,
+        invalid: None,
     };
     let gone = Worker {
         id: "worker-gone".into(),

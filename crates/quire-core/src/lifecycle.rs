@@ -168,6 +168,9 @@ pub struct NewRun<'a> {
     pub pushed_at_ms: Option<i64>,
     /// The ref's tip before the push, if it existed.
     pub previous_sha: Option<&'a str>,
+    /// The pipeline file is invalid (this says why, in one line): the run
+    /// is recorded failed with `pipeline-invalid`, in the same transaction.
+    pub invalid: Option<&'a str>,
 }
 
 /// A created run, and the live run of the same ref it superseded, if any.
@@ -229,6 +232,9 @@ impl Store {
                     new.previous_sha,
                 ],
             )?;
+            if let Some(why) = new.invalid {
+                transition(tx, &id, R::Failed, Some(K::PipelineInvalid), Some(why), now)?;
+            }
             Ok(Created {
                 run: load_run(tx, &id)?,
                 superseded: live,

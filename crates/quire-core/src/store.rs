@@ -12,8 +12,15 @@ use crate::clock::{self, Clock};
 use crate::schema::{self, LATEST};
 use crate::{Error, Home, Result};
 
-/// How long a statement waits for another process's lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a statement waits for another process's lock before giving up:
+/// 10 s, or `QUIRE_BUSY_TIMEOUT_MS` (for operators who prefer to fail fast,
+/// and for tests of a store held locked).
+fn busy_timeout() -> Duration {
+    std::env::var("QUIRE_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis)
+}
 
 /// An open store: one SQLite connection to `quire.db` in a home.
 pub struct Store {
@@ -39,7 +46,7 @@ impl Store {
         })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.busy_timeout(busy_timeout())?;
 
         // Nothing may be written before the version check: a store from a
         // newer quire must stay byte-for-byte as it was.

@@ -11,7 +11,6 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -66,10 +65,12 @@ pub fn any_free(home: &Home, max: usize) -> Result<bool> {
     Ok(try_acquire(home, max)?.is_some())
 }
 
-/// Start `quire-run work` fully detached: its own session, stdin from
-/// /dev/null, stdout and stderr appended to `worker.log` in the home. A
-/// child that kept the hook's stdout or stderr would keep `git push`
-/// waiting until it exits. Returns the worker's pid.
+/// Start `quire-run work` fully detached: stdin from /dev/null, stdout and
+/// stderr appended to `worker.log` in the home (a child that kept the
+/// hook's stdout or stderr would keep `git push` waiting until it exits),
+/// and its own session, which the worker makes for itself first thing
+/// (`detach_from_session`): no code runs between fork and exec here, so
+/// the spawn takes the fast posix_spawn path. Returns the worker's pid.
 pub fn spawn_worker(quire_run: &Path, home: &Home) -> io::Result<u32> {
     let log_path = home.dir().join("worker.log");
     let log = OpenOptions::new()
@@ -86,16 +87,21 @@ pub fn spawn_worker(quire_run: &Path, home: &Home) -> io::Result<u32> {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    // SAFETY: between fork and exec only setsid(2) runs, which is
-    // async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            rustix::process::setsid()?;
-            Ok(())
-        });
-    }
     let child = command.spawn()?;
     Ok(child.id())
+}
+
+/// Leave the session (and process group) of whoever started this process:
+/// a worker must outlive the hook and be out of reach of signals sent to
+/// the push's process group or terminal.
+pub fn detach_from_session() -> io::Result<()> {
+    match rustix::process::setsid() {
+        Ok(_) => Ok(()),
+        // Already a group leader (started by hand with its own group, or a
+        // session leader): it is detached enough.
+        Err(rustix::io::Errno::PERM) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The `quire-run` binary beside the running one (both are installed

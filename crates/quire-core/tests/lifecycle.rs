@@ -22,6 +22,7 @@ fn new_run<'a>(repo: &'a str, ref_name: &'a str) -> NewRun<'a> {
         git_dir: "/srv/git/app.git",
         pushed_at_ms: None,
         previous_sha: None,
+        invalid: None,
     }
 }
 
@@ -221,6 +222,7 @@ fn bad_runs_are_refused_before_anything_is_written() {
             git_dir: "/x",
             pushed_at_ms: None,
             previous_sha: None,
+            invalid: None,
         });
         assert!(
             matches!(result, Err(Error::InvalidRun(_))),

@@ -12,6 +12,12 @@ pub use quire_core::events::Event;
 /// Receives each event as it happens.
 pub trait EventSink {
     fn emit(&mut self, event: &Event) -> io::Result<()>;
+
+    /// Called while a step runs quietly and when the run ends: a sink that
+    /// batches events writes out what it holds.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Appends events to `events.jsonl`, one JSON object per line, written with
@@ -58,10 +64,19 @@ impl<A: EventSink, B: EventSink> EventSink for (A, B) {
         self.0.emit(event)?;
         self.1.emit(event)
     }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()?;
+        self.1.flush()
+    }
 }
 
 impl<S: EventSink + ?Sized> EventSink for &mut S {
     fn emit(&mut self, event: &Event) -> io::Result<()> {
         (**self).emit(event)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (**self).flush()
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -121,6 +122,14 @@ enum Ended {
     Aborted,
 }
 
+/// What a running step tells the job that runs it.
+enum StepNote {
+    /// The step's process started (its pid), or could not be started.
+    Started(Option<u32>),
+    /// Nothing happened for a tick: a good moment to flush batched events.
+    Idle,
+}
+
 /// How one step ended.
 enum StepEnd {
     Exited(i64),
@@ -209,7 +218,14 @@ impl Executor {
             )?;
         }
 
+        let flushed = |sink: &mut dyn EventSink| {
+            sink.flush().map_err(|source| ExecError::Write {
+                what: "the run's events".into(),
+                source,
+            })
+        };
         if cancel.is_cancelled() {
+            flushed(sink)?;
             return Ok(RunResult::Cancelled);
         }
         let (state, kind, result) = if failed {
@@ -229,6 +245,7 @@ impl Executor {
                 failure_kind: kind,
             },
         )?;
+        flushed(sink)?;
         Ok(result)
     }
 
@@ -277,10 +294,14 @@ impl Executor {
         cancel: &Cancel,
     ) -> Result<(Ended, Option<i64>), ExecError> {
         let log_dir = ctx.logs_dir.join(&job.id);
-        std::fs::create_dir_all(&log_dir).map_err(|source| ExecError::Write {
-            what: log_dir.display().to_string(),
-            source,
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&log_dir)
+            .map_err(|source| ExecError::Write {
+                what: log_dir.display().to_string(),
+                source,
+            })?;
         // Later entries win: the job's env over the pipeline's, quire's own
         // variables over both.
         let mut env: HashMap<String, String> = HashMap::new();
@@ -297,6 +318,8 @@ impl Executor {
         env.insert("QUIRE_JOB".into(), job.id.clone());
 
         let deadline = job.timeout.map(|t| Instant::now() + t);
+        // Programs found on this job's PATH, looked up once each.
+        let mut programs: HashMap<String, PathBuf> = HashMap::new();
         for (n, step) in job.steps.iter().enumerate() {
             let seq = n as i64 + 1;
             let emit = |sink: &mut dyn EventSink, event: Event| {
@@ -306,25 +329,34 @@ impl Executor {
                 })
             };
             let log_path = log_dir.join(format!("{seq}.log"));
-            let mut started = |pid| {
-                let event = Event::StepStarted {
-                    at_ms: now_ms(),
-                    job: job.id.clone(),
-                    seq,
-                    cmd: step.display(),
-                    pid,
-                };
-                emit(sink, event)
+            let mut notes = |note: StepNote| match note {
+                StepNote::Started(pid) => {
+                    let event = Event::StepStarted {
+                        at_ms: now_ms(),
+                        job: job.id.clone(),
+                        seq,
+                        cmd: step.display(),
+                        pid,
+                    };
+                    emit(sink, event)
+                }
+                StepNote::Idle => sink.flush().map_err(|source| ExecError::Write {
+                    what: "the run's events".into(),
+                    source,
+                }),
             };
+            let name = match step {
+                Step::Shell(_) => "sh",
+                Step::Argv(argv) => argv[0].as_str(),
+            };
+            let program = programs
+                .entry(name.to_string())
+                .or_insert_with(|| {
+                    resolve_program(name, env.get("PATH").map_or("", String::as_str))
+                })
+                .clone();
             let end = self.run_step(
-                job,
-                step,
-                &env,
-                ctx,
-                &log_path,
-                deadline,
-                cancel,
-                &mut started,
+                job, step, &program, &env, ctx, &log_path, deadline, cancel, &mut notes,
             )?;
             let code = match end {
                 StepEnd::Exited(code) | StepEnd::TimedOut(code) | StepEnd::Cancelled(code) => code,
@@ -354,30 +386,31 @@ impl Executor {
         &self,
         job: &Job,
         step: &Step,
+        program: &Path,
         env: &HashMap<String, String>,
         ctx: &RunContext,
         log_path: &Path,
         deadline: Option<Instant>,
         cancel: &Cancel,
-        started: &mut dyn FnMut(Option<u32>) -> Result<(), ExecError>,
+        notes: &mut dyn FnMut(StepNote) -> Result<(), ExecError>,
     ) -> Result<StepEnd, ExecError> {
         let log_error = |source| ExecError::Write {
             what: log_path.display().to_string(),
             source,
         };
         let mut log = CriLog::create(log_path).map_err(log_error)?;
-        let mut command = match step {
+        // `program` was resolved on the job's PATH by the caller, as a
+        // shell's command hash would: handing the child a bare name makes it
+        // try every PATH entry with execve, which costs more than the step.
+        let mut command = Command::new(program);
+        match step {
             Step::Shell(cmd) => {
-                let mut c = Command::new("sh");
-                c.arg("-c").arg(cmd);
-                c
+                command.arg("-c").arg(cmd);
             }
             Step::Argv(argv) => {
-                let mut c = Command::new(&argv[0]);
-                c.args(&argv[1..]);
-                c
+                command.args(&argv[1..]);
             }
-        };
+        }
         command
             .current_dir(&ctx.workspace)
             .env_clear()
@@ -387,7 +420,7 @@ impl Executor {
             .stderr(Stdio::piped())
             .process_group(0);
         let spawned = command.spawn();
-        started(spawned.as_ref().ok().map(Child::id))?;
+        notes(StepNote::Started(spawned.as_ref().ok().map(Child::id)))?;
         let mut child = match spawned {
             Ok(child) => child,
             Err(e)
@@ -412,7 +445,8 @@ impl Executor {
             }
         };
         let pid = Pid::from_child(&child);
-        let result = self.pump(&mut child, pid, &mut log, deadline, cancel);
+        let mut idle = || notes(StepNote::Idle).map_err(|e| io::Error::other(e.to_string()));
+        let result = self.pump(&mut child, pid, &mut log, deadline, cancel, &mut idle);
         // Whatever happened, nothing of the step outlives it: its group is
         // killed before the leader is reaped, so the group id cannot have
         // been recycled.
@@ -456,6 +490,7 @@ impl Executor {
         log: &mut CriLog,
         deadline: Option<Instant>,
         cancel: &Cancel,
+        idle: &mut dyn FnMut() -> io::Result<()>,
     ) -> (Stop, io::Result<()>) {
         let mut stop = Stop::Exited;
         let mut term_sent: Option<Instant> = None;
@@ -500,6 +535,11 @@ impl Executor {
                     && e != rustix::io::Errno::INTR
                 {
                     return (stop, Err(e.into()));
+                }
+                if fds.iter().all(|fd| fd.revents().is_empty())
+                    && let Err(e) = idle()
+                {
+                    return (stop, Err(e));
                 }
                 for (k, fd) in fds.iter().enumerate() {
                     if fd.revents().is_empty() {
@@ -602,6 +642,25 @@ fn exited_unreaped(pid: Pid) -> bool {
         ),
         Ok(Some(_))
     )
+}
+
+/// `program` found on `path_var` (the first executable regular file), or
+/// the name as given: a name with a `/` is used as it is, and one found
+/// nowhere fails at spawn with "not found", as it should.
+fn resolve_program(program: &str, path_var: &str) -> PathBuf {
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(program);
+        if let Ok(meta) = std::fs::metadata(&candidate)
+            && meta.is_file()
+            && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0
+        {
+            return candidate;
+        }
+    }
+    PathBuf::from(program)
 }
 
 /// The shell's convention: the exit code, or 128+N for a signal N.

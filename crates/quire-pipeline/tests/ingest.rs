@@ -56,6 +56,7 @@ impl Fixture {
                 git_dir: "/srv/git/app.git",
                 pushed_at_ms: None,
                 previous_sha: None,
+                invalid: None,
             })
             .unwrap()
             .run;

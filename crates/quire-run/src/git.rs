@@ -41,9 +41,13 @@ pub struct Repo {
 
 impl Repo {
     pub fn open(git_dir: &Path) -> Result<Repo, GitError> {
-        let repo = gix::open(git_dir).map_err(|e| GitError::Open {
-            path: git_dir.to_path_buf(),
-            message: e.to_string(),
+        // Isolated: the repository's own configuration only, not the
+        // user's or the system's, which quire has no use for.
+        let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(|e| {
+            GitError::Open {
+                path: git_dir.to_path_buf(),
+                message: e.to_string(),
+            }
         })?;
         Ok(Repo {
             repo,

@@ -148,6 +148,16 @@ pub(crate) fn run(
                 all_good = false;
                 let _ = writeln!(out, "quire: no run for {}: {e}", update.ref_name);
             }
+            Err(Failure::Store(e)) => {
+                // The pusher sees this line; the error itself follows on stderr.
+                let _ = writeln!(
+                    out,
+                    "quire: could not record a run for {} or any ref after it in this push",
+                    update.ref_name
+                );
+                let _ = out.flush();
+                return Err(Failure::Store(e));
+            }
             Err(other) => return Err(other),
         }
     }

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use quire_core::lifecycle::{NewRun, Outcome};
-use quire_core::{FailureKind, Store};
+use quire_core::Store;
+use quire_core::lifecycle::NewRun;
 use quire_pipeline::Pipeline;
 
 use crate::Failure;
@@ -111,6 +111,10 @@ pub(crate) fn record(
     let Some(bytes) = repo.read_file(new, DEFAULT_FILE)? else {
         return Ok(Recorded::NoPipeline);
     };
+    let errors = validate(&bytes).err();
+    let detail = errors.as_deref().map(invalid_detail);
+    // Recorded and, if invalid, failed in one transaction: a hook killed
+    // half-way leaves no run that a worker would pick up.
     let created = store.create_run(&NewRun {
         repo: repo_name,
         ref_name: &update.ref_name,
@@ -118,23 +122,15 @@ pub(crate) fn record(
         git_dir: &git_dir.to_string_lossy(),
         pushed_at_ms: None,
         previous_sha: update.old.as_deref(),
+        invalid: detail.as_deref(),
     })?;
     let run = created.run.id;
-    match validate(&bytes) {
-        Ok(_) => Ok(Recorded::Queued {
+    match errors {
+        None => Ok(Recorded::Queued {
             run,
             superseded: created.superseded,
         }),
-        Err(errors) => {
-            store.finish(
-                &run,
-                &Outcome::Failed {
-                    kind: FailureKind::PipelineInvalid,
-                    detail: Some(invalid_detail(&errors)),
-                },
-            )?;
-            Ok(Recorded::Invalid { run, errors })
-        }
+        Some(errors) => Ok(Recorded::Invalid { run, errors }),
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use quire_core::config::Config;
 use quire_core::events::Event;
@@ -31,6 +31,10 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// Drain the queue, then exit.
 pub(crate) fn run(home: &Home) -> Result<(), Failure> {
+    if let Err(e) = workers::detach_from_session() {
+        eprintln!("quire-run work: cannot start a session of its own: {e}");
+    }
+    ignore_file_size_signal();
     let config = Config::load(home)?;
     loop {
         let Some(slot) = workers::try_acquire(home, config.max_workers)? else {
@@ -47,6 +51,17 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         if !has_pending(&store)? {
             return Ok(());
         }
+    }
+}
+
+/// Past a file size limit (RLIMIT_FSIZE) a write raises SIGXFSZ, which
+/// would kill the worker with its run still active. Ignored, the write
+/// fails with EFBIG instead, and the run fails with that reason.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal to SIG_IGN installs no handler and touches
+    // no Rust state; it is done before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 
@@ -149,13 +164,7 @@ fn prepare_and_run(
     };
     let events = JsonlFile::create(&run_dir.join("events.jsonl"))
         .map_err(|e| crashed("create events.jsonl", e))?;
-    let mut sink = (
-        events,
-        LiveIngest {
-            store,
-            run: &run.id,
-        },
-    );
+    let mut sink = (events, LiveIngest::new(store, &run.id));
     let result = Executor::default().run(&pipeline, &ctx, &mut sink, &cancel);
     heartbeat.stop();
     // The run_finished event has already taken the run to its end; a
@@ -175,18 +184,54 @@ impl PrivateDir for std::fs::DirBuilder {
     }
 }
 
-/// Ingests each event into the store as it happens, so `quire-runs show`
-/// of an active run shows live progress.
+/// Ingests events into the store as they happen, so `quire-runs show` of
+/// an active run shows live progress. Job and run events go in at once;
+/// step events are batched into one transaction per `BATCH_WINDOW` (the
+/// executor flushes on every quiet tick too), which keeps a run of many
+/// short steps from paying a transaction per event.
 struct LiveIngest<'s> {
     store: &'s mut Store,
     run: &'s str,
+    pending: Vec<Event>,
+    oldest: Option<Instant>,
+}
+
+const BATCH_WINDOW: Duration = Duration::from_millis(50);
+
+impl<'s> LiveIngest<'s> {
+    fn new(store: &'s mut Store, run: &'s str) -> LiveIngest<'s> {
+        LiveIngest {
+            store,
+            run,
+            pending: Vec::new(),
+            oldest: None,
+        }
+    }
 }
 
 impl EventSink for LiveIngest<'_> {
     fn emit(&mut self, event: &Event) -> io::Result<()> {
-        self.store
-            .ingest(self.run, std::slice::from_ref(event))
-            .map_err(io::Error::other)
+        self.pending.push(event.clone());
+        let oldest = *self.oldest.get_or_insert_with(Instant::now);
+        let step_event = matches!(
+            event,
+            Event::StepStarted { .. } | Event::StepFinished { .. }
+        );
+        if !step_event || oldest.elapsed() >= BATCH_WINDOW {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.store
+                .ingest(self.run, &self.pending)
+                .map_err(io::Error::other)?;
+            self.pending.clear();
+        }
+        self.oldest = None;
+        Ok(())
     }
 }
 

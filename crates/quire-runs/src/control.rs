@@ -76,6 +76,7 @@ pub fn retry(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> {
         git_dir,
         pushed_at_ms: None,
         previous_sha: run.previous_sha.as_deref(),
+        invalid: None,
     })?;
     let id = &created.run.id;
     println!(

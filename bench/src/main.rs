@@ -1,0 +1,49 @@
+//! quire's benchmarks (docs/PERFORMANCE.md). Each figure is measured against
+//! a baseline taken in the same run, on the same machine, and reported as a
+//! ratio or a difference with its median and spread.
+//!
+//! `cargo run --release -p quire-bench -- [all|hook|steps|queries|upgrade|ingest|memory|concurrent|burst] [--quick]`
+
+mod harness;
+mod scenarios;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let which: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let all = which.is_empty() || which.contains(&"all");
+    let want = |name: &str| all || which.contains(&name);
+    let bins = harness::Bins::build();
+    println!("# quire benchmarks ({})", harness::machine());
+    println!();
+    println!("| figure | baseline | measured | budget |");
+    println!("| --- | --- | --- | --- |");
+    if want("hook") {
+        scenarios::hook(&bins, quick);
+    }
+    if want("steps") {
+        scenarios::steps(&bins, quick);
+    }
+    if want("ingest") {
+        scenarios::ingest(quick);
+    }
+    if want("upgrade") {
+        scenarios::upgrade(quick);
+    }
+    if want("memory") {
+        scenarios::memory(&bins, quick);
+    }
+    if want("concurrent") {
+        scenarios::concurrent(&bins, quick);
+    }
+    if want("burst") {
+        scenarios::burst(&bins, quick);
+    }
+    if want("queries") {
+        scenarios::queries(&bins, quick);
+    }
+}

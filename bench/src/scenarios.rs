@@ -1,0 +1,586 @@
+//! The benchmark scenarios of issue 6, each printing one or more rows.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use quire_core::events::Event;
+use quire_core::lifecycle::{NewRun, Worker};
+use quire_core::{Home, JobState, Store};
+use rusqlite::params;
+
+use crate::harness::{Bins, Repo, Stats, git, peak_rss_kib, row, run, time, wait_idle};
+
+const QUICK_PIPELINE: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+
+/// The time the hook adds to `git push` of one ref.
+pub fn hook(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let plain = Repo::new(dir.path(), "plain");
+    let hooked = Repo::new(dir.path(), "hooked");
+    hooked.install(bins, &home);
+    for repo in [&plain, &hooked] {
+        repo.commit(&[(".quire/ci.toml", QUICK_PIPELINE)], "pipeline");
+        repo.push(&["--quiet", "origin", "main"]);
+    }
+    wait_idle(&home);
+    let n = if quick { 10 } else { 40 };
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        for repo in [&plain, &hooked] {
+            repo.commit(&[("n.txt", &i.to_string())], &format!("change {i}"));
+        }
+        without.push(time(|| plain.push(&["--quiet", "origin", "main"])).0);
+        with.push(time(|| hooked.push(&["--quiet", "origin", "main"])).0);
+        wait_idle(&home);
+    }
+    // The hook process alone, fed one line, as git would.
+    let sha = String::from_utf8(run(git(&hooked.bare).args(["rev-parse", "main"])).stdout).unwrap();
+    let mut alone = Vec::new();
+    for _ in 0..n {
+        let mut child = Command::new(&bins.quire_run)
+            .arg("--home")
+            .arg(&home)
+            .args(["hook", "--git-dir"])
+            .arg(&hooked.bare)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let line = format!("{} {} refs/heads/main\n", "0".repeat(40), sha.trim());
+        let started = Instant::now();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        child.wait().unwrap();
+        alone.push(started.elapsed());
+        wait_idle(&home);
+    }
+    let (a, b) = (Stats::of(&without), Stats::of(&with));
+    row(
+        "time the hook adds to `git push` of one ref (run recorded, worker started)",
+        &format!("push without the hook: {a}"),
+        &format!(
+            "push with it: {b}; **+{:.2} ms** median; `quire-run hook` alone: {}",
+            b.median - a.median,
+            Stats::of(&alone)
+        ),
+        "<= 10 ms median",
+    );
+}
+
+/// 200 one-command steps through `trigger --wait` against bash forking them.
+pub fn steps(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = Repo::new(dir.path(), "app");
+    let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            &format!(
+                "[jobs.many]\ninputs = [\"quire/push\"]\nsh = [{}]\n",
+                steps.join(", ")
+            ),
+        )],
+        "many",
+    );
+    repo.push(&["--quiet", "origin", "main"]);
+    let script = dir.path().join("baseline.sh");
+    let log = dir.path().join("baseline.log");
+    let body: String = (1..=200)
+        .map(|i| format!("sh -c 'echo {i}' >> {} 2>&1\n", log.display()))
+        .collect();
+    std::fs::write(&script, body).unwrap();
+    let reps = if quick { 3 } else { 9 };
+    let (mut bash, mut quire) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        bash.push(time(|| run(Command::new("bash").arg(&script))).0);
+        quire.push(
+            time(|| {
+                run(Command::new(&bins.quire_run)
+                    .arg("--home")
+                    .arg(&home)
+                    .args(["trigger", "--git-dir"])
+                    .arg(&repo.bare)
+                    .args(["main", "--wait"]))
+            })
+            .0,
+        );
+    }
+    let (b, q) = (Stats::of(&bash), Stats::of(&quire));
+    row(
+        "200 one-command steps through `quire-run trigger --wait` (materialize, plan, execute, log, ingest)",
+        &format!("bash forking the same 200 commands: {b}"),
+        &format!("{q}; **{:.2}x**", q.median / b.median),
+        "<= 1.3x",
+    );
+}
+
+fn claimed_run(store: &mut Store, ref_name: &str) -> String {
+    let run = store
+        .create_run(&NewRun {
+            repo: "bench.git",
+            ref_name,
+            sha: "0123456789abcdef0123456789abcdef01234567",
+            git_dir: "/srv/git/bench.git",
+            pushed_at_ms: None,
+            previous_sha: None,
+            invalid: None,
+        })
+        .unwrap()
+        .run;
+    let worker = Worker {
+        id: "bench".into(),
+        pid: std::process::id(),
+        lease: Duration::from_secs(3600),
+    };
+    store.claim(&run.id, &worker).unwrap();
+    run.id
+}
+
+/// Events for `jobs` jobs of `steps` steps each (two events a step).
+fn step_events(jobs: usize, steps: usize) -> (Vec<String>, Vec<Event>) {
+    let ids: Vec<String> = (0..jobs).map(|j| format!("j{j}")).collect();
+    let mut events = vec![Event::RunStarted {
+        at_ms: 1,
+        jobs: ids.clone(),
+    }];
+    for job in &ids {
+        events.push(Event::JobStarted {
+            at_ms: 2,
+            job: job.clone(),
+        });
+        for seq in 1..=steps as i64 {
+            events.push(Event::StepStarted {
+                at_ms: 3,
+                job: job.clone(),
+                seq,
+                cmd: format!("echo {seq}"),
+                pid: Some(4242),
+            });
+            events.push(Event::StepFinished {
+                at_ms: 4,
+                job: job.clone(),
+                seq,
+                exit_code: 0,
+            });
+        }
+        events.push(Event::JobFinished {
+            at_ms: 5,
+            job: job.clone(),
+            state: JobState::Complete,
+            exit_code: Some(0),
+        });
+    }
+    (ids, events)
+}
+
+/// Ingest of 100,000 step events.
+pub fn ingest(quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&Home::at(dir.path())).unwrap();
+    let (_, events) = step_events(100, 500);
+    let step_events = events
+        .iter()
+        .filter(|e| matches!(e, Event::StepStarted { .. } | Event::StepFinished { .. }))
+        .count();
+    let batch_run = claimed_run(&mut store, "refs/heads/batch");
+    let (took, ()) = time(|| store.ingest(&batch_run, &events).unwrap());
+    let batch_rate = step_events as f64 / took.as_secs_f64();
+    // Event by event, each its own transaction (the worst case of live ingest).
+    let n = if quick { 2_000 } else { 10_000 };
+    let single_run = claimed_run(&mut store, "refs/heads/single");
+    let (took_single, ()) = time(|| {
+        for event in &events[..n] {
+            store
+                .ingest(&single_run, std::slice::from_ref(event))
+                .unwrap();
+        }
+    });
+    row(
+        "ingest of an events stream of 100,000 step events",
+        "--",
+        &format!(
+            "one batch: {step_events} step events in {:.0} ms = **{:.0} events/s**; one transaction per event: {:.0} events/s",
+            took.as_secs_f64() * 1000.0,
+            batch_rate,
+            n as f64 / took_single.as_secs_f64()
+        ),
+        ">= 100,000 events/s",
+    );
+}
+
+/// Upgrade of a seed-era (schema 0006) store of 100,000 runs.
+pub fn upgrade(quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    home.ensure().unwrap();
+    let runs = if quick { 20_000 } else { 100_000 };
+    {
+        let mut conn = rusqlite::Connection::open(home.db_path()).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        quire_core::schema::migrate_to(&mut conn, 6).unwrap();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut run = tx
+                .prepare(
+                    "INSERT INTO runs (id, repo, ref_name, sha, state, failure_kind, pushed_at_ms, queued_at_ms,
+                                       started_at_ms, finished_at_ms, container_id, run_token, git_dir, traceparent)
+                     VALUES (?1, 'app.git', ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, 'c', 't', '/srv/git/app.git', NULL)",
+                )
+                .unwrap();
+            let mut job = tx
+                .prepare("INSERT INTO jobs (run_id, job_id, state, exit_code, started_at_ms, finished_at_ms) VALUES (?1, ?2, 'complete', 0, ?3, ?4)")
+                .unwrap();
+            let mut step = tx
+                .prepare("INSERT INTO sh_events (run_id, job_id, cmd, exit_code, started_at_ms, finished_at_ms) VALUES (?1, ?2, ?3, 0, ?4, ?5)")
+                .unwrap();
+            for n in 0..runs {
+                let id = format!("{n:08x}-0000-7000-8000-000000000000");
+                let at = 1_700_000_000_000i64 + n as i64 * 1000;
+                let (state, kind) = match n % 10 {
+                    0 => ("failed", Some("pipeline-failure")),
+                    1 => ("superseded", None),
+                    _ => ("complete", None),
+                };
+                run.execute(params![
+                    id,
+                    format!("refs/heads/b{}", n % 50),
+                    format!("{n:040x}"),
+                    state,
+                    kind,
+                    at,
+                    at + 10,
+                    at + 500
+                ])
+                .unwrap();
+                for j in ["build", "test"] {
+                    job.execute(params![id, j, at + 10, at + 400]).unwrap();
+                    for s in 0..3 {
+                        step.execute(params![
+                            id,
+                            j,
+                            format!("make {s}"),
+                            at + 10 + s,
+                            at + 20 + s
+                        ])
+                        .unwrap();
+                    }
+                }
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let (took, store) = time(|| Store::open(&home).unwrap());
+    let count = |t: &str| -> i64 {
+        store
+            .connection()
+            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(
+        (count("runs"), count("jobs"), count("sh_events")),
+        (runs as i64, runs as i64 * 2, runs as i64 * 6)
+    );
+    row(
+        &format!(
+            "upgrade of a seed-era (schema 0006) store of {runs} runs ({} jobs, {} steps) to the latest schema",
+            runs * 2,
+            runs * 6
+        ),
+        "--",
+        &format!("**{:.2} s**, every row kept", took.as_secs_f64()),
+        "report; a few seconds",
+    );
+}
+
+/// Worker peak RSS while a step prints 1 GiB.
+pub fn memory(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes: u64 = if quick { 256 << 20 } else { 1 << 30 };
+    let measure = |name: &str, step: &str| {
+        let work = dir.path().join(name);
+        std::fs::create_dir_all(work.join(".quire")).unwrap();
+        std::fs::write(
+            work.join(".quire/ci.toml"),
+            format!("[jobs.out]\ninputs = [\"quire/push\"]\nsh = [{step:?}]\n"),
+        )
+        .unwrap();
+        let logs = dir.path().join(format!("{name}.out"));
+        let kib = peak_rss_kib(
+            Command::new(&bins.quire_run)
+                .arg("exec")
+                .arg("--workspace")
+                .arg(&work)
+                .arg("--logs")
+                .arg(&logs),
+        );
+        let _ = std::fs::remove_dir_all(&logs);
+        kib
+    };
+    let one = measure("one", "echo one line");
+    let big = measure("big", &format!("head -c {bytes} /dev/zero | tr '\\0' x"));
+    row(
+        &format!("worker peak RSS while a step prints {} MiB", bytes >> 20),
+        &format!("the same for a step that prints one line: {one} KiB"),
+        &format!("{big} KiB: **{:+} KiB**", big as i64 - one as i64),
+        "within 2 MiB",
+    );
+}
+
+/// 100 hook invocations at once, one ref each.
+pub fn concurrent(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = Repo::new(dir.path(), "app");
+    repo.commit(&[(".quire/ci.toml", QUICK_PIPELINE)], "pipeline");
+    repo.push(&["--quiet", "origin", "main"]);
+    let sha = String::from_utf8(run(git(&repo.bare).args(["rev-parse", "main"])).stdout).unwrap();
+    let sha = sha.trim();
+    let n = if quick { 30 } else { 100 };
+    let started = Instant::now();
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            let mut child = Command::new(&bins.quire_run)
+                .arg("--home")
+                .arg(&home)
+                .args(["hook", "--git-dir"])
+                .arg(&repo.bare)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let line = format!("{} {sha} refs/heads/b{i}\n", "0".repeat(40));
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(line.as_bytes())
+                .unwrap();
+            child
+        })
+        .collect();
+    let mut failures = 0;
+    let mut lock_errors = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        failures += usize::from(!out.status.success());
+        lock_errors += text.matches("locked").count();
+    }
+    let took = started.elapsed();
+    let store = Store::open(&Home::at(&home)).unwrap();
+    let recorded: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    row(
+        &format!("{n} hook invocations at once on {n} refs (separate processes)"),
+        "--",
+        &format!(
+            "{recorded} runs recorded, {failures} failed hooks, {lock_errors} lock errors; all done in **{:.0} ms**",
+            took.as_secs_f64() * 1000.0
+        ),
+        "all recorded, zero lock errors",
+    );
+    wait_idle(&home);
+}
+
+/// A burst of 20 pushes to one ref.
+pub fn burst(bins: &Bins, _quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = Repo::new(dir.path(), "app");
+    repo.install(bins, &home);
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"sleep 1\"\n",
+        )],
+        "pipeline",
+    );
+    let started = Instant::now();
+    for i in 0..20 {
+        repo.commit(&[("n.txt", &i.to_string())], &format!("push {i}"));
+        repo.push(&["--quiet", "origin", "main"]);
+    }
+    let pushed = Instant::now();
+    wait_idle(&home);
+    let done = pushed.elapsed();
+    let store = Store::open(&Home::at(&home)).unwrap();
+    let count = |state: &str| -> i64 {
+        store
+            .connection()
+            .query_row("SELECT count(*) FROM runs WHERE state = ?1", [state], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    row(
+        "burst of 20 pushes to one ref",
+        "--",
+        &format!(
+            "{} complete, {} superseded; pushes took {:.0} ms; last push to its run's end: **{:.0} ms** (the pipeline itself sleeps 1000 ms)",
+            count("complete"),
+            count("superseded"),
+            (pushed - started).as_secs_f64() * 1000.0,
+            done.as_secs_f64() * 1000.0
+        ),
+        "exactly one run executes",
+    );
+}
+
+/// A store of `runs` runs (2 jobs, 6 steps each), built directly.
+fn big_store(home: &Home, runs: usize) -> String {
+    let mut store = Store::open(home).unwrap();
+    drop(store);
+    let mut conn = rusqlite::Connection::open(home.db_path()).unwrap();
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let tx = conn.transaction().unwrap();
+    let mut middle = String::new();
+    {
+        let mut run = tx
+            .prepare(
+                "INSERT INTO runs (id, repo, ref_name, sha, state, failure_kind, pushed_at_ms, queued_at_ms,
+                                   started_at_ms, finished_at_ms, git_dir, traceparent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, '/srv/git/app.git', '00-x-y-01')",
+            )
+            .unwrap();
+        let mut job = tx
+            .prepare("INSERT INTO jobs (run_id, job_id, position, state, exit_code, started_at_ms, finished_at_ms) VALUES (?1, ?2, ?3, 'complete', 0, ?4, ?5)")
+            .unwrap();
+        let mut step = tx
+            .prepare("INSERT INTO sh_events (run_id, job_id, seq, cmd, exit_code, started_at_ms, finished_at_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)")
+            .unwrap();
+        for n in 0..runs {
+            let id = format!(
+                "{:012x}-0000-7000-8000-{n:012x}",
+                0x0190_0000_0000u64 + n as u64
+            );
+            let at = 1_700_000_000_000i64 + n as i64 * 1000;
+            let (state, kind) = if n % 10 == 0 {
+                ("failed", Some("pipeline-failure"))
+            } else {
+                ("complete", None)
+            };
+            run.execute(params![
+                id,
+                format!("repo{}.git", n % 20),
+                format!("refs/heads/b{}", n % 200),
+                format!("{n:040x}"),
+                state,
+                kind,
+                at,
+                at + 10,
+                at + 900
+            ])
+            .unwrap();
+            for (p, j) in ["build", "test"].iter().enumerate() {
+                job.execute(params![id, j, p as i64, at + 10, at + 800])
+                    .unwrap();
+                for s in 1..=3i64 {
+                    step.execute(params![
+                        id,
+                        j,
+                        s,
+                        format!("make step{s}"),
+                        at + 10 * s,
+                        at + 10 * s + 5
+                    ])
+                    .unwrap();
+                }
+            }
+            if n == runs / 2 {
+                middle = id;
+            }
+        }
+    }
+    tx.commit().unwrap();
+    store = Store::open(home).unwrap();
+    store
+        .connection()
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;")
+        .unwrap();
+    middle
+}
+
+/// list and show against sqlite3 running the equivalent query, at 10k,
+/// 100k and 1M runs.
+pub fn queries(bins: &Bins, quick: bool) {
+    let sizes: &[usize] = if quick {
+        &[10_000, 100_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    for &size in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let (built, id) = time(|| big_store(&home, size));
+        let db = home.db_path();
+        let reps = 21;
+        let sample = |command: &mut dyn FnMut() -> Command| -> Stats {
+            let mut samples = Vec::new();
+            for _ in 0..reps {
+                let mut c = command();
+                c.stdout(Stdio::null()).env("NO_COLOR", "1");
+                samples.push(time(|| run(&mut c)).0);
+            }
+            Stats::of(&samples)
+        };
+        let list = sample(&mut || {
+            let mut c = Command::new(&bins.quire_runs);
+            c.arg("--home")
+                .arg(home.dir())
+                .args(["list", "--limit", "20"]);
+            c
+        });
+        let list_sql = sample(&mut || {
+            let mut c = Command::new("sqlite3");
+            c.arg(&db).arg(
+                "SELECT id, repo, ref_name, sha, state, failure_kind, queued_at_ms, started_at_ms, finished_at_ms \
+                 FROM runs ORDER BY queued_at_ms DESC, id DESC LIMIT 20;",
+            );
+            c
+        });
+        let show = sample(&mut || {
+            let mut c = Command::new(&bins.quire_runs);
+            c.arg("--home").arg(home.dir()).args(["show", &id]);
+            c
+        });
+        let show_sql = sample(&mut || {
+            let mut c = Command::new("sqlite3");
+            c.arg(&db).arg(format!(
+                "SELECT * FROM runs WHERE id = '{id}'; SELECT * FROM jobs WHERE run_id = '{id}' ORDER BY position; \
+                 SELECT * FROM sh_events WHERE run_id = '{id}' ORDER BY job_id, seq;"
+            ));
+            c
+        });
+        row(
+            &format!(
+                "`quire-runs list --limit 20` on {size} runs ({} jobs, {} steps; built in {:.0} s)",
+                size * 2,
+                size * 6,
+                built.as_secs_f64()
+            ),
+            &format!("sqlite3: {list_sql}"),
+            &format!("**{list}**"),
+            "<= 50 ms, flat from 10k to 1M",
+        );
+        row(
+            &format!("`quire-runs show` on {size} runs"),
+            &format!("sqlite3: {show_sql}"),
+            &format!("**{show}**"),
+            "<= 50 ms, flat from 10k to 1M",
+        );
+    }
+}
