@@ -6,6 +6,7 @@ mod util;
 mod completions;
 mod pipeline_cli;
 mod push;
+mod reliability;
 mod runs_cli;
 mod runs_control;
 mod snapshots_test;

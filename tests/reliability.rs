@@ -1,0 +1,395 @@
+//! Faults and hostile input (docs/RELIABILITY.md): workers and hooks killed
+//! at random points, a store held locked, a file size limit, missing
+//! repositories, reconcile from cron during a storm of pushes, thousands of
+//! refs, hostile trees, and what the store and home look like afterwards.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+use quire_core::{FailureKind, RunState, workers};
+
+use crate::util::{Env, alive, git, gone_within, queued_runs};
+
+fn quire_run(env: &Env) -> Command {
+    let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-run"));
+    command.arg("--home").arg(env.home().dir());
+    command
+}
+
+/// Pids of processes whose environment or command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if pid == std::process::id() || !alive(pid) {
+            continue;
+        }
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let hit = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        if hit(&environ) || hit(&cmdline) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// `quire-run --home HOME work` processes of this home.
+fn workers_of(env: &Env) -> Vec<u32> {
+    let home = env.home().dir().to_string_lossy().into_owned();
+    processes_with(&home)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.split(|&b| b == 0).any(|a| a == b"work")
+        })
+        .collect()
+}
+
+fn kill9(pid: u32) {
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), rustix::process::Signal::KILL);
+}
+
+/// The store is sound: integrity, foreign keys, and the shape CHECKs hold.
+fn assert_store_sound(env: &Env) {
+    let store = env.store();
+    let conn = store.connection();
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+    let fk: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(fk, 0);
+}
+
+/// A tiny deterministic generator, so a failing seed can be replayed.
+fn lcg(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state >> 33
+    }
+}
+
+#[test]
+fn sigkill_of_the_worker_at_random_points_never_leaves_a_run_stuck_or_a_step_running() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pipeline = "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"sleep 0.05; echo a1\", \"sleep 0.05; echo a2\", \"sleep 0.05\"]\n\
+                    [jobs.b]\ninputs = [\"a\"]\nsh = [\"sleep 0.05; echo b1\", \"sleep 0.1\"]\n\
+                    [jobs.c]\ninputs = [\"quire/push\"]\nsh = \"sleep 0.2\"\n";
+    repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
+    let rounds = 10;
+    let mut killed_mid_run = 0;
+    for seed in 0..rounds {
+        let mut random = lcg(seed);
+        let branch = format!("b{seed}");
+        git(&repo.work, &["branch", &branch]);
+        let (ok, stderr) = repo.push(&["origin", &branch]);
+        assert!(ok, "{stderr}");
+        let run = queued_runs(&stderr).remove(0);
+        // Anywhere from before the claim to the last step.
+        std::thread::sleep(Duration::from_millis(random() % 600));
+        for pid in workers_of(&env) {
+            kill9(pid);
+            assert!(gone_within(pid, 5));
+        }
+        if env.store().resolve_run(&run).unwrap().state == RunState::Active {
+            killed_mid_run += 1;
+        }
+        env.runs(&["reconcile"]).assert().success();
+        let end = env.wait_terminal(&run);
+        assert!(
+            matches!((end.state, end.failure_kind), (RunState::Complete, None) | (RunState::Failed, Some(FailureKind::Orphaned))),
+            "seed {seed}: {end:?}"
+        );
+        let detail = env.store().run_detail(&run).unwrap();
+        assert!(detail.jobs.iter().all(|j| j.job.state.is_terminal()), "seed {seed}: {detail:?}");
+        assert!(detail.jobs.iter().flat_map(|j| &j.steps).all(|s| s.exit_code.is_some()), "seed {seed}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !processes_with(&format!("QUIRE_RUN_ID={run}")).is_empty() {
+            assert!(Instant::now() < deadline, "seed {seed}: a step of run {run} is still running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_store_sound(&env);
+    }
+    assert!(env.all_runs().iter().all(|r| r.state.is_terminal()));
+    eprintln!("{killed_mid_run} of {rounds} kills landed while a run was active");
+}
+
+#[test]
+fn sigkill_of_the_hook_leaves_only_whole_runs() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    // An invalid pipeline: every run is recorded failed at once, no worker.
+    let sha = repo.commit(&[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")], "broken");
+    git(&repo.work, &["push", "--quiet", "-o", "ci.skip", "origin", "main"]);
+    let lines: String = (0..400).map(|i| format!("{} {sha} refs/heads/b{i}\n", "0".repeat(40))).collect();
+    for seed in 0..6u64 {
+        let mut child = quire_run(&env)
+            .args(["hook", "--git-dir"])
+            .arg(&repo.bare)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(5 + lcg(seed)() % 60));
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    assert_store_sound(&env);
+    for run in env.all_runs() {
+        assert_eq!((run.state, run.failure_kind), (RunState::Failed, Some(FailureKind::PipelineInvalid)), "{run:?}");
+        assert!(run.failure_detail.is_some() && run.git_dir.is_some() && run.traceparent.is_some(), "{run:?}");
+    }
+}
+
+#[test]
+fn a_store_locked_past_the_busy_timeout_is_a_clear_error_the_pusher_sees() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(&[(".quire/ci.toml", "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")], "first");
+    let blocker = rusqlite::Connection::open(env.home().db_path()).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = Command::new("git")
+        .current_dir(&repo.work)
+        .args(["push", "origin", "main"])
+        .env("QUIRE_BUSY_TIMEOUT_MS", "300")
+        .env("HOME", &repo.work)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the push itself lands: {stderr}");
+    assert!(stderr.contains("remote: quire: could not record a run for refs/heads/main"), "{stderr}");
+    assert!(stderr.contains("stayed locked by another process for too long"), "{stderr}");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
+    assert!(env.all_runs().is_empty(), "nothing half-recorded");
+    // The next push is recorded as usual.
+    repo.commit(&[("a", "1")], "again");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    assert_eq!(env.wait_terminal(&queued_runs(&stderr)[0]).state, RunState::Complete);
+}
+
+#[test]
+fn a_file_size_limit_while_logging_fails_the_run_with_its_reason() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(
+        &[(".quire/ci.toml", "[jobs.big]\ninputs = [\"quire/push\"]\nsh = \"head -c 8000000 /dev/zero | tr '\\\\0' x\"\n")],
+        "big",
+    );
+    // Hold the only worker slot so the hook starts no worker; run one by
+    // hand under a 2 MiB file size limit.
+    let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let run = queued_runs(&stderr).remove(0);
+    drop(slot);
+    let worker = format!("ulimit -f 4096; exec {} --home {} work", assert_cmd::cargo::cargo_bin("quire-run").display(), env.home().dir().display());
+    let status = Command::new("sh").args(["-c", &worker]).status().unwrap();
+    assert!(status.success(), "the worker survives the limit");
+    let end = env.store().resolve_run(&run).unwrap();
+    assert_eq!((end.state, end.failure_kind), (RunState::Failed, Some(FailureKind::ProcessCrashed)), "{end:?}");
+    assert!(end.failure_detail.as_deref().unwrap().contains("File too large"), "{end:?}");
+    assert_store_sound(&env);
+}
+
+#[test]
+fn a_repository_gone_before_its_run_is_claimed_fails_the_run() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(&[(".quire/ci.toml", "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")], "first");
+    let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let run = queued_runs(&stderr).remove(0);
+    std::fs::remove_dir_all(&repo.bare).unwrap();
+    drop(slot);
+    quire_run(&env).arg("work").status().unwrap();
+    let end = env.store().resolve_run(&run).unwrap();
+    assert_eq!((end.state, end.failure_kind), (RunState::Failed, Some(FailureKind::ProcessCrashed)));
+    assert!(end.failure_detail.as_deref().unwrap().contains("cannot open repository"), "{end:?}");
+}
+
+#[test]
+fn homes_that_cannot_be_used_are_clear_errors_for_both_binaries() {
+    for home in ["/proc/quire-home", "/proc/self/status/home"] {
+        for bin in ["quire-run", "quire-runs"] {
+            let args: &[&str] = if bin == "quire-run" { &["work"] } else { &["list"] };
+            assert_cmd::Command::cargo_bin(bin)
+                .unwrap()
+                .args(["--home", home])
+                .args(args)
+                .assert()
+                .code(1)
+                .stderr(predicate::str::contains("error:"))
+                .stderr(predicate::str::contains("panicked").not());
+        }
+    }
+}
+
+#[test]
+fn reconcile_from_cron_during_a_storm_of_pushes_never_orphans_a_live_run() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(&[(".quire/ci.toml", "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"sleep 0.2\", \"echo done\"]\n")], "first");
+    for branch in ["b1", "b2", "b3"] {
+        git(&repo.work, &["branch", branch]);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cron = {
+        let stop = stop.clone();
+        let runs = assert_cmd::cargo::cargo_bin("quire-runs");
+        let home = env.home().dir().to_path_buf();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let status = Command::new(&runs).arg("--home").arg(&home).arg("reconcile").stdout(Stdio::null()).status().unwrap();
+                assert!(status.success());
+                n += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            n
+        })
+    };
+    for i in 0..15 {
+        let branch = ["b1", "b2", "b3"][i % 3];
+        git(&repo.work, &["checkout", "--quiet", branch]);
+        repo.commit(&[("n.txt", &i.to_string())], &format!("push {i}"));
+        let (ok, stderr) = repo.push(&["origin", branch]);
+        assert!(ok, "{stderr}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while env.all_runs().iter().any(|r| r.state.is_live()) {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reconciles = cron.join().unwrap();
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 15);
+    assert!(runs.iter().all(|r| r.failure_kind != Some(FailureKind::Orphaned)), "{runs:?}");
+    assert_eq!(runs.iter().filter(|r| r.state == RunState::Complete).count() >= 3, true);
+    eprintln!("{reconciles} reconciles ran during the storm");
+}
+
+#[test]
+fn thousands_of_refs_and_garbage_in_one_push_are_all_handled() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let sha = repo.commit(&[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")], "broken");
+    git(&repo.work, &["push", "--quiet", "-o", "ci.skip", "origin", "main"]);
+    let zero = "0".repeat(40);
+    let mut stdin: Vec<u8> = Vec::new();
+    for i in 0..2000 {
+        stdin.extend(format!("{zero} {sha} refs/heads/many/{i}\n").as_bytes());
+    }
+    stdin.extend(b"\xff\xfe not utf-8 at all\n");
+    stdin.extend(format!("{zero} {sha} refs/heads/\xc3\x28bad\n").as_bytes());
+    stdin.extend(format!("{zero} {} refs/heads/short\n", &sha[..20]).as_bytes());
+    stdin.extend(format!("{zero} {}{} refs/heads/long\n", sha, "ab").as_bytes());
+    stdin.extend(format!("{zero} {} refs/heads/upper\n", sha.to_uppercase()).as_bytes());
+    stdin.extend(b"\n\n");
+    stdin.extend(format!("{zero} {sha}\n").as_bytes());
+    let started = Instant::now();
+    env.run(&["hook", "--git-dir", repo.bare.to_str().unwrap()])
+        .write_stdin(stdin)
+        .timeout(Duration::from_secs(120))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("quire: ignoring line 2001 of the pushed refs: it is not UTF-8"))
+        .stdout(predicate::str::contains("is not a full lowercase object id"))
+        .stdout(predicate::str::contains("got 2 fields"));
+    eprintln!("2000 refs recorded in {:?}", started.elapsed());
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 2000);
+    assert!(runs.iter().all(|r| r.failure_kind == Some(FailureKind::PipelineInvalid)));
+}
+
+#[test]
+fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let bare = repo.bare.to_str().unwrap().to_string();
+    let hash = |text: &str| {
+        let out = Command::new("sh")
+            .args(["-c", &format!("printf '%s' \"$0\" | git --git-dir {bare} hash-object -w --stdin"), text])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let mktree = |entries: &str| {
+        let out = Command::new("sh").args(["-c", &format!("printf \"$0\" | git --git-dir {bare} mktree"), entries]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let ci = mktree(&format!("100644 blob {}\\tci.toml\\n", hash("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")));
+    let payload = hash("pwned");
+    let inner = mktree(&format!("100644 blob {payload}\\tescaped\\n"));
+    for (name, entry) in [
+        ("..", format!("040000 tree {inner}\\t..\\n")),
+        (".", format!("040000 tree {inner}\\t.\\n")),
+        (".git", format!("040000 tree {inner}\\t.git\\n")),
+        (".GIT", format!("100644 blob {payload}\\t.GIT\\n")),
+    ] {
+        let root = mktree(&format!("040000 tree {ci}\\t.quire\\n{entry}"));
+        let commit = git(&repo.bare, &["commit-tree", &root, "-m", "hostile"]);
+        let branch = format!("refs/heads/hostile-{}", name.replace('.', "dot"));
+        git(&repo.bare, &["update-ref", &branch, &commit]);
+        env.run(&["trigger", "--git-dir", &bare, &branch, "--wait"])
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains("process-crashed"));
+        let run = &env.all_runs()[0];
+        assert!(run.failure_detail.as_deref().unwrap().contains("refusing tree entry"), "{name}: {run:?}");
+    }
+    // Nothing landed in the run directories' parents.
+    assert!(!env.home().dir().join("runs/escaped").exists());
+    assert!(!env.home().dir().join("escaped").exists());
+}
+
+#[test]
+fn a_step_that_closes_stdout_early_does_not_stall_the_worker() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(&[(".quire/ci.toml", "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"exec 1>&-; sleep 0.3; echo still here >&2\", \"echo next\"]\n")], "closes");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let run = queued_runs(&stderr).remove(0);
+    assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
+    env.runs(&["logs", &run]).assert().success().stdout(predicate::str::contains("still here\n"));
+}
+
+#[test]
+fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(&[(".quire/ci.toml", "[jobs.env]\ninputs = [\"quire/push\"]\nsh = \"env\"\n")], "env");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let run = queued_runs(&stderr).remove(0);
+    assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
+    let home = env.home();
+    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777;
+    let run_dir = home.run_dir(&run);
+    for (path, want) in [
+        (home.dir().to_path_buf(), 0o700),
+        (home.db_path(), 0o600),
+        (home.dir().join("runs"), 0o700),
+        (run_dir.clone(), 0o700),
+        (run_dir.join("logs"), 0o700),
+        (run_dir.join("logs/env"), 0o700),
+        (run_dir.join("logs/env/1.log"), 0o600),
+        (run_dir.join("events.jsonl"), 0o600),
+        (home.dir().join("worker.log"), 0o600),
+        (home.dir().join("workers"), 0o700),
+    ] {
+        assert_eq!(mode(path.clone()), want, "{}", path.display());
+    }
+    let log = std::fs::read_to_string(run_dir.join("logs/env/1.log")).unwrap();
+    for internal in ["GIT_DIR=", "QUIRE_HOME=", "GIT_PUSH_OPTION", "GIT_QUARANTINE"] {
+        assert!(!log.contains(internal), "{internal} leaked into a step:\n{log}");
+    }
+    assert!(log.contains(&format!("QUIRE_RUN_ID={run}")));
+    // Values reach SQL only as parameters: a hostile filter is just a string.
+    let out = env.runs(&["list", "--repo", "x' OR '1'='1", "--json"]).assert().success().get_output().stdout.clone();
+    assert_eq!(String::from_utf8(out).unwrap().trim(), "[]");
+}
