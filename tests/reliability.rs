@@ -22,7 +22,13 @@ fn quire_run(env: &Env) -> Command {
 fn processes_with(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
         if pid == std::process::id() || !alive(pid) {
             continue;
         }
@@ -49,24 +55,37 @@ fn workers_of(env: &Env) -> Vec<u32> {
 }
 
 fn kill9(pid: u32) {
-    let _ = rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), rustix::process::Signal::KILL);
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    );
 }
 
 /// The store is sound: integrity, foreign keys, and the shape CHECKs hold.
 fn assert_store_sound(env: &Env) {
     let store = env.store();
     let conn = store.connection();
-    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(integrity, "ok");
-    let fk: i64 = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+    let fk: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     assert_eq!(fk, 0);
 }
 
 /// A tiny deterministic generator, so a failing seed can be replayed.
 fn lcg(seed: u64) -> impl FnMut() -> u64 {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         state >> 33
     }
 }
@@ -100,15 +119,31 @@ fn sigkill_of_the_worker_at_random_points_never_leaves_a_run_stuck_or_a_step_run
         env.runs(&["reconcile"]).assert().success();
         let end = env.wait_terminal(&run);
         assert!(
-            matches!((end.state, end.failure_kind), (RunState::Complete, None) | (RunState::Failed, Some(FailureKind::Orphaned))),
+            matches!(
+                (end.state, end.failure_kind),
+                (RunState::Complete, None) | (RunState::Failed, Some(FailureKind::Orphaned))
+            ),
             "seed {seed}: {end:?}"
         );
         let detail = env.store().run_detail(&run).unwrap();
-        assert!(detail.jobs.iter().all(|j| j.job.state.is_terminal()), "seed {seed}: {detail:?}");
-        assert!(detail.jobs.iter().flat_map(|j| &j.steps).all(|s| s.exit_code.is_some()), "seed {seed}");
+        assert!(
+            detail.jobs.iter().all(|j| j.job.state.is_terminal()),
+            "seed {seed}: {detail:?}"
+        );
+        assert!(
+            detail
+                .jobs
+                .iter()
+                .flat_map(|j| &j.steps)
+                .all(|s| s.exit_code.is_some()),
+            "seed {seed}"
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while !processes_with(&format!("QUIRE_RUN_ID={run}")).is_empty() {
-            assert!(Instant::now() < deadline, "seed {seed}: a step of run {run} is still running");
+            assert!(
+                Instant::now() < deadline,
+                "seed {seed}: a step of run {run} is still running"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_store_sound(&env);
@@ -122,9 +157,17 @@ fn sigkill_of_the_hook_leaves_only_whole_runs() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     // An invalid pipeline: every run is recorded failed at once, no worker.
-    let sha = repo.commit(&[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")], "broken");
-    git(&repo.work, &["push", "--quiet", "-o", "ci.skip", "origin", "main"]);
-    let lines: String = (0..400).map(|i| format!("{} {sha} refs/heads/b{i}\n", "0".repeat(40))).collect();
+    let sha = repo.commit(
+        &[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")],
+        "broken",
+    );
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    let lines: String = (0..400)
+        .map(|i| format!("{} {sha} refs/heads/b{i}\n", "0".repeat(40)))
+        .collect();
     for seed in 0..6u64 {
         let mut child = quire_run(&env)
             .args(["hook", "--git-dir"])
@@ -133,15 +176,27 @@ fn sigkill_of_the_hook_leaves_only_whole_runs() {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
         std::thread::sleep(Duration::from_millis(5 + lcg(seed)() % 60));
         let _ = child.kill();
         child.wait().unwrap();
     }
     assert_store_sound(&env);
     for run in env.all_runs() {
-        assert_eq!((run.state, run.failure_kind), (RunState::Failed, Some(FailureKind::PipelineInvalid)), "{run:?}");
-        assert!(run.failure_detail.is_some() && run.git_dir.is_some() && run.traceparent.is_some(), "{run:?}");
+        assert_eq!(
+            (run.state, run.failure_kind),
+            (RunState::Failed, Some(FailureKind::PipelineInvalid)),
+            "{run:?}"
+        );
+        assert!(
+            run.failure_detail.is_some() && run.git_dir.is_some() && run.traceparent.is_some(),
+            "{run:?}"
+        );
     }
 }
 
@@ -149,7 +204,13 @@ fn sigkill_of_the_hook_leaves_only_whole_runs() {
 fn a_store_locked_past_the_busy_timeout_is_a_clear_error_the_pusher_sees() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    repo.commit(&[(".quire/ci.toml", "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")], "first");
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+        )],
+        "first",
+    );
     let blocker = rusqlite::Connection::open(env.home().db_path()).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let out = Command::new("git")
@@ -161,15 +222,24 @@ fn a_store_locked_past_the_busy_timeout_is_a_clear_error_the_pusher_sees() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the push itself lands: {stderr}");
-    assert!(stderr.contains("remote: quire: could not record a run for refs/heads/main"), "{stderr}");
-    assert!(stderr.contains("stayed locked by another process for too long"), "{stderr}");
+    assert!(
+        stderr.contains("remote: quire: could not record a run for refs/heads/main"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stayed locked by another process for too long"),
+        "{stderr}"
+    );
     blocker.execute_batch("ROLLBACK").unwrap();
     drop(blocker);
     assert!(env.all_runs().is_empty(), "nothing half-recorded");
     // The next push is recorded as usual.
     repo.commit(&[("a", "1")], "again");
     let (_, stderr) = repo.push(&["origin", "main"]);
-    assert_eq!(env.wait_terminal(&queued_runs(&stderr)[0]).state, RunState::Complete);
+    assert_eq!(
+        env.wait_terminal(&queued_runs(&stderr)[0]).state,
+        RunState::Complete
+    );
 }
 
 #[test]
@@ -186,12 +256,26 @@ fn a_file_size_limit_while_logging_fails_the_run_with_its_reason() {
     let (_, stderr) = repo.push(&["origin", "main"]);
     let run = queued_runs(&stderr).remove(0);
     drop(slot);
-    let worker = format!("ulimit -f 4096; exec {} --home {} work", assert_cmd::cargo::cargo_bin("quire-run").display(), env.home().dir().display());
+    let worker = format!(
+        "ulimit -f 4096; exec {} --home {} work",
+        assert_cmd::cargo::cargo_bin("quire-run").display(),
+        env.home().dir().display()
+    );
     let status = Command::new("sh").args(["-c", &worker]).status().unwrap();
     assert!(status.success(), "the worker survives the limit");
     let end = env.store().resolve_run(&run).unwrap();
-    assert_eq!((end.state, end.failure_kind), (RunState::Failed, Some(FailureKind::ProcessCrashed)), "{end:?}");
-    assert!(end.failure_detail.as_deref().unwrap().contains("File too large"), "{end:?}");
+    assert_eq!(
+        (end.state, end.failure_kind),
+        (RunState::Failed, Some(FailureKind::ProcessCrashed)),
+        "{end:?}"
+    );
+    assert!(
+        end.failure_detail
+            .as_deref()
+            .unwrap()
+            .contains("File too large"),
+        "{end:?}"
+    );
     assert_store_sound(&env);
 }
 
@@ -199,7 +283,13 @@ fn a_file_size_limit_while_logging_fails_the_run_with_its_reason() {
 fn a_repository_gone_before_its_run_is_claimed_fails_the_run() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    repo.commit(&[(".quire/ci.toml", "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")], "first");
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+        )],
+        "first",
+    );
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
     let (_, stderr) = repo.push(&["origin", "main"]);
     let run = queued_runs(&stderr).remove(0);
@@ -207,15 +297,28 @@ fn a_repository_gone_before_its_run_is_claimed_fails_the_run() {
     drop(slot);
     quire_run(&env).arg("work").status().unwrap();
     let end = env.store().resolve_run(&run).unwrap();
-    assert_eq!((end.state, end.failure_kind), (RunState::Failed, Some(FailureKind::ProcessCrashed)));
-    assert!(end.failure_detail.as_deref().unwrap().contains("cannot open repository"), "{end:?}");
+    assert_eq!(
+        (end.state, end.failure_kind),
+        (RunState::Failed, Some(FailureKind::ProcessCrashed))
+    );
+    assert!(
+        end.failure_detail
+            .as_deref()
+            .unwrap()
+            .contains("cannot open repository"),
+        "{end:?}"
+    );
 }
 
 #[test]
 fn homes_that_cannot_be_used_are_clear_errors_for_both_binaries() {
     for home in ["/proc/quire-home", "/proc/self/status/home"] {
         for bin in ["quire-run", "quire-runs"] {
-            let args: &[&str] = if bin == "quire-run" { &["work"] } else { &["list"] };
+            let args: &[&str] = if bin == "quire-run" {
+                &["work"]
+            } else {
+                &["list"]
+            };
             assert_cmd::Command::cargo_bin(bin)
                 .unwrap()
                 .args(["--home", home])
@@ -232,7 +335,13 @@ fn homes_that_cannot_be_used_are_clear_errors_for_both_binaries() {
 fn reconcile_from_cron_during_a_storm_of_pushes_never_orphans_a_live_run() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    repo.commit(&[(".quire/ci.toml", "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"sleep 0.2\", \"echo done\"]\n")], "first");
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"sleep 0.2\", \"echo done\"]\n",
+        )],
+        "first",
+    );
     for branch in ["b1", "b2", "b3"] {
         git(&repo.work, &["branch", branch]);
     }
@@ -244,7 +353,13 @@ fn reconcile_from_cron_during_a_storm_of_pushes_never_orphans_a_live_run() {
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let status = Command::new(&runs).arg("--home").arg(&home).arg("reconcile").stdout(Stdio::null()).status().unwrap();
+                let status = Command::new(&runs)
+                    .arg("--home")
+                    .arg(&home)
+                    .arg("reconcile")
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap();
                 assert!(status.success());
                 n += 1;
                 std::thread::sleep(Duration::from_millis(100));
@@ -268,8 +383,17 @@ fn reconcile_from_cron_during_a_storm_of_pushes_never_orphans_a_live_run() {
     let reconciles = cron.join().unwrap();
     let runs = env.all_runs();
     assert_eq!(runs.len(), 15);
-    assert!(runs.iter().all(|r| r.failure_kind != Some(FailureKind::Orphaned)), "{runs:?}");
-    assert_eq!(runs.iter().filter(|r| r.state == RunState::Complete).count() >= 3, true);
+    assert!(
+        runs.iter()
+            .all(|r| r.failure_kind != Some(FailureKind::Orphaned)),
+        "{runs:?}"
+    );
+    assert!(
+        runs.iter()
+            .filter(|r| r.state == RunState::Complete)
+            .count()
+            >= 3
+    );
     eprintln!("{reconciles} reconciles ran during the storm");
 }
 
@@ -277,15 +401,22 @@ fn reconcile_from_cron_during_a_storm_of_pushes_never_orphans_a_live_run() {
 fn thousands_of_refs_and_garbage_in_one_push_are_all_handled() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let sha = repo.commit(&[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")], "broken");
-    git(&repo.work, &["push", "--quiet", "-o", "ci.skip", "origin", "main"]);
+    let sha = repo.commit(
+        &[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")],
+        "broken",
+    );
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
     let zero = "0".repeat(40);
     let mut stdin: Vec<u8> = Vec::new();
     for i in 0..2000 {
         stdin.extend(format!("{zero} {sha} refs/heads/many/{i}\n").as_bytes());
     }
     stdin.extend(b"\xff\xfe not utf-8 at all\n");
-    stdin.extend(format!("{zero} {sha} refs/heads/\xc3\x28bad\n").as_bytes());
+    stdin.extend(format!("{zero} {sha} refs/heads/").as_bytes());
+    stdin.extend(b"\xc3\x28bad\n");
     stdin.extend(format!("{zero} {} refs/heads/short\n", &sha[..20]).as_bytes());
     stdin.extend(format!("{zero} {}{} refs/heads/long\n", sha, "ab").as_bytes());
     stdin.extend(format!("{zero} {} refs/heads/upper\n", sha.to_uppercase()).as_bytes());
@@ -297,13 +428,20 @@ fn thousands_of_refs_and_garbage_in_one_push_are_all_handled() {
         .timeout(Duration::from_secs(120))
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("quire: ignoring line 2001 of the pushed refs: it is not UTF-8"))
-        .stdout(predicate::str::contains("is not a full lowercase object id"))
+        .stdout(predicate::str::contains(
+            "quire: ignoring line 2001 of the pushed refs: it is not UTF-8",
+        ))
+        .stdout(predicate::str::contains(
+            "is not a full lowercase object id",
+        ))
         .stdout(predicate::str::contains("got 2 fields"));
     eprintln!("2000 refs recorded in {:?}", started.elapsed());
     let runs = env.all_runs();
     assert_eq!(runs.len(), 2000);
-    assert!(runs.iter().all(|r| r.failure_kind == Some(FailureKind::PipelineInvalid)));
+    assert!(
+        runs.iter()
+            .all(|r| r.failure_kind == Some(FailureKind::PipelineInvalid))
+    );
 }
 
 #[test]
@@ -313,16 +451,30 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
     let bare = repo.bare.to_str().unwrap().to_string();
     let hash = |text: &str| {
         let out = Command::new("sh")
-            .args(["-c", &format!("printf '%s' \"$0\" | git --git-dir {bare} hash-object -w --stdin"), text])
+            .args([
+                "-c",
+                &format!("printf '%s' \"$0\" | git --git-dir {bare} hash-object -w --stdin"),
+                text,
+            ])
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let mktree = |entries: &str| {
-        let out = Command::new("sh").args(["-c", &format!("printf \"$0\" | git --git-dir {bare} mktree"), entries]).output().unwrap();
+        let out = Command::new("sh")
+            .args([
+                "-c",
+                &format!("printf \"$0\" | git --git-dir {bare} mktree"),
+                entries,
+            ])
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
-    let ci = mktree(&format!("100644 blob {}\\tci.toml\\n", hash("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")));
+    let ci = mktree(&format!(
+        "100644 blob {}\\tci.toml\\n",
+        hash("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")
+    ));
     let payload = hash("pwned");
     let inner = mktree(&format!("100644 blob {payload}\\tescaped\\n"));
     for (name, entry) in [
@@ -340,7 +492,13 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
             .code(1)
             .stdout(predicate::str::contains("process-crashed"));
         let run = &env.all_runs()[0];
-        assert!(run.failure_detail.as_deref().unwrap().contains("refusing tree entry"), "{name}: {run:?}");
+        assert!(
+            run.failure_detail
+                .as_deref()
+                .unwrap()
+                .contains("refusing tree entry"),
+            "{name}: {run:?}"
+        );
     }
     // Nothing landed in the run directories' parents.
     assert!(!env.home().dir().join("runs/escaped").exists());
@@ -355,7 +513,10 @@ fn a_step_that_closes_stdout_early_does_not_stall_the_worker() {
     let (_, stderr) = repo.push(&["origin", "main"]);
     let run = queued_runs(&stderr).remove(0);
     assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
-    env.runs(&["logs", &run]).assert().success().stdout(predicate::str::contains("still here\n"));
+    env.runs(&["logs", &run])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("still here\n"));
 }
 
 #[test]
@@ -363,12 +524,24 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    repo.commit(&[(".quire/ci.toml", "[jobs.env]\ninputs = [\"quire/push\"]\nsh = \"env\"\n")], "env");
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.env]\ninputs = [\"quire/push\"]\nsh = \"env\"\n",
+        )],
+        "env",
+    );
     let (_, stderr) = repo.push(&["origin", "main"]);
     let run = queued_runs(&stderr).remove(0);
     assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
     let home = env.home();
-    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777;
+    let mode = |p: std::path::PathBuf| {
+        std::fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
     let run_dir = home.run_dir(&run);
     for (path, want) in [
         (home.dir().to_path_buf(), 0o700),
@@ -385,11 +558,25 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
         assert_eq!(mode(path.clone()), want, "{}", path.display());
     }
     let log = std::fs::read_to_string(run_dir.join("logs/env/1.log")).unwrap();
-    for internal in ["GIT_DIR=", "QUIRE_HOME=", "GIT_PUSH_OPTION", "GIT_QUARANTINE"] {
-        assert!(!log.contains(internal), "{internal} leaked into a step:\n{log}");
+    for internal in [
+        "GIT_DIR=",
+        "QUIRE_HOME=",
+        "GIT_PUSH_OPTION",
+        "GIT_QUARANTINE",
+    ] {
+        assert!(
+            !log.contains(internal),
+            "{internal} leaked into a step:\n{log}"
+        );
     }
     assert!(log.contains(&format!("QUIRE_RUN_ID={run}")));
     // Values reach SQL only as parameters: a hostile filter is just a string.
-    let out = env.runs(&["list", "--repo", "x' OR '1'='1", "--json"]).assert().success().get_output().stdout.clone();
+    let out = env
+        .runs(&["list", "--repo", "x' OR '1'='1", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     assert_eq!(String::from_utf8(out).unwrap().trim(), "[]");
 }

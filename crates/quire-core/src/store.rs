@@ -87,10 +87,20 @@ impl Store {
     fn configure(&self) -> Result<()> {
         let path = self.home.db_path();
         let fail = |e| open_error(&path, e);
-        let mode: String = self
+        // Switching to WAL takes a lock; a store that is already in WAL
+        // mode (every store after its first open) needs no switch, so a
+        // writer holding the store does not block readers at open.
+        let current: String = self
             .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
             .map_err(fail)?;
+        let mode: String = if current.eq_ignore_ascii_case("wal") {
+            current
+        } else {
+            self.conn
+                .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+                .map_err(fail)?
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::BadValue(format!(
                 "{} refused WAL mode (it stays in {mode} mode)",

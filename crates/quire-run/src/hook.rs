@@ -98,49 +98,75 @@ pub(crate) fn run(
     git_dir_flag: Option<&Path>,
     input: &mut dyn BufRead,
 ) -> Result<bool, Failure> {
-    let git_dir = git_dir(git_dir_flag)?;
-    let config = Config::load(home)?;
-    let repo = Repo::open(&git_dir)?;
-    let name = repo_name(&git_dir, &config);
-    let mut store = Store::open(home)?;
-    let skip = skip_option();
-    let mut out = std::io::stdout().lock();
-    let mut all_good = true;
-    let mut queued = false;
-    let mut line = Vec::new();
-    let mut number = 0;
+    // Read the whole push first (a line per ref): whatever goes wrong
+    // later, the pusher is told which refs got no run.
+    let mut lines = Vec::new();
     loop {
-        line.clear();
+        let mut line = Vec::new();
         let read = input
             .read_until(b'\n', &mut line)
             .map_err(|e| Failure::Input(format!("cannot read the pushed refs: {e}")))?;
         if read == 0 {
             break;
         }
-        number += 1;
-        let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
+        lines.push(line);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut all_good = true;
+    let mut updates = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
         let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
         if trimmed.is_empty() {
             continue;
         }
-        let update = match parse_line(trimmed) {
-            Ok(update) => update,
+        match parse_line(trimmed) {
+            Ok(update) => updates.push(update),
             Err(why) => {
                 all_good = false;
                 let _ = writeln!(
                     out,
-                    "quire: ignoring line {number} of the pushed refs: {why}"
+                    "quire: ignoring line {} of the pushed refs: {why}",
+                    n + 1
                 );
-                continue;
             }
-        };
+        }
+    }
+    let no_runs = |out: &mut std::io::StdoutLock<'_>, from: usize| {
+        if let Some(first) = updates.get(from) {
+            let _ = writeln!(
+                out,
+                "quire: could not record a run for {} or any ref after it in this push",
+                first.ref_name
+            );
+            let _ = out.flush();
+        }
+    };
+    let setup = (|| {
+        let git_dir = git_dir(git_dir_flag)?;
+        let config = Config::load(home)?;
+        let repo = Repo::open(&git_dir)?;
+        let name = repo_name(&git_dir, &config);
+        let store = Store::open(home)?;
+        Ok::<_, Failure>((git_dir, config, repo, name, store))
+    })();
+    let (git_dir, config, repo, name, mut store) = match setup {
+        Ok(parts) => parts,
+        Err(e) => {
+            no_runs(&mut out, 0);
+            return Err(e);
+        }
+    };
+    let skip = skip_option();
+    let mut queued = false;
+    for (i, update) in updates.iter().enumerate() {
         // One ref's trouble (a missing object, say) is reported and the
         // others are still recorded; a store that cannot be written stops
-        // everything.
-        match record(&mut store, &repo, &name, &git_dir, &update, skip) {
+        // everything (the error itself follows on stderr).
+        match record(&mut store, &repo, &name, &git_dir, update, skip) {
             Ok(recorded) => {
                 queued |= recorded.queued();
-                for text in recorded.lines(&update) {
+                for text in recorded.lines(update) {
                     let _ = writeln!(out, "{text}");
                 }
             }
@@ -148,17 +174,10 @@ pub(crate) fn run(
                 all_good = false;
                 let _ = writeln!(out, "quire: no run for {}: {e}", update.ref_name);
             }
-            Err(Failure::Store(e)) => {
-                // The pusher sees this line; the error itself follows on stderr.
-                let _ = writeln!(
-                    out,
-                    "quire: could not record a run for {} or any ref after it in this push",
-                    update.ref_name
-                );
-                let _ = out.flush();
-                return Err(Failure::Store(e));
+            Err(e) => {
+                no_runs(&mut out, i);
+                return Err(e);
             }
-            Err(other) => return Err(other),
         }
     }
     let _ = out.flush();
