@@ -580,3 +580,103 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
         .clone();
     assert_eq!(String::from_utf8(out).unwrap().trim(), "[]");
 }
+
+#[test]
+fn secrets_reach_the_jobs_that_ask_and_never_the_logs_or_the_store() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    env.home().ensure().unwrap();
+    let key_file = env.path().join("deploy.key");
+    std::fs::write(&key_file, "key-from-a-file-9\n").unwrap();
+    std::fs::write(
+        env.home().dir().join("config.toml"),
+        format!(
+            "[secrets]\nTOKEN = \"tok-3f9a-literal\"\nKEY = {{ file = \"{}\" }}\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let pipeline = r#"
+[jobs.deploy]
+inputs = ["quire/push"]
+secrets = ["TOKEN", "KEY"]
+sh = [
+  "echo token=$TOKEN key=$KEY",
+  "echo $TOKEN$TOKEN >&2",
+  "head -c 16380 /dev/zero | tr '\\0' x; echo $TOKEN",
+  "echo tok-3f9a-literal typed into the command",
+]
+[jobs.other]
+inputs = ["quire/push"]
+sh = "echo other sees [$TOKEN]"
+"#;
+    repo.commit(&[(".quire/ci.toml", pipeline)], "deploy");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let run = queued_runs(&stderr).remove(0);
+    assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
+    let logs_dir = env.home().run_dir(&run).join("logs");
+    let mut everything = String::new();
+    for job in ["deploy", "other"] {
+        for entry in std::fs::read_dir(logs_dir.join(job)).unwrap() {
+            everything.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        }
+    }
+    everything
+        .push_str(&std::fs::read_to_string(env.home().run_dir(&run).join("events.jsonl")).unwrap());
+    let shown = env
+        .runs(&["show", &run, "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    everything.push_str(&String::from_utf8(shown).unwrap());
+    for secret in ["tok-3f9a-literal", "key-from-a-file-9"] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+    assert!(everything.contains("token=*** key=***"), "{everything}");
+    assert!(everything.contains("stderr F ******"));
+    assert!(everything.contains("*** typed into the command"));
+    assert!(
+        everything.contains("other sees []"),
+        "only jobs that ask get a secret"
+    );
+
+    // A job asking for a secret the home does not define fails the run.
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.x]\ninputs = [\"quire/push\"]\nsecrets = [\"NOPE\"]\nsh = \"true\"\n",
+        )],
+        "nope",
+    );
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let missing = env.wait_terminal(&queued_runs(&stderr)[0]);
+    assert_eq!(missing.failure_kind, Some(FailureKind::PipelineInvalid));
+    assert!(
+        missing
+            .failure_detail
+            .as_deref()
+            .unwrap()
+            .contains("asks for secret NOPE"),
+        "{missing:?}"
+    );
+
+    // A value too short to redact reliably is refused, and the pusher is told.
+    std::fs::write(
+        env.home().dir().join("config.toml"),
+        "[secrets]\nPIN = \"1234\"\n",
+    )
+    .unwrap();
+    repo.commit(&[("a", "1")], "short secret");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok);
+    assert!(
+        stderr.contains("secret PIN is 4 bytes; values shorter than 8 bytes are refused"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("remote: quire: could not record a run for refs/heads/main"),
+        "{stderr}"
+    );
+}

@@ -1,5 +1,7 @@
 //! The home's optional `config.toml`.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -22,7 +24,35 @@ pub struct Config {
     /// Defaults for `quire-runs prune`.
     #[serde(default)]
     pub retention: Retention,
+    /// Named secrets a pipeline's jobs may ask for (`secrets = ["NAME"]`):
+    /// a literal value, or `{ file = "/path" }` to read it from a file.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretSource>,
 }
+
+/// Where a secret's value comes from.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a secret is a string, or a table { file = \"/path\" }"
+)]
+pub enum SecretSource {
+    Literal(String),
+    File { file: PathBuf },
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Literal(_) => f.write_str("Literal(***)"),
+            SecretSource::File { file } => write!(f, "File({})", file.display()),
+        }
+    }
+}
+
+/// The shortest secret quire accepts: a shorter value would be found by
+/// chance in ordinary output, and could not be redacted reliably.
+pub const MIN_SECRET_LEN: usize = 8;
 
 /// `[retention]`: what `quire-runs prune` removes when not told otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -45,6 +75,7 @@ impl Default for Config {
             keep_workspaces: false,
             repos_root: None,
             retention: Retention::default(),
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -72,6 +103,10 @@ impl Config {
                 ),
             });
         }
+        config.secret_values().map_err(|message| Error::Config {
+            path: path.clone(),
+            message,
+        })?;
         if config.max_workers == 0 {
             return Err(Error::Config {
                 path,
@@ -79,6 +114,47 @@ impl Config {
             });
         }
         Ok(config)
+    }
+}
+
+impl Config {
+    /// Every secret's name and value, read (from files too) and checked:
+    /// names must be variable names, values at least `MIN_SECRET_LEN`
+    /// bytes without NUL. The error says which secret and why.
+    pub fn secret_values(&self) -> Result<Vec<(String, String)>, String> {
+        let mut values = Vec::new();
+        for (name, source) in &self.secrets {
+            let valid_name = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid_name {
+                return Err(format!(
+                    "secret name {name:?} is not a variable name (letters, digits, '_')"
+                ));
+            }
+            let value = match source {
+                SecretSource::Literal(value) => value.clone(),
+                SecretSource::File { file } => std::fs::read_to_string(file)
+                    .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
+                    .map_err(|e| format!("secret {name}: cannot read {}: {e}", file.display()))?,
+            };
+            if value.len() < MIN_SECRET_LEN {
+                return Err(format!(
+                    "secret {name} is {} bytes; values shorter than {MIN_SECRET_LEN} bytes are refused, \
+                     because they would match ordinary output and could not be redacted reliably",
+                    value.len()
+                ));
+            }
+            if value.contains('\0') {
+                return Err(format!(
+                    "secret {name} contains a NUL byte, which no environment can hold"
+                ));
+            }
+            values.push((name.clone(), value));
+        }
+        Ok(values)
     }
 }
 
@@ -106,5 +182,39 @@ mod tests {
         assert!(err.contains("unknown field `max_worker`"), "{err}");
         std::fs::write(dir.path().join("config.toml"), "max_workers = 0\n").unwrap();
         assert!(Config::load(&home).is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_literals_and_files_and_short_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        std::fs::write(dir.path().join("key"), "from-a-file-123\n").unwrap();
+        let config = format!(
+            "[secrets]\nTOKEN = \"literal-value-1\"\nKEY = {{ file = \"{}\" }}\n",
+            dir.path().join("key").display()
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let loaded = Config::load(&home).unwrap();
+        assert_eq!(
+            loaded.secret_values().unwrap(),
+            [
+                ("KEY".to_string(), "from-a-file-123".to_string()),
+                ("TOKEN".to_string(), "literal-value-1".to_string())
+            ]
+        );
+        assert!(
+            !format!("{loaded:?}").contains("literal-value-1"),
+            "Debug must not show values"
+        );
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[secrets]\nPIN = \"1234\"\n",
+        )
+        .unwrap();
+        let err = Config::load(&home).unwrap_err().to_string();
+        assert!(
+            err.contains("secret PIN is 4 bytes; values shorter than 8 bytes are refused"),
+            "{err}"
+        );
     }
 }

@@ -22,7 +22,7 @@ use rustix::process::{
 };
 
 use crate::events::EventSink;
-use crate::log::{CriLog, Lines, Stream};
+use crate::log::{CriLog, Lines, Redactor, Stream};
 use crate::pipeline::{Job, Pipeline, Step};
 use crate::plan::RefKind;
 
@@ -40,6 +40,9 @@ pub struct RunContext {
     pub workspace: PathBuf,
     /// `logs/`: each step writes `<job>/<seq>.log` under it.
     pub logs_dir: PathBuf,
+    /// The home's secrets (name, value). A job gets those it asks for as
+    /// variables; every value is redacted from logs and recorded commands.
+    pub secrets: Vec<(String, String)>,
 }
 
 /// A request, from any thread, to stop the run: the running step's process
@@ -74,6 +77,8 @@ pub enum ExecError {
     Write { what: String, source: io::Error },
     #[error("cannot run a step of job {job}: {source}")]
     Process { job: String, source: io::Error },
+    #[error("job {job} asks for secret {name}, which the home's config.toml does not define")]
+    MissingSecret { job: String, name: String },
 }
 
 /// Variables of the worker's own environment a step may see; everything
@@ -166,6 +171,7 @@ impl Executor {
         )?;
         let target = RefKind::of(&ctx.ref_name);
         let base_env = self.base_env(pipeline, ctx, &target);
+        let redactor = Redactor::new(ctx.secrets.iter().map(|(_, v)| v.as_str()));
         let mut ended: Vec<Option<Ended>> = vec![None; pipeline.jobs.len()];
         let mut failed = false;
 
@@ -197,7 +203,7 @@ impl Executor {
                     job: job.id.clone(),
                 },
             )?;
-            let (state, exit_code) = self.run_job(job, &base_env, ctx, sink, cancel)?;
+            let (state, exit_code) = self.run_job(job, &base_env, ctx, &redactor, sink, cancel)?;
             ended[i] = Some(state);
             if state == Ended::Failed && !job.allow_failure {
                 failed = true;
@@ -290,6 +296,7 @@ impl Executor {
         job: &Job,
         base_env: &[(String, String)],
         ctx: &RunContext,
+        redactor: &Redactor,
         sink: &mut dyn EventSink,
         cancel: &Cancel,
     ) -> Result<(Ended, Option<i64>), ExecError> {
@@ -311,6 +318,15 @@ impl Executor {
         }
         for (k, v) in &job.env {
             env.insert(k.clone(), v.clone());
+        }
+        for name in &job.secrets {
+            let Some((_, value)) = ctx.secrets.iter().find(|(n, _)| n == name) else {
+                return Err(ExecError::MissingSecret {
+                    job: job.id.clone(),
+                    name: name.clone(),
+                });
+            };
+            env.insert(name.clone(), value.clone());
         }
         for (k, v) in base_env.iter().filter(|(k, _)| quire_owned(k)) {
             env.insert(k.clone(), v.clone());
@@ -335,7 +351,7 @@ impl Executor {
                         at_ms: now_ms(),
                         job: job.id.clone(),
                         seq,
-                        cmd: step.display(),
+                        cmd: redactor.apply_str(&step.display()),
                         pid,
                     };
                     emit(sink, event)
@@ -356,7 +372,7 @@ impl Executor {
                 })
                 .clone();
             let end = self.run_step(
-                job, step, &program, &env, ctx, &log_path, deadline, cancel, &mut notes,
+                job, step, &program, redactor, &env, ctx, &log_path, deadline, cancel, &mut notes,
             )?;
             let code = match end {
                 StepEnd::Exited(code) | StepEnd::TimedOut(code) | StepEnd::Cancelled(code) => code,
@@ -387,6 +403,7 @@ impl Executor {
         job: &Job,
         step: &Step,
         program: &Path,
+        redactor: &Redactor,
         env: &HashMap<String, String>,
         ctx: &RunContext,
         log_path: &Path,
@@ -446,7 +463,9 @@ impl Executor {
         };
         let pid = Pid::from_child(&child);
         let mut idle = || notes(StepNote::Idle).map_err(|e| io::Error::other(e.to_string()));
-        let result = self.pump(&mut child, pid, &mut log, deadline, cancel, &mut idle);
+        let result = self.pump(
+            &mut child, pid, &mut log, redactor, deadline, cancel, &mut idle,
+        );
         // Whatever happened, nothing of the step outlives it: its group is
         // killed before the leader is reaped, so the group id cannot have
         // been recycled.
@@ -480,6 +499,7 @@ impl Executor {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Copy the child's output into the log until both pipes have closed and
     /// the step's process has exited (it is not reaped here, so its process
     /// group id stays reserved), terminating its group on cancel or deadline.
@@ -488,6 +508,7 @@ impl Executor {
         child: &mut Child,
         pid: Pid,
         log: &mut CriLog,
+        redactor: &Redactor,
         deadline: Option<Instant>,
         cancel: &Cancel,
         idle: &mut dyn FnMut() -> io::Result<()>,
@@ -497,11 +518,11 @@ impl Executor {
         let mut pipes: [(Option<Box<dyn ReadFd>>, Lines); 2] = [
             (
                 child.stdout.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
-                Lines::new(Stream::Stdout, self.max_line),
+                Lines::new(Stream::Stdout, self.max_line, redactor),
             ),
             (
                 child.stderr.take().map(|p| Box::new(p) as Box<dyn ReadFd>),
-                Lines::new(Stream::Stderr, self.max_line),
+                Lines::new(Stream::Stderr, self.max_line, redactor),
             ),
         ];
         // Readable once the process exits; without pidfds (Linux < 5.3)

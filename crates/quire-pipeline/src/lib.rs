@@ -12,5 +12,6 @@ mod log;
 pub mod pipeline;
 pub mod plan;
 
+pub use log::Redactor;
 pub use pipeline::{Diagnostic, Job, Pipeline, Step};
 pub use plan::RefKind;

@@ -56,19 +56,74 @@ impl CriLog {
     }
 }
 
-/// Cuts one stream's bytes into log lines of at most `max` bytes.
+/// Replaces every occurrence of a secret's value with `***`.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so a secret containing another is replaced whole.
+    secrets: Vec<Vec<u8>>,
+}
+
+impl Redactor {
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Redactor {
+        let mut secrets: Vec<Vec<u8>> = values
+            .into_iter()
+            .filter(|v| !v.is_empty())
+            .map(|v| v.as_bytes().to_vec())
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    /// How many trailing bytes of an unfinished line must wait for more
+    /// output: the start of a secret that the next read may complete.
+    fn holdback(&self) -> usize {
+        self.secrets.first().map_or(0, |s| s.len() - 1)
+    }
+
+    pub fn apply<'t>(&self, text: &'t [u8]) -> std::borrow::Cow<'t, [u8]> {
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for secret in &self.secrets {
+            if out.windows(secret.len()).any(|w| w == secret.as_slice()) {
+                let mut replaced = Vec::with_capacity(out.len());
+                let mut rest: &[u8] = &out;
+                while let Some(at) = rest
+                    .windows(secret.len())
+                    .position(|w| w == secret.as_slice())
+                {
+                    replaced.extend_from_slice(&rest[..at]);
+                    replaced.extend_from_slice(b"***");
+                    rest = &rest[at + secret.len()..];
+                }
+                replaced.extend_from_slice(rest);
+                out = std::borrow::Cow::Owned(replaced);
+            }
+        }
+        out
+    }
+
+    pub fn apply_str(&self, text: &str) -> String {
+        String::from_utf8_lossy(&self.apply(text.as_bytes())).into_owned()
+    }
+}
+
+/// Cuts one stream's bytes into log lines of at most `max` bytes, with
+/// secrets redacted, also where a secret straddles two reads or two chunks
+/// of a long line.
 pub(crate) struct Lines {
     stream: Stream,
     pending: Vec<u8>,
     max: usize,
+    redactor: Redactor,
 }
 
 impl Lines {
-    pub(crate) fn new(stream: Stream, max: usize) -> Lines {
+    pub(crate) fn new(stream: Stream, max: usize, redactor: &Redactor) -> Lines {
         Lines {
             stream,
             pending: Vec::new(),
             max: max.max(1),
+            redactor: redactor.clone(),
         }
     }
 
@@ -78,9 +133,10 @@ impl Lines {
                 Some(end) => {
                     let line = &data[..end];
                     if self.pending.is_empty() && line.len() <= self.max {
-                        log.line(self.stream, true, line)?;
+                        log.line(self.stream, true, &self.redactor.apply(line))?;
                     } else {
                         self.pending.extend_from_slice(line);
+                        self.redact_pending();
                         self.spill(log)?;
                         log.line(self.stream, true, &self.pending)?;
                         self.pending.clear();
@@ -89,10 +145,12 @@ impl Lines {
                 }
                 None => {
                     self.pending.extend_from_slice(data);
-                    self.spill(log)?;
-                    if self.pending.len() == self.max {
-                        log.line(self.stream, false, &self.pending)?;
-                        self.pending.clear();
+                    self.redact_pending();
+                    // Keep the tail a secret may still be arriving in.
+                    let keep = self.redactor.holdback();
+                    while self.pending.len() >= self.max + keep {
+                        log.line(self.stream, false, &self.pending[..self.max])?;
+                        self.pending.drain(..self.max);
                     }
                     data = &[];
                 }
@@ -101,12 +159,15 @@ impl Lines {
         Ok(())
     }
 
-    /// Write full `max`-sized chunks of the pending bytes as partial lines,
-    /// keeping the rest (at most `max`).
-    fn spill(&mut self, log: &mut CriLog) -> io::Result<()> {
-        if self.pending.len() <= self.max {
-            return Ok(());
+    fn redact_pending(&mut self) {
+        if let std::borrow::Cow::Owned(redacted) = self.redactor.apply(&self.pending) {
+            self.pending = redacted;
         }
+    }
+
+    /// Write `max`-sized chunks of a complete line as partial lines while
+    /// more than `max` bytes remain.
+    fn spill(&mut self, log: &mut CriLog) -> io::Result<()> {
         let mut start = 0;
         while self.pending.len() - start > self.max {
             log.line(self.stream, false, &self.pending[start..start + self.max])?;
@@ -118,6 +179,11 @@ impl Lines {
 
     /// The stream ended: an unterminated last line is written as partial.
     pub(crate) fn finish(&mut self, log: &mut CriLog) -> io::Result<()> {
+        self.redact_pending();
+        while self.pending.len() > self.max {
+            log.line(self.stream, false, &self.pending[..self.max])?;
+            self.pending.drain(..self.max);
+        }
         if !self.pending.is_empty() {
             log.line(self.stream, false, &self.pending)?;
             self.pending.clear();
@@ -131,10 +197,14 @@ mod tests {
     use super::*;
 
     fn render(max: usize, chunks: &[&[u8]]) -> Vec<String> {
+        render_redacted(max, &[], chunks)
+    }
+
+    fn render_redacted(max: usize, secrets: &[&str], chunks: &[&[u8]]) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.log");
         let mut log = CriLog::create(&path).unwrap();
-        let mut lines = Lines::new(Stream::Stdout, max);
+        let mut lines = Lines::new(Stream::Stdout, max, &Redactor::new(secrets.iter().copied()));
         for chunk in chunks {
             lines.feed(chunk, &mut log).unwrap();
         }
@@ -173,5 +243,33 @@ mod tests {
         );
         assert_eq!(render(4, &[b"abcd", b"\n"]), ["stdout P abcd", "stdout F "]);
         assert_eq!(render(4, &[b"\n\n"]), ["stdout F ", "stdout F "]);
+    }
+
+    #[test]
+    fn secrets_are_redacted_across_reads_and_chunks() {
+        let s = &["SECRET-VALUE"];
+        assert_eq!(
+            render_redacted(100, s, &[b"a SECRET-VALUE b\n"]),
+            ["stdout F a *** b"]
+        );
+        assert_eq!(
+            render_redacted(100, s, &[b"a SECR", b"ET-VALUE b\n"]),
+            ["stdout F a *** b"]
+        );
+        // A long line cut into 8-byte chunks, the secret across a cut.
+        let text =
+            |lines: Vec<String>| lines.iter().map(|l| l[9..].to_string()).collect::<String>();
+        let got = text(render_redacted(
+            8,
+            s,
+            &[b"xxxxxxSECRET", b"-VALUEyyyyyyyyyy\n"],
+        ));
+        assert_eq!(got, "xxxxxx***yyyyyyyyyy");
+        let got = text(render_redacted(8, s, &[b"xxxxxxSECRET", b"-VALUE"]));
+        assert_eq!(got, "xxxxxx***");
+        assert_eq!(
+            Redactor::new(["SECRET-VALUE", "VALUE-LONGER-SECRET"]).apply_str("VALUE-LONGER-SECRET"),
+            "***"
+        );
     }
 }

@@ -29,6 +29,8 @@ pub struct Job {
     pub when: Option<When>,
     pub timeout: Option<Duration>,
     pub allow_failure: bool,
+    /// Names of the home's secrets this job's steps get as variables.
+    pub secrets: Vec<String>,
 }
 
 /// What a job needs before it runs.
@@ -120,6 +122,8 @@ struct RawJob {
     timeout: Option<String>,
     #[serde(default)]
     allow_failure: bool,
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -321,6 +325,14 @@ impl Pipeline {
                     format!("{name}: when has no branches and no tags, so the job could never run; list patterns or remove when"),
                 );
             }
+            for secret in &raw.secrets {
+                if !valid_env_name(secret) {
+                    errors.at(
+                        at,
+                        format!("{name}: secret name {secret:?} is not a variable name; use letters, digits and '_', not starting with a digit"),
+                    );
+                }
+            }
             jobs.push(Job {
                 id,
                 inputs,
@@ -329,6 +341,7 @@ impl Pipeline {
                 when,
                 timeout,
                 allow_failure: raw.allow_failure,
+                secrets: raw.secrets.clone(),
             });
         }
 

@@ -30,6 +30,7 @@ impl Run {
             traceparent: "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01".into(),
             workspace,
             logs_dir: dir.path().join("logs"),
+            secrets: vec![],
         };
         Run { dir, ctx }
     }

@@ -83,6 +83,7 @@ impl Fixture {
             traceparent: "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01".into(),
             workspace,
             logs_dir: run_dir.join("logs"),
+            secrets: vec![],
         };
         let path = run_dir.join("events.jsonl");
         let mut sink = (JsonlFile::create(&path).unwrap(), Recorded::default());

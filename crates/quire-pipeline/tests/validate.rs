@@ -30,7 +30,7 @@ fn each_rule_reports_its_exact_message() {
             "unknown key in a job",
             "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nneeds = [\"b\"]\n",
             &[
-                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`",
+                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `secrets`",
             ],
         ),
         (
@@ -190,6 +190,13 @@ fn each_rule_reports_its_exact_message() {
             "[env]\n\"MY-VAR\" = \"1\"\n[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
             &[
                 "2:1: env name \"MY-VAR\" is not a variable name; use letters, digits and '_', not starting with a digit",
+            ],
+        ),
+        (
+            "bad secret name",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nsecrets = [\"MY-TOKEN\"]\n",
+            &[
+                "1:7: job \"a\": secret name \"MY-TOKEN\" is not a variable name; use letters, digits and '_', not starting with a digit",
             ],
         ),
         (

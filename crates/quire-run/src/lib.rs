@@ -158,6 +158,7 @@ pub fn main() -> ExitCode {
         }
         Command::Validate { file } => local::validate(file.as_deref()),
         Command::Exec(args) => local::exec(&local::ExecArgs {
+            home: cli.home.as_deref(),
             file: args.file.as_deref(),
             workspace: &args.workspace,
             ref_name: args.ref_name.as_deref(),

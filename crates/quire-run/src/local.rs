@@ -99,6 +99,8 @@ fn span(t: std::time::Duration) -> String {
 
 /// Where `quire-run exec` runs and what it pretends was pushed.
 pub(crate) struct ExecArgs<'a> {
+    /// The home whose config.toml defines secrets, if there is one.
+    pub home: Option<&'a Path>,
     pub file: Option<&'a Path>,
     pub workspace: &'a Path,
     pub ref_name: Option<&'a str>,
@@ -165,6 +167,14 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         |e: io::Error| Failure::Input(format!("cannot write to {}: {e}", out_dir.display()));
     std::fs::create_dir_all(&out_dir).map_err(io_error)?;
     let run_id = uuid_like();
+    let secrets = match quire_core::Home::resolve(args.home) {
+        Ok(home) if home.dir().join("config.toml").is_file() => {
+            quire_core::config::Config::load(&home)?
+                .secret_values()
+                .map_err(Failure::Input)?
+        }
+        _ => Vec::new(),
+    };
     let ctx = RunContext {
         run_id,
         repo: workspace
@@ -177,6 +187,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         traceparent: format!("00-{}-{}-01", "1".repeat(32), "1".repeat(16)),
         workspace,
         logs_dir: out_dir.join("logs"),
+        secrets,
     };
     println!(
         "running {} in {} as {ref_name}",

@@ -85,7 +85,7 @@ pub(crate) fn execute(
 ) -> Result<(), Failure> {
     let run_dir = home.run_dir(&run.id);
     let workspace = run_dir.join("workspace");
-    let outcome = prepare_and_run(home, store, worker, &run, &run_dir, &workspace);
+    let outcome = prepare_and_run(home, config, store, worker, &run, &run_dir, &workspace);
     if !config.keep_workspaces && workspace.exists() {
         let _ = std::fs::remove_dir_all(&workspace);
     }
@@ -124,6 +124,7 @@ impl From<crate::git::GitError> for RunFailure {
 
 fn prepare_and_run(
     home: &Home,
+    config: &Config,
     store: &mut Store,
     worker: &Worker,
     run: &Run,
@@ -145,6 +146,22 @@ fn prepare_and_run(
         .read_file(&run.sha, DEFAULT_FILE)?
         .ok_or_else(|| RunFailure::Crashed(format!("{} has no {DEFAULT_FILE}", run.sha)))?;
     let pipeline = validate(&bytes).map_err(RunFailure::Invalid)?;
+    let secrets = config.secret_values().map_err(RunFailure::Crashed)?;
+    let missing: Vec<String> = pipeline
+        .jobs
+        .iter()
+        .flat_map(|job| job.secrets.iter().map(move |name| (job, name)))
+        .filter(|(_, name)| !secrets.iter().any(|(n, _)| n == *name))
+        .map(|(job, name)| {
+            format!(
+                "job {} asks for secret {name}, which the home's config.toml does not define",
+                job.id
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(RunFailure::Invalid(missing));
+    }
     if workspace.exists() {
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
     }
@@ -161,6 +178,7 @@ fn prepare_and_run(
         traceparent: run.traceparent.clone().unwrap_or_default(),
         workspace: workspace.to_path_buf(),
         logs_dir: run_dir.join("logs"),
+        secrets,
     };
     let events = JsonlFile::create(&run_dir.join("events.jsonl"))
         .map_err(|e| crashed("create events.jsonl", e))?;
