@@ -504,7 +504,7 @@ fn stdout_and_stderr_interleave_in_the_order_written() {
         r#"
         [jobs.mixed]
         inputs = ["quire/push"]
-        sh = "for i in 1 2 3; do echo out$i; sleep 0.05; echo err$i >&2; sleep 0.05; done; printf tail"
+        sh = "for i in 1 2 3; do echo out$i; sleep 0.2; echo err$i >&2; sleep 0.2; done; printf tail"
         "#,
     );
     assert_eq!(result, RunResult::Complete);
