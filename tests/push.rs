@@ -397,37 +397,18 @@ fn a_tree_cannot_write_outside_the_workspace() {
     std::fs::create_dir(&outside).unwrap();
     let pipeline = "[jobs.look]\ninputs = [\"quire/push\"]\nsh = \"ls -la\"\n";
     let bare = repo.bare.to_str().unwrap();
-    let hash = |text: &str| {
-        let out = std::process::Command::new("sh")
-            .args([
-                "-c",
-                &format!("printf '%s' \"$0\" | git --git-dir {bare} hash-object -w --stdin"),
-                text,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    let mktree = |entries: &str| {
-        let out = std::process::Command::new("sh")
-            .args([
-                "-c",
-                &format!("printf \"$0\" | git --git-dir {bare} mktree"),
-                entries,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    let ci = mktree(&format!("100644 blob {}\\tci.toml\\n", hash(pipeline)));
-    let evil = mktree(&format!(
-        "100644 blob {}\\tevil\\n",
-        hash("written outside!")
+    let ci = repo.mktree(&format!(
+        "100644 blob {}\\tci.toml\\n",
+        repo.hash_object(pipeline)
     ));
-    let link = hash(outside.to_str().unwrap());
+    let evil = repo.mktree(&format!(
+        "100644 blob {}\\tevil\\n",
+        repo.hash_object("written outside!")
+    ));
+    let link = repo.hash_object(outside.to_str().unwrap());
     // A symlink to the outside directory and, under the same name, a tree
     // whose file would land behind it; plus a plain symlink out.
-    let root = mktree(&format!(
+    let root = repo.mktree(&format!(
         "040000 tree {ci}\\t.quire\\n120000 blob {link}\\tlink\\n040000 tree {evil}\\tlink\\n120000 blob {link}\\tup\\n"
     ));
     let commit = git(&repo.bare, &["commit-tree", &root, "-m", "hostile tree"]);
@@ -449,7 +430,7 @@ fn a_tree_cannot_write_outside_the_workspace() {
     );
 
     // The symlink alone is harmless: it is created as a link, never written through.
-    let root = mktree(&format!(
+    let root = repo.mktree(&format!(
         "040000 tree {ci}\\t.quire\\n120000 blob {link}\\tup\\n"
     ));
     let commit = git(&repo.bare, &["commit-tree", &root, "-m", "a link out"]);

@@ -449,41 +449,19 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let bare = repo.bare.to_str().unwrap().to_string();
-    let hash = |text: &str| {
-        let out = Command::new("sh")
-            .args([
-                "-c",
-                &format!("printf '%s' \"$0\" | git --git-dir {bare} hash-object -w --stdin"),
-                text,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    let mktree = |entries: &str| {
-        let out = Command::new("sh")
-            .args([
-                "-c",
-                &format!("printf \"$0\" | git --git-dir {bare} mktree"),
-                entries,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    let ci = mktree(&format!(
+    let ci = repo.mktree(&format!(
         "100644 blob {}\\tci.toml\\n",
-        hash("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")
+        repo.hash_object("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")
     ));
-    let payload = hash("pwned");
-    let inner = mktree(&format!("100644 blob {payload}\\tescaped\\n"));
+    let payload = repo.hash_object("pwned");
+    let inner = repo.mktree(&format!("100644 blob {payload}\\tescaped\\n"));
     for (name, entry) in [
         ("..", format!("040000 tree {inner}\\t..\\n")),
         (".", format!("040000 tree {inner}\\t.\\n")),
         (".git", format!("040000 tree {inner}\\t.git\\n")),
         (".GIT", format!("100644 blob {payload}\\t.GIT\\n")),
     ] {
-        let root = mktree(&format!("040000 tree {ci}\\t.quire\\n{entry}"));
+        let root = repo.mktree(&format!("040000 tree {ci}\\t.quire\\n{entry}"));
         let commit = git(&repo.bare, &["commit-tree", &root, "-m", "hostile"]);
         let branch = format!("refs/heads/hostile-{}", name.replace('.', "dot"));
         git(&repo.bare, &["update-ref", &branch, &commit]);

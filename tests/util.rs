@@ -311,6 +311,36 @@ impl Repo {
     }
 }
 
+impl Repo {
+    /// Write a blob into the bare repository; its id.
+    pub fn hash_object(&self, text: &str) -> String {
+        self.plumbing(
+            "printf '%s' \"$0\" | git --git-dir \"$1\" hash-object -w --stdin",
+            text,
+        )
+    }
+
+    /// Write a tree from `git mktree` lines (`\\t` and `\\n` as printf
+    /// escapes, so names git itself would never write can be made); its id.
+    pub fn mktree(&self, entries: &str) -> String {
+        self.plumbing("printf \"$0\" | git --git-dir \"$1\" mktree", entries)
+    }
+
+    fn plumbing(&self, script: &str, arg: &str) -> String {
+        let out = Process::new("sh")
+            .args(["-c", script, arg])
+            .arg(&self.bare)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
 /// The run ids named in a push's `remote: quire: queued run ID ...` lines.
 pub fn queued_runs(push_stderr: &str) -> Vec<String> {
     push_stderr
