@@ -152,7 +152,8 @@ fn a_step_printing_200_mb_costs_the_executor_no_more_memory_than_one_line() {
         assert!(ok, "{name} failed");
         peak
     };
-    let small = measure("small", "echo one line");
+    // Both steps last long enough for the sampler to see the executor settled.
+    let small = measure("small", "echo one line; sleep 1");
     // 200 MB: long lines (cut into 16 KiB chunks) and short ones.
     let big = measure(
         "big",

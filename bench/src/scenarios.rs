@@ -323,7 +323,7 @@ pub fn memory(bins: &Bins, quick: bool) {
         let _ = std::fs::remove_dir_all(&logs);
         kib
     };
-    let one = measure("one", "echo one line");
+    let one = measure("one", "echo one line; sleep 1");
     let big = measure("big", &format!("head -c {bytes} /dev/zero | tr '\\0' x"));
     row(
         &format!("worker peak RSS while a step prints {} MiB", bytes >> 20),
