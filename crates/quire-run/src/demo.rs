@@ -1,7 +1,7 @@
 //! `quire-run demo`: quire end to end on its embedded defaults, in a scratch
 //! directory, with real git.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command as Process;
 
 use std::time::{Duration, Instant};
@@ -79,18 +79,11 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
     println!("$ quire-runs --home {home_arg} show {}", run.id);
     quire_runs::main_with(["quire-runs", "--home", &home_arg, "show", &run.id]);
     println!();
-    let runs = sibling("quire-runs");
+    let runs = quire_runs_command();
     println!("Look further:");
-    println!(
-        "  ls {}   (each step's output, as <job>/<seq>.log)",
-        home.run_dir(&run.id).join("logs").display()
-    );
-    println!(
-        "  {} --home {home_arg} show {} --json",
-        runs.display(),
-        run.id
-    );
-    println!("  {} --home {home_arg} list", runs.display());
+    println!("  {runs} --home {home_arg} logs {}", run.id);
+    println!("  {runs} --home {home_arg} show {} --json", run.id);
+    println!("  {runs} --home {home_arg} list");
     println!("Push again from {} to run it again.", work.display());
     if run.state == RunState::Complete {
         Ok(())
@@ -128,13 +121,15 @@ fn identity() -> [(&'static str, &'static str); 4] {
     ]
 }
 
-/// A binary installed beside this one, or its bare name for $PATH.
-fn sibling(name: &str) -> PathBuf {
+/// How to run quire-runs from here: the binary beside this one, or (in a
+/// checkout where only quire-run was built) through cargo.
+fn quire_runs_command() -> String {
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join(name)))
+        .and_then(|exe| exe.parent().map(|dir| dir.join("quire-runs")))
         .filter(|candidate| candidate.is_file())
-        .unwrap_or_else(|| PathBuf::from(name))
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|| "cargo run --release --bin quire-runs --".to_string())
 }
 
 fn path(p: &Path) -> Result<&str, Failure> {
