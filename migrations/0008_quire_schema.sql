@@ -106,15 +106,19 @@ FROM jobs;
 DROP TABLE jobs;
 ALTER TABLE jobs_new RENAME TO jobs;
 
--- Jobs of the runs superseded above stop as quire stops them.
+-- A run that ended has no open jobs (the runs superseded above, and any
+-- seed-era run that ended with a job still open): they stop as quire stops
+-- them, at the run's end.
 UPDATE jobs SET state = 'aborted',
-    finished_at_ms = (SELECT r.finished_at_ms FROM runs AS r WHERE r.id = jobs.run_id)
+    finished_at_ms = MAX(started_at_ms,
+        (SELECT r.finished_at_ms FROM runs AS r WHERE r.id = jobs.run_id))
 WHERE state = 'active'
-  AND run_id IN (SELECT id FROM runs WHERE state = 'superseded');
-UPDATE jobs SET state = 'skipped', skip_reason = 'run superseded',
+  AND run_id IN (SELECT id FROM runs WHERE state IN ('complete', 'failed', 'superseded'));
+UPDATE jobs SET state = 'skipped',
+    skip_reason = 'run ' || (SELECT r.state FROM runs AS r WHERE r.id = jobs.run_id),
     finished_at_ms = (SELECT r.finished_at_ms FROM runs AS r WHERE r.id = jobs.run_id)
 WHERE state = 'pending'
-  AND run_id IN (SELECT id FROM runs WHERE state = 'superseded');
+  AND run_id IN (SELECT id FROM runs WHERE state IN ('complete', 'failed', 'superseded'));
 
 CREATE TABLE sh_events_new (
     run_id          TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,

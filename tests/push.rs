@@ -125,6 +125,51 @@ fn branches_pushed_together_get_a_run_each_and_tags_and_previous_tips_reach_the_
 }
 
 #[test]
+fn an_annotated_tag_runs_its_commit() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let sha = repo.commit(
+        &[("README.md", "hello\n"), (".quire/ci.toml", TWO_JOBS)],
+        "first",
+    );
+    git(&repo.work, &["tag", "-a", "v2.0", "-m", "release 2.0"]);
+    let (ok, stderr) = repo.push(&["origin", "v2.0"]);
+    assert!(ok, "{stderr}");
+    let id = queued_runs(&stderr).remove(0);
+    let run = env.wait_terminal(&id);
+    assert_eq!(
+        (run.state, run.sha.as_str(), run.ref_name.as_str()),
+        (RunState::Complete, sha.as_str(), "refs/tags/v2.0")
+    );
+    assert!(log(&env, &id, "build", 1).contains("tag=v2.0"));
+}
+
+#[test]
+fn a_push_that_creates_no_run_still_supersedes_the_refs_old_run() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"sleep 300\"\n",
+        )],
+        "slow",
+    );
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let old = queued_runs(&stderr).remove(0);
+    env.wait_for(&old, "active", |r| r.state == RunState::Active);
+    repo.commit(&[("a.txt", "1")], "docs [skip ci]");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    assert!(
+        stderr.contains(&format!(
+            "the ref moved on, so its run {old} was superseded"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(env.wait_terminal(&old).state, RunState::Superseded);
+}
+
+#[test]
 fn deletion_ci_skip_skip_ci_and_commits_without_a_pipeline_create_no_run() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
@@ -459,6 +504,13 @@ fn install_refuses_to_replace_another_hook_without_force() {
     env.run(&["install", repo.bare.to_str().unwrap()])
         .assert()
         .success();
+    std::fs::write(&hook, b"#!/bin/sh\necho \xff not utf-8\n").unwrap();
+    env.run(&["install", repo.bare.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "already has a different post-receive hook",
+        ));
     std::fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
     env.run(&["install", repo.bare.to_str().unwrap()])
         .assert()
@@ -573,4 +625,38 @@ fn the_demo_pushes_a_project_and_its_run_completes() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("already holds a demo"));
+}
+
+#[test]
+fn show_of_an_active_run_keeps_up_while_a_step_prints_steadily() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pipeline = "[jobs.chatty]\ninputs = [\"quire/push\"]\nsh = [\"echo first\", \"for i in $(seq 150); do echo $i; sleep 0.02; done\"]\n";
+    repo.commit(&[(".quire/ci.toml", pipeline)], "chatty");
+    let (_, stderr) = repo.push(&["origin", "main"]);
+    let id = queued_runs(&stderr).remove(0);
+    let log2 = env.home().run_dir(&id).join("logs/chatty/2.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&log2)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 30
+    {
+        assert!(Instant::now() < deadline, "the chatty step never printed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Give the live view one batch window (50 ms) and a tick to catch up.
+    std::thread::sleep(Duration::from_millis(300));
+    let detail = env.store().run_detail(&id).unwrap();
+    assert_eq!(
+        detail.run.state,
+        RunState::Active,
+        "the step should still be printing"
+    );
+    let steps = &detail.jobs[0].steps;
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert_eq!(steps[0].exit_code, Some(0));
+    assert_eq!(steps[1].exit_code, None);
+    assert_eq!(env.wait_terminal(&id).state, RunState::Complete);
 }

@@ -658,3 +658,57 @@ sh = "echo other sees [$TOKEN]"
         "{stderr}"
     );
 }
+
+#[test]
+fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pidfile = env.path().join("sleep.pid");
+    let pipeline = format!(
+        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > {}; exec sleep 300\"\n",
+        pidfile.display()
+    );
+    repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    let interrupt = |child: &std::process::Child| {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+            rustix::process::Signal::INT,
+        )
+        .unwrap();
+    };
+
+    let mut trigger = quire_run(&env)
+        .args(["trigger", "--git-dir"])
+        .arg(&repo.bare)
+        .args(["main", "--wait"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sleep = crate::util::read_pid_file(&pidfile);
+    interrupt(&trigger);
+    assert_eq!(trigger.wait().unwrap().code(), Some(1));
+    assert!(gone_within(sleep, 5), "the step outlived Ctrl-C");
+    let run = &env.all_runs()[0];
+    assert_eq!(
+        (run.state, run.failure_kind),
+        (RunState::Failed, Some(FailureKind::Cancelled)),
+        "{run:?}"
+    );
+
+    std::fs::remove_file(&pidfile).unwrap();
+    let mut exec = quire_run(&env)
+        .arg("exec")
+        .arg("--workspace")
+        .arg(&repo.work)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sleep = crate::util::read_pid_file(&pidfile);
+    interrupt(&exec);
+    assert_eq!(exec.wait().unwrap().code(), Some(1));
+    assert!(gone_within(sleep, 5), "the exec step outlived Ctrl-C");
+}

@@ -10,8 +10,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{
-    job_state, job_transition, plan_jobs_in, run_state, step_finished_in, step_started_in,
-    transition,
+    job_exists, job_state, job_transition, plan_jobs_in, run_state, step_finished_in,
+    step_started_in, transition,
 };
 use crate::model::{FailureKind, JobState, RunState};
 use crate::{Error, Result, Store};
@@ -123,6 +123,22 @@ impl Store {
 
 fn ingest_one(tx: &rusqlite::Transaction<'_>, run_id: &str, event: &Event) -> Result<()> {
     let at = event.at_ms();
+    // A run that ended before its plan was ingested (superseded, cancelled
+    // at once) has no job rows: its job events have nothing left to say.
+    let job = match event {
+        Event::JobStarted { job, .. }
+        | Event::StepStarted { job, .. }
+        | Event::StepFinished { job, .. }
+        | Event::JobFinished { job, .. }
+        | Event::JobSkipped { job, .. } => Some(job),
+        Event::RunStarted { .. } | Event::RunFinished { .. } => None,
+    };
+    if let Some(job) = job
+        && !job_exists(tx, run_id, job)?
+        && run_state(tx, run_id)?.is_terminal()
+    {
+        return Ok(());
+    }
     match event {
         Event::RunStarted { jobs, .. } => {
             let planned: i64 = tx.query_row(

@@ -20,9 +20,16 @@ impl Home {
         Home { dir: dir.into() }
     }
 
-    /// Resolve the home from the flag and this process's environment.
+    /// Resolve the home from the flag and this process's environment, as
+    /// an absolute path: a relative one would mean another directory to the
+    /// worker and hook this process starts elsewhere.
     pub fn resolve(flag: Option<&Path>) -> Result<Home> {
-        Home::resolve_with(flag, |name| std::env::var_os(name))
+        let home = Home::resolve_with(flag, |name| std::env::var_os(name))?;
+        let dir = std::path::absolute(&home.dir).map_err(|source| Error::Home {
+            path: home.dir.clone(),
+            source,
+        })?;
+        Ok(Home { dir })
     }
 
     /// Resolve the home from the flag and the given environment lookup.

@@ -136,7 +136,8 @@ pub fn job_edge(from: JobState, to: JobState) -> Option<&'static JobEdge> {
 pub enum Applied<S> {
     /// The row left state `from`.
     Changed { from: S },
-    /// The row was already terminal, in `state`: nothing changed.
+    /// Nothing changed: the row was already terminal (or, for a claim, not
+    /// pending any more), in `state`.
     Unchanged { state: S },
 }
 
@@ -484,7 +485,9 @@ fn claim_in(
     now: i64,
 ) -> Result<Applied<RunState>> {
     let from = run_state(tx, run_id)?;
-    if from.is_terminal() {
+    // Only a pending run can be claimed; one that another worker holds, or
+    // that ended, is left as it is.
+    if from != R::Pending {
         return Ok(Applied::Unchanged { state: from });
     }
     check_run_edge(run_id, from, R::Active, None)?;
@@ -577,6 +580,17 @@ fn close_open_jobs(tx: &Transaction<'_>, run_id: &str, reason: &str, now: i64) -
         params![now, run_id],
     )?;
     Ok(())
+}
+
+pub(crate) fn job_exists(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM jobs WHERE run_id = ?1 AND job_id = ?2",
+            [run_id, job_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 pub(crate) fn job_state(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Result<JobState> {

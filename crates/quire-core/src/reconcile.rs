@@ -199,10 +199,43 @@ fn signal_group(pgid: u32, signal: rustix::process::Signal) {
 /// Live (not zombie) processes in process group `pgid` whose environment
 /// names `run_id`.
 fn members_of_run(pgid: u32, run_id: &str) -> Vec<u32> {
+    scan_processes(&format!("QUIRE_RUN_ID={run_id}"), Some(pgid))
+}
+
+/// Live (not zombie) processes whose environment holds `QUIRE_RUN_ID` of
+/// this run, in any process group or session: what is left of its steps,
+/// including a daemon that called setsid. The caller's own process is never
+/// listed.
+pub fn processes_of_run(run_id: &str) -> Vec<u32> {
+    scan_processes(&format!("QUIRE_RUN_ID={run_id}"), None)
+}
+
+/// SIGKILL each process of `pids` that still carries `run_id`.
+pub fn kill_processes_of_run(run_id: &str, pids: &[u32]) {
     let needle = format!("QUIRE_RUN_ID={run_id}");
+    for &pid in pids {
+        if has_env(pid, &needle)
+            && let Some(pid) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+fn has_env(pid: u32, needle: &str) -> bool {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    environ
+        .split(|&b| b == 0)
+        .any(|var| var == needle.as_bytes())
+}
+
+fn scan_processes(needle: &str, pgid: Option<u32>) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let me = std::process::id();
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -212,6 +245,9 @@ fn members_of_run(pgid: u32, run_id: &str) -> Vec<u32> {
         else {
             continue;
         };
+        if pid == me {
+            continue;
+        }
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
@@ -221,16 +257,15 @@ fn members_of_run(pgid: u32, run_id: &str) -> Vec<u32> {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.first() == Some(&"Z")
-            || fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid)
+        if fields.first() == Some(&"Z") {
+            continue;
+        }
+        if let Some(pgid) = pgid
+            && fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid)
         {
             continue;
         }
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        if environ
-            .split(|&b| b == 0)
-            .any(|var| var == needle.as_bytes())
-        {
+        if has_env(pid, needle) {
             found.push(pid);
         }
     }

@@ -516,3 +516,39 @@ fn the_store_file_and_home_are_private() {
     let wal = home.db_path().with_extension("db-wal");
     assert!(!wal.exists() || mode(&wal) == 0o600);
 }
+
+#[test]
+fn a_seed_run_that_ended_with_open_jobs_has_them_closed_by_the_upgrade() {
+    let (_dir, home, _) = seed_store(7);
+    let conn = Connection::open(home.db_path()).unwrap();
+    // Run 2 is complete; the seed left one of its jobs active, one pending.
+    let run = &seed_runs()[2];
+    assert_eq!(run.state, "complete");
+    conn.execute(
+        "INSERT INTO jobs (run_id, job_id, state, started_at_ms) VALUES (?1, 'stuck', 'active', 1200)",
+        [&run.id],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO jobs (run_id, job_id, state) VALUES (?1, 'never', 'pending')",
+        [&run.id],
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&home).unwrap();
+    let job = |id: &str| -> (String, Option<i64>, Option<String>) {
+        store
+            .connection()
+            .query_row(
+                "SELECT state, finished_at_ms, skip_reason FROM jobs WHERE run_id = ?1 AND job_id = ?2",
+                [&run.id, id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(job("stuck"), ("aborted".into(), Some(1_900), None));
+    assert_eq!(
+        job("never"),
+        ("skipped".into(), Some(1_900), Some("run complete".into()))
+    );
+}

@@ -203,7 +203,12 @@ impl Executor {
                     job: job.id.clone(),
                 },
             )?;
-            let (state, exit_code) = self.run_job(job, &base_env, ctx, &redactor, sink, cancel)?;
+            let outcome = self.run_job(job, &base_env, ctx, &redactor, sink, cancel);
+            // Whatever a step started and left behind, even a daemon that
+            // left the step's process group, ends with its job.
+            let leftovers = quire_core::reconcile::processes_of_run(&ctx.run_id);
+            quire_core::reconcile::kill_processes_of_run(&ctx.run_id, &leftovers);
+            let (state, exit_code) = outcome?;
             ended[i] = Some(state);
             if state == Ended::Failed && !job.allow_failure {
                 failed = true;
@@ -436,8 +441,15 @@ impl Executor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let spawned = command.spawn();
-        notes(StepNote::Started(spawned.as_ref().ok().map(Child::id)))?;
+        let mut spawned = command.spawn();
+        if let Err(e) = notes(StepNote::Started(spawned.as_ref().ok().map(Child::id))) {
+            // Nobody would watch this step: end it before giving up.
+            if let Ok(child) = &mut spawned {
+                let _ = kill_process_group(Pid::from_child(child), Signal::KILL);
+                let _ = child.wait();
+            }
+            return Err(e);
+        }
         let mut child = match spawned {
             Ok(child) => child,
             Err(e)
@@ -464,7 +476,14 @@ impl Executor {
         let pid = Pid::from_child(&child);
         let mut idle = || notes(StepNote::Idle).map_err(|e| io::Error::other(e.to_string()));
         let result = self.pump(
-            &mut child, pid, &mut log, redactor, deadline, cancel, &mut idle,
+            &mut child,
+            pid,
+            &ctx.run_id,
+            &mut log,
+            redactor,
+            deadline,
+            cancel,
+            &mut idle,
         );
         // Whatever happened, nothing of the step outlives it: its group is
         // killed before the leader is reaped, so the group id cannot have
@@ -507,6 +526,7 @@ impl Executor {
         &self,
         child: &mut Child,
         pid: Pid,
+        run_id: &str,
         log: &mut CriLog,
         redactor: &Redactor,
         deadline: Option<Instant>,
@@ -529,7 +549,9 @@ impl Executor {
         // exit is noticed on each tick instead.
         let pidfd = pidfd_open(pid, PidfdFlags::empty()).ok();
         let mut exited = false;
-        let mut leftovers_killed = false;
+        let mut leftovers_killed: Option<Instant> = None;
+        let mut escapees_killed: Option<Instant> = None;
+        let mut last_idle = Instant::now();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let open: Vec<usize> = (0..2).filter(|&i| pipes[i].0.is_some()).collect();
@@ -557,10 +579,13 @@ impl Executor {
                 {
                     return (stop, Err(e.into()));
                 }
-                if fds.iter().all(|fd| fd.revents().is_empty())
-                    && let Err(e) = idle()
-                {
-                    return (stop, Err(e));
+                // A quiet tick, or a tick's worth of chatter: either way the
+                // sink gets its chance to write out what it batched.
+                if last_idle.elapsed() >= tick {
+                    last_idle = Instant::now();
+                    if let Err(e) = idle() {
+                        return (stop, Err(e));
+                    }
                 }
                 for (k, fd) in fds.iter().enumerate() {
                     if fd.revents().is_empty() {
@@ -619,10 +644,23 @@ impl Executor {
             }
             // The step's own process exited and its output is drained, but
             // something it started still holds the pipes open: that is left
-            // over, end it so the pipes close.
-            if exited && !leftovers_killed && ready == [false, false] && !open.is_empty() {
-                leftovers_killed = true;
-                let _ = kill_process_group(pid, Signal::KILL);
+            // over, end it so the pipes close. First its process group; then
+            // anything carrying the run's id that left the group (setsid);
+            // and if the pipes are still held after that, stop reading them.
+            if exited && ready == [false, false] && !open.is_empty() {
+                match (leftovers_killed, escapees_killed) {
+                    (None, _) => {
+                        let _ = kill_process_group(pid, Signal::KILL);
+                        leftovers_killed = Some(Instant::now());
+                    }
+                    (Some(at), None) if at.elapsed() >= self.grace => {
+                        let escaped = quire_core::reconcile::processes_of_run(run_id);
+                        quire_core::reconcile::kill_processes_of_run(run_id, &escaped);
+                        escapees_killed = Some(Instant::now());
+                    }
+                    (Some(_), Some(at)) if at.elapsed() >= self.grace => break,
+                    _ => {}
+                }
             }
         }
         (stop, Ok(()))

@@ -22,7 +22,9 @@ impl Run {
         std::fs::create_dir_all(&workspace).unwrap();
         std::fs::write(workspace.join("hello.txt"), "hi\n").unwrap();
         let ctx = RunContext {
-            run_id: "run-1".into(),
+            // Unique: a job's end kills what carries its run id, and tests
+            // run side by side.
+            run_id: format!("run-{}", dir.path().file_name().unwrap().to_string_lossy()),
             repo: "app.git".into(),
             ref_name: ref_name.into(),
             sha: "0123456789abcdef0123456789abcdef01234567".into(),
@@ -132,7 +134,6 @@ fn steps_see_the_documented_environment_and_run_in_the_workspace() {
     let env = run.stdout("env", 1);
     for expected in [
         "CI=true",
-        "QUIRE_RUN_ID=run-1",
         "QUIRE_REPO=app.git",
         "QUIRE_REF=refs/heads/main",
         "QUIRE_SHA=0123456789abcdef0123456789abcdef01234567",
@@ -151,6 +152,10 @@ fn steps_see_the_documented_environment_and_run_in_the_workspace() {
     assert!(
         env.iter()
             .any(|l| l == &format!("QUIRE_WORKSPACE={}", run.ctx.workspace.display()))
+    );
+    assert!(
+        env.iter()
+            .any(|l| l == &format!("QUIRE_RUN_ID={}", run.ctx.run_id))
     );
     assert!(!env.iter().any(|l| l.starts_with("QUIRE_TAG=")));
     assert!(
@@ -569,4 +574,32 @@ fn a_program_that_does_not_exist_fails_its_step_with_127() {
             .any(|e| matches!(e, Event::StepFinished { exit_code: 127, .. }))
     );
     assert!(run.log("missing", 1)[0].2.contains("cannot start"));
+}
+
+#[test]
+fn a_daemon_that_leaves_the_process_group_is_ended_and_does_not_hang_the_job() {
+    let run = Run::new("refs/heads/main");
+    let pidfile = run.dir.path().join("daemon.pid");
+    let started = Instant::now();
+    let (result, _) = run.exec(&format!(
+        r#"
+        [jobs.d]
+        inputs = ["quire/push"]
+        timeout = "3s"
+        sh = ["setsid sh -c 'echo $$ > {}; exec sleep 300' & sleep 0.3; echo started", "echo next"]
+        "#,
+        pidfile.display()
+    ));
+    assert_eq!(result, RunResult::Complete);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    let daemon = read_pid(&pidfile);
+    assert!(
+        !survives(daemon),
+        "the setsid daemon {daemon} outlived its job"
+    );
+    assert_eq!(run.stdout("d", 2), ["next"]);
 }

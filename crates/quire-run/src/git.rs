@@ -96,10 +96,11 @@ impl Repo {
             path: self.path.clone(),
         };
         let id = ObjectId::from_hex(sha.as_bytes()).map_err(|_| no_commit())?;
+        // An annotated tag names its commit through a tag object.
         self.repo
             .find_object(id)
             .map_err(|_| no_commit())?
-            .try_into_commit()
+            .peel_to_commit()
             .map_err(|_| no_commit())
     }
 

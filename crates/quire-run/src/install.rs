@@ -46,22 +46,32 @@ pub(crate) fn run(home: &Home, repo: &Path, force: bool) -> Result<(), Failure> 
     std::fs::create_dir_all(&hooks)
         .map_err(|e| Failure::Input(format!("cannot create {}: {e}", hooks.display())))?;
     let path = hooks.join("post-receive");
-    match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == script => {}
-        Ok(_) if !force => {
+    let write = || {
+        let staged = hooks.join(".post-receive.quire");
+        std::fs::write(&staged, &script)
+            .and_then(|()| {
+                std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
+            })
+            .and_then(|()| std::fs::rename(&staged, &path))
+            .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))
+    };
+    match std::fs::read(&path) {
+        Ok(existing) if existing == script.as_bytes() => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write()?,
+        // Something else is there (or cannot even be read): only --force
+        // replaces it.
+        _ if force => write()?,
+        Ok(_) => {
             return Err(Failure::Input(format!(
                 "{} already has a different post-receive hook; pass --force to replace it",
                 repo.display()
             )));
         }
-        _ => {
-            let staged = hooks.join(".post-receive.quire");
-            std::fs::write(&staged, &script)
-                .and_then(|()| {
-                    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
-                })
-                .and_then(|()| std::fs::rename(&staged, &path))
-                .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))?;
+        Err(e) => {
+            return Err(Failure::Input(format!(
+                "cannot read the existing post-receive hook of {} ({e}); pass --force to replace it",
+                repo.display()
+            )));
         }
     }
     let configured = Command::new("git")

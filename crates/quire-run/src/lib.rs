@@ -8,6 +8,7 @@ mod demo;
 mod git;
 mod hook;
 mod install;
+mod interrupt;
 mod local;
 mod record;
 mod trigger;

@@ -198,8 +198,20 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         JsonlFile::create(&out_dir.join("events.jsonl")).map_err(io_error)?,
         Progress,
     );
+    crate::interrupt::catch();
+    let cancel = Cancel::default();
+    let watcher = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            while !crate::interrupt::requested() {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            cancel.cancel();
+        })
+    };
+    drop(watcher);
     let result = Executor::default()
-        .run(&pipeline, &ctx, &mut sink, &Cancel::default())
+        .run(&pipeline, &ctx, &mut sink, &cancel)
         .map_err(|e| Failure::Input(e.to_string()))?;
     let verdict = match result {
         RunResult::Complete => "complete",

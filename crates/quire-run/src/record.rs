@@ -36,8 +36,13 @@ pub(crate) enum Recorded {
     Deleted {
         superseded: Option<String>,
     },
-    Skipped(&'static str),
-    NoPipeline,
+    Skipped {
+        why: &'static str,
+        superseded: Option<String>,
+    },
+    NoPipeline {
+        superseded: Option<String>,
+    },
 }
 
 impl Recorded {
@@ -67,20 +72,35 @@ impl Recorded {
                 vec![format!("quire: {r} was deleted; superseded its run {old}")]
             }
             Recorded::Deleted { superseded: None } => vec![format!("quire: {r} was deleted")],
-            Recorded::Skipped(why) => vec![format!("quire: no run for {r}: {why}")],
-            Recorded::NoPipeline => vec![format!(
-                "quire: no run for {r}: {} has no {DEFAULT_FILE}",
-                update
-                    .new
-                    .as_deref()
-                    .map_or("the commit", |s| &s[..s.len().min(12)])
-            )],
+            Recorded::Skipped { why, superseded } => {
+                with_superseded(format!("quire: no run for {r}: {why}"), superseded)
+            }
+            Recorded::NoPipeline { superseded } => with_superseded(
+                format!(
+                    "quire: no run for {r}: {} has no {DEFAULT_FILE}",
+                    update
+                        .new
+                        .as_deref()
+                        .map_or("the commit", |s| &s[..s.len().min(12)])
+                ),
+                superseded,
+            ),
         }
     }
 
     pub(crate) fn queued(&self) -> bool {
         matches!(self, Recorded::Queued { .. })
     }
+}
+
+fn with_superseded(line: String, superseded: &Option<String>) -> Vec<String> {
+    let mut lines = vec![line];
+    if let Some(old) = superseded {
+        lines.push(format!(
+            "quire:   the ref moved on, so its run {old} was superseded"
+        ));
+    }
+    lines
 }
 
 /// Does the commit message ask to skip CI?
@@ -98,18 +118,32 @@ pub(crate) fn record(
     update: &RefUpdate,
     skip_option: bool,
 ) -> Result<Recorded, Failure> {
-    let Some(new) = update.new.as_deref() else {
+    let Some(pushed) = update.new.as_deref() else {
         let superseded = store.supersede_ref(repo_name, &update.ref_name)?;
         return Ok(Recorded::Deleted { superseded });
     };
-    if skip_option {
-        return Ok(Recorded::Skipped("the push option ci.skip"));
-    }
-    if skip_requested(&repo.message(new)?) {
-        return Ok(Recorded::Skipped("[skip ci] in the commit message"));
-    }
-    let Some(bytes) = repo.read_file(new, DEFAULT_FILE)? else {
-        return Ok(Recorded::NoPipeline);
+    // The commit the ref now names (an annotated tag's, peeled): what runs.
+    let commit = repo.resolve_commit(pushed)?;
+    let new = commit.as_str();
+    // The ref has moved on: whatever decides below, a run of its old tip no
+    // longer speaks for it.
+    let skip = if skip_option {
+        Some("the push option ci.skip")
+    } else if skip_requested(&repo.message(new)?) {
+        Some("[skip ci] in the commit message")
+    } else {
+        None
+    };
+    let bytes = match skip {
+        Some(_) => None,
+        None => repo.read_file(new, DEFAULT_FILE)?,
+    };
+    let Some(bytes) = bytes else {
+        let superseded = store.supersede_ref(repo_name, &update.ref_name)?;
+        return Ok(match skip {
+            Some(why) => Recorded::Skipped { why, superseded },
+            None => Recorded::NoPipeline { superseded },
+        });
     };
     let errors = validate(&bytes).err();
     let detail = errors.as_deref().map(invalid_detail);

@@ -46,6 +46,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         return Ok(());
     }
 
+    crate::interrupt::catch();
     let worker = Worker::this_process(Duration::from_secs(30));
     if let Applied::Changed { .. } = store.claim(&run, &worker)? {
         let claimed = store.resolve_run(&run)?;
@@ -56,6 +57,11 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         let current = store.resolve_run(&run)?;
         if current.state.is_terminal() {
             break current;
+        }
+        if crate::interrupt::requested() {
+            // Another worker holds the run; stop waiting, leave it be.
+            println!("quire: stopped waiting; run {run} goes on (quire-runs wait {run})");
+            return Err(Failure::Quiet);
         }
         std::thread::sleep(Duration::from_millis(200));
     };

@@ -26,7 +26,7 @@ use crate::record::{invalid_detail, validate};
 /// How long a claimed run stays ours without renewal.
 const LEASE: Duration = Duration::from_secs(30);
 /// How often the lease is renewed, which is also how soon a worker notices
-/// that its run was superseded or cancelled.
+/// that its run was superseded or cancelled, or that it was told to stop.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
 /// Drain the queue, then exit.
@@ -35,6 +35,7 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         eprintln!("quire-run work: cannot start a session of its own: {e}");
     }
     ignore_file_size_signal();
+    crate::interrupt::catch();
     let config = Config::load(home)?;
     loop {
         let Some(slot) = workers::try_acquire(home, config.max_workers)? else {
@@ -42,8 +43,13 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         };
         let mut store = Store::open(home)?;
         let worker = Worker::this_process(LEASE);
-        while let Some(run) = store.claim_next(&worker)? {
+        while !crate::interrupt::requested()
+            && let Some(run) = store.claim_next(&worker)?
+        {
             execute(home, &config, &mut store, &worker, run)?;
+        }
+        if crate::interrupt::requested() {
+            return Ok(());
         }
         drop(slot);
         // A hook may have queued a run after our last claim but while our
@@ -85,7 +91,26 @@ pub(crate) fn execute(
 ) -> Result<(), Failure> {
     let run_dir = home.run_dir(&run.id);
     let workspace = run_dir.join("workspace");
-    let outcome = prepare_and_run(home, config, store, worker, &run, &run_dir, &workspace);
+    // The lease is renewed from the moment of the claim, so a long checkout
+    // is never mistaken for a dead worker; and a supersede during it is
+    // noticed.
+    let cancel = Cancel::default();
+    let outcome = match Store::open(home) {
+        Ok(beat_store) => {
+            let heartbeat = Heartbeat::start(beat_store, &run.id, worker, &cancel);
+            let outcome = prepare_and_run(config, store, &cancel, &run, &run_dir, &workspace);
+            heartbeat.stop();
+            // Stopped by SIGINT or SIGTERM: the run did not fail, it was
+            // cancelled (a no-op if it ended first).
+            if crate::interrupt::requested() {
+                store.cancel(&run.id)?;
+            }
+            outcome
+        }
+        Err(e) => Err(RunFailure::Crashed(format!(
+            "cannot open the store a second time for the lease: {e}"
+        ))),
+    };
     if !config.keep_workspaces && workspace.exists() {
         let _ = std::fs::remove_dir_all(&workspace);
     }
@@ -123,10 +148,9 @@ impl From<crate::git::GitError> for RunFailure {
 }
 
 fn prepare_and_run(
-    home: &Home,
     config: &Config,
     store: &mut Store,
-    worker: &Worker,
+    cancel: &Cancel,
     run: &Run,
     run_dir: &Path,
     workspace: &Path,
@@ -167,8 +191,6 @@ fn prepare_and_run(
     }
     repo.materialize(&run.sha, workspace)?;
 
-    let cancel = Cancel::default();
-    let heartbeat = Heartbeat::start(home, &run.id, worker, &cancel);
     let ctx = RunContext {
         run_id: run.id.clone(),
         repo: run.repo.clone(),
@@ -183,8 +205,7 @@ fn prepare_and_run(
     let events = JsonlFile::create(&run_dir.join("events.jsonl"))
         .map_err(|e| crashed("create events.jsonl", e))?;
     let mut sink = (events, LiveIngest::new(store, &run.id));
-    let result = Executor::default().run(&pipeline, &ctx, &mut sink, &cancel);
-    heartbeat.stop();
+    let result = Executor::default().run(&pipeline, &ctx, &mut sink, cancel);
     // The run_finished event has already taken the run to its end; a
     // cancelled run was ended by whoever cancelled it.
     result
@@ -261,20 +282,19 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn start(home: &Home, run: &str, worker: &Worker, cancel: &Cancel) -> Heartbeat {
+    fn start(mut store: Store, run: &str, worker: &Worker, cancel: &Cancel) -> Heartbeat {
         let stop = Arc::new(AtomicBool::new(false));
-        let (home, run, worker, cancel, flag) = (
-            home.clone(),
+        let (run, worker, cancel, flag) = (
             run.to_string(),
             worker.clone(),
             cancel.clone(),
             stop.clone(),
         );
         let thread = thread::spawn(move || {
-            let Ok(mut store) = Store::open(&home) else {
-                return;
-            };
             while !flag.load(Ordering::SeqCst) {
+                if crate::interrupt::requested() {
+                    cancel.cancel();
+                }
                 match store.renew_lease(&run, &worker) {
                     Ok(false) => {
                         cancel.cancel();
