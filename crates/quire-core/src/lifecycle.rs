@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::model::{FailureKind, JobState, Run, RunState};
+use crate::model::{FailureKind, JobState, Run, RunState, is_object_id};
 use crate::query::run_by_id;
 use crate::{Error, Result, Store};
 
@@ -424,15 +424,12 @@ fn check_new_run(new: &NewRun<'_>) -> Result<()> {
             new.ref_name
         ));
     }
-    let hex = new
-        .sha
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !hex || !(new.sha.len() == 40 || new.sha.len() == 64) {
-        return bad(format!(
-            "{:?} is not a full commit id (40 or 64 lowercase hex digits)",
-            new.sha
-        ));
+    for sha in std::iter::once(new.sha).chain(new.previous_sha) {
+        if !is_object_id(sha) {
+            return bad(format!(
+                "{sha:?} is not a full commit id (40 or 64 lowercase hex digits)"
+            ));
+        }
     }
     Ok(())
 }

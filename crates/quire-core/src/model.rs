@@ -122,6 +122,15 @@ impl JobState {
     }
 }
 
+/// A full git object id as git prints it: 40 (SHA-1) or 64 (SHA-256)
+/// lowercase hex digits.
+pub fn is_object_id(text: &str) -> bool {
+    (text.len() == 40 || text.len() == 64)
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The worker that holds an active run, and until when it holds it unless it
 /// renews its lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -156,6 +165,14 @@ pub struct Run {
 }
 
 impl Run {
+    /// `complete`, or `failed (orphaned)`: the state with the failure kind.
+    pub fn state_text(&self) -> String {
+        match self.failure_kind {
+            Some(kind) => format!("{} ({kind})", self.state),
+            None => self.state.to_string(),
+        }
+    }
+
     /// Wall time from start to finish, or to `now_ms` while the run is active.
     pub fn duration_ms(&self, now_ms: i64) -> Option<i64> {
         let start = self.started_at_ms?;

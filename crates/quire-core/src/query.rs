@@ -234,6 +234,27 @@ impl Store {
 }
 
 impl Store {
+    /// Look at the run every `interval` until it is terminal; None if
+    /// `give_up` says so first (asked between looks).
+    pub fn wait_terminal(
+        &self,
+        run_id: &str,
+        interval: std::time::Duration,
+        give_up: impl Fn() -> bool,
+    ) -> Result<Option<Run>> {
+        loop {
+            let run = run_by_id(&self.conn, run_id)?
+                .ok_or_else(|| Error::UnknownRun(run_id.to_string()))?;
+            if run.state.is_terminal() {
+                return Ok(Some(run));
+            }
+            if give_up() {
+                return Ok(None);
+            }
+            std::thread::sleep(interval);
+        }
+    }
+
     /// How many leading characters of `id` tell it apart from every other
     /// run in the store (at least `min`).
     pub fn unique_prefix_len(&self, id: &str, min: usize) -> Result<usize> {

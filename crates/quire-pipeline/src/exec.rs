@@ -118,15 +118,6 @@ impl Default for Executor {
     }
 }
 
-/// How one job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ended {
-    Complete,
-    Failed,
-    Skipped,
-    Aborted,
-}
-
 /// What a running step tells the job that runs it.
 enum StepNote {
     /// The step's process started (its pid), or could not be started.
@@ -142,6 +133,21 @@ enum StepEnd {
     Cancelled(i64),
 }
 
+fn emit(sink: &mut dyn EventSink, event: Event) -> Result<(), ExecError> {
+    sink.emit(&event).map_err(events_error)
+}
+
+fn flush(sink: &mut dyn EventSink) -> Result<(), ExecError> {
+    sink.flush().map_err(events_error)
+}
+
+fn events_error(source: io::Error) -> ExecError {
+    ExecError::Write {
+        what: "the run's events".into(),
+        source,
+    }
+}
+
 fn now_ms() -> i64 {
     quire_core::clock::now_ms()
 }
@@ -155,12 +161,6 @@ impl Executor {
         sink: &mut dyn EventSink,
         cancel: &Cancel,
     ) -> Result<RunResult, ExecError> {
-        let emit = |sink: &mut dyn EventSink, event: Event| {
-            sink.emit(&event).map_err(|source| ExecError::Write {
-                what: "the run's events".into(),
-                source,
-            })
-        };
         let order = pipeline.order();
         emit(
             sink,
@@ -172,7 +172,7 @@ impl Executor {
         let target = RefKind::of(&ctx.ref_name);
         let base_env = self.base_env(pipeline, ctx, &target);
         let redactor = Redactor::new(ctx.secrets.iter().map(|(_, v)| v.as_str()));
-        let mut ended: Vec<Option<Ended>> = vec![None; pipeline.jobs.len()];
+        let mut ended: Vec<Option<JobState>> = vec![None; pipeline.jobs.len()];
         let mut failed = false;
 
         for &i in &order {
@@ -185,7 +185,7 @@ impl Executor {
                 blocked_by(pipeline, job, &ended)
             };
             if let Some(reason) = skip {
-                ended[i] = Some(Ended::Skipped);
+                ended[i] = Some(JobState::Skipped);
                 emit(
                     sink,
                     Event::JobSkipped {
@@ -210,14 +210,9 @@ impl Executor {
             quire_core::reconcile::kill_processes_of_run(&ctx.run_id, &leftovers);
             let (state, exit_code) = outcome?;
             ended[i] = Some(state);
-            if state == Ended::Failed && !job.allow_failure {
+            if state == JobState::Failed && !job.allow_failure {
                 failed = true;
             }
-            let state = match state {
-                Ended::Complete => JobState::Complete,
-                Ended::Failed => JobState::Failed,
-                Ended::Aborted | Ended::Skipped => JobState::Aborted,
-            };
             emit(
                 sink,
                 Event::JobFinished {
@@ -229,14 +224,8 @@ impl Executor {
             )?;
         }
 
-        let flushed = |sink: &mut dyn EventSink| {
-            sink.flush().map_err(|source| ExecError::Write {
-                what: "the run's events".into(),
-                source,
-            })
-        };
         if cancel.is_cancelled() {
-            flushed(sink)?;
+            flush(sink)?;
             return Ok(RunResult::Cancelled);
         }
         let (state, kind, result) = if failed {
@@ -256,7 +245,7 @@ impl Executor {
                 failure_kind: kind,
             },
         )?;
-        flushed(sink)?;
+        flush(sink)?;
         Ok(result)
     }
 
@@ -304,7 +293,7 @@ impl Executor {
         redactor: &Redactor,
         sink: &mut dyn EventSink,
         cancel: &Cancel,
-    ) -> Result<(Ended, Option<i64>), ExecError> {
+    ) -> Result<(JobState, Option<i64>), ExecError> {
         let log_dir = ctx.logs_dir.join(&job.id);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -343,12 +332,6 @@ impl Executor {
         let mut programs: HashMap<String, PathBuf> = HashMap::new();
         for (n, step) in job.steps.iter().enumerate() {
             let seq = n as i64 + 1;
-            let emit = |sink: &mut dyn EventSink, event: Event| {
-                sink.emit(&event).map_err(|source| ExecError::Write {
-                    what: "the run's events".into(),
-                    source,
-                })
-            };
             let log_path = log_dir.join(format!("{seq}.log"));
             let mut notes = |note: StepNote| match note {
                 StepNote::Started(pid) => {
@@ -361,10 +344,7 @@ impl Executor {
                     };
                     emit(sink, event)
                 }
-                StepNote::Idle => sink.flush().map_err(|source| ExecError::Write {
-                    what: "the run's events".into(),
-                    source,
-                }),
+                StepNote::Idle => flush(sink),
             };
             let name = match step {
                 Step::Shell(_) => "sh",
@@ -394,12 +374,12 @@ impl Executor {
             match end {
                 StepEnd::Exited(0) => {}
                 StepEnd::Exited(code) | StepEnd::TimedOut(code) => {
-                    return Ok((Ended::Failed, Some(code)));
+                    return Ok((JobState::Failed, Some(code)));
                 }
-                StepEnd::Cancelled(code) => return Ok((Ended::Aborted, Some(code))),
+                StepEnd::Cancelled(code) => return Ok((JobState::Aborted, Some(code))),
             }
         }
-        Ok((Ended::Complete, Some(0)))
+        Ok((JobState::Complete, Some(0)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -733,15 +713,15 @@ fn exit_code(status: ExitStatus) -> i64 {
 
 /// Why `job` cannot run: a job it needs failed (without allow_failure), was
 /// skipped, or was aborted.
-fn blocked_by(pipeline: &Pipeline, job: &Job, ended: &[Option<Ended>]) -> Option<String> {
+fn blocked_by(pipeline: &Pipeline, job: &Job, ended: &[Option<JobState>]) -> Option<String> {
     for need in job.needs() {
         let name = &pipeline.jobs[need].id;
         match ended[need] {
-            Some(Ended::Failed) if !pipeline.jobs[need].allow_failure => {
+            Some(JobState::Failed) if !pipeline.jobs[need].allow_failure => {
                 return Some(format!("needs {name}, which failed"));
             }
-            Some(Ended::Skipped) => return Some(format!("needs {name}, which was skipped")),
-            Some(Ended::Aborted) => return Some(format!("needs {name}, which was aborted")),
+            Some(JobState::Skipped) => return Some(format!("needs {name}, which was skipped")),
+            Some(JobState::Aborted) => return Some(format!("needs {name}, which was aborted")),
             _ => {}
         }
     }

@@ -136,8 +136,7 @@ impl Lines {
                         log.line(self.stream, true, &self.redactor.apply(line))?;
                     } else {
                         self.pending.extend_from_slice(line);
-                        self.redact_pending();
-                        self.spill(log)?;
+                        self.cut(log, 0)?;
                         log.line(self.stream, true, &self.pending)?;
                         self.pending.clear();
                     }
@@ -145,13 +144,8 @@ impl Lines {
                 }
                 None => {
                     self.pending.extend_from_slice(data);
-                    self.redact_pending();
-                    // Keep the tail a secret may still be arriving in.
-                    let keep = self.redactor.holdback();
-                    while self.pending.len() >= self.max + keep {
-                        log.line(self.stream, false, &self.pending[..self.max])?;
-                        self.pending.drain(..self.max);
-                    }
+                    // Keep back the tail a secret may still be arriving in.
+                    self.cut(log, self.redactor.holdback())?;
                     data = &[];
                 }
             }
@@ -159,17 +153,14 @@ impl Lines {
         Ok(())
     }
 
-    fn redact_pending(&mut self) {
+    /// Redact the pending bytes, then write `max`-sized partial chunks of
+    /// them while more than `max + keep` bytes remain.
+    fn cut(&mut self, log: &mut CriLog, keep: usize) -> io::Result<()> {
         if let std::borrow::Cow::Owned(redacted) = self.redactor.apply(&self.pending) {
             self.pending = redacted;
         }
-    }
-
-    /// Write `max`-sized chunks of a complete line as partial lines while
-    /// more than `max` bytes remain.
-    fn spill(&mut self, log: &mut CriLog) -> io::Result<()> {
         let mut start = 0;
-        while self.pending.len() - start > self.max {
+        while self.pending.len() - start > self.max + keep {
             log.line(self.stream, false, &self.pending[start..start + self.max])?;
             start += self.max;
         }
@@ -179,11 +170,7 @@ impl Lines {
 
     /// The stream ended: an unterminated last line is written as partial.
     pub(crate) fn finish(&mut self, log: &mut CriLog) -> io::Result<()> {
-        self.redact_pending();
-        while self.pending.len() > self.max {
-            log.line(self.stream, false, &self.pending[..self.max])?;
-            self.pending.drain(..self.max);
-        }
+        self.cut(log, 0)?;
         if !self.pending.is_empty() {
             log.line(self.stream, false, &self.pending)?;
             self.pending.clear();
@@ -241,7 +228,9 @@ mod tests {
                 "stdout P xyz"
             ]
         );
-        assert_eq!(render(4, &[b"abcd", b"\n"]), ["stdout P abcd", "stdout F "]);
+        // A line of exactly the limit is one full line, however it arrives.
+        assert_eq!(render(4, &[b"abcd", b"\n"]), ["stdout F abcd"]);
+        assert_eq!(render(4, &[b"abcd\n"]), ["stdout F abcd"]);
         assert_eq!(render(4, &[b"\n\n"]), ["stdout F ", "stdout F "]);
     }
 

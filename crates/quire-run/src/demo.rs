@@ -7,7 +7,7 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use quire_core::query::ListFilter;
-use quire_core::{Home, Run, RunState, Store};
+use quire_core::{Home, RunState, Store};
 
 use crate::{DemoArgs, Failure};
 
@@ -72,8 +72,25 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
         return Err(Failure::Git("git push failed".into()));
     }
 
-    let mut store = Store::open(&home)?;
-    let run = loop_until_terminal(&mut store)?;
+    let store = Store::open(&home)?;
+    // The hook recorded the run before the push returned: it is the newest.
+    let newest = store.list_runs(&ListFilter {
+        limit: 1,
+        ..ListFilter::default()
+    })?;
+    let id = newest.first().map(|run| run.id.clone()).ok_or_else(|| {
+        Failure::Input("the push recorded no run; see the remote: lines above".into())
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let run = store
+        .wait_terminal(&id, Duration::from_millis(100), || {
+            Instant::now() > deadline
+        })?
+        .ok_or_else(|| {
+            Failure::Input(format!(
+                "run {id} did not finish within two minutes; see `quire-runs show {id}`"
+            ))
+        })?;
     let home_arg = home.dir().display().to_string();
     println!();
     println!("$ quire-runs --home {home_arg} show {}", run.id);
@@ -89,26 +106,6 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::Quiet)
-    }
-}
-
-/// Wait (up to two minutes) for the pushed run to end.
-fn loop_until_terminal(store: &mut Store) -> Result<Run, Failure> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let runs = store.list_runs(&ListFilter {
-            limit: 1,
-            ..ListFilter::default()
-        })?;
-        match runs.into_iter().next() {
-            Some(run) if run.state.is_terminal() => return Ok(run),
-            _ if Instant::now() > deadline => {
-                return Err(Failure::Input(
-                    "the run did not finish within two minutes; see `quire-runs list`".into(),
-                ));
-            }
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
     }
 }
 

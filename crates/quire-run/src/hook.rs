@@ -5,6 +5,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use quire_core::config::Config;
+use quire_core::model::is_object_id;
 use quire_core::{Home, Store, workers};
 
 use crate::Failure;
@@ -38,13 +39,6 @@ pub(crate) fn repo_name(git_dir: &Path, config: &Config) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| git_dir.display().to_string())
-}
-
-fn is_object_id(text: &str) -> bool {
-    (text.len() == 40 || text.len() == 64)
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Parse one post-receive line: `<old> <new> <ref>`.

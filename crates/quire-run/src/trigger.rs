@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use quire_core::config::Config;
 use quire_core::lifecycle::{Applied, Worker};
+use quire_core::query::ref_candidates;
 use quire_core::{Home, RunState, Store};
 
 use crate::git::Repo;
@@ -53,22 +54,17 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         work::execute(home, &config, &mut store, &worker, claimed)?;
     }
     // Executed here, or by a worker that claimed it first: wait for its end.
-    let finished = loop {
-        let current = store.resolve_run(&run)?;
-        if current.state.is_terminal() {
-            break current;
-        }
-        if crate::interrupt::requested() {
-            // Another worker holds the run; stop waiting, leave it be.
-            println!("quire: stopped waiting; run {run} goes on (quire-runs wait {run})");
-            return Err(Failure::Quiet);
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let waited = store.wait_terminal(
+        &run,
+        Duration::from_millis(200),
+        crate::interrupt::requested,
+    )?;
+    let Some(finished) = waited else {
+        // Another worker holds the run; stop waiting, leave it be.
+        println!("quire: stopped waiting; run {run} goes on (quire-runs wait {run})");
+        return Err(Failure::Quiet);
     };
-    match finished.failure_kind {
-        Some(kind) => println!("quire: run {run} {} ({kind})", finished.state),
-        None => println!("quire: run {run} {}", finished.state),
-    }
+    println!("quire: run {run} {}", finished.state_text());
     if let Some(detail) = &finished.failure_detail {
         println!("quire:   {detail}");
     }
@@ -84,12 +80,12 @@ fn full_ref(repo: &Repo, given: &str) -> Result<String, Failure> {
     if given.starts_with("refs/") {
         return Ok(given.to_string());
     }
-    for candidate in [format!("refs/heads/{given}"), format!("refs/tags/{given}")] {
-        if repo.has_ref(&candidate) {
-            return Ok(candidate);
-        }
-    }
-    Err(Failure::Git(format!(
-        "{given:?} is neither a branch nor a tag of the repository; give a full ref (refs/...)"
-    )))
+    ref_candidates(given)
+        .into_iter()
+        .find(|candidate| candidate.starts_with("refs/") && repo.has_ref(candidate))
+        .ok_or_else(|| {
+            Failure::Git(format!(
+                "{given:?} is neither a branch nor a tag of the repository; give a full ref (refs/...)"
+            ))
+        })
 }

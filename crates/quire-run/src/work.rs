@@ -4,6 +4,7 @@
 //! empty.
 
 use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -158,7 +159,7 @@ fn prepare_and_run(
     let crashed = |what: &str, e: io::Error| RunFailure::Crashed(format!("cannot {what}: {e}"));
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode_private()
+        .mode(0o700)
         .create(run_dir)
         .map_err(|e| crashed(&format!("create {}", run_dir.display()), e))?;
     let git_dir = run
@@ -211,16 +212,6 @@ fn prepare_and_run(
     result
         .map(drop)
         .map_err(|e| RunFailure::Crashed(e.to_string()))
-}
-
-trait PrivateDir {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateDir for std::fs::DirBuilder {
-    fn mode_private(&mut self) -> &mut Self {
-        std::os::unix::fs::DirBuilderExt::mode(self, 0o700)
-    }
 }
 
 /// Ingests events into the store as they happen, so `quire-runs show` of

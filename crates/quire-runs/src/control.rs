@@ -5,28 +5,17 @@ use std::process::ExitCode;
 use quire_core::config::Config;
 use quire_core::lifecycle::{Applied, NewRun};
 use quire_core::reconcile::{Liveness, ProcessTable, end_leftover_steps};
-use quire_core::{Error, Home, Run, RunState, Store, workers};
+use quire_core::{Error, Home, RunState, Store, workers};
 
 use crate::cli::{RunArg, WaitArgs};
-
-fn outcome(run: &Run) -> String {
-    match run.failure_kind {
-        Some(kind) => format!("run {} {} ({kind})", run.id, run.state),
-        None => format!("run {} {}", run.id, run.state),
-    }
-}
 
 /// Block until the run is terminal; exit 0 iff it completed.
 pub fn wait(store: &Store, args: &WaitArgs) -> quire_core::Result<ExitCode> {
     let id = store.resolve_run(&args.run)?.id;
-    let run = loop {
-        let run = store.resolve_run(&id)?;
-        if run.state.is_terminal() {
-            break run;
-        }
-        std::thread::sleep(args.interval);
+    let Some(run) = store.wait_terminal(&id, args.interval, || false)? else {
+        return Ok(ExitCode::from(1));
     };
-    println!("{}", outcome(&run));
+    println!("run {} {}", run.id, run.state_text());
     Ok(if run.state == RunState::Complete {
         ExitCode::SUCCESS
     } else {

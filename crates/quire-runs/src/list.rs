@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use comfy_table::Cell;
+use quire_core::Store;
 use quire_core::query::ListFilter;
-use quire_core::{Run, Store};
 
 use crate::cli::ListArgs;
 use crate::json;
@@ -42,7 +42,7 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_core::Result<E
             Cell::new(&run.repo),
             Cell::new(short_ref(&run.ref_name)),
             Cell::new(&run.sha[..run.sha.len().min(12)]),
-            out.run_state(run.state, state_text(run)),
+            out.run_state(run.state, run.state_text()),
             Cell::new(
                 run.duration_ms(out.now_ms)
                     .map(duration)
@@ -60,12 +60,4 @@ fn filter_given(args: &ListArgs) -> bool {
         || !args.state.is_empty()
         || args.sha.is_some()
         || args.since.is_some()
-}
-
-/// `failed (orphaned)`, or just the state.
-pub fn state_text(run: &Run) -> String {
-    match run.failure_kind {
-        Some(kind) => format!("{} ({kind})", run.state),
-        None => run.state.to_string(),
-    }
 }

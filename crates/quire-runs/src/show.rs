@@ -7,7 +7,6 @@ use quire_core::{JobState, RunState, Store};
 
 use crate::cli::ShowArgs;
 use crate::json;
-use crate::list::state_text;
 use crate::text::{Output, duration, emit, rfc3339};
 
 pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_core::Result<ExitCode> {
@@ -40,7 +39,7 @@ fn render(detail: &RunDetail, out: &Output) -> String {
     );
     field("ref", run.ref_name.clone());
     field("sha", run.sha.clone());
-    field("state", state_text(run));
+    field("state", run.state_text());
     if let Some(kind) = run.failure_kind {
         field("meaning", kind.meaning().to_string());
     }
