@@ -161,7 +161,6 @@ fn step_events(jobs: usize, steps: usize) -> (Vec<String>, Vec<Event>) {
                 job: job.clone(),
                 seq,
                 cmd: format!("echo {seq}"),
-                pid: Some(4242),
             });
             events.push(Event::StepFinished {
                 at_ms: 4,

@@ -103,7 +103,9 @@ impl Config {
                 ),
             });
         }
-        config.secret_values().map_err(|message| Error::Config {
+        // Checked without reading secret files: the hook loads this too,
+        // and has no business with secret values.
+        config.check_secrets().map_err(|message| Error::Config {
             path: path.clone(),
             message,
         })?;
@@ -118,11 +120,9 @@ impl Config {
 }
 
 impl Config {
-    /// Every secret's name and value, read (from files too) and checked:
-    /// names must be variable names, values at least `MIN_SECRET_LEN`
-    /// bytes without NUL. The error says which secret and why.
-    pub fn secret_values(&self) -> Result<Vec<(String, String)>, String> {
-        let mut values = Vec::new();
+    /// What can be checked without reading files: names are variable
+    /// names, literal values are long enough.
+    fn check_secrets(&self) -> Result<(), String> {
         for (name, source) in &self.secrets {
             let valid_name = name
                 .chars()
@@ -134,28 +134,46 @@ impl Config {
                     "secret name {name:?} is not a variable name (letters, digits, '_')"
                 ));
             }
+            if let SecretSource::Literal(value) = source {
+                check_secret_value(name, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every secret's name and value, files read, each checked: at least
+    /// `MIN_SECRET_LEN` bytes, no NUL. The error says which secret and why.
+    /// For the worker, when a run starts.
+    pub fn secret_values(&self) -> Result<Vec<(String, String)>, String> {
+        let mut values = Vec::new();
+        for (name, source) in &self.secrets {
             let value = match source {
                 SecretSource::Literal(value) => value.clone(),
                 SecretSource::File { file } => std::fs::read_to_string(file)
                     .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
                     .map_err(|e| format!("secret {name}: cannot read {}: {e}", file.display()))?,
             };
-            if value.len() < MIN_SECRET_LEN {
-                return Err(format!(
-                    "secret {name} is {} bytes; values shorter than {MIN_SECRET_LEN} bytes are refused, \
-                     because they would match ordinary output and could not be redacted reliably",
-                    value.len()
-                ));
-            }
-            if value.contains('\0') {
-                return Err(format!(
-                    "secret {name} contains a NUL byte, which no environment can hold"
-                ));
-            }
+            check_secret_value(name, &value)?;
             values.push((name.clone(), value));
         }
         Ok(values)
     }
+}
+
+fn check_secret_value(name: &str, value: &str) -> Result<(), String> {
+    if value.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "secret {name} is {} bytes; values shorter than {MIN_SECRET_LEN} bytes are refused, \
+             because they would match ordinary output and could not be redacted reliably",
+            value.len()
+        ));
+    }
+    if value.contains('\0') {
+        return Err(format!(
+            "secret {name} contains a NUL byte, which no environment can hold"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -216,5 +234,15 @@ mod tests {
             err.contains("secret PIN is 4 bytes; values shorter than 8 bytes are refused"),
             "{err}"
         );
+        // A file's value is read (and checked) only when a run needs it.
+        std::fs::write(dir.path().join("pin"), "1234\n").unwrap();
+        let config = format!(
+            "[secrets]\nPIN = {{ file = \"{}\" }}\n",
+            dir.path().join("pin").display()
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let loaded = Config::load(&home).unwrap();
+        let err = loaded.secret_values().unwrap_err();
+        assert!(err.contains("secret PIN is 4 bytes"), "{err}");
     }
 }

@@ -29,14 +29,11 @@ pub enum Event {
         at_ms: i64,
         job: String,
     },
-    /// `pid` is the step's process (and process group) id, once started.
     StepStarted {
         at_ms: i64,
         job: String,
         seq: i64,
         cmd: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pid: Option<u32>,
     },
     StepFinished {
         at_ms: i64,

@@ -15,6 +15,7 @@ pub mod events;
 pub mod home;
 pub mod lifecycle;
 pub mod model;
+pub mod processes;
 mod prune;
 pub mod query;
 pub mod reconcile;

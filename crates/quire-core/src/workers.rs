@@ -104,6 +104,19 @@ pub fn detach_from_session() -> io::Result<()> {
     }
 }
 
+/// Start a worker for queued runs unless `max_workers` are already running
+/// (one of them will take the runs). True if one was started.
+pub fn start_if_free(home: &Home, max_workers: usize, quire_run: &Path) -> Result<bool> {
+    if !any_free(home, max_workers)? {
+        return Ok(false);
+    }
+    spawn_worker(quire_run, home).map_err(|source| Error::Home {
+        path: home.dir().to_path_buf(),
+        source,
+    })?;
+    Ok(true)
+}
+
 /// The `quire-run` binary beside the running one (both are installed
 /// together), else the name for `$PATH`.
 pub fn quire_run_beside_me() -> PathBuf {

@@ -120,8 +120,8 @@ impl Default for Executor {
 
 /// What a running step tells the job that runs it.
 enum StepNote {
-    /// The step's process started (its pid), or could not be started.
-    Started(Option<u32>),
+    /// The step's process started, or could not be started.
+    Started,
     /// Nothing happened for a tick: a good moment to flush batched events.
     Idle,
 }
@@ -206,8 +206,7 @@ impl Executor {
             let outcome = self.run_job(job, &base_env, ctx, &redactor, sink, cancel);
             // Whatever a step started and left behind, even a daemon that
             // left the step's process group, ends with its job.
-            let leftovers = quire_core::reconcile::processes_of_run(&ctx.run_id);
-            quire_core::reconcile::kill_processes_of_run(&ctx.run_id, &leftovers);
+            quire_core::processes::kill(&ctx.run_id);
             let (state, exit_code) = outcome?;
             ended[i] = Some(state);
             if state == JobState::Failed && !job.allow_failure {
@@ -334,13 +333,12 @@ impl Executor {
             let seq = n as i64 + 1;
             let log_path = log_dir.join(format!("{seq}.log"));
             let mut notes = |note: StepNote| match note {
-                StepNote::Started(pid) => {
+                StepNote::Started => {
                     let event = Event::StepStarted {
                         at_ms: now_ms(),
                         job: job.id.clone(),
                         seq,
                         cmd: redactor.apply_str(&step.display()),
-                        pid,
                     };
                     emit(sink, event)
                 }
@@ -422,7 +420,7 @@ impl Executor {
             .stderr(Stdio::piped())
             .process_group(0);
         let mut spawned = command.spawn();
-        if let Err(e) = notes(StepNote::Started(spawned.as_ref().ok().map(Child::id))) {
+        if let Err(e) = notes(StepNote::Started) {
             // Nobody would watch this step: end it before giving up.
             if let Ok(child) = &mut spawned {
                 let _ = kill_process_group(Pid::from_child(child), Signal::KILL);
@@ -634,8 +632,7 @@ impl Executor {
                         leftovers_killed = Some(Instant::now());
                     }
                     (Some(at), None) if at.elapsed() >= self.grace => {
-                        let escaped = quire_core::reconcile::processes_of_run(run_id);
-                        quire_core::reconcile::kill_processes_of_run(run_id, &escaped);
+                        quire_core::processes::kill(run_id);
                         escapees_killed = Some(Instant::now());
                     }
                     (Some(_), Some(at)) if at.elapsed() >= self.grace => break,

@@ -182,21 +182,12 @@ pub(crate) fn run(
     Ok(all_good)
 }
 
-/// Start a detached worker unless the worker limit is reached.
+/// Start a detached worker unless the worker limit is reached; a failure
+/// is told, not fatal: the run is recorded and reconcile will start one.
 pub(crate) fn start_worker(home: &Home, config: &Config) {
-    match workers::any_free(home, config.max_workers) {
-        Ok(true) => {
-            let exe = std::env::current_exe().unwrap_or_else(|_| workers::quire_run_beside_me());
-            if let Err(e) = workers::spawn_worker(&exe, home) {
-                println!(
-                    "quire: could not start a worker ({e}); `quire-runs reconcile` will start one"
-                );
-            }
-        }
-        Ok(false) => {}
-        Err(e) => println!(
-            "quire: could not check for a worker ({e}); `quire-runs reconcile` will start one"
-        ),
+    let exe = std::env::current_exe().unwrap_or_else(|_| workers::quire_run_beside_me());
+    if let Err(e) = workers::start_if_free(home, config.max_workers, &exe) {
+        println!("quire: could not start a worker ({e}); `quire-runs reconcile` will start one");
     }
 }
 

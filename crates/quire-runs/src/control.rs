@@ -4,7 +4,11 @@ use std::process::ExitCode;
 
 use quire_core::config::Config;
 use quire_core::lifecycle::{Applied, NewRun};
-use quire_core::reconcile::{Liveness, ProcessTable, end_leftover_steps};
+use quire_core::processes;
+use quire_core::reconcile::{Liveness, ProcessTable};
+
+/// How long leftover step processes get between SIGTERM and SIGKILL.
+pub const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 use quire_core::{Error, Home, RunState, Store, workers};
 
 use crate::cli::{RunArg, WaitArgs};
@@ -34,7 +38,7 @@ pub fn cancel(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> 
                 .as_ref()
                 .is_some_and(|w| ProcessTable.is_alive(w.pid));
             if from == RunState::Active && !worker_alive {
-                end_leftover_steps(store.home(), &run.id);
+                processes::end(&run.id, LEFTOVER_GRACE);
             }
             println!("cancelled run {} (it was {from})", run.id);
             Ok(ExitCode::SUCCESS)
@@ -85,11 +89,8 @@ pub fn retry(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> {
 /// the queue already). True if one was started.
 pub fn start_worker(home: &Home) -> quire_core::Result<bool> {
     let config = Config::load(home)?;
-    if !workers::any_free(home, config.max_workers)? {
-        return Ok(false);
-    }
-    match workers::spawn_worker(&workers::quire_run_beside_me(), home) {
-        Ok(_) => Ok(true),
+    match workers::start_if_free(home, config.max_workers, &workers::quire_run_beside_me()) {
+        Ok(started) => Ok(started),
         Err(e) => {
             eprintln!(
                 "quire-runs: cannot start a worker ({e}); `quire-runs reconcile` will try again"

@@ -2,11 +2,12 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use quire_core::Store;
-use quire_core::reconcile::{ProcessTable, ReconcileReport, end_leftover_steps};
+use quire_core::processes;
+use quire_core::reconcile::{ProcessTable, ReconcileReport};
 use serde::Serialize;
 
 use crate::cli::ReconcileArgs;
-use crate::control::start_worker;
+use crate::control::{LEFTOVER_GRACE, start_worker};
 use crate::json;
 use crate::text::emit;
 
@@ -16,7 +17,7 @@ use crate::text::emit;
 struct Report {
     #[serde(flatten)]
     store: ReconcileReport,
-    /// Process group ids of orphaned runs' steps that were terminated.
+    /// Pids of orphaned runs' leftover step processes that were terminated.
     steps_terminated: Vec<u32>,
     worker_started: bool,
 }
@@ -27,7 +28,7 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_core::Result<ExitCo
     let mut worker_started = false;
     if !args.dry_run {
         for orphan in &report.orphaned {
-            steps_terminated.extend(end_leftover_steps(store.home(), &orphan.run));
+            steps_terminated.extend(processes::end(&orphan.run, LEFTOVER_GRACE));
         }
         if !report.awaiting_worker.is_empty() {
             worker_started = start_worker(store.home())?;
@@ -59,8 +60,8 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_core::Result<ExitCo
             orphan.run, orphan.repo, orphan.ref_name, orphan.reason
         );
     }
-    for pgid in &steps_terminated {
-        let _ = writeln!(text, "terminated the leftover step process group {pgid}");
+    for pid in &steps_terminated {
+        let _ = writeln!(text, "terminated leftover step process {pid}");
     }
     for run in &report.awaiting_worker {
         let _ = writeln!(text, "pending {run}: waiting for a worker");
