@@ -150,6 +150,8 @@ fn sigkill_of_the_worker_at_random_points_never_leaves_a_run_stuck_or_a_step_run
     }
     assert!(env.all_runs().iter().all(|r| r.state.is_terminal()));
     eprintln!("{killed_mid_run} of {rounds} kills landed while a run was active");
+    // Otherwise the test only ever killed idle workers and proved little.
+    assert!(killed_mid_run >= 1, "no kill landed mid-run");
 }
 
 #[test]
@@ -478,9 +480,20 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
             "{name}: {run:?}"
         );
     }
-    // Nothing landed in the run directories' parents.
-    assert!(!env.home().dir().join("runs/escaped").exists());
-    assert!(!env.home().dir().join("escaped").exists());
+    // A `..` entry would have landed beside the workspace, in the run's
+    // directory (or higher): nothing did, for any of the runs.
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 4);
+    for run in runs {
+        let run_dir = env.home().run_dir(&run.id);
+        for place in [
+            run_dir.join("escaped"),
+            run_dir.join("workspace/escaped"),
+            env.home().dir().join("runs/escaped"),
+        ] {
+            assert!(!place.exists(), "{} was written", place.display());
+        }
+    }
 }
 
 #[test]
