@@ -44,6 +44,23 @@ impl Store {
             path: path.clone(),
             source,
         })?;
+        // Processes opening a brand-new store at once race to switch it to
+        // WAL and to create the schema; SQLite answers the loser "busy" at
+        // once rather than waiting, to avoid a deadlock. No attempt writes
+        // anything half-way, so the loser simply opens again.
+        let deadline = std::time::Instant::now() + busy_timeout();
+        loop {
+            match Store::open_once(home, &path, clock.clone()) {
+                Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn open_once(home: &Home, path: &Path, clock: Clock) -> Result<Store> {
+        let path = path.to_path_buf();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
         conn.busy_timeout(busy_timeout())?;
