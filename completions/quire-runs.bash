@@ -40,6 +40,9 @@ _quire__runs() {
             quire__runs,reconcile)
                 cmd="quire__runs__subcmd__reconcile"
                 ;;
+            quire__runs,repos)
+                cmd="quire__runs__subcmd__repos"
+                ;;
             quire__runs,retry)
                 cmd="quire__runs__subcmd__retry"
                 ;;
@@ -73,6 +76,9 @@ _quire__runs() {
             quire__runs__subcmd__help,reconcile)
                 cmd="quire__runs__subcmd__help__subcmd__reconcile"
                 ;;
+            quire__runs__subcmd__help,repos)
+                cmd="quire__runs__subcmd__help__subcmd__repos"
+                ;;
             quire__runs__subcmd__help,retry)
                 cmd="quire__runs__subcmd__help__subcmd__retry"
                 ;;
@@ -89,7 +95,7 @@ _quire__runs() {
 
     case "${cmd}" in
         quire__runs)
-            opts="-h -V --home --help --version list show logs wait cancel retry prune reconcile completions man help"
+            opts="-h -V --home --help --version list show logs wait cancel retry prune reconcile repos completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -143,7 +149,7 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__help)
-            opts="list show logs wait cancel retry prune reconcile completions man help"
+            opts="list show logs wait cancel retry prune reconcile repos completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,6 +261,20 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__help__subcmd__reconcile)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__runs__subcmd__help__subcmd__repos)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -424,6 +444,24 @@ _quire__runs() {
             ;;
         quire__subcmd__runs__subcmd__reconcile)
             opts="-h -V --dry-run --json --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__runs__subcmd__repos)
+            opts="-h -V --json --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

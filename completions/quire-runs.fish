@@ -35,10 +35,11 @@ complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "cancel" -d 'C
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "retry" -d 'Queue a new run of the same repository, ref and commit'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "prune" -d 'Delete old finished runs and their files'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "reconcile" -d 'Fail runs whose worker is gone, end their leftover steps, start a worker for pending runs (safe to run from cron at any moment)'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "repos" -d 'List the repositories quire knows, and whether git runs quire\'s hook'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "completions" -d 'Print a completion script for a shell'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "man" -d 'Print the manual page (roff) of quire-runs'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l repo -d 'Only runs of this repository (as listed in the REPO column)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l repo -d 'Only runs of this repository: its name (as `quire-runs repos` lists it), the name without `.git`, or the path to its git directory' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l ref -d 'Only runs of this ref: `refs/heads/main`, or `main` for a branch or tag' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l state -d 'Only runs in this state (repeatable)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l sha -d 'Only runs of commits whose id starts with this' -r
@@ -83,20 +84,25 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l dry-
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l json -d 'Print the report as JSON (docs/CLI.md)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l json -d 'Print JSON (docs/CLI.md)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -s V -l version -d 'Print version'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "list" -d 'List runs, newest first'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "show" -d 'Show a run with its jobs and steps'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "logs" -d 'Print a run\'s step output'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "wait" -d 'Block until a run ends; exit 0 iff it completed'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "cancel" -d 'Cancel a pending or active run (it fails as `cancelled`)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "retry" -d 'Queue a new run of the same repository, ref and commit'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "prune" -d 'Delete old finished runs and their files'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "reconcile" -d 'Fail runs whose worker is gone, end their leftover steps, start a worker for pending runs (safe to run from cron at any moment)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "completions" -d 'Print a completion script for a shell'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "man" -d 'Print the manual page (roff) of quire-runs'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "list" -d 'List runs, newest first'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "show" -d 'Show a run with its jobs and steps'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "logs" -d 'Print a run\'s step output'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "wait" -d 'Block until a run ends; exit 0 iff it completed'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "cancel" -d 'Cancel a pending or active run (it fails as `cancelled`)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "retry" -d 'Queue a new run of the same repository, ref and commit'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "prune" -d 'Delete old finished runs and their files'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "reconcile" -d 'Fail runs whose worker is gone, end their leftover steps, start a worker for pending runs (safe to run from cron at any moment)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "repos" -d 'List the repositories quire knows, and whether git runs quire\'s hook'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "completions" -d 'Print a completion script for a shell'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "man" -d 'Print the manual page (roff) of quire-runs'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs wait cancel retry prune reconcile repos completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,49 +1,68 @@
--- 0001 (seed): the first schema.
+-- 0001 (upstream 1): the first schema.
 -- A run is one push of one ref; its jobs are the pipeline's units of work.
--- Every step then ran in a Docker container, so a run carried the executor's
--- bookkeeping: container, image, daemon, network, cache volume and limits.
--- The shape of each state is enforced here from the start.
+-- Steps then ran in a Docker container built for the run, so a run carried
+-- that executor's bookkeeping: the container, the image it was built as, the
+-- build and container times, and the workspace path mounted into it. The
+-- shape of each state is enforced from the start; a run that holds a
+-- container is active.
 CREATE TABLE runs (
-    id              TEXT PRIMARY KEY NOT NULL,
-    repo            TEXT NOT NULL,
-    ref_name        TEXT NOT NULL,
-    sha             TEXT NOT NULL,
-    state           TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'superseded')),
-    failure_kind    TEXT
-                    CHECK (failure_kind IN ('pipeline-failure', 'pipeline-invalid',
-                                            'process-crashed', 'orphaned', 'cancelled')),
-    pushed_at_ms    INTEGER NOT NULL,
-    queued_at_ms    INTEGER NOT NULL,
-    started_at_ms   INTEGER,
-    finished_at_ms  INTEGER,
-    container_id    TEXT,
-    container_image TEXT,
-    docker_host     TEXT,
-    docker_network  TEXT,
-    cache_volume    TEXT,
-    cpu_quota       REAL,
-    memory_limit_mb INTEGER,
-    CHECK (state <> 'pending' OR (started_at_ms IS NULL AND finished_at_ms IS NULL)),
-    CHECK (state <> 'active' OR (started_at_ms IS NOT NULL AND finished_at_ms IS NULL)),
-    CHECK (state <> 'complete' OR (started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL)),
-    CHECK (state NOT IN ('failed', 'superseded') OR finished_at_ms IS NOT NULL),
-    CHECK ((state = 'failed') = (failure_kind IS NOT NULL))
+    id                      TEXT PRIMARY KEY,
+    repo                    TEXT NOT NULL,
+    ref_name                TEXT NOT NULL,
+    sha                     TEXT NOT NULL,
+    pushed_at_ms            INTEGER NOT NULL,
+    state                   TEXT NOT NULL,
+    failure_kind            TEXT,
+    queued_at_ms            INTEGER NOT NULL,
+    started_at_ms           INTEGER,
+    finished_at_ms          INTEGER,
+    container_id            TEXT,
+    image_tag               TEXT,
+    build_started_at_ms     INTEGER,
+    build_finished_at_ms    INTEGER,
+    container_started_at_ms INTEGER,
+    container_stopped_at_ms INTEGER,
+    workspace_path          TEXT NOT NULL,
+
+    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'superseded')),
+
+    CHECK (started_at_ms  IS NULL OR started_at_ms  >= queued_at_ms),
+    CHECK (finished_at_ms IS NULL OR finished_at_ms >= queued_at_ms),
+    CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL
+           OR finished_at_ms >= started_at_ms),
+
+    CHECK (CASE state
+        WHEN 'pending'    THEN started_at_ms IS NULL AND finished_at_ms IS NULL
+                               AND container_id IS NULL
+        WHEN 'active'     THEN started_at_ms IS NOT NULL AND finished_at_ms IS NULL
+        WHEN 'complete'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
+                               AND container_id IS NULL
+        WHEN 'failed'     THEN finished_at_ms IS NOT NULL AND container_id IS NULL
+        WHEN 'superseded' THEN finished_at_ms IS NOT NULL AND container_id IS NULL
+    END)
 );
 
-CREATE INDEX runs_repo_ref ON runs (repo, ref_name);
+CREATE INDEX runs_repo_pushed_at ON runs (repo, pushed_at_ms DESC);
+CREATE INDEX runs_state          ON runs (state);
 
 CREATE TABLE jobs (
-    run_id          TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    job_id          TEXT NOT NULL,
-    state           TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'skipped')),
-    exit_code       INTEGER,
-    started_at_ms   INTEGER,
-    finished_at_ms  INTEGER,
+    run_id         TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    job_id         TEXT    NOT NULL,
+    state          TEXT    NOT NULL,
+    exit_code      INTEGER,
+    started_at_ms  INTEGER,
+    finished_at_ms INTEGER,
     PRIMARY KEY (run_id, job_id),
-    CHECK (state <> 'pending' OR (started_at_ms IS NULL AND finished_at_ms IS NULL)),
-    CHECK (state <> 'active' OR (started_at_ms IS NOT NULL AND finished_at_ms IS NULL)),
-    CHECK (state NOT IN ('complete', 'failed') OR finished_at_ms IS NOT NULL),
-    CHECK (state <> 'skipped' OR started_at_ms IS NULL)
+
+    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'skipped', 'aborted')),
+    CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL
+           OR finished_at_ms >= started_at_ms),
+    CHECK (CASE state
+        WHEN 'pending'  THEN started_at_ms IS NULL AND finished_at_ms IS NULL
+        WHEN 'active'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NULL
+        WHEN 'complete' THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
+        WHEN 'failed'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
+        WHEN 'skipped'  THEN started_at_ms IS NULL AND finished_at_ms IS NOT NULL
+        WHEN 'aborted'  THEN finished_at_ms IS NOT NULL
+    END)
 );

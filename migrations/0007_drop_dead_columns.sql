@@ -1,40 +1,54 @@
--- 0007 (seed): cleanup. The Docker executor and Sentry are gone; recreate
--- runs without their eight dead columns (container_id, container_image,
--- docker_host, docker_network, cache_volume, cpu_quota, memory_limit_mb,
--- sentry_trace_id). SQLite's table-change procedure: the runner turns foreign
--- keys off outside the transaction (else DROP TABLE runs would cascade into
--- jobs and sh_events) and checks them before commit.
+-- 0007 (upstream 7, the seed): cleanup. With the process executor, eight
+-- columns carry no live data: container_id, workspace_path, image_tag,
+-- build_started_at_ms, build_finished_at_ms, container_started_at_ms,
+-- container_stopped_at_ms and sentry_trace_id. container_id appears in the
+-- per-state CHECK, so runs is recreated (13 columns) rather than altered, and
+-- the container clauses leave the CHECK.
+--
+-- quire's runner follows SQLite's table-change procedure: foreign keys off
+-- outside the transaction, foreign_key_check before commit. (Upstream ran
+-- this with foreign keys on, so DROP TABLE runs cascaded into jobs and
+-- sh_events: its stores that went through 7 hold runs without jobs.)
 CREATE TABLE runs_new (
-    id              TEXT PRIMARY KEY NOT NULL,
-    repo            TEXT NOT NULL,
-    ref_name        TEXT NOT NULL,
-    sha             TEXT NOT NULL,
-    state           TEXT NOT NULL DEFAULT 'pending'
-                    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'superseded')),
-    failure_kind    TEXT
-                    CHECK (failure_kind IN ('pipeline-failure', 'pipeline-invalid',
-                                            'process-crashed', 'orphaned', 'cancelled')),
-    pushed_at_ms    INTEGER NOT NULL,
-    queued_at_ms    INTEGER NOT NULL,
-    started_at_ms   INTEGER,
-    finished_at_ms  INTEGER,
-    run_token       TEXT,
-    git_dir         TEXT,
-    traceparent     TEXT,
-    CHECK (state <> 'pending' OR (started_at_ms IS NULL AND finished_at_ms IS NULL)),
-    CHECK (state <> 'active' OR (started_at_ms IS NOT NULL AND finished_at_ms IS NULL)),
-    CHECK (state <> 'complete' OR (started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL)),
-    CHECK (state NOT IN ('failed', 'superseded') OR finished_at_ms IS NOT NULL),
-    CHECK ((state = 'failed') = (failure_kind IS NOT NULL))
+    id             TEXT    PRIMARY KEY,
+    repo           TEXT    NOT NULL,
+    ref_name       TEXT    NOT NULL,
+    sha            TEXT    NOT NULL,
+    pushed_at_ms   INTEGER NOT NULL,
+    state          TEXT    NOT NULL,
+    failure_kind   TEXT,
+    queued_at_ms   INTEGER NOT NULL,
+    started_at_ms  INTEGER,
+    finished_at_ms INTEGER,
+    run_token      TEXT,
+    git_dir        TEXT,
+    traceparent    TEXT,
+
+    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'superseded')),
+
+    CHECK (started_at_ms  IS NULL OR started_at_ms  >= queued_at_ms),
+    CHECK (finished_at_ms IS NULL OR finished_at_ms >= queued_at_ms),
+    CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL
+           OR finished_at_ms >= started_at_ms),
+
+    CHECK (CASE state
+        WHEN 'pending'    THEN started_at_ms IS NULL AND finished_at_ms IS NULL
+        WHEN 'active'     THEN started_at_ms IS NOT NULL AND finished_at_ms IS NULL
+        WHEN 'complete'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
+        WHEN 'failed'     THEN finished_at_ms IS NOT NULL
+        WHEN 'superseded' THEN finished_at_ms IS NOT NULL
+    END)
 );
 
-INSERT INTO runs_new (id, repo, ref_name, sha, state, failure_kind, pushed_at_ms,
+INSERT INTO runs_new (id, repo, ref_name, sha, pushed_at_ms, state, failure_kind,
                       queued_at_ms, started_at_ms, finished_at_ms, run_token, git_dir,
                       traceparent)
-SELECT id, repo, ref_name, sha, state, failure_kind, pushed_at_ms,
+SELECT id, repo, ref_name, sha, pushed_at_ms, state, failure_kind,
        queued_at_ms, started_at_ms, finished_at_ms, run_token, git_dir, traceparent
 FROM runs;
 
 DROP TABLE runs;
 ALTER TABLE runs_new RENAME TO runs;
-CREATE INDEX runs_repo_ref ON runs (repo, ref_name);
+
+CREATE INDEX runs_repo_pushed_at ON runs (repo, pushed_at_ms DESC);
+CREATE INDEX runs_state          ON runs (state);

@@ -14,6 +14,9 @@
 -- steps start in the same millisecond); exit code and finish time are null
 -- while the step runs.
 --
+-- The upstream history below this (0001..0007) left failure_kind unchecked;
+-- see the runs copy for how its values land.
+--
 -- Every table is rebuilt by SQLite's table-change procedure: the runner turns
 -- foreign keys off outside the transaction and checks them before commit.
 
@@ -62,10 +65,29 @@ CREATE TABLE runs_new (
     CHECK ((worker_id IS NULL) = (lease_expires_at_ms IS NULL))
 );
 
-INSERT INTO runs_new (id, repo, ref_name, sha, state, failure_kind, pushed_at_ms,
-                      queued_at_ms, started_at_ms, finished_at_ms, git_dir, traceparent)
-SELECT id, repo, ref_name, sha, state, failure_kind, pushed_at_ms,
-       queued_at_ms, started_at_ms, finished_at_ms, git_dir, traceparent
+-- Upstream wrote failure kinds quire does not have (NULL on failed runs,
+-- `quire-ci-exit`) and never checked them: they map onto quire's kinds, and
+-- the original text stays in failure_detail. A kind on a run that did not
+-- fail means nothing and goes.
+INSERT INTO runs_new (id, repo, ref_name, sha, state, failure_kind, failure_detail,
+                      pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, git_dir,
+                      traceparent)
+SELECT COALESCE(id, 'legacy-' || rowid), repo, ref_name, sha, state,
+       CASE
+           WHEN state <> 'failed' THEN NULL
+           WHEN failure_kind IN ('pipeline-failure', 'pipeline-invalid', 'process-crashed',
+                                 'orphaned', 'cancelled') THEN failure_kind
+           WHEN failure_kind IS NULL THEN 'pipeline-failure'
+           ELSE 'process-crashed'
+       END,
+       CASE
+           WHEN state <> 'failed' THEN NULL
+           WHEN failure_kind IN ('pipeline-failure', 'pipeline-invalid', 'process-crashed',
+                                 'orphaned', 'cancelled') THEN NULL
+           WHEN failure_kind IS NULL THEN 'upstream recorded no failure kind'
+           ELSE 'upstream recorded failure kind ' || quote(failure_kind)
+       END,
+       pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, git_dir, traceparent
 FROM runs;
 
 DROP TABLE runs;

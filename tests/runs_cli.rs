@@ -185,12 +185,22 @@ fn list_filters_by_state_ref_repo_and_limit() {
         ids_of(&["list", "--limit", "2"]),
         vec![ids.orphan.clone(), ids.live.clone()]
     );
-    assert!(ids_of(&["list", "--repo", "other.git"]).is_empty());
     assert_eq!(ids_of(&["list", "--repo", "app.git"]).len(), 6);
+    assert_eq!(ids_of(&["list", "--repo", "app"]).len(), 6);
+    assert_eq!(
+        ids_of(&["list", "--repo", "app", "--state", "pending"]).len(),
+        1
+    );
+    // A repository quire does not know is a mistake worth saying, not an
+    // empty list.
     env.runs(&["list", "--repo", "other.git"])
         .assert()
-        .success()
-        .stderr("no runs match\n");
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "no repository \"other.git\" is known",
+        ))
+        .stderr(predicate::str::contains("quire-runs repos"));
 }
 
 #[test]

@@ -23,19 +23,22 @@ fn fixed_store(env: &Env) {
     let store = env.store();
     let sql = format!(
         "
-        INSERT INTO runs (id, repo, ref_name, sha, state, failure_kind, failure_detail, pushed_at_ms,
-                          queued_at_ms, started_at_ms, finished_at_ms, git_dir, traceparent,
+        INSERT INTO repos (id, git_dir, name, hook_state, first_seen_at_ms) VALUES
+          (1, '/srv/git/app.git', 'app.git', 'seen', {b}),
+          (2, '/srv/git/lib.git', 'lib.git', 'seen', {b});
+        INSERT INTO runs (id, repo_id, ref_name, sha, state, failure_kind, failure_detail, pushed_at_ms,
+                          queued_at_ms, started_at_ms, finished_at_ms, traceparent,
                           worker_id, worker_pid, lease_expires_at_ms, previous_sha) VALUES
-          ('{R1}', 'app.git', 'refs/heads/main', '{a}', 'complete', NULL, NULL, {b}, {b}, {b1}, {b65},
-           '/srv/git/app.git', '00-{t1}-{s}-01', 'w1', 4242, {b30}, NULL),
-          ('{R2}', 'app.git', 'refs/heads/dev', '{c}', 'failed', 'pipeline-failure', 'job test failed',
-           {b120}, {b120}, {b121}, {b180}, '/srv/git/app.git', '00-{t2}-{s}-01', 'w1', 4242, {b150}, '{a}'),
-          ('{R3}', 'lib.git', 'refs/tags/v1.0', '{d}', 'superseded', NULL, NULL, {b200}, {b200}, NULL, {b250},
-           '/srv/git/lib.git', '00-{t3}-{s}-01', NULL, NULL, NULL, NULL),
-          ('{R4}', 'app.git', 'refs/heads/feature', '{e}', 'active', NULL, NULL, {b300}, {b300}, {b301}, NULL,
-           '/srv/git/app.git', '00-{t4}-{s}-01', 'w2', 4243, {b330}, NULL),
-          ('{R5}', 'app.git', 'refs/heads/main', '{f}', 'pending', NULL, NULL, {b350}, {b350}, NULL, NULL,
-           '/srv/git/app.git', '00-{t5}-{s}-01', NULL, NULL, NULL, '{a}');
+          ('{R1}', 1, 'refs/heads/main', '{a}', 'complete', NULL, NULL, {b}, {b}, {b1}, {b65},
+           '00-{t1}-{s}-01', 'w1', 4242, {b30}, NULL),
+          ('{R2}', 1, 'refs/heads/dev', '{c}', 'failed', 'pipeline-failure', 'job test failed',
+           {b120}, {b120}, {b121}, {b180}, '00-{t2}-{s}-01', 'w1', 4242, {b150}, '{a}'),
+          ('{R3}', 2, 'refs/tags/v1.0', '{d}', 'superseded', NULL, NULL, {b200}, {b200}, NULL, {b250},
+           '00-{t3}-{s}-01', NULL, NULL, NULL, NULL),
+          ('{R4}', 1, 'refs/heads/feature', '{e}', 'active', NULL, NULL, {b300}, {b300}, {b301}, NULL,
+           '00-{t4}-{s}-01', 'w2', 4243, {b330}, NULL),
+          ('{R5}', 1, 'refs/heads/main', '{f}', 'pending', NULL, NULL, {b350}, {b350}, NULL, NULL,
+           '00-{t5}-{s}-01', NULL, NULL, NULL, '{a}');
         INSERT INTO jobs (run_id, job_id, position, state, exit_code, skip_reason, started_at_ms, finished_at_ms) VALUES
           ('{R1}', 'build', 0, 'complete', 0, NULL, {b1}, {b60}),
           ('{R1}', 'deploy', 1, 'skipped', NULL, 'when does not match refs/heads/main', NULL, {b60}),

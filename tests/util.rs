@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use quire_core::lifecycle::{NewRun, Outcome, Worker};
+use quire_core::repos::Registration;
 use quire_core::{FailureKind, Home, Store};
 use serde_json::Value;
 
@@ -105,11 +106,14 @@ pub struct Fixture {
 
 /// Fill the store: runs in every state, jobs and steps under them.
 pub fn populate(store: &mut Store) -> Fixture {
+    let repo_id = store
+        .register_repo(Path::new("/srv/git/app.git"), None, Registration::Seen)
+        .unwrap()
+        .id;
     let new = |ref_name| NewRun {
-        repo: "app.git",
+        repo_id,
         ref_name,
         sha: SHA,
-        git_dir: "/srv/git/app.git",
         pushed_at_ms: None,
         previous_sha: None,
         invalid: None,

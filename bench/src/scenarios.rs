@@ -122,12 +122,19 @@ pub fn steps(bins: &Bins, quick: bool) {
 }
 
 fn claimed_run(store: &mut Store, ref_name: &str) -> String {
+    let repo_id = store
+        .register_repo(
+            std::path::Path::new("/srv/git/bench.git"),
+            None,
+            quire_core::repos::Registration::Seen,
+        )
+        .unwrap()
+        .id;
     let run = store
         .create_run(&NewRun {
-            repo: "bench.git",
+            repo_id,
             ref_name,
             sha: "0123456789abcdef0123456789abcdef01234567",
-            git_dir: "/srv/git/bench.git",
             pushed_at_ms: None,
             previous_sha: None,
             invalid: None,
@@ -229,8 +236,8 @@ pub fn upgrade(quick: bool) {
             let mut run = tx
                 .prepare(
                     "INSERT INTO runs (id, repo, ref_name, sha, state, failure_kind, pushed_at_ms, queued_at_ms,
-                                       started_at_ms, finished_at_ms, container_id, run_token, git_dir, traceparent)
-                     VALUES (?1, 'app.git', ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, 'c', 't', '/srv/git/app.git', NULL)",
+                                       started_at_ms, finished_at_ms, workspace_path, run_token, git_dir, traceparent)
+                     VALUES (?1, 'app.git', ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, '/var/quire/ws', 't', '/srv/git/app.git', NULL)",
                 )
                 .unwrap();
             let mut job = tx
@@ -442,6 +449,16 @@ pub fn burst(bins: &Bins, _quick: bool) {
 /// A store of `runs` runs (2 jobs, 6 steps each), built directly.
 fn big_store(home: &Home, runs: usize) -> String {
     let mut store = Store::open(home).unwrap();
+    for n in 0..20 {
+        let path = format!("/srv/git/repo{n}.git");
+        store
+            .register_repo(
+                std::path::Path::new(&path),
+                None,
+                quire_core::repos::Registration::Seen,
+            )
+            .unwrap();
+    }
     drop(store);
     let mut conn = rusqlite::Connection::open(home.db_path()).unwrap();
     conn.pragma_update(None, "synchronous", "OFF").unwrap();
@@ -450,9 +467,9 @@ fn big_store(home: &Home, runs: usize) -> String {
     {
         let mut run = tx
             .prepare(
-                "INSERT INTO runs (id, repo, ref_name, sha, state, failure_kind, pushed_at_ms, queued_at_ms,
-                                   started_at_ms, finished_at_ms, git_dir, traceparent)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, '/srv/git/app.git', '00-x-y-01')",
+                "INSERT INTO runs (id, repo_id, ref_name, sha, state, failure_kind, pushed_at_ms, queued_at_ms,
+                                   started_at_ms, finished_at_ms, traceparent)
+                 VALUES (?1, (SELECT id FROM repos WHERE name = ?2), ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, '00-x-y-01')",
             )
             .unwrap();
         let mut job = tx
@@ -546,8 +563,8 @@ pub fn queries(bins: &Bins, quick: bool) {
         let list_sql = sample(&mut || {
             let mut c = Command::new("sqlite3");
             c.arg(&db).arg(
-                "SELECT id, repo, ref_name, sha, state, failure_kind, queued_at_ms, started_at_ms, finished_at_ms \
-                 FROM runs ORDER BY queued_at_ms DESC, id DESC LIMIT 20;",
+                "SELECT runs.id, repos.name, ref_name, sha, state, failure_kind, queued_at_ms, started_at_ms, finished_at_ms \
+                 FROM runs JOIN repos ON repos.id = runs.repo_id ORDER BY queued_at_ms DESC, runs.id DESC LIMIT 20;",
             );
             c
         });

@@ -32,6 +32,18 @@ pub enum Error {
         found: i64,
         known: i64,
     },
+    #[error("{path} is not a quire store: {what}; it was left unchanged")]
+    NotQuire { path: PathBuf, what: String },
+    #[error(
+        "converting the upstream store {path} (version {version}) failed, nothing was changed: {source}"
+    )]
+    Conversion {
+        path: PathBuf,
+        version: i64,
+        source: rusqlite::Error,
+    },
+    #[error("no repository {0:?} is known")]
+    UnknownRepo(String),
     #[error("the database {path} stayed locked by another process for too long")]
     Locked { path: PathBuf },
     #[error("upgrading the schema of {path} failed, nothing was changed: {source}")]
@@ -94,6 +106,15 @@ impl Error {
             Error::Locked { .. } => {
                 "another quire process holds the store; try again, or find it with `fuser quire.db`"
                     .to_string()
+            }
+            Error::NotQuire { .. } => {
+                "point --home at a quire home, or at a new directory for a new one".to_string()
+            }
+            Error::Conversion { .. } => {
+                "keep the file as it is and report this, with the message above".to_string()
+            }
+            Error::UnknownRepo(_) => {
+                "`quire-runs repos` lists the repositories quire knows".to_string()
             }
             Error::UnknownRun(_) => "`quire-runs list` shows the runs there are".to_string(),
             Error::AmbiguousRun { .. } => "give more characters of the id".to_string(),

@@ -19,11 +19,15 @@ pub mod processes;
 mod prune;
 pub mod query;
 pub mod reconcile;
+pub mod repos;
 pub mod schema;
 mod store;
+pub mod upstream;
 pub mod workers;
 
 pub use error::{Error, Result};
 pub use home::Home;
-pub use model::{FailureKind, Job, JobState, Run, RunState, Step, WorkerLease};
+pub use model::{
+    FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step, WorkerLease,
+};
 pub use store::Store;

@@ -160,11 +160,10 @@ pub enum Outcome {
 /// What the hook knows about a pushed ref.
 #[derive(Debug, Clone)]
 pub struct NewRun<'a> {
-    pub repo: &'a str,
+    /// The repository ([`Store::register_repo`]).
+    pub repo_id: i64,
     pub ref_name: &'a str,
     pub sha: &'a str,
-    /// The bare repository's absolute path.
-    pub git_dir: &'a str,
     /// When the push arrived; defaults to now.
     pub pushed_at_ms: Option<i64>,
     /// The ref's tip before the push, if it existed.
@@ -212,23 +211,22 @@ impl Store {
     pub fn create_run(&mut self, new: &NewRun<'_>) -> Result<Created> {
         check_new_run(new)?;
         self.write(|tx, now| {
-            let live = live_run_of(tx, new.repo, new.ref_name)?;
+            let live = live_run_of(tx, new.repo_id, new.ref_name)?;
             if let Some(id) = &live {
                 transition(tx, id, R::Superseded, None, None, now)?;
             }
             let id = uuid::Uuid::now_v7().to_string();
             tx.execute(
-                "INSERT INTO runs (id, repo, ref_name, sha, state, pushed_at_ms, queued_at_ms,
-                                   git_dir, traceparent, previous_sha)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO runs (id, repo_id, ref_name, sha, state, pushed_at_ms, queued_at_ms,
+                                   traceparent, previous_sha)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8)",
                 params![
                     id,
-                    new.repo,
+                    new.repo_id,
                     new.ref_name,
                     new.sha,
                     new.pushed_at_ms.unwrap_or(now).min(now),
                     now,
-                    new.git_dir,
                     traceparent(),
                     new.previous_sha,
                 ],
@@ -295,9 +293,9 @@ impl Store {
     }
 
     /// Supersede the live run of (repo, ref), if there is one; returns its id.
-    pub fn supersede_ref(&mut self, repo: &str, ref_name: &str) -> Result<Option<String>> {
+    pub fn supersede_ref(&mut self, repo_id: i64, ref_name: &str) -> Result<Option<String>> {
         self.write(|tx, now| {
-            let live = live_run_of(tx, repo, ref_name)?;
+            let live = live_run_of(tx, repo_id, ref_name)?;
             if let Some(id) = &live {
                 transition(tx, id, R::Superseded, None, None, now)?;
             }
@@ -415,9 +413,6 @@ pub(crate) fn step_finished_in(
 
 fn check_new_run(new: &NewRun<'_>) -> Result<()> {
     let bad = |what: String| Err(Error::InvalidRun(what));
-    if new.repo.trim().is_empty() {
-        return bad("the repository name is empty".into());
-    }
     if !new.ref_name.starts_with("refs/") || new.ref_name.len() <= "refs/".len() {
         return bad(format!(
             "{:?} is not a full ref name (refs/...)",
@@ -442,12 +437,12 @@ fn traceparent() -> String {
     format!("00-{trace}-{}-01", &span[16..])
 }
 
-fn live_run_of(tx: &Transaction<'_>, repo: &str, ref_name: &str) -> Result<Option<String>> {
+fn live_run_of(tx: &Transaction<'_>, repo_id: i64, ref_name: &str) -> Result<Option<String>> {
     Ok(tx
         .query_row(
-            "SELECT id FROM runs WHERE repo = ?1 AND ref_name = ?2
+            "SELECT id FROM runs WHERE repo_id = ?1 AND ref_name = ?2
              AND state IN ('pending', 'active')",
-            params![repo, ref_name],
+            params![repo_id, ref_name],
             |row| row.get(0),
         )
         .optional()?)

@@ -144,7 +144,9 @@ pub struct WorkerLease {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
     pub id: String,
-    /// The bare repository's name (DESIGN.md §2).
+    /// The repository's id in `repos`.
+    pub repo_id: i64,
+    /// The repository's display name (DESIGN.md §2), as it is now.
     pub repo: String,
     pub ref_name: String,
     pub sha: String,
@@ -156,7 +158,8 @@ pub struct Run {
     pub queued_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
-    /// The bare repository's absolute path (unknown for some seed-era runs).
+    /// The bare repository's canonical path (unknown for a repository known
+    /// only by name from an upstream store).
     pub git_dir: Option<String>,
     pub traceparent: Option<String>,
     pub worker: Option<WorkerLease>,
@@ -183,6 +186,32 @@ impl Run {
         };
         Some((end - start).max(0))
     }
+}
+
+text_enum! {
+    /// How quire knows a repository: `quire-run install` put its hook in, a
+    /// push or trigger came through, or only old runs name it.
+    HookState {
+        Installed => "installed",
+        Seen => "seen",
+        Unknown => "unknown",
+    }
+}
+
+/// A repository: identified by the canonical path of its bare git
+/// directory, named for people (DESIGN.md §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    pub id: i64,
+    pub name: String,
+    /// Canonical path; None for a repository known only by name from an
+    /// upgraded store, until a push to a matching path adopts it.
+    pub git_dir: Option<String>,
+    pub hook_state: HookState,
+    pub first_seen_at_ms: i64,
+    pub installed_at_ms: Option<i64>,
+    /// Names it had before, newest first.
+    pub former_names: Vec<String>,
 }
 
 /// One job of a run, in plan order (`position`).

@@ -5,7 +5,7 @@
 
 use rusqlite::params;
 
-use crate::query::{RUN_COLUMNS, run_from_row};
+use crate::query::{RUN_COLUMNS, RUN_TABLES, run_from_row};
 use crate::{Result, Run, Store};
 
 impl Store {
@@ -23,9 +23,9 @@ impl Store {
             let mut stmt = tx.prepare(&format!(
                 "WITH ranked AS (
                      SELECT id, ROW_NUMBER() OVER (
-                         PARTITION BY repo, ref_name ORDER BY queued_at_ms DESC, id DESC) AS newest
+                         PARTITION BY repo_id, ref_name ORDER BY queued_at_ms DESC, id DESC) AS newest
                      FROM runs WHERE state IN ('complete', 'failed', 'superseded'))
-                 SELECT {RUN_COLUMNS} FROM runs JOIN ranked USING (id)
+                 SELECT {RUN_COLUMNS} FROM {RUN_TABLES} JOIN ranked ON ranked.id = runs.id
                  WHERE ranked.newest > ?1 AND runs.finished_at_ms < ?2
                    AND runs.state IN ('complete', 'failed', 'superseded')
                  ORDER BY runs.queued_at_ms, runs.id"

@@ -7,9 +7,13 @@ use crate::model::{Job, Run, RunState, Step, WorkerLease};
 use crate::{Error, Result, Store};
 
 /// The columns [`run_from_row`] reads, in its order.
-pub(crate) const RUN_COLUMNS: &str = "id, repo, ref_name, sha, state, failure_kind, \
-    failure_detail, pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, git_dir, \
-    traceparent, worker_id, worker_pid, lease_expires_at_ms, previous_sha";
+pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state, \
+    failure_kind, failure_detail, pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, \
+    repos.git_dir, traceparent, worker_id, worker_pid, lease_expires_at_ms, previous_sha, \
+    runs.repo_id";
+
+/// The tables [`RUN_COLUMNS`] come from.
+pub(crate) const RUN_TABLES: &str = "runs JOIN repos ON repos.id = runs.repo_id";
 
 pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     let worker_id: Option<String> = row.get(13)?;
@@ -23,6 +27,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     };
     Ok(Run {
         id: row.get(0)?,
+        repo_id: row.get(17)?,
         repo: row.get(1)?,
         ref_name: row.get(2)?,
         sha: row.get(3)?,
@@ -43,7 +48,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
 /// The run with exactly this id, if any.
 pub(crate) fn run_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<Run>> {
     conn.query_row(
-        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+        &format!("SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE runs.id = ?1"),
         [id],
         run_from_row,
     )
@@ -53,7 +58,8 @@ pub(crate) fn run_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<
 /// Which runs `list` shows.
 #[derive(Debug, Clone)]
 pub struct ListFilter {
-    pub repo: Option<String>,
+    /// A repository's id ([`Store::resolve_repo`]).
+    pub repo_id: Option<i64>,
     /// A full ref (`refs/heads/main`) or a short one (`main`: a branch or tag).
     pub ref_name: Option<String>,
     /// Any of these states; all states when empty.
@@ -68,7 +74,7 @@ pub struct ListFilter {
 impl Default for ListFilter {
     fn default() -> ListFilter {
         ListFilter {
-            repo: None,
+            repo_id: None,
             ref_name: None,
             states: Vec::new(),
             sha_prefix: None,
@@ -109,9 +115,9 @@ impl Store {
     pub fn list_runs(&self, filter: &ListFilter) -> Result<Vec<Run>> {
         let mut clauses = Vec::new();
         let mut values: Vec<Value> = Vec::new();
-        if let Some(repo) = &filter.repo {
-            values.push(Value::Text(repo.clone()));
-            clauses.push(format!("repo = ?{}", values.len()));
+        if let Some(repo_id) = filter.repo_id {
+            values.push(Value::Integer(repo_id));
+            clauses.push(format!("runs.repo_id = ?{}", values.len()));
         }
         if let Some(given) = &filter.ref_name {
             let mut alternatives = Vec::new();
@@ -149,8 +155,8 @@ impl Store {
             i64::try_from(filter.limit).unwrap_or(i64::MAX),
         ));
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs {filter_sql}
-             ORDER BY queued_at_ms DESC, id DESC LIMIT ?{}",
+            "SELECT {RUN_COLUMNS} FROM {RUN_TABLES} {filter_sql}
+             ORDER BY queued_at_ms DESC, runs.id DESC LIMIT ?{}",
             values.len()
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -173,7 +179,8 @@ impl Store {
         }
         // Ids are lowercase hex and '-', all of which sort before '~'.
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 11"
+            "SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE runs.id >= ?1 AND runs.id < ?2
+             ORDER BY runs.id LIMIT 11"
         ))?;
         let mut found = stmt
             .query_map(params![given, format!("{given}~")], run_from_row)?

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::lifecycle::transition;
 use crate::model::{FailureKind, RunState};
-use crate::query::{RUN_COLUMNS, run_from_row};
+use crate::query::{RUN_COLUMNS, RUN_TABLES, run_from_row};
 use crate::{Result, Run, Store};
 
 /// Whether a process exists on this machine.
@@ -107,8 +107,8 @@ impl Store {
 
 fn live_runs(tx: &Transaction<'_>) -> Result<Vec<Run>> {
     let mut stmt = tx.prepare(&format!(
-        "SELECT {RUN_COLUMNS} FROM runs WHERE state IN ('pending', 'active')
-         ORDER BY queued_at_ms, id"
+        "SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE state IN ('pending', 'active')
+         ORDER BY queued_at_ms, runs.id"
     ))?;
     let runs = stmt
         .query_map([], run_from_row)?

@@ -1,8 +1,10 @@
 //! The schema history: `migrations/NNNN_name.sql`, append-only, embedded at
 //! compile time. 0001..0007 are the seed's history; 0008 on are quire's own.
 
-use rusqlite::{Connection, TransactionBehavior};
-use rusqlite_migration::{M, Migrations};
+use std::collections::HashMap;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite_migration::{HookError, HookResult, M, Migrations};
 
 /// Each migration, in order. Those that rebuild a table check foreign keys
 /// before their transaction commits.
@@ -20,11 +22,30 @@ fn steps() -> Vec<M<'static>> {
         .foreign_key_check(),
         M::up(include_str!("../../../migrations/0008_quire_schema.sql")).foreign_key_check(),
         M::up(include_str!("../../../migrations/0009_previous_sha.sql")),
+        M::up_with_hook(
+            include_str!("../../../migrations/0010_repos.sql"),
+            name_repositories,
+        )
+        .foreign_key_check(),
     ]
 }
 
+/// 0010's Rust step: every repository gets its display name, keeping the
+/// name its runs were recorded under where that is still unambiguous.
+fn name_repositories(tx: &Transaction<'_>) -> HookResult {
+    let recorded: HashMap<i64, String> = tx
+        .prepare("SELECT repo_id, name FROM temp.recorded_name")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    tx.execute_batch("DROP TABLE temp.recorded_name")?;
+    crate::repos::rename_all(tx, None, &recorded, 0).map_err(|e| match e {
+        crate::Error::Sqlite(e) => HookError::RusqliteError(e),
+        other => HookError::Hook(other.to_string()),
+    })
+}
+
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 9;
+pub const LATEST: i64 = 10;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -6,10 +6,13 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 
 use crate::clock::{self, Clock};
 use crate::schema::{self, LATEST};
+use crate::upstream::{self, Lineage};
 use crate::{Error, Home, Result};
 
 /// How long a statement waits for another process's lock before giving up:
@@ -65,10 +68,16 @@ impl Store {
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
         conn.busy_timeout(busy_timeout())?;
 
-        // Nothing may be written before the version check: a store from a
-        // newer quire must stay byte-for-byte as it was.
-        let found = schema::version(&conn).map_err(|e| open_error(&path, e))?;
-        if found > LATEST {
+        // Nothing may be written before the store is identified: a store
+        // from a newer quire, or a file that is not quire's, must stay
+        // byte-for-byte as it was.
+        let found = match upstream::identify(&conn).map_err(|e| open_error(&path, e))? {
+            Ok(lineage) => lineage,
+            Err(what) => return Err(Error::NotQuire { path, what }),
+        };
+        if let Lineage::Quire(found) = found
+            && found > LATEST
+        {
             return Err(Error::TooNew {
                 path,
                 found,
@@ -82,10 +91,51 @@ impl Store {
             home: home.clone(),
         };
         store.configure()?;
-        if found < LATEST {
+        if let Lineage::Upstream(version) = found
+            && version > 7
+        {
+            store.convert_upstream()?;
+        }
+        if schema::version(&store.conn).map_err(|e| open_error(&path, e))? < LATEST {
             store.upgrade()?;
         }
         Ok(store)
+    }
+
+    /// Bring an upstream store of a version after 7 back to version 7's
+    /// shape, in one transaction that first identifies it again (another
+    /// process may have converted it meanwhile).
+    fn convert_upstream(&mut self) -> Result<()> {
+        let path = self.home.db_path();
+        self.conn
+            .pragma_update(None, "foreign_keys", false)
+            .map_err(|e| open_error(&path, e))?;
+        let result = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Ok(Lineage::Upstream(version)) = upstream::identify(&tx)?
+                && version > 7
+            {
+                upstream::convert_to_seven(&tx, version)
+                    .map_err(|e| (version, e))
+                    .and_then(|()| foreign_key_check(&tx).map_err(|e| (version, e)))
+                    .map_err(|(version, source)| Error::Conversion {
+                        path: path.clone(),
+                        version,
+                        source,
+                    })?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        self.conn
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(|e| open_error(&path, e))?;
+        result.map_err(|e| match e {
+            Error::Sqlite(e) => lock_error(&path, e),
+            other => other,
+        })
     }
 
     pub fn home(&self) -> &Home {
@@ -171,6 +221,26 @@ impl Store {
         let value = f(&tx, now)?;
         tx.commit().map_err(|e| lock_error(&path, e))?;
         Ok(value)
+    }
+}
+
+/// Fail when a row points at a row that does not exist.
+fn foreign_key_check(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let broken: Option<String> = tx
+        .query_row(
+            "SELECT \"table\" FROM pragma_foreign_key_check LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match broken {
+        None => Ok(()),
+        Some(table) => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+            Some(format!(
+                "a row of {table} points at a row that does not exist"
+            )),
+        )),
     }
 }
 

@@ -1,12 +1,22 @@
 //! The schema itself rejects every malformed shape of a run, job or step,
 //! and a second live run of a (repo, ref).
 
+use std::path::Path;
+
+use quire_core::repos::Registration;
 use quire_core::{Home, Store};
 use rusqlite::Connection;
 
+/// A store that knows two repositories of one folder name: ids 1 and 2.
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&Home::at(dir.path())).unwrap();
+    let mut store = Store::open(&Home::at(dir.path())).unwrap();
+    for team in ["team-a", "team-b"] {
+        let path = format!("/srv/git/{team}/app.git");
+        store
+            .register_repo(Path::new(&path), None, Registration::Seen)
+            .unwrap();
+    }
     (dir, store)
 }
 
@@ -19,10 +29,21 @@ fn insert_run(
     columns: &str,
     values: &str,
 ) -> rusqlite::Result<usize> {
+    insert_run_of(conn, 1, id, ref_name, columns, values)
+}
+
+fn insert_run_of(
+    conn: &Connection,
+    repo_id: i64,
+    id: &str,
+    ref_name: &str,
+    columns: &str,
+    values: &str,
+) -> rusqlite::Result<usize> {
     conn.execute(
         &format!(
-            "INSERT INTO runs (id, repo, ref_name, sha, pushed_at_ms, queued_at_ms, {columns})
-             VALUES ('{id}', 'app.git', '{ref_name}', '{SHA}', 1, 2, {values})"
+            "INSERT INTO runs (id, repo_id, ref_name, sha, pushed_at_ms, queued_at_ms, {columns})
+             VALUES ('{id}', {repo_id}, '{ref_name}', '{SHA}', 1, 2, {values})"
         ),
         [],
     )
@@ -180,6 +201,50 @@ fn a_second_live_run_of_a_ref_is_rejected_but_terminal_ones_are_not() {
     )
     .unwrap();
     insert_run(conn, "f", "refs/heads/other", "state", "'pending'").unwrap();
+    // The same ref of another repository with the same folder name is
+    // another (repository, ref).
+    insert_run_of(conn, 2, "g", "refs/heads/main", "state", "'pending'").unwrap();
+    assert_check_fails(
+        insert_run_of(conn, 3, "h", "refs/heads/main", "state", "'pending'"),
+        "a run of a repository that does not exist",
+    );
+}
+
+#[test]
+fn repositories_are_one_per_path_and_one_per_name() {
+    let (_dir, store) = store();
+    let conn = store.connection();
+    let repo = |values: &str| {
+        conn.execute(
+            &format!(
+                "INSERT INTO repos (git_dir, name, hook_state, first_seen_at_ms, installed_at_ms)
+                 VALUES ({values})"
+            ),
+            [],
+        )
+    };
+    assert_check_fails(
+        repo("'/srv/git/team-a/app.git', 'x.git', 'seen', 1, NULL"),
+        "a second row for one path",
+    );
+    assert_check_fails(
+        repo("'/srv/git/x.git', 'team-a/app.git', 'seen', 1, NULL"),
+        "a second repository of one name",
+    );
+    assert_check_fails(
+        repo("NULL, 'x.git', 'seen', 1, NULL"),
+        "a name-only repository that claims to have been seen",
+    );
+    assert_check_fails(
+        repo("'/srv/git/x.git', 'x.git', 'installed', 1, NULL"),
+        "installed without a time",
+    );
+    assert_check_fails(
+        repo("'/srv/git/x.git', 'x.git', 'pushed', 1, NULL"),
+        "an unknown hook state",
+    );
+    repo("'/srv/git/x.git', 'x.git', 'installed', 1, 1").unwrap();
+    repo("NULL, 'old.git', 'unknown', 1, NULL").unwrap();
 }
 
 #[test]

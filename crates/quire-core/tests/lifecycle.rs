@@ -7,23 +7,41 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use quire_core::lifecycle::{Applied, NewRun, Outcome, Worker};
+use quire_core::lifecycle::{Applied, Created, NewRun, Outcome, Worker};
 use quire_core::query::ListFilter;
 use quire_core::reconcile::Liveness;
+use quire_core::repos::Registration;
 use quire_core::{Error, FailureKind, Home, JobState, Run, RunState, Store};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-fn new_run<'a>(repo: &'a str, ref_name: &'a str) -> NewRun<'a> {
+fn new_run(repo_id: i64, ref_name: &str) -> NewRun<'_> {
     NewRun {
-        repo,
+        repo_id,
         ref_name,
         sha: SHA,
-        git_dir: "/srv/git/app.git",
         pushed_at_ms: None,
         previous_sha: None,
         invalid: None,
     }
+}
+
+/// The id of the repository `/srv/git/<name>`, registered on first use.
+fn repo(store: &mut Store, name: &str) -> i64 {
+    store
+        .register_repo(
+            &std::path::Path::new("/srv/git").join(name),
+            None,
+            Registration::Seen,
+        )
+        .unwrap()
+        .id
+}
+
+/// Record a run of `name`'s `ref_name`.
+fn create(store: &mut Store, name: &str, ref_name: &str) -> quire_core::Result<Created> {
+    let repo_id = repo(store, name);
+    store.create_run(&new_run(repo_id, ref_name))
 }
 
 fn open(dir: &tempfile::TempDir) -> Store {
@@ -61,15 +79,9 @@ fn all_runs(store: &Store) -> Vec<Run> {
 fn a_new_run_supersedes_the_live_run_of_its_ref_only() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir);
-    let first = store
-        .create_run(&new_run("app.git", "refs/heads/main"))
-        .unwrap();
-    let other = store
-        .create_run(&new_run("app.git", "refs/heads/dev"))
-        .unwrap();
-    let second = store
-        .create_run(&new_run("app.git", "refs/heads/main"))
-        .unwrap();
+    let first = create(&mut store, "app.git", "refs/heads/main").unwrap();
+    let other = create(&mut store, "app.git", "refs/heads/dev").unwrap();
+    let second = create(&mut store, "app.git", "refs/heads/main").unwrap();
     assert_eq!(second.superseded.as_deref(), Some(first.run.id.as_str()));
     assert_eq!(
         store.resolve_run(&first.run.id).unwrap().state,
@@ -93,8 +105,7 @@ fn a_new_run_supersedes_the_live_run_of_its_ref_only() {
 fn a_superseded_run_is_never_overwritten_by_its_late_finish() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir);
-    let run = store
-        .create_run(&new_run("app.git", "refs/heads/main"))
+    let run = create(&mut store, "app.git", "refs/heads/main")
         .unwrap()
         .run;
     let claimed = store.claim_next(&worker(1)).unwrap().unwrap();
@@ -103,9 +114,7 @@ fn a_superseded_run_is_never_overwritten_by_its_late_finish() {
     store.start_job(&run.id, "build").unwrap();
     store.step_started(&run.id, "build", 1, "make").unwrap();
 
-    store
-        .create_run(&new_run("app.git", "refs/heads/main"))
-        .unwrap();
+    create(&mut store, "app.git", "refs/heads/main").unwrap();
     let detail = store.run_detail(&run.id).unwrap();
     assert_eq!(detail.run.state, RunState::Superseded);
     assert_eq!(detail.jobs[0].job.state, JobState::Aborted);
@@ -142,8 +151,7 @@ fn a_superseded_run_is_never_overwritten_by_its_late_finish() {
 fn edges_outside_the_machine_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir);
-    let run = store
-        .create_run(&new_run("app.git", "refs/heads/main"))
+    let run = create(&mut store, "app.git", "refs/heads/main")
         .unwrap()
         .run;
     // A pending run cannot complete, nor fail with pipeline-failure.
@@ -187,10 +195,7 @@ fn edges_outside_the_machine_are_errors() {
         Err(Error::UnknownRun(_))
     ));
     // A pending run can be cancelled; then nothing moves it.
-    let other = store
-        .create_run(&new_run("app.git", "refs/heads/dev"))
-        .unwrap()
-        .run;
+    let other = create(&mut store, "app.git", "refs/heads/dev").unwrap().run;
     assert!(store.cancel(&other.id).unwrap().changed());
     let cancelled = store.resolve_run(&other.id).unwrap();
     assert_eq!(
@@ -204,29 +209,27 @@ fn edges_outside_the_machine_are_errors() {
 fn bad_runs_are_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir);
-    for (repo, ref_name, sha) in [
-        ("", "refs/heads/main", SHA),
-        ("app.git", "main", SHA),
-        ("app.git", "refs/", SHA),
-        ("app.git", "refs/heads/main", "abc"),
+    let repo = repo(&mut store, "app.git");
+    for (ref_name, sha) in [
+        ("main", SHA),
+        ("refs/", SHA),
+        ("refs/heads/main", "abc"),
         (
-            "app.git",
             "refs/heads/main",
             "0123456789ABCDEF0123456789ABCDEF01234567",
         ),
     ] {
         let result = store.create_run(&NewRun {
-            repo,
+            repo_id: repo,
             ref_name,
             sha,
-            git_dir: "/x",
             pushed_at_ms: None,
             previous_sha: None,
             invalid: None,
         });
         assert!(
             matches!(result, Err(Error::InvalidRun(_))),
-            "{repo} {ref_name} {sha}"
+            "{ref_name} {sha}"
         );
     }
     assert!(all_runs(&store).is_empty());
@@ -236,8 +239,7 @@ fn bad_runs_are_refused_before_anything_is_written() {
 fn steps_recorded_twice_keep_their_first_record() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir);
-    let run = store
-        .create_run(&new_run("app.git", "refs/heads/main"))
+    let run = create(&mut store, "app.git", "refs/heads/main")
         .unwrap()
         .run;
     store.claim(&run.id, &worker(1)).unwrap();
@@ -278,8 +280,7 @@ fn reconcile_orphans_runs_whose_worker_is_gone_and_leaves_live_ones() {
     pids.0.lock().unwrap().extend([1, 2]);
     let mut ids = Vec::new();
     for (n, w) in [1, 2, 3].into_iter().enumerate() {
-        let run = store
-            .create_run(&new_run("app.git", &format!("refs/heads/b{n}")))
+        let run = create(&mut store, "app.git", &format!("refs/heads/b{n}"))
             .unwrap()
             .run;
         store.claim(&run.id, &worker(w)).unwrap();
@@ -287,10 +288,7 @@ fn reconcile_orphans_runs_whose_worker_is_gone_and_leaves_live_ones() {
         store.start_job(&run.id, "build").unwrap();
         ids.push(run.id);
     }
-    let pending = store
-        .create_run(&new_run("app.git", "refs/heads/p"))
-        .unwrap()
-        .run;
+    let pending = create(&mut store, "app.git", "refs/heads/p").unwrap().run;
 
     // Worker 3's process is gone.
     let report = store.reconcile(&pids, false).unwrap();
@@ -345,9 +343,7 @@ fn concurrent_writers_with_their_own_connections_leave_one_live_run_and_lose_non
                 // Every thread opens (and so may migrate) the fresh store.
                 let mut store = Store::open(&home).expect("open");
                 for _ in 0..25 {
-                    store
-                        .create_run(&new_run("app.git", "refs/heads/main"))
-                        .expect("create");
+                    create(&mut store, "app.git", "refs/heads/main").expect("create");
                 }
             })
         })
@@ -375,9 +371,7 @@ fn concurrent_workers_claim_each_run_exactly_once() {
     let home = Home::at(dir.path());
     let mut store = Store::open(&home).unwrap();
     for n in 0..60 {
-        store
-            .create_run(&new_run("app.git", &format!("refs/heads/b{n}")))
-            .unwrap();
+        create(&mut store, "app.git", &format!("refs/heads/b{n}")).unwrap();
     }
     let threads: Vec<_> = (0..4u32)
         .map(|w| {
@@ -531,7 +525,7 @@ proptest! {
                 Op::Create { repo, branch } => {
                     let repo = format!("r{repo}.git");
                     let ref_name = format!("refs/heads/b{branch}");
-                    ids.push(store.create_run(&new_run(&repo, &ref_name)).unwrap().run.id);
+                    ids.push(create(&mut store, &repo, &ref_name).unwrap().run.id);
                 }
                 Op::ClaimNext { worker: w } => { store.claim_next(&worker(100 + u32::from(w))).unwrap(); }
                 Op::Complete { pick: n } => if let Some(id) = pick(&ids, n) {
@@ -545,7 +539,8 @@ proptest! {
                     store.supersede(&id).unwrap();
                 },
                 Op::SupersedeRef { repo, branch } => {
-                    store.supersede_ref(&format!("r{repo}.git"), &format!("refs/heads/b{branch}")).unwrap();
+                    let repo_id = self::repo(&mut store, &format!("r{repo}.git"));
+                    store.supersede_ref(repo_id, &format!("refs/heads/b{branch}")).unwrap();
                 }
                 Op::Cancel { pick: n } => if let Some(id) = pick(&ids, n) {
                     store.cancel(&id).unwrap();

@@ -1,465 +1,326 @@
-//! Every schema version the seed's history produced, filled with rows in
-//! every state that version allows, upgrades to the latest schema with every
-//! row of every table kept.
+//! Every store upstream ever wrote (versions 1-11, built from the facts of
+//! each version by `support/upstream.rs`) and every store quire wrote before
+//! stores were marked opens, converting to the newest schema with every run,
+//! job and step row kept; a file of any other lineage is refused unchanged.
 
+#[path = "support/upstream.rs"]
+mod upstream;
+
+use std::path::Path;
+
+use quire_core::lifecycle::NewRun;
+use quire_core::query::ListFilter;
 use quire_core::schema::{self, LATEST};
+use quire_core::upstream::APPLICATION_ID;
 use quire_core::{Home, Store};
-use rusqlite::types::Value;
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::Connection;
 
-/// (job, state, exit code, started, finished) as the seed wrote a job.
-type SeedJob = (
-    &'static str,
-    &'static str,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
-/// The kept columns of a run, read back.
-type RunRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-type JobRow = (String, i64, String, Option<i64>, Option<i64>, Option<i64>);
-type StepRow = (String, i64, String, Option<i64>, i64, Option<i64>);
+use upstream::{Expected, LATEST_UPSTREAM};
 
-/// A run row as the seed wrote it at some schema version.
-struct SeedRun {
-    id: String,
-    ref_name: String,
-    state: &'static str,
-    kind: Option<&'static str>,
-    started: Option<i64>,
-    finished: Option<i64>,
-}
-
-/// Columns that only some versions have, and a value for each.
-fn extra_columns(version: i64, n: i64) -> Vec<(&'static str, Value)> {
-    let mut extra = Vec::new();
-    if (1..7).contains(&version) {
-        extra.push(("container_id", Value::Text(format!("c{n:04}"))));
-        extra.push(("container_image", Value::Text("rust:1".into())));
-        extra.push(("docker_host", Value::Text("unix:///run/docker.sock".into())));
-        extra.push(("docker_network", Value::Text("ci".into())));
-        extra.push(("cache_volume", Value::Text("cargo-cache".into())));
-        extra.push(("cpu_quota", Value::Real(1.5)));
-        extra.push(("memory_limit_mb", Value::Integer(2048)));
-    }
-    if (4..7).contains(&version) {
-        extra.push(("sentry_trace_id", Value::Text(format!("sentry-{n}"))));
-    }
-    if (3..5).contains(&version) {
-        extra.push(("auth_token", Value::Text(format!("secret-{n}"))));
-    }
-    if version >= 5 {
-        extra.push(("run_token", Value::Text(format!("secret-{n}"))));
-    }
-    if version >= 4 {
-        extra.push(("git_dir", Value::Text(format!("/srv/git/app{n}.git"))));
-    }
-    if version >= 6 {
-        extra.push((
-            "traceparent",
-            Value::Text(format!("00-{:032x}-{:016x}-01", n + 1, n + 1)),
-        ));
-    }
-    extra
-}
-
-/// Runs in every state and failure kind, each on its own ref.
-fn seed_runs() -> Vec<SeedRun> {
-    let mut runs = Vec::new();
-    let mut push = |state, kind, started, finished| {
-        let n = runs.len();
-        runs.push(SeedRun {
-            id: format!("0190{n:04}-0000-7000-8000-000000000000"),
-            ref_name: format!("refs/heads/b{n}"),
-            state,
-            kind,
-            started,
-            finished,
-        });
-    };
-    push("pending", None, None, None);
-    push("active", None, Some(1_100), None);
-    push("complete", None, Some(1_100), Some(1_900));
-    for kind in [
-        "pipeline-failure",
-        "pipeline-invalid",
-        "process-crashed",
-        "orphaned",
-        "cancelled",
-    ] {
-        push("failed", Some(kind), Some(1_100), Some(1_500));
-    }
-    push("failed", Some("cancelled"), None, Some(1_050));
-    push("superseded", None, None, Some(1_050));
-    push("superseded", None, Some(1_100), Some(1_200));
+fn all_runs(store: &Store) -> Vec<quire_core::Run> {
+    let mut runs = store
+        .list_runs(&ListFilter {
+            limit: usize::MAX >> 2,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    runs.sort_by(|a, b| a.id.cmp(&b.id));
     runs
 }
 
-fn insert_run(conn: &Connection, version: i64, n: usize, run: &SeedRun) {
-    let mut columns = vec![
-        "id",
-        "repo",
-        "ref_name",
-        "sha",
-        "state",
-        "failure_kind",
-        "pushed_at_ms",
-        "queued_at_ms",
-        "started_at_ms",
-        "finished_at_ms",
-    ];
-    let mut values = vec![
-        Value::Text(run.id.clone()),
-        Value::Text("app.git".into()),
-        Value::Text(run.ref_name.clone()),
-        Value::Text(format!("{n:040x}")),
-        Value::Text(run.state.into()),
-        run.kind.map_or(Value::Null, |k| Value::Text(k.into())),
-        Value::Integer(900),
-        Value::Integer(1_000),
-        run.started.map_or(Value::Null, Value::Integer),
-        run.finished.map_or(Value::Null, Value::Integer),
-    ];
-    for (column, value) in extra_columns(version, n as i64) {
-        columns.push(column);
-        values.push(value);
+/// The store holds exactly what `expected` says, in quire's vocabulary.
+fn check(store: &Store, expected: &Expected, version: i64) {
+    let runs = all_runs(store);
+    assert_eq!(
+        runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        expected
+            .runs
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        "v{version}: the same runs"
+    );
+    for (run, want) in runs.iter().zip(&expected.runs) {
+        let at = format!("v{version} run {}", run.id);
+        assert_eq!(run.repo, want.repo, "{at}: repo");
+        // A run recorded without a path belongs to the repository of its
+        // name, whose path other runs may have recorded.
+        if want.git_dir.is_some() {
+            assert_eq!(run.git_dir, want.git_dir, "{at}: git_dir");
+        }
+        assert_eq!(run.ref_name, want.ref_name, "{at}: ref");
+        assert_eq!(run.sha, want.sha, "{at}: sha");
+        assert_eq!(run.state.as_str(), want.state, "{at}: state");
+        assert_eq!(
+            run.failure_kind.map(|k| k.as_str()),
+            want.failure_kind,
+            "{at}: failure kind"
+        );
+        if let Some(text) = want.detail_contains {
+            let detail = run.failure_detail.as_deref().unwrap_or_default();
+            assert!(
+                detail.contains(text),
+                "{at}: detail {detail:?} lacks {text:?}"
+            );
+        }
+        assert_eq!(run.pushed_at_ms, want.pushed_at_ms, "{at}: pushed");
+        assert_eq!(run.queued_at_ms, want.queued_at_ms, "{at}: queued");
+        assert_eq!(run.started_at_ms, want.started_at_ms, "{at}: started");
+        assert_eq!(run.finished_at_ms, want.finished_at_ms, "{at}: finished");
+        assert_eq!(run.traceparent, want.traceparent, "{at}: traceparent");
     }
-    let marks: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();
-    conn.execute(
-        &format!(
-            "INSERT INTO runs ({}) VALUES ({})",
-            columns.join(", "),
-            marks.join(", ")
-        ),
-        params_from_iter(values),
-    )
-    .unwrap();
-}
-
-/// Jobs of a run in states fitting it: (job, state, exit, started, finished).
-fn seed_jobs(run: &SeedRun) -> Vec<SeedJob> {
-    match (run.state, run.started) {
-        ("active", _) => vec![
-            ("build", "complete", Some(0), Some(1_100), Some(1_200)),
-            ("test", "active", None, Some(1_200), None),
-            ("deploy", "pending", None, None, None),
-        ],
-        ("complete", _) => vec![
-            ("build", "complete", Some(0), Some(1_100), Some(1_500)),
-            ("release", "skipped", None, None, Some(1_500)),
-        ],
-        ("failed", Some(_)) => vec![
-            ("build", "failed", Some(2), Some(1_100), Some(1_400)),
-            ("deploy", "skipped", None, None, Some(1_400)),
-        ],
-        _ => vec![],
-    }
-}
-
-fn fill(conn: &Connection, version: i64) -> Counts {
-    let mut counts = Counts::default();
-    if version == 0 {
-        return counts;
-    }
-    for (n, run) in seed_runs().iter().enumerate() {
-        insert_run(conn, version, n, run);
-        counts.runs += 1;
-        for (job, state, exit, started, finished) in seed_jobs(run) {
-            conn.execute(
-                "INSERT INTO jobs (run_id, job_id, state, exit_code, started_at_ms, finished_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![run.id, job, state, exit, started, finished],
-            )
-            .unwrap();
-            counts.jobs += 1;
-            if let (true, Some(started), Some(_)) = (version >= 2, started, finished) {
-                // Three steps; the seed keyed them by start time.
-                for step in 0..3i64 {
-                    let start = started + step * 10;
-                    conn.execute(
-                        "INSERT INTO sh_events (run_id, job_id, cmd, exit_code, started_at_ms,
-                                                finished_at_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        rusqlite::params![
-                            run.id,
-                            job,
-                            format!("make step{step}"),
-                            if step == 2 { exit.unwrap() } else { 0 },
-                            start,
-                            start + 5
-                        ],
-                    )
-                    .unwrap();
-                    counts.steps += 1;
-                }
+    let mut jobs = Vec::new();
+    let mut steps = Vec::new();
+    for run in &runs {
+        for job in store.run_detail(&run.id).unwrap().jobs {
+            jobs.push((
+                run.id.clone(),
+                job.job.id.clone(),
+                job.job.state.as_str(),
+                job.job.started_at_ms,
+                job.job.finished_at_ms,
+            ));
+            for step in job.steps {
+                steps.push((
+                    run.id.clone(),
+                    job.job.id.clone(),
+                    step.seq,
+                    step.cmd,
+                    step.exit_code,
+                    step.started_at_ms,
+                    step.finished_at_ms,
+                ));
             }
         }
     }
-    counts
+    jobs.sort();
+    steps.sort();
+    let mut want_jobs: Vec<_> = expected
+        .jobs
+        .iter()
+        .map(|j| {
+            (
+                j.run_id.clone(),
+                j.job_id.clone(),
+                j.state,
+                j.started_at_ms,
+                j.finished_at_ms,
+            )
+        })
+        .collect();
+    want_jobs.sort();
+    let mut want_steps: Vec<_> = expected
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.run_id.clone(),
+                s.job_id.clone(),
+                s.seq,
+                s.cmd.clone(),
+                s.exit_code,
+                s.started_at_ms,
+                s.finished_at_ms,
+            )
+        })
+        .collect();
+    want_steps.sort();
+    assert_eq!(jobs, want_jobs, "v{version}: jobs");
+    assert_eq!(steps, want_steps, "v{version}: steps");
 }
 
-#[derive(Debug, Default, PartialEq)]
-struct Counts {
-    runs: i64,
-    jobs: i64,
-    steps: i64,
-}
-
-fn count(conn: &Connection, table: &str) -> i64 {
-    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-        .unwrap()
-}
-
-/// A store at `version` with the seed's rows in it, and what it holds.
-fn seed_store(version: i64) -> (tempfile::TempDir, Home, Counts) {
-    let dir = tempfile::tempdir().unwrap();
-    let home = Home::at(dir.path().join("home"));
-    home.ensure().unwrap();
-    let mut conn = Connection::open(home.db_path()).unwrap();
-    schema::migrate_to(&mut conn, version).unwrap();
-    assert_eq!(schema::version(&conn).unwrap(), version);
-    let counts = fill(&conn, version);
-    (dir, home, counts)
+fn marked_and_current(conn: &Connection) {
+    let app: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(app, APPLICATION_ID);
+    assert_eq!(schema::version(conn).unwrap(), LATEST);
+    let broken: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(broken, 0);
 }
 
 #[test]
-fn every_seed_version_upgrades_keeping_every_row() {
-    for version in 0..=7 {
-        let (_dir, home, before) = seed_store(version);
+fn every_upstream_version_converts_keeping_every_row() {
+    for version in 1..=LATEST_UPSTREAM {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("home"));
+        std::fs::create_dir_all(home.dir()).unwrap();
+        let expected = upstream::build(&home.db_path(), &dir.path().join("repos"), version);
+        assert!(!expected.runs.is_empty());
         let store = Store::open(&home).unwrap_or_else(|e| panic!("v{version}: {e}"));
-        let conn = store.connection();
-        assert_eq!(schema::version(conn).unwrap(), LATEST);
-        let after = Counts {
-            runs: count(conn, "runs"),
-            jobs: count(conn, "jobs"),
-            steps: count(conn, "sh_events"),
-        };
-        assert_eq!(after, before, "v{version}: row counts changed");
-        if version >= 1 {
-            assert!(before.runs > 0 && before.jobs > 0);
-        }
-        if version >= 2 {
-            assert!(before.steps > 0);
-        }
-        check_contents(conn, version);
-        let fk_violations: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
-        assert_eq!(fk_violations, 0, "v{version}");
-        let integrity: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(integrity, "ok", "v{version}");
-        let fk_on: i64 = conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(fk_on, 1, "v{version}: foreign keys must be back on");
+        marked_and_current(store.connection());
+        check(&store, &expected, version);
+        drop(store);
+        // Opening again changes nothing.
+        let store = Store::open(&home).unwrap();
+        check(&store, &expected, version);
     }
 }
 
-/// Every kept column of every row reads back as the seed wrote it.
-fn check_contents(conn: &Connection, version: i64) {
-    if version == 0 {
-        return;
-    }
-    for (n, seed) in seed_runs().iter().enumerate() {
-        let row: RunRow = conn
-            .query_row(
-                "SELECT repo, ref_name, sha, state, failure_kind, pushed_at_ms, queued_at_ms,
-                        started_at_ms, finished_at_ms, git_dir, traceparent
-                 FROM runs WHERE id = ?1",
-                [&seed.id],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                        r.get(10)?,
-                    ))
-                },
-            )
-            .unwrap_or_else(|e| panic!("v{version}: run {} lost: {e}", seed.id));
-        let extras = extra_columns(version, n as i64);
-        let text = |name: &str| {
-            extras
-                .iter()
-                .find(|(c, _)| *c == name)
-                .map(|(_, v)| match v {
-                    Value::Text(t) => t.clone(),
-                    _ => unreachable!(),
-                })
-        };
-        assert_eq!(
-            row,
-            (
-                "app.git".to_string(),
-                seed.ref_name.clone(),
-                format!("{n:040x}"),
-                seed.state.to_string(),
-                seed.kind.map(str::to_string),
-                900,
-                1_000,
-                seed.started,
-                seed.finished,
-                text("git_dir"),
-                text("traceparent"),
-            ),
-            "v{version}: run {n}"
-        );
-        let jobs: Vec<JobRow> = conn
-            .prepare(
-                "SELECT job_id, position, state, exit_code, started_at_ms, finished_at_ms
-                 FROM jobs WHERE run_id = ?1 ORDER BY position",
-            )
-            .unwrap()
-            .query_map([&seed.id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let expected: Vec<_> = seed_jobs(seed)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (job, state, exit, started, finished))| {
-                (
-                    job.to_string(),
-                    i as i64,
-                    state.to_string(),
-                    exit,
-                    started,
-                    finished,
-                )
+#[test]
+fn many_processes_opening_one_upstream_store_at_once_convert_it_once() {
+    for version in [7, 10] {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("home"));
+        std::fs::create_dir_all(home.dir()).unwrap();
+        let expected = upstream::build(&home.db_path(), &dir.path().join("repos"), version);
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let home = home.clone();
+                std::thread::spawn(move || Store::open(&home).map(drop))
             })
             .collect();
-        assert_eq!(jobs, expected, "v{version}: jobs of run {n}");
-        if version >= 2 {
-            let steps: Vec<StepRow> = conn
-                .prepare(
-                    "SELECT job_id, seq, cmd, exit_code, started_at_ms, finished_at_ms
-                     FROM sh_events WHERE run_id = ?1 ORDER BY job_id, seq",
-                )
-                .unwrap()
-                .query_map([&seed.id], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            let mut expected = Vec::new();
-            for (job, _, exit, started, finished) in seed_jobs(seed) {
-                let (Some(started), Some(_)) = (started, finished) else {
-                    continue;
-                };
-                for step in 0..3i64 {
-                    let start = started + step * 10;
-                    let code = if step == 2 { exit.unwrap() } else { 0 };
-                    expected.push((
-                        job.to_string(),
-                        step + 1,
-                        format!("make step{step}"),
-                        Some(code),
-                        start,
-                        Some(start + 5),
-                    ));
-                }
-            }
-            expected.sort();
-            assert_eq!(steps, expected, "v{version}: steps of run {n}");
+        for t in threads {
+            t.join().unwrap().unwrap();
         }
+        let store = Store::open(&home).unwrap();
+        check(&store, &expected, version);
+    }
+}
+
+/// A store as quire wrote it before stores were marked: schema 8 or 9,
+/// runs naming their repository by folder name, two of them `app.git`.
+fn unmarked_quire_store(home: &Home, version: i64) {
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let mut conn = Connection::open(home.db_path()).unwrap();
+    schema::migrate_to(&mut conn, version).unwrap();
+    let previous = if version >= 9 { ", previous_sha" } else { "" };
+    let previous_value = if version >= 9 { ", NULL" } else { "" };
+    for (n, (git_dir, state, finished)) in [
+        ("/srv/git/team-a/app.git", "complete", Some(2_000)),
+        ("/srv/git/team-b/app.git", "pending", None),
+        ("/srv/git/team-a/app.git", "pending", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let started = finished.map(|_| 1_500);
+        conn.execute(
+            &format!(
+                "INSERT INTO runs (id, repo, ref_name, sha, state, pushed_at_ms, queued_at_ms,
+                                   started_at_ms, finished_at_ms, git_dir{previous})
+                 VALUES (?1, 'app.git', ?2, ?3, ?4, 1000, 1000 + ?5, ?6, ?7, ?8{previous_value})"
+            ),
+            rusqlite::params![
+                format!("018f0000-0000-7000-8000-00000000000{n}"),
+                if n == 1 {
+                    "refs/heads/dev"
+                } else {
+                    "refs/heads/main"
+                },
+                "a".repeat(40),
+                state,
+                n as i64,
+                started,
+                finished,
+                git_dir,
+            ],
+        )
+        .unwrap();
     }
 }
 
 #[test]
-fn a_seed_store_with_two_live_runs_of_a_ref_keeps_both_and_the_newest_stays_live() {
-    for version in [1, 7] {
-        let (_dir, home, _) = seed_store(version);
-        let conn = Connection::open(home.db_path()).unwrap();
-        // The seed's racy supersede left an older active run beside a newer
-        // pending one on refs/heads/b0 (run 0 is pending there already).
-        let older = SeedRun {
-            id: "018f0000-0000-7000-8000-000000000000".into(),
-            ref_name: "refs/heads/b0".into(),
-            state: "active",
-            kind: None,
-            started: Some(500),
-            finished: None,
-        };
-        insert_run(&conn, version, 99, &older);
-        conn.execute(
-            "UPDATE runs SET queued_at_ms = 400, pushed_at_ms = 400 WHERE id = ?1",
-            [&older.id],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO jobs (run_id, job_id, state, started_at_ms) VALUES (?1, 'test', 'active', 500)",
-            [&older.id],
-        )
-        .unwrap();
-        let runs_before = count(&conn, "runs");
-        drop(conn);
-
-        let store = Store::open(&home).unwrap();
-        let conn = store.connection();
-        assert_eq!(count(conn, "runs"), runs_before);
-        let state = |id: &str| -> (String, Option<i64>) {
-            conn.query_row(
-                "SELECT state, finished_at_ms FROM runs WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap()
-        };
+fn quire_stores_from_before_repositories_split_same_named_repositories() {
+    for version in [8, 9] {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("home"));
+        unmarked_quire_store(&home, version);
+        let mut store = Store::open(&home).unwrap();
+        marked_and_current(store.connection());
+        let runs = all_runs(&store);
+        let names: Vec<(&str, Option<&str>)> = runs
+            .iter()
+            .map(|r| (r.repo.as_str(), r.git_dir.as_deref()))
+            .collect();
         assert_eq!(
-            state(&older.id),
-            ("superseded".into(), Some(1_000)),
+            names,
+            [
+                ("team-a/app.git", Some("/srv/git/team-a/app.git")),
+                ("team-b/app.git", Some("/srv/git/team-b/app.git")),
+                ("team-a/app.git", Some("/srv/git/team-a/app.git")),
+            ],
             "v{version}"
         );
-        assert_eq!(state(&seed_runs()[0].id).0, "pending", "v{version}");
-        let job: (String, Option<i64>) = conn
-            .query_row(
-                "SELECT state, finished_at_ms FROM jobs WHERE run_id = ?1",
-                [&older.id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+        // team-b's push of main does not touch team-a's pending run of main.
+        let team_b = store.resolve_repo("team-b/app.git").unwrap();
+        let created = store
+            .create_run(&NewRun {
+                repo_id: team_b.id,
+                ref_name: "refs/heads/main",
+                sha: &"b".repeat(40),
+                pushed_at_ms: None,
+                previous_sha: None,
+                invalid: None,
+            })
             .unwrap();
-        assert_eq!(job, ("aborted".into(), Some(1_000)), "v{version}");
+        assert_eq!(created.superseded, None, "v{version}");
+        assert_eq!(
+            store.resolve_run(&runs[2].id).unwrap().state.as_str(),
+            "pending"
+        );
     }
+}
+
+/// Open must refuse `db` with a message containing `says`, leaving every
+/// byte as it was.
+fn refused_unchanged(home: &Home, says: &str) {
+    let before = std::fs::read(home.db_path()).unwrap();
+    let err = Store::open(home).err().expect("must be refused");
+    assert!(err.to_string().contains(says), "{err}");
+    assert!(err.to_string().contains("left unchanged"), "{err}");
+    assert_eq!(std::fs::read(home.db_path()).unwrap(), before);
+    let wal = home.db_path().with_extension("db-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+}
+
+fn file_with(home: &Home, sql: &str) {
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let conn = Connection::open(home.db_path()).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn a_store_of_another_lineage_is_refused_byte_for_byte_unchanged() {
+    let cases: [(&str, &str); 4] = [
+        (
+            "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi'); PRAGMA user_version = 3;",
+            "neither quire's nor upstream",
+        ),
+        (
+            "CREATE TABLE runs (id TEXT); CREATE TABLE jobs (id TEXT); PRAGMA application_id = 1234;",
+            "another program",
+        ),
+        (
+            "CREATE TABLE runs (id TEXT, outcome TEXT); CREATE TABLE jobs (id TEXT);
+             CREATE TABLE sh (id TEXT); PRAGMA user_version = 12;",
+            "newer than any this quire converts",
+        ),
+        ("PRAGMA user_version = 5;", "no tables but user_version 5"),
+    ];
+    for (sql, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("home"));
+        file_with(&home, sql);
+        refused_unchanged(&home, says);
+    }
+}
+
+#[test]
+fn an_upstream_store_whose_version_disagrees_with_its_tables_is_refused_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    upstream::build(&home.db_path(), Path::new("/srv/repos"), 10);
+    let conn = Connection::open(home.db_path()).unwrap();
+    conn.execute_batch("PRAGMA user_version = 9; PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    drop(conn);
+    refused_unchanged(&home, "shape of upstream quire's version 10");
 }
 
 #[test]
@@ -515,40 +376,4 @@ fn the_store_file_and_home_are_private() {
     assert_eq!(journal, "wal");
     let wal = home.db_path().with_extension("db-wal");
     assert!(!wal.exists() || mode(&wal) == 0o600);
-}
-
-#[test]
-fn a_seed_run_that_ended_with_open_jobs_has_them_closed_by_the_upgrade() {
-    let (_dir, home, _) = seed_store(7);
-    let conn = Connection::open(home.db_path()).unwrap();
-    // Run 2 is complete; the seed left one of its jobs active, one pending.
-    let run = &seed_runs()[2];
-    assert_eq!(run.state, "complete");
-    conn.execute(
-        "INSERT INTO jobs (run_id, job_id, state, started_at_ms) VALUES (?1, 'stuck', 'active', 1200)",
-        [&run.id],
-    )
-    .unwrap();
-    conn.execute(
-        "INSERT INTO jobs (run_id, job_id, state) VALUES (?1, 'never', 'pending')",
-        [&run.id],
-    )
-    .unwrap();
-    drop(conn);
-    let store = Store::open(&home).unwrap();
-    let job = |id: &str| -> (String, Option<i64>, Option<String>) {
-        store
-            .connection()
-            .query_row(
-                "SELECT state, finished_at_ms, skip_reason FROM jobs WHERE run_id = ?1 AND job_id = ?2",
-                [&run.id, id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .unwrap()
-    };
-    assert_eq!(job("stuck"), ("aborted".into(), Some(1_900), None));
-    assert_eq!(
-        job("never"),
-        ("skipped".into(), Some(1_900), Some("run complete".into()))
-    );
 }

@@ -47,13 +47,21 @@ impl Fixture {
 
     /// A claimed run of `ref_name`.
     fn claimed_run(&mut self, ref_name: &str) -> String {
+        let repo_id = self
+            .store
+            .register_repo(
+                std::path::Path::new("/srv/git/app.git"),
+                None,
+                quire_core::repos::Registration::Seen,
+            )
+            .unwrap()
+            .id;
         let run = self
             .store
             .create_run(&NewRun {
-                repo: "app.git",
+                repo_id,
                 ref_name,
                 sha: "0123456789abcdef0123456789abcdef01234567",
-                git_dir: "/srv/git/app.git",
                 pushed_at_ms: None,
                 previous_sha: None,
                 invalid: None,

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use quire_core::config::Config;
 use quire_core::model::is_object_id;
-use quire_core::{Home, Store, workers};
+use quire_core::repos::Registration;
+use quire_core::{Home, Repository, Store, workers};
 
 use crate::Failure;
 use crate::git::Repo;
@@ -25,20 +26,19 @@ pub(crate) fn git_dir(flag: Option<&Path>) -> Result<PathBuf, Failure> {
         .map_err(|e| Failure::Input(format!("cannot open repository {}: {e}", given.display())))
 }
 
-/// A run's `repo`: the path under `repos_root` when the repository lies
-/// there, else its directory name.
-pub(crate) fn repo_name(git_dir: &Path, config: &Config) -> String {
-    if let Some(root) = &config.repos_root
-        && let Ok(root) = std::fs::canonicalize(root)
-        && let Ok(relative) = git_dir.strip_prefix(&root)
-        && !relative.as_os_str().is_empty()
-    {
-        return relative.to_string_lossy().into_owned();
-    }
-    git_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| git_dir.display().to_string())
+/// The repository's row in the store: registered on first sight, named
+/// relative to `repos_root` when it lies there.
+pub(crate) fn register(
+    store: &mut Store,
+    git_dir: &Path,
+    config: &Config,
+    why: Registration,
+) -> Result<Repository, Failure> {
+    let root = config
+        .repos_root
+        .as_deref()
+        .and_then(|root| std::fs::canonicalize(root).ok());
+    Ok(store.register_repo(git_dir, root.as_deref(), why)?)
 }
 
 /// Parse one post-receive line: `<old> <new> <ref>`.
@@ -140,11 +140,11 @@ pub(crate) fn run(
         let git_dir = git_dir(git_dir_flag)?;
         let config = Config::load(home)?;
         let repo = Repo::open(&git_dir)?;
-        let name = repo_name(&git_dir, &config);
-        let store = Store::open(home)?;
-        Ok::<_, Failure>((git_dir, config, repo, name, store))
+        let mut store = Store::open(home)?;
+        let known = register(&mut store, &git_dir, &config, Registration::Seen)?;
+        Ok::<_, Failure>((config, repo, known, store))
     })();
-    let (git_dir, config, repo, name, mut store) = match setup {
+    let (config, repo, known, mut store) = match setup {
         Ok(parts) => parts,
         Err(e) => {
             no_runs(&mut out, 0);
@@ -157,7 +157,7 @@ pub(crate) fn run(
         // One ref's trouble (a missing object, say) is reported and the
         // others are still recorded; a store that cannot be written stops
         // everything (the error itself follows on stderr).
-        match record(&mut store, &repo, &name, &git_dir, update, skip) {
+        match record(&mut store, &repo, known.id, update, skip) {
             Ok(recorded) => {
                 queued |= recorded.queued();
                 for text in recorded.lines(update) {

@@ -5,9 +5,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use quire_core::Home;
+use quire_core::config::Config;
+use quire_core::repos::Registration;
+use quire_core::{Home, Store};
 
 use crate::Failure;
+use crate::hook::register;
 
 /// hooks/post-receive, with this binary and the home filled in.
 const TEMPLATE: &str = include_str!("../../../hooks/post-receive");
@@ -17,7 +20,18 @@ fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-pub(crate) fn run(home: &Home, repo: &Path, force: bool) -> Result<(), Failure> {
+/// What to do with a post-receive hook that is not quire's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Existing {
+    /// Refuse to install.
+    Refuse,
+    /// Replace it (`--force`).
+    Replace,
+    /// Move it aside to `post-receive.upstream` (`migrate-from`).
+    KeepBeside,
+}
+
+pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Failure> {
     let repo = std::fs::canonicalize(repo)
         .map_err(|e| Failure::Input(format!("cannot open repository {}: {e}", repo.display())))?;
     let bare =
@@ -59,8 +73,18 @@ pub(crate) fn run(home: &Home, repo: &Path, force: bool) -> Result<(), Failure> 
         Ok(existing) if existing == script.as_bytes() => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => write()?,
         // Something else is there (or cannot even be read): only --force
-        // replaces it.
-        _ if force => write()?,
+        // replaces it; migrate-from keeps upstream's beside quire's.
+        _ if existing == Existing::Replace => write()?,
+        Ok(_) if existing == Existing::KeepBeside => {
+            let aside = hooks.join("post-receive.upstream");
+            if !aside.exists() {
+                std::fs::rename(&path, &aside).map_err(|e| {
+                    Failure::Input(format!("cannot move {} aside: {e}", path.display()))
+                })?;
+                println!("quire: kept the previous hook as {}", aside.display());
+            }
+            write()?;
+        }
         Ok(_) => {
             return Err(Failure::Input(format!(
                 "{} already has a different post-receive hook; pass --force to replace it",
@@ -86,10 +110,42 @@ pub(crate) fn run(home: &Home, repo: &Path, force: bool) -> Result<(), Failure> 
             repo.display()
         )));
     }
+    let config = Config::load(home)?;
+    let mut store = Store::open(home)?;
+    let known = register(&mut store, &repo, &config, Registration::Installed)?;
     println!(
-        "quire: installed {} (runs go to {})",
+        "quire: installed {} (runs of {} go to {})",
         path.display(),
+        known.name,
         home_dir.display()
     );
+    if let Some(elsewhere) = hooks_path_elsewhere(&repo) {
+        eprintln!(
+            "quire: warning: core.hooksPath points git at {elsewhere}, so git never runs \
+             {}; unset it (git --git-dir {} config --unset core.hooksPath) or install there",
+            path.display(),
+            repo.display()
+        );
+    }
     Ok(())
+}
+
+/// `core.hooksPath`, when it sends git somewhere other than `hooks/`.
+fn hooks_path_elsewhere(repo: &Path) -> Option<String> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["config", "--get", "core.hooksPath"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let path = Path::new(&value);
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        repo.join(path)
+    };
+    let same = std::fs::canonicalize(&path).ok() == std::fs::canonicalize(repo.join("hooks")).ok();
+    (!value.is_empty() && !same).then_some(value)
 }

@@ -154,9 +154,14 @@ pub fn main() -> ExitCode {
         }),
         Command::Trigger(args) => home().and_then(|home| trigger::run(&home, args)),
         Command::Work => home().and_then(|home| work::run(&home)),
-        Command::Install { repo, force } => {
-            home().and_then(|home| install::run(&home, repo, *force))
-        }
+        Command::Install { repo, force } => home().and_then(|home| {
+            let existing = if *force {
+                install::Existing::Replace
+            } else {
+                install::Existing::Refuse
+            };
+            install::run(&home, repo, existing)
+        }),
         Command::Validate { file } => local::validate(file.as_deref()),
         Command::Exec(args) => local::exec(&local::ExecArgs {
             home: cli.home.as_deref(),

@@ -1,8 +1,6 @@
 //! Recording what a push did to one ref: the hook's and `trigger`'s shared
 //! path from (old, new, ref) to a run, or to the reason there is none.
 
-use std::path::Path;
-
 use quire_core::Store;
 use quire_core::lifecycle::NewRun;
 use quire_pipeline::Pipeline;
@@ -109,17 +107,16 @@ pub(crate) fn skip_requested(message: &str) -> bool {
     lower.contains("[skip ci]") || lower.contains("[ci skip]")
 }
 
-/// Record one ref update of `repo` (named `repo_name`).
+/// Record one ref update of `repo` (the repository `repo_id` of the store).
 pub(crate) fn record(
     store: &mut Store,
     repo: &Repo,
-    repo_name: &str,
-    git_dir: &Path,
+    repo_id: i64,
     update: &RefUpdate,
     skip_option: bool,
 ) -> Result<Recorded, Failure> {
     let Some(pushed) = update.new.as_deref() else {
-        let superseded = store.supersede_ref(repo_name, &update.ref_name)?;
+        let superseded = store.supersede_ref(repo_id, &update.ref_name)?;
         return Ok(Recorded::Deleted { superseded });
     };
     // The commit the ref now names (an annotated tag's, peeled): what runs.
@@ -139,7 +136,7 @@ pub(crate) fn record(
         None => repo.read_file(new, DEFAULT_FILE)?,
     };
     let Some(bytes) = bytes else {
-        let superseded = store.supersede_ref(repo_name, &update.ref_name)?;
+        let superseded = store.supersede_ref(repo_id, &update.ref_name)?;
         return Ok(match skip {
             Some(why) => Recorded::Skipped { why, superseded },
             None => Recorded::NoPipeline { superseded },
@@ -150,10 +147,9 @@ pub(crate) fn record(
     // Recorded and, if invalid, failed in one transaction: a hook killed
     // half-way leaves no run that a worker would pick up.
     let created = store.create_run(&NewRun {
-        repo: repo_name,
+        repo_id,
         ref_name: &update.ref_name,
         sha: new,
-        git_dir: &git_dir.to_string_lossy(),
         pushed_at_ms: None,
         previous_sha: update.old.as_deref(),
         invalid: detail.as_deref(),

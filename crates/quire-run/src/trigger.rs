@@ -6,10 +6,11 @@ use std::time::Duration;
 use quire_core::config::Config;
 use quire_core::lifecycle::{Applied, Worker};
 use quire_core::query::ref_candidates;
+use quire_core::repos::Registration;
 use quire_core::{Home, RunState, Store};
 
 use crate::git::Repo;
-use crate::hook::{git_dir, repo_name, start_worker};
+use crate::hook::{git_dir, register, start_worker};
 use crate::record::{Recorded, RefUpdate, record};
 use crate::{Failure, TriggerArgs, work};
 
@@ -20,19 +21,13 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     let ref_name = full_ref(&repo, &args.ref_name)?;
     let sha = repo.resolve_commit(args.sha.as_deref().unwrap_or(&ref_name))?;
     let mut store = Store::open(home)?;
+    let known = register(&mut store, &git_dir, &config, Registration::Seen)?;
     let update = RefUpdate {
         old: None,
         new: Some(sha),
         ref_name,
     };
-    let recorded = record(
-        &mut store,
-        &repo,
-        &repo_name(&git_dir, &config),
-        &git_dir,
-        &update,
-        false,
-    )?;
+    let recorded = record(&mut store, &repo, known.id, &update, false)?;
     for line in recorded.lines(&update) {
         println!("{line}");
     }

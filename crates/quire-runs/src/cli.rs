@@ -36,6 +36,8 @@ pub enum Command {
     /// Fail runs whose worker is gone, end their leftover steps, start a
     /// worker for pending runs (safe to run from cron at any moment)
     Reconcile(ReconcileArgs),
+    /// List the repositories quire knows, and whether git runs quire's hook
+    Repos(ReposArgs),
     /// Print a completion script for a shell
     Completions {
         #[arg(value_name = "SHELL")]
@@ -46,8 +48,16 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+pub struct ReposArgs {
+    /// Print JSON (docs/CLI.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only runs of this repository (as listed in the REPO column)
+    /// Only runs of this repository: its name (as `quire-runs repos` lists
+    /// it), the name without `.git`, or the path to its git directory
     #[arg(long, value_name = "R")]
     pub repo: Option<String>,
     /// Only runs of this ref: `refs/heads/main`, or `main` for a branch or tag

@@ -56,17 +56,17 @@ pub fn cancel(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> 
 /// Queue a new run for the same repository, ref and commit.
 pub fn retry(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
-    let Some(git_dir) = run.git_dir.as_deref() else {
+    if run.git_dir.is_none() {
         return Err(Error::InvalidRun(format!(
-            "run {} does not record its repository's path (a seed-era run); push again instead",
-            run.id
+            "the path of repository {} is unknown (it is known by name only, from an upstream \
+             store); push to it again, which records the path, instead",
+            run.repo
         )));
-    };
+    }
     let created = store.create_run(&NewRun {
-        repo: &run.repo,
+        repo_id: run.repo_id,
         ref_name: &run.ref_name,
         sha: &run.sha,
-        git_dir,
         pushed_at_ms: None,
         previous_sha: run.previous_sha.as_deref(),
         invalid: None,

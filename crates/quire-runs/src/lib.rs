@@ -9,6 +9,7 @@ mod list;
 mod logs;
 mod prune;
 mod reconcile;
+mod repos;
 mod show;
 mod text;
 
@@ -71,6 +72,7 @@ fn run(cli: Cli) -> quire_core::Result<ExitCode> {
         Command::Retry(args) => control::retry(&mut open(home)?, &args),
         Command::Prune(args) => prune::run(&mut open(home)?, &args, &out),
         Command::Reconcile(args) => reconcile::run(&mut open(home)?, &args),
+        Command::Repos(args) => repos::run(&open(home)?, &args, &out),
         Command::Completions { shell } => Ok(completions(shell)),
         Command::Man => Ok(man()),
     }

@@ -12,8 +12,12 @@ use crate::text::{Output, duration, emit, short_ref};
 const MIN_ID_CHARS: usize = 8;
 
 pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_core::Result<ExitCode> {
+    let repo_id = match &args.repo {
+        Some(given) => Some(store.resolve_repo(given)?.id),
+        None => None,
+    };
     let filter = ListFilter {
-        repo: args.repo.clone(),
+        repo_id,
         ref_name: args.ref_name.clone(),
         states: args.state.clone(),
         sha_prefix: args.sha.clone(),

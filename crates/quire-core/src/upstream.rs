@@ -1,0 +1,285 @@
+//! Which store is this? quire's own (marked with [`APPLICATION_ID`]), one
+//! that upstream wrote at one of its versions 1..=11, or neither; and the
+//! conversion that brings upstream's later versions (8..=11, which left
+//! quire's lineage) back to the shape of version 7, where quire's own
+//! migrations take over.
+//!
+//! `PRAGMA user_version` alone cannot tell upstream's 8 and 9 from quire's:
+//! the tables can (upstream renamed `sh_events` to `sh`, renamed states, and
+//! replaced `state` by `outcome`), so a store is identified by its shape, and
+//! its version must agree with that shape.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{Connection, Transaction};
+
+/// `quir` in ASCII, in the header of every store quire's schema wrote.
+pub const APPLICATION_ID: i64 = 0x7175_6972;
+
+/// The newest upstream version quire converts.
+pub const LATEST_UPSTREAM: i64 = 11;
+
+/// What a database file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lineage {
+    /// No tables yet: a new store.
+    Empty,
+    /// quire's own store at this schema version.
+    Quire(i64),
+    /// A store upstream wrote, at this version (1..=7 are also quire's
+    /// 0001..0007).
+    Upstream(i64),
+}
+
+/// Identify the store by its header and tables, reading only. `Err` says,
+/// for a person, what the file is instead.
+pub fn identify(conn: &Connection) -> rusqlite::Result<Result<Lineage, String>> {
+    let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if app_id == APPLICATION_ID {
+        return Ok(Ok(Lineage::Quire(version)));
+    }
+    if app_id != 0 {
+        return Ok(Err(format!(
+            "its header names another program (application_id {app_id:#x})"
+        )));
+    }
+    let tables = tables(conn)?;
+    if tables.is_empty() && version == 0 {
+        return Ok(Ok(Lineage::Empty));
+    }
+    let Some(shape) = shape(conn, &tables)? else {
+        let listed = tables.iter().cloned().collect::<Vec<_>>().join(", ");
+        let what = if version > LATEST_UPSTREAM && tables.contains("runs") {
+            format!(
+                "it looks like an upstream quire store at version {version}, newer than \
+                 any this quire converts (1-{LATEST_UPSTREAM})"
+            )
+        } else if listed.is_empty() {
+            format!("it has no tables but user_version {version}")
+        } else {
+            format!("its tables ({listed}) are neither quire's nor upstream quire's")
+        };
+        return Ok(Err(what));
+    };
+    let (n, name) = match shape {
+        Lineage::Quire(n) => (n, "quire's"),
+        Lineage::Upstream(n) => (n, "upstream quire's"),
+        Lineage::Empty => (0, "an empty store's"),
+    };
+    if n != version && version > LATEST_UPSTREAM && matches!(shape, Lineage::Upstream(_)) {
+        return Ok(Err(format!(
+            "it looks like an upstream quire store at version {version}, newer than any this \
+             quire converts (1-{LATEST_UPSTREAM})"
+        )));
+    }
+    if n != version {
+        return Ok(Err(format!(
+            "its tables have the shape of {name} version {n}, but it says it is version {version}"
+        )));
+    }
+    Ok(Ok(shape))
+}
+
+fn tables(conn: &Connection) -> rusqlite::Result<BTreeSet<String>> {
+    conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    )?
+    .query_map([], |r| r.get(0))?
+    .collect()
+}
+
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<BTreeSet<String>> {
+    conn.prepare("SELECT name FROM pragma_table_info(?1)")?
+        .query_map([table], |r| r.get(0))?
+        .collect()
+}
+
+/// The version whose tables these are, by the marks each version left.
+fn shape(conn: &Connection, tables: &BTreeSet<String>) -> rusqlite::Result<Option<Lineage>> {
+    if !tables.contains("runs") || !tables.contains("jobs") || tables.contains("repos") {
+        return Ok(None);
+    }
+    let runs = columns(conn, "runs")?;
+    let has = |c: &str| runs.contains(c);
+    if tables.contains("sh_events") && columns(conn, "sh_events")?.contains("seq") {
+        // quire's 0008 and 0009, written before stores were marked.
+        return Ok(
+            has("worker_id").then(|| Lineage::Quire(if has("previous_sha") { 9 } else { 8 }))
+        );
+    }
+    let upstream = if tables.contains("sh") {
+        if has("outcome") {
+            if has("git_dir") { 10 } else { 11 }
+        } else {
+            let sql: String = conn.query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
+                [],
+                |r| r.get(0),
+            )?;
+            if sql.contains("'queued'") { 9 } else { 8 }
+        }
+    } else if tables.contains("sh_events") {
+        match (has("traceparent"), has("container_id")) {
+            (true, false) => 7,
+            (true, true) => 6,
+            _ if has("run_token") => 5,
+            _ if has("auth_token") && has("git_dir") => 4,
+            _ if has("auth_token") => 3,
+            _ => 2,
+        }
+    } else if has("container_id") && has("workspace_path") {
+        1
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Lineage::Upstream(upstream)))
+}
+
+/// Version 7's runs, as upstream's seed migration left it.
+const RUNS_7: &str = "
+CREATE TABLE runs_7 (
+    id             TEXT    PRIMARY KEY,
+    repo           TEXT    NOT NULL,
+    ref_name       TEXT    NOT NULL,
+    sha            TEXT    NOT NULL,
+    pushed_at_ms   INTEGER NOT NULL,
+    state          TEXT    NOT NULL,
+    failure_kind   TEXT,
+    queued_at_ms   INTEGER NOT NULL,
+    started_at_ms  INTEGER,
+    finished_at_ms INTEGER,
+    run_token      TEXT,
+    git_dir        TEXT,
+    traceparent    TEXT,
+    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'superseded')),
+    CHECK (started_at_ms  IS NULL OR started_at_ms  >= queued_at_ms),
+    CHECK (finished_at_ms IS NULL OR finished_at_ms >= queued_at_ms),
+    CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL
+           OR finished_at_ms >= started_at_ms),
+    CHECK (CASE state
+        WHEN 'pending'    THEN started_at_ms IS NULL AND finished_at_ms IS NULL
+        WHEN 'active'     THEN started_at_ms IS NOT NULL AND finished_at_ms IS NULL
+        WHEN 'complete'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
+        WHEN 'failed'     THEN finished_at_ms IS NOT NULL
+        WHEN 'superseded' THEN finished_at_ms IS NOT NULL
+    END)
+);";
+
+/// Version 7's jobs and sh_events (unchanged since 1 and 2).
+const JOBS_AND_STEPS_7: &str = "
+CREATE TABLE jobs_7 (
+    run_id         TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    job_id         TEXT    NOT NULL,
+    state          TEXT    NOT NULL,
+    exit_code      INTEGER,
+    started_at_ms  INTEGER,
+    finished_at_ms INTEGER,
+    PRIMARY KEY (run_id, job_id),
+    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'skipped', 'aborted')),
+    CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL
+           OR finished_at_ms >= started_at_ms)
+);
+INSERT INTO jobs_7 (run_id, job_id, state, exit_code, started_at_ms, finished_at_ms)
+SELECT run_id, job_id, CASE state WHEN 'succeeded' THEN 'complete' ELSE state END,
+       exit_code, started_at_ms, finished_at_ms
+FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_7 RENAME TO jobs;
+
+CREATE TABLE sh_events (
+    run_id         TEXT    NOT NULL,
+    job_id         TEXT    NOT NULL,
+    started_at_ms  INTEGER NOT NULL,
+    finished_at_ms INTEGER NOT NULL,
+    exit_code      INTEGER NOT NULL,
+    cmd            TEXT    NOT NULL,
+    PRIMARY KEY (run_id, job_id, started_at_ms),
+    FOREIGN KEY (run_id, job_id) REFERENCES jobs (run_id, job_id) ON DELETE CASCADE
+);
+INSERT INTO sh_events (run_id, job_id, started_at_ms, finished_at_ms, exit_code, cmd)
+SELECT run_id, job_id, started_at_ms, finished_at_ms, exit_code, cmd FROM sh;
+DROP TABLE sh;";
+
+/// Run state and failure kind in version 7's words, for 9 (renamed states)
+/// and 10..11 (`outcome`). An outcome quire does not know stays as the
+/// failure kind, for quire's 0008 to keep in the failure detail.
+fn state_and_kind(version: i64) -> (&'static str, &'static str, [&'static str; 3]) {
+    match version {
+        9 => (
+            "CASE state WHEN 'queued' THEN 'pending' WHEN 'succeeded' THEN 'complete'
+                        WHEN 'canceled' THEN 'superseded' ELSE state END",
+            "failure_kind",
+            ["queued_at_ms", "started_at_ms", "finished_at_ms"],
+        ),
+        _ => (
+            "CASE WHEN outcome IS NULL AND dispatched_at IS NULL THEN 'pending'
+                  WHEN outcome IS NULL THEN 'active'
+                  WHEN outcome = 'succeeded' THEN 'complete'
+                  WHEN outcome = 'superseded' THEN 'superseded'
+                  ELSE 'failed' END",
+            "CASE outcome WHEN 'failed-pipeline' THEN 'pipeline-failure'
+                          WHEN 'failed-orphaned' THEN 'orphaned'
+                          WHEN 'failed-internal' THEN 'process-crashed'
+                          WHEN 'succeeded' THEN NULL WHEN 'superseded' THEN NULL
+                          ELSE outcome END",
+            ["created_at", "dispatched_at", "resolved_at"],
+        ),
+    }
+}
+
+/// Bring an upstream store at `version` (8..=11) to version 7's shape and
+/// stamp it 7, in the caller's transaction (foreign keys off; the caller
+/// checks them before commit). Every row is kept.
+pub(crate) fn convert_to_seven(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> {
+    if version == 8 {
+        tx.execute_batch("ALTER TABLE sh RENAME TO sh_events; PRAGMA user_version = 7;")?;
+        return Ok(());
+    }
+    let runs = columns(tx, "runs")?;
+    let (state, kind, [queued, started, finished]) = state_and_kind(version);
+    let optional = |c: &str| {
+        if runs.contains(c) {
+            c.to_string()
+        } else {
+            "NULL".into()
+        }
+    };
+    let sql = format!(
+        "{RUNS_7}
+         INSERT INTO runs_7 (id, repo, ref_name, sha, pushed_at_ms, state, failure_kind,
+                             queued_at_ms, started_at_ms, finished_at_ms, run_token, git_dir,
+                             traceparent)
+         SELECT id, repo, ref_name, sha, pushed_at_ms, {state}, {kind},
+                {queued}, {started}, {finished}, {}, {}, {}
+         FROM runs;
+         DROP TABLE runs;
+         ALTER TABLE runs_7 RENAME TO runs;
+         CREATE INDEX runs_repo_pushed_at ON runs (repo, pushed_at_ms DESC);
+         CREATE INDEX runs_state          ON runs (state);
+         {JOBS_AND_STEPS_7}
+         PRAGMA user_version = 7;",
+        optional("run_token"),
+        optional("git_dir"),
+        optional("traceparent"),
+    );
+    tx.execute_batch(&sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_is_empty_and_another_programs_file_is_named() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert_eq!(identify(&conn).unwrap(), Ok(Lineage::Empty));
+        conn.execute_batch("CREATE TABLE notes (body TEXT); PRAGMA user_version = 3;")
+            .unwrap();
+        let what = identify(&conn).unwrap().unwrap_err();
+        assert!(what.contains("notes"), "{what}");
+        conn.execute_batch("PRAGMA application_id = 42;").unwrap();
+        let what = identify(&conn).unwrap().unwrap_err();
+        assert!(what.contains("0x2a"), "{what}");
+    }
+}

@@ -1,0 +1,210 @@
+//! `quire-runs repos [--json]`: the repositories quire knows, whether git
+//! would run quire's hook in each, and their runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use comfy_table::Cell;
+use quire_core::repos::RepoSummary;
+use quire_core::{HookState, RunState, Store};
+use serde::Serialize;
+
+use crate::cli::ReposArgs;
+use crate::json;
+use crate::text::{Output, emit, rfc3339};
+
+/// The first line of comment in quire's hook template (hooks/post-receive).
+const HOOK_MARK: &str = "# quire's post-receive hook, written by `quire-run install`";
+
+/// What git would run on a push to the repository, as found on disk now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hook {
+    /// quire's hook, for this home.
+    Quire,
+    /// quire's hook, for another home: runs are recorded there.
+    OtherHome,
+    /// A post-receive hook that is not quire's.
+    Foreign,
+    /// No post-receive hook (or it is not executable).
+    Missing,
+    /// The git directory is gone.
+    NoRepository,
+    /// Only a name is known, no path.
+    Unknown,
+}
+
+impl Hook {
+    fn text(self) -> &'static str {
+        match self {
+            Hook::Quire => "quire",
+            Hook::OtherHome => "quire (another home)",
+            Hook::Foreign => "not quire's",
+            Hook::Missing => "missing",
+            Hook::NoRepository => "repository gone",
+            Hook::Unknown => "unknown",
+        }
+    }
+}
+
+/// The hook git runs for `git_dir`, and where `core.hooksPath` sends git
+/// instead of `hooks/`, if it does.
+fn inspect(git_dir: &Path, home: &Path) -> (Hook, Option<PathBuf>) {
+    if !git_dir.join("HEAD").is_file() {
+        return (Hook::NoRepository, None);
+    }
+    let default = git_dir.join("hooks");
+    let hooks_path = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["config", "--get", "core.hooksPath"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { git_dir.join(p) }
+        })
+        .filter(|p| std::fs::canonicalize(p).ok() != std::fs::canonicalize(&default).ok());
+    let dir = hooks_path.clone().unwrap_or(default);
+    let hook = match std::fs::read_to_string(dir.join("post-receive")) {
+        Err(_) => Hook::Missing,
+        Ok(text) if !text.contains(HOOK_MARK) => Hook::Foreign,
+        Ok(text) => {
+            let home = home.to_string_lossy();
+            if text.contains(&format!("--home '{}'", home.replace('\'', r"'\''"))) {
+                Hook::Quire
+            } else {
+                Hook::OtherHome
+            }
+        }
+    };
+    let executable = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(dir.join("post-receive"))
+            .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    };
+    let hook = if hook != Hook::Missing && !executable {
+        Hook::Missing
+    } else {
+        hook
+    };
+    (hook, hooks_path)
+}
+
+#[derive(Debug, Serialize)]
+struct RepoJson<'a> {
+    name: &'a str,
+    path: Option<&'a str>,
+    hook: Hook,
+    hooks_path: Option<String>,
+    warning: Option<String>,
+    hook_state: HookState,
+    installed_at: Option<String>,
+    installed_at_ms: Option<i64>,
+    first_seen_at: String,
+    first_seen_at_ms: i64,
+    former_names: &'a [String],
+    runs: i64,
+    last_run: Option<&'a str>,
+    last_state: Option<RunState>,
+    last_queued_at: Option<String>,
+    last_queued_at_ms: Option<i64>,
+}
+
+/// A warning worth a person's attention, if git would not run quire.
+fn warning(hook: Hook, hooks_path: Option<&Path>) -> Option<String> {
+    let via = hooks_path.map_or(String::new(), |p| {
+        format!(" (core.hooksPath points git at {})", p.display())
+    });
+    match hook {
+        Hook::Quire => hooks_path.map(|p| {
+            format!(
+                "core.hooksPath points git at {}, which runs quire's hook",
+                p.display()
+            )
+        }),
+        Hook::OtherHome => Some(format!(
+            "the hook records runs in another home{via}; `quire-run install --force` points it here"
+        )),
+        Hook::Foreign => Some(format!(
+            "git runs a post-receive hook that is not quire's{via}, so pushes start no runs"
+        )),
+        Hook::Missing => Some(format!(
+            "git finds no executable post-receive hook{via}, so pushes start no runs"
+        )),
+        Hook::NoRepository => Some("the repository is gone".into()),
+        Hook::Unknown => Some("known by name only, from old runs; a push adopts it".into()),
+    }
+}
+
+pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_core::Result<ExitCode> {
+    let home = std::fs::canonicalize(store.home().dir())
+        .unwrap_or_else(|_| store.home().dir().to_path_buf());
+    let repos = store.repos()?;
+    let inspected: Vec<(Hook, Option<PathBuf>)> = repos
+        .iter()
+        .map(|s| match &s.repo.git_dir {
+            Some(dir) => inspect(Path::new(dir), &home),
+            None => (Hook::Unknown, None),
+        })
+        .collect();
+    if args.json {
+        let objects: Vec<RepoJson<'_>> = repos
+            .iter()
+            .zip(&inspected)
+            .map(|(s, (hook, hooks_path))| repo_json(s, *hook, hooks_path.as_deref()))
+            .collect();
+        return Ok(json::print(&objects));
+    }
+    if repos.is_empty() {
+        eprintln!("no repositories yet: `quire-run install REPO.git` adds one");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = out.table(&["REPO", "PATH", "HOOK", "RUNS", "LAST RUN"]);
+    let mut warnings = Vec::new();
+    for (s, (hook, hooks_path)) in repos.iter().zip(&inspected) {
+        let last = s.last_run.as_ref().map_or(String::new(), |(_, state, at)| {
+            format!("{state}, {}", out.age(*at))
+        });
+        table.add_row(vec![
+            Cell::new(&s.repo.name),
+            Cell::new(s.repo.git_dir.as_deref().unwrap_or("-")),
+            Cell::new(hook.text()),
+            Cell::new(s.runs),
+            Cell::new(last),
+        ]);
+        if let Some(w) = warning(*hook, hooks_path.as_deref()) {
+            warnings.push(format!("warning: {}: {w}", s.repo.name));
+        }
+    }
+    let code = emit(&format!("{}\n", table.trim_fmt()));
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    Ok(code)
+}
+
+fn repo_json<'a>(s: &'a RepoSummary, hook: Hook, hooks_path: Option<&Path>) -> RepoJson<'a> {
+    let last = s.last_run.as_ref();
+    RepoJson {
+        name: &s.repo.name,
+        path: s.repo.git_dir.as_deref(),
+        hook,
+        hooks_path: hooks_path.map(|p| p.display().to_string()),
+        warning: warning(hook, hooks_path),
+        hook_state: s.repo.hook_state,
+        installed_at: s.repo.installed_at_ms.map(rfc3339),
+        installed_at_ms: s.repo.installed_at_ms,
+        first_seen_at: rfc3339(s.repo.first_seen_at_ms),
+        first_seen_at_ms: s.repo.first_seen_at_ms,
+        former_names: &s.repo.former_names,
+        runs: s.runs,
+        last_run: last.map(|(id, _, _)| id.as_str()),
+        last_state: last.map(|(_, state, _)| *state),
+        last_queued_at: last.map(|(_, _, at)| rfc3339(*at)),
+        last_queued_at_ms: last.map(|(_, _, at)| *at),
+    }
+}
