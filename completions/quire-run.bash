@@ -31,6 +31,9 @@ _quire__run() {
             quire__run,install)
                 cmd="quire__run__subcmd__install"
                 ;;
+            quire__run,migrate-from)
+                cmd="quire__run__subcmd__migrate__subcmd__from"
+                ;;
             quire__run,trigger)
                 cmd="quire__run__subcmd__trigger"
                 ;;
@@ -55,6 +58,9 @@ _quire__run() {
             quire__run__subcmd__help,install)
                 cmd="quire__run__subcmd__help__subcmd__install"
                 ;;
+            quire__run__subcmd__help,migrate-from)
+                cmd="quire__run__subcmd__help__subcmd__migrate__subcmd__from"
+                ;;
             quire__run__subcmd__help,trigger)
                 cmd="quire__run__subcmd__help__subcmd__trigger"
                 ;;
@@ -71,7 +77,7 @@ _quire__run() {
 
     case "${cmd}" in
         quire__run)
-            opts="-h -V --home --help --version hook trigger work install validate exec demo help"
+            opts="-h -V --home --help --version hook trigger work install migrate-from validate exec demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -141,7 +147,7 @@ _quire__run() {
             return 0
             ;;
         quire__subcmd__run__subcmd__help)
-            opts="hook trigger work install validate exec demo help"
+            opts="hook trigger work install migrate-from validate exec demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -224,6 +230,20 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__subcmd__run__subcmd__help__subcmd__migrate__subcmd__from)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__subcmd__run__subcmd__help__subcmd__trigger)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -290,6 +310,24 @@ _quire__run() {
             ;;
         quire__subcmd__run__subcmd__install)
             opts="-h -V --force --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__run__subcmd__migrate__subcmd__from)
+            opts="-h -V --install-hooks --force --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

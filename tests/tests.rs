@@ -4,9 +4,11 @@
 mod util;
 
 mod completions;
+mod migrate;
 mod pipeline_cli;
 mod push;
 mod reliability;
+mod repos;
 mod runs_cli;
 mod runs_control;
 mod snapshots_test;

@@ -227,6 +227,38 @@ impl Store {
         })
     }
 
+    /// Record that repository `id` now lives at `git_dir` (a canonical
+    /// path): an upstream home that moved, a path recorded by an old store
+    /// that is gone. Names are recomputed.
+    pub fn move_repo(
+        &mut self,
+        id: i64,
+        git_dir: &Path,
+        root: Option<&Path>,
+    ) -> Result<Repository> {
+        let text = git_dir_text(git_dir)?;
+        self.write(|tx, now| {
+            let taken: Option<i64> = tx
+                .query_row("SELECT id FROM repos WHERE git_dir = ?1", [text], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if taken.is_some_and(|other| other != id) {
+                return Err(Error::InvalidRun(format!(
+                    "another repository is already known at {text}"
+                )));
+            }
+            tx.execute(
+                "UPDATE repos SET git_dir = ?1,
+                     hook_state = CASE hook_state WHEN 'unknown' THEN 'seen' ELSE hook_state END
+                 WHERE id = ?2",
+                params![text, id],
+            )?;
+            rename_all(tx, root, &HashMap::new(), now)?;
+            repo_where(tx, "id = ?1", &id)?.ok_or_else(|| Error::UnknownRepo(id.to_string()))
+        })
+    }
+
     /// The repository `given` names: its display name, that name without
     /// `.git`, a name it had before, or a path to its git directory.
     pub fn resolve_repo(&self, given: &str) -> Result<Repository> {

@@ -10,6 +10,7 @@ mod hook;
 mod install;
 mod interrupt;
 mod local;
+mod migrate;
 mod record;
 mod trigger;
 mod work;
@@ -55,6 +56,10 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Take an upstream quire home (its quire.db at any version, its run
+    /// logs, its repos/) into this home, which must not have a store yet;
+    /// the source is only read
+    MigrateFrom(MigrateArgs),
     /// Check a pipeline file; print the jobs in the order they would run,
     /// or every error with its line and column (exit 1)
     Validate {
@@ -86,6 +91,20 @@ struct TriggerArgs {
     /// the run completed
     #[arg(long)]
     wait: bool,
+}
+
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// The upstream home: the folder holding quire.db, runs/ and repos/
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Install quire's post-receive hook into every repository under
+    /// DIR/repos (upstream's hook is kept as hooks/post-receive.upstream)
+    #[arg(long)]
+    install_hooks: bool,
+    /// Take a snapshot even while an upstream process has quire.db open
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +172,7 @@ pub fn main() -> ExitCode {
             if ok { Ok(()) } else { Err(Failure::Quiet) }
         }),
         Command::Trigger(args) => home().and_then(|home| trigger::run(&home, args)),
+        Command::MigrateFrom(args) => home().and_then(|home| migrate::run(&home, args)),
         Command::Work => home().and_then(|home| work::run(&home)),
         Command::Install { repo, force } => home().and_then(|home| {
             let existing = if *force {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -22,6 +22,11 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_core::Result<ExitCode> {
     let first = store.run_detail(&run.id)?;
     if let Some(job) = &args.job {
         let Some(found) = first.jobs.iter().find(|j| j.job.id == *job) else {
+            let on_disk =
+                !args.follow && !unrecorded_logs(&logs_dir, args, &HashSet::new()).is_empty();
+            if on_disk {
+                return print_unrecorded(&logs_dir, args, &HashSet::new());
+            }
             if !(args.follow && first.jobs.is_empty()) {
                 return Err(Error::UnknownJob {
                     run: run.id.clone(),
@@ -101,11 +106,72 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_core::Result<ExitCode> {
         detail = store.run_detail(&run.id)?;
     }
     out.finish()?;
+    drop(out);
+    if detail.run.state.is_terminal() {
+        print_unrecorded(&logs_dir, args, &done)?;
+    }
     Ok(if args.follow && detail.run.state != RunState::Complete {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Log files of a run that the store has no step for, in job and step
+/// order: what an upstream store lost (its upgrades dropped job rows) while
+/// `migrate-from` copied the logs.
+fn unrecorded_logs(
+    logs_dir: &Path,
+    args: &LogsArgs,
+    done: &HashSet<(String, i64)>,
+) -> Vec<(String, i64, PathBuf)> {
+    let mut found = Vec::new();
+    for job in std::fs::read_dir(logs_dir).into_iter().flatten().flatten() {
+        let job_id = job.file_name().to_string_lossy().into_owned();
+        if args.job.as_ref().is_some_and(|want| *want != job_id) {
+            continue;
+        }
+        for file in std::fs::read_dir(job.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Some(seq) = name
+                .strip_suffix(".log")
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if args.step.is_none_or(|n| n == seq) && !done.contains(&(job_id.clone(), seq)) {
+                found.push((job_id.clone(), seq, file.path()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn print_unrecorded(
+    logs_dir: &Path,
+    args: &LogsArgs,
+    done: &HashSet<(String, i64)>,
+) -> quire_core::Result<ExitCode> {
+    let mut out = Printer::new(args);
+    for (job, seq, path) in unrecorded_logs(logs_dir, args, done) {
+        if args.step.is_none() {
+            out.header(&job, seq, "(not recorded in the store)")?;
+        }
+        let mut tail = Tail {
+            key: (job, seq),
+            path,
+            offset: 0,
+            pending: Vec::new(),
+        };
+        tail.pump(&mut out, true)?;
+    }
+    out.finish()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `--follow` of a JOB on a run whose jobs are not planned yet: wait for the

@@ -1,0 +1,228 @@
+//! `quire-run migrate-from`: an upstream home taken into a quire home, every
+//! row kept, every log readable, the source only read.
+
+#[path = "../crates/quire-core/tests/support/upstream.rs"]
+mod upstream;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use predicates::prelude::*;
+use serde_json::Value;
+
+use crate::util::{Env, Repo, git};
+
+/// Every file under `dir` with its bytes, for "nothing changed" checks.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                walk(&path, root, out);
+            } else {
+                let key = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(key, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn source_files(source: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = snapshot(source);
+    files.retain(|name, _| !name.starts_with("repos/"));
+    files
+}
+
+#[test]
+fn every_upstream_version_migrates_with_every_row_and_log_and_the_source_untouched() {
+    for version in [1, 4, 7, 8, 9, 10, 11] {
+        let env = Env::new();
+        let source = env.path().join("upstream");
+        let expected = upstream::build_home(&source, version);
+        let before = source_files(&source);
+
+        env.run(&["migrate-from", source.to_str().unwrap(), "--install-hooks"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "migrated {} runs",
+                expected.runs.len()
+            )));
+        assert_eq!(
+            source_files(&source),
+            before,
+            "v{version}: the source changed"
+        );
+
+        let runs = env.json(&["list", "--limit", "1000"]);
+        let runs = runs.as_array().unwrap();
+        assert_eq!(runs.len(), expected.runs.len(), "v{version}");
+        for want in &expected.runs {
+            let run = runs.iter().find(|r| r["id"] == want.id.as_str()).unwrap();
+            assert_eq!(run["repo"], want.repo.as_str(), "v{version} {}", want.id);
+            assert_eq!(run["state"], want.state, "v{version} {}", want.id);
+            // Every repository is known by its path under upstream's repos/.
+            let path = source
+                .join("repos")
+                .join(&want.repo)
+                .canonicalize()
+                .unwrap();
+            assert_eq!(run["git_dir"], path.to_str().unwrap(), "v{version}");
+        }
+        for step in &expected.steps {
+            env.runs(&["logs", &step.run_id, &step.job_id])
+                .assert()
+                .success()
+                .stdout(predicate::str::contains(format!(
+                    "{} {} step {}",
+                    step.run_id, step.job_id, step.seq
+                )));
+        }
+
+        let repos = env.json(&["repos"]);
+        for name in upstream::REPOS {
+            let repo = repos
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == name)
+                .unwrap_or_else(|| panic!("v{version}: no repository {name}: {repos}"));
+            assert_eq!(repo["hook"], "quire", "v{version}");
+            assert_eq!(repo["hook_state"], "installed", "v{version}");
+            let kept = source
+                .join("repos")
+                .join(name)
+                .join("hooks/post-receive.upstream");
+            assert!(std::fs::read_to_string(kept).unwrap().contains("upstream"));
+        }
+        let config = std::fs::read_to_string(env.home().dir().join("config.toml")).unwrap();
+        assert!(config.contains("repos_root"), "{config}");
+    }
+}
+
+#[test]
+fn logs_of_steps_an_upgrade_dropped_from_the_store_are_still_shown() {
+    // Upstream's version 7 dropped every job row (its rebuild of runs
+    // cascaded); the files stayed.
+    let env = Env::new();
+    let source = env.path().join("upstream");
+    let expected = upstream::build_home(&source, 6);
+    let step = &expected.steps[0];
+    let store = rusqlite::Connection::open(source.join("quire.db")).unwrap();
+    store
+        .execute("DELETE FROM sh_events WHERE run_id = ?1", [&step.run_id])
+        .unwrap();
+    drop(store);
+    env.run(&["migrate-from", source.to_str().unwrap()])
+        .assert()
+        .success();
+    env.runs(&["logs", &step.run_id])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("(not recorded in the store)"))
+        .stdout(predicate::str::contains(format!(
+            "{} {} step {}",
+            step.run_id, step.job_id, step.seq
+        )));
+}
+
+#[test]
+fn a_running_upstream_is_left_alone_unless_forced() {
+    let env = Env::new();
+    let source = env.path().join("upstream");
+    let expected = upstream::build_home(&source, 11);
+    let db = source.join("quire.db");
+    let mut holder = Command::new("sh")
+        .arg("-c")
+        .arg("exec 3<\"$0\"; echo ready; exec sleep 60")
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+
+    env.run(&["migrate-from", source.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("upstream quire is running"))
+        .stderr(predicate::str::contains(format!("pid {}", holder.id())))
+        .stderr(predicate::str::contains("--force"));
+    assert!(!env.home().db_path().exists());
+
+    env.run(&["migrate-from", source.to_str().unwrap(), "--force"])
+        .assert()
+        .success();
+    assert_eq!(
+        env.json(&["list", "--limit", "1000"])
+            .as_array()
+            .unwrap()
+            .len(),
+        expected.runs.len()
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+#[test]
+fn a_home_that_has_a_store_or_a_folder_without_one_is_refused() {
+    let env = Env::new();
+    let source = env.path().join("upstream");
+    upstream::build_home(&source, 10);
+    env.run(&["migrate-from", env.path().to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not an upstream quire home"));
+    drop(env.store());
+    env.run(&["migrate-from", source.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already has a store"));
+}
+
+#[test]
+fn a_push_after_migrating_lands_beside_the_repositorys_old_runs() {
+    let env = Env::new();
+    let source = env.path().join("upstream");
+    let expected = upstream::build_home(&source, 11);
+    env.run(&["migrate-from", source.to_str().unwrap(), "--install-hooks"])
+        .assert()
+        .success();
+    let bare = source.join("repos/work/api.git");
+    let work = env.path().join("api");
+    git(
+        env.path(),
+        &[
+            "clone",
+            "--quiet",
+            bare.to_str().unwrap(),
+            work.to_str().unwrap(),
+        ],
+    );
+    git(&work, &["checkout", "--quiet", "-b", "main"]);
+    let repo = Repo { bare, work };
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"true\"]\n",
+        )],
+        "first quire push",
+    );
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "{stderr}");
+    let old = expected
+        .runs
+        .iter()
+        .filter(|r| r.repo == "work/api.git")
+        .count();
+    let listed: Value = env.json(&["list", "--repo", "work/api", "--limit", "1000"]);
+    assert_eq!(listed.as_array().unwrap().len(), old + 1, "{listed}");
+}

@@ -1,0 +1,1 @@
+//! Repositories: identity by path, names, `quire-runs repos`, `--repo`.
