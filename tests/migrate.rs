@@ -226,3 +226,31 @@ fn a_push_after_migrating_lands_beside_the_repositorys_old_runs() {
     let listed: Value = env.json(&["list", "--repo", "work/api", "--limit", "1000"]);
     assert_eq!(listed.as_array().unwrap().len(), old + 1, "{listed}");
 }
+
+#[test]
+fn hostile_files_in_an_upstream_home_are_skipped_and_named() {
+    let env = Env::new();
+    let source = env.path().join("upstream");
+    let expected = upstream::build_home(&source, 11);
+    let run = &expected.runs[0];
+    let jobs = source
+        .join("runs")
+        .join(&run.repo)
+        .join(&run.id)
+        .join("jobs");
+    std::fs::create_dir_all(jobs.join("sneaky")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", jobs.join("sneaky/sh-1.log")).unwrap();
+    std::fs::create_dir_all(jobs.join("bad name")).unwrap();
+    std::fs::write(jobs.join("bad name/sh-1.log"), "x\n").unwrap();
+
+    env.run(&["migrate-from", source.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("sneaky/sh-1.log: not a step log"))
+        .stderr(predicate::str::contains(
+            "bad name: not a job name quire accepts",
+        ));
+    let logs = env.home().run_dir(&run.id).join("logs");
+    assert!(!logs.join("sneaky/1.log").exists());
+    assert!(!logs.join("bad name").exists());
+}

@@ -119,33 +119,14 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
         known.name,
         home_dir.display()
     );
-    if let Some(elsewhere) = hooks_path_elsewhere(&repo) {
+    if let Some(elsewhere) = quire_runs::hooks_elsewhere(&repo) {
         eprintln!(
-            "quire: warning: core.hooksPath points git at {elsewhere}, so git never runs \
+            "quire: warning: core.hooksPath points git at {}, so git never runs \
              {}; unset it (git --git-dir {} config --unset core.hooksPath) or install there",
+            elsewhere.display(),
             path.display(),
             repo.display()
         );
     }
     Ok(())
-}
-
-/// `core.hooksPath`, when it sends git somewhere other than `hooks/`.
-fn hooks_path_elsewhere(repo: &Path) -> Option<String> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args(["config", "--get", "core.hooksPath"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let path = Path::new(&value);
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        repo.join(path)
-    };
-    let same = std::fs::canonicalize(&path).ok() == std::fs::canonicalize(repo.join("hooks")).ok();
-    (!value.is_empty() && !same).then_some(value)
 }

@@ -10,6 +10,8 @@ mod logs;
 mod prune;
 mod reconcile;
 mod repos;
+
+pub use repos::hooks_elsewhere;
 mod show;
 mod text;
 

@@ -47,28 +47,36 @@ impl Hook {
     }
 }
 
+/// Where `core.hooksPath` sends git for the bare repository `git_dir`, when
+/// that is not its `hooks/` (git expands `~`; a relative path is taken from
+/// the git directory, where git runs a bare repository's hooks).
+pub fn hooks_elsewhere(git_dir: &Path) -> Option<PathBuf> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["config", "--type=path", "--get", "core.hooksPath"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if value.is_empty() {
+        return None;
+    }
+    let path = git_dir.join(value);
+    let default = git_dir.join("hooks");
+    (std::fs::canonicalize(&path).ok() != std::fs::canonicalize(&default).ok()
+        || !path.exists() && path != default)
+        .then_some(path)
+}
+
 /// The hook git runs for `git_dir`, and where `core.hooksPath` sends git
 /// instead of `hooks/`, if it does.
 fn inspect(git_dir: &Path, home: &Path) -> (Hook, Option<PathBuf>) {
     if !git_dir.join("HEAD").is_file() {
         return (Hook::NoRepository, None);
     }
-    let default = git_dir.join("hooks");
-    let hooks_path = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["config", "--get", "core.hooksPath"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let p = PathBuf::from(p);
-            if p.is_absolute() { p } else { git_dir.join(p) }
-        })
-        .filter(|p| std::fs::canonicalize(p).ok() != std::fs::canonicalize(&default).ok());
-    let dir = hooks_path.clone().unwrap_or(default);
+    let hooks_path = hooks_elsewhere(git_dir);
+    let dir = hooks_path.clone().unwrap_or_else(|| git_dir.join("hooks"));
     let hook = match std::fs::read_to_string(dir.join("post-receive")) {
         Err(_) => Hook::Missing,
         Ok(text) if !text.contains(HOOK_MARK) => Hook::Foreign,
