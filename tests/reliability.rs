@@ -724,3 +724,45 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
     assert_eq!(exec.wait().unwrap().code(), Some(1));
     assert!(gone_within(sleep, 5), "the exec step outlived Ctrl-C");
 }
+
+#[test]
+fn fifty_first_hooks_into_a_new_home_at_once_all_open_its_store() {
+    // Each process identifies the brand-new store while others create it:
+    // the header and the tables must be read from one snapshot, or a
+    // process sees a half-made store and calls it foreign.
+    for round in 0..5 {
+        let env = Env::new();
+        let repo = env.repo_with_hook("app");
+        let sha = repo.commit(&[("README.md", "hi\n")], "no pipeline");
+        assert!(repo.push(&["origin", "main"]).0);
+        std::fs::remove_dir_all(env.home().dir()).unwrap();
+        let hooks: Vec<_> = (0..50)
+            .map(|i| {
+                let mut child = quire_run(&env)
+                    .args(["hook", "--git-dir", repo.bare.to_str().unwrap()])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let line = format!("{} {sha} refs/heads/b{i}\n", "0".repeat(40));
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(line.as_bytes())
+                    .unwrap();
+                child
+            })
+            .collect();
+        for hook in hooks {
+            let out = hook.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

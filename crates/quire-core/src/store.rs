@@ -71,7 +71,14 @@ impl Store {
         // Nothing may be written before the store is identified: a store
         // from a newer quire, or a file that is not quire's, must stay
         // byte-for-byte as it was.
-        let found = match upstream::identify(&conn).map_err(|e| open_error(&path, e))? {
+        // One read transaction, so the header and the tables are read from
+        // one snapshot (another process may be creating the store).
+        let identified = conn.unchecked_transaction().and_then(|tx| {
+            let found = upstream::identify(&tx)?;
+            tx.commit()?;
+            Ok(found)
+        });
+        let found = match identified.map_err(|e| open_error(&path, e))? {
             Ok(lineage) => lineage,
             Err(what) => return Err(Error::NotQuire { path, what }),
         };
