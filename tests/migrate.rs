@@ -73,6 +73,26 @@ fn every_upstream_version_migrates_with_every_row_and_log_and_the_source_untouch
                 .unwrap();
             assert_eq!(run["git_dir"], path.to_str().unwrap(), "v{version}");
         }
+        // Shown: each run with exactly the jobs upstream left of it.
+        for want in &expected.runs {
+            let shown = env.json(&["show", &want.id]);
+            let mut jobs: Vec<&str> = shown["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap())
+                .collect();
+            jobs.sort();
+            let mut wanted: Vec<&str> = expected
+                .jobs
+                .iter()
+                .filter(|j| j.run_id == want.id)
+                .map(|j| j.job_id.as_str())
+                .collect();
+            wanted.sort();
+            assert_eq!(jobs, wanted, "v{version} {}", want.id);
+            assert_eq!(shown["state"], want.state, "v{version} {}", want.id);
+        }
         for step in &expected.steps {
             env.runs(&["logs", &step.run_id, &step.job_id])
                 .assert()
