@@ -4,6 +4,7 @@
 mod util;
 
 mod completions;
+mod ingest;
 mod migrate;
 mod pipeline_cli;
 mod push;

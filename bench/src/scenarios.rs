@@ -4,9 +4,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use quire_core::events::Event;
 use quire_core::lifecycle::{NewRun, Worker};
 use quire_core::{Home, JobState, Store};
+use quire_model::events::Event;
 use rusqlite::params;
 
 use crate::harness::{Bins, Repo, Stats, git, peak_rss_kib, row, run, time, wait_idle};

@@ -94,7 +94,7 @@ impl Config {
             message: e.message().trim().to_string(),
         })?;
         if let Some(span) = &config.retention.older_than
-            && crate::clock::parse_span(span).is_none()
+            && quire_model::clock::parse_span(span).is_none()
         {
             return Err(Error::Config {
                 path,

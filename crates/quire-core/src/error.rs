@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use crate::model::{JobState, RunState};
+use quire_model::{JobState, RunState};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -1,5 +1,5 @@
-//! The events a run's executor reports (DESIGN.md §7), their JSON-lines
-//! form (`runs/<id>/events.jsonl`), and their ingestion into the store.
+//! Ingesting the events a run's executor reports (`quire_model::events`)
+//! into the store.
 //!
 //! Ingesting is idempotent: the same events twice give the same rows, so a
 //! worker may ingest live as events happen and again from the file after a
@@ -7,93 +7,13 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::lifecycle::{
     job_exists, job_state, job_transition, plan_jobs_in, run_state, step_finished_in,
     step_started_in, transition,
 };
-use crate::model::{FailureKind, JobState, RunState};
 use crate::{Error, Result, Store};
-
-/// One thing that happened in a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Event {
-    /// The executor started; `jobs` is the plan, in order.
-    RunStarted {
-        at_ms: i64,
-        jobs: Vec<String>,
-    },
-    JobStarted {
-        at_ms: i64,
-        job: String,
-    },
-    StepStarted {
-        at_ms: i64,
-        job: String,
-        seq: i64,
-        cmd: String,
-    },
-    StepFinished {
-        at_ms: i64,
-        job: String,
-        seq: i64,
-        exit_code: i64,
-    },
-    /// `state` is complete, failed or aborted.
-    JobFinished {
-        at_ms: i64,
-        job: String,
-        state: JobState,
-        exit_code: Option<i64>,
-    },
-    JobSkipped {
-        at_ms: i64,
-        job: String,
-        reason: String,
-    },
-    /// `state` is complete or failed.
-    RunFinished {
-        at_ms: i64,
-        state: RunState,
-        failure_kind: Option<FailureKind>,
-    },
-}
-
-impl Event {
-    pub fn at_ms(&self) -> i64 {
-        match self {
-            Event::RunStarted { at_ms, .. }
-            | Event::JobStarted { at_ms, .. }
-            | Event::StepStarted { at_ms, .. }
-            | Event::StepFinished { at_ms, .. }
-            | Event::JobFinished { at_ms, .. }
-            | Event::JobSkipped { at_ms, .. }
-            | Event::RunFinished { at_ms, .. } => *at_ms,
-        }
-    }
-}
-
-/// Parse an events.jsonl stream. A last line without its newline was torn
-/// by a crash mid-write and is ignored; any other bad line is an error
-/// naming its line number.
-pub fn parse_stream(bytes: &[u8]) -> Result<Vec<Event>> {
-    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
-        Some(end) => &bytes[..end],
-        None => return Ok(Vec::new()),
-    };
-    let mut events = Vec::new();
-    for (n, line) in complete.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let event = serde_json::from_slice(line)
-            .map_err(|e| Error::BadValue(format!("events line {}: {e}", n + 1)))?;
-        events.push(event);
-    }
-    Ok(events)
-}
+use quire_model::events::{Event, parse_stream};
+use quire_model::{JobState, RunState};
 
 impl Store {
     /// Apply events of `run_id` to its job and step rows, in one transaction.
@@ -112,7 +32,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        let events = parse_stream(&bytes)?;
+        let events = parse_stream(&bytes).map_err(|e| Error::BadValue(e.to_string()))?;
         self.ingest(run_id, &events)?;
         Ok(events.len())
     }

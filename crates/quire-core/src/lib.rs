@@ -8,14 +8,11 @@
 //! * [`reconcile`] repairs runs whose worker is provably gone.
 //! * [`query`] reads runs back for `quire-runs`.
 
-pub mod clock;
 pub mod config;
 mod error;
 pub mod events;
 pub mod home;
 pub mod lifecycle;
-pub mod model;
-pub mod processes;
 mod prune;
 pub mod query;
 pub mod reconcile;
@@ -27,7 +24,9 @@ pub mod workers;
 
 pub use error::{Error, Result};
 pub use home::Home;
-pub use model::{
+mod sql;
+
+pub use quire_model::{
     FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step, WorkerLease,
 };
 pub use store::Store;

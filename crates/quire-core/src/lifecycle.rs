@@ -4,13 +4,14 @@
 //! is already terminal changes nothing (a superseded run is never overwritten
 //! by its late finish).
 
+use crate::sql::RowExt;
 use std::time::Duration;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use crate::model::{FailureKind, JobState, Run, RunState, is_object_id};
 use crate::query::run_by_id;
 use crate::{Error, Result, Store};
+use quire_model::{FailureKind, JobState, Run, RunState, is_object_id};
 
 /// One edge of the run state machine.
 #[derive(Debug)]
@@ -454,7 +455,7 @@ fn load_run(tx: &Transaction<'_>, run_id: &str) -> Result<Run> {
 
 pub(crate) fn run_state(tx: &Transaction<'_>, run_id: &str) -> Result<RunState> {
     tx.query_row("SELECT state FROM runs WHERE id = ?1", [run_id], |row| {
-        row.get(0)
+        row.text(0)
     })
     .optional()?
     .ok_or_else(|| Error::UnknownRun(run_id.to_string()))
@@ -589,7 +590,7 @@ pub(crate) fn job_state(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Res
     tx.query_row(
         "SELECT state FROM jobs WHERE run_id = ?1 AND job_id = ?2",
         [run_id, job_id],
-        |row| row.get(0),
+        |row| row.text(0),
     )
     .optional()?
     .ok_or_else(|| Error::UnknownJob {

@@ -1,10 +1,11 @@
 //! Reading runs back: lists, id prefixes, and a run with its jobs and steps.
 
+use crate::sql::RowExt;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use crate::model::{Job, Run, RunState, Step, WorkerLease};
 use crate::{Error, Result, Store};
+use quire_model::{Job, Run, RunState, Step, WorkerLease};
 
 /// The columns [`run_from_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state, \
@@ -31,8 +32,8 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         repo: row.get(1)?,
         ref_name: row.get(2)?,
         sha: row.get(3)?,
-        state: row.get(4)?,
-        failure_kind: row.get(5)?,
+        state: row.text(4)?,
+        failure_kind: row.text_opt(5)?,
         failure_detail: row.get(6)?,
         pushed_at_ms: row.get(7)?,
         queued_at_ms: row.get(8)?,
@@ -209,7 +210,7 @@ impl Store {
                 Ok(Job {
                     id: row.get(0)?,
                     position: row.get(1)?,
-                    state: row.get(2)?,
+                    state: row.text(2)?,
                     exit_code: row.get(3)?,
                     skip_reason: row.get(4)?,
                     started_at_ms: row.get(5)?,

@@ -10,34 +10,19 @@ use rusqlite::Transaction;
 use serde::Serialize;
 
 use crate::lifecycle::transition;
-use crate::model::{FailureKind, RunState};
 use crate::query::{RUN_COLUMNS, RUN_TABLES, run_from_row};
 use crate::{Result, Run, Store};
+use quire_model::{FailureKind, RunState};
 
-/// Whether a process exists on this machine.
+/// Whether a process exists on this machine (`quire_pipeline::processes::
+/// ProcessTable` asks the kernel; tests decide).
 pub trait Liveness {
     fn is_alive(&self, pid: u32) -> bool;
 }
 
-/// The real process table: `kill(pid, 0)`, and a zombie (exited, not yet
-/// reaped by its parent) counts as gone.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ProcessTable;
-
-impl Liveness for ProcessTable {
+impl<F: Fn(u32) -> bool> Liveness for F {
     fn is_alive(&self, pid: u32) -> bool {
-        let Ok(raw) = i32::try_from(pid) else {
-            return false;
-        };
-        let Some(target) = rustix::process::Pid::from_raw(raw) else {
-            return false;
-        };
-        let exists = match rustix::process::test_kill_process(target) {
-            Ok(()) => true,
-            // It exists but belongs to someone else.
-            Err(e) => e == rustix::io::Errno::PERM,
-        };
-        exists && !crate::processes::is_zombie(pid)
+        self(pid)
     }
 }
 

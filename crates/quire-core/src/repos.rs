@@ -2,13 +2,14 @@
 //! directory, so two repositories are never one whatever their folder names;
 //! named for people by [`display_names`].
 
+use crate::sql::RowExt;
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path};
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
-use crate::model::{Repository, RunState};
 use crate::{Error, Result, Store};
+use quire_model::{Repository, RunState};
 
 /// A repository as naming sees it: its path, if known, and the name it has
 /// now (kept when it is still right, so names do not flap).
@@ -119,7 +120,7 @@ fn repo_from_row(row: &Row<'_>) -> rusqlite::Result<Repository> {
         id: row.get(0)?,
         name: row.get(1)?,
         git_dir: row.get(2)?,
-        hook_state: row.get(3)?,
+        hook_state: row.text(3)?,
         first_seen_at_ms: row.get(4)?,
         installed_at_ms: row.get(5)?,
         former_names: Vec::new(),
@@ -324,7 +325,7 @@ impl Store {
                 Some(id) => self.conn.query_row(
                     "SELECT id, state, queued_at_ms FROM runs WHERE id = ?1",
                     [id],
-                    |row| Ok(Some((row.get(0)?, row.get(1)?, row.get(2)?))),
+                    |row| Ok(Some((row.get(0)?, row.text(1)?, row.get(2)?))),
                 )?,
                 None => None,
             };

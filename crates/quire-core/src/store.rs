@@ -10,10 +10,10 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 
-use crate::clock::{self, Clock};
 use crate::schema::{self, LATEST};
 use crate::upstream::{self, Lineage};
 use crate::{Error, Home, Result};
+use quire_model::clock::{self, Clock};
 
 /// How long a statement waits for another process's lock before giving up:
 /// 10 s, or `QUIRE_BUSY_TIMEOUT_MS` (for operators who prefer to fail fast,

@@ -1,13 +1,13 @@
 //! Where an executor's events go: the [`EventSink`] interface, the
 //! `events.jsonl` file sink, and combinators. The event types themselves
-//! live in `quire_core::events`, beside their ingestion into the store.
+//! live in `quire_model::events`, beside their ingestion into the store.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-pub use quire_core::events::Event;
+pub use quire_model::events::Event;
 
 /// Receives each event as it happens.
 pub trait EventSink {

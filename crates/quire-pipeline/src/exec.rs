@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use quire_core::events::Event;
-use quire_core::{JobState, RunState};
+use quire_model::events::Event;
+use quire_model::{JobState, RunState};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::process::{
     Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, kill_process_group, pidfd_open, waitid,
@@ -149,7 +149,7 @@ fn events_error(source: io::Error) -> ExecError {
 }
 
 fn now_ms() -> i64 {
-    quire_core::clock::now_ms()
+    quire_model::clock::now_ms()
 }
 
 impl Executor {
@@ -206,7 +206,7 @@ impl Executor {
             let outcome = self.run_job(job, &base_env, ctx, &redactor, sink, cancel);
             // Whatever a step started and left behind, even a daemon that
             // left the step's process group, ends with its job.
-            quire_core::processes::kill(&ctx.run_id);
+            crate::processes::kill(&ctx.run_id);
             let (state, exit_code) = outcome?;
             ended[i] = Some(state);
             if state == JobState::Failed && !job.allow_failure {
@@ -230,7 +230,7 @@ impl Executor {
         let (state, kind, result) = if failed {
             (
                 RunState::Failed,
-                Some(quire_core::FailureKind::PipelineFailure),
+                Some(quire_model::FailureKind::PipelineFailure),
                 RunResult::Failed,
             )
         } else {
@@ -632,7 +632,7 @@ impl Executor {
                         leftovers_killed = Some(Instant::now());
                     }
                     (Some(at), None) if at.elapsed() >= self.grace => {
-                        quire_core::processes::kill(run_id);
+                        crate::processes::kill(run_id);
                         escapees_killed = Some(Instant::now());
                     }
                     (Some(_), Some(at)) if at.elapsed() >= self.grace => break,

@@ -11,6 +11,7 @@ pub mod exec;
 mod log;
 pub mod pipeline;
 pub mod plan;
+pub mod processes;
 
 pub use log::Redactor;
 pub use pipeline::{Diagnostic, Job, Pipeline, Step};

@@ -204,7 +204,7 @@ fn valid_env_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-pub use quire_core::clock::parse_span;
+pub use quire_model::clock::parse_span;
 
 impl Pipeline {
     /// Parse and validate a pipeline file's text. On failure, every problem

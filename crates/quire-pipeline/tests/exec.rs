@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use quire_core::JobState;
-use quire_core::events::Event;
+use quire_model::JobState;
+use quire_model::events::Event;
 use quire_pipeline::Pipeline;
 use quire_pipeline::events::Recorded;
 use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
@@ -220,8 +220,8 @@ fn a_failing_step_ends_its_job_and_skips_dependents_while_independent_jobs_go_on
     assert!(matches!(
         events.last(),
         Some(Event::RunFinished {
-            state: quire_core::RunState::Failed,
-            failure_kind: Some(quire_core::FailureKind::PipelineFailure),
+            state: quire_model::RunState::Failed,
+            failure_kind: Some(quire_model::FailureKind::PipelineFailure),
             ..
         })
     ));

@@ -31,7 +31,7 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
         None => std::env::temp_dir().join(format!(
             "quire-demo-{}-{}",
             std::process::id(),
-            quire_core::clock::now_ms()
+            quire_model::clock::now_ms()
         )),
     };
     std::fs::create_dir_all(&dir)

@@ -5,9 +5,9 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use quire_core::config::Config;
-use quire_core::model::is_object_id;
 use quire_core::repos::Registration;
 use quire_core::{Home, Repository, Store, workers};
+use quire_model::model::is_object_id;
 
 use crate::Failure;
 use crate::git::Repo;

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use quire_core::events::Event;
+use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
 use quire_pipeline::pipeline::Input;
@@ -160,7 +160,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         None => std::env::temp_dir().join(format!(
             "quire-exec-{}-{}",
             std::process::id(),
-            quire_core::clock::now_ms()
+            quire_model::clock::now_ms()
         )),
     };
     let io_error =
@@ -242,6 +242,6 @@ fn uuid_like() -> String {
     format!(
         "local-{}-{}",
         std::process::id(),
-        quire_core::clock::now_ms()
+        quire_model::clock::now_ms()
     )
 }

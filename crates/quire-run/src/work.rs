@@ -12,10 +12,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use quire_core::config::Config;
-use quire_core::events::Event;
 use quire_core::lifecycle::{Outcome, Worker};
 use quire_core::query::ListFilter;
 use quire_core::{FailureKind, Home, Run, RunState, Store, workers};
+use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{Cancel, Executor, RunContext};
 

@@ -174,7 +174,7 @@ fn parse_state(text: &str) -> Result<RunState, String> {
 }
 
 fn parse_span(text: &str) -> Result<Duration, String> {
-    quire_core::clock::parse_span(text).ok_or_else(|| {
+    quire_model::clock::parse_span(text).ok_or_else(|| {
         format!("{text:?} is not a span; write e.g. \"90s\", \"20m\", \"2h\" or \"30d\"")
     })
 }

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use quire_core::config::Config;
 use quire_core::lifecycle::{Applied, NewRun};
-use quire_core::processes;
-use quire_core::reconcile::{Liveness, ProcessTable};
+use quire_pipeline::processes;
+use quire_pipeline::processes::ProcessTable;
 
 /// How long leftover step processes get between SIGTERM and SIGKILL.
 pub const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

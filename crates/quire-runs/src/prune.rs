@@ -24,10 +24,12 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_core::Res
     let config = Config::load(store.home())?;
     let older_than = match (args.older_than, &config.retention.older_than) {
         (Some(span), _) => span,
-        (None, Some(text)) => quire_core::clock::parse_span(text).ok_or_else(|| Error::Config {
-            path: store.home().dir().join("config.toml"),
-            message: format!("retention.older_than {text:?} is not a span"),
-        })?,
+        (None, Some(text)) => {
+            quire_model::clock::parse_span(text).ok_or_else(|| Error::Config {
+                path: store.home().dir().join("config.toml"),
+                message: format!("retention.older_than {text:?} is not a span"),
+            })?
+        }
         (None, None) => {
             eprintln!(
                 "quire-runs: error: prune needs --older-than SPAN (or retention.older_than in config.toml)"

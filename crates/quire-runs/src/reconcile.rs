@@ -2,8 +2,9 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use quire_core::Store;
-use quire_core::processes;
-use quire_core::reconcile::{ProcessTable, ReconcileReport};
+use quire_core::reconcile::ReconcileReport;
+use quire_pipeline::processes;
+use quire_pipeline::processes::ProcessTable;
 use serde::Serialize;
 
 use crate::cli::ReconcileArgs;
@@ -23,7 +24,7 @@ struct Report {
 }
 
 pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_core::Result<ExitCode> {
-    let report = store.reconcile(&ProcessTable, args.dry_run)?;
+    let report = store.reconcile(&|pid| ProcessTable.is_alive(pid), args.dry_run)?;
     let mut steps_terminated = Vec::new();
     let mut worker_started = false;
     if !args.dry_run {

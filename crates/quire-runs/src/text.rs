@@ -23,7 +23,7 @@ impl Output {
             .map(|t| t.as_millisecond());
         Output {
             color: std::io::stdout().is_terminal() && !no_color,
-            now_ms: frozen.unwrap_or_else(quire_core::clock::now_ms),
+            now_ms: frozen.unwrap_or_else(quire_model::clock::now_ms),
         }
     }
 

@@ -103,3 +103,25 @@ mod tests {
         other.wait().unwrap();
     }
 }
+
+/// The real process table: `kill(pid, 0)`, and a zombie (exited, not yet
+/// reaped by its parent) counts as gone.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessTable;
+
+impl ProcessTable {
+    pub fn is_alive(&self, pid: u32) -> bool {
+        let Ok(raw) = i32::try_from(pid) else {
+            return false;
+        };
+        let Some(target) = rustix::process::Pid::from_raw(raw) else {
+            return false;
+        };
+        let exists = match rustix::process::test_kill_process(target) {
+            Ok(()) => true,
+            // It exists but belongs to someone else.
+            Err(e) => e == rustix::io::Errno::PERM,
+        };
+        exists && !is_zombie(pid)
+    }
+}

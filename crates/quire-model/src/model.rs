@@ -4,7 +4,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Declares a string-valued enum stored as TEXT: `as_str`, `parse`, `Display`.
+/// A stored or typed value that is not one of an enum's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a {what}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub text: String,
+}
+
+/// Declares a string-valued enum stored as TEXT: `as_str`, `parse`,
+/// `FromStr`, `Display`.
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -31,15 +40,13 @@ macro_rules! text_enum {
             }
         }
 
-        impl rusqlite::types::FromSql for $name {
-            fn column_result(
-                value: rusqlite::types::ValueRef<'_>,
-            ) -> rusqlite::types::FromSqlResult<Self> {
-                let text = value.as_str()?;
-                $name::parse(text).ok_or_else(|| {
-                    rusqlite::types::FromSqlError::Other(
-                        format!("{:?} is not a {}", text, stringify!($name)).into(),
-                    )
+        impl std::str::FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(text: &str) -> Result<Self, UnknownValue> {
+                $name::parse(text).ok_or_else(|| UnknownValue {
+                    what: stringify!($name),
+                    text: text.to_string(),
                 })
             }
         }

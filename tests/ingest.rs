@@ -5,10 +5,10 @@
 use std::io::Write;
 use std::time::Duration;
 
-use quire_core::events::{Event, parse_stream};
 use quire_core::lifecycle::{NewRun, Worker};
 use quire_core::query::RunDetail;
 use quire_core::{Home, JobState, RunState, Store};
+use quire_model::events::{Event, parse_stream};
 use quire_pipeline::Pipeline;
 use quire_pipeline::events::{EventSink, JsonlFile, Recorded};
 use quire_pipeline::exec::{Cancel, Executor, RunContext};

@@ -1,0 +1,107 @@
+//! The events a run's executor reports, and their JSON-lines form
+//! (`runs/<id>/events.jsonl`): one object per line, each with `type` and
+//! `at_ms`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{FailureKind, JobState, RunState};
+
+/// One thing that happened in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// The executor started; `jobs` is the plan, in order.
+    RunStarted {
+        at_ms: i64,
+        jobs: Vec<String>,
+    },
+    JobStarted {
+        at_ms: i64,
+        job: String,
+    },
+    StepStarted {
+        at_ms: i64,
+        job: String,
+        seq: i64,
+        cmd: String,
+    },
+    StepFinished {
+        at_ms: i64,
+        job: String,
+        seq: i64,
+        exit_code: i64,
+    },
+    /// `state` is complete, failed or aborted.
+    JobFinished {
+        at_ms: i64,
+        job: String,
+        state: JobState,
+        exit_code: Option<i64>,
+    },
+    JobSkipped {
+        at_ms: i64,
+        job: String,
+        reason: String,
+    },
+    /// `state` is complete or failed.
+    RunFinished {
+        at_ms: i64,
+        state: RunState,
+        failure_kind: Option<FailureKind>,
+    },
+}
+
+/// A line of an events stream that is not an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("events line {line}: {message}")]
+pub struct BadEvent {
+    pub line: usize,
+    pub message: String,
+}
+
+impl Event {
+    /// The event as one line of events.jsonl, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_else(|e| {
+            // Every field is a string, a number or a stored enum: encoding
+            // cannot fail; should it ever, the line says so instead.
+            format!("{{\"type\":\"unencodable\",\"error\":{:?}}}", e.to_string())
+        });
+        line.push('\n');
+        line
+    }
+
+    pub fn at_ms(&self) -> i64 {
+        match self {
+            Event::RunStarted { at_ms, .. }
+            | Event::JobStarted { at_ms, .. }
+            | Event::StepStarted { at_ms, .. }
+            | Event::StepFinished { at_ms, .. }
+            | Event::JobFinished { at_ms, .. }
+            | Event::JobSkipped { at_ms, .. }
+            | Event::RunFinished { at_ms, .. } => *at_ms,
+        }
+    }
+}
+
+/// Parse an events.jsonl stream. A last line without its newline was torn
+/// by a crash mid-write and is ignored; any other bad line is an error
+/// naming its line number.
+pub fn parse_stream(bytes: &[u8]) -> Result<Vec<Event>, BadEvent> {
+    let complete = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &bytes[..end],
+        None => return Ok(Vec::new()),
+    };
+    let mut events = Vec::new();
+    for (n, line) in complete.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let event = serde_json::from_slice(line).map_err(|e| BadEvent {
+            line: n + 1,
+            message: e.to_string(),
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}

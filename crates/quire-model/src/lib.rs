@@ -1,0 +1,12 @@
+//! quire's domain, shared by every layer and depending on none: the states
+//! of runs, jobs and repositories, why a run failed, the events an executor
+//! reports and their JSON-lines form, and time as quire stores it.
+
+pub mod clock;
+pub mod events;
+pub mod model;
+
+pub use model::{
+    FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step, UnknownValue,
+    WorkerLease, is_object_id,
+};
