@@ -24,8 +24,8 @@ fn check(path: &Path, generated: &[u8]) {
 fn generated_completions_and_man_pages_are_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (name, command) in [
-        ("quire-run", quire_run::command()),
-        ("quire-runs", quire_runs::command()),
+        ("quire-run", quire_cli::run::command()),
+        ("quire-runs", quire_cli::runs::command()),
     ] {
         for (shell, file) in [
             (Shell::Bash, format!("{name}.bash")),

@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
-use quire_core::{FailureKind, RunState, workers};
+use quire_cli::workers;
+use quire_core::{FailureKind, RunState};
 
 use crate::util::{Env, alive, git, gone_within, queued_runs};
 

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    quire_run::main()
+    quire_cli::run::main()
 }

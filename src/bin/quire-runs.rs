@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    quire_runs::main()
+    quire_cli::runs::main()
 }

@@ -1,5 +1,5 @@
 //! quire's data home: `--home`, else `$QUIRE_HOME`, else
-//! `$XDG_DATA_HOME/quire`, else `~/.local/share/quire` (DESIGN.md §2).
+//! `$XDG_DATA_HOME/quire`, else `~/.local/share/quire` (docs/OPERATIONS.md, "The home").
 
 use std::ffi::OsString;
 use std::fs::DirBuilder;

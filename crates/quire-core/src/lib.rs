@@ -3,12 +3,11 @@
 //!
 //! * [`home`] finds the data home and [`Store::open`] opens `quire.db` in it,
 //!   applying the schema history in [`schema`].
-//! * [`lifecycle`] holds the run and job state machines (DESIGN.md §3): every
+//! * [`lifecycle`] holds the run and job state machines (docs/STATE.md): every
 //!   state change goes through it.
 //! * [`reconcile`] repairs runs whose worker is provably gone.
 //! * [`query`] reads runs back for `quire-runs`.
 
-pub mod config;
 mod error;
 pub mod events;
 pub mod home;
@@ -20,7 +19,6 @@ pub mod repos;
 pub mod schema;
 mod store;
 pub mod upstream;
-pub mod workers;
 
 pub use error::{Error, Result};
 pub use home::Home;

@@ -1,4 +1,4 @@
-//! The run and job state machines (DESIGN.md §3): the only code that changes
+//! The run and job state machines (docs/STATE.md): the only code that changes
 //! a run's or a job's state. Each allowed edge is a row of [`RUN_EDGES`] or
 //! [`JOB_EDGES`]; any other edge is an error, and a change aimed at a row that
 //! is already terminal changes nothing (a superseded run is never overwritten
@@ -26,7 +26,7 @@ pub struct RunEdge {
 use FailureKind as K;
 use RunState as R;
 
-/// Every edge a run may take. Mirrors DESIGN.md §3 row by row.
+/// Every edge a run may take. Mirrors docs/STATE.md row by row.
 pub const RUN_EDGES: &[RunEdge] = &[
     RunEdge {
         from: &[R::Pending],

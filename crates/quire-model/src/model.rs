@@ -60,7 +60,7 @@ macro_rules! text_enum {
 }
 
 text_enum! {
-    /// A run's state (DESIGN.md §3).
+    /// A run's state (docs/STATE.md).
     RunState {
         Pending => "pending",
         Active => "active",
@@ -112,7 +112,7 @@ impl FailureKind {
 }
 
 text_enum! {
-    /// A job's state (DESIGN.md §3).
+    /// A job's state (docs/STATE.md).
     JobState {
         Pending => "pending",
         Active => "active",
@@ -153,7 +153,7 @@ pub struct Run {
     pub id: String,
     /// The repository's id in `repos`.
     pub repo_id: i64,
-    /// The repository's display name (DESIGN.md §2), as it is now.
+    /// The repository's display name (docs/OPERATIONS.md, "Repositories"), as it is now.
     pub repo: String,
     pub ref_name: String,
     pub sha: String,
@@ -206,7 +206,7 @@ text_enum! {
 }
 
 /// A repository: identified by the canonical path of its bare git
-/// directory, named for people (DESIGN.md §2).
+/// directory, named for people (docs/OPERATIONS.md, "Repositories").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
     pub id: i64,

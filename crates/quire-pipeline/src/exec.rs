@@ -248,7 +248,7 @@ impl Executor {
         Ok(result)
     }
 
-    /// The environment every step starts from (DESIGN.md §5).
+    /// The environment every step starts from (docs/PIPELINE.md, "Environment").
     fn base_env(
         &self,
         pipeline: &Pipeline,

@@ -1,6 +1,8 @@
 //! The pipeline file: `.quire/ci.toml` parsed into typed structs and
-//! validated fail-closed. Every problem is reported (not just the first),
-//! each with the line and column it concerns, the job, and the fix.
+//! validated fail-closed, in two passes: reading the TOML stops at its first
+//! error; a file that reads is then checked against every other rule, and
+//! all of those problems are reported, each with the line and column it
+//! concerns, the job, and the fix.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

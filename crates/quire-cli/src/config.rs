@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::{Error, Home, Result};
+use quire_core::{Error, Home, Result};
 
 /// Settings for workers and hooks; every key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

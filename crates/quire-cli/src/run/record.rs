@@ -5,9 +5,9 @@ use quire_core::Store;
 use quire_core::lifecycle::NewRun;
 use quire_pipeline::Pipeline;
 
-use crate::Failure;
-use crate::git::Repo;
-use crate::local::{DEFAULT_FILE, describe};
+use crate::run::Failure;
+use crate::run::git::Repo;
+use crate::run::local::{DEFAULT_FILE, describe};
 
 /// One ref's update, as git reports it to post-receive.
 #[derive(Debug, Clone)]

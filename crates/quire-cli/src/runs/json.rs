@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use std::process::ExitCode;
 
-use crate::text::{emit, rfc3339};
+use crate::runs::text::{emit, rfc3339};
 
 #[derive(Debug, Serialize)]
 pub struct RunJson<'a> {

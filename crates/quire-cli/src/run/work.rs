@@ -11,18 +11,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use quire_core::config::Config;
+use crate::config::Config;
+use crate::workers;
 use quire_core::lifecycle::{Outcome, Worker};
 use quire_core::query::ListFilter;
-use quire_core::{FailureKind, Home, Run, RunState, Store, workers};
+use quire_core::{FailureKind, Home, Run, RunState, Store};
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{Cancel, Executor, RunContext};
 
-use crate::Failure;
-use crate::git::Repo;
-use crate::local::DEFAULT_FILE;
-use crate::record::{invalid_detail, validate};
+use crate::run::Failure;
+use crate::run::git::Repo;
+use crate::run::local::DEFAULT_FILE;
+use crate::run::record::{invalid_detail, validate};
 
 /// How long a claimed run stays ours without renewal.
 const LEASE: Duration = Duration::from_secs(30);
@@ -36,7 +37,7 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         eprintln!("quire-run work: cannot start a session of its own: {e}");
     }
     ignore_file_size_signal();
-    crate::interrupt::catch();
+    crate::run::interrupt::catch();
     let config = Config::load(home)?;
     loop {
         let Some(slot) = workers::try_acquire(home, config.max_workers)? else {
@@ -44,12 +45,12 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         };
         let mut store = Store::open(home)?;
         let worker = Worker::this_process(LEASE);
-        while !crate::interrupt::requested()
+        while !crate::run::interrupt::requested()
             && let Some(run) = store.claim_next(&worker)?
         {
             execute(home, &config, &mut store, &worker, run)?;
         }
-        if crate::interrupt::requested() {
+        if crate::run::interrupt::requested() {
             return Ok(());
         }
         drop(slot);
@@ -103,7 +104,7 @@ pub(crate) fn execute(
             heartbeat.stop();
             // Stopped by SIGINT or SIGTERM: the run did not fail, it was
             // cancelled (a no-op if it ended first).
-            if crate::interrupt::requested() {
+            if crate::run::interrupt::requested() {
                 store.cancel(&run.id)?;
             }
             outcome
@@ -142,8 +143,8 @@ enum RunFailure {
     Crashed(String),
 }
 
-impl From<crate::git::GitError> for RunFailure {
-    fn from(e: crate::git::GitError) -> RunFailure {
+impl From<crate::run::git::GitError> for RunFailure {
+    fn from(e: crate::run::git::GitError) -> RunFailure {
         RunFailure::Crashed(e.to_string())
     }
 }
@@ -283,7 +284,7 @@ impl Heartbeat {
         );
         let thread = thread::spawn(move || {
             while !flag.load(Ordering::SeqCst) {
-                if crate::interrupt::requested() {
+                if crate::run::interrupt::requested() {
                     cancel.cancel();
                 }
                 match store.renew_lease(&run, &worker) {

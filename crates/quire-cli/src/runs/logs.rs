@@ -11,7 +11,7 @@ use std::time::Duration;
 use quire_core::query::RunDetail;
 use quire_core::{Error, RunState, Store};
 
-use crate::cli::{LogsArgs, StreamArg};
+use crate::runs::cli::{LogsArgs, StreamArg};
 
 /// How often `--follow` looks for new output.
 const POLL: Duration = Duration::from_millis(100);

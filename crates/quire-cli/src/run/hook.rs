@@ -4,14 +4,15 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use quire_core::config::Config;
+use crate::config::Config;
+use crate::workers;
 use quire_core::repos::Registration;
-use quire_core::{Home, Repository, Store, workers};
+use quire_core::{Home, Repository, Store};
 use quire_model::model::is_object_id;
 
-use crate::Failure;
-use crate::git::Repo;
-use crate::record::{RefUpdate, record};
+use crate::run::Failure;
+use crate::run::git::Repo;
+use crate::run::record::{RefUpdate, record};
 
 /// The repository the hook runs for: `--git-dir`, else `$GIT_DIR` (which git
 /// sets, relative: `.`), made absolute.

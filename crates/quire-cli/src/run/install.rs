@@ -5,15 +5,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use quire_core::config::Config;
+use crate::config::Config;
 use quire_core::repos::Registration;
 use quire_core::{Home, Store};
 
-use crate::Failure;
-use crate::hook::register;
+use crate::run::Failure;
+use crate::run::hook::register;
 
 /// hooks/post-receive, with this binary and the home filled in.
-const TEMPLATE: &str = include_str!("../../../hooks/post-receive");
+const TEMPLATE: &str = include_str!("../../../../hooks/post-receive");
 
 /// Single-quote for sh.
 fn quoted(text: &str) -> String {
@@ -119,7 +119,7 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
         known.name,
         home_dir.display()
     );
-    if let Some(elsewhere) = quire_runs::hooks_elsewhere(&repo) {
+    if let Some(elsewhere) = crate::runs::hooks_elsewhere(&repo) {
         eprintln!(
             "quire: warning: core.hooksPath points git at {}, so git never runs \
              {}; unset it (git --git-dir {} config --unset core.hooksPath) or install there",

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
-use quire_core::config::Config;
+use crate::config::Config;
 use quire_core::lifecycle::{Applied, Worker};
 use quire_core::query::ref_candidates;
 use quire_core::repos::Registration;
 use quire_core::{Home, RunState, Store};
 
-use crate::git::Repo;
-use crate::hook::{git_dir, register, start_worker};
-use crate::record::{Recorded, RefUpdate, record};
-use crate::{Failure, TriggerArgs, work};
+use crate::run::git::Repo;
+use crate::run::hook::{git_dir, register, start_worker};
+use crate::run::record::{Recorded, RefUpdate, record};
+use crate::run::{Failure, TriggerArgs, work};
 
 pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     let git_dir = git_dir(Some(&args.git_dir))?;
@@ -42,7 +42,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         return Ok(());
     }
 
-    crate::interrupt::catch();
+    crate::run::interrupt::catch();
     let worker = Worker::this_process(Duration::from_secs(30));
     if let Applied::Changed { .. } = store.claim(&run, &worker)? {
         let claimed = store.resolve_run(&run)?;
@@ -52,7 +52,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     let waited = store.wait_terminal(
         &run,
         Duration::from_millis(200),
-        crate::interrupt::requested,
+        crate::run::interrupt::requested,
     )?;
     let Some(finished) = waited else {
         // Another worker holds the run; stop waiting, leave it be.

@@ -23,7 +23,12 @@ use quire_core::Home;
 
 /// Record and execute CI runs for pushed refs.
 #[derive(Debug, Parser)]
-#[command(name = "quire-run", version, about, propagate_version = true)]
+#[command(
+    name = "quire-run",
+    version,
+    about = "quire-run: the hook side of quire",
+    propagate_version = true
+)]
 struct Cli {
     /// quire's data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or
     /// ~/.local/share/quire]

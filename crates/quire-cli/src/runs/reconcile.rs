@@ -7,10 +7,10 @@ use quire_pipeline::processes;
 use quire_pipeline::processes::ProcessTable;
 use serde::Serialize;
 
-use crate::cli::ReconcileArgs;
-use crate::control::{LEFTOVER_GRACE, start_worker};
-use crate::json;
-use crate::text::emit;
+use crate::runs::cli::ReconcileArgs;
+use crate::runs::control::{LEFTOVER_GRACE, start_worker};
+use crate::runs::json;
+use crate::runs::text::emit;
 
 /// What reconcile did beyond the store: the leftover step processes it
 /// ended and whether it started a worker for the pending runs.

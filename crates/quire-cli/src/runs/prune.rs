@@ -3,13 +3,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use quire_core::config::Config;
+use crate::config::Config;
 use quire_core::{Error, Store};
 use serde::Serialize;
 
-use crate::cli::PruneArgs;
-use crate::json;
-use crate::text::{Output, emit};
+use crate::runs::cli::PruneArgs;
+use crate::runs::json;
+use crate::runs::text::{Output, emit};
 
 #[derive(Debug, Serialize)]
 struct Report {

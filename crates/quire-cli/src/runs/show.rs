@@ -5,9 +5,9 @@ use comfy_table::Cell;
 use quire_core::query::RunDetail;
 use quire_core::{JobState, RunState, Store};
 
-use crate::cli::ShowArgs;
-use crate::json;
-use crate::text::{Output, duration, emit, rfc3339};
+use crate::runs::cli::ShowArgs;
+use crate::runs::json;
+use crate::runs::text::{Output, duration, emit, rfc3339};
 
 pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_core::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use quire_core::query::ListFilter;
 use quire_core::{Home, RunState, Store};
 
-use crate::{DemoArgs, Failure};
+use crate::run::{DemoArgs, Failure};
 
 const PIPELINE: &str = r#"# quire's pipeline for this demo project
 [env]
@@ -51,7 +51,7 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
     println!("quire demo in {}", dir.display());
     let home = Home::at(home);
     git(&dir, &["init", "--quiet", "--bare", path(&bare)?])?;
-    crate::install::run(&home, &bare, crate::install::Existing::Refuse)?;
+    crate::run::install::run(&home, &bare, crate::run::install::Existing::Refuse)?;
     git(&dir, &["init", "--quiet", "-b", "main", path(&work)?])?;
     write(&work.join("README.md"), "# app\n\nBuilt by quire.\n")?;
     write(&work.join(".quire/ci.toml"), PIPELINE)?;
@@ -94,7 +94,7 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
     let home_arg = home.dir().display().to_string();
     println!();
     println!("$ quire-runs --home {home_arg} show {}", run.id);
-    quire_runs::main_with(["quire-runs", "--home", &home_arg, "show", &run.id]);
+    crate::runs::main_with(["quire-runs", "--home", &home_arg, "show", &run.id]);
     println!();
     let runs = quire_runs_command();
     println!("Look further:");

@@ -9,9 +9,9 @@ use quire_core::repos::RepoSummary;
 use quire_core::{HookState, RunState, Store};
 use serde::Serialize;
 
-use crate::cli::ReposArgs;
-use crate::json;
-use crate::text::{Output, emit, rfc3339};
+use crate::runs::cli::ReposArgs;
+use crate::runs::json;
+use crate::runs::text::{Output, emit, rfc3339};
 
 /// The first line of comment in quire's hook template (hooks/post-receive).
 const HOOK_MARK: &str = "# quire's post-receive hook, written by `quire-run install`";

@@ -10,7 +10,7 @@ use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
 use quire_pipeline::pipeline::Input;
 use quire_pipeline::{Diagnostic, Pipeline};
 
-use crate::Failure;
+use crate::run::Failure;
 
 /// The pipeline file of a project.
 pub(crate) const DEFAULT_FILE: &str = ".quire/ci.toml";
@@ -168,11 +168,9 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
     std::fs::create_dir_all(&out_dir).map_err(io_error)?;
     let run_id = uuid_like();
     let secrets = match quire_core::Home::resolve(args.home) {
-        Ok(home) if home.dir().join("config.toml").is_file() => {
-            quire_core::config::Config::load(&home)?
-                .secret_values()
-                .map_err(Failure::Input)?
-        }
+        Ok(home) if home.dir().join("config.toml").is_file() => crate::config::Config::load(&home)?
+            .secret_values()
+            .map_err(Failure::Input)?,
         _ => Vec::new(),
     };
     let ctx = RunContext {
@@ -198,12 +196,12 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         JsonlFile::create(&out_dir.join("events.jsonl")).map_err(io_error)?,
         Progress,
     );
-    crate::interrupt::catch();
+    crate::run::interrupt::catch();
     let cancel = Cancel::default();
     let watcher = {
         let cancel = cancel.clone();
         std::thread::spawn(move || {
-            while !crate::interrupt::requested() {
+            while !crate::run::interrupt::requested() {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             cancel.cancel();

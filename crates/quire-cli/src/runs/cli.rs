@@ -6,7 +6,12 @@ use quire_core::RunState;
 
 /// List, show, follow and repair quire's CI runs.
 #[derive(Debug, Parser)]
-#[command(name = "quire-runs", version, about, propagate_version = true)]
+#[command(
+    name = "quire-runs",
+    version,
+    about = "quire-runs: list, show and repair quire's runs",
+    propagate_version = true
+)]
 pub struct Cli {
     /// quire's data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or
     /// ~/.local/share/quire]

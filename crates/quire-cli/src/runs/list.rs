@@ -4,9 +4,9 @@ use comfy_table::Cell;
 use quire_core::Store;
 use quire_core::query::ListFilter;
 
-use crate::cli::ListArgs;
-use crate::json;
-use crate::text::{Output, duration, emit, short_ref};
+use crate::runs::cli::ListArgs;
+use crate::runs::json;
+use crate::runs::text::{Output, duration, emit, short_ref};
 
 /// The fewest id characters `list` shows.
 const MIN_ID_CHARS: usize = 8;

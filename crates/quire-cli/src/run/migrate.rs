@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use quire_core::config::Config;
+use crate::config::Config;
 use quire_core::repos::Registration;
 use quire_core::{Home, Store};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::install::{self, Existing};
-use crate::{Failure, MigrateArgs};
+use crate::run::install::{self, Existing};
+use crate::run::{Failure, MigrateArgs};
 
 /// How deep under `repos/` and `runs/` repositories and run folders are
 /// looked for (`runs/<repo>/<id>`, where a repo name may hold a few `/`).

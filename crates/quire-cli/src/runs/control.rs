@@ -2,16 +2,17 @@
 
 use std::process::ExitCode;
 
-use quire_core::config::Config;
+use crate::config::Config;
 use quire_core::lifecycle::{Applied, NewRun};
 use quire_pipeline::processes;
 use quire_pipeline::processes::ProcessTable;
 
 /// How long leftover step processes get between SIGTERM and SIGKILL.
 pub const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-use quire_core::{Error, Home, RunState, Store, workers};
+use crate::workers;
+use quire_core::{Error, Home, RunState, Store};
 
-use crate::cli::{RunArg, WaitArgs};
+use crate::runs::cli::{RunArg, WaitArgs};
 
 /// Block until the run is terminal; exit 0 iff it completed.
 pub fn wait(store: &Store, args: &WaitArgs) -> quire_core::Result<ExitCode> {

@@ -1,0 +1,15 @@
+//! quire's commands: the two binaries' command trees, thin layers that parse
+//! arguments, call the store and the pipeline, and render.
+//!
+//! * [`run`]: `quire-run`, the side that records and executes runs (git's
+//!   hook, the worker, trigger, install, migrate-from, validate, exec, demo);
+//!   the only code that reads git (gix).
+//! * [`runs`]: `quire-runs`, for people and scripts (list, show, logs, wait,
+//!   cancel, retry, prune, reconcile, repos).
+//! * [`config`]: the home's config.toml; [`workers`]: worker slots and
+//!   starting a detached worker.
+
+pub mod config;
+pub mod run;
+pub mod runs;
+pub mod workers;
