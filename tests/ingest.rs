@@ -5,13 +5,13 @@
 use std::io::Write;
 use std::time::Duration;
 
-use quire_core::lifecycle::{NewRun, Worker};
-use quire_core::query::RunDetail;
-use quire_core::{Home, JobState, RunState, Store};
 use quire_model::events::{Event, parse_stream};
 use quire_pipeline::Pipeline;
 use quire_pipeline::events::{EventSink, JsonlFile, Recorded};
 use quire_pipeline::exec::{Cancel, Executor, RunContext};
+use quire_store::lifecycle::{NewRun, Worker};
+use quire_store::query::RunDetail;
+use quire_store::{Home, JobState, RunState, Store};
 
 const PIPELINE: &str = r#"
 [jobs.build]
@@ -52,7 +52,7 @@ impl Fixture {
             .register_repo(
                 std::path::Path::new("/srv/git/app.git"),
                 None,
-                quire_core::repos::Registration::Seen,
+                quire_store::repos::Registration::Seen,
             )
             .unwrap()
             .id;
@@ -153,7 +153,7 @@ fn ingesting_the_same_stream_twice_gives_the_same_rows() {
     assert_eq!(once.run.state, RunState::Failed);
     assert_eq!(
         once.run.failure_kind,
-        Some(quire_core::FailureKind::PipelineFailure)
+        Some(quire_store::FailureKind::PipelineFailure)
     );
     assert_eq!(
         shape(&once),

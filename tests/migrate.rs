@@ -1,7 +1,7 @@
 //! `quire-run migrate-from`: an upstream home taken into a quire home, every
 //! row kept, every log readable, the source only read.
 
-#[path = "../crates/quire-core/tests/support/upstream.rs"]
+#[path = "../crates/quire-store/tests/support/upstream.rs"]
 mod upstream;
 
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
-use quire_core::{FailureKind, JobState, RunState};
+use quire_store::{FailureKind, JobState, RunState};
 
 use crate::util::{Env, alive, git, gone_within, queued_runs, read_pid_file};
 

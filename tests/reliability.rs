@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
 use quire_cli::workers;
-use quire_core::{FailureKind, RunState};
+use quire_store::{FailureKind, RunState};
 
 use crate::util::{Env, alive, git, gone_within, queued_runs};
 

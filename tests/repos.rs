@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use predicates::prelude::*;
-use quire_core::RunState;
+use quire_store::RunState;
 use serde_json::Value;
 
 use crate::util::{Env, Repo, find, git, queued_runs};

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use predicates::prelude::*;
-use quire_core::{FailureKind, JobState, RunState};
+use quire_store::{FailureKind, JobState, RunState};
 
 use crate::util::{Env, SHA, git, gone_within, populate, queued_runs, read_pid_file};
 

@@ -20,7 +20,7 @@ fn a_store_from_a_newer_quire_is_refused_byte_for_byte_unchanged() {
             .code(1)
             .stderr(predicate::str::contains(format!(
                 "has schema version 99, newer than this quire knows ({})",
-                quire_core::schema::LATEST
+                quire_store::schema::LATEST
             )))
             .stderr(predicate::str::contains(
                 "hint: run a quire at least as new",

@@ -7,9 +7,9 @@ use std::process::Command as Process;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use quire_core::lifecycle::{NewRun, Outcome, Worker};
-use quire_core::repos::Registration;
-use quire_core::{FailureKind, Home, Store};
+use quire_store::lifecycle::{NewRun, Outcome, Worker};
+use quire_store::repos::Registration;
+use quire_store::{FailureKind, Home, Store};
 use serde_json::Value;
 
 pub struct Env {
@@ -249,8 +249,8 @@ impl Env {
         &self,
         id: &str,
         what: &str,
-        done: impl Fn(&quire_core::Run) -> bool,
-    ) -> quire_core::Run {
+        done: impl Fn(&quire_store::Run) -> bool,
+    ) -> quire_store::Run {
         let store = self.store();
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -266,13 +266,13 @@ impl Env {
         }
     }
 
-    pub fn wait_terminal(&self, id: &str) -> quire_core::Run {
+    pub fn wait_terminal(&self, id: &str) -> quire_store::Run {
         self.wait_for(id, "terminal", |r| r.state.is_terminal())
     }
 
     /// Every run, newest first.
-    pub fn all_runs(&self) -> Vec<quire_core::Run> {
-        let filter = quire_core::query::ListFilter {
+    pub fn all_runs(&self) -> Vec<quire_store::Run> {
+        let filter = quire_store::query::ListFilter {
             limit: 10_000,
             ..Default::default()
         };

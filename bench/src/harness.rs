@@ -153,7 +153,7 @@ impl Repo {
 
 /// Wait until no run in `home` is pending or active.
 pub fn wait_idle(home: &Path) {
-    let store = quire_core::Store::open(&quire_core::Home::at(home)).unwrap();
+    let store = quire_store::Store::open(&quire_store::Home::at(home)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let live: i64 = store

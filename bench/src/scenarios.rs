@@ -4,9 +4,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use quire_core::lifecycle::{NewRun, Worker};
-use quire_core::{Home, JobState, Store};
 use quire_model::events::Event;
+use quire_store::lifecycle::{NewRun, Worker};
+use quire_store::{Home, JobState, Store};
 use rusqlite::params;
 
 use crate::harness::{Bins, Repo, Stats, git, peak_rss_kib, row, run, time, wait_idle};
@@ -126,7 +126,7 @@ fn claimed_run(store: &mut Store, ref_name: &str) -> String {
         .register_repo(
             std::path::Path::new("/srv/git/bench.git"),
             None,
-            quire_core::repos::Registration::Seen,
+            quire_store::repos::Registration::Seen,
         )
         .unwrap()
         .id;
@@ -230,7 +230,7 @@ pub fn upgrade(quick: bool) {
     {
         let mut conn = rusqlite::Connection::open(home.db_path()).unwrap();
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        quire_core::schema::migrate_to(&mut conn, 6).unwrap();
+        quire_store::schema::migrate_to(&mut conn, 6).unwrap();
         let tx = conn.transaction().unwrap();
         {
             let mut run = tx
@@ -455,7 +455,7 @@ fn big_store(home: &Home, runs: usize) -> String {
             .register_repo(
                 std::path::Path::new(&path),
                 None,
-                quire_core::repos::Registration::Seen,
+                quire_store::repos::Registration::Seen,
             )
             .unwrap();
     }

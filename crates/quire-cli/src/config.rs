@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use quire_core::{Error, Home, Result};
+use quire_store::{Error, Home, Result};
 
 /// Settings for workers and hooks; every key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

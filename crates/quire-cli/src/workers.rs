@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 
 use rustix::fs::{FlockOperation, flock};
 
-use quire_core::{Error, Home, Result};
+use quire_store::{Error, Home, Result};
 
 /// A held worker slot; dropping it releases the slot.
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use std::process::Command as Process;
 
 use std::time::{Duration, Instant};
 
-use quire_core::query::ListFilter;
-use quire_core::{Home, RunState, Store};
+use quire_store::query::ListFilter;
+use quire_store::{Home, RunState, Store};
 
 use crate::run::{DemoArgs, Failure};
 

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::workers;
-use quire_core::repos::Registration;
-use quire_core::{Home, Repository, Store};
 use quire_model::model::is_object_id;
+use quire_store::repos::Registration;
+use quire_store::{Home, Repository, Store};
 
 use crate::run::Failure;
 use crate::run::git::Repo;

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::config::Config;
-use quire_core::repos::Registration;
-use quire_core::{Home, Store};
+use quire_store::repos::Registration;
+use quire_store::{Home, Store};
 
 use crate::run::Failure;
 use crate::run::hook::register;

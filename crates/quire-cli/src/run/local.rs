@@ -167,7 +167,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         |e: io::Error| Failure::Input(format!("cannot write to {}: {e}", out_dir.display()));
     std::fs::create_dir_all(&out_dir).map_err(io_error)?;
     let run_id = uuid_like();
-    let secrets = match quire_core::Home::resolve(args.home) {
+    let secrets = match quire_store::Home::resolve(args.home) {
         Ok(home) if home.dir().join("config.toml").is_file() => crate::config::Config::load(&home)?
             .secret_values()
             .map_err(Failure::Input)?,

@@ -9,8 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use quire_core::repos::Registration;
-use quire_core::{Home, Store};
+use quire_store::repos::Registration;
+use quire_store::{Home, Store};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::run::install::{self, Existing};
@@ -63,7 +63,7 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
         }
     };
     let kept = count_rows_in(store.connection())
-        .map_err(|e| Failure::Store(quire_core::Error::Sqlite(e)))?;
+        .map_err(|e| Failure::Store(quire_store::Error::Sqlite(e)))?;
     if kept != counted {
         return Err(Failure::Input(format!(
             "rows were lost converting {} (runs, jobs, steps before {counted:?}, after {kept:?}); \
@@ -90,7 +90,7 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
         .connection()
         .prepare("SELECT id FROM runs")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(|e| Failure::Store(quire_core::Error::Sqlite(e)))?;
+        .map_err(|e| Failure::Store(quire_store::Error::Sqlite(e)))?;
     let mut copied = Copied::default();
     copy_runs(&source.join("runs"), home, &ids, 0, &mut copied);
     drop(store);

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use quire_core::Home;
+use quire_store::Home;
 
 /// Record and execute CI runs for pushed refs.
 #[derive(Debug, Parser)]
@@ -140,7 +140,7 @@ struct DemoArgs {
 /// Why `quire-run` could not do what it was asked.
 #[derive(Debug)]
 enum Failure {
-    Store(quire_core::Error),
+    Store(quire_store::Error),
     Git(String),
     /// A file or directory given on the command line cannot be used.
     Input(String),
@@ -150,8 +150,8 @@ enum Failure {
     Quiet,
 }
 
-impl From<quire_core::Error> for Failure {
-    fn from(e: quire_core::Error) -> Failure {
+impl From<quire_store::Error> for Failure {
+    fn from(e: quire_store::Error) -> Failure {
         Failure::Store(e)
     }
 }

@@ -1,9 +1,9 @@
 //! Recording what a push did to one ref: the hook's and `trigger`'s shared
 //! path from (old, new, ref) to a run, or to the reason there is none.
 
-use quire_core::Store;
-use quire_core::lifecycle::NewRun;
 use quire_pipeline::Pipeline;
+use quire_store::Store;
+use quire_store::lifecycle::NewRun;
 
 use crate::run::Failure;
 use crate::run::git::Repo;

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use crate::config::Config;
-use quire_core::lifecycle::{Applied, Worker};
-use quire_core::query::ref_candidates;
-use quire_core::repos::Registration;
-use quire_core::{Home, RunState, Store};
+use quire_store::lifecycle::{Applied, Worker};
+use quire_store::query::ref_candidates;
+use quire_store::repos::Registration;
+use quire_store::{Home, RunState, Store};
 
 use crate::run::git::Repo;
 use crate::run::hook::{git_dir, register, start_worker};

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::workers;
-use quire_core::lifecycle::{Outcome, Worker};
-use quire_core::query::ListFilter;
-use quire_core::{FailureKind, Home, Run, RunState, Store};
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{Cancel, Executor, RunContext};
+use quire_store::lifecycle::{Outcome, Worker};
+use quire_store::query::ListFilter;
+use quire_store::{FailureKind, Home, Run, RunState, Store};
 
 use crate::run::Failure;
 use crate::run::git::Repo;

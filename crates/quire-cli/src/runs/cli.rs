@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use quire_core::RunState;
+use quire_store::RunState;
 
 /// List, show, follow and repair quire's CI runs.
 #[derive(Debug, Parser)]

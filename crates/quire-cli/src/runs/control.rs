@@ -3,19 +3,19 @@
 use std::process::ExitCode;
 
 use crate::config::Config;
-use quire_core::lifecycle::{Applied, NewRun};
 use quire_pipeline::processes;
 use quire_pipeline::processes::ProcessTable;
+use quire_store::lifecycle::{Applied, NewRun};
 
 /// How long leftover step processes get between SIGTERM and SIGKILL.
 pub const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::workers;
-use quire_core::{Error, Home, RunState, Store};
+use quire_store::{Error, Home, RunState, Store};
 
 use crate::runs::cli::{RunArg, WaitArgs};
 
 /// Block until the run is terminal; exit 0 iff it completed.
-pub fn wait(store: &Store, args: &WaitArgs) -> quire_core::Result<ExitCode> {
+pub fn wait(store: &Store, args: &WaitArgs) -> quire_store::Result<ExitCode> {
     let id = store.resolve_run(&args.run)?.id;
     let Some(run) = store.wait_terminal(&id, args.interval, || false)? else {
         return Ok(ExitCode::from(1));
@@ -30,7 +30,7 @@ pub fn wait(store: &Store, args: &WaitArgs) -> quire_core::Result<ExitCode> {
 
 /// Cancel a live run. Its worker notices within a heartbeat and terminates
 /// the running step; if the worker is gone, the step is ended here.
-pub fn cancel(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> {
+pub fn cancel(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
     match store.cancel(&run.id)? {
         Applied::Changed { from } => {
@@ -55,7 +55,7 @@ pub fn cancel(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> 
 }
 
 /// Queue a new run for the same repository, ref and commit.
-pub fn retry(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> {
+pub fn retry(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
     if run.git_dir.is_none() {
         return Err(Error::InvalidRun(format!(
@@ -88,7 +88,7 @@ pub fn retry(store: &mut Store, args: &RunArg) -> quire_core::Result<ExitCode> {
 
 /// Start a worker unless the worker limit is reached (one may be draining
 /// the queue already). True if one was started.
-pub fn start_worker(home: &Home) -> quire_core::Result<bool> {
+pub fn start_worker(home: &Home) -> quire_store::Result<bool> {
     let config = Config::load(home)?;
     match workers::start_if_free(home, config.max_workers, &workers::quire_run_beside_me()) {
         Ok(started) => Ok(started),

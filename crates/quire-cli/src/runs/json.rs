@@ -1,7 +1,7 @@
 //! The `--json` objects: the field names and types docs/CLI.md promises.
 
-use quire_core::query::{JobDetail, RunDetail};
-use quire_core::{FailureKind, JobState, Run, RunState, Step};
+use quire_store::query::{JobDetail, RunDetail};
+use quire_store::{FailureKind, JobState, Run, RunState, Step};
 use serde::Serialize;
 
 use std::process::ExitCode;

@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use comfy_table::Cell;
-use quire_core::Store;
-use quire_core::query::ListFilter;
+use quire_store::Store;
+use quire_store::query::ListFilter;
 
 use crate::runs::cli::ListArgs;
 use crate::runs::json;
@@ -11,7 +11,7 @@ use crate::runs::text::{Output, duration, emit, short_ref};
 /// The fewest id characters `list` shows.
 const MIN_ID_CHARS: usize = 8;
 
-pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_core::Result<ExitCode> {
+pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<ExitCode> {
     let repo_id = match &args.repo {
         Some(given) => Some(store.resolve_repo(given)?.id),
         None => None,

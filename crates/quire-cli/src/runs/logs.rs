@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use quire_core::query::RunDetail;
-use quire_core::{Error, RunState, Store};
+use quire_store::query::RunDetail;
+use quire_store::{Error, RunState, Store};
 
 use crate::runs::cli::{LogsArgs, StreamArg};
 
 /// How often `--follow` looks for new output.
 const POLL: Duration = Duration::from_millis(100);
 
-pub fn run(store: &Store, args: &LogsArgs) -> quire_core::Result<ExitCode> {
+pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
     let logs_dir = store.home().run_dir(&run.id).join("logs");
     let first = store.run_detail(&run.id)?;
@@ -156,7 +156,7 @@ fn print_unrecorded(
     logs_dir: &Path,
     args: &LogsArgs,
     done: &HashSet<(String, i64)>,
-) -> quire_core::Result<ExitCode> {
+) -> quire_store::Result<ExitCode> {
     let mut out = Printer::new(args);
     for (job, seq, path) in unrecorded_logs(logs_dir, args, done) {
         if args.step.is_none() {
@@ -176,7 +176,7 @@ fn print_unrecorded(
 
 /// `--follow` of a JOB on a run whose jobs are not planned yet: wait for the
 /// plan, then follow as usual (or say the job does not exist).
-fn follow_unplanned(store: &Store, args: &LogsArgs, run_id: &str) -> quire_core::Result<ExitCode> {
+fn follow_unplanned(store: &Store, args: &LogsArgs, run_id: &str) -> quire_store::Result<ExitCode> {
     loop {
         let detail: RunDetail = store.run_detail(run_id)?;
         if !detail.jobs.is_empty() || detail.run.state.is_terminal() {
@@ -206,7 +206,7 @@ struct Tail {
 }
 
 impl Tail {
-    fn pump(&mut self, out: &mut Printer, finished: bool) -> quire_core::Result<()> {
+    fn pump(&mut self, out: &mut Printer, finished: bool) -> quire_store::Result<()> {
         let mut file = match File::open(&self.path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -264,7 +264,7 @@ impl Printer {
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) -> quire_core::Result<()> {
+    fn write(&mut self, bytes: &[u8]) -> quire_store::Result<()> {
         if self.closed {
             return Ok(());
         }
@@ -283,7 +283,7 @@ impl Printer {
     }
 
     /// End the output on a line of its own.
-    fn finish(&mut self) -> quire_core::Result<()> {
+    fn finish(&mut self) -> quire_store::Result<()> {
         if !self.at_line_start {
             self.write(b"\n")?;
             self.at_line_start = true;
@@ -291,14 +291,14 @@ impl Printer {
         self.flush()
     }
 
-    fn flush(&mut self) -> quire_core::Result<()> {
+    fn flush(&mut self) -> quire_store::Result<()> {
         if !self.closed {
             let _ = self.stdout.flush();
         }
         Ok(())
     }
 
-    fn header(&mut self, job: &str, seq: i64, cmd: &str) -> quire_core::Result<()> {
+    fn header(&mut self, job: &str, seq: i64, cmd: &str) -> quire_store::Result<()> {
         if !self.at_line_start {
             self.write(b"\n")?;
             self.at_line_start = true;
@@ -308,7 +308,7 @@ impl Printer {
     }
 
     /// `<timestamp> <stream> <F|P> <text>`; anything else is shown as is.
-    fn cri_line(&mut self, line: &[u8]) -> quire_core::Result<()> {
+    fn cri_line(&mut self, line: &[u8]) -> quire_store::Result<()> {
         let mut parts = line.splitn(4, |&b| b == b' ');
         let (Some(stamp), Some(stream), Some(tag)) = (parts.next(), parts.next(), parts.next())
         else {

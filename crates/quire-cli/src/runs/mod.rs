@@ -1,6 +1,6 @@
 //! `quire-runs`: list, show, follow and repair quire's runs, for people at a
 //! terminal and for scripts (`--json`). A thin layer: parse, call
-//! quire-core, render.
+//! quire-store, render.
 
 mod cli;
 mod control;
@@ -18,7 +18,7 @@ mod text;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use quire_core::{Home, Store};
+use quire_store::{Home, Store};
 
 use cli::{Cli, Command};
 
@@ -54,15 +54,15 @@ where
 
 /// Open the store of an existing home: quire-runs reads what quire-run
 /// recorded, so a home that does not exist is a mistake worth saying.
-fn open(home: Option<&std::path::Path>) -> quire_core::Result<Store> {
+fn open(home: Option<&std::path::Path>) -> quire_store::Result<Store> {
     let home = Home::resolve(home)?;
     if !home.dir().exists() {
-        return Err(quire_core::Error::HomeMissing(home.dir().to_path_buf()));
+        return Err(quire_store::Error::HomeMissing(home.dir().to_path_buf()));
     }
     Store::open(&home)
 }
 
-fn run(cli: Cli) -> quire_core::Result<ExitCode> {
+fn run(cli: Cli) -> quire_store::Result<ExitCode> {
     let out = text::Output::detect();
     let home = cli.home.as_deref();
     match cli.command {

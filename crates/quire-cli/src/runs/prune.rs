@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
-use quire_core::{Error, Store};
+use quire_store::{Error, Store};
 use serde::Serialize;
 
 use crate::runs::cli::PruneArgs;
@@ -20,7 +20,7 @@ struct Report {
     dry_run: bool,
 }
 
-pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_core::Result<ExitCode> {
+pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Result<ExitCode> {
     let config = Config::load(store.home())?;
     let older_than = match (args.older_than, &config.retention.older_than) {
         (Some(span), _) => span,

@@ -1,10 +1,10 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use quire_core::Store;
-use quire_core::reconcile::ReconcileReport;
 use quire_pipeline::processes;
 use quire_pipeline::processes::ProcessTable;
+use quire_store::Store;
+use quire_store::reconcile::ReconcileReport;
 use serde::Serialize;
 
 use crate::runs::cli::ReconcileArgs;
@@ -23,7 +23,7 @@ struct Report {
     worker_started: bool,
 }
 
-pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_core::Result<ExitCode> {
+pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitCode> {
     let report = store.reconcile(&|pid| ProcessTable.is_alive(pid), args.dry_run)?;
     let mut steps_terminated = Vec::new();
     let mut worker_started = false;

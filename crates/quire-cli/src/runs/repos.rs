@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use comfy_table::Cell;
-use quire_core::repos::RepoSummary;
-use quire_core::{HookState, RunState, Store};
+use quire_store::repos::RepoSummary;
+use quire_store::{HookState, RunState, Store};
 use serde::Serialize;
 
 use crate::runs::cli::ReposArgs;
@@ -148,7 +148,7 @@ fn warning(hook: Hook, hooks_path: Option<&Path>) -> Option<String> {
     }
 }
 
-pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_core::Result<ExitCode> {
+pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_store::Result<ExitCode> {
     let home = std::fs::canonicalize(store.home().dir())
         .unwrap_or_else(|_| store.home().dir().to_path_buf());
     let repos = store.repos()?;

@@ -2,14 +2,14 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use comfy_table::Cell;
-use quire_core::query::RunDetail;
-use quire_core::{JobState, RunState, Store};
+use quire_store::query::RunDetail;
+use quire_store::{JobState, RunState, Store};
 
 use crate::runs::cli::ShowArgs;
 use crate::runs::json;
 use crate::runs::text::{Output, duration, emit, rfc3339};
 
-pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_core::Result<ExitCode> {
+pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
     let detail = store.run_detail(&run.id)?;
     let printed = if args.json {

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
-use quire_core::{JobState, RunState};
+use quire_store::{JobState, RunState};
 
 /// How output goes to stdout: colored only on a terminal without NO_COLOR.
 pub struct Output {

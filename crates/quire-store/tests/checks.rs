@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use quire_core::repos::Registration;
-use quire_core::{Home, Store};
+use quire_store::repos::Registration;
+use quire_store::{Home, Store};
 use rusqlite::Connection;
 
 /// A store that knows two repositories of one folder name: ids 1 and 2.

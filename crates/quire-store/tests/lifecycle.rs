@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use quire_core::lifecycle::{Applied, Created, NewRun, Outcome, Worker};
-use quire_core::query::ListFilter;
-use quire_core::reconcile::Liveness;
-use quire_core::repos::Registration;
-use quire_core::{Error, FailureKind, Home, JobState, Run, RunState, Store};
+use quire_store::lifecycle::{Applied, Created, NewRun, Outcome, Worker};
+use quire_store::query::ListFilter;
+use quire_store::reconcile::Liveness;
+use quire_store::repos::Registration;
+use quire_store::{Error, FailureKind, Home, JobState, Run, RunState, Store};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -39,7 +39,7 @@ fn repo(store: &mut Store, name: &str) -> i64 {
 }
 
 /// Record a run of `name`'s `ref_name`.
-fn create(store: &mut Store, name: &str, ref_name: &str) -> quire_core::Result<Created> {
+fn create(store: &mut Store, name: &str, ref_name: &str) -> quire_store::Result<Created> {
     let repo_id = repo(store, name);
     store.create_run(&new_run(repo_id, ref_name))
 }

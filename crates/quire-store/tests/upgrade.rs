@@ -8,16 +8,16 @@ mod upstream;
 
 use std::path::Path;
 
-use quire_core::lifecycle::NewRun;
-use quire_core::query::ListFilter;
-use quire_core::schema::{self, LATEST};
-use quire_core::upstream::APPLICATION_ID;
-use quire_core::{Home, Store};
+use quire_store::lifecycle::NewRun;
+use quire_store::query::ListFilter;
+use quire_store::schema::{self, LATEST};
+use quire_store::upstream::APPLICATION_ID;
+use quire_store::{Home, Store};
 use rusqlite::Connection;
 
 use upstream::{Expected, LATEST_UPSTREAM};
 
-fn all_runs(store: &Store) -> Vec<quire_core::Run> {
+fn all_runs(store: &Store) -> Vec<quire_store::Run> {
     let mut runs = store
         .list_runs(&ListFilter {
             limit: usize::MAX >> 2,
@@ -337,7 +337,7 @@ fn a_store_newer_than_this_build_is_refused_byte_for_byte_unchanged() {
         .err()
         .expect("a newer store must be refused");
     assert!(
-        matches!(err, quire_core::Error::TooNew { found, known, .. } if found == LATEST + 1 && known == LATEST)
+        matches!(err, quire_store::Error::TooNew { found, known, .. } if found == LATEST + 1 && known == LATEST)
     );
     assert!(
         err.to_string().contains("newer than this quire knows"),
@@ -354,7 +354,7 @@ fn a_file_that_is_not_a_database_is_refused_and_left_alone() {
     std::fs::write(home.db_path(), &garbage).unwrap();
     let err = Store::open(&home).err().expect("garbage must be refused");
     assert!(
-        matches!(err, quire_core::Error::NotADatabase { .. }),
+        matches!(err, quire_store::Error::NotADatabase { .. }),
         "{err:?}"
     );
     assert_eq!(std::fs::read(home.db_path()).unwrap(), garbage);
