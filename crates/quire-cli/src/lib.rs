@@ -10,6 +10,8 @@
 //!   starting a detached worker.
 
 pub mod config;
+pub mod error;
 pub mod run;
 pub mod runs;
+pub mod select;
 pub mod workers;

@@ -4,8 +4,9 @@ use quire_model::{JobState, RunState};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything the store can refuse. Each message names what was wrong;
-/// [`Error::hint`] says what to do about it.
+/// Everything the store can refuse. Each message names what was wrong; what
+/// a person should do about it is the commands' business (quire-cli's
+/// `CommandError`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot use {path} as quire's home: {source}")]
@@ -84,45 +85,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// What the person should do next, where there is something to say.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
-            Error::Home { .. } => {
-                "pass a writable directory with --home or $QUIRE_HOME".to_string()
-            }
-            Error::NoHome => "pass --home DIR or set $QUIRE_HOME".to_string(),
-            Error::HomeMissing(_) => {
-                "pass the --home (or $QUIRE_HOME) that `quire-run install` was given".to_string()
-            }
-            Error::Config { .. } => {
-                "fix config.toml (keys: max_workers, keep_workspaces, repos_root)".to_string()
-            }
-            Error::NotADatabase { .. } => {
-                "restore the file from a backup, or point --home at another directory".to_string()
-            }
-            Error::TooNew { .. } => {
-                "run a quire at least as new as the one that wrote this store".to_string()
-            }
-            Error::Locked { .. } => {
-                "another quire process holds the store; try again, or find it with `fuser quire.db`"
-                    .to_string()
-            }
-            Error::NotQuire { .. } => {
-                "point --home at a quire home, or at a new directory for a new one".to_string()
-            }
-            Error::Conversion { .. } => {
-                "keep the file as it is and report this, with the message above".to_string()
-            }
-            Error::UnknownRepo(_) => {
-                "`quire-runs repos` lists the repositories quire knows".to_string()
-            }
-            Error::UnknownRun(_) => "`quire-runs list` shows the runs there are".to_string(),
-            Error::AmbiguousRun { .. } => "give more characters of the id".to_string(),
-            Error::UnknownJob { run, .. } => format!("`quire-runs show {run}` lists its jobs"),
-            _ => return None,
-        })
-    }
-
     /// True when SQLite gave up waiting for a lock.
     pub fn is_busy(&self) -> bool {
         matches!(self, Error::Locked { .. }) || matches!(self, Error::Sqlite(e) if is_busy(e))

@@ -17,6 +17,7 @@ pub mod query;
 pub mod reconcile;
 pub mod repos;
 pub mod schema;
+pub mod snapshot;
 mod store;
 pub mod upstream;
 

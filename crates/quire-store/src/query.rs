@@ -61,8 +61,8 @@ pub(crate) fn run_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<
 pub struct ListFilter {
     /// A repository's id ([`Store::resolve_repo`]).
     pub repo_id: Option<i64>,
-    /// A full ref (`refs/heads/main`) or a short one (`main`: a branch or tag).
-    pub ref_name: Option<String>,
+    /// Any of these full ref names; all refs when empty.
+    pub ref_names: Vec<String>,
     /// Any of these states; all states when empty.
     pub states: Vec<RunState>,
     /// Only runs whose commit id starts with this (lowercase hex).
@@ -76,7 +76,7 @@ impl Default for ListFilter {
     fn default() -> ListFilter {
         ListFilter {
             repo_id: None,
-            ref_name: None,
+            ref_names: Vec::new(),
             states: Vec::new(),
             sha_prefix: None,
             since_ms: None,
@@ -98,19 +98,6 @@ pub struct JobDetail {
     pub steps: Vec<Step>,
 }
 
-/// The full ref names a user's `--ref` may mean.
-pub fn ref_candidates(given: &str) -> Vec<String> {
-    if given.starts_with("refs/") {
-        vec![given.to_string()]
-    } else {
-        vec![
-            format!("refs/heads/{given}"),
-            format!("refs/tags/{given}"),
-            given.to_string(),
-        ]
-    }
-}
-
 impl Store {
     /// Runs matching `filter`, newest first.
     pub fn list_runs(&self, filter: &ListFilter) -> Result<Vec<Run>> {
@@ -120,10 +107,10 @@ impl Store {
             values.push(Value::Integer(repo_id));
             clauses.push(format!("runs.repo_id = ?{}", values.len()));
         }
-        if let Some(given) = &filter.ref_name {
+        if !filter.ref_names.is_empty() {
             let mut alternatives = Vec::new();
-            for candidate in ref_candidates(given) {
-                values.push(Value::Text(candidate));
+            for candidate in &filter.ref_names {
+                values.push(Value::Text(candidate.clone()));
                 alternatives.push(format!("?{}", values.len()));
             }
             clauses.push(format!("ref_name IN ({})", alternatives.join(", ")));
@@ -242,27 +229,6 @@ impl Store {
 }
 
 impl Store {
-    /// Look at the run every `interval` until it is terminal; None if
-    /// `give_up` says so first (asked between looks).
-    pub fn wait_terminal(
-        &self,
-        run_id: &str,
-        interval: std::time::Duration,
-        give_up: impl Fn() -> bool,
-    ) -> Result<Option<Run>> {
-        loop {
-            let run = run_by_id(&self.conn, run_id)?
-                .ok_or_else(|| Error::UnknownRun(run_id.to_string()))?;
-            if run.state.is_terminal() {
-                return Ok(Some(run));
-            }
-            if give_up() {
-                return Ok(None);
-            }
-            std::thread::sleep(interval);
-        }
-    }
-
     /// How many leading characters of `id` tell it apart from every other
     /// run in the store (at least `min`).
     pub fn unique_prefix_len(&self, id: &str, min: usize) -> Result<usize> {

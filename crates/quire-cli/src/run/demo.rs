@@ -82,15 +82,14 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
         Failure::Input("the push recorded no run; see the remote: lines above".into())
     })?;
     let deadline = Instant::now() + Duration::from_secs(120);
-    let run = store
-        .wait_terminal(&id, Duration::from_millis(100), || {
-            Instant::now() > deadline
-        })?
-        .ok_or_else(|| {
-            Failure::Input(format!(
-                "run {id} did not finish within two minutes; see `quire-runs show {id}`"
-            ))
-        })?;
+    let run = crate::select::wait_terminal(&store, &id, Duration::from_millis(100), || {
+        Instant::now() > deadline
+    })?
+    .ok_or_else(|| {
+        Failure::Input(format!(
+            "run {id} did not finish within two minutes; see `quire-runs show {id}`"
+        ))
+    })?;
     let home_arg = home.dir().display().to_string();
     println!();
     println!("$ quire-runs --home {home_arg} show {}", run.id);

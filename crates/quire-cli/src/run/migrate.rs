@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use quire_store::repos::Registration;
-use quire_store::{Home, Store};
-use rusqlite::{Connection, OpenFlags};
+use quire_store::{Home, Store, snapshot};
 
 use crate::run::install::{self, Existing};
 use crate::run::{Failure, MigrateArgs};
@@ -49,8 +48,10 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
         )));
     }
 
-    let counted = snapshot(&source_db, &db, !holders.is_empty())
-        .and_then(|()| count_rows(&db).map_err(|e| format!("cannot read the snapshot: {e}")))
+    let counted = snapshot::copy(&source_db, &db, !holders.is_empty())
+        .and_then(|()| {
+            snapshot::row_counts(&db).map_err(|e| format!("cannot read the snapshot: {e}"))
+        })
         .map_err(|why| {
             remove_store(&db);
             Failure::Input(format!("cannot copy {}: {why}", source_db.display()))
@@ -62,8 +63,7 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
             return Err(e.into());
         }
     };
-    let kept = count_rows_in(store.connection())
-        .map_err(|e| Failure::Store(quire_store::Error::Sqlite(e)))?;
+    let kept = store.row_counts()?;
     if kept != counted {
         return Err(Failure::Input(format!(
             "rows were lost converting {} (runs, jobs, steps before {counted:?}, after {kept:?}); \
@@ -86,11 +86,7 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
     };
     place_repositories(&mut store, root.as_deref(), &found, how)?;
 
-    let ids: HashSet<String> = store
-        .connection()
-        .prepare("SELECT id FROM runs")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(|e| Failure::Store(quire_store::Error::Sqlite(e)))?;
+    let ids: HashSet<String> = store.run_ids()?.into_iter().collect();
     let mut copied = Copied::default();
     copy_runs(&source.join("runs"), home, &ids, 0, &mut copied);
     drop(store);
@@ -155,57 +151,6 @@ fn holders_of(db: &Path) -> Vec<String> {
     found
 }
 
-/// Copy the store to `target`, reading the source only. A store with no
-/// write-ahead log is read as immutable (SQLite touches nothing beside it);
-/// one with a log is copied file by file (a stopped upstream that did not
-/// close cleanly) or, while upstream runs (`--force`), snapshotted through a
-/// read-only connection.
-fn snapshot(source: &Path, target: &Path, running: bool) -> Result<(), String> {
-    let wal = source.with_extension("db-wal");
-    let has_log = fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
-    let result = if has_log && !running {
-        fs::copy(source, target)
-            .and_then(|_| fs::copy(&wal, target.with_extension("db-wal")))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    } else {
-        let uri = format!(
-            "file:{}{}",
-            uri_path(source),
-            if running { "?mode=ro" } else { "?immutable=1" }
-        );
-        Connection::open_with_flags(
-            uri,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .and_then(|conn| conn.execute("VACUUM INTO ?1", [target.to_string_lossy()]))
-        .map(drop)
-        .map_err(|e| e.to_string())
-    };
-    result?;
-    use std::os::unix::fs::PermissionsExt;
-    for file in [target.to_path_buf(), target.with_extension("db-wal")] {
-        if file.exists() {
-            fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
-                .map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(())
-}
-
-/// A path as a `file:` URI path: the characters URIs reserve, escaped.
-fn uri_path(path: &Path) -> String {
-    let mut out = String::new();
-    for byte in path.as_os_str().as_encoded_bytes() {
-        match byte {
-            b'%' | b'?' | b'#' => out.push_str(&format!("%{byte:02x}")),
-            _ if byte.is_ascii() && !byte.is_ascii_control() => out.push(char::from(*byte)),
-            _ => out.push_str(&format!("%{byte:02x}")),
-        }
-    }
-    out
-}
-
 fn remove_store(db: &Path) {
     for file in [
         db.to_path_buf(),
@@ -214,33 +159,6 @@ fn remove_store(db: &Path) {
     ] {
         let _ = fs::remove_file(file);
     }
-}
-
-/// (runs, jobs, steps) in a store of either lineage.
-fn count_rows(db: &Path) -> rusqlite::Result<(i64, i64, i64)> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    count_rows_in(&conn)
-}
-
-fn count_rows_in(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
-    let count = |table: &str| -> rusqlite::Result<i64> {
-        let exists: i64 = conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [table],
-            |r| r.get(0),
-        )?;
-        if exists == 0 {
-            return Ok(0);
-        }
-        conn.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
-            r.get(0)
-        })
-    };
-    Ok((
-        count("runs")?,
-        count("jobs")?,
-        count("sh_events")? + count("sh")?,
-    ))
 }
 
 /// Point the home's `repos_root` at upstream's `repos/` unless config.toml
@@ -434,14 +352,6 @@ fn copy_run(from: &Path, to: &Path, copied: &mut Copied) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uri_paths_escape_what_uris_reserve() {
-        assert_eq!(
-            uri_path(Path::new("/a b/q?x#1%.db")),
-            "/a b/q%3fx%231%25.db"
-        );
-    }
 
     #[test]
     fn job_names_are_what_pipelines_allow() {

@@ -21,6 +21,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use quire_store::Home;
 
+use crate::error::CommandError;
+
 /// Record and execute CI runs for pushed refs.
 #[derive(Debug, Parser)]
 #[command(
@@ -206,16 +208,9 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Store(e)) => {
-            eprintln!("quire-run: error: {e}");
-            if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
-            }
-            ExitCode::from(1)
-        }
+        Err(Failure::Store(e)) => CommandError::from(e).report("quire-run"),
         Err(Failure::Git(message) | Failure::Input(message)) => {
-            eprintln!("quire-run: error: {message}");
-            ExitCode::from(1)
+            CommandError::new(message).report("quire-run")
         }
         Err(Failure::Invalid(lines)) => {
             for line in lines {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::select::ref_candidates;
 use quire_store::lifecycle::{Applied, Worker};
-use quire_store::query::ref_candidates;
 use quire_store::repos::Registration;
 use quire_store::{Home, RunState, Store};
 
@@ -49,7 +49,8 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         work::execute(home, &config, &mut store, &worker, claimed)?;
     }
     // Executed here, or by a worker that claimed it first: wait for its end.
-    let waited = store.wait_terminal(
+    let waited = crate::select::wait_terminal(
+        &store,
         &run,
         Duration::from_millis(200),
         crate::run::interrupt::requested,

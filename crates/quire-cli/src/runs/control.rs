@@ -17,7 +17,7 @@ use crate::runs::cli::{RunArg, WaitArgs};
 /// Block until the run is terminal; exit 0 iff it completed.
 pub fn wait(store: &Store, args: &WaitArgs) -> quire_store::Result<ExitCode> {
     let id = store.resolve_run(&args.run)?.id;
-    let Some(run) = store.wait_terminal(&id, args.interval, || false)? else {
+    let Some(run) = crate::select::wait_terminal(store, &id, args.interval, || false)? else {
         return Ok(ExitCode::from(1));
     };
     println!("run {} {}", run.id, run.state_text());

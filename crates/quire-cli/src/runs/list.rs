@@ -18,7 +18,11 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<
     };
     let filter = ListFilter {
         repo_id,
-        ref_name: args.ref_name.clone(),
+        ref_names: args
+            .ref_name
+            .as_deref()
+            .map(crate::select::ref_candidates)
+            .unwrap_or_default(),
         states: args.state.clone(),
         sha_prefix: args.sha.clone(),
         since_ms: args

@@ -42,13 +42,7 @@ where
     let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("quire-runs: error: {e}");
-            if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
-            }
-            ExitCode::from(1)
-        }
+        Err(e) => crate::error::CommandError::from(e).report("quire-runs"),
     }
 }
 
