@@ -105,24 +105,29 @@ pub fn detach_from_session() -> io::Result<()> {
 }
 
 /// Start a worker for queued runs unless `max_workers` are already running
-/// (one of them will take the runs). True if one was started.
-pub fn start_if_free(home: &Home, max_workers: usize, quire_run: &Path) -> Result<bool> {
+/// (one of them will take the runs). True if one was started. The one way
+/// every command (the hook, trigger, retry, reconcile) starts a worker.
+pub fn start(home: &Home, max_workers: usize) -> Result<bool> {
     if !any_free(home, max_workers)? {
         return Ok(false);
     }
-    spawn_worker(quire_run, home).map_err(|source| Error::Home {
+    spawn_worker(&quire_run(), home).map_err(|source| Error::Home {
         path: home.dir().to_path_buf(),
         source,
     })?;
     Ok(true)
 }
 
-/// The `quire-run` binary beside the running one (both are installed
-/// together), else the name for `$PATH`.
-pub fn quire_run_beside_me() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("quire-run")))
+/// The `quire-run` binary: this one, or the one installed beside it, else
+/// the name for `$PATH`.
+fn quire_run() -> PathBuf {
+    let exe = std::env::current_exe().ok();
+    if let Some(exe) = &exe
+        && exe.file_name().is_some_and(|name| name == "quire-run")
+    {
+        return exe.clone();
+    }
+    exe.and_then(|exe| exe.parent().map(|dir| dir.join("quire-run")))
         .filter(|candidate| candidate.is_file())
         .unwrap_or_else(|| PathBuf::from("quire-run"))
 }

@@ -1,5 +1,6 @@
 //! Ingesting the events a run's executor reports (`quire_model::events`)
-//! into the store.
+//! into the store: live, by the worker, and from `events.jsonl` when
+//! reconcile recovers a run whose worker died.
 //!
 //! Ingesting is idempotent: the same events twice give the same rows, so a
 //! worker may ingest live as events happen and again from the file after a
@@ -11,7 +12,7 @@ use crate::lifecycle::{
     job_exists, job_state, job_transition, plan_jobs_in, run_state, step_finished_in,
     step_started_in, transition,
 };
-use crate::{Error, Result, Store};
+use crate::{Result, Store};
 use quire_model::events::{Event, parse_stream};
 use quire_model::{JobState, RunState};
 
@@ -25,20 +26,43 @@ impl Store {
             Ok(())
         })
     }
-
-    /// Ingest a run's events.jsonl; returns how many events it held.
-    pub fn ingest_file(&mut self, run_id: &str, path: &Path) -> Result<usize> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Home {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let events = parse_stream(&bytes).map_err(|e| Error::BadValue(e.to_string()))?;
-        self.ingest(run_id, &events)?;
-        Ok(events.len())
-    }
 }
 
-fn ingest_one(tx: &rusqlite::Transaction<'_>, run_id: &str, event: &Event) -> Result<()> {
+/// Recovery for a run whose worker died: apply what its events.jsonl says
+/// happened that the live ingest had not written yet (steps that finished,
+/// jobs that ended), inside the caller's transaction. Whatever the file
+/// holds, the run itself is not ended here: the worker did not end it, and
+/// reconcile records it as orphaned. A file that is missing or garbled
+/// recovers nothing and changes nothing. Returns how many events applied.
+pub(crate) fn recover_from_file(tx: &rusqlite::Connection, run_id: &str, path: &Path) -> usize {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0;
+    };
+    let Ok(events) = parse_stream(&bytes) else {
+        return 0;
+    };
+    // A savepoint: a stream that cannot be applied leaves no trace.
+    if tx.execute_batch("SAVEPOINT recover").is_err() {
+        return 0;
+    }
+    let mut applied = 0;
+    for event in events
+        .iter()
+        .filter(|e| !matches!(e, Event::RunFinished { .. }))
+    {
+        if ingest_one(tx, run_id, event).is_err() {
+            let _ = tx.execute_batch("ROLLBACK TO recover; RELEASE recover");
+            return 0;
+        }
+        applied += 1;
+    }
+    if tx.execute_batch("RELEASE recover").is_err() {
+        return 0;
+    }
+    applied
+}
+
+fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<()> {
     let at = event.at_ms();
     // A run that ended before its plan was ingested (superseded, cancelled
     // at once) has no job rows: its job events have nothing left to say.

@@ -7,7 +7,7 @@
 use crate::sql::RowExt;
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::query::run_by_id;
 use crate::{Error, Result, Store};
@@ -367,7 +367,7 @@ impl Store {
     }
 }
 
-pub(crate) fn plan_jobs_in(tx: &Transaction<'_>, run_id: &str, job_ids: &[&str]) -> Result<()> {
+pub(crate) fn plan_jobs_in(tx: &Connection, run_id: &str, job_ids: &[&str]) -> Result<()> {
     let mut insert = tx.prepare(
         "INSERT INTO jobs (run_id, job_id, position, state) VALUES (?1, ?2, ?3, 'pending')",
     )?;
@@ -378,7 +378,7 @@ pub(crate) fn plan_jobs_in(tx: &Transaction<'_>, run_id: &str, job_ids: &[&str])
 }
 
 pub(crate) fn step_started_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: &str,
     job_id: &str,
     seq: i64,
@@ -397,7 +397,7 @@ pub(crate) fn step_started_in(
 }
 
 pub(crate) fn step_finished_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: &str,
     job_id: &str,
     seq: i64,
@@ -438,7 +438,7 @@ fn traceparent() -> String {
     format!("00-{trace}-{}-01", &span[16..])
 }
 
-fn live_run_of(tx: &Transaction<'_>, repo_id: i64, ref_name: &str) -> Result<Option<String>> {
+fn live_run_of(tx: &Connection, repo_id: i64, ref_name: &str) -> Result<Option<String>> {
     Ok(tx
         .query_row(
             "SELECT id FROM runs WHERE repo_id = ?1 AND ref_name = ?2
@@ -449,11 +449,11 @@ fn live_run_of(tx: &Transaction<'_>, repo_id: i64, ref_name: &str) -> Result<Opt
         .optional()?)
 }
 
-fn load_run(tx: &Transaction<'_>, run_id: &str) -> Result<Run> {
+fn load_run(tx: &Connection, run_id: &str) -> Result<Run> {
     run_by_id(tx, run_id)?.ok_or_else(|| Error::UnknownRun(run_id.to_string()))
 }
 
-pub(crate) fn run_state(tx: &Transaction<'_>, run_id: &str) -> Result<RunState> {
+pub(crate) fn run_state(tx: &Connection, run_id: &str) -> Result<RunState> {
     tx.query_row("SELECT state FROM runs WHERE id = ?1", [run_id], |row| {
         row.text(0)
     })
@@ -461,7 +461,7 @@ pub(crate) fn run_state(tx: &Transaction<'_>, run_id: &str) -> Result<RunState> 
     .ok_or_else(|| Error::UnknownRun(run_id.to_string()))
 }
 
-pub(crate) fn require_active(tx: &Transaction<'_>, run_id: &str) -> Result<()> {
+pub(crate) fn require_active(tx: &Connection, run_id: &str) -> Result<()> {
     match run_state(tx, run_id)? {
         R::Active => Ok(()),
         state => Err(Error::RunNotActive {
@@ -471,12 +471,7 @@ pub(crate) fn require_active(tx: &Transaction<'_>, run_id: &str) -> Result<()> {
     }
 }
 
-fn claim_in(
-    tx: &Transaction<'_>,
-    run_id: &str,
-    worker: &Worker,
-    now: i64,
-) -> Result<Applied<RunState>> {
+fn claim_in(tx: &Connection, run_id: &str, worker: &Worker, now: i64) -> Result<Applied<RunState>> {
     let from = run_state(tx, run_id)?;
     // Only a pending run can be claimed; one that another worker holds, or
     // that ended, is left as it is.
@@ -518,7 +513,7 @@ fn check_run_edge(
 /// Move a live run to a terminal state, and close its jobs: those running
 /// are aborted, those not started are skipped.
 pub(crate) fn transition(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: &str,
     to: RunState,
     kind: Option<FailureKind>,
@@ -554,7 +549,7 @@ pub(crate) fn transition(
 
 /// The edges active -> aborted and pending -> skipped, for every open job of
 /// a run that just ended.
-fn close_open_jobs(tx: &Transaction<'_>, run_id: &str, reason: &str, now: i64) -> Result<()> {
+fn close_open_jobs(tx: &Connection, run_id: &str, reason: &str, now: i64) -> Result<()> {
     debug_assert!(job_edge(J::Active, J::Aborted).is_some());
     debug_assert!(job_edge(J::Pending, J::Skipped).is_some());
     tx.execute(
@@ -575,7 +570,7 @@ fn close_open_jobs(tx: &Transaction<'_>, run_id: &str, reason: &str, now: i64) -
     Ok(())
 }
 
-pub(crate) fn job_exists(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Result<bool> {
+pub(crate) fn job_exists(tx: &Connection, run_id: &str, job_id: &str) -> Result<bool> {
     Ok(tx
         .query_row(
             "SELECT 1 FROM jobs WHERE run_id = ?1 AND job_id = ?2",
@@ -586,7 +581,7 @@ pub(crate) fn job_exists(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Re
         .is_some())
 }
 
-pub(crate) fn job_state(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Result<JobState> {
+pub(crate) fn job_state(tx: &Connection, run_id: &str, job_id: &str) -> Result<JobState> {
     tx.query_row(
         "SELECT state FROM jobs WHERE run_id = ?1 AND job_id = ?2",
         [run_id, job_id],
@@ -600,7 +595,7 @@ pub(crate) fn job_state(tx: &Transaction<'_>, run_id: &str, job_id: &str) -> Res
 }
 
 pub(crate) fn job_transition(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     run_id: &str,
     job_id: &str,
     to: JobState,

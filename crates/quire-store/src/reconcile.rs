@@ -53,6 +53,7 @@ impl Store {
     /// report pending runs; all in one transaction. With `dry_run`, report
     /// only.
     pub fn reconcile(&mut self, liveness: &dyn Liveness, dry_run: bool) -> Result<ReconcileReport> {
+        let home = self.home().clone();
         self.write(|tx, now| {
             let mut report = ReconcileReport {
                 dry_run,
@@ -67,6 +68,8 @@ impl Store {
                     None => report.live.push(run.id),
                     Some(reason) => {
                         if !dry_run {
+                            let events = home.run_dir(&run.id).join("events.jsonl");
+                            crate::events::recover_from_file(tx, &run.id, &events);
                             transition(
                                 tx,
                                 &run.id,

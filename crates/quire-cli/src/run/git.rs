@@ -85,9 +85,11 @@ impl Repo {
         Ok(commit.id.to_string())
     }
 
-    /// Whether a ref of this full name exists.
-    pub fn has_ref(&self, name: &str) -> bool {
-        self.repo.find_reference(name).is_ok()
+    /// The full name of the ref `given` names, looked up in git's own order
+    /// (`refs/<given>`, `refs/tags/<given>`, `refs/heads/<given>`, ...).
+    pub fn full_ref_name(&self, given: &str) -> Option<String> {
+        let found = self.repo.find_reference(given).ok()?;
+        Some(found.name().as_bstr().to_string())
     }
 
     fn commit(&self, sha: &str) -> Result<gix::Commit<'_>, GitError> {

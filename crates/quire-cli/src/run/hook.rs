@@ -186,8 +186,7 @@ pub(crate) fn run(
 /// Start a detached worker unless the worker limit is reached; a failure
 /// is told, not fatal: the run is recorded and reconcile will start one.
 pub(crate) fn start_worker(home: &Home, config: &Config) {
-    let exe = std::env::current_exe().unwrap_or_else(|_| workers::quire_run_beside_me());
-    if let Err(e) = workers::start_if_free(home, config.max_workers, &exe) {
+    if let Err(e) = workers::start(home, config.max_workers) {
         println!("quire: could not start a worker ({e}); `quire-runs reconcile` will start one");
     }
 }

@@ -15,10 +15,7 @@ use crate::run::hook::register;
 /// hooks/post-receive, with this binary and the home filled in.
 const TEMPLATE: &str = include_str!("../../../../hooks/post-receive");
 
-/// Single-quote for sh.
-fn quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
+use crate::runs::text::sh_quoted as quoted;
 
 /// What to do with a post-receive hook that is not quire's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

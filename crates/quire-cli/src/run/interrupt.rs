@@ -1,28 +1,40 @@
-//! Ctrl-C and SIGTERM for the commands that run steps (`work`, `trigger
-//! --wait`, `exec`): steps live in process groups of their own, out of the
-//! terminal's reach, so quire must end them itself. The signal only sets a
-//! flag; whoever watches a run turns it into a cancellation.
+//! Signals for the commands that run steps (`work`, `trigger --wait`,
+//! `exec`). Steps live in process groups of their own, out of the
+//! terminal's reach, so quire must end them itself: SIGINT and SIGTERM only
+//! set a flag, and whoever watches a run turns it into a cancellation.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+use signal_hook::consts::{SIGINT, SIGTERM, SIGXFSZ};
 
-extern "C" fn on_signal(_: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
+fn flag() -> &'static Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
 }
 
 /// From now on, SIGINT and SIGTERM set the flag instead of killing us.
+/// Handlers, unlike an ignored disposition, are reset by exec, so steps
+/// start with the default actions.
 pub(crate) fn catch() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is async-signal-
-    // safe; steps are spawned with exec, which resets caught signals.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
+    for signal in [SIGINT, SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(flag())) {
+            eprintln!("quire-run: warning: cannot catch signal {signal}: {e}");
+        }
+    }
+}
+
+/// Past a file size limit (RLIMIT_FSIZE) a write raises SIGXFSZ, which would
+/// kill the worker with its run still active. Caught, the write fails with
+/// EFBIG instead and the run fails with that reason.
+pub(crate) fn survive_file_size_limit() {
+    let noticed = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(SIGXFSZ, noticed) {
+        eprintln!("quire-run: warning: cannot catch SIGXFSZ: {e}");
     }
 }
 
 /// Whether SIGINT or SIGTERM arrived since `catch`.
 pub(crate) fn requested() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    flag().load(Ordering::SeqCst)
 }

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::select::ref_candidates;
 use quire_store::lifecycle::{Applied, Worker};
 use quire_store::repos::Registration;
 use quire_store::{Home, RunState, Store};
@@ -43,7 +42,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     }
 
     crate::run::interrupt::catch();
-    let worker = Worker::this_process(Duration::from_secs(30));
+    let worker = Worker::this_process(work::LEASE);
     if let Applied::Changed { .. } = store.claim(&run, &worker)? {
         let claimed = store.resolve_run(&run)?;
         work::execute(home, &config, &mut store, &worker, claimed)?;
@@ -76,9 +75,8 @@ fn full_ref(repo: &Repo, given: &str) -> Result<String, Failure> {
     if given.starts_with("refs/") {
         return Ok(given.to_string());
     }
-    ref_candidates(given)
-        .into_iter()
-        .find(|candidate| candidate.starts_with("refs/") && repo.has_ref(candidate))
+    repo.full_ref_name(given)
+        .filter(|name| name.starts_with("refs/heads/") || name.starts_with("refs/tags/"))
         .ok_or_else(|| {
             Failure::Git(format!(
                 "{given:?} is neither a branch nor a tag of the repository; give a full ref (refs/...)"

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, Executor, RunContext};
+use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::query::ListFilter;
 use quire_store::{FailureKind, Home, Run, RunState, Store};
@@ -25,8 +25,9 @@ use crate::run::git::Repo;
 use crate::run::local::DEFAULT_FILE;
 use crate::run::record::{invalid_detail, validate};
 
-/// How long a claimed run stays ours without renewal.
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a claim holds without renewal (the heartbeat renews it twice a
+/// second); reconcile treats a run whose lease ran out as orphaned.
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 /// How often the lease is renewed, which is also how soon a worker notices
 /// that its run was superseded or cancelled, or that it was told to stop.
 const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -36,7 +37,7 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
     if let Err(e) = workers::detach_from_session() {
         eprintln!("quire-run work: cannot start a session of its own: {e}");
     }
-    ignore_file_size_signal();
+    crate::run::interrupt::survive_file_size_limit();
     crate::run::interrupt::catch();
     let config = Config::load(home)?;
     loop {
@@ -59,17 +60,6 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         if !has_pending(&store)? {
             return Ok(());
         }
-    }
-}
-
-/// Past a file size limit (RLIMIT_FSIZE) a write raises SIGXFSZ, which
-/// would kill the worker with its run still active. Ignored, the write
-/// fails with EFBIG instead, and the run fails with that reason.
-fn ignore_file_size_signal() {
-    // SAFETY: setting a signal to SIG_IGN installs no handler and touches
-    // no Rust state; it is done before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 
@@ -208,11 +198,21 @@ fn prepare_and_run(
         .map_err(|e| crashed("create events.jsonl", e))?;
     let mut sink = (events, LiveIngest::new(store, &run.id));
     let result = Executor::default().run(&pipeline, &ctx, &mut sink, cancel);
-    // The run_finished event has already taken the run to its end; a
-    // cancelled run was ended by whoever cancelled it.
-    result
-        .map(drop)
-        .map_err(|e| RunFailure::Crashed(e.to_string()))
+    drop(sink);
+    // The executor says how the pipeline went; the worker alone ends the
+    // run. A cancelled run was ended by whoever cancelled it.
+    let outcome = match result.map_err(|e| RunFailure::Crashed(e.to_string()))? {
+        RunResult::Complete => Outcome::Complete,
+        RunResult::Failed => Outcome::Failed {
+            kind: FailureKind::PipelineFailure,
+            detail: None,
+        },
+        RunResult::Cancelled => return Ok(()),
+    };
+    store
+        .finish(&run.id, &outcome)
+        .map_err(|e| RunFailure::Crashed(e.to_string()))?;
+    Ok(())
 }
 
 /// Ingests events into the store as they happen, so `quire-runs show` of

@@ -90,7 +90,7 @@ pub fn retry(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode> 
 /// the queue already). True if one was started.
 pub fn start_worker(home: &Home) -> quire_store::Result<bool> {
     let config = Config::load(home)?;
-    match workers::start_if_free(home, config.max_workers, &workers::quire_run_beside_me()) {
+    match workers::start(home, config.max_workers) {
         Ok(started) => Ok(started),
         Err(e) => {
             eprintln!(

@@ -303,7 +303,7 @@ impl Printer {
             self.write(b"\n")?;
             self.at_line_start = true;
         }
-        let cmd: String = cmd.split_whitespace().collect::<Vec<_>>().join(" ");
+        let cmd = crate::runs::text::flat(cmd);
         self.write(format!("==> {job} step {seq}: {cmd} <==\n").as_bytes())
     }
 

@@ -13,7 +13,7 @@ mod repos;
 
 pub use repos::hooks_elsewhere;
 mod show;
-mod text;
+pub(crate) mod text;
 
 use std::process::ExitCode;
 

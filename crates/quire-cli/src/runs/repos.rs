@@ -82,7 +82,7 @@ fn inspect(git_dir: &Path, home: &Path) -> (Hook, Option<PathBuf>) {
         Ok(text) if !text.contains(HOOK_MARK) => Hook::Foreign,
         Ok(text) => {
             let home = home.to_string_lossy();
-            if text.contains(&format!("--home '{}'", home.replace('\'', r"'\''"))) {
+            if text.contains(&format!("--home {}", crate::runs::text::sh_quoted(&home))) {
                 Hook::Quire
             } else {
                 Hook::OtherHome

@@ -143,7 +143,7 @@ fn span(start: Option<i64>, end: Option<i64>, running: bool, now_ms: i64) -> Str
 
 /// A command on one line, cut to a width a table can hold.
 fn one_line(cmd: &str) -> String {
-    let flat: String = cmd.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = crate::runs::text::flat(cmd);
     if flat.chars().count() > 60 {
         format!("{}…", flat.chars().take(59).collect::<String>())
     } else {

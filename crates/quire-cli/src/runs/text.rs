@@ -105,6 +105,16 @@ pub fn duration(ms: i64) -> String {
     }
 }
 
+/// Single-quoted for sh, as quire's hook quotes its paths.
+pub fn sh_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// Text on one line: runs of white space (newlines too) become one space.
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `main` for refs/heads/main, `tag v1.0` for refs/tags/v1.0.
 pub fn short_ref(ref_name: &str) -> String {
     if let Some(branch) = ref_name.strip_prefix("refs/heads/") {
