@@ -124,12 +124,8 @@ impl Config {
     /// names, literal values are long enough.
     fn check_secrets(&self) -> Result<(), String> {
         for (name, source) in &self.secrets {
-            let valid_name = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid_name {
+            // A secret reaches steps as a variable, named as `env` keys are.
+            if !quire_pipeline::pipeline::is_env_name(name) {
                 return Err(format!(
                     "secret name {name:?} is not a variable name (letters, digits, '_')"
                 ));

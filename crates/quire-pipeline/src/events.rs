@@ -20,9 +20,10 @@ pub trait EventSink {
     }
 }
 
-/// Appends events to `events.jsonl`, one JSON object per line, written with
-/// a single `write` and flushed per event: a crash can tear at most the
-/// last line, which ingestion ignores.
+/// Appends events to `events.jsonl` in the one encoding ingestion reads
+/// ([`Event::to_line`]), each line written with a single `write` and flushed
+/// per event: a crash can tear at most the last line, which ingestion
+/// ignores.
 pub struct JsonlFile {
     file: File,
 }
@@ -40,9 +41,7 @@ impl JsonlFile {
 
 impl EventSink for JsonlFile {
     fn emit(&mut self, event: &Event) -> io::Result<()> {
-        let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
+        self.file.write_all(event.to_line().as_bytes())?;
         self.file.flush()
     }
 }

@@ -35,6 +35,16 @@ pub struct Job {
     pub secrets: Vec<String>,
 }
 
+impl Job {
+    /// Indexes of the jobs this one needs.
+    pub fn needs(&self) -> impl Iterator<Item = usize> + '_ {
+        self.inputs.iter().filter_map(|input| match input {
+            Input::Job(j) => Some(*j),
+            Input::Push => None,
+        })
+    }
+}
+
 /// What a job needs before it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Input {
@@ -198,7 +208,11 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn valid_env_name(name: &str) -> bool {
+/// Whether `name` can be an environment variable's name: letters, digits and
+/// '_', not starting with a digit. Pipeline `env` keys, job `secrets` and the
+/// home's secret names all follow it, since each ends up in a step's
+/// environment.
+pub fn is_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes
         .next()
@@ -328,7 +342,7 @@ impl Pipeline {
                 );
             }
             for secret in &raw.secrets {
-                if !valid_env_name(secret) {
+                if !is_env_name(secret) {
                     errors.at(
                         at,
                         format!("{name}: secret name {secret:?} is not a variable name; use letters, digits and '_', not starting with a digit"),
@@ -395,7 +409,7 @@ fn check_env(
     for (name, value) in vars {
         let at = name.span().start;
         let name = name.into_inner();
-        if !valid_env_name(&name) {
+        if !is_env_name(&name) {
             errors.at(
                 at,
                 format!("{owner} name {name:?} is not a variable name; use letters, digits and '_', not starting with a digit"),
@@ -493,12 +507,6 @@ fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize], broke
     const UNSEEN: u8 = 0;
     const ON_STACK: u8 = 1;
     const DONE: u8 = 2;
-    let needs = |i: usize| {
-        jobs[i].inputs.iter().filter_map(|input| match input {
-            Input::Job(j) => Some(*j),
-            Input::Push => None,
-        })
-    };
     let mut mark = vec![UNSEEN; jobs.len()];
     let mut in_cycle = vec![false; jobs.len()];
     for root in 0..jobs.len() {
@@ -506,14 +514,14 @@ fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize], broke
             continue;
         }
         // Iterative DFS: (job, its needs not yet visited).
-        let mut stack: Vec<(usize, Vec<usize>)> = vec![(root, needs(root).collect())];
+        let mut stack: Vec<(usize, Vec<usize>)> = vec![(root, jobs[root].needs().collect())];
         mark[root] = ON_STACK;
         while let Some((job, pending)) = stack.last_mut() {
             let job = *job;
             match pending.pop() {
                 Some(next) if mark[next] == UNSEEN => {
                     mark[next] = ON_STACK;
-                    stack.push((next, needs(next).collect()));
+                    stack.push((next, jobs[next].needs().collect()));
                 }
                 Some(next) if mark[next] == ON_STACK => {
                     let from = stack.iter().position(|(j, _)| *j == next).unwrap_or(0);
@@ -572,12 +580,7 @@ fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize], broke
     while changed {
         changed = false;
         for (i, job) in jobs.iter().enumerate() {
-            if !tainted[i]
-                && job
-                    .inputs
-                    .iter()
-                    .any(|input| matches!(input, Input::Job(j) if tainted[*j]))
-            {
+            if !tainted[i] && job.needs().any(|j| tainted[j]) {
                 tainted[i] = true;
                 changed = true;
             }

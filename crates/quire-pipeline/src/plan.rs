@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::pipeline::{Input, Job, Pipeline};
+use crate::pipeline::{Job, Pipeline};
 
 /// What kind of ref was pushed, and its short name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +46,6 @@ impl Job {
             RefKind::Tag(name) => matches(&when.tags, name),
             RefKind::Other(_) => false,
         }
-    }
-
-    /// Indexes of the jobs this one needs.
-    pub fn needs(&self) -> impl Iterator<Item = usize> + '_ {
-        self.inputs.iter().filter_map(|input| match input {
-            Input::Job(j) => Some(*j),
-            Input::Push => None,
-        })
     }
 }
 

@@ -74,36 +74,6 @@ fn signal(run_id: &str, pids: &[u32], signal: Signal) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_and_ends_only_the_processes_carrying_the_run() {
-        let spawn = |id: &str| {
-            std::process::Command::new("sleep")
-                .arg("30")
-                .env("QUIRE_RUN_ID", id)
-                .spawn()
-                .unwrap()
-        };
-        let run = format!("test-run-{}", std::process::id());
-        let mut mine = spawn(&run);
-        let mut other = spawn(&format!("{run}-other"));
-        assert_eq!(of_run(&run), [mine.id()]);
-        assert_eq!(end(&run, Duration::from_secs(2)), [mine.id()]);
-        mine.wait().unwrap();
-        assert!(of_run(&run).is_empty());
-        assert_eq!(
-            of_run(&format!("{run}-other")),
-            [other.id()],
-            "the other run is untouched"
-        );
-        kill(&format!("{run}-other"));
-        other.wait().unwrap();
-    }
-}
-
 /// The real process table: `kill(pid, 0)`, and a zombie (exited, not yet
 /// reaped by its parent) counts as gone.
 #[derive(Debug, Default, Clone, Copy)]
@@ -123,5 +93,49 @@ impl ProcessTable {
             Err(e) => e == rustix::io::Errno::PERM,
         };
         exists && !is_zombie(pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `of_run(run_id)` once it finds something, within 10 s: a process
+    /// just spawned may still be inside execve, where its environ reads
+    /// empty for a moment.
+    fn once_found(run_id: &str) -> Vec<u32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = of_run(run_id);
+            if !found.is_empty() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn finds_and_ends_only_the_processes_carrying_the_run() {
+        let spawn = |id: &str| {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .env("QUIRE_RUN_ID", id)
+                .spawn()
+                .unwrap()
+        };
+        let run = format!("test-run-{}", std::process::id());
+        let mut mine = spawn(&run);
+        let mut other = spawn(&format!("{run}-other"));
+        assert_eq!(once_found(&run), [mine.id()]);
+        assert_eq!(end(&run, Duration::from_secs(2)), [mine.id()]);
+        mine.wait().unwrap();
+        assert!(of_run(&run).is_empty());
+        assert_eq!(
+            once_found(&format!("{run}-other")),
+            [other.id()],
+            "the other run is untouched"
+        );
+        kill(&format!("{run}-other"));
+        other.wait().unwrap();
     }
 }

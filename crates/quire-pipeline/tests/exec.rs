@@ -324,6 +324,30 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+/// Block until the step has created `path`: the step's word that it has
+/// reached the point the test waits for.
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no {} after 10 s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Cancel the run once the step has created `ready`; returns when it did.
+fn cancel_when_ready(cancel: &Cancel, ready: PathBuf) -> std::thread::JoinHandle<Instant> {
+    let canceller = cancel.clone();
+    std::thread::spawn(move || {
+        wait_for_file(&ready);
+        canceller.cancel();
+        Instant::now()
+    })
+}
+
 fn read_pid(path: &Path) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -401,32 +425,31 @@ fn a_step_that_leaves_a_background_child_leaves_nothing_behind() {
 }
 
 #[test]
-fn cancellation_from_another_thread_aborts_within_a_second() {
+fn cancellation_from_another_thread_aborts_the_running_step_promptly() {
     let run = Run::new("refs/heads/main");
+    let ready = run.dir.path().join("ready");
     let cancel = Cancel::default();
-    let canceller = cancel.clone();
-    let started = Instant::now();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        canceller.cancel();
-    });
+    let cancelled = cancel_when_ready(&cancel, ready.clone());
     let (result, events) = run.exec_with(
-        r#"
+        &format!(
+            r#"
         [jobs.long]
         inputs = ["quire/push"]
-        sh = ["sleep 60", "echo never"]
+        sh = ["touch {}; sleep 60", "echo never"]
         [jobs.next]
         inputs = ["quire/push"]
         sh = "echo never"
         "#,
+            ready.display()
+        ),
         &Executor::default(),
         &cancel,
     );
-    let took = started.elapsed();
+    let took = cancelled.join().unwrap().elapsed();
     assert_eq!(result, RunResult::Cancelled);
     assert!(
-        took < Duration::from_millis(300) + Duration::from_secs(1),
-        "took {took:?}"
+        took < Duration::from_secs(5),
+        "the run went on {took:?} after it was cancelled"
     );
     assert_eq!(
         job_states(&events),
@@ -451,28 +474,33 @@ fn cancellation_from_another_thread_aborts_within_a_second() {
 #[test]
 fn a_step_ignoring_sigterm_is_killed_after_the_grace_period() {
     let run = Run::new("refs/heads/main");
+    let ready = run.dir.path().join("ready");
     let cancel = Cancel::default();
-    let canceller = cancel.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
-        canceller.cancel();
-    });
+    // The step says it is ready only once SIGTERM is ignored, so the
+    // cancel's SIGTERM cannot arrive before the trap.
+    let cancelled = cancel_when_ready(&cancel, ready.clone());
     let executor = Executor {
         grace: Duration::from_millis(200),
         ..Executor::default()
     };
-    let started = Instant::now();
     let (result, events) = run.exec_with(
-        r#"
+        &format!(
+            r#"
         [jobs.stubborn]
         inputs = ["quire/push"]
-        sh = "trap '' TERM; echo ready; sleep 60"
+        sh = "trap '' TERM; touch {}; sleep 60"
         "#,
+            ready.display()
+        ),
         &executor,
         &cancel,
     );
+    let took = cancelled.join().unwrap().elapsed();
     assert_eq!(result, RunResult::Cancelled);
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        took < Duration::from_secs(5),
+        "the run went on {took:?} after it was cancelled"
+    );
     let code = events.iter().find_map(|e| match e {
         Event::JobFinished { exit_code, .. } => *exit_code,
         _ => None,
@@ -505,13 +533,26 @@ fn three_hundred_steps_are_each_recorded_once() {
 #[test]
 fn stdout_and_stderr_interleave_in_the_order_written() {
     let run = Run::new("refs/heads/main");
-    let (result, _) = run.exec(
+    // Each line is written only once the one before it is in the log, so
+    // the order the log shows is the order of the writes, not a race
+    // between the two pipes. The timeout only ends a test that would hang.
+    let log = run.ctx.logs_dir.join("mixed/1.log");
+    let (result, _) = run.exec(&format!(
         r#"
         [jobs.mixed]
         inputs = ["quire/push"]
-        sh = "for i in 1 2 3; do echo out$i; sleep 0.2; echo err$i >&2; sleep 0.2; done; printf tail"
+        timeout = "60s"
+        sh = """
+        logged() {{ until grep -q "$1" '{}'; do sleep 0.01; done; }}
+        for i in 1 2 3; do
+          echo out$i; logged "stdout F out$i"
+          echo err$i >&2; logged "stderr F err$i"
+        done
+        printf tail
+        """
         "#,
-    );
+        log.display()
+    ));
     assert_eq!(result, RunResult::Complete);
     let log: Vec<String> = run
         .log("mixed", 1)
@@ -585,10 +626,10 @@ fn a_daemon_that_leaves_the_process_group_is_ended_and_does_not_hang_the_job() {
         r#"
         [jobs.d]
         inputs = ["quire/push"]
-        timeout = "3s"
-        sh = ["setsid sh -c 'echo $$ > {}; exec sleep 300' & sleep 0.3; echo started", "echo next"]
+        timeout = "10s"
+        sh = ["setsid sh -c 'echo $$ > {pid}; exec sleep 300' & until [ -s {pid} ]; do sleep 0.01; done; echo started", "echo next"]
         "#,
-        pidfile.display()
+        pid = pidfile.display()
     ));
     assert_eq!(result, RunResult::Complete);
     assert!(

@@ -1,0 +1,93 @@
+//! The environment a step sees (docs/PIPELINE.md, "Environment"): a short
+//! allow-list of the worker's own variables, the pipeline's and the job's
+//! `env`, the job's secrets, and quire's variables, which nothing overrides.
+
+use std::collections::HashMap;
+
+use super::{ExecError, RunContext};
+use crate::pipeline::{Job, Pipeline};
+use crate::plan::RefKind;
+
+/// Variables of the worker's own environment a step may see; everything
+/// else (QUIRE_HOME, GIT_DIR and the rest of a hook's environment) stays out.
+const PASSED_THROUGH: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "SHELL",
+];
+
+/// A PATH for a worker started without one.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The variables every step of the run starts from, later entries winning.
+pub(super) fn for_run(
+    pipeline: &Pipeline,
+    ctx: &RunContext,
+    target: &RefKind,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = PASSED_THROUGH
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
+        .collect();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    env.extend(pipeline.env.iter().cloned());
+    env.push(("CI".into(), "true".into()));
+    env.push(("QUIRE_RUN_ID".into(), ctx.run_id.clone()));
+    env.push(("QUIRE_REPO".into(), ctx.repo.clone()));
+    env.push(("QUIRE_REF".into(), ctx.ref_name.clone()));
+    env.push(("QUIRE_SHA".into(), ctx.sha.clone()));
+    match target {
+        RefKind::Branch(name) => env.push(("QUIRE_BRANCH".into(), name.clone())),
+        RefKind::Tag(name) => env.push(("QUIRE_TAG".into(), name.clone())),
+        RefKind::Other(_) => {}
+    }
+    if let Some(previous) = &ctx.previous_sha {
+        env.push(("QUIRE_PREVIOUS_SHA".into(), previous.clone()));
+    }
+    env.push((
+        "QUIRE_WORKSPACE".into(),
+        ctx.workspace.display().to_string(),
+    ));
+    env.push(("TRACEPARENT".into(), ctx.traceparent.clone()));
+    env
+}
+
+/// The environment of `job`'s steps: the job's env over the run's, its
+/// secrets over both, and quire's own variables over everything, so a
+/// pipeline cannot spoof `QUIRE_RUN_ID` (which ends its leftovers) or the
+/// rest.
+pub(super) fn for_job(
+    run_env: &[(String, String)],
+    job: &Job,
+    secrets: &[(String, String)],
+) -> Result<HashMap<String, String>, ExecError> {
+    let (quire, shared): (Vec<_>, Vec<_>) = run_env.iter().partition(|(k, _)| quire_owned(k));
+    let mut env: HashMap<String, String> = shared.into_iter().cloned().collect();
+    env.extend(job.env.iter().cloned());
+    for name in &job.secrets {
+        let Some((_, value)) = secrets.iter().find(|(n, _)| n == name) else {
+            return Err(ExecError::MissingSecret {
+                job: job.id.clone(),
+                name: name.clone(),
+            });
+        };
+        env.insert(name.clone(), value.clone());
+    }
+    env.extend(quire.into_iter().cloned());
+    env.insert("QUIRE_JOB".into(), job.id.clone());
+    Ok(env)
+}
+
+fn quire_owned(name: &str) -> bool {
+    name == "CI" || name == "TRACEPARENT" || name.starts_with("QUIRE_")
+}

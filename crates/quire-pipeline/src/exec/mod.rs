@@ -1,0 +1,271 @@
+//! The executor: runs a pipeline's jobs in dependency order, each step a
+//! local child process in its own process group, streaming output into CRI
+//! log files and reporting events. Steps can later run elsewhere (a
+//! container, a cluster job) behind the same [`Executor::run`] contract.
+//!
+//! This file decides which jobs run and how the run ends; `job` runs one
+//! job's steps, `step` one step from its start to reaping it, with the
+//! environment from `env`, the process from `spawn`, its output copied by
+//! `pump`, stopped on cancel or deadline by `stop`, and whatever it leaves
+//! running ended by `sweep`.
+
+mod env;
+mod job;
+mod pump;
+mod spawn;
+mod step;
+mod stop;
+mod sweep;
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use quire_model::clock::now_ms;
+use quire_model::events::Event;
+use quire_model::{FailureKind, JobState, RunState};
+
+use crate::events::EventSink;
+use crate::log::Redactor;
+use crate::pipeline::{Job, Pipeline};
+use crate::plan::RefKind;
+
+/// What the executor needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub run_id: String,
+    pub repo: String,
+    pub ref_name: String,
+    pub sha: String,
+    /// The ref's previous tip, when the push moved an existing ref.
+    pub previous_sha: Option<String>,
+    pub traceparent: String,
+    /// The materialized tree; every step runs here.
+    pub workspace: PathBuf,
+    /// `logs/`: each step writes `<job>/<seq>.log` under it.
+    pub logs_dir: PathBuf,
+    /// The home's secrets (name, value). A job gets those it asks for as
+    /// variables; every value is redacted from logs and recorded commands.
+    pub secrets: Vec<(String, String)>,
+}
+
+/// A request, from any thread, to stop the run: the running step's process
+/// group is terminated and the run ends as cancelled.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How a run ended, from the executor's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunResult {
+    /// Every job that had to pass passed.
+    Complete,
+    /// A job without `allow_failure` failed.
+    Failed,
+    /// Cancelled from outside; the run's state is the canceller's business.
+    Cancelled,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cannot write {what}: {source}")]
+    Write { what: String, source: io::Error },
+    #[error("cannot run a step of job {job}: {source}")]
+    Process { job: String, source: io::Error },
+    #[error("job {job} asks for secret {name}, which the home's config.toml does not define")]
+    MissingSecret { job: String, name: String },
+}
+
+/// Runs pipelines. The defaults suit a worker; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct Executor {
+    /// Between SIGTERM and SIGKILL of a step's process group.
+    pub grace: Duration,
+    /// Log lines longer than this are written as partial chunks.
+    pub max_line: usize,
+    /// How often a running step checks for cancellation and its deadline.
+    pub tick: Duration,
+}
+
+impl Default for Executor {
+    fn default() -> Executor {
+        Executor {
+            grace: Duration::from_secs(1),
+            max_line: 16 * 1024,
+            tick: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What every job of one run shares.
+struct RunScope<'a> {
+    ctx: &'a RunContext,
+    /// The variables every step starts from, later entries winning.
+    env: Vec<(String, String)>,
+    redactor: Redactor,
+    cancel: &'a Cancel,
+}
+
+impl Executor {
+    /// Run every job of `pipeline` for the ref in `ctx`, in dependency order.
+    pub fn run(
+        &self,
+        pipeline: &Pipeline,
+        ctx: &RunContext,
+        sink: &mut dyn EventSink,
+        cancel: &Cancel,
+    ) -> Result<RunResult, ExecError> {
+        let order = pipeline.order();
+        emit(
+            sink,
+            Event::RunStarted {
+                at_ms: now_ms(),
+                jobs: order.iter().map(|&i| pipeline.jobs[i].id.clone()).collect(),
+            },
+        )?;
+        let target = RefKind::of(&ctx.ref_name);
+        let scope = RunScope {
+            ctx,
+            env: env::for_run(pipeline, ctx, &target),
+            redactor: Redactor::new(ctx.secrets.iter().map(|(_, v)| v.as_str())),
+            cancel,
+        };
+        let mut ended: Vec<Option<JobState>> = vec![None; pipeline.jobs.len()];
+        for &i in &order {
+            let job = &pipeline.jobs[i];
+            let skip = if cancel.is_cancelled() {
+                Some("run cancelled".to_string())
+            } else if !job.runs_on(&target) {
+                Some(format!("when does not match {}", ctx.ref_name))
+            } else {
+                blocked_by(pipeline, job, &ended)
+            };
+            ended[i] = Some(match skip {
+                Some(reason) => skip_job(job, reason, sink)?,
+                None => self.start_job(&scope, job, sink)?,
+            });
+        }
+        finish(pipeline, &ended, cancel, sink)
+    }
+
+    fn start_job(
+        &self,
+        scope: &RunScope<'_>,
+        job: &Job,
+        sink: &mut dyn EventSink,
+    ) -> Result<JobState, ExecError> {
+        emit(
+            sink,
+            Event::JobStarted {
+                at_ms: now_ms(),
+                job: job.id.clone(),
+            },
+        )?;
+        let outcome = job::run(self, scope, job, sink);
+        sweep::after_job(&scope.ctx.run_id);
+        let (state, exit_code) = outcome?;
+        emit(
+            sink,
+            Event::JobFinished {
+                at_ms: now_ms(),
+                job: job.id.clone(),
+                state,
+                exit_code,
+            },
+        )?;
+        Ok(state)
+    }
+}
+
+fn skip_job(job: &Job, reason: String, sink: &mut dyn EventSink) -> Result<JobState, ExecError> {
+    emit(
+        sink,
+        Event::JobSkipped {
+            at_ms: now_ms(),
+            job: job.id.clone(),
+            reason,
+        },
+    )?;
+    Ok(JobState::Skipped)
+}
+
+/// Why `job` cannot run: a job it needs failed (without allow_failure), was
+/// skipped, or was aborted.
+fn blocked_by(pipeline: &Pipeline, job: &Job, ended: &[Option<JobState>]) -> Option<String> {
+    for need in job.needs() {
+        let name = &pipeline.jobs[need].id;
+        match ended[need] {
+            Some(JobState::Failed) if !pipeline.jobs[need].allow_failure => {
+                return Some(format!("needs {name}, which failed"));
+            }
+            Some(JobState::Skipped) => return Some(format!("needs {name}, which was skipped")),
+            Some(JobState::Aborted) => return Some(format!("needs {name}, which was aborted")),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The run's result from how its jobs ended. A cancelled run reports no
+/// `RunFinished`: its state is the canceller's to record.
+fn finish(
+    pipeline: &Pipeline,
+    ended: &[Option<JobState>],
+    cancel: &Cancel,
+    sink: &mut dyn EventSink,
+) -> Result<RunResult, ExecError> {
+    if cancel.is_cancelled() {
+        flush(sink)?;
+        return Ok(RunResult::Cancelled);
+    }
+    let failed = pipeline
+        .jobs
+        .iter()
+        .zip(ended)
+        .any(|(job, state)| *state == Some(JobState::Failed) && !job.allow_failure);
+    let (state, failure_kind, result) = if failed {
+        (
+            RunState::Failed,
+            Some(FailureKind::PipelineFailure),
+            RunResult::Failed,
+        )
+    } else {
+        (RunState::Complete, None, RunResult::Complete)
+    };
+    emit(
+        sink,
+        Event::RunFinished {
+            at_ms: now_ms(),
+            state,
+            failure_kind,
+        },
+    )?;
+    flush(sink)?;
+    Ok(result)
+}
+
+fn emit(sink: &mut dyn EventSink, event: Event) -> Result<(), ExecError> {
+    sink.emit(&event).map_err(events_error)
+}
+
+fn flush(sink: &mut dyn EventSink) -> Result<(), ExecError> {
+    sink.flush().map_err(events_error)
+}
+
+fn events_error(source: io::Error) -> ExecError {
+    ExecError::Write {
+        what: "the run's events".into(),
+        source,
+    }
+}

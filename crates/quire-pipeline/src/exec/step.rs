@@ -1,0 +1,104 @@
+//! Running one step: its log, its process from spawn to reaping, the events
+//! that bracket it, and how it ended.
+
+use std::path::Path;
+
+use quire_model::clock::now_ms;
+use quire_model::events::Event;
+
+use super::job::RunningJob;
+use super::pump::{PumpError, pump};
+use super::stop::Stop;
+use super::{ExecError, Executor, emit, events_error, spawn, sweep};
+use crate::events::EventSink;
+use crate::log::{CriLog, Stream};
+use crate::pipeline::Step;
+
+/// How one step ended.
+pub(super) struct StepEnd {
+    pub(super) stop: Stop,
+    /// The shell's convention: the exit code, or 128+N for a signal N.
+    pub(super) code: i64,
+}
+
+/// Run `step`, the `seq`th of the running job, as `program`, logging to
+/// `<seq>.log`; reports `StepStarted` once it is spawned (or could not be)
+/// and `StepFinished` once it is reaped.
+pub(super) fn run(
+    exec: &Executor,
+    running: &RunningJob<'_>,
+    seq: i64,
+    step: &Step,
+    program: &Path,
+    sink: &mut dyn EventSink,
+) -> Result<StepEnd, ExecError> {
+    let log_path = running.log_dir.join(format!("{seq}.log"));
+    let log_error = |source| ExecError::Write {
+        what: log_path.display().to_string(),
+        source,
+    };
+    let mut log = CriLog::create(&log_path).map_err(log_error)?;
+    let spawned = spawn::start(step, program, &running.env, &running.scope.ctx.workspace);
+    let started = Event::StepStarted {
+        at_ms: now_ms(),
+        job: running.job.id.clone(),
+        seq,
+        cmd: running.scope.redactor.apply_str(&step.display()),
+    };
+    if let Err(e) = emit(sink, started) {
+        // Nobody would watch this step: end it before giving up.
+        if let Ok(mut child) = spawned {
+            let _ = sweep::end_step(&mut child);
+        }
+        return Err(e);
+    }
+    let end = match spawned {
+        Ok(mut child) => {
+            let pumped = pump(exec, running, &mut child, &mut log, sink);
+            // Whatever happened, nothing of the step outlives it.
+            let status = sweep::end_step(&mut child);
+            let stop = pumped.map_err(|e| match e {
+                PumpError::Log(source) => log_error(source),
+                PumpError::Events(source) => events_error(source),
+            })?;
+            let status = status.map_err(|source| ExecError::Process {
+                job: running.job.id.clone(),
+                source,
+            })?;
+            if let Some(note) = stop.note() {
+                log.line(Stream::Stderr, true, note.as_bytes())
+                    .map_err(log_error)?;
+            }
+            StepEnd {
+                stop,
+                code: spawn::exit_code(status),
+            }
+        }
+        Err(e) => {
+            let Some(code) = spawn::unstartable_code(&e) else {
+                return Err(ExecError::Process {
+                    job: running.job.id.clone(),
+                    source: e,
+                });
+            };
+            let note = format!("quire: cannot start {}: {e}", step.display());
+            log.line(Stream::Stderr, true, note.as_bytes())
+                .map_err(log_error)?;
+            StepEnd {
+                stop: Stop::Exited,
+                code,
+            }
+        }
+    };
+    log.flush().map_err(log_error)?;
+    emit(
+        sink,
+        Event::StepFinished {
+            at_ms: now_ms(),
+            job: running.job.id.clone(),
+            seq,
+            exit_code: end.code,
+        },
+    )?;
+    Ok(end)
+}

@@ -1,0 +1,79 @@
+//! Stopping a running step when its run is cancelled or its job's timeout
+//! runs out: SIGTERM to its process group, then SIGKILL once the grace has
+//! passed.
+
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process_group};
+
+use super::Cancel;
+
+/// Why a step's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// On its own.
+    Exited,
+    /// Terminated: its job's timeout ran out.
+    Deadline,
+    /// Terminated: the run was cancelled.
+    Cancelled,
+}
+
+impl Stop {
+    /// The line quire adds to the step's log when it ended the step.
+    pub(super) fn note(self) -> Option<&'static str> {
+        match self {
+            Stop::Exited => None,
+            Stop::Deadline => Some("quire: the job's timeout ran out; the step was terminated"),
+            Stop::Cancelled => Some("quire: the run was cancelled; the step was terminated"),
+        }
+    }
+}
+
+/// Watches for the reasons to stop one running step, and escalates once
+/// one has come.
+pub(super) struct Stopper<'a> {
+    cancel: &'a Cancel,
+    deadline: Option<Instant>,
+    grace: Duration,
+    reason: Stop,
+    terminated_at: Option<Instant>,
+}
+
+impl<'a> Stopper<'a> {
+    pub(super) fn new(cancel: &'a Cancel, deadline: Option<Instant>, grace: Duration) -> Self {
+        Stopper {
+            cancel,
+            deadline,
+            grace,
+            reason: Stop::Exited,
+            terminated_at: None,
+        }
+    }
+
+    /// Called on every tick while the step runs: terminate the group `pid`
+    /// leads when asked to, kill it once the grace has run out.
+    pub(super) fn tick(&mut self, pid: Pid) {
+        match self.terminated_at {
+            None => {
+                if self.cancel.is_cancelled() {
+                    self.reason = Stop::Cancelled;
+                } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                    self.reason = Stop::Deadline;
+                } else {
+                    return;
+                }
+                let _ = kill_process_group(pid, Signal::TERM);
+                self.terminated_at = Some(Instant::now());
+            }
+            Some(at) if at.elapsed() >= self.grace => {
+                let _ = kill_process_group(pid, Signal::KILL);
+            }
+            Some(_) => {}
+        }
+    }
+
+    pub(super) fn reason(&self) -> Stop {
+        self.reason
+    }
+}
