@@ -24,6 +24,17 @@ pub(crate) fn catch() {
     }
 }
 
+/// [`catch`], and SIGINT and SIGTERM also set `flag` (an executor's cancel)
+/// directly.
+pub(crate) fn catch_into(flag: Arc<AtomicBool>) {
+    catch();
+    for signal in [SIGINT, SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&flag)) {
+            eprintln!("quire-run: warning: cannot catch signal {signal}: {e}");
+        }
+    }
+}
+
 /// Past a file size limit (RLIMIT_FSIZE) a write raises SIGXFSZ, which would
 /// kill the worker with its run still active. Caught, the write fails with
 /// EFBIG instead and the run fails with that reason.

@@ -196,18 +196,8 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         JsonlFile::create(&out_dir.join("events.jsonl")).map_err(io_error)?,
         Progress,
     );
-    crate::run::interrupt::catch();
     let cancel = Cancel::default();
-    let watcher = {
-        let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            while !crate::run::interrupt::requested() {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            cancel.cancel();
-        })
-    };
-    drop(watcher);
+    crate::run::interrupt::catch_into(cancel.flag());
     let result = Executor::default()
         .run(&pipeline, &ctx, &mut sink, &cancel)
         .map_err(|e| Failure::Input(e.to_string()))?;
