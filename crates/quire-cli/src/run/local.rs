@@ -61,7 +61,7 @@ pub(crate) fn validate(file: Option<&Path>) -> Result<(), Failure> {
             }
         }
         if let Some(t) = job.timeout {
-            notes.push(format!("timeout {}", span(t)));
+            notes.push(format!("timeout {}", crate::runs::text::span(t)));
         }
         if job.allow_failure {
             notes.push("may fail".into());
@@ -78,23 +78,6 @@ pub(crate) fn validate(file: Option<&Path>) -> Result<(), Failure> {
     }
     print!("{out}");
     Ok(())
-}
-
-/// "20m", "1h30m", "90s" (as a timeout would be written).
-fn span(t: std::time::Duration) -> String {
-    let secs = t.as_secs();
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if n > 0 {
-            out.push_str(&format!("{n}{unit}"));
-        }
-    }
-    if out.is_empty() {
-        format!("{}ms", t.as_millis())
-    } else {
-        out
-    }
 }
 
 /// Where `quire-run exec` runs and what it pretends was pushed.

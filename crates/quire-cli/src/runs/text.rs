@@ -1,5 +1,7 @@
 //! Rendering for people: times, durations, states, tables.
 
+use jiff::SignedDuration;
+use jiff::fmt::friendly::{Designator, FractionalUnit, Spacing, SpanPrinter};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -90,18 +92,38 @@ pub fn rfc3339(ms: i64) -> String {
     }
 }
 
+/// How long something took, to the precision a person wants at a glance:
 /// "1h 2m", "3m 4s", "5.2s", "830ms".
 pub fn duration(ms: i64) -> String {
     let ms = ms.max(0);
     let secs = ms / 1000;
+    let printer = SpanPrinter::new();
     if ms < 1000 {
-        format!("{ms}ms")
+        printer.duration_to_string(&SignedDuration::from_millis(ms))
     } else if secs < 60 {
-        format!("{}.{}s", secs, (ms % 1000) / 100)
+        let tenths = SignedDuration::from_millis(ms - ms % 100);
+        printer
+            .fractional(Some(FractionalUnit::Second))
+            .precision(Some(1))
+            .duration_to_string(&tenths)
     } else if secs < 3600 {
-        format!("{}m {}s", secs / 60, secs % 60)
+        printer.duration_to_string(&SignedDuration::from_secs(secs))
     } else {
-        format!("{}h {}m", secs / 3600, (secs % 3600) / 60)
+        printer.duration_to_string(&SignedDuration::from_secs(secs - secs % 60))
+    }
+}
+
+/// A span as a timeout is written in a pipeline: "20m", "1h30m", "90s".
+pub fn span(span: std::time::Duration) -> String {
+    let printer = SpanPrinter::new()
+        .designator(Designator::Compact)
+        .spacing(Spacing::None);
+    match SignedDuration::try_from(span) {
+        Ok(d) if d.as_secs() > 0 => {
+            printer.duration_to_string(&SignedDuration::from_secs(d.as_secs()))
+        }
+        Ok(d) => printer.duration_to_string(&d),
+        Err(_) => format!("{}s", span.as_secs()),
     }
 }
 
@@ -153,6 +175,12 @@ mod tests {
         assert_eq!(duration(5_249), "5.2s");
         assert_eq!(duration(184_000), "3m 4s");
         assert_eq!(duration(3_720_000), "1h 2m");
+        assert_eq!(duration(3_725_999), "1h 2m");
+        assert_eq!(duration(60_000), "1m");
+        assert_eq!(duration(1_000), "1.0s");
+        assert_eq!(span(std::time::Duration::from_secs(5400)), "1h30m");
+        assert_eq!(span(std::time::Duration::from_secs(90)), "1m30s");
+        assert_eq!(span(std::time::Duration::from_millis(250)), "250ms");
     }
 
     #[test]
