@@ -96,21 +96,6 @@ text_enum! {
     }
 }
 
-impl FailureKind {
-    /// One sentence for people: what this kind of failure means.
-    pub fn meaning(self) -> &'static str {
-        match self {
-            FailureKind::PipelineFailure => "a job of the pipeline failed",
-            FailureKind::PipelineInvalid => {
-                "the pipeline file is invalid (missing fields, a cycle, unparsable)"
-            }
-            FailureKind::ProcessCrashed => "the worker crashed or could not execute the run",
-            FailureKind::Orphaned => "reconcile found no live worker for the run",
-            FailureKind::Cancelled => "the run was cancelled with `quire-runs cancel`",
-        }
-    }
-}
-
 text_enum! {
     /// A job's state (docs/STATE.md).
     JobState {

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use comfy_table::Cell;
 use quire_store::query::RunDetail;
-use quire_store::{JobState, RunState, Store};
+use quire_store::{FailureKind, JobState, RunState, Store};
 
 use crate::runs::cli::ShowArgs;
 use crate::runs::json;
@@ -41,7 +41,7 @@ fn render(detail: &RunDetail, out: &Output) -> String {
     field("sha", run.sha.clone());
     field("state", run.state_text());
     if let Some(kind) = run.failure_kind {
-        field("meaning", kind.meaning().to_string());
+        field("meaning", meaning(kind).to_string());
     }
     if let Some(detail) = &run.failure_detail {
         field("detail", detail.clone());
@@ -148,5 +148,18 @@ fn one_line(cmd: &str) -> String {
         format!("{}…", flat.chars().take(59).collect::<String>())
     } else {
         flat
+    }
+}
+
+/// One sentence for people: what this kind of failure means.
+fn meaning(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::PipelineFailure => "a job of the pipeline failed",
+        FailureKind::PipelineInvalid => {
+            "the pipeline file is invalid (missing fields, a cycle, unparsable)"
+        }
+        FailureKind::ProcessCrashed => "the worker crashed or could not execute the run",
+        FailureKind::Orphaned => "reconcile found no live worker for the run",
+        FailureKind::Cancelled => "the run was cancelled with `quire-runs cancel`",
     }
 }
