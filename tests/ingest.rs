@@ -1,17 +1,23 @@
 //! Events from a real executor run, ingested into a real store: twice gives
 //! the same rows, a torn last line is ignored, a stream cut off mid-job
-//! leaves rows consistent with what happened.
+//! leaves rows consistent with what happened, and what a real worker
+//! ingested live is what its events.jsonl gives.
 
 use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use quire_model::events::{Event, parse_stream};
 use quire_pipeline::Pipeline;
-use quire_pipeline::events::{EventSink, JsonlFile, Recorded};
+use quire_pipeline::events::{JsonlFile, Recorded};
 use quire_pipeline::exec::{Cancel, Executor, RunContext};
 use quire_store::lifecycle::{NewRun, Worker};
 use quire_store::query::RunDetail;
+use quire_store::repos::Registration;
 use quire_store::{Home, JobState, RunState, Store};
+
+use crate::util::{Env, git};
 
 const PIPELINE: &str = r#"
 [jobs.build]
@@ -45,45 +51,32 @@ fn ingest_file(store: &mut Store, run: &str, path: &std::path::Path) -> quire_st
 struct Fixture {
     dir: tempfile::TempDir,
     store: Store,
+    repo_id: i64,
 }
 
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Home::at(dir.path().join("home"))).unwrap();
-        Fixture { dir, store }
+        let mut store = Store::open(&Home::at(dir.path().join("home"))).unwrap();
+        let repo_id = store
+            .register_repo(Path::new("/srv/git/app.git"), None, Registration::Seen)
+            .unwrap()
+            .id;
+        Fixture {
+            dir,
+            store,
+            repo_id,
+        }
     }
 
     /// A claimed run of `ref_name`.
     fn claimed_run(&mut self, ref_name: &str) -> String {
-        let repo_id = self
-            .store
-            .register_repo(
-                std::path::Path::new("/srv/git/app.git"),
-                None,
-                quire_store::repos::Registration::Seen,
-            )
-            .unwrap()
-            .id;
-        let run = self
-            .store
-            .create_run(&NewRun {
-                repo_id,
-                ref_name,
-                sha: "0123456789abcdef0123456789abcdef01234567",
-                pushed_at_ms: None,
-                previous_sha: None,
-                invalid: None,
-            })
-            .unwrap()
-            .run;
-        let worker = Worker {
-            id: "w".into(),
-            pid: std::process::id(),
-            lease: Duration::from_secs(60),
-        };
-        self.store.claim(&run.id, &worker).unwrap();
-        run.id
+        claimed_run(
+            &mut self.store,
+            self.repo_id,
+            ref_name,
+            "0123456789abcdef0123456789abcdef01234567",
+        )
     }
 
     /// Execute PIPELINE, writing events.jsonl; returns its path and events.
@@ -118,6 +111,28 @@ impl Fixture {
     fn detail(&self, run_id: &str) -> RunDetail {
         self.store.run_detail(run_id).unwrap()
     }
+}
+
+/// Record a run of (`repo_id`, `ref_name`) at `sha` and claim it.
+fn claimed_run(store: &mut Store, repo_id: i64, ref_name: &str, sha: &str) -> String {
+    let run = store
+        .create_run(&NewRun {
+            repo_id,
+            ref_name,
+            sha,
+            pushed_at_ms: None,
+            previous_sha: None,
+            invalid: None,
+        })
+        .unwrap()
+        .run;
+    let worker = Worker {
+        id: "w".into(),
+        pid: std::process::id(),
+        lease: Duration::from_secs(60),
+    };
+    store.claim(&run.id, &worker).unwrap();
+    run.id
 }
 
 fn shape(detail: &RunDetail) -> Vec<JobShape> {
@@ -202,36 +217,101 @@ fn ingesting_the_same_stream_twice_gives_the_same_rows() {
     assert_eq!(once.jobs[0].steps[0].started_at_ms, *at_ms);
 }
 
+/// Many quick steps (the worker batches their events), a failure, a job
+/// skipped because of it, one skipped by `when`, and one allowed to fail.
+const BUSY: &str = r#"
+[jobs.many]
+inputs = ["quire/push"]
+sh = ["true", "echo 2", "true", "echo 4", "true", "echo 6", "true", "echo 8", "true", "echo 10"]
+[jobs.flaky]
+inputs = ["quire/push"]
+allow_failure = true
+sh = ["echo trying", "exit 3"]
+[jobs.test]
+inputs = ["many"]
+sh = ["echo test", "exit 4"]
+[jobs.deploy]
+inputs = ["test"]
+sh = "echo deploy"
+[jobs.release]
+inputs = ["quire/push"]
+when = { tags = ["v*"] }
+sh = "echo release"
+"#;
+
 #[test]
-fn live_ingestion_event_by_event_matches_ingesting_the_file() {
-    struct Live<'s> {
-        store: &'s mut Store,
-        run: String,
-    }
-    impl EventSink for Live<'_> {
-        fn emit(&mut self, event: &Event) -> std::io::Result<()> {
-            self.store
-                .ingest(&self.run, std::slice::from_ref(event))
-                .map_err(std::io::Error::other)
-        }
-    }
-    let mut f = Fixture::new();
-    let run = f.claimed_run("refs/heads/main");
-    let (path, events) = f.execute(&run);
-    {
-        let mut live = Live {
-            store: &mut f.store,
-            run: run.clone(),
-        };
-        for event in &events {
-            live.emit(event).unwrap();
-        }
-    }
-    let live = f.detail(&run);
-    ingest_file(&mut f.store, &run, &path).unwrap();
-    let again = f.detail(&run);
-    assert_eq!(shape(&live), shape(&again));
-    assert_eq!(live.run, again.run);
+fn what_a_worker_ingests_live_is_what_its_events_file_gives() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let sha = repo.commit(&[(".quire/ci.toml", BUSY)], "busy");
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    env.run(&[
+        "trigger",
+        "--git-dir",
+        repo.bare.to_str().unwrap(),
+        "main",
+        "--wait",
+    ])
+    .assert()
+    .code(1);
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 1);
+    let live = env.store().run_detail(&runs[0].id).unwrap();
+    assert_eq!(
+        (live.run.state, live.run.failure_kind),
+        (
+            RunState::Failed,
+            Some(quire_store::FailureKind::PipelineFailure)
+        )
+    );
+    assert_eq!(live.jobs[0].steps.len(), 10, "{:?}", live.jobs[0]);
+
+    // The same run in a fresh store, claimed at the moment the worker
+    // claimed it, then given the worker's events.jsonl.
+    let claimed_at = live.run.started_at_ms.unwrap();
+    let mut fresh = Store::open_with_clock(
+        &Home::at(env.path().join("fresh")),
+        Arc::new(move || claimed_at),
+    )
+    .unwrap();
+    let repo_id = fresh
+        .register_repo(&repo.bare, None, Registration::Seen)
+        .unwrap()
+        .id;
+    let run = claimed_run(&mut fresh, repo_id, "refs/heads/main", &sha);
+    let events = env.home().run_dir(&live.run.id).join("events.jsonl");
+    ingest_file(&mut fresh, &run, &events).unwrap();
+    let from_file = fresh.run_detail(&run).unwrap();
+
+    let rows = |d: &RunDetail| {
+        (
+            d.run.state,
+            d.run.failure_kind,
+            d.run.started_at_ms,
+            d.run.finished_at_ms,
+            d.jobs
+                .iter()
+                .map(|j| (j.job.clone(), j.steps.clone()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(rows(&live), rows(&from_file));
+    assert_eq!(
+        live.jobs
+            .iter()
+            .map(|j| (j.job.id.as_str(), j.job.state))
+            .collect::<Vec<_>>(),
+        [
+            ("many", JobState::Complete),
+            ("flaky", JobState::Failed),
+            ("test", JobState::Failed),
+            ("deploy", JobState::Skipped),
+            ("release", JobState::Skipped),
+        ]
+    );
 }
 
 #[test]
@@ -317,7 +397,10 @@ fn events_for_a_run_that_was_superseded_change_nothing() {
         .unwrap()
         + 1;
     f.store.ingest(&run, &events[..cut]).unwrap();
-    f.store.supersede(&run).unwrap();
+    assert_eq!(
+        f.store.supersede_ref(f.repo_id, "refs/heads/main").unwrap(),
+        Some(run.clone())
+    );
     let before = f.detail(&run);
     f.store.ingest(&run, &events).unwrap();
     let after = f.detail(&run);

@@ -228,7 +228,11 @@ fn a_push_after_migrating_lands_beside_the_repositorys_old_runs() {
         ],
     );
     git(&work, &["checkout", "--quiet", "-b", "main"]);
-    let repo = Repo { bare, work };
+    let repo = Repo {
+        bare,
+        work,
+        home: env.home(),
+    };
     repo.commit(
         &[(
             ".quire/ci.toml",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
 
-use crate::util::{Env, alive, git, gone_within, queued_runs, read_pid_file};
+use crate::util::{Env, Gate, alive, git, gone_within, queued_runs, read_pid_file, wait_until};
 
 const TWO_JOBS: &str = r#"
 [jobs.build]
@@ -73,6 +73,8 @@ fn a_push_runs_its_two_job_pipeline_to_completion() {
     assert!(log(&env, &run.id, "test", 1).contains(" stdout F tested"));
     let run_dir = env.home().run_dir(&run.id);
     assert!(run_dir.join("events.jsonl").is_file());
+    // The worker deletes the workspace after the run ended, then exits.
+    assert!(gone_within(run.worker.as_ref().unwrap().pid, 10));
     assert!(
         !run_dir.join("workspace").exists(),
         "the workspace is deleted after the run"
@@ -323,40 +325,48 @@ fn git_push_returns_while_a_long_pipeline_runs_and_a_force_push_stops_it() {
 fn a_burst_of_ten_pushes_to_one_ref_executes_only_the_last() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pipeline = "[jobs.work]\ninputs = [\"quire/push\"]\nsh = \"sleep 2\"\n";
-    repo.commit(&[(".quire/ci.toml", pipeline)], "0");
+    let gate = Gate::new(&env);
+    let pipeline = format!(
+        "[jobs.work]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        gate.step("$QUIRE_BRANCH")
+    );
+    repo.commit(&[(".quire/ci.toml", &pipeline)], "0");
+    // The only worker (max_workers = 1) is busy with another branch while
+    // the burst arrives.
+    git(&repo.work, &["branch", "busy"]);
+    let busy = repo.push_refs(&["busy"]).remove(0);
+    gate.wait_ready("busy");
     let mut last = String::new();
     let mut ids = Vec::new();
     for n in 0..10 {
         last = repo.commit(&[("n.txt", &n.to_string())], &format!("push {n}"));
-        let (ok, stderr) = repo.push(&["origin", "main"]);
-        assert!(ok, "{stderr}");
-        ids.extend(queued_runs(&stderr));
+        ids.extend(repo.push_refs(&["main"]));
     }
     assert_eq!(ids.len(), 10);
+    gate.open();
+
+    assert_eq!(env.wait_terminal(&busy).state, RunState::Complete);
     let final_run = env.wait_terminal(ids.last().unwrap());
     assert_eq!(
         (final_run.state, final_run.sha.as_str()),
         (RunState::Complete, last.as_str())
     );
-    let runs = env.all_runs();
-    assert_eq!(runs.len(), 10);
-    assert!(
-        runs.iter().all(|r| r.state.is_terminal()),
-        "nothing left pending or active"
-    );
-    assert_eq!(
-        runs.iter()
-            .filter(|r| r.state == RunState::Complete)
-            .count(),
-        1
-    );
-    assert_eq!(
-        runs.iter()
-            .filter(|r| r.state == RunState::Superseded)
-            .count(),
-        9
-    );
+    for id in &ids[..9] {
+        let detail = env.store().run_detail(id).unwrap();
+        assert_eq!(detail.run.state, RunState::Superseded, "{id}");
+        assert!(
+            detail.run.started_at_ms.is_none() && detail.run.worker.is_none(),
+            "superseded run {id} was claimed: {:?}",
+            detail.run
+        );
+        assert!(detail.jobs.is_empty(), "{id}: {:?}", detail.jobs);
+        let run_dir = env.home().run_dir(id);
+        assert!(
+            !run_dir.join("logs").exists() && !run_dir.join("events.jsonl").exists(),
+            "superseded run {id} executed something"
+        );
+    }
+    assert_eq!(env.all_runs().len(), 11);
 }
 
 #[test]
@@ -398,7 +408,6 @@ fn after_the_worker_is_killed_reconcile_orphans_its_run_ends_its_step_and_starts
     )
     .unwrap();
     assert!(gone_within(worker, 5));
-    std::thread::sleep(Duration::from_millis(300));
     assert!(
         alive(sleep),
         "the step outlived its worker, as a real crash leaves it"
@@ -631,32 +640,39 @@ fn the_demo_pushes_a_project_and_its_run_completes() {
 fn show_of_an_active_run_keeps_up_while_a_step_prints_steadily() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pipeline = "[jobs.chatty]\ninputs = [\"quire/push\"]\nsh = [\"echo first\", \"for i in $(seq 150); do echo $i; sleep 0.02; done\"]\n";
-    repo.commit(&[(".quire/ci.toml", pipeline)], "chatty");
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let id = queued_runs(&stderr).remove(0);
-    let log2 = env.home().run_dir(&id).join("logs/chatty/2.log");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&log2)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 30
-    {
-        assert!(Instant::now() < deadline, "the chatty step never printed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Give the live view one batch window (50 ms) and a tick to catch up.
-    std::thread::sleep(Duration::from_millis(300));
-    let detail = env.store().run_detail(&id).unwrap();
-    assert_eq!(
-        detail.run.state,
-        RunState::Active,
-        "the step should still be printing"
+    let gate = Gate::new(&env);
+    // The second step prints every 20 ms until the test has seen enough.
+    let chatty = format!(
+        "i=0; while [ ! -e {open} ] && [ $i -lt 3000 ]; do i=$((i+1)); echo $i; sleep 0.02; done",
+        open = env.path().join("gate/open").display()
     );
-    let steps = &detail.jobs[0].steps;
-    assert_eq!(steps.len(), 2, "{steps:?}");
-    assert_eq!(steps[0].exit_code, Some(0));
-    assert_eq!(steps[1].exit_code, None);
+    let id = repo.push_pipeline(&format!(
+        "[jobs.chatty]\ninputs = [\"quire/push\"]\nsh = [\"echo first\", {chatty:?}]\n"
+    ));
+    let log2 = env.home().run_dir(&id).join("logs/chatty/2.log");
+    wait_until("the chatty step to print 30 lines", || {
+        std::fs::read_to_string(&log2)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 30
+    });
+    // While it prints, the store shows the first step done and the second
+    // running (batched events are flushed every tick).
+    wait_until("show to catch up with the chatty step", || {
+        let detail = env.store().run_detail(&id).unwrap();
+        let steps = detail
+            .jobs
+            .first()
+            .map(|j| j.steps.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            detail.run.state,
+            RunState::Active,
+            "the step prints until the gate opens"
+        );
+        steps.len() == 2 && steps[0].exit_code == Some(0) && steps[1].exit_code.is_none()
+    });
+    gate.open();
     assert_eq!(env.wait_terminal(&id).state, RunState::Complete);
 }

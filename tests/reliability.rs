@@ -11,7 +11,7 @@ use predicates::prelude::*;
 use quire_cli::workers;
 use quire_store::{FailureKind, RunState};
 
-use crate::util::{Env, alive, git, gone_within, queued_runs};
+use crate::util::{Env, alive, git, gone_within, queued_runs, wait_until};
 
 fn quire_run(env: &Env) -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-run"));
@@ -168,10 +168,21 @@ fn sigkill_of_the_hook_leaves_only_whole_runs() {
         &repo.work,
         &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
     );
-    let lines: String = (0..400)
+    let refs = 400;
+    let lines: String = (0..refs)
         .map(|i| format!("{} {sha} refs/heads/b{i}\n", "0".repeat(40)))
         .collect();
-    for seed in 0..6u64 {
+    let store = env.store();
+    let recorded = || -> i64 {
+        store
+            .connection()
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .unwrap()
+    };
+    let rounds = 6;
+    let mut killed_mid_push = 0;
+    for seed in 0..rounds {
+        let before = recorded();
         let mut child = quire_run(&env)
             .args(["hook", "--git-dir"])
             .arg(&repo.bare)
@@ -185,9 +196,18 @@ fn sigkill_of_the_hook_leaves_only_whole_runs() {
             .unwrap()
             .write_all(lines.as_bytes())
             .unwrap();
-        std::thread::sleep(Duration::from_millis(5 + lcg(seed)() % 60));
+        // Kill once the hook has recorded a random number of this push's
+        // runs, so the kill lands while it writes.
+        let target = before + 1 + (lcg(seed)() % 300) as i64;
+        wait_until("the hook to record runs", || {
+            recorded() >= target || child.try_wait().unwrap().is_some()
+        });
         let _ = child.kill();
         child.wait().unwrap();
+        let added = recorded() - before;
+        if 0 < added && added < refs {
+            killed_mid_push += 1;
+        }
     }
     assert_store_sound(&env);
     for run in env.all_runs() {
@@ -201,6 +221,13 @@ fn sigkill_of_the_hook_leaves_only_whole_runs() {
             "{run:?}"
         );
     }
+    eprintln!("{killed_mid_push} of {rounds} kills landed while the hook was recording");
+    // Otherwise the test only ever killed a hook that had not started
+    // writing, or had finished, and proved little.
+    assert!(
+        killed_mid_push >= rounds / 2,
+        "only {killed_mid_push} kills landed mid-push"
+    );
 }
 
 #[test]
@@ -501,11 +528,9 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
 fn a_step_that_closes_stdout_early_does_not_stall_the_worker() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    repo.commit(&[(".quire/ci.toml", "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"exec 1>&-; sleep 0.3; echo still here >&2\", \"echo next\"]\n")], "closes");
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let run = queued_runs(&stderr).remove(0);
-    assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
-    env.runs(&["logs", &run])
+    let run = repo.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"exec 1>&-; sleep 0.3; echo still here >&2\", \"echo next\"]\n");
+    assert_eq!(run.state, RunState::Complete);
+    env.runs(&["logs", &run.id])
         .assert()
         .success()
         .stdout(predicate::str::contains("still here\n"));
@@ -516,16 +541,9 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    repo.commit(
-        &[(
-            ".quire/ci.toml",
-            "[jobs.env]\ninputs = [\"quire/push\"]\nsh = \"env\"\n",
-        )],
-        "env",
-    );
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let run = queued_runs(&stderr).remove(0);
-    assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
+    let run = repo.push_and_wait("[jobs.env]\ninputs = [\"quire/push\"]\nsh = \"env\"\n");
+    assert_eq!(run.state, RunState::Complete);
+    let run = run.id;
     let home = env.home();
     let mode = |p: std::path::PathBuf| {
         std::fs::metadata(&p)
@@ -576,17 +594,12 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
 fn secrets_reach_the_jobs_that_ask_and_never_the_logs_or_the_store() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    env.home().ensure().unwrap();
     let key_file = env.path().join("deploy.key");
     std::fs::write(&key_file, "key-from-a-file-9\n").unwrap();
-    std::fs::write(
-        env.home().dir().join("config.toml"),
-        format!(
-            "[secrets]\nTOKEN = \"tok-3f9a-literal\"\nKEY = {{ file = \"{}\" }}\n",
-            key_file.display()
-        ),
-    )
-    .unwrap();
+    env.config(&format!(
+        "[secrets]\nTOKEN = \"tok-3f9a-literal\"\nKEY = {{ file = \"{}\" }}\n",
+        key_file.display()
+    ));
     let pipeline = r#"
 [jobs.deploy]
 inputs = ["quire/push"]
@@ -601,10 +614,9 @@ sh = [
 inputs = ["quire/push"]
 sh = "echo other sees [$TOKEN]"
 "#;
-    repo.commit(&[(".quire/ci.toml", pipeline)], "deploy");
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let run = queued_runs(&stderr).remove(0);
-    assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
+    let run = repo.push_and_wait(pipeline);
+    assert_eq!(run.state, RunState::Complete);
+    let run = run.id;
     let logs_dir = env.home().run_dir(&run).join("logs");
     let mut everything = String::new();
     for job in ["deploy", "other"] {
@@ -634,15 +646,9 @@ sh = "echo other sees [$TOKEN]"
     );
 
     // A job asking for a secret the home does not define fails the run.
-    repo.commit(
-        &[(
-            ".quire/ci.toml",
-            "[jobs.x]\ninputs = [\"quire/push\"]\nsecrets = [\"NOPE\"]\nsh = \"true\"\n",
-        )],
-        "nope",
+    let missing = repo.push_and_wait(
+        "[jobs.x]\ninputs = [\"quire/push\"]\nsecrets = [\"NOPE\"]\nsh = \"true\"\n",
     );
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let missing = env.wait_terminal(&queued_runs(&stderr)[0]);
     assert_eq!(missing.failure_kind, Some(FailureKind::PipelineInvalid));
     assert!(
         missing
@@ -654,11 +660,7 @@ sh = "echo other sees [$TOKEN]"
     );
 
     // A value too short to redact reliably is refused, and the pusher is told.
-    std::fs::write(
-        env.home().dir().join("config.toml"),
-        "[secrets]\nPIN = \"1234\"\n",
-    )
-    .unwrap();
+    env.config("[secrets]\nPIN = \"1234\"\n");
     repo.commit(&[("a", "1")], "short secret");
     let (ok, stderr) = repo.push(&["origin", "main"]);
     assert!(ok);
@@ -669,6 +671,36 @@ sh = "echo other sees [$TOKEN]"
     assert!(
         stderr.contains("remote: quire: could not record a run for refs/heads/main"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_secret_file_shorter_than_8_bytes_fails_the_run_as_process_crashed_with_the_reason() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pin = env.path().join("pin");
+    std::fs::write(&pin, "1234\n").unwrap();
+    env.config(&format!(
+        "[secrets]\nPIN = {{ file = \"{}\" }}\n",
+        pin.display()
+    ));
+    let run = repo.push_and_wait(
+        "[jobs.deploy]\ninputs = [\"quire/push\"]\nsecrets = [\"PIN\"]\nsh = \"echo pin=$PIN\"\n",
+    );
+    assert_eq!(
+        (run.state, run.failure_kind),
+        (RunState::Failed, Some(FailureKind::ProcessCrashed)),
+        "{run:?}"
+    );
+    let detail = run.failure_detail.unwrap();
+    assert!(
+        detail.contains("secret PIN is 4 bytes; values shorter than 8 bytes are refused"),
+        "{detail}"
+    );
+    assert!(!detail.contains("1234"), "the value is not shown: {detail}");
+    assert!(
+        env.store().run_detail(&run.id).unwrap().jobs.is_empty(),
+        "no step ran"
     );
 }
 

@@ -12,14 +12,11 @@ use crate::util::{Env, Repo, find, git, queued_runs};
 const ONE_SECOND: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"sleep 1\"\n";
 const QUICK: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
 
-/// Commit `pipeline`, push main, and wait for the one run it queues.
-fn push_run(env: &Env, repo: &Repo, pipeline: &str, message: &str) -> String {
-    repo.commit(&[(".quire/ci.toml", pipeline)], message);
-    let (ok, stderr) = repo.push(&["origin", "main"]);
-    assert!(ok, "{stderr}");
-    let id = queued_runs(&stderr).remove(0);
-    assert_eq!(env.wait_terminal(&id).state, RunState::Complete);
-    id
+/// Push `pipeline` to main; the id of the run it queued, which completed.
+fn push_run(repo: &Repo, pipeline: &str) -> String {
+    let run = repo.push_and_wait(pipeline);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    run.id
 }
 
 /// The ids in a `list --json` answer.
@@ -95,7 +92,7 @@ fn names_are_the_shortest_unshared_tail_or_the_path_under_repos_root_and_old_nam
         repo(&repos, "app.git")["former_names"],
         Value::Array(vec![])
     );
-    let run = push_run(&env, &first, QUICK, "first");
+    let run = push_run(&first, QUICK);
 
     // A second app.git elsewhere: both are named by their parents now.
     let second = env.repo_with_hook("mirror/app");
@@ -122,7 +119,7 @@ fn names_are_the_shortest_unshared_tail_or_the_path_under_repos_root_and_old_nam
         format!("repos_root = {:?}\n", canonical(env.path())),
     )
     .unwrap();
-    let again = push_run(&env, &first, QUICK, "second");
+    let again = push_run(&first, QUICK);
     let repos = env.json(&["repos"]);
     assert_eq!(names(&repos), ["mirror/app.git", "srv/git/app.git"]);
     let former = &repo(&repos, "srv/git/app.git")["former_names"];

@@ -7,7 +7,11 @@ use std::process::{Command, Stdio};
 use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
 
-use crate::util::{Env, SHA, git, gone_within, populate, queued_runs, read_pid_file};
+use quire_cli::workers;
+
+use crate::util::{
+    Env, Gate, SHA, alive, git, gone_within, populate, queued_runs, read_pid_file, wait_until,
+};
 
 fn quire_runs(env: &Env) -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-runs"));
@@ -19,10 +23,15 @@ fn quire_runs(env: &Env) -> Command {
 fn logs_follow_prints_lines_as_they_are_written_and_exits_with_the_run() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pipeline = "[jobs.count]\ninputs = [\"quire/push\"]\nsh = \"for i in 1 2 3 4 5; do echo line$i; sleep 0.4; done\"\n";
-    repo.commit(&[(".quire/ci.toml", pipeline)], "count");
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let run = queued_runs(&stderr).remove(0);
+    let gate = Gate::new(&env);
+    // line1, then nothing until the test has read it; then the rest.
+    let step = format!(
+        "echo line1; {}; for i in 2 3 4 5; do echo line$i; done",
+        gate.step("line1")
+    );
+    let run = repo.push_pipeline(&format!(
+        "[jobs.count]\ninputs = [\"quire/push\"]\nsh = {step:?}\n"
+    ));
 
     let mut follow = quire_runs(&env)
         .args(["logs", &run, "--follow"])
@@ -32,7 +41,7 @@ fn logs_follow_prints_lines_as_they_are_written_and_exits_with_the_run() {
     let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
     assert_eq!(
         lines.next().unwrap().unwrap(),
-        "==> count step 1: for i in 1 2 3 4 5; do echo line$i; sleep 0.4; done <=="
+        format!("==> count step 1: {step} <==")
     );
     assert_eq!(lines.next().unwrap().unwrap(), "line1");
     // line1 arrived while the step was still running.
@@ -40,6 +49,7 @@ fn logs_follow_prints_lines_as_they_are_written_and_exits_with_the_run() {
         env.store().resolve_run(&run).unwrap().state,
         RunState::Active
     );
+    gate.open();
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     assert_eq!(rest, ["line2", "line3", "line4", "line5"]);
     let status = follow.wait().unwrap();
@@ -63,6 +73,48 @@ fn logs_follow_prints_lines_as_they_are_written_and_exits_with_the_run() {
         .stderr(predicate::str::contains(format!(
             "hint: `quire-runs show {run}` lists its jobs"
         )));
+}
+
+/// Whether `pid` sleeps in `nanosleep`: a poller between two looks.
+fn polling(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("nanosleep"))
+}
+
+#[test]
+fn logs_follow_of_a_job_not_planned_yet_waits_for_it_and_prints_its_output() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    // Holding the only worker slot keeps the run pending: no jobs yet.
+    let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
+    let run = repo.push_pipeline(
+        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = [\"echo built\", \"echo twice\"]\n\
+         [jobs.other]\ninputs = [\"quire/push\"]\nsh = \"echo not this\"\n",
+    );
+    let follow = quire_runs(&env)
+        .args(["logs", &run, "build", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It looked once, found no plan, and waits (or it failed at once).
+    wait_until("logs --follow to wait for the plan", || {
+        polling(follow.id()) || !alive(follow.id())
+    });
+    assert!(alive(follow.id()), "logs --follow did not wait");
+    assert!(env.store().run_detail(&run).unwrap().jobs.is_empty());
+
+    drop(slot);
+    env.run(&["work"]).assert().success();
+    let out = follow.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "==> build step 1: echo built <==\nbuilt\n==> build step 2: echo twice <==\ntwice\n"
+    );
 }
 
 #[test]

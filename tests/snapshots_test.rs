@@ -1,8 +1,7 @@
 //! What a person and a script see, for a fixed store at a frozen "now":
-//! list, show, logs and their JSON, compared with tests/snapshots/. A change
-//! in output is a reviewed diff: `QUIRE_BLESS=1 cargo test --test integration snapshot`.
-
-use std::path::Path;
+//! list, show and logs inline below, their JSON in tests/snapshots/. A
+//! change in output is a reviewed diff: `cargo insta test --review`
+//! (cargo-insta), or `INSTA_UPDATE=always` and `git diff` for the files.
 
 use crate::util::Env;
 
@@ -123,59 +122,151 @@ fn fixed_store(env: &Env) {
     );
 }
 
-fn snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(name);
-    if std::env::var_os("QUIRE_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        expected == actual,
-        "{name} differs from tests/snapshots/{name} \
-         (bless with `QUIRE_BLESS=1 cargo test --test integration snapshot`):\n--- expected\n{expected}\n--- actual\n{actual}"
-    );
-}
-
+/// `quire-runs ARGS` at NOW, which must succeed; its stdout.
 fn output(env: &Env, args: &[&str]) -> String {
     let out = env
         .runs(args)
         .env("QUIRE_NOW", NOW)
         .assert()
+        .success()
         .get_output()
         .clone();
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Compare with tests/snapshots/NAME.snap.
+fn file_snapshot(name: &str, actual: &str) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!(name, actual));
+}
+
 #[test]
-fn snapshot_list_show_and_logs_for_people() {
+fn snapshot_list_for_people() {
     let env = Env::new();
     fixed_store(&env);
-    snapshot("list.txt", &output(&env, &["list"]));
-    snapshot(
-        "list-filtered.txt",
-        &output(
+    insta::assert_snapshot!(output(&env, &["list"]), @r#"
+        RUN                                   REPO     REF       SHA           STATE                      DURATION  AGE
+        01a20000-0000-7000-8000-000000000005  app.git  main      ffffffffffff  pending                              10s ago
+        01a20000-0000-7000-8000-000000000004  app.git  feature   eeeeeeeeeeee  active                     59.0s     1m ago
+        01a20000-0000-7000-8000-000000000003  lib.git  tag v1.0  dddddddddddd  superseded                           2m ago
+        01a20000-0000-7000-8000-000000000002  app.git  dev       cccccccccccc  failed (pipeline-failure)  59.0s     4m ago
+        01a20000-0000-7000-8000-000000000001  app.git  main      aaaaaaaaaaaa  complete                   1m 4s     6m ago
+    "#);
+    insta::assert_snapshot!(
+        output(
             &env,
-            &[
-                "list", "--repo", "app.git", "--state", "complete", "--state", "failed",
-            ],
+            &["list", "--repo", "app.git", "--state", "complete", "--state", "failed"],
         ),
+        @r#"
+        RUN                                   REPO     REF   SHA           STATE                      DURATION  AGE
+        01a20000-0000-7000-8000-000000000002  app.git  dev   cccccccccccc  failed (pipeline-failure)  59.0s     4m ago
+        01a20000-0000-7000-8000-000000000001  app.git  main  aaaaaaaaaaaa  complete                   1m 4s     6m ago
+    "#
     );
-    snapshot("show-complete.txt", &output(&env, &["show", R1]));
-    snapshot("show-failed.txt", &output(&env, &["show", R2]));
-    snapshot("show-active.txt", &output(&env, &["show", R4]));
-    snapshot("show-pending.txt", &output(&env, &["show", R5]));
-    snapshot("logs.txt", &output(&env, &["logs", R1]));
-    snapshot(
-        "logs-step-timestamps.txt",
-        &output(&env, &["logs", R1, "build", "--step", "2", "--timestamps"]),
+}
+
+#[test]
+fn snapshot_show_for_people() {
+    let env = Env::new();
+    fixed_store(&env);
+    insta::assert_snapshot!(output(&env, &["show", R1]), @r#"
+        run       01a20000-0000-7000-8000-000000000001
+        repo      app.git (/srv/git/app.git)
+        ref       refs/heads/main
+        sha       aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+        state     complete
+        pushed    2026-11-28T12:00:00.000Z (6m ago)
+        queued    2026-11-28T12:00:00.000Z (6m ago)
+        started   2026-11-28T12:00:01.000Z (5m ago)
+        finished  2026-11-28T12:01:05.000Z (4m ago)
+        duration  1m 4s
+
+        JOB                    STATE                                         DURATION  EXIT
+        build                  complete                                      59.0s     0
+          1. cargo build                                                     29.0s     0
+          2. cargo test --all                                                30.0s     0
+        deploy                 skipped: when does not match refs/heads/main
+    "#);
+    insta::assert_snapshot!(output(&env, &["show", R2]), @r#"
+        run       01a20000-0000-7000-8000-000000000002
+        repo      app.git (/srv/git/app.git)
+        ref       refs/heads/dev
+        sha       cccccccccccccccccccccccccccccccccccccccc
+        state     failed (pipeline-failure)
+        meaning   a job of the pipeline failed
+        detail    job test failed
+        pushed    2026-11-28T12:02:00.000Z (4m ago)
+        queued    2026-11-28T12:02:00.000Z (4m ago)
+        started   2026-11-28T12:02:01.000Z (3m ago)
+        finished  2026-11-28T12:03:00.000Z (3m ago)
+        duration  59.0s
+
+        JOB              STATE                              DURATION  EXIT
+        test             failed                             59.0s     101
+          1. cargo test                                     59.0s     101
+        release          skipped: needs test, which failed
+    "#);
+    insta::assert_snapshot!(output(&env, &["show", R4]), @r#"
+        run       01a20000-0000-7000-8000-000000000004
+        repo      app.git (/srv/git/app.git)
+        ref       refs/heads/feature
+        sha       eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee
+        state     active
+        pushed    2026-11-28T12:05:00.000Z (1m ago)
+        queued    2026-11-28T12:05:00.000Z (1m ago)
+        started   2026-11-28T12:05:01.000Z (59s ago)
+        duration  59.0s
+        worker    pid 4243 (lease until 2026-11-28T12:05:30.000Z)
+        running   test step 1: sleep 600
+
+        JOB             STATE     DURATION  EXIT
+        build           complete  9.0s      0
+          1. make                 9.0s      0
+        test            active    50.0s
+          1. sleep 600  running   50.0s
+    "#);
+    insta::assert_snapshot!(output(&env, &["show", R5]), @r#"
+        run       01a20000-0000-7000-8000-000000000005
+        repo      app.git (/srv/git/app.git)
+        ref       refs/heads/main
+        sha       ffffffffffffffffffffffffffffffffffffffff
+        state     pending
+        pushed    2026-11-28T12:05:50.000Z (10s ago)
+        queued    2026-11-28T12:05:50.000Z (10s ago)
+
+        no jobs recorded
+    "#);
+}
+
+#[test]
+fn snapshot_logs_for_people() {
+    let env = Env::new();
+    fixed_store(&env);
+    insta::assert_snapshot!(output(&env, &["logs", R1]), @r#"
+        ==> build step 1: cargo build <==
+           Compiling app v0.1.0
+        warning: unused variable: `x`
+            Finished dev profile
+        ==> build step 2: cargo test --all <==
+        running 3 tests
+        test result: ok. 3 passed
+        no newline at the end
+    "#);
+    insta::assert_snapshot!(
+        output(&env, &["logs", R1, "build", "--step", "2", "--timestamps"]),
+        @r#"
+        2026-11-28T12:00:31.000000000Z running 3 tests
+        2026-11-28T12:00:31.500000000Z test result: ok. 3 passed
+        2026-11-28T12:00:31.600000000Z no newline at the end
+    "#
     );
-    snapshot(
-        "logs-stderr.txt",
-        &output(&env, &["logs", R1, "--stream", "stderr"]),
-    );
+    insta::assert_snapshot!(output(&env, &["logs", R1, "--stream", "stderr"]), @r#"
+        ==> build step 1: cargo build <==
+        warning: unused variable: `x`
+        ==> build step 2: cargo test --all <==
+        no newline at the end
+    "#);
 }
 
 #[test]
@@ -183,10 +274,16 @@ fn snapshot_json_is_stable_for_a_fixed_store() {
     let env = Env::new();
     fixed_store(&env);
     let list = output(&env, &["list", "--json"]);
-    snapshot("list.json", &list);
-    snapshot("show-complete.json", &output(&env, &["show", R1, "--json"]));
-    snapshot("show-active.json", &output(&env, &["show", R4, "--json"]));
+    file_snapshot("list.json", &list);
+    file_snapshot("show-complete.json", &output(&env, &["show", R1, "--json"]));
+    file_snapshot("show-active.json", &output(&env, &["show", R4, "--json"]));
     // Twice gives the same bytes.
     assert_eq!(output(&env, &["list", "--json"]), list);
-    let _ = R3;
+    // The superseded run is listed, and its own show has no jobs.
+    let superseded: serde_json::Value =
+        serde_json::from_str(&output(&env, &["show", R3, "--json"])).unwrap();
+    assert_eq!(
+        (&superseded["state"], &superseded["jobs"]),
+        (&serde_json::json!("superseded"), &serde_json::json!([]))
+    );
 }

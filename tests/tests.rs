@@ -14,3 +14,4 @@ mod runs_cli;
 mod runs_control;
 mod snapshots_test;
 mod store_errors;
+mod workers;

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use quire_model::events::Event;
 use quire_store::lifecycle::{NewRun, Outcome, Worker};
 use quire_store::repos::Registration;
-use quire_store::{FailureKind, Home, Store};
+use quire_store::{FailureKind, Home, JobState, RunState, Store};
 use serde_json::Value;
 
 pub struct Env {
@@ -104,7 +105,58 @@ pub struct Fixture {
     pub orphan: String,
 }
 
-/// Fill the store: runs in every state, jobs and steps under them.
+/// Now, as event times are stamped.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The events of `job` running `steps` (command, exit code) to its end,
+/// stamped now, as an executor reports them.
+pub fn job_ran(job: &str, steps: &[(&str, i64)]) -> Vec<Event> {
+    let at_ms = now_ms();
+    let job = job.to_string();
+    let mut events = vec![Event::JobStarted {
+        at_ms,
+        job: job.clone(),
+    }];
+    for (seq, (cmd, exit_code)) in (1..).zip(steps) {
+        events.push(Event::StepStarted {
+            at_ms,
+            job: job.clone(),
+            seq,
+            cmd: cmd.to_string(),
+        });
+        events.push(Event::StepFinished {
+            at_ms,
+            job: job.clone(),
+            seq,
+            exit_code: *exit_code,
+        });
+    }
+    let exit_code = steps.last().map_or(0, |(_, code)| *code);
+    events.push(Event::JobFinished {
+        at_ms,
+        job,
+        state: if exit_code == 0 {
+            JobState::Complete
+        } else {
+            JobState::Failed
+        },
+        exit_code: Some(exit_code),
+    });
+    events
+}
+
+/// The `run_started` event planning `jobs`, stamped now.
+pub fn run_started(jobs: &[&str]) -> Event {
+    Event::RunStarted {
+        at_ms: now_ms(),
+        jobs: jobs.iter().map(|j| j.to_string()).collect(),
+    }
+}
+
+/// Fill the store: runs in every state, jobs and steps under them, written
+/// as a worker writes them (claim, ingested events, finish).
 pub fn populate(store: &mut Store) -> Fixture {
     let repo_id = store
         .register_repo(Path::new("/srv/git/app.git"), None, Registration::Seen)
@@ -128,35 +180,31 @@ pub fn populate(store: &mut Store) -> Fixture {
         pid: std::process::id(),
         lease: Duration::from_secs(3600),
     };
+    let steps = [("cargo build", 0), ("cargo test --all", 0)];
 
     let superseded = store.create_run(&new("refs/heads/main")).unwrap().run.id;
     let complete = store.create_run(&new("refs/heads/main")).unwrap().run.id;
     store.claim(&complete, &gone).unwrap();
-    store.plan_jobs(&complete, &["build", "test"]).unwrap();
-    for job in ["build", "test"] {
-        store.start_job(&complete, job).unwrap();
-        store
-            .step_started(&complete, job, 1, "cargo build")
-            .unwrap();
-        store.step_finished(&complete, job, 1, 0).unwrap();
-        store
-            .step_started(&complete, job, 2, "cargo test --all")
-            .unwrap();
-        store.step_finished(&complete, job, 2, 0).unwrap();
-        store.finish_job(&complete, job, 0).unwrap();
-    }
-    store.finish(&complete, &Outcome::Complete).unwrap();
+    let mut events = vec![run_started(&["build", "test"])];
+    events.extend(job_ran("build", &steps));
+    events.extend(job_ran("test", &steps));
+    events.push(Event::RunFinished {
+        at_ms: now_ms(),
+        state: RunState::Complete,
+        failure_kind: None,
+    });
+    store.ingest(&complete, &events).unwrap();
 
     let failed = store.create_run(&new("refs/heads/dev")).unwrap().run.id;
     store.claim(&failed, &gone).unwrap();
-    store.plan_jobs(&failed, &["build", "deploy"]).unwrap();
-    store.start_job(&failed, "build").unwrap();
-    store.step_started(&failed, "build", 1, "make").unwrap();
-    store.step_finished(&failed, "build", 1, 2).unwrap();
-    store.finish_job(&failed, "build", 2).unwrap();
-    store
-        .skip_job(&failed, "deploy", "needs build, which failed")
-        .unwrap();
+    let mut events = vec![run_started(&["build", "deploy"])];
+    events.extend(job_ran("build", &[("make", 2)]));
+    events.push(Event::JobSkipped {
+        at_ms: now_ms(),
+        job: "deploy".into(),
+        reason: "needs build, which failed".into(),
+    });
+    store.ingest(&failed, &events).unwrap();
     let failure = Outcome::Failed {
         kind: FailureKind::PipelineFailure,
         detail: Some("job build failed".into()),
@@ -167,14 +215,31 @@ pub fn populate(store: &mut Store) -> Fixture {
 
     let live = store.create_run(&new("refs/heads/live")).unwrap().run.id;
     store.claim(&live, &alive).unwrap();
-    store.plan_jobs(&live, &["build"]).unwrap();
-    store.start_job(&live, "build").unwrap();
-    store.step_started(&live, "build", 1, "sleep 600").unwrap();
+    let events = [
+        run_started(&["build"]),
+        Event::JobStarted {
+            at_ms: now_ms(),
+            job: "build".into(),
+        },
+        Event::StepStarted {
+            at_ms: now_ms(),
+            job: "build".into(),
+            seq: 1,
+            cmd: "sleep 600".into(),
+        },
+    ];
+    store.ingest(&live, &events).unwrap();
 
     let orphan = store.create_run(&new("refs/heads/orphan")).unwrap().run.id;
     store.claim(&orphan, &gone).unwrap();
-    store.plan_jobs(&orphan, &["build", "test"]).unwrap();
-    store.start_job(&orphan, "build").unwrap();
+    let events = [
+        run_started(&["build", "test"]),
+        Event::JobStarted {
+            at_ms: now_ms(),
+            job: "build".into(),
+        },
+    ];
+    store.ingest(&orphan, &events).unwrap();
 
     Fixture {
         superseded,
@@ -222,6 +287,8 @@ pub fn assert_no_time(object: &Value, name: &str) {
 pub struct Repo {
     pub bare: PathBuf,
     pub work: PathBuf,
+    /// The home its hook records runs in.
+    pub home: Home,
 }
 
 impl Env {
@@ -241,7 +308,17 @@ impl Env {
             &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
         );
         git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
-        Repo { bare, work }
+        Repo {
+            bare,
+            work,
+            home: self.home(),
+        }
+    }
+
+    /// Write the home's config.toml.
+    pub fn config(&self, toml: &str) {
+        self.home().ensure().unwrap();
+        std::fs::write(self.home().dir().join("config.toml"), toml).unwrap();
     }
 
     /// Wait (up to a minute) until the run satisfies `done`; returns it.
@@ -251,19 +328,7 @@ impl Env {
         what: &str,
         done: impl Fn(&quire_store::Run) -> bool,
     ) -> quire_store::Run {
-        let store = self.store();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let run = store.resolve_run(id).unwrap();
-            if done(&run) {
-                return run;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "run {id} never became {what}: {run:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_run(&self.home(), id, what, done)
     }
 
     pub fn wait_terminal(&self, id: &str) -> quire_store::Run {
@@ -277,6 +342,33 @@ impl Env {
             ..Default::default()
         };
         self.store().list_runs(&filter).unwrap()
+    }
+}
+
+fn wait_for_run(
+    home: &Home,
+    id: &str,
+    what: &str,
+    done: impl Fn(&quire_store::Run) -> bool,
+) -> quire_store::Run {
+    let store = Store::open(home).unwrap();
+    let mut last = None;
+    wait_until(&format!("run {id} to become {what}"), || {
+        let run = store.resolve_run(id).unwrap();
+        let ok = done(&run);
+        last = Some(run);
+        ok
+    });
+    last.unwrap()
+}
+
+/// Poll `ready` every 20 ms until it holds; panic after a minute, naming
+/// what never happened.
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "waited a minute for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -312,6 +404,68 @@ impl Repo {
             out.status.success(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// `git push origin REFS`, which must succeed; the runs it queued.
+    pub fn push_refs(&self, refs: &[&str]) -> Vec<String> {
+        let (ok, stderr) = self.push(&[&["origin"], refs].concat());
+        assert!(ok, "{stderr}");
+        queued_runs(&stderr)
+    }
+
+    /// Commit `pipeline` as .quire/ci.toml and push main; the one run it
+    /// queued.
+    pub fn push_pipeline(&self, pipeline: &str) -> String {
+        self.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
+        let runs = self.push_refs(&["main"]);
+        assert_eq!(runs.len(), 1, "one run queued: {runs:?}");
+        runs[0].clone()
+    }
+
+    /// Push `pipeline` (as [`Repo::push_pipeline`]) and wait for its run to
+    /// end; the run as it ended.
+    pub fn push_and_wait(&self, pipeline: &str) -> quire_store::Run {
+        let id = self.push_pipeline(pipeline);
+        wait_for_run(&self.home, &id, "terminal", |r| r.state.is_terminal())
+    }
+}
+
+/// Where a step tells the test it got somewhere, and waits until the test
+/// lets it go on: readiness files, never a sleep, to order a step and a
+/// test.
+pub struct Gate {
+    dir: PathBuf,
+}
+
+impl Gate {
+    pub fn new(env: &Env) -> Gate {
+        let dir = env.path().join("gate");
+        std::fs::create_dir_all(&dir).unwrap();
+        Gate { dir }
+    }
+
+    /// Shell for a step: create `<name>.ready` (`name` may use the step's
+    /// variables, `$QUIRE_BRANCH`), then wait until the gate opens; a
+    /// minute at most, so a failed test leaves nothing behind.
+    pub fn step(&self, name: &str) -> String {
+        let dir = self.dir.display();
+        format!(
+            "touch {dir}/{name}.ready; i=0; while [ ! -e {dir}/open ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"
+        )
+    }
+
+    pub fn is_ready(&self, name: &str) -> bool {
+        self.dir.join(format!("{name}.ready")).exists()
+    }
+
+    /// Wait (a minute at most) until the step `name` is at the gate.
+    pub fn wait_ready(&self, name: &str) {
+        wait_until(&format!("{name} at the gate"), || self.is_ready(name));
+    }
+
+    /// Let every step at the gate go on.
+    pub fn open(&self) {
+        std::fs::write(self.dir.join("open"), "").unwrap();
     }
 }
 
@@ -369,9 +523,9 @@ pub fn alive(pid: u32) -> bool {
 
 /// Wait up to `secs` for a process to be gone.
 pub fn gone_within(pid: u32, secs: u64) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while alive(pid) {
-        if std::time::Instant::now() > deadline {
+        if Instant::now() > deadline {
             return false;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -379,20 +533,20 @@ pub fn gone_within(pid: u32, secs: u64) -> bool {
     true
 }
 
+/// Send `signal` to `pid`.
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), signal)
+        .unwrap();
+}
+
 /// Wait for a file holding a pid, written by a step.
 pub fn read_pid_file(path: &Path) -> u32 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(pid) = text.trim().parse()
-        {
-            return pid;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no pid in {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut pid = None;
+    wait_until(&format!("a pid in {}", path.display()), || {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        pid.is_some()
+    });
+    pid.unwrap()
 }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use quire_model::events::Event;
 use quire_store::lifecycle::{Applied, Created, NewRun, Outcome, Worker};
 use quire_store::query::ListFilter;
 use quire_store::reconcile::Liveness;
@@ -42,6 +43,60 @@ fn repo(store: &mut Store, name: &str) -> i64 {
 fn create(store: &mut Store, name: &str, ref_name: &str) -> quire_store::Result<Created> {
     let repo_id = repo(store, name);
     store.create_run(&new_run(repo_id, ref_name))
+}
+
+/// The plan of a run, as its executor reports it first.
+fn run_started(at_ms: i64, jobs: &[&str]) -> Event {
+    Event::RunStarted {
+        at_ms,
+        jobs: jobs.iter().map(|j| j.to_string()).collect(),
+    }
+}
+
+fn job_started(at_ms: i64, job: &str) -> Event {
+    Event::JobStarted {
+        at_ms,
+        job: job.into(),
+    }
+}
+
+fn step_started(at_ms: i64, job: &str, seq: i64, cmd: &str) -> Event {
+    Event::StepStarted {
+        at_ms,
+        job: job.into(),
+        seq,
+        cmd: cmd.into(),
+    }
+}
+
+fn step_finished(at_ms: i64, job: &str, seq: i64, exit_code: i64) -> Event {
+    Event::StepFinished {
+        at_ms,
+        job: job.into(),
+        seq,
+        exit_code,
+    }
+}
+
+fn job_finished(at_ms: i64, job: &str, state: JobState, exit_code: i64) -> Event {
+    Event::JobFinished {
+        at_ms,
+        job: job.into(),
+        state,
+        exit_code: Some(exit_code),
+    }
+}
+
+/// Now, for event times in tests that keep the store's own clock.
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Every row of a run: the run, its jobs and their steps.
+fn rows(store: &Store, run_id: &str) -> (Run, Vec<(quire_store::Job, Vec<quire_store::Step>)>) {
+    let detail = store.run_detail(run_id).unwrap();
+    let jobs = detail.jobs.into_iter().map(|j| (j.job, j.steps)).collect();
+    (detail.run, jobs)
 }
 
 fn open(dir: &tempfile::TempDir) -> Store {
@@ -110,9 +165,17 @@ fn a_superseded_run_is_never_overwritten_by_its_late_finish() {
         .run;
     let claimed = store.claim_next(&worker(1)).unwrap().unwrap();
     assert_eq!(claimed.id, run.id);
-    store.plan_jobs(&run.id, &["build", "test"]).unwrap();
-    store.start_job(&run.id, "build").unwrap();
-    store.step_started(&run.id, "build", 1, "make").unwrap();
+    let at = now_ms();
+    store
+        .ingest(
+            &run.id,
+            &[
+                run_started(at, &["build", "test"]),
+                job_started(at, "build"),
+                step_started(at, "build", 1, "make"),
+            ],
+        )
+        .unwrap();
 
     create(&mut store, "app.git", "refs/heads/main").unwrap();
     let detail = store.run_detail(&run.id).unwrap();
@@ -123,38 +186,52 @@ fn a_superseded_run_is_never_overwritten_by_its_late_finish() {
         detail.jobs[1].job.skip_reason.as_deref(),
         Some("run superseded")
     );
+    assert_eq!(detail.jobs[0].steps[0].exit_code, Some(-1));
     assert!(detail.jobs[0].steps[0].finished_at_ms.is_some());
+    let superseded = rows(&store, &run.id);
 
-    // The worker did not notice and reports its outcome late.
+    // The worker did not notice: its late events and its outcome change
+    // nothing.
+    let at = now_ms() + 1_000;
+    store
+        .ingest(
+            &run.id,
+            &[
+                step_finished(at, "build", 1, 0),
+                job_finished(at, "build", JobState::Complete, 0),
+                job_started(at, "test"),
+                step_started(at, "test", 1, "make test"),
+                Event::RunFinished {
+                    at_ms: at,
+                    state: RunState::Complete,
+                    failure_kind: None,
+                },
+            ],
+        )
+        .unwrap();
     assert_eq!(
         store.finish(&run.id, &Outcome::Complete).unwrap(),
         Applied::Unchanged {
             state: RunState::Superseded
         }
     );
-    assert_eq!(
-        store.finish_job(&run.id, "build", 0).unwrap(),
-        Applied::Unchanged {
-            state: JobState::Aborted
-        }
-    );
     assert!(
         !store.renew_lease(&run.id, &worker(1)).unwrap(),
         "the worker must learn to stop"
     );
-    let after = store.run_detail(&run.id).unwrap();
-    assert_eq!(after.run, detail.run);
-    assert_eq!(after.jobs[0].job, detail.jobs[0].job);
+    assert_eq!(rows(&store, &run.id), superseded);
 }
 
 #[test]
-fn edges_outside_the_machine_are_errors() {
+fn an_event_that_would_take_an_edge_outside_the_machine_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(&dir);
     let run = create(&mut store, "app.git", "refs/heads/main")
         .unwrap()
         .run;
-    // A pending run cannot complete, nor fail with pipeline-failure.
+    let at = now_ms();
+    // A pending run cannot complete, nor fail with pipeline-failure, and
+    // gets no jobs: only a run a worker holds is planned.
     assert!(matches!(
         store.finish(&run.id, &Outcome::Complete),
         Err(Error::IllegalRunEdge {
@@ -171,15 +248,41 @@ fn edges_outside_the_machine_are_errors() {
         store.finish(&run.id, &failure),
         Err(Error::IllegalRunEdge { .. })
     ));
-    // Jobs only exist on active runs.
+    let finished = Event::RunFinished {
+        at_ms: at,
+        state: RunState::Complete,
+        failure_kind: None,
+    };
     assert!(matches!(
-        store.plan_jobs(&run.id, &["a"]),
-        Err(Error::RunNotActive { .. })
+        store.ingest(&run.id, std::slice::from_ref(&finished)),
+        Err(Error::IllegalRunEdge {
+            from: RunState::Pending,
+            to: RunState::Complete,
+            ..
+        })
     ));
+    store.ingest(&run.id, &[run_started(at, &["a"])]).unwrap();
+    assert!(store.run_detail(&run.id).unwrap().jobs.is_empty());
+    assert_eq!(store.resolve_run(&run.id).unwrap().state, RunState::Pending);
+
     store.claim(&run.id, &worker(1)).unwrap();
-    store.plan_jobs(&run.id, &["a"]).unwrap();
+    store
+        .ingest(&run.id, &[run_started(at, &["a", "b"])])
+        .unwrap();
+    let planned = rows(&store, &run.id);
+    assert_eq!(
+        planned
+            .1
+            .iter()
+            .map(|(j, _)| (j.id.as_str(), j.state))
+            .collect::<Vec<_>>(),
+        [("a", JobState::Pending), ("b", JobState::Pending)]
+    );
+    // A job that never started cannot finish; one that is not planned
+    // cannot start; and a batch holding a refused event is refused whole:
+    // the legal events before it are not kept either.
     assert!(matches!(
-        store.finish_job(&run.id, "a", 0),
+        store.ingest(&run.id, &[job_finished(at, "a", JobState::Complete, 0)]),
         Err(Error::IllegalJobEdge {
             from: JobState::Pending,
             to: JobState::Complete,
@@ -187,9 +290,32 @@ fn edges_outside_the_machine_are_errors() {
         })
     ));
     assert!(matches!(
-        store.start_job(&run.id, "nope"),
+        store.ingest(&run.id, &[job_started(at, "nope")]),
         Err(Error::UnknownJob { .. })
     ));
+    let skipped = Event::JobSkipped {
+        at_ms: at,
+        job: "a".into(),
+        reason: "changed its mind".into(),
+    };
+    assert!(matches!(
+        store.ingest(
+            &run.id,
+            &[
+                job_started(at, "a"),
+                step_started(at, "a", 1, "make"),
+                job_started(at, "b"),
+                skipped,
+            ]
+        ),
+        Err(Error::IllegalJobEdge {
+            from: JobState::Active,
+            to: JobState::Skipped,
+            ..
+        })
+    ));
+    assert_eq!(rows(&store, &run.id), planned);
+
     assert!(matches!(
         store.cancel("no-such-run"),
         Err(Error::UnknownRun(_))
@@ -203,6 +329,8 @@ fn edges_outside_the_machine_are_errors() {
         (RunState::Failed, Some(FailureKind::Cancelled))
     );
     assert!(!store.claim(&other.id, &worker(2)).unwrap().changed());
+    store.ingest(&other.id, &[finished]).unwrap();
+    assert_eq!(store.resolve_run(&other.id).unwrap(), cancelled);
 }
 
 #[test]
@@ -243,26 +371,49 @@ fn steps_recorded_twice_keep_their_first_record() {
         .unwrap()
         .run;
     store.claim(&run.id, &worker(1)).unwrap();
-    store.plan_jobs(&run.id, &["build"]).unwrap();
-    store.start_job(&run.id, "build").unwrap();
-    for _ in 0..2 {
-        for seq in 1..=300 {
-            store
-                .step_started(&run.id, "build", seq, &format!("echo {seq}"))
-                .unwrap();
-            store
-                .step_finished(&run.id, "build", seq, i64::from(seq == 300))
-                .unwrap();
-        }
+    let first = now_ms();
+    store
+        .ingest(
+            &run.id,
+            &[run_started(first, &["build"]), job_started(first, "build")],
+        )
+        .unwrap();
+    // Once event by event, as a worker ingests live; then again in one
+    // batch, later, with other commands and exit codes, as a re-ingest of
+    // a garbled stream would.
+    for seq in 1..=300 {
+        store
+            .ingest(
+                &run.id,
+                &[
+                    step_started(first, "build", seq, &format!("echo {seq}")),
+                    step_finished(first + seq, "build", seq, i64::from(seq == 300)),
+                ],
+            )
+            .unwrap();
     }
-    let steps = &store.run_detail(&run.id).unwrap().jobs[0].steps;
+    let once = rows(&store, &run.id);
+    let later = first + 60_000;
+    let again: Vec<Event> = (1..=300)
+        .flat_map(|seq| {
+            [
+                step_started(later, "build", seq, "echo again"),
+                step_finished(later, "build", seq, 7),
+            ]
+        })
+        .collect();
+    store.ingest(&run.id, &again).unwrap();
+    assert_eq!(rows(&store, &run.id), once);
+
+    let steps = &once.1[0].1;
     assert_eq!(steps.len(), 300);
-    assert!(
-        steps
-            .iter()
-            .enumerate()
-            .all(|(i, s)| s.seq == i as i64 + 1 && s.cmd == format!("echo {}", i + 1))
-    );
+    assert!(steps.iter().enumerate().all(|(i, s)| {
+        let seq = i as i64 + 1;
+        s.seq == seq
+            && s.cmd == format!("echo {seq}")
+            && s.started_at_ms == first
+            && s.finished_at_ms == Some(first + seq)
+    }));
     assert_eq!(steps[299].exit_code, Some(1));
 }
 
@@ -284,8 +435,16 @@ fn reconcile_orphans_runs_whose_worker_is_gone_and_leaves_live_ones() {
             .unwrap()
             .run;
         store.claim(&run.id, &worker(w)).unwrap();
-        store.plan_jobs(&run.id, &["build", "test"]).unwrap();
-        store.start_job(&run.id, "build").unwrap();
+        let at = now.load(Ordering::SeqCst);
+        store
+            .ingest(
+                &run.id,
+                &[
+                    run_started(at, &["build", "test"]),
+                    job_started(at, "build"),
+                ],
+            )
+            .unwrap();
         ids.push(run.id);
     }
     let pending = create(&mut store, "app.git", "refs/heads/p").unwrap().run;
@@ -399,18 +558,52 @@ fn concurrent_workers_claim_each_run_exactly_once() {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { repo: u8, branch: u8 },
-    ClaimNext { worker: u8 },
-    Complete { pick: u8 },
-    Fail { pick: u8, kind: u8 },
-    Supersede { pick: u8 },
-    SupersedeRef { repo: u8, branch: u8 },
-    Cancel { pick: u8 },
-    Renew { pick: u8, worker: u8 },
-    PlanAndStartJob { pick: u8 },
-    Reconcile { dry_run: bool },
-    KillWorker { worker: u8 },
-    Clock { delta_ms: i64 },
+    Create {
+        repo: u8,
+        branch: u8,
+    },
+    ClaimNext {
+        worker: u8,
+    },
+    Complete {
+        pick: u8,
+    },
+    Fail {
+        pick: u8,
+        kind: u8,
+    },
+    /// A newer push of the picked run's ref.
+    Supersede {
+        pick: u8,
+    },
+    SupersedeRef {
+        repo: u8,
+        branch: u8,
+    },
+    Cancel {
+        pick: u8,
+    },
+    Renew {
+        pick: u8,
+        worker: u8,
+    },
+    /// `len` consecutive events of [`executor_events`] from `first`, for
+    /// the picked run, stamped `skew_ms` from now.
+    Ingest {
+        pick: u8,
+        first: u8,
+        len: u8,
+        skew_ms: i64,
+    },
+    Reconcile {
+        dry_run: bool,
+    },
+    KillWorker {
+        worker: u8,
+    },
+    Clock {
+        delta_ms: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -423,21 +616,56 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2u8, 0..3u8).prop_map(|(repo, branch)| Op::SupersedeRef { repo, branch }),
         1 => any::<u8>().prop_map(|pick| Op::Cancel { pick }),
         2 => (any::<u8>(), 0..3u8).prop_map(|(pick, worker)| Op::Renew { pick, worker }),
-        2 => any::<u8>().prop_map(|pick| Op::PlanAndStartJob { pick }),
+        4 => (any::<u8>(), 0..EVENTS, 1..4u8, -5_000..5_000i64)
+            .prop_map(|(pick, first, len, skew_ms)| Op::Ingest { pick, first, len, skew_ms }),
         2 => any::<bool>().prop_map(|dry_run| Op::Reconcile { dry_run }),
         1 => (0..3u8).prop_map(|worker| Op::KillWorker { worker }),
         2 => (-5_000..60_000i64).prop_map(|delta_ms| Op::Clock { delta_ms }),
     ]
 }
 
+const EVENTS: u8 = 12;
+
+/// What an executor may report of a run with jobs `build` and `later`, in
+/// an order it could; random slices of it arrive in random order.
+fn executor_events(at_ms: i64) -> [Event; EVENTS as usize] {
+    [
+        run_started(at_ms, &["build", "later"]),
+        job_started(at_ms, "build"),
+        step_started(at_ms, "build", 1, "make"),
+        step_finished(at_ms, "build", 1, 0),
+        job_finished(at_ms, "build", JobState::Complete, 0),
+        Event::JobSkipped {
+            at_ms,
+            job: "later".into(),
+            reason: "needs build".into(),
+        },
+        job_started(at_ms, "later"),
+        step_started(at_ms, "later", 1, "make test"),
+        job_finished(at_ms, "later", JobState::Failed, 2),
+        job_finished(at_ms, "build", JobState::Aborted, 143),
+        Event::RunFinished {
+            at_ms,
+            state: RunState::Complete,
+            failure_kind: None,
+        },
+        Event::RunFinished {
+            at_ms,
+            state: RunState::Failed,
+            failure_kind: Some(FailureKind::PipelineFailure),
+        },
+    ]
+}
+
 /// Errors a random sequence may legitimately provoke: edges the machine does
-/// not have. Anything else is a bug.
+/// not have, jobs not planned yet. Anything else is a bug.
 fn expected_refusal(result: Result<impl std::fmt::Debug, Error>) -> Result<(), TestCaseError> {
     match result {
         Ok(_)
         | Err(Error::IllegalRunEdge { .. })
         | Err(Error::IllegalJobEdge { .. })
-        | Err(Error::RunNotActive { .. }) => Ok(()),
+        | Err(Error::RunNotActive { .. })
+        | Err(Error::UnknownJob { .. }) => Ok(()),
         Err(e) => Err(TestCaseError::fail(format!("unexpected error: {e}"))),
     }
 }
@@ -482,8 +710,8 @@ fn check_invariants(
                 );
             }
         }
-        if run.state.is_terminal() {
-            for job in store.run_detail(&run.id).unwrap().jobs {
+        for job in store.run_detail(&run.id).unwrap().jobs {
+            if run.state.is_terminal() {
                 prop_assert!(
                     job.job.state.is_terminal(),
                     "run {} is {} but job {} is {}",
@@ -491,6 +719,34 @@ fn check_invariants(
                     run.state,
                     job.job.id,
                     job.job.state
+                );
+                prop_assert!(
+                    job.steps.iter().all(|s| s.exit_code.is_some()),
+                    "run {} is {} but a step of job {} runs",
+                    run.id,
+                    run.state,
+                    job.job.id
+                );
+            }
+            if let Some(started) = job.job.started_at_ms {
+                prop_assert!(
+                    run.started_at_ms
+                        .is_some_and(|run_started| run_started <= started),
+                    "job started before its run: {run:?} {job:?}"
+                );
+            }
+            if let (Some(started), Some(finished)) = (job.job.started_at_ms, job.job.finished_at_ms)
+            {
+                prop_assert!(
+                    started <= finished,
+                    "job finished before it started: {job:?}"
+                );
+            }
+            for step in &job.steps {
+                prop_assert!(
+                    step.finished_at_ms
+                        .is_none_or(|finished| step.started_at_ms <= finished),
+                    "step finished before it started: {step:?}"
                 );
             }
         }
@@ -516,16 +772,20 @@ proptest! {
         ).unwrap();
         let pids = Pids::default();
         pids.0.lock().unwrap().extend([100, 101, 102]);
-        let mut ids: Vec<String> = Vec::new();
+        // Each run's id, repository and ref.
+        let mut ids: Vec<(String, String, String)> = Vec::new();
         let mut seen = HashMap::new();
-        let pick = |ids: &Vec<String>, n: u8| ids.get(usize::from(n) % ids.len().max(1)).cloned();
+        let pick = |ids: &Vec<(String, String, String)>, n: u8| {
+            ids.get(usize::from(n) % ids.len().max(1)).map(|(id, _, _)| id.clone())
+        };
 
         for op in ops {
             match op {
                 Op::Create { repo, branch } => {
                     let repo = format!("r{repo}.git");
                     let ref_name = format!("refs/heads/b{branch}");
-                    ids.push(create(&mut store, &repo, &ref_name).unwrap().run.id);
+                    let id = create(&mut store, &repo, &ref_name).unwrap().run.id;
+                    ids.push((id, repo, ref_name));
                 }
                 Op::ClaimNext { worker: w } => { store.claim_next(&worker(100 + u32::from(w))).unwrap(); }
                 Op::Complete { pick: n } => if let Some(id) = pick(&ids, n) {
@@ -535,8 +795,10 @@ proptest! {
                     let kind = FailureKind::ALL[usize::from(kind)];
                     expected_refusal(store.finish(&id, &Outcome::Failed { kind, detail: Some("why".into()) }))?;
                 },
-                Op::Supersede { pick: n } => if let Some(id) = pick(&ids, n) {
-                    store.supersede(&id).unwrap();
+                Op::Supersede { pick: n } => if !ids.is_empty() {
+                    let (_, repo, ref_name) = &ids[usize::from(n) % ids.len()];
+                    let repo_id = self::repo(&mut store, repo);
+                    store.supersede_ref(repo_id, ref_name).unwrap();
                 },
                 Op::SupersedeRef { repo, branch } => {
                     let repo_id = self::repo(&mut store, &format!("r{repo}.git"));
@@ -548,11 +810,17 @@ proptest! {
                 Op::Renew { pick: n, worker: w } => if let Some(id) = pick(&ids, n) {
                     store.renew_lease(&id, &worker(100 + u32::from(w))).unwrap();
                 },
-                Op::PlanAndStartJob { pick: n } => if let Some(id) = pick(&ids, n) {
-                    let job = format!("j{}", seen.len());
-                    if store.plan_jobs(&id, &[job.as_str(), "later"]).is_ok() {
-                        expected_refusal(store.start_job(&id, &job))?;
+                Op::Ingest { pick: n, first, len, skew_ms } => if let Some(id) = pick(&ids, n) {
+                    let at = now.load(Ordering::SeqCst) + skew_ms;
+                    let first = usize::from(first);
+                    let last = (first + usize::from(len)).min(usize::from(EVENTS));
+                    let events = &executor_events(at)[first..last];
+                    let before = rows(&store, &id);
+                    let result = store.ingest(&id, events);
+                    if result.is_err() {
+                        prop_assert_eq!(&rows(&store, &id), &before, "a refused ingest changed rows: {:?}", events);
                     }
+                    expected_refusal(result)?;
                 },
                 Op::Reconcile { dry_run } => {
                     let at = now.load(Ordering::SeqCst);
