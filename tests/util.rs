@@ -10,7 +10,7 @@ use assert_cmd::Command;
 use quire_model::events::Event;
 use quire_store::lifecycle::{NewRun, Outcome, Worker};
 use quire_store::repos::Registration;
-use quire_store::{FailureKind, Home, JobState, RunState, Store};
+use quire_store::{FailureKind, Home, JobState, Store};
 use serde_json::Value;
 
 pub struct Env {
@@ -188,12 +188,9 @@ pub fn populate(store: &mut Store) -> Fixture {
     let mut events = vec![run_started(&["build", "test"])];
     events.extend(job_ran("build", &steps));
     events.extend(job_ran("test", &steps));
-    events.push(Event::RunFinished {
-        at_ms: now_ms(),
-        state: RunState::Complete,
-        failure_kind: None,
-    });
     store.ingest(&complete, &events).unwrap();
+    // The worker, not the event stream, ends a run.
+    store.finish(&complete, &Outcome::Complete).unwrap();
 
     let failed = store.create_run(&new("refs/heads/dev")).unwrap().run.id;
     store.claim(&failed, &gone).unwrap();

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::lifecycle::{
     job_exists, job_state, job_transition, plan_jobs_in, run_state, step_finished_in,
-    step_started_in, transition,
+    step_started_in,
 };
 use crate::{Result, Store};
 use quire_model::events::{Event, parse_stream};
@@ -119,13 +119,9 @@ fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<
         Event::JobSkipped { job, reason, .. } => {
             job_transition(tx, run_id, job, JobState::Skipped, None, Some(reason), at)?;
         }
-        Event::RunFinished {
-            state,
-            failure_kind,
-            ..
-        } => {
-            transition(tx, run_id, *state, *failure_kind, None, at)?;
-        }
+        // The executor's account of how the run went; only the worker ends
+        // the run (Store::finish), so the stream never does.
+        Event::RunFinished { .. } => {}
     }
     Ok(())
 }

@@ -288,11 +288,6 @@ impl Store {
         })
     }
 
-    /// Supersede a live run (its ref got a newer push or was deleted).
-    pub fn supersede(&mut self, run_id: &str) -> Result<Applied<RunState>> {
-        self.write(|tx, now| transition(tx, run_id, R::Superseded, None, None, now))
-    }
-
     /// Supersede the live run of (repo, ref), if there is one; returns its id.
     pub fn supersede_ref(&mut self, repo_id: i64, ref_name: &str) -> Result<Option<String>> {
         self.write(|tx, now| {
@@ -307,63 +302,6 @@ impl Store {
     /// Cancel a live run: it fails with `cancelled`.
     pub fn cancel(&mut self, run_id: &str) -> Result<Applied<RunState>> {
         self.write(|tx, now| transition(tx, run_id, R::Failed, Some(K::Cancelled), None, now))
-    }
-
-    /// Record the planned jobs of an active run, pending, in plan order.
-    pub fn plan_jobs(&mut self, run_id: &str, job_ids: &[&str]) -> Result<()> {
-        self.write(|tx, _| {
-            require_active(tx, run_id)?;
-            plan_jobs_in(tx, run_id, job_ids)
-        })
-    }
-
-    /// A planned job starts.
-    pub fn start_job(&mut self, run_id: &str, job_id: &str) -> Result<Applied<JobState>> {
-        self.write(|tx, now| job_transition(tx, run_id, job_id, J::Active, None, None, now))
-    }
-
-    /// A running job ends: complete iff `exit_code` is 0.
-    pub fn finish_job(
-        &mut self,
-        run_id: &str,
-        job_id: &str,
-        exit_code: i64,
-    ) -> Result<Applied<JobState>> {
-        let to = if exit_code == 0 {
-            J::Complete
-        } else {
-            J::Failed
-        };
-        self.write(|tx, now| job_transition(tx, run_id, job_id, to, Some(exit_code), None, now))
-    }
-
-    /// A planned job will not run, for `reason`.
-    pub fn skip_job(
-        &mut self,
-        run_id: &str,
-        job_id: &str,
-        reason: &str,
-    ) -> Result<Applied<JobState>> {
-        self.write(|tx, now| {
-            job_transition(tx, run_id, job_id, J::Skipped, None, Some(reason), now)
-        })
-    }
-
-    /// A step of a running job started. Recording the same step twice is a
-    /// no-op, so a stream of events can be ingested again.
-    pub fn step_started(&mut self, run_id: &str, job_id: &str, seq: i64, cmd: &str) -> Result<()> {
-        self.write(|tx, now| step_started_in(tx, run_id, job_id, seq, cmd, now))
-    }
-
-    /// A step ended with `exit_code`. The first recorded finish stands.
-    pub fn step_finished(
-        &mut self,
-        run_id: &str,
-        job_id: &str,
-        seq: i64,
-        exit_code: i64,
-    ) -> Result<()> {
-        self.write(|tx, now| step_finished_in(tx, run_id, job_id, seq, exit_code, now))
     }
 }
 
