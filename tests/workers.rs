@@ -42,7 +42,6 @@ fn with_max_workers_2_two_refs_pushed_at_once_run_at_the_same_time() {
 }
 
 #[test]
-#[ignore = "bug: a hook starts at most one worker per push, so with max_workers = 2 the refs of one push run one after the other"]
 fn with_max_workers_2_two_refs_of_one_push_run_at_the_same_time() {
     let env = Env::new();
     env.config("max_workers = 2\n");

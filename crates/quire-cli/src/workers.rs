@@ -60,9 +60,17 @@ pub fn try_acquire(home: &Home, max: usize) -> Result<Option<Slot>> {
     Ok(None)
 }
 
-/// Whether a worker could start now (some slot of `max` is free).
-pub fn any_free(home: &Home, max: usize) -> Result<bool> {
-    Ok(try_acquire(home, max)?.is_some())
+/// How many of the `max` slots no worker holds now.
+pub fn free_slots(home: &Home, max: usize) -> Result<usize> {
+    let mut free = 0;
+    for index in 0..max {
+        let file = open_slot(home, index)?;
+        // Taken and, as the file closes, released at once.
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            free += 1;
+        }
+    }
+    Ok(free)
 }
 
 /// Start `quire-run work` fully detached: stdin from /dev/null, stdout and
@@ -104,18 +112,21 @@ pub fn detach_from_session() -> io::Result<()> {
     }
 }
 
-/// Start a worker for queued runs unless `max_workers` are already running
-/// (one of them will take the runs). True if one was started. The one way
-/// every command (the hook, trigger, retry, reconcile) starts a worker.
-pub fn start(home: &Home, max_workers: usize) -> Result<bool> {
-    if !any_free(home, max_workers)? {
-        return Ok(false);
+/// Start a worker for each of `queued` runs while a slot of `max_workers`
+/// is free (the workers already running take the rest); each worker takes
+/// queued runs until none is left. Returns how many were started. The one
+/// way every command (the hook, trigger, retry, reconcile) starts workers.
+/// Two commands starting workers at once may start one too many: it finds
+/// no slot and exits.
+pub fn start(home: &Home, max_workers: usize, queued: usize) -> Result<usize> {
+    let wanted = free_slots(home, max_workers)?.min(queued);
+    for _ in 0..wanted {
+        spawn_worker(&quire_run(), home).map_err(|source| Error::Home {
+            path: home.dir().to_path_buf(),
+            source,
+        })?;
     }
-    spawn_worker(&quire_run(), home).map_err(|source| Error::Home {
-        path: home.dir().to_path_buf(),
-        source,
-    })?;
-    Ok(true)
+    Ok(wanted)
 }
 
 /// The `quire-run` binary: this one, or the one installed beside it, else
@@ -144,8 +155,8 @@ mod tests {
         let second = try_acquire(&home, 2).unwrap().unwrap();
         assert_ne!(first.index, second.index);
         assert!(try_acquire(&home, 2).unwrap().is_none());
-        assert!(!any_free(&home, 2).unwrap());
+        assert_eq!(free_slots(&home, 2).unwrap(), 0);
         drop(first);
-        assert!(any_free(&home, 2).unwrap());
+        assert_eq!(free_slots(&home, 2).unwrap(), 1);
     }
 }

@@ -229,6 +229,16 @@ impl Store {
 }
 
 impl Store {
+    /// How many runs are pending (waiting for a worker).
+    pub fn pending_count(&self) -> Result<usize> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM runs WHERE state = 'pending'",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
     /// How many leading characters of `id` tell it apart from every other
     /// run in the store (at least `min`).
     pub fn unique_prefix_len(&self, id: &str, min: usize) -> Result<usize> {

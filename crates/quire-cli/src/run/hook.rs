@@ -178,15 +178,19 @@ pub(crate) fn run(
     let _ = out.flush();
     drop(out);
     if queued {
-        start_worker(home, &config);
+        start_workers(&store, &config);
     }
     Ok(all_good)
 }
 
-/// Start a detached worker unless the worker limit is reached; a failure
-/// is told, not fatal: the run is recorded and reconcile will start one.
-pub(crate) fn start_worker(home: &Home, config: &Config) {
-    if let Err(e) = workers::start(home, config.max_workers) {
+/// Start detached workers for the queued runs, as many as free slots allow;
+/// a failure is told, not fatal: the runs are recorded and reconcile will
+/// start a worker.
+pub(crate) fn start_workers(store: &Store, config: &Config) {
+    let started = store
+        .pending_count()
+        .and_then(|queued| workers::start(store.home(), config.max_workers, queued));
+    if let Err(e) = started {
         println!("quire: could not start a worker ({e}); `quire-runs reconcile` will start one");
     }
 }

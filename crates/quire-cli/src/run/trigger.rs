@@ -9,7 +9,7 @@ use quire_store::repos::Registration;
 use quire_store::{Home, RunState, Store};
 
 use crate::run::git::Repo;
-use crate::run::hook::{git_dir, register, start_worker};
+use crate::run::hook::{git_dir, register, start_workers};
 use crate::run::record::{Recorded, RefUpdate, record};
 use crate::run::{Failure, TriggerArgs, work};
 
@@ -37,7 +37,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         _ => return Ok(()),
     };
     if !args.wait {
-        start_worker(home, &config);
+        start_workers(&store, &config);
         return Ok(());
     }
 

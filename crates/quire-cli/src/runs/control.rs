@@ -10,7 +10,7 @@ use quire_store::lifecycle::{Applied, NewRun};
 /// How long leftover step processes get between SIGTERM and SIGKILL.
 pub const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::workers;
-use quire_store::{Error, Home, RunState, Store};
+use quire_store::{Error, RunState, Store};
 
 use crate::runs::cli::{RunArg, WaitArgs};
 
@@ -80,18 +80,18 @@ pub fn retry(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode> 
     if let Some(old) = created.superseded {
         println!("  it supersedes run {old}");
     }
-    if !start_worker(store.home())? {
+    if !start_worker(store)? {
         println!("  a worker is already running; it will take the run");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Start a worker unless the worker limit is reached (one may be draining
-/// the queue already). True if one was started.
-pub fn start_worker(home: &Home) -> quire_store::Result<bool> {
-    let config = Config::load(home)?;
-    match workers::start(home, config.max_workers) {
-        Ok(started) => Ok(started),
+/// Start workers for the queued runs unless the worker limit is reached
+/// (one may be draining the queue already). True if any was started.
+pub fn start_worker(store: &Store) -> quire_store::Result<bool> {
+    let config = Config::load(store.home())?;
+    match workers::start(store.home(), config.max_workers, store.pending_count()?) {
+        Ok(started) => Ok(started > 0),
         Err(e) => {
             eprintln!(
                 "quire-runs: cannot start a worker ({e}); `quire-runs reconcile` will try again"

@@ -32,7 +32,7 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
             steps_terminated.extend(processes::end(&orphan.run, LEFTOVER_GRACE));
         }
         if !report.awaiting_worker.is_empty() {
-            worker_started = start_worker(store.home())?;
+            worker_started = start_worker(store)?;
         }
     }
     let report = Report {
