@@ -98,7 +98,10 @@ pub fn duration(ms: i64) -> String {
     let ms = ms.max(0);
     let secs = ms / 1000;
     let printer = SpanPrinter::new();
-    if ms < 1000 {
+    if ms == 0 {
+        // jiff writes zero in seconds; a step that took no time took 0ms.
+        "0ms".to_string()
+    } else if ms < 1000 {
         printer.duration_to_string(&SignedDuration::from_millis(ms))
     } else if secs < 60 {
         let tenths = SignedDuration::from_millis(ms - ms % 100);
@@ -177,6 +180,7 @@ mod tests {
         assert_eq!(duration(3_720_000), "1h 2m");
         assert_eq!(duration(3_725_999), "1h 2m");
         assert_eq!(duration(60_000), "1m");
+        assert_eq!(duration(0), "0ms");
         assert_eq!(duration(1_000), "1.0s");
         assert_eq!(span(std::time::Duration::from_secs(5400)), "1h30m");
         assert_eq!(span(std::time::Duration::from_secs(90)), "1m30s");
