@@ -22,6 +22,9 @@ _quire__runs() {
             quire__runs,completions)
                 cmd="quire__runs__subcmd__completions"
                 ;;
+            quire__runs,download)
+                cmd="quire__runs__subcmd__download"
+                ;;
             quire__runs,help)
                 cmd="quire__runs__subcmd__help"
                 ;;
@@ -57,6 +60,9 @@ _quire__runs() {
                 ;;
             quire__runs__subcmd__help,completions)
                 cmd="quire__runs__subcmd__help__subcmd__completions"
+                ;;
+            quire__runs__subcmd__help,download)
+                cmd="quire__runs__subcmd__help__subcmd__download"
                 ;;
             quire__runs__subcmd__help,help)
                 cmd="quire__runs__subcmd__help__subcmd__help"
@@ -95,7 +101,7 @@ _quire__runs() {
 
     case "${cmd}" in
         quire__runs)
-            opts="-h -V --home --help --version list show logs wait cancel retry prune reconcile repos completions man help"
+            opts="-h -V --home --help --version list show logs download wait cancel retry prune reconcile repos completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -148,8 +154,34 @@ _quire__runs() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__subcmd__runs__subcmd__download)
+            opts="-h -V --job --dir --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --job)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__subcmd__runs__subcmd__help)
-            opts="list show logs wait cancel retry prune reconcile repos completions man help"
+            opts="list show logs download wait cancel retry prune reconcile repos completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,6 +209,20 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__runs__subcmd__help__subcmd__download)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -496,6 +496,41 @@ fn a_tree_cannot_write_outside_the_workspace() {
 }
 
 #[test]
+fn names_git_takes_for_dot_git_are_refused_by_the_checkout() {
+    // quire refuses `.git` itself before writing anything
+    // (reliability.rs); git, which writes the files, also refuses the names
+    // other file systems read as `.git`, and the run says so.
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let bare = repo.bare.to_str().unwrap();
+    let ci = repo.mktree(&format!(
+        "100644 blob {}\\tci.toml\\n",
+        repo.hash_object("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")
+    ));
+    let payload = repo.hash_object("[core]\n\thooksPath = /tmp\n");
+    for (branch, name) in [("short", "git~1"), ("spaced", ".git ")] {
+        let root = repo.mktree(&format!(
+            "040000 tree {ci}\\t.quire\\n100644 blob {payload}\\t{name}\\n"
+        ));
+        let commit = git(&repo.bare, &["commit-tree", &root, "-m", "hostile"]);
+        git(
+            &repo.bare,
+            &["update-ref", &format!("refs/heads/{branch}"), &commit],
+        );
+        env.run(&["trigger", "--git-dir", bare, branch, "--wait"])
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains("process-crashed"));
+        let run = &env.all_runs()[0];
+        let detail = run.failure_detail.as_deref().unwrap();
+        assert!(
+            detail.contains("git read-tree") && detail.contains(&format!("invalid path '{name}'")),
+            "{name}: {run:?}"
+        );
+    }
+}
+
+#[test]
 fn install_refuses_to_replace_another_hook_without_force() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");

@@ -3,6 +3,8 @@
 
 mod util;
 
+mod artifacts;
+mod checkout;
 mod completions;
 mod ingest;
 mod migrate;

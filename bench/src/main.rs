@@ -2,7 +2,7 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|queries|upgrade|ingest|memory|concurrent|burst] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|queries|upgrade|ingest|memory|concurrent|burst|checkout] [--quick]`
 
 mod harness;
 mod scenarios;
@@ -42,6 +42,9 @@ fn main() {
     }
     if want("burst") {
         scenarios::burst(&bins, quick);
+    }
+    if want("checkout") {
+        scenarios::checkout(&bins, quick);
     }
     if want("queries") {
         scenarios::queries(&bins, quick);

@@ -600,3 +600,201 @@ pub fn queries(bins: &Bins, quick: bool) {
         );
     }
 }
+
+/// A run's workspace is a git checkout: quire's materialize against
+/// `git worktree add --detach` of the same commit of 50,000 small files;
+/// and the worker's peak RSS when the tree holds a large blob.
+pub fn checkout(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = Repo::new(dir.path(), "app");
+    let files = 50_000;
+    for i in 0..files {
+        let file = repo.work.join(format!("src/m{}/f{i}.rs", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        }
+        std::fs::write(file, format!("pub fn f{i}() -> u32 {{ {i} }}\n")).unwrap();
+    }
+    repo.commit(&[(".quire/ci.toml", QUICK_PIPELINE)], "pipeline");
+    run(git(&repo.work).args(["add", "-A"]));
+    run(git(&repo.work).args(["commit", "--quiet", "-m", "50,000 files"]));
+    repo.push(&["--quiet", "origin", "main"]);
+    let sha = String::from_utf8(run(git(&repo.bare).args(["rev-parse", "main"])).stdout).unwrap();
+    let store_path = Home::at(&home).db_path();
+    let trigger = || {
+        Command::new(&bins.quire_run)
+            .arg("--home")
+            .arg(&home)
+            .args(["trigger", "--git-dir"])
+            .arg(&repo.bare)
+            .args(["main", "--wait"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    // From the worker's claim to its first step: open the repository, read
+    // and validate ci.toml, check the tree, check it out.
+    let to_first_step = || -> Duration {
+        let db = rusqlite::Connection::open(&store_path).unwrap();
+        let ms: i64 = db
+            .query_row(
+                "SELECT jobs.started_at_ms - runs.started_at_ms FROM runs JOIN jobs ON jobs.run_id = runs.id \
+                 ORDER BY runs.queued_at_ms DESC, jobs.position LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        Duration::from_millis(ms as u64)
+    };
+    let tree = dir.path().join("worktree");
+    let worktree_add = || {
+        let took = time(|| {
+            run(git(&repo.bare)
+                .args(["worktree", "add", "--detach"])
+                .arg(&tree)
+                .arg(sha.trim()))
+        })
+        .0;
+        run(git(&repo.bare)
+            .args(["worktree", "remove", "--force"])
+            .arg(&tree));
+        took
+    };
+    // A warm-up of each (the page cache holds the pack for both).
+    worktree_add();
+    assert!(trigger().success());
+    let reps = if quick { 3 } else { 9 };
+    let (mut baseline, mut materialize, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        baseline.push(worktree_add());
+        let (took, status) = time(trigger);
+        assert!(status.success());
+        whole.push(took);
+        materialize.push(to_first_step());
+    }
+    let (b, m) = (Stats::of(&baseline), Stats::of(&materialize));
+    row(
+        &format!("check out a commit of {files} small files as a run's workspace"),
+        &format!("`git worktree add --detach` of the same commit: {b}"),
+        &format!(
+            "the worker's claim to its first step (open, read ci.toml, check the tree, check out): {m}; **{:.2}x**; the whole `trigger --wait` (also deleting the workspace): {}",
+            m.median / b.median,
+            Stats::of(&whole)
+        ),
+        "<= 1.2x",
+    );
+
+    // A repository of its own, so the tree is the pipeline and the blob.
+    let blobs = Repo::new(dir.path(), "blobs");
+    blobs.commit(&[(".quire/ci.toml", QUICK_PIPELINE)], "pipeline");
+    let big_bytes: usize = if quick { 64 << 20 } else { 300 << 20 };
+    let small = peak_rss_with_children(&blobs, bins, &home, "small", 1024);
+    let big = peak_rss_with_children(&blobs, bins, &home, "big", big_bytes);
+    let diff = |a: u64, b: u64| b as i64 - a as i64;
+    row(
+        &format!(
+            "worker peak RSS when the tree holds a {} MiB blob (a loose object, as pushed)",
+            big_bytes >> 20
+        ),
+        &format!(
+            "the same with a 1 KiB blob: worker {} KiB; git read-tree {} KiB (anonymous {} KiB)",
+            small.worker, small.git, small.git_anon
+        ),
+        &format!(
+            "worker {} KiB: **{:+} KiB**; git read-tree {} KiB: {:+} KiB, of which anonymous memory {:+} KiB (the rest is the compressed object file, mapped)",
+            big.worker,
+            diff(small.worker, big.worker),
+            big.git,
+            diff(small.git, big.git),
+            diff(small.git_anon, big.git_anon)
+        ),
+        "+20 MiB at most",
+    );
+}
+
+/// Peak memory (KiB) of a worker and of the processes it started.
+struct Peaks {
+    /// The worker's VmHWM.
+    worker: u64,
+    /// The largest VmHWM among its descendants (git read-tree; the step is `true`).
+    git: u64,
+    /// The largest anonymous resident memory sampled among them: VmHWM also
+    /// counts file pages git maps (a loose object is mapped whole).
+    git_anon: u64,
+}
+
+/// Push a commit holding a blob of `bytes` on branch `name` and run it with
+/// `trigger --wait`: its peaks, sampled every 2 ms.
+fn peak_rss_with_children(
+    repo: &Repo,
+    bins: &Bins,
+    home: &std::path::Path,
+    name: &str,
+    bytes: usize,
+) -> Peaks {
+    let path = repo.work.join("blob.bin");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut written = 0;
+    let mut line = 0u64;
+    while written < bytes {
+        let text = format!(
+            "{name} line {line} {}\n",
+            line.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        );
+        let take = text.len().min(bytes - written);
+        out.write_all(&text.as_bytes()[..take]).unwrap();
+        written += take;
+        line += 1;
+    }
+    out.into_inner().unwrap().sync_all().unwrap();
+    run(git(&repo.work).args(["checkout", "--quiet", "-B", name]));
+    run(git(&repo.work).args(["add", "blob.bin"]));
+    run(git(&repo.work).args(["commit", "--quiet", "-m", name]));
+    repo.push(&["--quiet", "origin", name]);
+    let mut child = Command::new(&bins.quire_run)
+        .arg("--home")
+        .arg(home)
+        .args(["trigger", "--git-dir"])
+        .arg(&repo.bare)
+        .args([name, "--wait"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let kib = |pid: u32, field: &str| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0)
+    };
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let mut peaks = Peaks {
+        worker: 0,
+        git: 0,
+        git_anon: 0,
+    };
+    loop {
+        peaks.worker = peaks.worker.max(kib(child.id(), "VmHWM:"));
+        let mut stack = children(child.id());
+        while let Some(pid) = stack.pop() {
+            peaks.git = peaks.git.max(kib(pid, "VmHWM:"));
+            peaks.git_anon = peaks.git_anon.max(kib(pid, "RssAnon:"));
+            stack.extend(children(pid));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            return peaks;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

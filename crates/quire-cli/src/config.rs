@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use quire_pipeline::exec::Executor;
+
 use quire_store::{Error, Home, Result};
 
 /// Settings for workers and hooks; every key is optional.
@@ -15,6 +17,9 @@ pub struct Config {
     /// How many workers may execute runs at once.
     #[serde(default = "one")]
     pub max_workers: usize,
+    /// How many jobs of one run may run at once; the number of CPUs when
+    /// not set.
+    pub max_parallel_jobs: Option<usize>,
     /// Keep `runs/<id>/workspace` after a run instead of deleting it.
     #[serde(default)]
     pub keep_workspaces: bool,
@@ -72,6 +77,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             max_workers: 1,
+            max_parallel_jobs: None,
             keep_workspaces: false,
             repos_root: None,
             retention: Retention::default(),
@@ -115,7 +121,22 @@ impl Config {
                 message: "max_workers must be at least 1".into(),
             });
         }
+        if config.max_parallel_jobs == Some(0) {
+            return Err(Error::Config {
+                path,
+                message: "max_parallel_jobs must be at least 1".into(),
+            });
+        }
         Ok(config)
+    }
+
+    /// The executor for a run under this config.
+    pub fn executor(&self) -> Executor {
+        let defaults = Executor::default();
+        Executor {
+            max_parallel_jobs: self.max_parallel_jobs.unwrap_or(defaults.max_parallel_jobs),
+            ..defaults
+        }
     }
 }
 
@@ -196,6 +217,26 @@ mod tests {
         assert!(err.contains("unknown field `max_worker`"), "{err}");
         std::fs::write(dir.path().join("config.toml"), "max_workers = 0\n").unwrap();
         assert!(Config::load(&home).is_err());
+    }
+
+    #[test]
+    fn max_parallel_jobs_sets_the_executor_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert_eq!(
+            Config::default().executor().max_parallel_jobs,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "the number of CPUs when not set"
+        );
+        std::fs::write(dir.path().join("config.toml"), "max_parallel_jobs = 3\n").unwrap();
+        let config = Config::load(&home).unwrap();
+        assert_eq!(config.executor().max_parallel_jobs, 3);
+        std::fs::write(dir.path().join("config.toml"), "max_parallel_jobs = 0\n").unwrap();
+        let err = Config::load(&home).unwrap_err().to_string();
+        assert!(
+            err.contains("max_parallel_jobs must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

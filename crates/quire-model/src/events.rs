@@ -43,6 +43,16 @@ pub enum Event {
         job: String,
         reason: String,
     },
+    /// A file the job's `artifacts` matched, kept under the run as
+    /// `artifacts/<job>/<path>`; `path` is relative to the workspace.
+    ArtifactKept {
+        at_ms: i64,
+        job: String,
+        path: String,
+        size: u64,
+        /// Lowercase hex.
+        sha256: String,
+    },
     /// `state` is complete or failed.
     RunFinished {
         at_ms: i64,
@@ -79,6 +89,7 @@ impl Event {
             | Event::StepFinished { at_ms, .. }
             | Event::JobFinished { at_ms, .. }
             | Event::JobSkipped { at_ms, .. }
+            | Event::ArtifactKept { at_ms, .. }
             | Event::RunFinished { at_ms, .. } => *at_ms,
         }
     }

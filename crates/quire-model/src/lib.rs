@@ -7,6 +7,6 @@ pub mod events;
 pub mod model;
 
 pub use model::{
-    FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step, UnknownValue,
+    Artifact, FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step, UnknownValue,
     WorkerLease, is_object_id,
 };

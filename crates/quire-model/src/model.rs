@@ -228,3 +228,15 @@ pub struct Step {
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
 }
+
+/// A file a job kept (`runs/<id>/artifacts/<job>/<path>`), as recorded when
+/// it was kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub job: String,
+    /// Relative to the workspace, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    /// Lowercase hex.
+    pub sha256: String,
+}

@@ -41,6 +41,15 @@ impl CriLog {
         })
     }
 
+    /// More lines at the end of an existing log (quire's notes after a
+    /// job's last step).
+    pub(crate) fn append(path: &Path) -> io::Result<CriLog> {
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(CriLog {
+            out: BufWriter::new(file),
+        })
+    }
+
     /// One log line, stamped now.
     pub(crate) fn line(&mut self, stream: Stream, full: bool, text: &[u8]) -> io::Result<()> {
         let stamp = format!("{:.9} ", jiff::Timestamp::now());

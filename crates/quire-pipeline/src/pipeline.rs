@@ -33,6 +33,20 @@ pub struct Job {
     pub allow_failure: bool,
     /// Names of the home's secrets this job's steps get as variables.
     pub secrets: Vec<String>,
+    /// Globs, relative to the workspace, of the files kept when the job
+    /// ends (docs/PIPELINE.md, "Artifacts").
+    pub artifacts: Vec<Artifact>,
+}
+
+/// One entry of a job's `artifacts`: a glob relative to the workspace. A
+/// trailing `/`, or a match that is a directory, keeps the directory's
+/// files recursively.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Artifact {
+    /// As written in the file, for the job's log.
+    pub text: String,
+    /// The glob, without its trailing `/`.
+    pub pattern: glob::Pattern,
 }
 
 impl Job {
@@ -136,6 +150,8 @@ struct RawJob {
     allow_failure: bool,
     #[serde(default)]
     secrets: Vec<String>,
+    #[serde(default)]
+    artifacts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -349,6 +365,7 @@ impl Pipeline {
                     );
                 }
             }
+            let artifacts = check_artifacts(&mut errors, at, &name, &raw.artifacts);
             jobs.push(Job {
                 id,
                 inputs,
@@ -358,6 +375,7 @@ impl Pipeline {
                 timeout,
                 allow_failure: raw.allow_failure,
                 secrets: raw.secrets.clone(),
+                artifacts,
             });
         }
 
@@ -494,6 +512,58 @@ fn check_globs(
                     e.msg
                 ),
             ),
+        }
+    }
+    out
+}
+
+/// A job's `artifacts`: each a glob inside the workspace, so neither
+/// absolute nor climbing out with `..` (the executor also refuses, at run
+/// time, any match whose real path is outside).
+fn check_artifacts(
+    errors: &mut Collector<'_>,
+    at: usize,
+    name: &str,
+    entries: &[String],
+) -> Vec<Artifact> {
+    let mut out = Vec::new();
+    for (i, text) in entries.iter().enumerate() {
+        let n = i + 1;
+        let glob = text.trim_end_matches('/');
+        if text.trim().is_empty() {
+            errors.at(
+                at,
+                format!("{name}: artifacts entry {n} is empty; write a path or glob relative to the workspace, e.g. \"dist/*.tar.gz\""),
+            );
+        } else if text.contains('\0') {
+            errors.at(
+                at,
+                format!("{name}: artifact {text:?} contains a NUL byte, which no path can hold"),
+            );
+        } else if text.starts_with('/') {
+            errors.at(
+                at,
+                format!("{name}: artifact {text:?} is an absolute path; write it relative to the workspace, e.g. \"dist/*.tar.gz\""),
+            );
+        } else if glob.split('/').any(|part| part == "..") {
+            errors.at(
+                at,
+                format!("{name}: artifact {text:?} climbs out of the workspace with '..'; write a path inside the workspace"),
+            );
+        } else {
+            match glob::Pattern::new(glob) {
+                Ok(pattern) => out.push(Artifact {
+                    text: text.clone(),
+                    pattern,
+                }),
+                Err(e) => errors.at(
+                    at,
+                    format!(
+                        "{name}: artifact {text:?} is not a valid glob ({}); fix the glob",
+                        e.msg
+                    ),
+                ),
+            }
         }
     }
     out

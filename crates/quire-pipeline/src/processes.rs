@@ -1,8 +1,8 @@
 //! What a run's steps left running, wherever it went. Every step carries
-//! `QUIRE_RUN_ID=<run>` in its environment, and so does everything it
-//! starts, in its process group or out of it (a daemon that called setsid),
-//! so `/proc/<pid>/environ` finds them all; nothing else carries a run's
-//! id, so a recycled pid is never hit.
+//! `QUIRE_RUN_ID=<run>` and `QUIRE_JOB=<job>` in its environment, and so
+//! does everything it starts, in its process group or out of it (a daemon
+//! that called setsid), so `/proc/<pid>/environ` finds them all; nothing
+//! else carries a run's id, so a recycled pid is never hit.
 
 use std::time::{Duration, Instant};
 
@@ -10,37 +10,104 @@ use rustix::process::{Pid, Signal, kill_process};
 
 /// Live (not zombie) processes carrying `run_id`; never this process.
 pub fn of_run(run_id: &str) -> Vec<u32> {
-    let needle = needle(run_id);
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let me = std::process::id();
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me && !is_zombie(pid) && carries(pid, &needle))
-        .collect()
+    Mark::run(run_id).find()
 }
 
 /// SIGKILL what is left of the run, now.
 pub fn kill(run_id: &str) {
-    signal(run_id, &of_run(run_id), Signal::KILL);
+    let mark = Mark::run(run_id);
+    mark.signal(&mark.find(), Signal::KILL);
+}
+
+/// SIGKILL what is left of one job of the run, now: processes carrying the
+/// run's id and the job's `QUIRE_JOB`, or no `QUIRE_JOB` at all (which job
+/// of the run they came from cannot be told); never another job's, which
+/// may still be running beside it.
+pub fn kill_job(run_id: &str, job: &str) {
+    let mark = Mark::job(run_id, job);
+    mark.signal(&mark.find(), Signal::KILL);
 }
 
 /// End what is left of the run: SIGTERM, then SIGKILL for whatever is still
 /// there after `grace`. Returns the pids that were asked to stop.
 pub fn end(run_id: &str, grace: Duration) -> Vec<u32> {
-    let found = of_run(run_id);
+    let mark = Mark::run(run_id);
+    let found = mark.find();
     if found.is_empty() {
         return found;
     }
-    signal(run_id, &found, Signal::TERM);
+    mark.signal(&found, Signal::TERM);
     let deadline = Instant::now() + grace;
-    while !of_run(run_id).is_empty() && Instant::now() < deadline {
+    while !mark.find().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    signal(run_id, &of_run(run_id), Signal::KILL);
+    mark.signal(&mark.find(), Signal::KILL);
     found
+}
+
+/// What a run's processes (or one job's) carry in their environment.
+struct Mark {
+    /// `QUIRE_RUN_ID=<run>`.
+    run: Vec<u8>,
+    /// The job's id, when only that job's processes are wanted.
+    job: Option<Vec<u8>>,
+}
+
+impl Mark {
+    fn run(run_id: &str) -> Mark {
+        Mark {
+            run: format!("QUIRE_RUN_ID={run_id}").into_bytes(),
+            job: None,
+        }
+    }
+
+    fn job(run_id: &str, job: &str) -> Mark {
+        Mark {
+            job: Some(job.as_bytes().to_vec()),
+            ..Mark::run(run_id)
+        }
+    }
+
+    /// Live (not zombie) processes bearing the mark; never this process.
+    fn find(&self) -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let me = std::process::id();
+        entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != me && !is_zombie(pid) && self.on(pid))
+            .collect()
+    }
+
+    fn on(&self, pid: u32) -> bool {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let mut run = false;
+        let mut job = None;
+        for var in environ.split(|&b| b == 0) {
+            if var == self.run.as_slice() {
+                run = true;
+            } else if let Some(value) = var.strip_prefix(b"QUIRE_JOB=") {
+                job = Some(value);
+            }
+        }
+        run && match (&self.job, job) {
+            (Some(wanted), Some(job)) => wanted.as_slice() == job,
+            _ => true,
+        }
+    }
+
+    /// Signal each pid that (still) bears the mark.
+    fn signal(&self, pids: &[u32], signal: Signal) {
+        for &pid in pids {
+            if self.on(pid)
+                && let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw)
+            {
+                let _ = kill_process(pid, signal);
+            }
+        }
+    }
 }
 
 /// An exited process not yet reaped by its parent.
@@ -49,29 +116,6 @@ pub fn is_zombie(pid: u32) -> bool {
         stat.rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
     })
-}
-
-fn needle(run_id: &str) -> String {
-    format!("QUIRE_RUN_ID={run_id}")
-}
-
-fn carries(pid: u32, needle: &str) -> bool {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    environ
-        .split(|&b| b == 0)
-        .any(|var| var == needle.as_bytes())
-}
-
-/// Signal each pid that (still) carries the run's id.
-fn signal(run_id: &str, pids: &[u32], signal: Signal) {
-    let needle = needle(run_id);
-    for &pid in pids {
-        if carries(pid, &needle)
-            && let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw)
-        {
-            let _ = kill_process(pid, signal);
-        }
-    }
 }
 
 /// The real process table: `kill(pid, 0)`, and a zombie (exited, not yet
@@ -112,6 +156,31 @@ mod tests {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn a_job_sweep_spares_the_jobs_running_beside_it() {
+        let run = format!("test-job-run-{}", std::process::id());
+        let spawn = |job: Option<&str>| {
+            let mut command = std::process::Command::new("sleep");
+            command.arg("30").env("QUIRE_RUN_ID", &run);
+            if let Some(job) = job {
+                command.env("QUIRE_JOB", job);
+            }
+            command.spawn().unwrap()
+        };
+        let (mut mine, mut unmarked, mut beside) =
+            (spawn(Some("build")), spawn(None), spawn(Some("lint")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while of_run(&run).len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        kill_job(&run, "build");
+        mine.wait().unwrap();
+        unmarked.wait().unwrap();
+        assert_eq!(of_run(&run), [beside.id()], "lint's process is untouched");
+        kill(&run);
+        beside.wait().unwrap();
     }
 
     #[test]

@@ -84,8 +84,13 @@ impl Run {
     }
 }
 
+/// How each job ended, in plan order: jobs that run side by side end in
+/// either order, so the order events arrive in is not what this checks.
 fn job_states(events: &[Event]) -> Vec<(String, String)> {
-    events
+    let Some(Event::RunStarted { jobs: plan, .. }) = events.first() else {
+        panic!("the first event is not run_started: {events:#?}");
+    };
+    let mut states: Vec<(String, String)> = events
         .iter()
         .filter_map(|e| match e {
             Event::JobFinished { job, state, .. } => Some((job.clone(), state.to_string())),
@@ -94,7 +99,18 @@ fn job_states(events: &[Event]) -> Vec<(String, String)> {
             }
             _ => None,
         })
-        .collect()
+        .collect();
+    states.sort_by_key(|(job, _)| plan.iter().position(|p| p == job));
+    states
+}
+
+/// An executor that runs one job at a time, as quire did before jobs ran
+/// side by side.
+fn serial() -> Executor {
+    Executor {
+        max_parallel_jobs: 1,
+        ..Executor::default()
+    }
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -338,14 +354,25 @@ fn wait_for_file(path: &Path) {
     }
 }
 
-/// Cancel the run once the step has created `ready`; returns when it did.
-fn cancel_when_ready(cancel: &Cancel, ready: PathBuf) -> std::thread::JoinHandle<Instant> {
+/// Cancel the run once the steps have created every file in `ready`;
+/// returns when it did.
+fn cancel_when_ready(cancel: &Cancel, ready: Vec<PathBuf>) -> std::thread::JoinHandle<Instant> {
     let canceller = cancel.clone();
     std::thread::spawn(move || {
-        wait_for_file(&ready);
+        ready.iter().for_each(|path| wait_for_file(path));
         canceller.cancel();
         Instant::now()
     })
+}
+
+/// The run ended as cancelled, within 5 s of the cancel.
+fn assert_cancelled_promptly(result: RunResult, cancelled: std::thread::JoinHandle<Instant>) {
+    let took = cancelled.join().unwrap().elapsed();
+    assert_eq!(result, RunResult::Cancelled);
+    assert!(
+        took < Duration::from_secs(5),
+        "the run went on {took:?} after it was cancelled"
+    );
 }
 
 fn read_pid(path: &Path) -> i32 {
@@ -429,7 +456,7 @@ fn cancellation_from_another_thread_aborts_the_running_step_promptly() {
     let run = Run::new("refs/heads/main");
     let ready = run.dir.path().join("ready");
     let cancel = Cancel::default();
-    let cancelled = cancel_when_ready(&cancel, ready.clone());
+    let cancelled = cancel_when_ready(&cancel, vec![ready.clone()]);
     let (result, events) = run.exec_with(
         &format!(
             r#"
@@ -442,15 +469,11 @@ fn cancellation_from_another_thread_aborts_the_running_step_promptly() {
         "#,
             ready.display()
         ),
-        &Executor::default(),
+        // One job at a time, so `next` is still waiting when the cancel comes.
+        &serial(),
         &cancel,
     );
-    let took = cancelled.join().unwrap().elapsed();
-    assert_eq!(result, RunResult::Cancelled);
-    assert!(
-        took < Duration::from_secs(5),
-        "the run went on {took:?} after it was cancelled"
-    );
+    assert_cancelled_promptly(result, cancelled);
     assert_eq!(
         job_states(&events),
         pairs(&[("long", "aborted"), ("next", "skipped: run cancelled")])
@@ -478,7 +501,7 @@ fn a_step_ignoring_sigterm_is_killed_after_the_grace_period() {
     let cancel = Cancel::default();
     // The step says it is ready only once SIGTERM is ignored, so the
     // cancel's SIGTERM cannot arrive before the trap.
-    let cancelled = cancel_when_ready(&cancel, ready.clone());
+    let cancelled = cancel_when_ready(&cancel, vec![ready.clone()]);
     let executor = Executor {
         grace: Duration::from_millis(200),
         ..Executor::default()
@@ -495,12 +518,7 @@ fn a_step_ignoring_sigterm_is_killed_after_the_grace_period() {
         &executor,
         &cancel,
     );
-    let took = cancelled.join().unwrap().elapsed();
-    assert_eq!(result, RunResult::Cancelled);
-    assert!(
-        took < Duration::from_secs(5),
-        "the run went on {took:?} after it was cancelled"
-    );
+    assert_cancelled_promptly(result, cancelled);
     let code = events.iter().find_map(|e| match e {
         Event::JobFinished { exit_code, .. } => *exit_code,
         _ => None,
@@ -643,4 +661,366 @@ fn a_daemon_that_leaves_the_process_group_is_ended_and_does_not_hang_the_job() {
         "the setsid daemon {daemon} outlived its job"
     );
     assert_eq!(run.stdout("d", 2), ["next"]);
+}
+
+// Jobs side by side.
+
+/// A step that says its job has started (`<dir>/<job>.started`), then waits
+/// until every job in `gate` has: it passes only if they all run at once.
+fn gate(dir: &Path, gate: &[&str]) -> String {
+    let all: Vec<String> = gate
+        .iter()
+        .map(|job| format!("[ -e {}/{job}.started ]", dir.display()))
+        .collect();
+    format!(
+        "touch {}/$QUIRE_JOB.started; until {}; do sleep 0.01; done",
+        dir.display(),
+        all.join(" && ")
+    )
+}
+
+/// Three independent jobs that pass only if they all run at once, each
+/// within `timeout`, and a fourth that needs all three.
+fn three_gated_and_one_after(dir: &Path, timeout: &str) -> String {
+    let step = gate(dir, &["a", "b", "c"]);
+    let mut toml = String::new();
+    for job in ["a", "b", "c"] {
+        toml += &format!(
+            "[jobs.{job}]\ninputs = [\"quire/push\"]\ntimeout = \"{timeout}\"\nsh = '{step}'\n"
+        );
+    }
+    toml + "[jobs.after]\ninputs = [\"a\", \"b\", \"c\"]\nsh = \"echo after\"\n"
+}
+
+/// The most jobs that were running at once, from their started and
+/// finished events.
+fn most_at_once(events: &[Event]) -> usize {
+    let (mut running, mut most) = (0usize, 0usize);
+    for event in events {
+        match event {
+            Event::JobStarted { .. } => running += 1,
+            Event::JobFinished { .. } => running -= 1,
+            _ => {}
+        }
+        most = most.max(running);
+    }
+    most
+}
+
+fn parallel(jobs: usize) -> Executor {
+    Executor {
+        max_parallel_jobs: jobs,
+        ..Executor::default()
+    }
+}
+
+#[test]
+fn jobs_whose_inputs_are_done_run_at_the_same_time() {
+    let run = Run::new("refs/heads/main");
+    let (result, events) = run.exec_with(
+        &three_gated_and_one_after(run.dir.path(), "60s"),
+        &parallel(4),
+        &Cancel::default(),
+    );
+    assert_eq!(result, RunResult::Complete, "{events:#?}");
+    assert_eq!(
+        job_states(&events),
+        pairs(&[
+            ("a", "complete"),
+            ("b", "complete"),
+            ("c", "complete"),
+            ("after", "complete")
+        ])
+    );
+    assert_eq!(most_at_once(&events), 3);
+    let at = |wanted: &dyn Fn(&Event) -> bool| events.iter().position(wanted).unwrap();
+    let after_started = at(&|e| matches!(e, Event::JobStarted { job, .. } if job == "after"));
+    for job in ["a", "b", "c"] {
+        let finished = at(&|e| matches!(e, Event::JobFinished { job: j, .. } if j == job));
+        assert!(
+            finished < after_started,
+            "after started before {job} finished"
+        );
+    }
+    assert_eq!(run.stdout("after", 1), ["after"]);
+}
+
+#[test]
+fn max_parallel_jobs_one_runs_jobs_one_at_a_time() {
+    let run = Run::new("refs/heads/main");
+    let executor = Executor {
+        grace: Duration::from_millis(200),
+        ..serial()
+    };
+    let (result, events) = run.exec_with(
+        &three_gated_and_one_after(run.dir.path(), "1s"),
+        &executor,
+        &Cancel::default(),
+    );
+    // Alone, a waits for b and c in vain; b finds a's mark but waits for
+    // c in vain; c, last, finds both.
+    assert_eq!(result, RunResult::Failed);
+    assert_eq!(
+        job_states(&events),
+        pairs(&[
+            ("a", "failed"),
+            ("b", "failed"),
+            ("c", "complete"),
+            ("after", "skipped: needs a, which failed")
+        ])
+    );
+    assert_eq!(most_at_once(&events), 1);
+}
+
+#[test]
+fn one_at_a_time_reports_events_in_plan_order() {
+    let run = Run::new("refs/heads/main");
+    let (_, events) = run.exec_with(
+        r#"
+        [jobs.build]
+        inputs = ["quire/push"]
+        sh = ["echo one", "exit 3"]
+        [jobs.test]
+        inputs = ["build"]
+        sh = "echo test"
+        [jobs.lint]
+        inputs = ["quire/push"]
+        when = { tags = ["v*"] }
+        sh = "echo lint"
+        [jobs.docs]
+        inputs = ["quire/push"]
+        sh = "echo docs"
+        "#,
+        &serial(),
+        &Cancel::default(),
+    );
+    let seen: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            Event::RunStarted { jobs, .. } => format!("run_started {}", jobs.join(",")),
+            Event::JobStarted { job, .. } => format!("job_started {job}"),
+            Event::StepStarted { job, seq, .. } => format!("step_started {job} {seq}"),
+            Event::StepFinished { job, seq, .. } => format!("step_finished {job} {seq}"),
+            Event::JobFinished { job, state, .. } => format!("job_finished {job} {state}"),
+            Event::JobSkipped { job, .. } => format!("job_skipped {job}"),
+            Event::ArtifactKept { job, path, .. } => format!("artifact_kept {job} {path}"),
+            Event::RunFinished { state, .. } => format!("run_finished {state}"),
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "run_started build,test,lint,docs",
+            "job_started build",
+            "step_started build 1",
+            "step_finished build 1",
+            "step_started build 2",
+            "step_finished build 2",
+            "job_finished build failed",
+            "job_skipped test",
+            "job_skipped lint",
+            "job_started docs",
+            "step_started docs 1",
+            "step_finished docs 1",
+            "job_finished docs complete",
+            "run_finished failed",
+        ]
+    );
+}
+
+#[test]
+fn a_failing_job_skips_its_dependents_while_a_job_beside_it_completes() {
+    let run = Run::new("refs/heads/main");
+    let dir = run.dir.path();
+    // build fails only once lint is running beside it.
+    let (result, events) = run.exec_with(
+        &format!(
+            r#"
+        [jobs.build]
+        inputs = ["quire/push"]
+        timeout = "60s"
+        sh = ['{gate}; exit 3']
+        [jobs.test]
+        inputs = ["build"]
+        sh = "echo test"
+        [jobs.deploy]
+        inputs = ["test"]
+        sh = "echo deploy"
+        [jobs.lint]
+        inputs = ["quire/push"]
+        timeout = "60s"
+        sh = ['{gate}', "echo lint"]
+        "#,
+            gate = gate(dir, &["build", "lint"])
+        ),
+        &parallel(4),
+        &Cancel::default(),
+    );
+    assert_eq!(result, RunResult::Failed);
+    assert_eq!(
+        job_states(&events),
+        pairs(&[
+            ("build", "failed"),
+            ("test", "skipped: needs build, which failed"),
+            ("deploy", "skipped: needs test, which was skipped"),
+            ("lint", "complete"),
+        ])
+    );
+    assert_eq!(most_at_once(&events), 2);
+    assert_eq!(run.stdout("lint", 2), ["lint"]);
+}
+
+#[test]
+fn cancel_while_two_jobs_run_ends_both() {
+    let run = Run::new("refs/heads/main");
+    let dir = run.dir.path();
+    let cancel = Cancel::default();
+    let ready: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|job| dir.join(format!("{job}.ready")))
+        .collect();
+    let cancelled = cancel_when_ready(&cancel, ready);
+    // Each step records its shell and a background child, then says it is
+    // ready.
+    let step = format!(
+        "echo $$ > {d}/$QUIRE_JOB.pid; sleep 300 & echo $! > {d}/$QUIRE_JOB.bg; touch {d}/$QUIRE_JOB.ready; wait",
+        d = dir.display()
+    );
+    let (result, events) = run.exec_with(
+        &format!(
+            r#"
+        [jobs.a]
+        inputs = ["quire/push"]
+        sh = ['{step}', "echo never"]
+        [jobs.b]
+        inputs = ["quire/push"]
+        sh = ['{step}', "echo never"]
+        [jobs.after]
+        inputs = ["a"]
+        sh = "echo never"
+        "#
+        ),
+        &parallel(4),
+        &cancel,
+    );
+    assert_cancelled_promptly(result, cancelled);
+    assert_eq!(
+        job_states(&events),
+        pairs(&[
+            ("a", "aborted"),
+            ("b", "aborted"),
+            ("after", "skipped: run cancelled")
+        ])
+    );
+    for job in ["a", "b"] {
+        for what in ["pid", "bg"] {
+            let pid = read_pid(&dir.join(format!("{job}.{what}")));
+            assert!(!survives(pid), "{job}'s {what} {pid} survived the cancel");
+        }
+        assert!(!run.ctx.logs_dir.join(job).join("2.log").exists());
+    }
+}
+
+#[test]
+fn jobs_side_by_side_keep_their_own_logs_and_events_in_order() {
+    let run = Run::new("refs/heads/main");
+    let jobs = ["a", "b", "c"];
+    let step = gate(run.dir.path(), &jobs);
+    let mut toml = String::new();
+    for job in jobs {
+        toml += &format!(
+            "[jobs.{job}]\ninputs = [\"quire/push\"]\ntimeout = \"60s\"\n\
+             sh = ['{step}; seq -f \"$QUIRE_JOB %g\" 2000', \"echo $QUIRE_JOB done\"]\n"
+        );
+    }
+    let (result, events) = run.exec_with(&toml, &parallel(3), &Cancel::default());
+    assert_eq!(result, RunResult::Complete, "{events:#?}");
+    assert!(matches!(events.first(), Some(Event::RunStarted { .. })));
+    for job in jobs {
+        let lines: Vec<String> = (1..=2000).map(|i| format!("{job} {i}")).collect();
+        assert_eq!(run.stdout(job, 1), lines, "{job}'s first log");
+        assert_eq!(run.stdout(job, 2), [format!("{job} done")]);
+        let own: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::JobStarted { job: j, .. } if j == job => Some("started".into()),
+                Event::StepStarted { job: j, seq, .. } if j == job => Some(format!("step {seq}")),
+                Event::StepFinished { job: j, seq, .. } if j == job => Some(format!("end {seq}")),
+                Event::JobFinished { job: j, .. } if j == job => Some("finished".into()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            own,
+            ["started", "step 1", "end 1", "step 2", "end 2", "finished"],
+            "{job}'s events"
+        );
+    }
+    assert_eq!(most_at_once(&events), 3);
+}
+
+#[test]
+fn artifacts_are_kept_once_before_the_job_finishes_and_never_from_outside() {
+    let run = Run::new("refs/heads/main");
+    let (result, events) = run.exec(
+        r#"
+        [jobs.build]
+        inputs = ["quire/push"]
+        artifacts = ["out/**/*.txt", "out/", "inner", "outdir/*", "fifo"]
+        sh = [
+          "mkdir -p out/a/b && echo one > out/a/b/one.txt && echo two > out/two.bin",
+          "ln -s hello.txt inner && ln -s /etc outdir && mkfifo fifo",
+        ]
+
+        [jobs.later]
+        inputs = ["build"]
+        when = { tags = ["v*"] }
+        artifacts = ["hello.txt"]
+        sh = "true"
+        "#,
+    );
+    assert_eq!(result, RunResult::Complete);
+    let kept: Vec<(String, String, u64)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ArtifactKept {
+                job, path, size, ..
+            } => Some((job.clone(), path.clone(), *size)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("build".to_string(), "out/a/b/one.txt".to_string(), 4),
+            ("build".into(), "out/two.bin".into(), 4),
+            ("build".into(), "inner".into(), 3),
+        ]
+    );
+    let finished = events
+        .iter()
+        .position(|e| matches!(e, Event::JobFinished { job, .. } if job == "build"))
+        .unwrap();
+    let last_kept = events
+        .iter()
+        .rposition(|e| matches!(e, Event::ArtifactKept { .. }))
+        .unwrap();
+    assert!(last_kept < finished, "{events:?}");
+    let dir = run.dir.path().join("artifacts/build");
+    assert_eq!(std::fs::read(dir.join("inner")).unwrap(), b"hi\n");
+    assert!(!dir.join("fifo").exists());
+    let notes: Vec<String> = run
+        .log("build", 2)
+        .into_iter()
+        .map(|(_, _, text)| text)
+        .collect();
+    for note in [
+        "quire: artifacts: kept out/a/b/one.txt (4 bytes)",
+        "quire: artifacts: outdir leads outside the workspace; refused, not kept",
+        "quire: artifacts: fifo is not a regular file; not kept",
+    ] {
+        assert!(notes.iter().any(|n| n == note), "{note:?} not in {notes:?}");
+    }
+    // A skipped job keeps nothing.
+    assert!(!run.dir.path().join("artifacts/later").exists());
 }

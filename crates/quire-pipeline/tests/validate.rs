@@ -30,7 +30,7 @@ fn each_rule_reports_its_exact_message() {
             "unknown key in a job",
             "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nneeds = [\"b\"]\n",
             &[
-                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `secrets`",
+                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `secrets`, `artifacts`",
             ],
         ),
         (
@@ -198,6 +198,39 @@ fn each_rule_reports_its_exact_message() {
             &[
                 "1:7: job \"a\": secret name \"MY-TOKEN\" is not a variable name; use letters, digits and '_', not starting with a digit",
             ],
+        ),
+        (
+            "empty artifact",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = [\"dist/\", \"\"]\n",
+            &[
+                "1:7: job \"a\": artifacts entry 2 is empty; write a path or glob relative to the workspace, e.g. \"dist/*.tar.gz\"",
+            ],
+        ),
+        (
+            "absolute artifact",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = [\"/etc/passwd\"]\n",
+            &[
+                "1:7: job \"a\": artifact \"/etc/passwd\" is an absolute path; write it relative to the workspace, e.g. \"dist/*.tar.gz\"",
+            ],
+        ),
+        (
+            "artifact climbing out",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = [\"dist/../../out/\"]\n",
+            &[
+                "1:7: job \"a\": artifact \"dist/../../out/\" climbs out of the workspace with '..'; write a path inside the workspace",
+            ],
+        ),
+        (
+            "bad artifact glob",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = [\"dist/[\"]\n",
+            &[
+                "1:7: job \"a\": artifact \"dist/[\" is not a valid glob (invalid range pattern); fix the glob",
+            ],
+        ),
+        (
+            "artifacts not a list of strings",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = \"dist/\"\n",
+            &["4:13: invalid type: string \"dist/\", expected a sequence"],
         ),
         (
             "bad job env name",

@@ -71,7 +71,8 @@ fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<
         | Event::StepStarted { job, .. }
         | Event::StepFinished { job, .. }
         | Event::JobFinished { job, .. }
-        | Event::JobSkipped { job, .. } => Some(job),
+        | Event::JobSkipped { job, .. }
+        | Event::ArtifactKept { job, .. } => Some(job),
         Event::RunStarted { .. } | Event::RunFinished { .. } => None,
     };
     if let Some(job) = job
@@ -118,6 +119,22 @@ fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<
         }
         Event::JobSkipped { job, reason, .. } => {
             job_transition(tx, run_id, job, JobState::Skipped, None, Some(reason), at)?;
+        }
+        Event::ArtifactKept {
+            job,
+            path,
+            size,
+            sha256,
+            ..
+        } => {
+            // Keyed by (run, job, path): the same event again changes nothing.
+            let size = i64::try_from(*size).unwrap_or(i64::MAX);
+            tx.execute(
+                "INSERT INTO artifacts (run_id, job_id, path, size, sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (run_id, job_id, path) DO NOTHING",
+                rusqlite::params![run_id, job, path, size, sha256],
+            )?;
         }
         // The executor's account of how the run went; only the worker ends
         // the run (Store::finish), so the stream never does.

@@ -5,7 +5,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::{Error, Result, Store};
-use quire_model::{Job, Run, RunState, Step, WorkerLease};
+use quire_model::{Artifact, Job, Run, RunState, Step, WorkerLease};
 
 /// The columns [`run_from_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state, \
@@ -90,6 +90,8 @@ impl Default for ListFilter {
 pub struct RunDetail {
     pub run: Run,
     pub jobs: Vec<JobDetail>,
+    /// The files its jobs kept, by job then path.
+    pub artifacts: Vec<Artifact>,
 }
 
 #[derive(Debug, Clone)]
@@ -224,8 +226,34 @@ impl Store {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             detail.push(JobDetail { job, steps });
         }
-        Ok(RunDetail { run, jobs: detail })
+        let artifacts = artifacts_of(&tx, run_id)?;
+        Ok(RunDetail {
+            run,
+            jobs: detail,
+            artifacts,
+        })
     }
+
+    /// The files a run's jobs kept, by job then path.
+    pub fn artifacts(&self, run_id: &str) -> Result<Vec<Artifact>> {
+        Ok(artifacts_of(&self.conn, run_id)?)
+    }
+}
+
+fn artifacts_of(conn: &Connection, run_id: &str) -> rusqlite::Result<Vec<Artifact>> {
+    conn.prepare(
+        "SELECT job_id, path, size, sha256 FROM artifacts WHERE run_id = ?1
+         ORDER BY job_id, path",
+    )?
+    .query_map([run_id], |row| {
+        Ok(Artifact {
+            job: row.get(0)?,
+            path: row.get(1)?,
+            size: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+            sha256: row.get(3)?,
+        })
+    })?
+    .collect()
 }
 
 impl Store {

@@ -27,6 +27,7 @@ fn steps() -> Vec<M<'static>> {
             name_repositories,
         )
         .foreign_key_check(),
+        M::up(include_str!("../../../migrations/0011_artifacts.sql")),
     ]
 }
 
@@ -45,7 +46,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 10;
+pub const LATEST: i64 = 11;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

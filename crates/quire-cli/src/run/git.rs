@@ -1,12 +1,16 @@
 //! What quire reads from a bare repository, with gix: refs, commits, the
-//! pipeline file in a commit's tree, and the tree itself written out as a
-//! run's workspace. Nothing here runs git or writes to the repository.
+//! pipeline file in a commit's tree; and a commit checked out as a run's
+//! workspace, a work tree sharing the repository's objects, whose files
+//! `git read-tree` writes (it streams blobs; gix would hold each in
+//! memory). Nothing here writes to the repository.
 
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use gix::ObjectId;
 use gix::object::tree::EntryKind;
@@ -26,6 +30,12 @@ pub enum GitError {
     },
     #[error("refusing tree entry {entry:?}: {why}")]
     Refused { entry: String, why: &'static str },
+    #[error("cannot check {sha} out into {dest}: {message}")]
+    Checkout {
+        sha: String,
+        dest: PathBuf,
+        message: String,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -133,21 +143,77 @@ impl Repo {
         Ok(Some(object.data.clone()))
     }
 
-    /// Write the commit's tree into `dest`, which must not exist yet. Every
-    /// path is created fresh under `dest` and never through a symlink, so no
-    /// entry can land outside it: names `.`, `..`, `.git`, or with a `/` or
-    /// NUL, and duplicate entries, are refused.
-    pub fn materialize(&self, sha: &str, dest: &Path) -> Result<(), GitError> {
+    /// Check the commit out into `dest`, which must not exist yet, as a
+    /// git work tree of its own (docs/PIPELINE.md, "The workspace"):
+    ///
+    /// - `.git/objects` borrows the bare repository's objects through
+    ///   `objects/info/alternates`; nothing is copied;
+    /// - HEAD is detached at `sha`;
+    /// - the refs are a snapshot of the repository's: each branch `B` as
+    ///   `refs/remotes/origin/B`, each tag as itself, and, when `ref_name`
+    ///   is a branch, that branch at `sha`;
+    /// - the index matches the tree, so `git status` is clean.
+    ///
+    /// The tree is checked first, without reading a blob: names `.`, `..`,
+    /// `.git`, or with a `/` or NUL, and a name twice in one tree, are
+    /// refused before anything is written. `git read-tree -u` then writes
+    /// the files: it streams each blob to its file, never through a
+    /// symlink, and refuses such names itself too.
+    pub fn materialize(&self, sha: &str, ref_name: &str, dest: &Path) -> Result<(), GitError> {
         let commit = self.commit(sha)?;
         let tree = commit
             .tree_id()
             .map_err(|e| self.read_error(format!("the tree of {sha}"))(e.to_string()))?
             .detach();
+        self.check_tree(tree, "", 0)?;
+        let refs = self.packed_refs(sha, ref_name)?;
+        let objects = self
+            .repo
+            .common_dir()
+            .join("objects")
+            .canonicalize()
+            .map_err(|e| self.read_error("the objects directory")(e.to_string()))?;
+        let mut alternates = objects.into_os_string().into_vec();
+        // One absolute path a line; git would read a newline as two.
+        if alternates.contains(&b'\n') {
+            return Err(self.read_error("the objects directory")(
+                "its path cannot be written to an alternates file".into(),
+            ));
+        }
+        alternates.push(b'\n');
+
         make_dir(dest)?;
-        self.write_tree(tree, dest, "")
+        let dot_git = dest.join(".git");
+        for dir in [
+            "",
+            "objects",
+            "objects/info",
+            "refs",
+            "refs/heads",
+            "refs/tags",
+        ] {
+            make_dir(&dot_git.join(dir))?;
+        }
+        for (file, data) in [
+            ("HEAD", format!("{sha}\n").into_bytes()),
+            ("config", WORKSPACE_CONFIG.as_bytes().to_vec()),
+            ("objects/info/alternates", alternates),
+            ("packed-refs", refs),
+        ] {
+            write_new(&dot_git.join(file), &data, 0o644)?;
+        }
+        read_tree(sha, dest)
     }
 
-    fn write_tree(&self, tree: ObjectId, dir: &Path, prefix: &str) -> Result<(), GitError> {
+    /// Refuse a tree (recursively) that could not be written out as it is,
+    /// or nests deeper than git itself would read (`core.maxTreeDepth`).
+    fn check_tree(&self, tree: ObjectId, prefix: &str, depth: usize) -> Result<(), GitError> {
+        if depth > MAX_TREE_DEPTH {
+            return Err(GitError::Refused {
+                entry: prefix.chars().take(200).collect(),
+                why: "trees nest deeper than 2048",
+            });
+        }
         let object = self
             .repo
             .find_object(tree)
@@ -155,57 +221,103 @@ impl Repo {
         let tree = object
             .try_into_tree()
             .map_err(|e| self.read_error(format!("tree {tree}"))(e.to_string()))?;
-        let mut entries = Vec::new();
+        let mut names = HashSet::new();
         for entry in tree.iter() {
             let entry = entry.map_err(|e| self.read_error("a tree entry")(e.to_string()))?;
-            entries.push((
-                entry.mode().kind(),
-                entry.filename().to_vec(),
-                entry.oid().to_owned(),
-            ));
-        }
-        for (kind, name, oid) in entries {
-            let shown = format!("{prefix}{}", String::from_utf8_lossy(&name));
-            check_name(&name, &shown)?;
-            let path = dir.join(std::ffi::OsStr::from_bytes(&name));
-            match kind {
-                EntryKind::Tree => {
-                    make_dir(&path)?;
-                    self.write_tree(oid, &path, &format!("{shown}/"))?;
-                }
-                EntryKind::Blob | EntryKind::BlobExecutable => {
-                    let data = self.blob(oid, &shown)?;
-                    let mode = if kind == EntryKind::BlobExecutable {
-                        0o755
-                    } else {
-                        0o644
-                    };
-                    write_new(&path, &data, mode)?;
-                }
-                EntryKind::Link => {
-                    // The link itself lives in the workspace; quire never
-                    // writes through it, wherever it points.
-                    let target = self.blob(oid, &shown)?;
-                    std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
-                        .map_err(|source| GitError::Write {
-                            path: path.clone(),
-                            source,
-                        })?;
-                }
-                // A submodule: an empty directory, as git leaves it.
-                EntryKind::Commit => make_dir(&path)?,
+            let name = entry.filename();
+            let shown = format!("{prefix}{name}");
+            check_name(name, &shown)?;
+            if !names.insert(name.to_vec()) {
+                return Err(GitError::Refused {
+                    entry: shown,
+                    why: "the tree holds this name twice",
+                });
+            }
+            if entry.mode().kind() == EntryKind::Tree {
+                self.check_tree(entry.oid().to_owned(), &format!("{shown}/"), depth + 1)?;
             }
         }
         Ok(())
     }
 
-    fn blob(&self, oid: ObjectId, shown: &str) -> Result<Vec<u8>, GitError> {
-        let object = self
-            .repo
-            .find_object(oid)
-            .map_err(|e| self.read_error(shown.to_string())(e.to_string()))?;
-        Ok(object.detach().data)
+    /// The workspace's `packed-refs`: branches as `origin`'s, tags, and the
+    /// run's own branch at `sha`; sorted, as git reads them fastest.
+    fn packed_refs(&self, sha: &str, ref_name: &str) -> Result<Vec<u8>, GitError> {
+        let failed = |e: String| self.read_error("the refs")(e);
+        let mut refs: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+        let platform = self.repo.references().map_err(|e| failed(e.to_string()))?;
+        for reference in platform.all().map_err(|e| failed(e.to_string()))? {
+            let reference = reference.map_err(|e| failed(e.to_string()))?;
+            // Symbolic refs (none in a bare repository but HEAD) are left out.
+            let Some(id) = reference.try_id() else {
+                continue;
+            };
+            let name = reference.name().as_bstr();
+            let name = if let Some(branch) = name.strip_prefix(b"refs/heads/") {
+                [b"refs/remotes/origin/", branch].concat()
+            } else if name.starts_with(b"refs/tags/") {
+                name.to_vec()
+            } else {
+                continue;
+            };
+            refs.insert(name, id.to_string());
+        }
+        if ref_name.starts_with("refs/heads/") {
+            refs.insert(ref_name.as_bytes().to_vec(), sha.to_string());
+        }
+        let mut out = b"# pack-refs with: sorted \n".to_vec();
+        for (name, id) in refs {
+            out.extend_from_slice(id.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(&name);
+            out.push(b'\n');
+        }
+        Ok(out)
     }
+}
+
+/// git's own default `core.maxTreeDepth`.
+const MAX_TREE_DEPTH: usize = 2048;
+
+/// What `git init` writes for a work tree; the rest of git's settings stay
+/// at their defaults.
+const WORKSPACE_CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n";
+
+/// `git read-tree --reset -u SHA` in the new work tree: the index and the
+/// files. git starts from a cleared environment (no `GIT_DIR` from a hook)
+/// and without the user's and the system's configuration, so no filter,
+/// hook or attribute file of the machine runs; only the tree's own
+/// `.gitattributes` applies, as in any checkout.
+fn read_tree(sha: &str, dest: &Path) -> Result<(), GitError> {
+    let failed = |message: String| GitError::Checkout {
+        sha: sha.to_string(),
+        dest: dest.to_path_buf(),
+        message,
+    };
+    let mut git = Command::new("git");
+    git.current_dir(dest)
+        .env_clear()
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("LC_ALL", "C")
+        .args(["read-tree", "--reset", "-u", sha])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if let Some(path) = std::env::var_os("PATH") {
+        git.env("PATH", path);
+    }
+    let out = git
+        .output()
+        .map_err(|e| failed(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(failed(format!(
+            "git read-tree {}: {}",
+            out.status,
+            stderr.trim()
+        )));
+    }
+    Ok(())
 }
 
 fn check_name(name: &[u8], shown: &str) -> Result<(), GitError> {

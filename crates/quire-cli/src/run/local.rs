@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
+use quire_pipeline::exec::{Cancel, RunContext, RunResult};
 use quire_pipeline::pipeline::Input;
 use quire_pipeline::{Diagnostic, Pipeline};
 
@@ -82,7 +82,8 @@ pub(crate) fn validate(file: Option<&Path>) -> Result<(), Failure> {
 
 /// Where `quire-run exec` runs and what it pretends was pushed.
 pub(crate) struct ExecArgs<'a> {
-    /// The home whose config.toml defines secrets, if there is one.
+    /// The home whose config.toml defines secrets and max_parallel_jobs, if
+    /// there is one.
     pub home: Option<&'a Path>,
     pub file: Option<&'a Path>,
     pub workspace: &'a Path,
@@ -150,12 +151,11 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         |e: io::Error| Failure::Input(format!("cannot write to {}: {e}", out_dir.display()));
     std::fs::create_dir_all(&out_dir).map_err(io_error)?;
     let run_id = uuid_like();
-    let secrets = match quire_store::Home::resolve(args.home) {
-        Ok(home) if home.dir().join("config.toml").is_file() => crate::config::Config::load(&home)?
-            .secret_values()
-            .map_err(Failure::Input)?,
-        _ => Vec::new(),
+    let config = match quire_store::Home::resolve(args.home) {
+        Ok(home) if home.dir().join("config.toml").is_file() => crate::config::Config::load(&home)?,
+        _ => crate::config::Config::default(),
     };
+    let secrets = config.secret_values().map_err(Failure::Input)?;
     let ctx = RunContext {
         run_id,
         repo: workspace
@@ -181,7 +181,8 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
     );
     let cancel = Cancel::default();
     crate::run::interrupt::catch_into(cancel.flag());
-    let result = Executor::default()
+    let result = config
+        .executor()
         .run(&pipeline, &ctx, &mut sink, &cancel)
         .map_err(|e| Failure::Input(e.to_string()))?;
     let verdict = match result {

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
+use quire_pipeline::exec::{Cancel, RunContext, RunResult};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::query::ListFilter;
 use quire_store::{FailureKind, Home, Run, RunState, Store};
@@ -181,7 +181,7 @@ fn prepare_and_run(
     if workspace.exists() {
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
     }
-    repo.materialize(&run.sha, workspace)?;
+    repo.materialize(&run.sha, &run.ref_name, workspace)?;
 
     let ctx = RunContext {
         run_id: run.id.clone(),
@@ -197,7 +197,7 @@ fn prepare_and_run(
     let events = JsonlFile::create(&run_dir.join("events.jsonl"))
         .map_err(|e| crashed("create events.jsonl", e))?;
     let mut sink = (events, LiveIngest::new(store, &run.id));
-    let result = Executor::default().run(&pipeline, &ctx, &mut sink, cancel);
+    let result = config.executor().run(&pipeline, &ctx, &mut sink, cancel);
     drop(sink);
     // The executor says how the pipeline went; the worker alone ends the
     // run. A cancelled run was ended by whoever cancelled it.

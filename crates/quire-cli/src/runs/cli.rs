@@ -30,6 +30,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Print a run's step output
     Logs(LogsArgs),
+    /// Write the files a run's jobs kept (artifacts) to a directory
+    Download(DownloadArgs),
     /// Block until a run ends; exit 0 iff it completed
     Wait(WaitArgs),
     /// Cancel a pending or active run (it fails as `cancelled`)
@@ -131,6 +133,20 @@ pub struct LogsArgs {
     /// Only this stream
     #[arg(long, value_name = "STREAM")]
     pub stream: Option<StreamArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// A run id, or a prefix of one that matches a single run
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Only this job's artifacts
+    #[arg(long, value_name = "JOB")]
+    pub job: Option<String>,
+    /// Write them here, as DIR/JOB/PATH (an existing file is never
+    /// overwritten)
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! The `--json` objects: the field names and types docs/CLI.md promises.
 
+use quire_model::Artifact;
 use quire_store::query::{JobDetail, RunDetail};
 use quire_store::{FailureKind, JobState, Run, RunState, Step};
 use serde::Serialize;
@@ -45,6 +46,16 @@ pub struct RunDetailJson<'a> {
     #[serde(flatten)]
     pub run: RunJson<'a>,
     pub jobs: Vec<JobJson<'a>>,
+    /// The files the run's jobs kept, by job then path.
+    pub artifacts: Vec<ArtifactJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ArtifactJson<'a> {
+    pub job: &'a str,
+    pub path: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +115,16 @@ pub fn detail(detail: &RunDetail, now_ms: i64) -> RunDetailJson<'_> {
     RunDetailJson {
         run: run(&detail.run, now_ms),
         jobs: detail.jobs.iter().map(job).collect(),
+        artifacts: detail.artifacts.iter().map(artifact).collect(),
+    }
+}
+
+fn artifact(artifact: &Artifact) -> ArtifactJson<'_> {
+    ArtifactJson {
+        job: &artifact.job,
+        path: &artifact.path,
+        size: artifact.size,
+        sha256: &artifact.sha256,
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod cli;
 mod control;
+mod download;
 mod json;
 mod list;
 mod logs;
@@ -63,6 +64,7 @@ fn run(cli: Cli) -> quire_store::Result<ExitCode> {
         Command::List(args) => list::run(&open(home)?, &args, &out),
         Command::Show(args) => show::run(&open(home)?, &args, &out),
         Command::Logs(args) => logs::run(&open(home)?, &args),
+        Command::Download(args) => download::run(&open(home)?, &args),
         Command::Wait(args) => control::wait(&open(home)?, &args),
         Command::Cancel(args) => control::cancel(&mut open(home)?, &args),
         Command::Retry(args) => control::retry(&mut open(home)?, &args),

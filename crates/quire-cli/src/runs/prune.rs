@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::runs::cli::PruneArgs;
 use crate::runs::json;
-use crate::runs::text::{Output, emit};
+use crate::runs::text::{self, Output, emit};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -75,7 +75,7 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
         "{verb} {} run{}, {} of logs and events{}\n",
         runs.len(),
         if runs.len() == 1 { "" } else { "s" },
-        human_bytes(bytes_freed),
+        text::human_bytes(bytes_freed),
         if keep > 0 {
             format!("; kept the newest {keep} of each ref")
         } else {
@@ -96,19 +96,4 @@ fn size_of(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| entries.flatten().map(|e| size_of(&e.path())).sum())
         .unwrap_or(0)
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

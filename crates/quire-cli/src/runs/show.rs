@@ -7,7 +7,7 @@ use quire_store::{FailureKind, JobState, RunState, Store};
 
 use crate::runs::cli::ShowArgs;
 use crate::runs::json;
-use crate::runs::text::{Output, duration, emit, rfc3339};
+use crate::runs::text::{Output, duration, emit, human_bytes, rfc3339};
 
 pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
@@ -113,7 +113,28 @@ fn render(detail: &RunDetail, out: &Output) -> String {
         }
     }
     let _ = write!(text, "\n{}\n", table.trim_fmt());
+    if !detail.artifacts.is_empty() {
+        let mut table = out.table(&["JOB", "ARTIFACT", "SIZE"]);
+        for artifact in &detail.artifacts {
+            table.add_row(vec![
+                Cell::new(&artifact.job),
+                Cell::new(flat_path(&artifact.path)),
+                Cell::new(human_bytes(artifact.size)),
+            ]);
+        }
+        let _ = write!(
+            text,
+            "\n{}\n(download them with `quire-runs download {}`)\n",
+            table.trim_fmt(),
+            run.id
+        );
+    }
     text
+}
+
+/// A kept file's path on one line (a file name may hold a newline).
+fn flat_path(path: &str) -> String {
+    path.replace(['\n', '\r'], "?")
 }
 
 /// The job and step an active run is executing.

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use quire_model::JobState;
 
+use super::schedule::Reporter;
 use super::spawn::Programs;
 use super::stop::Stop;
 use super::{ExecError, Executor, RunScope, env, step};
-use crate::events::EventSink;
 use crate::pipeline::Job;
 
 /// A job while it runs: what each of its steps shares.
@@ -25,13 +25,22 @@ pub(super) struct RunningJob<'a> {
     pub(super) deadline: Option<Instant>,
 }
 
-/// Run `job`'s steps; how it ended, and the exit code of its last step.
+/// How a job's steps ended.
+pub(super) struct JobEnd {
+    pub(super) state: JobState,
+    /// The exit code of its last step.
+    pub(super) exit_code: Option<i64>,
+    /// The log of the last step that ran.
+    pub(super) last_log: PathBuf,
+}
+
+/// Run `job`'s steps until one fails, is timed out or is cancelled.
 pub(super) fn run(
     exec: &Executor,
     scope: &RunScope<'_>,
     job: &Job,
-    sink: &mut dyn EventSink,
-) -> Result<(JobState, Option<i64>), ExecError> {
+    reporter: &Reporter<'_>,
+) -> Result<JobEnd, ExecError> {
     let log_dir = scope.ctx.logs_dir.join(&job.id);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -49,14 +58,26 @@ pub(super) fn run(
         deadline: job.timeout.map(|t| Instant::now() + t),
     };
     let mut programs = Programs::on(running.env.get("PATH").map_or("", String::as_str));
-    for (n, step) in job.steps.iter().enumerate() {
-        let seq = n as i64 + 1;
-        let end = step::run(exec, &running, seq, step, programs.of(step), sink)?;
-        match end.stop {
-            Stop::Exited if end.code == 0 => {}
-            Stop::Exited | Stop::Deadline => return Ok((JobState::Failed, Some(end.code))),
-            Stop::Cancelled => return Ok((JobState::Aborted, Some(end.code))),
+    let mut seq = 0;
+    for step in &job.steps {
+        seq += 1;
+        let end = step::run(exec, &running, seq, step, programs.of(step), reporter)?;
+        let state = match end.stop {
+            Stop::Exited if end.code == 0 => continue,
+            Stop::Exited | Stop::Deadline => JobState::Failed,
+            Stop::Cancelled => JobState::Aborted,
+        };
+        return Ok(running.end(state, Some(end.code), seq));
+    }
+    Ok(running.end(JobState::Complete, Some(0), seq))
+}
+
+impl RunningJob<'_> {
+    fn end(&self, state: JobState, exit_code: Option<i64>, seq: i64) -> JobEnd {
+        JobEnd {
+            state,
+            exit_code,
+            last_log: self.log_dir.join(format!("{seq}.log")),
         }
     }
-    Ok((JobState::Complete, Some(0)))
 }

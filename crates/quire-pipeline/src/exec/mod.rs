@@ -1,17 +1,22 @@
-//! The executor: runs a pipeline's jobs in dependency order, each step a
-//! local child process in its own process group, streaming output into CRI
-//! log files and reporting events. Steps can later run elsewhere (a
-//! container, a cluster job) behind the same [`Executor::run`] contract.
+//! The executor: runs a pipeline's jobs in dependency order, several at
+//! once, each step a local child process in its own process group,
+//! streaming output into CRI log files and reporting events. Steps can later
+//! run elsewhere (a container, a cluster job) behind the same
+//! [`Executor::run`] contract.
 //!
-//! This file decides which jobs run and how the run ends; `job` runs one
-//! job's steps, `step` one step from its start to reaping it, with the
-//! environment from `env`, the process from `spawn`, its output copied by
-//! `pump`, stopped on cancel or deadline by `stop`, and whatever it leaves
-//! running ended by `sweep`.
+//! This file decides whether a job runs and how the run ends; `schedule`
+//! when each job starts, on a thread of its own, and carries what the job
+//! threads report to the sink; `job` runs one job's steps, `step` one step
+//! from its start to reaping it, with the environment from `env`, the
+//! process from `spawn`, its output copied by `pump`, stopped on cancel or
+//! deadline by `stop`, and whatever it leaves running ended by `sweep`;
+//! `artifacts` keeps the files a job declares once it has ended.
 
+mod artifacts;
 mod env;
 mod job;
 mod pump;
+mod schedule;
 mod spawn;
 mod step;
 mod stop;
@@ -32,6 +37,8 @@ use crate::log::Redactor;
 use crate::pipeline::{Job, Pipeline};
 use crate::plan::RefKind;
 
+pub use artifacts::{CopyError, copy_hashed};
+
 /// What the executor needs to know about the run.
 #[derive(Debug, Clone)]
 pub struct RunContext {
@@ -51,8 +58,16 @@ pub struct RunContext {
     pub secrets: Vec<(String, String)>,
 }
 
-/// A request, from any thread, to stop the run: the running step's process
-/// group is terminated and the run ends as cancelled.
+impl RunContext {
+    /// `artifacts/`, beside `logs/` in the run's directory: each job's kept
+    /// files go to `<job>/<path>` under it.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.logs_dir.with_file_name("artifacts")
+    }
+}
+
+/// A request, from any thread, to stop the run: every running step's
+/// process group is terminated and the run ends as cancelled.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel(Arc<AtomicBool>);
 
@@ -100,8 +115,12 @@ pub struct Executor {
     pub grace: Duration,
     /// Log lines longer than this are written as partial chunks.
     pub max_line: usize,
-    /// How often a running step checks for cancellation and its deadline.
+    /// How often a running step checks for cancellation and its deadline,
+    /// and how often the sink is flushed while jobs run.
     pub tick: Duration,
+    /// How many jobs may run at once (0 counts as 1). Among the jobs whose
+    /// inputs are done, those first in the plan start first.
+    pub max_parallel_jobs: usize,
 }
 
 impl Default for Executor {
@@ -110,21 +129,51 @@ impl Default for Executor {
             grace: Duration::from_secs(1),
             max_line: 16 * 1024,
             tick: Duration::from_millis(50),
+            max_parallel_jobs: default_parallel_jobs(),
         }
     }
 }
 
-/// What every job of one run shares.
+/// As many jobs at once as the machine has CPUs (1 if that is unknown).
+fn default_parallel_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What every job of one run shares, across the threads its jobs run on.
 struct RunScope<'a> {
     ctx: &'a RunContext,
+    target: RefKind,
     /// The variables every step starts from, later entries winning.
     env: Vec<(String, String)>,
     redactor: Redactor,
+    halt: Halt<'a>,
+}
+
+/// Why the running steps must stop: a cancel from outside, or the executor
+/// giving up on the run (its sink failed, or a job hit an error of quire's
+/// own).
+struct Halt<'a> {
     cancel: &'a Cancel,
+    given_up: AtomicBool,
+}
+
+impl Halt<'_> {
+    fn is_set(&self) -> bool {
+        self.cancel.is_cancelled() || self.given_up()
+    }
+
+    fn given_up(&self) -> bool {
+        self.given_up.load(Ordering::SeqCst)
+    }
+
+    fn give_up(&self) {
+        self.given_up.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Executor {
-    /// Run every job of `pipeline` for the ref in `ctx`, in dependency order.
+    /// Run every job of `pipeline` for the ref in `ctx`: each once the jobs
+    /// it needs have ended, up to `max_parallel_jobs` at once.
     pub fn run(
         &self,
         pipeline: &Pipeline,
@@ -144,66 +193,35 @@ impl Executor {
         let scope = RunScope {
             ctx,
             env: env::for_run(pipeline, ctx, &target),
+            target,
             redactor: Redactor::new(ctx.secrets.iter().map(|(_, v)| v.as_str())),
-            cancel,
+            halt: Halt {
+                cancel,
+                given_up: AtomicBool::new(false),
+            },
         };
-        let mut ended: Vec<Option<JobState>> = vec![None; pipeline.jobs.len()];
-        for &i in &order {
-            let job = &pipeline.jobs[i];
-            let skip = if cancel.is_cancelled() {
-                Some("run cancelled".to_string())
-            } else if !job.runs_on(&target) {
-                Some(format!("when does not match {}", ctx.ref_name))
-            } else {
-                blocked_by(pipeline, job, &ended)
-            };
-            ended[i] = Some(match skip {
-                Some(reason) => skip_job(job, reason, sink)?,
-                None => self.start_job(&scope, job, sink)?,
-            });
-        }
+        let ended = schedule::run(self, pipeline, &scope, order, sink)?;
         finish(pipeline, &ended, cancel, sink)
-    }
-
-    fn start_job(
-        &self,
-        scope: &RunScope<'_>,
-        job: &Job,
-        sink: &mut dyn EventSink,
-    ) -> Result<JobState, ExecError> {
-        emit(
-            sink,
-            Event::JobStarted {
-                at_ms: now_ms(),
-                job: job.id.clone(),
-            },
-        )?;
-        let outcome = job::run(self, scope, job, sink);
-        sweep::after_job(&scope.ctx.run_id);
-        let (state, exit_code) = outcome?;
-        emit(
-            sink,
-            Event::JobFinished {
-                at_ms: now_ms(),
-                job: job.id.clone(),
-                state,
-                exit_code,
-            },
-        )?;
-        Ok(state)
     }
 }
 
-fn skip_job(job: &Job, reason: String, sink: &mut dyn EventSink) -> Result<JobState, ExecError> {
-    emit(
-        sink,
-        Event::JobSkipped {
-            at_ms: now_ms(),
-            job: job.id.clone(),
-            reason,
-        },
-    )?;
-    Ok(JobState::Skipped)
+impl RunScope<'_> {
+    /// Why `job`, whose inputs have all ended, does not run: the run was
+    /// cancelled, its `when` does not match, or a job it needs did not pass.
+    fn skip_reason(
+        &self,
+        pipeline: &Pipeline,
+        job: &Job,
+        ended: &[Option<JobState>],
+    ) -> Option<String> {
+        if self.halt.cancel.is_cancelled() {
+            Some("run cancelled".to_string())
+        } else if !job.runs_on(&self.target) {
+            Some(format!("when does not match {}", self.ctx.ref_name))
+        } else {
+            blocked_by(pipeline, job, ended)
+        }
+    }
 }
 
 /// Why `job` cannot run: a job it needs failed (without allow_failure), was

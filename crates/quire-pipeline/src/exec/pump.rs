@@ -1,13 +1,12 @@
 //! Watching a running step until it is done: its stdout and stderr copied
-//! into its CRI log as they arrive, its exit noticed without reaping it, the
-//! sink flushed every tick, and on each tick the [`Stopper`] and the
-//! [`Leftovers`] given their turn.
+//! into its CRI log as they arrive, its exit noticed without reaping it, and
+//! on each tick the [`Stopper`] and the [`Leftovers`] given their turn.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, pidfd_open, waitid};
@@ -16,43 +15,27 @@ use super::Executor;
 use super::job::RunningJob;
 use super::stop::{Stop, Stopper};
 use super::sweep::{self, Leftovers};
-use crate::events::EventSink;
 use crate::log::{CriLog, Lines, Redactor, Stream};
-
-/// What failed while a step ran: its log, or the run's events.
-pub(super) enum PumpError {
-    /// Reading the step's output or writing its log.
-    Log(io::Error),
-    /// Flushing the run's events.
-    Events(io::Error),
-}
 
 /// Copy `child`'s output into `log` until both pipes have closed and the
 /// process has exited (it is not reaped here, so its process group id stays
-/// reserved for the signals sent to it); says why it ended.
+/// reserved for the signals sent to it); says why it ended. An error is
+/// reading the step's output or writing its log.
 pub(super) fn pump(
     exec: &Executor,
     running: &RunningJob<'_>,
     child: &mut Child,
     log: &mut CriLog,
-    sink: &mut dyn EventSink,
-) -> Result<Stop, PumpError> {
+) -> io::Result<Stop> {
     let pid = Pid::from_child(child);
     let mut output = Output::take(child, exec.max_line, &running.scope.redactor);
     let mut exit = ExitWatch::new(pid);
-    let mut stopper = Stopper::new(running.scope.cancel, running.deadline, exec.grace);
-    let mut leftovers = Leftovers::new(&running.scope.ctx.run_id, exec.grace);
+    let mut stopper = Stopper::new(&running.scope.halt, running.deadline, exec.grace);
+    let mut leftovers = Leftovers::new(&running.scope.ctx.run_id, &running.job.id, exec.grace);
     let tick = exec.tick.max(Duration::from_millis(1));
-    let mut last_flush = Instant::now();
     while output.is_open() || !exit.exited {
-        let ready = wait(&output, &exit, tick).map_err(PumpError::Log)?;
-        // A quiet tick, or a tick's worth of chatter: either way the sink
-        // gets its chance to write out what it batched.
-        if last_flush.elapsed() >= tick {
-            last_flush = Instant::now();
-            sink.flush().map_err(PumpError::Events)?;
-        }
-        output.copy(ready.pipes, log).map_err(PumpError::Log)?;
+        let ready = wait(&output, &exit, tick)?;
+        output.copy(ready.pipes, log)?;
         exit.check(ready.exit);
         stopper.tick(pid);
         // Exited and drained, yet something it started holds the pipes.

@@ -7,10 +7,10 @@ use quire_model::clock::now_ms;
 use quire_model::events::Event;
 
 use super::job::RunningJob;
-use super::pump::{PumpError, pump};
+use super::pump::pump;
+use super::schedule::Reporter;
 use super::stop::Stop;
-use super::{ExecError, Executor, emit, events_error, spawn, sweep};
-use crate::events::EventSink;
+use super::{ExecError, Executor, spawn, sweep};
 use crate::log::{CriLog, Stream};
 use crate::pipeline::Step;
 
@@ -30,7 +30,7 @@ pub(super) fn run(
     seq: i64,
     step: &Step,
     program: &Path,
-    sink: &mut dyn EventSink,
+    reporter: &Reporter<'_>,
 ) -> Result<StepEnd, ExecError> {
     let log_path = running.log_dir.join(format!("{seq}.log"));
     let log_error = |source| ExecError::Write {
@@ -45,7 +45,7 @@ pub(super) fn run(
         seq,
         cmd: running.scope.redactor.apply_str(&step.display()),
     };
-    if let Err(e) = emit(sink, started) {
+    if let Err(e) = reporter.emit(started) {
         // Nobody would watch this step: end it before giving up.
         if let Ok(mut child) = spawned {
             let _ = sweep::end_step(&mut child);
@@ -54,13 +54,10 @@ pub(super) fn run(
     }
     let end = match spawned {
         Ok(mut child) => {
-            let pumped = pump(exec, running, &mut child, &mut log, sink);
+            let pumped = pump(exec, running, &mut child, &mut log);
             // Whatever happened, nothing of the step outlives it.
             let status = sweep::end_step(&mut child);
-            let stop = pumped.map_err(|e| match e {
-                PumpError::Log(source) => log_error(source),
-                PumpError::Events(source) => events_error(source),
-            })?;
+            let stop = pumped.map_err(log_error)?;
             let status = status.map_err(|source| ExecError::Process {
                 job: running.job.id.clone(),
                 source,
@@ -91,14 +88,11 @@ pub(super) fn run(
         }
     };
     log.flush().map_err(log_error)?;
-    emit(
-        sink,
-        Event::StepFinished {
-            at_ms: now_ms(),
-            job: running.job.id.clone(),
-            seq,
-            exit_code: end.code,
-        },
-    )?;
+    reporter.emit(Event::StepFinished {
+        at_ms: now_ms(),
+        job: running.job.id.clone(),
+        seq,
+        exit_code: end.code,
+    })?;
     Ok(end)
 }

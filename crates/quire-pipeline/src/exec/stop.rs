@@ -1,12 +1,12 @@
-//! Stopping a running step when its run is cancelled or its job's timeout
-//! runs out: SIGTERM to its process group, then SIGKILL once the grace has
-//! passed.
+//! Stopping a running step when its run is cancelled (or the executor gives
+//! up on it) or its job's timeout runs out: SIGTERM to its process group,
+//! then SIGKILL once the grace has passed.
 
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
-use super::Cancel;
+use super::Halt;
 
 /// Why a step's process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +15,7 @@ pub(super) enum Stop {
     Exited,
     /// Terminated: its job's timeout ran out.
     Deadline,
-    /// Terminated: the run was cancelled.
+    /// Terminated: the run was cancelled, or the executor gave up on it.
     Cancelled,
 }
 
@@ -33,7 +33,7 @@ impl Stop {
 /// Watches for the reasons to stop one running step, and escalates once
 /// one has come.
 pub(super) struct Stopper<'a> {
-    cancel: &'a Cancel,
+    halt: &'a Halt<'a>,
     deadline: Option<Instant>,
     grace: Duration,
     reason: Stop,
@@ -41,9 +41,9 @@ pub(super) struct Stopper<'a> {
 }
 
 impl<'a> Stopper<'a> {
-    pub(super) fn new(cancel: &'a Cancel, deadline: Option<Instant>, grace: Duration) -> Self {
+    pub(super) fn new(halt: &'a Halt<'a>, deadline: Option<Instant>, grace: Duration) -> Self {
         Stopper {
-            cancel,
+            halt,
             deadline,
             grace,
             reason: Stop::Exited,
@@ -56,7 +56,7 @@ impl<'a> Stopper<'a> {
     pub(super) fn tick(&mut self, pid: Pid) {
         match self.terminated_at {
             None => {
-                if self.cancel.is_cancelled() {
+                if self.halt.is_set() {
                     self.reason = Stop::Cancelled;
                 } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
                     self.reason = Stop::Deadline;

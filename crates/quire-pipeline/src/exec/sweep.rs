@@ -1,7 +1,9 @@
 //! Ending what a step leaves running: its process group when it ends, then
 //! whatever still holds its output after it exited (in its group, or
-//! escaped from it with setsid but carrying the run's id), and at the end of
-//! each job everything that carries the run's id.
+//! escaped from it with setsid but carrying the run's id), at the end of
+//! each job everything that carries the run's id and the job's, and
+//! whenever no job of the run is running, everything that carries the
+//! run's id.
 
 use std::io;
 use std::process::{Child, ExitStatus};
@@ -18,8 +20,14 @@ pub(super) fn end_step(child: &mut Child) -> io::Result<ExitStatus> {
 }
 
 /// Whatever a job's steps started and left behind, even a daemon that left
-/// the step's process group, ends with its job.
-pub(super) fn after_job(run_id: &str) {
+/// the step's process group, ends with its job; the jobs running beside it
+/// keep theirs.
+pub(super) fn after_job(run_id: &str, job: &str) {
+    crate::processes::kill_job(run_id, job);
+}
+
+/// Once no job of the run is running, nothing of the run may be left.
+pub(super) fn while_idle(run_id: &str) {
     crate::processes::kill(run_id);
 }
 
@@ -27,6 +35,7 @@ pub(super) fn after_job(run_id: &str) {
 /// and its output was drained: ended in stages, a grace apart.
 pub(super) struct Leftovers<'a> {
     run_id: &'a str,
+    job: &'a str,
     grace: Duration,
     stage: Stage,
 }
@@ -47,9 +56,10 @@ pub(super) enum Pipes {
 }
 
 impl<'a> Leftovers<'a> {
-    pub(super) fn new(run_id: &'a str, grace: Duration) -> Self {
+    pub(super) fn new(run_id: &'a str, job: &'a str, grace: Duration) -> Self {
         Leftovers {
             run_id,
+            job,
             grace,
             stage: Stage::Untouched,
         }
@@ -57,8 +67,8 @@ impl<'a> Leftovers<'a> {
 
     /// Called on each quiet tick while the exited step's pipes stay open:
     /// first its process group (led by `pid`, not yet reaped) is killed;
-    /// a grace later, everything carrying the run's id; a grace after that,
-    /// the pipes are given up.
+    /// a grace later, everything carrying the run's id and the job's; a
+    /// grace after that, the pipes are given up.
     pub(super) fn sweep(&mut self, pid: Pid) -> Pipes {
         match self.stage {
             Stage::Untouched => {
@@ -66,7 +76,7 @@ impl<'a> Leftovers<'a> {
                 self.stage = Stage::GroupKilled(Instant::now());
             }
             Stage::GroupKilled(at) if at.elapsed() >= self.grace => {
-                crate::processes::kill(self.run_id);
+                crate::processes::kill_job(self.run_id, self.job);
                 self.stage = Stage::EscapeesKilled(Instant::now());
             }
             Stage::EscapeesKilled(at) if at.elapsed() >= self.grace => return Pipes::Abandon,

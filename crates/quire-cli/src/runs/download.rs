@@ -1,0 +1,138 @@
+//! download: a run's kept artifacts, written as `DIR/<job>/<path>`, each
+//! checked against the size and SHA-256 the store recorded when it was
+//! kept. An existing file is never overwritten: every target is checked
+//! before anything is written, and each file is put in place with a link
+//! that fails if the name was taken meanwhile.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+use quire_model::Artifact;
+use quire_pipeline::exec::{CopyError, copy_hashed};
+use quire_store::{Error, Store};
+
+use crate::error::CommandError;
+use crate::runs::cli::DownloadArgs;
+use crate::runs::text::human_bytes;
+
+pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> {
+    let run = store.resolve_run(&args.run)?;
+    let mut artifacts = store.artifacts(&run.id)?;
+    if let Some(job) = &args.job {
+        let detail = store.run_detail(&run.id)?;
+        if !detail.jobs.iter().any(|j| j.job.id == *job) {
+            return Err(Error::UnknownJob {
+                run: run.id.clone(),
+                job: job.clone(),
+            });
+        }
+        artifacts.retain(|a| a.job == *job);
+    }
+    if artifacts.is_empty() {
+        match &args.job {
+            Some(job) => eprintln!("job {job} of run {} kept no artifacts", run.id),
+            None => eprintln!("run {} kept no artifacts", run.id),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let source_dir = store.home().run_dir(&run.id).join("artifacts");
+    let mut plan = Vec::with_capacity(artifacts.len());
+    for artifact in &artifacts {
+        let Some(rel) = relative(artifact) else {
+            return Ok(refuse(format!(
+                "the store records artifact {:?} of job {}, which is not a path inside a directory; nothing was written",
+                artifact.path, artifact.job
+            )));
+        };
+        let target = args.dir.join(&rel);
+        if fs::symlink_metadata(&target).is_ok() {
+            return Ok(CommandError {
+                message: format!(
+                    "{} already exists; refusing to overwrite it, nothing was written",
+                    target.display()
+                ),
+                hint: Some("remove it, or download into another directory with --dir".to_string()),
+            }
+            .report("quire-runs"));
+        }
+        plan.push((artifact, source_dir.join(&rel), target));
+    }
+    let mut total = 0;
+    for (artifact, source, target) in &plan {
+        if let Err(message) = put(artifact, source, target) {
+            return Ok(refuse(message));
+        }
+        total += artifact.size;
+        println!("{}  ({})", target.display(), human_bytes(artifact.size));
+    }
+    println!(
+        "downloaded {} {} ({}) of run {} into {}",
+        plan.len(),
+        if plan.len() == 1 { "file" } else { "files" },
+        human_bytes(total),
+        run.id,
+        args.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn refuse(message: String) -> ExitCode {
+    CommandError::new(message).report("quire-runs")
+}
+
+/// `<job>/<path>`, if the recorded path stays inside the job's directory.
+fn relative(artifact: &Artifact) -> Option<PathBuf> {
+    let rel = Path::new(&artifact.job).join(&artifact.path);
+    let inside = !artifact.job.contains('/')
+        && rel.components().all(|c| matches!(c, Component::Normal(_)))
+        && rel.components().count() >= 2;
+    inside.then_some(rel)
+}
+
+/// Copy `source` to a temporary name beside `target`, check its size and
+/// hash, and only then link it in under `target`.
+fn put(artifact: &Artifact, source: &Path, target: &Path) -> Result<(), String> {
+    let shown = format!("{}/{}", artifact.job, artifact.path);
+    let parent = target.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let partial = parent.join(format!(
+        ".{}.quire-download",
+        target.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let written = copy(source, &partial);
+    let (size, sha256) = match written {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = fs::remove_file(&partial);
+            return Err(format!(
+                "cannot copy artifact {shown} from {}: {e}",
+                source.display()
+            ));
+        }
+    };
+    if size != artifact.size || sha256 != artifact.sha256 {
+        let _ = fs::remove_file(&partial);
+        return Err(format!(
+            "artifact {shown} does not match what was kept ({size} bytes, sha256 {sha256}; the store recorded {} bytes, sha256 {}); it was not written",
+            artifact.size, artifact.sha256
+        ));
+    }
+    let linked = fs::hard_link(&partial, target);
+    let _ = fs::remove_file(&partial);
+    linked.map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => format!(
+            "{} already exists; refusing to overwrite it",
+            target.display()
+        ),
+        _ => format!("cannot write {}: {e}", target.display()),
+    })
+}
+
+/// Stream `from` into a new file `to`; its size and SHA-256.
+fn copy(from: &Path, to: &Path) -> io::Result<(u64, String)> {
+    let mut source = File::open(from)?;
+    let mut out = OpenOptions::new().write(true).create_new(true).open(to)?;
+    copy_hashed(&mut source, &mut out).map_err(|(CopyError::Read(e) | CopyError::Write(e))| e)
+}

@@ -1,0 +1,265 @@
+//! When each job starts: once every job it needs has ended, in plan order,
+//! up to `max_parallel_jobs` at once, each on a scoped thread of its own.
+//! The thread that called [`Executor::run`] keeps the sink: job threads send
+//! their events to it through one channel, so each event is written whole,
+//! and each job's events arrive in the order the job sent them.
+
+use std::any::Any;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::{self, Scope};
+use std::time::{Duration, Instant};
+
+use quire_model::JobState;
+use quire_model::clock::now_ms;
+use quire_model::events::Event;
+
+use super::{ExecError, Executor, Halt, RunScope, artifacts, emit, events_error, job, sweep};
+use crate::events::EventSink;
+use crate::pipeline::Pipeline;
+
+/// How a job's thread ended it: the job's state and last exit code, an
+/// error of quire's own, or a panic.
+type Outcome = thread::Result<Result<(JobState, Option<i64>), ExecError>>;
+
+/// What a job's thread tells the thread that owns the sink.
+enum Report {
+    Event(Event),
+    /// The job's thread is done, and what it left running is ended.
+    Ended {
+        index: usize,
+        outcome: Outcome,
+    },
+}
+
+/// A job thread's end of the channel to the sink.
+pub(super) struct Reporter<'a> {
+    tx: Sender<Report>,
+    halt: &'a Halt<'a>,
+}
+
+impl Reporter<'_> {
+    /// Hand `event` to the sink's thread. Fails once the executor has given
+    /// up on the run, so the job stops where it is; the run's error is the
+    /// one that made the executor give up.
+    pub(super) fn emit(&self, event: Event) -> Result<(), ExecError> {
+        if self.halt.given_up() || self.tx.send(Report::Event(event)).is_err() {
+            return Err(events_error(io::Error::other(
+                "the executor gave up on the run",
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why the executor gave up on the run; it returns (or resumes) it once
+/// every running job has stopped.
+enum Failure {
+    Error(ExecError),
+    Panic(Box<dyn Any + Send>),
+}
+
+/// The run's jobs while they run.
+struct Schedule<'a> {
+    exec: &'a Executor,
+    pipeline: &'a Pipeline,
+    scope: &'a RunScope<'a>,
+    order: Vec<usize>,
+    /// Started or skipped.
+    handled: Vec<bool>,
+    ended: Vec<Option<JobState>>,
+    running: usize,
+    failure: Option<Failure>,
+}
+
+/// Run the jobs of `pipeline` in `order`; how each ended (`None` for a job
+/// the run never reached because the executor gave up).
+pub(super) fn run<'a>(
+    exec: &'a Executor,
+    pipeline: &'a Pipeline,
+    scope: &'a RunScope<'a>,
+    order: Vec<usize>,
+    sink: &mut dyn EventSink,
+) -> Result<Vec<Option<JobState>>, ExecError> {
+    let mut schedule = Schedule {
+        exec,
+        pipeline,
+        scope,
+        order,
+        handled: vec![false; pipeline.jobs.len()],
+        ended: vec![None; pipeline.jobs.len()],
+        running: 0,
+        failure: None,
+    };
+    let tick = exec.tick.max(Duration::from_millis(1));
+    let (tx, rx) = mpsc::channel();
+    thread::scope(|threads| {
+        let mut last_flush = Instant::now();
+        loop {
+            if schedule.failure.is_none()
+                && let Err(e) = schedule.start_ready(threads, &tx, sink)
+            {
+                schedule.give_up(Failure::Error(e));
+            }
+            if schedule.running == 0 {
+                break;
+            }
+            match rx.recv_timeout(tick.saturating_sub(last_flush.elapsed())) {
+                Ok(report) => schedule.take(report, sink),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => unreachable!("the schedule holds a sender"),
+            }
+            // A quiet tick, or a tick's worth of chatter: either way the
+            // sink gets its chance to write out what it batched.
+            if last_flush.elapsed() >= tick {
+                last_flush = Instant::now();
+                if schedule.failure.is_none()
+                    && let Err(e) = sink.flush()
+                {
+                    schedule.give_up(Failure::Error(events_error(e)));
+                }
+            }
+        }
+    });
+    match schedule.failure {
+        None => Ok(schedule.ended),
+        Some(Failure::Error(e)) => Err(e),
+        Some(Failure::Panic(payload)) => panic::resume_unwind(payload),
+    }
+}
+
+impl<'a> Schedule<'a> {
+    /// Walk the plan while a slot is free: skip each job whose inputs have
+    /// ended and that must not run, start each that may. The plan puts every
+    /// job after those it needs, so one walk sees the effect of its skips.
+    fn start_ready<'scope>(
+        &mut self,
+        threads: &'scope Scope<'scope, '_>,
+        tx: &Sender<Report>,
+        sink: &mut dyn EventSink,
+    ) -> Result<(), ExecError>
+    where
+        'a: 'scope,
+    {
+        for k in 0..self.order.len() {
+            if self.running >= self.exec.max_parallel_jobs.max(1) {
+                break;
+            }
+            let index = self.order[k];
+            let job = &self.pipeline.jobs[index];
+            if self.handled[index] || job.needs().any(|need| self.ended[need].is_none()) {
+                continue;
+            }
+            self.handled[index] = true;
+            match self.scope.skip_reason(self.pipeline, job, &self.ended) {
+                Some(reason) => {
+                    emit(
+                        sink,
+                        Event::JobSkipped {
+                            at_ms: now_ms(),
+                            job: job.id.clone(),
+                            reason,
+                        },
+                    )?;
+                    self.ended[index] = Some(JobState::Skipped);
+                }
+                None => self.start(index, threads, tx, sink)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Report the job started and run it on a thread of its own.
+    fn start<'scope>(
+        &mut self,
+        index: usize,
+        threads: &'scope Scope<'scope, '_>,
+        tx: &Sender<Report>,
+        sink: &mut dyn EventSink,
+    ) -> Result<(), ExecError>
+    where
+        'a: 'scope,
+    {
+        let (exec, scope, job) = (self.exec, self.scope, &self.pipeline.jobs[index]);
+        emit(
+            sink,
+            Event::JobStarted {
+                at_ms: now_ms(),
+                job: job.id.clone(),
+            },
+        )?;
+        let reporter = Reporter {
+            tx: tx.clone(),
+            halt: &scope.halt,
+        };
+        thread::Builder::new()
+            .name(format!("job {}", job.id))
+            .spawn_scoped(threads, move || {
+                let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                    let outcome = job::run(exec, scope, job, &reporter);
+                    sweep::after_job(&scope.ctx.run_id, &job.id);
+                    let end = outcome?;
+                    // Nothing of the job runs any more: keep what it made,
+                    // also when it failed (its reports), not when it was
+                    // cut short by a cancel.
+                    if end.state != JobState::Aborted {
+                        artifacts::keep(scope, job, &end.last_log, &reporter)?;
+                    }
+                    Ok((end.state, end.exit_code))
+                }));
+                let _ = reporter.tx.send(Report::Ended { index, outcome });
+            })
+            .map_err(|source| ExecError::Process {
+                job: job.id.clone(),
+                source,
+            })?;
+        self.running += 1;
+        Ok(())
+    }
+
+    /// Write a job's event, or record how the job ended.
+    fn take(&mut self, report: Report, sink: &mut dyn EventSink) {
+        let (index, outcome) = match report {
+            Report::Event(event) => {
+                if self.failure.is_none()
+                    && let Err(e) = emit(sink, event)
+                {
+                    self.give_up(Failure::Error(e));
+                }
+                return;
+            }
+            Report::Ended { index, outcome } => (index, outcome),
+        };
+        self.running -= 1;
+        if self.running == 0 {
+            sweep::while_idle(&self.scope.ctx.run_id);
+        }
+        let (state, exit_code) = match outcome {
+            Ok(Ok(ended)) => ended,
+            Ok(Err(e)) => return self.give_up(Failure::Error(e)),
+            Err(payload) => return self.give_up(Failure::Panic(payload)),
+        };
+        self.ended[index] = Some(state);
+        if self.failure.is_none() {
+            let finished = Event::JobFinished {
+                at_ms: now_ms(),
+                job: self.pipeline.jobs[index].id.clone(),
+                state,
+                exit_code,
+            };
+            if let Err(e) = emit(sink, finished) {
+                self.give_up(Failure::Error(e));
+            }
+        }
+    }
+
+    /// Stop every running job; the first error (a panic over any) is what
+    /// the run ends with.
+    fn give_up(&mut self, failure: Failure) {
+        self.scope.halt.give_up();
+        if self.failure.is_none() || matches!(failure, Failure::Panic(_)) {
+            self.failure = Some(failure);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! A step's workspace is a git checkout of the pushed commit: `.git` with
+//! HEAD detached at it, the repository's branches and tags, a clean status,
+//! and the repository's objects borrowed through alternates, never copied.
+
+use quire_store::RunState;
+
+use crate::util::{Env, git};
+
+/// The CRI log lines' text, one per line.
+fn output(env: &Env, run: &str) -> String {
+    let out = env.runs(&["logs", run]).assert().success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
+#[test]
+fn a_step_sees_a_git_checkout_with_tags_branches_and_shared_objects() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(&[("README.md", "hello\n")], "first");
+    git(&repo.work, &["tag", "-a", "v1.0", "-m", "release 1.0"]);
+    git(&repo.work, &["branch", "dev"]);
+    git(
+        &repo.work,
+        &[
+            "push", "--quiet", "-o", "ci.skip", "origin", "main", "dev", "v1.0",
+        ],
+    );
+    let pipeline = r#"[jobs.look]
+inputs = ["quire/push"]
+sh = [
+  "echo describe=$(git describe --tags)",
+  "echo head=$(git rev-parse HEAD)",
+  "echo symbolic=$(git symbolic-ref -q HEAD || echo detached)",
+  "echo status=[$(git status --porcelain)]",
+  "echo log=$(git log --oneline -1)",
+  "echo main=$(git rev-parse main) origin-main=$(git rev-parse origin/main) dev=$(git rev-parse origin/dev)",
+  "echo alternates=$(cat .git/objects/info/alternates)",
+  "echo objects=[$(find .git/objects -type f ! -name alternates)]",
+]
+"#;
+    let run = repo.push_and_wait(pipeline);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let sha = run.sha.clone();
+    let dev = git(&repo.work, &["rev-parse", "dev"]);
+    let short = git(&repo.work, &["rev-parse", "--short", &sha]);
+    let objects = repo.bare.join("objects").canonicalize().unwrap();
+    let out = output(&env, &run.id);
+    for want in [
+        format!("describe=v1.0-1-g{short}"),
+        format!("head={sha}"),
+        "symbolic=detached".to_string(),
+        "status=[]".to_string(),
+        format!("log={short} pipeline"),
+        format!("main={sha} origin-main={sha} dev={dev}"),
+        format!("alternates={}", objects.display()),
+        "objects=[]".to_string(),
+    ] {
+        assert!(out.contains(&want), "{want:?} not in:\n{out}");
+    }
+}
+
+#[test]
+fn a_tree_of_two_thousand_files_checks_out_completely() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    for i in 0..2000 {
+        let file = repo.work.join(format!("d{}/f{i}.txt", i % 40));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, format!("file {i}\n")).unwrap();
+    }
+    git(&repo.work, &["add", "."]);
+    let pipeline = "[jobs.count]\ninputs = [\"quire/push\"]\nsh = [\
+        \"echo files=$(find . -path ./.git -prune -o -type f -print | wc -l)\", \
+        \"echo f1999=$(cat d39/f1999.txt)\", \
+        \"echo status=[$(git status --porcelain)]\"]\n";
+    let run = repo.push_and_wait(pipeline);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let out = output(&env, &run.id);
+    // The 2,000 files and .quire/ci.toml.
+    for want in ["files=2001", "f1999=file 1999", "status=[]"] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+}
