@@ -326,11 +326,11 @@ pub(crate) fn step_started_in(
     if job_state(tx, run_id, job_id)?.is_terminal() {
         return Ok(());
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR IGNORE INTO sh_events (run_id, job_id, seq, cmd, started_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![run_id, job_id, seq, cmd, at],
-    )?;
+    )?
+    .execute(params![run_id, job_id, seq, cmd, at])?;
     Ok(())
 }
 
@@ -342,11 +342,11 @@ pub(crate) fn step_finished_in(
     exit_code: i64,
     at: i64,
 ) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE sh_events SET exit_code = ?1, finished_at_ms = MAX(?2, started_at_ms)
          WHERE run_id = ?3 AND job_id = ?4 AND seq = ?5 AND exit_code IS NULL",
-        params![exit_code, at, run_id, job_id, seq],
-    )?;
+    )?
+    .execute(params![exit_code, at, run_id, job_id, seq])?;
     Ok(())
 }
 
@@ -392,11 +392,10 @@ fn load_run(tx: &Connection, run_id: &str) -> Result<Run> {
 }
 
 pub(crate) fn run_state(tx: &Connection, run_id: &str) -> Result<RunState> {
-    tx.query_row("SELECT state FROM runs WHERE id = ?1", [run_id], |row| {
-        row.text(0)
-    })
-    .optional()?
-    .ok_or_else(|| Error::UnknownRun(run_id.to_string()))
+    tx.prepare_cached("SELECT state FROM runs WHERE id = ?1")?
+        .query_row([run_id], |row| row.text(0))
+        .optional()?
+        .ok_or_else(|| Error::UnknownRun(run_id.to_string()))
 }
 
 pub(crate) fn require_active(tx: &Connection, run_id: &str) -> Result<()> {
@@ -509,27 +508,22 @@ fn close_open_jobs(tx: &Connection, run_id: &str, reason: &str, now: i64) -> Res
 }
 
 pub(crate) fn job_exists(tx: &Connection, run_id: &str, job_id: &str) -> Result<bool> {
+    // Ingest asks this for every event: statements on its path are cached.
     Ok(tx
-        .query_row(
-            "SELECT 1 FROM jobs WHERE run_id = ?1 AND job_id = ?2",
-            [run_id, job_id],
-            |_| Ok(()),
-        )
+        .prepare_cached("SELECT 1 FROM jobs WHERE run_id = ?1 AND job_id = ?2")?
+        .query_row([run_id, job_id], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 pub(crate) fn job_state(tx: &Connection, run_id: &str, job_id: &str) -> Result<JobState> {
-    tx.query_row(
-        "SELECT state FROM jobs WHERE run_id = ?1 AND job_id = ?2",
-        [run_id, job_id],
-        |row| row.text(0),
-    )
-    .optional()?
-    .ok_or_else(|| Error::UnknownJob {
-        run: run_id.to_string(),
-        job: job_id.to_string(),
-    })
+    tx.prepare_cached("SELECT state FROM jobs WHERE run_id = ?1 AND job_id = ?2")?
+        .query_row([run_id, job_id], |row| row.text(0))
+        .optional()?
+        .ok_or_else(|| Error::UnknownJob {
+            run: run_id.to_string(),
+            job: job_id.to_string(),
+        })
 }
 
 pub(crate) fn job_transition(
