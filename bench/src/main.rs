@@ -2,9 +2,10 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|queries|upgrade|ingest|memory|concurrent|burst|checkout] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers] [--quick]`
 
 mod harness;
+mod parallel;
 mod scenarios;
 
 fn main() {
@@ -39,6 +40,12 @@ fn main() {
     }
     if want("concurrent") {
         scenarios::concurrent(&bins, quick);
+    }
+    if want("jobs") {
+        parallel::jobs(&bins, quick);
+    }
+    if want("workers") {
+        parallel::workers(&bins, quick);
     }
     if want("burst") {
         scenarios::burst(&bins, quick);
