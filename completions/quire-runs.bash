@@ -16,6 +16,9 @@ _quire__runs() {
             ",$1")
                 cmd="quire__runs"
                 ;;
+            quire__runs,caches)
+                cmd="quire__runs__subcmd__caches"
+                ;;
             quire__runs,cancel)
                 cmd="quire__runs__subcmd__cancel"
                 ;;
@@ -54,6 +57,9 @@ _quire__runs() {
                 ;;
             quire__runs,wait)
                 cmd="quire__runs__subcmd__wait"
+                ;;
+            quire__runs__subcmd__help,caches)
+                cmd="quire__runs__subcmd__help__subcmd__caches"
                 ;;
             quire__runs__subcmd__help,cancel)
                 cmd="quire__runs__subcmd__help__subcmd__cancel"
@@ -101,8 +107,26 @@ _quire__runs() {
 
     case "${cmd}" in
         quire__runs)
-            opts="-h -V --home --help --version list show logs download wait cancel retry prune reconcile repos completions man help"
+            opts="-h -V --home --help --version list show logs download wait cancel retry prune reconcile repos caches completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__runs__subcmd__caches)
+            opts="-h -V --json --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -181,8 +205,22 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__help)
-            opts="list show logs download wait cancel retry prune reconcile repos completions man help"
+            opts="list show logs download wait cancel retry prune reconcile repos caches completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__runs__subcmd__help__subcmd__caches)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -94,6 +94,7 @@ impl Fixture {
             workspace,
             logs_dir: run_dir.join("logs"),
             secrets: vec![],
+            cache: None,
         };
         let path = run_dir.join("events.jsonl");
         let mut sink = (JsonlFile::create(&path).unwrap(), Recorded::default());

@@ -4,6 +4,7 @@
 mod util;
 
 mod artifacts;
+mod caches;
 mod checkout;
 mod completions;
 mod ingest;

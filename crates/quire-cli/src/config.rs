@@ -33,6 +33,10 @@ pub struct Config {
     /// a literal value, or `{ file = "/path" }` to read it from a file.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretSource>,
+    /// How many MiB of jobs' caches each repository may keep; 0 turns
+    /// caches off (docs/PIPELINE.md, "Caches").
+    #[serde(default = "default_cache_max_mb")]
+    pub cache_max_mb: u64,
 }
 
 /// Where a secret's value comes from.
@@ -73,6 +77,10 @@ fn one() -> usize {
     1
 }
 
+fn default_cache_max_mb() -> u64 {
+    2048
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -82,6 +90,7 @@ impl Default for Config {
             repos_root: None,
             retention: Retention::default(),
             secrets: BTreeMap::new(),
+            cache_max_mb: default_cache_max_mb(),
         }
     }
 }

@@ -5,10 +5,12 @@
 //!   hook, the worker, trigger, install, migrate-from, validate, exec, demo);
 //!   the only code that reads git (gix).
 //! * [`runs`]: `quire-runs`, for people and scripts (list, show, logs, wait,
-//!   cancel, retry, prune, reconcile, repos).
+//!   cancel, retry, prune, reconcile, repos, caches).
+//! * [`caches`]: jobs' caches between runs, kept in the home.
 //! * [`config`]: the home's config.toml; [`workers`]: worker slots and
 //!   starting a detached worker.
 
+pub mod caches;
 pub mod config;
 pub mod error;
 pub mod run;

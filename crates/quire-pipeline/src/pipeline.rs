@@ -36,6 +36,10 @@ pub struct Job {
     /// Globs, relative to the workspace, of the files kept when the job
     /// ends (docs/PIPELINE.md, "Artifacts").
     pub artifacts: Vec<Artifact>,
+    /// Paths, relative to the workspace and normalized (no `.`, no empty or
+    /// trailing component), carried over between runs of this job
+    /// (docs/PIPELINE.md, "Caches").
+    pub cache: Vec<String>,
 }
 
 /// One entry of a job's `artifacts`: a glob relative to the workspace. A
@@ -152,6 +156,8 @@ struct RawJob {
     secrets: Vec<String>,
     #[serde(default)]
     artifacts: Vec<String>,
+    #[serde(default)]
+    cache: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -366,6 +372,7 @@ impl Pipeline {
                 }
             }
             let artifacts = check_artifacts(&mut errors, at, &name, &raw.artifacts);
+            let cache = check_cache(&mut errors, at, &name, &raw.cache);
             jobs.push(Job {
                 id,
                 inputs,
@@ -376,6 +383,7 @@ impl Pipeline {
                 allow_failure: raw.allow_failure,
                 secrets: raw.secrets.clone(),
                 artifacts,
+                cache,
             });
         }
 
@@ -565,6 +573,62 @@ fn check_artifacts(
                 ),
             }
         }
+    }
+    out
+}
+
+/// A job's `cache`: each a path inside the workspace's checkout (not
+/// absolute, no `..`, nothing of `.git`, which quire writes for every run),
+/// listed once, and none inside another (saving the outer one would take
+/// the inner one with it).
+fn check_cache(
+    errors: &mut Collector<'_>,
+    at: usize,
+    name: &str,
+    entries: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, text) in entries.iter().enumerate() {
+        let n = i + 1;
+        let parts: Vec<&str> = text
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
+        let path = parts.join("/");
+        let problem = if text.trim().is_empty() {
+            format!(
+                "{name}: cache entry {n} is empty; write a path relative to the workspace, e.g. \"target\""
+            )
+        } else if text.contains('\0') {
+            format!("{name}: cache path {text:?} contains a NUL byte, which no path can hold")
+        } else if text.starts_with('/') {
+            format!(
+                "{name}: cache path {text:?} is an absolute path; write it relative to the workspace, e.g. \"target\""
+            )
+        } else if parts.contains(&"..") {
+            format!(
+                "{name}: cache path {text:?} climbs out of the workspace with '..'; write a path inside the workspace"
+            )
+        } else if path.is_empty() {
+            format!(
+                "{name}: cache path {text:?} is the whole workspace; name a directory in it, e.g. \"target\""
+            )
+        } else if parts.iter().any(|p| p.eq_ignore_ascii_case(".git")) {
+            format!(
+                "{name}: cache path {text:?} is in .git, which quire writes for every run; cache a directory of the checkout instead"
+            )
+        } else if out.contains(&path) {
+            format!("{name}: cache path {text:?} is listed twice; remove one")
+        } else if let Some(other) = out
+            .iter()
+            .find(|o| path.starts_with(&format!("{o}/")) || o.starts_with(&format!("{path}/")))
+        {
+            format!("{name}: cache paths {other:?} and {text:?} overlap; keep the outer one")
+        } else {
+            out.push(path);
+            continue;
+        };
+        errors.at(at, problem);
     }
     out
 }

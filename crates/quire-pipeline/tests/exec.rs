@@ -33,6 +33,7 @@ impl Run {
             workspace,
             logs_dir: dir.path().join("logs"),
             secrets: vec![],
+            cache: None,
         };
         Run { dir, ctx }
     }
@@ -1023,4 +1024,80 @@ fn artifacts_are_kept_once_before_the_job_finishes_and_never_from_outside() {
     }
     // A skipped job keeps nothing.
     assert!(!run.dir.path().join("artifacts/later").exists());
+}
+
+/// A [`JobCache`] that records what the executor asks of it.
+#[derive(Debug, Default)]
+struct Asked(std::sync::Mutex<Vec<String>>);
+
+impl quire_pipeline::exec::JobCache for Asked {
+    fn restore(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String> {
+        assert!(
+            workspace.join("hello.txt").exists(),
+            "the checkout is there"
+        );
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("restore {job} {}", paths.join(",")));
+        vec![format!("restored {} (secret-value-1)", paths.join(", "))]
+    }
+
+    fn save(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String> {
+        assert!(
+            workspace.join("target/made").exists(),
+            "the job's files are there"
+        );
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("save {job} {}", paths.join(",")));
+        vec![format!("saved {}", paths.join(", "))]
+    }
+}
+
+#[test]
+fn a_jobs_cache_is_restored_before_its_first_step_and_saved_only_when_it_completes() {
+    let mut run = Run::new("refs/heads/main");
+    let asked = std::sync::Arc::new(Asked::default());
+    run.ctx.cache = Some(asked.clone());
+    run.ctx.secrets = vec![("TOKEN".into(), "secret-value-1".into())];
+    let (result, _) = run.exec(
+        r#"[jobs.build]
+inputs = ["quire/push"]
+cache = ["./target/", "vendor/cache"]
+sh = ["mkdir -p target && touch target/made", "true"]
+
+[jobs.broken]
+inputs = ["quire/push"]
+cache = ["target"]
+sh = ["mkdir -p target && touch target/made && exit 1"]
+
+[jobs.plain]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
+    assert_eq!(result, RunResult::Failed);
+    let mut asked = asked.0.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            "restore broken target",
+            "restore build target,vendor/cache",
+            "save build target,vendor/cache",
+        ],
+        "a failed job saves nothing; a job without cache is not asked about"
+    );
+    let first: Vec<String> = run.log("build", 1).into_iter().map(|(_, _, t)| t).collect();
+    assert_eq!(
+        first[0],
+        "quire: cache: restored target, vendor/cache (***)"
+    );
+    let last: Vec<String> = run.log("build", 2).into_iter().map(|(_, _, t)| t).collect();
+    assert_eq!(
+        last.last().unwrap(),
+        "quire: cache: saved target, vendor/cache"
+    );
 }

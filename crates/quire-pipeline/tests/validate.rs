@@ -30,7 +30,7 @@ fn each_rule_reports_its_exact_message() {
             "unknown key in a job",
             "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nneeds = [\"b\"]\n",
             &[
-                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `secrets`, `artifacts`",
+                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `secrets`, `artifacts`, `cache`",
             ],
         ),
         (
@@ -226,6 +226,63 @@ fn each_rule_reports_its_exact_message() {
             &[
                 "1:7: job \"a\": artifact \"dist/[\" is not a valid glob (invalid range pattern); fix the glob",
             ],
+        ),
+        (
+            "empty cache path",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"target\", \"\"]\n",
+            &[
+                "1:7: job \"a\": cache entry 2 is empty; write a path relative to the workspace, e.g. \"target\"",
+            ],
+        ),
+        (
+            "absolute cache path",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"/root/.cargo\"]\n",
+            &[
+                "1:7: job \"a\": cache path \"/root/.cargo\" is an absolute path; write it relative to the workspace, e.g. \"target\"",
+            ],
+        ),
+        (
+            "cache path climbing out",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"target/../../x\"]\n",
+            &[
+                "1:7: job \"a\": cache path \"target/../../x\" climbs out of the workspace with '..'; write a path inside the workspace",
+            ],
+        ),
+        (
+            "cache path in .git",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"./.GIT/objects\"]\n",
+            &[
+                "1:7: job \"a\": cache path \"./.GIT/objects\" is in .git, which quire writes for every run; cache a directory of the checkout instead",
+            ],
+        ),
+        (
+            "cache path of the whole workspace",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"./\"]\n",
+            &[
+                "1:7: job \"a\": cache path \"./\" is the whole workspace; name a directory in it, e.g. \"target\"",
+            ],
+        ),
+        (
+            "duplicate cache path",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"target\", \"./target/\"]\n",
+            &["1:7: job \"a\": cache path \"./target/\" is listed twice; remove one"],
+        ),
+        (
+            "nested cache paths",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"target/debug\", \"target\"]\n",
+            &[
+                "1:7: job \"a\": cache paths \"target/debug\" and \"target\" overlap; keep the outer one",
+            ],
+        ),
+        (
+            "NUL in a cache path",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"a\\u0000b\"]\n",
+            &["1:7: job \"a\": cache path \"a\\0b\" contains a NUL byte, which no path can hold"],
+        ),
+        (
+            "cache not a list of strings",
+            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = \"target\"\n",
+            &["4:9: invalid type: string \"target\", expected a sequence"],
         ),
         (
             "artifacts not a list of strings",

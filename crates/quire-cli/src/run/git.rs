@@ -102,6 +102,13 @@ impl Repo {
         Some(found.name().as_bstr().to_string())
     }
 
+    /// The repository's default branch: the branch its `HEAD` names.
+    pub fn default_branch(&self) -> Option<String> {
+        let name = self.repo.head_name().ok()??;
+        let name = name.as_bstr().to_string();
+        name.strip_prefix("refs/heads/").map(str::to_string)
+    }
+
     fn commit(&self, sha: &str) -> Result<gix::Commit<'_>, GitError> {
         let no_commit = || GitError::NoCommit {
             rev: sha.to_string(),

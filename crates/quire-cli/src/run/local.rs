@@ -169,6 +169,8 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         workspace,
         logs_dir: out_dir.join("logs"),
         secrets,
+        // Caches belong to a home's repositories; a local run has neither.
+        cache: None,
     };
     println!(
         "running {} in {} as {ref_name}",

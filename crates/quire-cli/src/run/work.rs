@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::caches::RunCache;
 use crate::config::Config;
 use crate::workers;
 use quire_model::events::Event;
@@ -90,7 +91,7 @@ pub(crate) fn execute(
     let outcome = match Store::open(home) {
         Ok(beat_store) => {
             let heartbeat = Heartbeat::start(beat_store, &run.id, worker, &cancel);
-            let outcome = prepare_and_run(config, store, &cancel, &run, &run_dir, &workspace);
+            let outcome = prepare_and_run(home, config, store, &cancel, &run, &run_dir, &workspace);
             heartbeat.stop();
             // Stopped by SIGINT or SIGTERM: the run did not fail, it was
             // cancelled (a no-op if it ended first).
@@ -140,6 +141,7 @@ impl From<crate::run::git::GitError> for RunFailure {
 }
 
 fn prepare_and_run(
+    home: &Home,
     config: &Config,
     store: &mut Store,
     cancel: &Cancel,
@@ -193,6 +195,16 @@ fn prepare_and_run(
         workspace: workspace.to_path_buf(),
         logs_dir: run_dir.join("logs"),
         secrets,
+        cache: (config.cache_max_mb > 0).then(|| {
+            Arc::new(RunCache::new(
+                home,
+                run.repo_id,
+                &run.id,
+                &run.ref_name,
+                repo.default_branch(),
+                config.cache_max_mb,
+            )) as Arc<dyn quire_pipeline::exec::JobCache>
+        }),
     };
     let events = JsonlFile::create(&run_dir.join("events.jsonl"))
         .map_err(|e| crashed("create events.jsonl", e))?;

@@ -38,13 +38,15 @@ pub enum Command {
     Cancel(RunArg),
     /// Queue a new run of the same repository, ref and commit
     Retry(RunArg),
-    /// Delete old finished runs and their files
+    /// Delete old finished runs and their files; trim caches to cache_max_mb
     Prune(PruneArgs),
     /// Fail runs whose worker is gone, end their leftover steps, start a
     /// worker for pending runs (safe to run from cron at any moment)
     Reconcile(ReconcileArgs),
     /// List the repositories quire knows, and whether git runs quire's hook
     Repos(ReposArgs),
+    /// List the jobs' caches kept between runs
+    Caches(CachesArgs),
     /// Print a completion script for a shell
     Completions {
         #[arg(value_name = "SHELL")]
@@ -56,6 +58,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ReposArgs {
+    /// Print JSON (docs/CLI.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CachesArgs {
     /// Print JSON (docs/CLI.md)
     #[arg(long)]
     pub json: bool,

@@ -2,6 +2,7 @@
 //! terminal and for scripts (`--json`). A thin layer: parse, call
 //! quire-store, render.
 
+mod caches;
 mod cli;
 mod control;
 mod download;
@@ -71,6 +72,7 @@ fn run(cli: Cli) -> quire_store::Result<ExitCode> {
         Command::Prune(args) => prune::run(&mut open(home)?, &args, &out),
         Command::Reconcile(args) => reconcile::run(&mut open(home)?, &args),
         Command::Repos(args) => repos::run(&open(home)?, &args, &out),
+        Command::Caches(args) => caches::run(&open(home)?, &args, &out),
         Command::Completions { shell } => Ok(completions(shell)),
         Command::Man => Ok(man()),
     }

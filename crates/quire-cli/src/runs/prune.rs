@@ -1,12 +1,12 @@
 //! prune: delete old finished runs, rows and files.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::config::Config;
 use quire_store::{Error, Store};
 use serde::Serialize;
 
+use crate::runs::caches;
 use crate::runs::cli::PruneArgs;
 use crate::runs::json;
 use crate::runs::text::{self, Output, emit};
@@ -17,7 +17,19 @@ struct Report {
     runs: Vec<String>,
     /// Bytes of run directories removed (or that would be).
     bytes_freed: u64,
+    /// Caches evicted to fit `cache_max_mb` (or that would be).
+    caches: Vec<CacheJson>,
+    /// Bytes of those caches.
+    cache_bytes_freed: u64,
     dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct CacheJson {
+    repo: String,
+    job: String,
+    branch: String,
+    size: u64,
 }
 
 pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Result<ExitCode> {
@@ -43,7 +55,7 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
     let mut bytes_freed = 0;
     for run in &runs {
         let dir = store.home().run_dir(&run.id);
-        bytes_freed += size_of(&dir);
+        bytes_freed += crate::caches::size_of(&dir);
         if !args.dry_run
             && dir.exists()
             && let Err(e) = std::fs::remove_dir_all(&dir)
@@ -51,9 +63,20 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
             eprintln!("quire-runs: cannot remove {}: {e}", dir.display());
         }
     }
+    let caches: Vec<CacheJson> = caches::trim(store, config.cache_max_mb, args.dry_run)
+        .into_iter()
+        .map(|e| CacheJson {
+            repo: caches::repo_name(store, e.repo_id),
+            job: e.job,
+            branch: e.branch,
+            size: e.size,
+        })
+        .collect();
     let report = Report {
         runs: runs.iter().map(|r| r.id.clone()).collect(),
         bytes_freed,
+        cache_bytes_freed: caches.iter().map(|c| c.size).sum(),
+        caches,
         dry_run: args.dry_run,
     };
     if args.json {
@@ -82,18 +105,28 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
             String::new()
         }
     ));
-    Ok(emit(&text))
-}
-
-/// Bytes under `path` (files only; links not followed).
-fn size_of(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
+    if !report.caches.is_empty() {
+        let verb = if args.dry_run {
+            "would evict"
+        } else {
+            "evicted"
+        };
+        for c in &report.caches {
+            text.push_str(&format!(
+                "{verb} the cache of job {} on branch {} of {} ({})\n",
+                c.job,
+                c.branch,
+                c.repo,
+                text::human_bytes(c.size)
+            ));
+        }
+        text.push_str(&format!(
+            "{verb} {} cache{}, {}, to fit cache_max_mb = {}\n",
+            report.caches.len(),
+            if report.caches.len() == 1 { "" } else { "s" },
+            text::human_bytes(report.cache_bytes_freed),
+            config.cache_max_mb
+        ));
     }
-    std::fs::read_dir(path)
-        .map(|entries| entries.flatten().map(|e| size_of(&e.path())).sum())
-        .unwrap_or(0)
+    Ok(emit(&text))
 }

@@ -11,7 +11,7 @@ use quire_model::JobState;
 use super::schedule::Reporter;
 use super::spawn::Programs;
 use super::stop::Stop;
-use super::{ExecError, Executor, RunScope, env, step};
+use super::{ExecError, Executor, RunScope, cache, env, step};
 use crate::pipeline::Job;
 
 /// A job while it runs: what each of its steps shares.
@@ -58,10 +58,21 @@ pub(super) fn run(
         deadline: job.timeout.map(|t| Instant::now() + t),
     };
     let mut programs = Programs::on(running.env.get("PATH").map_or("", String::as_str));
+    // Before the first step, and written at the top of its log.
+    let mut notes = cache::restore(scope, job);
     let mut seq = 0;
     for step in &job.steps {
         seq += 1;
-        let end = step::run(exec, &running, seq, step, programs.of(step), reporter)?;
+        let notes = std::mem::take(&mut notes);
+        let end = step::run(
+            exec,
+            &running,
+            seq,
+            step,
+            programs.of(step),
+            &notes,
+            reporter,
+        )?;
         let state = match end.stop {
             Stop::Exited if end.code == 0 => continue,
             Stop::Exited | Stop::Deadline => JobState::Failed,

@@ -10,9 +10,11 @@
 //! from its start to reaping it, with the environment from `env`, the
 //! process from `spawn`, its output copied by `pump`, stopped on cancel or
 //! deadline by `stop`, and whatever it leaves running ended by `sweep`;
-//! `artifacts` keeps the files a job declares once it has ended.
+//! `artifacts` keeps the files a job declares once it has ended, and
+//! `cache` has the run's [`JobCache`] restore and save a job's caches.
 
 mod artifacts;
+mod cache;
 mod env;
 mod job;
 mod pump;
@@ -38,6 +40,7 @@ use crate::pipeline::{Job, Pipeline};
 use crate::plan::RefKind;
 
 pub use artifacts::{CopyError, copy_hashed};
+pub use cache::JobCache;
 
 /// What the executor needs to know about the run.
 #[derive(Debug, Clone)]
@@ -56,6 +59,9 @@ pub struct RunContext {
     /// The home's secrets (name, value). A job gets those it asks for as
     /// variables; every value is redacted from logs and recorded commands.
     pub secrets: Vec<(String, String)>,
+    /// Where jobs' caches are kept between runs; none, and a job's `cache`
+    /// is ignored (`quire-run exec`).
+    pub cache: Option<Arc<dyn JobCache>>,
 }
 
 impl RunContext {

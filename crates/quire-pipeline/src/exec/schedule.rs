@@ -15,7 +15,9 @@ use quire_model::JobState;
 use quire_model::clock::now_ms;
 use quire_model::events::Event;
 
-use super::{ExecError, Executor, Halt, RunScope, artifacts, emit, events_error, job, sweep};
+use super::{
+    ExecError, Executor, Halt, RunScope, artifacts, cache, emit, events_error, job, sweep,
+};
 use crate::events::EventSink;
 use crate::pipeline::Pipeline;
 
@@ -205,6 +207,10 @@ impl<'a> Schedule<'a> {
                     // cut short by a cancel.
                     if end.state != JobState::Aborted {
                         artifacts::keep(scope, job, &end.last_log, &reporter)?;
+                    }
+                    // Only what a job that passed left is worth reusing.
+                    if end.state == JobState::Complete {
+                        cache::save(scope, job, &end.last_log)?;
                     }
                     Ok((end.state, end.exit_code))
                 }));

@@ -22,7 +22,7 @@ pub(super) struct StepEnd {
 }
 
 /// Run `step`, the `seq`th of the running job, as `program`, logging to
-/// `<seq>.log`; reports `StepStarted` once it is spawned (or could not be)
+/// `<seq>.log` (after quire's `notes`, if any); reports `StepStarted` once it is spawned (or could not be)
 /// and `StepFinished` once it is reaped.
 pub(super) fn run(
     exec: &Executor,
@@ -30,6 +30,7 @@ pub(super) fn run(
     seq: i64,
     step: &Step,
     program: &Path,
+    notes: &[String],
     reporter: &Reporter<'_>,
 ) -> Result<StepEnd, ExecError> {
     let log_path = running.log_dir.join(format!("{seq}.log"));
@@ -38,6 +39,10 @@ pub(super) fn run(
         source,
     };
     let mut log = CriLog::create(&log_path).map_err(log_error)?;
+    for note in notes {
+        log.line(Stream::Stderr, true, note.as_bytes())
+            .map_err(log_error)?;
+    }
     let spawned = spawn::start(step, program, &running.env, &running.scope.ctx.workspace);
     let started = Event::StepStarted {
         at_ms: now_ms(),

@@ -1,0 +1,604 @@
+//! Jobs' caches between runs (docs/PIPELINE.md, "Caches"), kept in the
+//! home beside the runs, so restoring and saving is a `rename`:
+//!
+//! ```text
+//! caches/<repo_id>/<job>/<branch>/entry/files/<path>   what the job saved
+//! caches/<repo_id>/<job>/<branch>/entry/meta           its size and run; its mtime is when it was last used
+//! ```
+//!
+//! `<branch>` is the branch name with `/`, `%` and anything unusual
+//! escaped as `%XX`. An entry is only ever built under a temporary name
+//! (`tmp-<run>`) and swapped into place whole, and only ever taken away
+//! whole (renamed to `taking-<run>` or `evicting-<run>`), so a run sees a
+//! complete entry or none.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use quire_pipeline::exec::JobCache;
+use quire_store::Home;
+use rustix::fs::{CWD, RenameFlags, renameat_with};
+use rustix::io::Errno;
+
+use crate::runs::text::human_bytes;
+
+/// The name of the published entry in a key's directory.
+const ENTRY: &str = "entry";
+
+/// Every cache of a home: `<home>/caches`.
+#[derive(Debug, Clone)]
+pub struct Caches {
+    root: PathBuf,
+}
+
+/// One saved cache.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub repo_id: i64,
+    pub job: String,
+    pub branch: String,
+    /// Bytes of its files, as counted when it was saved.
+    pub size: u64,
+    /// When it was last saved or restored (milliseconds since the epoch).
+    pub last_used_ms: i64,
+    /// The run that saved it.
+    pub run: Option<String>,
+    /// `caches/<repo_id>/<job>/<branch>/entry`.
+    pub dir: PathBuf,
+}
+
+impl Caches {
+    pub fn of(home: &Home) -> Caches {
+        Caches {
+            root: home.dir().join("caches"),
+        }
+    }
+
+    /// Where the cache of (repository, job, branch) lives.
+    fn key(&self, repo_id: i64, job: &str, branch: &str) -> PathBuf {
+        self.root
+            .join(repo_id.to_string())
+            .join(job)
+            .join(escape(branch))
+    }
+
+    /// Every saved cache, by repository, job and branch.
+    pub fn entries(&self) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for (repo_id, repo_dir) in subdirs(&self.root) {
+            let Ok(repo_id) = repo_id.parse::<i64>() else {
+                continue;
+            };
+            for (job, job_dir) in subdirs(&repo_dir) {
+                for (branch, key) in subdirs(&job_dir) {
+                    let dir = key.join(ENTRY);
+                    let Some((size, last_used_ms, run)) = read_meta(&dir) else {
+                        continue;
+                    };
+                    out.push(Entry {
+                        repo_id,
+                        job: job.clone(),
+                        branch: unescape(&branch),
+                        size,
+                        last_used_ms,
+                        run,
+                        dir,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.repo_id, &a.job, &a.branch).cmp(&(b.repo_id, &b.job, &b.branch)));
+        out
+    }
+
+    /// The ids of the repositories that have caches.
+    pub fn repo_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = subdirs(&self.root)
+            .filter_map(|(name, _)| name.parse().ok())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Evict `repo_id`'s least recently used caches until the rest fit in
+    /// `cap` bytes; what was evicted (or would be, with `dry_run`).
+    pub fn trim(&self, repo_id: i64, cap: u64, dry_run: bool) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = self
+            .entries()
+            .into_iter()
+            .filter(|e| e.repo_id == repo_id)
+            .collect();
+        entries.sort_by_key(|e| e.last_used_ms);
+        let mut total: u64 = entries.iter().map(|e| e.size).sum();
+        let mut evicted = Vec::new();
+        for entry in entries {
+            if total <= cap {
+                break;
+            }
+            total -= entry.size;
+            if !dry_run {
+                evict(&entry.dir);
+            }
+            evicted.push(entry);
+        }
+        evicted
+    }
+}
+
+/// Take an entry away whole, then delete it: a restore running beside
+/// this takes the whole entry or finds none.
+fn evict(entry: &Path) {
+    let gone = entry.with_file_name(format!("evicting-{}-{}", std::process::id(), nanos()));
+    if fs::rename(entry, &gone).is_ok() {
+        let _ = fs::remove_dir_all(&gone);
+    }
+}
+
+/// The caches of one run's jobs: its repository and branch, with the
+/// default branch's as the fallback, under the home's `cache_max_mb`.
+#[derive(Debug)]
+pub struct RunCache {
+    caches: Caches,
+    repo_id: i64,
+    run_id: String,
+    /// The run's branch; none for a tag, which restores the default
+    /// branch's caches and saves none.
+    branch: Option<String>,
+    /// The branch the bare repository's HEAD names.
+    default_branch: Option<String>,
+    /// The repository's caches' cap, in bytes.
+    cap: u64,
+    cap_mb: u64,
+}
+
+impl RunCache {
+    pub fn new(
+        home: &Home,
+        repo_id: i64,
+        run_id: &str,
+        ref_name: &str,
+        default_branch: Option<String>,
+        cap_mb: u64,
+    ) -> RunCache {
+        RunCache {
+            caches: Caches::of(home),
+            repo_id,
+            run_id: run_id.to_string(),
+            branch: ref_name.strip_prefix("refs/heads/").map(str::to_string),
+            default_branch,
+            cap: cap_mb.saturating_mul(1024 * 1024),
+            cap_mb,
+        }
+    }
+
+    /// Restore from `branch`'s entry: taken away and moved in when it is
+    /// the run's own branch, copied and put back when it is the default
+    /// branch's (another branch must not take it). None when there is no
+    /// entry to take.
+    fn restore_from(
+        &self,
+        job: &str,
+        paths: &[String],
+        workspace: &Path,
+        branch: &str,
+        own: bool,
+    ) -> Option<Vec<String>> {
+        let started = Instant::now();
+        let key = self.caches.key(self.repo_id, job, branch);
+        let taken = key.join(format!("taking-{}", self.run_id));
+        if let Err(e) = fs::rename(key.join(ENTRY), &taken) {
+            return (e.kind() != io::ErrorKind::NotFound)
+                .then(|| vec![format!("cannot take the cache of branch {branch}: {e}")]);
+        }
+        let (size, _, _) = read_meta(&taken).unwrap_or_default();
+        let mut lines = Vec::new();
+        let mut restored = Vec::new();
+        for path in paths {
+            let from = taken.join("files").join(path);
+            if fs::symlink_metadata(&from).is_err() {
+                continue;
+            }
+            match real_parents(workspace, path, true) {
+                Ok(true) => {}
+                Ok(false) => {
+                    lines.push(format!(
+                        "{path} lies behind a symlink or a file in the checkout; not restored"
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    lines.push(format!("cannot restore {path}: {e}"));
+                    continue;
+                }
+            }
+            match merge(&from, &workspace.join(path), !own) {
+                Ok(()) => restored.push(path.as_str()),
+                Err(e) => lines.push(format!("cannot restore {path}: {e}")),
+            }
+        }
+        if own || fs::rename(&taken, key.join(ENTRY)).is_err() {
+            // Ours to drop; or a newer save took the name while we copied.
+            let _ = fs::remove_dir_all(&taken);
+        } else {
+            touch(&key.join(ENTRY));
+        }
+        let whose = if own {
+            format!("branch {branch}")
+        } else {
+            format!("the default branch {branch}")
+        };
+        lines.insert(
+            0,
+            format!(
+                "restored {} from {whose} ({}) in {} ms",
+                list(&restored),
+                human_bytes(size),
+                started.elapsed().as_millis()
+            ),
+        );
+        Some(lines)
+    }
+
+    fn save_to(&self, job: &str, paths: &[String], workspace: &Path, branch: &str) -> Vec<String> {
+        let started = Instant::now();
+        let key = self.caches.key(self.repo_id, job, branch);
+        let tmp = key.join(format!("tmp-{}", self.run_id));
+        let _ = fs::remove_dir_all(&tmp);
+        if let Err(e) = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(tmp.join("files"))
+        {
+            return vec![format!("cannot save: {}: {e}", tmp.display())];
+        }
+        let mut lines = Vec::new();
+        let mut saved = Vec::new();
+        for path in paths {
+            let from = workspace.join(path);
+            let to = tmp.join("files").join(path);
+            let outcome = match real_parents(workspace, path, false) {
+                Ok(false) => Err(format!(
+                    "{path} lies behind a symlink in the workspace; not saved"
+                )),
+                Err(e) => Err(format!("cannot save {path}: {e}")),
+                Ok(true) if fs::symlink_metadata(&from).is_err() => {
+                    Err(format!("{path} does not exist; nothing to save"))
+                }
+                Ok(true) => fs::create_dir_all(to.parent().unwrap_or(&tmp))
+                    .and_then(|()| move_path(&from, &to))
+                    .map_err(|e| format!("cannot save {path}: {e}")),
+            };
+            match outcome {
+                Ok(()) => saved.push(path.as_str()),
+                Err(line) => lines.push(line),
+            }
+        }
+        if saved.is_empty() {
+            let _ = fs::remove_dir_all(&tmp);
+            return lines;
+        }
+        let size = size_of(&tmp.join("files"));
+        let meta = format!("size {size}\nrun {}\n", self.run_id);
+        if let Err(e) =
+            fs::write(tmp.join("meta"), meta).and_then(|()| publish(&tmp, &key.join(ENTRY)))
+        {
+            let _ = fs::remove_dir_all(&tmp);
+            lines.push(format!("cannot save: {e}"));
+            return lines;
+        }
+        lines.insert(
+            0,
+            format!(
+                "saved {} for branch {branch} ({}) in {} ms",
+                list(&saved),
+                human_bytes(size),
+                started.elapsed().as_millis()
+            ),
+        );
+        for gone in self.caches.trim(self.repo_id, self.cap, false) {
+            lines.push(format!(
+                "evicted the cache of job {} on branch {} ({}), the least recently used, to fit cache_max_mb = {}",
+                gone.job,
+                gone.branch,
+                human_bytes(gone.size),
+                self.cap_mb
+            ));
+        }
+        lines
+    }
+}
+
+impl JobCache for RunCache {
+    fn restore(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String> {
+        let own = self.branch.iter().map(|b| (b, true));
+        let fallback = self
+            .default_branch
+            .iter()
+            .filter(|d| self.branch.as_ref() != Some(*d))
+            .map(|d| (d, false));
+        let mut looked = Vec::new();
+        for (branch, is_own) in own.chain(fallback) {
+            if let Some(lines) = self.restore_from(job, paths, workspace, branch, is_own) {
+                return lines;
+            }
+            looked.push(format!("branch {branch}"));
+        }
+        if looked.is_empty() {
+            looked.push("no branch".into());
+        }
+        vec![format!(
+            "no cache of job {job} on {}; starting without one",
+            looked.join(" or ")
+        )]
+    }
+
+    fn save(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String> {
+        match &self.branch {
+            Some(branch) => self.save_to(job, paths, workspace, branch),
+            None => vec!["not saved: only a branch's run saves caches".into()],
+        }
+    }
+}
+
+/// Put the complete entry `tmp` in place of `entry`, atomically: swapped
+/// with the entry it replaces (then deleted), or renamed when there is
+/// none. Of two saves of one key, the last to swap wins.
+fn publish(tmp: &Path, entry: &Path) -> io::Result<()> {
+    loop {
+        match renameat_with(CWD, tmp, CWD, entry, RenameFlags::EXCHANGE) {
+            // `tmp` now holds the entry it replaced.
+            Ok(()) => return fs::remove_dir_all(tmp),
+            Err(Errno::NOENT) => match fs::rename(tmp, entry) {
+                Ok(()) => return Ok(()),
+                // Another save published first: swap with it.
+                Err(e) if is_not_empty(&e) => continue,
+                Err(e) => return Err(e),
+            },
+            // No exchange on this file system: move the old entry aside
+            // first (a restore meanwhile finds none).
+            Err(Errno::INVAL | Errno::NOSYS) => {
+                let old = tmp.with_file_name(format!("old-{}", nanos()));
+                if fs::rename(entry, &old).is_ok() {
+                    let _ = fs::remove_dir_all(&old);
+                }
+                match fs::rename(tmp, entry) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if is_not_empty(&e) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn is_not_empty(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::AlreadyExists
+    )
+}
+
+/// Move `from` to `to` (which does not exist): a rename, or a copy and
+/// delete when they are on two file systems.
+fn move_path(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            copy_tree(from, to)?;
+            remove_path(from)
+        }
+        done => done,
+    }
+}
+
+/// Put `from` at `to`, moving it (or copying, with `copy`); where `to`
+/// exists already (the checkout has it), directories merge and the
+/// checkout's own files win.
+fn merge(from: &Path, to: &Path, copy: bool) -> io::Result<()> {
+    match fs::symlink_metadata(to) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if copy {
+                copy_tree(from, to)
+            } else {
+                move_path(from, to)
+            }
+        }
+        Err(e) => Err(e),
+        Ok(meta) if meta.is_dir() && fs::symlink_metadata(from)?.is_dir() => {
+            for child in fs::read_dir(from)? {
+                let child = child?;
+                merge(&child.path(), &to.join(child.file_name()), copy)?;
+            }
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Copy a tree, symlinks as symlinks (never followed); anything that is
+/// not a file, directory or symlink is left out.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(from)?;
+    if meta.is_dir() {
+        fs::create_dir(to)?;
+        fs::set_permissions(to, meta.permissions())?;
+        for child in fs::read_dir(from)? {
+            let child = child?;
+            copy_tree(&child.path(), &to.join(child.file_name()))?;
+        }
+    } else if meta.is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from)?, to)?;
+    } else if meta.is_file() {
+        fs::copy(from, to)?;
+    }
+    Ok(())
+}
+
+fn remove_path(path: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(path)?.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    }
+}
+
+/// Whether every directory above `path` in `workspace` is a real
+/// directory, so nothing is taken from or put outside it: false when one
+/// is a symlink or a file. A missing one is created with `create`, else
+/// the walk stops there (nothing below it exists either).
+fn real_parents(workspace: &Path, path: &str, create: bool) -> io::Result<bool> {
+    let mut at = workspace.to_path_buf();
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts[..parts.len() - 1] {
+        at.push(part);
+        match fs::symlink_metadata(&at) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => fs::create_dir(&at)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// An entry's size and saving run from its `meta`, and when it was last
+/// used (the file's mtime).
+fn read_meta(entry: &Path) -> Option<(u64, i64, Option<String>)> {
+    let path = entry.join("meta");
+    let text = fs::read_to_string(&path).ok()?;
+    let mtime = fs::metadata(&path).ok()?.modified().ok()?;
+    let mut size = 0;
+    let mut run = None;
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("size", n)) => size = n.parse().unwrap_or(0),
+            Some(("run", id)) => run = Some(id.to_string()),
+            _ => {}
+        }
+    }
+    Some((size, millis(mtime), run))
+}
+
+/// Mark an entry used now.
+fn touch(entry: &Path) {
+    if let Ok(file) = fs::File::options().append(true).open(entry.join("meta")) {
+        let _ = file.set_modified(SystemTime::now());
+    }
+}
+
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn nanos() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Bytes of the files under `path` (links not followed).
+pub fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| size_of(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// The directories in `dir`, by name (none when it does not exist).
+fn subdirs(dir: &Path) -> impl Iterator<Item = (String, PathBuf)> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+}
+
+fn list(paths: &[&str]) -> String {
+    if paths.is_empty() {
+        "nothing".into()
+    } else {
+        paths.join(", ")
+    }
+}
+
+/// A branch name as one file name: `/`, `%`, a leading `.` and any byte
+/// outside `A-Z a-z 0-9 . _ -` become `%XX`.
+fn escape(branch: &str) -> String {
+    let mut out = String::new();
+    for (i, byte) in branch.bytes().enumerate() {
+        let plain = byte.is_ascii_alphanumeric() || b"_-".contains(&byte) || byte == b'.' && i > 0;
+        if plain {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn unescape(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = name
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_escape_to_one_file_name_and_back() {
+        for branch in ["main", "feature/x", ".hidden", "a%b", "release/1.0", "ünï"] {
+            let escaped = escape(branch);
+            assert!(
+                !escaped.contains('/') && !escaped.starts_with('.'),
+                "{escaped}"
+            );
+            assert_eq!(unescape(&escaped), branch);
+        }
+        assert_eq!(escape("feature/x"), "feature%2Fx");
+    }
+
+    #[test]
+    fn a_second_save_of_one_key_replaces_the_first_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join(ENTRY);
+        for (n, run) in ["one", "two"].iter().enumerate() {
+            let tmp = dir.path().join(format!("tmp-{run}"));
+            fs::create_dir_all(tmp.join("files")).unwrap();
+            fs::write(tmp.join("files").join(format!("f{n}")), run).unwrap();
+            publish(&tmp, &entry).unwrap();
+            assert!(!tmp.exists(), "the loser's temp is removed");
+        }
+        let names: Vec<_> = fs::read_dir(entry.join("files"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["f1"]);
+    }
+}

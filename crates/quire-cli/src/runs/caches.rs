@@ -1,0 +1,79 @@
+//! `quire-runs caches [--json]`: the jobs' caches the home keeps, by
+//! repository, job and branch (docs/PIPELINE.md, "Caches").
+
+use std::process::ExitCode;
+
+use comfy_table::Cell;
+use quire_store::Store;
+use serde::Serialize;
+
+use crate::caches::{Caches, Entry};
+use crate::runs::cli::CachesArgs;
+use crate::runs::json;
+use crate::runs::text::{Output, emit, human_bytes, rfc3339};
+
+#[derive(Debug, Serialize)]
+struct CacheJson<'a> {
+    repo: String,
+    job: &'a str,
+    branch: &'a str,
+    size: u64,
+    run: Option<&'a str>,
+    last_used_at: String,
+    last_used_at_ms: i64,
+    path: String,
+}
+
+pub fn run(store: &Store, args: &CachesArgs, out: &Output) -> quire_store::Result<ExitCode> {
+    let entries = Caches::of(store.home()).entries();
+    if args.json {
+        let objects: Vec<CacheJson<'_>> = entries
+            .iter()
+            .map(|e| CacheJson {
+                repo: repo_name(store, e.repo_id),
+                job: &e.job,
+                branch: &e.branch,
+                size: e.size,
+                run: e.run.as_deref(),
+                last_used_at: rfc3339(e.last_used_ms),
+                last_used_at_ms: e.last_used_ms,
+                path: e.dir.display().to_string(),
+            })
+            .collect();
+        return Ok(json::print(&objects));
+    }
+    if entries.is_empty() {
+        eprintln!("no caches yet: a job keeps one with cache = [\"PATH\", ...]");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = out.table(&["REPO", "JOB", "BRANCH", "SIZE", "LAST USED"]);
+    for e in &entries {
+        table.add_row(vec![
+            Cell::new(repo_name(store, e.repo_id)),
+            Cell::new(&e.job),
+            Cell::new(&e.branch),
+            Cell::new(human_bytes(e.size)),
+            Cell::new(out.age(e.last_used_ms)),
+        ]);
+    }
+    Ok(emit(&format!("{}\n", table.trim_fmt())))
+}
+
+/// The repository's display name; its id when the store no longer knows it.
+pub(crate) fn repo_name(store: &Store, repo_id: i64) -> String {
+    store
+        .repo_by_id(repo_id)
+        .map_or_else(|_| format!("#{repo_id}"), |r| r.name)
+}
+
+/// The caches `quire-runs prune` evicts (or would) so that each
+/// repository's fit in `cache_max_mb`.
+pub(crate) fn trim(store: &Store, cap_mb: u64, dry_run: bool) -> Vec<Entry> {
+    let caches = Caches::of(store.home());
+    let cap = cap_mb.saturating_mul(1024 * 1024);
+    caches
+        .repo_ids()
+        .into_iter()
+        .flat_map(|id| caches.trim(id, cap, dry_run))
+        .collect()
+}

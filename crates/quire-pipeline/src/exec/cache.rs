@@ -1,0 +1,63 @@
+//! A job's caches: the paths it declares in `cache`, restored into the
+//! workspace before its first step and saved after it completes. Where a
+//! cache is kept is not the executor's business: it asks the run's
+//! [`JobCache`], if any, and writes what that reports as `quire: cache: ...`
+//! lines in the job's log (the first step's, the last step's).
+
+use std::fmt;
+use std::path::Path;
+
+use super::{ExecError, RunScope};
+use crate::log::{CriLog, Stream};
+use crate::pipeline::Job;
+
+/// Where a run's jobs keep their caches between runs (the worker's, keyed
+/// by repository, job and branch). Each call reports what it did as lines
+/// for the job's log (without the `quire: cache: ` prefix); nothing it
+/// meets fails the job.
+pub trait JobCache: Send + Sync + fmt::Debug {
+    /// Put the job's cached `paths` into `workspace`, before its first step.
+    fn restore(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String>;
+    /// Keep the job's `paths` from `workspace`, after it completed.
+    fn save(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String>;
+}
+
+/// Restore `job`'s caches; the lines for the top of its first step's log.
+pub(super) fn restore(scope: &RunScope<'_>, job: &Job) -> Vec<String> {
+    match &scope.ctx.cache {
+        Some(cache) if !job.cache.is_empty() => prefixed(
+            scope,
+            cache.restore(&job.id, &job.cache, &scope.ctx.workspace),
+        ),
+        _ => Vec::new(),
+    }
+}
+
+/// Save `job`'s caches, once it completed; the lines go to the end of
+/// `log` (its last step's).
+pub(super) fn save(scope: &RunScope<'_>, job: &Job, log: &Path) -> Result<(), ExecError> {
+    let Some(cache) = &scope.ctx.cache else {
+        return Ok(());
+    };
+    if job.cache.is_empty() {
+        return Ok(());
+    }
+    let lines = prefixed(scope, cache.save(&job.id, &job.cache, &scope.ctx.workspace));
+    let log_error = |source| ExecError::Write {
+        what: log.display().to_string(),
+        source,
+    };
+    let mut out = CriLog::append(log).map_err(log_error)?;
+    for line in lines {
+        out.line(Stream::Stderr, true, line.as_bytes())
+            .map_err(log_error)?;
+    }
+    out.flush().map_err(log_error)
+}
+
+fn prefixed(scope: &RunScope<'_>, lines: Vec<String>) -> Vec<String> {
+    lines
+        .into_iter()
+        .map(|line| scope.redactor.apply_str(&format!("quire: cache: {line}")))
+        .collect()
+}
