@@ -2,7 +2,7 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|cargo] [--quick]`
 
 mod harness;
 mod parallel;
@@ -46,6 +46,10 @@ fn main() {
     }
     if want("workers") {
         parallel::workers(&bins, quick);
+    }
+    // Not in `all`: it downloads a crate and compiles it three times.
+    if which.contains(&"cargo") {
+        parallel::cargo_cache(&bins, quick);
     }
     if want("burst") {
         scenarios::burst(&bins, quick);

@@ -99,3 +99,101 @@ pub fn workers(bins: &Bins, quick: bool) {
         ">= 1.8x",
     );
 }
+
+/// A small Rust crate using serde (derive) and serde_json, `cargo build && cargo test` with
+/// `cache = ["target"]`: the second push's job against the first's, and
+/// against the same commands run by hand in a warm clone.
+pub fn cargo_cache(bins: &Bins, _quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = Repo::new(dir.path(), "crate");
+    repo.install(bins, &home);
+    let files: [(&str, &str); 4] = [
+        (
+            "Cargo.toml",
+            "[package]\nname = \"sample\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nserde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n",
+        ),
+        (
+            "src/lib.rs",
+            "#[derive(serde::Serialize)]\npub struct N {\n    pub n: u64,\n}\n\npub fn show(n: u64) -> String {\n    serde_json::to_string(&N { n }).unwrap()\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn shows() {\n        assert_eq!(super::show(42), \"{\\\"n\\\":42}\");\n    }\n}\n",
+        ),
+        (
+            ".quire/ci.toml",
+            "[jobs.build]\ninputs = [\"quire/push\"]\nsh = \"cargo build && cargo test\"\ncache = [\"target\"]\ntimeout = \"20m\"\n",
+        ),
+        (".gitignore", "target\n"),
+    ];
+    // The hook's (and so the steps') HOME is the bench's scratch folder:
+    // point rustup and cargo at this machine's toolchain and registry.
+    let user_home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let env = |name: &str, default: String| std::env::var(name).unwrap_or(default);
+    let pipeline = format!(
+        "[env]\nRUSTUP_HOME = \"{}\"\nCARGO_HOME = \"{}\"\n\n{}",
+        env("RUSTUP_HOME", format!("{user_home}/.rustup")),
+        env("CARGO_HOME", format!("{user_home}/.cargo")),
+        files[2].1
+    );
+    let files = [
+        files[0],
+        files[1],
+        (".quire/ci.toml", pipeline.as_str()),
+        files[3],
+    ];
+    repo.commit(&files, "a crate");
+    let job_ms = |home: &std::path::Path| -> f64 {
+        wait_idle(home);
+        let runs_json = |args: &[&str]| -> serde_json::Value {
+            let out = run(std::process::Command::new(&bins.quire_runs)
+                .arg("--home")
+                .arg(home)
+                .args(args));
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let newest = runs_json(&["list", "--limit", "1", "--json"]);
+        let id = newest[0]["id"].as_str().unwrap().to_string();
+        let shown = runs_json(&["show", &id, "--json"]);
+        if shown["state"] != "complete" {
+            let logs = run(std::process::Command::new(&bins.quire_runs)
+                .arg("--home")
+                .arg(home)
+                .args(["logs", &id]));
+            panic!("the run failed:\n{}", String::from_utf8_lossy(&logs.stdout));
+        }
+        let job = &shown["jobs"][0];
+        (job["finished_at_ms"].as_i64().unwrap() - job["started_at_ms"].as_i64().unwrap()) as f64
+    };
+    repo.push(&["--quiet", "origin", "main"]);
+    let first = job_ms(&home);
+    repo.commit(&[("README", "again\n")], "a second push");
+    repo.push(&["--quiet", "origin", "main"]);
+    let second = job_ms(&home);
+    // By hand, in a clone that has built once already.
+    let clone = dir.path().join("by-hand");
+    run(git(dir.path())
+        .args(["clone", "--quiet", "--branch", "main"])
+        .arg(&repo.bare)
+        .arg(&clone));
+    let by_hand = || {
+        run(std::process::Command::new("sh")
+            .arg("-c")
+            .arg("cargo build -q && cargo test -q")
+            .current_dir(&clone))
+    };
+    by_hand();
+    let (warm, _) = time(by_hand);
+    row(
+        "a small crate (serde with derive, serde_json), `cargo build && cargo test` with `cache = [\"target\"]`",
+        &format!(
+            "first push's job: {:.2} s; the same commands by hand in a warm clone: {:.2} s",
+            first / 1000.0,
+            warm.as_secs_f64()
+        ),
+        &format!(
+            "second push's job: {:.2} s: **{:.2}x** the first, **{:.2}x** by hand",
+            second / 1000.0,
+            second / first,
+            second / 1000.0 / warm.as_secs_f64()
+        ),
+        "<= 0.3x the first; <= 1.2x by hand",
+    );
+}
