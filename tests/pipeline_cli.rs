@@ -3,11 +3,10 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use predicates::prelude::*;
 
-use crate::util::Env;
+use crate::util::{Env, wait_until};
 
 fn write_pipeline(dir: &Path, text: &str) -> std::path::PathBuf {
     let file = dir.join(".quire/ci.toml");
@@ -117,18 +116,20 @@ fn peak_rss_kib(mut command: Command) -> (bool, u64) {
         .unwrap();
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0;
-    loop {
+    let mut exit = None;
+    // The high-water mark only grows: sampling it until the child exits
+    // sees the peak of all but its last moments.
+    wait_until("the executor to exit", || {
         if let Ok(status) = std::fs::read_to_string(&status_file)
             && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
         {
             let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
             peak = peak.max(kib);
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status.success(), peak);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+        exit = child.try_wait().unwrap();
+        exit.is_some()
+    });
+    (exit.is_some_and(|status| status.success()), peak)
 }
 
 #[test]

@@ -520,14 +520,7 @@ pub fn alive(pid: u32) -> bool {
 
 /// Wait up to `secs` for a process to be gone.
 pub fn gone_within(pid: u32, secs: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while alive(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
+    quire_pipeline::processes::exited_within(pid, Duration::from_secs(secs))
 }
 
 /// Send `signal` to `pid`.

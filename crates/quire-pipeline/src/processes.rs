@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{Pid, PidfdFlags, Signal, kill_process, pidfd_open};
 
 /// Live (not zombie) processes carrying `run_id`; never this process.
 pub fn of_run(run_id: &str) -> Vec<u32> {
@@ -38,11 +39,37 @@ pub fn end(run_id: &str, grace: Duration) -> Vec<u32> {
     }
     mark.signal(&found, Signal::TERM);
     let deadline = Instant::now() + grace;
-    while !mark.find().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    for &pid in &found {
+        exited_within(pid, deadline.saturating_duration_since(Instant::now()));
     }
     mark.signal(&mark.find(), Signal::KILL);
     found
+}
+
+/// Wait up to `timeout` for process `pid` to exit (a zombie has exited);
+/// true once it has, or if there is no such process. Waits on a pidfd,
+/// which becomes readable when the process exits: no polling.
+pub fn exited_within(pid: u32, timeout: Duration) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return true;
+    };
+    let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty()) else {
+        return true;
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let wait = Timespec {
+            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        match poll(&mut fds, Some(&wait)) {
+            Ok(n) if n > 0 => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return false,
+        }
+    }
 }
 
 /// What a run's processes (or one job's) carry in their environment.
@@ -144,14 +171,14 @@ impl ProcessTable {
 mod tests {
     use super::*;
 
-    /// `of_run(run_id)` once it finds something, within 10 s: a process
+    /// `of_run(run_id)` once it finds `n` processes, within 10 s: a process
     /// just spawned may still be inside execve, where its environ reads
     /// empty for a moment.
-    fn once_found(run_id: &str) -> Vec<u32> {
+    fn once_found(run_id: &str, n: usize) -> Vec<u32> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let found = of_run(run_id);
-            if !found.is_empty() || Instant::now() > deadline {
+            if found.len() >= n || Instant::now() > deadline {
                 return found;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -171,10 +198,7 @@ mod tests {
         };
         let (mut mine, mut unmarked, mut beside) =
             (spawn(Some("build")), spawn(None), spawn(Some("lint")));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while of_run(&run).len() < 3 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        assert_eq!(once_found(&run, 3).len(), 3);
         kill_job(&run, "build");
         mine.wait().unwrap();
         unmarked.wait().unwrap();
@@ -195,12 +219,12 @@ mod tests {
         let run = format!("test-run-{}", std::process::id());
         let mut mine = spawn(&run);
         let mut other = spawn(&format!("{run}-other"));
-        assert_eq!(once_found(&run), [mine.id()]);
+        assert_eq!(once_found(&run, 1), [mine.id()]);
         assert_eq!(end(&run, Duration::from_secs(2)), [mine.id()]);
         mine.wait().unwrap();
         assert!(of_run(&run).is_empty());
         assert_eq!(
-            once_found(&format!("{run}-other")),
+            once_found(&format!("{run}-other"), 1),
             [other.id()],
             "the other run is untouched"
         );

@@ -318,39 +318,21 @@ fn when_filters_select_jobs_for_branches_and_tags() {
 /// Whether `pid` is still running after a moment to die in: a signalled
 /// process is not gone the instant kill() returns.
 fn survives(pid: i32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) {
-        if Instant::now() > deadline {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie is gone for our purposes.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
+    !quire_pipeline::processes::exited_within(pid as u32, Duration::from_secs(5))
 }
 
 /// Block until the step has created `path`: the step's word that it has
 /// reached the point the test waits for.
 fn wait_for_file(path: &Path) {
+    wait_until(&format!("{}", path.display()), || path.exists());
+}
+
+/// Look at a state the steps change every 10 ms until `ready` holds; panic
+/// after 10 s naming what never came. The one place these tests wait.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no {} after 10 s",
-            path.display()
-        );
+    while !ready() {
+        assert!(Instant::now() < deadline, "no {what} after 10 s");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -377,16 +359,14 @@ fn assert_cancelled_promptly(result: RunResult, cancelled: std::thread::JoinHand
 }
 
 fn read_pid(path: &Path) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(pid) = text.trim().parse()
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "no pid in {}", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut pid = None;
+    wait_until(&format!("pid in {}", path.display()), || {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        pid.is_some()
+    });
+    pid.unwrap_or_default()
 }
 
 #[test]
