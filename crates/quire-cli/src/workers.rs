@@ -32,21 +32,29 @@ fn slot_path(home: &Home, index: usize) -> PathBuf {
 }
 
 fn open_slot(home: &Home, index: usize) -> Result<File> {
-    let dir = home.dir().join("workers");
     let fail = |path: PathBuf| move |source| Error::Home { path, source };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(fail(dir.clone()))?;
     let path = slot_path(home, index);
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(fail(path))
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+    };
+    match open() {
+        // workers/ is made once, by the first command that needs a slot.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = home.dir().join("workers");
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(fail(dir))?;
+            open().map_err(fail(path.clone()))
+        }
+        result => result.map_err(fail(path.clone())),
+    }
 }
 
 /// Take a free slot of `max`, if there is one.

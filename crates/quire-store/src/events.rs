@@ -28,19 +28,22 @@ impl Store {
     }
 }
 
+/// The events a run's events.jsonl holds; none when it is missing or
+/// garbled (a torn last line is not garbled).
+pub(crate) fn read_recorded(path: &Path) -> Vec<Event> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| parse_stream(&bytes).ok())
+        .unwrap_or_default()
+}
+
 /// Recovery for a run whose worker died: apply what its events.jsonl says
 /// happened that the live ingest had not written yet (steps that finished,
 /// jobs that ended), inside the caller's transaction. Whatever the file
 /// holds, the run itself is not ended here: the worker did not end it, and
 /// reconcile records it as orphaned. A file that is missing or garbled
 /// recovers nothing and changes nothing. Returns how many events applied.
-pub(crate) fn recover_from_file(tx: &rusqlite::Connection, run_id: &str, path: &Path) -> usize {
-    let Ok(bytes) = std::fs::read(path) else {
-        return 0;
-    };
-    let Ok(events) = parse_stream(&bytes) else {
-        return 0;
-    };
+pub(crate) fn recover(tx: &rusqlite::Connection, run_id: &str, events: &[Event]) -> usize {
     // A savepoint: a stream that cannot be applied leaves no trace.
     if tx.execute_batch("SAVEPOINT recover").is_err() {
         return 0;

@@ -6,6 +6,9 @@
 //! Pending runs are reported as waiting for a worker; starting one for them is
 //! the caller's business (the worker lives in quire-run).
 
+use std::collections::HashMap;
+
+use quire_model::events::Event;
 use rusqlite::Transaction;
 use serde::Serialize;
 
@@ -53,7 +56,26 @@ impl Store {
     /// report pending runs; all in one transaction. With `dry_run`, report
     /// only.
     pub fn reconcile(&mut self, liveness: &dyn Liveness, dry_run: bool) -> Result<ReconcileReport> {
-        let home = self.home().clone();
+        // The events files of runs that look orphaned are read before the
+        // write lock is taken: a large file must not keep hooks waiting.
+        // Inside the transaction each run is judged again.
+        let mut recorded: HashMap<String, Vec<Event>> = HashMap::new();
+        if !dry_run {
+            let now = self.now_ms();
+            let runs = self
+                .conn
+                .prepare(&format!(
+                    "SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE state = 'active'"
+                ))?
+                .query_map([], run_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for run in runs {
+                if gone_reason(&run, liveness, now).is_some() {
+                    let path = self.home().run_dir(&run.id).join("events.jsonl");
+                    recorded.insert(run.id, crate::events::read_recorded(&path));
+                }
+            }
+        }
         self.write(|tx, now| {
             let mut report = ReconcileReport {
                 dry_run,
@@ -68,8 +90,9 @@ impl Store {
                     None => report.live.push(run.id),
                     Some(reason) => {
                         if !dry_run {
-                            let events = home.run_dir(&run.id).join("events.jsonl");
-                            crate::events::recover_from_file(tx, &run.id, &events);
+                            if let Some(events) = recorded.get(&run.id) {
+                                crate::events::recover(tx, &run.id, events);
+                            }
                             transition(
                                 tx,
                                 &run.id,

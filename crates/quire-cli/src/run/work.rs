@@ -18,8 +18,7 @@ use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{Cancel, RunContext, RunResult};
 use quire_store::lifecycle::{Outcome, Worker};
-use quire_store::query::ListFilter;
-use quire_store::{FailureKind, Home, Run, RunState, Store};
+use quire_store::{FailureKind, Home, Run, Store};
 
 use crate::run::Failure;
 use crate::run::git::Repo;
@@ -58,19 +57,10 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         drop(slot);
         // A hook may have queued a run after our last claim but while our
         // slot still looked taken: look once more now that it is free.
-        if !has_pending(&store)? {
+        if store.pending_count()? == 0 {
             return Ok(());
         }
     }
-}
-
-fn has_pending(store: &Store) -> Result<bool, Failure> {
-    let filter = ListFilter {
-        states: vec![RunState::Pending],
-        limit: 1,
-        ..ListFilter::default()
-    };
-    Ok(!store.list_runs(&filter)?.is_empty())
 }
 
 /// Execute one claimed run to a terminal state. Only a store that cannot be
