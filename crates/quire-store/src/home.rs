@@ -60,9 +60,20 @@ impl Home {
         self.dir.join("quire.db")
     }
 
-    /// `runs/<id>/`: a run's events, logs and workspace.
+    /// `runs/<id>/`: a run's events, logs and workspace while it executes;
+    /// after, only what was not packed into the store (large logs, kept
+    /// artifacts, a kept workspace).
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
         self.dir.join("runs").join(run_id)
+    }
+
+    /// `runs/<id>/logs/<job>/<seq>.log`: a step's log file, while its run
+    /// executes (and after, when it is too large to pack into the store).
+    pub fn step_log_path(&self, run_id: &str, job: &str, seq: i64) -> PathBuf {
+        self.run_dir(run_id)
+            .join("logs")
+            .join(job)
+            .join(format!("{seq}.log"))
     }
 
     /// Create the home (mode 0700: logs and the store may hold secrets) if it

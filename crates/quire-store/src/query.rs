@@ -13,6 +13,9 @@ pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state,
     repos.git_dir, traceparent, worker_id, worker_pid, lease_expires_at_ms, previous_sha, \
     runs.repo_id";
 
+/// How many columns [`RUN_COLUMNS`] names.
+pub(crate) const RUN_COLUMN_COUNT: usize = 18;
+
 /// The tables [`RUN_COLUMNS`] come from.
 pub(crate) const RUN_TABLES: &str = "runs JOIN repos ON repos.id = runs.repo_id";
 

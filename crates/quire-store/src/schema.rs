@@ -28,6 +28,7 @@ fn steps() -> Vec<M<'static>> {
         )
         .foreign_key_check(),
         M::up(include_str!("../../../migrations/0011_artifacts.sql")),
+        M::up(include_str!("../../../migrations/0012_step_logs.sql")),
     ]
 }
 
@@ -46,7 +47,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 11;
+pub const LATEST: i64 = 12;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -15,7 +15,8 @@ use crate::runs::text::{self, Output, emit};
 struct Report {
     /// Ids of the runs deleted (or that would be, with --dry-run).
     runs: Vec<String>,
-    /// Bytes of run directories removed (or that would be).
+    /// Bytes of run directories and of step logs packed into the store
+    /// removed (or that would be).
     bytes_freed: u64,
     /// Caches evicted to fit `cache_max_mb` (or that would be).
     caches: Vec<CacheJson>,
@@ -51,11 +52,15 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
     };
     let keep = args.keep.or(config.retention.keep).unwrap_or(0);
     let cutoff = out.now_ms - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX / 2);
-    let runs = store.prune(cutoff, keep, args.dry_run)?;
+    let pruned = store.prune(cutoff, keep, args.dry_run)?;
     let mut bytes_freed = 0;
-    for run in &runs {
+    for quire_store::Pruned {
+        run,
+        packed_log_bytes,
+    } in &pruned
+    {
         let dir = store.home().run_dir(&run.id);
-        bytes_freed += crate::caches::size_of(&dir);
+        bytes_freed += packed_log_bytes + crate::caches::size_of(&dir);
         if !args.dry_run
             && dir.exists()
             && let Err(e) = std::fs::remove_dir_all(&dir)
@@ -63,6 +68,7 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
             eprintln!("quire-runs: cannot remove {}: {e}", dir.display());
         }
     }
+    let runs: Vec<quire_store::Run> = pruned.into_iter().map(|p| p.run).collect();
     let caches: Vec<CacheJson> = caches::trim(store, config.cache_max_mb, args.dry_run)
         .into_iter()
         .map(|e| CacheJson {
