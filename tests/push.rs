@@ -19,12 +19,7 @@ sh = [["sh", "-c", "grep -q hello README.md && echo tested"]]
 "#;
 
 fn log(env: &Env, run: &str, job: &str, seq: i64) -> String {
-    std::fs::read_to_string(
-        env.home()
-            .run_dir(run)
-            .join(format!("logs/{job}/{seq}.log")),
-    )
-    .unwrap_or_default()
+    env.step_log(run, job, seq)
 }
 
 #[test]
@@ -71,13 +66,15 @@ fn a_push_runs_its_two_job_pipeline_to_completion() {
             .contains(" stdout F ref=refs/heads/main branch=main tag= prev=")
     );
     assert!(log(&env, &run.id, "test", 1).contains(" stdout F tested"));
-    let run_dir = env.home().run_dir(&run.id);
-    assert!(run_dir.join("events.jsonl").is_file());
-    // The worker deletes the workspace after the run ended, then exits.
+    // After the run ended, the worker deletes the workspace, packs the
+    // logs into the store and deletes events.jsonl, then exits: nothing of
+    // the run is left outside the store.
     assert!(gone_within(run.worker.as_ref().unwrap().pid, 10));
+    let run_dir = env.home().run_dir(&run.id);
     assert!(
-        !run_dir.join("workspace").exists(),
-        "the workspace is deleted after the run"
+        !run_dir.exists(),
+        "the run's directory is gone: {:?}",
+        std::fs::read_dir(&run_dir).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
     );
 }
 

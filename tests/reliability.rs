@@ -11,7 +11,7 @@ use predicates::prelude::*;
 use quire_cli::workers;
 use quire_store::{FailureKind, RunState};
 
-use crate::util::{Env, alive, git, gone_within, queued_runs, wait_until};
+use crate::util::{Env, Gate, alive, git, gone_within, queued_runs, wait_until};
 
 fn quire_run(env: &Env) -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-run"));
@@ -546,9 +546,14 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let run = repo.push_and_wait("[jobs.env]\ninputs = [\"quire/push\"]\nsh = \"env\"\n");
-    assert_eq!(run.state, RunState::Complete);
-    let run = run.id;
+    // The run's files are looked at while it executes: once it has ended,
+    // its logs are packed into the store and the files are gone.
+    let gate = Gate::new(&env);
+    let run = repo.push_pipeline(&format!(
+        "[jobs.env]\ninputs = [\"quire/push\"]\nsh = [\"env\", {:?}]\n",
+        gate.step("env")
+    ));
+    gate.wait_ready("env");
     let home = env.home();
     let mode = |p: std::path::PathBuf| {
         std::fs::metadata(&p)
@@ -572,7 +577,9 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
     ] {
         assert_eq!(mode(path.clone()), want, "{}", path.display());
     }
-    let log = std::fs::read_to_string(run_dir.join("logs/env/1.log")).unwrap();
+    gate.open();
+    assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
+    let log = env.step_log(&run, "env", 1);
     for internal in [
         "GIT_DIR=",
         "QUIRE_HOME=",
@@ -619,18 +626,41 @@ sh = [
 inputs = ["quire/push"]
 sh = "echo other sees [$TOKEN]"
 "#;
-    let run = repo.push_and_wait(pipeline);
+    // events.jsonl goes once the run has ended: a hard link keeps its
+    // bytes (and every event written after the link).
+    let events = env.path().join("events.jsonl");
+    let pipeline = pipeline.replacen(
+        "\"echo token=",
+        &format!(
+            "\"ln \\\"$QUIRE_WORKSPACE/../events.jsonl\\\" {}; echo token=",
+            events.display()
+        ),
+        1,
+    );
+    let run = repo.push_and_wait(&pipeline);
     assert_eq!(run.state, RunState::Complete);
+    let worker = run.worker.as_ref().unwrap().pid;
     let run = run.id;
-    let logs_dir = env.home().run_dir(&run).join("logs");
     let mut everything = String::new();
-    for job in ["deploy", "other"] {
-        for entry in std::fs::read_dir(logs_dir.join(job)).unwrap() {
-            everything.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    for (job, steps) in [("deploy", 4), ("other", 1)] {
+        for seq in 1..=steps {
+            let log = env.step_log(&run, job, seq);
+            assert!(!log.is_empty(), "{job} step {seq} has a log");
+            everything.push_str(&log);
         }
     }
-    everything
-        .push_str(&std::fs::read_to_string(env.home().run_dir(&run).join("events.jsonl")).unwrap());
+    everything.push_str(&std::fs::read_to_string(&events).unwrap());
+    // Nor does the store hold them, now that it holds the logs.
+    assert!(gone_within(worker, 10));
+    for file in ["quire.db", "quire.db-wal"] {
+        let bytes = std::fs::read(env.home().dir().join(file)).unwrap_or_default();
+        for secret in ["tok-3f9a-literal", "key-from-a-file-9"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} is in {file}"
+            );
+        }
+    }
     let shown = env
         .runs(&["show", &run, "--json"])
         .assert()

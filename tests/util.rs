@@ -47,6 +47,18 @@ impl Env {
         cmd
     }
 
+    /// A step's raw CRI log, wherever it is (its file while the run
+    /// executes, the store once the run's logs were packed); empty when
+    /// there is none yet.
+    pub fn step_log(&self, run: &str, job: &str, seq: i64) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(mut log) = self.store().step_log(run, job, seq).unwrap() {
+            log.read_to_string(&mut text).unwrap();
+        }
+        text
+    }
+
     /// `quire-runs --home HOME ARGS`.
     pub fn runs(&self, args: &[&str]) -> Command {
         self.command("quire-runs", args)

@@ -97,7 +97,7 @@ pub(crate) fn execute(
     if !config.keep_workspaces && workspace.exists() {
         let _ = std::fs::remove_dir_all(&workspace);
     }
-    match outcome {
+    let ended = match outcome {
         Ok(()) => Ok(()),
         Err(RunFailure::Invalid(errors)) => {
             let outcome = Outcome::Failed {
@@ -116,7 +116,12 @@ pub(crate) fn execute(
             store.finish(&run.id, &outcome)?;
             Ok(())
         }
+    };
+    // The run has ended: its small logs go into the store, its files away.
+    if let Err(e) = store.pack_logs(&run.id) {
+        eprintln!("quire-run work: run {}: cannot pack its logs: {e}", run.id);
     }
+    ended
 }
 
 enum RunFailure {
