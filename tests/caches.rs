@@ -209,3 +209,57 @@ sh = "ln -s {} vendor"
     );
     assert!(caches(&env).is_empty());
 }
+
+/// A make-like step: `out/obj` is rebuilt when a source is newer than it.
+const MAKE: &str = r#"[jobs.build]
+inputs = ["quire/push"]
+cache = ["out"]
+sh = """
+mkdir -p out
+for src in a.c b.c; do
+  if [ out/obj -nt "$src" ]; then echo "$src: up to date"; else echo "$src: newer than the build"; fi
+done
+for src in a.c b.c; do [ out/obj -nt "$src" ] || { sleep 0.01; touch out/obj; break; }; done
+git status --porcelain | sed 's/^/status: /'
+"""
+"#;
+
+#[test]
+fn files_unchanged_since_the_cached_build_keep_their_time_changed_ones_do_not() {
+    let env = Env::new();
+    let repo = repo(&env);
+    repo.commit(
+        &[("a.c", "a\n"), ("b.c", "b\n"), (".gitignore", "out/\n")],
+        "sources",
+    );
+    let first = repo.push_and_wait(MAKE);
+    assert_eq!(first.state, RunState::Complete, "{first:?}");
+    let text = log(&env, &first.id, "build");
+    assert!(text.contains("a.c: newer than the build"), "{text}");
+
+    // Nothing changed: the restored build is up to date for every source,
+    // and the checkout is still clean for git.
+    let second = repo.push_and_wait(MAKE);
+    let text = log(&env, &second.id, "build");
+    assert!(
+        text.contains("a.c: up to date") && text.contains("b.c: up to date"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "quire: cache: 4 files of the checkout given their time from the cache's run"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("\nstatus: "), "git status is clean: {text}");
+
+    // b.c changes: only it is newer than the build.
+    repo.commit(&[("b.c", "b changed\n")], "change b");
+    let third = repo.push_and_wait(MAKE);
+    let text = log(&env, &third.id, "build");
+    assert!(
+        text.contains("a.c: up to date") && text.contains("b.c: newer than the build"),
+        "{text}"
+    );
+    assert!(text.contains("1 changed since"), "{text}");
+}

@@ -4,6 +4,7 @@
 //! ```text
 //! caches/<repo_id>/<job>/<branch>/entry/files/<path>   what the job saved
 //! caches/<repo_id>/<job>/<branch>/entry/meta           its size and run; its mtime is when it was last used
+//! caches/<repo_id>/<job>/<branch>/entry/mtimes         the commit's unchanged files' times (crate::mtimes)
 //! ```
 //!
 //! `<branch>` is the branch name with `/`, `%` and anything unusual
@@ -23,6 +24,7 @@ use quire_store::Home;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use rustix::io::Errno;
 
+use crate::mtimes::Checkout;
 use crate::runs::text::human_bytes;
 
 /// The name of the published entry in a key's directory.
@@ -152,6 +154,8 @@ pub struct RunCache {
     /// The repository's caches' cap, in bytes.
     cap: u64,
     cap_mb: u64,
+    /// The run's checkout, to carry files' times over with the caches.
+    checkout: Option<Checkout>,
 }
 
 impl RunCache {
@@ -171,7 +175,15 @@ impl RunCache {
             default_branch,
             cap: cap_mb.saturating_mul(1024 * 1024),
             cap_mb,
+            checkout: None,
         }
+    }
+
+    /// Carry the checkout's files' times over with the caches
+    /// ([`crate::mtimes`]).
+    pub fn with_checkout(mut self, checkout: Checkout) -> RunCache {
+        self.checkout = Some(checkout);
+        self
     }
 
     /// Restore from `branch`'s entry: taken away and moved in when it is
@@ -219,6 +231,13 @@ impl RunCache {
                 Err(e) => lines.push(format!("cannot restore {path}: {e}")),
             }
         }
+        if !restored.is_empty()
+            && let Some(checkout) = &self.checkout
+            && let Ok(record) = fs::read(taken.join("mtimes"))
+            && let Some(line) = checkout.apply(&record)
+        {
+            lines.push(line);
+        }
         if own || fs::rename(&taken, key.join(ENTRY)).is_err() {
             // Ours to drop; or a newer save took the name while we copied.
             let _ = fs::remove_dir_all(&taken);
@@ -254,6 +273,9 @@ impl RunCache {
         {
             return vec![format!("cannot save: {}: {e}", tmp.display())];
         }
+        // Before the cached paths leave: the commit's own files in them
+        // are recorded as they were.
+        let mtimes = self.checkout.as_ref().map(Checkout::record);
         let mut lines = Vec::new();
         let mut saved = Vec::new();
         for path in paths {
@@ -282,8 +304,13 @@ impl RunCache {
         }
         let size = size_of(&tmp.join("files"));
         let meta = format!("size {size}\nrun {}\n", self.run_id);
-        if let Err(e) =
-            fs::write(tmp.join("meta"), meta).and_then(|()| publish(&tmp, &key.join(ENTRY)))
+        let written = match mtimes {
+            Some(mtimes) => fs::write(tmp.join("mtimes"), mtimes),
+            None => Ok(()),
+        };
+        if let Err(e) = written
+            .and_then(|()| fs::write(tmp.join("meta"), meta))
+            .and_then(|()| publish(&tmp, &key.join(ENTRY)))
         {
             let _ = fs::remove_dir_all(&tmp);
             lines.push(format!("cannot save: {e}"));

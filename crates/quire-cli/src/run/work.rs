@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::caches::RunCache;
 use crate::config::Config;
+use crate::mtimes::Checkout;
 use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
@@ -173,7 +174,8 @@ fn prepare_and_run(
     if workspace.exists() {
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
     }
-    repo.materialize(&run.sha, &run.ref_name, workspace)?;
+    let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
+    let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching)?;
 
     let ctx = RunContext {
         run_id: run.id.clone(),
@@ -185,15 +187,17 @@ fn prepare_and_run(
         workspace: workspace.to_path_buf(),
         logs_dir: run_dir.join("logs"),
         secrets,
-        cache: (config.cache_max_mb > 0).then(|| {
-            Arc::new(RunCache::new(
+        cache: caching.then(|| {
+            let cache = RunCache::new(
                 home,
                 run.repo_id,
                 &run.id,
                 &run.ref_name,
                 repo.default_branch(),
                 config.cache_max_mb,
-            )) as Arc<dyn quire_pipeline::exec::JobCache>
+            )
+            .with_checkout(Checkout::new(workspace, files));
+            Arc::new(cache) as Arc<dyn quire_pipeline::exec::JobCache>
         }),
     };
     let events = JsonlFile::create(&run_dir.join("events.jsonl"))
