@@ -6,7 +6,7 @@
 use quire_store::RunState;
 use serde_json::Value;
 
-use crate::util::{Env, Repo, git};
+use crate::util::{Env, Gate, Repo, git};
 
 /// Prints the stamp a previous run left in `target`, then leaves its own.
 const STAMP: &str = r#"[jobs.build]
@@ -262,4 +262,65 @@ fn files_unchanged_since_the_cached_build_keep_their_time_changed_ones_do_not() 
         "{text}"
     );
     assert!(text.contains("1 changed since"), "{text}");
+}
+
+/// A worker killed in the middle of a save, restore or eviction leaves a
+/// directory beside the entry (as `caches.rs` names them). prune removes
+/// those whose run has ended or whose process is gone, and only those.
+#[test]
+fn prune_sweeps_what_interrupted_saves_left_and_nothing_live() {
+    let env = Env::new();
+    let repo = repo(&env);
+    let done = repo.push_and_wait(STAMP);
+    let key = env
+        .path()
+        .join("home/caches")
+        .join(done.repo_id.to_string())
+        .join("build/main");
+    assert!(key.join("entry").is_dir());
+
+    // A run still going: what it is building stays.
+    let gate = Gate::new(&env);
+    repo.commit(&[("other", "x")], "other");
+    let live = repo.push_pipeline(&format!(
+        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = \"{}\"\n",
+        gate.step("live")
+    ));
+    gate.wait_ready("live");
+
+    let dead = crate::util::dead_pid();
+    let leftovers = [
+        (format!("tmp-{}", done.id), true),
+        (format!("taking-{}", live), false),
+        (format!("evicting-{dead}-1"), true),
+        (format!("old-{}-1", std::process::id()), false),
+        ("stray".to_string(), false),
+    ];
+    for (name, _) in &leftovers {
+        std::fs::create_dir_all(key.join(name).join("files")).unwrap();
+        std::fs::write(key.join(name).join("files/blob"), "12345").unwrap();
+    }
+    let report = env.json(&["prune", "--older-than", "30d", "--dry-run"]);
+    let listed: Vec<&str> = report["cache_leftovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{report}");
+    for (name, _) in &leftovers {
+        assert!(key.join(name).exists(), "a dry run removes nothing");
+    }
+    env.runs(&["prune", "--older-than", "30d"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "removed 2 leftovers of interrupted cache saves and restores, 10 B",
+        ));
+    for (name, swept) in &leftovers {
+        assert_eq!(!key.join(name).exists(), *swept, "{name}");
+    }
+    assert!(key.join("entry").is_dir(), "the entry itself stays");
+    gate.open();
+    env.wait_terminal(&live);
 }

@@ -21,7 +21,16 @@ struct Report {
     caches: Vec<CacheJson>,
     /// Bytes of those caches.
     cache_bytes_freed: u64,
+    /// What interrupted cache saves and restores left, removed (or that
+    /// would be).
+    cache_leftovers: Vec<LeftoverJson>,
     dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct LeftoverJson {
+    path: String,
+    size: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,11 +81,19 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
             size: e.size,
         })
         .collect();
+    let leftovers: Vec<LeftoverJson> = caches::sweep(store, args.dry_run)
+        .into_iter()
+        .map(|l| LeftoverJson {
+            path: l.dir.display().to_string(),
+            size: l.size,
+        })
+        .collect();
     let report = Report {
         runs: runs.iter().map(|r| r.id.clone()).collect(),
         bytes_freed,
         cache_bytes_freed: caches.iter().map(|c| c.size).sum(),
         caches,
+        cache_leftovers: leftovers,
         dry_run: args.dry_run,
     };
     if args.json {
@@ -126,6 +143,19 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
             if report.caches.len() == 1 { "" } else { "s" },
             text::human_bytes(report.cache_bytes_freed),
             config.cache_max_mb
+        ));
+    }
+    if !report.cache_leftovers.is_empty() {
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        let n = report.cache_leftovers.len();
+        text.push_str(&format!(
+            "{verb} {n} leftover{} of interrupted cache saves and restores, {}\n",
+            if n == 1 { "" } else { "s" },
+            text::human_bytes(report.cache_leftovers.iter().map(|l| l.size).sum())
         ));
     }
     Ok(emit(&text))
