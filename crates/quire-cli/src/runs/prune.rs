@@ -60,18 +60,31 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
     };
     let keep = args.keep.or(config.retention.keep).unwrap_or(0);
     let cutoff = out.now_ms - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX / 2);
-    let runs = store.prune(cutoff, keep, args.dry_run)?;
     let mut bytes_freed = 0;
-    for run in &runs {
-        let dir = store.home().run_dir(&run.id);
-        bytes_freed += crate::caches::size_of(&dir);
-        if !args.dry_run
-            && dir.exists()
-            && let Err(e) = std::fs::remove_dir_all(&dir)
-        {
-            eprintln!("quire-runs: cannot remove {}: {e}", dir.display());
+    let mut remove_files = |store: &Store, runs: &[quire_store::Run]| {
+        for run in runs {
+            let dir = store.home().run_dir(&run.id);
+            bytes_freed += crate::caches::size_of(&dir);
+            if !args.dry_run
+                && dir.exists()
+                && let Err(e) = std::fs::remove_dir_all(&dir)
+            {
+                eprintln!("quire-runs: cannot remove {}: {e}", dir.display());
+            }
         }
-    }
+    };
+    let runs = match store.on_full_disk_use_reserve(|s| s.prune(cutoff, keep, args.dry_run)) {
+        // Not even room to delete rows (SQLite writes the deletion to its
+        // log first): the files of the runs being pruned go first, which
+        // makes room, then their rows.
+        Err(e) if e.is_disk_full() && !args.dry_run => {
+            let doomed = store.prune(cutoff, keep, true)?;
+            remove_files(store, &doomed);
+            store.prune(cutoff, keep, false)?
+        }
+        done => done?,
+    };
+    remove_files(store, &runs);
     let caches: Vec<CacheJson> = caches::trim(store, config.cache_max_mb, args.dry_run)
         .into_iter()
         .map(|e| CacheJson {
