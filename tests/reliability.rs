@@ -794,37 +794,28 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
 }
 
 #[test]
-fn fifty_first_hooks_into_a_new_home_at_once_all_open_its_store() {
+fn fifty_first_installs_into_a_new_home_at_once_all_open_its_store() {
     // Each process identifies the brand-new store while others create it:
     // the header and the tables must be read from one snapshot, or a
-    // process sees a half-made store and calls it foreign.
+    // process sees a half-made store and calls it foreign. (Only `install`,
+    // `migrate-from` and `demo` make a home; the hook never does.)
     for round in 0..5 {
         let env = Env::new();
-        let repo = env.repo_with_hook("app");
-        let sha = repo.commit(&[("README.md", "hi\n")], "no pipeline");
-        assert!(repo.push(&["origin", "main"]).0);
-        std::fs::remove_dir_all(env.home().dir()).unwrap();
-        let hooks: Vec<_> = (0..50)
+        let installs: Vec<_> = (0..50)
             .map(|i| {
-                let mut child = quire_run(&env)
-                    .args(["hook", "--git-dir", repo.bare.to_str().unwrap()])
-                    .stdin(Stdio::piped())
+                let name = format!("app{i}.git");
+                git(env.path(), &["init", "--quiet", "--bare", &name]);
+                quire_run(&env)
+                    .arg("install")
+                    .arg(env.path().join(name))
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
-                    .unwrap();
-                let line = format!("{} {sha} refs/heads/b{i}\n", "0".repeat(40));
-                child
-                    .stdin
-                    .take()
                     .unwrap()
-                    .write_all(line.as_bytes())
-                    .unwrap();
-                child
             })
             .collect();
-        for hook in hooks {
-            let out = hook.wait_with_output().unwrap();
+        for install in installs {
+            let out = install.wait_with_output().unwrap();
             assert!(
                 out.status.success(),
                 "round {round}: {}{}",
@@ -833,4 +824,119 @@ fn fifty_first_hooks_into_a_new_home_at_once_all_open_its_store() {
             );
         }
     }
+}
+
+#[test]
+fn a_push_into_a_deleted_home_says_so_creates_nothing_and_says_how_to_record_it() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    std::fs::remove_dir_all(env.home().dir()).unwrap();
+    let pipeline = "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+    let sha = repo.commit(&[(".quire/ci.toml", pipeline)], "a pipeline");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "the push itself goes through: {stderr}");
+    let home = env.home().dir().display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "remote: quire: no quire home at {home}: no run recorded for this push"
+        )),
+        "{stderr}"
+    );
+    let recover = format!(
+        "quire-run --home {home} trigger --git-dir {} refs/heads/main {sha}",
+        repo.bare.display()
+    );
+    assert!(stderr.contains(&recover), "{stderr}");
+    assert!(
+        !env.home().dir().exists(),
+        "no empty home made in its place"
+    );
+
+    // Recovered as it says: install again, then the trigger line.
+    env.run(&["install", repo.bare.to_str().unwrap()])
+        .assert()
+        .success();
+    let args: Vec<&str> = recover.split(' ').skip(3).collect();
+    env.run(&args).assert().success();
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].sha, sha);
+}
+
+/// A tmpfs of `mib` MiB mounted at `dir` for the life of the value (root
+/// only: `.ci/run` runs the tests as root).
+struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, mib: u32) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs as the home, which needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_room() {
+    let env = Env::new();
+    let _disk = SmallDisk::mount(env.home().dir(), 24);
+    let repo = env.repo_with_hook("app");
+    assert!(
+        env.home().reserve_path().is_file(),
+        "install keeps space back"
+    );
+    env.config("max_workers = 1\n");
+    // 40 MB of output into a 24 MiB home: the log fills the disk.
+    let flood = "[jobs.flood]\ninputs = [\"quire/push\"]\nsh = \"head -c 40000000 /dev/zero | tr '\\\\0' x | fold -w 1000\"\n";
+    repo.commit(&[(".quire/ci.toml", flood)], "fills the disk");
+    git(&repo.work, &["branch", "second"]);
+    let queued = repo.push_refs(&["main", "second"]);
+    assert_eq!(queued.len(), 2, "both recorded while there was room");
+    let runs: Vec<_> = queued.iter().map(|id| env.wait_terminal(id)).collect();
+    for run in &runs {
+        // Each failed with its reason; the worker went on to the second.
+        assert_eq!(run.state, RunState::Failed, "{run:?}");
+        let detail = run.failure_detail.clone().unwrap_or_default();
+        assert!(detail.contains("No space left on device"), "{run:?}");
+    }
+
+    // reconcile and prune work on the full disk, and prune makes room.
+    env.runs(&["reconcile"]).assert().success();
+    env.runs(&["prune", "--older-than", "1d"])
+        .env("QUIRE_NOW", "2100-01-01T00:00:00Z")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("deleted 2 runs"));
+    for id in &queued {
+        assert!(!env.home().run_dir(id).exists());
+    }
+    let ok = repo.push_and_wait("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"echo fine\"\n");
+    assert_eq!(ok.state, RunState::Complete, "{ok:?}");
+    wait_until("the reserve made again", || {
+        env.home().reserve_path().is_file()
+    });
 }

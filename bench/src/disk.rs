@@ -40,6 +40,7 @@ pub fn disk(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let repo = Repo::new(dir.path(), "app");
+    repo.install(bins, &home);
     repo.commit(
         &[(
             ".quire/ci.toml",

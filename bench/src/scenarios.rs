@@ -78,6 +78,7 @@ pub fn steps(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let repo = Repo::new(dir.path(), "app");
+    repo.install(bins, &home);
     let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
     repo.commit(
         &[(
@@ -344,6 +345,7 @@ pub fn concurrent(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let repo = Repo::new(dir.path(), "app");
+    repo.install(bins, &home);
     repo.commit(&[(".quire/ci.toml", QUICK_PIPELINE)], "pipeline");
     repo.push(&["--quiet", "origin", "main"]);
     let sha = String::from_utf8(run(git(&repo.bare).args(["rev-parse", "main"])).stdout).unwrap();
@@ -608,6 +610,7 @@ pub fn checkout(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let repo = Repo::new(dir.path(), "app");
+    repo.install(bins, &home);
     let files = 50_000;
     for i in 0..files {
         let file = repo.work.join(format!("src/m{}/f{i}.rs", i / 100));

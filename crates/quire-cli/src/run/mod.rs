@@ -5,7 +5,7 @@
 //! locally; `install` puts the hook into a bare repository.
 
 mod demo;
-mod git;
+pub(crate) mod git;
 mod hook;
 mod install;
 mod interrupt;

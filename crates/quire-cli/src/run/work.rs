@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::caches::RunCache;
 use crate::config::Config;
+use crate::mtimes::Checkout;
 use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
@@ -44,12 +45,16 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         let Some(slot) = workers::try_acquire(home, config.max_workers)? else {
             return Ok(());
         };
-        let mut store = Store::open(home)?;
+        let mut store = Store::open_existing(home)?;
         let worker = Worker::this_process(LEASE);
+        home.ensure_reserve();
         while !crate::run::interrupt::requested()
-            && let Some(run) = store.claim_next(&worker)?
+            && let Some(run) = store.on_full_disk_use_reserve(|s| s.claim_next(&worker))?
         {
             execute(home, &config, &mut store, &worker, run)?;
+            // Made again once a full disk has room: the next full disk
+            // finds it.
+            home.ensure_reserve();
         }
         if crate::run::interrupt::requested() {
             return Ok(());
@@ -78,7 +83,7 @@ pub(crate) fn execute(
     // is never mistaken for a dead worker; and a supersede during it is
     // noticed.
     let cancel = Cancel::default();
-    let outcome = match Store::open(home) {
+    let outcome = match Store::open_existing(home) {
         Ok(beat_store) => {
             let heartbeat = Heartbeat::start(beat_store, &run.id, worker, &cancel);
             let outcome = prepare_and_run(home, config, store, &cancel, &run, &run_dir, &workspace);
@@ -86,7 +91,7 @@ pub(crate) fn execute(
             // Stopped by SIGINT or SIGTERM: the run did not fail, it was
             // cancelled (a no-op if it ended first).
             if crate::run::interrupt::requested() {
-                store.cancel(&run.id)?;
+                store.on_full_disk_use_reserve(|s| s.cancel(&run.id))?;
             }
             outcome
         }
@@ -104,7 +109,7 @@ pub(crate) fn execute(
                 kind: FailureKind::PipelineInvalid,
                 detail: Some(invalid_detail(&errors)),
             };
-            store.finish(&run.id, &outcome)?;
+            store.on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))?;
             Ok(())
         }
         Err(RunFailure::Crashed(message)) => {
@@ -113,7 +118,7 @@ pub(crate) fn execute(
                 kind: FailureKind::ProcessCrashed,
                 detail: Some(message),
             };
-            store.finish(&run.id, &outcome)?;
+            store.on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))?;
             Ok(())
         }
     };
@@ -178,7 +183,8 @@ fn prepare_and_run(
     if workspace.exists() {
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
     }
-    repo.materialize(&run.sha, &run.ref_name, workspace)?;
+    let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
+    let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching)?;
 
     let ctx = RunContext {
         run_id: run.id.clone(),
@@ -190,15 +196,17 @@ fn prepare_and_run(
         workspace: workspace.to_path_buf(),
         logs_dir: run_dir.join("logs"),
         secrets,
-        cache: (config.cache_max_mb > 0).then(|| {
-            Arc::new(RunCache::new(
+        cache: caching.then(|| {
+            let cache = RunCache::new(
                 home,
                 run.repo_id,
                 &run.id,
                 &run.ref_name,
                 repo.default_branch(),
                 config.cache_max_mb,
-            )) as Arc<dyn quire_pipeline::exec::JobCache>
+            )
+            .with_checkout(Checkout::new(workspace, files));
+            Arc::new(cache) as Arc<dyn quire_pipeline::exec::JobCache>
         }),
     };
     let events = JsonlFile::create(&run_dir.join("events.jsonl"))
@@ -217,7 +225,7 @@ fn prepare_and_run(
         RunResult::Cancelled => return Ok(()),
     };
     store
-        .finish(&run.id, &outcome)
+        .on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     Ok(())
 }

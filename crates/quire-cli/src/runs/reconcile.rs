@@ -28,7 +28,9 @@ struct Report {
 }
 
 pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitCode> {
-    let report = store.reconcile(&|pid| ProcessTable.is_alive(pid), args.dry_run)?;
+    let report = store.on_full_disk_use_reserve(|s| {
+        s.reconcile(&|pid| ProcessTable.is_alive(pid), args.dry_run)
+    })?;
     let mut steps_terminated = Vec::new();
     let mut worker_started = false;
     if !args.dry_run {
