@@ -95,6 +95,9 @@ impl Fixture {
             logs_dir: run_dir.join("logs"),
             secrets: vec![],
             cache: None,
+            step_home: None,
+            step_tmpdir: None,
+            sandbox: None,
         };
         let path = run_dir.join("events.jsonl");
         let mut sink = (JsonlFile::create(&path).unwrap(), Recorded::default());

@@ -152,6 +152,8 @@ pub struct RunCache {
     /// The repository's caches' cap, in bytes.
     cap: u64,
     cap_mb: u64,
+    /// Who owns what is restored (uid, gid): the steps' `run_as` user.
+    owner: Option<(u32, u32)>,
 }
 
 impl RunCache {
@@ -171,7 +173,15 @@ impl RunCache {
             default_branch,
             cap: cap_mb.saturating_mul(1024 * 1024),
             cap_mb,
+            owner: None,
         }
+    }
+
+    /// Restored paths (and the directories made to hold them) go to this
+    /// uid and gid, so steps running as `run_as` can change them.
+    pub fn owned_by(mut self, owner: Option<(u32, u32)>) -> RunCache {
+        self.owner = owner;
+        self
     }
 
     /// Restore from `branch`'s entry: taken away and moved in when it is
@@ -214,7 +224,12 @@ impl RunCache {
                     continue;
                 }
             }
-            match merge(&from, &workspace.join(path), !own) {
+            let merged =
+                merge(&from, &workspace.join(path), !own).and_then(|()| match self.owner {
+                    Some((uid, gid)) => give(workspace, path, uid, gid),
+                    None => Ok(()),
+                });
+            match merged {
                 Ok(()) => restored.push(path.as_str()),
                 Err(e) => lines.push(format!("cannot restore {path}: {e}")),
             }
@@ -565,6 +580,20 @@ fn unescape(name: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Give the restored `path` in `workspace`, the directories leading to it
+/// and everything below it to `uid`:`gid`.
+fn give(workspace: &Path, path: &str, uid: u32, gid: u32) -> io::Result<()> {
+    let mut at = workspace.to_path_buf();
+    let parts: Vec<_> = Path::new(path).components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        if i + 1 < parts.len() {
+            std::os::unix::fs::lchown(&at, Some(uid), Some(gid))?;
+        }
+    }
+    crate::run::chown_tree(&at, uid, gid)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! with events ingested live, finish the run. It exits when the queue is
 //! empty.
 
-use std::io;
-use std::os::unix::fs::DirBuilderExt;
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, RunContext, RunResult};
+use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
 
@@ -24,6 +24,7 @@ use crate::run::Failure;
 use crate::run::git::Repo;
 use crate::run::local::DEFAULT_FILE;
 use crate::run::record::{invalid_detail, validate};
+use crate::run::sandbox::{self, RunDirs};
 
 /// How long a claim holds without renewal (the heartbeat renews it twice a
 /// second); reconcile treats a run whose lease ran out as orphaned.
@@ -73,7 +74,7 @@ pub(crate) fn execute(
     run: Run,
 ) -> Result<(), Failure> {
     let run_dir = home.run_dir(&run.id);
-    let workspace = run_dir.join("workspace");
+    let dirs = RunDirs::of(&run_dir);
     // The lease is renewed from the moment of the claim, so a long checkout
     // is never mistaken for a dead worker; and a supersede during it is
     // noticed.
@@ -81,7 +82,7 @@ pub(crate) fn execute(
     let outcome = match Store::open(home) {
         Ok(beat_store) => {
             let heartbeat = Heartbeat::start(beat_store, &run.id, worker, &cancel);
-            let outcome = prepare_and_run(home, config, store, &cancel, &run, &run_dir, &workspace);
+            let outcome = prepare_and_run(home, config, store, &cancel, &run, &run_dir, &dirs);
             heartbeat.stop();
             // Stopped by SIGINT or SIGTERM: the run did not fail, it was
             // cancelled (a no-op if it ended first).
@@ -94,8 +95,8 @@ pub(crate) fn execute(
             "cannot open the store a second time for the lease: {e}"
         ))),
     };
-    if !config.keep_workspaces && workspace.exists() {
-        let _ = std::fs::remove_dir_all(&workspace);
+    if !config.keep_workspaces {
+        dirs.remove();
     }
     match outcome {
         Ok(()) => Ok(()),
@@ -137,8 +138,9 @@ fn prepare_and_run(
     cancel: &Cancel,
     run: &Run,
     run_dir: &Path,
-    workspace: &Path,
+    dirs: &RunDirs,
 ) -> Result<(), RunFailure> {
+    let workspace = dirs.workspace.as_path();
     let crashed = |what: &str, e: io::Error| RunFailure::Crashed(format!("cannot {what}: {e}"));
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -174,6 +176,9 @@ fn prepare_and_run(
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
     }
     repo.materialize(&run.sha, &run.ref_name, workspace)?;
+    dirs.create_home_and_tmp()
+        .map_err(|e| crashed("create the run's HOME and TMPDIR", e))?;
+    let (sandbox, owner) = confine(home, config, store, run, run_dir, dirs)?;
 
     let ctx = RunContext {
         run_id: run.id.clone(),
@@ -183,17 +188,23 @@ fn prepare_and_run(
         previous_sha: run.previous_sha.clone(),
         traceparent: run.traceparent.clone().unwrap_or_default(),
         workspace: workspace.to_path_buf(),
+        step_home: Some(dirs.home.clone()),
+        step_tmpdir: Some(dirs.tmp.clone()),
+        sandbox: Some(Arc::new(sandbox)),
         logs_dir: run_dir.join("logs"),
         secrets,
         cache: (config.cache_max_mb > 0).then(|| {
-            Arc::new(RunCache::new(
-                home,
-                run.repo_id,
-                &run.id,
-                &run.ref_name,
-                repo.default_branch(),
-                config.cache_max_mb,
-            )) as Arc<dyn quire_pipeline::exec::JobCache>
+            Arc::new(
+                RunCache::new(
+                    home,
+                    run.repo_id,
+                    &run.id,
+                    &run.ref_name,
+                    repo.default_branch(),
+                    config.cache_max_mb,
+                )
+                .owned_by(owner),
+            ) as Arc<dyn quire_pipeline::exec::JobCache>
         }),
     };
     let events = JsonlFile::create(&run_dir.join("events.jsonl"))
@@ -215,6 +226,54 @@ fn prepare_and_run(
         .finish(&run.id, &outcome)
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     Ok(())
+}
+
+/// The sandbox of the run's steps (docs/SECURITY.md), refused as the run's
+/// failure when config.toml requires one this machine cannot give, or
+/// names a `run_as` user quire cannot switch to. How the steps are confined
+/// is kept in `runs/<id>/sandbox` for `quire-runs show`; when they are not
+/// (or only in part), worker.log says so too, as each job's log does.
+/// Also the uid and gid of `run_as`, who owns the run's directories.
+fn confine(
+    home: &Home,
+    config: &Config,
+    store: &Store,
+    run: &Run,
+    run_dir: &Path,
+    dirs: &RunDirs,
+) -> Result<(Sandbox, Option<(u32, u32)>), RunFailure> {
+    let git_dir = Path::new(run.git_dir.as_deref().unwrap_or_default());
+    let euid = rustix::process::geteuid().as_raw();
+    let user = sandbox::step_user(config.run_as.as_deref(), euid).map_err(RunFailure::Crashed)?;
+    let owner = user.as_ref().map(|u| (u.uid, u.gid));
+    if let Some(user) = &user {
+        sandbox::hand_over(home, run_dir, dirs, user).map_err(|e| {
+            RunFailure::Crashed(format!(
+                "cannot hand the run's directories to user {}: {e}",
+                user.name
+            ))
+        })?;
+    }
+    let policy = sandbox::policy(home, config, store, git_dir, dirs, user.as_ref())
+        .map_err(RunFailure::Crashed)?;
+    let sandbox = Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
+    let file = run_dir.join("sandbox");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| writeln!(f, "{}", sandbox.summary()))
+        .map_err(|e| RunFailure::Crashed(format!("cannot write {}: {e}", file.display())))?;
+    if !sandbox.notes().is_empty() {
+        eprintln!(
+            "quire-run work: run {}: sandbox: {}",
+            run.id,
+            sandbox.summary()
+        );
+    }
+    Ok((sandbox, owner))
 }
 
 /// Ingests events into the store as they happen, so `quire-runs show` of
