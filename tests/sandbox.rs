@@ -298,3 +298,32 @@ fn run_as_an_unknown_user_fails_the_run_clearly() {
         "no step ran"
     );
 }
+
+#[test]
+fn run_as_owns_what_a_cache_restores_even_when_copied_from_the_default_branch() {
+    use std::os::unix::fs::PermissionsExt;
+    if rustix::process::geteuid().as_raw() != 0 {
+        return; // run_as needs root: the refusal is tested above
+    }
+    let env = Env::new();
+    env.config("run_as = \"nobody\"\n");
+    std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let app = env.repo_with_hook("app");
+    git(&app.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    let pipeline = "[jobs.build]\ninputs = [\"quire/push\"]\ncache = [\"out/target\"]\nsh = \"mkdir -p out/target && echo run >> out/target/runs && wc -l < out/target/runs\"\n";
+    let first = app.push_and_wait(pipeline);
+    assert_eq!(first.state, RunState::Complete, "{first:?}");
+    // A branch's first run restores a copy of the default branch's cache,
+    // made by the worker: the step must still own it to append.
+    git(&app.work, &["checkout", "--quiet", "-b", "feature"]);
+    app.commit(&[("README", "feature\n")], "feature");
+    let run = app.push_refs(&["feature"]).remove(0);
+    let run = env.wait_terminal(&run);
+    let text = log(&env, &run.id, "build");
+    assert_eq!(run.state, RunState::Complete, "{text}");
+    assert!(
+        text.contains("restored out/target from the default branch main"),
+        "{text}"
+    );
+    assert!(text.contains("stdout F 2\n"), "{text}");
+}
