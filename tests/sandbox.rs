@@ -327,3 +327,31 @@ fn run_as_owns_what_a_cache_restores_even_when_copied_from_the_default_branch() 
     );
     assert!(text.contains("stdout F 2\n"), "{text}");
 }
+
+#[test]
+fn a_program_in_the_ci_users_home_cannot_be_started_and_the_log_says_why() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    // The pushes', and so the worker's, HOME is the work tree.
+    let tool = app.work.join("bin/tool");
+    std::fs::create_dir_all(tool.parent().unwrap()).unwrap();
+    std::fs::write(&tool, "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = app.push_and_wait(&format!(
+        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [[{:?}]]\n",
+        tool.display().to_string()
+    ));
+    assert_eq!(run.state, RunState::Failed);
+    let text = log(&env, &run.id, "t");
+    assert!(
+        text.contains(&format!(
+            "quire: cannot start {}: Permission denied (os error 13) (the sandbox hides \
+             quire's home, the repositories and the CI user's home from steps: docs/SECURITY.md)",
+            tool.display()
+        )),
+        "{text}"
+    );
+    let detail = env.store().run_detail(&run.id).unwrap();
+    assert_eq!(detail.jobs[0].job.exit_code, Some(126));
+}
