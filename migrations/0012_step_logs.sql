@@ -11,3 +11,9 @@ CREATE TABLE step_logs (
     log     BLOB    NOT NULL,
     PRIMARY KEY (run_id, job_id, seq)
 );
+
+-- How the run's steps were confined (the Landlock sandbox, docs/SECURITY.md):
+-- one line the worker records when it starts the run's steps, shown by
+-- `quire-runs show`. Null for runs no worker started, and for runs from
+-- before 0012.
+ALTER TABLE runs ADD COLUMN sandbox TEXT;

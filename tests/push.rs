@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
 
-use crate::util::{Env, Gate, alive, git, gone_within, queued_runs, read_pid_file, wait_until};
+use crate::util::{
+    Env, Gate, RECORD_PID, alive, git, gone_within, queued_runs, step_pid, wait_until,
+};
 
 const TWO_JOBS: &str = r#"
 [jobs.build]
@@ -263,10 +265,9 @@ fn an_invalid_pipeline_is_told_to_the_pusher_and_recorded_as_pipeline_invalid() 
 fn git_push_returns_while_a_long_pipeline_runs_and_a_force_push_stops_it() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pidfile = env.path().join("sleep.pid");
     let slow = format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > {}; exec sleep 30\"\n",
-        pidfile.display()
+        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        format!("{RECORD_PID}; exec sleep 30")
     );
     repo.commit(
         &[("README.md", "hello\n"), (".quire/ci.toml", &slow)],
@@ -279,7 +280,7 @@ fn git_push_returns_while_a_long_pipeline_runs_and_a_force_push_stops_it() {
     // A behaviour bound, not a benchmark: the push must not wait for the 30 s step.
     assert!(took < Duration::from_secs(10), "git push took {took:?}");
     let old = queued_runs(&stderr).remove(0);
-    let sleep = read_pid_file(&pidfile);
+    let sleep = step_pid(&env, &old);
     assert_eq!(
         env.store().resolve_run(&old).unwrap().state,
         RunState::Active
@@ -372,15 +373,14 @@ fn after_the_worker_is_killed_reconcile_orphans_its_run_ends_its_step_and_starts
     env.home().ensure().unwrap();
     std::fs::write(env.home().dir().join("config.toml"), "max_workers = 1\n").unwrap();
     let a = env.repo_with_hook("a");
-    let pidfile = env.path().join("sleep.pid");
     let slow = format!(
-        "[jobs.hang]\ninputs = [\"quire/push\"]\nsh = [\"echo $$ > {}; exec sleep 300\", \"echo never\"]\n",
-        pidfile.display()
+        "[jobs.hang]\ninputs = [\"quire/push\"]\nsh = [{:?}, \"echo never\"]\n",
+        format!("{RECORD_PID}; exec sleep 300")
     );
     a.commit(&[(".quire/ci.toml", &slow)], "hang");
     let (_, stderr) = a.push(&["origin", "main"]);
     let stuck = queued_runs(&stderr).remove(0);
-    let sleep = read_pid_file(&pidfile);
+    let sleep = step_pid(&env, &stuck);
     let worker = env
         .wait_for(&stuck, "active", |r| r.state == RunState::Active)
         .worker

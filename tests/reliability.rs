@@ -542,7 +542,7 @@ fn a_step_that_closes_stdout_early_does_not_stall_the_worker() {
 }
 
 #[test]
-fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
+fn the_home_and_everything_in_it_is_private_and_steps_inherit_none_of_quires_environment() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let repo = env.repo_with_hook("app");
@@ -592,6 +592,11 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
         );
     }
     assert!(log.contains(&format!("QUIRE_RUN_ID={run}")));
+    // Its HOME and TMPDIR are the run's own, not the worker's user's.
+    for (name, dir) in [("HOME", "home"), ("TMPDIR", "tmp")] {
+        let want = format!("{name}={}\n", run_dir.join(dir).display());
+        assert!(log.contains(&want), "{want} in:\n{log}");
+    }
     // Values reach SQL only as parameters: a hostile filter is just a string.
     env.runs(&["list", "--repo", "x' OR '1'='1", "--json"])
         .assert()
@@ -609,7 +614,9 @@ fn secrets_reach_the_jobs_that_ask_and_never_the_logs_or_the_store() {
     let key_file = env.path().join("deploy.key");
     std::fs::write(&key_file, "key-from-a-file-9\n").unwrap();
     env.config(&format!(
-        "[secrets]\nTOKEN = \"tok-3f9a-literal\"\nKEY = {{ file = \"{}\" }}\n",
+        // The sandbox off: a step below keeps a link to events.jsonl,
+        // outside its workspace.
+        "sandbox = \"off\"\n[secrets]\nTOKEN = \"tok-3f9a-literal\"\nKEY = {{ file = \"{}\" }}\n",
         key_file.display()
     ));
     let pipeline = r#"
@@ -743,10 +750,9 @@ fn a_secret_file_shorter_than_8_bytes_fails_the_run_as_process_crashed_with_the_
 fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pidfile = env.path().join("sleep.pid");
     let pipeline = format!(
-        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > {}; exec sleep 300\"\n",
-        pidfile.display()
+        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        format!("{}; exec sleep 300", crate::util::RECORD_PID)
     );
     repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
     git(
@@ -768,7 +774,16 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let sleep = crate::util::read_pid_file(&pidfile);
+    let mut run = String::new();
+    crate::util::wait_until("the triggered run", || {
+        run = env
+            .all_runs()
+            .first()
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        !run.is_empty()
+    });
+    let sleep = crate::util::step_pid(&env, &run);
     interrupt(&trigger);
     assert_eq!(trigger.wait().unwrap().code(), Some(1));
     assert!(gone_within(sleep, 5), "the step outlived Ctrl-C");
@@ -779,15 +794,16 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
         "{run:?}"
     );
 
-    std::fs::remove_file(&pidfile).unwrap();
+    // `exec` gives its steps the caller's TMPDIR.
     let mut exec = quire_run(&env)
+        .env("TMPDIR", env.path())
         .arg("exec")
         .arg("--workspace")
         .arg(&repo.work)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let sleep = crate::util::read_pid_file(&pidfile);
+    let sleep = crate::util::read_pid_file(&env.path().join("sleep.pid"));
     interrupt(&exec);
     assert_eq!(exec.wait().unwrap().code(), Some(1));
     assert!(gone_within(sleep, 5), "the exec step outlived Ctrl-C");

@@ -16,6 +16,7 @@ mod reliability;
 mod repos;
 mod runs_cli;
 mod runs_control;
+mod sandbox;
 mod snapshots_test;
 mod store_errors;
 mod workers;

@@ -122,6 +122,55 @@ pub fn steps(bins: &Bins, quick: bool) {
     );
 }
 
+/// The same 200 one-command steps with the step sandbox (Landlock, each
+/// step's child restricting itself before exec, so spawned by fork) against
+/// without it (posix_spawn), each through `trigger --wait`.
+pub fn sandbox(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
+    let pipeline = format!(
+        "[jobs.many]\ninputs = [\"quire/push\"]\nsh = [{}]\n",
+        steps.join(", ")
+    );
+    let setups = ["on", "off"].map(|mode| {
+        let home = dir.path().join(format!("home-{mode}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let config = if mode == "on" {
+            "sandbox = \"required\"\n"
+        } else {
+            "sandbox = \"off\"\n"
+        };
+        std::fs::write(home.join("config.toml"), config).unwrap();
+        let repo = Repo::new(dir.path(), &format!("app-{mode}"));
+        repo.commit(&[(".quire/ci.toml", &pipeline)], "many");
+        repo.push(&["--quiet", "origin", "main"]);
+        (home, repo)
+    });
+    let reps = if quick { 3 } else { 9 };
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..reps {
+        for (i, (home, repo)) in setups.iter().enumerate() {
+            let (took, out) = time(|| {
+                run(Command::new(&bins.quire_run)
+                    .arg("--home")
+                    .arg(home)
+                    .args(["trigger", "--git-dir"])
+                    .arg(&repo.bare)
+                    .args(["main", "--wait"]))
+            });
+            assert!(out.status.success());
+            samples[i].push(took);
+        }
+    }
+    let (on, off) = (Stats::of(&samples[0]), Stats::of(&samples[1]));
+    row(
+        "200 one-command steps with the step sandbox on (`sandbox = \"required\"`: Landlock, fork and restrict per step)",
+        &format!("the same with `sandbox = \"off\"` (posix_spawn): {off}"),
+        &format!("{on}; **{:.2}x**", on.median / off.median),
+        "(none yet)",
+    );
+}
+
 fn claimed_run(store: &mut Store, ref_name: &str) -> String {
     let repo_id = store
         .register_repo(

@@ -212,6 +212,8 @@ pub struct RunCache {
     cap_mb: u64,
     /// The run's checkout, to carry files' times over with the caches.
     checkout: Option<Checkout>,
+    /// Who owns what is restored (uid, gid): the steps' `run_as` user.
+    owner: Option<(u32, u32)>,
 }
 
 impl RunCache {
@@ -232,6 +234,7 @@ impl RunCache {
             cap: cap_mb.saturating_mul(1024 * 1024),
             cap_mb,
             checkout: None,
+            owner: None,
         }
     }
 
@@ -239,6 +242,13 @@ impl RunCache {
     /// ([`crate::mtimes`]).
     pub fn with_checkout(mut self, checkout: Checkout) -> RunCache {
         self.checkout = Some(checkout);
+        self
+    }
+
+    /// Restored paths (and the directories made to hold them) go to this
+    /// uid and gid, so steps running as `run_as` can change them.
+    pub fn owned_by(mut self, owner: Option<(u32, u32)>) -> RunCache {
+        self.owner = owner;
         self
     }
 
@@ -282,7 +292,12 @@ impl RunCache {
                     continue;
                 }
             }
-            match merge(&from, &workspace.join(path), !own) {
+            let merged =
+                merge(&from, &workspace.join(path), !own).and_then(|()| match self.owner {
+                    Some((uid, gid)) => give(workspace, path, uid, gid),
+                    None => Ok(()),
+                });
+            match merged {
                 Ok(()) => restored.push(path.as_str()),
                 Err(e) => lines.push(format!("cannot restore {path}: {e}")),
             }
@@ -648,6 +663,20 @@ fn unescape(name: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Give the restored `path` in `workspace`, the directories leading to it
+/// and everything below it to `uid`:`gid`.
+fn give(workspace: &Path, path: &str, uid: u32, gid: u32) -> io::Result<()> {
+    let mut at = workspace.to_path_buf();
+    let parts: Vec<_> = Path::new(path).components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        if i + 1 < parts.len() {
+            std::os::unix::fs::lchown(&at, Some(uid), Some(gid))?;
+        }
+    }
+    crate::run::chown_tree(&at, uid, gid)
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ impl Run {
             logs_dir: dir.path().join("logs"),
             secrets: vec![],
             cache: None,
+            step_home: None,
+            step_tmpdir: None,
+            sandbox: None,
         };
         Run { dir, ctx }
     }

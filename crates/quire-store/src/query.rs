@@ -188,6 +188,19 @@ impl Store {
         }
     }
 
+    /// How the run's steps were confined, as its worker recorded it.
+    pub fn run_sandbox(&self, run_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sandbox FROM runs WHERE id = ?1",
+                params![run_id],
+                |row| row.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// A run with its jobs and steps, read in one snapshot.
     pub fn run_detail(&self, run_id: &str) -> Result<RunDetail> {
         let tx = self.conn.unchecked_transaction()?;

@@ -12,8 +12,11 @@ mod interrupt;
 mod local;
 mod migrate;
 mod record;
+mod sandbox;
 mod trigger;
 mod work;
+
+pub(crate) use sandbox::chown_tree;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

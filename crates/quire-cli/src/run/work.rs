@@ -17,7 +17,7 @@ use crate::mtimes::Checkout;
 use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, RunContext, RunResult};
+use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
 
@@ -25,6 +25,7 @@ use crate::run::Failure;
 use crate::run::git::Repo;
 use crate::run::local::DEFAULT_FILE;
 use crate::run::record::{invalid_detail, validate};
+use crate::run::sandbox::{self, RunDirs};
 
 /// How long a claim holds without renewal (the heartbeat renews it twice a
 /// second); reconcile treats a run whose lease ran out as orphaned.
@@ -78,7 +79,7 @@ pub(crate) fn execute(
     run: Run,
 ) -> Result<(), Failure> {
     let run_dir = home.run_dir(&run.id);
-    let workspace = run_dir.join("workspace");
+    let dirs = RunDirs::of(&run_dir);
     // The lease is renewed from the moment of the claim, so a long checkout
     // is never mistaken for a dead worker; and a supersede during it is
     // noticed.
@@ -86,7 +87,7 @@ pub(crate) fn execute(
     let outcome = match Store::open_existing(home) {
         Ok(beat_store) => {
             let heartbeat = Heartbeat::start(beat_store, &run.id, worker, &cancel);
-            let outcome = prepare_and_run(home, config, store, &cancel, &run, &run_dir, &workspace);
+            let outcome = prepare_and_run(home, config, store, &cancel, &run, &run_dir, &dirs);
             heartbeat.stop();
             // Stopped by SIGINT or SIGTERM: the run did not fail, it was
             // cancelled (a no-op if it ended first).
@@ -99,8 +100,8 @@ pub(crate) fn execute(
             "cannot open the store a second time for the lease: {e}"
         ))),
     };
-    if !config.keep_workspaces && workspace.exists() {
-        let _ = std::fs::remove_dir_all(&workspace);
+    if !config.keep_workspaces {
+        dirs.remove();
     }
     let ended = match outcome {
         Ok(()) => Ok(()),
@@ -147,8 +148,9 @@ fn prepare_and_run(
     cancel: &Cancel,
     run: &Run,
     run_dir: &Path,
-    workspace: &Path,
+    dirs: &RunDirs,
 ) -> Result<(), RunFailure> {
+    let workspace = dirs.workspace.as_path();
     let crashed = |what: &str, e: io::Error| RunFailure::Crashed(format!("cannot {what}: {e}"));
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -185,6 +187,9 @@ fn prepare_and_run(
     }
     let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
     let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching)?;
+    dirs.create_home_and_tmp()
+        .map_err(|e| crashed("create the run's HOME and TMPDIR", e))?;
+    let (sandbox, owner) = confine(home, config, store, run, run_dir, dirs)?;
 
     let ctx = RunContext {
         run_id: run.id.clone(),
@@ -194,6 +199,9 @@ fn prepare_and_run(
         previous_sha: run.previous_sha.clone(),
         traceparent: run.traceparent.clone().unwrap_or_default(),
         workspace: workspace.to_path_buf(),
+        step_home: Some(dirs.home.clone()),
+        step_tmpdir: Some(dirs.tmp.clone()),
+        sandbox: Some(Arc::new(sandbox)),
         logs_dir: run_dir.join("logs"),
         secrets,
         cache: caching.then(|| {
@@ -205,7 +213,8 @@ fn prepare_and_run(
                 repo.default_branch(),
                 config.cache_max_mb,
             )
-            .with_checkout(Checkout::new(workspace, files));
+            .with_checkout(Checkout::new(workspace, files))
+            .owned_by(owner);
             Arc::new(cache) as Arc<dyn quire_pipeline::exec::JobCache>
         }),
     };
@@ -228,6 +237,48 @@ fn prepare_and_run(
         .on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     Ok(())
+}
+
+/// The sandbox of the run's steps (docs/SECURITY.md), refused as the run's
+/// failure when config.toml requires one this machine cannot give, or
+/// names a `run_as` user quire cannot switch to. How the steps are confined
+/// is kept in `runs/<id>/sandbox` for `quire-runs show`; when they are not
+/// (or only in part), worker.log says so too, as each job's log does.
+/// Also the uid and gid of `run_as`, who owns the run's directories.
+fn confine(
+    home: &Home,
+    config: &Config,
+    store: &mut Store,
+    run: &Run,
+    run_dir: &Path,
+    dirs: &RunDirs,
+) -> Result<(Sandbox, Option<(u32, u32)>), RunFailure> {
+    let git_dir = Path::new(run.git_dir.as_deref().unwrap_or_default());
+    let euid = rustix::process::geteuid().as_raw();
+    let user = sandbox::step_user(config.run_as.as_deref(), euid).map_err(RunFailure::Crashed)?;
+    let owner = user.as_ref().map(|u| (u.uid, u.gid));
+    if let Some(user) = &user {
+        sandbox::hand_over(home, run_dir, dirs, user).map_err(|e| {
+            RunFailure::Crashed(format!(
+                "cannot hand the run's directories to user {}: {e}",
+                user.name
+            ))
+        })?;
+    }
+    let policy = sandbox::policy(home, config, store, git_dir, dirs, user.as_ref())
+        .map_err(RunFailure::Crashed)?;
+    let sandbox = Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
+    store
+        .record_sandbox(&run.id, &sandbox.summary())
+        .map_err(|e| RunFailure::Crashed(e.to_string()))?;
+    if !sandbox.notes().is_empty() {
+        eprintln!(
+            "quire-run work: run {}: sandbox: {}",
+            run.id,
+            sandbox.summary()
+        );
+    }
+    Ok((sandbox, owner))
 }
 
 /// Ingests events into the store as they happen, so `quire-runs show` of

@@ -1,7 +1,7 @@
 //! Starting a step's process: its program found on the job's PATH, a
 //! cleared environment, the workspace as its directory, its output piped,
 //! and a process group of its own so that everything it starts can be
-//! signalled at once.
+//! signalled at once; confined by the run's sandbox, if any.
 
 use std::collections::HashMap;
 use std::io;
@@ -9,6 +9,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
+use super::sandbox::Sandbox;
 use crate::pipeline::Step;
 
 /// Programs found on a job's PATH, looked up once each, as a shell's
@@ -58,12 +59,14 @@ fn resolve(program: &str, path_var: &str) -> PathBuf {
     PathBuf::from(program)
 }
 
-/// Start `step` as `program` with exactly `env`, in `workspace`.
+/// Start `step` as `program` with exactly `env`, in `workspace`, inside
+/// `sandbox`.
 pub(super) fn start(
     step: &Step,
     program: &Path,
     env: &HashMap<String, String>,
     workspace: &Path,
+    sandbox: Option<&Sandbox>,
 ) -> io::Result<Child> {
     let mut command = Command::new(program);
     match step {
@@ -81,8 +84,13 @@ pub(super) fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+        .process_group(0);
+    // Last before the spawn: the sandbox's pre_exec must run after any
+    // other (it drops the user and every path outside its rules).
+    if let Some(sandbox) = sandbox {
+        sandbox.confine(&mut command);
+    }
+    command.spawn()
 }
 
 /// The shell's exit code for a step whose program could not be started

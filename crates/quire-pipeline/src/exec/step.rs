@@ -43,7 +43,14 @@ pub(super) fn run(
         log.line(Stream::Stderr, true, note.as_bytes())
             .map_err(log_error)?;
     }
-    let spawned = spawn::start(step, program, &running.env, &running.scope.ctx.workspace);
+    let ctx = running.scope.ctx;
+    let spawned = spawn::start(
+        step,
+        program,
+        &running.env,
+        &ctx.workspace,
+        ctx.sandbox.as_deref(),
+    );
     let started = Event::StepStarted {
         at_ms: now_ms(),
         job: running.job.id.clone(),
@@ -83,7 +90,20 @@ pub(super) fn run(
                     source: e,
                 });
             };
-            let note = format!("quire: cannot start {}: {e}", step.display());
+            // A program the sandbox hides (one in the CI user's home)
+            // cannot be executed: say where to look.
+            let hidden = ctx.sandbox.as_ref().is_some_and(|s| s.is_confined())
+                && e.kind() == std::io::ErrorKind::PermissionDenied;
+            let note = format!(
+                "quire: cannot start {}: {e}{}",
+                step.display(),
+                if hidden {
+                    " (the sandbox hides quire's home, the repositories and the CI user's \
+                     home from steps: docs/SECURITY.md)"
+                } else {
+                    ""
+                }
+            );
             log.line(Stream::Stderr, true, note.as_bytes())
                 .map_err(log_error)?;
             StepEnd {
