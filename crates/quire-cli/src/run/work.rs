@@ -242,7 +242,7 @@ fn prepare_and_run(
 /// The sandbox of the run's steps (docs/SECURITY.md), refused as the run's
 /// failure when config.toml requires one this machine cannot give, or
 /// names a `run_as` user quire cannot switch to. How the steps are confined
-/// is kept in `runs/<id>/sandbox` for `quire-runs show`; when they are not
+/// is recorded in the store (`runs.sandbox`) for `quire-runs show`; when they are not
 /// (or only in part), worker.log says so too, as each job's log does.
 /// Also the uid and gid of `run_as`, who owns the run's directories.
 fn confine(
@@ -269,7 +269,7 @@ fn confine(
         .map_err(RunFailure::Crashed)?;
     let sandbox = Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
     store
-        .record_sandbox(&run.id, &sandbox.summary())
+        .record_sandbox(&run.id, sandbox.summary())
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     if !sandbox.notes().is_empty() {
         eprintln!(
