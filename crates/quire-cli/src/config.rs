@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use quire_pipeline::Limits;
 use quire_pipeline::exec::Executor;
 
 use quire_store::{Error, Home, Result};
@@ -37,6 +38,16 @@ pub struct Config {
     /// caches off (docs/PIPELINE.md, "Caches").
     #[serde(default = "default_cache_max_mb")]
     pub cache_max_mb: u64,
+    /// The largest `.quire/ci.toml` read, in KiB: a larger one is refused
+    /// from its size, unread.
+    #[serde(default = "default_max_pipeline_kb")]
+    pub max_pipeline_kb: u64,
+    /// The most jobs a pipeline may define.
+    #[serde(default = "default_max_jobs")]
+    pub max_jobs: usize,
+    /// The most steps one job may have.
+    #[serde(default = "default_max_steps")]
+    pub max_steps: usize,
 }
 
 /// Where a secret's value comes from.
@@ -81,6 +92,18 @@ fn default_cache_max_mb() -> u64 {
     2048
 }
 
+fn default_max_pipeline_kb() -> u64 {
+    Limits::default().max_file_kb
+}
+
+fn default_max_jobs() -> usize {
+    Limits::default().max_jobs
+}
+
+fn default_max_steps() -> usize {
+    Limits::default().max_steps
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -91,6 +114,9 @@ impl Default for Config {
             retention: Retention::default(),
             secrets: BTreeMap::new(),
             cache_max_mb: default_cache_max_mb(),
+            max_pipeline_kb: default_max_pipeline_kb(),
+            max_jobs: default_max_jobs(),
+            max_steps: default_max_steps(),
         }
     }
 }
@@ -136,7 +162,37 @@ impl Config {
                 message: "max_parallel_jobs must be at least 1".into(),
             });
         }
+        config
+            .check_limits()
+            .map_err(|message| Error::Config { path, message })?;
         Ok(config)
+    }
+
+    /// The limits are at least 1, and small enough to count in bytes.
+    fn check_limits(&self) -> Result<(), String> {
+        let limits: [(&str, u64, u64); 3] = [
+            ("max_pipeline_kb", self.max_pipeline_kb, u64::MAX >> 10),
+            ("max_jobs", self.max_jobs as u64, u64::MAX),
+            ("max_steps", self.max_steps as u64, u64::MAX),
+        ];
+        for (name, value, most) in limits {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+            if value > most {
+                return Err(format!("{name} = {value} is too large; at most {most}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// How much of a pipeline this home accepts.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_file_kb: self.max_pipeline_kb,
+            max_jobs: self.max_jobs,
+            max_steps: self.max_steps,
+        }
     }
 
     /// The executor for a run under this config.
@@ -246,6 +302,51 @@ mod tests {
             err.contains("max_parallel_jobs must be at least 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn limits_set_validation_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let defaults = Config::default();
+        assert_eq!(defaults.limits(), Limits::default());
+        assert_eq!(
+            (
+                defaults.max_pipeline_kb,
+                defaults.max_jobs,
+                defaults.max_steps
+            ),
+            (512, 500, 1000)
+        );
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "max_pipeline_kb = 64\nmax_jobs = 3\nmax_steps = 4\n",
+        )
+        .unwrap();
+        let config = Config::load(&home).unwrap();
+        assert_eq!(
+            config.limits(),
+            Limits {
+                max_file_kb: 64,
+                max_jobs: 3,
+                max_steps: 4
+            }
+        );
+        for (text, message) in [
+            ("max_pipeline_kb = 0", "max_pipeline_kb must be at least 1"),
+            ("max_jobs = 0", "max_jobs must be at least 1"),
+            ("max_steps = 0", "max_steps must be at least 1"),
+            (
+                "max_pipeline_kb = 18446744073709551615",
+                "max_pipeline_kb = 18446744073709551615 is too large; at most 18014398509481983",
+            ),
+            ("max_jobs = -1", "invalid value: integer `-1`"),
+            ("max_steps = \"1\"", "invalid type: string \"1\""),
+        ] {
+            std::fs::write(dir.path().join("config.toml"), format!("{text}\n")).unwrap();
+            let err = Config::load(&home).unwrap_err().to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -14,5 +14,5 @@ pub mod plan;
 pub mod processes;
 
 pub use log::Redactor;
-pub use pipeline::{Diagnostic, Job, Pipeline, Step};
+pub use pipeline::{Diagnostic, Job, Limits, Pipeline, Problems, Step};
 pub use plan::RefKind;

@@ -1,0 +1,171 @@
+//! Limits on what a push may hand quire (docs/PIPELINE.md, "Limits"): a
+//! pipeline file too large to read, too many jobs or steps, too many
+//! problems. Each through a real push, the installed hook and a real
+//! worker.
+
+use quire_cli::workers;
+use quire_store::{FailureKind, RunState};
+
+use crate::util::{Env, queued_runs};
+
+/// The hook's lines about the refused file, and the run it recorded.
+fn refused_push(env: &Env, repo: &crate::util::Repo, pipeline: &str) -> (String, quire_store::Run) {
+    repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "a refused pipeline does not refuse the push: {stderr}");
+    assert!(
+        stderr.contains("remote: quire: .quire/ci.toml is invalid; run "),
+        "{stderr}"
+    );
+    let runs = env.all_runs();
+    let run = runs.first().unwrap().clone();
+    assert_eq!(
+        (run.state, run.failure_kind),
+        (RunState::Failed, Some(FailureKind::PipelineInvalid)),
+        "{run:?}"
+    );
+    (stderr, run)
+}
+
+#[test]
+fn a_50_mb_pipeline_file_is_refused_from_its_size_unread_by_the_hook_and_the_worker() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    // A syntax error on its first line: had the hook parsed the file, that
+    // would be the error, not its size.
+    let mut huge = String::from("[jobs.a\n");
+    while huge.len() < 50 * 1024 * 1024 {
+        huge.push_str("# padding, padding, padding, padding, padding, padding\n");
+    }
+    huge.truncate(50 * 1024 * 1024);
+    let message = ".quire/ci.toml: the file is 52428800 bytes, over the 524288 bytes (max_pipeline_kb = 512) quire reads; it was not read";
+    let (stderr, run) = refused_push(&env, &repo, &huge);
+    assert!(
+        stderr.contains(&format!("remote: quire:   {message}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unclosed table"), "{stderr}");
+    assert_eq!(run.failure_detail.as_deref(), Some(message));
+    assert!(env.store().run_detail(&run.id).unwrap().jobs.is_empty());
+
+    // The worker holds the file to the home's limits as they are when it
+    // runs: recorded under a larger cap, refused under a smaller one.
+    env.config("max_pipeline_kb = 1024\n");
+    // Holding the only worker slot keeps the run pending.
+    let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
+    let mut big = String::from("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"echo ran\"\n");
+    while big.len() < 600 * 1024 {
+        big.push_str("# padding, padding, padding, padding, padding, padding\n");
+    }
+    repo.commit(&[(".quire/ci.toml", &big)], "big");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "{stderr}");
+    let queued = queued_runs(&stderr);
+    assert_eq!(queued.len(), 1, "{stderr}");
+    env.config("max_pipeline_kb = 512\n");
+    drop(slot);
+    env.run(&["work"]).assert().success();
+    let run = env.wait_terminal(&queued[0]);
+    assert_eq!(
+        (run.state, run.failure_kind),
+        (RunState::Failed, Some(FailureKind::PipelineInvalid))
+    );
+    assert_eq!(
+        run.failure_detail.as_deref(),
+        Some(
+            format!(
+                ".quire/ci.toml: the file is {} bytes, over the 524288 bytes (max_pipeline_kb = 512) quire reads; it was not read",
+                big.len()
+            )
+            .as_str()
+        )
+    );
+    assert!(env.store().run_detail(&run.id).unwrap().jobs.is_empty());
+}
+
+#[test]
+fn a_pipeline_with_one_job_more_than_max_jobs_is_refused() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let jobs = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("[jobs.j{i}]\ninputs = [\"quire/push\"]\nsh = \"true\"\n"))
+            .collect()
+    };
+    let message = ".quire/ci.toml:1501:7: the pipeline defines 501 jobs, more than the 500 allowed (max_jobs); remove jobs or merge their steps";
+    let (stderr, run) = refused_push(&env, &repo, &jobs(501));
+    assert!(
+        stderr.contains(&format!("remote: quire:   {message}")),
+        "{stderr}"
+    );
+    assert_eq!(run.failure_detail.as_deref(), Some(message));
+
+    // The home sets the limits; steps are counted per job.
+    env.config("max_jobs = 2\nmax_steps = 2\n");
+    let (stderr, run) = refused_push(
+        &env,
+        &repo,
+        "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"true\", \"true\", \"true\"]\n",
+    );
+    let message = ".quire/ci.toml:1:7: job \"a\": sh has 3 steps, more than the 2 allowed (max_steps); join commands into one step or split the job";
+    assert!(stderr.contains(message), "{stderr}");
+    assert_eq!(run.failure_detail.as_deref(), Some(message));
+    let (stderr, _) = refused_push(&env, &repo, &jobs(3));
+    assert!(
+        stderr.contains("the pipeline defines 3 jobs, more than the 2 allowed (max_jobs)"),
+        "{stderr}"
+    );
+    // `quire-run validate` holds a file to the home's limits too.
+    let file = env.path().join("three.toml");
+    std::fs::write(&file, jobs(3)).unwrap();
+    let out = env
+        .run(&["validate", file.to_str().unwrap()])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(
+        stderr,
+        format!(
+            "{}:7:7: the pipeline defines 3 jobs, more than the 2 allowed (max_jobs); remove jobs or merge their steps\n",
+            file.display()
+        )
+    );
+    env.config("max_pipeline_kb = 1\n");
+    std::fs::write(&file, format!("{}{}", jobs(1), "#".repeat(2000))).unwrap();
+    let out = env
+        .run(&["validate", file.to_str().unwrap()])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.ends_with(": the file is 2046 bytes, over the 1024 bytes (max_pipeline_kb = 1) quire reads; it was not read\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_file_with_many_problems_lists_fifty_and_counts_the_rest() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pipeline: String = (0..300)
+        .map(|i| format!("[jobs.j{i}]\ninputs = [\"nope\"]\nsh = \"true\"\n"))
+        .collect();
+    let (stderr, run) = refused_push(&env, &repo, &pipeline);
+    let listed = stderr
+        .lines()
+        .filter(|l| l.contains("names no job and no source"))
+        .count();
+    assert_eq!(listed, 50, "{stderr}");
+    assert!(
+        stderr.contains(
+            "remote: quire:   .quire/ci.toml: and 250 more problems, not listed; fix the ones above and validate again"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        run.failure_detail.as_deref(),
+        Some(
+            ".quire/ci.toml:1:7: job \"j0\": input \"nope\" names no job and no source; define [jobs.nope] or use \"quire/push\" (and 299 more)"
+        )
+    );
+}
