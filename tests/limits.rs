@@ -1,7 +1,7 @@
 //! Limits on what a push may hand quire (docs/PIPELINE.md, "Limits"): a
 //! pipeline file too large to read, too many jobs or steps, too many
-//! problems. Each through a real push, the installed hook and a real
-//! worker.
+//! problems, a step printing more than its log keeps. Each through a real
+//! push, the installed hook and a real worker.
 
 use quire_cli::workers;
 use quire_store::{FailureKind, RunState};
@@ -167,5 +167,68 @@ fn a_file_with_many_problems_lists_fifty_and_counts_the_rest() {
         Some(
             ".quire/ci.toml:1:7: job \"j0\": input \"nope\" names no job and no source; define [jobs.nope] or use \"quire/push\" (and 299 more)"
         )
+    );
+}
+
+/// A log's lines as (stream, tag, text), stamps checked and dropped.
+fn log_lines(path: &std::path::Path) -> Vec<(String, String, String)> {
+    std::fs::read(path)
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let l = String::from_utf8_lossy(l);
+            let mut parts = l.splitn(4, ' ');
+            let stamp = parts.next().unwrap();
+            assert!(stamp.parse::<jiff::Timestamp>().is_ok(), "{stamp}");
+            let stream = parts.next().unwrap().to_string();
+            let tag = parts.next().unwrap().to_string();
+            (stream, tag, parts.next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_step_printing_past_max_log_mb_has_its_log_capped_with_a_note_and_the_run_goes_on() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    env.config("max_log_mb = 1\n");
+    // 3,000,000 bytes of "y\n" (far more than a pipe holds: a step whose
+    // pipe were no longer read would block), then a line on stderr.
+    let run = repo.push_and_wait(
+        "[jobs.noisy]\ninputs = [\"quire/push\"]\n\
+         sh = [\"yes | head -c 3000000; echo done >&2\", \"echo after\"]\n",
+    );
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let logs = env.home().run_dir(&run.id).join("logs/noisy");
+    let capped = logs.join("1.log");
+    let size = std::fs::metadata(&capped).unwrap().len();
+    let lines = log_lines(&capped);
+    let logged = lines.iter().filter(|(s, _, _)| s == "stdout").count() as u64;
+    assert!(logged > 10_000, "{logged} lines logged");
+    assert!(
+        lines
+            .iter()
+            .filter(|(s, _, _)| s == "stdout")
+            .all(|(_, tag, text)| tag == "F" && text == "y")
+    );
+    // What was not logged is counted: 1,500,000 lines of 2 bytes and
+    // "done\n" on stderr.
+    let (stream, tag, note) = lines.last().unwrap();
+    assert_eq!((stream.as_str(), tag.as_str()), ("stderr", "F"));
+    assert_eq!(
+        note,
+        &format!(
+            "quire: log: capped at 1 MiB (max_log_mb); the {} bytes ({} lines) of output after that were not logged",
+            3_000_000 - 2 * logged + 5,
+            1_500_000 - logged + 1
+        )
+    );
+    assert!(size <= (1 << 20) + 200, "the log is {size} bytes");
+    // The run went on to the next step, whose log is its own.
+    let after = log_lines(&logs.join("2.log"));
+    assert_eq!(
+        after,
+        [("stdout".to_string(), "F".to_string(), "after".to_string())]
     );
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use quire_pipeline::Limits;
-use quire_pipeline::exec::Executor;
+use quire_pipeline::exec::{DEFAULT_MAX_LOG_MB, Executor};
 
 use quire_store::{Error, Home, Result};
 
@@ -48,6 +48,9 @@ pub struct Config {
     /// The most steps one job may have.
     #[serde(default = "default_max_steps")]
     pub max_steps: usize,
+    /// How much of a step's output its log keeps, in MiB.
+    #[serde(default = "default_max_log_mb")]
+    pub max_log_mb: u64,
 }
 
 /// Where a secret's value comes from.
@@ -104,6 +107,10 @@ fn default_max_steps() -> usize {
     Limits::default().max_steps
 }
 
+fn default_max_log_mb() -> u64 {
+    DEFAULT_MAX_LOG_MB
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -117,6 +124,7 @@ impl Default for Config {
             max_pipeline_kb: default_max_pipeline_kb(),
             max_jobs: default_max_jobs(),
             max_steps: default_max_steps(),
+            max_log_mb: default_max_log_mb(),
         }
     }
 }
@@ -170,10 +178,11 @@ impl Config {
 
     /// The limits are at least 1, and small enough to count in bytes.
     fn check_limits(&self) -> Result<(), String> {
-        let limits: [(&str, u64, u64); 3] = [
+        let limits: [(&str, u64, u64); 4] = [
             ("max_pipeline_kb", self.max_pipeline_kb, u64::MAX >> 10),
             ("max_jobs", self.max_jobs as u64, u64::MAX),
             ("max_steps", self.max_steps as u64, u64::MAX),
+            ("max_log_mb", self.max_log_mb, u64::MAX >> 20),
         ];
         for (name, value, most) in limits {
             if value == 0 {
@@ -200,6 +209,7 @@ impl Config {
         let defaults = Executor::default();
         Executor {
             max_parallel_jobs: self.max_parallel_jobs.unwrap_or(defaults.max_parallel_jobs),
+            max_log_bytes: self.max_log_mb.saturating_mul(1024 * 1024),
             ..defaults
         }
     }
@@ -305,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_set_validation_and_bad_values_are_refused() {
+    fn limits_set_validation_and_the_executor_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
         let defaults = Config::default();
@@ -314,13 +324,15 @@ mod tests {
             (
                 defaults.max_pipeline_kb,
                 defaults.max_jobs,
-                defaults.max_steps
+                defaults.max_steps,
+                defaults.max_log_mb
             ),
-            (512, 500, 1000)
+            (512, 500, 1000, 100)
         );
+        assert_eq!(defaults.executor().max_log_bytes, 100 << 20);
         std::fs::write(
             dir.path().join("config.toml"),
-            "max_pipeline_kb = 64\nmax_jobs = 3\nmax_steps = 4\n",
+            "max_pipeline_kb = 64\nmax_jobs = 3\nmax_steps = 4\nmax_log_mb = 1\n",
         )
         .unwrap();
         let config = Config::load(&home).unwrap();
@@ -332,16 +344,22 @@ mod tests {
                 max_steps: 4
             }
         );
+        assert_eq!(config.executor().max_log_bytes, 1 << 20);
         for (text, message) in [
             ("max_pipeline_kb = 0", "max_pipeline_kb must be at least 1"),
             ("max_jobs = 0", "max_jobs must be at least 1"),
             ("max_steps = 0", "max_steps must be at least 1"),
+            ("max_log_mb = 0", "max_log_mb must be at least 1"),
+            (
+                "max_log_mb = 18446744073709551615",
+                "max_log_mb = 18446744073709551615 is too large; at most 17592186044415",
+            ),
             (
                 "max_pipeline_kb = 18446744073709551615",
                 "max_pipeline_kb = 18446744073709551615 is too large; at most 18014398509481983",
             ),
             ("max_jobs = -1", "invalid value: integer `-1`"),
-            ("max_steps = \"1\"", "invalid type: string \"1\""),
+            ("max_log_mb = \"1\"", "invalid type: string \"1\""),
         ] {
             std::fs::write(dir.path().join("config.toml"), format!("{text}\n")).unwrap();
             let err = Config::load(&home).unwrap_err().to_string();
