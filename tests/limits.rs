@@ -1,7 +1,7 @@
 //! Limits on what a push may hand quire (docs/PIPELINE.md, "Limits"): a
-//! pipeline file too large to read, too many jobs or steps, too many
-//! problems, a step printing more than its log keeps. Each through a real
-//! push, the installed hook and a real worker.
+//! pipeline file too large to read, too many jobs, a step printing more
+//! than its log keeps, and a multi-line secret a step prints. Each through
+//! a real push, the installed hook and a real worker.
 
 use quire_cli::workers;
 use quire_store::{FailureKind, RunState};
@@ -230,5 +230,121 @@ fn a_step_printing_past_max_log_mb_has_its_log_capped_with_a_note_and_the_run_go
     assert_eq!(
         after,
         [("stdout".to_string(), "F".to_string(), "after".to_string())]
+    );
+}
+
+/// An SSH private key as a file holds it: long lines, a short one.
+const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACDqQuIRQbnqs8dGpYVlMXFd7V4MWjJ5NxbWf2uIb7nzdQAAAJjd2Zvz3dmb
+8wAAAAtzc2gtZWQyNTUxOQAAACDqQuIRQbnqs8dGpYVlMXFd7V4MWjJ5NxbWf2uIb7nzdQ
+AAAEBmFh0bLT0VYOdvh6nbNXuAp3WsQ6KrXo6sDw0aAcQ3TOpC4hFBueqzx0alhWUxcV3t
+Ag==
+-----END OPENSSH PRIVATE KEY-----
+";
+
+#[test]
+fn a_multi_line_file_secret_printed_by_a_step_reaches_no_log_line_by_line() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let key_file = env.path().join("deploy_key");
+    std::fs::write(&key_file, KEY).unwrap();
+    env.config(&format!(
+        "[secrets]\nSSH_KEY = {{ file = \"{}\" }}\n",
+        key_file.display()
+    ));
+    let key = key_file.display();
+    let pipeline = format!(
+        r#"
+[jobs.deploy]
+inputs = ["quire/push"]
+secrets = ["SSH_KEY"]
+sh = [
+  "cat {key}",
+  "cat {key} >&2",
+  "printf '%s\n' \"$SSH_KEY\"",
+  "tr -d '\n' < {key}; echo",
+  "dd if={key} bs=5 status=none",
+  "head -c 16381 /dev/zero | tr '\\0' x; cat {key}",
+]
+"#
+    );
+    let run = repo.push_and_wait(&pipeline);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let run_dir = env.home().run_dir(&run.id);
+    let mut everything = String::new();
+    for entry in std::fs::read_dir(run_dir.join("logs/deploy")).unwrap() {
+        everything.push_str(&String::from_utf8_lossy(
+            &std::fs::read(entry.unwrap().path()).unwrap(),
+        ));
+    }
+    everything.push_str(&std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap());
+    let shown = env.runs(&["show", &run.id, "--json"]).assert().success();
+    everything.push_str(&String::from_utf8_lossy(&shown.get_output().stdout));
+    let logs = env.runs(&["logs", &run.id]).assert().success();
+    everything.push_str(&String::from_utf8_lossy(&logs.get_output().stdout));
+    let long_lines: Vec<&str> = KEY.lines().filter(|l| l.len() >= 8).collect();
+    assert_eq!(long_lines.len(), 6);
+    for line in long_lines {
+        assert!(!everything.contains(line), "{line} leaked:\n{everything}");
+    }
+    // Each step printed it, redacted line by line.
+    assert!(
+        everything.matches("stdout F ***").count() >= 3 * 6,
+        "{everything}"
+    );
+    assert!(
+        everything.matches("stderr F ***").count() >= 6,
+        "{everything}"
+    );
+}
+
+#[test]
+fn the_documented_secrets_example_hands_the_token_to_curl_on_stdin_not_in_its_arguments() {
+    let env = Env::new();
+    // The example of docs/PIPELINE.md, "Secrets", as written there.
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PIPELINE.md")).unwrap();
+    let start = doc
+        .find("[jobs.deploy]\ninputs = [\"test\"]\nsecrets = [\"DEPLOY_TOKEN\"]")
+        .expect("the secrets example");
+    let example = &doc[start..][..doc[start..].find("```").unwrap()];
+    let work = env.path().join("work");
+    std::fs::create_dir_all(work.join(".quire")).unwrap();
+    std::fs::write(
+        work.join(".quire/ci.toml"),
+        example.replace("inputs = [\"test\"]", "inputs = [\"quire/push\"]"),
+    )
+    .unwrap();
+    // A curl that records what it was given.
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let (args, stdin) = (env.path().join("args"), env.path().join("stdin"));
+    std::fs::write(
+        bin.join("curl"),
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\ncat > {}\n",
+            args.display(),
+            stdin.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("curl"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    env.config("[secrets]\nDEPLOY_TOKEN = \"tok-2b7e-from-config\"\n");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    env.run(&["exec", "--workspace", work.to_str().unwrap()])
+        .env("PATH", path)
+        .assert()
+        .success();
+    let args = std::fs::read_to_string(&args).unwrap();
+    assert!(args.contains("https://deploy.example/release"), "{args}");
+    assert!(!args.contains("tok-2b7e-from-config"), "{args}");
+    assert_eq!(
+        std::fs::read_to_string(&stdin).unwrap(),
+        "Authorization: Bearer tok-2b7e-from-config\n"
     );
 }

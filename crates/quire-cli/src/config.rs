@@ -75,7 +75,7 @@ impl fmt::Debug for SecretSource {
 
 /// The shortest secret quire accepts: a shorter value would be found by
 /// chance in ordinary output, and could not be redacted reliably.
-pub const MIN_SECRET_LEN: usize = 8;
+pub const MIN_SECRET_LEN: usize = quire_pipeline::MIN_SECRET_LEN;
 
 /// `[retention]`: what `quire-runs prune` removes when not told otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -10,6 +10,8 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use aho_corasick::{AhoCorasick, MatchKind};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stream {
     Stdout,
@@ -145,50 +147,121 @@ impl CriLog {
     }
 }
 
-/// Replaces every occurrence of a secret's value with `***`.
+/// The shortest secret quire accepts, and the shortest line of a
+/// multi-line secret redacted on its own: anything shorter would be found
+/// by chance in ordinary output.
+pub const MIN_SECRET_LEN: usize = 8;
+
+/// Replaces every occurrence of a secret's value with `***`: each value
+/// whole, and each line of a multi-line value (an SSH key read from a file)
+/// that is at least [`MIN_SECRET_LEN`] bytes long on its own, since a log
+/// holds output a line at a time. Occurrences that overlap are replaced as
+/// one.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    /// Longest first, so a secret containing another is replaced whole.
-    secrets: Vec<Vec<u8>>,
+    /// What is looked for.
+    patterns: Vec<Vec<u8>>,
+    /// All of them at once; None when there are none (or, for lack of
+    /// memory, the automaton could not be built: each is then searched
+    /// for in turn).
+    matcher: Option<AhoCorasick>,
+    /// The longest pattern without a newline: the most of a secret one log
+    /// line can hold.
+    longest_in_line: usize,
 }
 
 impl Redactor {
     pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Redactor {
-        let mut secrets: Vec<Vec<u8>> = values
-            .into_iter()
-            .filter(|v| !v.is_empty())
-            .map(|v| v.as_bytes().to_vec())
-            .collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Redactor { secrets }
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        for value in values.into_iter().filter(|v| !v.is_empty()) {
+            patterns.push(value.as_bytes().to_vec());
+            if value.contains('\n') {
+                patterns.extend(
+                    value
+                        .split('\n')
+                        .map(|line| line.strip_suffix('\r').unwrap_or(line))
+                        .filter(|line| line.len() >= MIN_SECRET_LEN)
+                        .map(|line| line.as_bytes().to_vec()),
+                );
+            }
+        }
+        patterns.sort();
+        patterns.dedup();
+        let longest_in_line = patterns
+            .iter()
+            .filter(|p| !p.contains(&b'\n'))
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0);
+        let matcher = if patterns.is_empty() {
+            None
+        } else {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&patterns)
+                .ok()
+        };
+        Redactor {
+            patterns,
+            matcher,
+            longest_in_line,
+        }
     }
 
     /// How many trailing bytes of an unfinished line must wait for more
     /// output: the start of a secret that the next read may complete.
     fn holdback(&self) -> usize {
-        self.secrets.first().map_or(0, |s| s.len() - 1)
+        self.longest_in_line.saturating_sub(1)
     }
 
-    pub fn apply<'t>(&self, text: &'t [u8]) -> std::borrow::Cow<'t, [u8]> {
-        let mut out = std::borrow::Cow::Borrowed(text);
-        for secret in &self.secrets {
-            if out.windows(secret.len()).any(|w| w == secret.as_slice()) {
-                let mut replaced = Vec::with_capacity(out.len());
-                let mut rest: &[u8] = &out;
-                while let Some(at) = rest
-                    .windows(secret.len())
-                    .position(|w| w == secret.as_slice())
-                {
-                    replaced.extend_from_slice(&rest[..at]);
-                    replaced.extend_from_slice(b"***");
-                    rest = &rest[at + secret.len()..];
+    /// Where secrets occur in `text`, overlapping ones merged, in order.
+    fn spans(&self, text: &[u8]) -> Vec<(usize, usize)> {
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        if self.patterns.is_empty() {
+            return spans;
+        }
+        match self
+            .matcher
+            .as_ref()
+            .and_then(|m| m.try_find_overlapping_iter(text).ok())
+        {
+            Some(found) => spans.extend(found.map(|m| (m.start(), m.end()))),
+            None => {
+                for pattern in &self.patterns {
+                    spans.extend(
+                        text.windows(pattern.len())
+                            .enumerate()
+                            .filter(|(_, w)| *w == pattern.as_slice())
+                            .map(|(at, _)| (at, at + pattern.len())),
+                    );
                 }
-                replaced.extend_from_slice(rest);
-                out = std::borrow::Cow::Owned(replaced);
             }
         }
-        out
+        spans.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+        for (start, end) in spans {
+            match merged.last_mut() {
+                Some(last) if start < last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        merged
+    }
+
+    pub fn apply<'t>(&self, text: &'t [u8]) -> Cow<'t, [u8]> {
+        let spans = self.spans(text);
+        if spans.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out = Vec::with_capacity(text.len());
+        let mut from = 0;
+        for (start, end) in spans {
+            out.extend_from_slice(&text[from..start]);
+            out.extend_from_slice(b"***");
+            from = end;
+        }
+        out.extend_from_slice(&text[from..]);
+        Cow::Owned(out)
     }
 
     pub fn apply_str(&self, text: &str) -> String {
@@ -328,6 +401,107 @@ mod tests {
                 None => l.strip_prefix("stdout P ").unwrap_or("").to_string(),
             })
             .collect()
+    }
+
+    const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\r\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9u\nshort\n\nQyNTUxOQAAACBdeadbeefdeadbeefdeadbeef==\n-----END OPENSSH PRIVATE KEY-----";
+
+    /// The lines of `KEY` a log must never show: each of at least 8 bytes.
+    fn key_lines() -> Vec<&'static str> {
+        KEY.split('\n')
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| l.len() >= MIN_SECRET_LEN)
+            .collect()
+    }
+
+    #[test]
+    fn a_multi_line_secret_is_redacted_line_by_line_however_the_reads_fall() {
+        // As `cat key` prints it, between two lines of other output.
+        let output = format!("before\n{KEY}\nafter\n");
+        let bytes = output.as_bytes();
+        let expect = [
+            "stdout F before",
+            // "***\r": the key's CRLF keeps its '\r' (which `lines` drops).
+            "stdout F ***",
+            "stdout F ***",
+            "stdout F short",
+            "stdout F ",
+            "stdout F ***",
+            "stdout F ***",
+            "stdout F after",
+        ];
+        assert_eq!(render_redacted(100, &[KEY], &[bytes]), expect);
+        // Cut into two reads at every byte, and into three around each line.
+        for cut in 0..bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            assert_eq!(
+                render_redacted(100, &[KEY], &[a, b]),
+                expect,
+                "cut at {cut}"
+            );
+            let (b, c) = b.split_at(b.len().min(7));
+            assert_eq!(
+                render_redacted(100, &[KEY], &[a, b, c]),
+                expect,
+                "cut at {cut}"
+            );
+        }
+        // Printed as one line (its newlines removed), in 16-byte chunks.
+        let flat: String = KEY.split('\n').collect();
+        let text = joined(&render_redacted(16, &[KEY], &[flat.as_bytes()]));
+        for line in key_lines() {
+            assert!(!text.contains(line), "{line:?} in {text:?}");
+        }
+        // Whole, in a recorded command.
+        let redactor = Redactor::new([KEY]);
+        assert_eq!(redactor.apply_str(&format!("echo '{KEY}'")), "echo '***'");
+        // A short line of it alone is left: it would match ordinary output.
+        assert_eq!(redactor.apply_str("short"), "short");
+    }
+
+    #[test]
+    fn overlapping_secrets_are_redacted_as_one() {
+        let redactor = Redactor::new(["abcdefgh12", "12345678xy"]);
+        assert_eq!(redactor.apply_str("<abcdefgh12345678xy>"), "<***>");
+        assert_eq!(redactor.apply_str("abcdefgh12abcdefgh12"), "******");
+        let repeated = Redactor::new(["abababab"]);
+        assert_eq!(repeated.apply_str("ababababab!"), "***!");
+    }
+
+    proptest::proptest! {
+        /// However the output is cut into reads, and however long its
+        /// lines, no line of a secret of at least 8 bytes reaches the log;
+        /// without secrets, the log holds the output exactly.
+        #[test]
+        fn no_secret_line_survives_any_split_of_the_output(
+            secret_lines in proptest::collection::vec("[a-z0-9+/=]{8,20}", 1..4),
+            filler in proptest::collection::vec("[a-z0-9 +/=\n]{0,30}", 1..5),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+            max in 4usize..40,
+        ) {
+            let secret = secret_lines.join("\n");
+            let mut output = String::new();
+            for (i, text) in filler.iter().enumerate() {
+                output.push_str(text);
+                if i % 2 == 0 {
+                    output.push_str(&secret);
+                }
+            }
+            let bytes = output.as_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                chunks.push(&bytes[from..cut]);
+                from = cut;
+            }
+            let text = joined(&render_redacted(max, &[&secret], &chunks));
+            for line in &secret_lines {
+                proptest::prop_assert!(!text.contains(line.as_str()), "{:?} in {:?}", line, text);
+            }
+            let plain = joined(&render_redacted(max, &[], &chunks));
+            proptest::prop_assert_eq!(plain, output);
+        }
     }
 
     #[test]

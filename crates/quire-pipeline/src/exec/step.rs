@@ -88,7 +88,10 @@ pub(super) fn run(
                     source: e,
                 });
             };
-            let note = format!("quire: cannot start {}: {e}", step.display());
+            let note = running
+                .scope
+                .redactor
+                .apply_str(&format!("quire: cannot start {}: {e}", step.display()));
             log.note(note.as_bytes()).map_err(log_error)?;
             StepEnd {
                 stop: Stop::Exited,
