@@ -8,6 +8,7 @@ mod caches;
 mod checkout;
 mod completions;
 mod ingest;
+mod limits;
 mod logs_packed;
 mod migrate;
 mod pipeline_cli;

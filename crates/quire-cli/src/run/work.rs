@@ -24,7 +24,7 @@ use quire_store::{FailureKind, Home, Run, Store};
 use crate::run::Failure;
 use crate::run::git::Repo;
 use crate::run::local::DEFAULT_FILE;
-use crate::run::record::{invalid_detail, validate};
+use crate::run::record::{Refusal, validate};
 use crate::run::sandbox::{self, RunDirs};
 
 /// How long a claim holds without renewal (the heartbeat renews it twice a
@@ -105,10 +105,10 @@ pub(crate) fn execute(
     }
     let ended = match outcome {
         Ok(()) => Ok(()),
-        Err(RunFailure::Invalid(errors)) => {
+        Err(RunFailure::Invalid(refused)) => {
             let outcome = Outcome::Failed {
                 kind: FailureKind::PipelineInvalid,
-                detail: Some(invalid_detail(&errors)),
+                detail: Some(refused.detail),
             };
             store.on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))?;
             Ok(())
@@ -131,7 +131,7 @@ pub(crate) fn execute(
 }
 
 enum RunFailure {
-    Invalid(Vec<String>),
+    Invalid(Refusal),
     Crashed(String),
 }
 
@@ -162,10 +162,13 @@ fn prepare_and_run(
         .as_deref()
         .ok_or_else(|| RunFailure::Crashed("the run records no repository path".into()))?;
     let repo = Repo::open(Path::new(git_dir))?;
-    let bytes = repo
-        .read_file(&run.sha, DEFAULT_FILE)?
+    // Held to this home's limits now, which may have changed since the
+    // push: a file over max_pipeline_kb is refused again, unread.
+    let limits = config.limits();
+    let file = repo
+        .read_file(&run.sha, DEFAULT_FILE, limits.max_file_bytes())?
         .ok_or_else(|| RunFailure::Crashed(format!("{} has no {DEFAULT_FILE}", run.sha)))?;
-    let pipeline = validate(&bytes).map_err(RunFailure::Invalid)?;
+    let pipeline = validate(&file, &limits).map_err(RunFailure::Invalid)?;
     let secrets = config.secret_values().map_err(RunFailure::Crashed)?;
     let missing: Vec<String> = pipeline
         .jobs
@@ -180,7 +183,7 @@ fn prepare_and_run(
         })
         .collect();
     if !missing.is_empty() {
-        return Err(RunFailure::Invalid(missing));
+        return Err(RunFailure::Invalid(Refusal::listed(missing)));
     }
     if workspace.exists() {
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
