@@ -142,6 +142,7 @@ pub fn sandbox(bins: &Bins, quick: bool) {
         };
         std::fs::write(home.join("config.toml"), config).unwrap();
         let repo = Repo::new(dir.path(), &format!("app-{mode}"));
+        repo.install(bins, &home);
         repo.commit(&[(".quire/ci.toml", &pipeline)], "many");
         repo.push(&["--quiet", "origin", "main"]);
         (home, repo)
