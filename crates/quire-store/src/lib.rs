@@ -26,6 +26,7 @@ pub use home::Home;
 mod sql;
 
 pub use quire_model::{
-    FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step, WorkerLease,
+    Containment, FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step,
+    WorkerLease,
 };
 pub use store::Store;
