@@ -95,6 +95,7 @@ impl Fixture {
             logs_dir: run_dir.join("logs"),
             secrets: vec![],
             cache: None,
+            containment: None,
         };
         let path = run_dir.join("events.jsonl");
         let mut sink = (JsonlFile::create(&path).unwrap(), Recorded::default());

@@ -286,6 +286,9 @@ pub struct Repo {
     pub work: PathBuf,
     /// The home its hook records runs in.
     pub home: Home,
+    /// Variables `git push` hands to the hook, and so to the workers it
+    /// starts (`QUIRE_CONTAINMENT`).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -309,6 +312,7 @@ impl Env {
             bare,
             work,
             home: self.home(),
+            vars: Vec::new(),
         }
     }
 
@@ -395,6 +399,7 @@ impl Repo {
             .args(args)
             .env("HOME", &self.work)
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         (

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use quire_pipeline::contain::Limits;
 use quire_pipeline::exec::Executor;
 
 use quire_store::{Error, Home, Result};
@@ -37,6 +38,13 @@ pub struct Config {
     /// caches off (docs/PIPELINE.md, "Caches").
     #[serde(default = "default_cache_max_mb")]
     pub cache_max_mb: u64,
+    /// The memory (MiB) each job's processes may use together: its cgroup's
+    /// `memory.max`. Enforced only where jobs get cgroups with the memory
+    /// controller (docs/OPERATIONS.md, "Containment").
+    pub job_memory_mb: Option<u64>,
+    /// How many processes (and threads) each job may have at once: its
+    /// cgroup's `pids.max`; enforced likewise.
+    pub job_pids_max: Option<u64>,
 }
 
 /// Where a secret's value comes from.
@@ -91,6 +99,8 @@ impl Default for Config {
             retention: Retention::default(),
             secrets: BTreeMap::new(),
             cache_max_mb: default_cache_max_mb(),
+            job_memory_mb: None,
+            job_pids_max: None,
         }
     }
 }
@@ -136,7 +146,26 @@ impl Config {
                 message: "max_parallel_jobs must be at least 1".into(),
             });
         }
+        for (key, value) in [
+            ("job_memory_mb", config.job_memory_mb),
+            ("job_pids_max", config.job_pids_max),
+        ] {
+            if value == Some(0) {
+                return Err(Error::Config {
+                    path,
+                    message: format!("{key} must be at least 1 (leave it out for no limit)"),
+                });
+            }
+        }
         Ok(config)
+    }
+
+    /// The limits each job's cgroup gets.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory_mb: self.job_memory_mb,
+            pids_max: self.job_pids_max,
+        }
     }
 
     /// The executor for a run under this config.
@@ -226,6 +255,28 @@ mod tests {
         assert!(err.contains("unknown field `max_worker`"), "{err}");
         std::fs::write(dir.path().join("config.toml"), "max_workers = 0\n").unwrap();
         assert!(Config::load(&home).is_err());
+    }
+
+    #[test]
+    fn job_limits_are_read_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert_eq!(Config::default().limits(), Limits::default());
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "job_memory_mb = 512\njob_pids_max = 64\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load(&home).unwrap().limits(),
+            Limits {
+                memory_mb: Some(512),
+                pids_max: Some(64)
+            }
+        );
+        std::fs::write(dir.path().join("config.toml"), "job_pids_max = 0\n").unwrap();
+        let err = Config::load(&home).unwrap_err().to_string();
+        assert!(err.contains("job_pids_max must be at least 1"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,7 @@ impl Run {
             logs_dir: dir.path().join("logs"),
             secrets: vec![],
             cache: None,
+            containment: None,
         };
         Run { dir, ctx }
     }

@@ -156,6 +156,10 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         _ => crate::config::Config::default(),
     };
     let secrets = config.secret_values().map_err(Failure::Input)?;
+    let containment = crate::run::work::contain_runs(&config);
+    let contained = containment
+        .enter_run(&run_id)
+        .map_err(|e| Failure::Input(format!("cannot contain the run's processes: {e}")))?;
     let ctx = RunContext {
         run_id,
         repo: workspace
@@ -171,6 +175,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         secrets,
         // Caches belong to a home's repositories; a local run has neither.
         cache: None,
+        containment: contained.clone(),
     };
     println!(
         "running {} in {} as {ref_name}",
@@ -187,6 +192,11 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         .executor()
         .run(&pipeline, &ctx, &mut sink, &cancel)
         .map_err(|e| Failure::Input(e.to_string()))?;
+    if let Some(contained) = &contained
+        && let Err(e) = contained.end()
+    {
+        eprintln!("quire-run: {e}");
+    }
     let verdict = match result {
         RunResult::Complete => "complete",
         RunResult::Failed => "failed",

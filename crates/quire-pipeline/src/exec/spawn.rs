@@ -9,6 +9,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
+use super::contain;
+use crate::contain::JobCgroup;
 use crate::pipeline::Step;
 
 /// Programs found on a job's PATH, looked up once each, as a shell's
@@ -58,12 +60,14 @@ fn resolve(program: &str, path_var: &str) -> PathBuf {
     PathBuf::from(program)
 }
 
-/// Start `step` as `program` with exactly `env`, in `workspace`.
+/// Start `step` as `program` with exactly `env`, in `workspace`, and in
+/// its job's `cgroup` when there is one.
 pub(super) fn start(
     step: &Step,
     program: &Path,
     env: &HashMap<String, String>,
     workspace: &Path,
+    cgroup: Option<&JobCgroup>,
 ) -> io::Result<Child> {
     let mut command = Command::new(program);
     match step {
@@ -81,8 +85,8 @@ pub(super) fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+        .process_group(0);
+    contain::spawn(&mut command, cgroup)
 }
 
 /// The shell's exit code for a step whose program could not be started

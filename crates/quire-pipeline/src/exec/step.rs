@@ -43,7 +43,13 @@ pub(super) fn run(
         log.line(Stream::Stderr, true, note.as_bytes())
             .map_err(log_error)?;
     }
-    let spawned = spawn::start(step, program, &running.env, &running.scope.ctx.workspace);
+    let spawned = spawn::start(
+        step,
+        program,
+        &running.env,
+        &running.scope.ctx.workspace,
+        running.cgroup.as_ref(),
+    );
     let started = Event::StepStarted {
         at_ms: now_ms(),
         job: running.job.id.clone(),

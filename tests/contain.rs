@@ -1,0 +1,442 @@
+//! Containment (docs/PIPELINE.md, "What a job leaves running"): daemons a
+//! step starts that leave its session and clear their environment
+//! (`setsid env -i`), or double-fork with an empty one, are gone when their
+//! job ends, times out, is cancelled or is superseded; no descriptor of the
+//! worker reaches a step; reconcile ends a dead worker's leftovers with its
+//! cgroup, and says what it cannot find without one. Each test runs with
+//! the subreaper, and again with cgroups where this machine lets quire
+//! make them (the test process asks the same question the worker will).
+
+use std::path::PathBuf;
+
+use quire_store::{Containment, FailureKind, JobState, RunState};
+use serde_json::Value;
+
+use crate::util::{Env, Repo, alive, git, gone_within, read_pid_file, signal, wait_until};
+
+/// A repository whose workers contain runs with `mechanism`; none (and a
+/// line saying why) when this machine cannot make cgroups.
+fn contained_repo(env: &Env, mechanism: Containment) -> Option<Repo> {
+    if mechanism == Containment::Cgroup
+        && let Err(why) = quire_pipeline::cgroup::usable_own_dir()
+    {
+        eprintln!("skipped: quire cannot make cgroups here: {why}");
+        return None;
+    }
+    let mut repo = env.repo_with_hook("app");
+    repo.vars
+        .push(("QUIRE_CONTAINMENT".into(), mechanism.as_str().into()));
+    Some(repo)
+}
+
+/// Two daemons a step starts, each writing its pid to a file.
+struct Daemons {
+    dir: PathBuf,
+}
+
+impl Daemons {
+    fn new(env: &Env) -> Daemons {
+        let dir = env.path().join("daemons");
+        std::fs::create_dir_all(&dir).unwrap();
+        Daemons { dir }
+    }
+
+    /// Shell for a step: start both daemons and wait until both wrote their
+    /// pid. One leaves the session with setsid and clears its environment,
+    /// keeping the step's output; the other is double-forked with an empty
+    /// environment into a session of its own, its output elsewhere: it is
+    /// re-parented at once, and neither its group, its environment nor its
+    /// pipes tie it to the step.
+    fn start(&self) -> String {
+        let dir = self.dir.display();
+        format!(
+            "setsid env -i sh -c 'echo $$ > {dir}/setsid.pid; exec sleep 6001' & \
+             env -i sh -c '(setsid sh -c \"echo \\$\\$ > {dir}/fork.pid; exec sleep 6002\" </dev/null >/dev/null 2>&1 &) &'; \
+             while [ ! -s {dir}/setsid.pid ] || [ ! -s {dir}/fork.pid ]; do sleep 0.05; done"
+        )
+    }
+
+    /// Their pids, once both are written.
+    fn pids(&self) -> [u32; 2] {
+        [
+            read_pid_file(&self.dir.join("setsid.pid")),
+            read_pid_file(&self.dir.join("fork.pid")),
+        ]
+    }
+
+    fn assert_gone(&self, when: &str) {
+        for (pid, name) in self
+            .pids()
+            .into_iter()
+            .zip(["setsid env -i", "double fork"])
+        {
+            assert!(
+                gone_within(pid, 10),
+                "the {name} daemon {pid} outlived {when}"
+            );
+        }
+    }
+
+    /// SIGKILL whichever is still running (cleanup of a test that shows
+    /// they survive).
+    fn kill(&self) {
+        for pid in self.pids() {
+            if alive(pid) {
+                signal(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// A one-job pipeline running `sh` (and `extra` TOML lines for the job).
+fn pipeline(sh: &str, extra: &str) -> String {
+    format!("[jobs.daemons]\ninputs = [\"quire/push\"]\nsh = {sh:?}\n{extra}")
+}
+
+/// What the worker that executed the run said of containment in
+/// worker.log, and that show (text and JSON) says `mechanism`.
+fn assert_recorded(env: &Env, run: &str, mechanism: Containment) {
+    let shown = env.json(&["show", run]);
+    assert_eq!(shown["containment"], mechanism.as_str(), "{shown}");
+    let text = String::from_utf8(
+        env.runs(&["show", run])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(&format!("contained by {mechanism}")),
+        "{text}"
+    );
+    match mechanism {
+        Containment::Cgroup => {
+            let dir = shown["cgroup"].as_str().unwrap();
+            assert!(dir.ends_with(&format!("/quire-{run}")), "{shown}");
+            // A cancelled or superseded run ends before its worker notices.
+            wait_until(&format!("the run's cgroup {dir} to be removed"), || {
+                !std::path::Path::new(dir).exists()
+            });
+        }
+        Containment::Subreaper => assert_eq!(shown["cgroup"], Value::Null, "{shown}"),
+    }
+    let log = std::fs::read_to_string(env.home().dir().join("worker.log")).unwrap();
+    assert!(
+        log.contains(&format!("containment: {mechanism}")),
+        "worker.log: {log}"
+    );
+}
+
+fn daemons_are_gone_when_their_job_ends(mechanism: Containment) {
+    let env = Env::new();
+    let Some(repo) = contained_repo(&env, mechanism) else {
+        return;
+    };
+    let daemons = Daemons::new(&env);
+    let run = repo.push_and_wait(&pipeline(&daemons.start(), ""));
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    assert_eq!(run.containment, Some(mechanism));
+    daemons.assert_gone("the job's normal end");
+    assert_recorded(&env, &run.id, mechanism);
+}
+
+#[test]
+fn daemons_are_gone_when_their_job_ends_with_the_subreaper() {
+    daemons_are_gone_when_their_job_ends(Containment::Subreaper);
+}
+
+#[test]
+fn daemons_are_gone_when_their_job_ends_with_cgroups() {
+    daemons_are_gone_when_their_job_ends(Containment::Cgroup);
+}
+
+fn daemons_are_gone_when_their_job_times_out(mechanism: Containment) {
+    let env = Env::new();
+    let Some(repo) = contained_repo(&env, mechanism) else {
+        return;
+    };
+    let daemons = Daemons::new(&env);
+    let sh = format!("{}; exec sleep 600", daemons.start());
+    let run = repo.push_and_wait(&pipeline(&sh, "timeout = \"3s\"\n"));
+    assert_eq!(
+        (run.state, run.failure_kind),
+        (RunState::Failed, Some(FailureKind::PipelineFailure))
+    );
+    let detail = env.store().run_detail(&run.id).unwrap();
+    assert_eq!(detail.jobs[0].job.state, JobState::Failed);
+    daemons.assert_gone("the job's timeout");
+    assert_recorded(&env, &run.id, mechanism);
+}
+
+#[test]
+fn daemons_are_gone_when_their_job_times_out_with_the_subreaper() {
+    daemons_are_gone_when_their_job_times_out(Containment::Subreaper);
+}
+
+#[test]
+fn daemons_are_gone_when_their_job_times_out_with_cgroups() {
+    daemons_are_gone_when_their_job_times_out(Containment::Cgroup);
+}
+
+fn daemons_are_gone_when_their_run_is_cancelled(mechanism: Containment) {
+    let env = Env::new();
+    let Some(repo) = contained_repo(&env, mechanism) else {
+        return;
+    };
+    let daemons = Daemons::new(&env);
+    let run = repo.push_pipeline(&pipeline(
+        &format!("{}; exec sleep 600", daemons.start()),
+        "",
+    ));
+    daemons.pids();
+    env.runs(&["cancel", &run]).assert().success();
+    daemons.assert_gone("`quire-runs cancel`");
+    let ended = env.wait_terminal(&run);
+    assert_eq!(ended.failure_kind, Some(FailureKind::Cancelled));
+    assert_recorded(&env, &run, mechanism);
+}
+
+#[test]
+fn daemons_are_gone_when_their_run_is_cancelled_with_the_subreaper() {
+    daemons_are_gone_when_their_run_is_cancelled(Containment::Subreaper);
+}
+
+#[test]
+fn daemons_are_gone_when_their_run_is_cancelled_with_cgroups() {
+    daemons_are_gone_when_their_run_is_cancelled(Containment::Cgroup);
+}
+
+fn daemons_are_gone_when_their_run_is_superseded(mechanism: Containment) {
+    let env = Env::new();
+    let Some(repo) = contained_repo(&env, mechanism) else {
+        return;
+    };
+    let daemons = Daemons::new(&env);
+    let old = repo.push_pipeline(&pipeline(
+        &format!("{}; exec sleep 600", daemons.start()),
+        "",
+    ));
+    daemons.pids();
+    let new = repo.push_pipeline(&pipeline("echo quick", ""));
+    daemons.assert_gone("a superseding push");
+    assert_eq!(env.wait_terminal(&old).state, RunState::Superseded);
+    assert_eq!(env.wait_terminal(&new).state, RunState::Complete);
+    assert_recorded(&env, &old, mechanism);
+}
+
+#[test]
+fn daemons_are_gone_when_their_run_is_superseded_with_the_subreaper() {
+    daemons_are_gone_when_their_run_is_superseded(Containment::Subreaper);
+}
+
+#[test]
+fn daemons_are_gone_when_their_run_is_superseded_with_cgroups() {
+    daemons_are_gone_when_their_run_is_superseded(Containment::Cgroup);
+}
+
+/// The worker is SIGKILLed mid-step, leaving the step (which still carries
+/// `QUIRE_RUN_ID`) and its two daemons (which do not); reconcile's report.
+fn reconcile_after_a_sigkilled_worker(
+    mechanism: Containment,
+) -> Option<(Env, Value, u32, Daemons)> {
+    let env = Env::new();
+    let repo = contained_repo(&env, mechanism)?;
+    let daemons = Daemons::new(&env);
+    let step_pid = env.path().join("step.pid");
+    let run = repo.push_pipeline(&pipeline(
+        &format!(
+            "{}; echo $$ > {}; exec sleep 600",
+            daemons.start(),
+            step_pid.display()
+        ),
+        "",
+    ));
+    let step = read_pid_file(&step_pid);
+    daemons.pids();
+    let worker = env
+        .wait_for(&run, "active", |r| r.state == RunState::Active)
+        .worker
+        .unwrap()
+        .pid;
+    signal(worker, rustix::process::Signal::KILL);
+    assert!(gone_within(worker, 10));
+    assert!(alive(step), "a crash leaves the step running");
+    let report = env.json(&["reconcile"]);
+    assert_eq!(report["orphaned"][0]["run"], run.as_str(), "{report}");
+    let leftovers = &report["leftovers"][0];
+    assert_eq!(leftovers["run"], run.as_str(), "{report}");
+    assert_eq!(leftovers["containment"], mechanism.as_str(), "{report}");
+    assert!(gone_within(step, 10), "reconcile ended the step");
+    Some((env, report, step, daemons))
+}
+
+#[test]
+fn reconcile_kills_a_dead_workers_cgroup_and_everything_in_it() {
+    let Some((_env, report, step, daemons)) =
+        reconcile_after_a_sigkilled_worker(Containment::Cgroup)
+    else {
+        return;
+    };
+    daemons.assert_gone("reconcile");
+    let leftovers = &report["leftovers"][0];
+    let mut by_cgroup: Vec<u64> = leftovers["by_cgroup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    by_cgroup.sort_unstable();
+    let mut expected: Vec<u64> = daemons
+        .pids()
+        .into_iter()
+        .chain([step])
+        .map(u64::from)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(by_cgroup, expected, "{report}");
+    assert_eq!(leftovers["unreachable"], Value::Null, "{report}");
+    let dir = leftovers["cgroup"].as_str().unwrap();
+    assert!(!std::path::Path::new(dir).exists(), "{dir} was removed");
+}
+
+#[test]
+fn reconcile_without_a_cgroup_ends_what_carries_the_run_id_and_says_what_it_cannot_find() {
+    let Some((_env, report, step, daemons)) =
+        reconcile_after_a_sigkilled_worker(Containment::Subreaper)
+    else {
+        return;
+    };
+    let leftovers = &report["leftovers"][0];
+    assert_eq!(
+        leftovers["by_environment"],
+        serde_json::json!([step]),
+        "{report}"
+    );
+    assert!(
+        leftovers["unreachable"]
+            .as_str()
+            .unwrap()
+            .contains("cleared its environment"),
+        "{report}"
+    );
+    // What reconcile says it cannot find, it did not find: both daemons
+    // were re-parented to pid 1 when their worker died.
+    let survivors: Vec<u32> = daemons.pids().into_iter().filter(|&p| alive(p)).collect();
+    daemons.kill();
+    assert_eq!(survivors, daemons.pids(), "{report}");
+}
+
+#[test]
+fn no_descriptor_of_the_worker_reaches_a_step_and_a_daemon_holding_its_own_cannot_stall_the_next_run()
+ {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let daemon = env.path().join("daemon.pid");
+    // What the step's shell has open is what a daemon it starts inherits;
+    // `ls` lists it into the step's log.
+    let sh = format!(
+        "ls -l /proc/$$/fd/; \
+         setsid env -i sh -c 'echo $$ > {daemon}; exec sleep 6001' & \
+         while [ ! -s {daemon} ]; do sleep 0.05; done",
+        daemon = daemon.display()
+    );
+    let first = repo.push_and_wait(&pipeline(&sh, ""));
+    assert_eq!(first.state, RunState::Complete);
+    let log = env.home().run_dir(&first.id).join("logs/daemons/1.log");
+    // stdin, stdout and stderr, and nothing else: not the slot lock, the
+    // store, worker.log, nor whatever the worker itself inherited.
+    let listed = std::fs::read_to_string(&log).unwrap();
+    let open: Vec<&str> = listed
+        .lines()
+        .filter_map(|line| line.split_once(" -> ")?.0.rsplit(' ').next())
+        .collect();
+    assert_eq!(open, ["0", "1", "2"], "a step has more open:\n{listed}");
+    assert!(gone_within(read_pid_file(&daemon), 10));
+    // The only worker slot is free for the next run (max_workers = 1).
+    git(&repo.work, &["branch", "next"]);
+    let next = repo.push_refs(&["next"]).remove(0);
+    assert_eq!(env.wait_terminal(&next).state, RunState::Complete);
+}
+
+#[test]
+fn quire_run_exec_leaves_no_daemon_behind() {
+    let env = Env::new();
+    let daemons = Daemons::new(&env);
+    let workspace = env.path().join("ws");
+    std::fs::create_dir_all(workspace.join(".quire")).unwrap();
+    std::fs::write(
+        workspace.join(".quire/ci.toml"),
+        pipeline(&daemons.start(), ""),
+    )
+    .unwrap();
+    let logs = env.path().join("exec-logs");
+    env.run(&[
+        "exec",
+        "--workspace",
+        workspace.to_str().unwrap(),
+        "--logs",
+        logs.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    daemons.assert_gone("`quire-run exec`");
+}
+
+/// Jobs a and b run side by side; each starts a daemon that double-forks
+/// into a session of its own with an empty environment and its output
+/// elsewhere, then a ends while b waits at a gate. With cgroups, a's daemon
+/// is gone with a, and b's lives on until b ends. With the subreaper,
+/// nothing ties a's daemon to a rather than b: both live until no job of
+/// the run is running, and are gone then.
+fn a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs(mechanism: Containment) {
+    let env = Env::new();
+    env.config("max_parallel_jobs = 2\n");
+    let Some(repo) = contained_repo(&env, mechanism) else {
+        return;
+    };
+    let gate = crate::util::Gate::new(&env);
+    let dir = env.path().display().to_string();
+    let daemon = |name: &str| {
+        format!(
+            "env -i sh -c '(setsid sh -c \"echo \\$\\$ > {dir}/{name}.pid; exec sleep 6003\" </dev/null >/dev/null 2>&1 &) &'; \
+             while [ ! -s {dir}/{name}.pid ]; do sleep 0.05; done"
+        )
+    };
+    let pipeline = format!(
+        "[jobs.a]\ninputs = [\"quire/push\"]\nsh = {:?}\n\
+         [jobs.b]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        daemon("a"),
+        format!("{}; {}", daemon("b"), gate.step("b")),
+    );
+    let run = repo.push_pipeline(&pipeline);
+    let a = read_pid_file(&env.path().join("a.pid"));
+    let b = read_pid_file(&env.path().join("b.pid"));
+    gate.wait_ready("b");
+    env.wait_for(&run, "job a ended", |_| {
+        env.store().run_detail(&run).unwrap().jobs[0].job.state == JobState::Complete
+    });
+    match mechanism {
+        Containment::Cgroup => {
+            assert!(gone_within(a, 10), "a's daemon outlived a");
+            assert!(alive(b), "b's daemon was killed with a");
+        }
+        Containment::Subreaper => assert!(alive(a) && alive(b)),
+    }
+    gate.open();
+    assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
+    for pid in [a, b] {
+        assert!(gone_within(pid, 10), "daemon {pid} outlived the run");
+    }
+}
+
+#[test]
+fn a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs_with_cgroups() {
+    a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs(Containment::Cgroup);
+}
+
+#[test]
+fn without_cgroups_a_jobs_anonymous_daemon_ends_when_no_job_of_the_run_runs() {
+    a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs(Containment::Subreaper);
+}
