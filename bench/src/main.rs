@@ -2,7 +2,7 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|cargo] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|cargo] [--quick]`
 
 mod harness;
 mod parallel;
@@ -28,6 +28,9 @@ fn main() {
     }
     if want("steps") {
         scenarios::steps(&bins, quick);
+    }
+    if want("contain") {
+        scenarios::contain(&bins, quick);
     }
     if want("ingest") {
         scenarios::ingest(quick);
