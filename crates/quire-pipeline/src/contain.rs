@@ -474,6 +474,44 @@ mod tests {
         assert!(warning.unwrap().contains("\"none\" is not auto"));
     }
 
+    /// What a job's cgroup is given, against a stand-in for the cgroup file
+    /// system (a directory whose interface files are plain files): this
+    /// machine's cgroup v2 has no memory or pids controller to try it on.
+    #[test]
+    fn a_jobs_cgroup_gets_the_limits_in_bytes_and_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let job = dir.path().join("build");
+        std::fs::create_dir(&job).unwrap();
+        for file in ["memory.max", "memory.swap.max", "pids.max", "cgroup.procs"] {
+            std::fs::write(job.join(file), "").unwrap();
+        }
+        let run = |limits| RunContainment {
+            containment: Containment::Cgroup,
+            cgroup: Some(Cgroup::at(dir.path())),
+            limits,
+            note: None,
+            // Ended already: dropping it touches nothing.
+            ended: AtomicBool::new(true),
+            busy: Arc::new(AtomicBool::new(true)),
+        };
+        let limited = run(Limits {
+            memory_mb: Some(512),
+            pids_max: Some(64),
+        });
+        let cgroup = limited.job("build").unwrap().unwrap();
+        let read = |file: &str| std::fs::read_to_string(job.join(file)).unwrap();
+        assert_eq!(read("memory.max"), "536870912");
+        assert_eq!(read("memory.swap.max"), "0");
+        assert_eq!(read("pids.max"), "64");
+        // Not a real cgroup: nothing to kill or remove.
+        std::mem::forget(cgroup);
+        // Without limits, nothing is written.
+        let plain = run(Limits::default());
+        std::fs::write(job.join("pids.max"), "max").unwrap();
+        std::mem::forget(plain.job("build").unwrap().unwrap());
+        assert_eq!(read("pids.max"), "max");
+    }
+
     #[test]
     fn reconcile_ends_only_the_runs_own_cgroup_whatever_the_record_says() {
         let run = format!("test-orphan-{}", std::process::id());
