@@ -415,7 +415,12 @@ fn a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs(mechanism: Conta
     let b = read_pid_file(&env.path().join("b.pid"));
     gate.wait_ready("b");
     env.wait_for(&run, "job a ended", |_| {
-        env.store().run_detail(&run).unwrap().jobs[0].job.state == JobState::Complete
+        env.store()
+            .run_detail(&run)
+            .unwrap()
+            .jobs
+            .first()
+            .is_some_and(|a| a.job.state == JobState::Complete)
     });
     match mechanism {
         Containment::Cgroup => {
