@@ -90,11 +90,23 @@ fn a_failed_job_keeps_its_artifacts_and_show_lists_them() {
 #[test]
 fn ingesting_the_kept_events_again_gives_the_same_rows() {
     let env = Env::new();
-    let (_repo, id) = failed_build(&env);
+    let repo = env.repo_with_hook("app");
+    // The step below reaches past its workspace, which the sandbox forbids.
+    env.config("sandbox = \"off\"\n");
+    // events.jsonl goes once the run has ended: the first step keeps a hard
+    // link to it, which sees every event written after.
+    let copy = env.path().join("events.jsonl");
+    let first = "mkdir -p dist report/b";
+    let keep = format!(
+        "ln \"$QUIRE_WORKSPACE/../events.jsonl\" {} && {first}",
+        copy.display()
+    );
+    let pipeline = PIPELINE.replacen(&format!("{first:?}"), &format!("{keep:?}"), 1);
+    let id = repo.push_and_wait(&pipeline).id;
     let mut store = env.store();
     let once = store.artifacts(&id).unwrap();
     assert_eq!(once.len(), 3);
-    let events = std::fs::read(env.home().run_dir(&id).join("events.jsonl")).unwrap();
+    let events = std::fs::read(&copy).unwrap();
     let events = quire_model::events::parse_stream(&events).unwrap();
     store.ingest(&id, &events).unwrap();
     assert_eq!(store.artifacts(&id).unwrap(), once);

@@ -6,7 +6,7 @@
 use quire_store::RunState;
 use serde_json::Value;
 
-use crate::util::{Env, Repo, git};
+use crate::util::{Env, Gate, Repo, git};
 
 /// Prints the stamp a previous run left in `target`, then leaves its own.
 const STAMP: &str = r#"[jobs.build]
@@ -208,4 +208,119 @@ sh = "ln -s {} vendor"
         "not quire's"
     );
     assert!(caches(&env).is_empty());
+}
+
+/// A make-like step: `out/obj` is rebuilt when a source is newer than it.
+const MAKE: &str = r#"[jobs.build]
+inputs = ["quire/push"]
+cache = ["out"]
+sh = """
+mkdir -p out
+for src in a.c b.c; do
+  if [ out/obj -nt "$src" ]; then echo "$src: up to date"; else echo "$src: newer than the build"; fi
+done
+for src in a.c b.c; do [ out/obj -nt "$src" ] || { sleep 0.01; touch out/obj; break; }; done
+git status --porcelain | sed 's/^/status: /'
+"""
+"#;
+
+#[test]
+fn files_unchanged_since_the_cached_build_keep_their_time_changed_ones_do_not() {
+    let env = Env::new();
+    let repo = repo(&env);
+    repo.commit(
+        &[("a.c", "a\n"), ("b.c", "b\n"), (".gitignore", "out/\n")],
+        "sources",
+    );
+    let first = repo.push_and_wait(MAKE);
+    assert_eq!(first.state, RunState::Complete, "{first:?}");
+    let text = log(&env, &first.id, "build");
+    assert!(text.contains("a.c: newer than the build"), "{text}");
+
+    // Nothing changed: the restored build is up to date for every source,
+    // and the checkout is still clean for git.
+    let second = repo.push_and_wait(MAKE);
+    let text = log(&env, &second.id, "build");
+    assert!(
+        text.contains("a.c: up to date") && text.contains("b.c: up to date"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "quire: cache: 4 files of the checkout given their time from the cache's run"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("\nstatus: "), "git status is clean: {text}");
+
+    // b.c changes: only it is newer than the build.
+    repo.commit(&[("b.c", "b changed\n")], "change b");
+    let third = repo.push_and_wait(MAKE);
+    let text = log(&env, &third.id, "build");
+    assert!(
+        text.contains("a.c: up to date") && text.contains("b.c: newer than the build"),
+        "{text}"
+    );
+    assert!(text.contains("1 changed since"), "{text}");
+}
+
+/// A worker killed in the middle of a save, restore or eviction leaves a
+/// directory beside the entry (as `caches.rs` names them). prune removes
+/// those whose run has ended or whose process is gone, and only those.
+#[test]
+fn prune_sweeps_what_interrupted_saves_left_and_nothing_live() {
+    let env = Env::new();
+    let repo = repo(&env);
+    let done = repo.push_and_wait(STAMP);
+    let key = env
+        .path()
+        .join("home/caches")
+        .join(done.repo_id.to_string())
+        .join("build/main");
+    assert!(key.join("entry").is_dir());
+
+    // A run still going: what it is building stays.
+    let gate = Gate::new(&env);
+    repo.commit(&[("other", "x")], "other");
+    let live = repo.push_pipeline(&format!(
+        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
+        gate.step("live")
+    ));
+    gate.wait_ready("live");
+
+    let dead = crate::util::dead_pid();
+    let leftovers = [
+        (format!("tmp-{}", done.id), true),
+        (format!("taking-{}", live), false),
+        (format!("evicting-{dead}-1"), true),
+        (format!("old-{}-1", std::process::id()), false),
+        ("stray".to_string(), false),
+    ];
+    for (name, _) in &leftovers {
+        std::fs::create_dir_all(key.join(name).join("files")).unwrap();
+        std::fs::write(key.join(name).join("files/blob"), "12345").unwrap();
+    }
+    let report = env.json(&["prune", "--older-than", "30d", "--dry-run"]);
+    let listed: Vec<&str> = report["cache_leftovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{report}");
+    for (name, _) in &leftovers {
+        assert!(key.join(name).exists(), "a dry run removes nothing");
+    }
+    env.runs(&["prune", "--older-than", "30d"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(
+            "removed 2 leftovers of interrupted cache saves and restores, 10 B",
+        ));
+    for (name, swept) in &leftovers {
+        assert_eq!(!key.join(name).exists(), *swept, "{name}");
+    }
+    assert!(key.join("entry").is_dir(), "the entry itself stays");
+    gate.open();
+    env.wait_terminal(&live);
 }

@@ -7,7 +7,8 @@
 //! the subreaper, and again with cgroups where this machine lets quire
 //! make them (the test process asks the same question the worker will).
 
-use std::path::PathBuf;
+use std::cell::Cell;
+use std::path::Path;
 
 use quire_store::{Containment, FailureKind, JobState, RunState};
 use serde_json::Value;
@@ -15,8 +16,11 @@ use serde_json::Value;
 use crate::util::{Env, Repo, alive, git, gone_within, read_pid_file, signal, wait_until};
 
 /// A repository whose workers contain runs with `mechanism`; none (and a
-/// line saying why) when this machine cannot make cgroups.
-fn contained_repo(env: &Env, mechanism: Containment) -> Option<Repo> {
+/// line saying why) when this machine cannot make cgroups. Runs keep their
+/// directories (`keep_workspaces`), so the pids their steps write to their
+/// TMPDIR (the one place beside the workspace and HOME the sandbox lets
+/// them write) can be read after they end; `config` adds to config.toml.
+fn contained_repo(env: &Env, mechanism: Containment, config: &str) -> Option<Repo> {
     if mechanism == Containment::Cgroup
         && let Err(why) = quire_pipeline::cgroup::usable_own_dir()
     {
@@ -24,44 +28,61 @@ fn contained_repo(env: &Env, mechanism: Containment) -> Option<Repo> {
         return None;
     }
     let mut repo = env.repo_with_hook("app");
+    env.config(&format!("keep_workspaces = true\n{config}"));
     repo.vars
         .push(("QUIRE_CONTAINMENT".into(), mechanism.as_str().into()));
     Some(repo)
 }
 
-/// Two daemons a step starts, each writing its pid to a file.
+/// Shell for a step: start a daemon that double-forks into a session of
+/// its own with an empty environment and its output elsewhere, writing its
+/// pid to `$TMPDIR/<name>.pid` (the directory is handed over as an
+/// argument, the environment staying empty), and wait until it has. It is
+/// re-parented at once, and neither its group, its environment nor its
+/// pipes tie it to the step.
+fn double_fork(name: &str) -> String {
+    format!(
+        "env -i sh -c '(setsid sh -c \"echo \\$\\$ > \\\"\\$0/{name}.pid\\\"; exec sleep 6002\" \"$0\" </dev/null >/dev/null 2>&1 &) &' \"$TMPDIR\"; \
+         while [ ! -s \"$TMPDIR/{name}.pid\" ]; do sleep 0.05; done"
+    )
+}
+
+/// Two daemons a step starts, each writing its pid to its run's TMPDIR.
 struct Daemons {
-    dir: PathBuf,
+    /// Their pids, once read.
+    pids: Cell<Option<[u32; 2]>>,
 }
 
 impl Daemons {
-    fn new(env: &Env) -> Daemons {
-        let dir = env.path().join("daemons");
-        std::fs::create_dir_all(&dir).unwrap();
-        Daemons { dir }
+    fn new() -> Daemons {
+        Daemons {
+            pids: Cell::new(None),
+        }
     }
 
     /// Shell for a step: start both daemons and wait until both wrote their
     /// pid. One leaves the session with setsid and clears its environment,
-    /// keeping the step's output; the other is double-forked with an empty
-    /// environment into a session of its own, its output elsewhere: it is
-    /// re-parented at once, and neither its group, its environment nor its
-    /// pipes tie it to the step.
+    /// keeping the step's output; the other is [`double_fork`]ed.
     fn start(&self) -> String {
-        let dir = self.dir.display();
         format!(
-            "setsid env -i sh -c 'echo $$ > {dir}/setsid.pid; exec sleep 6001' & \
-             env -i sh -c '(setsid sh -c \"echo \\$\\$ > {dir}/fork.pid; exec sleep 6002\" </dev/null >/dev/null 2>&1 &) &'; \
-             while [ ! -s {dir}/setsid.pid ] || [ ! -s {dir}/fork.pid ]; do sleep 0.05; done"
+            "setsid env -i sh -c 'echo $$ > \"$0/setsid.pid\"; exec sleep 6001' \"$TMPDIR\" & \
+             {}; while [ ! -s \"$TMPDIR/setsid.pid\" ]; do sleep 0.05; done",
+            double_fork("fork")
         )
     }
 
-    /// Their pids, once both are written.
+    /// Their pids, once both are written to `run`'s TMPDIR (read once).
+    fn pids_of(&self, env: &Env, run: &str) -> [u32; 2] {
+        if self.pids.get().is_none() {
+            let tmp = env.home().run_dir(run).join("tmp");
+            self.pids.set(Some(pids_in(&tmp, ["setsid", "fork"])));
+        }
+        self.pids()
+    }
+
+    /// Their pids, read by [`Self::pids_of`] before.
     fn pids(&self) -> [u32; 2] {
-        [
-            read_pid_file(&self.dir.join("setsid.pid")),
-            read_pid_file(&self.dir.join("fork.pid")),
-        ]
+        self.pids.get().expect("the daemons' pids were read")
     }
 
     fn assert_gone(&self, when: &str) {
@@ -86,6 +107,11 @@ impl Daemons {
             }
         }
     }
+}
+
+/// The pids the steps wrote to `dir` as `<name>.pid`, once they are there.
+fn pids_in<const N: usize>(dir: &Path, names: [&str; N]) -> [u32; N] {
+    names.map(|name| read_pid_file(&dir.join(format!("{name}.pid"))))
 }
 
 /// A one-job pipeline running `sh` (and `extra` TOML lines for the job).
@@ -131,13 +157,14 @@ fn assert_recorded(env: &Env, run: &str, mechanism: Containment) {
 
 fn daemons_are_gone_when_their_job_ends(mechanism: Containment) {
     let env = Env::new();
-    let Some(repo) = contained_repo(&env, mechanism) else {
+    let Some(repo) = contained_repo(&env, mechanism, "") else {
         return;
     };
-    let daemons = Daemons::new(&env);
+    let daemons = Daemons::new();
     let run = repo.push_and_wait(&pipeline(&daemons.start(), ""));
     assert_eq!(run.state, RunState::Complete, "{run:?}");
     assert_eq!(run.containment, Some(mechanism));
+    daemons.pids_of(&env, &run.id);
     daemons.assert_gone("the job's normal end");
     assert_recorded(&env, &run.id, mechanism);
 }
@@ -154,12 +181,13 @@ fn daemons_are_gone_when_their_job_ends_with_cgroups() {
 
 fn daemons_are_gone_when_their_job_times_out(mechanism: Containment) {
     let env = Env::new();
-    let Some(repo) = contained_repo(&env, mechanism) else {
+    let Some(repo) = contained_repo(&env, mechanism, "") else {
         return;
     };
-    let daemons = Daemons::new(&env);
+    let daemons = Daemons::new();
     let sh = format!("{}; exec sleep 600", daemons.start());
     let run = repo.push_and_wait(&pipeline(&sh, "timeout = \"3s\"\n"));
+    daemons.pids_of(&env, &run.id);
     assert_eq!(
         (run.state, run.failure_kind),
         (RunState::Failed, Some(FailureKind::PipelineFailure))
@@ -182,15 +210,15 @@ fn daemons_are_gone_when_their_job_times_out_with_cgroups() {
 
 fn daemons_are_gone_when_their_run_is_cancelled(mechanism: Containment) {
     let env = Env::new();
-    let Some(repo) = contained_repo(&env, mechanism) else {
+    let Some(repo) = contained_repo(&env, mechanism, "") else {
         return;
     };
-    let daemons = Daemons::new(&env);
+    let daemons = Daemons::new();
     let run = repo.push_pipeline(&pipeline(
         &format!("{}; exec sleep 600", daemons.start()),
         "",
     ));
-    daemons.pids();
+    daemons.pids_of(&env, &run);
     env.runs(&["cancel", &run]).assert().success();
     daemons.assert_gone("`quire-runs cancel`");
     let ended = env.wait_terminal(&run);
@@ -210,15 +238,15 @@ fn daemons_are_gone_when_their_run_is_cancelled_with_cgroups() {
 
 fn daemons_are_gone_when_their_run_is_superseded(mechanism: Containment) {
     let env = Env::new();
-    let Some(repo) = contained_repo(&env, mechanism) else {
+    let Some(repo) = contained_repo(&env, mechanism, "") else {
         return;
     };
-    let daemons = Daemons::new(&env);
+    let daemons = Daemons::new();
     let old = repo.push_pipeline(&pipeline(
         &format!("{}; exec sleep 600", daemons.start()),
         "",
     ));
-    daemons.pids();
+    daemons.pids_of(&env, &old);
     let new = repo.push_pipeline(&pipeline("echo quick", ""));
     daemons.assert_gone("a superseding push");
     assert_eq!(env.wait_terminal(&old).state, RunState::Superseded);
@@ -242,19 +270,17 @@ fn reconcile_after_a_sigkilled_worker(
     mechanism: Containment,
 ) -> Option<(Env, Value, u32, Daemons)> {
     let env = Env::new();
-    let repo = contained_repo(&env, mechanism)?;
-    let daemons = Daemons::new(&env);
-    let step_pid = env.path().join("step.pid");
+    let repo = contained_repo(&env, mechanism, "")?;
+    let daemons = Daemons::new();
     let run = repo.push_pipeline(&pipeline(
         &format!(
-            "{}; echo $$ > {}; exec sleep 600",
-            daemons.start(),
-            step_pid.display()
+            "{}; echo $$ > \"$TMPDIR/step.pid\"; exec sleep 600",
+            daemons.start()
         ),
         "",
     ));
-    let step = read_pid_file(&step_pid);
-    daemons.pids();
+    let [step] = pids_in(&env.home().run_dir(&run).join("tmp"), ["step"]);
+    daemons.pids_of(&env, &run);
     let worker = env
         .wait_for(&run, "active", |r| r.state == RunState::Active)
         .worker
@@ -332,28 +358,25 @@ fn reconcile_without_a_cgroup_ends_what_carries_the_run_id_and_says_what_it_cann
 fn no_descriptor_of_the_worker_reaches_a_step_and_a_daemon_holding_its_own_cannot_stall_the_next_run()
  {
     let env = Env::new();
+    env.config("keep_workspaces = true\n");
     let repo = env.repo_with_hook("app");
-    let daemon = env.path().join("daemon.pid");
     // What the step's shell has open is what a daemon it starts inherits;
     // `ls` lists it into the step's log.
-    let sh = format!(
-        "ls -l /proc/$$/fd/; \
-         setsid env -i sh -c 'echo $$ > {daemon}; exec sleep 6001' & \
-         while [ ! -s {daemon} ]; do sleep 0.05; done",
-        daemon = daemon.display()
-    );
-    let first = repo.push_and_wait(&pipeline(&sh, ""));
+    let sh = "ls -l /proc/$$/fd/; \
+              setsid env -i sh -c 'echo $$ > \"$0/daemon.pid\"; exec sleep 6001' \"$TMPDIR\" & \
+              while [ ! -s \"$TMPDIR/daemon.pid\" ]; do sleep 0.05; done";
+    let first = repo.push_and_wait(&pipeline(sh, ""));
     assert_eq!(first.state, RunState::Complete);
-    let log = env.home().run_dir(&first.id).join("logs/daemons/1.log");
+    let [daemon] = pids_in(&env.home().run_dir(&first.id).join("tmp"), ["daemon"]);
     // stdin, stdout and stderr, and nothing else: not the slot lock, the
     // store, worker.log, nor whatever the worker itself inherited.
-    let listed = std::fs::read_to_string(&log).unwrap();
+    let listed = env.step_log(&first.id, "daemons", 1);
     let open: Vec<&str> = listed
         .lines()
         .filter_map(|line| line.split_once(" -> ")?.0.rsplit(' ').next())
         .collect();
     assert_eq!(open, ["0", "1", "2"], "a step has more open:\n{listed}");
-    assert!(gone_within(read_pid_file(&daemon), 10));
+    assert!(gone_within(daemon, 10));
     // The only worker slot is free for the next run (max_workers = 1).
     git(&repo.work, &["branch", "next"]);
     let next = repo.push_refs(&["next"]).remove(0);
@@ -363,8 +386,11 @@ fn no_descriptor_of_the_worker_reaches_a_step_and_a_daemon_holding_its_own_canno
 #[test]
 fn quire_run_exec_leaves_no_daemon_behind() {
     let env = Env::new();
-    let daemons = Daemons::new(&env);
+    let daemons = Daemons::new();
     let workspace = env.path().join("ws");
+    // `exec` gives its steps its own TMPDIR.
+    let tmp = env.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     std::fs::create_dir_all(workspace.join(".quire")).unwrap();
     std::fs::write(
         workspace.join(".quire/ci.toml"),
@@ -379,8 +405,10 @@ fn quire_run_exec_leaves_no_daemon_behind() {
         "--logs",
         logs.to_str().unwrap(),
     ])
+    .env("TMPDIR", &tmp)
     .assert()
     .success();
+    daemons.pids.set(Some(pids_in(&tmp, ["setsid", "fork"])));
     daemons.assert_gone("`quire-run exec`");
 }
 
@@ -392,27 +420,18 @@ fn quire_run_exec_leaves_no_daemon_behind() {
 /// the run is running, and are gone then.
 fn a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs(mechanism: Containment) {
     let env = Env::new();
-    env.config("max_parallel_jobs = 2\n");
-    let Some(repo) = contained_repo(&env, mechanism) else {
+    let Some(repo) = contained_repo(&env, mechanism, "max_parallel_jobs = 2\n") else {
         return;
     };
     let gate = crate::util::Gate::new(&env);
-    let dir = env.path().display().to_string();
-    let daemon = |name: &str| {
-        format!(
-            "env -i sh -c '(setsid sh -c \"echo \\$\\$ > {dir}/{name}.pid; exec sleep 6003\" </dev/null >/dev/null 2>&1 &) &'; \
-             while [ ! -s {dir}/{name}.pid ]; do sleep 0.05; done"
-        )
-    };
     let pipeline = format!(
         "[jobs.a]\ninputs = [\"quire/push\"]\nsh = {:?}\n\
          [jobs.b]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
-        daemon("a"),
-        format!("{}; {}", daemon("b"), gate.step("b")),
+        double_fork("a"),
+        format!("{}; {}", double_fork("b"), gate.step("b")),
     );
     let run = repo.push_pipeline(&pipeline);
-    let a = read_pid_file(&env.path().join("a.pid"));
-    let b = read_pid_file(&env.path().join("b.pid"));
+    let [a, b] = pids_in(&env.home().run_dir(&run).join("tmp"), ["a", "b"]);
     gate.wait_ready("b");
     env.wait_for(&run, "job a ended", |_| {
         env.store()

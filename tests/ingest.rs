@@ -96,6 +96,9 @@ impl Fixture {
             secrets: vec![],
             cache: None,
             containment: None,
+            step_home: None,
+            step_tmpdir: None,
+            sandbox: None,
         };
         let path = run_dir.join("events.jsonl");
         let mut sink = (JsonlFile::create(&path).unwrap(), Recorded::default());
@@ -244,7 +247,15 @@ sh = "echo release"
 fn what_a_worker_ingests_live_is_what_its_events_file_gives() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let sha = repo.commit(&[(".quire/ci.toml", BUSY)], "busy");
+    // The step below reaches past its workspace, which the sandbox forbids.
+    env.config("sandbox = \"off\"\n");
+    // The worker deletes events.jsonl once the run has ended (its logs are
+    // packed into the store): the first step keeps a hard link to it, which
+    // sees every event the worker writes after.
+    let copy = env.path().join("events.jsonl");
+    let keep = format!("ln \"$QUIRE_WORKSPACE/../events.jsonl\" {}", copy.display());
+    let pipeline = BUSY.replacen("\"true\"", &format!("{keep:?}"), 1);
+    let sha = repo.commit(&[(".quire/ci.toml", &pipeline)], "busy");
     git(
         &repo.work,
         &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
@@ -283,8 +294,8 @@ fn what_a_worker_ingests_live_is_what_its_events_file_gives() {
         .unwrap()
         .id;
     let run = claimed_run(&mut fresh, repo_id, "refs/heads/main", &sha);
-    let events = env.home().run_dir(&live.run.id).join("events.jsonl");
-    ingest_file(&mut fresh, &run, &events).unwrap();
+    assert!(!env.home().run_dir(&live.run.id).exists());
+    ingest_file(&mut fresh, &run, &copy).unwrap();
     let from_file = fresh.run_detail(&run).unwrap();
 
     // The worker ended the live run from the executor's result; the file

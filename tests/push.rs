@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
 
-use crate::util::{Env, Gate, alive, git, gone_within, queued_runs, read_pid_file, wait_until};
+use crate::util::{
+    Env, Gate, RECORD_PID, alive, git, gone_within, queued_runs, step_pid, wait_until,
+};
 
 const TWO_JOBS: &str = r#"
 [jobs.build]
@@ -19,12 +21,7 @@ sh = [["sh", "-c", "grep -q hello README.md && echo tested"]]
 "#;
 
 fn log(env: &Env, run: &str, job: &str, seq: i64) -> String {
-    std::fs::read_to_string(
-        env.home()
-            .run_dir(run)
-            .join(format!("logs/{job}/{seq}.log")),
-    )
-    .unwrap_or_default()
+    env.step_log(run, job, seq)
 }
 
 #[test]
@@ -71,13 +68,15 @@ fn a_push_runs_its_two_job_pipeline_to_completion() {
             .contains(" stdout F ref=refs/heads/main branch=main tag= prev=")
     );
     assert!(log(&env, &run.id, "test", 1).contains(" stdout F tested"));
-    let run_dir = env.home().run_dir(&run.id);
-    assert!(run_dir.join("events.jsonl").is_file());
-    // The worker deletes the workspace after the run ended, then exits.
+    // After the run ended, the worker deletes the workspace, packs the
+    // logs into the store and deletes events.jsonl, then exits: nothing of
+    // the run is left outside the store.
     assert!(gone_within(run.worker.as_ref().unwrap().pid, 10));
+    let run_dir = env.home().run_dir(&run.id);
     assert!(
-        !run_dir.join("workspace").exists(),
-        "the workspace is deleted after the run"
+        !run_dir.exists(),
+        "the run's directory is gone: {:?}",
+        std::fs::read_dir(&run_dir).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
     );
 }
 
@@ -266,10 +265,9 @@ fn an_invalid_pipeline_is_told_to_the_pusher_and_recorded_as_pipeline_invalid() 
 fn git_push_returns_while_a_long_pipeline_runs_and_a_force_push_stops_it() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pidfile = env.path().join("sleep.pid");
     let slow = format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > {}; exec sleep 30\"\n",
-        pidfile.display()
+        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        format!("{RECORD_PID}; exec sleep 30")
     );
     repo.commit(
         &[("README.md", "hello\n"), (".quire/ci.toml", &slow)],
@@ -282,7 +280,7 @@ fn git_push_returns_while_a_long_pipeline_runs_and_a_force_push_stops_it() {
     // A behaviour bound, not a benchmark: the push must not wait for the 30 s step.
     assert!(took < Duration::from_secs(10), "git push took {took:?}");
     let old = queued_runs(&stderr).remove(0);
-    let sleep = read_pid_file(&pidfile);
+    let sleep = step_pid(&env, &old);
     assert_eq!(
         env.store().resolve_run(&old).unwrap().state,
         RunState::Active
@@ -375,15 +373,14 @@ fn after_the_worker_is_killed_reconcile_orphans_its_run_ends_its_step_and_starts
     env.home().ensure().unwrap();
     std::fs::write(env.home().dir().join("config.toml"), "max_workers = 1\n").unwrap();
     let a = env.repo_with_hook("a");
-    let pidfile = env.path().join("sleep.pid");
     let slow = format!(
-        "[jobs.hang]\ninputs = [\"quire/push\"]\nsh = [\"echo $$ > {}; exec sleep 300\", \"echo never\"]\n",
-        pidfile.display()
+        "[jobs.hang]\ninputs = [\"quire/push\"]\nsh = [{:?}, \"echo never\"]\n",
+        format!("{RECORD_PID}; exec sleep 300")
     );
     a.commit(&[(".quire/ci.toml", &slow)], "hang");
     let (_, stderr) = a.push(&["origin", "main"]);
     let stuck = queued_runs(&stderr).remove(0);
-    let sleep = read_pid_file(&pidfile);
+    let sleep = step_pid(&env, &stuck);
     let worker = env
         .wait_for(&stuck, "active", |r| r.state == RunState::Active)
         .worker

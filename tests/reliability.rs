@@ -11,7 +11,7 @@ use predicates::prelude::*;
 use quire_cli::workers;
 use quire_store::{FailureKind, RunState};
 
-use crate::util::{Env, alive, git, gone_within, queued_runs, wait_until};
+use crate::util::{Env, Gate, alive, git, gone_within, queued_runs, wait_until};
 
 fn quire_run(env: &Env) -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-run"));
@@ -542,13 +542,18 @@ fn a_step_that_closes_stdout_early_does_not_stall_the_worker() {
 }
 
 #[test]
-fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
+fn the_home_and_everything_in_it_is_private_and_steps_inherit_none_of_quires_environment() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let run = repo.push_and_wait("[jobs.env]\ninputs = [\"quire/push\"]\nsh = \"env\"\n");
-    assert_eq!(run.state, RunState::Complete);
-    let run = run.id;
+    // The run's files are looked at while it executes: once it has ended,
+    // its logs are packed into the store and the files are gone.
+    let gate = Gate::new(&env);
+    let run = repo.push_pipeline(&format!(
+        "[jobs.env]\ninputs = [\"quire/push\"]\nsh = [\"env\", {:?}]\n",
+        gate.step("env")
+    ));
+    gate.wait_ready("env");
     let home = env.home();
     let mode = |p: std::path::PathBuf| {
         std::fs::metadata(&p)
@@ -572,7 +577,9 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
     ] {
         assert_eq!(mode(path.clone()), want, "{}", path.display());
     }
-    let log = std::fs::read_to_string(run_dir.join("logs/env/1.log")).unwrap();
+    gate.open();
+    assert_eq!(env.wait_terminal(&run).state, RunState::Complete);
+    let log = env.step_log(&run, "env", 1);
     for internal in [
         "GIT_DIR=",
         "QUIRE_HOME=",
@@ -585,6 +592,11 @@ fn the_home_and_everything_in_it_is_private_and_steps_see_no_internals() {
         );
     }
     assert!(log.contains(&format!("QUIRE_RUN_ID={run}")));
+    // Its HOME and TMPDIR are the run's own, not the worker's user's.
+    for (name, dir) in [("HOME", "home"), ("TMPDIR", "tmp")] {
+        let want = format!("{name}={}\n", run_dir.join(dir).display());
+        assert!(log.contains(&want), "{want} in:\n{log}");
+    }
     // Values reach SQL only as parameters: a hostile filter is just a string.
     env.runs(&["list", "--repo", "x' OR '1'='1", "--json"])
         .assert()
@@ -602,7 +614,9 @@ fn secrets_reach_the_jobs_that_ask_and_never_the_logs_or_the_store() {
     let key_file = env.path().join("deploy.key");
     std::fs::write(&key_file, "key-from-a-file-9\n").unwrap();
     env.config(&format!(
-        "[secrets]\nTOKEN = \"tok-3f9a-literal\"\nKEY = {{ file = \"{}\" }}\n",
+        // The sandbox off: a step below keeps a link to events.jsonl,
+        // outside its workspace.
+        "sandbox = \"off\"\n[secrets]\nTOKEN = \"tok-3f9a-literal\"\nKEY = {{ file = \"{}\" }}\n",
         key_file.display()
     ));
     let pipeline = r#"
@@ -619,18 +633,41 @@ sh = [
 inputs = ["quire/push"]
 sh = "echo other sees [$TOKEN]"
 "#;
-    let run = repo.push_and_wait(pipeline);
+    // events.jsonl goes once the run has ended: a hard link keeps its
+    // bytes (and every event written after the link).
+    let events = env.path().join("events.jsonl");
+    let pipeline = pipeline.replacen(
+        "\"echo token=",
+        &format!(
+            "\"ln \\\"$QUIRE_WORKSPACE/../events.jsonl\\\" {}; echo token=",
+            events.display()
+        ),
+        1,
+    );
+    let run = repo.push_and_wait(&pipeline);
     assert_eq!(run.state, RunState::Complete);
+    let worker = run.worker.as_ref().unwrap().pid;
     let run = run.id;
-    let logs_dir = env.home().run_dir(&run).join("logs");
     let mut everything = String::new();
-    for job in ["deploy", "other"] {
-        for entry in std::fs::read_dir(logs_dir.join(job)).unwrap() {
-            everything.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    for (job, steps) in [("deploy", 4), ("other", 1)] {
+        for seq in 1..=steps {
+            let log = env.step_log(&run, job, seq);
+            assert!(!log.is_empty(), "{job} step {seq} has a log");
+            everything.push_str(&log);
         }
     }
-    everything
-        .push_str(&std::fs::read_to_string(env.home().run_dir(&run).join("events.jsonl")).unwrap());
+    everything.push_str(&std::fs::read_to_string(&events).unwrap());
+    // Nor does the store hold them, now that it holds the logs.
+    assert!(gone_within(worker, 10));
+    for file in ["quire.db", "quire.db-wal"] {
+        let bytes = std::fs::read(env.home().dir().join(file)).unwrap_or_default();
+        for secret in ["tok-3f9a-literal", "key-from-a-file-9"] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} is in {file}"
+            );
+        }
+    }
     let shown = env
         .runs(&["show", &run, "--json"])
         .assert()
@@ -713,10 +750,9 @@ fn a_secret_file_shorter_than_8_bytes_fails_the_run_as_process_crashed_with_the_
 fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pidfile = env.path().join("sleep.pid");
     let pipeline = format!(
-        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > {}; exec sleep 300\"\n",
-        pidfile.display()
+        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        format!("{}; exec sleep 300", crate::util::RECORD_PID)
     );
     repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
     git(
@@ -738,7 +774,16 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let sleep = crate::util::read_pid_file(&pidfile);
+    let mut run = String::new();
+    crate::util::wait_until("the triggered run", || {
+        run = env
+            .all_runs()
+            .first()
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        !run.is_empty()
+    });
+    let sleep = crate::util::step_pid(&env, &run);
     interrupt(&trigger);
     assert_eq!(trigger.wait().unwrap().code(), Some(1));
     assert!(gone_within(sleep, 5), "the step outlived Ctrl-C");
@@ -749,52 +794,44 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
         "{run:?}"
     );
 
-    std::fs::remove_file(&pidfile).unwrap();
+    // `exec` gives its steps the caller's TMPDIR.
     let mut exec = quire_run(&env)
+        .env("TMPDIR", env.path())
         .arg("exec")
         .arg("--workspace")
         .arg(&repo.work)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let sleep = crate::util::read_pid_file(&pidfile);
+    let sleep = crate::util::read_pid_file(&env.path().join("sleep.pid"));
     interrupt(&exec);
     assert_eq!(exec.wait().unwrap().code(), Some(1));
     assert!(gone_within(sleep, 5), "the exec step outlived Ctrl-C");
 }
 
 #[test]
-fn fifty_first_hooks_into_a_new_home_at_once_all_open_its_store() {
+fn fifty_first_installs_into_a_new_home_at_once_all_open_its_store() {
     // Each process identifies the brand-new store while others create it:
     // the header and the tables must be read from one snapshot, or a
-    // process sees a half-made store and calls it foreign.
+    // process sees a half-made store and calls it foreign. (Only `install`,
+    // `migrate-from` and `demo` make a home; the hook never does.)
     for round in 0..5 {
         let env = Env::new();
-        let repo = env.repo_with_hook("app");
-        let sha = repo.commit(&[("README.md", "hi\n")], "no pipeline");
-        assert!(repo.push(&["origin", "main"]).0);
-        std::fs::remove_dir_all(env.home().dir()).unwrap();
-        let hooks: Vec<_> = (0..50)
+        let installs: Vec<_> = (0..50)
             .map(|i| {
-                let mut child = quire_run(&env)
-                    .args(["hook", "--git-dir", repo.bare.to_str().unwrap()])
-                    .stdin(Stdio::piped())
+                let name = format!("app{i}.git");
+                git(env.path(), &["init", "--quiet", "--bare", &name]);
+                quire_run(&env)
+                    .arg("install")
+                    .arg(env.path().join(name))
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
-                    .unwrap();
-                let line = format!("{} {sha} refs/heads/b{i}\n", "0".repeat(40));
-                child
-                    .stdin
-                    .take()
                     .unwrap()
-                    .write_all(line.as_bytes())
-                    .unwrap();
-                child
             })
             .collect();
-        for hook in hooks {
-            let out = hook.wait_with_output().unwrap();
+        for install in installs {
+            let out = install.wait_with_output().unwrap();
             assert!(
                 out.status.success(),
                 "round {round}: {}{}",
@@ -803,4 +840,119 @@ fn fifty_first_hooks_into_a_new_home_at_once_all_open_its_store() {
             );
         }
     }
+}
+
+#[test]
+fn a_push_into_a_deleted_home_says_so_creates_nothing_and_says_how_to_record_it() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    std::fs::remove_dir_all(env.home().dir()).unwrap();
+    let pipeline = "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+    let sha = repo.commit(&[(".quire/ci.toml", pipeline)], "a pipeline");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "the push itself goes through: {stderr}");
+    let home = env.home().dir().display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "remote: quire: no quire home at {home}: no run recorded for this push"
+        )),
+        "{stderr}"
+    );
+    let recover = format!(
+        "quire-run --home {home} trigger --git-dir {} refs/heads/main {sha}",
+        repo.bare.display()
+    );
+    assert!(stderr.contains(&recover), "{stderr}");
+    assert!(
+        !env.home().dir().exists(),
+        "no empty home made in its place"
+    );
+
+    // Recovered as it says: install again, then the trigger line.
+    env.run(&["install", repo.bare.to_str().unwrap()])
+        .assert()
+        .success();
+    let args: Vec<&str> = recover.split(' ').skip(3).collect();
+    env.run(&args).assert().success();
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].sha, sha);
+}
+
+/// A tmpfs of `mib` MiB mounted at `dir` for the life of the value (root
+/// only: `.ci/run` runs the tests as root).
+struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, mib: u32) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs as the home, which needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_room() {
+    let env = Env::new();
+    let _disk = SmallDisk::mount(env.home().dir(), 24);
+    let repo = env.repo_with_hook("app");
+    assert!(
+        env.home().reserve_path().is_file(),
+        "install keeps space back"
+    );
+    env.config("max_workers = 1\n");
+    // 40 MB of output into a 24 MiB home: the log fills the disk.
+    let flood = "[jobs.flood]\ninputs = [\"quire/push\"]\nsh = \"head -c 40000000 /dev/zero | tr '\\\\0' x | fold -w 1000\"\n";
+    repo.commit(&[(".quire/ci.toml", flood)], "fills the disk");
+    git(&repo.work, &["branch", "second"]);
+    let queued = repo.push_refs(&["main", "second"]);
+    assert_eq!(queued.len(), 2, "both recorded while there was room");
+    let runs: Vec<_> = queued.iter().map(|id| env.wait_terminal(id)).collect();
+    for run in &runs {
+        // Each failed with its reason; the worker went on to the second.
+        assert_eq!(run.state, RunState::Failed, "{run:?}");
+        let detail = run.failure_detail.clone().unwrap_or_default();
+        assert!(detail.contains("No space left on device"), "{run:?}");
+    }
+
+    // reconcile and prune work on the full disk, and prune makes room.
+    env.runs(&["reconcile"]).assert().success();
+    env.runs(&["prune", "--older-than", "1d"])
+        .env("QUIRE_NOW", "2100-01-01T00:00:00Z")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("deleted 2 runs"));
+    for id in &queued {
+        assert!(!env.home().run_dir(id).exists());
+    }
+    let ok = repo.push_and_wait("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"echo fine\"\n");
+    assert_eq!(ok.state, RunState::Complete, "{ok:?}");
+    wait_until("the reserve made again", || {
+        env.home().reserve_path().is_file()
+    });
 }

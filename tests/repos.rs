@@ -238,7 +238,7 @@ fn repos_says_whether_git_would_run_quires_hook() {
 #[test]
 fn an_empty_home_has_no_repositories_and_an_unknown_one_is_an_error() {
     let env = Env::new();
-    env.home().ensure().unwrap();
+    env.store();
     env.runs(&["repos"])
         .assert()
         .success()

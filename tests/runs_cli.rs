@@ -32,7 +32,7 @@ const RUN_FIELDS: &[&str] = &[
 #[test]
 fn an_empty_home_lists_nothing_and_says_so() {
     let env = Env::new();
-    env.home().ensure().unwrap();
+    env.store();
     env.runs(&["list"])
         .assert()
         .success()

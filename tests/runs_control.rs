@@ -10,7 +10,8 @@ use quire_store::{FailureKind, JobState, RunState};
 use quire_cli::workers;
 
 use crate::util::{
-    Env, Gate, SHA, alive, git, gone_within, populate, queued_runs, read_pid_file, wait_until,
+    Env, Gate, RECORD_PID, SHA, alive, git, gone_within, populate, queued_runs, step_pid,
+    wait_until,
 };
 
 fn quire_runs(env: &Env) -> Command {
@@ -182,15 +183,14 @@ fn wait_exits_0_for_complete_and_1_for_failed_or_superseded() {
 fn cancel_stops_the_running_step_and_retry_runs_the_commit_again() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pidfile = env.path().join("sleep.pid");
     let pipeline = format!(
-        "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > {}; exec sleep 300\"\n",
-        pidfile.display()
+        "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        format!("{RECORD_PID}; exec sleep 300")
     );
     let sha = repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
     let (_, stderr) = repo.push(&["origin", "main"]);
     let run = queued_runs(&stderr).remove(0);
-    let sleep = read_pid_file(&pidfile);
+    let sleep = step_pid(&env, &run);
     env.runs(&["cancel", &run[..13]])
         .assert()
         .success()
@@ -213,7 +213,6 @@ fn cancel_stops_the_running_step_and_retry_runs_the_commit_again() {
         ));
 
     // The retry runs the same commit again (and is cancelled in turn).
-    std::fs::remove_file(&pidfile).unwrap();
     let out = env
         .runs(&["retry", &run])
         .assert()
@@ -237,7 +236,7 @@ fn cancel_stops_the_running_step_and_retry_runs_the_commit_again() {
         (retried.sha.as_str(), retried.ref_name.as_str()),
         (sha.as_str(), "refs/heads/main")
     );
-    let second_sleep = read_pid_file(&pidfile);
+    let second_sleep = step_pid(&env, &retry);
     assert_ne!(second_sleep, sleep);
     env.runs(&["cancel", &retry]).assert().success();
     assert!(gone_within(second_sleep, 5));

@@ -51,10 +51,12 @@ fn a_home_that_cannot_be_created_is_a_clear_error() {
     let env = Env::new();
     let file = env.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let mut cmd = assert_cmd::Command::cargo_bin("quire-runs").unwrap();
+    crate::util::git(env.path(), &["init", "--quiet", "--bare", "app.git"]);
+    let mut cmd = assert_cmd::Command::cargo_bin("quire-run").unwrap();
     cmd.arg("--home")
         .arg(&file)
-        .arg("list")
+        .arg("install")
+        .arg(env.path().join("app.git"))
         .assert()
         .code(1)
         .stderr(predicate::str::contains("cannot use"))
@@ -62,9 +64,41 @@ fn a_home_that_cannot_be_created_is_a_clear_error() {
 }
 
 #[test]
+fn a_folder_that_is_not_a_quire_home_is_an_error_that_creates_nothing() {
+    let env = Env::new();
+    // A forge's repositories folder, passed by mistake.
+    let srv = env.path().join("srv-git");
+    std::fs::create_dir(&srv).unwrap();
+    for (bin, args) in [
+        ("quire-runs", &["list"][..]),
+        ("quire-runs", &["reconcile"][..]),
+        (
+            "quire-run",
+            &["trigger", "--git-dir", "/nonexistent", "main"][..],
+        ),
+    ] {
+        let mut cmd = assert_cmd::Command::cargo_bin(bin).unwrap();
+        cmd.arg("--home")
+            .arg(&srv)
+            .args(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(format!(
+                "{} is not a quire home: it holds no quire.db",
+                srv.display()
+            )));
+    }
+    assert_eq!(
+        std::fs::read_dir(&srv).unwrap().count(),
+        0,
+        "nothing created"
+    );
+}
+
+#[test]
 fn the_home_comes_from_quire_home_when_no_flag_is_given() {
     let env = Env::new();
-    env.home().ensure().unwrap();
+    env.store();
     let mut cmd = assert_cmd::Command::cargo_bin("quire-runs").unwrap();
     cmd.env("QUIRE_HOME", env.home().dir())
         .arg("list")

@@ -47,6 +47,18 @@ impl Env {
         cmd
     }
 
+    /// A step's raw CRI log, wherever it is (its file while the run
+    /// executes, the store once the run's logs were packed); empty when
+    /// there is none yet.
+    pub fn step_log(&self, run: &str, job: &str, seq: i64) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(mut log) = self.store().step_log(run, job, seq).unwrap() {
+            log.read_to_string(&mut text).unwrap();
+        }
+        text
+    }
+
     /// `quire-runs --home HOME ARGS`.
     pub fn runs(&self, args: &[&str]) -> Command {
         self.command("quire-runs", args)
@@ -435,29 +447,43 @@ impl Repo {
 /// Where a step tells the test it got somewhere, and waits until the test
 /// lets it go on: readiness files, never a sleep, to order a step and a
 /// test.
+///
+/// A step may write only its own directories (the sandbox,
+/// docs/SECURITY.md), so it says it is ready in its run's TMPDIR; it reads
+/// whether the gate is open beside the test's home, which it may read.
 pub struct Gate {
     dir: PathBuf,
+    runs: PathBuf,
 }
 
 impl Gate {
     pub fn new(env: &Env) -> Gate {
         let dir = env.path().join("gate");
         std::fs::create_dir_all(&dir).unwrap();
-        Gate { dir }
+        Gate {
+            dir,
+            runs: env.home().dir().join("runs"),
+        }
     }
 
-    /// Shell for a step: create `<name>.ready` (`name` may use the step's
-    /// variables, `$QUIRE_BRANCH`), then wait until the gate opens; a
-    /// minute at most, so a failed test leaves nothing behind.
+    /// Shell for a step: create `<name>.ready` in its TMPDIR (`name` may
+    /// use the step's variables, `$QUIRE_BRANCH`), then wait until the gate
+    /// opens; a minute at most, so a failed test leaves nothing behind.
     pub fn step(&self, name: &str) -> String {
         let dir = self.dir.display();
         format!(
-            "touch {dir}/{name}.ready; i=0; while [ ! -e {dir}/open ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"
+            "touch \"$TMPDIR/{name}.ready\"; i=0; while [ ! -e {dir}/open ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done"
         )
     }
 
+    /// Whether a step of any run is at the gate as `name`.
     pub fn is_ready(&self, name: &str) -> bool {
-        self.dir.join(format!("{name}.ready")).exists()
+        std::fs::read_dir(&self.runs)
+            .map(|runs| {
+                runs.flatten()
+                    .any(|run| run.path().join(format!("tmp/{name}.ready")).exists())
+            })
+            .unwrap_or(false)
     }
 
     /// Wait (a minute at most) until the step `name` is at the gate.
@@ -532,6 +558,14 @@ pub fn gone_within(pid: u32, secs: u64) -> bool {
 pub fn signal(pid: u32, signal: rustix::process::Signal) {
     rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), signal)
         .unwrap();
+}
+
+/// Shell for a step: record its pid in its run's TMPDIR, for [`step_pid`].
+pub const RECORD_PID: &str = "echo $$ > \"$TMPDIR/sleep.pid\"";
+
+/// Wait for the pid a step of `run` recorded with [`RECORD_PID`].
+pub fn step_pid(env: &Env, run: &str) -> u32 {
+    read_pid_file(&env.home().run_dir(run).join("tmp/sleep.pid"))
 }
 
 /// Wait for a file holding a pid, written by a step.

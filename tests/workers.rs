@@ -3,7 +3,7 @@
 
 use quire_store::{FailureKind, JobState, RunState};
 
-use crate::util::{Env, Gate, git, gone_within, read_pid_file, signal};
+use crate::util::{Env, Gate, RECORD_PID, git, gone_within, signal, step_pid};
 
 /// A job that waits at `gate` under the name of its branch.
 fn held(gate: &Gate) -> String {
@@ -132,12 +132,11 @@ fn keep_workspaces_keeps_the_checked_out_tree_after_the_run() {
 fn sigterm_to_a_worker_cancels_the_run_it_executes_ends_its_step_and_takes_no_other() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pidfile = env.path().join("sleep.pid");
     let run = repo.push_pipeline(&format!(
-        "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > {}; exec sleep 300\"\n",
-        pidfile.display()
+        "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        format!("{RECORD_PID}; exec sleep 300")
     ));
-    let sleep = read_pid_file(&pidfile);
+    let sleep = step_pid(&env, &run);
     // Another run queues behind the busy worker (max_workers = 1).
     git(&repo.work, &["branch", "next"]);
     let next = repo.push_refs(&["next"]).remove(0);
@@ -164,10 +163,9 @@ fn sigterm_to_a_worker_cancels_the_run_it_executes_ends_its_step_and_takes_no_ot
         env.store().resolve_run(&next).unwrap().state,
         RunState::Pending
     );
-    std::fs::remove_file(&pidfile).unwrap();
     let report = env.json(&["reconcile"]);
     assert_eq!(report["worker_started"], true, "{report}");
-    let sleep = read_pid_file(&pidfile);
+    let sleep = step_pid(&env, &next);
     env.runs(&["cancel", &next]).assert().success();
     assert!(gone_within(sleep, 5));
 }

@@ -2,8 +2,9 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|cargo] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|cargo] [--quick]`
 
+mod disk;
 mod harness;
 mod parallel;
 mod scenarios;
@@ -32,6 +33,9 @@ fn main() {
     if want("contain") {
         scenarios::contain(&bins, quick);
     }
+    if want("sandbox") {
+        scenarios::sandbox(&bins, quick);
+    }
     if want("ingest") {
         scenarios::ingest(quick);
     }
@@ -53,6 +57,9 @@ fn main() {
     // Not in `all`: it downloads a crate and compiles it three times.
     if which.contains(&"cargo") {
         parallel::cargo_cache(&bins, quick);
+    }
+    if want("disk") {
+        disk::disk(&bins, quick);
     }
     if want("burst") {
         scenarios::burst(&bins, quick);

@@ -108,6 +108,10 @@ pub fn cargo_cache(bins: &Bins, _quick: bool) {
     let home = dir.path().join("home");
     let repo = Repo::new(dir.path(), "crate");
     repo.install(bins, &home);
+    // The toolchain and cargo's registry are in the CI user's home, which
+    // the sandbox hides from steps (docs/SECURITY.md): this figure is about
+    // caches, so its steps run unconfined.
+    std::fs::write(home.join("config.toml"), "sandbox = \"off\"\n").unwrap();
     let files: [(&str, &str); 4] = [
         (
             "Cargo.toml",
@@ -140,6 +144,13 @@ pub fn cargo_cache(bins: &Bins, _quick: bool) {
         files[3],
     ];
     repo.commit(&files, "a crate");
+    // As an application keeps it: the lock file committed, so neither the
+    // job nor the clone resolves the dependencies again.
+    run(std::process::Command::new("cargo")
+        .arg("generate-lockfile")
+        .current_dir(&repo.work));
+    run(git(&repo.work).args(["add", "Cargo.lock"]));
+    run(git(&repo.work).args(["commit", "--quiet", "-m", "Cargo.lock"]));
     let job_ms = |home: &std::path::Path| -> f64 {
         wait_idle(home);
         let runs_json = |args: &[&str]| -> serde_json::Value {
@@ -164,9 +175,17 @@ pub fn cargo_cache(bins: &Bins, _quick: bool) {
     };
     repo.push(&["--quiet", "origin", "main"]);
     let first = job_ms(&home);
-    repo.commit(&[("README", "again\n")], "a second push");
-    repo.push(&["--quiet", "origin", "main"]);
-    let second = job_ms(&home);
+    // Later pushes, each waited for (a push while one runs would
+    // supersede it): the median of three.
+    let mut later: Vec<f64> = (0..3)
+        .map(|n| {
+            repo.commit(&[("README", &format!("push {n}\n"))], "another push");
+            repo.push(&["--quiet", "origin", "main"]);
+            job_ms(&home)
+        })
+        .collect();
+    later.sort_by(f64::total_cmp);
+    let second = later[1];
     // By hand, in a clone that has built once already.
     let clone = dir.path().join("by-hand");
     run(git(dir.path())
@@ -180,7 +199,9 @@ pub fn cargo_cache(bins: &Bins, _quick: bool) {
             .current_dir(&clone))
     };
     by_hand();
-    let (warm, _) = time(by_hand);
+    let mut warm: Vec<std::time::Duration> = (0..3).map(|_| time(by_hand).0).collect();
+    warm.sort();
+    let warm = warm[1];
     row(
         "a small crate (serde with derive, serde_json), `cargo build && cargo test` with `cache = [\"target\"]`",
         &format!(
@@ -189,7 +210,7 @@ pub fn cargo_cache(bins: &Bins, _quick: bool) {
             warm.as_secs_f64()
         ),
         &format!(
-            "second push's job: {:.2} s: **{:.2}x** the first, **{:.2}x** by hand",
+            "later pushes' job (median of 3): {:.2} s: **{:.2}x** the first, **{:.2}x** by hand (median of 3)",
             second / 1000.0,
             second / first,
             second / 1000.0 / warm.as_secs_f64()

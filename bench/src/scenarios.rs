@@ -74,9 +74,11 @@ pub fn hook(bins: &Bins, quick: bool) {
 }
 
 /// A repository whose main holds a one-job pipeline of 200 one-command
-/// steps, pushed without a hook.
-fn two_hundred_steps(dir: &std::path::Path) -> Repo {
+/// steps, its hook installed for `home` (which that makes), pushed, and
+/// the run that push started ended.
+fn two_hundred_steps(bins: &Bins, dir: &std::path::Path, home: &std::path::Path) -> Repo {
     let repo = Repo::new(dir, "app");
+    repo.install(bins, home);
     let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
     repo.commit(
         &[(
@@ -89,6 +91,7 @@ fn two_hundred_steps(dir: &std::path::Path) -> Repo {
         "many",
     );
     repo.push(&["--quiet", "origin", "main"]);
+    wait_idle(home);
     repo
 }
 
@@ -111,7 +114,7 @@ fn trigger_wait(bins: &Bins, home: &std::path::Path, repo: &Repo, containment: &
 pub fn steps(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let repo = two_hundred_steps(dir.path());
+    let repo = two_hundred_steps(bins, dir.path(), &home);
     let script = dir.path().join("baseline.sh");
     let log = dir.path().join("baseline.log");
     let body: String = (1..=200)
@@ -150,7 +153,7 @@ pub fn steps(bins: &Bins, quick: bool) {
 pub fn contain(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let repo = two_hundred_steps(dir.path());
+    let repo = two_hundred_steps(bins, dir.path(), &home);
     let reps = if quick { 3 } else { 9 };
     let (mut off, mut auto, mut subreaper) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {
@@ -179,6 +182,55 @@ pub fn contain(bins: &Bins, quick: bool) {
             s.median / o.median
         ),
         "report",
+    );
+}
+
+/// The same 200 one-command steps with the step sandbox (Landlock, each
+/// step's child restricting itself before exec, so spawned by fork) against
+/// without it (posix_spawn), each through `trigger --wait`.
+pub fn sandbox(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
+    let pipeline = format!(
+        "[jobs.many]\ninputs = [\"quire/push\"]\nsh = [{}]\n",
+        steps.join(", ")
+    );
+    let setups = ["on", "off"].map(|mode| {
+        let home = dir.path().join(format!("home-{mode}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let config = if mode == "on" {
+            "sandbox = \"required\"\n"
+        } else {
+            "sandbox = \"off\"\n"
+        };
+        std::fs::write(home.join("config.toml"), config).unwrap();
+        let repo = Repo::new(dir.path(), &format!("app-{mode}"));
+        repo.commit(&[(".quire/ci.toml", &pipeline)], "many");
+        repo.push(&["--quiet", "origin", "main"]);
+        (home, repo)
+    });
+    let reps = if quick { 3 } else { 9 };
+    let mut samples = [Vec::new(), Vec::new()];
+    for _ in 0..reps {
+        for (i, (home, repo)) in setups.iter().enumerate() {
+            let (took, out) = time(|| {
+                run(Command::new(&bins.quire_run)
+                    .arg("--home")
+                    .arg(home)
+                    .args(["trigger", "--git-dir"])
+                    .arg(&repo.bare)
+                    .args(["main", "--wait"]))
+            });
+            assert!(out.status.success());
+            samples[i].push(took);
+        }
+    }
+    let (on, off) = (Stats::of(&samples[0]), Stats::of(&samples[1]));
+    row(
+        "200 one-command steps with the step sandbox on (`sandbox = \"required\"`: Landlock, fork and restrict per step)",
+        &format!("the same with `sandbox = \"off\"` (posix_spawn): {off}"),
+        &format!("{on}; **{:.2}x**", on.median / off.median),
+        "(none yet)",
     );
 }
 
@@ -405,6 +457,7 @@ pub fn concurrent(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let repo = Repo::new(dir.path(), "app");
+    repo.install(bins, &home);
     repo.commit(&[(".quire/ci.toml", QUICK_PIPELINE)], "pipeline");
     repo.push(&["--quiet", "origin", "main"]);
     let sha = String::from_utf8(run(git(&repo.bare).args(["rev-parse", "main"])).stdout).unwrap();
@@ -669,6 +722,7 @@ pub fn checkout(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let repo = Repo::new(dir.path(), "app");
+    repo.install(bins, &home);
     let files = 50_000;
     for i in 0..files {
         let file = repo.work.join(format!("src/m{}/f{i}.rs", i / 100));

@@ -4,6 +4,7 @@
 //! ```text
 //! caches/<repo_id>/<job>/<branch>/entry/files/<path>   what the job saved
 //! caches/<repo_id>/<job>/<branch>/entry/meta           its size and run; its mtime is when it was last used
+//! caches/<repo_id>/<job>/<branch>/entry/mtimes         the commit's unchanged files' times (crate::mtimes)
 //! ```
 //!
 //! `<branch>` is the branch name with `/`, `%` and anything unusual
@@ -23,6 +24,7 @@ use quire_store::Home;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use rustix::io::Errno;
 
+use crate::mtimes::Checkout;
 use crate::runs::text::human_bytes;
 
 /// The name of the published entry in a key's directory.
@@ -128,6 +130,62 @@ impl Caches {
     }
 }
 
+/// What an interrupted save, restore or eviction left in a key's
+/// directory (a worker killed midway): never an entry, so never restored,
+/// listed or evicted, only swept.
+#[derive(Debug, Clone)]
+pub struct Leftover {
+    pub dir: PathBuf,
+    pub owner: Owner,
+    pub size: u64,
+}
+
+/// Who was working on a leftover: a run (`tmp-<run>`, `taking-<run>`) or a
+/// process (`evicting-<pid>-...`, `old-<pid>-...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Run(String),
+    Process(i32),
+    /// A name quire does not make.
+    Unknown,
+}
+
+impl Caches {
+    /// Every leftover under the caches.
+    pub fn leftovers(&self) -> Vec<Leftover> {
+        let mut out = Vec::new();
+        for (_, repo_dir) in subdirs(&self.root) {
+            for (_, job_dir) in subdirs(&repo_dir) {
+                for (_, key) in subdirs(&job_dir) {
+                    for (name, dir) in subdirs(&key).filter(|(name, _)| name != ENTRY) {
+                        out.push(Leftover {
+                            owner: owner(&name),
+                            size: size_of(&dir),
+                            dir,
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.dir.cmp(&b.dir));
+        out
+    }
+}
+
+fn owner(name: &str) -> Owner {
+    if let Some(run) = name
+        .strip_prefix("tmp-")
+        .or_else(|| name.strip_prefix("taking-"))
+    {
+        return Owner::Run(run.to_string());
+    }
+    name.strip_prefix("evicting-")
+        .or_else(|| name.strip_prefix("old-"))
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(pid, _)| pid.parse().ok())
+        .map_or(Owner::Unknown, Owner::Process)
+}
+
 /// Take an entry away whole, then delete it: a restore running beside
 /// this takes the whole entry or finds none.
 fn evict(entry: &Path) {
@@ -152,6 +210,10 @@ pub struct RunCache {
     /// The repository's caches' cap, in bytes.
     cap: u64,
     cap_mb: u64,
+    /// The run's checkout, to carry files' times over with the caches.
+    checkout: Option<Checkout>,
+    /// Who owns what is restored (uid, gid): the steps' `run_as` user.
+    owner: Option<(u32, u32)>,
 }
 
 impl RunCache {
@@ -171,7 +233,23 @@ impl RunCache {
             default_branch,
             cap: cap_mb.saturating_mul(1024 * 1024),
             cap_mb,
+            checkout: None,
+            owner: None,
         }
+    }
+
+    /// Carry the checkout's files' times over with the caches
+    /// ([`crate::mtimes`]).
+    pub fn with_checkout(mut self, checkout: Checkout) -> RunCache {
+        self.checkout = Some(checkout);
+        self
+    }
+
+    /// Restored paths (and the directories made to hold them) go to this
+    /// uid and gid, so steps running as `run_as` can change them.
+    pub fn owned_by(mut self, owner: Option<(u32, u32)>) -> RunCache {
+        self.owner = owner;
+        self
     }
 
     /// Restore from `branch`'s entry: taken away and moved in when it is
@@ -214,10 +292,22 @@ impl RunCache {
                     continue;
                 }
             }
-            match merge(&from, &workspace.join(path), !own) {
+            let merged =
+                merge(&from, &workspace.join(path), !own).and_then(|()| match self.owner {
+                    Some((uid, gid)) => give(workspace, path, uid, gid),
+                    None => Ok(()),
+                });
+            match merged {
                 Ok(()) => restored.push(path.as_str()),
                 Err(e) => lines.push(format!("cannot restore {path}: {e}")),
             }
+        }
+        if !restored.is_empty()
+            && let Some(checkout) = &self.checkout
+            && let Ok(record) = fs::read(taken.join("mtimes"))
+            && let Some(line) = checkout.apply(&record)
+        {
+            lines.push(line);
         }
         if own || fs::rename(&taken, key.join(ENTRY)).is_err() {
             // Ours to drop; or a newer save took the name while we copied.
@@ -254,6 +344,9 @@ impl RunCache {
         {
             return vec![format!("cannot save: {}: {e}", tmp.display())];
         }
+        // Before the cached paths leave: the commit's own files in them
+        // are recorded as they were.
+        let mtimes = self.checkout.as_ref().map(Checkout::record);
         let mut lines = Vec::new();
         let mut saved = Vec::new();
         for path in paths {
@@ -282,8 +375,13 @@ impl RunCache {
         }
         let size = size_of(&tmp.join("files"));
         let meta = format!("size {size}\nrun {}\n", self.run_id);
-        if let Err(e) =
-            fs::write(tmp.join("meta"), meta).and_then(|()| publish(&tmp, &key.join(ENTRY)))
+        let written = match mtimes {
+            Some(mtimes) => fs::write(tmp.join("mtimes"), mtimes),
+            None => Ok(()),
+        };
+        if let Err(e) = written
+            .and_then(|()| fs::write(tmp.join("meta"), meta))
+            .and_then(|()| publish(&tmp, &key.join(ENTRY)))
         {
             let _ = fs::remove_dir_all(&tmp);
             lines.push(format!("cannot save: {e}"));
@@ -360,7 +458,7 @@ fn publish(tmp: &Path, entry: &Path) -> io::Result<()> {
             // No exchange on this file system: move the old entry aside
             // first (a restore meanwhile finds none).
             Err(Errno::INVAL | Errno::NOSYS) => {
-                let old = tmp.with_file_name(format!("old-{}", nanos()));
+                let old = tmp.with_file_name(format!("old-{}-{}", std::process::id(), nanos()));
                 if fs::rename(entry, &old).is_ok() {
                     let _ = fs::remove_dir_all(&old);
                 }
@@ -567,6 +665,20 @@ fn unescape(name: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Give the restored `path` in `workspace`, the directories leading to it
+/// and everything below it to `uid`:`gid`.
+fn give(workspace: &Path, path: &str, uid: u32, gid: u32) -> io::Result<()> {
+    let mut at = workspace.to_path_buf();
+    let parts: Vec<_> = Path::new(path).components().collect();
+    for (i, part) in parts.iter().enumerate() {
+        at.push(part);
+        if i + 1 < parts.len() {
+            std::os::unix::fs::lchown(&at, Some(uid), Some(gid))?;
+        }
+    }
+    crate::run::chown_tree(&at, uid, gid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,6 +694,90 @@ mod tests {
             assert_eq!(unescape(&escaped), branch);
         }
         assert_eq!(escape("feature/x"), "feature%2Fx");
+    }
+
+    #[test]
+    fn leftovers_name_who_made_them() {
+        assert_eq!(owner("tmp-0190abc"), Owner::Run("0190abc".into()));
+        assert_eq!(owner("taking-r1"), Owner::Run("r1".into()));
+        assert_eq!(owner("evicting-42-1700"), Owner::Process(42));
+        assert_eq!(owner("old-7-1"), Owner::Process(7));
+        assert_eq!(owner("stray"), Owner::Unknown);
+    }
+
+    /// Runs of one job and branch saving and restoring at once, on the
+    /// real file system: every restore finds a whole entry (all its files
+    /// from one save) or none, and the end leaves one entry and nothing
+    /// else.
+    #[test]
+    fn saves_and_restores_of_one_key_at_once_never_see_half_an_entry() {
+        const FILES: usize = 40;
+        const ROUNDS: usize = 60;
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("home"));
+        let cache = |run: &str, branch: &str| {
+            RunCache::new(
+                &home,
+                1,
+                run,
+                &format!("refs/heads/{branch}"),
+                Some("main".into()),
+                1024,
+            )
+        };
+        let paths = vec!["target".to_string()];
+        std::thread::scope(|scope| {
+            for saver in 0..2 {
+                let paths = &paths;
+                let cache = &cache;
+                let root = dir.path();
+                scope.spawn(move || {
+                    for round in 0..ROUNDS {
+                        let run = format!("save{saver}-{round}");
+                        let ws = root.join(&run);
+                        fs::create_dir_all(ws.join("target")).unwrap();
+                        for f in 0..FILES {
+                            fs::write(ws.join("target").join(f.to_string()), &run).unwrap();
+                        }
+                        let lines = cache(&run, "main").save("build", paths, &ws);
+                        assert!(lines[0].starts_with("saved target"), "{lines:?}");
+                        fs::remove_dir_all(&ws).unwrap();
+                    }
+                });
+            }
+            for restorer in 0..2 {
+                let paths = &paths;
+                let cache = &cache;
+                let root = dir.path();
+                // One restores its own branch's entry (taking it), one a
+                // feature branch's from main's (copying it).
+                let branch = if restorer == 0 { "main" } else { "feature" };
+                scope.spawn(move || {
+                    for round in 0..ROUNDS {
+                        let run = format!("restore{restorer}-{round}");
+                        let ws = root.join(&run);
+                        fs::create_dir_all(&ws).unwrap();
+                        cache(&run, branch).restore("build", paths, &ws);
+                        let target = ws.join("target");
+                        if target.exists() {
+                            let contents: std::collections::BTreeSet<String> =
+                                fs::read_dir(&target)
+                                    .unwrap()
+                                    .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+                                    .collect();
+                            let count = fs::read_dir(&target).unwrap().count();
+                            assert_eq!(count, FILES, "a whole entry");
+                            assert_eq!(contents.len(), 1, "from one save: {contents:?}");
+                        }
+                        fs::remove_dir_all(&ws).unwrap();
+                    }
+                });
+            }
+        });
+        let caches = Caches::of(&home);
+        assert!(caches.leftovers().is_empty(), "{:?}", caches.leftovers());
+        let entries = caches.entries();
+        assert!(entries.len() <= 1, "{entries:?}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use quire_pipeline::contain::Limits;
-use quire_pipeline::exec::Executor;
+use quire_pipeline::exec::{Executor, SandboxMode};
 
 use quire_store::{Error, Home, Result};
 
@@ -38,6 +38,12 @@ pub struct Config {
     /// caches off (docs/PIPELINE.md, "Caches").
     #[serde(default = "default_cache_max_mb")]
     pub cache_max_mb: u64,
+    /// Whether steps run in the filesystem sandbox: "required",
+    /// "best-effort" (the default) or "off" (docs/SECURITY.md).
+    #[serde(default)]
+    pub sandbox: SandboxMode,
+    /// The user steps run as, when quire runs as root.
+    pub run_as: Option<String>,
     /// The memory (MiB) each job's processes may use together: its cgroup's
     /// `memory.max`. Enforced only where jobs get cgroups with the memory
     /// controller (docs/OPERATIONS.md, "Containment").
@@ -99,6 +105,8 @@ impl Default for Config {
             retention: Retention::default(),
             secrets: BTreeMap::new(),
             cache_max_mb: default_cache_max_mb(),
+            sandbox: SandboxMode::default(),
+            run_as: None,
             job_memory_mb: None,
             job_pids_max: None,
         }
@@ -138,6 +146,12 @@ impl Config {
             return Err(Error::Config {
                 path,
                 message: "max_workers must be at least 1".into(),
+            });
+        }
+        if config.run_as.as_deref() == Some("") {
+            return Err(Error::Config {
+                path,
+                message: "run_as is empty; name a user, or remove the key".into(),
             });
         }
         if config.max_parallel_jobs == Some(0) {
@@ -194,6 +208,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The files secrets are read from (hidden from steps).
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        self.secrets
+            .values()
+            .filter_map(|source| match source {
+                SecretSource::File { file } => Some(file.clone()),
+                SecretSource::Literal(_) => None,
+            })
+            .collect()
     }
 
     /// Every secret's name and value, files read, each checked: at least
@@ -297,6 +322,38 @@ mod tests {
             err.contains("max_parallel_jobs must be at least 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sandbox_and_run_as_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert_eq!(Config::default().sandbox, SandboxMode::BestEffort);
+        for (text, mode) in [
+            ("required", SandboxMode::Required),
+            ("best-effort", SandboxMode::BestEffort),
+            ("off", SandboxMode::Off),
+        ] {
+            std::fs::write(
+                dir.path().join("config.toml"),
+                format!("sandbox = \"{text}\"\nrun_as = \"ci\"\n"),
+            )
+            .unwrap();
+            let config = Config::load(&home).unwrap();
+            assert_eq!(
+                (config.sandbox, config.run_as.as_deref()),
+                (mode, Some("ci"))
+            );
+        }
+        std::fs::write(dir.path().join("config.toml"), "sandbox = \"on\"\n").unwrap();
+        let err = Config::load(&home).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown variant `on`, expected one of `required`, `best-effort`, `off`"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("config.toml"), "run_as = \"\"\n").unwrap();
+        let err = Config::load(&home).unwrap_err().to_string();
+        assert!(err.contains("run_as is empty"), "{err}");
     }
 
     #[test]

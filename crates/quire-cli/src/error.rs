@@ -45,7 +45,7 @@ fn hint(e: &Error) -> Option<String> {
     Some(match e {
         Error::Home { .. } => "pass a writable directory with --home or $QUIRE_HOME".to_string(),
         Error::NoHome => "pass --home DIR or set $QUIRE_HOME".to_string(),
-        Error::HomeMissing(_) => {
+        Error::HomeMissing(_) | Error::NotAHome(_) => {
             "pass the --home (or $QUIRE_HOME) that `quire-run install` was given".to_string()
         }
         Error::Config { .. } => {

@@ -13,6 +13,7 @@
 pub mod caches;
 pub mod config;
 pub mod error;
+pub mod mtimes;
 pub mod run;
 pub mod runs;
 pub mod select;

@@ -35,6 +35,9 @@ impl Run {
             secrets: vec![],
             cache: None,
             containment: None,
+            step_home: None,
+            step_tmpdir: None,
+            sandbox: None,
         };
         Run { dir, ctx }
     }

@@ -18,6 +18,8 @@ pub enum Error {
     Config { path: PathBuf, message: String },
     #[error("no quire home at {0}: nothing has been recorded there")]
     HomeMissing(PathBuf),
+    #[error("{0} is not a quire home: it holds no quire.db (`quire-run install` makes a home)")]
+    NotAHome(PathBuf),
     #[error("no home for quire: none of --home, $QUIRE_HOME, $XDG_DATA_HOME or $HOME is set")]
     NoHome,
     #[error("{path} is not a quire database, or it is corrupt: {source}")]
@@ -85,6 +87,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when a write failed for want of disk space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+    }
+
     /// True when SQLite gave up waiting for a lock.
     pub fn is_busy(&self) -> bool {
         matches!(self, Error::Locked { .. }) || matches!(self, Error::Sqlite(e) if is_busy(e))

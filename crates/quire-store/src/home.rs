@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs::DirBuilder;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -60,9 +60,20 @@ impl Home {
         self.dir.join("quire.db")
     }
 
-    /// `runs/<id>/`: a run's events, logs and workspace.
+    /// `runs/<id>/`: a run's events, logs and workspace while it executes;
+    /// after, only what was not packed into the store (large logs, kept
+    /// artifacts, a kept workspace).
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
         self.dir.join("runs").join(run_id)
+    }
+
+    /// `runs/<id>/logs/<job>/<seq>.log`: a step's log file, while its run
+    /// executes (and after, when it is too large to pack into the store).
+    pub fn step_log_path(&self, run_id: &str, job: &str, seq: i64) -> PathBuf {
+        self.run_dir(run_id)
+            .join("logs")
+            .join(job)
+            .join(format!("{seq}.log"))
     }
 
     /// Create the home (mode 0700: logs and the store may hold secrets) if it
@@ -86,7 +97,53 @@ impl Home {
         }
         Ok(())
     }
+
+    /// `reserve`: space kept back for a full disk. A disk that fills (a
+    /// step's output, another program) would leave quire unable to record
+    /// even that a run failed, or to prune; deleting this file gives the
+    /// store room for those writes ([`Home::release_reserve`]).
+    pub fn reserve_path(&self) -> PathBuf {
+        self.dir.join("reserve")
+    }
+
+    /// Make the reserve if it is missing and the disk has room; true when
+    /// it is in place afterwards. A reserve that cannot be made whole is
+    /// not left half-made.
+    pub fn ensure_reserve(&self) -> bool {
+        let path = self.reserve_path();
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() >= RESERVE_BYTES) {
+            return true;
+        }
+        let made = (|| {
+            let tmp = self.dir.join("reserve.tmp");
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            // Written, not a sparse set_len: the blocks must be taken.
+            let chunk = vec![0u8; 1 << 20];
+            for _ in 0..RESERVE_BYTES / chunk.len() as u64 {
+                std::io::Write::write_all(&mut file, &chunk)?;
+            }
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if made.is_err() {
+            let _ = std::fs::remove_file(self.dir.join("reserve.tmp"));
+        }
+        made.is_ok()
+    }
+
+    /// Give the reserve's space back to the disk; true if there was one.
+    pub fn release_reserve(&self) -> bool {
+        std::fs::remove_file(self.reserve_path()).is_ok()
+    }
 }
+
+/// The reserve's size: room for the store to finish runs and prune.
+pub const RESERVE_BYTES: u64 = 8 << 20;
 
 #[cfg(test)]
 mod tests {

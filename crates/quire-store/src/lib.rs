@@ -7,11 +7,14 @@
 //!   state change goes through it.
 //! * [`reconcile`] repairs runs whose worker is provably gone.
 //! * [`query`] reads runs back for `quire-runs`.
+//! * [`logs`] packs an ended run's small step logs into the store and reads
+//!   a step's log from its file or that copy.
 
 mod error;
 pub mod events;
 pub mod home;
 pub mod lifecycle;
+pub mod logs;
 mod prune;
 pub mod query;
 pub mod reconcile;
@@ -25,6 +28,7 @@ pub use error::{Error, Result};
 pub use home::Home;
 mod sql;
 
+pub use prune::Pruned;
 pub use quire_model::{
     Containment, FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step,
     WorkerLease,

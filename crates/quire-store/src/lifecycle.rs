@@ -299,6 +299,18 @@ impl Store {
         })
     }
 
+    /// Record how the steps of an active run are confined (one line, for
+    /// `show`). False when the run is no longer active.
+    pub fn record_sandbox(&mut self, run_id: &str, summary: &str) -> Result<bool> {
+        self.write(|tx, _| {
+            let n = tx.execute(
+                "UPDATE runs SET sandbox = ?1 WHERE id = ?2 AND state = 'active'",
+                params![summary, run_id],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
     /// End an active run.
     pub fn finish(&mut self, run_id: &str, outcome: &Outcome) -> Result<Applied<RunState>> {
         self.write(|tx, now| match outcome {

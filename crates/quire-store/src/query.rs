@@ -13,6 +13,9 @@ pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state,
     repos.git_dir, traceparent, worker_id, worker_pid, lease_expires_at_ms, previous_sha, \
     runs.repo_id, runs.containment, runs.cgroup";
 
+/// How many columns [`RUN_COLUMNS`] names.
+pub(crate) const RUN_COLUMN_COUNT: usize = 20;
+
 /// The tables [`RUN_COLUMNS`] come from.
 pub(crate) const RUN_TABLES: &str = "runs JOIN repos ON repos.id = runs.repo_id";
 
@@ -185,6 +188,19 @@ impl Store {
                 candidates: found.into_iter().take(10).map(|r| r.id).collect(),
             }),
         }
+    }
+
+    /// How the run's steps were confined, as its worker recorded it.
+    pub fn run_sandbox(&self, run_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sandbox FROM runs WHERE id = ?1",
+                params![run_id],
+                |row| row.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// A run with its jobs and steps, read in one snapshot.

@@ -4,7 +4,7 @@
 
 use crate::sql::RowExt;
 use std::collections::{HashMap, HashSet};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
@@ -299,6 +299,18 @@ impl Store {
     /// The repository with this id.
     pub fn repo_by_id(&self, id: i64) -> Result<Repository> {
         repo_where(&self.conn, "id = ?1", &id)?.ok_or_else(|| Error::UnknownRepo(id.to_string()))
+    }
+
+    /// The git directory of every repository known by its path (what a
+    /// run's steps must not reach: docs/SECURITY.md).
+    pub fn repo_dirs(&self) -> Result<Vec<PathBuf>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT git_dir FROM repos WHERE git_dir IS NOT NULL ORDER BY id")?;
+        let dirs = stmt
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(dirs.into_iter().map(PathBuf::from).collect())
     }
 
     /// Every known repository, by name, with its run count and newest run.

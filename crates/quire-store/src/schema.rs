@@ -28,8 +28,7 @@ fn steps() -> Vec<M<'static>> {
         )
         .foreign_key_check(),
         M::up(include_str!("../../../migrations/0011_artifacts.sql")),
-        // 0012 is another change's, which lands before this one; until it
-        // does, this branch's 12th migration is 0013.
+        M::up(include_str!("../../../migrations/0012_step_logs.sql")),
         M::up(include_str!("../../../migrations/0013_containment.sql")),
     ]
 }
@@ -49,7 +48,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 12;
+pub const LATEST: i64 = 13;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

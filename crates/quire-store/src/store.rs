@@ -39,6 +39,33 @@ impl Store {
         Store::open_with_clock(home, clock::system())
     }
 
+    /// Open the store of a home that exists already (made by `install`,
+    /// `migrate-from` or `demo`), never creating one: the hook, the worker,
+    /// `trigger` and `quire-runs` must not adopt a wrong `--home`, nor
+    /// start an empty history in place of a deleted one.
+    pub fn open_existing(home: &Home) -> Result<Store> {
+        if !home.dir().is_dir() {
+            return Err(Error::HomeMissing(home.dir().to_path_buf()));
+        }
+        if !home.db_path().exists() {
+            return Err(Error::NotAHome(home.dir().to_path_buf()));
+        }
+        Store::open(home)
+    }
+
+    /// Run a write; if it fails for want of disk space, give the home's
+    /// reserve back to the disk and try once more. For what must get
+    /// through on a full disk: ending a run, reconcile, prune.
+    pub fn on_full_disk_use_reserve<T>(
+        &mut self,
+        mut write: impl FnMut(&mut Store) -> Result<T>,
+    ) -> Result<T> {
+        match write(self) {
+            Err(e) if e.is_disk_full() && self.home.release_reserve() => write(self),
+            done => done,
+        }
+    }
+
     /// [`Store::open`] with the given clock.
     pub fn open_with_clock(home: &Home, clock: Clock) -> Result<Store> {
         home.ensure()?;

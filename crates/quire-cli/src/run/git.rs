@@ -43,6 +43,14 @@ pub enum GitError {
     },
 }
 
+/// A file of a commit's tree: its path in the work tree (bytes, as git
+/// keeps names) and its blob.
+#[derive(Debug, Clone)]
+pub struct TreeFile {
+    pub path: Vec<u8>,
+    pub blob: ObjectId,
+}
+
 /// A bare repository, opened for reading.
 pub struct Repo {
     repo: gix::Repository,
@@ -166,13 +174,24 @@ impl Repo {
     /// refused before anything is written. `git read-tree -u` then writes
     /// the files: it streams each blob to its file, never through a
     /// symlink, and refuses such names itself too.
-    pub fn materialize(&self, sha: &str, ref_name: &str, dest: &Path) -> Result<(), GitError> {
+    ///
+    /// With `list_files`, the commit's files (not symlinks or submodules)
+    /// come back with their blobs, as the tree walk that checks it finds
+    /// them (for [`crate::mtimes`]); else nothing.
+    pub fn materialize(
+        &self,
+        sha: &str,
+        ref_name: &str,
+        dest: &Path,
+        list_files: bool,
+    ) -> Result<Vec<TreeFile>, GitError> {
         let commit = self.commit(sha)?;
         let tree = commit
             .tree_id()
             .map_err(|e| self.read_error(format!("the tree of {sha}"))(e.to_string()))?
             .detach();
-        self.check_tree(tree, "", 0)?;
+        let mut files = list_files.then(Vec::new);
+        self.check_tree(tree, ("", b""), 0, &mut files)?;
         let refs = self.packed_refs(sha, ref_name)?;
         let objects = self
             .repo
@@ -209,12 +228,21 @@ impl Repo {
         ] {
             write_new(&dot_git.join(file), &data, 0o644)?;
         }
-        read_tree(sha, dest)
+        read_tree(sha, dest)?;
+        Ok(files.unwrap_or_default())
     }
 
     /// Refuse a tree (recursively) that could not be written out as it is,
     /// or nests deeper than git itself would read (`core.maxTreeDepth`).
-    fn check_tree(&self, tree: ObjectId, prefix: &str, depth: usize) -> Result<(), GitError> {
+    /// Files go to `files` when it is some. `prefix` is the tree's path,
+    /// as shown in messages and as bytes.
+    fn check_tree(
+        &self,
+        tree: ObjectId,
+        (prefix, raw_prefix): (&str, &[u8]),
+        depth: usize,
+        files: &mut Option<Vec<TreeFile>>,
+    ) -> Result<(), GitError> {
         if depth > MAX_TREE_DEPTH {
             return Err(GitError::Refused {
                 entry: prefix.chars().take(200).collect(),
@@ -240,8 +268,26 @@ impl Repo {
                     why: "the tree holds this name twice",
                 });
             }
-            if entry.mode().kind() == EntryKind::Tree {
-                self.check_tree(entry.oid().to_owned(), &format!("{shown}/"), depth + 1)?;
+            match entry.mode().kind() {
+                EntryKind::Tree => {
+                    let raw = [raw_prefix, name, b"/"].concat();
+                    self.check_tree(
+                        entry.oid().to_owned(),
+                        (&format!("{shown}/"), &raw),
+                        depth + 1,
+                        files,
+                    )?;
+                }
+                EntryKind::Blob | EntryKind::BlobExecutable => {
+                    if let Some(files) = files {
+                        let path = [raw_prefix, name].concat();
+                        files.push(TreeFile {
+                            path,
+                            blob: entry.oid().to_owned(),
+                        });
+                    }
+                }
+                EntryKind::Link | EntryKind::Commit => {}
             }
         }
         Ok(())

@@ -13,6 +13,7 @@ use quire_store::{Home, Repository, Store};
 use crate::run::Failure;
 use crate::run::git::Repo;
 use crate::run::record::{RefUpdate, record};
+use crate::runs::text::sh_word;
 
 /// The repository the hook runs for: `--git-dir`, else `$GIT_DIR` (which git
 /// sets, relative: `.`), made absolute.
@@ -87,6 +88,29 @@ fn skip_option() -> bool {
     })
 }
 
+/// The home is gone (or never was): nothing can be recorded. Say so, and
+/// how each pushed ref's run is recorded once the home is back.
+fn lost(out: &mut dyn Write, home: &Home, git_dir: &Path, updates: &[RefUpdate]) {
+    let _ = writeln!(
+        out,
+        "quire: no quire home at {}: no run recorded for this push (restore the home from a backup, or make a new one with `quire-run --home {} install {}`), then record each ref's run with:",
+        home.dir().display(),
+        sh_word(&home.dir().display().to_string()),
+        sh_word(&git_dir.display().to_string()),
+    );
+    for update in updates {
+        let Some(sha) = &update.new else { continue };
+        let _ = writeln!(
+            out,
+            "quire:   quire-run --home {} trigger --git-dir {} {} {sha}",
+            sh_word(&home.dir().display().to_string()),
+            sh_word(&git_dir.display().to_string()),
+            sh_word(&update.ref_name),
+        );
+    }
+    let _ = out.flush();
+}
+
 /// Returns whether every line was well-formed.
 pub(crate) fn run(
     home: &Home,
@@ -139,9 +163,20 @@ pub(crate) fn run(
     };
     let setup = (|| {
         let git_dir = git_dir(git_dir_flag)?;
+        // Before anything else reads the home: a home deleted (or never
+        // installed) is said, never silently made anew and empty.
+        if let Err(e) = Store::open_existing(home) {
+            if matches!(
+                e,
+                quire_store::Error::HomeMissing(_) | quire_store::Error::NotAHome(_)
+            ) {
+                lost(&mut std::io::stdout().lock(), home, &git_dir, &updates);
+            }
+            return Err(e.into());
+        }
         let config = Config::load(home)?;
         let repo = Repo::open(&git_dir)?;
-        let mut store = Store::open(home)?;
+        let mut store = Store::open_existing(home)?;
         let known = register(&mut store, &git_dir, &config, Registration::Seen)?;
         Ok::<_, Failure>((config, repo, known, store))
     })();

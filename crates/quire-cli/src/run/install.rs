@@ -109,6 +109,12 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
     }
     let config = Config::load(home)?;
     let mut store = Store::open(home)?;
+    if !home.ensure_reserve() {
+        eprintln!(
+            "quire-run: warning: cannot make {} (space kept back so runs can still be ended and pruned on a full disk)",
+            home.reserve_path().display()
+        );
+    }
     let known = register(&mut store, &repo, &config, Registration::Installed)?;
     println!(
         "quire: installed {} (runs of {} go to {})",

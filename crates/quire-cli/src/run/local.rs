@@ -175,6 +175,9 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         secrets,
         // Caches belong to a home's repositories; a local run has neither.
         cache: None,
+        step_home: None,
+        step_tmpdir: None,
+        sandbox: None,
         containment: contained.clone(),
     };
     println!(

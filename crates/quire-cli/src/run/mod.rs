@@ -5,15 +5,18 @@
 //! locally; `install` puts the hook into a bare repository.
 
 mod demo;
-mod git;
+pub(crate) mod git;
 mod hook;
 mod install;
 mod interrupt;
 mod local;
 mod migrate;
 mod record;
+mod sandbox;
 mod trigger;
 mod work;
+
+pub(crate) use sandbox::chown_tree;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

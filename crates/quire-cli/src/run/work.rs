@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use crate::caches::RunCache;
 use crate::config::Config;
+use crate::mtimes::Checkout;
 use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::contain::{self, Want};
 use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, RunContext, RunResult};
+use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
 
@@ -26,6 +27,7 @@ use crate::run::Failure;
 use crate::run::git::Repo;
 use crate::run::local::DEFAULT_FILE;
 use crate::run::record::{invalid_detail, validate};
+use crate::run::sandbox::{self, RunDirs};
 
 /// How long a claim holds without renewal (the heartbeat renews it twice a
 /// second); reconcile treats a run whose lease ran out as orphaned.
@@ -52,12 +54,16 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         let Some(slot) = workers::try_acquire(home, config.max_workers)? else {
             return Ok(());
         };
-        let mut store = Store::open(home)?;
+        let mut store = Store::open_existing(home)?;
         let worker = Worker::this_process(LEASE);
+        home.ensure_reserve();
         while !crate::run::interrupt::requested()
-            && let Some(run) = store.claim_next(&worker)?
+            && let Some(run) = store.on_full_disk_use_reserve(|s| s.claim_next(&worker))?
         {
             execute(home, &config, &containment, &mut store, &worker, run)?;
+            // Made again once a full disk has room: the next full disk
+            // finds it.
+            home.ensure_reserve();
         }
         if crate::run::interrupt::requested() {
             return Ok(());
@@ -93,12 +99,12 @@ pub(crate) fn execute(
     run: Run,
 ) -> Result<(), Failure> {
     let run_dir = home.run_dir(&run.id);
-    let workspace = run_dir.join("workspace");
+    let dirs = RunDirs::of(&run_dir);
     // The lease is renewed from the moment of the claim, so a long checkout
     // is never mistaken for a dead worker; and a supersede during it is
     // noticed.
     let cancel = Cancel::default();
-    let outcome = match Store::open(home) {
+    let outcome = match Store::open_existing(home) {
         Ok(beat_store) => {
             let heartbeat = Heartbeat::start(beat_store, &run.id, worker, &cancel);
             let outcome = prepare_and_run(
@@ -112,13 +118,13 @@ pub(crate) fn execute(
                 &cancel,
                 &run,
                 &run_dir,
-                &workspace,
+                &dirs,
             );
             heartbeat.stop();
             // Stopped by SIGINT or SIGTERM: the run did not fail, it was
             // cancelled (a no-op if it ended first).
             if crate::run::interrupt::requested() {
-                store.cancel(&run.id)?;
+                store.on_full_disk_use_reserve(|s| s.cancel(&run.id))?;
             }
             outcome
         }
@@ -126,17 +132,17 @@ pub(crate) fn execute(
             "cannot open the store a second time for the lease: {e}"
         ))),
     };
-    if !config.keep_workspaces && workspace.exists() {
-        let _ = std::fs::remove_dir_all(&workspace);
+    if !config.keep_workspaces {
+        dirs.remove();
     }
-    match outcome {
+    let ended = match outcome {
         Ok(()) => Ok(()),
         Err(RunFailure::Invalid(errors)) => {
             let outcome = Outcome::Failed {
                 kind: FailureKind::PipelineInvalid,
                 detail: Some(invalid_detail(&errors)),
             };
-            store.finish(&run.id, &outcome)?;
+            store.on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))?;
             Ok(())
         }
         Err(RunFailure::Crashed(message)) => {
@@ -145,10 +151,15 @@ pub(crate) fn execute(
                 kind: FailureKind::ProcessCrashed,
                 detail: Some(message),
             };
-            store.finish(&run.id, &outcome)?;
+            store.on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))?;
             Ok(())
         }
+    };
+    // The run has ended: its small logs go into the store, its files away.
+    if let Err(e) = store.pack_logs(&run.id) {
+        eprintln!("quire-run work: run {}: cannot pack its logs: {e}", run.id);
     }
+    ended
 }
 
 enum RunFailure {
@@ -176,7 +187,7 @@ fn prepare_and_run(
     cancel: &Cancel,
     run: &Run,
     run_dir: &Path,
-    workspace: &Path,
+    dirs: &RunDirs,
 ) -> Result<(), RunFailure> {
     let Prepare {
         home,
@@ -184,6 +195,7 @@ fn prepare_and_run(
         containment,
         worker,
     } = with;
+    let workspace = dirs.workspace.as_path();
     let crashed = |what: &str, e: io::Error| RunFailure::Crashed(format!("cannot {what}: {e}"));
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -218,7 +230,11 @@ fn prepare_and_run(
     if workspace.exists() {
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
     }
-    repo.materialize(&run.sha, &run.ref_name, workspace)?;
+    let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
+    let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching)?;
+    dirs.create_home_and_tmp()
+        .map_err(|e| crashed("create the run's HOME and TMPDIR", e))?;
+    let (sandbox, owner) = confine(home, config, store, run, run_dir, dirs)?;
 
     // Contained from its first step; recorded first, so that reconcile
     // finds the run's cgroup if this worker dies.
@@ -242,17 +258,23 @@ fn prepare_and_run(
         previous_sha: run.previous_sha.clone(),
         traceparent: run.traceparent.clone().unwrap_or_default(),
         workspace: workspace.to_path_buf(),
+        step_home: Some(dirs.home.clone()),
+        step_tmpdir: Some(dirs.tmp.clone()),
+        sandbox: Some(Arc::new(sandbox)),
         logs_dir: run_dir.join("logs"),
         secrets,
-        cache: (config.cache_max_mb > 0).then(|| {
-            Arc::new(RunCache::new(
+        cache: caching.then(|| {
+            let cache = RunCache::new(
                 home,
                 run.repo_id,
                 &run.id,
                 &run.ref_name,
                 repo.default_branch(),
                 config.cache_max_mb,
-            )) as Arc<dyn quire_pipeline::exec::JobCache>
+            )
+            .with_checkout(Checkout::new(workspace, files))
+            .owned_by(owner);
+            Arc::new(cache) as Arc<dyn quire_pipeline::exec::JobCache>
         }),
         containment: contained.clone(),
     };
@@ -279,9 +301,51 @@ fn prepare_and_run(
         RunResult::Cancelled => return Ok(()),
     };
     store
-        .finish(&run.id, &outcome)
+        .on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     Ok(())
+}
+
+/// The sandbox of the run's steps (docs/SECURITY.md), refused as the run's
+/// failure when config.toml requires one this machine cannot give, or
+/// names a `run_as` user quire cannot switch to. How the steps are confined
+/// is recorded in the store (`runs.sandbox`) for `quire-runs show`; when they are not
+/// (or only in part), worker.log says so too, as each job's log does.
+/// Also the uid and gid of `run_as`, who owns the run's directories.
+fn confine(
+    home: &Home,
+    config: &Config,
+    store: &mut Store,
+    run: &Run,
+    run_dir: &Path,
+    dirs: &RunDirs,
+) -> Result<(Sandbox, Option<(u32, u32)>), RunFailure> {
+    let git_dir = Path::new(run.git_dir.as_deref().unwrap_or_default());
+    let euid = rustix::process::geteuid().as_raw();
+    let user = sandbox::step_user(config.run_as.as_deref(), euid).map_err(RunFailure::Crashed)?;
+    let owner = user.as_ref().map(|u| (u.uid, u.gid));
+    if let Some(user) = &user {
+        sandbox::hand_over(home, run_dir, dirs, user).map_err(|e| {
+            RunFailure::Crashed(format!(
+                "cannot hand the run's directories to user {}: {e}",
+                user.name
+            ))
+        })?;
+    }
+    let policy = sandbox::policy(home, config, store, git_dir, dirs, user.as_ref())
+        .map_err(RunFailure::Crashed)?;
+    let sandbox = Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
+    store
+        .record_sandbox(&run.id, sandbox.summary())
+        .map_err(|e| RunFailure::Crashed(e.to_string()))?;
+    if !sandbox.notes().is_empty() {
+        eprintln!(
+            "quire-run work: run {}: sandbox: {}",
+            run.id,
+            sandbox.summary()
+        );
+    }
+    Ok((sandbox, owner))
 }
 
 /// Ingests events into the store as they happen, so `quire-runs show` of

@@ -7,7 +7,7 @@ use comfy_table::Cell;
 use quire_store::Store;
 use serde::Serialize;
 
-use crate::caches::{Caches, Entry};
+use crate::caches::{Caches, Entry, Leftover, Owner};
 use crate::runs::cli::CachesArgs;
 use crate::runs::json;
 use crate::runs::text::{Output, emit, human_bytes, rfc3339};
@@ -75,5 +75,33 @@ pub(crate) fn trim(store: &Store, cap_mb: u64, dry_run: bool) -> Vec<Entry> {
         .repo_ids()
         .into_iter()
         .flat_map(|id| caches.trim(id, cap, dry_run))
+        .collect()
+}
+
+/// What interrupted cache saves, restores and evictions left behind (a
+/// worker killed midway) whose run has ended or whose process is gone:
+/// removed by `quire-runs prune` (or listed, with `dry_run`). A leftover
+/// of a run still active, or of a name quire does not make, stays.
+pub(crate) fn sweep(store: &Store, dry_run: bool) -> Vec<Leftover> {
+    let ended = |owner: &Owner| match owner {
+        Owner::Run(id) => match store.resolve_run(id) {
+            Ok(run) => run.state.is_terminal(),
+            Err(quire_store::Error::UnknownRun(_)) => true,
+            Err(_) => false,
+        },
+        Owner::Process(pid) => rustix::process::Pid::from_raw(*pid).is_none_or(|pid| {
+            rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+        }),
+        Owner::Unknown => false,
+    };
+    Caches::of(store.home())
+        .leftovers()
+        .into_iter()
+        .filter(|leftover| ended(&leftover.owner))
+        .inspect(|leftover| {
+            if !dry_run {
+                let _ = std::fs::remove_dir_all(&leftover.dir);
+            }
+        })
         .collect()
 }

@@ -1,8 +1,8 @@
-//! logs: a run's step output from its CRI log files, optionally followed
-//! as the run writes it.
+//! logs: a run's step output from its CRI logs (the files while the run
+//! executes, the copies packed into the store once it has ended; see
+//! `quire_store::logs`), optionally followed as the run writes it.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,10 +22,10 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
     let first = store.run_detail(&run.id)?;
     if let Some(job) = &args.job {
         let Some(found) = first.jobs.iter().find(|j| j.job.id == *job) else {
-            let on_disk =
-                !args.follow && !unrecorded_logs(&logs_dir, args, &HashSet::new()).is_empty();
+            let on_disk = !args.follow
+                && !unrecorded_logs(store, &run.id, &logs_dir, args, &HashSet::new())?.is_empty();
             if on_disk {
-                return print_unrecorded(&logs_dir, args, &HashSet::new());
+                return print_unrecorded(store, &run.id, &logs_dir, args, &HashSet::new());
             }
             if !(args.follow && first.jobs.is_empty()) {
                 return Err(Error::UnknownJob {
@@ -73,17 +73,15 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
                         if args.step.is_none() {
                             out.header(&job.job.id, step.seq, &step.cmd)?;
                         }
-                        let path = logs_dir.join(&job.job.id).join(format!("{}.log", step.seq));
                         reading.insert(Tail {
                             key: key.clone(),
-                            path,
                             offset: 0,
                             pending: Vec::new(),
                         })
                     }
                 };
                 let finished = step.exit_code.is_some();
-                tail.pump(&mut out, finished)?;
+                tail.pump(store, &run.id, &mut out, finished)?;
                 if finished || !args.follow {
                     done.insert(key);
                     reading = None;
@@ -108,7 +106,7 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
     out.finish()?;
     drop(out);
     if detail.run.state.is_terminal() {
-        print_unrecorded(&logs_dir, args, &done)?;
+        print_unrecorded(store, &run.id, &logs_dir, args, &done)?;
     }
     Ok(if args.follow && detail.run.state != RunState::Complete {
         ExitCode::from(1)
@@ -117,58 +115,61 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
     })
 }
 
-/// Log files of a run that the store has no step for, in job and step
-/// order: what an upstream store lost (its upgrades dropped job rows) while
-/// `migrate-from` copied the logs.
+/// Logs of a run that the store has no step for, in job and step order:
+/// what an upstream store lost (its upgrades dropped job rows) while
+/// `migrate-from` copied the logs, as files or, once packed, in the store.
 fn unrecorded_logs(
+    store: &Store,
+    run_id: &str,
     logs_dir: &Path,
     args: &LogsArgs,
     done: &HashSet<(String, i64)>,
-) -> Vec<(String, i64, PathBuf)> {
-    let mut found = Vec::new();
+) -> quire_store::Result<Vec<(String, i64)>> {
+    let mut found = store.packed_logs(run_id)?;
     for job in std::fs::read_dir(logs_dir).into_iter().flatten().flatten() {
         let job_id = job.file_name().to_string_lossy().into_owned();
-        if args.job.as_ref().is_some_and(|want| *want != job_id) {
-            continue;
-        }
         for file in std::fs::read_dir(job.path())
             .into_iter()
             .flatten()
             .flatten()
         {
             let name = file.file_name().to_string_lossy().into_owned();
-            let Some(seq) = name
+            if let Some(seq) = name
                 .strip_suffix(".log")
                 .and_then(|n| n.parse::<i64>().ok())
-            else {
-                continue;
-            };
-            if args.step.is_none_or(|n| n == seq) && !done.contains(&(job_id.clone(), seq)) {
-                found.push((job_id.clone(), seq, file.path()));
+            {
+                found.push((job_id.clone(), seq));
             }
         }
     }
+    found.retain(|(job, seq)| {
+        args.job.as_ref().is_none_or(|want| want == job)
+            && args.step.is_none_or(|n| n == *seq)
+            && !done.contains(&(job.clone(), *seq))
+    });
     found.sort();
-    found
+    found.dedup();
+    Ok(found)
 }
 
 fn print_unrecorded(
+    store: &Store,
+    run_id: &str,
     logs_dir: &Path,
     args: &LogsArgs,
     done: &HashSet<(String, i64)>,
 ) -> quire_store::Result<ExitCode> {
     let mut out = Printer::new(args);
-    for (job, seq, path) in unrecorded_logs(logs_dir, args, done) {
+    for (job, seq) in unrecorded_logs(store, run_id, logs_dir, args, done)? {
         if args.step.is_none() {
             out.header(&job, seq, "(not recorded in the store)")?;
         }
         let mut tail = Tail {
             key: (job, seq),
-            path,
             offset: 0,
             pending: Vec::new(),
         };
-        tail.pump(&mut out, true)?;
+        tail.pump(store, run_id, &mut out, true)?;
     }
     out.finish()?;
     Ok(ExitCode::SUCCESS)
@@ -196,35 +197,37 @@ fn follow_unplanned(store: &Store, args: &LogsArgs, run_id: &str) -> quire_store
     }
 }
 
-/// Reading one step's log file from where we left off.
+/// Reading one step's log from where we left off. The log is opened again
+/// on each pump: its file while the run executes, the copy in the store
+/// once the run has ended and its logs were packed.
 struct Tail {
     key: (String, i64),
-    path: PathBuf,
     offset: u64,
     /// Bytes after the last newline: a CRI line still being written.
     pending: Vec<u8>,
 }
 
 impl Tail {
-    fn pump(&mut self, out: &mut Printer, finished: bool) -> quire_store::Result<()> {
-        let mut file = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => {
-                return Err(Error::Home {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+    fn pump(
+        &mut self,
+        store: &Store,
+        run_id: &str,
+        out: &mut Printer,
+        finished: bool,
+    ) -> quire_store::Result<()> {
+        let (job, seq) = (&self.key.0, self.key.1);
+        let Some(mut log) = store.step_log(run_id, job, seq)? else {
+            return Ok(());
         };
+        let path = store.home().step_log_path(run_id, job, seq);
         let fail = |source| Error::Home {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
-        file.seek(SeekFrom::Start(self.offset)).map_err(fail)?;
+        log.seek(SeekFrom::Start(self.offset)).map_err(fail)?;
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
-            let n = file.read(&mut chunk).map_err(fail)?;
+            let n = log.read(&mut chunk).map_err(fail)?;
             if n == 0 {
                 break;
             }

@@ -51,11 +51,7 @@ where
 /// Open the store of an existing home: quire-runs reads what quire-run
 /// recorded, so a home that does not exist is a mistake worth saying.
 fn open(home: Option<&std::path::Path>) -> quire_store::Result<Store> {
-    let home = Home::resolve(home)?;
-    if !home.dir().exists() {
-        return Err(quire_store::Error::HomeMissing(home.dir().to_path_buf()));
-    }
-    Store::open(&home)
+    Store::open_existing(&Home::resolve(home)?)
 }
 
 fn run(cli: Cli) -> quire_store::Result<ExitCode> {

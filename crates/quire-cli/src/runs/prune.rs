@@ -15,13 +15,23 @@ use crate::runs::text::{self, Output, emit};
 struct Report {
     /// Ids of the runs deleted (or that would be, with --dry-run).
     runs: Vec<String>,
-    /// Bytes of run directories removed (or that would be).
+    /// Bytes of run directories and of step logs packed into the store
+    /// removed (or that would be).
     bytes_freed: u64,
     /// Caches evicted to fit `cache_max_mb` (or that would be).
     caches: Vec<CacheJson>,
     /// Bytes of those caches.
     cache_bytes_freed: u64,
+    /// What interrupted cache saves and restores left, removed (or that
+    /// would be).
+    cache_leftovers: Vec<LeftoverJson>,
     dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct LeftoverJson {
+    path: String,
+    size: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,18 +61,33 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
     };
     let keep = args.keep.or(config.retention.keep).unwrap_or(0);
     let cutoff = out.now_ms - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX / 2);
-    let runs = store.prune(cutoff, keep, args.dry_run)?;
     let mut bytes_freed = 0;
-    for run in &runs {
-        let dir = store.home().run_dir(&run.id);
-        bytes_freed += crate::caches::size_of(&dir);
-        if !args.dry_run
-            && dir.exists()
-            && let Err(e) = std::fs::remove_dir_all(&dir)
-        {
-            eprintln!("quire-runs: cannot remove {}: {e}", dir.display());
+    let mut remove_files = |store: &Store, pruned: &[quire_store::Pruned]| {
+        for quire_store::Pruned { run, .. } in pruned {
+            let dir = store.home().run_dir(&run.id);
+            bytes_freed += crate::caches::size_of(&dir);
+            if !args.dry_run
+                && dir.exists()
+                && let Err(e) = std::fs::remove_dir_all(&dir)
+            {
+                eprintln!("quire-runs: cannot remove {}: {e}", dir.display());
+            }
         }
-    }
+    };
+    let pruned = match store.on_full_disk_use_reserve(|s| s.prune(cutoff, keep, args.dry_run)) {
+        // Not even room to delete rows (SQLite writes the deletion to its
+        // log first): the files of the runs being pruned go first, which
+        // makes room, then their rows.
+        Err(e) if e.is_disk_full() && !args.dry_run => {
+            let doomed = store.prune(cutoff, keep, true)?;
+            remove_files(store, &doomed);
+            store.prune(cutoff, keep, false)?
+        }
+        done => done?,
+    };
+    remove_files(store, &pruned);
+    bytes_freed += pruned.iter().map(|p| p.packed_log_bytes).sum::<u64>();
+    let runs: Vec<quire_store::Run> = pruned.into_iter().map(|p| p.run).collect();
     let caches: Vec<CacheJson> = caches::trim(store, config.cache_max_mb, args.dry_run)
         .into_iter()
         .map(|e| CacheJson {
@@ -72,11 +97,19 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
             size: e.size,
         })
         .collect();
+    let leftovers: Vec<LeftoverJson> = caches::sweep(store, args.dry_run)
+        .into_iter()
+        .map(|l| LeftoverJson {
+            path: l.dir.display().to_string(),
+            size: l.size,
+        })
+        .collect();
     let report = Report {
         runs: runs.iter().map(|r| r.id.clone()).collect(),
         bytes_freed,
         cache_bytes_freed: caches.iter().map(|c| c.size).sum(),
         caches,
+        cache_leftovers: leftovers,
         dry_run: args.dry_run,
     };
     if args.json {
@@ -126,6 +159,19 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
             if report.caches.len() == 1 { "" } else { "s" },
             text::human_bytes(report.cache_bytes_freed),
             config.cache_max_mb
+        ));
+    }
+    if !report.cache_leftovers.is_empty() {
+        let verb = if args.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        let n = report.cache_leftovers.len();
+        text.push_str(&format!(
+            "{verb} {n} leftover{} of interrupted cache saves and restores, {}\n",
+            if n == 1 { "" } else { "s" },
+            text::human_bytes(report.cache_leftovers.iter().map(|l| l.size).sum())
         ));
     }
     Ok(emit(&text))

@@ -15,7 +15,8 @@ use crate::runs::json;
 use crate::runs::text::emit;
 
 /// What reconcile did beyond the store: the leftover step processes it
-/// ended and whether it started a worker for the pending runs.
+/// ended, the ended runs whose logs it packed, and whether it started a
+/// worker for the pending runs.
 #[derive(Debug, Serialize)]
 struct Report {
     #[serde(flatten)]
@@ -24,6 +25,9 @@ struct Report {
     steps_terminated: Vec<u32>,
     /// For each orphaned run, how its leftovers were found.
     leftovers: Vec<Leftovers>,
+    /// Ended runs whose worker is gone, whose logs were packed into the
+    /// store (or would be, with --dry-run).
+    logs_packed: Vec<String>,
     worker_started: bool,
 }
 
@@ -74,7 +78,9 @@ fn end_leftovers(store: &Store, run: &str) -> quire_store::Result<Leftovers> {
 }
 
 pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitCode> {
-    let report = store.reconcile(&|pid| ProcessTable.is_alive(pid), args.dry_run)?;
+    let report = store.on_full_disk_use_reserve(|s| {
+        s.reconcile(&|pid| ProcessTable.is_alive(pid), args.dry_run)
+    })?;
     let mut steps_terminated = Vec::new();
     let mut leftovers = Vec::new();
     let mut worker_started = false;
@@ -89,10 +95,38 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
             worker_started = start_worker(store)?;
         }
     }
+    // Runs whose worker is gone before it packed their logs: those just
+    // orphaned (their steps ended above), and those whose worker died
+    // mid-pack.
+    let mut logs_packed = store.unpacked_runs(&|pid| ProcessTable.is_alive(pid))?;
+    if args.dry_run {
+        // An orphan-to-be is still active: it would be packed too.
+        logs_packed.extend(
+            report
+                .orphaned
+                .iter()
+                .filter(|o| {
+                    let events = store.home().run_dir(&o.run).join("events.jsonl");
+                    events.is_file()
+                })
+                .map(|o| o.run.clone()),
+        );
+        logs_packed.sort();
+        logs_packed.dedup();
+    } else {
+        logs_packed.retain(|run| match store.pack_logs(run) {
+            Ok(packed) => packed.is_some(),
+            Err(e) => {
+                eprintln!("quire-runs: cannot pack the logs of run {run}: {e}");
+                false
+            }
+        });
+    }
     let report = Report {
         store: report,
         steps_terminated,
         leftovers,
+        logs_packed,
         worker_started,
     };
     if args.json {
@@ -102,6 +136,7 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
         store: report,
         steps_terminated,
         leftovers,
+        logs_packed,
         worker_started,
     } = report;
     let verb = if args.dry_run {
@@ -142,6 +177,10 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
     }
     for pid in &steps_terminated {
         let _ = writeln!(text, "terminated leftover step process {pid}");
+    }
+    for run in &logs_packed {
+        let verb = if args.dry_run { "would pack" } else { "packed" };
+        let _ = writeln!(text, "{verb} the logs of run {run} into the store");
     }
     for run in &report.awaiting_worker {
         let _ = writeln!(text, "pending {run}: waiting for a worker");

@@ -135,6 +135,20 @@ pub fn sh_quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// A word for sh as a person would type it: as it is when nothing in it
+/// is special to the shell, else single-quoted.
+pub fn sh_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./:@%+=,-".contains(&b));
+    if plain {
+        text.to_string()
+    } else {
+        sh_quoted(text)
+    }
+}
+
 /// A size for people: `812 B`, `1.5 KiB`, `3.2 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];

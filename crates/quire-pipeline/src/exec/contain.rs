@@ -16,19 +16,27 @@ use crate::processes;
 /// taken for the program's own "not found" or "not executable".
 const CGROUP_ERROR: i32 = 1 << 24;
 
-/// Spawn `command` as a step, in `cgroup` when there is one.
-pub(super) fn spawn(command: &mut Command, cgroup: Option<&JobCgroup>) -> io::Result<Child> {
-    if let Some(cgroup) = cgroup {
-        let procs = cgroup.procs().as_raw_fd();
-        // SAFETY: the closure runs in the child between fork and exec, where
-        // only async-signal-safe calls are allowed: `enter_cgroup` makes one
-        // write(2) to a descriptor that the parent keeps open (in the
-        // `JobCgroup`) until the spawn has returned, and builds an
-        // `io::Error` from an errno, which does not allocate.
-        unsafe {
-            command.pre_exec(move || enter_cgroup(procs));
-        }
+/// Have `command`'s child enter `cgroup` between fork and exec, when there
+/// is one. Before any other `pre_exec` that may take the right away (the
+/// sandbox drops the user and hides paths: `spawn.rs` registers it last).
+pub(super) fn enter(command: &mut Command, cgroup: Option<&JobCgroup>) {
+    let Some(cgroup) = cgroup else {
+        return;
+    };
+    let procs = cgroup.procs().as_raw_fd();
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: `enter_cgroup` makes one
+    // write(2) to a descriptor that the parent keeps open (in the
+    // `JobCgroup`, which outlives the spawn), and builds an `io::Error`
+    // from an errno, which does not allocate.
+    unsafe {
+        command.pre_exec(move || enter_cgroup(procs));
     }
+}
+
+/// Spawn `command` as a step: noted as one (so that reaping the worker's
+/// orphans never takes it), and an error of [`enter_cgroup`]'s said as one.
+pub(super) fn spawn(command: &mut Command) -> io::Result<Child> {
     processes::spawn_step(command).map_err(|e| match e.raw_os_error() {
         Some(code) if code & CGROUP_ERROR != 0 => io::Error::other(format!(
             "cannot put the step into its job's cgroup: {}",

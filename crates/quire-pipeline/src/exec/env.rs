@@ -1,5 +1,6 @@
 //! The environment a step sees (docs/PIPELINE.md, "Environment"): a short
-//! allow-list of the worker's own variables, the pipeline's and the job's
+//! allow-list of the worker's own variables (HOME and TMPDIR the run's own
+//! when the worker gives it some), the pipeline's and the job's
 //! `env`, the job's secrets, and quire's variables, which nothing overrides.
 
 use std::collections::HashMap;
@@ -39,6 +40,14 @@ pub(super) fn for_run(
         .collect();
     if !env.iter().any(|(k, _)| k == "PATH") {
         env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    // The run's own, when it has them: the worker's user's home and
+    // temporary directory are no step's business (docs/SECURITY.md).
+    for (name, dir) in [("HOME", &ctx.step_home), ("TMPDIR", &ctx.step_tmpdir)] {
+        if let Some(dir) = dir {
+            env.retain(|(k, _)| k != name);
+            env.push((name.into(), dir.display().to_string()));
+        }
     }
     env.extend(pipeline.env.iter().cloned());
     env.push(("CI".into(), "true".into()));

@@ -71,7 +71,13 @@ pub(super) fn run(
     };
     let mut programs = Programs::on(running.env.get("PATH").map_or("", String::as_str));
     // Before the first step, and written at the top of its log.
-    let mut notes = cache::restore(scope, job);
+    let mut notes: Vec<String> = scope
+        .ctx
+        .sandbox
+        .as_ref()
+        .map(|s| s.notes().to_vec())
+        .unwrap_or_default();
+    notes.extend(cache::restore(scope, job));
     let mut seq = 0;
     for step in &job.steps {
         seq += 1;

@@ -10,8 +10,9 @@
 //! from its start to reaping it, with the environment from `env`, the
 //! process from `spawn`, its output copied by `pump`, stopped on cancel or
 //! deadline by `stop`, and whatever it leaves running ended by `sweep`;
-//! `artifacts` keeps the files a job declares once it has ended, and
-//! `cache` has the run's [`JobCache`] restore and save a job's caches.
+//! `artifacts` keeps the files a job declares once it has ended,
+//! `cache` has the run's [`JobCache`] restore and save a job's caches, and
+//! `sandbox` confines each step's process (Landlock, `run_as`).
 
 mod artifacts;
 mod cache;
@@ -19,6 +20,7 @@ mod contain;
 mod env;
 mod job;
 mod pump;
+mod sandbox;
 mod schedule;
 mod spawn;
 mod step;
@@ -45,6 +47,9 @@ pub use artifacts::{CopyError, copy_hashed};
 pub use cache::JobCache;
 #[cfg(test)]
 pub(crate) use contain::enter_cgroup;
+pub use sandbox::{
+    Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
+};
 
 /// What the executor needs to know about the run.
 #[derive(Debug, Clone)]
@@ -69,6 +74,13 @@ pub struct RunContext {
     /// How the run's processes are contained ([`crate::contain`]); none,
     /// and what its steps leave is found only by its `QUIRE_RUN_ID`.
     pub containment: Option<Arc<RunContainment>>,
+    /// The run's own HOME and TMPDIR for its steps (`runs/<id>/home`,
+    /// `runs/<id>/tmp`); none, and steps get the worker's (`quire-run
+    /// exec`).
+    pub step_home: Option<PathBuf>,
+    pub step_tmpdir: Option<PathBuf>,
+    /// What confines the steps; none, and nothing does (`quire-run exec`).
+    pub sandbox: Option<Arc<Sandbox>>,
 }
 
 impl RunContext {

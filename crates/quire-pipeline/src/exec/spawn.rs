@@ -1,7 +1,7 @@
 //! Starting a step's process: its program found on the job's PATH, a
 //! cleared environment, the workspace as its directory, its output piped,
 //! and a process group of its own so that everything it starts can be
-//! signalled at once.
+//! signalled at once; confined by the run's sandbox, if any.
 
 use std::collections::HashMap;
 use std::io;
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use super::contain;
+use super::sandbox::Sandbox;
 use crate::contain::JobCgroup;
 use crate::pipeline::Step;
 
@@ -60,13 +61,14 @@ fn resolve(program: &str, path_var: &str) -> PathBuf {
     PathBuf::from(program)
 }
 
-/// Start `step` as `program` with exactly `env`, in `workspace`, and in
-/// its job's `cgroup` when there is one.
+/// Start `step` as `program` with exactly `env`, in `workspace`, in its
+/// job's `cgroup` when there is one, inside `sandbox`.
 pub(super) fn start(
     step: &Step,
     program: &Path,
     env: &HashMap<String, String>,
     workspace: &Path,
+    sandbox: Option<&Sandbox>,
     cgroup: Option<&JobCgroup>,
 ) -> io::Result<Child> {
     let mut command = Command::new(program);
@@ -86,7 +88,14 @@ pub(super) fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    contain::spawn(&mut command, cgroup)
+    // Into the job's cgroup first, while the child still may.
+    contain::enter(&mut command, cgroup);
+    // Last before the spawn: the sandbox's pre_exec must run after any
+    // other (it drops the user and every path outside its rules).
+    if let Some(sandbox) = sandbox {
+        sandbox.confine(&mut command);
+    }
+    contain::spawn(&mut command)
 }
 
 /// The shell's exit code for a step whose program could not be started

@@ -43,11 +43,13 @@ pub(super) fn run(
         log.line(Stream::Stderr, true, note.as_bytes())
             .map_err(log_error)?;
     }
+    let ctx = running.scope.ctx;
     let spawned = spawn::start(
         step,
         program,
         &running.env,
-        &running.scope.ctx.workspace,
+        &ctx.workspace,
+        ctx.sandbox.as_deref(),
         running.cgroup.as_ref(),
     );
     let started = Event::StepStarted {
@@ -89,7 +91,20 @@ pub(super) fn run(
                     source: e,
                 });
             };
-            let note = format!("quire: cannot start {}: {e}", step.display());
+            // A program the sandbox hides (one in the CI user's home)
+            // cannot be executed: say where to look.
+            let hidden = ctx.sandbox.as_ref().is_some_and(|s| s.is_confined())
+                && e.kind() == std::io::ErrorKind::PermissionDenied;
+            let note = format!(
+                "quire: cannot start {}: {e}{}",
+                step.display(),
+                if hidden {
+                    " (the sandbox hides quire's home, the repositories and the CI user's \
+                     home from steps: docs/SECURITY.md)"
+                } else {
+                    ""
+                }
+            );
             log.line(Stream::Stderr, true, note.as_bytes())
                 .map_err(log_error)?;
             StepEnd {

@@ -1,0 +1,197 @@
+//! The worker's side of the step sandbox (docs/SECURITY.md, "Filesystem
+//! sandbox"): what a run's steps may touch, from the home, config.toml and
+//! the store, and the user they run as. The executor's
+//! `quire_pipeline::exec::Sandbox` turns this into a Landlock ruleset.
+
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use quire_pipeline::exec::{SandboxPolicy, StepUser};
+use quire_store::{Home, Store};
+
+use crate::config::Config;
+
+/// The directories of a run its steps own: the workspace, and the HOME and
+/// TMPDIR they get instead of the worker's. All three go when the
+/// workspace goes.
+pub(crate) struct RunDirs {
+    pub(crate) workspace: PathBuf,
+    pub(crate) home: PathBuf,
+    pub(crate) tmp: PathBuf,
+}
+
+impl RunDirs {
+    pub(crate) fn of(run_dir: &Path) -> RunDirs {
+        RunDirs {
+            workspace: run_dir.join("workspace"),
+            home: run_dir.join("home"),
+            tmp: run_dir.join("tmp"),
+        }
+    }
+
+    pub(crate) fn all(&self) -> [&Path; 3] {
+        [&self.workspace, &self.home, &self.tmp]
+    }
+
+    /// Make the run's HOME and TMPDIR anew, empty and private.
+    pub(crate) fn create_home_and_tmp(&self) -> io::Result<()> {
+        for dir in [&self.home, &self.tmp] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)?;
+            }
+            std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Remove all three (whichever exist).
+    pub(crate) fn remove(&self) {
+        for dir in self.all() {
+            if dir.exists() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+/// Hand the run's directories to the step's user (`run_as`): its
+/// workspace, HOME and TMPDIR become its own, and the home, `runs/` and the
+/// run's directory let it pass (0711) without letting it list them;
+/// everything else in the home stays the worker's, 0700 and 0600.
+pub(crate) fn hand_over(
+    home: &Home,
+    run_dir: &Path,
+    dirs: &RunDirs,
+    user: &StepUser,
+) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [home.dir(), &home.dir().join("runs"), run_dir] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))?;
+    }
+    for dir in dirs.all() {
+        chown_tree(dir, user.uid, user.gid)?;
+    }
+    Ok(())
+}
+
+/// Give `path` and everything below it to `uid`:`gid`, never following a
+/// symbolic link (a link is itself given, not what it points to).
+pub(crate) fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// The user `run_as` names, when quire may switch to it: only root can
+/// start a process as another user.
+pub(crate) fn step_user(run_as: Option<&str>, euid: u32) -> Result<Option<StepUser>, String> {
+    let Some(name) = run_as else {
+        return Ok(None);
+    };
+    if euid != 0 {
+        return Err(format!(
+            "run_as = \"{name}\" in config.toml, but quire runs as uid {euid}, not root, and \
+             only root can start steps as another user; run quire as root, or remove run_as"
+        ));
+    }
+    StepUser::lookup(name).map(Some)
+}
+
+/// What the steps of the run of `git_dir` may touch: their own
+/// directories, written; the repository's objects, read; the system, read
+/// and executed, except quire's home, every repository it knows (and
+/// `repos_root`), the secrets' files and the homes of the worker's user
+/// and of the step's.
+pub(crate) fn policy(
+    home: &Home,
+    config: &Config,
+    store: &Store,
+    git_dir: &Path,
+    dirs: &RunDirs,
+    user: Option<&StepUser>,
+) -> Result<SandboxPolicy, String> {
+    let mut hidden = vec![home.dir().to_path_buf(), git_dir.to_path_buf()];
+    hidden.extend(config.repos_root.clone());
+    hidden.extend(
+        store
+            .repo_dirs()
+            .map_err(|e| format!("cannot list the repositories to hide from steps: {e}"))?,
+    );
+    hidden.extend(config.secret_files());
+    if let Some(worker_home) = std::env::var_os("HOME").map(PathBuf::from)
+        && worker_home.is_absolute()
+    {
+        hidden.push(worker_home);
+    }
+    hidden.extend(StepUser::home_of(rustix::process::geteuid().as_raw()));
+    hidden.extend(user.map(|u| u.home.clone()));
+    Ok(SandboxPolicy {
+        writable: dirs.all().iter().map(|d| d.to_path_buf()).collect(),
+        readable: objects_dirs(git_dir),
+        hidden,
+    })
+}
+
+/// The repository's `objects` and the object directories its own
+/// `objects/info/alternates` borrows from (a fork sharing its parent's):
+/// the workspace's git reads them all.
+fn objects_dirs(git_dir: &Path) -> Vec<PathBuf> {
+    let objects = git_dir.join("objects");
+    let mut dirs = vec![objects.clone()];
+    if let Ok(text) = std::fs::read_to_string(objects.join("info/alternates")) {
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            dirs.push(objects.join(line));
+        }
+    }
+    dirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_as_is_refused_unless_root_and_the_user_is_known() {
+        assert_eq!(step_user(None, 1000), Ok(None));
+        let err = step_user(Some("ci"), 1000).unwrap_err();
+        assert_eq!(
+            err,
+            "run_as = \"ci\" in config.toml, but quire runs as uid 1000, not root, and only \
+             root can start steps as another user; run quire as root, or remove run_as"
+        );
+        let err = step_user(Some("no-such-user-quire"), 0).unwrap_err();
+        assert_eq!(
+            err,
+            "run_as names user \"no-such-user-quire\", which this machine does not know"
+        );
+        assert_eq!(step_user(Some("root"), 0).unwrap().unwrap().uid, 0);
+    }
+
+    #[test]
+    fn a_repository_borrowing_objects_lets_steps_read_those_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let git_dir = dir.path().join("fork.git");
+        std::fs::create_dir_all(git_dir.join("objects/info")).unwrap();
+        std::fs::write(
+            git_dir.join("objects/info/alternates"),
+            "/srv/git/parent.git/objects\n\n../../other.git/objects\n",
+        )
+        .unwrap();
+        assert_eq!(
+            objects_dirs(&git_dir),
+            [
+                git_dir.join("objects"),
+                PathBuf::from("/srv/git/parent.git/objects"),
+                git_dir.join("objects/../../other.git/objects"),
+            ]
+        );
+    }
+}
