@@ -2,10 +2,11 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|cargo] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|cargo] [--quick]`
 
 mod disk;
 mod harness;
+mod limits;
 mod parallel;
 mod scenarios;
 
@@ -53,6 +54,10 @@ fn main() {
     }
     if want("workers") {
         parallel::workers(&bins, quick);
+    }
+    if want("limits") {
+        limits::validation(quick);
+        limits::hook_large_file(&bins, quick);
     }
     // Not in `all`: it downloads a crate and compiles it three times.
     if which.contains(&"cargo") {

@@ -422,6 +422,11 @@ pub fn upgrade(quick: bool) {
 pub fn memory(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let bytes: u64 = if quick { 256 << 20 } else { 1 << 30 };
+    // A home whose log cap (max_log_mb) is above what the step prints, so
+    // all of it is written.
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("config.toml"), "max_log_mb = 2048\n").unwrap();
     let measure = |name: &str, step: &str| {
         let work = dir.path().join(name);
         std::fs::create_dir_all(work.join(".quire")).unwrap();
@@ -433,6 +438,8 @@ pub fn memory(bins: &Bins, quick: bool) {
         let logs = dir.path().join(format!("{name}.out"));
         let kib = peak_rss_kib(
             Command::new(&bins.quire_run)
+                .arg("--home")
+                .arg(&home)
                 .arg("exec")
                 .arg("--workspace")
                 .arg(&work)

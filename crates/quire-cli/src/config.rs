@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use quire_pipeline::contain::Limits;
-use quire_pipeline::exec::{Executor, SandboxMode};
+use quire_pipeline::Limits;
+use quire_pipeline::contain::JobLimits;
+use quire_pipeline::exec::{DEFAULT_MAX_LOG_MB, Executor, SandboxMode};
 
 use quire_store::{Error, Home, Result};
 
@@ -44,6 +45,19 @@ pub struct Config {
     pub sandbox: SandboxMode,
     /// The user steps run as, when quire runs as root.
     pub run_as: Option<String>,
+    /// The largest `.quire/ci.toml` read, in KiB: a larger one is refused
+    /// from its size, unread.
+    #[serde(default = "default_max_pipeline_kb")]
+    pub max_pipeline_kb: u64,
+    /// The most jobs a pipeline may define.
+    #[serde(default = "default_max_jobs")]
+    pub max_jobs: usize,
+    /// The most steps one job may have.
+    #[serde(default = "default_max_steps")]
+    pub max_steps: usize,
+    /// How much of a step's output its log keeps, in MiB.
+    #[serde(default = "default_max_log_mb")]
+    pub max_log_mb: u64,
     /// The memory (MiB) each job's processes may use together: its cgroup's
     /// `memory.max`. Enforced only where jobs get cgroups with the memory
     /// controller (docs/OPERATIONS.md, "Containment").
@@ -75,7 +89,7 @@ impl fmt::Debug for SecretSource {
 
 /// The shortest secret quire accepts: a shorter value would be found by
 /// chance in ordinary output, and could not be redacted reliably.
-pub const MIN_SECRET_LEN: usize = 8;
+pub const MIN_SECRET_LEN: usize = quire_pipeline::MIN_SECRET_LEN;
 
 /// `[retention]`: what `quire-runs prune` removes when not told otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -95,6 +109,22 @@ fn default_cache_max_mb() -> u64 {
     2048
 }
 
+fn default_max_pipeline_kb() -> u64 {
+    Limits::default().max_file_kb
+}
+
+fn default_max_jobs() -> usize {
+    Limits::default().max_jobs
+}
+
+fn default_max_steps() -> usize {
+    Limits::default().max_steps
+}
+
+fn default_max_log_mb() -> u64 {
+    DEFAULT_MAX_LOG_MB
+}
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -107,6 +137,10 @@ impl Default for Config {
             cache_max_mb: default_cache_max_mb(),
             sandbox: SandboxMode::default(),
             run_as: None,
+            max_pipeline_kb: default_max_pipeline_kb(),
+            max_jobs: default_max_jobs(),
+            max_steps: default_max_steps(),
+            max_log_mb: default_max_log_mb(),
             job_memory_mb: None,
             job_pids_max: None,
         }
@@ -160,23 +194,61 @@ impl Config {
                 message: "max_parallel_jobs must be at least 1".into(),
             });
         }
-        for (key, value) in [
-            ("job_memory_mb", config.job_memory_mb),
-            ("job_pids_max", config.job_pids_max),
-        ] {
-            if value == Some(0) {
-                return Err(Error::Config {
-                    path,
-                    message: format!("{key} must be at least 1 (leave it out for no limit)"),
-                });
-            }
-        }
+        config
+            .check_limits()
+            .map_err(|message| Error::Config { path, message })?;
         Ok(config)
     }
 
-    /// The limits each job's cgroup gets.
+    /// The limits are at least 1, and small enough to count in bytes.
+    fn check_limits(&self) -> Result<(), String> {
+        let limits: [(&str, u64, u64); 4] = [
+            ("max_pipeline_kb", self.max_pipeline_kb, u64::MAX >> 10),
+            ("max_jobs", self.max_jobs as u64, u64::MAX),
+            ("max_steps", self.max_steps as u64, u64::MAX),
+            ("max_log_mb", self.max_log_mb, u64::MAX >> 20),
+        ];
+        for (name, value, most) in limits {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+            if value > most {
+                return Err(format!("{name} = {value} is too large; at most {most}"));
+            }
+        }
+        // Each job's: optional, no limit when left out.
+        let job_limits = [
+            ("job_memory_mb", self.job_memory_mb, u64::MAX >> 20),
+            ("job_pids_max", self.job_pids_max, u64::MAX),
+        ];
+        for (name, value, most) in job_limits {
+            match value {
+                Some(0) => {
+                    return Err(format!(
+                        "{name} must be at least 1 (leave it out for no limit)"
+                    ));
+                }
+                Some(value) if value > most => {
+                    return Err(format!("{name} = {value} is too large; at most {most}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// How much of a pipeline this home accepts.
     pub fn limits(&self) -> Limits {
         Limits {
+            max_file_kb: self.max_pipeline_kb,
+            max_jobs: self.max_jobs,
+            max_steps: self.max_steps,
+        }
+    }
+
+    /// The limits each job's cgroup gets.
+    pub fn job_limits(&self) -> JobLimits {
+        JobLimits {
             memory_mb: self.job_memory_mb,
             pids_max: self.job_pids_max,
         }
@@ -187,6 +259,7 @@ impl Config {
         let defaults = Executor::default();
         Executor {
             max_parallel_jobs: self.max_parallel_jobs.unwrap_or(defaults.max_parallel_jobs),
+            max_log_bytes: self.max_log_mb.saturating_mul(1024 * 1024),
             ..defaults
         }
     }
@@ -286,15 +359,15 @@ mod tests {
     fn job_limits_are_read_and_zero_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
-        assert_eq!(Config::default().limits(), Limits::default());
+        assert_eq!(Config::default().job_limits(), JobLimits::default());
         std::fs::write(
             dir.path().join("config.toml"),
             "job_memory_mb = 512\njob_pids_max = 64\n",
         )
         .unwrap();
         assert_eq!(
-            Config::load(&home).unwrap().limits(),
-            Limits {
+            Config::load(&home).unwrap().job_limits(),
+            JobLimits {
                 memory_mb: Some(512),
                 pids_max: Some(64)
             }
@@ -354,6 +427,59 @@ mod tests {
         std::fs::write(dir.path().join("config.toml"), "run_as = \"\"\n").unwrap();
         let err = Config::load(&home).unwrap_err().to_string();
         assert!(err.contains("run_as is empty"), "{err}");
+    }
+
+    #[test]
+    fn limits_set_validation_and_the_executor_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let defaults = Config::default();
+        assert_eq!(defaults.limits(), Limits::default());
+        assert_eq!(
+            (
+                defaults.max_pipeline_kb,
+                defaults.max_jobs,
+                defaults.max_steps,
+                defaults.max_log_mb
+            ),
+            (512, 500, 1000, 100)
+        );
+        assert_eq!(defaults.executor().max_log_bytes, 100 << 20);
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "max_pipeline_kb = 64\nmax_jobs = 3\nmax_steps = 4\nmax_log_mb = 1\n",
+        )
+        .unwrap();
+        let config = Config::load(&home).unwrap();
+        assert_eq!(
+            config.limits(),
+            Limits {
+                max_file_kb: 64,
+                max_jobs: 3,
+                max_steps: 4
+            }
+        );
+        assert_eq!(config.executor().max_log_bytes, 1 << 20);
+        for (text, message) in [
+            ("max_pipeline_kb = 0", "max_pipeline_kb must be at least 1"),
+            ("max_jobs = 0", "max_jobs must be at least 1"),
+            ("max_steps = 0", "max_steps must be at least 1"),
+            ("max_log_mb = 0", "max_log_mb must be at least 1"),
+            (
+                "max_log_mb = 18446744073709551615",
+                "max_log_mb = 18446744073709551615 is too large; at most 17592186044415",
+            ),
+            (
+                "max_pipeline_kb = 18446744073709551615",
+                "max_pipeline_kb = 18446744073709551615 is too large; at most 18014398509481983",
+            ),
+            ("max_jobs = -1", "invalid value: integer `-1`"),
+            ("max_log_mb = \"1\"", "invalid type: string \"1\""),
+        ] {
+            std::fs::write(dir.path().join("config.toml"), format!("{text}\n")).unwrap();
+            let err = Config::load(&home).unwrap_err().to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Want {
 /// What each job may use, from config.toml (`job_memory_mb`,
 /// `job_pids_max`); enforced only with cgroups that have the controllers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Limits {
+pub struct JobLimits {
     pub memory_mb: Option<u64>,
     pub pids_max: Option<u64>,
 }
@@ -84,7 +84,7 @@ pub struct Setup {
     /// This process's own cgroup, in which runs' cgroups are made.
     parent: Option<Cgroup>,
     /// The limits that are enforced (the controller is there for them).
-    limits: Limits,
+    limits: JobLimits,
     /// Why there is no cgroup, or a limit is not enforced: for worker.log.
     notes: Vec<String>,
     /// A run is contained now: this process contains one at a time.
@@ -96,11 +96,11 @@ impl Setup {
     /// `limits` for each job where they can be enforced. Also marks every
     /// descriptor this process inherited close-on-exec, so none reaches a
     /// step.
-    pub fn new(want: Want, limits: Limits) -> Setup {
+    pub fn new(want: Want, limits: JobLimits) -> Setup {
         let mut setup = Setup {
             containment: None,
             parent: None,
-            limits: Limits::default(),
+            limits: JobLimits::default(),
             notes: Vec::new(),
             busy: Arc::new(AtomicBool::new(false)),
         };
@@ -145,7 +145,7 @@ impl Setup {
 
     /// Hand the controllers `limits` need to the runs' cgroups, where
     /// `parent` has them.
-    fn enable_limits(&mut self, parent: Cgroup, limits: Limits) {
+    fn enable_limits(&mut self, parent: Cgroup, limits: JobLimits) {
         let wanted = [
             ("memory", "job_memory_mb", limits.memory_mb),
             ("pids", "job_pids_max", limits.pids_max),
@@ -177,7 +177,7 @@ impl Setup {
         self.parent = Some(parent);
     }
 
-    fn unenforced(&mut self, limits: Limits, why: &str) {
+    fn unenforced(&mut self, limits: JobLimits, why: &str) {
         if let Some(mb) = limits.memory_mb {
             self.notes
                 .push(format!("job_memory_mb = {mb} is not enforced: {why}"));
@@ -237,7 +237,7 @@ impl Setup {
         let mut run = RunContainment {
             containment: Containment::Subreaper,
             cgroup: None,
-            limits: Limits::default(),
+            limits: JobLimits::default(),
             note: None,
             ended: AtomicBool::new(false),
             busy: Arc::clone(&self.busy),
@@ -291,7 +291,7 @@ pub struct RunContainment {
     /// The run's cgroup, with `Containment::Cgroup`; each job's is a child.
     cgroup: Option<Cgroup>,
     /// What each job's cgroup is limited to.
-    limits: Limits,
+    limits: JobLimits,
     /// Why a run that should have had a cgroup has none.
     note: Option<String>,
     ended: AtomicBool,
@@ -494,7 +494,7 @@ mod tests {
             ended: AtomicBool::new(true),
             busy: Arc::new(AtomicBool::new(true)),
         };
-        let limited = run(Limits {
+        let limited = run(JobLimits {
             memory_mb: Some(512),
             pids_max: Some(64),
         });
@@ -506,7 +506,7 @@ mod tests {
         // Not a real cgroup: nothing to kill or remove.
         std::mem::forget(cgroup);
         // Without limits, nothing is written.
-        let plain = run(Limits::default());
+        let plain = run(JobLimits::default());
         std::fs::write(job.join("pids.max"), "max").unwrap();
         std::mem::forget(plain.job("build").unwrap().unwrap());
         assert_eq!(read("pids.max"), "max");

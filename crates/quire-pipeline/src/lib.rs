@@ -17,6 +17,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod processes;
 
-pub use log::Redactor;
-pub use pipeline::{Diagnostic, Job, Pipeline, Step};
+pub use log::{MIN_SECRET_LEN, Redactor};
+pub use pipeline::{Diagnostic, Job, Limits, Pipeline, Problems, Step};
 pub use plan::RefKind;

@@ -4,8 +4,9 @@
 //! all of those problems are reported, each with the line and column it
 //! concerns, the job, and the fix.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::ops::Bound;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -189,37 +190,206 @@ struct RawWhen {
     tags: Vec<String>,
 }
 
-/// Where in the text a byte offset falls, 1-based.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text.as_bytes()[..offset.min(text.len())];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
-    (line, column)
+/// The most problems a refused file lists; the rest are counted
+/// ([`Problems::omitted`]). Finding them all stays linear in the file's
+/// size; only the listed ones are located.
+pub const MAX_LISTED: usize = 50;
+
+/// How much of a pipeline quire accepts. The home's `config.toml` sets
+/// them (`max_pipeline_kb`, `max_jobs`, `max_steps`, docs/OPERATIONS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest file read, in KiB; a larger one is refused from its
+    /// size alone, before it is read.
+    pub max_file_kb: u64,
+    /// The most jobs a pipeline may define.
+    pub max_jobs: usize,
+    /// The most steps one job may have.
+    pub max_steps: usize,
 }
 
-struct Collector<'t> {
-    text: &'t str,
-    found: Vec<(usize, Diagnostic)>,
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_file_kb: 512,
+            max_jobs: 500,
+            max_steps: 1000,
+        }
+    }
 }
 
-impl Collector<'_> {
+impl Limits {
+    /// The largest file read, in bytes.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_file_kb.saturating_mul(1024)
+    }
+
+    /// The refusal of a file of `size` bytes, when that is over the limit:
+    /// for callers that know the size before reading the file (a git blob's
+    /// header, a file's metadata), so they never read it.
+    pub fn refuse_size(&self, size: u64) -> Option<Problems> {
+        (size > self.max_file_bytes()).then(|| self.too_large(size))
+    }
+
+    /// The refusal of a file of `size` bytes, which a reader found over
+    /// the limit.
+    pub fn too_large(&self, size: u64) -> Problems {
+        Problems::one(Diagnostic {
+            line: None,
+            column: None,
+            message: format!(
+                "the file is {size} bytes, over the {} bytes (max_pipeline_kb = {}) quire reads; it was not read",
+                self.max_file_bytes(),
+                self.max_file_kb
+            ),
+        })
+    }
+}
+
+/// Why a pipeline file was refused: its first [`MAX_LISTED`] problems in
+/// file order (a problem of the whole file, which has no location, first),
+/// and how many more were found. It dereferences to the listed ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems {
+    pub listed: Vec<Diagnostic>,
+    /// Problems found beyond the listed ones.
+    pub omitted: usize,
+}
+
+impl Problems {
+    fn one(diagnostic: Diagnostic) -> Problems {
+        Problems {
+            listed: vec![diagnostic],
+            omitted: 0,
+        }
+    }
+
+    /// Every problem found, listed or not.
+    pub fn total(&self) -> usize {
+        self.listed.len() + self.omitted
+    }
+
+    /// What to say after the listed problems, when some were left out.
+    pub fn omitted_line(&self) -> Option<String> {
+        (self.omitted > 0).then(|| {
+            format!(
+                "and {} more problem{}, not listed; fix the ones above and validate again",
+                self.omitted,
+                if self.omitted == 1 { "" } else { "s" }
+            )
+        })
+    }
+}
+
+impl<'p> IntoIterator for &'p Problems {
+    type Item = &'p Diagnostic;
+    type IntoIter = std::slice::Iter<'p, Diagnostic>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.listed.iter()
+    }
+}
+
+impl std::ops::Deref for Problems {
+    type Target = [Diagnostic];
+
+    fn deref(&self) -> &[Diagnostic] {
+        &self.listed
+    }
+}
+
+/// Where the lines of a text start, found once, so that locating a byte
+/// offset is a binary search and a count of the characters before it on
+/// its line, however many offsets are located.
+struct LineIndex<'t> {
+    text: &'t [u8],
+    /// The byte offset of each line's first byte; the first is 0.
+    starts: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    fn new(text: &'t str) -> LineIndex<'t> {
+        let text = text.as_bytes();
+        let starts = std::iter::once(0)
+            .chain(
+                text.iter()
+                    .enumerate()
+                    .filter(|&(_, &b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        LineIndex { text, starts }
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset; an
+    /// offset past the end is the end.
+    fn locate(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        // starts[0] = 0 <= offset, so at least one line starts at or before it.
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let start = self.starts[line - 1];
+        let column = String::from_utf8_lossy(&self.text[start..offset])
+            .chars()
+            .count()
+            + 1;
+        (line, column)
+    }
+}
+
+/// The problems found so far, each at the byte offset it concerns (none for
+/// the whole file); located only when the file is refused, and only those
+/// listed.
+#[derive(Default)]
+struct Collector {
+    found: Vec<(Option<usize>, String)>,
+}
+
+impl Collector {
     fn at(&mut self, offset: usize, message: String) {
-        let (line, column) = line_column(self.text, offset);
-        self.found.push((
-            offset,
-            Diagnostic {
-                line: Some(line),
-                column: Some(column),
-                message,
-            },
-        ));
+        self.found.push((Some(offset), message));
+    }
+
+    fn whole_file(&mut self, message: String) {
+        self.found.push((None, message));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// The first [`MAX_LISTED`] problems in file order, located; those
+    /// found at one offset stay in the order they were found. Linear in the
+    /// number found: the first ones are selected, then only they sorted.
+    fn into_problems(self, text: &str) -> Problems {
+        // (where, the order found, message); None sorts first.
+        let mut found: Vec<(Option<usize>, usize, String)> = self
+            .found
+            .into_iter()
+            .enumerate()
+            .map(|(seq, (at, message))| (at, seq, message))
+            .collect();
+        let omitted = found.len().saturating_sub(MAX_LISTED);
+        if omitted > 0 {
+            found.select_nth_unstable_by_key(MAX_LISTED - 1, |(at, seq, _)| (*at, *seq));
+            found.truncate(MAX_LISTED);
+        }
+        found.sort_unstable_by_key(|(at, seq, _)| (*at, *seq));
+        let index = LineIndex::new(text);
+        let listed = found
+            .into_iter()
+            .map(|(at, _, message)| {
+                let (line, column) = match at.map(|at| index.locate(at)) {
+                    Some((line, column)) => (Some(line), Some(column)),
+                    None => (None, None),
+                };
+                Diagnostic {
+                    line,
+                    column,
+                    message,
+                }
+            })
+            .collect();
+        Problems { listed, omitted }
     }
 }
 
@@ -245,46 +415,56 @@ pub fn is_env_name(name: &str) -> bool {
 pub use quire_model::clock::parse_span;
 
 impl Pipeline {
-    /// Parse and validate a pipeline file's text. On failure, every problem
-    /// found, in file order.
-    pub fn parse(text: &str) -> Result<Pipeline, Vec<Diagnostic>> {
+    /// Parse and validate a pipeline file's text under the default
+    /// [`Limits`]. On failure, the problems found, in file order.
+    pub fn parse(text: &str) -> Result<Pipeline, Problems> {
+        Pipeline::parse_with(text, &Limits::default())
+    }
+
+    /// Parse and validate a pipeline file's text under `limits`. Linear in
+    /// the text's size, however many problems it has.
+    pub fn parse_with(text: &str, limits: &Limits) -> Result<Pipeline, Problems> {
+        // Callers refuse a file from its size before reading it; a text
+        // handed in whole is held to the same limit.
+        if let Some(refused) = limits.refuse_size(text.len() as u64) {
+            return Err(refused);
+        }
         let raw: RawPipeline = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
-                let (line, column) = match e.span() {
-                    Some(span) => {
-                        let (l, c) = line_column(text, span.start);
-                        (Some(l), Some(c))
-                    }
-                    None => (None, None),
-                };
-                return Err(vec![Diagnostic {
-                    line,
-                    column,
-                    message: e.message().trim().to_string(),
-                }]);
+                let mut errors = Collector::default();
+                let message = e.message().trim().to_string();
+                match e.span() {
+                    Some(span) => errors.at(span.start, message),
+                    None => errors.whole_file(message),
+                }
+                return Err(errors.into_problems(text));
             }
         };
-        let mut errors = Collector {
-            text,
-            found: Vec::new(),
-        };
+        let mut errors = Collector::default();
         let env = check_env(&mut errors, None, raw.env);
 
         // Jobs in file order.
         let mut raw_jobs: Vec<(Spanned<String>, Spanned<RawJob>)> = raw.jobs.into_iter().collect();
         raw_jobs.sort_by_key(|(id, _)| id.span().start);
         if raw_jobs.is_empty() {
-            errors.found.push((
-                0,
-                Diagnostic {
-                    line: None,
-                    column: None,
-                    message:
-                        "the pipeline defines no jobs; add a [jobs.<id>] table with inputs and sh"
-                            .into(),
-                },
-            ));
+            errors.whole_file(
+                "the pipeline defines no jobs; add a [jobs.<id>] table with inputs and sh".into(),
+            );
+        }
+        // Too many jobs: that is the one problem reported, and nothing else
+        // is checked.
+        if let Some((first_over, _)) = raw_jobs.get(limits.max_jobs) {
+            let mut errors = Collector::default();
+            errors.at(
+                first_over.span().start,
+                format!(
+                    "the pipeline defines {} jobs, more than the {} allowed (max_jobs); remove jobs or merge their steps",
+                    raw_jobs.len(),
+                    limits.max_jobs
+                ),
+            );
+            return Err(errors.into_problems(text));
         }
         let index: HashMap<&str, usize> = raw_jobs
             .iter()
@@ -334,7 +514,7 @@ impl Pipeline {
                 }
             }
             broken.push(raw.inputs.is_empty() || inputs.len() < raw.inputs.len());
-            let steps = check_steps(&mut errors, at, &name, &raw.sh);
+            let steps = check_steps(&mut errors, at, &name, &raw.sh, limits.max_steps);
             let env = check_env(&mut errors, Some(&name), raw.env.clone());
             let timeout = match &raw.timeout {
                 None => None,
@@ -390,11 +570,10 @@ impl Pipeline {
         let starts: Vec<usize> = raw_jobs.iter().map(|(id, _)| id.span().start).collect();
         check_graph(&mut errors, &jobs, &starts, &broken);
 
-        if errors.found.is_empty() {
+        if errors.is_empty() {
             Ok(Pipeline { env, jobs })
         } else {
-            errors.found.sort_by_key(|(offset, _)| *offset);
-            Err(errors.found.into_iter().map(|(_, d)| d).collect())
+            Err(errors.into_problems(text))
         }
     }
 
@@ -424,7 +603,7 @@ fn suggest_id(id: &str) -> String {
 }
 
 fn check_env(
-    errors: &mut Collector<'_>,
+    errors: &mut Collector,
     job: Option<&str>,
     env: BTreeMap<Spanned<String>, String>,
 ) -> Vec<(String, String)> {
@@ -451,7 +630,13 @@ fn check_env(
     out
 }
 
-fn check_steps(errors: &mut Collector<'_>, at: usize, name: &str, raw: &RawSteps) -> Vec<Step> {
+fn check_steps(
+    errors: &mut Collector,
+    at: usize,
+    name: &str,
+    raw: &RawSteps,
+    max_steps: usize,
+) -> Vec<Step> {
     let raw_steps: Vec<&RawStep>;
     let single;
     match raw {
@@ -466,6 +651,17 @@ fn check_steps(errors: &mut Collector<'_>, at: usize, name: &str, raw: &RawSteps
             at,
             format!("{name}: sh is empty; give at least one command"),
         );
+    }
+    if raw_steps.len() > max_steps {
+        // Its steps are not checked one by one: this is the problem to fix.
+        errors.at(
+            at,
+            format!(
+                "{name}: sh has {} steps, more than the {max_steps} allowed (max_steps); join commands into one step or split the job",
+                raw_steps.len()
+            ),
+        );
+        return Vec::new();
     }
     let mut steps = Vec::new();
     for (i, step) in raw_steps.into_iter().enumerate() {
@@ -503,7 +699,7 @@ fn check_steps(errors: &mut Collector<'_>, at: usize, name: &str, raw: &RawSteps
 }
 
 fn check_globs(
-    errors: &mut Collector<'_>,
+    errors: &mut Collector,
     at: usize,
     name: &str,
     field: &str,
@@ -529,7 +725,7 @@ fn check_globs(
 /// absolute nor climbing out with `..` (the executor also refuses, at run
 /// time, any match whose real path is outside).
 fn check_artifacts(
-    errors: &mut Collector<'_>,
+    errors: &mut Collector,
     at: usize,
     name: &str,
     entries: &[String],
@@ -580,14 +776,14 @@ fn check_artifacts(
 /// A job's `cache`: each a path inside the workspace's checkout (not
 /// absolute, no `..`, nothing of `.git`, which quire writes for every run),
 /// listed once, and none inside another (saving the outer one would take
-/// the inner one with it).
-fn check_cache(
-    errors: &mut Collector<'_>,
-    at: usize,
-    name: &str,
-    entries: &[String],
-) -> Vec<String> {
+/// the inner one with it). Each path is looked up among those kept in
+/// O(its length x log of their number), so a hostile list stays linear.
+fn check_cache(errors: &mut Collector, at: usize, name: &str, entries: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // The kept paths with '/' as NUL (which no entry holds by then): in this
+    // byte order a path's nearest predecessor is its ancestor among the
+    // kept ones, if it has one, and its nearest successor its descendant.
+    let mut kept: BTreeSet<String> = BTreeSet::new();
     for (i, text) in entries.iter().enumerate() {
         let n = i + 1;
         let parts: Vec<&str> = text
@@ -595,6 +791,24 @@ fn check_cache(
             .filter(|p| !p.is_empty() && *p != ".")
             .collect();
         let path = parts.join("/");
+        let key = parts.join("\0");
+        let overlapping = || {
+            let ancestor = kept
+                .range::<str, _>((Bound::Unbounded, Bound::Excluded(key.as_str())))
+                .next_back()
+                .filter(|k| {
+                    key.strip_prefix(k.as_str())
+                        .is_some_and(|r| r.starts_with('\0'))
+                });
+            let descendant = kept
+                .range::<str, _>((Bound::Excluded(key.as_str()), Bound::Unbounded))
+                .next()
+                .filter(|k| {
+                    k.strip_prefix(key.as_str())
+                        .is_some_and(|r| r.starts_with('\0'))
+                });
+            ancestor.or(descendant).map(|k| k.replace('\0', "/"))
+        };
         let problem = if text.trim().is_empty() {
             format!(
                 "{name}: cache entry {n} is empty; write a path relative to the workspace, e.g. \"target\""
@@ -617,14 +831,12 @@ fn check_cache(
             format!(
                 "{name}: cache path {text:?} is in .git, which quire writes for every run; cache a directory of the checkout instead"
             )
-        } else if out.contains(&path) {
+        } else if kept.contains(&key) {
             format!("{name}: cache path {text:?} is listed twice; remove one")
-        } else if let Some(other) = out
-            .iter()
-            .find(|o| path.starts_with(&format!("{o}/")) || o.starts_with(&format!("{path}/")))
-        {
+        } else if let Some(other) = overlapping() {
             format!("{name}: cache paths {other:?} and {text:?} overlap; keep the outer one")
         } else {
+            kept.insert(key);
             out.push(path);
             continue;
         };
@@ -633,33 +845,48 @@ fn check_cache(
     out
 }
 
-/// Cycles (each named once) and jobs that no chain of inputs connects to the
-/// push (those hanging off a cycle). A job downstream of one whose inputs
-/// were already reported as wrong (`broken`) is not reported again: that
-/// error is the one to fix.
-fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize], broken: &[bool]) {
+/// Cycles and jobs that no chain of inputs connects to the push (those
+/// hanging off a cycle). A cycle is named when it takes in a job no cycle
+/// named before did, so a job is named in one cycle or a few, however many
+/// inputs close one. A job downstream of one whose inputs were already
+/// reported as wrong (`broken`) is not reported again: that error is the
+/// one to fix. Linear in the jobs and their inputs, but for naming the
+/// cycles.
+fn check_graph(errors: &mut Collector, jobs: &[Job], starts: &[usize], broken: &[bool]) {
     const UNSEEN: u8 = 0;
     const ON_STACK: u8 = 1;
     const DONE: u8 = 2;
+    let needs = |job: usize| {
+        let mut needs: Vec<usize> = jobs[job].needs().collect();
+        needs.sort_unstable();
+        needs.dedup();
+        needs
+    };
     let mut mark = vec![UNSEEN; jobs.len()];
+    // Where each job on the stack is on it.
+    let mut depth = vec![0; jobs.len()];
     let mut in_cycle = vec![false; jobs.len()];
     for root in 0..jobs.len() {
         if mark[root] != UNSEEN {
             continue;
         }
         // Iterative DFS: (job, its needs not yet visited).
-        let mut stack: Vec<(usize, Vec<usize>)> = vec![(root, jobs[root].needs().collect())];
+        let mut stack: Vec<(usize, Vec<usize>)> = vec![(root, needs(root))];
         mark[root] = ON_STACK;
         while let Some((job, pending)) = stack.last_mut() {
             let job = *job;
             match pending.pop() {
                 Some(next) if mark[next] == UNSEEN => {
                     mark[next] = ON_STACK;
-                    stack.push((next, jobs[next].needs().collect()));
+                    depth[next] = stack.len();
+                    stack.push((next, needs(next)));
                 }
                 Some(next) if mark[next] == ON_STACK => {
-                    let from = stack.iter().position(|(j, _)| *j == next).unwrap_or(0);
-                    let members: Vec<usize> = stack[from..].iter().map(|(j, _)| *j).collect();
+                    let members = &stack[depth[next]..];
+                    if members.iter().all(|(m, _)| in_cycle[*m]) {
+                        continue;
+                    }
+                    let members: Vec<usize> = members.iter().map(|(j, _)| *j).collect();
                     for &m in &members {
                         in_cycle[m] = true;
                     }
@@ -690,36 +917,35 @@ fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize], broke
         }
     }
 
-    // Reachability from the push, following data flow.
-    let mut reached = vec![false; jobs.len()];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for (i, job) in jobs.iter().enumerate() {
-            if reached[i] {
-                continue;
-            }
-            let ok = job.inputs.iter().any(|input| match input {
-                Input::Push => true,
-                Input::Job(j) => reached[*j],
-            });
-            if ok {
-                reached[i] = true;
-                changed = true;
-            }
+    // The jobs each job feeds, to follow the data flow.
+    let mut feeds: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    for (i, job) in jobs.iter().enumerate() {
+        for need in job.needs() {
+            feeds[need].push(i);
         }
     }
+    // Everything downstream of `from` (included) is marked in `marks`.
+    let spread = |marks: &mut Vec<bool>, from: Vec<usize>| {
+        let mut queue = from;
+        while let Some(job) = queue.pop() {
+            for &fed in &feeds[job] {
+                if !marks[fed] {
+                    marks[fed] = true;
+                    queue.push(fed);
+                }
+            }
+        }
+    };
+    // Reachability from the push.
+    let mut reached: Vec<bool> = jobs
+        .iter()
+        .map(|job| job.inputs.contains(&Input::Push))
+        .collect();
+    let from = (0..jobs.len()).filter(|&i| reached[i]).collect();
+    spread(&mut reached, from);
     let mut tainted: Vec<bool> = broken.to_vec();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for (i, job) in jobs.iter().enumerate() {
-            if !tainted[i] && job.needs().any(|j| tainted[j]) {
-                tainted[i] = true;
-                changed = true;
-            }
-        }
-    }
+    let from = (0..jobs.len()).filter(|&i| tainted[i]).collect();
+    spread(&mut tainted, from);
     for (i, job) in jobs.iter().enumerate() {
         if !reached[i] && !tainted[i] && !in_cycle[i] {
             errors.at(
@@ -730,5 +956,131 @@ fn check_graph(errors: &mut Collector<'_>, jobs: &[Job], starts: &[usize], broke
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Where a byte offset falls, counted the slow way: from byte 0.
+    fn naive(text: &str, offset: usize) -> (usize, usize) {
+        let before = &text.as_bytes()[..offset.min(text.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        (line, column)
+    }
+
+    #[test]
+    fn offsets_are_located_by_line_and_character() {
+        let text = "ab\n\nçd\r\nx";
+        let index = LineIndex::new(text);
+        let cases = [
+            (0, (1, 1)),
+            (2, (1, 3)), // the newline ends line 1
+            (3, (2, 1)), // an empty line
+            (4, (3, 1)),
+            (6, (3, 2)), // after 'ç', two bytes, one character
+            (8, (3, 4)), // the newline after '\r'
+            (9, (4, 1)),
+            (10, (4, 2)), // the end
+            (99, (4, 2)), // past the end is the end
+        ];
+        for (offset, expected) in cases {
+            assert_eq!(index.locate(offset), expected, "offset {offset}");
+        }
+        assert_eq!(LineIndex::new("").locate(0), (1, 1));
+    }
+
+    proptest! {
+        #[test]
+        fn locating_agrees_with_counting_from_the_start(
+            text in "[a\nç\r]{0,64}",
+            offsets in proptest::collection::vec(0usize..80, 1..8),
+        ) {
+            let index = LineIndex::new(&text);
+            for offset in offsets {
+                prop_assert_eq!(index.locate(offset), naive(&text, offset));
+            }
+        }
+
+        /// The ordered-set lookup of overlapping cache paths finds what
+        /// comparing every pair finds.
+        #[test]
+        fn cache_overlaps_are_found_as_by_comparing_every_pair(
+            entries in proptest::collection::vec("[ab./-]{1,6}", 0..12),
+        ) {
+            let mut errors = Collector::default();
+            let kept = check_cache(&mut errors, 0, "job \"a\"", &entries);
+            // The reference: each entry against those kept before it.
+            let mut expected: Vec<String> = Vec::new();
+            let mut refused = 0;
+            for text in &entries {
+                let parts: Vec<&str> = text.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+                let path = parts.join("/");
+                let bad = text.starts_with('/') || parts.contains(&"..") || path.is_empty()
+                    || expected.contains(&path)
+                    || expected.iter().any(|o| path.starts_with(&format!("{o}/")) || o.starts_with(&format!("{path}/")));
+                if bad {
+                    refused += 1;
+                } else {
+                    expected.push(path);
+                }
+            }
+            prop_assert_eq!(&kept, &expected);
+            prop_assert_eq!(errors.found.len(), refused);
+        }
+    }
+
+    #[test]
+    fn overlapping_cache_paths_are_named() {
+        let mut errors = Collector::default();
+        let entries = ["a-x", "a/b", "a", "a/b/c", "a.b", "c/d", "c"].map(String::from);
+        let kept = check_cache(&mut errors, 0, "job \"j\"", &entries);
+        assert_eq!(kept, ["a-x", "a/b", "a.b", "c/d"]);
+        let messages: Vec<&str> = errors.found.iter().map(|(_, m)| m.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "job \"j\": cache paths \"a/b\" and \"a\" overlap; keep the outer one",
+                "job \"j\": cache paths \"a/b\" and \"a/b/c\" overlap; keep the outer one",
+                "job \"j\": cache paths \"c/d\" and \"c\" overlap; keep the outer one",
+            ]
+        );
+    }
+
+    #[test]
+    fn only_the_first_problems_are_listed_and_the_rest_counted() {
+        let text = "x\n".repeat(200);
+        let mut errors = Collector::default();
+        // Found out of order, as the rules find them.
+        for line in (0..200).rev() {
+            errors.at(line * 2, format!("problem on line {}", line + 1));
+        }
+        errors.whole_file("the whole file".into());
+        let problems = errors.into_problems(&text);
+        assert_eq!(
+            (problems.len(), problems.omitted, problems.total()),
+            (MAX_LISTED, 151, 201)
+        );
+        assert_eq!(problems[0].to_string(), "the whole file");
+        for (k, d) in problems[1..].iter().enumerate() {
+            assert_eq!(
+                d.to_string(),
+                format!("{}:1: problem on line {}", k + 1, k + 1)
+            );
+        }
+        assert_eq!(
+            problems.omitted_line().unwrap(),
+            "and 151 more problems, not listed; fix the ones above and validate again"
+        );
     }
 }

@@ -602,6 +602,60 @@ fn binary_output_and_long_lines_are_logged_in_bounded_chunks() {
 }
 
 #[test]
+fn a_log_past_its_cap_is_drained_and_counted_and_the_job_goes_on() {
+    let run = Run::new("refs/heads/main");
+    let executor = Executor {
+        max_log_bytes: 64 * 1024,
+        ..Executor::default()
+    };
+    // 4 MiB in 2-byte lines, far more than a pipe holds: were the pipe no
+    // longer read after the cap, the step would block and the job hang.
+    let (result, events) = run.exec_with(
+        r#"
+        [jobs.noisy]
+        inputs = ["quire/push"]
+        sh = ["yes | head -c 4194304; echo done >&2", "exit 3", "echo never"]
+        "#,
+        &executor,
+        &Cancel::default(),
+    );
+    assert_eq!(result, RunResult::Failed, "the steps' exit codes decide");
+    let codes: Vec<i64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepFinished { exit_code, .. } => Some(*exit_code),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(codes, [0, 3], "the step after the capped one ran");
+    let path = run.ctx.logs_dir.join("noisy/1.log");
+    let size = std::fs::metadata(&path).unwrap().len();
+    let log = run.log("noisy", 1);
+    let (stream, tag, note) = log.last().unwrap();
+    assert_eq!((stream.as_str(), tag.as_str()), ("stderr", "F"));
+    let logged = log.iter().filter(|(s, _, _)| s == "stdout").count() as u64;
+    // Every line of output is either in the log or counted in the note
+    // (`done` on stderr came after the cap too).
+    let dropped_lines = 2 * 1024 * 1024 + 1 - logged;
+    let dropped_bytes = 4 * 1024 * 1024 + 5 - 2 * logged;
+    assert_eq!(
+        note,
+        &format!(
+            "quire: log: capped at {} bytes (max_log_mb); the {dropped_bytes} bytes ({dropped_lines} lines) of output after that were not logged",
+            64 * 1024
+        )
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|(_, _, t)| t.starts_with("quire: log:"))
+            .count(),
+        1,
+        "one note"
+    );
+    assert!(size <= 64 * 1024 + 200, "the log is {size} bytes");
+}
+
+#[test]
 fn a_program_that_does_not_exist_fails_its_step_with_127() {
     let run = Run::new("refs/heads/main");
     let (result, events) = run.exec(

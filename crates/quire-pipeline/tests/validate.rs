@@ -2,7 +2,7 @@
 //! at all can panic the parser or the validator.
 
 use proptest::prelude::*;
-use quire_pipeline::Pipeline;
+use quire_pipeline::{Limits, Pipeline};
 
 fn errors(text: &str) -> Vec<String> {
     match Pipeline::parse(text) {
@@ -487,5 +487,126 @@ fn deep_nesting_and_huge_files_are_errors_not_crashes() {
             "[jobs.j{i}]\ninputs = [\"quire/push\"]\nsh = \"true\"\n"
         ));
     }
-    assert_eq!(Pipeline::parse(&huge).unwrap().jobs.len(), 20_000);
+    // Over the default limits: refused for its size.
+    assert_eq!(
+        errors(&huge),
+        [format!(
+            "the file is {} bytes, over the 524288 bytes (max_pipeline_kb = 512) quire reads; it was not read",
+            huge.len()
+        )]
+    );
+    let roomy = Limits {
+        max_file_kb: 1024,
+        max_jobs: 20_000,
+        ..Limits::default()
+    };
+    assert_eq!(
+        Pipeline::parse_with(&huge, &roomy).unwrap().jobs.len(),
+        20_000
+    );
+}
+
+fn errors_with(text: &str, limits: &Limits) -> Vec<String> {
+    match Pipeline::parse_with(text, limits) {
+        Ok(_) => vec![],
+        Err(found) => found.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn jobs(n: usize, steps: usize) -> String {
+    let sh = vec!["\"true\""; steps].join(", ");
+    (0..n)
+        .map(|i| format!("[jobs.j{i}]\ninputs = [\"quire/push\"]\nsh = [{sh}]\n"))
+        .collect()
+}
+
+#[test]
+fn files_jobs_and_steps_over_the_limits_are_refused_with_exact_messages() {
+    let small = Limits {
+        max_file_kb: 1,
+        max_jobs: 2,
+        max_steps: 3,
+    };
+    let at_the_limit = format!("{OK_JOB}{}", "#".repeat(1024 - OK_JOB.len()));
+    assert_eq!(errors_with(&at_the_limit, &small), Vec::<String>::new());
+    assert_eq!(
+        errors_with(&format!("{at_the_limit}#"), &small),
+        [
+            "the file is 1025 bytes, over the 1024 bytes (max_pipeline_kb = 1) quire reads; it was not read"
+        ]
+    );
+    assert_eq!(small.refuse_size(1024), None);
+    assert_eq!(
+        small.refuse_size(50 << 20).unwrap()[0].message,
+        "the file is 52428800 bytes, over the 1024 bytes (max_pipeline_kb = 1) quire reads; it was not read"
+    );
+
+    // Too many jobs is the one problem reported, at the first job too many.
+    assert_eq!(errors_with(&jobs(2, 1), &small), Vec::<String>::new());
+    let three = format!("{}[jobs.bad]\ninputs = []\nsh = []\n", jobs(2, 1));
+    assert_eq!(
+        errors_with(&three, &small),
+        [
+            "7:7: the pipeline defines 3 jobs, more than the 2 allowed (max_jobs); remove jobs or merge their steps"
+        ]
+    );
+
+    // Too many steps: reported for the job, beside its other problems.
+    assert_eq!(errors_with(&jobs(1, 3), &small), Vec::<String>::new());
+    assert_eq!(
+        errors_with(
+            "[jobs.a]\ninputs = [\"nope\"]\nsh = [\"\", \"\", \"\", \"\"]\n",
+            &small
+        ),
+        [
+            "1:7: job \"a\": input \"nope\" names no job and no source; define [jobs.nope] or use \"quire/push\"",
+            "1:7: job \"a\": sh has 4 steps, more than the 3 allowed (max_steps); join commands into one step or split the job",
+        ]
+    );
+
+    // The defaults: 500 jobs, 1000 steps a job.
+    assert_eq!(Limits::default().max_jobs, 500);
+    assert_eq!(errors(&jobs(500, 1)), Vec::<String>::new());
+    assert_eq!(
+        errors(&jobs(501, 1)),
+        [
+            "1501:7: the pipeline defines 501 jobs, more than the 500 allowed (max_jobs); remove jobs or merge their steps"
+        ]
+    );
+    assert_eq!(errors(&jobs(1, 1000)), Vec::<String>::new());
+    assert_eq!(
+        errors(&jobs(1, 1001)),
+        [
+            "1:7: job \"j0\": sh has 1001 steps, more than the 1000 allowed (max_steps); join commands into one step or split the job"
+        ]
+    );
+}
+
+#[test]
+fn a_file_with_thousands_of_problems_lists_the_first_fifty_and_counts_the_rest() {
+    let text: String = (0..3000)
+        .map(|i| format!("[jobs.j{i}]\ninputs = [\"nope{i}\"]\nsh = \"true\"\n"))
+        .collect();
+    let roomy = Limits {
+        max_jobs: 3000,
+        ..Limits::default()
+    };
+    let found = Pipeline::parse_with(&text, &roomy).unwrap_err();
+    assert_eq!(
+        (found.len(), found.omitted, found.total()),
+        (50, 2950, 3000)
+    );
+    for (i, d) in found.iter().enumerate() {
+        assert_eq!(
+            d.to_string(),
+            format!(
+                "{}:7: job \"j{i}\": input \"nope{i}\" names no job and no source; define [jobs.nope{i}] or use \"quire/push\"",
+                3 * i + 1
+            )
+        );
+    }
+    assert_eq!(
+        found.omitted_line().as_deref(),
+        Some("and 2950 more problems, not listed; fix the ones above and validate again")
+    );
 }

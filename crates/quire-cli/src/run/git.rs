@@ -51,6 +51,14 @@ pub struct TreeFile {
     pub blob: ObjectId,
 }
 
+/// A file of a commit's tree: its bytes, or, when it is larger than the
+/// reader would take, only its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blob {
+    Read(Vec<u8>),
+    TooLarge { size: u64 },
+}
+
 /// A bare repository, opened for reading.
 pub struct Repo {
     repo: gix::Repository,
@@ -140,8 +148,15 @@ impl Repo {
         Ok(String::from_utf8_lossy(raw.as_ref()).into_owned())
     }
 
-    /// The blob at `path` in the commit's tree, if there is one.
-    pub fn read_file(&self, sha: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+    /// The blob at `path` in the commit's tree, if there is one: read when
+    /// it is at most `max_bytes` long, else only its size, taken from the
+    /// object's header without inflating the object.
+    pub fn read_file(
+        &self,
+        sha: &str,
+        path: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Blob>, GitError> {
         let commit = self.commit(sha)?;
         let failed = |e: String| self.read_error(format!("{path} of {sha}"))(e);
         let tree = commit.tree().map_err(|e| failed(e.to_string()))?;
@@ -154,8 +169,16 @@ impl Repo {
         if !entry.mode().is_blob() {
             return Ok(None);
         }
+        let size = self
+            .repo
+            .find_header(entry.object_id())
+            .map_err(|e| failed(e.to_string()))?
+            .size();
+        if size > max_bytes {
+            return Ok(Some(Blob::TooLarge { size }));
+        }
         let object = entry.object().map_err(|e| failed(e.to_string()))?;
-        Ok(Some(object.data.clone()))
+        Ok(Some(Blob::Read(object.detach().data)))
     }
 
     /// Check the commit out into `dest`, which must not exist yet, as a

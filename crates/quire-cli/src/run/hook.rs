@@ -188,12 +188,13 @@ pub(crate) fn run(
         }
     };
     let skip = skip_option();
+    let limits = config.limits();
     let mut queued = false;
     for (i, update) in updates.iter().enumerate() {
         // One ref's trouble (a missing object, say) is reported and the
         // others are still recorded; a store that cannot be written stops
         // everything (the error itself follows on stderr).
-        match record(&mut store, &repo, known.id, update, skip) {
+        match record(&mut store, &repo, known.id, update, skip, &limits) {
             Ok(recorded) => {
                 queued |= recorded.queued();
                 for text in recorded.lines(update) {

@@ -1,40 +1,74 @@
 //! `quire-run validate` and `quire-run exec`: a pipeline file checked, or
 //! run in a local directory, without a repository or a store.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use quire_model::events::Event;
 use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{Cancel, RunContext, RunResult};
 use quire_pipeline::pipeline::Input;
-use quire_pipeline::{Diagnostic, Pipeline};
+use quire_pipeline::{Limits, Pipeline, Problems};
 
+use crate::config::Config;
 use crate::run::Failure;
 
 /// The pipeline file of a project.
 pub(crate) const DEFAULT_FILE: &str = ".quire/ci.toml";
 
-/// Read and validate a pipeline file; the errors, each prefixed with the
-/// file's name, on failure.
-fn load(file: &Path) -> Result<Pipeline, Failure> {
-    let text = std::fs::read(file)
-        .map_err(|e| Failure::Input(format!("cannot read {}: {e}", file.display())))?;
+/// Read and validate a pipeline file under `limits` (one over
+/// `max_pipeline_kb` is refused without being read); the errors, each
+/// prefixed with the file's name, on failure.
+fn load(file: &Path, limits: &Limits) -> Result<Pipeline, Failure> {
+    let cannot_read = |e: io::Error| Failure::Input(format!("cannot read {}: {e}", file.display()));
+    let invalid = |found: Problems| Failure::Invalid(describe(&file.display().to_string(), &found));
+    let opened = std::fs::File::open(file).map_err(cannot_read)?;
+    let size = opened.metadata().map_err(cannot_read)?.len();
+    if let Some(refused) = limits.refuse_size(size) {
+        return Err(invalid(refused));
+    }
+    // It may have grown since: read no more than the limit allows.
+    let mut text = Vec::new();
+    opened
+        .take(limits.max_file_bytes().saturating_add(1))
+        .read_to_end(&mut text)
+        .map_err(cannot_read)?;
+    if let Some(refused) = limits.refuse_size(text.len() as u64) {
+        return Err(invalid(refused));
+    }
     let text = String::from_utf8(text)
         .map_err(|_| Failure::Input(format!("{} is not UTF-8 text", file.display())))?;
-    Pipeline::parse(&text)
-        .map_err(|found| Failure::Invalid(describe(&file.display().to_string(), &found)))
+    Pipeline::parse_with(&text, limits).map_err(invalid)
 }
 
-/// Diagnostics as `FILE:LINE:COLUMN: message` lines.
-pub(crate) fn describe(file: &str, found: &[Diagnostic]) -> Vec<String> {
-    found.iter().map(|d| format!("{file}:{d}")).collect()
+/// The home's config.toml when there is one (for its limits and secrets),
+/// else the defaults: a local run needs no home.
+fn local_config(home: Option<&Path>) -> Result<Config, Failure> {
+    match quire_store::Home::resolve(home) {
+        Ok(home) if home.dir().join("config.toml").is_file() => Ok(Config::load(&home)?),
+        _ => Ok(Config::default()),
+    }
 }
 
-/// `quire-run validate [FILE]`: `ok` and the planned jobs, or the errors.
-pub(crate) fn validate(file: Option<&Path>) -> Result<(), Failure> {
+/// Problems as `FILE:LINE:COLUMN: message` lines (`FILE: message` for one
+/// of the whole file), and a last line for those not listed.
+pub(crate) fn describe(file: &str, found: &Problems) -> Vec<String> {
+    found
+        .iter()
+        .map(|d| match d.line {
+            Some(_) => format!("{file}:{d}"),
+            None => format!("{file}: {d}"),
+        })
+        .chain(found.omitted_line().map(|line| format!("{file}: {line}")))
+        .collect()
+}
+
+/// `quire-run validate [FILE]`: `ok` and the planned jobs, or the errors,
+/// under the limits of the home's config.toml if there is one.
+pub(crate) fn validate(home: Option<&Path>, file: Option<&Path>) -> Result<(), Failure> {
     let file = file.unwrap_or(Path::new(DEFAULT_FILE));
-    let pipeline = load(file)?;
+    let config = local_config(home)?;
+    let pipeline = load(file, &config.limits())?;
     let mut out = format!(
         "ok: {} is valid; jobs in the order they run:\n",
         file.display()
@@ -128,7 +162,8 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
     let file = args
         .file
         .map_or_else(|| workspace.join(DEFAULT_FILE), Path::to_path_buf);
-    let pipeline = load(&file)?;
+    let config = local_config(args.home)?;
+    let pipeline = load(&file, &config.limits())?;
     let ref_name = args
         .ref_name
         .map(|r| {
@@ -151,10 +186,6 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         |e: io::Error| Failure::Input(format!("cannot write to {}: {e}", out_dir.display()));
     std::fs::create_dir_all(&out_dir).map_err(io_error)?;
     let run_id = uuid_like();
-    let config = match quire_store::Home::resolve(args.home) {
-        Ok(home) if home.dir().join("config.toml").is_file() => crate::config::Config::load(&home)?,
-        _ => crate::config::Config::default(),
-    };
     let secrets = config.secret_values().map_err(Failure::Input)?;
     let containment = crate::run::work::contain_runs(&config);
     let contained = containment

@@ -192,7 +192,7 @@ pub fn main() -> ExitCode {
             };
             install::run(&home, repo, existing)
         }),
-        Command::Validate { file } => local::validate(file.as_deref()),
+        Command::Validate { file } => local::validate(cli.home.as_deref(), file.as_deref()),
         Command::Exec(args) => local::exec(&local::ExecArgs {
             home: cli.home.as_deref(),
             file: args.file.as_deref(),

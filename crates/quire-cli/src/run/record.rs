@@ -1,12 +1,12 @@
 //! Recording what a push did to one ref: the hook's and `trigger`'s shared
 //! path from (old, new, ref) to a run, or to the reason there is none.
 
-use quire_pipeline::Pipeline;
+use quire_pipeline::{Limits, Pipeline};
 use quire_store::Store;
 use quire_store::lifecycle::NewRun;
 
 use crate::run::Failure;
-use crate::run::git::Repo;
+use crate::run::git::{Blob, Repo};
 use crate::run::local::{DEFAULT_FILE, describe};
 
 /// One ref's update, as git reports it to post-receive.
@@ -107,13 +107,16 @@ pub(crate) fn skip_requested(message: &str) -> bool {
     lower.contains("[skip ci]") || lower.contains("[ci skip]")
 }
 
-/// Record one ref update of `repo` (the repository `repo_id` of the store).
+/// Record one ref update of `repo` (the repository `repo_id` of the store),
+/// its pipeline file held to `limits` (a file over `max_pipeline_kb` is
+/// refused from its size, unread).
 pub(crate) fn record(
     store: &mut Store,
     repo: &Repo,
     repo_id: i64,
     update: &RefUpdate,
     skip_option: bool,
+    limits: &Limits,
 ) -> Result<Recorded, Failure> {
     let Some(pushed) = update.new.as_deref() else {
         let superseded = store.supersede_ref(repo_id, &update.ref_name)?;
@@ -131,19 +134,19 @@ pub(crate) fn record(
     } else {
         None
     };
-    let bytes = match skip {
+    let file = match skip {
         Some(_) => None,
-        None => repo.read_file(new, DEFAULT_FILE)?,
+        None => repo.read_file(new, DEFAULT_FILE, limits.max_file_bytes())?,
     };
-    let Some(bytes) = bytes else {
+    let Some(file) = file else {
         let superseded = store.supersede_ref(repo_id, &update.ref_name)?;
         return Ok(match skip {
             Some(why) => Recorded::Skipped { why, superseded },
             None => Recorded::NoPipeline { superseded },
         });
     };
-    let errors = validate(&bytes).err();
-    let detail = errors.as_deref().map(invalid_detail);
+    let refused = validate(&file, limits).err();
+    let detail = refused.as_ref().map(|r| r.detail.clone());
     // Recorded and, if invalid, failed in one transaction: a hook killed
     // half-way leaves no run that a worker would pick up.
     let created = store.create_run(&NewRun {
@@ -155,28 +158,64 @@ pub(crate) fn record(
         invalid: detail.as_deref(),
     })?;
     let run = created.run.id;
-    match errors {
+    match refused {
         None => Ok(Recorded::Queued {
             run,
             superseded: created.superseded,
         }),
-        Some(errors) => Ok(Recorded::Invalid { run, errors }),
+        Some(refused) => Ok(Recorded::Invalid {
+            run,
+            errors: refused.lines,
+        }),
     }
 }
 
-/// Parse the pipeline file's bytes; the errors as `FILE:LINE:COLUMN: ...`.
-pub(crate) fn validate(bytes: &[u8]) -> Result<Pipeline, Vec<String>> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| vec![format!("{DEFAULT_FILE}: the file is not UTF-8 text")])?;
-    Pipeline::parse(text).map_err(|found| describe(DEFAULT_FILE, &found))
+/// Why a run's pipeline is refused, as the pusher and the run are told.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// A line per problem listed, then one for those left out.
+    pub lines: Vec<String>,
+    /// The run's failure detail: the first problem, and how many more.
+    pub detail: String,
 }
 
-/// One line for the run's failure_detail.
-pub(crate) fn invalid_detail(errors: &[String]) -> String {
-    match errors {
-        [one] => one.clone(),
-        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
-        [] => format!("{DEFAULT_FILE} is invalid"),
+impl Refusal {
+    /// Problems that are all listed, one a line.
+    pub(crate) fn listed(lines: Vec<String>) -> Refusal {
+        let detail = invalid_detail(&lines, lines.len().saturating_sub(1));
+        Refusal { lines, detail }
+    }
+}
+
+/// Validate the pipeline file (refused unread when it was too large); the
+/// problems as `FILE:LINE:COLUMN: ...`.
+pub(crate) fn validate(file: &Blob, limits: &Limits) -> Result<Pipeline, Refusal> {
+    let found = match file {
+        Blob::TooLarge { size } => limits.too_large(*size),
+        Blob::Read(bytes) => {
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                return Err(Refusal::listed(vec![format!(
+                    "{DEFAULT_FILE}: the file is not UTF-8 text"
+                )]));
+            };
+            match Pipeline::parse_with(text, limits) {
+                Ok(pipeline) => return Ok(pipeline),
+                Err(found) => found,
+            }
+        }
+    };
+    let lines = describe(DEFAULT_FILE, &found);
+    let detail = invalid_detail(&lines, found.total().saturating_sub(1));
+    Err(Refusal { lines, detail })
+}
+
+/// One line for the run's failure_detail: the first problem, and how many
+/// more there are.
+fn invalid_detail(lines: &[String], more: usize) -> String {
+    match (lines.first(), more) {
+        (Some(first), 0) => first.clone(),
+        (Some(first), more) => format!("{first} (and {more} more)"),
+        (None, _) => format!("{DEFAULT_FILE} is invalid"),
     }
 }
 

@@ -28,7 +28,14 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         new: Some(sha),
         ref_name,
     };
-    let recorded = record(&mut store, &repo, known.id, &update, false)?;
+    let recorded = record(
+        &mut store,
+        &repo,
+        known.id,
+        &update,
+        false,
+        &config.limits(),
+    )?;
     for line in recorded.lines(&update) {
         println!("{line}");
     }

@@ -26,7 +26,7 @@ use quire_store::{FailureKind, Home, Run, Store};
 use crate::run::Failure;
 use crate::run::git::Repo;
 use crate::run::local::DEFAULT_FILE;
-use crate::run::record::{invalid_detail, validate};
+use crate::run::record::{Refusal, validate};
 use crate::run::sandbox::{self, RunDirs};
 
 /// How long a claim holds without renewal (the heartbeat renews it twice a
@@ -85,7 +85,7 @@ pub(crate) fn contain_runs(config: &Config) -> contain::Setup {
     if let Some(warning) = warning {
         eprintln!("quire-run: warning: {warning}");
     }
-    contain::Setup::new(want, config.limits())
+    contain::Setup::new(want, config.job_limits())
 }
 
 /// Execute one claimed run to a terminal state. Only a store that cannot be
@@ -137,10 +137,10 @@ pub(crate) fn execute(
     }
     let ended = match outcome {
         Ok(()) => Ok(()),
-        Err(RunFailure::Invalid(errors)) => {
+        Err(RunFailure::Invalid(refused)) => {
             let outcome = Outcome::Failed {
                 kind: FailureKind::PipelineInvalid,
-                detail: Some(invalid_detail(&errors)),
+                detail: Some(refused.detail),
             };
             store.on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))?;
             Ok(())
@@ -163,7 +163,7 @@ pub(crate) fn execute(
 }
 
 enum RunFailure {
-    Invalid(Vec<String>),
+    Invalid(Refusal),
     Crashed(String),
 }
 
@@ -207,10 +207,13 @@ fn prepare_and_run(
         .as_deref()
         .ok_or_else(|| RunFailure::Crashed("the run records no repository path".into()))?;
     let repo = Repo::open(Path::new(git_dir))?;
-    let bytes = repo
-        .read_file(&run.sha, DEFAULT_FILE)?
+    // Held to this home's limits now, which may have changed since the
+    // push: a file over max_pipeline_kb is refused again, unread.
+    let limits = config.limits();
+    let file = repo
+        .read_file(&run.sha, DEFAULT_FILE, limits.max_file_bytes())?
         .ok_or_else(|| RunFailure::Crashed(format!("{} has no {DEFAULT_FILE}", run.sha)))?;
-    let pipeline = validate(&bytes).map_err(RunFailure::Invalid)?;
+    let pipeline = validate(&file, &limits).map_err(RunFailure::Invalid)?;
     let secrets = config.secret_values().map_err(RunFailure::Crashed)?;
     let missing: Vec<String> = pipeline
         .jobs
@@ -225,7 +228,7 @@ fn prepare_and_run(
         })
         .collect();
     if !missing.is_empty() {
-        return Err(RunFailure::Invalid(missing));
+        return Err(RunFailure::Invalid(Refusal::listed(missing)));
     }
     if workspace.exists() {
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::schedule::Reporter;
 use super::{ExecError, RunScope};
-use crate::log::{CriLog, Stream};
+use crate::log::CriLog;
 use crate::pipeline::{Artifact, Job};
 
 /// Characters that make a path component a glob rather than a name.
@@ -275,7 +275,7 @@ impl Keeper<'_> {
             .redactor
             .apply_str(&format!("quire: artifacts: {text}"));
         self.log
-            .line(Stream::Stderr, true, line.as_bytes())
+            .note(line.as_bytes())
             .map_err(|source| ExecError::Write {
                 what: format!("the log of job {}", self.job.id),
                 source,

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::{ExecError, RunScope};
-use crate::log::{CriLog, Stream};
+use crate::log::CriLog;
 use crate::pipeline::Job;
 
 /// Where a run's jobs keep their caches between runs (the worker's, keyed
@@ -49,8 +49,7 @@ pub(super) fn save(scope: &RunScope<'_>, job: &Job, log: &Path) -> Result<(), Ex
     };
     let mut out = CriLog::append(log).map_err(log_error)?;
     for line in lines {
-        out.line(Stream::Stderr, true, line.as_bytes())
-            .map_err(log_error)?;
+        out.note(line.as_bytes()).map_err(log_error)?;
     }
     out.flush().map_err(log_error)
 }

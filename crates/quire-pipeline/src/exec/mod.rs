@@ -140,6 +140,10 @@ pub struct Executor {
     pub grace: Duration,
     /// Log lines longer than this are written as partial chunks.
     pub max_line: usize,
+    /// A step's log holds at most this many bytes of its output
+    /// (`max_log_mb`); what it prints after that is read, so it never
+    /// blocks, and counted in a last line, not written.
+    pub max_log_bytes: u64,
     /// How often a running step checks for cancellation and its deadline,
     /// and how often the sink is flushed while jobs run.
     pub tick: Duration,
@@ -153,11 +157,15 @@ impl Default for Executor {
         Executor {
             grace: Duration::from_secs(1),
             max_line: 16 * 1024,
+            max_log_bytes: DEFAULT_MAX_LOG_MB * 1024 * 1024,
             tick: Duration::from_millis(50),
             max_parallel_jobs: default_parallel_jobs(),
         }
     }
 }
+
+/// A step's log cap when the home sets none, in MiB.
+pub const DEFAULT_MAX_LOG_MB: u64 = 100;
 
 /// As many jobs at once as the machine has CPUs (1 if that is unknown).
 fn default_parallel_jobs() -> usize {

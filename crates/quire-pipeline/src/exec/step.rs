@@ -11,7 +11,7 @@ use super::pump::pump;
 use super::schedule::Reporter;
 use super::stop::Stop;
 use super::{ExecError, Executor, spawn, sweep};
-use crate::log::{CriLog, Stream};
+use crate::log::CriLog;
 use crate::pipeline::Step;
 
 /// How one step ended.
@@ -38,10 +38,11 @@ pub(super) fn run(
         what: log_path.display().to_string(),
         source,
     };
-    let mut log = CriLog::create(&log_path).map_err(log_error)?;
+    let mut log = CriLog::create(&log_path)
+        .map_err(log_error)?
+        .capped(exec.max_log_bytes);
     for note in notes {
-        log.line(Stream::Stderr, true, note.as_bytes())
-            .map_err(log_error)?;
+        log.note(note.as_bytes()).map_err(log_error)?;
     }
     let ctx = running.scope.ctx;
     let spawned = spawn::start(
@@ -75,9 +76,13 @@ pub(super) fn run(
                 job: running.job.id.clone(),
                 source,
             })?;
+            // Past the cap, the output was drained and counted: say so
+            // once, at the end.
+            if let Some(note) = log.dropped_note() {
+                log.note(note.as_bytes()).map_err(log_error)?;
+            }
             if let Some(note) = stop.note() {
-                log.line(Stream::Stderr, true, note.as_bytes())
-                    .map_err(log_error)?;
+                log.note(note.as_bytes()).map_err(log_error)?;
             }
             StepEnd {
                 stop,
@@ -95,7 +100,7 @@ pub(super) fn run(
             // cannot be executed: say where to look.
             let hidden = ctx.sandbox.as_ref().is_some_and(|s| s.is_confined())
                 && e.kind() == std::io::ErrorKind::PermissionDenied;
-            let note = format!(
+            let note = running.scope.redactor.apply_str(&format!(
                 "quire: cannot start {}: {e}{}",
                 step.display(),
                 if hidden {
@@ -104,9 +109,8 @@ pub(super) fn run(
                 } else {
                     ""
                 }
-            );
-            log.line(Stream::Stderr, true, note.as_bytes())
-                .map_err(log_error)?;
+            ));
+            log.note(note.as_bytes()).map_err(log_error)?;
             StepEnd {
                 stop: Stop::Exited,
                 code,
