@@ -464,3 +464,35 @@ fn a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs_with_cgroups() {
 fn without_cgroups_a_jobs_anonymous_daemon_ends_when_no_job_of_the_run_runs() {
     a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs(Containment::Subreaper);
 }
+
+/// With the sandbox off, a step running as the worker's user may write
+/// cgroup files: it moves itself out of its job's cgroup (into the
+/// worker's), then leaves a daemon there. The job's cgroup.kill misses it;
+/// the worker, its subreaper all along, ends it by ancestry once no job of
+/// the run runs.
+#[test]
+fn a_step_that_moves_itself_out_of_its_cgroup_is_still_ended_by_ancestry() {
+    let env = Env::new();
+    let Some(repo) = contained_repo(&env, Containment::Cgroup, "sandbox = \"off\"\n") else {
+        return;
+    };
+    let worker_cgroup = quire_pipeline::cgroup::usable_own_dir().unwrap();
+    let sh = format!(
+        "echo $$ > {}/cgroup.procs; {}; grep ^0:: /proc/$(cat \"$TMPDIR/out.pid\")/cgroup > \"$TMPDIR/out.cgroup\"",
+        worker_cgroup.display(),
+        double_fork("out")
+    );
+    let run = repo.push_and_wait(&pipeline(&sh, ""));
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let tmp = env.home().run_dir(&run.id).join("tmp");
+    let [daemon] = pids_in(&tmp, ["out"]);
+    let left_in = std::fs::read_to_string(tmp.join("out.cgroup")).unwrap();
+    assert!(
+        !left_in.contains(&format!("quire-{}", run.id)),
+        "the daemon was outside the run's cgroup: {left_in}"
+    );
+    assert!(
+        gone_within(daemon, 10),
+        "the escaped daemon outlived its run"
+    );
+}
