@@ -95,6 +95,7 @@ impl Fixture {
             logs_dir: run_dir.join("logs"),
             secrets: vec![],
             cache: None,
+            containment: None,
             step_home: None,
             step_tmpdir: None,
             sandbox: None,

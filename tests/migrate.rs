@@ -232,6 +232,7 @@ fn a_push_after_migrating_lands_beside_the_repositorys_old_runs() {
         bare,
         work,
         home: env.home(),
+        vars: Vec::new(),
     };
     repo.commit(
         &[(

@@ -25,6 +25,8 @@ const RUN_FIELDS: &[&str] = &[
     "git_dir",
     "traceparent",
     "worker",
+    "containment",
+    "cgroup",
 ];
 
 #[test]

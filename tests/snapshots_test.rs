@@ -27,17 +27,19 @@ fn fixed_store(env: &Env) {
           (2, '/srv/git/lib.git', 'lib.git', 'seen', {b});
         INSERT INTO runs (id, repo_id, ref_name, sha, state, failure_kind, failure_detail, pushed_at_ms,
                           queued_at_ms, started_at_ms, finished_at_ms, traceparent,
-                          worker_id, worker_pid, lease_expires_at_ms, previous_sha) VALUES
+                          worker_id, worker_pid, lease_expires_at_ms, previous_sha,
+                          containment, cgroup) VALUES
           ('{R1}', 1, 'refs/heads/main', '{a}', 'complete', NULL, NULL, {b}, {b}, {b1}, {b65},
-           '00-{t1}-{s}-01', 'w1', 4242, {b30}, NULL),
+           '00-{t1}-{s}-01', 'w1', 4242, {b30}, NULL, 'cgroup', '/sys/fs/cgroup/ci/quire-{R1}'),
           ('{R2}', 1, 'refs/heads/dev', '{c}', 'failed', 'pipeline-failure', 'job test failed',
-           {b120}, {b120}, {b121}, {b180}, '00-{t2}-{s}-01', 'w1', 4242, {b150}, '{a}'),
+           {b120}, {b120}, {b121}, {b180}, '00-{t2}-{s}-01', 'w1', 4242, {b150}, '{a}',
+           'subreaper', NULL),
           ('{R3}', 2, 'refs/tags/v1.0', '{d}', 'superseded', NULL, NULL, {b200}, {b200}, NULL, {b250},
-           '00-{t3}-{s}-01', NULL, NULL, NULL, NULL),
+           '00-{t3}-{s}-01', NULL, NULL, NULL, NULL, NULL, NULL),
           ('{R4}', 1, 'refs/heads/feature', '{e}', 'active', NULL, NULL, {b300}, {b300}, {b301}, NULL,
-           '00-{t4}-{s}-01', 'w2', 4243, {b330}, NULL),
+           '00-{t4}-{s}-01', 'w2', 4243, {b330}, NULL, 'cgroup', '/sys/fs/cgroup/ci/quire-{R4}'),
           ('{R5}', 1, 'refs/heads/main', '{f}', 'pending', NULL, NULL, {b350}, {b350}, NULL, NULL,
-           '00-{t5}-{s}-01', NULL, NULL, NULL, '{a}');
+           '00-{t5}-{s}-01', NULL, NULL, NULL, '{a}', NULL, NULL);
         INSERT INTO jobs (run_id, job_id, position, state, exit_code, skip_reason, started_at_ms, finished_at_ms) VALUES
           ('{R1}', 'build', 0, 'complete', 0, NULL, {b1}, {b60}),
           ('{R1}', 'deploy', 1, 'skipped', NULL, 'when does not match refs/heads/main', NULL, {b60}),
@@ -181,6 +183,7 @@ fn snapshot_show_for_people() {
         started   2026-11-28T12:00:01.000Z (5m ago)
         finished  2026-11-28T12:01:05.000Z (4m ago)
         duration  1m 4s
+        contained by cgroup /sys/fs/cgroup/ci/quire-01a20000-0000-7000-8000-000000000001
 
         JOB                    STATE                                         DURATION  EXIT
         build                  complete                                      59.0s     0
@@ -201,6 +204,7 @@ fn snapshot_show_for_people() {
         started   2026-11-28T12:02:01.000Z (3m ago)
         finished  2026-11-28T12:03:00.000Z (3m ago)
         duration  59.0s
+        contained by subreaper (no cgroup: the worker ended its steps' processes by ancestry)
 
         JOB              STATE                              DURATION  EXIT
         test             failed                             59.0s     101
@@ -217,6 +221,7 @@ fn snapshot_show_for_people() {
         queued    2026-11-28T12:05:00.000Z (1m ago)
         started   2026-11-28T12:05:01.000Z (59s ago)
         duration  59.0s
+        contained by cgroup /sys/fs/cgroup/ci/quire-01a20000-0000-7000-8000-000000000004
         worker    pid 4243 (lease until 2026-11-28T12:05:30.000Z)
         running   test step 1: sleep 600
 

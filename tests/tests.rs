@@ -7,6 +7,7 @@ mod artifacts;
 mod caches;
 mod checkout;
 mod completions;
+mod contain;
 mod ingest;
 mod limits;
 mod logs_packed;

@@ -298,6 +298,9 @@ pub struct Repo {
     pub work: PathBuf,
     /// The home its hook records runs in.
     pub home: Home,
+    /// Variables `git push` hands to the hook, and so to the workers it
+    /// starts (`QUIRE_CONTAINMENT`).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -321,6 +324,7 @@ impl Env {
             bare,
             work,
             home: self.home(),
+            vars: Vec::new(),
         }
     }
 
@@ -407,6 +411,7 @@ impl Repo {
             .args(args)
             .env("HOME", &self.work)
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         (

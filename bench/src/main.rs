@@ -2,7 +2,7 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|sandbox|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|cargo] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|cargo] [--quick]`
 
 mod disk;
 mod harness;
@@ -30,6 +30,9 @@ fn main() {
     }
     if want("steps") {
         scenarios::steps(&bins, quick);
+    }
+    if want("contain") {
+        scenarios::contain(&bins, quick);
     }
     if want("sandbox") {
         scenarios::sandbox(&bins, quick);

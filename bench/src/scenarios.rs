@@ -73,12 +73,12 @@ pub fn hook(bins: &Bins, quick: bool) {
     );
 }
 
-/// 200 one-command steps through `trigger --wait` against bash forking them.
-pub fn steps(bins: &Bins, quick: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let repo = Repo::new(dir.path(), "app");
-    repo.install(bins, &home);
+/// A repository whose main holds a one-job pipeline of 200 one-command
+/// steps, its hook installed for `home` (which that makes), pushed, and
+/// the run that push started ended.
+fn two_hundred_steps(bins: &Bins, dir: &std::path::Path, home: &std::path::Path) -> Repo {
+    let repo = Repo::new(dir, "app");
+    repo.install(bins, home);
     let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
     repo.commit(
         &[(
@@ -91,6 +91,30 @@ pub fn steps(bins: &Bins, quick: bool) {
         "many",
     );
     repo.push(&["--quiet", "origin", "main"]);
+    wait_idle(home);
+    repo
+}
+
+/// `quire-run trigger --wait` of `repo`'s main, with `QUIRE_CONTAINMENT`
+/// set to `containment`.
+fn trigger_wait(bins: &Bins, home: &std::path::Path, repo: &Repo, containment: &str) -> Duration {
+    time(|| {
+        run(Command::new(&bins.quire_run)
+            .env("QUIRE_CONTAINMENT", containment)
+            .arg("--home")
+            .arg(home)
+            .args(["trigger", "--git-dir"])
+            .arg(&repo.bare)
+            .args(["main", "--wait"]))
+    })
+    .0
+}
+
+/// 200 one-command steps through `trigger --wait` against bash forking them.
+pub fn steps(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = two_hundred_steps(bins, dir.path(), &home);
     let script = dir.path().join("baseline.sh");
     let log = dir.path().join("baseline.log");
     let body: String = (1..=200)
@@ -119,6 +143,45 @@ pub fn steps(bins: &Bins, quick: bool) {
         &format!("bash forking the same 200 commands: {b}"),
         &format!("{q}; **{:.2}x**", q.median / b.median),
         "<= 1.3x",
+    );
+}
+
+/// The 200-step pipeline of `steps` with its processes contained (a cgroup
+/// per job where this machine allows it, and the subreaper) against the
+/// same without containment (`QUIRE_CONTAINMENT=off`: only the environment
+/// sweep), interleaved.
+pub fn contain(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = two_hundred_steps(bins, dir.path(), &home);
+    let reps = if quick { 3 } else { 9 };
+    let (mut off, mut auto, mut subreaper) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        off.push(trigger_wait(bins, &home, &repo, "off"));
+        auto.push(trigger_wait(bins, &home, &repo, "auto"));
+        subreaper.push(trigger_wait(bins, &home, &repo, "subreaper"));
+    }
+    // What `auto` gave on this machine: the last run it executed says.
+    let store = Store::open(&Home::at(&home)).unwrap();
+    let auto_is: Option<String> = store
+        .connection()
+        .query_row(
+            "SELECT containment FROM runs ORDER BY id DESC LIMIT 1 OFFSET 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (o, a, s) = (Stats::of(&off), Stats::of(&auto), Stats::of(&subreaper));
+    row(
+        "the 200 steps of `steps` with every process contained (issue 13)",
+        &format!("without containment (`QUIRE_CONTAINMENT=off`): {o}"),
+        &format!(
+            "default (here `{}`): {a}, **{:.2}x**; subreaper only: {s}, **{:.2}x**",
+            auto_is.as_deref().unwrap_or("none"),
+            a.median / o.median,
+            s.median / o.median
+        ),
+        "report",
     );
 }
 

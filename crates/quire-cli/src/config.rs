@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use quire_pipeline::Limits;
+use quire_pipeline::contain::JobLimits;
 use quire_pipeline::exec::{DEFAULT_MAX_LOG_MB, Executor, SandboxMode};
 
 use quire_store::{Error, Home, Result};
@@ -57,6 +58,13 @@ pub struct Config {
     /// How much of a step's output its log keeps, in MiB.
     #[serde(default = "default_max_log_mb")]
     pub max_log_mb: u64,
+    /// The memory (MiB) each job's processes may use together: its cgroup's
+    /// `memory.max`. Enforced only where jobs get cgroups with the memory
+    /// controller (docs/OPERATIONS.md, "Containment").
+    pub job_memory_mb: Option<u64>,
+    /// How many processes (and threads) each job may have at once: its
+    /// cgroup's `pids.max`; enforced likewise.
+    pub job_pids_max: Option<u64>,
 }
 
 /// Where a secret's value comes from.
@@ -133,6 +141,8 @@ impl Default for Config {
             max_jobs: default_max_jobs(),
             max_steps: default_max_steps(),
             max_log_mb: default_max_log_mb(),
+            job_memory_mb: None,
+            job_pids_max: None,
         }
     }
 }
@@ -206,6 +216,24 @@ impl Config {
                 return Err(format!("{name} = {value} is too large; at most {most}"));
             }
         }
+        // Each job's: optional, no limit when left out.
+        let job_limits = [
+            ("job_memory_mb", self.job_memory_mb, u64::MAX >> 20),
+            ("job_pids_max", self.job_pids_max, u64::MAX),
+        ];
+        for (name, value, most) in job_limits {
+            match value {
+                Some(0) => {
+                    return Err(format!(
+                        "{name} must be at least 1 (leave it out for no limit)"
+                    ));
+                }
+                Some(value) if value > most => {
+                    return Err(format!("{name} = {value} is too large; at most {most}"));
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -215,6 +243,14 @@ impl Config {
             max_file_kb: self.max_pipeline_kb,
             max_jobs: self.max_jobs,
             max_steps: self.max_steps,
+        }
+    }
+
+    /// The limits each job's cgroup gets.
+    pub fn job_limits(&self) -> JobLimits {
+        JobLimits {
+            memory_mb: self.job_memory_mb,
+            pids_max: self.job_pids_max,
         }
     }
 
@@ -317,6 +353,28 @@ mod tests {
         assert!(err.contains("unknown field `max_worker`"), "{err}");
         std::fs::write(dir.path().join("config.toml"), "max_workers = 0\n").unwrap();
         assert!(Config::load(&home).is_err());
+    }
+
+    #[test]
+    fn job_limits_are_read_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert_eq!(Config::default().job_limits(), JobLimits::default());
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "job_memory_mb = 512\njob_pids_max = 64\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::load(&home).unwrap().job_limits(),
+            JobLimits {
+                memory_mb: Some(512),
+                pids_max: Some(64)
+            }
+        );
+        std::fs::write(dir.path().join("config.toml"), "job_pids_max = 0\n").unwrap();
+        let err = Config::load(&home).unwrap_err().to_string();
+        assert!(err.contains("job_pids_max must be at least 1"), "{err}");
     }
 
     #[test]

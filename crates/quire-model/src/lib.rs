@@ -7,6 +7,6 @@ pub mod events;
 pub mod model;
 
 pub use model::{
-    Artifact, FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step, UnknownValue,
-    WorkerLease, is_object_id,
+    Artifact, Containment, FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step,
+    UnknownValue, WorkerLease, is_object_id,
 };

@@ -114,6 +114,18 @@ impl JobState {
     }
 }
 
+text_enum! {
+    /// How the worker that executed a run kept track of every process its
+    /// steps started (docs/PIPELINE.md, "What a job leaves running"):
+    /// `cgroup`, a cgroup v2 per job under the run's own, ended with
+    /// `cgroup.kill`; `subreaper`, no cgroup: the worker is the child
+    /// subreaper of everything its steps start, and ends them by ancestry.
+    Containment {
+        Cgroup => "cgroup",
+        Subreaper => "subreaper",
+    }
+}
+
 /// A full git object id as git prints it: 40 (SHA-1) or 64 (SHA-256)
 /// lowercase hex digits.
 pub fn is_object_id(text: &str) -> bool {
@@ -157,6 +169,11 @@ pub struct Run {
     pub worker: Option<WorkerLease>,
     /// The ref's tip before the push, when the push moved an existing ref.
     pub previous_sha: Option<String>,
+    /// How its worker contained the processes of its steps; none for a run
+    /// no worker has started (or one from before quire recorded it).
+    pub containment: Option<Containment>,
+    /// The run's cgroup v2 directory, with `Containment::Cgroup`.
+    pub cgroup: Option<String>,
 }
 
 impl Run {

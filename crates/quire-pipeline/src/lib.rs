@@ -4,8 +4,12 @@
 //! CRI-format log files and reports what happened as [`events`].
 //!
 //! Nothing here knows about git hooks or the store's lifecycle; the caller
-//! hands in a workspace, a ref, and a sink for events.
+//! hands in a workspace, a ref, and a sink for events. Every process a step
+//! starts is contained ([`contain`]: a cgroup per job, or the worker as
+//! their subreaper) and ended with its job.
 
+pub mod cgroup;
+pub mod contain;
 pub mod events;
 pub mod exec;
 mod log;

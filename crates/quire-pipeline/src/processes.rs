@@ -1,13 +1,29 @@
-//! What a run's steps left running, wherever it went. Every step carries
-//! `QUIRE_RUN_ID=<run>` and `QUIRE_JOB=<job>` in its environment, and so
-//! does everything it starts, in its process group or out of it (a daemon
-//! that called setsid), so `/proc/<pid>/environ` finds them all; nothing
-//! else carries a run's id, so a recycled pid is never hit.
+//! What a run's steps left running, wherever it went, found two ways.
+//!
+//! By environment: every step carries `QUIRE_RUN_ID=<run>` and
+//! `QUIRE_JOB=<job>`, and so does everything it starts unless it clears
+//! its environment (`env -i`), so `/proc/<pid>/environ` finds them, also
+//! after their worker died; nothing else carries a run's id, so a recycled
+//! pid is never hit.
+//!
+//! By ancestry: a worker is the child subreaper of everything its steps
+//! start ([`become_subreaper`]), so a daemon that leaves its parent
+//! (`setsid`, a double fork) is re-parented to the worker instead of pid 1
+//! and stays its descendant, whatever its environment; [`kill_descendants`]
+//! ends them all, and [`reap_orphans`] reaps those the worker inherited.
 
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::{Child, Command};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use rustix::process::{Pid, PidfdFlags, Signal, kill_process, pidfd_open};
+use rustix::process::{
+    Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, kill_process, pidfd_open, pidfd_send_signal,
+    waitid,
+};
 
 /// Live (not zombie) processes carrying `run_id`; never this process.
 pub fn of_run(run_id: &str) -> Vec<u32> {
@@ -56,20 +72,7 @@ pub fn exited_within(pid: u32, timeout: Duration) -> bool {
     let Ok(pidfd) = pidfd_open(pid, PidfdFlags::empty()) else {
         return true;
     };
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let wait = Timespec {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-        match poll(&mut fds, Some(&wait)) {
-            Ok(n) if n > 0 => return true,
-            Err(rustix::io::Errno::INTR) => continue,
-            _ => return false,
-        }
-    }
+    wait_readable(&pidfd, timeout)
 }
 
 /// What a run's processes (or one job's) carry in their environment.
@@ -133,6 +136,241 @@ impl Mark {
             {
                 let _ = kill_process(pid, signal);
             }
+        }
+    }
+}
+
+/// Make this process the child subreaper of its descendants: an orphan
+/// below it is re-parented to it rather than to pid 1, so nothing a step
+/// starts leaves the worker's tree while the worker lives.
+pub fn become_subreaper() -> io::Result<()> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+    Ok(())
+}
+
+/// Mark every open descriptor above stderr close-on-exec, so none that this
+/// process inherited from whoever started it (quire's own are all opened
+/// close-on-exec) reaches a step. Returns those that were not.
+pub fn close_inherited_on_exec() -> Vec<i32> {
+    let mut fixed = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return fixed;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: only used for the two fcntl calls below; a descriptor
+        // that was the directory listing's own is closed by now, and the
+        // calls then fail with EBADF, which is ignored.
+        let fd_ref = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if let Ok(flags) = rustix::io::fcntl_getfd(fd_ref)
+            && !flags.contains(rustix::io::FdFlags::CLOEXEC)
+            && rustix::io::fcntl_setfd(fd_ref, flags | rustix::io::FdFlags::CLOEXEC).is_ok()
+        {
+            fixed.push(fd);
+        }
+    }
+    fixed
+}
+
+/// The steps this process started and has not reaped yet: the children
+/// [`reap_orphans`] must leave to their `Child::wait`.
+static STEPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+fn steps() -> MutexGuard<'static, BTreeSet<u32>> {
+    STEPS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Spawn a step's process and note it as one, in one go: a reaper never
+/// sees it unnoted, even if it exits at once.
+pub(crate) fn spawn_step(command: &mut Command) -> io::Result<Child> {
+    let mut steps = steps();
+    let child = command.spawn()?;
+    steps.insert(child.id());
+    Ok(child)
+}
+
+/// The step `pid` was reaped by its `Child::wait`.
+pub(crate) fn step_reaped(pid: u32) {
+    steps().remove(&pid);
+}
+
+/// Reap every exited child of this process that is not a step: orphans a
+/// subreaper inherited. Only for a process whose other children wait for
+/// themselves elsewhere (a worker, while it executes a run: its only
+/// children are steps and what it inherited from them).
+pub fn reap_orphans() {
+    let steps = steps();
+    for pid in children() {
+        if !steps.contains(&pid)
+            && let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw)
+        {
+            let _ = waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+            );
+        }
+    }
+}
+
+/// This process's children, from each of its threads' `children` list (an
+/// orphan is re-parented to one of the subreaper's threads).
+fn children() -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut children = BTreeSet::new();
+    for task in tasks.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        children.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    children.into_iter().collect()
+}
+
+/// A process's parent and whether it is a zombie, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> Option<(u32, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((ppid, state == "Z"))
+}
+
+/// The live (not zombie) descendants of process `root`, by one walk of the
+/// process table: every process whose chain of parents reaches `root`.
+pub fn descendants_of(root: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut zombies = BTreeSet::new();
+    for pid in entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    {
+        if let Some((ppid, zombie)) = parent_of(pid) {
+            children.entry(ppid).or_default().push(pid);
+            if zombie {
+                zombies.insert(pid);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        for &child in children.get(&pid).into_iter().flatten() {
+            if !zombies.contains(&child) {
+                found.push(child);
+            }
+            queue.push(child);
+        }
+    }
+    found
+}
+
+/// Whether `pid`'s chain of parents reaches `root` (now).
+fn descends_from(pid: u32, root: u32) -> bool {
+    let mut at = pid;
+    for _ in 0..4096 {
+        match parent_of(at) {
+            Some((ppid, _)) if ppid == root => return true,
+            Some((ppid, _)) if ppid > 1 => at = ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// SIGKILL `pid` if it is (still) a descendant of `root`: the process is
+/// pinned by a pidfd before it is checked, so a recycled pid is never hit.
+/// The pidfd, to wait on.
+fn kill_descendant(pid: u32, root: u32) -> Option<OwnedFd> {
+    let pidfd = pidfd_open(
+        Pid::from_raw(i32::try_from(pid).ok()?)?,
+        PidfdFlags::empty(),
+    )
+    .ok()?;
+    if !descends_from(pid, root) {
+        return None;
+    }
+    pidfd_send_signal(&pidfd, Signal::KILL).ok()?;
+    Some(pidfd)
+}
+
+/// SIGKILL every descendant of this process, round after round until none
+/// is left (a process killed while it forks leaves a child, which is
+/// re-parented to this subreaper and found in the next round), reaping
+/// those it inherited; at most `limit` in all. The pids killed.
+pub fn kill_descendants(limit: Duration) -> Vec<u32> {
+    let me = std::process::id();
+    let deadline = Instant::now() + limit;
+    let mut killed = Vec::new();
+    loop {
+        let found = descendants_of(me);
+        if found.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        let pidfds: Vec<OwnedFd> = found
+            .iter()
+            .filter_map(|&pid| {
+                let pidfd = kill_descendant(pid, me)?;
+                if !killed.contains(&pid) {
+                    killed.push(pid);
+                }
+                Some(pidfd)
+            })
+            .collect();
+        for pidfd in &pidfds {
+            wait_readable(pidfd, deadline.saturating_duration_since(Instant::now()));
+        }
+        reap_orphans();
+    }
+    reap_orphans();
+    killed
+}
+
+/// SIGKILL the descendants of this process that hold any of `pipes` (by
+/// inode) open: whatever still holds a step's output after it exited is
+/// the step's, whatever its environment. The pids killed.
+pub fn kill_descendants_holding(pipes: &[u64]) -> Vec<u32> {
+    let me = std::process::id();
+    let wanted: Vec<String> = pipes.iter().map(|ino| format!("pipe:[{ino}]")).collect();
+    let holds = |pid: u32| {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| wanted.iter().any(|w| target.as_os_str() == w.as_str()))
+        })
+    };
+    descendants_of(me)
+        .into_iter()
+        .filter(|&pid| holds(pid) && kill_descendant(pid, me).is_some())
+        .collect()
+}
+
+/// Wait up to `timeout` for a pidfd to become readable (its process exited).
+fn wait_readable(pidfd: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let wait = Timespec {
+            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+        match poll(&mut fds, Some(&wait)) {
+            Ok(n) if n > 0 => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return false,
         }
     }
 }

@@ -34,6 +34,7 @@ impl Run {
             logs_dir: dir.path().join("logs"),
             secrets: vec![],
             cache: None,
+            containment: None,
             step_home: None,
             step_tmpdir: None,
             sandbox: None,

@@ -30,6 +30,7 @@ mod sql;
 
 pub use prune::Pruned;
 pub use quire_model::{
-    FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step, WorkerLease,
+    Containment, FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step,
+    WorkerLease,
 };
 pub use store::Store;

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::query::run_by_id;
 use crate::{Error, Result, Store};
-use quire_model::{FailureKind, JobState, Run, RunState, is_object_id};
+use quire_model::{Containment, FailureKind, JobState, Run, RunState, is_object_id};
 
 /// One edge of the run state machine.
 #[derive(Debug)]
@@ -273,6 +273,27 @@ impl Store {
                 "UPDATE runs SET lease_expires_at_ms = MAX(lease_expires_at_ms, ?1)
                  WHERE id = ?2 AND state = 'active' AND worker_id = ?3",
                 params![now.saturating_add(lease), run_id, worker.id],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    /// Record how `worker` contains the processes of the active run it
+    /// holds: the mechanism and, with cgroups, the run's cgroup directory
+    /// (which reconcile kills if the worker dies). False when the worker no
+    /// longer holds the run.
+    pub fn record_containment(
+        &mut self,
+        run_id: &str,
+        worker: &Worker,
+        containment: Containment,
+        cgroup: Option<&str>,
+    ) -> Result<bool> {
+        self.write(|tx, _| {
+            let n = tx.execute(
+                "UPDATE runs SET containment = ?1, cgroup = ?2
+                 WHERE id = ?3 AND state = 'active' AND worker_id = ?4",
+                params![containment.as_str(), cgroup, run_id, worker.id],
             )?;
             Ok(n == 1)
         })

@@ -11,10 +11,10 @@ use quire_model::{Artifact, Job, Run, RunState, Step, WorkerLease};
 pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state, \
     failure_kind, failure_detail, pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, \
     repos.git_dir, traceparent, worker_id, worker_pid, lease_expires_at_ms, previous_sha, \
-    runs.repo_id";
+    runs.repo_id, runs.containment, runs.cgroup";
 
 /// How many columns [`RUN_COLUMNS`] names.
-pub(crate) const RUN_COLUMN_COUNT: usize = 18;
+pub(crate) const RUN_COLUMN_COUNT: usize = 20;
 
 /// The tables [`RUN_COLUMNS`] come from.
 pub(crate) const RUN_TABLES: &str = "runs JOIN repos ON repos.id = runs.repo_id";
@@ -46,6 +46,8 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         traceparent: row.get(12)?,
         worker,
         previous_sha: row.get(16)?,
+        containment: row.text_opt(18)?,
+        cgroup: row.get(19)?,
     })
 }
 

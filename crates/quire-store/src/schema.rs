@@ -29,6 +29,7 @@ fn steps() -> Vec<M<'static>> {
         .foreign_key_check(),
         M::up(include_str!("../../../migrations/0011_artifacts.sql")),
         M::up(include_str!("../../../migrations/0012_step_logs.sql")),
+        M::up(include_str!("../../../migrations/0013_containment.sql")),
     ]
 }
 
@@ -47,7 +48,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 12;
+pub const LATEST: i64 = 13;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -12,7 +12,7 @@ use quire_store::lifecycle::{Applied, Created, NewRun, Outcome, Worker};
 use quire_store::query::ListFilter;
 use quire_store::reconcile::Liveness;
 use quire_store::repos::Registration;
-use quire_store::{Error, FailureKind, Home, JobState, Run, RunState, Store};
+use quire_store::{Containment, Error, FailureKind, Home, JobState, Run, RunState, Store};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -412,6 +412,47 @@ fn steps_recorded_twice_keep_their_first_record() {
             && s.finished_at_ms == Some(first + seq)
     }));
     assert_eq!(steps[299].exit_code, Some(1));
+}
+
+#[test]
+fn only_the_worker_holding_a_run_records_how_it_contains_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let run = create(&mut store, "app.git", "refs/heads/main")
+        .unwrap()
+        .run;
+    assert_eq!((run.containment, run.cgroup), (None, None));
+    let (holder, other) = (worker(100), worker(101));
+    // Not before it is claimed, nor by another worker.
+    assert!(
+        !store
+            .record_containment(&run.id, &holder, Containment::Subreaper, None)
+            .unwrap()
+    );
+    store.claim(&run.id, &holder).unwrap();
+    assert!(
+        !store
+            .record_containment(&run.id, &other, Containment::Subreaper, None)
+            .unwrap()
+    );
+    let dir_of_run = format!("/sys/fs/cgroup/quire-{}", run.id);
+    assert!(
+        store
+            .record_containment(&run.id, &holder, Containment::Cgroup, Some(&dir_of_run))
+            .unwrap()
+    );
+    let recorded = store.resolve_run(&run.id).unwrap();
+    assert_eq!(
+        (recorded.containment, recorded.cgroup.as_deref()),
+        (Some(Containment::Cgroup), Some(dir_of_run.as_str()))
+    );
+    // A cgroup belongs only with cgroup containment (a CHECK).
+    assert!(
+        store
+            .record_containment(&run.id, &holder, Containment::Subreaper, Some("/x"))
+            .is_err()
+    );
+    assert_eq!(store.resolve_run(&run.id).unwrap(), recorded);
 }
 
 #[test]

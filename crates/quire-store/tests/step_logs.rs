@@ -297,7 +297,7 @@ fn a_store_of_schema_11_upgrades_with_an_empty_step_logs_table() {
         assert_eq!(schema::version(&conn).unwrap(), 11);
     }
     let store = Store::open(&home).unwrap();
-    assert_eq!(schema::version(store.connection()).unwrap(), 12);
+    assert_eq!(schema::version(store.connection()).unwrap(), schema::LATEST);
     let rows: i64 = store
         .connection()
         .query_row("SELECT count(*) FROM step_logs", [], |r| r.get(0))

@@ -187,6 +187,10 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
     std::fs::create_dir_all(&out_dir).map_err(io_error)?;
     let run_id = uuid_like();
     let secrets = config.secret_values().map_err(Failure::Input)?;
+    let containment = crate::run::work::contain_runs(&config);
+    let contained = containment
+        .enter_run(&run_id)
+        .map_err(|e| Failure::Input(format!("cannot contain the run's processes: {e}")))?;
     let ctx = RunContext {
         run_id,
         repo: workspace
@@ -205,6 +209,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         step_home: None,
         step_tmpdir: None,
         sandbox: None,
+        containment: contained.clone(),
     };
     println!(
         "running {} in {} as {ref_name}",
@@ -221,6 +226,11 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         .executor()
         .run(&pipeline, &ctx, &mut sink, &cancel)
         .map_err(|e| Failure::Input(e.to_string()))?;
+    if let Some(contained) = &contained
+        && let Err(e) = contained.end()
+    {
+        eprintln!("quire-run: {e}");
+    }
     let verdict = match result {
         RunResult::Complete => "complete",
         RunResult::Failed => "failed",

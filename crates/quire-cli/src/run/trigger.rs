@@ -54,7 +54,8 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     let worker = Worker::this_process(work::LEASE);
     if let Applied::Changed { .. } = store.claim(&run, &worker)? {
         let claimed = store.resolve_run(&run)?;
-        work::execute(home, &config, &mut store, &worker, claimed)?;
+        let containment = work::contain_runs(&config);
+        work::execute(home, &config, &containment, &mut store, &worker, claimed)?;
     }
     // Executed here, or by a worker that claimed it first: wait for its end.
     let waited = crate::select::wait_terminal(

@@ -1,7 +1,8 @@
 //! `quire-run work`: a worker. It holds a slot, claims pending runs oldest
 //! first and executes each: materialize the commit's tree, run the pipeline
-//! with events ingested live, finish the run. It exits when the queue is
-//! empty.
+//! with events ingested live and its processes contained (a cgroup per job,
+//! or the worker as their subreaper), finish the run. It exits when the
+//! queue is empty.
 
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
@@ -16,6 +17,7 @@ use crate::config::Config;
 use crate::mtimes::Checkout;
 use crate::workers;
 use quire_model::events::Event;
+use quire_pipeline::contain::{self, Want};
 use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox};
 use quire_store::lifecycle::{Outcome, Worker};
@@ -42,6 +44,12 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
     crate::run::interrupt::survive_file_size_limit();
     crate::run::interrupt::catch();
     let config = Config::load(home)?;
+    let containment = contain_runs(&config);
+    eprintln!(
+        "quire-run work: pid {}: {}",
+        std::process::id(),
+        containment.describe()
+    );
     loop {
         let Some(slot) = workers::try_acquire(home, config.max_workers)? else {
             return Ok(());
@@ -52,7 +60,7 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         while !crate::run::interrupt::requested()
             && let Some(run) = store.on_full_disk_use_reserve(|s| s.claim_next(&worker))?
         {
-            execute(home, &config, &mut store, &worker, run)?;
+            execute(home, &config, &containment, &mut store, &worker, run)?;
             // Made again once a full disk has room: the next full disk
             // finds it.
             home.ensure_reserve();
@@ -69,11 +77,23 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
     }
 }
 
+/// How this process contains the runs it executes: as `QUIRE_CONTAINMENT`
+/// asks (a cgroup per job where it can, by default), with the config's
+/// limits. Once per process, before its first run.
+pub(crate) fn contain_runs(config: &Config) -> contain::Setup {
+    let (want, warning) = Want::from_env();
+    if let Some(warning) = warning {
+        eprintln!("quire-run: warning: {warning}");
+    }
+    contain::Setup::new(want, config.job_limits())
+}
+
 /// Execute one claimed run to a terminal state. Only a store that cannot be
 /// written is an error here; anything else fails the run with a reason.
 pub(crate) fn execute(
     home: &Home,
     config: &Config,
+    containment: &contain::Setup,
     store: &mut Store,
     worker: &Worker,
     run: Run,
@@ -87,7 +107,19 @@ pub(crate) fn execute(
     let outcome = match Store::open_existing(home) {
         Ok(beat_store) => {
             let heartbeat = Heartbeat::start(beat_store, &run.id, worker, &cancel);
-            let outcome = prepare_and_run(home, config, store, &cancel, &run, &run_dir, &dirs);
+            let outcome = prepare_and_run(
+                Prepare {
+                    home,
+                    config,
+                    containment,
+                    worker,
+                },
+                store,
+                &cancel,
+                &run,
+                &run_dir,
+                &dirs,
+            );
             heartbeat.stop();
             // Stopped by SIGINT or SIGTERM: the run did not fail, it was
             // cancelled (a no-op if it ended first).
@@ -141,15 +173,28 @@ impl From<crate::run::git::GitError> for RunFailure {
     }
 }
 
+/// What a run is executed with, beside the run itself.
+struct Prepare<'a> {
+    home: &'a Home,
+    config: &'a Config,
+    containment: &'a contain::Setup,
+    worker: &'a Worker,
+}
+
 fn prepare_and_run(
-    home: &Home,
-    config: &Config,
+    with: Prepare<'_>,
     store: &mut Store,
     cancel: &Cancel,
     run: &Run,
     run_dir: &Path,
     dirs: &RunDirs,
 ) -> Result<(), RunFailure> {
+    let Prepare {
+        home,
+        config,
+        containment,
+        worker,
+    } = with;
     let workspace = dirs.workspace.as_path();
     let crashed = |what: &str, e: io::Error| RunFailure::Crashed(format!("cannot {what}: {e}"));
     std::fs::DirBuilder::new()
@@ -194,6 +239,20 @@ fn prepare_and_run(
         .map_err(|e| crashed("create the run's HOME and TMPDIR", e))?;
     let (sandbox, owner) = confine(home, config, store, run, run_dir, dirs)?;
 
+    // Contained from its first step; recorded first, so that reconcile
+    // finds the run's cgroup if this worker dies.
+    let contained = containment
+        .enter_run(&run.id)
+        .map_err(|e| crashed("contain the run's processes", e))?;
+    if let Some(contained) = &contained {
+        if let Some(note) = contained.note() {
+            eprintln!("quire-run work: {note}");
+        }
+        let cgroup = contained.cgroup_dir().map(|d| d.to_string_lossy());
+        store
+            .record_containment(&run.id, worker, contained.containment(), cgroup.as_deref())
+            .map_err(|e| RunFailure::Crashed(e.to_string()))?;
+    }
     let ctx = RunContext {
         run_id: run.id.clone(),
         repo: run.repo.clone(),
@@ -220,12 +279,20 @@ fn prepare_and_run(
             .owned_by(owner);
             Arc::new(cache) as Arc<dyn quire_pipeline::exec::JobCache>
         }),
+        containment: contained.clone(),
     };
     let events = JsonlFile::create(&run_dir.join("events.jsonl"))
         .map_err(|e| crashed("create events.jsonl", e))?;
     let mut sink = (events, LiveIngest::new(store, &run.id));
     let result = config.executor().run(&pipeline, &ctx, &mut sink, cancel);
     drop(sink);
+    // Nothing of the run outlives it: whatever is left is killed, and its
+    // cgroup removed.
+    if let Some(contained) = &contained
+        && let Err(e) = contained.end()
+    {
+        eprintln!("quire-run work: run {}: {e}", run.id);
+    }
     // The executor says how the pipeline went; the worker alone ends the
     // run. A cancelled run was ended by whoever cancelled it.
     let outcome = match result.map_err(|e| RunFailure::Crashed(e.to_string()))? {

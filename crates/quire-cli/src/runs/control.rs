@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::config::Config;
-use quire_pipeline::processes;
+use quire_pipeline::contain;
 use quire_pipeline::processes::ProcessTable;
 use quire_store::lifecycle::{Applied, NewRun};
 
@@ -39,7 +39,11 @@ pub fn cancel(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode>
                 .as_ref()
                 .is_some_and(|w| ProcessTable.is_alive(w.pid));
             if from == RunState::Active && !worker_alive {
-                processes::end(&run.id, LEFTOVER_GRACE);
+                let cgroup = run.cgroup.as_deref().map(std::path::Path::new);
+                let leftovers = contain::end_orphaned(&run.id, cgroup, LEFTOVER_GRACE);
+                if let Some(e) = leftovers.error {
+                    eprintln!("quire-runs: warning: {e}");
+                }
             }
             println!("cancelled run {} (it was {from})", run.id);
             Ok(ExitCode::SUCCESS)

@@ -2,7 +2,7 @@
 
 use quire_model::Artifact;
 use quire_store::query::{JobDetail, RunDetail};
-use quire_store::{FailureKind, JobState, Run, RunState, Step};
+use quire_store::{Containment, FailureKind, JobState, Run, RunState, Step};
 use serde::Serialize;
 
 use std::process::ExitCode;
@@ -31,6 +31,11 @@ pub struct RunJson<'a> {
     pub git_dir: Option<&'a str>,
     pub traceparent: Option<&'a str>,
     pub worker: Option<WorkerJson<'a>>,
+    /// How the run's processes were contained: "cgroup" or "subreaper";
+    /// null before a worker started it.
+    pub containment: Option<Containment>,
+    /// The run's cgroup directory, with "cgroup".
+    pub cgroup: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,6 +113,8 @@ pub fn run(run: &Run, now_ms: i64) -> RunJson<'_> {
             lease_expires_at: rfc3339(w.lease_expires_at_ms),
             lease_expires_at_ms: w.lease_expires_at_ms,
         }),
+        containment: run.containment,
+        cgroup: run.cgroup.as_deref(),
     }
 }
 

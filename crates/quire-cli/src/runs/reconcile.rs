@@ -1,10 +1,12 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use quire_pipeline::processes;
+use std::path::Path;
+
+use quire_pipeline::contain;
 use quire_pipeline::processes::ProcessTable;
-use quire_store::Store;
 use quire_store::reconcile::ReconcileReport;
+use quire_store::{Containment, Store};
 use serde::Serialize;
 
 use crate::runs::cli::ReconcileArgs;
@@ -21,10 +23,58 @@ struct Report {
     store: ReconcileReport,
     /// Pids of orphaned runs' leftover step processes that were terminated.
     steps_terminated: Vec<u32>,
+    /// For each orphaned run, how its leftovers were found.
+    leftovers: Vec<Leftovers>,
     /// Ended runs whose worker is gone, whose logs were packed into the
     /// store (or would be, with --dry-run).
     logs_packed: Vec<String>,
     worker_started: bool,
+}
+
+/// What was found of one orphaned run's processes, and how.
+#[derive(Debug, Serialize)]
+struct Leftovers {
+    run: String,
+    /// As its worker recorded it: "cgroup", "subreaper", or null.
+    containment: Option<Containment>,
+    cgroup: Option<String>,
+    /// Killed with the run's cgroup (`cgroup.kill`).
+    by_cgroup: Vec<u32>,
+    /// Terminated because they carry the run's `QUIRE_RUN_ID`.
+    by_environment: Vec<u32>,
+    /// What reconcile cannot find of this run, if anything.
+    unreachable: Option<String>,
+    /// The cgroup could not be ended.
+    error: Option<String>,
+}
+
+/// End one orphaned run's leftovers: its cgroup if it had one, and what
+/// carries its id.
+fn end_leftovers(store: &Store, run: &str) -> quire_store::Result<Leftovers> {
+    let recorded = store.resolve_run(run)?;
+    let found = contain::end_orphaned(
+        run,
+        recorded.cgroup.as_deref().map(Path::new),
+        LEFTOVER_GRACE,
+    );
+    let unreachable = match recorded.cgroup {
+        Some(_) => None,
+        None => Some(
+            "without a cgroup, only processes that still carry its QUIRE_RUN_ID can be found: \
+             one that cleared its environment was re-parented away from the dead worker \
+             (to pid 1) and nothing tells it apart any more"
+                .to_string(),
+        ),
+    };
+    Ok(Leftovers {
+        run: run.to_string(),
+        containment: recorded.containment,
+        cgroup: recorded.cgroup,
+        by_cgroup: found.by_cgroup,
+        by_environment: found.by_environment,
+        unreachable,
+        error: found.error,
+    })
 }
 
 pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitCode> {
@@ -32,10 +82,14 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
         s.reconcile(&|pid| ProcessTable.is_alive(pid), args.dry_run)
     })?;
     let mut steps_terminated = Vec::new();
+    let mut leftovers = Vec::new();
     let mut worker_started = false;
     if !args.dry_run {
         for orphan in &report.orphaned {
-            steps_terminated.extend(processes::end(&orphan.run, LEFTOVER_GRACE));
+            let found = end_leftovers(store, &orphan.run)?;
+            steps_terminated.extend(&found.by_cgroup);
+            steps_terminated.extend(&found.by_environment);
+            leftovers.push(found);
         }
         if !report.awaiting_worker.is_empty() {
             worker_started = start_worker(store)?;
@@ -71,6 +125,7 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
     let report = Report {
         store: report,
         steps_terminated,
+        leftovers,
         logs_packed,
         worker_started,
     };
@@ -80,6 +135,7 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
     let Report {
         store: report,
         steps_terminated,
+        leftovers,
         logs_packed,
         worker_started,
     } = report;
@@ -95,6 +151,29 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
             "{verb} {} ({} {}): {}",
             orphan.run, orphan.repo, orphan.ref_name, orphan.reason
         );
+    }
+    for found in &leftovers {
+        if let Some(cgroup) = &found.cgroup {
+            let _ = writeln!(
+                text,
+                "killed cgroup {cgroup} of run {}: {}",
+                found.run,
+                plural(found.by_cgroup.len(), "process")
+            );
+        }
+        if let Some(error) = &found.error {
+            let _ = writeln!(text, "warning: {error}");
+        }
+        if let Some(unreachable) = &found.unreachable {
+            let _ = writeln!(
+                text,
+                "run {} had no cgroup ({}): {unreachable}",
+                found.run,
+                found
+                    .containment
+                    .map_or("containment unrecorded", Containment::as_str)
+            );
+        }
     }
     for pid in &steps_terminated {
         let _ = writeln!(text, "terminated leftover step process {pid}");
@@ -125,9 +204,9 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
 }
 
 fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
+    match (n, noun.ends_with('s')) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{n} {noun}es"),
+        _ => format!("{n} {noun}s"),
     }
 }

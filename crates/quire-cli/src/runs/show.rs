@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use comfy_table::Cell;
 use quire_store::query::RunDetail;
-use quire_store::{FailureKind, JobState, RunState, Store};
+use quire_store::{Containment, FailureKind, JobState, RunState, Store};
 
 use crate::runs::cli::ShowArgs;
 use crate::runs::json;
@@ -63,6 +63,9 @@ fn render(detail: &RunDetail, sandbox: Option<&str>, out: &Output) -> String {
     }
     if let Some(sandbox) = sandbox {
         field("sandbox", sandbox.to_string());
+    }
+    if let Some(containment) = run.containment {
+        field("contained", contained(containment, run.cgroup.as_deref()));
     }
     if run.state == RunState::Active {
         if let Some(worker) = &run.worker {
@@ -136,6 +139,18 @@ fn render(detail: &RunDetail, sandbox: Option<&str>, out: &Output) -> String {
         );
     }
     text
+}
+
+/// How the run's processes were contained, for people.
+fn contained(containment: Containment, cgroup: Option<&str>) -> String {
+    match (containment, cgroup) {
+        (Containment::Cgroup, Some(dir)) => format!("by cgroup {dir}"),
+        (Containment::Cgroup, None) => "by cgroup".to_string(),
+        (Containment::Subreaper, _) => {
+            "by subreaper (no cgroup: the worker ended its steps' processes by ancestry)"
+                .to_string()
+        }
+    }
 }
 
 /// A kept file's path on one line (a file name may hold a newline).

@@ -12,6 +12,7 @@ use super::schedule::Reporter;
 use super::spawn::Programs;
 use super::stop::Stop;
 use super::{ExecError, Executor, RunScope, cache, env, step};
+use crate::contain::JobCgroup;
 use crate::pipeline::Job;
 
 /// A job while it runs: what each of its steps shares.
@@ -23,6 +24,9 @@ pub(super) struct RunningJob<'a> {
     pub(super) log_dir: PathBuf,
     /// When the job's timeout runs out, for every step alike.
     pub(super) deadline: Option<Instant>,
+    /// The job's cgroup, with cgroup containment: its steps go into it, and
+    /// everything in it is killed when the job ends (it is dropped).
+    pub(super) cgroup: Option<JobCgroup>,
 }
 
 /// How a job's steps ended.
@@ -50,12 +54,20 @@ pub(super) fn run(
             what: log_dir.display().to_string(),
             source,
         })?;
+    let cgroup = match &scope.ctx.containment {
+        Some(run) => run.job(&job.id).map_err(|source| ExecError::Process {
+            job: job.id.clone(),
+            source: std::io::Error::other(format!("cannot make the job's cgroup: {source}")),
+        })?,
+        None => None,
+    };
     let running = RunningJob {
         scope,
         job,
         env: env::for_job(&scope.env, job, &scope.ctx.secrets)?,
         log_dir,
         deadline: job.timeout.map(|t| Instant::now() + t),
+        cgroup,
     };
     let mut programs = Programs::on(running.env.get("PATH").map_or("", String::as_str));
     // Before the first step, and written at the top of its log.

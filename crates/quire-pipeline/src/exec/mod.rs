@@ -16,6 +16,7 @@
 
 mod artifacts;
 mod cache;
+mod contain;
 mod env;
 mod job;
 mod pump;
@@ -36,6 +37,7 @@ use quire_model::clock::now_ms;
 use quire_model::events::Event;
 use quire_model::{FailureKind, JobState, RunState};
 
+use crate::contain::RunContainment;
 use crate::events::EventSink;
 use crate::log::Redactor;
 use crate::pipeline::{Job, Pipeline};
@@ -43,6 +45,8 @@ use crate::plan::RefKind;
 
 pub use artifacts::{CopyError, copy_hashed};
 pub use cache::JobCache;
+#[cfg(test)]
+pub(crate) use contain::enter_cgroup;
 pub use sandbox::{
     Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
 };
@@ -67,6 +71,9 @@ pub struct RunContext {
     /// Where jobs' caches are kept between runs; none, and a job's `cache`
     /// is ignored (`quire-run exec`).
     pub cache: Option<Arc<dyn JobCache>>,
+    /// How the run's processes are contained ([`crate::contain`]); none,
+    /// and what its steps leave is found only by its `QUIRE_RUN_ID`.
+    pub containment: Option<Arc<RunContainment>>,
     /// The run's own HOME and TMPDIR for its steps (`runs/<id>/home`,
     /// `runs/<id>/tmp`); none, and steps get the worker's (`quire-run
     /// exec`).

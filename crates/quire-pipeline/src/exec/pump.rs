@@ -31,7 +31,7 @@ pub(super) fn pump(
     let mut output = Output::take(child, exec.max_line, &running.scope.redactor);
     let mut exit = ExitWatch::new(pid);
     let mut stopper = Stopper::new(&running.scope.halt, running.deadline, exec.grace);
-    let mut leftovers = Leftovers::new(&running.scope.ctx.run_id, &running.job.id, exec.grace);
+    let mut leftovers = Leftovers::new(running, output.pipe_inodes(), exec.grace);
     let tick = exec.tick.max(Duration::from_millis(1));
     while output.is_open() || !exit.exited {
         let ready = wait(&output, &exit, tick)?;
@@ -106,6 +106,14 @@ impl Output {
             ],
             buf: vec![0u8; 64 * 1024],
         }
+    }
+
+    /// The inode numbers of the pipes, which name them in /proc/*/fd.
+    fn pipe_inodes(&self) -> Vec<u64> {
+        self.open()
+            .filter_map(|(_, file)| rustix::fs::fstat(file).ok())
+            .map(|stat| stat.st_ino)
+            .collect()
     }
 
     fn is_open(&self) -> bool {

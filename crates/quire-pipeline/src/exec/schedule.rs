@@ -200,7 +200,7 @@ impl<'a> Schedule<'a> {
             .spawn_scoped(threads, move || {
                 let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
                     let outcome = job::run(exec, scope, job, &reporter);
-                    sweep::after_job(&scope.ctx.run_id, &job.id);
+                    sweep::after_job(scope, &job.id);
                     let end = outcome?;
                     // Nothing of the job runs any more: keep what it made,
                     // also when it failed (its reports), not when it was
@@ -239,7 +239,7 @@ impl<'a> Schedule<'a> {
         };
         self.running -= 1;
         if self.running == 0 {
-            sweep::while_idle(&self.scope.ctx.run_id);
+            sweep::while_idle(self.scope);
         }
         let (state, exit_code) = match outcome {
             Ok(Ok(ended)) => ended,

@@ -9,7 +9,9 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
+use super::contain;
 use super::sandbox::Sandbox;
+use crate::contain::JobCgroup;
 use crate::pipeline::Step;
 
 /// Programs found on a job's PATH, looked up once each, as a shell's
@@ -59,14 +61,15 @@ fn resolve(program: &str, path_var: &str) -> PathBuf {
     PathBuf::from(program)
 }
 
-/// Start `step` as `program` with exactly `env`, in `workspace`, inside
-/// `sandbox`.
+/// Start `step` as `program` with exactly `env`, in `workspace`, in its
+/// job's `cgroup` when there is one, inside `sandbox`.
 pub(super) fn start(
     step: &Step,
     program: &Path,
     env: &HashMap<String, String>,
     workspace: &Path,
     sandbox: Option<&Sandbox>,
+    cgroup: Option<&JobCgroup>,
 ) -> io::Result<Child> {
     let mut command = Command::new(program);
     match step {
@@ -85,12 +88,14 @@ pub(super) fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // Into the job's cgroup first, while the child still may.
+    contain::enter(&mut command, cgroup);
     // Last before the spawn: the sandbox's pre_exec must run after any
     // other (it drops the user and every path outside its rules).
     if let Some(sandbox) = sandbox {
         sandbox.confine(&mut command);
     }
-    command.spawn()
+    contain::spawn(&mut command)
 }
 
 /// The shell's exit code for a step whose program could not be started

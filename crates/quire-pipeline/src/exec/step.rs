@@ -51,6 +51,7 @@ pub(super) fn run(
         &running.env,
         &ctx.workspace,
         ctx.sandbox.as_deref(),
+        running.cgroup.as_ref(),
     );
     let started = Event::StepStarted {
         at_ms: now_ms(),
