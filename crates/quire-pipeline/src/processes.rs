@@ -193,6 +193,18 @@ pub(crate) fn spawn_step(command: &mut Command) -> io::Result<Child> {
     Ok(child)
 }
 
+/// [`spawn_step`] for a step started by other means than a `Command`:
+/// `spawn` returns its pid, noted before a reaper can see it.
+pub(crate) fn note_step<T>(
+    spawn: impl FnOnce() -> io::Result<T>,
+    pid: impl Fn(&T) -> u32,
+) -> io::Result<T> {
+    let mut steps = steps();
+    let child = spawn()?;
+    steps.insert(pid(&child));
+    Ok(child)
+}
+
 /// The step `pid` was reaped by its `Child::wait`.
 pub(crate) fn step_reaped(pid: u32) {
     steps().remove(&pid);

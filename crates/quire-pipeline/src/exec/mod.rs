@@ -26,6 +26,7 @@ mod spawn;
 mod step;
 mod stop;
 mod sweep;
+mod vspawn;
 
 use std::io;
 use std::path::PathBuf;
@@ -45,6 +46,7 @@ use crate::plan::RefKind;
 
 pub use artifacts::{CopyError, copy_hashed};
 pub use cache::JobCache;
+#[cfg(test)]
 #[cfg(test)]
 pub(crate) use contain::enter_cgroup;
 pub use sandbox::{

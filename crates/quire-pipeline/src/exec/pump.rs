@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::process::Child;
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -13,6 +12,7 @@ use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, pidfd_open, waitid
 
 use super::Executor;
 use super::job::RunningJob;
+use super::spawn::StepChild;
 use super::stop::{Stop, Stopper};
 use super::sweep::{self, Leftovers};
 use crate::log::{CriLog, Lines, Redactor, Stream};
@@ -24,10 +24,10 @@ use crate::log::{CriLog, Lines, Redactor, Stream};
 pub(super) fn pump(
     exec: &Executor,
     running: &RunningJob<'_>,
-    child: &mut Child,
+    child: &mut StepChild,
     log: &mut CriLog,
 ) -> io::Result<Stop> {
-    let pid = Pid::from_child(child);
+    let pid = child.pid();
     let mut output = Output::take(child, exec.max_line, &running.scope.redactor);
     let mut exit = ExitWatch::new(pid);
     let mut stopper = Stopper::new(&running.scope.halt, running.deadline, exec.grace);
@@ -96,9 +96,8 @@ struct Output {
 }
 
 impl Output {
-    fn take(child: &mut Child, max_line: usize, redactor: &Redactor) -> Output {
-        let stdout = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
-        let stderr = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
+    fn take(child: &mut StepChild, max_line: usize, redactor: &Redactor) -> Output {
+        let (stdout, stderr) = child.take_output();
         Output {
             pipes: [
                 (stdout, Lines::new(Stream::Stdout, max_line, redactor)),

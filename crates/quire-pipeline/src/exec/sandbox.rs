@@ -26,17 +26,15 @@
 //! process outside its domain. A thread of the worker inside the domain
 //! would be such a process, sharing the worker's memory: a step could
 //! write into the worker through that thread's `/proc/PID/task/TID/mem`.
-//! Confining only the child keeps the worker entirely outside. The cost is
-//! that a command with `pre_exec` is started with fork instead of
-//! posix_spawn (bench `sandbox`, docs/PERFORMANCE.md).
+//! Confining only the child keeps the worker entirely outside. The child
+//! is started as posix_spawn starts one, without copying the worker
+//! (`vspawn.rs`), and calls [`enter`] before exec.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use landlock::{
     ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, path_beneath_rules,
@@ -283,31 +281,23 @@ impl Sandbox {
         self.ruleset.is_some()
     }
 
-    /// Have `command`'s child enter the sandbox just before exec. This must
-    /// be the last `pre_exec` registered: after it the child has dropped
-    /// its user and can open nothing outside its rules (a cgroup or
-    /// anything else to set up must come before). Nothing is registered
-    /// when there is nothing to do, so the spawn stays posix_spawn.
-    pub(super) fn confine(&self, command: &mut Command) {
+    /// What a step's child must do to enter the sandbox: the ruleset to
+    /// restrict itself with and the user to become; None when nothing.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn child_parts(&self) -> Option<(Option<RawFd>, Option<(u32, u32, Vec<u32>)>)> {
         if self.ruleset.is_none() && self.user.is_none() {
-            return;
+            return None;
         }
-        let ruleset = self.ruleset.as_ref().map(AsRawFd::as_raw_fd);
-        let ids = self.user.as_ref().map(|u| (u.uid, u.gid, u.groups.clone()));
-        // SAFETY: `enter` runs in the child between fork and exec, where
-        // only async-signal-safe code may run: it makes raw system calls on
-        // integers and a slice captured (allocated) here in the parent,
-        // allocates nothing and takes no lock. The descriptor stays open in
-        // the parent for as long as the Sandbox, which outlives the spawn.
-        unsafe {
-            command.pre_exec(move || enter(ruleset, ids.as_ref()));
-        }
+        Some((
+            self.ruleset.as_ref().map(AsRawFd::as_raw_fd),
+            self.user.as_ref().map(|u| (u.uid, u.gid, u.groups.clone())),
+        ))
     }
 }
 
 /// The child's half: let no descriptor it inherited reach the step, become
 /// the step's user, then restrict itself.
-fn enter(ruleset: Option<RawFd>, ids: Option<&(u32, u32, Vec<u32>)>) -> io::Result<()> {
+pub(super) fn enter(ruleset: Option<RawFd>, ids: Option<&(u32, u32, Vec<u32>)>) -> io::Result<()> {
     // Landlock checks a file when it is opened: a descriptor the worker
     // inherited without close-on-exec (from whoever started it) would pass
     // every rule. Mark them all close-on-exec (the standard streams are

@@ -4,15 +4,19 @@
 //! signalled at once; confined by the run's sandbox, if any.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
 use super::contain;
 use super::sandbox::Sandbox;
+use super::vspawn;
 use crate::contain::JobCgroup;
 use crate::pipeline::Step;
+use rustix::process::Pid;
 
 /// Programs found on a job's PATH, looked up once each, as a shell's
 /// command hash would: handing the child a bare name makes it try every
@@ -61,8 +65,43 @@ fn resolve(program: &str, path_var: &str) -> PathBuf {
     PathBuf::from(program)
 }
 
+/// A started step: its pid, its output pipes until the pump takes them,
+/// and how it is waited for.
+pub(super) struct StepChild {
+    pid: Pid,
+    stdout: Option<File>,
+    stderr: Option<File>,
+    /// Started by std (posix_spawn); else by [`vspawn`].
+    std: Option<Child>,
+}
+
+impl StepChild {
+    pub(super) fn id(&self) -> u32 {
+        self.pid.as_raw_nonzero().get().unsigned_abs()
+    }
+
+    pub(super) fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The parent's ends of the step's stdout and stderr.
+    pub(super) fn take_output(&mut self) -> (Option<File>, Option<File>) {
+        (self.stdout.take(), self.stderr.take())
+    }
+
+    /// Wait for the step's process to end (reaping it).
+    pub(super) fn wait(&mut self) -> io::Result<ExitStatus> {
+        match &mut self.std {
+            Some(child) => child.wait(),
+            None => vspawn::wait(self.pid),
+        }
+    }
+}
+
 /// Start `step` as `program` with exactly `env`, in `workspace`, in its
-/// job's `cgroup` when there is one, inside `sandbox`.
+/// job's `cgroup` when there is one, inside `sandbox`. When the child has
+/// nothing to do before exec, std starts it (posix_spawn); else
+/// [`vspawn`] does, as cheaply (std's `pre_exec` would fork the worker).
 pub(super) fn start(
     step: &Step,
     program: &Path,
@@ -70,32 +109,73 @@ pub(super) fn start(
     workspace: &Path,
     sandbox: Option<&Sandbox>,
     cgroup: Option<&JobCgroup>,
-) -> io::Result<Child> {
-    let mut command = Command::new(program);
+) -> io::Result<StepChild> {
+    let confine = sandbox.and_then(Sandbox::child_parts);
+    if cgroup.is_none() && confine.is_none() {
+        let mut command = Command::new(program);
+        match step {
+            Step::Shell(cmd) => {
+                command.arg("-c").arg(cmd);
+            }
+            Step::Argv(argv) => {
+                command.args(&argv[1..]);
+            }
+        }
+        command
+            .current_dir(workspace)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = contain::spawn(&mut command)?;
+        let stdout = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
+        let stderr = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
+        return Ok(StepChild {
+            pid: Pid::from_child(&child),
+            stdout,
+            stderr,
+            std: Some(child),
+        });
+    }
+    let mut argv = vec![vspawn::c_path(program)?];
     match step {
         Step::Shell(cmd) => {
-            command.arg("-c").arg(cmd);
+            argv.push(vspawn::c_bytes("-c".as_ref())?);
+            argv.push(vspawn::c_bytes(cmd.as_ref())?);
         }
-        Step::Argv(argv) => {
-            command.args(&argv[1..]);
+        Step::Argv(args) => {
+            for arg in &args[1..] {
+                argv.push(vspawn::c_bytes(arg.as_ref())?);
+            }
         }
     }
-    command
-        .current_dir(workspace)
-        .env_clear()
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    // Into the job's cgroup first, while the child still may.
-    contain::enter(&mut command, cgroup);
-    // Last before the spawn: the sandbox's pre_exec must run after any
-    // other (it drops the user and every path outside its rules).
-    if let Some(sandbox) = sandbox {
-        sandbox.confine(&mut command);
+    let mut envp = Vec::with_capacity(env.len());
+    for (name, value) in env {
+        envp.push(vspawn::c_bytes(format!("{name}={value}").as_ref())?);
     }
-    contain::spawn(&mut command)
+    let (ruleset, ids) = confine.unwrap_or((None, None));
+    let plan = vspawn::Plan {
+        program: vspawn::c_path(program)?,
+        argv,
+        envp,
+        cwd: vspawn::c_path(workspace)?,
+        cgroup_procs: cgroup.map(|c| c.procs().as_raw_fd()),
+        ruleset,
+        ids,
+    };
+    let spawned = crate::processes::note_step(
+        || vspawn::spawn(&plan),
+        |s| s.pid.as_raw_nonzero().get().unsigned_abs(),
+    )
+    .map_err(contain::said)?;
+    Ok(StepChild {
+        pid: spawned.pid,
+        stdout: Some(spawned.stdout),
+        stderr: Some(spawned.stderr),
+        std: None,
+    })
 }
 
 /// The shell's exit code for a step whose program could not be started

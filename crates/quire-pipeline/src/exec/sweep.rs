@@ -7,20 +7,21 @@
 //! cgroup, everything below the worker, everything carrying its id.
 
 use std::io;
-use std::process::{Child, ExitStatus};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
 use super::RunScope;
 use super::job::RunningJob;
+use super::spawn::StepChild;
 use crate::processes;
 
 /// Kill `child`'s process group, then reap `child`. In that order: until
 /// the leader is reaped its pid, and so the group id, cannot be recycled,
 /// so the kill cannot hit a stranger.
-pub(super) fn end_step(child: &mut Child) -> io::Result<ExitStatus> {
-    let _ = kill_process_group(Pid::from_child(child), Signal::KILL);
+pub(super) fn end_step(child: &mut StepChild) -> io::Result<ExitStatus> {
+    let _ = kill_process_group(child.pid(), Signal::KILL);
     let status = child.wait();
     processes::step_reaped(child.id());
     status
