@@ -186,8 +186,8 @@ pub fn contain(bins: &Bins, quick: bool) {
 }
 
 /// The same 200 one-command steps with the step sandbox (Landlock, each
-/// step's child restricting itself before exec, so spawned by fork) against
-/// without it (posix_spawn), each through `trigger --wait`.
+/// step's child restricting itself before exec) against without it, each
+/// through `trigger --wait` (both contained as the machine allows).
 pub fn sandbox(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
@@ -228,8 +228,8 @@ pub fn sandbox(bins: &Bins, quick: bool) {
     }
     let (on, off) = (Stats::of(&samples[0]), Stats::of(&samples[1]));
     row(
-        "200 one-command steps with the step sandbox on (`sandbox = \"required\"`: Landlock, fork and restrict per step)",
-        &format!("the same with `sandbox = \"off\"` (posix_spawn): {off}"),
+        "200 one-command steps with the step sandbox on (`sandbox = \"required\"`: Landlock, each step's child restricts itself before exec)",
+        &format!("the same with `sandbox = \"off\"`: {off}"),
         &format!("{on}; **{:.2}x**", on.median / off.median),
         "(none yet)",
     );
