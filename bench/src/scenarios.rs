@@ -186,8 +186,10 @@ pub fn contain(bins: &Bins, quick: bool) {
 }
 
 /// The same 200 one-command steps with the step sandbox (Landlock, each
-/// step's child restricting itself before exec) against without it, each
-/// through `trigger --wait` (both contained as the machine allows).
+/// step's child restricting itself before exec) against without it, both
+/// contained as the machine allows; and with both the sandbox and
+/// containment against neither (issue 13's measure), each through
+/// `trigger --wait`, taking turns.
 pub fn sandbox(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();
     let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
@@ -195,27 +197,33 @@ pub fn sandbox(bins: &Bins, quick: bool) {
         "[jobs.many]\ninputs = [\"quire/push\"]\nsh = [{}]\n",
         steps.join(", ")
     );
-    let setups = ["on", "off"].map(|mode| {
-        let home = dir.path().join(format!("home-{mode}"));
+    // (name, sandbox, containment)
+    let modes = [
+        ("on", "required", "auto"),
+        ("off", "off", "auto"),
+        ("neither", "off", "off"),
+    ];
+    let setups = modes.map(|(name, sandbox, containment)| {
+        let home = dir.path().join(format!("home-{name}"));
         std::fs::create_dir_all(&home).unwrap();
-        let config = if mode == "on" {
-            "sandbox = \"required\"\n"
-        } else {
-            "sandbox = \"off\"\n"
-        };
-        std::fs::write(home.join("config.toml"), config).unwrap();
-        let repo = Repo::new(dir.path(), &format!("app-{mode}"));
+        std::fs::write(
+            home.join("config.toml"),
+            format!("sandbox = \"{sandbox}\"\n"),
+        )
+        .unwrap();
+        let repo = Repo::new(dir.path(), &format!("app-{name}"));
         repo.install(bins, &home);
         repo.commit(&[(".quire/ci.toml", &pipeline)], "many");
         repo.push(&["--quiet", "origin", "main"]);
-        (home, repo)
+        (home, repo, containment)
     });
     let reps = if quick { 3 } else { 9 };
-    let mut samples = [Vec::new(), Vec::new()];
+    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..reps {
-        for (i, (home, repo)) in setups.iter().enumerate() {
+        for (i, (home, repo, containment)) in setups.iter().enumerate() {
             let (took, out) = time(|| {
                 run(Command::new(&bins.quire_run)
+                    .env("QUIRE_CONTAINMENT", containment)
                     .arg("--home")
                     .arg(home)
                     .args(["trigger", "--git-dir"])
@@ -226,12 +234,18 @@ pub fn sandbox(bins: &Bins, quick: bool) {
             samples[i].push(took);
         }
     }
-    let (on, off) = (Stats::of(&samples[0]), Stats::of(&samples[1]));
+    let [on, off, neither] = samples.map(|s| Stats::of(&s));
     row(
         "200 one-command steps with the step sandbox on (`sandbox = \"required\"`: Landlock, each step's child restricts itself before exec)",
         &format!("the same with `sandbox = \"off\"`: {off}"),
         &format!("{on}; **{:.2}x**", on.median / off.median),
-        "(none yet)",
+        "report",
+    );
+    row(
+        "the same 200 steps sandboxed and contained (the defaults: here a cgroup per job, each step started in it)",
+        &format!("neither (`sandbox = \"off\"`, `QUIRE_CONTAINMENT=off`): {neither}"),
+        &format!("{on}; **{:.2}x**", on.median / neither.median),
+        "<= 1.05x",
     );
 }
 

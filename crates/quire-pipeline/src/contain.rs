@@ -333,8 +333,12 @@ impl RunContainment {
             }
             cgroup.procs()
         })();
-        match limited {
-            Ok(procs) => Ok(Some(JobCgroup { cgroup, procs })),
+        // The directory itself, for clone3's CLONE_INTO_CGROUP: a step
+        // started in the cgroup is never moved into it.
+        let dir =
+            limited.and_then(|procs| std::fs::File::open(cgroup.dir()).map(|dir| (procs, dir)));
+        match dir {
+            Ok((procs, dir)) => Ok(Some(JobCgroup { cgroup, procs, dir })),
             Err(e) => {
                 let _ = cgroup.remove();
                 Err(e)
@@ -393,11 +397,17 @@ pub(crate) struct JobCgroup {
     cgroup: Cgroup,
     /// `cgroup.procs`, open for writing: a step writes `0` to it.
     procs: std::fs::File,
+    /// The cgroup's directory, open: a step is started in it.
+    dir: std::fs::File,
 }
 
 impl JobCgroup {
     pub(crate) fn procs(&self) -> &std::fs::File {
         &self.procs
+    }
+
+    pub(crate) fn dir(&self) -> &std::fs::File {
+        &self.dir
     }
 
     /// Kill everything of the job now (a step's leftovers holding its

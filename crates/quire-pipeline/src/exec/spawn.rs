@@ -162,6 +162,7 @@ pub(super) fn start(
         envp,
         cwd: vspawn::c_path(workspace)?,
         cgroup_procs: cgroup.map(|c| c.procs().as_raw_fd()),
+        cgroup_dir: cgroup.map(|c| c.dir().as_raw_fd()),
         ruleset,
         ids,
     };

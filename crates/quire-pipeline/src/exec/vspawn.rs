@@ -28,8 +28,11 @@ pub(super) struct Plan {
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
     pub cwd: CString,
-    /// `cgroup.procs` of the job's cgroup, to write `0` to.
+    /// `cgroup.procs` of the job's cgroup, to write `0` to, and its
+    /// directory, to be started in (clone3's CLONE_INTO_CGROUP) where the
+    /// kernel can: then the child writes nothing.
     pub cgroup_procs: Option<RawFd>,
+    pub cgroup_dir: Option<RawFd>,
     /// The sandbox's ruleset and the user to become, if any.
     pub ruleset: Option<RawFd>,
     pub ids: Option<(u32, u32, Vec<u32>)>,
@@ -45,6 +48,7 @@ pub(super) struct Spawned {
 /// Everything the child reads, by raw pointer: built and kept alive by
 /// the parent, which waits (CLONE_VFORK) until the child has exec'd or
 /// exited.
+#[derive(Clone, Copy)]
 struct ChildArgs<'a> {
     program: *const c_char,
     argv: *const *const c_char,
@@ -104,27 +108,57 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
     }
-    // SAFETY: `child` runs on `stack` (alive until clone returns: with
-    // CLONE_VFORK this thread waits until the child has exec'd or exited)
-    // and reads `args`, which outlives it likewise; it allocates nothing
-    // and never returns into Rust code of this thread.
-    let pid = unsafe {
-        libc::clone(
-            child,
-            top.cast::<c_void>(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            std::ptr::from_ref(&args).cast_mut().cast::<c_void>(),
-        )
-    };
-    let clone_error = io::Error::last_os_error();
+    // Started in its cgroup where the kernel can (clone3 with
+    // CLONE_INTO_CGROUP, Linux 5.7): moving a process between cgroups
+    // afterwards waits for an RCU grace period, most of what containing a
+    // step costs. Else (an older kernel, another architecture) started as
+    // before, the child writing itself into the cgroup.
+    let mut started = None;
+    if let Some(dir) = plan.cgroup_dir {
+        let into = ChildArgs {
+            cgroup_procs: -1,
+            ..args
+        };
+        // SAFETY: as for clone below; `into` outlives the call likewise.
+        match unsafe { clone3_into(dir, &mut stack, &into) } {
+            // Not this kernel's (or architecture's), or not this cgroup's:
+            // started the other way, which says what is wrong, if anything.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(
+                        libc::ENOSYS | libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP | libc::EBUSY
+                    )
+                ) => {}
+            done => started = Some(done),
+        }
+    }
+    let started = started.unwrap_or_else(|| {
+        // SAFETY: `child` runs on `stack` (alive until clone returns: with
+        // CLONE_VFORK this thread waits until the child has exec'd or
+        // exited) and reads `args`, which outlives it likewise; it
+        // allocates nothing and never returns into Rust code of this
+        // thread.
+        let pid = unsafe {
+            libc::clone(
+                child,
+                top.cast::<c_void>(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                std::ptr::from_ref(&args).cast_mut().cast::<c_void>(),
+            )
+        };
+        if pid < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(pid)
+        }
+    });
     // SAFETY: as above.
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
     drop((out_w, err_w, fail_w, stack));
-    if pid < 0 {
-        return Err(clone_error);
-    }
+    let pid = started?;
     // The child has exec'd (the pipe closed on exec, empty) or failed
     // (four bytes of errno, then exited).
     let mut errno = [0u8; 4];
@@ -144,6 +178,95 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
         stdout: File::from(out_r),
         stderr: File::from(err_r),
     })
+}
+
+/// clone3's arguments (`struct clone_args`, Linux 5.7's size).
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `clone3(CLONE_VM | CLONE_VFORK | CLONE_INTO_CGROUP)`: [`child`] runs
+/// on `stack` with `args`, started in the cgroup whose directory is open
+/// as `cgroup`; the pid, once the child has exec'd or exited. ENOSYS where
+/// this is not built (an architecture other than x86_64).
+///
+/// # Safety
+///
+/// As for `clone` in [`spawn`]: `stack` and `args` outlive the call, which
+/// returns only once the child no longer uses them (CLONE_VFORK).
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_into(cgroup: RawFd, stack: &mut [u8], args: &ChildArgs<'_>) -> io::Result<i32> {
+    // The kernel starts the child at the instruction after `syscall`,
+    // on the new stack, with this thread's registers: so it may touch
+    // nothing of this frame. The assembly below calls `child(args)` on
+    // it at once (rsp is 16-byte aligned, as the call needs), and
+    // exits if that ever returns.
+    // The kernel puts the child's rsp at stack + stack_size: 16-byte
+    // aligned, as a call needs.
+    let base = stack.as_mut_ptr() as u64;
+    let size = ((base + stack.len() as u64) & !15) - base;
+    let mut clone_args = CloneArgs {
+        flags: libc::CLONE_VM as u64 | libc::CLONE_VFORK as u64 | CLONE_INTO_CGROUP,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: libc::SIGCHLD as u64,
+        stack: base,
+        stack_size: size,
+        tls: 0,
+        set_tid: 0,
+        set_tid_size: 0,
+        cgroup: u64::try_from(cgroup).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?,
+    };
+    let ret: i64;
+    // SAFETY: see the function's contract and the comment above; the
+    // registers the kernel and the child's call may change are declared.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "mov rdi, r12",
+            "call r13",
+            "mov edi, eax",
+            "mov eax, 60",
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") std::ptr::from_mut(&mut clone_args),
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") std::ptr::from_ref(args),
+            in("r13") child as extern "C" fn(*mut c_void) -> c_int,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    if ret < 0 {
+        return Err(io::Error::from_raw_os_error(
+            i32::try_from(-ret).unwrap_or(libc::EIO),
+        ));
+    }
+    i32::try_from(ret).map_err(|_| io::Error::other("clone3 gave no pid"))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn clone3_into(_: RawFd, _: &mut [u8], _: &ChildArgs<'_>) -> io::Result<i32> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
 }
 
 /// A close-on-exec pipe: (read end, write end).
