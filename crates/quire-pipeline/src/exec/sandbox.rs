@@ -386,6 +386,15 @@ fn walk(dir: &Path, hidden: &[PathBuf], granted: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    // A shared scratch directory (world-writable and sticky: /tmp,
+    // /var/tmp) that holds a hidden path grants none of its other entries:
+    // they are other users' and programs' scratch files, a step has its
+    // own TMPDIR, and each would be a rule every step's domain is built
+    // from (hundreds, on a busy /tmp).
+    let shared = std::fs::metadata(dir).is_ok_and(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o1002 == 0o1002
+    });
     for entry in entries.flatten() {
         let path = entry.path();
         let Ok(kind) = entry.file_type() else {
@@ -400,7 +409,9 @@ fn walk(dir: &Path, hidden: &[PathBuf], granted: &mut Vec<PathBuf>) {
             }
             continue;
         }
-        granted.push(path);
+        if !shared {
+            granted.push(path);
+        }
     }
 }
 
