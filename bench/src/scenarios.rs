@@ -191,12 +191,46 @@ pub fn contain(bins: &Bins, quick: bool) {
 /// containment against neither (issue 13's measure), each through
 /// `trigger --wait`, taking turns.
 pub fn sandbox(bins: &Bins, quick: bool) {
-    let dir = tempfile::tempdir().unwrap();
     let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
     let pipeline = format!(
         "[jobs.many]\ninputs = [\"quire/push\"]\nsh = [{}]\n",
         steps.join(", ")
     );
+    let [on, off, neither] = confinement_costs(bins, quick, &pipeline);
+    row(
+        "200 one-command steps with the step sandbox on (`sandbox = \"required\"`: Landlock, each step's child restricts itself before exec)",
+        &format!("the same with `sandbox = \"off\"`: {off}"),
+        &format!("{on}; **{:.2}x**", on.median / off.median),
+        "report",
+    );
+    row(
+        "the same 200 steps sandboxed and contained (the defaults: here a cgroup per job, each step started in it)",
+        &format!("neither (`sandbox = \"off\"`, `QUIRE_CONTAINMENT=off`): {neither}"),
+        &format!("{on}; **{:.2}x**", on.median / neither.median),
+        "<= 1.05x",
+    );
+    // Per job: 50 jobs of one `true` each (a cgroup made, entered, killed
+    // and removed for each).
+    let jobs: String = (1..=50)
+        .map(|i| format!("[jobs.j{i}]\ninputs = [\"quire/push\"]\nsh = \"true\"\n"))
+        .collect();
+    let [on, _, neither] = confinement_costs(bins, quick, &jobs);
+    row(
+        "50 jobs of one `true` step each, sandboxed and contained (per job: its cgroup made, entered, killed and removed)",
+        &format!("neither: {neither}"),
+        &format!(
+            "{on}; **{:.2}x**, {:+.2} ms a job",
+            on.median / neither.median,
+            (on.median - neither.median) / 50.0
+        ),
+        "report",
+    );
+}
+
+/// `pipeline` through `trigger --wait` in three homes, taking turns:
+/// sandboxed and contained (the defaults), contained only, neither.
+fn confinement_costs(bins: &Bins, quick: bool, pipeline: &str) -> [Stats; 3] {
+    let dir = tempfile::tempdir().unwrap();
     // (name, sandbox, containment)
     let modes = [
         ("on", "required", "auto"),
@@ -213,7 +247,7 @@ pub fn sandbox(bins: &Bins, quick: bool) {
         .unwrap();
         let repo = Repo::new(dir.path(), &format!("app-{name}"));
         repo.install(bins, &home);
-        repo.commit(&[(".quire/ci.toml", &pipeline)], "many");
+        repo.commit(&[(".quire/ci.toml", pipeline)], "many");
         repo.push(&["--quiet", "origin", "main"]);
         (home, repo, containment)
     });
@@ -234,19 +268,7 @@ pub fn sandbox(bins: &Bins, quick: bool) {
             samples[i].push(took);
         }
     }
-    let [on, off, neither] = samples.map(|s| Stats::of(&s));
-    row(
-        "200 one-command steps with the step sandbox on (`sandbox = \"required\"`: Landlock, each step's child restricts itself before exec)",
-        &format!("the same with `sandbox = \"off\"`: {off}"),
-        &format!("{on}; **{:.2}x**", on.median / off.median),
-        "report",
-    );
-    row(
-        "the same 200 steps sandboxed and contained (the defaults: here a cgroup per job, each step started in it)",
-        &format!("neither (`sandbox = \"off\"`, `QUIRE_CONTAINMENT=off`): {neither}"),
-        &format!("{on}; **{:.2}x**", on.median / neither.median),
-        "<= 1.05x",
-    );
+    samples.map(|s| Stats::of(&s))
 }
 
 fn claimed_run(store: &mut Store, ref_name: &str) -> String {
