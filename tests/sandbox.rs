@@ -353,3 +353,42 @@ fn a_program_in_the_ci_users_home_cannot_be_started_and_the_log_says_why() {
     let detail = env.store().run_detail(&run.id).unwrap();
     assert_eq!(detail.jobs[0].job.exit_code, Some(126));
 }
+
+/// A bare program name the job's PATH does not have is not found (127),
+/// sandboxed or not: never taken from the workspace, though a file of that
+/// name is there (the pushed tree can hold anything).
+#[test]
+fn a_bare_name_missing_from_path_is_not_found_even_when_the_workspace_has_it() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    app.commit(
+        &[(
+            "quire-no-such-tool",
+            "#!/bin/sh\necho RAN FROM THE WORKSPACE\n",
+        )],
+        "a tool",
+    );
+    git(
+        &app.work,
+        &["update-index", "--chmod=+x", "quire-no-such-tool"],
+    );
+    git(&app.work, &["commit", "--quiet", "-m", "executable"]);
+    for sandbox in ["required", "off"] {
+        env.config(&format!("sandbox = \"{sandbox}\"\n"));
+        let run = app.push_and_wait(
+            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [[\"quire-no-such-tool\"]]\n",
+        );
+        assert_eq!(run.state, RunState::Failed, "{sandbox}");
+        let text = log(&env, &run.id, "t");
+        assert!(
+            !text.contains("RAN FROM THE WORKSPACE"),
+            "{sandbox}: {text}"
+        );
+        assert!(
+            text.contains("quire: cannot start quire-no-such-tool"),
+            "{sandbox}: {text}"
+        );
+        let detail = env.store().run_detail(&run.id).unwrap();
+        assert_eq!(detail.jobs[0].job.exit_code, Some(127), "{sandbox}: {text}");
+    }
+}

@@ -139,6 +139,14 @@ pub(super) fn start(
             std: Some(child),
         });
     }
+    // A name the job's PATH does not have is not found (127), as std's
+    // spawn says: execve would take it relative to the workspace.
+    if program.components().count() == 1 && !program.is_absolute() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} not found on the job's PATH", program.display()),
+        ));
+    }
     let mut argv = vec![vspawn::c_path(program)?];
     match step {
         Step::Shell(cmd) => {

@@ -96,9 +96,11 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
         ids: plan.ids.as_ref(),
     };
     let mut stack = vec![0u8; STACK_BYTES];
-    // The stack grows down from its 16-byte aligned top.
-    let top = stack.as_mut_ptr().wrapping_add(STACK_BYTES);
-    let top = top.wrapping_sub(top as usize % 16);
+    // SAFETY: integer arguments only.
+    let dumpable = plan
+        .ids
+        .is_some()
+        .then(|| unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) });
 
     // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only
     // write the sets given.
@@ -127,13 +129,21 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
                 if matches!(
                     e.raw_os_error(),
                     Some(
-                        libc::ENOSYS | libc::EINVAL | libc::E2BIG | libc::EOPNOTSUPP | libc::EBUSY
+                        libc::ENOSYS
+                            | libc::EINVAL
+                            | libc::E2BIG
+                            | libc::EOPNOTSUPP
+                            | libc::EBUSY
+                            | libc::EPERM
                     )
                 ) => {}
             done => started = Some(done),
         }
     }
     let started = started.unwrap_or_else(|| {
+        // The stack grows down from its 16-byte aligned top.
+        let top = stack.as_mut_ptr().wrapping_add(STACK_BYTES);
+        let top = top.wrapping_sub(top as usize % 16);
         // SAFETY: `child` runs on `stack` (alive until clone returns: with
         // CLONE_VFORK this thread waits until the child has exec'd or
         // exited) and reads `args`, which outlives it likewise; it
@@ -157,8 +167,23 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
     unsafe {
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
+    // A child sharing the worker's memory that changed its user made the
+    // kernel mark that memory not dumpable: the worker's, as it was.
+    if let Some(before) = dumpable
+        && before > 0
+    {
+        // SAFETY: integer arguments only.
+        unsafe {
+            libc::prctl(libc::PR_SET_DUMPABLE, before as libc::c_ulong, 0, 0, 0);
+        }
+    }
     drop((out_w, err_w, fail_w, stack));
-    let pid = started?;
+    // The worker's own failure to start a process (no memory, pids.max of
+    // the job's cgroup, a refusal of clone3): said as such, never taken
+    // for the step's program being missing (127) or not executable (126),
+    // which only the child's errno means.
+    let pid = started
+        .map_err(|e| io::Error::other(format!("cannot start a process for the step: {e}")))?;
     // The child has exec'd (the pipe closed on exec, empty) or failed
     // (four bytes of errno, then exited).
     let mut errno = [0u8; 4];
@@ -373,11 +398,6 @@ fn prepare(args: &ChildArgs<'_>) -> Result<(), i32> {
                 libc::sigaction(signal, &default, std::ptr::null_mut());
             }
         }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
-            return Err(last());
-        }
         if libc::setpgid(0, 0) != 0 {
             return Err(last());
         }
@@ -404,6 +424,17 @@ fn prepare(args: &ChildArgs<'_>) -> Result<(), i32> {
     if args.ruleset.is_some() || args.ids.is_some() {
         super::sandbox::enter(args.ruleset, args.ids)
             .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    }
+    // Last, as posix_spawn does: until now no signal (a terminal's ^C to
+    // the worker's group, a stop from the step's user) could end or stop
+    // the child half-way while the worker's thread waits for it.
+    // SAFETY: a set on this stack.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+            return Err(last());
+        }
     }
     Ok(())
 }
