@@ -187,10 +187,7 @@ fn steps() -> MutexGuard<'static, BTreeSet<u32>> {
 /// Spawn a step's process and note it as one, in one go: a reaper never
 /// sees it unnoted, even if it exits at once.
 pub(crate) fn spawn_step(command: &mut Command) -> io::Result<Child> {
-    let mut steps = steps();
-    let child = command.spawn()?;
-    steps.insert(child.id());
-    Ok(child)
+    note_step(|| command.spawn(), Child::id)
 }
 
 /// [`spawn_step`] for a step started by other means than a `Command`:

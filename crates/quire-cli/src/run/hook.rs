@@ -165,18 +165,16 @@ pub(crate) fn run(
         let git_dir = git_dir(git_dir_flag)?;
         // Before anything else reads the home: a home deleted (or never
         // installed) is said, never silently made anew and empty.
-        if let Err(e) = Store::open_existing(home) {
+        let mut store = Store::open_existing(home).inspect_err(|e| {
             if matches!(
                 e,
                 quire_store::Error::HomeMissing(_) | quire_store::Error::NotAHome(_)
             ) {
                 lost(&mut std::io::stdout().lock(), home, &git_dir, &updates);
             }
-            return Err(e.into());
-        }
+        })?;
         let config = Config::load(home)?;
         let repo = Repo::open(&git_dir)?;
-        let mut store = Store::open_existing(home)?;
         let known = register(&mut store, &git_dir, &config, Registration::Seen)?;
         Ok::<_, Failure>((config, repo, known, store))
     })();

@@ -15,13 +15,12 @@ use crate::run::{Failure, TriggerArgs, work};
 
 pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     // The home first: a wrong --home is the likelier mistake.
-    Store::open_existing(home)?;
+    let mut store = Store::open_existing(home)?;
     let git_dir = git_dir(Some(&args.git_dir))?;
     let config = Config::load(home)?;
     let repo = Repo::open(&git_dir)?;
     let ref_name = full_ref(&repo, &args.ref_name)?;
     let sha = repo.resolve_commit(args.sha.as_deref().unwrap_or(&ref_name))?;
-    let mut store = Store::open_existing(home)?;
     let known = register(&mut store, &git_dir, &config, Registration::Seen)?;
     let update = RefUpdate {
         old: None,

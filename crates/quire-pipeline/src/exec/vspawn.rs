@@ -16,7 +16,7 @@
 use std::ffi::{CString, OsStr, c_char, c_int, c_void};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -66,6 +66,7 @@ struct ChildArgs<'a> {
 const STACK_BYTES: usize = 64 * 1024;
 
 pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
+    let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (fail_r, fail_w) = pipe()?;
@@ -186,10 +187,9 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
         .map_err(|e| io::Error::other(format!("cannot start a process for the step: {e}")))?;
     // The child has exec'd (the pipe closed on exec, empty) or failed
     // (four bytes of errno, then exited).
-    let mut errno = [0u8; 4];
-    let mut fail = File::from(fail_r);
-    let read = read_full(&mut fail, &mut errno)?;
-    if read == 4 {
+    let mut report = Vec::new();
+    File::from(fail_r).read_to_end(&mut report)?;
+    if let Ok(errno) = <[u8; 4]>::try_from(report.as_slice()) {
         let _ = rustix::process::waitpid(
             rustix::process::Pid::from_raw(pid),
             rustix::process::WaitOptions::empty(),
@@ -292,33 +292,6 @@ unsafe fn clone3_into(cgroup: RawFd, stack: &mut [u8], args: &ChildArgs<'_>) -> 
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn clone3_into(_: RawFd, _: &mut [u8], _: &ChildArgs<'_>) -> io::Result<i32> {
     Err(io::Error::from_raw_os_error(libc::ENOSYS))
-}
-
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: pipe2 writes two descriptors into `fds`, which this then
-    // owns.
-    unsafe {
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        use std::os::fd::FromRawFd;
-        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
-    }
-}
-
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Wait for the step `pid` to end; its status.
