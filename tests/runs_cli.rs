@@ -27,6 +27,7 @@ const RUN_FIELDS: &[&str] = &[
     "worker",
     "containment",
     "cgroup",
+    "sandbox",
 ];
 
 #[test]

@@ -229,6 +229,13 @@ fn required_runs_confined_on_this_kernel_and_show_says_how() {
         ),
         "{show}"
     );
+    let json = env.json(&["show", &run.id]);
+    assert!(
+        json["sandbox"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Landlock: steps write only")),
+        "{json}"
+    );
 }
 
 #[test]

@@ -174,6 +174,9 @@ pub struct Run {
     pub containment: Option<Containment>,
     /// The run's cgroup v2 directory, with `Containment::Cgroup`.
     pub cgroup: Option<String>,
+    /// How its steps were confined (the sandbox), as its worker said it in
+    /// one line; none for a run no worker has started.
+    pub sandbox: Option<String>,
 }
 
 impl Run {

@@ -11,10 +11,10 @@ use quire_model::{Artifact, Job, Run, RunState, Step, WorkerLease};
 pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state, \
     failure_kind, failure_detail, pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, \
     repos.git_dir, traceparent, worker_id, worker_pid, lease_expires_at_ms, previous_sha, \
-    runs.repo_id, runs.containment, runs.cgroup";
+    runs.repo_id, runs.containment, runs.cgroup, runs.sandbox";
 
 /// How many columns [`RUN_COLUMNS`] names.
-pub(crate) const RUN_COLUMN_COUNT: usize = 20;
+pub(crate) const RUN_COLUMN_COUNT: usize = 21;
 
 /// The tables [`RUN_COLUMNS`] come from.
 pub(crate) const RUN_TABLES: &str = "runs JOIN repos ON repos.id = runs.repo_id";
@@ -48,6 +48,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         previous_sha: row.get(16)?,
         containment: row.text_opt(18)?,
         cgroup: row.get(19)?,
+        sandbox: row.get(20)?,
     })
 }
 
@@ -188,19 +189,6 @@ impl Store {
                 candidates: found.into_iter().take(10).map(|r| r.id).collect(),
             }),
         }
-    }
-
-    /// How the run's steps were confined, as its worker recorded it.
-    pub fn run_sandbox(&self, run_id: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT sandbox FROM runs WHERE id = ?1",
-                params![run_id],
-                |row| row.get(0),
-            )
-            .optional()?
-            .flatten())
     }
 
     /// A run with its jobs and steps, read in one snapshot.

@@ -36,6 +36,9 @@ pub struct RunJson<'a> {
     pub containment: Option<Containment>,
     /// The run's cgroup directory, with "cgroup".
     pub cgroup: Option<&'a str>,
+    /// How its steps were confined (the sandbox); null before a worker
+    /// started it.
+    pub sandbox: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -115,6 +118,7 @@ pub fn run(run: &Run, now_ms: i64) -> RunJson<'_> {
         }),
         containment: run.containment,
         cgroup: run.cgroup.as_deref(),
+        sandbox: run.sandbox.as_deref(),
     }
 }
 

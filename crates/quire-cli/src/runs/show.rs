@@ -15,10 +15,7 @@ pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<
     let printed = if args.json {
         json::print(&json::detail(&detail, out.now_ms))
     } else {
-        // How the worker confined the run's steps, if it ran any
-        // (docs/SECURITY.md).
-        let sandbox = store.run_sandbox(&run.id)?;
-        emit(&render(&detail, sandbox.as_deref().map(str::trim), out))
+        emit(&render(&detail, out))
     };
     if args.exit_status && detail.run.state != RunState::Complete {
         return Ok(ExitCode::from(1));
@@ -26,7 +23,7 @@ pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<
     Ok(printed)
 }
 
-fn render(detail: &RunDetail, sandbox: Option<&str>, out: &Output) -> String {
+fn render(detail: &RunDetail, out: &Output) -> String {
     let run = &detail.run;
     let mut text = String::new();
     let mut field = |name: &str, value: String| {
@@ -61,7 +58,7 @@ fn render(detail: &RunDetail, sandbox: Option<&str>, out: &Output) -> String {
     if let Some(ms) = run.duration_ms(out.now_ms) {
         field("duration", duration(ms));
     }
-    if let Some(sandbox) = sandbox {
+    if let Some(sandbox) = &run.sandbox {
         field("sandbox", sandbox.to_string());
     }
     if let Some(containment) = run.containment {
