@@ -31,6 +31,9 @@ fn contained_repo(env: &Env, mechanism: Containment, config: &str) -> Option<Rep
     env.config(&format!("keep_workspaces = true\n{config}"));
     repo.vars
         .push(("QUIRE_CONTAINMENT".into(), mechanism.as_str().into()));
+    // The mechanism alone, as where the kernel refuses the worker a pid
+    // namespace: in one, the worker's end would kill what it missed.
+    repo.vars.push(("QUIRE_PIDNS".into(), "off".into()));
     Some(repo)
 }
 
@@ -359,7 +362,10 @@ fn no_descriptor_of_the_worker_reaches_a_step_and_a_daemon_holding_its_own_canno
  {
     let env = Env::new();
     env.config("keep_workspaces = true\n");
-    let repo = env.repo_with_hook("app");
+    let mut repo = env.repo_with_hook("app");
+    // The daemon must end with its job, not only with its worker's pid
+    // namespace (the worker exits once the queue is empty).
+    repo.vars.push(("QUIRE_PIDNS".into(), "off".into()));
     // What the step's shell has open is what a daemon it starts inherits;
     // `ls` lists it into the step's log.
     let sh = "ls -l /proc/$$/fd/; \

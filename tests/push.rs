@@ -7,7 +7,8 @@ use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
 
 use crate::util::{
-    Env, Gate, RECORD_PID, alive, git, gone_within, queued_runs, step_pid, wait_until,
+    Env, Gate, RECORD_PID, alive, git, gone_within, outside_pid, queued_runs, read_pid_file,
+    step_pid, wait_until,
 };
 
 const TWO_JOBS: &str = r#"
@@ -372,7 +373,10 @@ fn after_the_worker_is_killed_reconcile_orphans_its_run_ends_its_step_and_starts
     let env = Env::new();
     env.home().ensure().unwrap();
     std::fs::write(env.home().dir().join("config.toml"), "max_workers = 1\n").unwrap();
-    let a = env.repo_with_hook("a");
+    let mut a = env.repo_with_hook("a");
+    // Without a pid namespace, where a crashed worker's step lives on (in
+    // one, it dies with the worker: the next test).
+    a.vars.push(("QUIRE_PIDNS".into(), "off".into()));
     let slow = format!(
         "[jobs.hang]\ninputs = [\"quire/push\"]\nsh = [{:?}, \"echo never\"]\n",
         format!("{RECORD_PID}; exec sleep 300")
@@ -438,6 +442,55 @@ fn after_the_worker_is_killed_reconcile_orphans_its_run_ends_its_step_and_starts
     );
     assert_eq!(orphan.jobs[0].job.state, JobState::Aborted);
     assert_eq!(env.wait_terminal(&queued).state, RunState::Complete);
+}
+
+#[test]
+fn in_its_pid_namespace_a_killed_workers_step_and_daemon_die_with_it() {
+    let env = Env::new();
+    env.home().ensure().unwrap();
+    std::fs::write(env.home().dir().join("config.toml"), "max_workers = 1\n").unwrap();
+    let a = env.repo_with_hook("a");
+    // A daemon that leaves the step's session and clears its environment:
+    // nothing but the namespace ties it to the run.
+    let slow = format!(
+        "[jobs.hang]\ninputs = [\"quire/push\"]\nsh = [{:?}, \"echo never\"]\n",
+        format!(
+            "env -i setsid sh -c 'echo $$ > \"$0/daemon.pid\"; exec sleep 301' \"$TMPDIR\" </dev/null >/dev/null 2>&1 & \
+             {RECORD_PID}; exec sleep 300"
+        )
+    );
+    a.commit(&[(".quire/ci.toml", &slow)], "hang");
+    let (_, stderr) = a.push(&["origin", "main"]);
+    let stuck = queued_runs(&stderr).remove(0);
+    let sleep = step_pid(&env, &stuck);
+    let worker = env
+        .wait_for(&stuck, "active", |r| r.state == RunState::Active)
+        .worker
+        .unwrap()
+        .pid;
+    let daemon = outside_pid(
+        worker,
+        read_pid_file(&env.home().run_dir(&stuck).join("tmp/daemon.pid")),
+    );
+    assert_ne!(sleep, daemon);
+    assert!(alive(sleep) && alive(daemon));
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(worker as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    assert!(gone_within(worker, 5));
+    assert!(gone_within(sleep, 5), "the step outlived its worker");
+    assert!(gone_within(daemon, 5), "the daemon outlived its worker");
+
+    let report = env.json(&["reconcile"]);
+    assert_eq!(report["orphaned"][0]["run"], stuck.as_str(), "{report}");
+    let orphan = env.store().run_detail(&stuck).unwrap();
+    assert_eq!(
+        (orphan.run.state, orphan.run.failure_kind),
+        (RunState::Failed, Some(FailureKind::Orphaned))
+    );
 }
 
 #[test]

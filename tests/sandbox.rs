@@ -399,3 +399,72 @@ fn a_bare_name_missing_from_path_is_not_found_even_when_the_workspace_has_it() {
         assert_eq!(detail.jobs[0].job.exit_code, Some(127), "{sandbox}: {text}");
     }
 }
+
+const TOKEN: &str = "tok-4f1d9a7c2e";
+
+/// Two runs at once: the victim's deploy job holds `DEPLOY_TOKEN` in its
+/// environment while it waits at the gate; the attacker's step, in another
+/// repository's run beside it, reads every `/proc/PID/environ` it can find
+/// and prints what it finds reversed (redaction knows the token, not its
+/// reverse). The attacker's log.
+fn read_a_concurrent_runs_environment(config: &str) -> (Env, String, String) {
+    let env = Env::new();
+    env.config(&format!(
+        "max_workers = 2\n{config}\n[secrets]\nDEPLOY_TOKEN = \"{TOKEN}\"\n"
+    ));
+    let gate = Gate::new(&env);
+    let victim = env.repo_with_hook("victim");
+    let held = victim.push_pipeline(&format!(
+        "[jobs.deploy]\ninputs = [\"quire/push\"]\nsecrets = [\"DEPLOY_TOKEN\"]\nsh = '{}'\n",
+        gate.step("deploy")
+    ));
+    gate.wait_ready("deploy");
+    let attacker = env.repo_with_hook("attacker");
+    let run = attacker.push_and_wait(
+        "[jobs.snoop]\ninputs = [\"quire/push\"]\nsh = '''
+seen=0
+for f in /proc/[0-9]*/environ; do
+  seen=$((seen+1))
+  tr '\\0' '\\n' < \"$f\" 2>/dev/null | grep '^DEPLOY_TOKEN=' | rev
+done
+echo \"environments seen: $seen\"
+'''\n",
+    );
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    gate.open();
+    assert_eq!(env.wait_terminal(&held).state, RunState::Complete);
+    let log = log(&env, &run.id, "snoop");
+    (env, run.id, log)
+}
+
+fn reversed(s: &str) -> String {
+    s.chars().rev().collect()
+}
+
+#[test]
+fn a_step_cannot_read_the_secrets_in_the_environment_of_another_runs_step() {
+    let (env, attacker, log) = read_a_concurrent_runs_environment("");
+    assert!(!log.contains(&reversed(TOKEN)), "{log}");
+    // It did look: at its own processes, all it can see.
+    assert!(log.contains("environments seen: "), "{log}");
+    let json = env.json(&["show", &attacker]);
+    assert!(
+        json["sandbox"].as_str().is_some_and(
+            |s| s.ends_with("steps see only this run's processes (a pid namespace of its own)")
+        ),
+        "{json}"
+    );
+}
+
+#[test]
+fn with_the_sandbox_off_a_step_reads_another_runs_secret_from_proc() {
+    let (env, attacker, log) = read_a_concurrent_runs_environment("sandbox = \"off\"");
+    assert!(log.contains(&reversed(TOKEN)), "{log}");
+    let json = env.json(&["show", &attacker]);
+    assert!(
+        json["sandbox"]
+            .as_str()
+            .is_some_and(|s| s.contains("steps see every process of the worker's user")),
+        "{json}"
+    );
+}

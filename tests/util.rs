@@ -563,9 +563,68 @@ pub fn signal(pid: u32, signal: rustix::process::Signal) {
 /// Shell for a step: record its pid in its run's TMPDIR, for [`step_pid`].
 pub const RECORD_PID: &str = "echo $$ > \"$TMPDIR/sleep.pid\"";
 
-/// Wait for the pid a step of `run` recorded with [`RECORD_PID`].
+/// Wait for the pid a step of `run` recorded with [`RECORD_PID`], as this
+/// process sees it: a step of a worker in a pid namespace of its own
+/// records its pid there.
 pub fn step_pid(env: &Env, run: &str) -> u32 {
-    read_pid_file(&env.home().run_dir(run).join("tmp/sleep.pid"))
+    let recorded = read_pid_file(&env.home().run_dir(run).join("tmp/sleep.pid"));
+    let worker = env
+        .wait_for(run, "claimed", |r| r.worker.is_some())
+        .worker
+        .unwrap()
+        .pid;
+    outside_pid(worker, recorded)
+}
+
+/// The pids of a process, outermost namespace first (`NSpid` of
+/// /proc/PID/status).
+fn ns_pids(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))
+        .map(|pids| {
+            pids.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The pid here of the process that is `inside` in the pid namespace of
+/// the worker whose stand-in is `stand_in` (docs/SECURITY.md,
+/// "Processes"); `inside` itself when that worker has no namespace of its
+/// own, a dead pid when no such process is left.
+pub fn outside_pid(stand_in: u32, inside: u32) -> u32 {
+    let parent_of = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let worker = all_pids()
+        .into_iter()
+        .find(|&pid| parent_of(pid) == Some(stand_in) && ns_pids(pid).last() == Some(&1));
+    let Some(worker) = worker else {
+        return inside;
+    };
+    let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let wanted = ns(worker);
+    all_pids()
+        .into_iter()
+        .find(|&pid| ns(pid) == wanted && ns_pids(pid).last() == Some(&inside))
+        .unwrap_or_else(dead_pid)
 }
 
 /// Wait for a file holding a pid, written by a step.

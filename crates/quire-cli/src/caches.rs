@@ -189,7 +189,11 @@ fn owner(name: &str) -> Owner {
 /// Take an entry away whole, then delete it: a restore running beside
 /// this takes the whole entry or finds none.
 fn evict(entry: &Path) {
-    let gone = entry.with_file_name(format!("evicting-{}-{}", std::process::id(), nanos()));
+    let gone = entry.with_file_name(format!(
+        "evicting-{}-{}",
+        quire_model::process::host_pid(),
+        nanos()
+    ));
     if fs::rename(entry, &gone).is_ok() {
         let _ = fs::remove_dir_all(&gone);
     }
@@ -458,7 +462,11 @@ fn publish(tmp: &Path, entry: &Path) -> io::Result<()> {
             // No exchange on this file system: move the old entry aside
             // first (a restore meanwhile finds none).
             Err(Errno::INVAL | Errno::NOSYS) => {
-                let old = tmp.with_file_name(format!("old-{}-{}", std::process::id(), nanos()));
+                let old = tmp.with_file_name(format!(
+                    "old-{}-{}",
+                    quire_model::process::host_pid(),
+                    nanos()
+                ));
                 if fs::rename(entry, &old).is_ok() {
                     let _ = fs::remove_dir_all(&old);
                 }

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod events;
 pub mod model;
+pub mod process;
 
 pub use model::{
     Artifact, Containment, FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step,

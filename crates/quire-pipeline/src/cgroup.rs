@@ -129,7 +129,7 @@ pub fn usable_own_dir() -> Result<PathBuf, String> {
 /// (Linux 5.14), and `dir`'s `cgroup.procs` may be written (moving a process
 /// from `dir` into a child needs that).
 fn probe(dir: &Path) -> Result<(), String> {
-    let child = dir.join(format!("quire-probe-{}", std::process::id()));
+    let child = dir.join(format!("quire-probe-{}", quire_model::process::host_pid()));
     match fs::create_dir(&child) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -414,7 +414,8 @@ mod tests {
             }
         };
         let cgroup =
-            Cgroup::create(dir.join(format!("quire-test-{}", std::process::id()))).unwrap();
+            Cgroup::create(dir.join(format!("quire-test-{}", quire_model::process::host_pid())))
+                .unwrap();
         let job = Cgroup::create(cgroup.dir().join("job")).unwrap();
         let procs = job.procs().unwrap();
         let mut command = std::process::Command::new("sh");

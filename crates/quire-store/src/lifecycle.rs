@@ -196,7 +196,7 @@ impl Worker {
     pub fn this_process(lease: Duration) -> Worker {
         Worker {
             id: uuid::Uuid::now_v7().to_string(),
-            pid: std::process::id(),
+            pid: quire_model::process::host_pid(),
             lease,
         }
     }

@@ -7,8 +7,8 @@
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,8 @@ use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::contain::{self, Want};
 use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox};
+use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox, SandboxMode};
+use quire_pipeline::pidns;
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
 
@@ -36,18 +37,53 @@ pub(crate) const LEASE: Duration = Duration::from_secs(30);
 /// that its run was superseded or cancelled, or that it was told to stop.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 
+/// How the steps of this worker's runs see other processes, for
+/// `runs.sandbox`: set once, before the first run.
+static PROCESSES: OnceLock<String> = OnceLock::new();
+
+/// Set by a worker in the environment of the worker it starts in a pid
+/// namespace of its own ([`pidns`]): its own pid, which stands for the
+/// new one outside. Steps never see it (their environment is built).
+const STAND_IN: &str = "QUIRE_WORKER_STAND_IN";
+
 /// Drain the queue, then exit.
 pub(crate) fn run(home: &Home) -> Result<(), Failure> {
+    let stand_in = std::env::var(STAND_IN)
+        .ok()
+        .and_then(|pid| pid.parse::<u32>().ok());
     if let Err(e) = workers::detach_from_session() {
         eprintln!("quire-run work: cannot start a session of its own: {e}");
     }
     crate::run::interrupt::survive_file_size_limit();
-    crate::run::interrupt::catch();
     let config = Config::load(home)?;
+    let processes = match stand_in {
+        Some(pid) => {
+            quire_model::process::set_host_pid(pid);
+            "steps see only this run's processes (a pid namespace of its own)".to_string()
+        }
+        None if config.sandbox == SandboxMode::Off => {
+            "steps see every process of the worker's user (sandbox = \"off\")".to_string()
+        }
+        None if std::env::var_os("QUIRE_PIDNS").is_some_and(|v| v == "off") => {
+            "steps see every process of the worker's user (QUIRE_PIDNS=off)".to_string()
+        }
+        None => match isolate(home) {
+            Ok(isolated) => return stand_in_for(isolated),
+            Err(why) => {
+                eprintln!(
+                    "quire-run work: pid {}: no pid namespace of its own: {why}",
+                    std::process::id()
+                );
+                format!("steps see every process of the worker's user (no pid namespace: {why})")
+            }
+        },
+    };
+    let _ = PROCESSES.set(processes);
+    crate::run::interrupt::catch();
     let containment = contain_runs(&config);
     eprintln!(
         "quire-run work: pid {}: {}",
-        std::process::id(),
+        quire_model::process::host_pid(),
         containment.describe()
     );
     loop {
@@ -73,6 +109,33 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         // slot still looked taken: look once more now that it is free.
         if store.pending_count()? == 0 {
             return Ok(());
+        }
+    }
+}
+
+/// Start this worker again as pid 1 of a pid namespace of its own, with a
+/// `/proc` of that namespace, so that its steps cannot see (nor read the
+/// environment of) another run's steps. Why not, when it cannot.
+fn isolate(home: &Home) -> Result<pidns::Isolated, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let args = [
+        "--home".into(),
+        home.dir().as_os_str().to_owned(),
+        "work".into(),
+    ];
+    pidns::spawn(&exe, &args, (STAND_IN, &std::process::id().to_string()))
+}
+
+/// Stand outside for the worker in its namespace until it ends: its pid is
+/// the one the store records, signals reach it through this process, and
+/// this process ends with its status.
+fn stand_in_for(isolated: pidns::Isolated) -> Result<(), Failure> {
+    match isolated.wait() {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(Failure::Quiet),
+        Err(e) => {
+            eprintln!("quire-run work: cannot wait for the worker in its namespace: {e}");
+            Err(Failure::Quiet)
         }
     }
 }
@@ -338,15 +401,15 @@ fn confine(
     let policy = sandbox::policy(home, config, store, git_dir, dirs, user.as_ref())
         .map_err(RunFailure::Crashed)?;
     let sandbox = Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
+    let summary = match PROCESSES.get() {
+        Some(processes) => format!("{}; {processes}", sandbox.summary()),
+        None => sandbox.summary().to_string(),
+    };
     store
-        .record_sandbox(&run.id, sandbox.summary())
+        .record_sandbox(&run.id, &summary)
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     if !sandbox.notes().is_empty() {
-        eprintln!(
-            "quire-run work: run {}: sandbox: {}",
-            run.id,
-            sandbox.summary()
-        );
+        eprintln!("quire-run work: run {}: sandbox: {}", run.id, summary);
     }
     Ok((sandbox, owner))
 }
