@@ -37,6 +37,9 @@ fn main() {
     if want("sandbox") {
         scenarios::sandbox(&bins, quick);
     }
+    if want("pidns") {
+        scenarios::pidns(&bins, quick);
+    }
     if want("ingest") {
         scenarios::ingest(quick);
     }
