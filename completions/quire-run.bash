@@ -16,6 +16,9 @@ _quire__run() {
             ",$1")
                 cmd="quire__run"
                 ;;
+            quire__run,announce)
+                cmd="quire__run__subcmd__announce"
+                ;;
             quire__run,demo)
                 cmd="quire__run__subcmd__demo"
                 ;;
@@ -42,6 +45,9 @@ _quire__run() {
                 ;;
             quire__run,work)
                 cmd="quire__run__subcmd__work"
+                ;;
+            quire__run__subcmd__help,announce)
+                cmd="quire__run__subcmd__help__subcmd__announce"
                 ;;
             quire__run__subcmd__help,demo)
                 cmd="quire__run__subcmd__help__subcmd__demo"
@@ -77,8 +83,26 @@ _quire__run() {
 
     case "${cmd}" in
         quire__run)
-            opts="-h -V --home --help --version hook trigger work install migrate-from validate exec demo help"
+            opts="-h -V --home --help --version hook trigger work announce install migrate-from validate exec demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__run__subcmd__announce)
+            opts="-h -V --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -147,8 +171,22 @@ _quire__run() {
             return 0
             ;;
         quire__subcmd__run__subcmd__help)
-            opts="hook trigger work install migrate-from validate exec demo help"
+            opts="hook trigger work announce install migrate-from validate exec demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__run__subcmd__help__subcmd__announce)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

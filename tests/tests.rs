@@ -12,6 +12,7 @@ mod ingest;
 mod limits;
 mod logs_packed;
 mod migrate;
+mod notify;
 mod pipeline_cli;
 mod push;
 mod reliability;

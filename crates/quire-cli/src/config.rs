@@ -65,6 +65,108 @@ pub struct Config {
     /// How many processes (and threads) each job may have at once: its
     /// cgroup's `pids.max`; enforced likewise.
     pub job_pids_max: Option<u64>,
+    /// Whether an ended run's result is written as a git note on its
+    /// commit, under `refs/notes/ci` of its repository.
+    #[serde(default = "yes")]
+    pub notes: bool,
+    /// Commands run when a matching run ends (`[[notify]]`).
+    #[serde(default)]
+    pub notify: Vec<Notify>,
+}
+
+/// A `[[notify]]` entry: a command run, with the run's `show --json`
+/// document on stdin, when a run it matches ends (docs/OPERATIONS.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// The end states it is for: "complete", "failed", "superseded".
+    #[serde(default = "failed_only")]
+    pub on: Vec<String>,
+    /// Globs over the repository's name (with or without `.git`); any
+    /// repository when not given.
+    pub repos: Option<Vec<String>>,
+    /// Globs over the ref, full (`refs/heads/main`) or short (`main`); any
+    /// ref when not given.
+    pub refs: Option<Vec<String>>,
+    /// The program and its arguments; no shell.
+    pub command: Vec<String>,
+    /// How long it may run before it is killed: a span such as "30s".
+    pub timeout: Option<String>,
+}
+
+/// How long a notifier may run when its entry says nothing.
+pub const DEFAULT_NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn failed_only() -> Vec<String> {
+    vec!["failed".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Notify {
+    /// Whether this entry is for `run`, which ended.
+    pub fn matches(&self, run: &quire_store::Run) -> bool {
+        let globs_match = |globs: &Option<Vec<String>>, names: &[&str]| match globs {
+            None => true,
+            Some(globs) => globs
+                .iter()
+                .any(|g| glob::Pattern::new(g).is_ok_and(|p| names.iter().any(|n| p.matches(n)))),
+        };
+        let repo = run.repo.as_str();
+        let bare = repo.strip_suffix(".git").unwrap_or(repo);
+        let short = run
+            .ref_name
+            .strip_prefix("refs/heads/")
+            .or_else(|| run.ref_name.strip_prefix("refs/tags/"))
+            .unwrap_or(&run.ref_name);
+        self.on.iter().any(|s| s == run.state.as_str())
+            && globs_match(&self.repos, &[repo, bare])
+            && globs_match(&self.refs, &[&run.ref_name, short])
+    }
+
+    /// Its timeout.
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout
+            .as_deref()
+            .and_then(quire_model::clock::parse_span)
+            .unwrap_or(DEFAULT_NOTIFY_TIMEOUT)
+    }
+
+    fn check(&self, n: usize) -> Result<(), String> {
+        let at = format!("notify entry {n}");
+        if self.command.first().is_none_or(String::is_empty) {
+            return Err(format!(
+                "{at}: command is empty; give the program and its arguments as an array"
+            ));
+        }
+        if self.on.is_empty() {
+            return Err(format!(
+                "{at}: on is empty; name run end states: \"complete\", \"failed\", \"superseded\""
+            ));
+        }
+        for state in &self.on {
+            if !["complete", "failed", "superseded"].contains(&state.as_str()) {
+                return Err(format!(
+                    "{at}: {state:?} is not a state a run ends in; use \"complete\", \"failed\" or \"superseded\""
+                ));
+            }
+        }
+        for glob in self.repos.iter().chain(&self.refs).flatten() {
+            if let Err(e) = glob::Pattern::new(glob) {
+                return Err(format!("{at}: {glob:?} is not a glob: {e}"));
+            }
+        }
+        if let Some(span) = &self.timeout
+            && quire_model::clock::parse_span(span).is_none_or(|d| d.is_zero())
+        {
+            return Err(format!(
+                "{at}: timeout {span:?} is not a span such as \"30s\" or \"2m\""
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where a secret's value comes from.
@@ -143,6 +245,8 @@ impl Default for Config {
             max_log_mb: default_max_log_mb(),
             job_memory_mb: None,
             job_pids_max: None,
+            notes: true,
+            notify: Vec::new(),
         }
     }
 }
@@ -193,6 +297,12 @@ impl Config {
                 path,
                 message: "max_parallel_jobs must be at least 1".into(),
             });
+        }
+        for (n, notify) in config.notify.iter().enumerate() {
+            notify.check(n + 1).map_err(|message| Error::Config {
+                path: path.clone(),
+                message,
+            })?;
         }
         config
             .check_limits()

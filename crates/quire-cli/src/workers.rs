@@ -88,6 +88,31 @@ pub fn free_slots(home: &Home, max: usize) -> Result<usize> {
 /// (`detach_from_session`): no code runs between fork and exec here, so
 /// the spawn takes the fast posix_spawn path. Returns the worker's pid.
 pub fn spawn_worker(quire_run: &Path, home: &Home) -> io::Result<u32> {
+    Ok(spawn_detached(quire_run, home, "work")?.id())
+}
+
+/// Start `quire-run announce` as [`spawn_worker`] starts a worker, to
+/// announce the runs that ended (docs/OPERATIONS.md, "When a run ends").
+/// The child, for a caller that waits for it; others drop it.
+pub fn spawn_announcer(home: &Home) -> io::Result<std::process::Child> {
+    spawn_detached(&quire_run(), home, "announce")
+}
+
+/// Start an announcer if an ended run waits for one; say so on stderr
+/// (worker.log, or the command's) when it cannot start.
+pub fn announce_if_needed(home: &Home, store: &quire_store::Store) {
+    if store.has_unannounced().unwrap_or(false)
+        && let Err(e) = spawn_announcer(home)
+    {
+        eprintln!("quire: cannot start quire-run announce: {e}");
+    }
+}
+
+fn spawn_detached(
+    quire_run: &Path,
+    home: &Home,
+    command_name: &str,
+) -> io::Result<std::process::Child> {
     let log_path = home.dir().join("worker.log");
     let log = OpenOptions::new()
         .create(true)
@@ -98,13 +123,12 @@ pub fn spawn_worker(quire_run: &Path, home: &Home) -> io::Result<u32> {
     command
         .arg("--home")
         .arg(home.dir())
-        .arg("work")
+        .arg(command_name)
         .current_dir(home.dir())
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    let child = command.spawn()?;
-    Ok(child.id())
+    command.spawn()
 }
 
 /// Leave the session (and process group) of whoever started this process:

@@ -8,6 +8,6 @@ pub mod model;
 pub mod process;
 
 pub use model::{
-    Artifact, Containment, FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step,
-    UnknownValue, WorkerLease, is_object_id,
+    Artifact, Containment, FailureKind, HookState, Job, JobState, Notification, NotificationState,
+    Repository, Run, RunState, Step, UnknownValue, WorkerLease, is_object_id,
 };

@@ -86,6 +86,31 @@ impl RunState {
 }
 
 text_enum! {
+    /// How a `[[notify]]` command run for an ended run went.
+    NotificationState {
+        Running => "running",
+        Ok => "ok",
+        Failed => "failed",
+        TimedOut => "timed-out",
+    }
+}
+
+/// A `[[notify]]` command run for an ended run (docs/OPERATIONS.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notification {
+    /// Its place among the config's `[[notify]]` entries when it ran.
+    pub position: i64,
+    /// Its argv.
+    pub command: Vec<String>,
+    pub state: NotificationState,
+    pub exit_code: Option<i64>,
+    /// The last non-empty line of its stderr, or why it could not start.
+    pub stderr_tail: Option<String>,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+}
+
+text_enum! {
     /// Why a run failed.
     FailureKind {
         PipelineFailure => "pipeline-failure",

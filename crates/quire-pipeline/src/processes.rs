@@ -213,8 +213,10 @@ pub(crate) fn step_reaped(pid: u32) {
 /// children are steps and what it inherited from them).
 pub fn reap_orphans() {
     let steps = steps();
+    let spared = spared().lock().unwrap_or_else(|e| e.into_inner()).clone();
     for pid in children() {
         if !steps.contains(&pid)
+            && !spared.contains(&pid)
             && let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw)
         {
             let _ = waitid(
@@ -252,9 +254,37 @@ fn parent_of(pid: u32) -> Option<(u32, bool)> {
     Some((ppid, state == "Z"))
 }
 
+/// Processes this one started for itself (an announcer: its notifiers must
+/// outlive the run that ended), spared with their descendants by
+/// [`descendants_of`] and so by every sweep of the descendants.
+fn spared() -> &'static std::sync::Mutex<BTreeSet<u32>> {
+    static SPARED: std::sync::OnceLock<std::sync::Mutex<BTreeSet<u32>>> =
+        std::sync::OnceLock::new();
+    SPARED.get_or_init(Default::default)
+}
+
+/// Spare `pid`, a child of this process, and its descendants from the
+/// sweeps of this process's descendants, until [`unspare`].
+pub fn spare(pid: u32) {
+    spared()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(pid);
+}
+
+/// `pid` was reaped: its number may be reused.
+pub fn unspare(pid: u32) {
+    spared()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&pid);
+}
+
 /// The live (not zombie) descendants of process `root`, by one walk of the
-/// process table: every process whose chain of parents reaches `root`.
+/// process table: every process whose chain of parents reaches `root`,
+/// except those [`spare`]d and theirs.
 pub fn descendants_of(root: u32) -> Vec<u32> {
+    let spared = spared().lock().unwrap_or_else(|e| e.into_inner()).clone();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -275,6 +305,9 @@ pub fn descendants_of(root: u32) -> Vec<u32> {
     let mut queue = vec![root];
     while let Some(pid) = queue.pop() {
         for &child in children.get(&pid).into_iter().flatten() {
+            if spared.contains(&child) {
+                continue;
+            }
             if !zombies.contains(&child) {
                 found.push(child);
             }

@@ -10,6 +10,7 @@
 //! * [`logs`] packs an ended run's small step logs into the store and reads
 //!   a step's log from its file or that copy.
 
+pub mod announce;
 mod error;
 pub mod events;
 pub mod home;
@@ -30,7 +31,7 @@ mod sql;
 
 pub use prune::Pruned;
 pub use quire_model::{
-    Containment, FailureKind, HookState, Job, JobState, Repository, Run, RunState, Step,
-    WorkerLease,
+    Containment, FailureKind, HookState, Job, JobState, Notification, NotificationState,
+    Repository, Run, RunState, Step, WorkerLease,
 };
 pub use store::Store;

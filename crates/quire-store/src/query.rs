@@ -98,6 +98,8 @@ pub struct RunDetail {
     pub jobs: Vec<JobDetail>,
     /// The files its jobs kept, by job then path.
     pub artifacts: Vec<Artifact>,
+    /// The `[[notify]]` commands run when it ended, in config order.
+    pub notifications: Vec<quire_model::Notification>,
 }
 
 #[derive(Debug, Clone)]
@@ -233,10 +235,12 @@ impl Store {
             detail.push(JobDetail { job, steps });
         }
         let artifacts = artifacts_of(&tx, run_id)?;
+        let notifications = crate::announce::notifications_of(&tx, run_id)?;
         Ok(RunDetail {
             run,
             jobs: detail,
             artifacts,
+            notifications,
         })
     }
 

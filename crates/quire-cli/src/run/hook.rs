@@ -214,6 +214,9 @@ pub(crate) fn run(
     if queued {
         start_workers(&store, &config);
     }
+    // Runs this push superseded or refused have ended: their notes and
+    // notifiers (docs/OPERATIONS.md, "When a run ends").
+    workers::announce_if_needed(store.home(), &store);
     Ok(all_good)
 }
 

@@ -4,6 +4,7 @@
 //! one ref by hand; `validate` and `exec` check and run a pipeline file
 //! locally; `install` puts the hook into a bare repository.
 
+mod announce;
 mod demo;
 pub(crate) mod git;
 mod hook;
@@ -57,6 +58,10 @@ enum Command {
     Trigger(TriggerArgs),
     /// Execute pending runs until none is left, then exit
     Work,
+    /// Write the git note and run the `[[notify]]` commands of every run
+    /// that ended and was not announced yet, then exit (started by whoever
+    /// ends runs; safe to run by hand or from cron)
+    Announce,
     /// Install quire's post-receive hook into a bare repository
     Install {
         /// The bare repository
@@ -184,6 +189,7 @@ pub fn main() -> ExitCode {
         Command::Trigger(args) => home().and_then(|home| trigger::run(&home, args)),
         Command::MigrateFrom(args) => home().and_then(|home| migrate::run(&home, args)),
         Command::Work => home().and_then(|home| work::run(&home)),
+        Command::Announce => home().and_then(|home| announce::run(&home)),
         Command::Install { repo, force } => home().and_then(|home| {
             let existing = if *force {
                 install::Existing::Replace

@@ -118,6 +118,14 @@ pub(crate) fn record(
     skip_option: bool,
     limits: &Limits,
 ) -> Result<Recorded, Failure> {
+    // Notes (quire's own results in `refs/notes/ci` among them) are not
+    // code: a push of them never runs anything.
+    if update.ref_name.starts_with("refs/notes/") {
+        return Ok(Recorded::Skipped {
+            why: "a notes ref never runs a pipeline",
+            superseded: None,
+        });
+    }
     let Some(pushed) = update.new.as_deref() else {
         let superseded = store.supersede_ref(repo_id, &update.ref_name)?;
         return Ok(Recorded::Deleted { superseded });

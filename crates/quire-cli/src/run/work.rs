@@ -20,7 +20,7 @@ use quire_model::events::Event;
 use quire_pipeline::contain::{self, Want};
 use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox, SandboxMode};
-use quire_pipeline::pidns;
+use quire_pipeline::{pidns, processes};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
 
@@ -86,6 +86,23 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         quire_model::process::host_pid(),
         containment.describe()
     );
+    let mut announcers = Announcers::default();
+    let drained = drain(home, &config, &containment, &mut announcers);
+    // In a pid namespace of its own, what this worker started ends with
+    // it: the notifiers of its last runs finish first.
+    if !crate::run::interrupt::requested() {
+        announcers.wait_all();
+    }
+    drained
+}
+
+/// Take runs until none is left.
+fn drain(
+    home: &Home,
+    config: &Config,
+    containment: &contain::Setup,
+    announcers: &mut Announcers,
+) -> Result<(), Failure> {
     loop {
         let Some(slot) = workers::try_acquire(home, config.max_workers)? else {
             return Ok(());
@@ -96,7 +113,8 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         while !crate::run::interrupt::requested()
             && let Some(run) = store.on_full_disk_use_reserve(|s| s.claim_next(&worker))?
         {
-            execute(home, &config, &containment, &mut store, &worker, run)?;
+            execute(home, config, containment, &mut store, &worker, run)?;
+            announcers.start(home, &store);
             // Made again once a full disk has room: the next full disk
             // finds it.
             home.ensure_reserve();
@@ -109,6 +127,46 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         // slot still looked taken: look once more now that it is free.
         if store.pending_count()? == 0 {
             return Ok(());
+        }
+    }
+}
+
+/// The announcers this worker started (`quire-run announce`, for the runs
+/// it ended): spared from the sweeps of its descendants, so their
+/// notifiers outlive the run, and reaped here.
+#[derive(Default)]
+struct Announcers(Vec<std::process::Child>);
+
+impl Announcers {
+    /// Start one if an ended run waits for it.
+    fn start(&mut self, home: &Home, store: &Store) {
+        self.reap();
+        if !store.has_unannounced().unwrap_or(false) {
+            return;
+        }
+        match workers::spawn_announcer(home) {
+            Ok(child) => {
+                processes::spare(child.id());
+                self.0.push(child);
+            }
+            Err(e) => eprintln!("quire-run work: cannot start quire-run announce: {e}"),
+        }
+    }
+
+    fn reap(&mut self) {
+        self.0.retain_mut(|child| match child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(_)) | Err(_) => {
+                processes::unspare(child.id());
+                false
+            }
+        });
+    }
+
+    fn wait_all(&mut self) {
+        for mut child in self.0.drain(..) {
+            let _ = child.wait();
+            processes::unspare(child.id());
         }
     }
 }

@@ -46,6 +46,7 @@ pub fn cancel(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode>
                 }
             }
             println!("cancelled run {} (it was {from})", run.id);
+            workers::announce_if_needed(store.home(), store);
             Ok(ExitCode::SUCCESS)
         }
         Applied::Unchanged { state } => {
@@ -83,6 +84,7 @@ pub fn retry(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode> 
     );
     if let Some(old) = created.superseded {
         println!("  it supersedes run {old}");
+        workers::announce_if_needed(store.home(), store);
     }
     if !start_worker(store)? {
         println!("  a worker is already running; it will take the run");

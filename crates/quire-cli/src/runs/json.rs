@@ -56,6 +56,21 @@ pub struct RunDetailJson<'a> {
     pub jobs: Vec<JobJson<'a>>,
     /// The files the run's jobs kept, by job then path.
     pub artifacts: Vec<ArtifactJson<'a>>,
+    /// The `[[notify]]` commands run when the run ended.
+    pub notifications: Vec<NotificationJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NotificationJson<'a> {
+    pub position: i64,
+    pub command: &'a [String],
+    pub state: quire_store::NotificationState,
+    pub exit_code: Option<i64>,
+    pub stderr: Option<&'a str>,
+    pub started_at: String,
+    pub started_at_ms: i64,
+    pub finished_at: Option<String>,
+    pub finished_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +142,21 @@ pub fn detail(detail: &RunDetail, now_ms: i64) -> RunDetailJson<'_> {
         run: run(&detail.run, now_ms),
         jobs: detail.jobs.iter().map(job).collect(),
         artifacts: detail.artifacts.iter().map(artifact).collect(),
+        notifications: detail
+            .notifications
+            .iter()
+            .map(|n| NotificationJson {
+                position: n.position,
+                command: &n.command,
+                state: n.state,
+                exit_code: n.exit_code,
+                stderr: n.stderr_tail.as_deref(),
+                started_at: rfc3339(n.started_at_ms),
+                started_at_ms: n.started_at_ms,
+                finished_at: n.finished_at_ms.map(rfc3339),
+                finished_at_ms: n.finished_at_ms,
+            })
+            .collect(),
     }
 }
 

@@ -6,7 +6,7 @@ mod caches;
 mod cli;
 mod control;
 mod download;
-mod json;
+pub(crate) mod json;
 mod list;
 mod logs;
 mod prune;

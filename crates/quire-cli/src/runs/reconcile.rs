@@ -94,6 +94,8 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
         if !report.awaiting_worker.is_empty() {
             worker_started = start_worker(store)?;
         }
+        // The runs it orphaned have ended: their notes and notifiers.
+        crate::workers::announce_if_needed(store.home(), store);
     }
     // Runs whose worker is gone before it packed their logs: those just
     // orphaned (their steps ended above), and those whose worker died

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use comfy_table::Cell;
 use quire_store::query::RunDetail;
-use quire_store::{Containment, FailureKind, JobState, RunState, Store};
+use quire_store::{Containment, FailureKind, JobState, NotificationState, RunState, Store};
 
 use crate::runs::cli::ShowArgs;
 use crate::runs::json;
@@ -135,7 +135,31 @@ fn render(detail: &RunDetail, out: &Output) -> String {
             run.id
         );
     }
+    if !detail.notifications.is_empty() {
+        text.push('\n');
+        for n in &detail.notifications {
+            let _ = writeln!(text, "notify {}: {}", n.position, notification(n));
+        }
+    }
     text
+}
+
+/// How a notifier ended, on one line: its program, its outcome, the last
+/// line of its stderr.
+fn notification(n: &quire_store::Notification) -> String {
+    let program = n.command.first().map_or("", String::as_str);
+    let outcome = match (n.state, n.exit_code) {
+        (NotificationState::Ok, _) => "ok".to_string(),
+        (NotificationState::Running, _) if n.finished_at_ms.is_none() => "running".to_string(),
+        (NotificationState::Failed, Some(code)) => format!("failed, exit {code}"),
+        (state, _) => state.to_string(),
+    };
+    let mut line = format!("{} {outcome}", one_line(program));
+    if let Some(tail) = &n.stderr_tail {
+        line.push_str(": ");
+        line.push_str(&crate::runs::text::flat(tail));
+    }
+    line
 }
 
 /// How the run's processes were contained, for people.

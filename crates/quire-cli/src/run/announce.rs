@@ -1,0 +1,362 @@
+//! `quire-run announce`: tell about the runs that ended
+//! (docs/OPERATIONS.md, "When a run ends"). For each ended run no
+//! announcer took yet, oldest first: write its result as a git note on its
+//! commit (`refs/notes/ci`, unless `notes = false`), and run the
+//! `[[notify]]` commands it matches, side by side, each with the run's
+//! `show --json` document on stdin and a timeout; how each ended is kept
+//! for `quire-runs show`. A broken notifier or note is recorded and logged
+//! (worker.log), never the run's failure.
+//!
+//! Whoever ends runs starts one, detached: a worker after each run, the
+//! hook when a push superseded or refused runs, `quire-runs cancel` and
+//! `reconcile`. Announcers may run side by side: each run is taken by one.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use quire_store::{Home, NotificationState, Run, Store};
+
+use crate::config::{Config, Notify};
+use crate::run::Failure;
+use crate::runs::{json, text};
+use crate::workers;
+
+/// How many times a note is tried when another writer holds or moved
+/// `refs/notes/ci` meanwhile.
+const NOTE_ATTEMPTS: u32 = 50;
+/// The longest a notifier's stderr is read for its last line.
+const STDERR_KEPT: usize = 64 * 1024;
+/// The notes ref.
+pub(crate) const NOTES_REF: &str = "refs/notes/ci";
+
+/// Announce every ended run not yet announced, then exit.
+pub(crate) fn run(home: &Home) -> Result<(), Failure> {
+    if let Err(e) = workers::detach_from_session() {
+        eprintln!("quire-run announce: cannot start a session of its own: {e}");
+    }
+    let config = Config::load(home)?;
+    let mut store = Store::open_existing(home)?;
+    while let Some(run) = store.take_unannounced()? {
+        announce(home, &config, &mut store, &run)?;
+    }
+    Ok(())
+}
+
+fn announce(home: &Home, config: &Config, store: &mut Store, run: &Run) -> Result<(), Failure> {
+    let detail = store.run_detail(&run.id)?;
+    if config.notes
+        && let Some(git_dir) = run.git_dir.as_deref()
+    {
+        let note = note_text(&detail);
+        if let Err(e) = add_note(home, Path::new(git_dir), &run.sha, &note) {
+            eprintln!(
+                "quire-run announce: run {}: no git note on {}: {e}",
+                run.id, run.sha
+            );
+        }
+    }
+    let matching: Vec<(usize, &Notify)> = config
+        .notify
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.matches(run))
+        .collect();
+    if matching.is_empty() {
+        return Ok(());
+    }
+    let document = {
+        let mut bytes =
+            serde_json::to_vec_pretty(&json::detail(&detail, quire_model::clock::now_ms()))
+                .unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    };
+    let (done, results) = mpsc::channel();
+    for &(position, notify) in &matching {
+        let position = position as i64 + 1;
+        store.notification_started(&run.id, position, &notify.command)?;
+        let done = done.clone();
+        let notify = notify.clone();
+        let document = document.clone();
+        let vars = variables(run);
+        thread::spawn(move || {
+            let outcome = notify_one(&notify, &document, &vars);
+            let _ = done.send((position, notify, outcome));
+        });
+    }
+    drop(done);
+    for (position, notify, outcome) in results {
+        if outcome.state != NotificationState::Ok {
+            eprintln!(
+                "quire-run announce: run {}: notify entry {position} ({}): {}{}",
+                run.id,
+                notify.command.join(" "),
+                outcome.state,
+                outcome
+                    .stderr_tail
+                    .as_deref()
+                    .map(|l| format!(": {l}"))
+                    .unwrap_or_default()
+            );
+        }
+        store.notification_finished(
+            &run.id,
+            position,
+            outcome.state,
+            outcome.exit_code,
+            outcome.stderr_tail.as_deref(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The note: `quire: <state> <run id> <duration>`, then a line per job:
+/// `<job> <state> <duration>`, with the exit code of a job that failed.
+pub(crate) fn note_text(detail: &quire_store::query::RunDetail) -> String {
+    let run = &detail.run;
+    let took = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), text::duration);
+    let mut note = format!(
+        "quire: {} {} {}\n",
+        run.state,
+        run.id,
+        took(run.duration_ms(run.finished_at_ms.unwrap_or_default()))
+    );
+    for job in &detail.jobs {
+        let j = &job.job;
+        let ms = j.started_at_ms.zip(j.finished_at_ms).map(|(s, f)| f - s);
+        note.push_str(&format!("{} {} {}", j.id, j.state, took(ms)));
+        if let Some(code) = j.exit_code.filter(|&c| c != 0) {
+            note.push_str(&format!(" exit {code}"));
+        }
+        note.push('\n');
+    }
+    note
+}
+
+/// Append `note` to the notes of `sha` under `refs/notes/ci`. `git notes`
+/// moves the ref to its new commit whatever the ref holds by then, so two
+/// writers at once would lose one's note: quire's announcers take turns
+/// (`notes.lock` in the home, held while git runs), and git's own lock on
+/// the ref, held by a writer outside quire, is waited out.
+pub(crate) fn add_note(home: &Home, git_dir: &Path, sha: &str, note: &str) -> Result<(), String> {
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(home.dir().join("notes.lock"))
+        .map_err(|e| format!("cannot open notes.lock: {e}"))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| format!("cannot lock notes.lock: {e}"))?;
+    let mut last = String::new();
+    for attempt in 0..NOTE_ATTEMPTS {
+        let mut git = Command::new("git");
+        git.env_clear()
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("LC_ALL", "C")
+            .env("GIT_AUTHOR_NAME", "quire")
+            .env("GIT_AUTHOR_EMAIL", "quire@localhost")
+            .env("GIT_COMMITTER_NAME", "quire")
+            .env("GIT_COMMITTER_EMAIL", "quire@localhost")
+            .arg("--git-dir")
+            .arg(git_dir)
+            .args(["notes", "--ref", NOTES_REF, "append", "-F", "-", sha])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(path) = std::env::var_os("PATH") {
+            git.env("PATH", path);
+        }
+        let mut child = git.spawn().map_err(|e| format!("cannot run git: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(note.as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("cannot wait for git: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        last = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let contended = ["lock", "but expected", "File exists"]
+            .iter()
+            .any(|m| last.contains(m));
+        if !contended {
+            break;
+        }
+        // A writer outside quire holds the ref: wait a little longer each
+        // time.
+        let jitter = u64::from(std::process::id() % 7);
+        thread::sleep(Duration::from_millis(5 + u64::from(attempt) * 4 + jitter));
+    }
+    Err(format!(
+        "git notes: {}",
+        last.lines().last().unwrap_or("failed")
+    ))
+}
+
+/// The `QUIRE_*` variables a notifier gets (docs/OPERATIONS.md).
+fn variables(run: &Run) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("QUIRE_RUN_ID".to_string(), run.id.clone()),
+        ("QUIRE_REPO".to_string(), run.repo.clone()),
+        ("QUIRE_REF".to_string(), run.ref_name.clone()),
+        ("QUIRE_SHA".to_string(), run.sha.clone()),
+        ("QUIRE_STATE".to_string(), run.state.to_string()),
+    ];
+    if let Some(branch) = run.ref_name.strip_prefix("refs/heads/") {
+        vars.push(("QUIRE_BRANCH".into(), branch.into()));
+    } else if let Some(tag) = run.ref_name.strip_prefix("refs/tags/") {
+        vars.push(("QUIRE_TAG".into(), tag.into()));
+    }
+    if let Some(kind) = run.failure_kind {
+        vars.push(("QUIRE_FAILURE_KIND".into(), kind.to_string()));
+    }
+    vars
+}
+
+/// How one notifier ended.
+struct NotifyOutcome {
+    state: NotificationState,
+    exit_code: Option<i64>,
+    stderr_tail: Option<String>,
+}
+
+/// Run one notifier: the document on its stdin, its stderr kept (the last
+/// line of it), killed with its process group at its timeout.
+fn notify_one(notify: &Notify, document: &[u8], vars: &[(String, String)]) -> NotifyOutcome {
+    use std::os::unix::process::CommandExt;
+    let failed = |why: String| NotifyOutcome {
+        state: NotificationState::Failed,
+        exit_code: None,
+        stderr_tail: Some(why),
+    };
+    let Some((program, args)) = notify.command.split_first() else {
+        return failed("the command is empty".into());
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // Not the hook's git variables nor quire's own: only the run's.
+    for (name, _) in std::env::vars_os() {
+        let name_bytes = name.as_encoded_bytes();
+        if name_bytes.starts_with(b"GIT_") || name_bytes.starts_with(b"QUIRE_") {
+            command.env_remove(&name);
+        }
+    }
+    command.envs(vars.iter().map(|(k, v)| (k, v)));
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return failed(format!("cannot start {program}: {e}")),
+    };
+    // Fed and drained on threads of their own: a notifier that never reads
+    // its stdin, or fills its stderr, must not stall this one.
+    if let Some(mut stdin) = child.stdin.take() {
+        let document = document.to_vec();
+        thread::spawn(move || {
+            let _ = stdin.write_all(&document);
+        });
+    }
+    let (tail_tx, tail_rx) = mpsc::channel();
+    if let Some(mut stderr) = child.stderr.take() {
+        thread::spawn(move || {
+            let mut kept: Vec<u8> = Vec::new();
+            let mut buf = [0u8; 8192];
+            loop {
+                match stderr.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        kept.extend_from_slice(&buf[..n]);
+                        if kept.len() > STDERR_KEPT {
+                            kept.drain(..kept.len() - STDERR_KEPT);
+                        }
+                    }
+                }
+            }
+            let _ = tail_tx.send(last_line(&kept));
+        });
+    }
+    let timeout = notify.timeout();
+    let status = wait_until(&mut child, Instant::now() + timeout);
+    let (state, exit_code) = match status {
+        None => {
+            let _ = rustix::process::kill_process_group(
+                rustix::process::Pid::from_child(&child),
+                rustix::process::Signal::KILL,
+            );
+            let _ = child.wait();
+            (NotificationState::TimedOut, None)
+        }
+        Some(status) => match status.code() {
+            Some(0) => (NotificationState::Ok, Some(0)),
+            Some(code) => (NotificationState::Failed, Some(i64::from(code))),
+            None => (NotificationState::Failed, None),
+        },
+    };
+    // Whatever it left holding its stderr does not hold this up for long.
+    let mut tail = tail_rx.recv_timeout(Duration::from_secs(1)).ok().flatten();
+    if state == NotificationState::TimedOut {
+        tail = Some(match tail {
+            Some(line) => format!("killed after {}: {line}", text::span(timeout)),
+            None => format!("killed after {}", text::span(timeout)),
+        });
+    } else if tail.is_none()
+        && let Some(status) = status
+        && status.code().is_none()
+    {
+        tail = Some(format!("ended by {status}"));
+    }
+    NotifyOutcome {
+        state,
+        exit_code,
+        stderr_tail: tail,
+    }
+}
+
+/// Wait for `child` until `deadline`; None if it is still running then.
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// The last non-empty line of `bytes`, as text (at most 500 characters).
+fn last_line(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.chars().take(500).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_line_is_the_last_one_with_text() {
+        assert_eq!(last_line(b"one\ntwo\n\n  \n"), Some("two".into()));
+        assert_eq!(last_line(b""), None);
+        assert_eq!(last_line(b"\n\n"), None);
+        assert_eq!(last_line(&[b'x'; 900]).unwrap().len(), 500);
+    }
+}

@@ -1,0 +1,126 @@
+//! What is told about a run once it ended (docs/OPERATIONS.md, "When a run
+//! ends"): an announcer takes each ended run once (`runs.announced_at_ms`),
+//! writes its git note and runs the config's `[[notify]]` commands, whose
+//! outcome is kept in `notifications` for `quire-runs show`.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::query::run_by_id;
+use crate::sql::RowExt;
+use crate::{Result, Store};
+use quire_model::{Notification, NotificationState, Run};
+
+const ENDED: &str = "state IN ('complete', 'failed', 'superseded')";
+
+impl Store {
+    /// Whether an ended run waits for an announcer. Cheap (a partial
+    /// index): the hook asks after every push.
+    pub fn has_unannounced(&self) -> Result<bool> {
+        Ok(self.connection().query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE announced_at_ms IS NULL AND {ENDED})"
+            ),
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Take the ended run that waited longest for an announcer: it is this
+    /// caller's to announce, and no other announcer's.
+    pub fn take_unannounced(&mut self) -> Result<Option<Run>> {
+        self.write(|tx, now| {
+            let id: Option<String> = tx
+                .query_row(
+                    &format!(
+                        "SELECT id FROM runs WHERE announced_at_ms IS NULL AND {ENDED}
+                         ORDER BY finished_at_ms, id LIMIT 1"
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(id) = id else {
+                return Ok(None);
+            };
+            tx.execute(
+                "UPDATE runs SET announced_at_ms = ?1 WHERE id = ?2",
+                params![now, id],
+            )?;
+            Ok(run_by_id(tx, &id)?)
+        })
+    }
+
+    /// Record that notifier `position` (argv `command`) started for a run.
+    pub fn notification_started(
+        &mut self,
+        run_id: &str,
+        position: i64,
+        command: &[String],
+    ) -> Result<()> {
+        let argv = serde_json::to_string(command).unwrap_or_else(|_| "[]".into());
+        self.write(|tx, now| {
+            tx.execute(
+                "INSERT OR REPLACE INTO notifications
+                     (run_id, position, command, state, started_at_ms)
+                 VALUES (?1, ?2, ?3, 'running', ?4)",
+                params![run_id, position, argv, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Record how notifier `position` of a run ended.
+    pub fn notification_finished(
+        &mut self,
+        run_id: &str,
+        position: i64,
+        state: NotificationState,
+        exit_code: Option<i64>,
+        stderr_tail: Option<&str>,
+    ) -> Result<()> {
+        self.write(|tx, now| {
+            tx.execute(
+                "UPDATE notifications
+                 SET state = ?1, exit_code = ?2, stderr_tail = ?3, finished_at_ms = ?4
+                 WHERE run_id = ?5 AND position = ?6",
+                params![
+                    state.as_str(),
+                    exit_code,
+                    stderr_tail,
+                    now,
+                    run_id,
+                    position
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The notifiers run for a run, in config order.
+    pub fn notifications(&self, run_id: &str) -> Result<Vec<Notification>> {
+        Ok(notifications_of(self.connection(), run_id)?)
+    }
+}
+
+pub(crate) fn notifications_of(
+    conn: &Connection,
+    run_id: &str,
+) -> rusqlite::Result<Vec<Notification>> {
+    let mut stmt = conn.prepare(
+        "SELECT position, command, state, exit_code, stderr_tail, started_at_ms, finished_at_ms
+         FROM notifications WHERE run_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([run_id], |row| {
+        let command: String = row.get(1)?;
+        Ok(Notification {
+            position: row.get(0)?,
+            command: serde_json::from_str(&command).unwrap_or_default(),
+            state: row.text(2)?,
+            exit_code: row.get(3)?,
+            stderr_tail: row.get(4)?,
+            started_at_ms: row.get(5)?,
+            finished_at_ms: row.get(6)?,
+        })
+    })?;
+    rows.collect()
+}

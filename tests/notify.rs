@@ -1,0 +1,483 @@
+//! When a run ends (docs/OPERATIONS.md, "When a run ends"): `[[notify]]`
+//! commands get the runs their filters match, with the run's `show --json`
+//! on stdin, and a broken one is recorded and never holds the worker up;
+//! results are written as git notes under `refs/notes/ci`, which a clone
+//! can fetch, concurrent writers never lose each other's notes, and a note
+//! never starts a run.
+
+use std::path::Path;
+use std::process::Command as Process;
+
+use quire_store::RunState;
+use serde_json::Value;
+
+use crate::util::{Env, Gate, git, wait_until};
+
+const PASS: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo fine\"\n";
+const FAIL: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo broken; exit 3\"\n";
+
+/// Whether an announcer took the run (its note and notifiers are done or
+/// under way).
+fn announced(env: &Env, run: &str) -> bool {
+    env.store()
+        .connection()
+        .query_row(
+            "SELECT announced_at_ms IS NOT NULL FROM runs WHERE id = ?1",
+            [run],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// The run's notifications once none is running any more.
+fn settled_notifications(env: &Env, run: &str) -> Value {
+    let mut json = Value::Null;
+    wait_until(&format!("the notifiers of {run}"), || {
+        if !announced(env, run) {
+            return false;
+        }
+        json = env.json(&["show", run])["notifications"].clone();
+        json.as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] != "running")
+    });
+    json
+}
+
+/// A notifier that writes its stdin to `<dir>/<name>.<run>.<state>.json`.
+fn recorder(dir: &Path, name: &str) -> String {
+    format!(
+        "[\"sh\", \"-c\", 'cat > \"$0/{name}.$QUIRE_RUN_ID.$QUIRE_STATE.json\"', \"{}\"]",
+        dir.display()
+    )
+}
+
+fn received(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_notifier_receives_exactly_the_runs_its_filter_matches() {
+    let env = Env::new();
+    let inbox = env.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    env.config(&format!(
+        "[[notify]]\nrepos = [\"app\"]\nrefs = [\"main\"]\ncommand = {}\n\n\
+         [[notify]]\non = [\"complete\", \"failed\"]\nrefs = [\"release/*\"]\ncommand = {}\n",
+        recorder(&inbox, "main-failures"),
+        recorder(&inbox, "releases")
+    ));
+    let app = env.repo_with_hook("app");
+    let other = env.repo_with_hook("other");
+
+    let failed_main = app.push_and_wait(FAIL);
+    assert_eq!(failed_main.state, RunState::Failed);
+    let passed_main = app.push_and_wait(PASS);
+    assert_eq!(passed_main.state, RunState::Complete);
+    git(&app.work, &["branch", "release/1"]);
+    let release = app.push_refs(&["release/1"]).remove(0);
+    assert_eq!(env.wait_terminal(&release).state, RunState::Complete);
+    let failed_other = other.push_and_wait(FAIL);
+
+    for run in [&failed_main.id, &passed_main.id, &release, &failed_other.id] {
+        settled_notifications(&env, run);
+    }
+    assert_eq!(
+        received(&inbox),
+        [
+            format!("main-failures.{}.failed.json", failed_main.id),
+            format!("releases.{release}.complete.json"),
+        ]
+    );
+    // What it got is the run's `show --json` document.
+    let doc: Value = serde_json::from_slice(
+        &std::fs::read(inbox.join(format!("main-failures.{}.failed.json", failed_main.id)))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["id"], failed_main.id.as_str());
+    assert_eq!(doc["state"], "failed");
+    assert_eq!(doc["jobs"][0]["id"], "t");
+    assert_eq!(doc["jobs"][0]["exit_code"], 3);
+    // show says who was told.
+    let notes = settled_notifications(&env, &failed_main.id);
+    assert_eq!(notes.as_array().unwrap().len(), 1, "{notes}");
+    assert_eq!(notes[0]["position"], 1);
+    assert_eq!(notes[0]["state"], "ok");
+    assert_eq!(notes[0]["exit_code"], 0);
+    assert_eq!(
+        env.json(&["show", &failed_other.id])["notifications"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn a_notifier_that_hangs_or_fails_is_recorded_and_the_worker_moves_on() {
+    let env = Env::new();
+    let gate = env.path().join("notifier-gate");
+    env.config(&format!(
+        "[[notify]]\ncommand = [\"sh\", \"-c\", 'while [ ! -e \"$0\" ]; do sleep 0.05; done', \"{}\"]\ntimeout = \"5m\"\n\n\
+         [[notify]]\ncommand = [\"sleep\", \"600\"]\ntimeout = \"1s\"\n\n\
+         [[notify]]\ncommand = [\"sh\", \"-c\", \"echo first >&2; echo 'it broke' >&2; exit 7\"]\n\n\
+         [[notify]]\ncommand = [\"/nonexistent/notifier\"]\n",
+        gate.display()
+    ));
+    let app = env.repo_with_hook("app");
+    let failed = app.push_and_wait(FAIL);
+    assert_eq!(failed.state, RunState::Failed);
+    // Its first notifier is still waiting; the worker takes the next run.
+    let next = app.push_and_wait(PASS);
+    assert_eq!(next.state, RunState::Complete);
+    let waiting = env.json(&["show", &failed.id])["notifications"][0].clone();
+    assert_eq!(waiting["state"], "running", "{waiting}");
+    std::fs::write(&gate, "").unwrap();
+
+    let notes = settled_notifications(&env, &failed.id);
+    let states: Vec<&str> = notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["ok", "timed-out", "failed", "failed"], "{notes}");
+    assert_eq!(notes[1]["stderr"], "killed after 1s");
+    assert_eq!(notes[2]["exit_code"], 7);
+    assert_eq!(notes[2]["stderr"], "it broke");
+    assert!(
+        notes[3]["stderr"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot start /nonexistent/notifier"),
+        "{notes}"
+    );
+    let shown = env.runs(&["show", &failed.id]).assert().success();
+    let shown = String::from_utf8_lossy(&shown.get_output().stdout).into_owned();
+    for line in [
+        "notify 1: sh ok",
+        "notify 2: sleep timed-out: killed after 1s",
+        "notify 3: sh failed, exit 7: it broke",
+        "notify 4: /nonexistent/notifier failed: cannot start /nonexistent/notifier",
+    ] {
+        assert!(shown.contains(line), "{line:?} not in:\n{shown}");
+    }
+    // The run stays as it ended.
+    assert_eq!(env.wait_terminal(&failed.id).state, RunState::Failed);
+    // The next run, which passed, matched none (the default is failed).
+    assert_eq!(settled_notifications(&env, &next.id), serde_json::json!([]));
+}
+
+#[test]
+fn a_notify_entry_with_a_mistake_is_refused_with_the_entry_named() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    for (entry, says) in [
+        ("command = []", "notify entry 1: command is empty"),
+        (
+            "on = [\"pending\"]\ncommand = [\"true\"]",
+            "notify entry 1: \"pending\" is not a state a run ends in",
+        ),
+        (
+            "refs = [\"[\"]\ncommand = [\"true\"]",
+            "notify entry 1: \"[\" is not a glob",
+        ),
+        (
+            "timeout = \"soon\"\ncommand = [\"true\"]",
+            "notify entry 1: timeout \"soon\" is not a span",
+        ),
+    ] {
+        env.config(&format!("[[notify]]\n{entry}\n"));
+        env.run(&["announce"])
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains(says));
+    }
+    drop(app);
+}
+
+/// The note of `sha` in `repo`, once there is one.
+fn note_of(repo: &Path, sha: &str) -> String {
+    let mut note = String::new();
+    wait_until(&format!("a note on {sha}"), || {
+        let out = Process::new("git")
+            .arg("--git-dir")
+            .arg(repo)
+            .args(["notes", "--ref=ci", "show", sha])
+            .output()
+            .unwrap();
+        note = String::from_utf8_lossy(&out.stdout).into_owned();
+        out.status.success()
+    });
+    note
+}
+
+#[test]
+fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_runs_nothing() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    let failed = app.push_and_wait(
+        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = \"true\"\n\n\
+         [jobs.test]\ninputs = [\"build\"]\nsh = \"exit 3\"\n",
+    );
+    assert_eq!(failed.state, RunState::Failed);
+    let note = note_of(&app.bare, &failed.sha);
+    let lines: Vec<&str> = note.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("quire: failed {} ", failed.id)),
+        "{note}"
+    );
+    assert!(lines[1].starts_with("build complete "), "{note}");
+    assert!(
+        lines[2].starts_with("test failed ") && lines[2].ends_with(" exit 3"),
+        "{note}"
+    );
+    let passed = app.push_and_wait(PASS);
+    note_of(&app.bare, &passed.sha);
+
+    // A clone sees them as the docs say.
+    let clone = env.path().join("clone");
+    git(
+        env.path(),
+        &[
+            "clone",
+            "--quiet",
+            app.bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    git(
+        &clone,
+        &["fetch", "--quiet", "origin", "refs/notes/ci:refs/notes/ci"],
+    );
+    let log = git(
+        &clone,
+        &["log", "--notes=ci", "--format=%H%n%N", "origin/main"],
+    );
+    assert!(
+        log.contains(&format!("quire: complete {}", passed.id)),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("quire: failed {}", failed.id)),
+        "{log}"
+    );
+
+    // Pushing notes back runs nothing.
+    git(
+        &clone,
+        &[
+            "notes",
+            "--ref=ci",
+            "append",
+            "-m",
+            "looked at it",
+            "origin/main",
+        ],
+    );
+    let runs_before = env.all_runs().len();
+    let out = Process::new("git")
+        .current_dir(&clone)
+        .args(["push", "origin", "refs/notes/ci:refs/notes/ci"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no run for refs/notes/ci: a notes ref never runs a pipeline"),
+        "{stderr}"
+    );
+    assert_eq!(env.all_runs().len(), runs_before);
+}
+
+#[test]
+fn notes_false_writes_no_note() {
+    let env = Env::new();
+    env.config("notes = false\n");
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait(PASS);
+    wait_until("the run announced", || announced(&env, &run.id));
+    // The announcer took it; give it its turn to finish by running one
+    // more by hand, which finds nothing to do and returns.
+    env.run(&["announce"]).assert().success();
+    let refs = git(&app.bare, &["for-each-ref", "refs/notes/"]);
+    assert_eq!(refs, "");
+}
+
+#[test]
+fn announcers_side_by_side_never_lose_each_others_notes() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    // 40 refs, each at a commit of its own whose pipeline is refused: the
+    // hook ends every run as it records it, so all wait for an announcer.
+    let mut shas = Vec::new();
+    let mut refs = Vec::new();
+    for n in 0..40 {
+        let sha = app.commit(
+            &[(".quire/ci.toml", &format!("[jobs.x{n}]\nsh = 1\n"))],
+            &format!("c{n}"),
+        );
+        git(&app.work, &["branch", &format!("b{n}"), &sha]);
+        shas.push(sha);
+        refs.push(format!("b{n}"));
+    }
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let (ok, stderr) = app.push(&[&["origin"], &refs[..]].concat());
+    assert!(ok, "{stderr}");
+    // Eight more announcers beside the one the hook started.
+    let home = env.home().dir().to_path_buf();
+    let announcers: Vec<_> = (0..8)
+        .map(|_| {
+            Process::new(assert_cmd::cargo::cargo_bin("quire-run"))
+                .arg("--home")
+                .arg(&home)
+                .arg("announce")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut announcer in announcers {
+        assert!(announcer.wait().unwrap().success());
+    }
+    wait_until("every run announced", || {
+        env.all_runs().iter().all(|r| announced(&env, &r.id))
+    });
+    for sha in &shas {
+        let note = note_of(&app.bare, sha);
+        assert!(note.starts_with("quire: failed "), "{note}");
+        assert_eq!(
+            note.matches("quire: ").count(),
+            1,
+            "one run, one note: {note}"
+        );
+    }
+}
+
+#[test]
+fn a_held_run_superseded_by_a_push_is_announced_as_superseded() {
+    let env = Env::new();
+    let inbox = env.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    env.config(&format!(
+        "[[notify]]\non = [\"superseded\"]\ncommand = {}\n",
+        recorder(&inbox, "gone")
+    ));
+    let gate = Gate::new(&env);
+    let app = env.repo_with_hook("app");
+    let held = app.push_pipeline(&format!(
+        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
+        gate.step("held")
+    ));
+    gate.wait_ready("held");
+    let next = app.push_pipeline(PASS);
+    gate.open();
+    assert_eq!(env.wait_terminal(&held).state, RunState::Superseded);
+    assert_eq!(env.wait_terminal(&next).state, RunState::Complete);
+    settled_notifications(&env, &held);
+    assert_eq!(received(&inbox), [format!("gone.{held}.superseded.json")]);
+}
+
+/// The text of docs/OPERATIONS.md from the line starting with `first` to
+/// the end of its code block.
+fn documented(first: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
+        .unwrap();
+    let start = doc
+        .find(first)
+        .unwrap_or_else(|| panic!("{first:?} not in OPERATIONS.md"));
+    let end = start + doc[start..].find("\n```").unwrap();
+    doc[start..=end].to_string()
+}
+
+#[test]
+fn the_documented_mail_and_webhook_notifiers_work_as_written() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    // The mail script as documented, and a sendmail that keeps what it is
+    // given, first on the PATH the hook (and so the announcer) runs with.
+    let bin = env.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = bin.join("ci-mail");
+    std::fs::write(&script, documented("#!/bin/sh\n# /usr/local/bin/ci-mail")).unwrap();
+    let mailbox = env.path().join("mailbox");
+    let sendmail = bin.join("sendmail");
+    std::fs::write(
+        &sendmail,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {0}.args\ncat > {0}\n",
+            mailbox.display()
+        ),
+    )
+    .unwrap();
+    for file in [&script, &sendmail] {
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // The webhook entry as documented, posting to a listener here.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/ci", listener.local_addr().unwrap());
+    let webhook = documented("[[notify]]\non = [\"failed\", \"complete\"]")
+        .replace("https://chat.example.com/hooks/ci", &url);
+    env.config(&format!(
+        "[[notify]]\ncommand = [\"{}\", \"ops@example.com\"]\n\n{webhook}",
+        script.display()
+    ));
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut head = Vec::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = n.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push(line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        reader
+            .get_mut()
+            .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        (head, body)
+    });
+    let mut app = env.repo_with_hook("app");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    app.vars.push(("PATH".into(), path));
+    let run = app.push_and_wait(FAIL);
+    let notes = settled_notifications(&env, &run.id);
+    assert_eq!(notes[0]["state"], "ok", "{notes}");
+    assert_eq!(notes[1]["state"], "ok", "{notes}");
+
+    let mail = std::fs::read_to_string(&mailbox).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(mailbox.with_extension("args"))
+            .unwrap()
+            .trim(),
+        "-t"
+    );
+    assert!(mail.starts_with("To: ops@example.com\n"), "{mail}");
+    assert!(
+        mail.contains("Subject: quire: failed app.git refs/heads/main\n"),
+        "{mail}"
+    );
+    let json_start = mail.find('{').unwrap();
+    let doc: Value = serde_json::from_str(&mail[json_start..]).unwrap();
+    assert_eq!(doc["id"], run.id.as_str());
+
+    let (head, body) = server.join().unwrap();
+    assert!(head[0].starts_with("POST /hooks/ci "), "{head:?}");
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["id"], run.id.as_str());
+    assert_eq!(doc["state"], "failed");
+}
