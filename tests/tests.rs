@@ -21,4 +21,5 @@ mod runs_control;
 mod sandbox;
 mod snapshots_test;
 mod store_errors;
+mod watch;
 mod workers;
