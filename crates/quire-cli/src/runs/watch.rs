@@ -101,7 +101,7 @@ fn line_per_change(store: &Store, run: &Run, out: &Output) -> quire_store::Resul
         run.id,
         printable(&run.repo),
         printable(&run.ref_name),
-        &run.sha[..run.sha.len().min(12)]
+        short_sha(&run.sha)
     );
     if !stdout.write(&header)? {
         return Ok(run.clone());
@@ -157,6 +157,12 @@ fn in_place(store: &Store, run: &Run, out: &Output) -> quire_store::Result<Run> 
             return Ok(detail.run);
         }
     }
+}
+
+/// A commit id's first 12 characters, printable (an upgraded store's
+/// commit ids are not checked to be hex).
+fn short_sha(sha: &str) -> String {
+    printable(&sha.chars().take(12).collect::<String>()).into_owned()
 }
 
 /// The terminal's width in columns (80 when it cannot be told).
@@ -232,7 +238,7 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
         run.id,
         printable(&run.repo),
         printable(&short_ref(&run.ref_name)),
-        &run.sha[..run.sha.len().min(12)]
+        short_sha(&run.sha)
     )));
     lines.push(fit(&head, color, width));
     lines.push(String::new());
