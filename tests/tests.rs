@@ -14,6 +14,7 @@ mod logs_packed;
 mod migrate;
 mod pipeline_cli;
 mod push;
+mod push_wait;
 mod reliability;
 mod repos;
 mod runs_cli;

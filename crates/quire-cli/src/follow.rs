@@ -1,5 +1,5 @@
-//! Following a run's jobs as they happen, for `quire-runs watch`: a
-//! [`Follower`] looks at the run in the
+//! Following a run's jobs as they happen, for `git push -o ci.wait` (the
+//! hook, `run/ci_wait.rs`) and `quire-runs watch`: a [`Follower`] looks at the run in the
 //! store ([`Store::run_detail`], one read snapshot) and yields what changed
 //! since its last look: a job started, a job ended (its state, how long it
 //! took, the exit code and the step that ended it), the run ended. The

@@ -7,7 +7,7 @@
 //! * [`runs`]: `quire-runs`, for people and scripts (list, show, logs, watch, wait,
 //!   cancel, retry, prune, reconcile, repos, caches).
 //! * [`follow`]: following a run's jobs as they start and end (for
-//!   `quire-runs watch`).
+//!   `git push -o ci.wait` and `quire-runs watch`).
 //! * [`caches`]: jobs' caches between runs, kept in the home.
 //! * [`config`]: the home's config.toml; [`workers`]: worker slots and
 //!   starting a detached worker.

@@ -4,6 +4,7 @@
 //! one ref by hand; `validate` and `exec` check and run a pipeline file
 //! locally; `install` puts the hook into a bare repository.
 
+mod ci_wait;
 mod demo;
 pub(crate) mod git;
 mod hook;
@@ -47,7 +48,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// git's post-receive hook: read `<old> <new> <ref>` lines on stdin,
-    /// record a run per ref, start a worker, return at once
+    /// record a run per ref, start a worker, return at once (with the push
+    /// option ci.wait: once the runs have ended, telling the pusher each
+    /// job's start and end)
     Hook {
         /// The bare repository [default: $GIT_DIR]
         #[arg(long, value_name = "DIR")]
