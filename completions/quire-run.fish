@@ -27,7 +27,7 @@ end
 complete -c quire-run -n "__fish_quire_run_needs_command" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-run -n "__fish_quire_run_needs_command" -s h -l help -d 'Print help'
 complete -c quire-run -n "__fish_quire_run_needs_command" -s V -l version -d 'Print version'
-complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "hook" -d 'git\'s post-receive hook: read `<old> <new> <ref>` lines on stdin, record a run per ref, start a worker, return at once'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "hook" -d 'git\'s post-receive hook: read `<old> <new> <ref>` lines on stdin, record a run per ref, start a worker, return at once (with the push option ci.wait: once the runs have ended, telling the pusher each job\'s start and end)'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "trigger" -d 'Record a run for one ref of a bare repository, as a push would'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "work" -d 'Execute pending runs until none is left, then exit'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "announce" -d 'Write the git note and run the `[[notify]]` commands of every run that ended and was not announced yet, then exit (started by whoever ends runs; safe to run by hand or from cron)'
@@ -74,7 +74,7 @@ complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -l dir -d 'Whe
 complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -s V -l version -d 'Print version'
-complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo help" -f -a "hook" -d 'git\'s post-receive hook: read `<old> <new> <ref>` lines on stdin, record a run per ref, start a worker, return at once'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo help" -f -a "hook" -d 'git\'s post-receive hook: read `<old> <new> <ref>` lines on stdin, record a run per ref, start a worker, return at once (with the push option ci.wait: once the runs have ended, telling the pusher each job\'s start and end)'
 complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo help" -f -a "trigger" -d 'Record a run for one ref of a bare repository, as a push would'
 complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo help" -f -a "work" -d 'Execute pending runs until none is left, then exit'
 complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo help" -f -a "announce" -d 'Write the git note and run the `[[notify]]` commands of every run that ended and was not announced yet, then exit (started by whoever ends runs; safe to run by hand or from cron)'

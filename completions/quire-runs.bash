@@ -58,6 +58,9 @@ _quire__runs() {
             quire__runs,wait)
                 cmd="quire__runs__subcmd__wait"
                 ;;
+            quire__runs,watch)
+                cmd="quire__runs__subcmd__watch"
+                ;;
             quire__runs__subcmd__help,caches)
                 cmd="quire__runs__subcmd__help__subcmd__caches"
                 ;;
@@ -100,6 +103,9 @@ _quire__runs() {
             quire__runs__subcmd__help,wait)
                 cmd="quire__runs__subcmd__help__subcmd__wait"
                 ;;
+            quire__runs__subcmd__help,watch)
+                cmd="quire__runs__subcmd__help__subcmd__watch"
+                ;;
             *)
                 ;;
         esac
@@ -107,7 +113,7 @@ _quire__runs() {
 
     case "${cmd}" in
         quire__runs)
-            opts="-h -V --home --help --version list show logs download wait cancel retry prune reconcile repos caches completions man help"
+            opts="-h -V --home --help --version list show logs watch download wait cancel retry prune reconcile repos caches completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -205,7 +211,7 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__help)
-            opts="list show logs download wait cancel retry prune reconcile repos caches completions man help"
+            opts="list show logs watch download wait cancel retry prune reconcile repos caches completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,6 +420,20 @@ _quire__runs() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__subcmd__runs__subcmd__help__subcmd__watch)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__subcmd__runs__subcmd__list)
             opts="-h -V --repo --ref --state --sha --since --limit --json --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -606,6 +626,32 @@ _quire__runs() {
             fi
             case "${prev}" in
                 --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__runs__subcmd__watch)
+            opts="-h -V --repo --ref --exit-status --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ref)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

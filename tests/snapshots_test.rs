@@ -275,6 +275,44 @@ fn snapshot_logs_for_people() {
 }
 
 #[test]
+fn snapshot_watch_of_ended_runs_in_a_pipe() {
+    let env = Env::new();
+    fixed_store(&env);
+    // A run that had already ended: its final state once, then exit.
+    insta::assert_snapshot!(output(&env, &["watch", R1]), @r#"
+        run 01a20000-0000-7000-8000-000000000001 of app.git refs/heads/main at aaaaaaaaaaaa
+        job build complete in 59.0s (exit 0)
+        job deploy skipped: when does not match refs/heads/main
+        run 01a20000-0000-7000-8000-000000000001 complete in 1m 4s
+    "#);
+    insta::assert_snapshot!(output(&env, &["watch", R2]), @r#"
+        run 01a20000-0000-7000-8000-000000000002 of app.git refs/heads/dev at cccccccccccc
+        job test failed in 59.0s (exit 101; step 1: cargo test)
+        job release skipped: needs test, which failed
+        run 01a20000-0000-7000-8000-000000000002 failed (pipeline-failure) in 59.0s: job test failed
+    "#);
+    // No RUN: the newest run, of --repo and --ref when given.
+    insta::assert_snapshot!(output(&env, &["watch", "--repo", "lib.git"]), @r#"
+        run 01a20000-0000-7000-8000-000000000003 of lib.git refs/tags/v1.0 at dddddddddddd
+        run 01a20000-0000-7000-8000-000000000003 superseded
+    "#);
+    let newest_of_dev = output(&env, &["watch", "--repo", "app", "--ref", "dev"]);
+    assert_eq!(newest_of_dev, output(&env, &["watch", R2]));
+    env.runs(&["watch", "--exit-status", R2])
+        .env("QUIRE_NOW", NOW)
+        .assert()
+        .code(1);
+    env.runs(&["watch", "--exit-status", R3])
+        .env("QUIRE_NOW", NOW)
+        .assert()
+        .code(1);
+    env.runs(&["watch", "--exit-status", R1])
+        .env("QUIRE_NOW", NOW)
+        .assert()
+        .success();
+}
+
+#[test]
 fn snapshot_json_is_stable_for_a_fixed_store() {
     let env = Env::new();
     fixed_store(&env);

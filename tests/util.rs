@@ -638,3 +638,81 @@ pub fn read_pid_file(path: &Path) -> u32 {
     });
     pid.unwrap()
 }
+
+/// A child's output read as it comes, a line at a time, on a thread of its
+/// own, so that a test can wait for a line without ever blocking past a
+/// minute.
+pub struct LineReader {
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LineReader {
+    pub fn new(source: impl std::io::Read + Send + 'static) -> LineReader {
+        use std::io::BufRead;
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut source = std::io::BufReader::new(source);
+            loop {
+                let mut line = Vec::new();
+                match source.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(&line);
+                        let text = text.trim_end_matches(['\n', '\r']).to_string();
+                        if send.send(text).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        LineReader { lines }
+    }
+
+    /// The next line (without its line ending); None at the end of the
+    /// output. Panics after a minute without one, naming `what`.
+    pub fn next(&self, what: &str) -> Option<String> {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self.lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => Some(line),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!("waited a minute for {what}"),
+        }
+    }
+
+    /// The lines up to and including the first that contains `text`.
+    pub fn until(&self, text: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match self.next(&format!("a line with {text:?} after {seen:#?}")) {
+                Some(line) => {
+                    let found = line.contains(text);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
+                None => panic!("the output ended without {text:?}: {seen:#?}"),
+            }
+        }
+    }
+
+    /// Every line left, to the end of the output.
+    pub fn rest(&self) -> Vec<String> {
+        let mut seen = Vec::new();
+        while let Some(line) = self.next("the end of the output") {
+            seen.push(line);
+        }
+        seen
+    }
+}
+
+/// Wait (a minute at most) for a child to exit; its status.
+pub fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until("the process to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
+}

@@ -4,8 +4,10 @@
 //! * [`run`]: `quire-run`, the side that records and executes runs (git's
 //!   hook, the worker, trigger, install, migrate-from, validate, exec, demo);
 //!   the only code that reads git (gix).
-//! * [`runs`]: `quire-runs`, for people and scripts (list, show, logs, wait,
+//! * [`runs`]: `quire-runs`, for people and scripts (list, show, logs, watch, wait,
 //!   cancel, retry, prune, reconcile, repos, caches).
+//! * [`follow`]: following a run's jobs as they start and end (for
+//!   `git push -o ci.wait` and `quire-runs watch`).
 //! * [`caches`]: jobs' caches between runs, kept in the home.
 //! * [`config`]: the home's config.toml; [`workers`]: worker slots and
 //!   starting a detached worker.
@@ -13,6 +15,7 @@
 pub mod caches;
 pub mod config;
 pub mod error;
+pub mod follow;
 pub mod mtimes;
 pub mod run;
 pub mod runs;

@@ -1,5 +1,7 @@
 //! `quire-run hook`: git's post-receive. Records a run per pushed ref,
-//! tells the pusher, starts a detached worker, and returns at once.
+//! tells the pusher, starts a detached worker, and returns at once; with
+//! the push option `ci.wait`, only once the runs it recorded have ended
+//! (`ci_wait.rs`).
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -11,8 +13,9 @@ use quire_store::repos::Registration;
 use quire_store::{Home, Repository, Store};
 
 use crate::run::Failure;
+use crate::run::ci_wait;
 use crate::run::git::Repo;
-use crate::run::record::{RefUpdate, record};
+use crate::run::record::{Recorded, RefUpdate, record};
 use crate::runs::text::sh_word;
 
 /// The repository the hook runs for: `--git-dir`, else `$GIT_DIR` (which git
@@ -77,15 +80,16 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<RefUpdate, String> {
     })
 }
 
-/// Did the pusher say `git push -o ci.skip`?
-fn skip_option() -> bool {
+/// The push options (`git push -o OPTION`), as git hands them to the hook.
+fn push_options() -> Vec<String> {
     let count: usize = std::env::var("GIT_PUSH_OPTION_COUNT")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    (0..count).any(|i| {
-        std::env::var(format!("GIT_PUSH_OPTION_{i}")).is_ok_and(|opt| opt.trim() == "ci.skip")
-    })
+    (0..count)
+        .filter_map(|i| std::env::var(format!("GIT_PUSH_OPTION_{i}")).ok())
+        .map(|opt| opt.trim().to_string())
+        .collect()
 }
 
 /// The home is gone (or never was): nothing can be recorded. Say so, and
@@ -117,6 +121,13 @@ pub(crate) fn run(
     git_dir_flag: Option<&Path>,
     input: &mut dyn BufRead,
 ) -> Result<bool, Failure> {
+    let options = push_options();
+    let wait = options.iter().any(|o| o == ci_wait::OPTION);
+    if wait {
+        // From here on the pusher's Ctrl-C (or a hang-up) ends only the
+        // waiting: the push's runs are recorded and their workers started.
+        crate::run::interrupt::catch_for_waiting();
+    }
     // Read the whole push first (a line per ref): whatever goes wrong
     // later, the pusher is told which refs got no run.
     let mut lines = Vec::new();
@@ -185,9 +196,10 @@ pub(crate) fn run(
             return Err(e);
         }
     };
-    let skip = skip_option();
+    let skip = options.iter().any(|o| o == "ci.skip");
     let limits = config.limits();
     let mut queued = false;
+    let mut recorded_runs = Vec::new();
     for (i, update) in updates.iter().enumerate() {
         // One ref's trouble (a missing object, say) is reported and the
         // others are still recorded; a store that cannot be written stops
@@ -195,6 +207,12 @@ pub(crate) fn run(
         match record(&mut store, &repo, known.id, update, skip, &limits) {
             Ok(recorded) => {
                 queued |= recorded.queued();
+                if let Recorded::Queued { run, .. } | Recorded::Invalid { run, .. } = &recorded {
+                    recorded_runs.push(ci_wait::Recorded {
+                        run: run.clone(),
+                        ref_name: update.ref_name.clone(),
+                    });
+                }
                 for text in recorded.lines(update) {
                     let _ = writeln!(out, "{text}");
                 }
@@ -217,6 +235,9 @@ pub(crate) fn run(
     // Runs this push superseded or refused have ended: their notes and
     // notifiers (docs/OPERATIONS.md, "When a run ends").
     workers::announce_if_needed(store.home(), &store);
+    if wait {
+        ci_wait::wait(&store, &recorded_runs);
+    }
     Ok(all_good)
 }
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use signal_hook::consts::{SIGINT, SIGTERM, SIGXFSZ};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
 
 fn flag() -> &'static Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
@@ -20,6 +20,26 @@ pub(crate) fn catch() {
     for signal in [SIGINT, SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(flag())) {
             eprintln!("quire-run: warning: cannot catch signal {signal}: {e}");
+        }
+    }
+}
+
+/// For the hook waiting for its runs (`git push -o ci.wait`): SIGINT,
+/// SIGTERM and SIGHUP (the pusher's Ctrl-C reaches a local push's hook; a
+/// hang-up) set the flag instead of killing the hook, so the push's runs
+/// are recorded and their workers started whatever arrives, and only the
+/// waiting ends. The runs' workers are in sessions of their own, started
+/// with the default actions (handlers do not survive exec).
+pub(crate) fn catch_for_waiting() {
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(flag())) {
+            // Not eprintln: the pusher may be gone already, and a failed
+            // write must not become a panic.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "quire: warning: cannot catch signal {signal}: {e}"
+            );
         }
     }
 }
@@ -45,7 +65,8 @@ pub(crate) fn survive_file_size_limit() {
     }
 }
 
-/// Whether SIGINT or SIGTERM arrived since `catch`.
+/// Whether SIGINT or SIGTERM (or, after `catch_for_waiting`, SIGHUP)
+/// arrived since the flag was set up.
 pub(crate) fn requested() -> bool {
     flag().load(Ordering::SeqCst)
 }

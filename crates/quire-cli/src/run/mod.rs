@@ -5,6 +5,7 @@
 //! locally; `install` puts the hook into a bare repository.
 
 mod announce;
+mod ci_wait;
 mod demo;
 pub(crate) mod git;
 mod hook;
@@ -48,7 +49,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// git's post-receive hook: read `<old> <new> <ref>` lines on stdin,
-    /// record a run per ref, start a worker, return at once
+    /// record a run per ref, start a worker, return at once (with the push
+    /// option ci.wait: once the runs have ended, telling the pusher each
+    /// job's start and end)
     Hook {
         /// The bare repository [default: $GIT_DIR]
         #[arg(long, value_name = "DIR")]

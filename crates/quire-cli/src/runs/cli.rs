@@ -30,6 +30,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Print a run's step output
     Logs(LogsArgs),
+    /// Follow a run's jobs until it ends (without RUN: the newest run)
+    Watch(WatchArgs),
     /// Write the files a run's jobs kept (artifacts) to a directory
     Download(DownloadArgs),
     /// Block until a run ends; exit 0 iff it completed
@@ -166,6 +168,23 @@ pub struct WaitArgs {
     /// How often to look
     #[arg(long, value_name = "SPAN", default_value = "1s", value_parser = parse_span)]
     pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// A run id, or a prefix of one that matches a single run [default:
+    /// the newest run, of --repo and --ref when given]
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Without RUN: the newest run of this repository (as `list --repo`)
+    #[arg(long, value_name = "R", conflicts_with = "run")]
+    pub repo: Option<String>,
+    /// Without RUN: the newest run of this ref (as `list --ref`)
+    #[arg(long = "ref", value_name = "REF", conflicts_with = "run")]
+    pub ref_name: Option<String>,
+    /// Exit 0 iff the run completed, 1 otherwise (as `show --exit-status`)
+    #[arg(long)]
+    pub exit_status: bool,
 }
 
 #[derive(Debug, Args)]

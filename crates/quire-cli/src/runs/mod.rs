@@ -1,4 +1,4 @@
-//! `quire-runs`: list, show, follow and repair quire's runs, for people at a
+//! `quire-runs`: list, show, follow (`logs --follow`, `watch`) and repair quire's runs, for people at a
 //! terminal and for scripts (`--json`). A thin layer: parse, call
 //! quire-store, render.
 
@@ -16,6 +16,7 @@ mod repos;
 pub use repos::hooks_elsewhere;
 mod show;
 pub(crate) mod text;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -61,6 +62,7 @@ fn run(cli: Cli) -> quire_store::Result<ExitCode> {
         Command::List(args) => list::run(&open(home)?, &args, &out),
         Command::Show(args) => show::run(&open(home)?, &args, &out),
         Command::Logs(args) => logs::run(&open(home)?, &args),
+        Command::Watch(args) => watch::run(&open(home)?, &args, &out),
         Command::Download(args) => download::run(&open(home)?, &args),
         Command::Wait(args) => control::wait(&open(home)?, &args),
         Command::Cancel(args) => control::cancel(&mut open(home)?, &args),

@@ -12,6 +12,8 @@ use quire_store::{JobState, RunState};
 pub struct Output {
     pub color: bool,
     pub now_ms: i64,
+    /// Whether `now_ms` was pinned by `QUIRE_NOW`.
+    pub frozen: bool,
 }
 
 impl Output {
@@ -26,6 +28,17 @@ impl Output {
         Output {
             color: std::io::stdout().is_terminal() && !no_color,
             now_ms: frozen.unwrap_or_else(quire_model::clock::now_ms),
+            frozen: frozen.is_some(),
+        }
+    }
+
+    /// Now, for a command that keeps running (`watch`): the clock as it
+    /// moves on, unless `QUIRE_NOW` pinned it.
+    pub fn live_now_ms(&self) -> i64 {
+        if self.frozen {
+            self.now_ms
+        } else {
+            quire_model::clock::now_ms()
         }
     }
 
@@ -170,6 +183,42 @@ pub fn flat(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Text a pipeline controls (job ids, commands, log lines, ref names), safe
+/// to print on a terminal: every control character (newlines, tabs, escape
+/// sequences, C1 controls, DEL) is written as an escape (`\n`, `\t`,
+/// `\x1b`, `\u{9b}`), as are the Unicode marks that reorder what follows
+/// them (bidirectional overrides and isolates), so that nothing printed
+/// can move the cursor, recolour, retitle or hide text. Backslashes stay as
+/// they are: commands and logs are full of them.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || reorders(c);
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() || reorders(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Unicode's explicit bidirectional formatting characters (embeddings,
+/// overrides, isolates and marks): they reorder the text around them.
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}')
+}
+
 /// `main` for refs/heads/main, `tag v1.0` for refs/tags/v1.0.
 pub fn short_ref(ref_name: &str) -> String {
     if let Some(branch) = ref_name.strip_prefix("refs/heads/") {
@@ -221,6 +270,21 @@ mod tests {
     fn times_are_rfc3339_utc_with_milliseconds() {
         assert_eq!(rfc3339(1_764_373_440_123), "2025-11-28T23:44:00.123Z");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn hostile_text_is_printed_escaped() {
+        assert_eq!(printable("cargo test --all"), "cargo test --all");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(
+            printable("a\x1b[2J\x1b]0;owned\x07b"),
+            "a\\x1b[2J\\x1b]0;owned\\x07b"
+        );
+        assert_eq!(printable("one\ntwo\r\tthree"), "one\\ntwo\\r\\tthree");
+        assert_eq!(printable("\u{9b}31m \u{7f}"), "\\u{9b}31m \\x7f");
+        assert_eq!(printable("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(printable(r"sed 's/\./x/'"), r"sed 's/\./x/'");
+        assert_eq!(printable("日本語 ✓"), "日本語 ✓");
     }
 
     #[test]

@@ -1,0 +1,168 @@
+//! `git push -o ci.wait`: once the hook has recorded the push's runs and
+//! started workers, it keeps the push open until those runs have ended,
+//! telling the pusher on stderr (git shows it as `remote:` lines) each
+//! job's start and end, the last lines a failed job's failing step printed,
+//! and each run's outcome. It follows the runs through [`crate::follow`].
+//!
+//! Waiting is all it does: it never changes a run. When the pusher stops
+//! waiting (Ctrl-C ends `git push`, and with it the pipe git reads the
+//! hook's output from; or SIGINT, SIGTERM or SIGHUP reach the hook), the
+//! hook says so if it still can and exits 0; the run goes on in its worker,
+//! which is in a session of its own. A write to a pipe without a reader
+//! fails with EPIPE (Rust ignores SIGPIPE), and [`follow::pause`] notices
+//! such a pipe between two looks, so the hook stops within one poll.
+
+use std::io::Write;
+
+use quire_model::clock;
+use quire_store::{JobState, Store};
+
+use crate::follow::{self, Change, Follower, Pause, describe, run_outcome};
+use crate::run::interrupt;
+use crate::runs::text::{printable, short_ref};
+
+/// The push option that asks the hook to wait.
+pub(crate) const OPTION: &str = "ci.wait";
+
+/// How many of a failed step's last lines the pusher is shown.
+pub(crate) const LOG_LINES: usize = 20;
+
+/// A run this push recorded, and the ref it was recorded for.
+pub(crate) struct Recorded {
+    pub run: String,
+    pub ref_name: String,
+}
+
+/// The hook's stderr; once a write fails (the reader is gone), nothing
+/// more is written.
+struct Pusher {
+    gone: bool,
+}
+
+impl Pusher {
+    /// Write one line; false when the reader is gone.
+    fn say(&mut self, line: &str) -> bool {
+        if !self.gone {
+            let mut err = std::io::stderr().lock();
+            self.gone = err
+                .write_all(format!("{line}\n").as_bytes())
+                .and_then(|()| err.flush())
+                .is_err();
+        }
+        !self.gone
+    }
+}
+
+/// Wait for `runs` to end, telling the pusher as they go. Never fails:
+/// whatever stops the waiting (the runs ended, the pusher went away, a
+/// signal, a store error) is said if it can be, and the hook goes on to
+/// exit as it would have.
+pub(crate) fn wait(store: &Store, runs: &[Recorded]) {
+    let mut pusher = Pusher { gone: false };
+    if runs.is_empty() {
+        pusher.say("quire: ci.wait: this push recorded no run; there is nothing to wait for");
+        return;
+    }
+    let which = match runs {
+        [one] => format!("run {}", one.run),
+        _ => format!("{} runs", runs.len()),
+    };
+    if !pusher.say(&format!(
+        "quire: waiting for {which} (ci.wait); Ctrl-C stops the waiting, not the run"
+    )) {
+        return;
+    }
+    // With several runs, each line says whose it is.
+    let mut followed: Vec<(Follower, String)> = runs
+        .iter()
+        .map(|r| {
+            let tag = if runs.len() > 1 {
+                format!("[{}] ", printable(&short_ref(&r.ref_name)))
+            } else {
+                String::new()
+            };
+            (Follower::new(&r.run), tag)
+        })
+        .collect();
+    loop {
+        if interrupt::requested() {
+            pusher.say(&match runs {
+                [one] => format!(
+                    "quire: stopped waiting; run {} goes on (quire-runs watch {})",
+                    one.run, one.run
+                ),
+                _ => "quire: stopped waiting; the runs go on (quire-runs list)".to_string(),
+            });
+            return;
+        }
+        for (follower, tag) in followed.iter_mut().filter(|(f, _)| !f.is_done()) {
+            let changes = match follower.poll(store) {
+                Ok((_, changes)) => changes,
+                Err(e) => {
+                    pusher.say(&format!(
+                        "quire: stopped waiting for run {}: {e}",
+                        follower.run_id()
+                    ));
+                    return;
+                }
+            };
+            for change in &changes {
+                if !tell(&mut pusher, store, follower.run_id(), tag, change) {
+                    return;
+                }
+            }
+        }
+        if followed.iter().all(|(f, _)| f.is_done()) {
+            return;
+        }
+        if follow::pause(std::io::stderr()) == Pause::ReaderGone {
+            return;
+        }
+    }
+}
+
+/// Tell the pusher of one change: a line, and for a failed job the last
+/// lines its failing step printed. False when the pusher is gone.
+fn tell(pusher: &mut Pusher, store: &Store, run_id: &str, tag: &str, change: &Change) -> bool {
+    let now = clock::now_ms();
+    match change {
+        Change::RunEnded(run) => {
+            let mut ok = pusher.say(&format!(
+                "quire: {tag}{} (quire-runs show {})",
+                run_outcome(run, now),
+                run.id
+            ));
+            if let Some(detail) = &run.failure_detail {
+                ok = pusher.say(&format!("quire:   {}", printable(detail)));
+            }
+            ok
+        }
+        Change::JobEnded(end) if end.state == JobState::Failed => {
+            if !pusher.say(&format!("quire: {tag}{}", describe(change, now))) {
+                return false;
+            }
+            let Some(step) = &end.step else {
+                return true;
+            };
+            match follow::last_lines(store, run_id, &end.job, step.seq, LOG_LINES) {
+                Ok(lines) if lines.is_empty() => {
+                    pusher.say(&format!("quire:   step {} printed nothing", step.seq))
+                }
+                Ok(lines) => {
+                    let heading = match lines.len() {
+                        1 => format!("quire:   the last line of step {}:", step.seq),
+                        n => format!("quire:   the last {n} lines of step {}:", step.seq),
+                    };
+                    pusher.say(&heading)
+                        && lines
+                            .iter()
+                            .all(|line| pusher.say(&format!("quire:   | {}", printable(line))))
+                }
+                Err(e) => pusher.say(&format!(
+                    "quire:   its log cannot be read: {e} (quire-runs logs {run_id})"
+                )),
+            }
+        }
+        _ => pusher.say(&format!("quire: {tag}{}", describe(change, now))),
+    }
+}
