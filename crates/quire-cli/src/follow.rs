@@ -361,6 +361,7 @@ mod tests {
             run: run(state),
             jobs,
             artifacts: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 

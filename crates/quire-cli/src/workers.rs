@@ -68,6 +68,22 @@ pub fn try_acquire(home: &Home, max: usize) -> Result<Option<Slot>> {
     Ok(None)
 }
 
+/// [`try_acquire`], tried again for a moment when every slot looks
+/// taken: [`free_slots`] (a hook counting them) holds each slot's lock for
+/// an instant, and a worker starting in that instant must not take it for
+/// a worker and exit, leaving its run pending.
+pub fn acquire_soon(home: &Home, max: usize) -> Result<Option<Slot>> {
+    for attempt in 0..5 {
+        if let Some(slot) = try_acquire(home, max)? {
+            return Ok(Some(slot));
+        }
+        if attempt < 4 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    Ok(None)
+}
+
 /// How many of the `max` slots no worker holds now.
 pub fn free_slots(home: &Home, max: usize) -> Result<usize> {
     let mut free = 0;

@@ -104,7 +104,7 @@ fn drain(
     announcers: &mut Announcers,
 ) -> Result<(), Failure> {
     loop {
-        let Some(slot) = workers::try_acquire(home, config.max_workers)? else {
+        let Some(slot) = workers::acquire_soon(home, config.max_workers)? else {
             return Ok(());
         };
         let mut store = Store::open_existing(home)?;

@@ -443,6 +443,7 @@ mod tests {
                 },
             ],
             artifacts: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 
