@@ -477,7 +477,7 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__logs)
-            opts="-f -t -h -V --step --follow --timestamps --stream --home --help --version"
+            opts="-f -t -h -V --step --follow --timestamps --stream --failed --raw --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -63,6 +63,8 @@ stderr\t''"
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s f -l follow -d 'Keep printing as the run writes, until it ends; exit 0 iff it completed'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s t -l timestamps -d 'Start each line with the time it was read'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l failed -d 'Only the logs of the steps that failed (the step that ended each failed job)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l raw -d 'Print the output as the steps wrote it, escape sequences and all (by default, control characters other than colours are escaped, so a log cannot clear the screen or retitle the terminal)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l repo -d 'Without RUN: the newest run of this repository (as `list --repo`)' -r

@@ -151,7 +151,18 @@ fn push_with_ci_wait_of_a_failing_run_shows_the_last_20_lines_of_the_failing_ste
     expected.push(format!(
         "quire: run {id} failed (pipeline-failure) in D (quire-runs show {id})"
     ));
-    assert_eq!(lines[failed..], expected[..], "{stderr}");
+    assert_eq!(
+        lines[failed..failed + expected.len()],
+        expected[..],
+        "{stderr}"
+    );
+    // Then the run's detail, naming the failed job.
+    let detail = &lines[failed + expected.len()];
+    assert!(
+        detail.starts_with("quire:   job check failed: exit 3 at step 2 (for i in"),
+        "{stderr}"
+    );
+    assert_eq!(lines.len(), failed + expected.len() + 1, "{stderr}");
     assert_eq!(lines[failed - 1], "quire: job check started");
     assert!(
         !stderr.contains("| line 11"),

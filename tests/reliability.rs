@@ -701,7 +701,8 @@ sh = "echo other sees [$TOKEN]"
         "{missing:?}"
     );
 
-    // A value too short to redact reliably is refused, and the pusher is told.
+    // A value too short to redact reliably is refused, and the pusher is
+    // told; the push's run is recorded failed (config-invalid), not lost.
     env.config("[secrets]\nPIN = \"1234\"\n");
     repo.commit(&[("a", "1")], "short secret");
     let (ok, stderr) = repo.push(&["origin", "main"]);
@@ -710,10 +711,34 @@ sh = "echo other sees [$TOKEN]"
         stderr.contains("secret PIN is 4 bytes; values shorter than 8 bytes are refused"),
         "{stderr}"
     );
+    assert!(stderr.contains("failed (config-invalid)"), "{stderr}");
+    let refused = crate::util::queued_runs(&stderr);
+    assert!(refused.is_empty(), "nothing queued: {stderr}");
+    let run = env
+        .all_runs()
+        .into_iter()
+        .find(|r| r.failure_kind == Some(quire_store::FailureKind::ConfigInvalid))
+        .unwrap();
     assert!(
-        stderr.contains("remote: quire: could not record a run for refs/heads/main"),
-        "{stderr}"
+        run.failure_detail
+            .as_deref()
+            .unwrap()
+            .contains("secret PIN is 4 bytes"),
+        "{run:?}"
     );
+    // Fixed, a retry runs it.
+    env.config("");
+    let out = env.runs(&["retry", &run.id]).assert().success();
+    let out = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let retry = out
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(",")
+        .to_string();
+    let retried = env.wait_terminal(&retry);
+    assert_eq!(retried.sha, run.sha);
+    assert_eq!(retried.event, Some(quire_store::RunEvent::Retry));
 }
 
 #[test]

@@ -28,6 +28,10 @@ const RUN_FIELDS: &[&str] = &[
     "containment",
     "cgroup",
     "sandbox",
+    "subject",
+    "author",
+    "event",
+    "superseded_by",
 ];
 
 #[test]

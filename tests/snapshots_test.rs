@@ -53,6 +53,12 @@ fn fixed_store(env: &Env) {
           ('{R2}', 'test', 1, 'cargo test', 101, {b121}, {b180}),
           ('{R4}', 'build', 1, 'make', 0, {b301}, {b310}),
           ('{R4}', 'test', 1, 'sleep 600', NULL, {b310}, NULL);
+        UPDATE runs SET subject = 'Parse the new header', author = 'Ada <ada@example.com>',
+                        event = 'push' WHERE id = '{R1}';
+        UPDATE runs SET subject = 'Test the parser again', author = 'Ada <ada@example.com>',
+                        event = 'retry' WHERE id = '{R2}';
+        UPDATE runs SET event = 'trigger' WHERE id = '{R4}';
+        UPDATE jobs SET allow_failure = 0 WHERE run_id IN ('{R1}', '{R2}');
         ",
         a = "a".repeat(40),
         c = "c".repeat(40),
@@ -148,12 +154,12 @@ fn snapshot_list_for_people() {
     let env = Env::new();
     fixed_store(&env);
     insta::assert_snapshot!(output(&env, &["list"]), @r#"
-        RUN                                   REPO     REF       SHA           STATE                      DURATION  AGE
+        RUN                                   REPO     REF       SHA           STATE                      DURATION  AGE      SUBJECT
         01a20000-0000-7000-8000-000000000005  app.git  main      ffffffffffff  pending                              10s ago
         01a20000-0000-7000-8000-000000000004  app.git  feature   eeeeeeeeeeee  active                     59.0s     1m ago
         01a20000-0000-7000-8000-000000000003  lib.git  tag v1.0  dddddddddddd  superseded                           2m ago
-        01a20000-0000-7000-8000-000000000002  app.git  dev       cccccccccccc  failed (pipeline-failure)  59.0s     4m ago
-        01a20000-0000-7000-8000-000000000001  app.git  main      aaaaaaaaaaaa  complete                   1m 4s     6m ago
+        01a20000-0000-7000-8000-000000000002  app.git  dev       cccccccccccc  failed (pipeline-failure)  59.0s     4m ago   Test the parser again
+        01a20000-0000-7000-8000-000000000001  app.git  main      aaaaaaaaaaaa  complete                   1m 4s     6m ago   Parse the new header
     "#);
     insta::assert_snapshot!(
         output(
@@ -161,9 +167,9 @@ fn snapshot_list_for_people() {
             &["list", "--repo", "app.git", "--state", "complete", "--state", "failed"],
         ),
         @r#"
-        RUN                                   REPO     REF   SHA           STATE                      DURATION  AGE
-        01a20000-0000-7000-8000-000000000002  app.git  dev   cccccccccccc  failed (pipeline-failure)  59.0s     4m ago
-        01a20000-0000-7000-8000-000000000001  app.git  main  aaaaaaaaaaaa  complete                   1m 4s     6m ago
+        RUN                                   REPO     REF   SHA           STATE                      DURATION  AGE     SUBJECT
+        01a20000-0000-7000-8000-000000000002  app.git  dev   cccccccccccc  failed (pipeline-failure)  59.0s     4m ago  Test the parser again
+        01a20000-0000-7000-8000-000000000001  app.git  main  aaaaaaaaaaaa  complete                   1m 4s     6m ago  Parse the new header
     "#
     );
 }
@@ -177,6 +183,9 @@ fn snapshot_show_for_people() {
         repo      app.git (/srv/git/app.git)
         ref       refs/heads/main
         sha       aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+        subject   Parse the new header
+        author    Ada <ada@example.com>
+        event     push
         state     complete
         pushed    2026-11-28T12:00:00.000Z (6m ago)
         queued    2026-11-28T12:00:00.000Z (6m ago)
@@ -196,6 +205,9 @@ fn snapshot_show_for_people() {
         repo      app.git (/srv/git/app.git)
         ref       refs/heads/dev
         sha       cccccccccccccccccccccccccccccccccccccccc
+        subject   Test the parser again
+        author    Ada <ada@example.com>
+        event     retry
         state     failed (pipeline-failure)
         meaning   a job of the pipeline failed
         detail    job test failed
@@ -216,6 +228,7 @@ fn snapshot_show_for_people() {
         repo      app.git (/srv/git/app.git)
         ref       refs/heads/feature
         sha       eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee
+        event     trigger
         state     active
         pushed    2026-11-28T12:05:00.000Z (1m ago)
         queued    2026-11-28T12:05:00.000Z (1m ago)
@@ -237,6 +250,7 @@ fn snapshot_show_for_people() {
         ref       refs/heads/main
         sha       ffffffffffffffffffffffffffffffffffffffff
         state     pending
+        waiting   for a worker slot: all 1 are busy (executing 01a20000-0000-7000-8000-000000000004); first in the queue
         pushed    2026-11-28T12:05:50.000Z (10s ago)
         queued    2026-11-28T12:05:50.000Z (10s ago)
 

@@ -13,6 +13,7 @@ mod limits;
 mod logs_packed;
 mod migrate;
 mod notify;
+mod people;
 mod pipeline_cli;
 mod push;
 mod push_wait;

@@ -181,6 +181,7 @@ pub fn populate(store: &mut Store) -> Fixture {
         pushed_at_ms: None,
         previous_sha: None,
         invalid: None,
+        ..Default::default()
     };
     let gone = Worker {
         id: "worker-gone".into(),

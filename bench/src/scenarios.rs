@@ -288,6 +288,7 @@ fn claimed_run(store: &mut Store, ref_name: &str) -> String {
             pushed_at_ms: None,
             previous_sha: None,
             invalid: None,
+            ..Default::default()
         })
         .unwrap()
         .run;

@@ -34,7 +34,7 @@ pub enum Change {
     },
     JobEnded(JobEnd),
     /// The run reached a terminal state (after its jobs' ends).
-    RunEnded(Run),
+    RunEnded(Box<Run>),
 }
 
 /// How a job ended.
@@ -112,7 +112,7 @@ impl Follower {
         let mut changes: Vec<Change> = timed.into_iter().map(|(.., c)| c).collect();
         if detail.run.state.is_terminal() {
             self.run_ended = true;
-            changes.push(Change::RunEnded(detail.run.clone()));
+            changes.push(Change::RunEnded(Box::new(detail.run.clone())));
         }
         changes
     }
@@ -331,6 +331,10 @@ mod tests {
             containment: None,
             cgroup: None,
             sandbox: None,
+            subject: None,
+            author: None,
+            event: None,
+            superseded_by: None,
         }
     }
 
@@ -343,6 +347,7 @@ mod tests {
             skip_reason: None,
             started_at_ms: times.0,
             finished_at_ms: times.1,
+            allow_failure: None,
         }
     }
 
@@ -483,7 +488,7 @@ mod tests {
         let mut ended = run(RunState::Failed);
         ended.failure_detail = Some("bad\nline".into());
         assert_eq!(
-            describe(&Change::RunEnded(ended), 0),
+            describe(&Change::RunEnded(Box::new(ended)), 0),
             "run r1 failed (pipeline-failure) in 4.0s: bad\\nline"
         );
     }

@@ -9,5 +9,5 @@ pub mod process;
 
 pub use model::{
     Artifact, Containment, FailureKind, HookState, Job, JobState, Notification, NotificationState,
-    Repository, Run, RunState, Step, UnknownValue, WorkerLease, is_object_id,
+    Repository, Run, RunEvent, RunState, Step, UnknownValue, WorkerLease, is_object_id,
 };

@@ -111,6 +111,15 @@ pub struct Notification {
 }
 
 text_enum! {
+    /// What recorded a run.
+    RunEvent {
+        Push => "push",
+        Retry => "retry",
+        Trigger => "trigger",
+    }
+}
+
+text_enum! {
     /// Why a run failed.
     FailureKind {
         PipelineFailure => "pipeline-failure",
@@ -118,6 +127,7 @@ text_enum! {
         ProcessCrashed => "process-crashed",
         Orphaned => "orphaned",
         Cancelled => "cancelled",
+        ConfigInvalid => "config-invalid",
     }
 }
 
@@ -202,6 +212,16 @@ pub struct Run {
     /// How its steps were confined (the sandbox), as its worker said it in
     /// one line; none for a run no worker has started.
     pub sandbox: Option<String>,
+    /// The commit's subject (its message's first line), read when the run
+    /// was recorded; none for runs from before 0015.
+    pub subject: Option<String>,
+    /// The commit's author, `Name <email>`; likewise.
+    pub author: Option<String>,
+    /// What recorded it; none for runs from before 0015.
+    pub event: Option<RunEvent>,
+    /// The run that took this superseded run's place; none when the ref
+    /// was deleted or its new commit recorded no run.
+    pub superseded_by: Option<String>,
 }
 
 impl Run {
@@ -261,6 +281,9 @@ pub struct Job {
     pub skip_reason: Option<String>,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
+    /// The job's `allow_failure`, recorded when its run ended; none before
+    /// that (and for jobs from before 0015).
+    pub allow_failure: Option<bool>,
 }
 
 /// One shell step of a job (a row of `sh_events`); `exit_code` and

@@ -26,8 +26,14 @@ impl Store {
     }
 
     /// Take the ended run that waited longest for an announcer: it is this
-    /// caller's to announce, and no other announcer's.
-    pub fn take_unannounced(&mut self) -> Result<Option<Run>> {
+    /// caller's to announce, and no other announcer's. `notifiers` names the
+    /// notifiers it will run for it (position and argv), recorded as
+    /// running in the same transaction: whoever sees the run announced sees
+    /// its notifiers too.
+    pub fn take_unannounced(
+        &mut self,
+        notifiers: impl Fn(&Run) -> Vec<(i64, Vec<String>)>,
+    ) -> Result<Option<Run>> {
         self.write(|tx, now| {
             let id: Option<String> = tx
                 .query_row(
@@ -46,26 +52,19 @@ impl Store {
                 "UPDATE runs SET announced_at_ms = ?1 WHERE id = ?2",
                 params![now, id],
             )?;
-            Ok(run_by_id(tx, &id)?)
-        })
-    }
-
-    /// Record that notifier `position` (argv `command`) started for a run.
-    pub fn notification_started(
-        &mut self,
-        run_id: &str,
-        position: i64,
-        command: &[String],
-    ) -> Result<()> {
-        let argv = serde_json::to_string(command).unwrap_or_else(|_| "[]".into());
-        self.write(|tx, now| {
-            tx.execute(
+            let Some(run) = run_by_id(tx, &id)? else {
+                return Ok(None);
+            };
+            let mut insert = tx.prepare(
                 "INSERT OR REPLACE INTO notifications
                      (run_id, position, command, state, started_at_ms)
                  VALUES (?1, ?2, ?3, 'running', ?4)",
-                params![run_id, position, argv, now],
             )?;
-            Ok(())
+            for (position, command) in notifiers(&run) {
+                let argv = serde_json::to_string(&command).unwrap_or_else(|_| "[]".into());
+                insert.execute(params![id, position, argv, now])?;
+            }
+            Ok(Some(run))
         })
     }
 

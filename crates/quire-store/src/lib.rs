@@ -32,6 +32,6 @@ mod sql;
 pub use prune::Pruned;
 pub use quire_model::{
     Containment, FailureKind, HookState, Job, JobState, Notification, NotificationState,
-    Repository, Run, RunState, Step, WorkerLease,
+    Repository, Run, RunEvent, RunState, Step, WorkerLease,
 };
 pub use store::Store;

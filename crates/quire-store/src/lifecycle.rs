@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::query::run_by_id;
 use crate::{Error, Result, Store};
-use quire_model::{Containment, FailureKind, JobState, Run, RunState, is_object_id};
+use quire_model::{Containment, FailureKind, JobState, Run, RunEvent, RunState, is_object_id};
 
 /// One edge of the run state machine.
 #[derive(Debug)]
@@ -51,6 +51,12 @@ pub const RUN_EDGES: &[RunEdge] = &[
         to: R::Failed,
         kind: Some(K::PipelineInvalid),
         by: "the pipeline file is invalid",
+    },
+    RunEdge {
+        from: &[R::Pending],
+        to: R::Failed,
+        kind: Some(K::ConfigInvalid),
+        by: "the home's config.toml could not be read when the push came",
     },
     RunEdge {
         from: &[R::Active],
@@ -159,7 +165,7 @@ pub enum Outcome {
 }
 
 /// What the hook knows about a pushed ref.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewRun<'a> {
     /// The repository ([`Store::register_repo`]).
     pub repo_id: i64,
@@ -172,6 +178,14 @@ pub struct NewRun<'a> {
     /// The pipeline file is invalid (this says why, in one line): the run
     /// is recorded failed with `pipeline-invalid`, in the same transaction.
     pub invalid: Option<&'a str>,
+    /// The home's config.toml could not be read (this says why): the run
+    /// is recorded failed with `config-invalid`, in the same transaction.
+    pub config_invalid: Option<&'a str>,
+    /// The commit's subject and author (`Name <email>`), when read.
+    pub subject: Option<&'a str>,
+    pub author: Option<&'a str>,
+    /// What records it.
+    pub event: Option<RunEvent>,
 }
 
 /// A created run, and the live run of the same ref it superseded, if any.
@@ -213,14 +227,14 @@ impl Store {
         check_new_run(new)?;
         self.write(|tx, now| {
             let live = live_run_of(tx, new.repo_id, new.ref_name)?;
-            if let Some(id) = &live {
-                transition(tx, id, R::Superseded, None, None, now)?;
-            }
             let id = uuid::Uuid::now_v7().to_string();
+            if let Some(old) = &live {
+                transition(tx, old, R::Superseded, None, None, now)?;
+            }
             tx.execute(
                 "INSERT INTO runs (id, repo_id, ref_name, sha, state, pushed_at_ms, queued_at_ms,
-                                   traceparent, previous_sha)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8)",
+                                   traceparent, previous_sha, subject, author, event)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     id,
                     new.repo_id,
@@ -230,9 +244,20 @@ impl Store {
                     now,
                     traceparent(),
                     new.previous_sha,
+                    new.subject,
+                    new.author,
+                    new.event.map(RunEvent::as_str),
                 ],
             )?;
-            if let Some(why) = new.invalid {
+            if let Some(old) = &live {
+                tx.execute(
+                    "UPDATE runs SET superseded_by = ?1 WHERE id = ?2",
+                    params![id, old],
+                )?;
+            }
+            if let Some(why) = new.config_invalid {
+                transition(tx, &id, R::Failed, Some(K::ConfigInvalid), Some(why), now)?;
+            } else if let Some(why) = new.invalid {
                 transition(tx, &id, R::Failed, Some(K::PipelineInvalid), Some(why), now)?;
             }
             Ok(Created {
@@ -308,6 +333,23 @@ impl Store {
                 params![summary, run_id],
             )?;
             Ok(n == 1)
+        })
+    }
+
+    /// Record which of a run's jobs may fail (`allow_failure`); the others
+    /// may not.
+    pub fn record_allow_failure(&mut self, run_id: &str, allowed: &[&str]) -> Result<()> {
+        self.write(|tx, _| {
+            tx.execute(
+                "UPDATE jobs SET allow_failure = 0 WHERE run_id = ?1",
+                params![run_id],
+            )?;
+            let mut mark =
+                tx.prepare("UPDATE jobs SET allow_failure = 1 WHERE run_id = ?1 AND job_id = ?2")?;
+            for job in allowed {
+                mark.execute(params![run_id, job])?;
+            }
+            Ok(())
         })
     }
 

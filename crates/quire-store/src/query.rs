@@ -11,10 +11,11 @@ use quire_model::{Artifact, Job, Run, RunState, Step, WorkerLease};
 pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state, \
     failure_kind, failure_detail, pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, \
     repos.git_dir, traceparent, worker_id, worker_pid, lease_expires_at_ms, previous_sha, \
-    runs.repo_id, runs.containment, runs.cgroup, runs.sandbox";
+    runs.repo_id, runs.containment, runs.cgroup, runs.sandbox, runs.subject, runs.author, \
+    runs.event, runs.superseded_by";
 
 /// How many columns [`RUN_COLUMNS`] names.
-pub(crate) const RUN_COLUMN_COUNT: usize = 21;
+pub(crate) const RUN_COLUMN_COUNT: usize = 25;
 
 /// The tables [`RUN_COLUMNS`] come from.
 pub(crate) const RUN_TABLES: &str = "runs JOIN repos ON repos.id = runs.repo_id";
@@ -49,6 +50,10 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         containment: row.text_opt(18)?,
         cgroup: row.get(19)?,
         sandbox: row.get(20)?,
+        subject: row.get(21)?,
+        author: row.get(22)?,
+        event: row.text_opt(23)?,
+        superseded_by: row.get(24)?,
     })
 }
 
@@ -199,7 +204,7 @@ impl Store {
         let run = run_by_id(&tx, run_id)?.ok_or_else(|| Error::UnknownRun(run_id.to_string()))?;
         let mut jobs_stmt = tx.prepare(
             "SELECT job_id, position, state, exit_code, skip_reason, started_at_ms,
-                    finished_at_ms
+                    finished_at_ms, allow_failure
              FROM jobs WHERE run_id = ?1 ORDER BY position",
         )?;
         let jobs = jobs_stmt
@@ -212,6 +217,7 @@ impl Store {
                     skip_reason: row.get(4)?,
                     started_at_ms: row.get(5)?,
                     finished_at_ms: row.get(6)?,
+                    allow_failure: row.get(7)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -242,6 +248,24 @@ impl Store {
             artifacts,
             notifications,
         })
+    }
+
+    /// What a pending run waits for: how many pending runs are ahead of it
+    /// in the queue, and the runs workers are executing now (their ids).
+    pub fn queue_before(&self, run_id: &str) -> Result<(i64, Vec<String>)> {
+        let ahead: i64 = self.conn.query_row(
+            "SELECT count(*) FROM runs AS p, runs AS me
+             WHERE me.id = ?1 AND p.state = 'pending'
+               AND (p.queued_at_ms, p.id) < (me.queued_at_ms, me.id)",
+            [run_id],
+            |r| r.get(0),
+        )?;
+        let active = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE state = 'active' ORDER BY queued_at_ms, id")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok((ahead, active))
     }
 
     /// The files a run's jobs kept, by job then path.

@@ -31,6 +31,7 @@ fn steps() -> Vec<M<'static>> {
         M::up(include_str!("../../../migrations/0012_step_logs.sql")),
         M::up(include_str!("../../../migrations/0013_containment.sql")),
         M::up(include_str!("../../../migrations/0014_announce.sql")),
+        M::up(include_str!("../../../migrations/0015_run_story.sql")).foreign_key_check(),
     ]
 }
 
@@ -49,7 +50,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 14;
+pub const LATEST: i64 = 15;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -24,6 +24,7 @@ fn new_run(repo_id: i64, ref_name: &str) -> NewRun<'_> {
         pushed_at_ms: None,
         previous_sha: None,
         invalid: None,
+        ..Default::default()
     }
 }
 
@@ -351,6 +352,7 @@ fn bad_runs_are_refused_before_anything_is_written() {
             pushed_at_ms: None,
             previous_sha: None,
             invalid: None,
+            ..Default::default()
         });
         assert!(
             matches!(result, Err(Error::InvalidRun(_))),

@@ -25,6 +25,7 @@ fn orphan_in_waiting(store: &mut Store) -> String {
             pushed_at_ms: None,
             previous_sha: None,
             invalid: None,
+            ..Default::default()
         })
         .unwrap()
         .run;

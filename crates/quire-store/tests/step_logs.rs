@@ -43,6 +43,7 @@ impl Fixture {
                 pushed_at_ms: None,
                 previous_sha: None,
                 invalid: None,
+                ..Default::default()
             })
             .unwrap()
             .run;

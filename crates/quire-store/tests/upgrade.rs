@@ -256,6 +256,7 @@ fn quire_stores_from_before_repositories_split_same_named_repositories() {
                 pushed_at_ms: None,
                 previous_sha: None,
                 invalid: None,
+                ..Default::default()
             })
             .unwrap();
         assert_eq!(created.superseded, None, "v{version}");

@@ -41,7 +41,16 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
     }
     let config = Config::load(home)?;
     let mut store = Store::open_existing(home)?;
-    while let Some(run) = store.take_unannounced()? {
+    let notifiers = |run: &Run| -> Vec<(i64, Vec<String>)> {
+        config
+            .notify
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.matches(run))
+            .map(|(i, n)| (i as i64 + 1, n.command.clone()))
+            .collect()
+    };
+    while let Some(run) = store.take_unannounced(notifiers)? {
         announce(home, &config, &mut store, &run)?;
     }
     Ok(())
@@ -79,7 +88,6 @@ fn announce(home: &Home, config: &Config, store: &mut Store, run: &Run) -> Resul
     let (done, results) = mpsc::channel();
     for &(position, notify) in &matching {
         let position = position as i64 + 1;
-        store.notification_started(&run.id, position, &notify.command)?;
         let done = done.clone();
         let notify = notify.clone();
         let document = document.clone();

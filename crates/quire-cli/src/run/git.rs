@@ -148,6 +148,15 @@ impl Repo {
         Ok(String::from_utf8_lossy(raw.as_ref()).into_owned())
     }
 
+    /// The commit's author, as `Name <email>`.
+    pub fn author(&self, sha: &str) -> Result<String, GitError> {
+        let commit = self.commit(sha)?;
+        let author = commit
+            .author()
+            .map_err(|e| self.read_error(format!("the author of {sha}"))(e.to_string()))?;
+        Ok(format!("{} <{}>", author.name, author.email))
+    }
+
     /// The blob at `path` in the commit's tree, if there is one: read when
     /// it is at most `max_bytes` long, else only its size, taken from the
     /// object's header without inflating the object.

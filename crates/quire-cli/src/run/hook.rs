@@ -10,12 +10,12 @@ use crate::config::Config;
 use crate::workers;
 use quire_model::model::is_object_id;
 use quire_store::repos::Registration;
-use quire_store::{Home, Repository, Store};
+use quire_store::{Home, Repository, RunEvent, Store};
 
 use crate::run::Failure;
 use crate::run::ci_wait;
 use crate::run::git::Repo;
-use crate::run::record::{Recorded, RefUpdate, record};
+use crate::run::record::{Recorded, Recording, RefUpdate, record};
 use crate::runs::text::sh_word;
 
 /// The repository the hook runs for: `--git-dir`, else `$GIT_DIR` (which git
@@ -184,12 +184,19 @@ pub(crate) fn run(
                 lost(&mut std::io::stdout().lock(), home, &git_dir, &updates);
             }
         })?;
-        let config = Config::load(home)?;
+        // A config.toml that cannot be read does not lose the push: its
+        // runs are recorded failed (`config-invalid`), to be retried once
+        // it is fixed; the defaults stand in meanwhile.
+        let (config, config_error) = match Config::load(home) {
+            Ok(config) => (config, None),
+            Err(quire_store::Error::Config { message, .. }) => (Config::default(), Some(message)),
+            Err(e) => return Err(e.into()),
+        };
         let repo = Repo::open(&git_dir)?;
         let known = register(&mut store, &git_dir, &config, Registration::Seen)?;
-        Ok::<_, Failure>((config, repo, known, store))
+        Ok::<_, Failure>((config, config_error, repo, known, store))
     })();
-    let (config, repo, known, mut store) = match setup {
+    let (config, config_error, repo, known, mut store) = match setup {
         Ok(parts) => parts,
         Err(e) => {
             no_runs(&mut out, 0);
@@ -198,16 +205,25 @@ pub(crate) fn run(
     };
     let skip = options.iter().any(|o| o == "ci.skip");
     let limits = config.limits();
+    let how = Recording {
+        skip_option: skip,
+        limits: &limits,
+        event: RunEvent::Push,
+        config_error: config_error.as_deref(),
+    };
     let mut queued = false;
     let mut recorded_runs = Vec::new();
     for (i, update) in updates.iter().enumerate() {
         // One ref's trouble (a missing object, say) is reported and the
         // others are still recorded; a store that cannot be written stops
         // everything (the error itself follows on stderr).
-        match record(&mut store, &repo, known.id, update, skip, &limits) {
+        match record(&mut store, &repo, known.id, update, &how) {
             Ok(recorded) => {
                 queued |= recorded.queued();
-                if let Recorded::Queued { run, .. } | Recorded::Invalid { run, .. } = &recorded {
+                if let Recorded::Queued { run, .. }
+                | Recorded::Invalid { run, .. }
+                | Recorded::ConfigInvalid { run, .. } = &recorded
+                {
                     recorded_runs.push(ci_wait::Recorded {
                         run: run.clone(),
                         ref_name: update.ref_name.clone(),

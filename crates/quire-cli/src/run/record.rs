@@ -2,8 +2,8 @@
 //! path from (old, new, ref) to a run, or to the reason there is none.
 
 use quire_pipeline::{Limits, Pipeline};
-use quire_store::Store;
 use quire_store::lifecycle::NewRun;
+use quire_store::{RunEvent, Store};
 
 use crate::run::Failure;
 use crate::run::git::{Blob, Repo};
@@ -30,6 +30,11 @@ pub(crate) enum Recorded {
     Invalid {
         run: String,
         errors: Vec<String>,
+    },
+    /// Recorded and failed at once: the home's config.toml is invalid.
+    ConfigInvalid {
+        run: String,
+        error: String,
     },
     Deleted {
         superseded: Option<String>,
@@ -64,6 +69,15 @@ impl Recorded {
                 lines.extend(errors.iter().map(|e| format!("quire:   {e}")));
                 lines
             }
+            Recorded::ConfigInvalid { run, error } => vec![
+                format!(
+                    "quire: run {run} for {r} failed (config-invalid): quire's config.toml on the \
+                     server is invalid: {error}"
+                ),
+                format!(
+                    "quire:   ask the server's admin to fix it; `quire-runs retry {run}` then runs it"
+                ),
+            ],
             Recorded::Deleted {
                 superseded: Some(old),
             } => {
@@ -107,6 +121,17 @@ pub(crate) fn skip_requested(message: &str) -> bool {
     lower.contains("[skip ci]") || lower.contains("[ci skip]")
 }
 
+/// How a ref update is recorded: what the pusher and the home's config say.
+pub(crate) struct Recording<'a> {
+    /// The pusher said `-o ci.skip`.
+    pub skip_option: bool,
+    pub limits: &'a Limits,
+    pub event: RunEvent,
+    /// The home's config.toml could not be read: why. A run is recorded
+    /// failed (`config-invalid`) instead of queued.
+    pub config_error: Option<&'a str>,
+}
+
 /// Record one ref update of `repo` (the repository `repo_id` of the store),
 /// its pipeline file held to `limits` (a file over `max_pipeline_kb` is
 /// refused from its size, unread).
@@ -115,9 +140,14 @@ pub(crate) fn record(
     repo: &Repo,
     repo_id: i64,
     update: &RefUpdate,
-    skip_option: bool,
-    limits: &Limits,
+    how: &Recording<'_>,
 ) -> Result<Recorded, Failure> {
+    let Recording {
+        skip_option,
+        limits,
+        event,
+        config_error,
+    } = *how;
     // Notes (quire's own results in `refs/notes/ci` among them) are not
     // code: a push of them never runs anything.
     if update.ref_name.starts_with("refs/notes/") {
@@ -135,9 +165,10 @@ pub(crate) fn record(
     let new = commit.as_str();
     // The ref has moved on: whatever decides below, a run of its old tip no
     // longer speaks for it.
+    let message = repo.message(new)?;
     let skip = if skip_option {
         Some("the push option ci.skip")
-    } else if skip_requested(&repo.message(new)?) {
+    } else if skip_requested(&message) {
         Some("[skip ci] in the commit message")
     } else {
         None
@@ -153,10 +184,14 @@ pub(crate) fn record(
             None => Recorded::NoPipeline { superseded },
         });
     };
-    let refused = validate(&file, limits).err();
+    let refused = match config_error {
+        Some(_) => None,
+        None => validate(&file, limits).err(),
+    };
     let detail = refused.as_ref().map(|r| r.detail.clone());
     // Recorded and, if invalid, failed in one transaction: a hook killed
     // half-way leaves no run that a worker would pick up.
+    let author = repo.author(new).ok();
     let created = store.create_run(&NewRun {
         repo_id,
         ref_name: &update.ref_name,
@@ -164,8 +199,18 @@ pub(crate) fn record(
         pushed_at_ms: None,
         previous_sha: update.old.as_deref(),
         invalid: detail.as_deref(),
+        config_invalid: config_error,
+        subject: Some(subject(&message)),
+        author: author.as_deref(),
+        event: Some(event),
     })?;
     let run = created.run.id;
+    if let Some(error) = config_error {
+        return Ok(Recorded::ConfigInvalid {
+            run,
+            error: error.to_string(),
+        });
+    }
     match refused {
         None => Ok(Recorded::Queued {
             run,
@@ -175,6 +220,15 @@ pub(crate) fn record(
             run,
             errors: refused.lines,
         }),
+    }
+}
+
+/// A commit message's subject: its first line, at most 200 characters.
+pub(crate) fn subject(message: &str) -> &str {
+    let line = message.lines().next().unwrap_or("").trim_end();
+    match line.char_indices().nth(200) {
+        Some((end, _)) => &line[..end],
+        None => line,
     }
 }
 

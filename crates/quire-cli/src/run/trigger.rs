@@ -10,7 +10,7 @@ use quire_store::{Home, RunState, Store};
 
 use crate::run::git::Repo;
 use crate::run::hook::{git_dir, register, start_workers};
-use crate::run::record::{Recorded, RefUpdate, record};
+use crate::run::record::{Recorded, Recording, RefUpdate, record};
 use crate::run::{Failure, TriggerArgs, work};
 
 pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
@@ -32,8 +32,12 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         &repo,
         known.id,
         &update,
-        false,
-        &config.limits(),
+        &Recording {
+            skip_option: false,
+            limits: &config.limits(),
+            event: quire_store::RunEvent::Trigger,
+            config_error: None,
+        },
     )?;
     for line in recorded.lines(&update) {
         println!("{line}");

@@ -414,13 +414,28 @@ fn prepare_and_run(
     {
         eprintln!("quire-run work: run {}: {e}", run.id);
     }
+    // Which of its jobs may fail, for show to tell an allowed failure
+    // from a plain one.
+    let allowed: Vec<&str> = pipeline
+        .jobs
+        .iter()
+        .filter(|j| j.allow_failure)
+        .map(|j| j.id.as_str())
+        .collect();
+    if let Err(e) = store.record_allow_failure(&run.id, &allowed) {
+        eprintln!("quire-run work: run {}: {e}", run.id);
+    }
     // The executor says how the pipeline went; the worker alone ends the
     // run. A cancelled run was ended by whoever cancelled it.
     let outcome = match result.map_err(|e| RunFailure::Crashed(e.to_string()))? {
         RunResult::Complete => Outcome::Complete,
         RunResult::Failed => Outcome::Failed {
             kind: FailureKind::PipelineFailure,
-            detail: None,
+            detail: store
+                .run_detail(&run.id)
+                .ok()
+                .map(|detail| failed_jobs(&detail, &pipeline, &run_dir.join("logs")))
+                .filter(|d| !d.is_empty()),
         },
         RunResult::Cancelled => return Ok(()),
     };
@@ -429,6 +444,61 @@ fn prepare_and_run(
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     Ok(())
 }
+
+/// A failed run's detail: each job that failed and was not allowed to,
+/// and why: `job test failed: exit 3 at step 2 (cargo test)`, `job build
+/// timed out after 5m at step 1 (make)`.
+pub(crate) fn failed_jobs(
+    detail: &quire_store::query::RunDetail,
+    pipeline: &quire_pipeline::Pipeline,
+    logs_dir: &Path,
+) -> String {
+    let mut reasons = Vec::new();
+    for job in &detail.jobs {
+        let j = &job.job;
+        let Some(planned) = pipeline.jobs.iter().find(|p| p.id == j.id) else {
+            continue;
+        };
+        if j.state != quire_store::JobState::Failed || planned.allow_failure {
+            continue;
+        }
+        let failing = job
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.exit_code.is_some_and(|c| c != 0))
+            .or(job.steps.last());
+        let Some(step) = failing else {
+            reasons.push(format!("job {} failed", j.id));
+            continue;
+        };
+        let log = logs_dir.join(&j.id).join(format!("{}.log", step.seq));
+        let timed_out = std::fs::read(&log).is_ok_and(|bytes| {
+            bytes
+                .windows(TIMEOUT_MARK.len())
+                .any(|w| w == TIMEOUT_MARK.as_bytes())
+        });
+        let cmd = crate::runs::text::printable(&crate::runs::text::flat(&step.cmd)).into_owned();
+        let cmd: String = if cmd.chars().count() > 60 {
+            format!("{}…", cmd.chars().take(59).collect::<String>())
+        } else {
+            cmd
+        };
+        let why = match (timed_out, planned.timeout, step.exit_code) {
+            (true, Some(limit), _) => {
+                format!("timed out after {}", crate::runs::text::span(limit))
+            }
+            (_, _, Some(code)) => format!("failed: exit {code}"),
+            _ => "failed".to_string(),
+        };
+        reasons.push(format!("job {} {why} at step {} ({cmd})", j.id, step.seq));
+    }
+    reasons.join("; ")
+}
+
+/// What the executor writes into a step's log when its job's timeout ran
+/// out (exec/stop.rs).
+const TIMEOUT_MARK: &str = "the job's timeout ran out";
 
 /// The sandbox of the run's steps (docs/SECURITY.md), refused as the run's
 /// failure when config.toml requires one this machine cannot give, or

@@ -144,6 +144,15 @@ pub struct LogsArgs {
     /// Only this stream
     #[arg(long, value_name = "STREAM")]
     pub stream: Option<StreamArg>,
+    /// Only the logs of the steps that failed (the step that ended each
+    /// failed job)
+    #[arg(long, conflicts_with_all = ["follow", "step"])]
+    pub failed: bool,
+    /// Print the output as the steps wrote it, escape sequences and all
+    /// (by default, control characters other than colours are escaped, so
+    /// a log cannot clear the screen or retitle the terminal)
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Debug, Args)]

@@ -76,6 +76,10 @@ pub fn retry(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode> 
         pushed_at_ms: None,
         previous_sha: run.previous_sha.as_deref(),
         invalid: None,
+        subject: run.subject.as_deref(),
+        author: run.author.as_deref(),
+        event: Some(quire_store::RunEvent::Retry),
+        ..Default::default()
     })?;
     let id = &created.run.id;
     println!(

@@ -39,6 +39,13 @@ pub struct RunJson<'a> {
     /// How its steps were confined (the sandbox); null before a worker
     /// started it.
     pub sandbox: Option<&'a str>,
+    /// The commit's subject and author; null for runs from before 0015.
+    pub subject: Option<&'a str>,
+    pub author: Option<&'a str>,
+    /// What recorded it: "push", "retry" or "trigger"; null before 0015.
+    pub event: Option<quire_store::RunEvent>,
+    /// The run that took a superseded run's place.
+    pub superseded_by: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +98,9 @@ pub struct JobJson<'a> {
     pub started_at_ms: Option<i64>,
     pub finished_at: Option<String>,
     pub finished_at_ms: Option<i64>,
+    /// The job's `allow_failure`, once its run ended (null before, and for
+    /// jobs from before 0015).
+    pub allow_failure: Option<bool>,
     pub steps: Vec<StepJson<'a>>,
 }
 
@@ -134,6 +144,10 @@ pub fn run(run: &Run, now_ms: i64) -> RunJson<'_> {
         containment: run.containment,
         cgroup: run.cgroup.as_deref(),
         sandbox: run.sandbox.as_deref(),
+        subject: run.subject.as_deref(),
+        author: run.author.as_deref(),
+        event: run.event,
+        superseded_by: run.superseded_by.as_deref(),
     }
 }
 
@@ -180,6 +194,7 @@ fn job(detail: &JobDetail) -> JobJson<'_> {
         started_at_ms: job.started_at_ms,
         finished_at: job.finished_at_ms.map(rfc3339),
         finished_at_ms: job.finished_at_ms,
+        allow_failure: job.allow_failure,
         steps: detail.steps.iter().map(step).collect(),
     }
 }

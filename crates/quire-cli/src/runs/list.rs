@@ -6,7 +6,7 @@ use quire_store::query::ListFilter;
 
 use crate::runs::cli::ListArgs;
 use crate::runs::json;
-use crate::runs::text::{Output, duration, emit, short_ref};
+use crate::runs::text::{Output, duration, emit, printable, short_ref};
 
 /// The fewest id characters `list` shows.
 const MIN_ID_CHARS: usize = 8;
@@ -42,13 +42,15 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = out.table(&["RUN", "REPO", "REF", "SHA", "STATE", "DURATION", "AGE"]);
+    let mut table = out.table(&[
+        "RUN", "REPO", "REF", "SHA", "STATE", "DURATION", "AGE", "SUBJECT",
+    ]);
     for run in &runs {
         let id_len = store.unique_prefix_len(&run.id, MIN_ID_CHARS)?;
         table.add_row(vec![
             Cell::new(&run.id[..id_len]),
-            Cell::new(&run.repo),
-            Cell::new(short_ref(&run.ref_name)),
+            Cell::new(printable(&run.repo)),
+            Cell::new(printable(&short_ref(&run.ref_name))),
             Cell::new(&run.sha[..run.sha.len().min(12)]),
             out.run_state(run.state, run.state_text()),
             Cell::new(
@@ -57,9 +59,20 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<
                     .unwrap_or_default(),
             ),
             Cell::new(out.age(run.queued_at_ms)),
+            Cell::new(subject(run.subject.as_deref())),
         ]);
     }
     Ok(emit(&format!("{}\n", table.trim_fmt())))
+}
+
+/// A commit's subject for a table: escaped, cut at 40 characters.
+fn subject(subject: Option<&str>) -> String {
+    let text = printable(subject.unwrap_or("")).into_owned();
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(39).collect::<String>())
+    } else {
+        text
+    }
 }
 
 fn filter_given(args: &ListArgs) -> bool {

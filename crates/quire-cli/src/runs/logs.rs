@@ -58,10 +58,12 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
             .iter()
             .filter(|j| args.job.as_ref().is_none_or(|id| *id == j.job.id))
         {
+            let failing = failing_step(job);
             for step in job
                 .steps
                 .iter()
                 .filter(|s| args.step.is_none_or(|n| n == s.seq))
+                .filter(|s| !args.failed || failing == Some(s.seq))
             {
                 let key = (job.job.id.clone(), step.seq);
                 if done.contains(&key) {
@@ -105,7 +107,7 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
     }
     out.finish()?;
     drop(out);
-    if detail.run.state.is_terminal() {
+    if detail.run.state.is_terminal() && !args.failed {
         print_unrecorded(store, &run.id, &logs_dir, args, &done)?;
     }
     Ok(if args.follow && detail.run.state != RunState::Complete {
@@ -113,6 +115,20 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The step that ended a failed job: its last step that exited non-zero
+/// (else its last step); none for a job that did not fail.
+fn failing_step(job: &quire_store::query::JobDetail) -> Option<i64> {
+    if job.job.state != quire_store::JobState::Failed {
+        return None;
+    }
+    job.steps
+        .iter()
+        .rev()
+        .find(|s| s.exit_code.is_some_and(|c| c != 0))
+        .or(job.steps.last())
+        .map(|s| s.seq)
 }
 
 /// Logs of a run that the store has no step for, in job and step order:
@@ -251,6 +267,7 @@ impl Tail {
 struct Printer {
     stdout: io::StdoutLock<'static>,
     timestamps: bool,
+    raw: bool,
     stream: Option<StreamArg>,
     at_line_start: bool,
     closed: bool,
@@ -261,6 +278,7 @@ impl Printer {
         Printer {
             stdout: io::stdout().lock(),
             timestamps: args.timestamps,
+            raw: args.raw,
             stream: args.stream,
             at_line_start: true,
             closed: false,
@@ -307,6 +325,8 @@ impl Printer {
             self.at_line_start = true;
         }
         let cmd = crate::runs::text::flat(cmd);
+        let cmd = crate::runs::text::printable(&cmd);
+        let job = crate::runs::text::printable(job);
         self.write(format!("==> {job} step {seq}: {cmd} <==\n").as_bytes())
     }
 
@@ -331,12 +351,93 @@ impl Printer {
             self.write(stamp)?;
             self.write(b" ")?;
         }
-        self.write(text)?;
+        if self.raw {
+            self.write(text)?;
+        } else {
+            self.write(&terminal_safe(text))?;
+        }
         let full = tag != b"P";
         if full {
             self.write(b"\n")?;
         }
         self.at_line_start = full;
         Ok(())
+    }
+}
+
+/// A log line's bytes, safe for a terminal: colours and text attributes
+/// (`ESC [ ... m`) and tabs pass; every other control character (other
+/// escape sequences, carriage returns, C1 controls) and the marks that
+/// reorder text (bidirectional overrides and isolates) are written as
+/// escapes (`\x1b`, `\u{202e}`). Bytes that are not UTF-8 pass as they are.
+pub(crate) fn terminal_safe(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let risky = |b: u8| (b < 0x20 && b != b'\t') || b == 0x7f || b == 0xc2 || b == 0xe2;
+    if !bytes.iter().any(|&b| risky(b)) {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == 0x1b {
+            // ESC [ digits and ';' m: a colour or attribute.
+            let params = bytes[i + 1..].strip_prefix(b"[").map(|rest| {
+                rest.iter()
+                    .take_while(|c| c.is_ascii_digit() || **c == b';')
+                    .count()
+            });
+            if let Some(n) = params
+                && bytes.get(i + 2 + n) == Some(&b'm')
+            {
+                out.extend_from_slice(&bytes[i..i + 3 + n]);
+                i += 3 + n;
+                continue;
+            }
+        }
+        if (b < 0x20 && b != b'\t') || b == 0x7f {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+            i += 1;
+            continue;
+        }
+        // C1 controls (U+0080..U+009F) and the reordering marks
+        // (U+202A..U+202E, U+2066..U+2069), as UTF-8.
+        let c1 = b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
+        let bidi = b == 0xe2
+            && match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(0x80), Some(n)) => (0xaa..=0xae).contains(n),
+                (Some(0x81), Some(n)) => (0xa6..=0xa9).contains(n),
+                _ => false,
+            };
+        if c1 || bidi {
+            let len = if c1 { 2 } else { 3 };
+            let c = std::str::from_utf8(&bytes[i..i + len])
+                .ok()
+                .and_then(|s| s.chars().next())
+                .map_or(0, |c| c as u32);
+            out.extend_from_slice(format!("\\u{{{c:x}}}").as_bytes());
+            i += len;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn colours_pass_and_every_other_control_is_escaped() {
+        let line = b"\x1b[1;31mred\x1b[0m\tok\x1b]0;pwned\x07\x1b[2J\rX\xc2\x9bY\xe2\x80\xaeZ\xff";
+        assert_eq!(
+            String::from_utf8_lossy(&terminal_safe(line)),
+            "\x1b[1;31mred\x1b[0m\tok\\x1b]0;pwned\\x07\\x1b[2J\\x0dX\\u{9b}Y\\u{202e}Z\u{fffd}"
+        );
+        assert!(matches!(
+            terminal_safe(b"plain text"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

@@ -7,15 +7,30 @@ use quire_store::{Containment, FailureKind, JobState, NotificationState, RunStat
 
 use crate::runs::cli::ShowArgs;
 use crate::runs::json;
-use crate::runs::text::{Output, duration, emit, human_bytes, rfc3339};
+use crate::runs::text::{Output, duration, emit, human_bytes, printable, rfc3339};
 
 pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<ExitCode> {
-    let run = store.resolve_run(&args.run)?;
+    let run = match store.resolve_run(&args.run) {
+        Ok(run) => run,
+        // `--exit-status` tells "no such run" (2) from "it failed" (1).
+        Err(e @ (quire_store::Error::UnknownRun(_) | quire_store::Error::AmbiguousRun { .. }))
+            if args.exit_status =>
+        {
+            eprintln!("quire-runs: error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e),
+    };
     let detail = store.run_detail(&run.id)?;
     let printed = if args.json {
         json::print(&json::detail(&detail, out.now_ms))
     } else {
-        emit(&render(&detail, out))
+        let waiting = if detail.run.state == RunState::Pending {
+            Some(waiting_for(store, &detail.run.id)?)
+        } else {
+            None
+        };
+        emit(&render(&detail, waiting.as_deref(), out))
     };
     if args.exit_status && detail.run.state != RunState::Complete {
         return Ok(ExitCode::from(1));
@@ -23,7 +38,31 @@ pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<
     Ok(printed)
 }
 
-fn render(detail: &RunDetail, out: &Output) -> String {
+/// What a pending run waits for, in one line.
+fn waiting_for(store: &Store, run_id: &str) -> quire_store::Result<String> {
+    let (ahead, active) = store.queue_before(run_id)?;
+    let max_workers = crate::config::Config::load(store.home())
+        .map(|c| c.max_workers)
+        .unwrap_or(1);
+    let queue = match ahead {
+        0 => "first in the queue".to_string(),
+        1 => "1 run ahead of it in the queue".to_string(),
+        n => format!("{n} runs ahead of it in the queue"),
+    };
+    Ok(if active.len() >= max_workers {
+        let held: Vec<&str> = active.iter().map(String::as_str).collect();
+        format!(
+            "a worker slot: all {max_workers} are busy (executing {}); {queue}",
+            held.join(", ")
+        )
+    } else if active.is_empty() {
+        format!("a worker to start ({queue}); if none does, `quire-runs reconcile` starts one")
+    } else {
+        format!("a worker to take it ({queue})")
+    })
+}
+
+fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
     let run = &detail.run;
     let mut text = String::new();
     let mut field = |name: &str, value: String| {
@@ -37,14 +76,35 @@ fn render(detail: &RunDetail, out: &Output) -> String {
             None => run.repo.clone(),
         },
     );
-    field("ref", run.ref_name.clone());
+    field("ref", printable(&run.ref_name).into_owned());
     field("sha", run.sha.clone());
+    if let Some(subject) = &run.subject {
+        field("subject", printable(subject).into_owned());
+    }
+    if let Some(author) = &run.author {
+        field("author", printable(author).into_owned());
+    }
+    if let Some(event) = run.event {
+        field("event", event.to_string());
+    }
     field("state", run.state_text());
     if let Some(kind) = run.failure_kind {
         field("meaning", meaning(kind).to_string());
     }
     if let Some(detail) = &run.failure_detail {
-        field("detail", detail.clone());
+        field("detail", printable(detail).into_owned());
+    }
+    if run.state == RunState::Superseded {
+        field(
+            "successor",
+            match &run.superseded_by {
+                Some(next) => format!("run {next} (quire-runs show {next})"),
+                None => "none: the ref was deleted, or its new commit recorded no run".into(),
+            },
+        );
+    }
+    if let Some(waiting) = waiting {
+        field("waiting", format!("for {waiting}"));
     }
     let at = |ms: i64| format!("{} ({})", rfc3339(ms), out.age(ms));
     field("pushed", at(run.pushed_at_ms));
@@ -93,12 +153,15 @@ fn render(detail: &RunDetail, out: &Output) -> String {
             j.state == JobState::Active,
             out.now_ms,
         );
-        let state = match (&j.skip_reason, j.state) {
-            (Some(reason), JobState::Skipped) => Cell::new(format!("skipped: {reason}")),
+        let state = match (&j.skip_reason, j.state, j.allow_failure) {
+            (Some(reason), JobState::Skipped, _) => {
+                Cell::new(format!("skipped: {}", printable(reason)))
+            }
+            (_, JobState::Failed, Some(true)) => Cell::new("failed (allowed)"),
             _ => out.job_state(j.state),
         };
         table.add_row(vec![
-            Cell::new(&j.id),
+            Cell::new(printable(&j.id)),
             state,
             Cell::new(took),
             Cell::new(j.exit_code.map(|c| c.to_string()).unwrap_or_default()),
@@ -206,7 +269,9 @@ fn span(start: Option<i64>, end: Option<i64>, running: bool, now_ms: i64) -> Str
 
 /// A command on one line, cut to a width a table can hold.
 fn one_line(cmd: &str) -> String {
-    let flat = crate::runs::text::flat(cmd);
+    // Control characters escaped: a command cannot clear the screen or set
+    // the terminal's title.
+    let flat = printable(&crate::runs::text::flat(cmd)).into_owned();
     if flat.chars().count() > 60 {
         format!("{}…", flat.chars().take(59).collect::<String>())
     } else {
@@ -224,5 +289,9 @@ fn meaning(kind: FailureKind) -> &'static str {
         FailureKind::ProcessCrashed => "the worker crashed or could not execute the run",
         FailureKind::Orphaned => "reconcile found no live worker for the run",
         FailureKind::Cancelled => "the run was cancelled with `quire-runs cancel`",
+        FailureKind::ConfigInvalid => {
+            "the home's config.toml could not be read when the push came; fix it, then \
+             `quire-runs retry` the run"
+        }
     }
 }

@@ -149,7 +149,7 @@ fn in_place(store: &Store, run: &Run, out: &Output) -> quire_store::Result<Run> 
             shown = view;
         }
         if detail.run.state.is_terminal() {
-            let outcome = describe(&Change::RunEnded(detail.run.clone()), now);
+            let outcome = describe(&Change::RunEnded(Box::new(detail.run.clone())), now);
             stdout.write(&format!("{outcome}\n"))?;
             return Ok(detail.run);
         }
@@ -372,6 +372,7 @@ mod tests {
             skip_reason: (state == JobState::Skipped).then(|| "needs test, which failed".into()),
             started_at_ms: times.0,
             finished_at_ms: times.1,
+            allow_failure: None,
         };
         let step = |seq, cmd: &str, exit_code| Step {
             seq,
@@ -401,6 +402,10 @@ mod tests {
                 containment: None,
                 cgroup: None,
                 sandbox: None,
+                subject: None,
+                author: None,
+                event: None,
+                superseded_by: None,
             },
             jobs: vec![
                 JobDetail {

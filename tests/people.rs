@@ -1,0 +1,201 @@
+//! What a person reading a run needs (issue 16): a failed run names its
+//! failed jobs and why, an allowed failure shows as such, a superseded run
+//! names its successor, a pending run says what it waits for, the commit's
+//! subject and author and what recorded the run are shown, `logs --failed`
+//! prints only the failing steps, and nothing a pipeline prints can drive
+//! the operator's terminal.
+
+use quire_store::{FailureKind, RunEvent, RunState};
+
+use crate::util::{Env, Gate, git};
+
+fn stdout(env: &Env, args: &[&str]) -> String {
+    let out = env.runs(args).assert().success();
+    String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+}
+
+#[test]
+fn a_failed_run_names_each_failed_job_and_why_and_an_allowed_failure_shows_as_such() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait(
+        "[jobs.lint]\ninputs = [\"quire/push\"]\nallow_failure = true\nsh = \"exit 2\"\n\n\
+         [jobs.test]\ninputs = [\"quire/push\"]\nsh = [\"true\", \"echo boom; exit 3\"]\n\n\
+         [jobs.slow]\ninputs = [\"quire/push\"]\ntimeout = \"1s\"\nsh = \"sleep 30\"\n",
+    );
+    assert_eq!(run.failure_kind, Some(FailureKind::PipelineFailure));
+    let detail = run.failure_detail.clone().unwrap();
+    assert!(
+        detail.contains("job test failed: exit 3 at step 2 (echo boom; exit 3)"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("job slow timed out after 1s at step 1 (sleep 30)"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("lint"),
+        "an allowed failure is not the run's: {detail}"
+    );
+    let shown = stdout(&env, &["show", &run.id]);
+    assert!(shown.contains(&format!("detail    {detail}")), "{shown}");
+    let lint = shown.lines().find(|l| l.starts_with("lint")).unwrap();
+    assert!(lint.contains("failed (allowed)"), "{shown}");
+    let json = env.json(&["show", &run.id]);
+    assert_eq!(json["jobs"][0]["allow_failure"], true, "{json}");
+    assert_eq!(json["jobs"][1]["allow_failure"], false, "{json}");
+    assert_eq!(json["event"], "push");
+
+    // Only the failing steps' logs.
+    let failed = stdout(&env, &["logs", &run.id, "--failed"]);
+    assert!(
+        failed.contains("==> test step 2: echo boom; exit 3 <=="),
+        "{failed}"
+    );
+    assert!(failed.contains("boom"), "{failed}");
+    assert!(failed.contains("==> slow step 1: sleep 30 <=="), "{failed}");
+    assert!(!failed.contains("test step 1"), "{failed}");
+    // A failure the pipeline allowed is a failed step too.
+    assert!(failed.contains("==> lint step 1: exit 2 <=="), "{failed}");
+}
+
+#[test]
+fn a_superseded_run_names_its_successor_and_the_commit_and_event_are_shown() {
+    let env = Env::new();
+    let gate = Gate::new(&env);
+    let app = env.repo_with_hook("app");
+    let held = app.push_pipeline(&format!(
+        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
+        gate.step("held")
+    ));
+    gate.wait_ready("held");
+    app.commit(
+        &[("README", "next")],
+        "Make the README say next\n\nA body line.",
+    );
+    let next = app.push_refs(&["main"]).remove(0);
+    gate.open();
+    let old = env.wait_terminal(&held);
+    assert_eq!(old.state, RunState::Superseded);
+    assert_eq!(old.superseded_by.as_deref(), Some(next.as_str()));
+    let shown = stdout(&env, &["show", &held]);
+    assert!(
+        shown.contains(&format!("successor run {next} (quire-runs show {next})")),
+        "{shown}"
+    );
+    let new = env.wait_terminal(&next);
+    assert_eq!(new.subject.as_deref(), Some("Make the README say next"));
+    assert_eq!(
+        new.author.as_deref(),
+        Some("Quire Test <test@quire.invalid>")
+    );
+    assert_eq!(new.event, Some(RunEvent::Push));
+    let listed = stdout(&env, &["list"]);
+    assert!(listed.contains("Make the README say next"), "{listed}");
+    assert_eq!(env.json(&["show", &held])["superseded_by"], next.as_str());
+}
+
+#[test]
+fn a_pending_run_says_what_it_waits_for() {
+    let env = Env::new();
+    let gate = Gate::new(&env);
+    let app = env.repo_with_hook("app");
+    let busy = app.push_pipeline(&format!(
+        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
+        gate.step("busy")
+    ));
+    gate.wait_ready("busy");
+    git(&app.work, &["branch", "other"]);
+    let queued = app.push_refs(&["other"]).remove(0);
+    let shown = stdout(&env, &["show", &queued]);
+    gate.open();
+    assert!(
+        shown.contains(&format!(
+            "waiting   for a worker slot: all 1 are busy (executing {busy}); first in the queue"
+        )),
+        "{shown}"
+    );
+    env.wait_terminal(&queued);
+}
+
+#[test]
+fn show_exit_status_tells_no_such_run_from_a_failed_one() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"exit 1\"\n");
+    env.runs(&["show", "--exit-status", &run.id])
+        .assert()
+        .code(1);
+    env.runs(&["show", "--exit-status", "ffffffff"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no run matches"));
+    env.runs(&["show", "ffffffff"]).assert().code(1);
+}
+
+#[test]
+fn nothing_a_pipeline_prints_or_names_can_drive_the_terminal() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    // A command holding an escape sequence, and a step printing ones that
+    // clear the screen and set the title, beside a colour.
+    let run = app.push_and_wait(
+        "[jobs.t]\ninputs = [\"quire/push\"]\n\
+         sh = \"true \\u001b[H; printf '\\\\033[31mred\\\\033[0m \\\\033[2J\\\\033]0;owned\\\\007 done\\\\n'\"\n",
+    );
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let shown = stdout(&env, &["show", &run.id]);
+    assert!(!shown.contains('\x1b'), "{shown:?}");
+    assert!(shown.contains(r"1. true \x1b[H; printf"), "{shown}");
+    let logs = stdout(&env, &["logs", &run.id]);
+    assert!(
+        logs.contains("\x1b[31mred\x1b[0m"),
+        "colours pass: {logs:?}"
+    );
+    assert!(logs.contains(r"\x1b[2J\x1b]0;owned\x07 done"), "{logs:?}");
+    assert!(!logs.contains("\x1b[2J"), "{logs:?}");
+    assert!(!logs.contains("\x1b[H"), "{logs:?}");
+    let raw = stdout(&env, &["logs", &run.id, "--raw"]);
+    assert!(raw.contains("\x1b[2J\x1b]0;owned\x07 done"), "{raw:?}");
+}
+
+#[test]
+fn a_config_typo_at_push_time_records_the_runs_failed_and_retry_recovers_them() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    env.config("max_wokers = 2\n");
+    app.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+        )],
+        "pipeline",
+    );
+    let (ok, stderr) = app.push(&["origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("failed (config-invalid)"), "{stderr}");
+    assert!(stderr.contains("max_wokers"), "{stderr}");
+    let runs = env.all_runs();
+    assert_eq!(runs.len(), 1);
+    let failed = &runs[0];
+    assert_eq!(failed.failure_kind, Some(FailureKind::ConfigInvalid));
+    assert!(
+        failed
+            .failure_detail
+            .as_deref()
+            .unwrap()
+            .contains("max_wokers"),
+        "{failed:?}"
+    );
+    let shown = stdout(&env, &["show", &failed.id]);
+    assert!(shown.contains("quire-runs retry"), "{shown}");
+    env.config("max_workers = 2\n");
+    let out = stdout(&env, &["retry", &failed.id]);
+    let retry = out
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(',')
+        .to_string();
+    assert_eq!(env.wait_terminal(&retry).state, RunState::Complete);
+}
