@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binaries against real SQLite files and real
 //! bare git repositories.
 
+mod cdp;
 mod util;
 
 mod artifacts;
@@ -22,4 +23,5 @@ mod runs_control;
 mod sandbox;
 mod snapshots_test;
 mod store_errors;
+mod web;
 mod workers;
