@@ -813,3 +813,29 @@ fn serve_reads_a_home_without_writing_it_and_refuses_a_missing_one() {
     // And the worker's repository was left alone too.
     assert_eq!(git(&repo.bare, &["rev-parse", "main"]), run.sha);
 }
+
+/// A page with a line break before each tag, its stylesheet left out: for
+/// reading a snapshot's diff.
+fn readable(page: &str) -> String {
+    let start = page.find("<style>").unwrap() + "<style>".len();
+    let end = page.find("</style>").unwrap();
+    let page = format!("{}(the stylesheet){}", &page[..start], &page[end..]);
+    page.replace("><", ">\n<")
+}
+
+#[test]
+fn the_pages_of_a_fixed_store_at_a_frozen_now() {
+    use crate::snapshots_test::{NOW, R1, R4, file_snapshot, fixed_store};
+    let env = Env::new();
+    fixed_store(&env);
+    let server = Server::start_with(&env, &[("QUIRE_NOW", NOW)]);
+    for (name, path) in [
+        ("web-list.html", "/".to_string()),
+        ("web-run-complete.html", format!("/runs/{R1}")),
+        ("web-job-complete.html", format!("/runs/{R1}/jobs/build")),
+        ("web-job-active.html", format!("/runs/{R4}/jobs/test")),
+        ("web-repos.html", "/repos".to_string()),
+    ] {
+        file_snapshot(name, &readable(&server.page(&path)));
+    }
+}

@@ -359,6 +359,22 @@ impl Store {
         Ok(runs)
     }
 
+    /// Every known repository, by name, without counting its runs (what
+    /// [`Store::repos`] adds, at the cost of reading every run's index
+    /// entry: seconds at a million runs).
+    pub fn repo_list(&self) -> Result<Vec<Repository>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {REPO_COLUMNS} FROM repos ORDER BY name"))?;
+        let repos = stmt
+            .query_map([], repo_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        repos
+            .into_iter()
+            .map(|repo| with_former_names(&self.conn, repo))
+            .collect()
+    }
+
     /// Every known repository, by name, with its run count and newest run.
     pub fn repos(&self) -> Result<Vec<RepoSummary>> {
         let mut stmt = self.conn.prepare(&format!(

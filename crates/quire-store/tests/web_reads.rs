@@ -257,6 +257,13 @@ fn a_repository_by_name_only() {
     let (mut store, clock) = store_with_clock(&Home::at(dir.path()));
     fill(&mut store, &clock, 2);
     assert_eq!(store.resolve_repo_name("a.git").unwrap().name, "a.git");
+    let listed: Vec<String> = store
+        .repo_list()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(listed, ["a.git", "b.git"]);
     assert_eq!(store.resolve_repo_name("b").unwrap().name, "b.git");
     // A path names it for resolve_repo, never for resolve_repo_name.
     assert!(store.resolve_repo_name("/srv/git/a.git").is_err());

@@ -592,10 +592,9 @@ async fn repos_page(State(app): App) -> Response {
     html(
         app.read(move |store, now| {
             let mut repos = Vec::new();
-            for summary in store.repos()? {
-                let branches =
-                    store.newest_per_ref(summary.repo.id, "refs/heads/", BRANCHES_SHOWN)?;
-                repos.push((summary, branches));
+            for repo in store.repo_list()? {
+                let branches = store.newest_per_ref(repo.id, "refs/heads/", BRANCHES_SHOWN)?;
+                repos.push((repo, branches));
             }
             Ok(pages::repos(now, &repos, BRANCHES_SHOWN))
         })

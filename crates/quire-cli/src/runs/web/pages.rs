@@ -9,8 +9,7 @@ use std::sync::LazyLock;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use quire_store::query::{JobDetail, RunDetail};
-use quire_store::repos::RepoSummary;
-use quire_store::{JobState, NotificationState, Run, RunState};
+use quire_store::{JobState, NotificationState, Repository, Run, RunState};
 
 use super::ansi::{self, shown};
 use super::live::{Line, StepLog};
@@ -545,17 +544,18 @@ pub fn job(
 }
 
 /// The repositories, with the newest run of each branch.
-pub fn repos(now_ms: i64, repos: &[(RepoSummary, Vec<Run>)], per_repo: usize) -> String {
+pub fn repos(now_ms: i64, repos: &[(Repository, Vec<Run>)], per_repo: usize) -> String {
     let body = html! {
         h1 { "Repositories" }
         @if repos.is_empty() { p.empty { "No repositories yet." } }
-        @for (summary, branches) in repos {
-            @let repo = &summary.repo;
+        @for (repo, branches) in repos {
             section.repo {
                 h2 { a href=(Filters::of_repo(&repo.name).url("/")) { (shown(&repo.name)) } }
                 p.mut {
                     @match &repo.git_dir { Some(dir) => code { (shown(dir)) }, None => "known by name only" }
-                    " · " (summary.runs) " run" @if summary.runs != 1 { "s" }
+                    @if !repo.former_names.is_empty() {
+                        " · formerly " (shown(&repo.former_names.join(", ")))
+                    }
                 }
                 @if branches.is_empty() {
                     p.empty { "No branch has run yet." }
