@@ -52,6 +52,9 @@ _quire__runs() {
             quire__runs,retry)
                 cmd="quire__runs__subcmd__retry"
                 ;;
+            quire__runs,serve)
+                cmd="quire__runs__subcmd__serve"
+                ;;
             quire__runs,show)
                 cmd="quire__runs__subcmd__show"
                 ;;
@@ -97,6 +100,9 @@ _quire__runs() {
             quire__runs__subcmd__help,retry)
                 cmd="quire__runs__subcmd__help__subcmd__retry"
                 ;;
+            quire__runs__subcmd__help,serve)
+                cmd="quire__runs__subcmd__help__subcmd__serve"
+                ;;
             quire__runs__subcmd__help,show)
                 cmd="quire__runs__subcmd__help__subcmd__show"
                 ;;
@@ -113,7 +119,7 @@ _quire__runs() {
 
     case "${cmd}" in
         quire__runs)
-            opts="-h -V --home --help --version list show logs watch download wait cancel retry prune reconcile repos caches completions man help"
+            opts="-h -V --home --help --version list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -211,7 +217,7 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__help)
-            opts="list show logs watch download wait cancel retry prune reconcile repos caches completions man help"
+            opts="list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -379,6 +385,20 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__help__subcmd__retry)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__runs__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -589,6 +609,28 @@ _quire__runs() {
                 return 0
             fi
             case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__subcmd__runs__subcmd__serve)
+            opts="-h -V --listen --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -8,17 +8,17 @@ use crate::util::Env;
 /// 2026-11-28T12:00:00Z.
 const BASE: i64 = 1_795_867_200_000;
 /// "Now" for every snapshot: six minutes after BASE.
-const NOW: &str = "2026-11-28T12:06:00Z";
+pub(crate) const NOW: &str = "2026-11-28T12:06:00Z";
 
-const R1: &str = "01a20000-0000-7000-8000-000000000001";
+pub(crate) const R1: &str = "01a20000-0000-7000-8000-000000000001";
 const R2: &str = "01a20000-0000-7000-8000-000000000002";
 const R3: &str = "01a20000-0000-7000-8000-000000000003";
-const R4: &str = "01a20000-0000-7000-8000-000000000004";
+pub(crate) const R4: &str = "01a20000-0000-7000-8000-000000000004";
 const R5: &str = "01a20000-0000-7000-8000-000000000005";
 
 /// A store with runs in every state, jobs, steps and step logs, at fixed
 /// ids and times.
-fn fixed_store(env: &Env) {
+pub(crate) fn fixed_store(env: &Env) {
     let store = env.store();
     let sql = format!(
         "
@@ -143,7 +143,7 @@ fn output(env: &Env, args: &[&str]) -> String {
 }
 
 /// Compare with tests/snapshots/NAME.snap.
-fn file_snapshot(name: &str, actual: &str) {
+pub(crate) fn file_snapshot(name: &str, actual: &str) {
     let mut settings = insta::Settings::clone_current();
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| insta::assert_snapshot!(name, actual));

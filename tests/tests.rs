@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binaries against real SQLite files and real
 //! bare git repositories.
 
+mod cdp;
 mod util;
 
 mod artifacts;
@@ -25,4 +26,5 @@ mod sandbox;
 mod snapshots_test;
 mod store_errors;
 mod watch;
+mod web;
 mod workers;

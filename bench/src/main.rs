@@ -2,13 +2,14 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|cargo] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|web|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|cargo] [--quick]`
 
 mod disk;
 mod harness;
 mod limits;
 mod parallel;
 mod scenarios;
+mod web;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -77,5 +78,8 @@ fn main() {
     }
     if want("queries") {
         scenarios::queries(&bins, quick);
+    }
+    if want("web") {
+        web::web(&bins, quick);
     }
 }

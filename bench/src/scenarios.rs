@@ -606,7 +606,7 @@ pub fn burst(bins: &Bins, _quick: bool) {
 }
 
 /// A store of `runs` runs (2 jobs, 6 steps each), built directly.
-fn big_store(home: &Home, runs: usize) -> String {
+pub(crate) fn big_store(home: &Home, runs: usize) -> String {
     let mut store = Store::open(home).unwrap();
     for n in 0..20 {
         let path = format!("/srv/git/repo{n}.git");

@@ -61,6 +61,10 @@ fn hint(e: &Error) -> Option<String> {
             "another quire process holds the store; try again, or find it with `fuser quire.db`"
                 .to_string()
         }
+        Error::NotCurrent { .. } => {
+            "run `quire-runs list` once (it brings the store up to date), then try again"
+                .to_string()
+        }
         Error::NotQuire { .. } => {
             "point --home at a quire home, or at a new directory for a new one".to_string()
         }

@@ -35,6 +35,12 @@ pub enum Error {
         found: i64,
         known: i64,
     },
+    #[error("{path} has schema version {found}; reading it without writing needs version {latest}")]
+    NotCurrent {
+        path: PathBuf,
+        found: i64,
+        latest: i64,
+    },
     #[error("{path} is not a quire store: {what}; it was left unchanged")]
     NotQuire { path: PathBuf, what: String },
     #[error(

@@ -80,7 +80,31 @@ pub struct ListFilter {
     pub sha_prefix: Option<String>,
     /// Only runs queued at or after this time.
     pub since_ms: Option<i64>,
+    /// Only runs older than this one in list order: the next page after a
+    /// page that ended with it (keyset paging: the `runs_newest` index is
+    /// entered at the cursor, so a page deep in a million runs costs what
+    /// the first does).
+    pub before: Option<ListCursor>,
     pub limit: usize,
+}
+
+/// Where a page of [`Store::list_runs`] ended: a run's queue time and id,
+/// the key runs are listed by (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCursor {
+    pub queued_at_ms: i64,
+    pub id: String,
+}
+
+impl ListCursor {
+    /// The cursor just past `run`: the page after it starts with the next
+    /// older run.
+    pub fn after(run: &Run) -> ListCursor {
+        ListCursor {
+            queued_at_ms: run.queued_at_ms,
+            id: run.id.clone(),
+        }
+    }
 }
 
 impl Default for ListFilter {
@@ -91,6 +115,7 @@ impl Default for ListFilter {
             states: Vec::new(),
             sha_prefix: None,
             since_ms: None,
+            before: None,
             limit: 20,
         }
     }
@@ -148,6 +173,17 @@ impl Store {
         if let Some(since) = filter.since_ms {
             values.push(Value::Integer(since));
             clauses.push(format!("queued_at_ms >= ?{}", values.len()));
+        }
+        if let Some(cursor) = &filter.before {
+            // (queued_at_ms, id) < cursor, written so that the index's
+            // leading column bounds the range.
+            values.push(Value::Integer(cursor.queued_at_ms));
+            let at = values.len();
+            values.push(Value::Text(cursor.id.clone()));
+            clauses.push(format!(
+                "queued_at_ms <= ?{at} AND (queued_at_ms < ?{at} OR runs.id < ?{})",
+                values.len()
+            ));
         }
         let filter_sql = if clauses.is_empty() {
             String::new()

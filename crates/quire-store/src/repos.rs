@@ -8,8 +8,9 @@ use std::path::{Component, Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
+use crate::query::{RUN_COLUMNS, RUN_TABLES, run_from_row};
 use crate::{Error, Result, Store};
-use quire_model::{Repository, RunState};
+use quire_model::{Repository, Run, RunState};
 
 /// A repository as naming sees it: its path, if known, and the name it has
 /// now (kept when it is still right, so names do not flap).
@@ -271,6 +272,13 @@ impl Store {
         {
             return Ok(repo);
         }
+        self.resolve_repo_name(given)
+    }
+
+    /// The repository `given` names, by name only (never a path, so no
+    /// file is looked at): its display name, that name without `.git`, or
+    /// a name it had before. What a web visitor's words may resolve.
+    pub fn resolve_repo_name(&self, given: &str) -> Result<Repository> {
         let with_git = format!("{given}.git");
         for name in [given, with_git.as_str()] {
             if let Some(repo) = repo_where(&self.conn, "name = ?1", &name)? {
@@ -311,6 +319,60 @@ impl Store {
             .query_map([], |row| row.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(dirs.into_iter().map(PathBuf::from).collect())
+    }
+
+    /// The newest run of each ref of a repository whose name starts with
+    /// `prefix` (`refs/heads/` for its branches), by ref name, at most
+    /// `limit`. The `runs_repo_ref` index is walked one ref at a time, so
+    /// the cost grows with the refs, not with the runs.
+    pub fn newest_per_ref(&self, repo_id: i64, prefix: &str, limit: usize) -> Result<Vec<Run>> {
+        let mut next_ref = self.conn.prepare_cached(
+            "SELECT ref_name FROM runs WHERE repo_id = ?1 AND ref_name > ?2
+             ORDER BY ref_name LIMIT 1",
+        )?;
+        let mut newest = self.conn.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE runs.repo_id = ?1 AND ref_name = ?2
+             ORDER BY queued_at_ms DESC, runs.id DESC LIMIT 1"
+        ))?;
+        let mut runs = Vec::new();
+        // Start just before the prefix: every name that starts with it sorts
+        // after it.
+        let mut after = prefix.to_string();
+        while runs.len() < limit {
+            let Some(ref_name) = next_ref
+                .query_row(params![repo_id, after], |row| row.get::<_, String>(0))
+                .optional()?
+            else {
+                break;
+            };
+            if !ref_name.starts_with(prefix) {
+                break;
+            }
+            if let Some(run) = newest
+                .query_row(params![repo_id, ref_name], run_from_row)
+                .optional()?
+            {
+                runs.push(run);
+            }
+            after = ref_name;
+        }
+        Ok(runs)
+    }
+
+    /// Every known repository, by name, without counting its runs (what
+    /// [`Store::repos`] adds, at the cost of reading every run's index
+    /// entry: seconds at a million runs).
+    pub fn repo_list(&self) -> Result<Vec<Repository>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {REPO_COLUMNS} FROM repos ORDER BY name"))?;
+        let repos = stmt
+            .query_map([], repo_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        repos
+            .into_iter()
+            .map(|repo| with_former_names(&self.conn, repo))
+            .collect()
     }
 
     /// Every known repository, by name, with its run count and newest run.

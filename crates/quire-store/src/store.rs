@@ -53,6 +53,64 @@ impl Store {
         Store::open(home)
     }
 
+    /// Open the store of an existing home for reading only, as
+    /// `quire-runs serve` does: a read-only SQLite connection that also
+    /// refuses writes itself (`query_only`), which never creates, upgrades
+    /// or writes the store (SQLite may create the `-wal` and `-shm` files
+    /// beside it, which every open of a WAL store shares). A store at
+    /// another schema version than this quire's is refused: an older one is
+    /// brought up to date by any other quire command, a newer one needs a
+    /// newer quire.
+    pub fn open_read_only(home: &Home) -> Result<Store> {
+        if !home.dir().is_dir() {
+            return Err(Error::HomeMissing(home.dir().to_path_buf()));
+        }
+        let path = home.db_path();
+        if !path.is_file() {
+            return Err(Error::NotAHome(home.dir().to_path_buf()));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
+        conn.busy_timeout(busy_timeout())?;
+        conn.pragma_update(None, "query_only", true)
+            .map_err(|e| open_error(&path, e))?;
+        let identified = conn.unchecked_transaction().and_then(|tx| {
+            let found = upstream::identify(&tx)?;
+            tx.commit()?;
+            Ok(found)
+        });
+        match identified.map_err(|e| open_error(&path, e))? {
+            Ok(Lineage::Quire(found)) if found == LATEST => {}
+            Ok(Lineage::Quire(found)) if found > LATEST => {
+                return Err(Error::TooNew {
+                    path,
+                    found,
+                    known: LATEST,
+                });
+            }
+            Ok(Lineage::Quire(found) | Lineage::Upstream(found)) => {
+                return Err(Error::NotCurrent {
+                    path,
+                    found,
+                    latest: LATEST,
+                });
+            }
+            Ok(Lineage::Empty) => {
+                return Err(Error::NotCurrent {
+                    path,
+                    found: 0,
+                    latest: LATEST,
+                });
+            }
+            Err(what) => return Err(Error::NotQuire { path, what }),
+        }
+        Ok(Store {
+            conn,
+            clock: clock::system(),
+            home: home.clone(),
+        })
+    }
+
     /// Run a write; if it fails for want of disk space, give the home's
     /// reserve back to the disk and try once more. For what must get
     /// through on a full disk: ending a run, reconcile, prune.

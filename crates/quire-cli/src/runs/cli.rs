@@ -49,6 +49,9 @@ pub enum Command {
     Repos(ReposArgs),
     /// List the jobs' caches kept between runs
     Caches(CachesArgs),
+    /// Serve the runs read-only as web pages, live logs, status badges and
+    /// a JSON API (docs/WEB.md)
+    Serve(ServeArgs),
     /// Print a completion script for a shell
     Completions {
         #[arg(value_name = "SHELL")]
@@ -56,6 +59,15 @@ pub enum Command {
     },
     /// Print the manual page (roff) of quire-runs
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen on this address (IP:PORT; port 0 takes a free one). Any but
+    /// a loopback address shows every run to whoever reaches it: put a
+    /// reverse proxy with authentication in front (docs/WEB.md)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -211,10 +211,15 @@ fn step(step: &Step) -> StepJson<'_> {
     }
 }
 
+/// `value` as `--json` prints it: pretty, with a final newline.
+pub fn text(value: &impl Serialize) -> serde_json::Result<String> {
+    serde_json::to_string_pretty(value).map(|text| format!("{text}\n"))
+}
+
 /// Print `value` as pretty JSON on stdout.
 pub fn print(value: &impl Serialize) -> ExitCode {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => emit(&format!("{text}\n")),
+    match text(value) {
+        Ok(text) => emit(&text),
         Err(e) => {
             eprintln!("quire-runs: error: cannot encode JSON: {e}");
             ExitCode::from(1)

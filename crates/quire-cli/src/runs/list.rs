@@ -28,6 +28,7 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<
         since_ms: args
             .since
             .map(|span| out.now_ms - i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2)),
+        before: None,
         limit: args.limit,
     };
     let runs = store.list_runs(&filter)?;

@@ -17,6 +17,7 @@ pub use repos::hooks_elsewhere;
 mod show;
 pub(crate) mod text;
 mod watch;
+mod web;
 
 use std::process::ExitCode;
 
@@ -71,6 +72,7 @@ fn run(cli: Cli) -> quire_store::Result<ExitCode> {
         Command::Reconcile(args) => reconcile::run(&mut open(home)?, &args),
         Command::Repos(args) => repos::run(&open(home)?, &args, &out),
         Command::Caches(args) => caches::run(&open(home)?, &args, &out),
+        Command::Serve(args) => web::run(home, &args),
         Command::Completions { shell } => Ok(completions(shell)),
         Command::Man => Ok(man()),
     }

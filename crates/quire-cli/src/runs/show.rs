@@ -211,12 +211,7 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
 /// line of its stderr.
 fn notification(n: &quire_store::Notification) -> String {
     let program = n.command.first().map_or("", String::as_str);
-    let outcome = match (n.state, n.exit_code) {
-        (NotificationState::Ok, _) => "ok".to_string(),
-        (NotificationState::Running, _) if n.finished_at_ms.is_none() => "running".to_string(),
-        (NotificationState::Failed, Some(code)) => format!("failed, exit {code}"),
-        (state, _) => state.to_string(),
-    };
+    let outcome = notification_outcome(n);
     let mut line = format!("{} {outcome}", one_line(program));
     if let Some(tail) = &n.stderr_tail {
         line.push_str(": ");
@@ -225,8 +220,18 @@ fn notification(n: &quire_store::Notification) -> String {
     line
 }
 
+/// How a notifier ended: `ok`, `failed, exit 3`, `timed-out`, `running`.
+pub(crate) fn notification_outcome(n: &quire_store::Notification) -> String {
+    match (n.state, n.exit_code) {
+        (NotificationState::Ok, _) => "ok".to_string(),
+        (NotificationState::Running, _) if n.finished_at_ms.is_none() => "running".to_string(),
+        (NotificationState::Failed, Some(code)) => format!("failed, exit {code}"),
+        (state, _) => state.to_string(),
+    }
+}
+
 /// How the run's processes were contained, for people.
-fn contained(containment: Containment, cgroup: Option<&str>) -> String {
+pub(crate) fn contained(containment: Containment, cgroup: Option<&str>) -> String {
     match (containment, cgroup) {
         (Containment::Cgroup, Some(dir)) => format!("by cgroup {dir}"),
         (Containment::Cgroup, None) => "by cgroup".to_string(),
@@ -280,7 +285,7 @@ fn one_line(cmd: &str) -> String {
 }
 
 /// One sentence for people: what this kind of failure means.
-fn meaning(kind: FailureKind) -> &'static str {
+pub(crate) fn meaning(kind: FailureKind) -> &'static str {
     match kind {
         FailureKind::PipelineFailure => "a job of the pipeline failed",
         FailureKind::PipelineInvalid => {

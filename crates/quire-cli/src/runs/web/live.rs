@@ -1,0 +1,429 @@
+//! A job's step logs as the pages read them (as `quire-runs logs` does:
+//! the log file while it exists, else the copy packed into the store), and
+//! a running job followed as server-sent events.
+//!
+//! Logs are CRI lines (`<time> <stream> <F|P> <text>`): a line a step
+//! printed is one `F` record, or `P` records continued by an `F`. A reader
+//! keeps its place as a byte offset just past an `F` record, so the page
+//! and the event stream that follows it meet exactly: the page says where
+//! it stopped, the stream starts there.
+
+use std::fmt::Write as _;
+use std::io::{Read, Seek, SeekFrom};
+
+use quire_store::query::RunDetail;
+use quire_store::{JobState, Store};
+use serde::Serialize;
+
+use super::ansi;
+
+/// The most of one step's log a page shows: its end, when it is longer.
+pub const PAGE_BYTES: u64 = 1 << 20;
+/// The most one poll of a followed log reads.
+const POLL_BYTES: u64 = 256 << 10;
+/// A follower further behind than this skips ahead to the last
+/// [`CATCH_UP_BYTES`] (a step printing faster than a browser can show).
+const BEHIND_BYTES: u64 = 1 << 20;
+const CATCH_UP_BYTES: u64 = 64 << 10;
+
+/// One line a step printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// It went to stderr.
+    pub err: bool,
+    pub text: Vec<u8>,
+    /// Where its last record ends, from the start of what was parsed.
+    pub end: usize,
+}
+
+/// How far [`parse`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Up to the last `F` record: the step is still writing.
+    LastFull,
+    /// Up to the last whole record, a pending `P` line ended there (one
+    /// line longer than a read).
+    LastRecord,
+    /// To the end: the step has finished, a last record without its
+    /// newline included.
+    End,
+}
+
+/// The lines in `bytes` (which start at a record boundary) and how many
+/// bytes they took.
+fn parse(bytes: &[u8], until: Until) -> (Vec<Line>, usize) {
+    let mut lines = Vec::new();
+    let mut open: Option<Line> = None;
+    let mut used = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let (record, next) = match bytes[at..].iter().position(|&b| b == b'\n') {
+            Some(end) => (&bytes[at..at + end], at + end + 1),
+            None if until == Until::End => (&bytes[at..], bytes.len()),
+            None => break,
+        };
+        at = next;
+        let mut parts = record.splitn(4, |&b| b == b' ');
+        let (err, partial, text) = match (parts.next(), parts.next(), parts.next()) {
+            (Some(_), Some(stream), Some(tag)) => (
+                stream == b"stderr",
+                tag == b"P",
+                parts.next().unwrap_or(b""),
+            ),
+            // Not a CRI record: shown as it is.
+            _ => (false, false, record),
+        };
+        let line = open.get_or_insert_with(|| Line {
+            err,
+            text: Vec::new(),
+            end: 0,
+        });
+        line.text.extend_from_slice(text);
+        line.end = at;
+        if !partial {
+            lines.extend(open.take());
+            used = at;
+        }
+    }
+    if until != Until::LastFull {
+        lines.extend(open.take());
+        used = at;
+    }
+    (lines, used)
+}
+
+/// Bytes of a step's log from `offset`, at most `max`, and the log's
+/// length; `None` when it has no log (yet).
+fn read(
+    store: &Store,
+    run: &str,
+    job: &str,
+    seq: i64,
+    offset: u64,
+    max: u64,
+) -> quire_store::Result<Option<(Vec<u8>, u64)>> {
+    let Some(mut log) = store.step_log(run, job, seq)? else {
+        return Ok(None);
+    };
+    let path = store.home().step_log_path(run, job, seq);
+    let fail = |source| quire_store::Error::Home {
+        path: path.clone(),
+        source,
+    };
+    let len = log.seek(SeekFrom::End(0)).map_err(fail)?;
+    log.seek(SeekFrom::Start(offset.min(len))).map_err(fail)?;
+    let mut bytes = Vec::new();
+    log.take(max).read_to_end(&mut bytes).map_err(fail)?;
+    Ok(Some((bytes, len)))
+}
+
+/// A step's log as its page shows it.
+#[derive(Debug, Default)]
+pub struct StepLog {
+    pub lines: Vec<Line>,
+    /// Bytes at the start that are not shown (the log is longer than
+    /// [`PAGE_BYTES`]).
+    pub skipped: u64,
+    /// Where a follower goes on: past the last line shown.
+    pub offset: u64,
+}
+
+/// The log of a step for its page: all of it once the step has finished,
+/// else its whole lines so far; at most its last [`PAGE_BYTES`].
+pub fn step_log(
+    store: &Store,
+    run: &str,
+    job: &str,
+    seq: i64,
+    finished: bool,
+) -> quire_store::Result<StepLog> {
+    let Some((_, len)) = read(store, run, job, seq, 0, 0)? else {
+        return Ok(StepLog::default());
+    };
+    let mut start = len.saturating_sub(PAGE_BYTES);
+    let Some((mut bytes, _)) = read(store, run, job, seq, start, PAGE_BYTES)? else {
+        return Ok(StepLog::default());
+    };
+    if start > 0 {
+        // Start at the next record.
+        let cut = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |n| n + 1);
+        bytes.drain(..cut);
+        start += cut as u64;
+    }
+    let until = if finished {
+        Until::End
+    } else {
+        Until::LastFull
+    };
+    let (lines, used) = parse(&bytes, until);
+    Ok(StepLog {
+        lines,
+        skipped: start,
+        offset: start + used as u64,
+    })
+}
+
+/// Where a follower of a job is.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    pub run: String,
+    pub job: String,
+    /// The step it reads (which may not have started yet).
+    pub seq: i64,
+    /// Past the last line it sent of that step.
+    pub offset: u64,
+    /// Whether it told the page about that step.
+    pub announced: bool,
+}
+
+impl Follow {
+    /// The position `seq:offset` (a `line` event's id, and so the
+    /// `Last-Event-ID` a reconnecting browser sends back) parses to.
+    pub fn parse_position(text: &str) -> Option<(i64, u64)> {
+        let (seq, offset) = text.trim().split_once(':')?;
+        Some((seq.parse().ok().filter(|s| *s >= 1)?, offset.parse().ok()?))
+    }
+}
+
+/// What the follower does after a poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Poll again at once: there is more to read.
+    More,
+    /// Poll again after a while.
+    Wait,
+    /// The job has ended and everything was sent: end the stream.
+    Done,
+}
+
+#[derive(Serialize)]
+struct StepEvent<'a> {
+    seq: i64,
+    cmd: &'a str,
+}
+
+#[derive(Serialize)]
+struct LineEvent<'a> {
+    seq: i64,
+    err: bool,
+    /// `[class, text]` pairs.
+    spans: Vec<(&'a str, &'a str)>,
+}
+
+#[derive(Serialize)]
+struct StepEndEvent {
+    seq: i64,
+    exit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct EndEvent {
+    state: &'static str,
+    exit: Option<i64>,
+}
+
+/// Append one event to `out`.
+fn event(out: &mut String, name: &str, id: Option<&str>, data: &impl Serialize) {
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+    let _ = writeln!(out, "event: {name}");
+    if let Some(id) = id {
+        let _ = writeln!(out, "id: {id}");
+    }
+    let _ = write!(out, "data: {data}\n\n");
+}
+
+/// A `line` event; its id is the position past it, where a reconnecting
+/// browser goes on.
+fn line_event(out: &mut String, follow: &Follow, line: &Line, past: u64) {
+    let spans = ansi::spans(&line.text);
+    let data = LineEvent {
+        seq: follow.seq,
+        err: line.err,
+        spans: spans
+            .iter()
+            .map(|s| (s.class.as_str(), s.text.as_str()))
+            .collect(),
+    };
+    let id = format!("{}:{past}", follow.seq);
+    event(out, "line", Some(&id), &data);
+}
+
+/// Read what the job wrote since the follower's place, as events appended
+/// to `out` (JSON data: `step` {seq, cmd}, `line` {seq, err, spans},
+/// `stepend` {seq, exit}, and last `end` {state, exit}).
+pub fn poll(store: &Store, follow: &mut Follow, out: &mut String) -> quire_store::Result<Next> {
+    let detail: RunDetail = store.run_detail(&follow.run)?;
+    let Some(job) = detail.jobs.iter().find(|j| j.job.id == follow.job) else {
+        // Not planned yet (the run is pending), or never will be.
+        if detail.run.state.is_terminal() {
+            let end = EndEvent {
+                state: detail.run.state.as_str(),
+                exit: None,
+            };
+            event(out, "end", None, &end);
+            return Ok(Next::Done);
+        }
+        return Ok(Next::Wait);
+    };
+    loop {
+        let Some(step) = job.steps.iter().find(|s| s.seq == follow.seq) else {
+            if job.job.state.is_terminal() || detail.run.state.is_terminal() {
+                let end = EndEvent {
+                    state: job_state(job.job.state),
+                    exit: job.job.exit_code,
+                };
+                event(out, "end", None, &end);
+                return Ok(Next::Done);
+            }
+            return Ok(Next::Wait);
+        };
+        if !follow.announced {
+            let cmd = ansi::shown(&step.cmd);
+            let data = StepEvent {
+                seq: step.seq,
+                cmd: &cmd,
+            };
+            event(out, "step", None, &data);
+            follow.announced = true;
+        }
+        let finished = step.exit_code.is_some();
+        let got = read(
+            store,
+            &follow.run,
+            &follow.job,
+            follow.seq,
+            follow.offset,
+            POLL_BYTES,
+        )?;
+        if let Some((bytes, len)) = got {
+            let bytes = if len.saturating_sub(follow.offset) > BEHIND_BYTES {
+                match catch_up(store, follow, len, out)? {
+                    Some(bytes) => bytes,
+                    None => return Ok(Next::Wait),
+                }
+            } else {
+                bytes
+            };
+            let full_read = bytes.len() as u64 == POLL_BYTES;
+            let until = if finished && !full_read {
+                Until::End
+            } else {
+                Until::LastFull
+            };
+            let (mut lines, mut used) = parse(&bytes, until);
+            if used == 0 && full_read {
+                // One line longer than a read: send what there is of it.
+                (lines, used) = parse(&bytes, Until::LastRecord);
+            }
+            for line in &lines {
+                line_event(out, follow, line, follow.offset + line.end as u64);
+            }
+            follow.offset += used as u64;
+            if full_read {
+                return Ok(Next::More);
+            }
+        }
+        if !finished {
+            return Ok(Next::Wait);
+        }
+        let end = StepEndEvent {
+            seq: step.seq,
+            exit: step.exit_code,
+        };
+        event(out, "stepend", None, &end);
+        follow.seq += 1;
+        follow.offset = 0;
+        follow.announced = false;
+    }
+}
+
+/// Skip a follower far behind to the last [`CATCH_UP_BYTES`] of the log
+/// (at a record), saying so in a line; the bytes from there.
+fn catch_up(
+    store: &Store,
+    follow: &mut Follow,
+    len: u64,
+    out: &mut String,
+) -> quire_store::Result<Option<Vec<u8>>> {
+    let from = len - CATCH_UP_BYTES;
+    let Some((mut bytes, _)) = read(
+        store,
+        &follow.run,
+        &follow.job,
+        follow.seq,
+        from,
+        POLL_BYTES,
+    )?
+    else {
+        return Ok(None);
+    };
+    let cut = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |n| n + 1);
+    bytes.drain(..cut);
+    let skipped = from + cut as u64 - follow.offset;
+    follow.offset = from + cut as u64;
+    let note = Line {
+        err: false,
+        text: format!(
+            "[quire: {skipped} bytes printed here are not shown; `quire-runs logs {} {} --step {}` prints them]",
+            follow.run, follow.job, follow.seq
+        )
+        .into_bytes(),
+        end: 0,
+    };
+    line_event(out, follow, &note, follow.offset);
+    Ok(Some(bytes))
+}
+
+fn job_state(state: JobState) -> &'static str {
+    state.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(lines: &[Line]) -> Vec<(bool, String)> {
+        lines
+            .iter()
+            .map(|l| (l.err, String::from_utf8_lossy(&l.text).into_owned()))
+            .collect()
+    }
+
+    const LOG: &[u8] = b"t stdout F one\nt stderr P tw\nt stderr F o\nt stdout P thr";
+
+    #[test]
+    fn whole_lines_only_while_the_step_writes() {
+        let (lines, used) = parse(LOG, Until::LastFull);
+        assert_eq!(texts(&lines), [(false, "one".into()), (true, "two".into())]);
+        assert_eq!(&LOG[used..], b"t stdout P thr");
+    }
+
+    #[test]
+    fn everything_once_it_has_finished() {
+        let (lines, used) = parse(LOG, Until::End);
+        assert_eq!(texts(&lines)[2], (false, "thr".into()));
+        assert_eq!(used, LOG.len());
+        let (lines, used) = parse(b"t stdout P a\nt stdout P b\n", Until::LastRecord);
+        assert_eq!(texts(&lines), [(false, "ab".into())]);
+        assert_eq!(used, 26);
+    }
+
+    #[test]
+    fn a_line_that_is_not_cri_is_shown_as_it_is() {
+        let (lines, _) = parse(b"no-spaces\n", Until::LastFull);
+        assert_eq!(texts(&lines), [(false, "no-spaces".into())]);
+    }
+
+    #[test]
+    fn positions_parse() {
+        assert_eq!(Follow::parse_position("3:120"), Some((3, 120)));
+        assert_eq!(Follow::parse_position("0:1"), None);
+        assert_eq!(Follow::parse_position("x"), None);
+    }
+}

@@ -1,0 +1,186 @@
+//! A real headless Chromium, driven through the DevTools protocol over
+//! `--remote-debugging-pipe`: commands are written to its fd 3 and answers
+//! and events read from its fd 4, each a JSON message ending in a NUL.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The Chromium binary: `$QUIRE_CHROMIUM`, else `chromium` (Debian's
+/// package), `chromium-browser` or `google-chrome` on the PATH.
+fn chromium() -> String {
+    if let Some(path) = std::env::var_os("QUIRE_CHROMIUM") {
+        return path.to_string_lossy().into_owned();
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        let found = Command::new("sh")
+            .args(["-c", "command -v \"$0\"", name])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if found {
+            return name.to_string();
+        }
+    }
+    panic!(
+        "no Chromium found (chromium, chromium-browser, google-chrome or $QUIRE_CHROMIUM): \
+         the browser test needs one; `apt-get install chromium` (.ci/run installs it)"
+    );
+}
+
+pub struct Browser {
+    child: Child,
+    commands: ChildStdin,
+    messages: Receiver<Value>,
+    next_id: u64,
+    session: Option<String>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Start a headless Chromium with a fresh profile.
+    pub fn launch() -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        // sh hands our pipes to Chromium as its fds 3 (commands) and 4
+        // (answers).
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("exec \"$0\" \"$@\" 3<&0 4>&1 0</dev/null 1>/dev/null")
+            .arg(chromium())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--remote-debugging-pipe",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromium");
+        let commands = child.stdin.take().unwrap();
+        let answers = child.stdout.take().unwrap();
+        let (send, messages) = channel();
+        std::thread::spawn(move || {
+            let mut answers = BufReader::new(answers);
+            loop {
+                let mut message = Vec::new();
+                match answers.read_until(0, &mut message) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                message.pop_if(|b| *b == 0);
+                if let Ok(value) = serde_json::from_slice::<Value>(&message)
+                    && send.send(value).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Browser {
+            child,
+            commands,
+            messages,
+            next_id: 0,
+            session: None,
+            _profile: profile,
+        }
+    }
+
+    /// Send a command (to the attached page, if any) and wait for its
+    /// answer, skipping events; panic on an error answer or after 30 s.
+    fn call(&mut self, method: &str, params: Value, on_page: bool) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({ "id": id, "method": method, "params": params });
+        if on_page {
+            message["sessionId"] = json!(self.session.clone().expect("a page is open"));
+        }
+        let mut bytes = serde_json::to_vec(&message).unwrap();
+        bytes.push(0);
+        self.commands.write_all(&bytes).unwrap();
+        self.commands.flush().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(answer) if answer["id"] == id => {
+                    assert!(answer["error"].is_null(), "{method}: {answer}");
+                    return answer["result"].clone();
+                }
+                Ok(_event) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("chromium did not answer {method}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("chromium went away ({method})"),
+            }
+        }
+    }
+
+    /// Open `url` in a new page and attach to it.
+    pub fn open(&mut self, url: &str) {
+        let target = self.call("Target.createTarget", json!({ "url": url }), false);
+        let attached = self.call(
+            "Target.attachToTarget",
+            json!({ "targetId": target["targetId"], "flatten": true }),
+            false,
+        );
+        self.session = Some(attached["sessionId"].as_str().unwrap().to_string());
+    }
+
+    /// The value of a JavaScript expression in the page.
+    pub fn eval(&mut self, expression: &str) -> Value {
+        let result = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expression, "returnByValue": true }),
+            true,
+        );
+        result["result"]["value"].clone()
+    }
+
+    /// The page's text as a person sees it.
+    pub fn text(&mut self) -> String {
+        self.eval("document.body ? document.body.innerText : ''")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Wait (30 s at most) until the page's text holds `needle`; the text.
+    pub fn wait_for_text(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {needle:?}; it shows:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let close = serde_json::to_vec(&json!({ "id": 0, "method": "Browser.close" })).unwrap();
+        let _ = self.commands.write_all(&[close, vec![0]].concat());
+        let _ = self.commands.flush();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
