@@ -9,6 +9,7 @@ mod checkout;
 mod completions;
 mod contain;
 mod ingest;
+mod install;
 mod limits;
 mod logs_packed;
 mod migrate;

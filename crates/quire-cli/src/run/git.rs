@@ -245,7 +245,10 @@ impl Repo {
         }
         for (file, data) in [
             ("HEAD", format!("{sha}\n").into_bytes()),
-            ("config", WORKSPACE_CONFIG.as_bytes().to_vec()),
+            (
+                "config",
+                workspace_config(self.repo.object_hash()).into_bytes(),
+            ),
             ("objects/info/alternates", alternates),
             ("packed-refs", refs),
         ] {
@@ -355,9 +358,18 @@ impl Repo {
 /// git's own default `core.maxTreeDepth`.
 const MAX_TREE_DEPTH: usize = 2048;
 
-/// What `git init` writes for a work tree; the rest of git's settings stay
-/// at their defaults.
-const WORKSPACE_CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n";
+/// What `git init` writes for a work tree (`--object-format=sha256` for a
+/// repository of SHA-256 ids, whose objects git reads only when told so);
+/// the rest of git's settings stay at their defaults.
+fn workspace_config(hash: gix::hash::Kind) -> String {
+    let (version, extensions) = match hash {
+        gix::hash::Kind::Sha256 => (1, "[extensions]\n\tobjectformat = sha256\n"),
+        _ => (0, ""),
+    };
+    format!(
+        "[core]\n\trepositoryformatversion = {version}\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n{extensions}"
+    )
+}
 
 /// `git read-tree --reset -u SHA` in the new work tree: the index and the
 /// files. git starts from a cleared environment (no `GIT_DIR` from a hook)
