@@ -92,6 +92,13 @@ enum Command {
     /// the hook installed, a real `git push` of a project with a pipeline,
     /// the run it executes
     Demo(DemoArgs),
+    /// Print a completion script for a shell
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of quire-run
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +224,10 @@ pub fn main() -> ExitCode {
             }
         }),
         Command::Demo(args) => demo::run(cli.home.as_deref(), args),
+        Command::Completions { shell } => {
+            return crate::manual::print_completion(*shell, command());
+        }
+        Command::Man => return crate::manual::print_man(command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -71,26 +71,7 @@ fn run(cli: Cli) -> quire_store::Result<ExitCode> {
         Command::Reconcile(args) => reconcile::run(&mut open(home)?, &args),
         Command::Repos(args) => repos::run(&open(home)?, &args, &out),
         Command::Caches(args) => caches::run(&open(home)?, &args, &out),
-        Command::Completions { shell } => Ok(completions(shell)),
-        Command::Man => Ok(man()),
-    }
-}
-
-/// The completion script for `shell`; it needs no store.
-fn completions(shell: clap_complete::Shell) -> ExitCode {
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "quire-runs", &mut script);
-    text::emit(&String::from_utf8_lossy(&script))
-}
-
-/// The man page; it needs no store.
-fn man() -> ExitCode {
-    let mut page = Vec::new();
-    match clap_mangen::Man::new(Cli::command()).render(&mut page) {
-        Ok(()) => text::emit(&String::from_utf8_lossy(&page)),
-        Err(e) => {
-            eprintln!("quire-runs: error: cannot render the man page: {e}");
-            ExitCode::from(1)
-        }
+        Command::Completions { shell } => Ok(crate::manual::print_completion(shell, command())),
+        Command::Man => Ok(crate::manual::print_man(command())),
     }
 }
