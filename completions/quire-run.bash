@@ -459,7 +459,7 @@ _quire__run() {
             return 0
             ;;
         quire__run__subcmd__trigger)
-            opts="-h -V --git-dir --wait --home --help --version"
+            opts="-h -V --git-dir --wait --force --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -46,6 +46,7 @@ complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -s V -l versio
 complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -l git-dir -d 'The bare repository' -r -F
 complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -l wait -d 'Run the pipeline here and now, print the outcome, and exit 0 iff the run completed'
+complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -l force -d 'Record a run even when the commit\'s message says `[skip ci]`'
 complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -s h -l help -d 'Print help'
 complete -c quire-run -n "__fish_quire_run_using_subcommand trigger" -s V -l version -d 'Print version'
 complete -c quire-run -n "__fish_quire_run_using_subcommand work" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F

@@ -24,5 +24,6 @@ mod runs_control;
 mod sandbox;
 mod snapshots_test;
 mod store_errors;
+mod trigger;
 mod watch;
 mod workers;

@@ -22,6 +22,12 @@ pub enum GitError {
     Open { path: PathBuf, message: String },
     #[error("{rev} names no commit in {path}")]
     NoCommit { rev: String, path: PathBuf },
+    #[error("{rev} is ambiguous in {path}: it could be {}; give more of its digits", .candidates.join(", "))]
+    Ambiguous {
+        rev: String,
+        path: PathBuf,
+        candidates: Vec<String>,
+    },
     #[error("cannot read {what} from {path}: {message}")]
     Read {
         what: String,
@@ -109,6 +115,39 @@ impl Repo {
             .peel_to_kind(gix::object::Kind::Commit)
             .map_err(|_| no_commit())?;
         Ok(commit.id.to_string())
+    }
+
+    /// The commit a revision names, as `git rev-parse REV^{commit}` finds
+    /// it: a full or short object id (at least 4 hex digits), a ref (`main`,
+    /// `v1.0`, `refs/heads/main`) or an expression on them (`main~1`,
+    /// `v1.0^2`), peeled through annotated tags. A short id that several
+    /// objects start with is an error naming them.
+    pub fn resolve_revision(&self, rev: &str) -> Result<String, GitError> {
+        let no_commit = || GitError::NoCommit {
+            rev: rev.to_string(),
+            path: self.path.clone(),
+        };
+        let id = match self.repo.rev_parse_single(rev) {
+            Ok(id) => id.detach(),
+            Err(e) => {
+                use gix::revision::spec::parse::Error as Parse;
+                return Err(match e.downcast_any_ref::<Parse>() {
+                    Some(
+                        Parse::AmbiguousPrefix { candidates, .. }
+                        | Parse::AmbiguousRefAndObject { candidates, .. },
+                    ) => GitError::Ambiguous {
+                        rev: rev.to_string(),
+                        path: self.path.clone(),
+                        candidates: candidates
+                            .iter()
+                            .map(|(id, what)| format!("{id} ({what})"))
+                            .collect(),
+                    },
+                    _ => no_commit(),
+                });
+            }
+        };
+        self.resolve_commit(&id.to_string())
     }
 
     /// The full name of the ref `given` names, looked up in git's own order

@@ -15,7 +15,7 @@ use quire_store::{Home, Repository, Store};
 use crate::run::Failure;
 use crate::run::ci_wait;
 use crate::run::git::Repo;
-use crate::run::record::{Recorded, RefUpdate, record};
+use crate::run::record::{Recorded, RefUpdate, Skip, record};
 use crate::runs::text::sh_word;
 
 /// The repository the hook runs for: `--git-dir`, else `$GIT_DIR` (which git
@@ -196,7 +196,11 @@ pub(crate) fn run(
             return Err(e);
         }
     };
-    let skip = options.iter().any(|o| o == "ci.skip");
+    let skip = if options.iter().any(|o| o == "ci.skip") {
+        Skip::PushOption
+    } else {
+        Skip::AsTheMessageSays
+    };
     let limits = config.limits();
     let mut queued = false;
     let mut recorded_runs = Vec::new();

@@ -106,16 +106,21 @@ struct TriggerArgs {
     /// The bare repository
     #[arg(long, value_name = "DIR")]
     git_dir: PathBuf,
-    /// The ref: `refs/heads/main`, or `main` for a branch or tag
+    /// The ref the run is for: `refs/heads/main`, or `main` for a branch or
+    /// tag
     #[arg(value_name = "REF")]
     ref_name: String,
-    /// The commit to run [default: the ref's tip]
-    #[arg(value_name = "SHA")]
-    sha: Option<String>,
+    /// The commit to run: a full or short id, or a revision such as
+    /// `main~1` or a tag [default: the ref's tip]
+    #[arg(value_name = "REV")]
+    rev: Option<String>,
     /// Run the pipeline here and now, print the outcome, and exit 0 iff
     /// the run completed
     #[arg(long)]
     wait: bool,
+    /// Record a run even when the commit's message says `[skip ci]`
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]

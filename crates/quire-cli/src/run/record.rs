@@ -107,6 +107,17 @@ pub(crate) fn skip_requested(message: &str) -> bool {
     lower.contains("[skip ci]") || lower.contains("[ci skip]")
 }
 
+/// Whether a ref update may go without a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skip {
+    /// The push said so (`git push -o ci.skip`).
+    PushOption,
+    /// When the commit's message says `[skip ci]` or `[ci skip]`.
+    AsTheMessageSays,
+    /// Never (`trigger --force`).
+    Never,
+}
+
 /// Record one ref update of `repo` (the repository `repo_id` of the store),
 /// its pipeline file held to `limits` (a file over `max_pipeline_kb` is
 /// refused from its size, unread).
@@ -115,7 +126,7 @@ pub(crate) fn record(
     repo: &Repo,
     repo_id: i64,
     update: &RefUpdate,
-    skip_option: bool,
+    skip: Skip,
     limits: &Limits,
 ) -> Result<Recorded, Failure> {
     // Notes (quire's own results in `refs/notes/ci` among them) are not
@@ -135,12 +146,12 @@ pub(crate) fn record(
     let new = commit.as_str();
     // The ref has moved on: whatever decides below, a run of its old tip no
     // longer speaks for it.
-    let skip = if skip_option {
-        Some("the push option ci.skip")
-    } else if skip_requested(&repo.message(new)?) {
-        Some("[skip ci] in the commit message")
-    } else {
-        None
+    let skip = match skip {
+        Skip::PushOption => Some("the push option ci.skip"),
+        Skip::AsTheMessageSays if skip_requested(&repo.message(new)?) => {
+            Some("[skip ci] in the commit message")
+        }
+        Skip::AsTheMessageSays | Skip::Never => None,
     };
     let file = match skip {
         Some(_) => None,
