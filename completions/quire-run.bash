@@ -383,13 +383,17 @@ _quire__run() {
             return 0
             ;;
         quire__run__subcmd__hook)
-            opts="-h -V --git-dir --home --help --version"
+            opts="-h -V --git-dir --previous-hook --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --git-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --previous-hook)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -405,12 +409,16 @@ _quire__run() {
             return 0
             ;;
         quire__run__subcmd__install)
-            opts="-h -V --force --home --help --version"
+            opts="-h -V --all --force --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --all)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -31,7 +31,7 @@ complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "hook" -d 'git\'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "trigger" -d 'Record a run for one ref of a bare repository, as a push would'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "work" -d 'Execute pending runs until none is left, then exit'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "announce" -d 'Write the git note and run the `[[notify]]` commands of every run that ended and was not announced yet, then exit (started by whoever ends runs; safe to run by hand or from cron)'
-complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "install" -d 'Install quire\'s post-receive hook into a bare repository'
+complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "install" -d 'Install quire\'s post-receive hook into bare repositories, keeping a hook that was there (it runs first)'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "migrate-from" -d 'Take an upstream quire home (its quire.db at any version, its run logs, its repos/) into this home, which must not have a store yet; the source is only read'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "validate" -d 'Check a pipeline file; print the jobs in the order they would run, or every error with its line and column (exit 1)'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "exec" -d 'Run a pipeline in a local directory, without a repository or a store; exit 0 iff every job that had to pass passed'
@@ -40,6 +40,7 @@ complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "completions" -d
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "man" -d 'Print the manual page (roff) of quire-run'
 complete -c quire-run -n "__fish_quire_run_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -l git-dir -d 'The bare repository [default: $GIT_DIR]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -l previous-hook -d 'The post-receive hook that was there before quire\'s: run first, with the same input (`install` passes it); a missing one is skipped' -r -F
 complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -s h -l help -d 'Print help'
 complete -c quire-run -n "__fish_quire_run_using_subcommand hook" -s V -l version -d 'Print version'
@@ -55,8 +56,9 @@ complete -c quire-run -n "__fish_quire_run_using_subcommand work" -s V -l versio
 complete -c quire-run -n "__fish_quire_run_using_subcommand announce" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-run -n "__fish_quire_run_using_subcommand announce" -s h -l help -d 'Print help'
 complete -c quire-run -n "__fish_quire_run_using_subcommand announce" -s V -l version -d 'Print version'
+complete -c quire-run -n "__fish_quire_run_using_subcommand install" -l all -d 'Also every bare repository under ROOT, found by walking it (repeatable)' -r -F
 complete -c quire-run -n "__fish_quire_run_using_subcommand install" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-run -n "__fish_quire_run_using_subcommand install" -l force -d 'Replace a different post-receive hook that is already there'
+complete -c quire-run -n "__fish_quire_run_using_subcommand install" -l force -d 'Point quire\'s hook for another home at this one (another program\'s hook is never replaced: it is kept and run first)'
 complete -c quire-run -n "__fish_quire_run_using_subcommand install" -s h -l help -d 'Print help'
 complete -c quire-run -n "__fish_quire_run_using_subcommand install" -s V -l version -d 'Print version'
 complete -c quire-run -n "__fish_quire_run_using_subcommand migrate-from" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
@@ -87,7 +89,7 @@ complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish
 complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo completions man help" -f -a "trigger" -d 'Record a run for one ref of a bare repository, as a push would'
 complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo completions man help" -f -a "work" -d 'Execute pending runs until none is left, then exit'
 complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo completions man help" -f -a "announce" -d 'Write the git note and run the `[[notify]]` commands of every run that ended and was not announced yet, then exit (started by whoever ends runs; safe to run by hand or from cron)'
-complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo completions man help" -f -a "install" -d 'Install quire\'s post-receive hook into a bare repository'
+complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo completions man help" -f -a "install" -d 'Install quire\'s post-receive hook into bare repositories, keeping a hook that was there (it runs first)'
 complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo completions man help" -f -a "migrate-from" -d 'Take an upstream quire home (its quire.db at any version, its run logs, its repos/) into this home, which must not have a store yet; the source is only read'
 complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo completions man help" -f -a "validate" -d 'Check a pipeline file; print the jobs in the order they would run, or every error with its line and column (exit 1)'
 complete -c quire-run -n "__fish_quire_run_using_subcommand help; and not __fish_seen_subcommand_from hook trigger work announce install migrate-from validate exec demo completions man help" -f -a "exec" -d 'Run a pipeline in a local directory, without a repository or a store; exit 0 iff every job that had to pass passed'

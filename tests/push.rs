@@ -581,52 +581,6 @@ fn names_git_takes_for_dot_git_are_refused_by_the_checkout() {
 }
 
 #[test]
-fn install_refuses_to_replace_another_hook_without_force() {
-    let env = Env::new();
-    let repo = env.repo_with_hook("app");
-    let hook = repo.bare.join("hooks/post-receive");
-    let installed = std::fs::read_to_string(&hook).unwrap();
-    assert!(
-        installed.contains(" hook") && installed.contains("--home"),
-        "{installed}"
-    );
-    assert_eq!(
-        git(&repo.bare, &["config", "receive.advertisePushOptions"]),
-        "true"
-    );
-    // Installing again is a no-op; another hook is protected.
-    env.run(&["install", repo.bare.to_str().unwrap()])
-        .assert()
-        .success();
-    std::fs::write(&hook, b"#!/bin/sh\necho \xff not utf-8\n").unwrap();
-    env.run(&["install", repo.bare.to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "already has a different post-receive hook",
-        ));
-    std::fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
-    env.run(&["install", repo.bare.to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "already has a different post-receive hook; pass --force",
-        ));
-    assert_eq!(
-        std::fs::read_to_string(&hook).unwrap(),
-        "#!/bin/sh\necho mine\n"
-    );
-    env.run(&["install", "--force", repo.bare.to_str().unwrap()])
-        .assert()
-        .success();
-    assert_eq!(std::fs::read_to_string(&hook).unwrap(), installed);
-    env.run(&["install", repo.work.to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("is not a bare repository"));
-}
-
-#[test]
 fn the_hook_reports_malformed_lines_and_still_records_the_good_ones() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");

@@ -51,7 +51,7 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
     println!("quire demo in {}", dir.display());
     let home = Home::at(home);
     git(&dir, &["init", "--quiet", "--bare", path(&bare)?])?;
-    crate::run::install::run(&home, &bare, crate::run::install::Existing::Refuse)?;
+    crate::run::install::run(&home, &bare, crate::run::install::Existing::Chain)?;
     git(&dir, &["init", "--quiet", "-b", "main", path(&work)?])?;
     write(&work.join("README.md"), "# app\n\nBuilt by quire.\n")?;
     write(&work.join(".quire/ci.toml"), PIPELINE)?;

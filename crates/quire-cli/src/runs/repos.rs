@@ -13,8 +13,7 @@ use crate::runs::cli::ReposArgs;
 use crate::runs::json;
 use crate::runs::text::{Output, emit, rfc3339};
 
-/// The first line of comment in quire's hook template (hooks/post-receive).
-const HOOK_MARK: &str = "# quire's post-receive hook, written by `quire-run install`";
+use crate::run::HOOK_MARK;
 
 /// What git would run on a push to the repository, as found on disk now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
