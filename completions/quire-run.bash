@@ -149,7 +149,7 @@ _quire__run() {
             return 0
             ;;
         quire__run__subcmd__demo)
-            opts="-h -V --dir --home --help --version"
+            opts="-h -V --dir --keep --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

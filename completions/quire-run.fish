@@ -75,8 +75,9 @@ complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -l logs -d 'Wh
 complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -s h -l help -d 'Print help'
 complete -c quire-run -n "__fish_quire_run_using_subcommand exec" -s V -l version -d 'Print version'
-complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -l dir -d 'Where to create the repositories (and the home, unless --home is given) [default: a new directory under $TMPDIR]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -l dir -d 'Where to create the repositories (and the home, unless --home is given); kept at the end [default: a new directory under $TMPDIR, removed at the end]' -r -F
 complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
+complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -l keep -d 'Keep the scratch directory at the end, to look further'
 complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c quire-run -n "__fish_quire_run_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c quire-run -n "__fish_quire_run_using_subcommand completions" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F

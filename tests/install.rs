@@ -478,3 +478,49 @@ fn core_hooks_path_is_warned_with_where_the_hook_would_have_to_go() {
     let run = repo.push_and_wait(QUICK);
     assert_eq!(run.state, RunState::Complete);
 }
+
+#[test]
+fn a_server_set_up_as_the_readme_says_runs_pushes_under_their_names() {
+    let env = Env::new();
+    let root = env.path().join("srv-git");
+    let app = root.join("team/app.git");
+    std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+    git(
+        env.path(),
+        &["init", "--quiet", "--bare", app.to_str().unwrap()],
+    );
+    // The README's commands: a home made by hand holding config.toml, then
+    // install --all.
+    let home = env.home();
+    std::fs::create_dir_all(home.dir()).unwrap();
+    std::fs::set_permissions(home.dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        home.dir().join("config.toml"),
+        format!(
+            "max_workers = 2\nrepos_root = {:?}\n",
+            std::fs::canonicalize(&root).unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    env.run(&["install", "--all", root.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("(runs of team/app.git go to "));
+    let work = env.path().join("app");
+    git(
+        env.path(),
+        &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
+    );
+    git(&work, &["remote", "add", "origin", app.to_str().unwrap()]);
+    let repo = Repo {
+        bare: app,
+        work,
+        home: env.home(),
+        vars: Vec::new(),
+    };
+    let run = repo.push_and_wait(QUICK);
+    assert_eq!(run.state, RunState::Complete);
+    let runs = env.json(&["list", "--repo", "team/app"]);
+    assert_eq!(runs[0]["id"], run.id.as_str());
+    env.runs(&["reconcile"]).assert().success();
+}

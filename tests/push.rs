@@ -675,6 +675,68 @@ fn the_demo_pushes_a_project_and_its_run_completes() {
         .stderr(predicate::str::contains("already holds a demo"));
 }
 
+/// `quire-run demo ARGS` as a newcomer runs it: no --home, its scratch
+/// folder under `tmp`.
+fn demo(tmp: &std::path::Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    assert_cmd::Command::cargo_bin("quire-run")
+        .unwrap()
+        .env_remove("QUIRE_HOME")
+        .env("TMPDIR", tmp)
+        .arg("demo")
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .assert()
+}
+
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn the_demo_removes_its_scratch_folder_unless_kept_and_says_where_a_kept_one_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    demo(tmp.path(), &[])
+        .success()
+        .stdout(predicate::str::contains("state     complete"))
+        .stdout(predicate::str::contains(
+            "quire: removed the demo's folder ",
+        ))
+        .stdout(predicate::str::contains("quire-run demo --keep"))
+        .stdout(predicate::str::contains("Look further").not());
+    assert_eq!(entries(tmp.path()), Vec::<std::path::PathBuf>::new());
+
+    let out = demo(tmp.path(), &["--keep"])
+        .success()
+        .stdout(predicate::str::contains("removed").not());
+    let kept = entries(tmp.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let dir = &kept[0];
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains(&format!(
+            "Kept in {}: home/ (the home, its store), app.git (the repository, with quire's hook), app/ (a work tree); remove it when done.",
+            dir.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("--home {} logs ", dir.join("home").display())),
+        "{stdout}"
+    );
+    for part in [
+        "home/quire.db",
+        "app.git/hooks/post-receive",
+        "app/.quire/ci.toml",
+    ] {
+        assert!(dir.join(part).exists(), "{part}");
+    }
+}
+
 #[test]
 fn show_of_an_active_run_keeps_up_while_a_step_prints_steadily() {
     let env = Env::new();

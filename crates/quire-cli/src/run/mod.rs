@@ -172,9 +172,13 @@ struct ExecArgs {
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// Where to create the repositories (and the home, unless --home is
-    /// given) [default: a new directory under $TMPDIR]
+    /// given); kept at the end [default: a new directory under $TMPDIR,
+    /// removed at the end]
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Keep the scratch directory at the end, to look further
+    #[arg(long)]
+    keep: bool,
 }
 
 /// Why `quire-run` could not do what it was asked.
