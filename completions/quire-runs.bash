@@ -503,12 +503,16 @@ _quire__runs() {
             return 0
             ;;
         quire__runs__subcmd__man)
-            opts="-h -V --home --help --version"
+            opts="-h -V --dir --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -35,8 +35,25 @@ fn generated_completions_and_man_pages_are_current() {
             let script = quire_cli::manual::completion(shell, command.clone());
             check(&root.join("completions").join(file), &script);
         }
-        let page = quire_cli::manual::man_page(command.clone());
-        check(&root.join("docs/man").join(format!("{name}.1")), &page);
+        let pages = quire_cli::manual::man_pages(command.clone());
+        assert!(pages.len() > 10, "{name}: a page per command");
+        for (file, page) in &pages {
+            check(&root.join("docs/man").join(file), page);
+        }
+        // No page is left of a command that is gone.
+        for entry in std::fs::read_dir(root.join("docs/man")).unwrap() {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            let of_this = file == format!("{name}.1") || file.starts_with(&format!("{name}-"));
+            if of_this && !pages.iter().any(|(f, _)| *f == file) {
+                if std::env::var_os("QUIRE_BLESS").is_some() {
+                    std::fs::remove_file(root.join("docs/man").join(&file)).unwrap();
+                } else {
+                    panic!(
+                        "docs/man/{file} is stale: run `QUIRE_BLESS=1 cargo test --test integration generated`"
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -64,13 +81,169 @@ fn both_binaries_print_the_committed_completions_and_man_page() {
                 );
             }
         }
+        for (args, file) in [
+            (vec!["man"], format!("{bin}.1")),
+            (vec!["man", subcommand], format!("{bin}-{subcommand}.1")),
+        ] {
+            let out = assert_cmd::Command::cargo_bin(bin)
+                .unwrap()
+                .args(&args)
+                .assert()
+                .success();
+            let page = out.get_output().stdout.clone();
+            if std::env::var_os("QUIRE_BLESS").is_none() {
+                let committed = std::fs::read(root.join("docs/man").join(&file)).unwrap();
+                assert!(page == committed, "{bin} {args:?} prints docs/man/{file}");
+            }
+        }
+    }
+}
+
+/// The sections every page has, beyond what clap_mangen writes.
+const SECTIONS: &[&str] = &[
+    ".SH NAME",
+    ".SH SYNOPSIS",
+    ".SH DESCRIPTION",
+    ".SH OPTIONS",
+    ".SH \"EXIT STATUS\"",
+    ".SH ENVIRONMENT",
+    ".SH FILES",
+    ".SH EXAMPLES",
+    ".SH \"SEE ALSO\"",
+];
+
+#[test]
+fn every_command_has_a_full_man_page_and_the_pages_named_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    for bin in ["quire-run", "quire-runs"] {
+        assert_cmd::Command::cargo_bin(bin)
+            .unwrap()
+            .args(["man", "--dir"])
+            .arg(dir.path())
+            .assert()
+            .success()
+            .stdout(predicates::str::contains(format!(
+                "manual pages of {bin} into"
+            )));
+    }
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    for must in [
+        "quire-run.1",
+        "quire-run-install.1",
+        "quire-run-trigger.1",
+        "quire-run-migrate-from.1",
+        "quire-runs.1",
+        "quire-runs-list.1",
+        "quire-runs-reconcile.1",
+        "quire-runs-man.1",
+    ] {
+        assert!(files.contains(&must.to_string()), "{must}: {files:?}");
+    }
+    let groff = std::process::Command::new("groff")
+        .arg("-v")
+        .output()
+        .is_ok();
+    if !groff {
+        eprintln!("groff is not installed: the pages are not typeset");
+    }
+    for file in &files {
+        let page = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        for section in SECTIONS {
+            assert!(page.contains(section), "{file} lacks {section}");
+        }
+        for var in [
+            "QUIRE_HOME",
+            "XDG_DATA_HOME",
+            "QUIRE_BUSY_TIMEOUT_MS",
+            "QUIRE_CONTAINMENT",
+        ] {
+            assert!(page.contains(var), "{file} lacks {var}");
+        }
+        // Every page it names, of quire's, exists (roff writes a hyphen
+        // as `\-`).
+        let plain = page.replace("\\-", "-");
+        let mut named = 0;
+        for word in plain.split(|c: char| c.is_whitespace() || c == ',') {
+            if let Some(name) = word.strip_suffix("(1)")
+                && name.starts_with("quire-run")
+            {
+                named += 1;
+                assert!(
+                    files.contains(&format!("{name}.1")),
+                    "{file} names {name}(1)"
+                );
+            }
+        }
+        assert!(named >= 2, "{file} names its fellow pages");
+        assert!(
+            !plain.contains("docs/"),
+            "{file} points at docs/, which an installed quire lacks"
+        );
+        if groff {
+            // Typeset as man would, with every warning on: none.
+            let out = std::process::Command::new("groff")
+                .args(["-man", "-Tutf8", "-ww", "-z"])
+                .arg(dir.path().join(file))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{file}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    assert_cmd::Command::cargo_bin("quire-runs")
+        .unwrap()
+        .args(["man", "nope"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "quire-runs has no command \"nope\"",
+        ));
+}
+
+#[test]
+fn long_help_stands_alone_with_exit_statuses_and_an_example() {
+    for (bin, command) in quire_cli::run::command()
+        .get_subcommands()
+        .map(|c| ("quire-run", c.get_name().to_string()))
+        .chain(
+            quire_cli::runs::command()
+                .get_subcommands()
+                .map(|c| ("quire-runs", c.get_name().to_string())),
+        )
+        .filter(|(_, c)| c != "help")
+        .chain([("quire-run", String::new()), ("quire-runs", String::new())])
+    {
+        let mut args = vec![];
+        if !command.is_empty() {
+            args.push(command.as_str());
+        }
+        args.push("--help");
         let out = assert_cmd::Command::cargo_bin(bin)
             .unwrap()
-            .arg("man")
+            .args(&args)
             .assert()
             .success();
-        let page = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-        assert!(page.contains(&format!(".TH {bin} 1")), "{page}");
+        let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(
+            help.contains("Exit status:\n  0  "),
+            "{bin} {command}: {help}"
+        );
+        assert!(
+            help.contains("\n  2  a usage error"),
+            "{bin} {command}: {help}"
+        );
+        assert!(help.contains("Examples:\n  "), "{bin} {command}: {help}");
+        assert!(!help.contains("docs/"), "{bin} {command}: {help}");
+        // The long description comes before the usage line.
+        let usage = help.find("Usage:").unwrap();
+        assert!(usage > 80, "{bin} {command} says what it does: {help}");
     }
 }
 
@@ -90,8 +263,10 @@ const CASES: &[(&str, &[&str])] = &[
         "quire-run ",
         &["install", "trigger", "demo", "completions", "man"],
     ),
-    ("quire-run install --", &["--force", "--home"]),
-    ("quire-run trigger --", &["--git-dir", "--wait"]),
+    ("quire-run install --", &["--all", "--force", "--home"]),
+    ("quire-run trigger --", &["--git-dir", "--wait", "--force"]),
+    ("quire-run demo --", &["--keep", "--dir"]),
+    ("quire-runs man --", &["--dir"]),
     ("quire-run migrate-from --", &["--install-hooks"]),
     ("quire-run completions ", &["bash", "zsh", "fish"]),
 ];

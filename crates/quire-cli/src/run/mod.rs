@@ -8,6 +8,7 @@ mod announce;
 mod ci_wait;
 mod demo;
 pub(crate) mod git;
+pub(crate) mod help;
 mod hook;
 mod install;
 mod interrupt;
@@ -97,8 +98,9 @@ enum Command {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff) of quire-run
-    Man,
+    /// Print the manual page (roff) of quire-run or of one of its
+    /// commands, or write them all into a folder
+    Man(crate::manual::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -208,14 +210,18 @@ impl From<git::GitError> for Failure {
     }
 }
 
-/// The clap definition of `quire-run` (for completions and man pages).
+/// The clap definition of `quire-run`, with each command's long help
+/// (`help.rs`): what it parses, and what completions and man pages are
+/// made from.
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    crate::manual::annotate(<Cli as clap::CommandFactory>::command())
 }
 
 /// Run `quire-run` with this process's arguments; returns its exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let home = || Home::resolve(cli.home.as_deref()).map_err(Failure::from);
     let result = match &cli.command {
         Command::Hook {
@@ -246,7 +252,7 @@ pub fn main() -> ExitCode {
         Command::Completions { shell } => {
             return crate::manual::print_completion(*shell, command());
         }
-        Command::Man => return crate::manual::print_man(command()),
+        Command::Man(args) => return crate::manual::print_man(command(), args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,20 +54,23 @@ pub enum Command {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff) of quire-runs
-    Man,
+    /// Print the manual page (roff) of quire-runs or of one of its
+    /// commands, or write them all into a folder
+    Man(crate::manual::ManArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ReposArgs {
-    /// Print JSON (docs/CLI.md)
+    /// Print a JSON array of repository objects (name, path, hook, warning,
+    /// runs, last_run, ...)
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct CachesArgs {
-    /// Print JSON (docs/CLI.md)
+    /// Print a JSON array of cache objects (repo, job, branch, size, run,
+    /// last_used_at, path)
     #[arg(long)]
     pub json: bool,
 }
@@ -93,7 +96,8 @@ pub struct ListArgs {
     /// At most this many runs
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
-    /// Print a JSON array of run objects (docs/CLI.md)
+    /// Print a JSON array of run objects (id, repo, ref, sha, state,
+    /// failure_kind, failure_detail, times, ...)
     #[arg(long)]
     pub json: bool,
 }
@@ -110,7 +114,8 @@ pub struct ShowArgs {
     /// A run id, or a prefix of one that matches a single run
     #[arg(value_name = "RUN")]
     pub run: String,
-    /// Print the run as a JSON object with its jobs and steps (docs/CLI.md)
+    /// Print the run as a JSON object with its jobs and steps, artifacts
+    /// and notifications
     #[arg(long)]
     pub json: bool,
     /// Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)
@@ -200,7 +205,8 @@ pub struct PruneArgs {
     /// Say what would go, delete nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the report as JSON (docs/CLI.md)
+    /// Print the report as JSON (runs, bytes_freed, caches,
+    /// cache_bytes_freed, cache_leftovers, dry_run)
     #[arg(long)]
     pub json: bool,
 }
@@ -210,7 +216,8 @@ pub struct ReconcileArgs {
     /// Report what would change, change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the report as JSON (docs/CLI.md)
+    /// Print the report as JSON (orphaned, live, awaiting_worker,
+    /// leftovers, logs_packed, worker_started, dry_run)
     #[arg(long)]
     pub json: bool,
 }

@@ -6,6 +6,7 @@ mod caches;
 mod cli;
 mod control;
 mod download;
+pub(crate) mod help;
 pub(crate) mod json;
 mod list;
 mod logs;
@@ -20,14 +21,16 @@ mod watch;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use quire_store::{Home, Store};
 
 use cli::{Cli, Command};
 
-/// The clap definition of `quire-runs` (for completions and man pages).
+/// The clap definition of `quire-runs`, with each command's long help
+/// (`help.rs`): what it parses, and what completions and man pages are
+/// made from.
 pub fn command() -> clap::Command {
-    Cli::command()
+    crate::manual::annotate(Cli::command())
 }
 
 /// Run `quire-runs` with this process's arguments; returns its exit status.
@@ -42,7 +45,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = Cli::parse_from(args);
+    let matches = command().get_matches_from(args);
+    let cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
         Err(e) => crate::error::CommandError::from(e).report("quire-runs"),
@@ -72,6 +77,6 @@ fn run(cli: Cli) -> quire_store::Result<ExitCode> {
         Command::Repos(args) => repos::run(&open(home)?, &args, &out),
         Command::Caches(args) => caches::run(&open(home)?, &args, &out),
         Command::Completions { shell } => Ok(crate::manual::print_completion(shell, command())),
-        Command::Man => Ok(crate::manual::print_man(command())),
+        Command::Man(args) => Ok(crate::manual::print_man(command(), &args)),
     }
 }
