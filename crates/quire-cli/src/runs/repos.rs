@@ -137,7 +137,8 @@ fn warning(hook: Hook, hooks_path: Option<&Path>) -> Option<String> {
             "the hook records runs in another home{via}; `quire-run install --force` points it here"
         )),
         Hook::Foreign => Some(format!(
-            "git runs a post-receive hook that is not quire's{via}, so pushes start no runs"
+            "git runs a post-receive hook that is not quire's{via}, so pushes start no runs; \
+             `quire-run install` keeps that hook and runs it before quire's"
         )),
         Hook::Missing => Some(format!(
             "git finds no executable post-receive hook{via}, so pushes start no runs"
