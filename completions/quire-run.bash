@@ -19,6 +19,9 @@ _quire__run() {
             quire__run,announce)
                 cmd="quire__run__subcmd__announce"
                 ;;
+            quire__run,completions)
+                cmd="quire__run__subcmd__completions"
+                ;;
             quire__run,demo)
                 cmd="quire__run__subcmd__demo"
                 ;;
@@ -33,6 +36,9 @@ _quire__run() {
                 ;;
             quire__run,install)
                 cmd="quire__run__subcmd__install"
+                ;;
+            quire__run,man)
+                cmd="quire__run__subcmd__man"
                 ;;
             quire__run,migrate-from)
                 cmd="quire__run__subcmd__migrate__subcmd__from"
@@ -49,6 +55,9 @@ _quire__run() {
             quire__run__subcmd__help,announce)
                 cmd="quire__run__subcmd__help__subcmd__announce"
                 ;;
+            quire__run__subcmd__help,completions)
+                cmd="quire__run__subcmd__help__subcmd__completions"
+                ;;
             quire__run__subcmd__help,demo)
                 cmd="quire__run__subcmd__help__subcmd__demo"
                 ;;
@@ -63,6 +72,9 @@ _quire__run() {
                 ;;
             quire__run__subcmd__help,install)
                 cmd="quire__run__subcmd__help__subcmd__install"
+                ;;
+            quire__run__subcmd__help,man)
+                cmd="quire__run__subcmd__help__subcmd__man"
                 ;;
             quire__run__subcmd__help,migrate-from)
                 cmd="quire__run__subcmd__help__subcmd__migrate__subcmd__from"
@@ -83,7 +95,7 @@ _quire__run() {
 
     case "${cmd}" in
         quire__run)
-            opts="-h -V --home --help --version hook trigger work announce install migrate-from validate exec demo help"
+            opts="-h -V --home --help --version hook trigger work announce install migrate-from validate exec demo completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -100,7 +112,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__announce)
+        quire__run__subcmd__announce)
             opts="-h -V --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -118,8 +130,26 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__demo)
-            opts="-h -V --dir --home --help --version"
+        quire__run__subcmd__completions)
+            opts="-h -V --home --help --version bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__run__subcmd__demo)
+            opts="-h -V --dir --keep --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -140,7 +170,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__exec)
+        quire__run__subcmd__exec)
             opts="-h -V --workspace --ref --logs --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -170,8 +200,8 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help)
-            opts="hook trigger work announce install migrate-from validate exec demo help"
+        quire__run__subcmd__help)
+            opts="hook trigger work announce install migrate-from validate exec demo completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -184,7 +214,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__announce)
+        quire__run__subcmd__help__subcmd__announce)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -198,7 +228,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__demo)
+        quire__run__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -212,7 +242,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__exec)
+        quire__run__subcmd__help__subcmd__demo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -226,7 +256,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__help)
+        quire__run__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -240,7 +270,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__hook)
+        quire__run__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -254,7 +284,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__install)
+        quire__run__subcmd__help__subcmd__hook)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -268,7 +298,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__migrate__subcmd__from)
+        quire__run__subcmd__help__subcmd__install)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -282,7 +312,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__trigger)
+        quire__run__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -296,7 +326,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__validate)
+        quire__run__subcmd__help__subcmd__migrate__subcmd__from)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -310,7 +340,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__help__subcmd__work)
+        quire__run__subcmd__help__subcmd__trigger)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -324,8 +354,36 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__hook)
-            opts="-h -V --git-dir --home --help --version"
+        quire__run__subcmd__help__subcmd__validate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__run__subcmd__help__subcmd__work)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__run__subcmd__hook)
+            opts="-h -V --git-dir --previous-hook --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -335,6 +393,10 @@ _quire__run() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --previous-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -346,13 +408,17 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__install)
-            opts="-h -V --force --home --help --version"
+        quire__run__subcmd__install)
+            opts="-h -V --all --force --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --all)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -364,7 +430,29 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__migrate__subcmd__from)
+        quire__run__subcmd__man)
+            opts="-h -V --dir --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__run__subcmd__migrate__subcmd__from)
             opts="-h -V --install-hooks --force --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -382,8 +470,8 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__trigger)
-            opts="-h -V --git-dir --wait --home --help --version"
+        quire__run__subcmd__trigger)
+            opts="-h -V --git-dir --wait --force --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -404,7 +492,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__validate)
+        quire__run__subcmd__validate)
             opts="-h -V --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -422,7 +510,7 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        quire__subcmd__run__subcmd__work)
+        quire__run__subcmd__work)
             opts="-h -V --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -25,7 +25,7 @@ function __fish_quire_runs_using_subcommand
 end
 
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_needs_command" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "list" -d 'List runs, newest first'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "show" -d 'Show a run with its jobs and steps'
@@ -39,9 +39,9 @@ complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "prune" -d 'De
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "reconcile" -d 'Fail runs whose worker is gone, end their leftover steps, start a worker for pending runs (safe to run from cron at any moment)'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "repos" -d 'List the repositories quire knows, and whether git runs quire\'s hook'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "caches" -d 'List the jobs\' caches kept between runs'
-complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "serve" -d 'Serve the runs read-only as web pages, live logs, status badges and a JSON API (docs/WEB.md)'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "serve" -d 'Serve the runs read-only as web pages, live logs, status badges and a JSON API'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "completions" -d 'Print a completion script for a shell'
-complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "man" -d 'Print the manual page (roff) of quire-runs'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "man" -d 'Print the manual page (roff) of quire-runs or of one of its commands, or write them all into a folder'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l repo -d 'Only runs of this repository: its name (as `quire-runs repos` lists it), the name without `.git`, or the path to its git directory' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l ref -d 'Only runs of this ref: `refs/heads/main`, or `main` for a branch or tag' -r
@@ -50,13 +50,13 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l sha -d 'O
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l since -d 'Only runs queued within this span ("2h", "3d")' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l limit -d 'At most this many runs' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l json -d 'Print a JSON array of run objects (docs/CLI.md)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l json -d 'Print a JSON array of run objects (id, repo, ref, sha, state, failure_kind, failure_detail, times, ...)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l json -d 'Print the run as a JSON object with its jobs and steps (docs/CLI.md)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l json -d 'Print the run as a JSON object with its jobs and steps, artifacts and notifications'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l exit-status -d 'Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l step -d 'Only this step of the job (1, 2, ...)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l stream -d 'Only this stream' -r -f -a "stdout\t''
@@ -66,58 +66,59 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s f -l foll
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s t -l timestamps -d 'Start each line with the time it was read'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l failed -d 'Only the logs of the steps that failed (the step that ended each failed job)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l raw -d 'Print the output as the steps wrote it, escape sequences and all (by default, control characters other than colours are escaped, so a log cannot clear the screen or retitle the terminal)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l repo -d 'Without RUN: the newest run of this repository (as `list --repo`)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l ref -d 'Without RUN: the newest run of this ref (as `list --ref`)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l exit-status -d 'Exit 0 iff the run completed, 1 otherwise (as `show --exit-status`)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -l job -d 'Only this job\'s artifacts' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -l dir -d 'Write them here, as DIR/JOB/PATH (an existing file is never overwritten)' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -l interval -d 'How often to look' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand cancel" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand cancel" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand cancel" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand cancel" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand retry" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand retry" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand retry" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand retry" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l older-than -d 'Delete finished runs that ended longer ago than this ("30d", "12h") [default: retention.older_than in config.toml]' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l keep -d 'Always keep this many newest finished runs of each (repo, ref) [default: retention.keep in config.toml, else 0]' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l dry-run -d 'Say what would go, delete nothing'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l json -d 'Print the report as JSON (docs/CLI.md)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -l json -d 'Print the report as JSON (runs, bytes_freed, caches, cache_bytes_freed, cache_leftovers, dry_run)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l dry-run -d 'Report what would change, change nothing'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l json -d 'Print the report as JSON (docs/CLI.md)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l json -d 'Print the report as JSON (orphaned, live, awaiting_worker, leftovers, logs_packed, worker_started, dry_run)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l json -d 'Print JSON (docs/CLI.md)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l json -d 'Print a JSON array of repository objects (name, path, hook, warning, runs, last_run, ...)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l json -d 'Print JSON (docs/CLI.md)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l json -d 'Print a JSON array of cache objects (repo, job, branch, size, run, last_used_at, path)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s V -l version -d 'Print version'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand serve" -l listen -d 'Listen on this address (IP:PORT; port 0 takes a free one). Any but a loopback address shows every run to whoever reaches it: put a reverse proxy with authentication in front (docs/WEB.md)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand serve" -l listen -d 'Listen on this address (IP:PORT; port 0 takes a free one). Any but a loopback address shows every run to whoever reaches it: put a reverse proxy with authentication in front' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand serve" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -l dir -d 'Write every page (the binary\'s and one per command, NAME.1) into DIR instead, e.g. /usr/local/share/man/man1' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -s h -l help -d 'Print help'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "list" -d 'List runs, newest first'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "show" -d 'Show a run with its jobs and steps'
@@ -131,7 +132,8 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fi
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "reconcile" -d 'Fail runs whose worker is gone, end their leftover steps, start a worker for pending runs (safe to run from cron at any moment)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "repos" -d 'List the repositories quire knows, and whether git runs quire\'s hook'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "caches" -d 'List the jobs\' caches kept between runs'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "serve" -d 'Serve the runs read-only as web pages, live logs, status badges and a JSON API (docs/WEB.md)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "serve" -d 'Serve the runs read-only as web pages, live logs, status badges and a JSON API'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "completions" -d 'Print a completion script for a shell'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "man" -d 'Print the manual page (roff) of quire-runs'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "man" -d 'Print the manual page (roff) of quire-runs or of one of its commands, or write them all into a folder'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -f -a "bash elvish fish powershell zsh"

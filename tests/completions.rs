@@ -32,49 +32,402 @@ fn generated_completions_and_man_pages_are_current() {
             (Shell::Zsh, format!("_{name}")),
             (Shell::Fish, format!("{name}.fish")),
         ] {
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut command.clone(), name, &mut script);
+            let script = quire_cli::manual::completion(shell, command.clone());
             check(&root.join("completions").join(file), &script);
         }
-        let mut page = Vec::new();
-        clap_mangen::Man::new(command.clone())
-            .render(&mut page)
-            .unwrap();
-        check(&root.join("docs/man").join(format!("{name}.1")), &page);
+        let pages = quire_cli::manual::man_pages(command.clone());
+        assert!(pages.len() > 10, "{name}: a page per command");
+        for (file, page) in &pages {
+            check(&root.join("docs/man").join(file), page);
+        }
+        // No page is left of a command that is gone.
+        for entry in std::fs::read_dir(root.join("docs/man")).unwrap() {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            let of_this = file == format!("{name}.1") || file.starts_with(&format!("{name}-"));
+            if of_this && !pages.iter().any(|(f, _)| *f == file) {
+                if std::env::var_os("QUIRE_BLESS").is_some() {
+                    std::fs::remove_file(root.join("docs/man").join(&file)).unwrap();
+                } else {
+                    panic!(
+                        "docs/man/{file} is stale: run `QUIRE_BLESS=1 cargo test --test integration generated`"
+                    );
+                }
+            }
+        }
     }
 }
 
 #[test]
-fn quire_runs_prints_the_committed_completions_and_man_page() {
+fn both_binaries_print_the_committed_completions_and_man_page() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (shell, file) in [
-        ("bash", "quire-runs.bash"),
-        ("zsh", "_quire-runs"),
-        ("fish", "quire-runs.fish"),
+    for (bin, subcommand) in [("quire-run", "install"), ("quire-runs", "reconcile")] {
+        for (shell, file) in [
+            ("bash", format!("{bin}.bash")),
+            ("zsh", format!("_{bin}")),
+            ("fish", format!("{bin}.fish")),
+        ] {
+            let out = assert_cmd::Command::cargo_bin(bin)
+                .unwrap()
+                .args(["completions", shell])
+                .assert()
+                .success();
+            let printed = out.get_output().stdout.clone();
+            assert!(String::from_utf8_lossy(&printed).contains(subcommand));
+            if std::env::var_os("QUIRE_BLESS").is_none() {
+                assert_eq!(
+                    printed,
+                    std::fs::read(root.join("completions").join(file)).unwrap(),
+                    "{bin} {shell}"
+                );
+            }
+        }
+        for (args, file) in [
+            (vec!["man"], format!("{bin}.1")),
+            (vec!["man", subcommand], format!("{bin}-{subcommand}.1")),
+        ] {
+            let out = assert_cmd::Command::cargo_bin(bin)
+                .unwrap()
+                .args(&args)
+                .assert()
+                .success();
+            let page = out.get_output().stdout.clone();
+            if std::env::var_os("QUIRE_BLESS").is_none() {
+                let committed = std::fs::read(root.join("docs/man").join(&file)).unwrap();
+                assert!(page == committed, "{bin} {args:?} prints docs/man/{file}");
+            }
+        }
+    }
+}
+
+/// The sections every page has, beyond what clap_mangen writes.
+const SECTIONS: &[&str] = &[
+    ".SH NAME",
+    ".SH SYNOPSIS",
+    ".SH DESCRIPTION",
+    ".SH OPTIONS",
+    ".SH \"EXIT STATUS\"",
+    ".SH ENVIRONMENT",
+    ".SH FILES",
+    ".SH EXAMPLES",
+    ".SH \"SEE ALSO\"",
+];
+
+#[test]
+fn every_command_has_a_full_man_page_and_the_pages_named_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    for bin in ["quire-run", "quire-runs"] {
+        assert_cmd::Command::cargo_bin(bin)
+            .unwrap()
+            .args(["man", "--dir"])
+            .arg(dir.path())
+            .assert()
+            .success()
+            .stdout(predicates::str::contains(format!(
+                "manual pages of {bin} into"
+            )));
+    }
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    for must in [
+        "quire-run.1",
+        "quire-run-install.1",
+        "quire-run-trigger.1",
+        "quire-run-migrate-from.1",
+        "quire-runs.1",
+        "quire-runs-list.1",
+        "quire-runs-reconcile.1",
+        "quire-runs-man.1",
     ] {
-        let out = assert_cmd::Command::cargo_bin("quire-runs")
+        assert!(files.contains(&must.to_string()), "{must}: {files:?}");
+    }
+    let groff = std::process::Command::new("groff")
+        .arg("-v")
+        .output()
+        .is_ok();
+    if !groff {
+        eprintln!("groff is not installed: the pages are not typeset");
+    }
+    for file in &files {
+        let page = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        for section in SECTIONS {
+            assert!(page.contains(section), "{file} lacks {section}");
+        }
+        for var in [
+            "QUIRE_HOME",
+            "XDG_DATA_HOME",
+            "QUIRE_BUSY_TIMEOUT_MS",
+            "QUIRE_CONTAINMENT",
+        ] {
+            assert!(page.contains(var), "{file} lacks {var}");
+        }
+        // Every page it names, of quire's, exists (roff writes a hyphen
+        // as `\-`).
+        let plain = page.replace("\\-", "-");
+        let mut named = 0;
+        for word in plain.split(|c: char| c.is_whitespace() || c == ',') {
+            if let Some(name) = word.strip_suffix("(1)")
+                && name.starts_with("quire-run")
+            {
+                named += 1;
+                assert!(
+                    files.contains(&format!("{name}.1")),
+                    "{file} names {name}(1)"
+                );
+            }
+        }
+        assert!(named >= 2, "{file} names its fellow pages");
+        assert!(
+            !plain.contains("docs/"),
+            "{file} points at docs/, which an installed quire lacks"
+        );
+        if groff {
+            // Typeset as man would, with every warning on: none.
+            let out = std::process::Command::new("groff")
+                .args(["-man", "-Tutf8", "-ww", "-z"])
+                .arg(dir.path().join(file))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{file}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    assert_cmd::Command::cargo_bin("quire-runs")
+        .unwrap()
+        .args(["man", "nope"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "quire-runs has no command \"nope\"",
+        ));
+}
+
+#[test]
+fn long_help_stands_alone_with_exit_statuses_and_an_example() {
+    for (bin, command) in quire_cli::run::command()
+        .get_subcommands()
+        .map(|c| ("quire-run", c.get_name().to_string()))
+        .chain(
+            quire_cli::runs::command()
+                .get_subcommands()
+                .map(|c| ("quire-runs", c.get_name().to_string())),
+        )
+        .filter(|(_, c)| c != "help")
+        .chain([("quire-run", String::new()), ("quire-runs", String::new())])
+    {
+        let mut args = vec![];
+        if !command.is_empty() {
+            args.push(command.as_str());
+        }
+        args.push("--help");
+        let out = assert_cmd::Command::cargo_bin(bin)
+            .unwrap()
+            .args(&args)
+            .assert()
+            .success();
+        let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(
+            help.contains("Exit status:\n  0  "),
+            "{bin} {command}: {help}"
+        );
+        assert!(
+            help.contains("\n  2  a usage error"),
+            "{bin} {command}: {help}"
+        );
+        assert!(help.contains("Examples:\n  "), "{bin} {command}: {help}");
+        assert!(!help.contains("docs/"), "{bin} {command}: {help}");
+        // The long description comes before the usage line.
+        let usage = help.find("Usage:").unwrap();
+        assert!(usage > 80, "{bin} {command} says what it does: {help}");
+    }
+}
+
+/// What each binary's completion must offer, in every shell: a command line
+/// (completed at its end) and candidates among those offered.
+const CASES: &[(&str, &[&str])] = &[
+    (
+        "quire-runs ",
+        &["list", "show", "watch", "reconcile", "completions", "man"],
+    ),
+    ("quire-runs list --st", &["--state"]),
+    ("quire-runs show --", &["--json", "--exit-status", "--home"]),
+    ("quire-runs --home /srv/quire list --li", &["--limit"]),
+    ("quire-runs logs --stream ", &["stdout", "stderr"]),
+    ("quire-runs reconcile --", &["--dry-run", "--json"]),
+    (
+        "quire-run ",
+        &["install", "trigger", "demo", "completions", "man"],
+    ),
+    ("quire-run install --", &["--all", "--force", "--home"]),
+    ("quire-run trigger --", &["--git-dir", "--wait", "--force"]),
+    ("quire-run demo --", &["--keep", "--dir"]),
+    ("quire-runs man --", &["--dir"]),
+    ("quire-run migrate-from --", &["--install-hooks"]),
+    ("quire-run completions ", &["bash", "zsh", "fish"]),
+];
+
+/// Both binaries' scripts for `shell`, as `completions SHELL` prints them,
+/// in `dir` under the names the shell looks them up by.
+fn print_scripts(dir: &Path, shell: &str) {
+    for bin in ["quire-run", "quire-runs"] {
+        let out = assert_cmd::Command::cargo_bin(bin)
             .unwrap()
             .args(["completions", shell])
             .assert()
             .success();
-        let printed = out.get_output().stdout.clone();
-        assert!(String::from_utf8_lossy(&printed).contains("reconcile"));
-        if std::env::var_os("QUIRE_BLESS").is_none() {
-            assert_eq!(
-                printed,
-                std::fs::read(root.join("completions").join(file)).unwrap(),
-                "{shell}"
+        let file = match shell {
+            "bash" => format!("{bin}.bash"),
+            "zsh" => format!("_{bin}"),
+            _ => format!("{bin}.fish"),
+        };
+        std::fs::write(dir.join(file), &out.get_output().stdout).unwrap();
+    }
+}
+
+/// Whether `shell` can be run here.
+fn installed(shell: &str) -> bool {
+    std::process::Command::new(shell)
+        .args(["-c", "exit 0"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Complete `line` in `shell` (given as its argv, running a script that
+/// takes the line as its last argument); the candidates it offers.
+fn offered(argv: &[&str], line: &str) -> Vec<String> {
+    let out = assert_cmd::Command::new(argv[0])
+        .args(&argv[1..])
+        .arg(line)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        // fish follows a candidate with a tab and its description.
+        .map(|l| l.split('\t').next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn check_cases(shell: &str, argv: &[&str]) {
+    for (line, wanted) in CASES {
+        let got = offered(argv, line);
+        for want in *wanted {
+            assert!(
+                got.iter().any(|g| g == want),
+                "{shell}: `{line}<TAB>` should offer {want}; it offered {got:?}"
             );
         }
     }
-    let out = assert_cmd::Command::cargo_bin("quire-runs")
-        .unwrap()
-        .arg("man")
-        .assert()
-        .success();
-    let page = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(
-        page.starts_with(".ie") || page.contains(".TH quire-runs"),
-        "{page}"
+}
+
+/// Source the script, set what bash sets for a completion (COMP_LINE,
+/// COMP_POINT, COMP_WORDS, COMP_CWORD), call the function `complete -p`
+/// registered for the binary, print COMPREPLY.
+const BASH_DRIVER: &str = r#"
+dir=$1 line=$2
+words=($line)
+source "$dir/${words[0]}.bash" || exit 3
+COMP_LINE=$line
+COMP_POINT=${#line}
+COMP_WORDS=("${words[@]}")
+[[ $line == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+spec=$(complete -p "${COMP_WORDS[0]}") || exit 4
+fn=${spec#*-F }
+fn=${fn%% *}
+"$fn" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\n' "${COMPREPLY[@]}"
+"#;
+
+#[test]
+fn bash_completes_subcommands_and_their_flags_for_both_binaries() {
+    assert!(installed("bash"), "bash is required for this test");
+    let dir = tempfile::tempdir().unwrap();
+    print_scripts(dir.path(), "bash");
+    let dir = dir.path().to_str().unwrap();
+    check_cases(
+        "bash",
+        &[
+            "bash",
+            "--norc",
+            "--noprofile",
+            "-c",
+            BASH_DRIVER,
+            "bash",
+            dir,
+        ],
     );
+}
+
+/// zsh completes only inside its line editor: an interactive `zsh -f` on a
+/// pseudo-terminal (zpty) with compinit and the scripts on fpath gets the
+/// line and a TAB; `compadd` is wrapped to print each candidate it is
+/// handed, between two marks the completion system's pre- and post-hooks
+/// print.
+const ZSH_DRIVER: &str = r#"
+zmodload zsh/zpty || exit 3
+dir=$1 line=$2
+init=$dir/init.zsh
+cat > $init <<INIT
+PROMPT=
+fpath=($dir \$fpath)
+autoload -U compinit && compinit -u -D
+bindkey '^I' complete-word
+quire_mark() { print -r -- QUIRE-MARK }
+compprefuncs=(quire_mark)
+comppostfuncs=(quire_mark exit)
+zstyle ':completion:*' list-grouped false
+zstyle ':completion:*' insert-tab false
+compadd() {
+  if [[ \${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "\$@"; return; fi
+  local -a hits
+  builtin compadd -A hits "\$@"
+  (( \$#hits )) && print -rl -- "CAND:"\${^hits}
+  builtin compadd "\$@"
+}
+print -r -- READY
+INIT
+zpty z zsh -f -i
+zpty -w z "source $init"
+while zpty -r z out; do [[ $out == READY* ]] && break; done
+zpty -w z "$line"$'\t'
+marks=0
+while zpty -r z out; do
+  if [[ $out == *QUIRE-MARK* ]]; then (( marks++ )) && break; continue; fi
+  [[ $out == CAND:* ]] && print -r -- ${${out#CAND:}%%$'\r'*}
+done
+"#;
+
+#[test]
+fn zsh_completes_subcommands_and_their_flags_where_zsh_is_installed() {
+    if !installed("zsh") {
+        eprintln!("skipped: zsh is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    print_scripts(dir.path(), "zsh");
+    let dir = dir.path().to_str().unwrap();
+    check_cases("zsh", &["zsh", "-f", "-c", ZSH_DRIVER, "zsh", dir]);
+}
+
+#[test]
+fn fish_completes_subcommands_and_their_flags_where_fish_is_installed() {
+    if !installed("fish") {
+        eprintln!("skipped: fish is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    print_scripts(dir.path(), "fish");
+    let driver = format!(
+        "for f in {}/*.fish; source $f; end; complete -C $argv[1]",
+        dir.path().display()
+    );
+    check_cases("fish", &["fish", "--no-config", "-c", &driver]);
 }

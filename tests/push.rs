@@ -581,52 +581,6 @@ fn names_git_takes_for_dot_git_are_refused_by_the_checkout() {
 }
 
 #[test]
-fn install_refuses_to_replace_another_hook_without_force() {
-    let env = Env::new();
-    let repo = env.repo_with_hook("app");
-    let hook = repo.bare.join("hooks/post-receive");
-    let installed = std::fs::read_to_string(&hook).unwrap();
-    assert!(
-        installed.contains(" hook") && installed.contains("--home"),
-        "{installed}"
-    );
-    assert_eq!(
-        git(&repo.bare, &["config", "receive.advertisePushOptions"]),
-        "true"
-    );
-    // Installing again is a no-op; another hook is protected.
-    env.run(&["install", repo.bare.to_str().unwrap()])
-        .assert()
-        .success();
-    std::fs::write(&hook, b"#!/bin/sh\necho \xff not utf-8\n").unwrap();
-    env.run(&["install", repo.bare.to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "already has a different post-receive hook",
-        ));
-    std::fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
-    env.run(&["install", repo.bare.to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "already has a different post-receive hook; pass --force",
-        ));
-    assert_eq!(
-        std::fs::read_to_string(&hook).unwrap(),
-        "#!/bin/sh\necho mine\n"
-    );
-    env.run(&["install", "--force", repo.bare.to_str().unwrap()])
-        .assert()
-        .success();
-    assert_eq!(std::fs::read_to_string(&hook).unwrap(), installed);
-    env.run(&["install", repo.work.to_str().unwrap()])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("is not a bare repository"));
-}
-
-#[test]
 fn the_hook_reports_malformed_lines_and_still_records_the_good_ones() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
@@ -719,6 +673,68 @@ fn the_demo_pushes_a_project_and_its_run_completes() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("already holds a demo"));
+}
+
+/// `quire-run demo ARGS` as a newcomer runs it: no --home, its scratch
+/// folder under `tmp`.
+fn demo(tmp: &std::path::Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    assert_cmd::Command::cargo_bin("quire-run")
+        .unwrap()
+        .env_remove("QUIRE_HOME")
+        .env("TMPDIR", tmp)
+        .arg("demo")
+        .args(args)
+        .timeout(Duration::from_secs(120))
+        .assert()
+}
+
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn the_demo_removes_its_scratch_folder_unless_kept_and_says_where_a_kept_one_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    demo(tmp.path(), &[])
+        .success()
+        .stdout(predicate::str::contains("state     complete"))
+        .stdout(predicate::str::contains(
+            "quire: removed the demo's folder ",
+        ))
+        .stdout(predicate::str::contains("quire-run demo --keep"))
+        .stdout(predicate::str::contains("Look further").not());
+    assert_eq!(entries(tmp.path()), Vec::<std::path::PathBuf>::new());
+
+    let out = demo(tmp.path(), &["--keep"])
+        .success()
+        .stdout(predicate::str::contains("removed").not());
+    let kept = entries(tmp.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let dir = &kept[0];
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains(&format!(
+            "Kept in {}: home/ (the home, its store), app.git (the repository, with quire's hook), app/ (a work tree); remove it when done.",
+            dir.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("--home {} logs ", dir.join("home").display())),
+        "{stdout}"
+    );
+    for part in [
+        "home/quire.db",
+        "app.git/hooks/post-receive",
+        "app/.quire/ci.toml",
+    ] {
+        assert!(dir.join(part).exists(), "{part}");
+    }
 }
 
 #[test]

@@ -11,11 +11,13 @@
 //! * [`caches`]: jobs' caches between runs, kept in the home.
 //! * [`config`]: the home's config.toml; [`workers`]: worker slots and
 //!   starting a detached worker.
+//! * [`manual`]: both binaries' completion scripts and manual pages.
 
 pub mod caches;
 pub mod config;
 pub mod error;
 pub mod follow;
+pub mod manual;
 pub mod mtimes;
 pub mod run;
 pub mod runs;

@@ -38,21 +38,39 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Git(format!("cannot create {}: {e}", dir.display())))?;
     let dir = std::fs::canonicalize(&dir)
         .map_err(|e| Failure::Git(format!("cannot open {}: {e}", dir.display())))?;
-    let home = home.map_or_else(|| dir.join("home"), Path::to_path_buf);
-    let bare = dir.join("app.git");
-    let work = dir.join("app");
-    if bare.exists() || work.exists() {
+    if dir.join("app.git").exists() || dir.join("app").exists() {
         return Err(Failure::Git(format!(
             "{} already holds a demo; pass --dir with a new directory",
             dir.display()
         )));
     }
+    // Only a scratch folder the demo made, holding the demo's own home, is
+    // removed at the end.
+    let scratch = !args.keep && args.dir.is_none() && home.is_none();
+    match demo(&dir, home, scratch) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!(
+                "quire: the demo stopped; what it made is in {} (remove it when done)",
+                dir.display()
+            );
+            Err(e)
+        }
+    }
+}
+
+/// The demo in `dir`; Ok with its outcome once its run ended (the folder
+/// removed when `scratch`), Err when it stopped before.
+fn demo(dir: &Path, home: Option<&Path>, scratch: bool) -> Result<Result<(), Failure>, Failure> {
+    let home = home.map_or_else(|| dir.join("home"), Path::to_path_buf);
+    let bare = dir.join("app.git");
+    let work = dir.join("app");
 
     println!("quire demo in {}", dir.display());
     let home = Home::at(home);
-    git(&dir, &["init", "--quiet", "--bare", path(&bare)?])?;
-    crate::run::install::run(&home, &bare, crate::run::install::Existing::Refuse)?;
-    git(&dir, &["init", "--quiet", "-b", "main", path(&work)?])?;
+    git(dir, &["init", "--quiet", "--bare", path(&bare)?])?;
+    crate::run::install::run(&home, &bare, crate::run::install::Existing::Chain)?;
+    git(dir, &["init", "--quiet", "-b", "main", path(&work)?])?;
     write(&work.join("README.md"), "# app\n\nBuilt by quire.\n")?;
     write(&work.join(".quire/ci.toml"), PIPELINE)?;
     git(&work, &["add", "README.md", ".quire/ci.toml"])?;
@@ -95,17 +113,46 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
     println!("$ quire-runs --home {home_arg} show {}", run.id);
     crate::runs::main_with(["quire-runs", "--home", &home_arg, "show", &run.id]);
     println!();
+    let outcome = if run.state == RunState::Complete {
+        Ok(())
+    } else {
+        Err(Failure::Quiet)
+    };
+    // A failed run is kept to be looked at.
+    if scratch && outcome.is_ok() {
+        drop(store);
+        // The worker writes the run's note and packs its logs after the
+        // run ended: the folder goes once it has exited.
+        let worker_done = run.worker.as_ref().is_none_or(|worker| {
+            quire_pipeline::processes::exited_within(worker.pid, Duration::from_secs(60))
+        });
+        let removed = if worker_done {
+            std::fs::remove_dir_all(dir).map_err(|e| e.to_string())
+        } else {
+            Err("its worker is still running".to_string())
+        };
+        match removed {
+            Ok(()) => {
+                println!(
+                    "quire: removed the demo's folder {}; `quire-run demo --keep` keeps it (the home, the repository and a work tree) to look further",
+                    dir.display()
+                );
+                return Ok(outcome);
+            }
+            Err(why) => println!("quire: could not remove {} ({why})", dir.display()),
+        }
+    }
     let runs = quire_runs_command();
+    println!(
+        "Kept in {}: home/ (the home, its store), app.git (the repository, with quire's hook), app/ (a work tree); remove it when done.",
+        dir.display()
+    );
     println!("Look further:");
     println!("  {runs} --home {home_arg} logs {}", run.id);
     println!("  {runs} --home {home_arg} show {} --json", run.id);
     println!("  {runs} --home {home_arg} list");
     println!("Push again from {} to run it again.", work.display());
-    if run.state == RunState::Complete {
-        Ok(())
-    } else {
-        Err(Failure::Quiet)
-    }
+    Ok(outcome)
 }
 
 fn identity() -> [(&'static str, &'static str); 4] {

@@ -22,6 +22,12 @@ pub enum GitError {
     Open { path: PathBuf, message: String },
     #[error("{rev} names no commit in {path}")]
     NoCommit { rev: String, path: PathBuf },
+    #[error("{rev} is ambiguous in {path}: it could be {}; give more of its digits", .candidates.join(", "))]
+    Ambiguous {
+        rev: String,
+        path: PathBuf,
+        candidates: Vec<String>,
+    },
     #[error("cannot read {what} from {path}: {message}")]
     Read {
         what: String,
@@ -109,6 +115,39 @@ impl Repo {
             .peel_to_kind(gix::object::Kind::Commit)
             .map_err(|_| no_commit())?;
         Ok(commit.id.to_string())
+    }
+
+    /// The commit a revision names, as `git rev-parse REV^{commit}` finds
+    /// it: a full or short object id (at least 4 hex digits), a ref (`main`,
+    /// `v1.0`, `refs/heads/main`) or an expression on them (`main~1`,
+    /// `v1.0^2`), peeled through annotated tags. A short id that several
+    /// objects start with is an error naming them.
+    pub fn resolve_revision(&self, rev: &str) -> Result<String, GitError> {
+        let no_commit = || GitError::NoCommit {
+            rev: rev.to_string(),
+            path: self.path.clone(),
+        };
+        let id = match self.repo.rev_parse_single(rev) {
+            Ok(id) => id.detach(),
+            Err(e) => {
+                use gix::revision::spec::parse::Error as Parse;
+                return Err(match e.downcast_any_ref::<Parse>() {
+                    Some(
+                        Parse::AmbiguousPrefix { candidates, .. }
+                        | Parse::AmbiguousRefAndObject { candidates, .. },
+                    ) => GitError::Ambiguous {
+                        rev: rev.to_string(),
+                        path: self.path.clone(),
+                        candidates: candidates
+                            .iter()
+                            .map(|(id, what)| format!("{id} ({what})"))
+                            .collect(),
+                    },
+                    _ => no_commit(),
+                });
+            }
+        };
+        self.resolve_commit(&id.to_string())
     }
 
     /// The full name of the ref `given` names, looked up in git's own order
@@ -254,7 +293,10 @@ impl Repo {
         }
         for (file, data) in [
             ("HEAD", format!("{sha}\n").into_bytes()),
-            ("config", WORKSPACE_CONFIG.as_bytes().to_vec()),
+            (
+                "config",
+                workspace_config(self.repo.object_hash()).into_bytes(),
+            ),
             ("objects/info/alternates", alternates),
             ("packed-refs", refs),
         ] {
@@ -364,9 +406,18 @@ impl Repo {
 /// git's own default `core.maxTreeDepth`.
 const MAX_TREE_DEPTH: usize = 2048;
 
-/// What `git init` writes for a work tree; the rest of git's settings stay
-/// at their defaults.
-const WORKSPACE_CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n";
+/// What `git init` writes for a work tree (`--object-format=sha256` for a
+/// repository of SHA-256 ids, whose objects git reads only when told so);
+/// the rest of git's settings stay at their defaults.
+fn workspace_config(hash: gix::hash::Kind) -> String {
+    let (version, extensions) = match hash {
+        gix::hash::Kind::Sha256 => (1, "[extensions]\n\tobjectformat = sha256\n"),
+        _ => (0, ""),
+    };
+    format!(
+        "[core]\n\trepositoryformatversion = {version}\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n{extensions}"
+    )
+}
 
 /// `git read-tree --reset -u SHA` in the new work tree: the index and the
 /// files. git starts from a cleared environment (no `GIT_DIR` from a hook)

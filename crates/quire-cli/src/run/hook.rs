@@ -15,7 +15,7 @@ use quire_store::{Home, Repository, RunEvent, Store};
 use crate::run::Failure;
 use crate::run::ci_wait;
 use crate::run::git::Repo;
-use crate::run::record::{Recorded, Recording, RefUpdate, record};
+use crate::run::record::{Recorded, Recording, RefUpdate, Skip, record};
 use crate::runs::text::sh_word;
 
 /// The repository the hook runs for: `--git-dir`, else `$GIT_DIR` (which git
@@ -115,12 +115,15 @@ fn lost(out: &mut dyn Write, home: &Home, git_dir: &Path, updates: &[RefUpdate])
     let _ = out.flush();
 }
 
-/// Returns whether every line was well-formed.
-pub(crate) fn run(
-    home: &Home,
+/// `quire-run hook`: read the push, run the hook that was there before
+/// quire's (`previous`, if any) with it, then record the runs. The exit
+/// status is the previous hook's when it failed, else 0 unless a line was
+/// malformed (or quire could not record the push).
+pub(crate) fn main(
+    home: impl FnOnce() -> Result<Home, Failure>,
     git_dir_flag: Option<&Path>,
-    input: &mut dyn BufRead,
-) -> Result<bool, Failure> {
+    previous: Option<&Path>,
+) -> Result<(), Failure> {
     let options = push_options();
     let wait = options.iter().any(|o| o == ci_wait::OPTION);
     if wait {
@@ -131,6 +134,7 @@ pub(crate) fn run(
     // Read the whole push first (a line per ref): whatever goes wrong
     // later, the pusher is told which refs got no run.
     let mut lines = Vec::new();
+    let mut input = std::io::stdin().lock();
     loop {
         let mut line = Vec::new();
         let read = input
@@ -141,6 +145,94 @@ pub(crate) fn run(
         }
         lines.push(line);
     }
+    // The previous hook first, whatever becomes of quire's part: the push
+    // does what it did before quire was installed.
+    let previous_status = previous.map_or(0, |hook| run_previous(hook, &lines.concat()));
+    let recorded = home().and_then(|home| run(&home, git_dir_flag, &lines, &options, wait));
+    match (previous_status, recorded) {
+        (0, Ok(true)) => Ok(()),
+        (0, Ok(false)) => Err(Failure::Quiet),
+        (0, Err(e)) => Err(e),
+        (status, Ok(_)) => Err(Failure::Status(status)),
+        (status, Err(e)) => {
+            crate::run::report(e);
+            Err(Failure::Status(status))
+        }
+    }
+}
+
+/// Run the post-receive hook that was there before quire's with the push's
+/// input, its output going where quire's goes (the pusher's `remote:`
+/// lines); its exit status (128 + N for a signal N). A hook that is not
+/// there is skipped (0); one that is not executable is skipped as git
+/// skips it, and said.
+fn run_previous(hook: &Path, input: &[u8]) -> u8 {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    let mut out = std::io::stdout();
+    let _ = out.flush();
+    match std::fs::metadata(hook) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+        Err(e) => {
+            let _ = writeln!(out, "quire: cannot run {}: {e}", hook.display());
+            return 1;
+        }
+        Ok(meta) if meta.permissions().mode() & 0o111 == 0 => {
+            let _ = writeln!(
+                out,
+                "quire: {} is not executable, so it was not run (chmod +x it, or remove it)",
+                hook.display()
+            );
+            return 0;
+        }
+        Ok(_) => {}
+    }
+    let spawn = |program: &Path, args: &[&Path]| {
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .spawn()
+    };
+    // As git does, a script without `#!` is given to sh.
+    let child = match spawn(hook, &[]) {
+        Err(e) if e.raw_os_error() == Some(8) => spawn(Path::new("/bin/sh"), &[hook]),
+        other => other,
+    };
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = writeln!(out, "quire: cannot run {}: {e}", hook.display());
+            return 1;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its input is no error of quire's.
+        let _ = stdin.write_all(input);
+    }
+    match child.wait() {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => u8::try_from(code).unwrap_or(1),
+            (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
+            (None, None) => 1,
+        },
+        Err(e) => {
+            let _ = writeln!(out, "quire: cannot wait for {}: {e}", hook.display());
+            1
+        }
+    }
+}
+
+/// Record a run per pushed ref (`lines`, as git wrote them); returns
+/// whether every line was well-formed.
+fn run(
+    home: &Home,
+    git_dir_flag: Option<&Path>,
+    lines: &[Vec<u8>],
+    options: &[String],
+    wait: bool,
+) -> Result<bool, Failure> {
     let mut out = std::io::stdout().lock();
     let mut all_good = true;
     let mut updates = Vec::new();
@@ -203,10 +295,14 @@ pub(crate) fn run(
             return Err(e);
         }
     };
-    let skip = options.iter().any(|o| o == "ci.skip");
+    let skip = if options.iter().any(|o| o == "ci.skip") {
+        Skip::PushOption
+    } else {
+        Skip::AsTheMessageSays
+    };
     let limits = config.limits();
     let how = Recording {
-        skip_option: skip,
+        skip,
         limits: &limits,
         event: RunEvent::Push,
         config_error: config_error.as_deref(),

@@ -1,8 +1,11 @@
-//! `quire-run install REPO.git [--force]`: put quire's post-receive hook
-//! into a bare repository.
+//! `quire-run install REPO.git... [--all ROOT]... [--force]`: put quire's
+//! post-receive hook into bare repositories. A post-receive hook that was
+//! there already is never deleted: it is kept as `post-receive.before-quire`
+//! and quire's hook runs it first, with the same input.
 
+use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::config::Config;
@@ -10,22 +13,77 @@ use quire_store::repos::Registration;
 use quire_store::{Home, Store};
 
 use crate::run::Failure;
+use crate::run::git::Repo;
 use crate::run::hook::register;
 
 /// hooks/post-receive, with this binary and the home filled in.
 const TEMPLATE: &str = include_str!("../../../../hooks/post-receive");
 
+/// The first line of comment in quire's hook template: what tells quire's
+/// hook from another program's.
+pub(crate) const HOOK_MARK: &str = "# quire's post-receive hook, written by `quire-run install`";
+
+/// Where `install` keeps the post-receive hook it found, beside quire's,
+/// which runs it first.
+pub(crate) const PREVIOUS_HOOK: &str = "post-receive.before-quire";
+
+/// Where `migrate-from` keeps upstream quire's hook (not run: it would
+/// record every push in upstream's store too).
+const UPSTREAM_HOOK: &str = "post-receive.upstream";
+
 use crate::runs::text::sh_quoted as quoted;
 
-/// What to do with a post-receive hook that is not quire's.
+/// What to do with a post-receive hook that is already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Existing {
-    /// Refuse to install.
-    Refuse,
-    /// Replace it (`--force`).
-    Replace,
-    /// Move it aside to `post-receive.upstream` (`migrate-from`).
+    /// Another program's hook is kept as `post-receive.before-quire` and
+    /// run first; quire's hook for another home is refused.
+    Chain,
+    /// As `Chain`, but quire's hook for another home is replaced (`--force`).
+    ChainOrRepoint,
+    /// Another program's hook is kept as `post-receive.upstream`, and not
+    /// run (`migrate-from`: it is upstream quire's).
     KeepBeside,
+}
+
+/// The hook quire writes: this binary, this home, and the previous hook
+/// when there is one.
+fn script(exe: &Path, home: &Path, previous: bool) -> String {
+    let (comment, arg) = if previous {
+        (
+            format!(
+                "\n# The post-receive hook that was here before, kept as {PREVIOUS_HOOK},\n\
+                 # runs first, with the same input; this hook exits with its status\n\
+                 # when it fails."
+            ),
+            format!(" \\\n    --previous-hook \"$(dirname \"$0\")/{PREVIOUS_HOOK}\""),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    TEMPLATE
+        .replace("@QUIRE_RUN@", &quoted(&exe.to_string_lossy()))
+        .replace("@QUIRE_HOME@", &quoted(&home.to_string_lossy()))
+        .replace("@PREVIOUS_COMMENT@", &comment)
+        .replace("@PREVIOUS_ARG@", &arg)
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The home a quire hook records runs in, as written in it (shell-quoted).
+fn hook_home(text: &[u8]) -> String {
+    let text = String::from_utf8_lossy(text);
+    text.split_once("--home ")
+        .and_then(|(_, rest)| rest.split_once(" hook"))
+        .map_or_else(|| "unknown".to_string(), |(home, _)| home.to_string())
+}
+
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Failure> {
@@ -49,51 +107,85 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .map_err(|e| Failure::Input(format!("cannot find this quire-run binary: {e}")))?;
-    let script = TEMPLATE
-        .replace("@QUIRE_RUN@", &quoted(&exe.to_string_lossy()))
-        .replace("@QUIRE_HOME@", &quoted(&home_dir.to_string_lossy()));
 
     let hooks = repo.join("hooks");
     std::fs::create_dir_all(&hooks)
         .map_err(|e| Failure::Input(format!("cannot create {}: {e}", hooks.display())))?;
     let path = hooks.join("post-receive");
-    let write = || {
+    let previous = hooks.join(PREVIOUS_HOOK);
+    // The hook there now, if any, and where it goes: nowhere (quire's own,
+    // rewritten), or aside (another program's, never deleted).
+    let mut aside = None;
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Failure::Input(format!(
+                "cannot look at {}: {e}",
+                path.display()
+            )));
+        }
+        Ok(_) => match std::fs::read(&path) {
+            Ok(text) if contains(&text, HOOK_MARK) => {
+                let ours = contains(
+                    &text,
+                    &format!("--home {} hook", quoted(&home_dir.to_string_lossy())),
+                );
+                if !ours && existing != Existing::ChainOrRepoint {
+                    return Err(Failure::Input(format!(
+                        "{} has quire's post-receive hook for another home ({}); pass --force to point it at {}",
+                        repo.display(),
+                        hook_home(&text),
+                        home_dir.display()
+                    )));
+                }
+            }
+            // Another program's hook, or one that cannot be read (moving it
+            // needs only the folder).
+            _ => {
+                let name = if existing == Existing::KeepBeside {
+                    UPSTREAM_HOOK
+                } else {
+                    PREVIOUS_HOOK
+                };
+                let target = hooks.join(name);
+                if exists(&target) {
+                    return Err(Failure::Input(format!(
+                        "cannot keep the post-receive hook of {}: {} is there already; quire deletes neither, \
+                         so merge them into one of the two by hand and install again",
+                        repo.display(),
+                        target.display()
+                    )));
+                }
+                aside = Some(target);
+            }
+        },
+    }
+    let chained = aside.as_deref() == Some(previous.as_path()) || exists(&previous);
+    let script = script(&exe, &home_dir, chained);
+    if std::fs::read(&path).ok().as_deref() != Some(script.as_bytes()) {
+        // Written beside it first, so the hook that was there is only ever
+        // moved once quire's is ready to take its place.
         let staged = hooks.join(".post-receive.quire");
         std::fs::write(&staged, &script)
             .and_then(|()| {
                 std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
             })
-            .and_then(|()| std::fs::rename(&staged, &path))
-            .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))
-    };
-    match std::fs::read(&path) {
-        Ok(existing) if existing == script.as_bytes() => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write()?,
-        // Something else is there (or cannot even be read): only --force
-        // replaces it; migrate-from keeps upstream's beside quire's.
-        _ if existing == Existing::Replace => write()?,
-        Ok(_) if existing == Existing::KeepBeside => {
-            let aside = hooks.join("post-receive.upstream");
-            if !aside.exists() {
-                std::fs::rename(&path, &aside).map_err(|e| {
-                    Failure::Input(format!("cannot move {} aside: {e}", path.display()))
-                })?;
-                println!("quire: kept the previous hook as {}", aside.display());
+            .map_err(|e| Failure::Input(format!("cannot write {}: {e}", staged.display())))?;
+        if let Some(target) = &aside {
+            std::fs::rename(&path, target).map_err(|e| {
+                Failure::Input(format!("cannot move {} aside: {e}", path.display()))
+            })?;
+            if chained {
+                println!(
+                    "quire: kept the post-receive hook that was there as {}; quire's hook runs it first, with the same input",
+                    target.display()
+                );
+            } else {
+                println!("quire: kept the previous hook as {}", target.display());
             }
-            write()?;
         }
-        Ok(_) => {
-            return Err(Failure::Input(format!(
-                "{} already has a different post-receive hook; pass --force to replace it",
-                repo.display()
-            )));
-        }
-        Err(e) => {
-            return Err(Failure::Input(format!(
-                "cannot read the existing post-receive hook of {} ({e}); pass --force to replace it",
-                repo.display()
-            )));
-        }
+        std::fs::rename(&staged, &path)
+            .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))?;
     }
     let configured = Command::new("git")
         .arg("--git-dir")
@@ -123,13 +215,91 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
         home_dir.display()
     );
     if let Some(elsewhere) = crate::runs::hooks_elsewhere(&repo) {
+        let also = if chained {
+            format!(" and {}", previous.display())
+        } else {
+            String::new()
+        };
         eprintln!(
-            "quire: warning: core.hooksPath points git at {}, so git never runs \
-             {}; unset it (git --git-dir {} config --unset core.hooksPath) or install there",
+            "quire: warning: core.hooksPath points git at {}, so git never runs {}: \
+             unset it (git --git-dir {} config --unset core.hooksPath), \
+             or copy {}{also} into {}, where git looks for hooks",
             elsewhere.display(),
             path.display(),
-            repo.display()
+            repo.display(),
+            path.display(),
+            elsewhere.display(),
+        );
+    }
+    if let Err(e) = Repo::open(&repo) {
+        eprintln!(
+            "quire: warning: quire cannot read this repository, so its pushes will record no run: {e}"
         );
     }
     Ok(())
+}
+
+/// The bare repositories under `root` (`root` itself, when it is one),
+/// sorted: each a directory holding `HEAD`, `objects/` and `refs/` whose
+/// `config` says `core.bare = true`. The walk enters no repository (bare,
+/// or a work tree's `.git`), nor a work tree (a directory holding `.git`),
+/// and follows no symbolic link; a directory it cannot read is skipped
+/// with a warning.
+pub(crate) fn bare_repositories(root: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let root = std::fs::canonicalize(root)
+        .map_err(|e| Failure::Input(format!("cannot open {}: {e}", root.display())))?;
+    if !root.is_dir() {
+        return Err(Failure::Input(format!(
+            "{} is not a directory",
+            root.display()
+        )));
+    }
+    let mut found = Vec::new();
+    let mut to_walk = vec![root];
+    while let Some(dir) = to_walk.pop() {
+        let looks_like_one =
+            dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir();
+        if looks_like_one {
+            match core_bare(&dir) {
+                Ok(true) => found.push(dir),
+                Ok(false) => {}
+                Err(why) => eprintln!(
+                    "quire-run: warning: {} looks like a repository, but {why}; skipped",
+                    dir.display()
+                ),
+            }
+            continue;
+        }
+        if exists(&dir.join(".git")) {
+            continue;
+        }
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        to_walk.push(entry.path());
+                    }
+                }
+            }
+            Err(e) => eprintln!(
+                "quire-run: warning: cannot read {}: {e}; skipped",
+                dir.display()
+            ),
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Whether the repository's own config says `core.bare = true`.
+fn core_bare(git_dir: &Path) -> Result<bool, String> {
+    let config = gix::config::File::from_path_no_includes(
+        git_dir.join("config"),
+        gix::config::Source::Local,
+    )
+    .map_err(|e| format!("its config cannot be read ({e})"))?;
+    match config.boolean("core.bare") {
+        Ok(bare) => Ok(bare == Some(true)),
+        Err(e) => Err(format!("its core.bare is not a boolean ({e})")),
+    }
 }

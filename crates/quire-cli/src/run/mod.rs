@@ -8,6 +8,7 @@ mod announce;
 mod ci_wait;
 mod demo;
 pub(crate) mod git;
+pub(crate) mod help;
 mod hook;
 mod install;
 mod interrupt;
@@ -18,6 +19,7 @@ mod sandbox;
 mod trigger;
 mod work;
 
+pub(crate) use install::HOOK_MARK;
 pub(crate) use sandbox::chown_tree;
 
 use std::path::PathBuf;
@@ -56,6 +58,11 @@ enum Command {
         /// The bare repository [default: $GIT_DIR]
         #[arg(long, value_name = "DIR")]
         git_dir: Option<PathBuf>,
+        /// The post-receive hook that was there before quire's: run first,
+        /// with the same input (`install` passes it); a missing one is
+        /// skipped
+        #[arg(long, value_name = "HOOK")]
+        previous_hook: Option<PathBuf>,
     },
     /// Record a run for one ref of a bare repository, as a push would
     Trigger(TriggerArgs),
@@ -65,15 +72,9 @@ enum Command {
     /// that ended and was not announced yet, then exit (started by whoever
     /// ends runs; safe to run by hand or from cron)
     Announce,
-    /// Install quire's post-receive hook into a bare repository
-    Install {
-        /// The bare repository
-        #[arg(value_name = "REPO.git")]
-        repo: PathBuf,
-        /// Replace a different post-receive hook that is already there
-        #[arg(long)]
-        force: bool,
-    },
+    /// Install quire's post-receive hook into bare repositories, keeping a
+    /// hook that was there (it runs first)
+    Install(InstallArgs),
     /// Take an upstream quire home (its quire.db at any version, its run
     /// logs, its repos/) into this home, which must not have a store yet;
     /// the source is only read
@@ -92,6 +93,14 @@ enum Command {
     /// the hook installed, a real `git push` of a project with a pipeline,
     /// the run it executes
     Demo(DemoArgs),
+    /// Print a completion script for a shell
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of quire-run or of one of its
+    /// commands, or write them all into a folder
+    Man(crate::manual::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -99,16 +108,36 @@ struct TriggerArgs {
     /// The bare repository
     #[arg(long, value_name = "DIR")]
     git_dir: PathBuf,
-    /// The ref: `refs/heads/main`, or `main` for a branch or tag
+    /// The ref the run is for: `refs/heads/main`, or `main` for a branch or
+    /// tag
     #[arg(value_name = "REF")]
     ref_name: String,
-    /// The commit to run [default: the ref's tip]
-    #[arg(value_name = "SHA")]
-    sha: Option<String>,
+    /// The commit to run: a full or short id, or a revision such as
+    /// `main~1` or a tag [default: the ref's tip]
+    #[arg(value_name = "REV")]
+    rev: Option<String>,
     /// Run the pipeline here and now, print the outcome, and exit 0 iff
     /// the run completed
     #[arg(long)]
     wait: bool,
+    /// Record a run even when the commit's message says `[skip ci]`
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct InstallArgs {
+    /// The bare repositories
+    #[arg(value_name = "REPO.git", required_unless_present = "all")]
+    repos: Vec<PathBuf>,
+    /// Also every bare repository under ROOT, found by walking it
+    /// (repeatable)
+    #[arg(long, value_name = "ROOT")]
+    all: Vec<PathBuf>,
+    /// Point quire's hook for another home at this one (another program's
+    /// hook is never replaced: it is kept and run first)
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -145,9 +174,13 @@ struct ExecArgs {
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// Where to create the repositories (and the home, unless --home is
-    /// given) [default: a new directory under $TMPDIR]
+    /// given); kept at the end [default: a new directory under $TMPDIR,
+    /// removed at the end]
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Keep the scratch directory at the end, to look further
+    #[arg(long)]
+    keep: bool,
 }
 
 /// Why `quire-run` could not do what it was asked.
@@ -161,6 +194,8 @@ enum Failure {
     Invalid(Vec<String>),
     /// The command already said what went wrong; just exit 1.
     Quiet,
+    /// Exit with this status, having said why (the previous hook's).
+    Status(u8),
 }
 
 impl From<quire_store::Error> for Failure {
@@ -175,32 +210,29 @@ impl From<git::GitError> for Failure {
     }
 }
 
-/// The clap definition of `quire-run` (for completions and man pages).
+/// The clap definition of `quire-run`, with each command's long help
+/// (`help.rs`): what it parses, and what completions and man pages are
+/// made from.
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    crate::manual::annotate(<Cli as clap::CommandFactory>::command())
 }
 
 /// Run `quire-run` with this process's arguments; returns its exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let home = || Home::resolve(cli.home.as_deref()).map_err(Failure::from);
     let result = match &cli.command {
-        Command::Hook { git_dir } => home().and_then(|home| {
-            let ok = hook::run(&home, git_dir.as_deref(), &mut std::io::stdin().lock())?;
-            if ok { Ok(()) } else { Err(Failure::Quiet) }
-        }),
+        Command::Hook {
+            git_dir,
+            previous_hook,
+        } => hook::main(home, git_dir.as_deref(), previous_hook.as_deref()),
         Command::Trigger(args) => home().and_then(|home| trigger::run(&home, args)),
         Command::MigrateFrom(args) => home().and_then(|home| migrate::run(&home, args)),
         Command::Work => home().and_then(|home| work::run(&home)),
         Command::Announce => home().and_then(|home| announce::run(&home)),
-        Command::Install { repo, force } => home().and_then(|home| {
-            let existing = if *force {
-                install::Existing::Replace
-            } else {
-                install::Existing::Refuse
-            };
-            install::run(&home, repo, existing)
-        }),
+        Command::Install(args) => home().and_then(|home| install(&home, args)),
         Command::Validate { file } => local::validate(cli.home.as_deref(), file.as_deref()),
         Command::Exec(args) => local::exec(&local::ExecArgs {
             home: cli.home.as_deref(),
@@ -217,19 +249,90 @@ pub fn main() -> ExitCode {
             }
         }),
         Command::Demo(args) => demo::run(cli.home.as_deref(), args),
+        Command::Completions { shell } => {
+            return crate::manual::print_completion(*shell, command());
+        }
+        Command::Man(args) => return crate::manual::print_man(command(), args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Store(e)) => CommandError::from(e).report("quire-run"),
-        Err(Failure::Git(message) | Failure::Input(message)) => {
+        Err(failure) => report(failure),
+    }
+}
+
+/// Say what went wrong on stderr; the exit status for it.
+fn report(failure: Failure) -> ExitCode {
+    match failure {
+        Failure::Store(e) => CommandError::from(e).report("quire-run"),
+        Failure::Git(message) | Failure::Input(message) => {
             CommandError::new(message).report("quire-run")
         }
-        Err(Failure::Invalid(lines)) => {
+        Failure::Invalid(lines) => {
             for line in lines {
                 eprintln!("{line}");
             }
             ExitCode::from(1)
         }
-        Err(Failure::Quiet) => ExitCode::from(1),
+        Failure::Quiet => ExitCode::from(1),
+        Failure::Status(code) => ExitCode::from(code),
+    }
+}
+
+/// `install`: each repository named, and each found under `--all` roots,
+/// once; one that fails is reported and the others are still installed.
+fn install(home: &Home, args: &InstallArgs) -> Result<(), Failure> {
+    let mut targets: Vec<PathBuf> = Vec::new();
+    let mut failed = 0;
+    for repo in &args.repos {
+        targets.push(std::fs::canonicalize(repo).unwrap_or_else(|_| repo.clone()));
+    }
+    for root in &args.all {
+        match install::bare_repositories(root) {
+            Ok(found) => {
+                println!(
+                    "quire: found {} bare {} under {}",
+                    found.len(),
+                    if found.len() == 1 {
+                        "repository"
+                    } else {
+                        "repositories"
+                    },
+                    root.display()
+                );
+                targets.extend(found);
+            }
+            Err(e) => {
+                report(e);
+                failed += 1;
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    targets.retain(|t| seen.insert(t.clone()));
+    let existing = if args.force {
+        install::Existing::ChainOrRepoint
+    } else {
+        install::Existing::Chain
+    };
+    let mut installed = 0;
+    for repo in &targets {
+        match install::run(home, repo, existing) {
+            Ok(()) => installed += 1,
+            Err(e) => {
+                report(e);
+                failed += 1;
+            }
+        }
+    }
+    if targets.len() > 1 || failed > 0 {
+        println!(
+            "quire: installed the hook into {installed} of {} repositories",
+            targets.len()
+        );
+    }
+    if failed > 0 {
+        Err(Failure::Quiet)
+    } else {
+        Ok(())
     }
 }

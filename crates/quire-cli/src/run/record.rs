@@ -121,10 +121,21 @@ pub(crate) fn skip_requested(message: &str) -> bool {
     lower.contains("[skip ci]") || lower.contains("[ci skip]")
 }
 
+/// Whether a ref update may go without a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Skip {
+    /// The push said so (`git push -o ci.skip`).
+    PushOption,
+    /// When the commit's message says `[skip ci]` or `[ci skip]`.
+    AsTheMessageSays,
+    /// Never (`trigger --force`).
+    Never,
+}
+
 /// How a ref update is recorded: what the pusher and the home's config say.
 pub(crate) struct Recording<'a> {
-    /// The pusher said `-o ci.skip`.
-    pub skip_option: bool,
+    /// Whether it may go without a run.
+    pub skip: Skip,
     pub limits: &'a Limits,
     pub event: RunEvent,
     /// The home's config.toml could not be read: why. A run is recorded
@@ -143,7 +154,7 @@ pub(crate) fn record(
     how: &Recording<'_>,
 ) -> Result<Recorded, Failure> {
     let Recording {
-        skip_option,
+        skip,
         limits,
         event,
         config_error,
@@ -166,12 +177,12 @@ pub(crate) fn record(
     // The ref has moved on: whatever decides below, a run of its old tip no
     // longer speaks for it.
     let message = repo.message(new)?;
-    let skip = if skip_option {
-        Some("the push option ci.skip")
-    } else if skip_requested(&message) {
-        Some("[skip ci] in the commit message")
-    } else {
-        None
+    let skip = match skip {
+        Skip::PushOption => Some("the push option ci.skip"),
+        Skip::AsTheMessageSays if skip_requested(&message) => {
+            Some("[skip ci] in the commit message")
+        }
+        Skip::AsTheMessageSays | Skip::Never => None,
     };
     let file = match skip {
         Some(_) => None,

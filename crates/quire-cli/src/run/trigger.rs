@@ -1,5 +1,6 @@
-//! `quire-run trigger --git-dir DIR REF [SHA] [--wait]`: what a push of one
-//! ref does, by hand; with `--wait`, the run executes in the foreground.
+//! `quire-run trigger --git-dir DIR REF [REV] [--wait] [--force]`: what a
+//! push of one ref does, by hand; with `--wait`, the run executes in the
+//! foreground.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use quire_store::{Home, RunState, Store};
 
 use crate::run::git::Repo;
 use crate::run::hook::{git_dir, register, start_workers};
-use crate::run::record::{Recorded, Recording, RefUpdate, record};
+use crate::run::record::{Recorded, Recording, RefUpdate, Skip, record};
 use crate::run::{Failure, TriggerArgs, work};
 
 pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
@@ -20,7 +21,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     let config = Config::load(home)?;
     let repo = Repo::open(&git_dir)?;
     let ref_name = full_ref(&repo, &args.ref_name)?;
-    let sha = repo.resolve_commit(args.sha.as_deref().unwrap_or(&ref_name))?;
+    let sha = repo.resolve_revision(args.rev.as_deref().unwrap_or(&ref_name))?;
     let known = register(&mut store, &git_dir, &config, Registration::Seen)?;
     let update = RefUpdate {
         old: None,
@@ -33,7 +34,11 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         known.id,
         &update,
         &Recording {
-            skip_option: false,
+            skip: if args.force {
+                Skip::Never
+            } else {
+                Skip::AsTheMessageSays
+            },
             limits: &config.limits(),
             event: quire_store::RunEvent::Trigger,
             config_error: None,
@@ -91,8 +96,17 @@ fn full_ref(repo: &Repo, given: &str) -> Result<String, Failure> {
     repo.full_ref_name(given)
         .filter(|name| name.starts_with("refs/heads/") || name.starts_with("refs/tags/"))
         .ok_or_else(|| {
+            let why = if repo.resolve_revision(given).is_ok() {
+                // A commit, not a ref: the run needs the ref it is for.
+                format!(
+                    "; it names a commit: give the ref the run is for, then the commit (trigger --git-dir DIR main {})",
+                    crate::runs::text::sh_word(given)
+                )
+            } else {
+                "; give a full ref (refs/...)".to_string()
+            };
             Failure::Git(format!(
-                "{given:?} is neither a branch nor a tag of the repository; give a full ref (refs/...)"
+                "{given:?} is neither a branch nor a tag of the repository{why}"
             ))
         })
 }

@@ -50,36 +50,39 @@ pub enum Command {
     /// List the jobs' caches kept between runs
     Caches(CachesArgs),
     /// Serve the runs read-only as web pages, live logs, status badges and
-    /// a JSON API (docs/WEB.md)
+    /// a JSON API
     Serve(ServeArgs),
     /// Print a completion script for a shell
     Completions {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff) of quire-runs
-    Man,
+    /// Print the manual page (roff) of quire-runs or of one of its
+    /// commands, or write them all into a folder
+    Man(crate::manual::ManArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Listen on this address (IP:PORT; port 0 takes a free one). Any but
     /// a loopback address shows every run to whoever reaches it: put a
-    /// reverse proxy with authentication in front (docs/WEB.md)
+    /// reverse proxy with authentication in front
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
 pub struct ReposArgs {
-    /// Print JSON (docs/CLI.md)
+    /// Print a JSON array of repository objects (name, path, hook, warning,
+    /// runs, last_run, ...)
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct CachesArgs {
-    /// Print JSON (docs/CLI.md)
+    /// Print a JSON array of cache objects (repo, job, branch, size, run,
+    /// last_used_at, path)
     #[arg(long)]
     pub json: bool,
 }
@@ -105,7 +108,8 @@ pub struct ListArgs {
     /// At most this many runs
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
-    /// Print a JSON array of run objects (docs/CLI.md)
+    /// Print a JSON array of run objects (id, repo, ref, sha, state,
+    /// failure_kind, failure_detail, times, ...)
     #[arg(long)]
     pub json: bool,
 }
@@ -122,7 +126,8 @@ pub struct ShowArgs {
     /// A run id, or a prefix of one that matches a single run
     #[arg(value_name = "RUN")]
     pub run: String,
-    /// Print the run as a JSON object with its jobs and steps (docs/CLI.md)
+    /// Print the run as a JSON object with its jobs and steps, artifacts
+    /// and notifications
     #[arg(long)]
     pub json: bool,
     /// Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)
@@ -221,7 +226,8 @@ pub struct PruneArgs {
     /// Say what would go, delete nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the report as JSON (docs/CLI.md)
+    /// Print the report as JSON (runs, bytes_freed, caches,
+    /// cache_bytes_freed, cache_leftovers, dry_run)
     #[arg(long)]
     pub json: bool,
 }
@@ -231,7 +237,8 @@ pub struct ReconcileArgs {
     /// Report what would change, change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the report as JSON (docs/CLI.md)
+    /// Print the report as JSON (orphaned, live, awaiting_worker,
+    /// leftovers, logs_packed, worker_started, dry_run)
     #[arg(long)]
     pub json: bool,
 }

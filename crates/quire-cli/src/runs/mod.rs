@@ -6,6 +6,7 @@ mod caches;
 mod cli;
 mod control;
 mod download;
+pub(crate) mod help;
 pub(crate) mod json;
 mod list;
 mod logs;
@@ -21,14 +22,16 @@ mod web;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use quire_store::{Home, Store};
 
 use cli::{Cli, Command};
 
-/// The clap definition of `quire-runs` (for completions and man pages).
+/// The clap definition of `quire-runs`, with each command's long help
+/// (`help.rs`): what it parses, and what completions and man pages are
+/// made from.
 pub fn command() -> clap::Command {
-    Cli::command()
+    crate::manual::annotate(Cli::command())
 }
 
 /// Run `quire-runs` with this process's arguments; returns its exit status.
@@ -43,7 +46,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = Cli::parse_from(args);
+    let matches = command().get_matches_from(args);
+    let cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
         Err(e) => crate::error::CommandError::from(e).report("quire-runs"),
@@ -73,26 +78,7 @@ fn run(cli: Cli) -> quire_store::Result<ExitCode> {
         Command::Repos(args) => repos::run(&open(home)?, &args, &out),
         Command::Caches(args) => caches::run(&open(home)?, &args, &out),
         Command::Serve(args) => web::run(home, &args),
-        Command::Completions { shell } => Ok(completions(shell)),
-        Command::Man => Ok(man()),
-    }
-}
-
-/// The completion script for `shell`; it needs no store.
-fn completions(shell: clap_complete::Shell) -> ExitCode {
-    let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "quire-runs", &mut script);
-    text::emit(&String::from_utf8_lossy(&script))
-}
-
-/// The man page; it needs no store.
-fn man() -> ExitCode {
-    let mut page = Vec::new();
-    match clap_mangen::Man::new(Cli::command()).render(&mut page) {
-        Ok(()) => text::emit(&String::from_utf8_lossy(&page)),
-        Err(e) => {
-            eprintln!("quire-runs: error: cannot render the man page: {e}");
-            ExitCode::from(1)
-        }
+        Command::Completions { shell } => Ok(crate::manual::print_completion(shell, command())),
+        Command::Man(args) => Ok(crate::manual::print_man(command(), &args)),
     }
 }

@@ -13,8 +13,7 @@ use crate::runs::cli::ReposArgs;
 use crate::runs::json;
 use crate::runs::text::{Output, emit, rfc3339};
 
-/// The first line of comment in quire's hook template (hooks/post-receive).
-const HOOK_MARK: &str = "# quire's post-receive hook, written by `quire-run install`";
+use crate::run::HOOK_MARK;
 
 /// What git would run on a push to the repository, as found on disk now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -138,7 +137,8 @@ fn warning(hook: Hook, hooks_path: Option<&Path>) -> Option<String> {
             "the hook records runs in another home{via}; `quire-run install --force` points it here"
         )),
         Hook::Foreign => Some(format!(
-            "git runs a post-receive hook that is not quire's{via}, so pushes start no runs"
+            "git runs a post-receive hook that is not quire's{via}, so pushes start no runs; \
+             `quire-run install` keeps that hook and runs it before quire's"
         )),
         Hook::Missing => Some(format!(
             "git finds no executable post-receive hook{via}, so pushes start no runs"

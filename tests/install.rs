@@ -1,0 +1,526 @@
+//! Setting up repositories: `quire-run install` into real bare repositories,
+//! pushed to with real `git push` through the hook it writes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use predicates::prelude::*;
+use quire_store::RunState;
+
+use crate::util::{Env, Repo, git};
+
+const QUICK: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"echo ran\"\n";
+
+/// A bare repository of SHA-256 object ids with the hook installed, and a
+/// work tree of the same format pushing to it.
+fn sha256_repo(env: &Env) -> Repo {
+    let bare = env.path().join("app.git");
+    let work = env.path().join("app");
+    let (b, w) = (bare.to_str().unwrap(), work.to_str().unwrap());
+    git(
+        env.path(),
+        &["init", "--quiet", "--bare", "--object-format=sha256", b],
+    );
+    env.run(&["install", b]).assert().success();
+    git(
+        env.path(),
+        &["init", "--quiet", "--object-format=sha256", "-b", "main", w],
+    );
+    git(&work, &["remote", "add", "origin", b]);
+    Repo {
+        bare,
+        work,
+        home: env.home(),
+        vars: Vec::new(),
+    }
+}
+
+#[test]
+fn a_repository_of_sha256_ids_runs_its_pipeline_and_gets_its_note() {
+    let env = Env::new();
+    let repo = sha256_repo(&env);
+    let run = repo.push_and_wait(QUICK);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let sha = git(&repo.bare, &["rev-parse", "main"]);
+    assert_eq!((run.sha.len(), run.sha.as_str()), (64, sha.as_str()));
+    assert!(
+        env.step_log(&run.id, "w", 1).contains("ran"),
+        "the step ran in a checkout of the SHA-256 commit"
+    );
+    // Its note, written with git into the same repository.
+    crate::util::wait_until("the run's note", || {
+        std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&repo.bare)
+            .args(["notes", "--ref=ci", "show", &sha])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(&run.id))
+    });
+}
+
+/// A bare repository `name.git` without quire's hook, and a work tree
+/// pushing to it.
+fn bare_repo(env: &Env, name: &str) -> Repo {
+    let bare = env.path().join(format!("{name}.git"));
+    git(
+        env.path(),
+        &["init", "--quiet", "--bare", bare.to_str().unwrap()],
+    );
+    let work = env.path().join(name);
+    git(
+        env.path(),
+        &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
+    );
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    Repo {
+        bare,
+        work,
+        home: env.home(),
+        vars: Vec::new(),
+    }
+}
+
+/// Write an executable hook.
+fn write_hook(path: &Path, script: &str) {
+    std::fs::write(path, script).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A post-receive hook of the server's own: says it ran, and copies what
+/// git gave it on stdin to `out`.
+fn their_hook(out: &Path) -> String {
+    format!(
+        "#!/bin/sh\necho \"their hook ran in $(pwd)\"\ncat >> '{}'\n",
+        out.display()
+    )
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn an_existing_post_receive_hook_still_runs_after_install_and_quires_run_is_recorded() {
+    let env = Env::new();
+    let repo = bare_repo(&env, "app");
+    let hooks = repo.bare.join("hooks");
+    let got = env.path().join("their-input");
+    let theirs = their_hook(&got);
+    write_hook(&hooks.join("post-receive"), &theirs);
+
+    let bare = repo.bare.to_str().unwrap();
+    env.run(&["install", bare])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "quire: kept the post-receive hook that was there as {}; quire's hook runs it first, with the same input",
+            hooks.join("post-receive.before-quire").display()
+        )));
+    assert_eq!(read(&hooks.join("post-receive.before-quire")), theirs);
+    let installed = read(&hooks.join("post-receive"));
+    assert!(
+        installed.contains("--previous-hook") && installed.contains("post-receive.before-quire"),
+        "{installed}"
+    );
+
+    let sha = repo.commit(&[(".quire/ci.toml", QUICK)], "first");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "{stderr}");
+    // Their hook ran first, in the repository, with git's line for the ref.
+    let theirs_at = stderr.find("remote: their hook ran in ").expect(&stderr);
+    let quires_at = stderr.find("remote: quire: queued run ").expect(&stderr);
+    assert!(theirs_at < quires_at, "{stderr}");
+    let canonical = std::fs::canonicalize(&repo.bare).unwrap();
+    assert!(
+        stderr.contains(&format!("their hook ran in {}", canonical.display())),
+        "{stderr}"
+    );
+    assert_eq!(
+        read(&got),
+        format!("{} {sha} refs/heads/main\n", "0".repeat(40))
+    );
+    let run = env.wait_terminal(&crate::util::queued_runs(&stderr)[0]);
+    assert_eq!(
+        (run.state, run.sha.as_str()),
+        (RunState::Complete, sha.as_str())
+    );
+}
+
+#[test]
+fn installing_again_keeps_one_chain_and_never_chains_quire_to_itself() {
+    let env = Env::new();
+    let repo = bare_repo(&env, "app");
+    let hooks = repo.bare.join("hooks");
+    let got = env.path().join("their-input");
+    write_hook(&hooks.join("post-receive"), &their_hook(&got));
+    let bare = repo.bare.to_str().unwrap();
+    env.run(&["install", bare]).assert().success();
+    let chained = read(&hooks.join("post-receive"));
+    let kept = read(&hooks.join("post-receive.before-quire"));
+    for args in [&["install", bare][..], &["install", "--force", bare][..]] {
+        env.run(args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("kept").not());
+        assert_eq!(read(&hooks.join("post-receive")), chained, "{args:?}");
+        assert_eq!(
+            read(&hooks.join("post-receive.before-quire")),
+            kept,
+            "{args:?}"
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&hooks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("post-receive"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["post-receive", "post-receive.before-quire"]);
+
+    // One push: their hook once, quire once.
+    repo.commit(&[(".quire/ci.toml", QUICK)], "first");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stderr.matches("their hook ran").count(), 1, "{stderr}");
+    assert_eq!(crate::util::queued_runs(&stderr).len(), 1, "{stderr}");
+    assert_eq!(read(&got).lines().count(), 1);
+
+    // Another program's hook put in quire's place later is not deleted
+    // either: with the kept name taken, install refuses and changes nothing.
+    write_hook(&hooks.join("post-receive"), "#!/bin/sh\necho newer\n");
+    env.run(&["install", "--force", bare])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "cannot keep the post-receive hook of {}: {} is there already",
+            std::fs::canonicalize(&repo.bare).unwrap().display(),
+            std::fs::canonicalize(&hooks)
+                .unwrap()
+                .join("post-receive.before-quire")
+                .display()
+        )));
+    assert_eq!(read(&hooks.join("post-receive")), "#!/bin/sh\necho newer\n");
+    assert_eq!(read(&hooks.join("post-receive.before-quire")), kept);
+}
+
+#[test]
+fn the_hook_exits_with_the_previous_hooks_failure_and_still_records_the_push() {
+    let env = Env::new();
+    let repo = bare_repo(&env, "app");
+    let hooks = repo.bare.join("hooks");
+    write_hook(
+        &hooks.join("post-receive"),
+        "#!/bin/sh\nread old new ref\necho \"previous saw $ref\"\nexit 3\n",
+    );
+    env.run(&["install", repo.bare.to_str().unwrap()])
+        .assert()
+        .success();
+    let sha = repo.commit(&[(".quire/ci.toml", QUICK)], "first");
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    // git ignores post-receive's status; run the hook as git does to see it.
+    let hook = assert_cmd::Command::new(hooks.join("post-receive"))
+        .current_dir(&repo.bare)
+        .env("GIT_DIR", ".")
+        .env_remove("GIT_PUSH_OPTION_COUNT")
+        .write_stdin(format!("{} {sha} refs/heads/side\n", "0".repeat(40)))
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("previous saw refs/heads/side"))
+        .stdout(predicate::str::contains("quire: queued run "));
+    let stdout = String::from_utf8_lossy(&hook.get_output().stdout).into_owned();
+    let run = env.wait_terminal(&crate::util::queued_runs(&stdout)[0]);
+    assert_eq!(run.ref_name, "refs/heads/side");
+
+    // A kept hook that is not executable is skipped, as git skips it, and
+    // said.
+    std::fs::set_permissions(
+        hooks.join("post-receive.before-quire"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    repo.commit(&[], "second");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("post-receive.before-quire is not executable, so it was not run")
+            && !stderr.contains("previous saw")
+            && stderr.contains("quire: queued run "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn another_homes_hook_is_repointed_only_with_force_and_a_work_tree_is_refused() {
+    let env = Env::new();
+    let other = Env::new();
+    let repo = bare_repo(&env, "app");
+    let bare = repo.bare.to_str().unwrap();
+    other.run(&["install", bare]).assert().success();
+    let hook = repo.bare.join("hooks/post-receive");
+    let theirs = read(&hook);
+    env.run(&["install", bare])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "has quire's post-receive hook for another home",
+        ))
+        .stderr(predicate::str::contains("pass --force to point it at"));
+    assert_eq!(read(&hook), theirs);
+    env.run(&["install", "--force", bare]).assert().success();
+    let ours = read(&hook);
+    assert_ne!(ours, theirs);
+    let home = std::fs::canonicalize(env.home().dir()).unwrap();
+    assert!(
+        ours.contains(&format!("--home '{}' hook", home.display())),
+        "{ours}"
+    );
+    // Quire's hook for the other home was replaced, not kept or chained.
+    assert!(!repo.bare.join("hooks/post-receive.before-quire").exists());
+    assert!(!ours.contains("--previous-hook"), "{ours}");
+    assert_eq!(
+        git(&repo.bare, &["config", "receive.advertisePushOptions"]),
+        "true"
+    );
+    env.run(&["install", repo.work.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not a bare repository"));
+}
+
+#[test]
+fn install_takes_several_repositories_and_goes_on_past_one_that_fails() {
+    let env = Env::new();
+    let a = bare_repo(&env, "a");
+    let b = bare_repo(&env, "b");
+    let missing = env.path().join("missing.git");
+    env.run(&[
+        "install",
+        a.bare.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        b.bare.to_str().unwrap(),
+        a.bare.to_str().unwrap(),
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains(format!(
+        "quire-run: error: cannot open repository {}",
+        missing.display()
+    )))
+    .stdout(predicate::str::contains(
+        "quire: installed the hook into 2 of 3 repositories",
+    ));
+    for repo in [&a, &b] {
+        assert!(read(&repo.bare.join("hooks/post-receive")).contains(" hook"));
+    }
+    env.run(&["install"]).assert().code(2);
+}
+
+/// The names of the repositories `quire-runs repos` lists.
+fn known(env: &Env) -> Vec<String> {
+    let repos = env.json(&["repos"]);
+    repos
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn install_all_finds_nested_bare_repositories_and_skips_what_is_not_one() {
+    let env = Env::new();
+    let root = env.path().join("srv");
+    let init_bare = |rel: &str| {
+        let dir = root.join(rel);
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        git(
+            env.path(),
+            &["init", "--quiet", "--bare", dir.to_str().unwrap()],
+        );
+        std::fs::canonicalize(dir).unwrap()
+    };
+    let top = init_bare("app.git");
+    let nested = init_bare("team/api.git");
+    let deep = init_bare("team/old/deep/tool.git");
+    // Inside a repository: not entered.
+    init_bare("app.git/inside.git");
+    // A work tree, and a bare repository inside it: not entered.
+    let work = root.join("checkout");
+    git(env.path(), &["init", "--quiet", work.to_str().unwrap()]);
+    init_bare("checkout/in-work-tree.git");
+    // A work tree's .git moved out: HEAD, objects/ and refs/, but not bare.
+    let moved = env.path().join("moved");
+    git(env.path(), &["init", "--quiet", moved.to_str().unwrap()]);
+    std::fs::rename(moved.join(".git"), root.join("not-bare.git")).unwrap();
+    // Looks a little like one: HEAD and objects/, no refs/.
+    std::fs::create_dir_all(root.join("half.git/objects")).unwrap();
+    std::fs::write(root.join("half.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    std::fs::write(root.join("README"), "not a folder\n").unwrap();
+    std::os::unix::fs::symlink(&top, root.join("link.git")).unwrap();
+
+    let out = env
+        .run(&["install", "--all", root.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "quire: found 3 bare repositories under {}",
+            root.display()
+        )))
+        .stdout(predicate::str::contains(
+            "quire: installed the hook into 3 of 3 repositories",
+        ));
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let mut paths = known(&env);
+    paths.sort();
+    let mut wanted: Vec<String> = [&top, &nested, &deep]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    wanted.sort();
+    assert_eq!(paths, wanted, "{stdout}");
+    for skipped in [
+        "app.git/inside.git",
+        "checkout/in-work-tree.git",
+        "not-bare.git",
+    ] {
+        assert!(
+            !root.join(skipped).join("hooks/post-receive").exists(),
+            "{skipped}"
+        );
+    }
+    // A push to the deepest one records its run.
+    let push_to = env.path().join("push-tool");
+    git(
+        env.path(),
+        &["init", "--quiet", "-b", "main", push_to.to_str().unwrap()],
+    );
+    git(
+        &push_to,
+        &["remote", "add", "origin", deep.to_str().unwrap()],
+    );
+    let tool = Repo {
+        bare: deep.clone(),
+        work: push_to,
+        home: env.home(),
+        vars: Vec::new(),
+    };
+    assert_eq!(tool.push_and_wait(QUICK).state, RunState::Complete);
+
+    env.run(&[
+        "install",
+        "--all",
+        env.path().join("nothing").to_str().unwrap(),
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains("cannot open"));
+}
+
+#[test]
+fn install_all_skips_a_folder_it_cannot_read_with_a_warning() {
+    if rustix::process::geteuid().is_root() {
+        eprintln!("skipped: root reads a folder of mode 000 all the same");
+        return;
+    }
+    let env = Env::new();
+    let root = env.path().join("srv");
+    let repo = root.join("app.git");
+    std::fs::create_dir_all(&root).unwrap();
+    git(
+        env.path(),
+        &["init", "--quiet", "--bare", repo.to_str().unwrap()],
+    );
+    let locked = root.join("locked");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let assert = env
+        .run(&["install", "--all", root.to_str().unwrap()])
+        .assert();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "quire-run: warning: cannot read {}",
+            std::fs::canonicalize(&locked).unwrap().display()
+        )))
+        .stdout(predicate::str::contains("found 1 bare repository under"));
+}
+
+#[test]
+fn core_hooks_path_is_warned_with_where_the_hook_would_have_to_go() {
+    let env = Env::new();
+    let repo = bare_repo(&env, "app");
+    let elsewhere = env.path().join("shared-hooks");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    git(
+        &repo.bare,
+        &["config", "core.hooksPath", elsewhere.to_str().unwrap()],
+    );
+    let bare = std::fs::canonicalize(&repo.bare).unwrap();
+    let hook = bare.join("hooks/post-receive");
+    env.run(&["install", repo.bare.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "quire: warning: core.hooksPath points git at {}, so git never runs {}: unset it (git --git-dir {} config --unset core.hooksPath), or copy {} into {}, where git looks for hooks",
+            elsewhere.display(),
+            hook.display(),
+            bare.display(),
+            hook.display(),
+            elsewhere.display()
+        )));
+    // As it says: git runs the hook from there.
+    std::fs::copy(&hook, elsewhere.join("post-receive")).unwrap();
+    let run = repo.push_and_wait(QUICK);
+    assert_eq!(run.state, RunState::Complete);
+}
+
+#[test]
+fn a_server_set_up_as_the_readme_says_runs_pushes_under_their_names() {
+    let env = Env::new();
+    let root = env.path().join("srv-git");
+    let app = root.join("team/app.git");
+    std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+    git(
+        env.path(),
+        &["init", "--quiet", "--bare", app.to_str().unwrap()],
+    );
+    // The README's commands: a home made by hand holding config.toml, then
+    // install --all.
+    let home = env.home();
+    std::fs::create_dir_all(home.dir()).unwrap();
+    std::fs::set_permissions(home.dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        home.dir().join("config.toml"),
+        format!(
+            "max_workers = 2\nrepos_root = {:?}\n",
+            std::fs::canonicalize(&root).unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    env.run(&["install", "--all", root.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("(runs of team/app.git go to "));
+    let work = env.path().join("app");
+    git(
+        env.path(),
+        &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
+    );
+    git(&work, &["remote", "add", "origin", app.to_str().unwrap()]);
+    let repo = Repo {
+        bare: app,
+        work,
+        home: env.home(),
+        vars: Vec::new(),
+    };
+    let run = repo.push_and_wait(QUICK);
+    assert_eq!(run.state, RunState::Complete);
+    let runs = env.json(&["list", "--repo", "team/app"]);
+    assert_eq!(runs[0]["id"], run.id.as_str());
+    env.runs(&["reconcile"]).assert().success();
+}
