@@ -344,7 +344,13 @@ pub fn run(now_ms: i64, detail: &RunDetail) -> String {
             }
             dt { "ref" } dd { a href=(Filters::of_ref(&run.repo, &run.ref_name).url("/")) { (shown(&run.ref_name)) } }
             dt { "commit" } dd { code { (run.sha) } }
+            @if let Some(subject) = &run.subject { dt { "subject" } dd { (shown(subject)) } }
+            @if let Some(author) = &run.author { dt { "author" } dd { (shown(author)) } }
+            @if let Some(event) = run.event { dt { "event" } dd { (event.to_string()) } }
             dt { "state" } dd { (state(run)) }
+            @if let Some(next) = &run.superseded_by {
+                dt { "successor" } dd { a href=(format!("/runs/{next}")) { code { (short(next)) } } }
+            }
             @if let Some(kind) = run.failure_kind {
                 dt { "meaning" } dd { (crate::runs::show::meaning(kind)) }
             }
