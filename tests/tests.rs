@@ -21,6 +21,7 @@ mod repos;
 mod runs_cli;
 mod runs_control;
 mod sandbox;
+mod select;
 mod snapshots_test;
 mod store_errors;
 mod watch;

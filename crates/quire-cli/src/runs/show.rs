@@ -8,9 +8,13 @@ use quire_store::{Containment, FailureKind, JobState, NotificationState, RunStat
 use crate::runs::cli::ShowArgs;
 use crate::runs::json;
 use crate::runs::text::{Output, duration, emit, human_bytes, rfc3339};
+use crate::select;
 
 pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<ExitCode> {
-    let run = store.resolve_run(&args.run)?;
+    let run = match select::run_or_newest(store, args.run.as_deref(), &args.scope.scope(), "show") {
+        Ok(run) => run,
+        Err(e) => return Ok(e.report("quire-runs")),
+    };
     let detail = store.run_detail(&run.id)?;
     let printed = if args.json {
         json::print(&json::detail(&detail, out.now_ms))
