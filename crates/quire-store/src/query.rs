@@ -24,6 +24,39 @@ fn prefix_range(prefix: &str) -> (String, String) {
     (prefix.to_string(), format!("{prefix}~"))
 }
 
+/// Where the line that is exactly `id` lies in `lines` (ids, one a line).
+fn line_of(lines: &str, id: &str) -> Option<std::ops::Range<usize>> {
+    if id.is_empty() {
+        return None;
+    }
+    let bytes = lines.as_bytes();
+    memchr::memmem::find_iter(bytes, id.as_bytes())
+        .map(|at| at..at + id.len())
+        .find(|line| {
+            (line.start == 0 || bytes[line.start - 1] == b'\n')
+                && (line.end == bytes.len() || bytes[line.end] == b'\n')
+        })
+}
+
+/// The ids among `lines` (ids, one a line, newest first) that contain
+/// `part`, in their order.
+fn ids_containing(lines: &str, part: &str) -> Vec<String> {
+    let bytes = lines.as_bytes();
+    let mut found: Vec<String> = Vec::new();
+    let mut past = 0;
+    for at in memchr::memmem::find_iter(bytes, part.as_bytes()) {
+        if at < past {
+            // Another match in a line already taken.
+            continue;
+        }
+        let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |n| n + 1);
+        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |n| at + n);
+        found.push(lines[start..end].to_string());
+        past = end;
+    }
+    found
+}
+
 /// The columns [`run_from_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state, \
     failure_kind, failure_detail, pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, \
@@ -211,10 +244,7 @@ impl Store {
         }
         let starting = self.ids_starting_with(&given, 11)?;
         let found = if starting.is_empty() {
-            self.recent_ids()?
-                .into_iter()
-                .filter(|id| id.contains(&given))
-                .collect()
+            ids_containing(&self.recent_ids()?, &given)
         } else if starting.len() == 1 {
             starting
         } else {
@@ -256,14 +286,17 @@ impl Store {
         Ok(ids)
     }
 
-    /// The ids of the newest [`RECENT_RUNS`] runs, newest first.
-    fn recent_ids(&self) -> Result<Vec<String>> {
-        let ids = self
+    /// The ids of the newest [`RECENT_RUNS`] runs, newest first, a line
+    /// each (one string from SQLite: no allocation per id).
+    fn recent_ids(&self) -> Result<String> {
+        let ids: Option<String> = self
             .conn
-            .prepare_cached("SELECT id FROM runs ORDER BY queued_at_ms DESC, id DESC LIMIT ?1")?
-            .query_map([RECENT_RUNS as i64], |row| row.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(ids)
+            .prepare_cached(
+                "SELECT group_concat(id, char(10)) FROM
+                   (SELECT id FROM runs ORDER BY queued_at_ms DESC, id DESC LIMIT ?1)",
+            )?
+            .query_row([RECENT_RUNS as i64], |row| row.get(0))?;
+        Ok(ids.unwrap_or_default())
     }
 
     /// What `list` shows of each of these ids, short and such that
@@ -274,21 +307,22 @@ impl Store {
     /// for an older run, its shortest unique prefix (at least
     /// [`SHORT_ID_MIN`] characters).
     pub fn short_ids(&self, ids: &[&str]) -> Result<Vec<String>> {
+        // A suffix holds no newline, so a match in `recent` never spans two
+        // ids: one SIMD search of it finds every recent id containing one.
         let recent = self.recent_ids()?;
         let mut short = Vec::with_capacity(ids.len());
         for &id in ids {
-            if !recent.iter().any(|r| r == id) {
+            let Some(own) = line_of(&recent, id) else {
                 let len = self.unique_prefix_len(id, SHORT_ID_MIN)?;
                 short.push(id[..len].to_string());
                 continue;
-            }
+            };
             let mut len = SHORT_ID_MIN.min(id.len());
             while len < id.len() {
                 let suffix = &id[id.len() - len..];
                 let clashes = suffix.starts_with('-')
-                    || recent
-                        .iter()
-                        .any(|other| other != id && other.contains(suffix))
+                    || memchr::memmem::find_iter(recent.as_bytes(), suffix.as_bytes())
+                        .any(|at| !own.contains(&at))
                     || self
                         .ids_starting_with(suffix, 2)?
                         .iter()
