@@ -49,15 +49,15 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s s -l stat
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s c -l commit -d 'Only runs of commits whose id starts with this (`--sha` is the same)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l since -d 'Only runs queued within this span ("2h", "3d")' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s L -l limit -d 'At most this many runs (at least 1)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l json -d 'Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those fields of each object' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l json -d 'Print a JSON array of run objects (docs/CLI.md)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l json -d 'Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those fields of each object' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l json -d 'Print the run as a JSON object with its jobs and steps (docs/CLI.md)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l exit-status -d 'Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s V -l version -d 'Print version'
@@ -110,12 +110,12 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l dry-
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l json -d 'Print the report as JSON (docs/CLI.md)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l json -d 'Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those fields of each object' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l json -d 'Print JSON (docs/CLI.md)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l json -d 'Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those fields of each object' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l json -d 'Print JSON (docs/CLI.md)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F

@@ -20,6 +20,7 @@ mod reliability;
 mod repos;
 mod runs_cli;
 mod runs_control;
+mod runs_json;
 mod sandbox;
 mod select;
 mod snapshots_test;

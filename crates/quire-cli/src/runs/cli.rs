@@ -59,18 +59,32 @@ pub enum Command {
     Man,
 }
 
+/// `--json [FIELDS]`: JSON for scripts, whole or some fields.
+#[derive(Debug, Clone, Args)]
+pub struct JsonArgs {
+    /// Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those
+    /// fields of each object
+    #[arg(long, value_name = "FIELDS", num_args = 0..=1, default_missing_value = "")]
+    pub json: Option<String>,
+}
+
+impl JsonArgs {
+    /// Whether JSON was asked for.
+    pub fn wanted(&self) -> bool {
+        self.json.is_some()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReposArgs {
-    /// Print JSON (docs/CLI.md)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct CachesArgs {
-    /// Print JSON (docs/CLI.md)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// Which runs: `-R/--repo`, `--ref`, `-b/--branch` (for `list`, and for
@@ -119,9 +133,8 @@ pub struct ListArgs {
     /// At most this many runs (at least 1)
     #[arg(short = 'L', long, value_name = "N", default_value_t = 20, value_parser = parse_limit)]
     pub limit: usize,
-    /// Print a JSON array of run objects (docs/CLI.md)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -139,9 +152,8 @@ pub struct ShowArgs {
     pub run: Option<String>,
     #[command(flatten)]
     pub scope: ScopeArgs,
-    /// Print the run as a JSON object with its jobs and steps (docs/CLI.md)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
     /// Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)
     #[arg(long)]
     pub exit_status: bool,

@@ -19,9 +19,9 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<
         ..args.scope.scope().filter(store)?
     };
     let runs = store.list_runs(&filter)?;
-    if args.json {
+    if args.json.wanted() {
         let objects: Vec<_> = runs.iter().map(|r| json::run(r, out.now_ms)).collect();
-        return Ok(json::print(&objects));
+        return Ok(json::output(&objects, &args.json, json::RUN_FIELDS));
     }
     if runs.is_empty() {
         eprintln!(

@@ -5,26 +5,50 @@ use comfy_table::Cell;
 use quire_store::query::RunDetail;
 use quire_store::{Containment, FailureKind, JobState, NotificationState, RunState, Store};
 
-use crate::runs::cli::ShowArgs;
+use crate::runs::cli::{JsonArgs, ShowArgs};
 use crate::runs::json;
 use crate::runs::text::{Output, duration, emit, human_bytes, rfc3339};
 use crate::select;
 
 pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<ExitCode> {
-    let run = match select::run_or_newest(store, args.run.as_deref(), &args.scope.scope(), "show") {
+    // `show --json RUN`: --json takes an optional value, so clap gives it
+    // RUN; no field name is made of hex digits and `-` only, as ids are.
+    let (given, json) = match (&args.run, &args.json.json) {
+        (None, Some(value)) if is_id_like(value) && !args.scope.scope().is_given() => (
+            Some(value.as_str()),
+            JsonArgs {
+                json: Some(String::new()),
+            },
+        ),
+        _ => (args.run.as_deref(), args.json.clone()),
+    };
+    let run = match select::run_or_newest(store, given, &args.scope.scope(), "show") {
         Ok(run) => run,
         Err(e) => return Ok(e.report("quire-runs")),
     };
     let detail = store.run_detail(&run.id)?;
-    let printed = if args.json {
-        json::print(&json::detail(&detail, out.now_ms))
+    let printed = if json.wanted() {
+        let fields: Vec<&'static str> = json::RUN_FIELDS
+            .iter()
+            .chain(json::DETAIL_FIELDS)
+            .copied()
+            .collect();
+        json::output(&json::detail(&detail, out.now_ms), &json, &fields)
     } else {
         emit(&render(&detail, out))
     };
+    if printed != ExitCode::SUCCESS {
+        return Ok(printed);
+    }
     if args.exit_status && detail.run.state != RunState::Complete {
         return Ok(ExitCode::from(1));
     }
     Ok(printed)
+}
+
+/// Hex digits and `-`: what a run id, or a part of one, is made of.
+fn is_id_like(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 fn render(detail: &RunDetail, out: &Output) -> String {
