@@ -131,13 +131,21 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__caches)
-            opts="-h -V --json --home --help --version"
+            opts="-q -h -V --json --jq --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --json)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -q)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -439,7 +447,7 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__list)
-            opts="-R -b -s -c -L -h -V --repo --ref --branch --state --commit --since --limit --json --home --help --version"
+            opts="-R -b -s -c -L -q -h -V --repo --ref --branch --state --commit --since --limit --json --jq --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -494,6 +502,14 @@ _quire__runs() {
                     return 0
                     ;;
                 --json)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -q)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -625,13 +641,21 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__repos)
-            opts="-h -V --json --home --help --version"
+            opts="-q -h -V --json --jq --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --json)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -q)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -665,7 +689,7 @@ _quire__runs() {
             return 0
             ;;
         quire__subcmd__runs__subcmd__show)
-            opts="-R -b -h -V --repo --ref --branch --json --exit-status --home --help --version"
+            opts="-R -b -q -h -V --repo --ref --branch --json --jq --exit-status --home --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -692,6 +716,14 @@ _quire__runs() {
                     return 0
                     ;;
                 --json)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -q)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -50,6 +50,7 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s c -l comm
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l since -d 'Only runs queued within this span ("2h", "3d")' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s L -l limit -d 'At most this many runs (at least 1)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l json -d 'Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those fields of each object' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s q -l jq -d 'Filter the JSON through this jq program and print each result, strings raw (as `jq -r`); implies --json' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s V -l version -d 'Print version'
@@ -57,6 +58,7 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s R -l repo
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l json -d 'Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those fields of each object' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s q -l jq -d 'Filter the JSON through this jq program and print each result, strings raw (as `jq -r`); implies --json' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l exit-status -d 'Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s h -l help -d 'Print help'
@@ -111,10 +113,12 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l json
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l json -d 'Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those fields of each object' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s q -l jq -d 'Filter the JSON through this jq program and print each result, strings raw (as `jq -r`); implies --json' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l json -d 'Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those fields of each object' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s q -l jq -d 'Filter the JSON through this jq program and print each result, strings raw (as `jq -r`); implies --json' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s h -l help -d 'Print help'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s V -l version -d 'Print version'

@@ -97,3 +97,100 @@ fn an_unknown_json_field_is_a_usage_error_naming_the_fields() {
     empty.store();
     assert_eq!(json_fields(&empty, &["list"]), run_fields);
 }
+
+#[test]
+fn jq_filters_the_json_and_prints_strings_raw() {
+    let env = Env::new();
+    let f = populate(&mut env.store());
+    env.runs(&["list", "--jq", ".[] | select(.state == \"failed\") | .id"])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", f.failed))
+        .stderr("");
+    // Strings raw, other values as compact JSON, a line each; -q is --jq.
+    env.runs(&["list", "-L", "2", "-q", ".[] | .ref, .duration_ms == null"])
+        .assert()
+        .success()
+        .stdout("refs/heads/orphan\nfalse\nrefs/heads/live\nfalse\n");
+    // With --json FIELDS, the program sees only those.
+    env.runs(&["list", "--json", "state,id", "-L", "1", "--jq", ".[0]"])
+        .assert()
+        .success()
+        .stdout(format!(
+            "{{\"id\":\"{}\",\"state\":\"active\"}}\n",
+            f.orphan
+        ));
+    env.runs(&[
+        "show",
+        &f.failed,
+        "--jq",
+        "[.state, (.jobs | map(.id) | join(\",\"))] | @tsv",
+    ])
+    .assert()
+    .success()
+    .stdout("failed\tbuild,deploy\n");
+    env.runs(&["show", "-b", "main", "-q", ".id"])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", f.complete));
+    env.runs(&["repos", "--jq", ".[].name"])
+        .assert()
+        .success()
+        .stdout("app.git\n");
+    // Nothing to print is no note: a script sees what it asked for.
+    let empty = Env::new();
+    empty.store();
+    empty
+        .runs(&["list", "--jq", ".[]"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    empty
+        .runs(&["list", "--jq", "length"])
+        .assert()
+        .success()
+        .stdout("0\n");
+}
+
+#[test]
+fn jq_errors_are_messages_with_their_own_exit_codes() {
+    let env = Env::new();
+    populate(&mut env.store());
+    // A program that does not compile: a usage error, nothing printed.
+    env.runs(&["list", "--jq", ".[] |"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            "quire-runs: error: --jq: syntax error at column 6: expected term, found the end of \
+             the program\n",
+        );
+    env.runs(&["list", "--jq", "map(.id"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with(
+            "quire-runs: error: --jq: syntax error at column",
+        ));
+    env.runs(&["show", "--jq", "nosuch"])
+        .assert()
+        .code(2)
+        .stderr("quire-runs: error: --jq: undefined filter nosuch/0 at column 1\n");
+    // An error the program raises: what came before it is printed, exit 1.
+    env.runs(&["list", "-L", "2", "--jq", ".[0].id, .[0].id.x"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::is_match("^[0-9a-f-]{36}\n$").unwrap())
+        .stderr(predicate::str::starts_with(
+            "quire-runs: error: --jq: cannot index",
+        ));
+    env.runs(&["list", "--jq", "error(\"stop\")"])
+        .assert()
+        .code(1)
+        .stderr("quire-runs: error: --jq: stop\n");
+    // An unknown --json field is refused before any program runs.
+    env.runs(&["list", "--json", "bogus", "--jq", "."])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown field \"bogus\""));
+}

@@ -59,19 +59,24 @@ pub enum Command {
     Man,
 }
 
-/// `--json [FIELDS]`: JSON for scripts, whole or some fields.
+/// `--json [FIELDS]` and `-q/--jq EXPR`: JSON for scripts, whole or some
+/// fields, or filtered through a jq program.
 #[derive(Debug, Clone, Args)]
 pub struct JsonArgs {
     /// Print JSON (docs/CLI.md); with FIELDS (`id,state,ref`), only those
     /// fields of each object
     #[arg(long, value_name = "FIELDS", num_args = 0..=1, default_missing_value = "")]
     pub json: Option<String>,
+    /// Filter the JSON through this jq program and print each result, strings
+    /// raw (as `jq -r`); implies --json
+    #[arg(short = 'q', long, value_name = "EXPR")]
+    pub jq: Option<String>,
 }
 
 impl JsonArgs {
     /// Whether JSON was asked for.
     pub fn wanted(&self) -> bool {
-        self.json.is_some()
+        self.json.is_some() || self.jq.is_some()
     }
 }
 

@@ -352,15 +352,26 @@ pub fn print_fields(value: &impl Serialize, fields: &Fields) -> ExitCode {
     }
 }
 
-/// What `--json [FIELDS]` asks of a command, printed: `value` (an object,
-/// or an array of objects, whose fields are `valid`) whole or with only
-/// the fields named. An unknown field is a usage error (exit 2).
+/// What `--json [FIELDS]` and `--jq EXPR` ask of a command, printed:
+/// `value` (an object, or an array of objects, whose fields are `valid`)
+/// whole or with only the fields named, as JSON or through the jq program.
+/// An unknown field, or a program that does not compile, is a usage error
+/// (exit 2).
 pub fn output(value: &impl Serialize, args: &JsonArgs, valid: &[&'static str]) -> ExitCode {
     let fields = match Fields::parse(args.json.as_deref().unwrap_or(""), valid) {
         Ok(fields) => fields,
         Err(message) => return usage_error(&message),
     };
-    print_fields(value, &fields)
+    let Some(program) = &args.jq else {
+        return print_fields(value, &fields);
+    };
+    match text(value, &fields, false) {
+        Ok(json) => crate::runs::jq::print(program, &json),
+        Err(e) => {
+            eprintln!("quire-runs: error: cannot encode JSON: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// A flag's value the command cannot use: `quire-runs: error: MESSAGE`,

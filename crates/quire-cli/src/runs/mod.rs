@@ -6,6 +6,7 @@ mod caches;
 mod cli;
 mod control;
 mod download;
+mod jq;
 pub(crate) mod json;
 mod list;
 mod logs;

@@ -18,6 +18,7 @@ pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<
             Some(value.as_str()),
             JsonArgs {
                 json: Some(String::new()),
+                jq: args.json.jq.clone(),
             },
         ),
         _ => (args.run.as_deref(), args.json.clone()),
