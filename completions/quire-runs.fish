@@ -28,11 +28,11 @@ complete -c quire-runs -n "__fish_quire_runs_needs_command" -l home -d 'quire\'s
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "list" -d 'List runs, newest first'
-complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "show" -d 'Show a run with its jobs and steps'
-complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "logs" -d 'Print a run\'s step output'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "show" -d 'Show a run with its jobs and steps (without RUN: the newest run)'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "logs" -d 'Print a run\'s step output (without RUN: the newest run\'s)'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "watch" -d 'Follow a run\'s jobs until it ends (without RUN: the newest run)'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "download" -d 'Write the files a run\'s jobs kept (artifacts) to a directory'
-complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "wait" -d 'Block until a run ends; exit 0 iff it completed'
+complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "wait" -d 'Block until a run ends (without RUN: the newest run); exit 0 iff it completed'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "cancel" -d 'Cancel a pending or active run (it fails as `cancelled`)'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "retry" -d 'Queue a new run of the same repository, ref and commit'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "prune" -d 'Delete old finished runs and their files; trim caches to cache_max_mb'
@@ -43,21 +43,31 @@ complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "serve" -d 'Se
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "completions" -d 'Print a completion script for a shell'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "man" -d 'Print the manual page (roff) of quire-runs or of one of its commands, or write them all into a folder'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l repo -d 'Only runs of this repository: its name (as `quire-runs repos` lists it), the name without `.git`, or the path to its git directory' -r
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l ref -d 'Only runs of this ref: `refs/heads/main`, or `main` for a branch or tag' -r
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l state -d 'Only runs in this state (repeatable)' -r
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l sha -d 'Only runs of commits whose id starts with this' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s s -l state -d 'Only runs in this state (repeatable)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s c -l commit -d 'Only runs of commits whose id starts with this (`--sha` is the same)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l since -d 'Only runs queued within this span ("2h", "3d")' -r
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l limit -d 'At most this many runs' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s L -l limit -d 'At most this many runs (at least 1)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l json -d 'Print JSON; with FIELDS (`id,state,ref`), only those fields of each object (an unknown field is refused, naming the fields there are)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s q -l jq -d 'Filter the JSON through this jq program and print each result, strings raw (as `jq -r`); implies --json' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l json -d 'Print a JSON array of run objects (id, repo, ref, sha, state, failure_kind, failure_detail, times, ...)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l json -d 'Print JSON; with FIELDS (`id,state,ref`), only those fields of each object (an unknown field is refused, naming the fields there are)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s q -l jq -d 'Filter the JSON through this jq program and print each result, strings raw (as `jq -r`); implies --json' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l json -d 'Print the run as a JSON object with its jobs and steps, artifacts and notifications'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l exit-status -d 'Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s j -l job -d 'Only this job (as JOB; also without RUN)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l step -d 'Only this step of the job (1, 2, ...)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l stream -d 'Only this stream' -r -f -a "stdout\t''
 stderr\t''"
@@ -68,8 +78,9 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l failed -d
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l raw -d 'Print the output as the steps wrote it, escape sequences and all (by default, control characters other than colours are escaped, so a log cannot clear the screen or retitle the terminal)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s V -l version -d 'Print version'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l repo -d 'Without RUN: the newest run of this repository (as `list --repo`)' -r
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l ref -d 'Without RUN: the newest run of this ref (as `list --ref`)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l exit-status -d 'Exit 0 iff the run completed, 1 otherwise (as `show --exit-status`)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -79,7 +90,10 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -l dir -
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -s V -l version -d 'Print version'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -l interval -d 'How often to look' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s i -l interval -d 'How often to look' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s V -l version -d 'Print version'
@@ -101,12 +115,14 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l dry-
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l json -d 'Print the report as JSON (orphaned, live, awaiting_worker, leftovers, logs_packed, worker_started, dry_run)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l json -d 'Print JSON; with FIELDS (`id,state,ref`), only those fields of each object (an unknown field is refused, naming the fields there are)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s q -l jq -d 'Filter the JSON through this jq program and print each result, strings raw (as `jq -r`); implies --json' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l json -d 'Print a JSON array of repository objects (name, path, hook, warning, runs, last_run, ...)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -s V -l version -d 'Print version'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l json -d 'Print JSON; with FIELDS (`id,state,ref`), only those fields of each object (an unknown field is refused, naming the fields there are)' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s q -l jq -d 'Filter the JSON through this jq program and print each result, strings raw (as `jq -r`); implies --json' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -l json -d 'Print a JSON array of cache objects (repo, job, branch, size, run, last_used_at, path)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand caches" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand serve" -l listen -d 'Listen on this address (IP:PORT; port 0 takes a free one). Any but a loopback address shows every run to whoever reaches it: put a reverse proxy with authentication in front' -r
@@ -121,11 +137,11 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -l home -d 'q
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand man" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "list" -d 'List runs, newest first'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "show" -d 'Show a run with its jobs and steps'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "logs" -d 'Print a run\'s step output'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "show" -d 'Show a run with its jobs and steps (without RUN: the newest run)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "logs" -d 'Print a run\'s step output (without RUN: the newest run\'s)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "watch" -d 'Follow a run\'s jobs until it ends (without RUN: the newest run)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "download" -d 'Write the files a run\'s jobs kept (artifacts) to a directory'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "wait" -d 'Block until a run ends; exit 0 iff it completed'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "wait" -d 'Block until a run ends (without RUN: the newest run); exit 0 iff it completed'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "cancel" -d 'Cancel a pending or active run (it fails as `cancelled`)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "retry" -d 'Queue a new run of the same repository, ref and commit'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions man help" -f -a "prune" -d 'Delete old finished runs and their files; trim caches to cache_max_mb'

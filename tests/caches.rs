@@ -72,6 +72,16 @@ fn the_next_run_of_a_branch_finds_what_the_last_one_saved() {
     assert_eq!(entry["size"], 37);
     assert_eq!(entry["run"], second.id.as_str());
     crate::util::assert_time(entry, "last_used_at");
+    // --json FIELDS: the fields there are, and only those asked for.
+    let mut all = crate::util::json_fields(&env, &["caches"]);
+    all.sort();
+    assert_eq!(all, crate::util::keys(entry));
+    let some = env
+        .runs(&["caches", "--json", "size,branch"])
+        .assert()
+        .success();
+    let some: Value = serde_json::from_slice(&some.get_output().stdout).unwrap();
+    assert_eq!(some, serde_json::json!([{"branch": "main", "size": 37}]));
 
     let out = env.runs(&["caches"]).assert().success();
     let table = String::from_utf8(out.get_output().stdout.clone()).unwrap();

@@ -232,10 +232,10 @@ fn list_for_people_is_a_plain_table_without_color_in_a_pipe() {
     for header in ["REPO", "REF", "SHA", "STATE", "DURATION", "AGE"] {
         assert!(lines[0].contains(header), "{header}: {text}");
     }
-    // Short ids are unique prefixes of at least 8 characters.
+    // Short ids are unique suffixes of at least 8 characters.
     let short = lines[4].split_whitespace().next().unwrap();
     assert!(
-        short.len() >= 8 && ids.failed.starts_with(short),
+        short.len() >= 8 && ids.failed.ends_with(short),
         "{short} vs {}",
         ids.failed
     );
@@ -450,7 +450,7 @@ fn usage_errors_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("not a run state"));
     env.runs(&["frobnicate"]).assert().code(2);
-    env.runs(&["show"]).assert().code(2);
+    env.runs(&["cancel"]).assert().code(2);
     env.runs(&["list", "--limit", "-1"]).assert().code(2);
     env.run(&["trigger"]).assert().code(2);
     env.runs(&["--version"])

@@ -154,12 +154,12 @@ fn snapshot_list_for_people() {
     let env = Env::new();
     fixed_store(&env);
     insta::assert_snapshot!(output(&env, &["list"]), @r#"
-        RUN                                   REPO     REF       SHA           STATE                      DURATION  AGE      SUBJECT
-        01a20000-0000-7000-8000-000000000005  app.git  main      ffffffffffff  pending                              10s ago
-        01a20000-0000-7000-8000-000000000004  app.git  feature   eeeeeeeeeeee  active                     59.0s     1m ago
-        01a20000-0000-7000-8000-000000000003  lib.git  tag v1.0  dddddddddddd  superseded                           2m ago
-        01a20000-0000-7000-8000-000000000002  app.git  dev       cccccccccccc  failed (pipeline-failure)  59.0s     4m ago   Test the parser again
-        01a20000-0000-7000-8000-000000000001  app.git  main      aaaaaaaaaaaa  complete                   1m 4s     6m ago   Parse the new header
+        RUN       REPO     REF       SHA           STATE                      DURATION  AGE      SUBJECT
+        00000005  app.git  main      ffffffffffff  pending                              10s ago
+        00000004  app.git  feature   eeeeeeeeeeee  active                     59.0s     1m ago
+        00000003  lib.git  tag v1.0  dddddddddddd  superseded                           2m ago
+        00000002  app.git  dev       cccccccccccc  failed (pipeline-failure)  59.0s     4m ago   Test the parser again
+        00000001  app.git  main      aaaaaaaaaaaa  complete                   1m 4s     6m ago   Parse the new header
     "#);
     insta::assert_snapshot!(
         output(
@@ -167,11 +167,24 @@ fn snapshot_list_for_people() {
             &["list", "--repo", "app.git", "--state", "complete", "--state", "failed"],
         ),
         @r#"
-        RUN                                   REPO     REF   SHA           STATE                      DURATION  AGE     SUBJECT
-        01a20000-0000-7000-8000-000000000002  app.git  dev   cccccccccccc  failed (pipeline-failure)  59.0s     4m ago  Test the parser again
-        01a20000-0000-7000-8000-000000000001  app.git  main  aaaaaaaaaaaa  complete                   1m 4s     6m ago  Parse the new header
+        RUN       REPO     REF   SHA           STATE                      DURATION  AGE     SUBJECT
+        00000002  app.git  dev   cccccccccccc  failed (pipeline-failure)  59.0s     4m ago  Test the parser again
+        00000001  app.git  main  aaaaaaaaaaaa  complete                   1m 4s     6m ago  Parse the new header
     "#
     );
+    // gh's short flags, a branch, a glob; the short ids select their runs.
+    insta::assert_snapshot!(output(&env, &["list", "-R", "app", "-b", "*a*", "-L", "5"]), @r#"
+        RUN       REPO     REF      SHA           STATE     DURATION  AGE      SUBJECT
+        00000005  app.git  main     ffffffffffff  pending             10s ago
+        00000004  app.git  feature  eeeeeeeeeeee  active    59.0s     1m ago
+        00000001  app.git  main     aaaaaaaaaaaa  complete  1m 4s     6m ago   Parse the new header
+    "#);
+    insta::assert_snapshot!(output(&env, &["list", "--ref", "v1.*", "-s", "superseded"]), @r#"
+        RUN       REPO     REF       SHA           STATE       DURATION  AGE     SUBJECT
+        00000003  lib.git  tag v1.0  dddddddddddd  superseded            2m ago
+    "#);
+    let shown = output(&env, &["show", "00000004"]);
+    assert!(shown.starts_with(&format!("run       {R4}\n")), "{shown}");
 }
 
 #[test]

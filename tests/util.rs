@@ -717,3 +717,34 @@ pub fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
     });
     status.unwrap()
 }
+
+/// The fields `quire-runs ARGS --json NOT-A-FIELD` says there are (it must
+/// refuse the field, exit 2).
+pub fn json_fields(env: &Env, args: &[&str]) -> Vec<String> {
+    let out = env
+        .runs(args)
+        .args(["--json", "not_a_field"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    let fields = stderr
+        .strip_prefix("quire-runs: error: --json: unknown field \"not_a_field\"; the fields are: ")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    fields.trim_end().split(", ").map(str::to_string).collect()
+}
+
+/// The keys of a JSON object, sorted.
+pub fn keys(object: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = object
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {object}"))
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}

@@ -757,6 +757,30 @@ pub fn queries(bins: &Bins, quick: bool) {
             &format!("**{show}**"),
             "<= 50 ms, flat from 10k to 1M",
         );
+        // A short id as `list` prints it (a suffix: not a prefix, so it is
+        // looked for among the newest runs), pasted back.
+        let listed = run(Command::new(&bins.quire_runs)
+            .arg("--home")
+            .arg(home.dir())
+            .args(["list", "--limit", "6"]));
+        let listed = String::from_utf8(listed.stdout).unwrap();
+        let short = listed
+            .lines()
+            .last()
+            .and_then(|line| line.split_whitespace().next())
+            .unwrap()
+            .to_string();
+        let show_short = sample(&mut || {
+            let mut c = Command::new(&bins.quire_runs);
+            c.arg("--home").arg(home.dir()).args(["show", &short]);
+            c
+        });
+        row(
+            &format!("`quire-runs show SHORT` (`{short}`, as `list` prints it) on {size} runs"),
+            &format!("`quire-runs show` by full id: {show}"),
+            &format!("**{show_short}**"),
+            "<= 50 ms, flat from 10k to 1M",
+        );
     }
 }
 

@@ -68,20 +68,25 @@ pub fn try_acquire(home: &Home, max: usize) -> Result<Option<Slot>> {
     Ok(None)
 }
 
-/// [`try_acquire`], tried again for a moment when every slot looks
+/// [`try_acquire`], tried again for about a second when every slot looks
 /// taken: [`free_slots`] (a hook counting them) holds each slot's lock for
-/// an instant, and a worker starting in that instant must not take it for
-/// a worker and exit, leaving its run pending.
+/// an instant, which on a loaded machine (the hook preempted while it
+/// holds one) can last many milliseconds, and a worker starting then must
+/// not take it for a busy worker and exit, leaving its run pending. A
+/// worker that is one too many waits that second, then exits.
 pub fn acquire_soon(home: &Home, max: usize) -> Result<Option<Slot>> {
-    for attempt in 0..5 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
         if let Some(slot) = try_acquire(home, max)? {
             return Ok(Some(slot));
         }
-        if attempt < 4 {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
         }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
     }
-    Ok(None)
 }
 
 /// How many of the `max` slots no worker holds now.

@@ -64,10 +64,18 @@ pub enum Error {
     InvalidRun(String),
     #[error("no run matches {0:?}")]
     UnknownRun(String),
-    #[error("run id prefix {prefix:?} is ambiguous: it matches {}", candidates.join(", "))]
+    #[error(
+        "run id {given:?} is ambiguous: it matches {}{}",
+        candidates.join(", "),
+        if *more > 0 { format!(" and {more} more") } else { String::new() }
+    )]
     AmbiguousRun {
-        prefix: String,
+        /// What was given (lowercased).
+        given: String,
+        /// Some of the runs it matches (at most 10), newest first.
         candidates: Vec<String>,
+        /// How many others it matches.
+        more: usize,
     },
     #[error("run {run} has no job {job:?}")]
     UnknownJob { run: String, job: String },

@@ -1,4 +1,6 @@
-//! Reading runs back: lists, id prefixes, and a run with its jobs and steps.
+//! Reading runs back: lists, what a person's RUN means (an id, a prefix or
+//! a part of one), the short ids `list` shows, and a run with its jobs and
+//! steps.
 
 use crate::sql::RowExt;
 use rusqlite::types::Value;
@@ -6,6 +8,54 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::{Error, Result, Store};
 use quire_model::{Artifact, Job, Run, RunState, Step, WorkerLease};
+
+/// How many of the newest runs a part of an id that is not a prefix is
+/// looked for among (`resolve_run`), and whose short ids are suffixes
+/// (`short_ids`): the scan of their ids stays a few milliseconds in a store
+/// of any size, where a scan of every id would not.
+pub const RECENT_RUNS: usize = 10_000;
+
+/// The fewest characters of a short id.
+pub const SHORT_ID_MIN: usize = 8;
+
+/// The range of ids starting with `prefix`: ids are lowercase hex and `-`,
+/// all of which sort before `~`.
+fn prefix_range(prefix: &str) -> (String, String) {
+    (prefix.to_string(), format!("{prefix}~"))
+}
+
+/// Where the line that is exactly `id` lies in `lines` (ids, one a line).
+fn line_of(lines: &str, id: &str) -> Option<std::ops::Range<usize>> {
+    if id.is_empty() {
+        return None;
+    }
+    let bytes = lines.as_bytes();
+    memchr::memmem::find_iter(bytes, id.as_bytes())
+        .map(|at| at..at + id.len())
+        .find(|line| {
+            (line.start == 0 || bytes[line.start - 1] == b'\n')
+                && (line.end == bytes.len() || bytes[line.end] == b'\n')
+        })
+}
+
+/// The ids among `lines` (ids, one a line, newest first) that contain
+/// `part`, in their order.
+fn ids_containing(lines: &str, part: &str) -> Vec<String> {
+    let bytes = lines.as_bytes();
+    let mut found: Vec<String> = Vec::new();
+    let mut past = 0;
+    for at in memchr::memmem::find_iter(bytes, part.as_bytes()) {
+        if at < past {
+            // Another match in a line already taken.
+            continue;
+        }
+        let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |n| n + 1);
+        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |n| at + n);
+        found.push(lines[start..end].to_string());
+        past = end;
+    }
+    found
+}
 
 /// The columns [`run_from_row`] reads, in its order.
 pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state, \
@@ -72,8 +122,12 @@ pub(crate) fn run_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<
 pub struct ListFilter {
     /// A repository's id ([`Store::resolve_repo`]).
     pub repo_id: Option<i64>,
-    /// Any of these full ref names; all refs when empty.
+    /// Any of these full ref names, or of the refs matching any of
+    /// `ref_globs`; all refs when both are empty.
     pub ref_names: Vec<String>,
+    /// SQLite GLOB patterns over full ref names (`refs/heads/release/*`:
+    /// `*` any characters, `/` too; `?` one; `[...]` one of).
+    pub ref_globs: Vec<String>,
     /// Any of these states; all states when empty.
     pub states: Vec<RunState>,
     /// Only runs whose commit id starts with this (lowercase hex).
@@ -112,6 +166,7 @@ impl Default for ListFilter {
         ListFilter {
             repo_id: None,
             ref_names: Vec::new(),
+            ref_globs: Vec::new(),
             states: Vec::new(),
             sha_prefix: None,
             since_ms: None,
@@ -147,13 +202,21 @@ impl Store {
             values.push(Value::Integer(repo_id));
             clauses.push(format!("runs.repo_id = ?{}", values.len()));
         }
-        if !filter.ref_names.is_empty() {
+        if !filter.ref_names.is_empty() || !filter.ref_globs.is_empty() {
             let mut alternatives = Vec::new();
-            for candidate in &filter.ref_names {
-                values.push(Value::Text(candidate.clone()));
-                alternatives.push(format!("?{}", values.len()));
+            if !filter.ref_names.is_empty() {
+                let mut names = Vec::new();
+                for candidate in &filter.ref_names {
+                    values.push(Value::Text(candidate.clone()));
+                    names.push(format!("?{}", values.len()));
+                }
+                alternatives.push(format!("ref_name IN ({})", names.join(", ")));
             }
-            clauses.push(format!("ref_name IN ({})", alternatives.join(", ")));
+            for pattern in &filter.ref_globs {
+                values.push(Value::Text(pattern.clone()));
+                alternatives.push(format!("ref_name GLOB ?{}", values.len()));
+            }
+            clauses.push(format!("({})", alternatives.join(" OR ")));
         }
         if !filter.states.is_empty() {
             let mut alternatives = Vec::new();
@@ -205,7 +268,11 @@ impl Store {
         Ok(runs)
     }
 
-    /// The run whose id is `given` or starts with it.
+    /// The run a person means by `given` (any case, surrounding blanks
+    /// ignored): the run with that id; else the run whose id starts with
+    /// it; else, when no id starts with it, the one of the newest
+    /// [`RECENT_RUNS`] runs whose id contains it. Several matches (at either
+    /// step) are [`Error::AmbiguousRun`], none [`Error::UnknownRun`].
     pub fn resolve_run(&self, given: &str) -> Result<Run> {
         let given = given.trim().to_ascii_lowercase();
         let id_like =
@@ -216,22 +283,99 @@ impl Store {
         if let Some(run) = run_by_id(&self.conn, &given)? {
             return Ok(run);
         }
-        // Ids are lowercase hex and '-', all of which sort before '~'.
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE runs.id >= ?1 AND runs.id < ?2
-             ORDER BY runs.id LIMIT 11"
-        ))?;
-        let mut found = stmt
-            .query_map(params![given, format!("{given}~")], run_from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let starting = self.ids_starting_with(&given, 11)?;
+        let found = if starting.is_empty() {
+            ids_containing(&self.recent_ids()?, &given)
+        } else if starting.len() == 1 {
+            starting
+        } else {
+            let (lo, hi) = prefix_range(&given);
+            let count: i64 = self.conn.query_row(
+                "SELECT count(*) FROM runs WHERE id >= ?1 AND id < ?2",
+                params![lo, hi],
+                |row| row.get(0),
+            )?;
+            let more = usize::try_from(count).unwrap_or(0).saturating_sub(10);
+            return Err(Error::AmbiguousRun {
+                given,
+                candidates: starting.into_iter().take(10).collect(),
+                more,
+            });
+        };
         match found.len() {
             0 => Err(Error::UnknownRun(given)),
-            1 => Ok(found.remove(0)),
-            _ => Err(Error::AmbiguousRun {
-                prefix: given,
-                candidates: found.into_iter().take(10).map(|r| r.id).collect(),
+            1 => run_by_id(&self.conn, &found[0])?.ok_or(Error::UnknownRun(given)),
+            n => Err(Error::AmbiguousRun {
+                given,
+                candidates: found.into_iter().take(10).collect(),
+                more: n.saturating_sub(10),
             }),
         }
+    }
+
+    /// Ids starting with `prefix`, newest first (ids are time-ordered), at
+    /// most `limit`.
+    fn ids_starting_with(&self, prefix: &str, limit: i64) -> Result<Vec<String>> {
+        let (lo, hi) = prefix_range(prefix);
+        let ids = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            )?
+            .query_map(params![lo, hi, limit], |row| row.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
+    /// The ids of the newest [`RECENT_RUNS`] runs, newest first, a line
+    /// each (one string from SQLite: no allocation per id).
+    fn recent_ids(&self) -> Result<String> {
+        let ids: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT group_concat(id, char(10)) FROM
+                   (SELECT id FROM runs ORDER BY queued_at_ms DESC, id DESC LIMIT ?1)",
+            )?
+            .query_row([RECENT_RUNS as i64], |row| row.get(0))?;
+        Ok(ids.unwrap_or_default())
+    }
+
+    /// What `list` shows of each of these ids, short and such that
+    /// [`resolve_run`](Store::resolve_run) finds the run again by it: for
+    /// a run among the newest [`RECENT_RUNS`], its shortest suffix of at
+    /// least [`SHORT_ID_MIN`] characters that no other of them contains,
+    /// that does not begin with `-` and that no other run's id starts with;
+    /// for an older run, its shortest unique prefix (at least
+    /// [`SHORT_ID_MIN`] characters).
+    pub fn short_ids(&self, ids: &[&str]) -> Result<Vec<String>> {
+        // A suffix holds no newline, so a match in `recent` never spans two
+        // ids: one SIMD search of it finds every recent id containing one.
+        let recent = self.recent_ids()?;
+        let mut short = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some(own) = line_of(&recent, id) else {
+                let len = self.unique_prefix_len(id, SHORT_ID_MIN)?;
+                short.push(id[..len].to_string());
+                continue;
+            };
+            let mut len = SHORT_ID_MIN.min(id.len());
+            while len < id.len() {
+                let suffix = &id[id.len() - len..];
+                let clashes = suffix.starts_with('-')
+                    || memchr::memmem::find_iter(recent.as_bytes(), suffix.as_bytes())
+                        .any(|at| !own.contains(&at))
+                    || self
+                        .ids_starting_with(suffix, 2)?
+                        .iter()
+                        .any(|other| other != id);
+                if !clashes {
+                    break;
+                }
+                len += 1;
+            }
+            short.push(id[id.len() - len..].to_string());
+        }
+        Ok(short)
     }
 
     /// A run with its jobs and steps, read in one snapshot.

@@ -12,6 +12,18 @@ use crate::runs::cli::CachesArgs;
 use crate::runs::json;
 use crate::runs::text::{Output, emit, human_bytes, rfc3339};
 
+/// The fields of [`CacheJson`], in its order.
+const CACHE_FIELDS: &[&str] = &[
+    "repo",
+    "job",
+    "branch",
+    "size",
+    "run",
+    "last_used_at",
+    "last_used_at_ms",
+    "path",
+];
+
 #[derive(Debug, Serialize)]
 struct CacheJson<'a> {
     repo: String,
@@ -26,7 +38,7 @@ struct CacheJson<'a> {
 
 pub fn run(store: &Store, args: &CachesArgs, out: &Output) -> quire_store::Result<ExitCode> {
     let entries = Caches::of(store.home()).entries();
-    if args.json {
+    if args.json.wanted() {
         let objects: Vec<CacheJson<'_>> = entries
             .iter()
             .map(|e| CacheJson {
@@ -40,7 +52,7 @@ pub fn run(store: &Store, args: &CachesArgs, out: &Output) -> quire_store::Resul
                 path: e.dir.display().to_string(),
             })
             .collect();
-        return Ok(json::print(&objects));
+        return Ok(json::output(&objects, &args.json, CACHE_FIELDS));
     }
     if entries.is_empty() {
         eprintln!("no caches yet: a job keeps one with cache = [\"PATH\", ...]");

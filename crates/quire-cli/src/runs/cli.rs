@@ -26,15 +26,16 @@ pub struct Cli {
 pub enum Command {
     /// List runs, newest first
     List(ListArgs),
-    /// Show a run with its jobs and steps
+    /// Show a run with its jobs and steps (without RUN: the newest run)
     Show(ShowArgs),
-    /// Print a run's step output
+    /// Print a run's step output (without RUN: the newest run's)
     Logs(LogsArgs),
     /// Follow a run's jobs until it ends (without RUN: the newest run)
     Watch(WatchArgs),
     /// Write the files a run's jobs kept (artifacts) to a directory
     Download(DownloadArgs),
-    /// Block until a run ends; exit 0 iff it completed
+    /// Block until a run ends (without RUN: the newest run); exit 0 iff it
+    /// completed
     Wait(WaitArgs),
     /// Cancel a pending or active run (it fails as `cancelled`)
     Cancel(RunArg),
@@ -71,65 +72,106 @@ pub struct ServeArgs {
     pub listen: std::net::SocketAddr,
 }
 
+/// `--json [FIELDS]` and `-q/--jq EXPR`: JSON for scripts, whole or some
+/// fields, or filtered through a jq program.
+#[derive(Debug, Clone, Args)]
+pub struct JsonArgs {
+    /// Print JSON; with FIELDS (`id,state,ref`), only those fields of each
+    /// object (an unknown field is refused, naming the fields there are)
+    #[arg(long, value_name = "FIELDS", num_args = 0..=1, default_missing_value = "")]
+    pub json: Option<String>,
+    /// Filter the JSON through this jq program and print each result, strings
+    /// raw (as `jq -r`); implies --json
+    #[arg(short = 'q', long, value_name = "EXPR")]
+    pub jq: Option<String>,
+}
+
+impl JsonArgs {
+    /// Whether JSON was asked for.
+    pub fn wanted(&self) -> bool {
+        self.json.is_some() || self.jq.is_some()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReposArgs {
-    /// Print a JSON array of repository objects (name, path, hook, warning,
-    /// runs, last_run, ...)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct CachesArgs {
-    /// Print a JSON array of cache objects (repo, job, branch, size, run,
-    /// last_used_at, path)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
+
+/// Which runs: `-R/--repo`, `--ref`, `-b/--branch` (for `list`, and for
+/// `show`, `logs`, `watch` and `wait` without RUN: the newest of them).
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
+    /// Runs of this repository: its name (as `quire-runs repos` lists it),
+    /// with or without `.git`, or the path to its git directory
+    #[arg(short = 'R', long, value_name = "REPO")]
+    pub repo: Option<String>,
+    /// Runs of this ref: `refs/heads/main`, a branch or tag name (`main`,
+    /// `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)
+    #[arg(long = "ref", value_name = "REF", conflicts_with = "branch")]
+    pub ref_name: Option<String>,
+    /// Runs of this branch (`main`, or a glob: `release/*`); tags never match
+    #[arg(short = 'b', long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+}
+
+impl ScopeArgs {
+    pub fn scope(&self) -> crate::select::Scope {
+        crate::select::Scope {
+            repo: self.repo.clone(),
+            ref_name: self.ref_name.clone(),
+            branch: self.branch.clone(),
+        }
+    }
+}
+
+/// The `--repo`, `--ref` and `--branch` a RUN cannot be given with.
+const SCOPE: [&str; 3] = ["repo", "ref_name", "branch"];
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only runs of this repository: its name (as `quire-runs repos` lists
-    /// it), the name without `.git`, or the path to its git directory
-    #[arg(long, value_name = "R")]
-    pub repo: Option<String>,
-    /// Only runs of this ref: `refs/heads/main`, or `main` for a branch or tag
-    #[arg(long = "ref", value_name = "REF")]
-    pub ref_name: Option<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Only runs in this state (repeatable)
-    #[arg(long, value_name = "S", value_parser = parse_state)]
+    #[arg(short = 's', long, value_name = "S", value_parser = parse_state)]
     pub state: Vec<RunState>,
-    /// Only runs of commits whose id starts with this
-    #[arg(long, value_name = "PREFIX", value_parser = parse_hex)]
-    pub sha: Option<String>,
+    /// Only runs of commits whose id starts with this (`--sha` is the same)
+    #[arg(short = 'c', long = "commit", alias = "sha", value_name = "SHA", value_parser = parse_hex)]
+    pub commit: Option<String>,
     /// Only runs queued within this span ("2h", "3d")
     #[arg(long, value_name = "SPAN", value_parser = parse_span)]
     pub since: Option<Duration>,
-    /// At most this many runs
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    /// At most this many runs (at least 1)
+    #[arg(short = 'L', long, value_name = "N", default_value_t = 20, value_parser = parse_limit)]
     pub limit: usize,
-    /// Print a JSON array of run objects (id, repo, ref, sha, state,
-    /// failure_kind, failure_detail, times, ...)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArg {
-    /// A run id, or a prefix of one that matches a single run
+    /// A run: its id, a prefix, or a part of one (`list` shows the shortest)
     #[arg(value_name = "RUN")]
     pub run: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// A run id, or a prefix of one that matches a single run
-    #[arg(value_name = "RUN")]
-    pub run: String,
-    /// Print the run as a JSON object with its jobs and steps, artifacts
-    /// and notifications
-    #[arg(long)]
-    pub json: bool,
+    /// A run: its id, a prefix, or a part of one (`list` shows the shortest)
+    /// [default: the newest run, of --repo, --ref or --branch when given]
+    #[arg(value_name = "RUN", conflicts_with_all = SCOPE)]
+    pub run: Option<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub json: JsonArgs,
     /// Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)
     #[arg(long)]
     pub exit_status: bool,
@@ -141,16 +183,23 @@ pub enum StreamArg {
     Stderr,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("one_job").args(["job", "job_flag"])))]
 pub struct LogsArgs {
-    /// A run id, or a prefix of one that matches a single run
-    #[arg(value_name = "RUN")]
-    pub run: String,
+    /// A run: its id, a prefix, or a part of one (`list` shows the shortest)
+    /// [default: the newest run, of --repo, --ref or --branch when given]
+    #[arg(value_name = "RUN", conflicts_with_all = SCOPE)]
+    pub run: Option<String>,
     /// Only this job
     #[arg(value_name = "JOB")]
     pub job: Option<String>,
+    /// Only this job (as JOB; also without RUN)
+    #[arg(short = 'j', long = "job", value_name = "JOB", conflicts_with = "job")]
+    pub job_flag: Option<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Only this step of the job (1, 2, ...)
-    #[arg(long, value_name = "N", requires = "job")]
+    #[arg(long, value_name = "N", requires = "one_job")]
     pub step: Option<i64>,
     /// Keep printing as the run writes, until it ends; exit 0 iff it completed
     #[arg(long, short)]
@@ -174,7 +223,7 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
-    /// A run id, or a prefix of one that matches a single run
+    /// A run: its id, a prefix, or a part of one (`list` shows the shortest)
     #[arg(value_name = "RUN")]
     pub run: String,
     /// Only this job's artifacts
@@ -188,26 +237,25 @@ pub struct DownloadArgs {
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {
-    /// A run id, or a prefix of one that matches a single run
-    #[arg(value_name = "RUN")]
-    pub run: String,
+    /// A run: its id, a prefix, or a part of one (`list` shows the shortest)
+    /// [default: the newest run, of --repo, --ref or --branch when given]
+    #[arg(value_name = "RUN", conflicts_with_all = SCOPE)]
+    pub run: Option<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// How often to look
-    #[arg(long, value_name = "SPAN", default_value = "1s", value_parser = parse_span)]
+    #[arg(short = 'i', long, value_name = "SPAN", default_value = "1s", value_parser = parse_span)]
     pub interval: Duration,
 }
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// A run id, or a prefix of one that matches a single run [default:
-    /// the newest run, of --repo and --ref when given]
-    #[arg(value_name = "RUN")]
+    /// A run: its id, a prefix, or a part of one (`list` shows the shortest)
+    /// [default: the newest run, of --repo, --ref or --branch when given]
+    #[arg(value_name = "RUN", conflicts_with_all = SCOPE)]
     pub run: Option<String>,
-    /// Without RUN: the newest run of this repository (as `list --repo`)
-    #[arg(long, value_name = "R", conflicts_with = "run")]
-    pub repo: Option<String>,
-    /// Without RUN: the newest run of this ref (as `list --ref`)
-    #[arg(long = "ref", value_name = "REF", conflicts_with = "run")]
-    pub ref_name: Option<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Exit 0 iff the run completed, 1 otherwise (as `show --exit-status`)
     #[arg(long)]
     pub exit_status: bool,
@@ -254,6 +302,14 @@ fn parse_span(text: &str) -> Result<Duration, String> {
     quire_model::clock::parse_span(text).ok_or_else(|| {
         format!("{text:?} is not a span; write e.g. \"90s\", \"20m\", \"2h\" or \"30d\"")
     })
+}
+
+fn parse_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("--limit must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a number of runs")),
+    }
 }
 
 fn parse_hex(text: &str) -> Result<String, String> {

@@ -16,7 +16,19 @@ use crate::runs::cli::{RunArg, WaitArgs};
 
 /// Block until the run is terminal; exit 0 iff it completed.
 pub fn wait(store: &Store, args: &WaitArgs) -> quire_store::Result<ExitCode> {
-    let id = store.resolve_run(&args.run)?.id;
+    let run = match crate::select::run_or_newest(
+        store,
+        args.run.as_deref(),
+        &args.scope.scope(),
+        "wait for",
+    ) {
+        Ok(run) => run,
+        Err(e) => return Ok(e.report("quire-runs")),
+    };
+    if args.run.is_none() {
+        crate::runs::text::note_newest(&run);
+    }
+    let id = run.id;
     let Some(run) = crate::select::wait_terminal(store, &id, args.interval, || false)? else {
         return Ok(ExitCode::from(1));
     };

@@ -89,7 +89,7 @@ const PAGES: &[Page] = &[
     Page {
         command: "list",
         description: &[
-            "Lists runs, newest first: RUN (the shortest unique prefix of its id, at least 8 characters), REPO, REF (main for a branch, tag v1 for a tag), SHA (12 characters), STATE (failed (kind) for failures), DURATION and AGE. The filters combine; --state flags combine with OR. --repo takes a repository's name (as quire-runs repos lists it), the name without .git, an earlier name or the path to its git directory; --ref main matches refs/heads/main and refs/tags/main; --sha matches ids starting with the prefix; --since takes a span (90s, 20m, 1h30m, 3d, 2w). With no runs, prints `no runs yet` (or `no runs match`) on stderr.",
+            "Lists runs, newest first: RUN (a short id: the shortest unique suffix of its id, at least 8 characters, which every command taking RUN accepts), REPO, REF (main for a branch, tag v1 for a tag), SHA (12 characters), STATE (failed (kind) for failures), DURATION, AGE and SUBJECT (the commit's subject). The filters combine; --state flags combine with OR. -R/--repo takes a repository's name (as quire-runs repos lists it), the name without .git, an earlier name or the path to its git directory; --ref takes a full ref, a branch or tag name (main matches refs/heads/main and refs/tags/main) or a glob (release/*); -b/--branch a branch or a glob; -c/--commit matches ids starting with the prefix; --since takes a span (90s, 20m, 1h30m, 3d, 2w). With no runs, prints `no runs yet` (or `no runs match`) on stderr.",
         ],
         exit: &[
             ("0", "the runs were listed, even none"),

@@ -1,4 +1,6 @@
-//! The `--json` objects: the field names and types docs/CLI.md promises.
+//! The `--json` objects: the field names and types docs/CLI.md promises,
+//! and printing them whole or with only the fields `--json FIELD,...`
+//! names.
 
 use quire_model::Artifact;
 use quire_store::query::{JobDetail, RunDetail};
@@ -7,6 +9,7 @@ use serde::Serialize;
 
 use std::process::ExitCode;
 
+use crate::runs::cli::JsonArgs;
 use crate::runs::text::{emit, rfc3339};
 
 #[derive(Debug, Serialize)]
@@ -212,17 +215,235 @@ fn step(step: &Step) -> StepJson<'_> {
 }
 
 /// `value` as `--json` prints it: pretty, with a final newline.
-pub fn text(value: &impl Serialize) -> serde_json::Result<String> {
+pub fn whole_text(value: &impl Serialize) -> serde_json::Result<String> {
     serde_json::to_string_pretty(value).map(|text| format!("{text}\n"))
+}
+
+/// The fields of a run object (`list`), in their order.
+pub const RUN_FIELDS: &[&str] = &[
+    "id",
+    "repo",
+    "ref",
+    "sha",
+    "state",
+    "failure_kind",
+    "failure_detail",
+    "pushed_at",
+    "pushed_at_ms",
+    "queued_at",
+    "queued_at_ms",
+    "started_at",
+    "started_at_ms",
+    "finished_at",
+    "finished_at_ms",
+    "duration_ms",
+    "git_dir",
+    "traceparent",
+    "worker",
+    "containment",
+    "cgroup",
+    "sandbox",
+    "subject",
+    "author",
+    "event",
+    "superseded_by",
+];
+
+/// The fields of `show`'s object: a run's, then these.
+pub const DETAIL_FIELDS: &[&str] = &["jobs", "artifacts", "notifications"];
+
+/// What `--json` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fields {
+    /// Every field (`--json` alone).
+    All,
+    /// These fields, in the objects' order.
+    Only(Vec<&'static str>),
+}
+
+impl Fields {
+    /// `--json`'s value: empty for every field, else fields separated by
+    /// commas, each one of `valid`; an unknown one is an error naming them.
+    pub fn parse(given: &str, valid: &[&'static str]) -> Result<Fields, String> {
+        let mut wanted = Vec::new();
+        for name in given.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match valid.iter().find(|v| **v == name) {
+                Some(field) => wanted.push(*field),
+                None => {
+                    return Err(format!(
+                        "--json: unknown field {name:?}; the fields are: {}",
+                        valid.join(", ")
+                    ));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(Fields::All);
+        }
+        Ok(Fields::Only(
+            valid
+                .iter()
+                .filter(|field| wanted.contains(field))
+                .copied()
+                .collect(),
+        ))
+    }
+}
+
+/// An object with only some of its fields, in the given order (serde_json's
+/// own map would sort them).
+#[derive(Debug)]
+struct Picked(Vec<(&'static str, serde_json::Value)>);
+
+impl Picked {
+    fn of(
+        mut object: serde_json::Map<String, serde_json::Value>,
+        fields: &[&'static str],
+    ) -> Picked {
+        Picked(
+            fields
+                .iter()
+                .map(|f| (*f, object.remove(*f).unwrap_or(serde_json::Value::Null)))
+                .collect(),
+        )
+    }
+}
+
+impl Serialize for Picked {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+/// An object or an array of objects with only some of their fields.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Shaped {
+    One(Picked),
+    Many(Vec<Picked>),
+    Other(serde_json::Value),
+}
+
+impl Shaped {
+    fn of(value: serde_json::Value, fields: &[&'static str]) -> Shaped {
+        match value {
+            serde_json::Value::Object(object) => Shaped::One(Picked::of(object, fields)),
+            serde_json::Value::Array(items) if items.iter().all(serde_json::Value::is_object) => {
+                Shaped::Many(
+                    items
+                        .into_iter()
+                        .filter_map(|item| match item {
+                            serde_json::Value::Object(object) => Some(Picked::of(object, fields)),
+                            _ => None,
+                        })
+                        .collect(),
+                )
+            }
+            other => Shaped::Other(other),
+        }
+    }
+}
+
+/// `value` (an object or an array of objects) as JSON text with the
+/// fields asked for, pretty or compact.
+pub fn text(value: &impl Serialize, fields: &Fields, pretty: bool) -> serde_json::Result<String> {
+    fn encode(value: &impl Serialize, pretty: bool) -> serde_json::Result<String> {
+        if pretty {
+            serde_json::to_string_pretty(value)
+        } else {
+            serde_json::to_string(value)
+        }
+    }
+    match fields {
+        Fields::All => encode(value, pretty),
+        Fields::Only(only) => encode(&Shaped::of(serde_json::to_value(value)?, only), pretty),
+    }
+}
+
+/// Print `value` as `--json` asks (every field, or those named), pretty.
+pub fn print_fields(value: &impl Serialize, fields: &Fields) -> ExitCode {
+    match text(value, fields, true) {
+        Ok(text) => emit(&format!("{text}\n")),
+        Err(e) => {
+            eprintln!("quire-runs: error: cannot encode JSON: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// What `--json [FIELDS]` and `--jq EXPR` ask of a command, printed:
+/// `value` (an object, or an array of objects, whose fields are `valid`)
+/// whole or with only the fields named, as JSON or through the jq program.
+/// An unknown field, or a program that does not compile, is a usage error
+/// (exit 2).
+pub fn output(value: &impl Serialize, args: &JsonArgs, valid: &[&'static str]) -> ExitCode {
+    let fields = match Fields::parse(args.json.as_deref().unwrap_or(""), valid) {
+        Ok(fields) => fields,
+        Err(message) => return usage_error(&message),
+    };
+    let Some(program) = &args.jq else {
+        return print_fields(value, &fields);
+    };
+    match text(value, &fields, false) {
+        Ok(json) => crate::runs::jq::print(program, &json),
+        Err(e) => {
+            eprintln!("quire-runs: error: cannot encode JSON: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A flag's value the command cannot use: `quire-runs: error: MESSAGE`,
+/// exit 2.
+pub fn usage_error(message: &str) -> ExitCode {
+    eprintln!("quire-runs: error: {message}");
+    ExitCode::from(2)
 }
 
 /// Print `value` as pretty JSON on stdout.
 pub fn print(value: &impl Serialize) -> ExitCode {
-    match text(value) {
+    match whole_text(value) {
         Ok(text) => emit(&text),
         Err(e) => {
             eprintln!("quire-runs: error: cannot encode JSON: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_taken_in_the_objects_order_and_checked() {
+        assert_eq!(Fields::parse("", RUN_FIELDS), Ok(Fields::All));
+        assert_eq!(Fields::parse(" , ", RUN_FIELDS), Ok(Fields::All));
+        assert_eq!(
+            Fields::parse("state, id,ref,id", RUN_FIELDS),
+            Ok(Fields::Only(vec!["id", "ref", "state"]))
+        );
+        let error = Fields::parse("id,colour", RUN_FIELDS).unwrap_err();
+        assert!(
+            error.starts_with("--json: unknown field \"colour\"; the fields are: id, repo, "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn only_the_fields_asked_for_are_written_in_order() {
+        let value = serde_json::json!([{"b": 1, "a": {"x": [2]}, "c": null}]);
+        let text = text(&value, &Fields::Only(vec!["c", "a"]), false).unwrap();
+        assert_eq!(text, r#"[{"c":null,"a":{"x":[2]}}]"#);
+        let one = serde_json::json!({"b": 1, "a": 2});
+        assert_eq!(
+            super::text(&one, &Fields::Only(vec!["b"]), false).unwrap(),
+            r#"{"b":1}"#
+        );
     }
 }

@@ -8,33 +8,21 @@ use crate::runs::cli::ListArgs;
 use crate::runs::json;
 use crate::runs::text::{Output, duration, emit, printable, short_ref};
 
-/// The fewest id characters `list` shows.
-const MIN_ID_CHARS: usize = 8;
-
 pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<ExitCode> {
-    let repo_id = match &args.repo {
-        Some(given) => Some(store.resolve_repo(given)?.id),
-        None => None,
-    };
     let filter = ListFilter {
-        repo_id,
-        ref_names: args
-            .ref_name
-            .as_deref()
-            .map(crate::select::ref_candidates)
-            .unwrap_or_default(),
         states: args.state.clone(),
-        sha_prefix: args.sha.clone(),
+        sha_prefix: args.commit.clone(),
         since_ms: args
             .since
             .map(|span| out.now_ms - i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2)),
         before: None,
         limit: args.limit,
+        ..args.scope.scope().filter(store)?
     };
     let runs = store.list_runs(&filter)?;
-    if args.json {
+    if args.json.wanted() {
         let objects: Vec<_> = runs.iter().map(|r| json::run(r, out.now_ms)).collect();
-        return Ok(json::print(&objects));
+        return Ok(json::output(&objects, &args.json, json::RUN_FIELDS));
     }
     if runs.is_empty() {
         eprintln!(
@@ -43,13 +31,14 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<
         );
         return Ok(ExitCode::SUCCESS);
     }
+    let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let short_ids = store.short_ids(&ids)?;
     let mut table = out.table(&[
         "RUN", "REPO", "REF", "SHA", "STATE", "DURATION", "AGE", "SUBJECT",
     ]);
-    for run in &runs {
-        let id_len = store.unique_prefix_len(&run.id, MIN_ID_CHARS)?;
+    for (run, short_id) in runs.iter().zip(short_ids) {
         table.add_row(vec![
-            Cell::new(&run.id[..id_len]),
+            Cell::new(short_id),
             Cell::new(printable(&run.repo)),
             Cell::new(printable(&short_ref(&run.ref_name))),
             Cell::new(&run.sha[..run.sha.len().min(12)]),
@@ -77,9 +66,8 @@ fn subject(subject: Option<&str>) -> String {
 }
 
 fn filter_given(args: &ListArgs) -> bool {
-    args.repo.is_some()
-        || args.ref_name.is_some()
+    args.scope.scope().is_given()
         || !args.state.is_empty()
-        || args.sha.is_some()
+        || args.commit.is_some()
         || args.since.is_some()
 }

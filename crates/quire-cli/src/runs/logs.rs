@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use quire_store::query::RunDetail;
-use quire_store::{Error, RunState, Store};
+use quire_store::{Error, Run, RunState, Store};
 
 use crate::runs::cli::{LogsArgs, StreamArg};
 
@@ -17,7 +17,27 @@ use crate::runs::cli::{LogsArgs, StreamArg};
 const POLL: Duration = Duration::from_millis(100);
 
 pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
-    let run = store.resolve_run(&args.run)?;
+    let run = match crate::select::run_or_newest(
+        store,
+        args.run.as_deref(),
+        &args.scope.scope(),
+        "print the logs of",
+    ) {
+        Ok(run) => run,
+        Err(e) => return Ok(e.report("quire-runs")),
+    };
+    if args.run.is_none() {
+        crate::runs::text::note_newest(&run);
+    }
+    let mut args = args.clone();
+    if args.job.is_none() {
+        args.job = args.job_flag.take();
+    }
+    logs(store, &run, &args)
+}
+
+/// The logs of `run`, as `args` (whose JOB is `args.job`) ask.
+fn logs(store: &Store, run: &Run, args: &LogsArgs) -> quire_store::Result<ExitCode> {
     let logs_dir = store.home().run_dir(&run.id).join("logs");
     let first = store.run_detail(&run.id)?;
     if let Some(job) = &args.job {
@@ -33,7 +53,7 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
                     job: job.clone(),
                 });
             }
-            return follow_unplanned(store, args, &run.id);
+            return follow_unplanned(store, args, run);
         };
         if let Some(step) = args.step
             && !args.follow
@@ -193,7 +213,8 @@ fn print_unrecorded(
 
 /// `--follow` of a JOB on a run whose jobs are not planned yet: wait for the
 /// plan, then follow as usual (or say the job does not exist).
-fn follow_unplanned(store: &Store, args: &LogsArgs, run_id: &str) -> quire_store::Result<ExitCode> {
+fn follow_unplanned(store: &Store, args: &LogsArgs, run: &Run) -> quire_store::Result<ExitCode> {
+    let run_id = run.id.as_str();
     loop {
         let detail: RunDetail = store.run_detail(run_id)?;
         if !detail.jobs.is_empty() || detail.run.state.is_terminal() {
@@ -202,7 +223,7 @@ fn follow_unplanned(store: &Store, args: &LogsArgs, run_id: &str) -> quire_store
                 .iter()
                 .any(|j| Some(&j.job.id) == args.job.as_ref())
             {
-                return run(store, args);
+                return logs(store, run, args);
             }
             return Err(Error::UnknownJob {
                 run: run_id.to_string(),

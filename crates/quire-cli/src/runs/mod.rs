@@ -7,6 +7,7 @@ mod cli;
 mod control;
 mod download;
 pub(crate) mod help;
+mod jq;
 pub(crate) mod json;
 mod list;
 mod logs;

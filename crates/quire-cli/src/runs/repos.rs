@@ -101,6 +101,26 @@ fn inspect(git_dir: &Path, home: &Path) -> (Hook, Option<PathBuf>) {
     (hook, hooks_path)
 }
 
+/// The fields of [`RepoJson`], in its order.
+const REPO_FIELDS: &[&str] = &[
+    "name",
+    "path",
+    "hook",
+    "hooks_path",
+    "warning",
+    "hook_state",
+    "installed_at",
+    "installed_at_ms",
+    "first_seen_at",
+    "first_seen_at_ms",
+    "former_names",
+    "runs",
+    "last_run",
+    "last_state",
+    "last_queued_at",
+    "last_queued_at_ms",
+];
+
 #[derive(Debug, Serialize)]
 struct RepoJson<'a> {
     name: &'a str,
@@ -159,13 +179,13 @@ pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_store::Result
             None => (Hook::Unknown, None),
         })
         .collect();
-    if args.json {
+    if args.json.wanted() {
         let objects: Vec<RepoJson<'_>> = repos
             .iter()
             .zip(&inspected)
             .map(|(s, (hook, hooks_path))| repo_json(s, *hook, hooks_path.as_deref()))
             .collect();
-        return Ok(json::print(&objects));
+        return Ok(json::output(&objects, &args.json, REPO_FIELDS));
     }
     if repos.is_empty() {
         eprintln!("no repositories yet: `quire-run install REPO.git` adds one");

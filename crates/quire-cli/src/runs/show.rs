@@ -5,25 +5,44 @@ use comfy_table::Cell;
 use quire_store::query::RunDetail;
 use quire_store::{Containment, FailureKind, JobState, NotificationState, RunState, Store};
 
-use crate::runs::cli::ShowArgs;
+use crate::runs::cli::{JsonArgs, ShowArgs};
 use crate::runs::json;
 use crate::runs::text::{Output, duration, emit, human_bytes, printable, rfc3339};
+use crate::select;
 
 pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<ExitCode> {
-    let run = match store.resolve_run(&args.run) {
+    // `show --json RUN`: --json takes an optional value, so clap gives it
+    // RUN; no field name is made of hex digits and `-` only, as ids are.
+    let (given, json) = match (&args.run, &args.json.json) {
+        (None, Some(value)) if is_id_like(value) && !args.scope.scope().is_given() => (
+            Some(value.as_str()),
+            JsonArgs {
+                json: Some(String::new()),
+                jq: args.json.jq.clone(),
+            },
+        ),
+        _ => (args.run.as_deref(), args.json.clone()),
+    };
+    let run = match select::run_or_newest(store, given, &args.scope.scope(), "show") {
         Ok(run) => run,
         // `--exit-status` tells "no such run" (2) from "it failed" (1).
-        Err(e @ (quire_store::Error::UnknownRun(_) | quire_store::Error::AmbiguousRun { .. }))
-            if args.exit_status =>
-        {
-            eprintln!("quire-runs: error: {e}");
-            return Ok(ExitCode::from(2));
+        Err(e) => {
+            let code = e.report("quire-runs");
+            return Ok(if args.exit_status {
+                ExitCode::from(2)
+            } else {
+                code
+            });
         }
-        Err(e) => return Err(e),
     };
     let detail = store.run_detail(&run.id)?;
-    let printed = if args.json {
-        json::print(&json::detail(&detail, out.now_ms))
+    let printed = if json.wanted() {
+        let fields: Vec<&'static str> = json::RUN_FIELDS
+            .iter()
+            .chain(json::DETAIL_FIELDS)
+            .copied()
+            .collect();
+        json::output(&json::detail(&detail, out.now_ms), &json, &fields)
     } else {
         let waiting = if detail.run.state == RunState::Pending {
             Some(waiting_for(store, &detail.run.id)?)
@@ -32,10 +51,18 @@ pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<
         };
         emit(&render(&detail, waiting.as_deref(), out))
     };
+    if printed != ExitCode::SUCCESS {
+        return Ok(printed);
+    }
     if args.exit_status && detail.run.state != RunState::Complete {
         return Ok(ExitCode::from(1));
     }
     Ok(printed)
+}
+
+/// Hex digits and `-`: what a run id, or a part of one, is made of.
+fn is_id_like(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
 /// What a pending run waits for, in one line.

@@ -230,6 +230,16 @@ pub fn short_ref(ref_name: &str) -> String {
     }
 }
 
+/// On stderr, which run a command without RUN took: `run ID (REPO REF)`.
+pub fn note_newest(run: &quire_store::Run) {
+    eprintln!(
+        "run {} ({} {})",
+        run.id,
+        printable(&run.repo),
+        printable(&short_ref(&run.ref_name))
+    );
+}
+
 /// Write `text` to stdout. A reader that went away (`| head`) is not an
 /// error worth a report; any other write failure is.
 pub fn emit(text: &str) -> ExitCode {

@@ -7,35 +7,22 @@
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use quire_store::query::{ListFilter, RunDetail};
+use quire_store::query::RunDetail;
 use quire_store::{JobState, Run, RunState, Store};
 
-use crate::error::CommandError;
 use crate::follow::{Change, Follower, Pause, describe, one_line, pause};
 use crate::runs::cli::WatchArgs;
 use crate::runs::text::{Output, duration, printable, short_ref};
 
 pub fn run(store: &Store, args: &WatchArgs, out: &Output) -> quire_store::Result<ExitCode> {
-    let run = match &args.run {
-        Some(given) => store.resolve_run(given)?,
-        None => match newest(store, args)? {
-            Some(run) => run,
-            None => {
-                let filtered = args.repo.is_some() || args.ref_name.is_some();
-                return Ok(CommandError {
-                    message: format!(
-                        "there is no run to watch: {}",
-                        if filtered {
-                            "no runs match"
-                        } else {
-                            "no runs yet"
-                        }
-                    ),
-                    hint: Some("`quire-runs list` shows the runs there are".to_string()),
-                }
-                .report("quire-runs"));
-            }
-        },
+    let run = match crate::select::run_or_newest(
+        store,
+        args.run.as_deref(),
+        &args.scope.scope(),
+        "watch",
+    ) {
+        Ok(run) => run,
+        Err(e) => return Ok(e.report("quire-runs")),
     };
     let redraw =
         io::stdout().is_terminal() && std::env::var_os("TERM").is_none_or(|term| term != "dumb");
@@ -49,25 +36,6 @@ pub fn run(store: &Store, args: &WatchArgs, out: &Output) -> quire_store::Result
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The newest run (of `--repo` and `--ref` when given).
-fn newest(store: &Store, args: &WatchArgs) -> quire_store::Result<Option<Run>> {
-    let repo_id = match &args.repo {
-        Some(given) => Some(store.resolve_repo(given)?.id),
-        None => None,
-    };
-    let filter = ListFilter {
-        repo_id,
-        ref_names: args
-            .ref_name
-            .as_deref()
-            .map(crate::select::ref_candidates)
-            .unwrap_or_default(),
-        limit: 1,
-        ..ListFilter::default()
-    };
-    Ok(store.list_runs(&filter)?.into_iter().next())
 }
 
 /// Stdout, written a piece at a time; a reader that went away (`| head`)

@@ -371,13 +371,16 @@ fn select_runs(
         None => None,
     };
     let limit = filters.limit.unwrap_or(default);
+    // A ref as `list --ref` takes it: full, short, or a glob.
+    let refs = crate::select::Scope {
+        ref_name: filters.ref_name.clone(),
+        ..Default::default()
+    }
+    .filter(store)?;
     let mut runs = store.list_runs(&ListFilter {
         repo_id,
-        ref_names: filters
-            .ref_name
-            .as_deref()
-            .map(crate::select::ref_candidates)
-            .unwrap_or_default(),
+        ref_names: refs.ref_names,
+        ref_globs: refs.ref_globs,
         states: filters.states.clone(),
         sha_prefix: None,
         since_ms: None,
@@ -634,7 +637,7 @@ async fn api_list(State(app): App, RawQuery(query): RawQuery) -> Response {
         .read(move |store, now| {
             let (runs, older) = select_runs(store, &filters, API_RUNS)?;
             let objects: Vec<_> = runs.iter().map(|r| json::run(r, now)).collect();
-            let body = json::text(&objects).map_err(|e| Failure::Internal(e.to_string()))?;
+            let body = json::whole_text(&objects).map_err(|e| Failure::Internal(e.to_string()))?;
             let next = older.map(|id| {
                 Filters {
                     before: Some(id),
@@ -664,7 +667,8 @@ async fn api_run(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
         .read(move |store, now| {
             let run = store.resolve_run(&id)?;
             let detail = store.run_detail(&run.id)?;
-            json::text(&json::detail(&detail, now)).map_err(|e| Failure::Internal(e.to_string()))
+            json::whole_text(&json::detail(&detail, now))
+                .map_err(|e| Failure::Internal(e.to_string()))
         })
         .await;
     match shown {
