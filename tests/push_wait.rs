@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use quire_store::RunState;
 
-use crate::util::{Env, Gate, LineReader, Repo, git, signal, wait_exit};
+use crate::util::{Env, Gate, LineReader, Repo, git, masked, signal, wait_exit};
 
 /// The hook's lines in a push's stderr: `remote: ` and the padding git
 /// adds after each line taken off.
@@ -22,18 +22,6 @@ fn remote_lines(stderr: &str) -> Vec<String> {
         .filter_map(|l| l.strip_prefix("remote: "))
         .map(|l| l.trim_end().to_string())
         .collect()
-}
-
-/// A line with its duration (` in 1.2s`, ` in 1m 4s`) written as `D`.
-fn masked(line: &str) -> String {
-    match line.find(" in ") {
-        Some(at) => {
-            let rest = &line[at + 4..];
-            let end = rest.find(" (").unwrap_or(rest.len());
-            format!("{} in D{}", &line[..at], &rest[end..])
-        }
-        None => line.to_string(),
-    }
 }
 
 const TWO_JOBS: &str = "[jobs.build]\ninputs = [\"quire/push\"]\nsh = \"echo built\"\n\n\

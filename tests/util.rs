@@ -748,3 +748,16 @@ pub fn keys(object: &Value) -> Vec<String> {
     keys.sort();
     keys
 }
+
+/// A line with its duration (` in 1.2s`, ` in 1m 4s`) written as `D`, so
+/// that lines of real runs can be compared whole.
+pub fn masked(line: &str) -> String {
+    match line.find(" in ") {
+        Some(at) => {
+            let rest = &line[at + 4..];
+            let end = rest.find(" (").unwrap_or(rest.len());
+            format!("{} in D{}", &line[..at], &rest[end..])
+        }
+        None => line.to_string(),
+    }
+}

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use predicates::prelude::*;
 
-use crate::util::{Env, Gate, LineReader, git, wait_exit};
+use crate::util::{Env, Gate, LineReader, git, masked, wait_exit};
 
 /// `quire-runs --home HOME watch ARGS`, to spawn.
 fn watch(env: &Env, args: &[&str]) -> Command {
@@ -21,19 +21,6 @@ fn watch(env: &Env, args: &[&str]) -> Command {
         .arg("watch")
         .args(args);
     command
-}
-
-/// A line with its duration (` in 1.2s`, ` in 1m 4s`) written as `D`, so
-/// that lines of real runs can be compared whole.
-fn masked(line: &str) -> String {
-    match line.find(" in ") {
-        Some(at) => {
-            let rest = &line[at + 4..];
-            let end = rest.find(" (").unwrap_or(rest.len());
-            format!("{} in D{}", &line[..at], &rest[end..])
-        }
-        None => line.to_string(),
-    }
 }
 
 /// A job held at the gate, and one that runs after it.
