@@ -357,3 +357,22 @@ fn snapshot_json_is_stable_for_a_fixed_store() {
         (&serde_json::json!("superseded"), &serde_json::json!([]))
     );
 }
+
+#[test]
+fn snapshot_repos_caches_and_prune_for_people() {
+    let env = Env::new();
+    fixed_store(&env);
+    // The fixed store's repositories are paths that do not exist here:
+    // repos says so, per repository.
+    insta::assert_snapshot!(output(&env, &["repos"]), @r#"
+        REPO     PATH              HOOK             RUNS  LAST RUN
+        app.git  /srv/git/app.git  repository gone  4     pending, 10s ago
+        lib.git  /srv/git/lib.git  repository gone  1     superseded, 2m ago
+    "#);
+    // No cache kept: nothing on stdout (stderr says so).
+    insta::assert_snapshot!(output(&env, &["caches"]), @r#"
+    "#);
+    insta::assert_snapshot!(output(&env, &["prune", "--dry-run", "--older-than", "3m", "--keep", "1"]), @r#"
+        would delete 0 runs, 0 B of logs and events; kept the newest 1 of each ref
+    "#);
+}
