@@ -122,15 +122,41 @@ impl Browser {
         }
     }
 
-    /// Open `url` in a new page and attach to it.
+    /// Open `url` in a new page, attach to it, and return once it has
+    /// loaded (its `load` event, as Chromium reports it).
     pub fn open(&mut self, url: &str) {
-        let target = self.call("Target.createTarget", json!({ "url": url }), false);
+        let target = self.call(
+            "Target.createTarget",
+            json!({ "url": "about:blank" }),
+            false,
+        );
         let attached = self.call(
             "Target.attachToTarget",
             json!({ "targetId": target["targetId"], "flatten": true }),
             false,
         );
         self.session = Some(attached["sessionId"].as_str().unwrap().to_string());
+        self.call("Page.enable", json!({}), true);
+        self.call("Page.navigate", json!({ "url": url }), true);
+        self.wait_event("Page.loadEventFired");
+    }
+
+    /// Wait (30 s at most) for an event of the attached page.
+    fn wait_event(&mut self, method: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(event)
+                    if event["method"] == method && event["sessionId"] == json!(self.session) =>
+                {
+                    return;
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("chromium never sent {method}"),
+                Err(RecvTimeoutError::Disconnected) => panic!("chromium went away ({method})"),
+            }
+        }
     }
 
     /// The value of a JavaScript expression in the page.
@@ -151,20 +177,39 @@ impl Browser {
             .to_string()
     }
 
-    /// Wait (30 s at most) until the page's text holds `needle`; the text.
+    /// Wait (25 s at most) until the page's text holds `needle`; the text.
+    /// The page itself waits: a promise that a `MutationObserver` resolves
+    /// when a change to the document brings the text in.
     pub fn wait_for_text(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = self.text();
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the page never showed {needle:?}; it shows:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let expression = format!(
+            "new Promise(done => {{
+                const needle = {needle};
+                const look = () => {{
+                    const text = document.body ? document.body.innerText : '';
+                    if (text.includes(needle)) {{ watch.disconnect(); done({{found: true, text}}); }}
+                }};
+                const watch = new MutationObserver(look);
+                watch.observe(document, {{subtree: true, childList: true, characterData: true}});
+                setTimeout(() => {{
+                    watch.disconnect();
+                    done({{found: false, text: document.body ? document.body.innerText : ''}});
+                }}, 25000);
+                look();
+            }})",
+            needle = serde_json::to_string(needle).unwrap()
+        );
+        let result = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
+            true,
+        );
+        let value = &result["result"]["value"];
+        let text = value["text"].as_str().unwrap_or_default().to_string();
+        assert!(
+            value["found"] == true,
+            "the page never showed {needle:?}; it shows:\n{text}"
+        );
+        text
     }
 }
 
@@ -173,12 +218,10 @@ impl Drop for Browser {
         let close = serde_json::to_vec(&json!({ "id": 0, "method": "Browser.close" })).unwrap();
         let _ = self.commands.write_all(&[close, vec![0]].concat());
         let _ = self.commands.flush();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        // Chromium closes itself; one that does not within 5 s is killed.
+        if quire_pipeline::processes::exited_within(self.child.id(), Duration::from_secs(5)) {
+            let _ = self.child.wait();
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
