@@ -121,11 +121,7 @@ impl Follower {
 fn job_end(job: &JobDetail) -> JobEnd {
     let j = &job.job;
     let step = if j.state == JobState::Failed {
-        job.steps
-            .iter()
-            .rev()
-            .find(|s| s.exit_code != Some(0))
-            .or(job.steps.last())
+        job.ending_step()
     } else {
         job.steps.last()
     };

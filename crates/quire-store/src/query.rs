@@ -193,6 +193,18 @@ pub struct JobDetail {
     pub steps: Vec<Step>,
 }
 
+impl JobDetail {
+    /// The step that ended the job as it ended: its last step that did not
+    /// exit 0 (for a failed or aborted job, the failing one), else its last.
+    pub fn ending_step(&self) -> Option<&Step> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|s| s.exit_code != Some(0))
+            .or(self.steps.last())
+    }
+}
+
 impl Store {
     /// Runs matching `filter`, newest first.
     pub fn list_runs(&self, filter: &ListFilter) -> Result<Vec<Run>> {

@@ -19,7 +19,7 @@ use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::contain::{self, Want};
 use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox, SandboxMode};
+use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox, SandboxMode, TIMEOUT_NOTE};
 use quire_pipeline::{pidns, processes};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
@@ -462,28 +462,18 @@ pub(crate) fn failed_jobs(
         if j.state != quire_store::JobState::Failed || planned.allow_failure {
             continue;
         }
-        let failing = job
-            .steps
-            .iter()
-            .rev()
-            .find(|s| s.exit_code.is_some_and(|c| c != 0))
-            .or(job.steps.last());
-        let Some(step) = failing else {
+        let Some(step) = job.ending_step() else {
             reasons.push(format!("job {} failed", j.id));
             continue;
         };
         let log = logs_dir.join(&j.id).join(format!("{}.log", step.seq));
+        // The executor's own line in the step's log says a timeout ended it.
         let timed_out = std::fs::read(&log).is_ok_and(|bytes| {
             bytes
-                .windows(TIMEOUT_MARK.len())
-                .any(|w| w == TIMEOUT_MARK.as_bytes())
+                .windows(TIMEOUT_NOTE.len())
+                .any(|w| w == TIMEOUT_NOTE.as_bytes())
         });
-        let cmd = crate::runs::text::printable(&crate::runs::text::flat(&step.cmd)).into_owned();
-        let cmd: String = if cmd.chars().count() > 60 {
-            format!("{}…", cmd.chars().take(59).collect::<String>())
-        } else {
-            cmd
-        };
+        let cmd = crate::follow::one_line(&step.cmd);
         let why = match (timed_out, planned.timeout, step.exit_code) {
             (true, Some(limit), _) => {
                 format!("timed out after {}", crate::runs::text::span(limit))
@@ -495,10 +485,6 @@ pub(crate) fn failed_jobs(
     }
     reasons.join("; ")
 }
-
-/// What the executor writes into a step's log when its job's timeout ran
-/// out (exec/stop.rs).
-const TIMEOUT_MARK: &str = "the job's timeout ran out";
 
 /// The sandbox of the run's steps (docs/SECURITY.md), refused as the run's
 /// failure when config.toml requires one this machine cannot give, or

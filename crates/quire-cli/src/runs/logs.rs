@@ -143,12 +143,7 @@ fn failing_step(job: &quire_store::query::JobDetail) -> Option<i64> {
     if job.job.state != quire_store::JobState::Failed {
         return None;
     }
-    job.steps
-        .iter()
-        .rev()
-        .find(|s| s.exit_code.is_some_and(|c| c != 0))
-        .or(job.steps.last())
-        .map(|s| s.seq)
+    job.ending_step().map(|s| s.seq)
 }
 
 /// Logs of a run that the store has no step for, in job and step order:

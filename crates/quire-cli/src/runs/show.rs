@@ -5,6 +5,7 @@ use comfy_table::Cell;
 use quire_store::query::RunDetail;
 use quire_store::{Containment, FailureKind, JobState, NotificationState, RunState, Store};
 
+use crate::follow::one_line;
 use crate::runs::cli::{JsonArgs, ShowArgs};
 use crate::runs::json;
 use crate::runs::text::{Output, duration, emit, human_bytes, printable, rfc3339};
@@ -296,18 +297,6 @@ fn span(start: Option<i64>, end: Option<i64>, running: bool, now_ms: i64) -> Str
         (Some(start), Some(end)) => duration(end - start),
         (Some(start), None) if running => duration(now_ms - start),
         _ => String::new(),
-    }
-}
-
-/// A command on one line, cut to a width a table can hold.
-fn one_line(cmd: &str) -> String {
-    // Control characters escaped: a command cannot clear the screen or set
-    // the terminal's title.
-    let flat = printable(&crate::runs::text::flat(cmd)).into_owned();
-    if flat.chars().count() > 60 {
-        format!("{}…", flat.chars().take(59).collect::<String>())
-    } else {
-        flat
     }
 }
 

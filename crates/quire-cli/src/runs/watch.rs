@@ -242,12 +242,7 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
                 .map(|s| format!("step {}: {}", s.seq, one_line(&s.cmd)))
                 .unwrap_or_default(),
             JobState::Failed | JobState::Aborted => {
-                let step = job
-                    .steps
-                    .iter()
-                    .rev()
-                    .find(|s| s.exit_code != Some(0))
-                    .or(job.steps.last());
+                let step = job.ending_step();
                 match (j.exit_code.or(step.and_then(|s| s.exit_code)), step) {
                     (Some(code), Some(s)) => {
                         format!("exit {code}; step {}: {}", s.seq, one_line(&s.cmd))

@@ -52,6 +52,7 @@ pub(crate) use contain::enter_cgroup;
 pub use sandbox::{
     Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
 };
+pub use stop::TIMEOUT_NOTE;
 
 /// What the executor needs to know about the run.
 #[derive(Debug, Clone)]

@@ -19,12 +19,15 @@ pub(super) enum Stop {
     Cancelled,
 }
 
+/// The line a step's log ends with when its job's timeout ended it.
+pub const TIMEOUT_NOTE: &str = "quire: the job's timeout ran out; the step was terminated";
+
 impl Stop {
     /// The line quire adds to the step's log when it ended the step.
     pub(super) fn note(self) -> Option<&'static str> {
         match self {
             Stop::Exited => None,
-            Stop::Deadline => Some("quire: the job's timeout ran out; the step was terminated"),
+            Stop::Deadline => Some(TIMEOUT_NOTE),
             Stop::Cancelled => Some("quire: the run was cancelled; the step was terminated"),
         }
     }
