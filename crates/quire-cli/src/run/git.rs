@@ -178,22 +178,18 @@ impl Repo {
             .map_err(|_| no_commit())
     }
 
-    /// The commit's full message.
-    pub fn message(&self, sha: &str) -> Result<String, GitError> {
+    /// The commit's full message, and its author as `Name <email>` (none
+    /// when the author line cannot be read), from one read of the commit.
+    pub fn message_and_author(&self, sha: &str) -> Result<(String, Option<String>), GitError> {
         let commit = self.commit(sha)?;
         let raw = commit
             .message_raw()
             .map_err(|e| self.read_error(format!("the message of {sha}"))(e.to_string()))?;
-        Ok(String::from_utf8_lossy(raw.as_ref()).into_owned())
-    }
-
-    /// The commit's author, as `Name <email>`.
-    pub fn author(&self, sha: &str) -> Result<String, GitError> {
-        let commit = self.commit(sha)?;
         let author = commit
             .author()
-            .map_err(|e| self.read_error(format!("the author of {sha}"))(e.to_string()))?;
-        Ok(format!("{} <{}>", author.name, author.email))
+            .ok()
+            .map(|a| format!("{} <{}>", a.name, a.email));
+        Ok((String::from_utf8_lossy(raw.as_ref()).into_owned(), author))
     }
 
     /// The blob at `path` in the commit's tree, if there is one: read when

@@ -176,7 +176,7 @@ pub(crate) fn record(
     let new = commit.as_str();
     // The ref has moved on: whatever decides below, a run of its old tip no
     // longer speaks for it.
-    let message = repo.message(new)?;
+    let (message, author) = repo.message_and_author(new)?;
     let skip = match skip {
         Skip::PushOption => Some("the push option ci.skip"),
         Skip::AsTheMessageSays if skip_requested(&message) => {
@@ -202,7 +202,6 @@ pub(crate) fn record(
     let detail = refused.as_ref().map(|r| r.detail.clone());
     // Recorded and, if invalid, failed in one transaction: a hook killed
     // half-way leaves no run that a worker would pick up.
-    let author = repo.author(new).ok();
     let created = store.create_run(&NewRun {
         repo_id,
         ref_name: &update.ref_name,
