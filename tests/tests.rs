@@ -19,6 +19,7 @@ mod people;
 mod pipeline_cli;
 mod push;
 mod push_wait;
+mod race;
 mod reliability;
 mod repos;
 mod runs_cli;

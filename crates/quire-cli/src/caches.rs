@@ -13,12 +13,14 @@
 //! whole (renamed to `taking-<run>` or `evicting-<run>`), so a run sees a
 //! complete entry or none.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use quire_pipeline::beneath::{self, Dir};
 use quire_pipeline::exec::JobCache;
 use quire_store::Home;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
@@ -260,6 +262,11 @@ impl RunCache {
     /// the run's own branch, copied and put back when it is the default
     /// branch's (another branch must not take it). None when there is no
     /// entry to take.
+    ///
+    /// The workspace side is reached only through directory descriptors
+    /// (`quire_pipeline::beneath`): a step of another job may swap any
+    /// directory of the workspace for a symlink at any moment, and the
+    /// restore must still put nothing outside the workspace.
     fn restore_from(
         &self,
         job: &str,
@@ -278,33 +285,17 @@ impl RunCache {
         let (size, _, _) = read_meta(&taken).unwrap_or_default();
         let mut lines = Vec::new();
         let mut restored = Vec::new();
-        for path in paths {
-            let from = taken.join("files").join(path);
-            if fs::symlink_metadata(&from).is_err() {
-                continue;
-            }
-            match real_parents(workspace, path, true) {
-                Ok(true) => {}
-                Ok(false) => {
-                    lines.push(format!(
-                        "{path} lies behind a symlink or a file in the checkout; not restored"
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    lines.push(format!("cannot restore {path}: {e}"));
-                    continue;
+        match (Dir::open(&taken.join("files")), Dir::open(workspace)) {
+            (Ok(files), Ok(ws)) => {
+                for path in paths {
+                    match self.restore_path(&files, &ws, path, !own) {
+                        Ok(true) => restored.push(path.as_str()),
+                        Ok(false) => {}
+                        Err(line) => lines.push(line),
+                    }
                 }
             }
-            let merged =
-                merge(&from, &workspace.join(path), !own).and_then(|()| match self.owner {
-                    Some((uid, gid)) => give(workspace, path, uid, gid),
-                    None => Ok(()),
-                });
-            match merged {
-                Ok(()) => restored.push(path.as_str()),
-                Err(e) => lines.push(format!("cannot restore {path}: {e}")),
-            }
+            (Err(e), _) | (_, Err(e)) => lines.push(format!("cannot restore: {e}")),
         }
         if !restored.is_empty()
             && let Some(checkout) = &self.checkout
@@ -336,39 +327,58 @@ impl RunCache {
         Some(lines)
     }
 
+    /// Put the entry's `path` (under `files`) into the workspace: whether
+    /// there was one to restore, or the line that says why it was not.
+    fn restore_path(&self, files: &Dir, ws: &Dir, path: &str, copy: bool) -> Result<bool, String> {
+        let Ok(Some((parent, name))) = beneath::split_last(path) else {
+            return Err(format!(
+                "{path} is not a path in the workspace; not restored"
+            ));
+        };
+        let name = OsStr::new(name);
+        let Ok(from) = files.open_dir(&parent) else {
+            return Ok(false);
+        };
+        if from.stat(name).is_err() {
+            return Ok(false);
+        }
+        let to = ws.create_dirs(&parent, self.owner).map_err(|e| {
+            if beneath::is_refused(&e) {
+                format!("{path} lies behind a symlink or a file in the checkout; not restored")
+            } else {
+                format!("cannot restore {path}: {e}")
+            }
+        })?;
+        merge(&from, &to, name, copy)
+            .and_then(|()| match self.owner {
+                Some((uid, gid)) => to.chown_tree(name, uid, gid),
+                None => Ok(()),
+            })
+            .map_err(|e| format!("cannot restore {path}: {e}"))?;
+        Ok(true)
+    }
+
     fn save_to(&self, job: &str, paths: &[String], workspace: &Path, branch: &str) -> Vec<String> {
         let started = Instant::now();
         let key = self.caches.key(self.repo_id, job, branch);
         let tmp = key.join(format!("tmp-{}", self.run_id));
         let _ = fs::remove_dir_all(&tmp);
-        if let Err(e) = fs::DirBuilder::new()
+        let opened = fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(tmp.join("files"))
-        {
-            return vec![format!("cannot save: {}: {e}", tmp.display())];
-        }
+            .and_then(|()| Ok((Dir::open(&tmp.join("files"))?, Dir::open(workspace)?)));
+        let (files, ws) = match opened {
+            Ok(dirs) => dirs,
+            Err(e) => return vec![format!("cannot save: {}: {e}", tmp.display())],
+        };
         // Before the cached paths leave: the commit's own files in them
         // are recorded as they were.
         let mtimes = self.checkout.as_ref().map(Checkout::record);
         let mut lines = Vec::new();
         let mut saved = Vec::new();
         for path in paths {
-            let from = workspace.join(path);
-            let to = tmp.join("files").join(path);
-            let outcome = match real_parents(workspace, path, false) {
-                Ok(false) => Err(format!(
-                    "{path} lies behind a symlink in the workspace; not saved"
-                )),
-                Err(e) => Err(format!("cannot save {path}: {e}")),
-                Ok(true) if fs::symlink_metadata(&from).is_err() => {
-                    Err(format!("{path} does not exist; nothing to save"))
-                }
-                Ok(true) => fs::create_dir_all(to.parent().unwrap_or(&tmp))
-                    .and_then(|()| move_path(&from, &to))
-                    .map_err(|e| format!("cannot save {path}: {e}")),
-            };
-            match outcome {
+            match save_path(&ws, &files, path) {
                 Ok(()) => saved.push(path.as_str()),
                 Err(line) => lines.push(line),
             }
@@ -411,6 +421,42 @@ impl RunCache {
         }
         lines
     }
+}
+
+/// Move the workspace's `path` into the entry being built (`files`), by
+/// descriptors: the directory holding it is opened below the workspace
+/// without following a symlink, and the name in it is moved as whatever it
+/// is (a symlink stays a symlink). The line that says why not, if not.
+fn save_path(ws: &Dir, files: &Dir, path: &str) -> Result<(), String> {
+    let Ok(Some((parent, name))) = beneath::split_last(path) else {
+        return Err(format!("{path} is not a path in the workspace; not saved"));
+    };
+    let name = OsStr::new(name);
+    let from = match ws.open_dir(&parent) {
+        Ok(dir) => dir,
+        Err(e) if beneath::is_refused(&e) => {
+            return Err(format!(
+                "{path} lies behind a symlink in the workspace; not saved"
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(format!("{path} does not exist; nothing to save"));
+        }
+        Err(e) => return Err(format!("cannot save {path}: {e}")),
+    };
+    if from.stat(name).is_err() {
+        return Err(format!("{path} does not exist; nothing to save"));
+    }
+    let moved = files.create_dirs(&parent, None).and_then(|to| {
+        match from.rename(name, &to, name, true) {
+            // Another file system: copy, then remove what was copied.
+            Err(e) if e.raw_os_error() == Some(Errno::XDEV.raw_os_error()) => {
+                from.copy(name, &to, name).and_then(|()| from.remove(name))
+            }
+            done => done,
+        }
+    });
+    moved.map_err(|e| format!("cannot save {path}: {e}"))
 }
 
 impl JobCache for RunCache {
@@ -488,87 +534,39 @@ fn is_not_empty(e: &io::Error) -> bool {
     )
 }
 
-/// Move `from` to `to` (which does not exist): a rename, or a copy and
-/// delete when they are on two file systems.
-fn move_path(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::rename(from, to) {
-        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-            copy_tree(from, to)?;
-            remove_path(from)
-        }
-        done => done,
-    }
-}
-
-/// Put `from` at `to`, moving it (or copying, with `copy`); where `to`
-/// exists already (the checkout has it), directories merge and the
-/// checkout's own files win.
-fn merge(from: &Path, to: &Path, copy: bool) -> io::Result<()> {
-    match fs::symlink_metadata(to) {
+/// Put `name` of `from` (the entry) at `name` in `to` (the workspace),
+/// moving it (or copying, with `copy`); where the checkout has it already,
+/// directories merge and the checkout's own files win. Descriptors all the
+/// way down: a directory of the workspace swapped for a symlink is met as
+/// a symlink, and the checkout's side wins.
+fn merge(from: &Dir, to: &Dir, name: &OsStr, copy: bool) -> io::Result<()> {
+    match to.stat(name) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if copy {
-                copy_tree(from, to)
+            let placed = if copy {
+                from.copy(name, to, name)
             } else {
-                move_path(from, to)
+                from.rename(name, to, name, true)
+            };
+            match placed {
+                // Something took the name meanwhile: it wins.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                done => done,
             }
         }
         Err(e) => Err(e),
-        Ok(meta) if meta.is_dir() && fs::symlink_metadata(from)?.is_dir() => {
-            for child in fs::read_dir(from)? {
-                let child = child?;
-                merge(&child.path(), &to.join(child.file_name()), copy)?;
+        Ok(_) if to.is_dir(name) && from.is_dir(name) => {
+            let (from, to) = match (from.subdir(name), to.subdir(name)) {
+                (Ok(from), Ok(to)) => (from, to),
+                (_, Err(e)) if beneath::is_refused(&e) => return Ok(()),
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            };
+            for entry in from.entries()? {
+                merge(&from, &to, &entry.name, copy)?;
             }
             Ok(())
         }
         Ok(_) => Ok(()),
     }
-}
-
-/// Copy a tree, symlinks as symlinks (never followed); anything that is
-/// not a file, directory or symlink is left out.
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    let meta = fs::symlink_metadata(from)?;
-    if meta.is_dir() {
-        fs::create_dir(to)?;
-        fs::set_permissions(to, meta.permissions())?;
-        for child in fs::read_dir(from)? {
-            let child = child?;
-            copy_tree(&child.path(), &to.join(child.file_name()))?;
-        }
-    } else if meta.is_symlink() {
-        std::os::unix::fs::symlink(fs::read_link(from)?, to)?;
-    } else if meta.is_file() {
-        fs::copy(from, to)?;
-    }
-    Ok(())
-}
-
-fn remove_path(path: &Path) -> io::Result<()> {
-    if fs::symlink_metadata(path)?.is_dir() {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
-    }
-}
-
-/// Whether every directory above `path` in `workspace` is a real
-/// directory, so nothing is taken from or put outside it: false when one
-/// is a symlink or a file. A missing one is created with `create`, else
-/// the walk stops there (nothing below it exists either).
-fn real_parents(workspace: &Path, path: &str, create: bool) -> io::Result<bool> {
-    let mut at = workspace.to_path_buf();
-    let parts: Vec<&str> = path.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
-        at.push(part);
-        match fs::symlink_metadata(&at) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && create => fs::create_dir(&at)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
 }
 
 /// An entry's size and saving run from its `meta`, and when it was last
@@ -671,20 +669,6 @@ fn unescape(name: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Give the restored `path` in `workspace`, the directories leading to it
-/// and everything below it to `uid`:`gid`.
-fn give(workspace: &Path, path: &str, uid: u32, gid: u32) -> io::Result<()> {
-    let mut at = workspace.to_path_buf();
-    let parts: Vec<_> = Path::new(path).components().collect();
-    for (i, part) in parts.iter().enumerate() {
-        at.push(part);
-        if i + 1 < parts.len() {
-            std::os::unix::fs::lchown(&at, Some(uid), Some(gid))?;
-        }
-    }
-    crate::run::chown_tree(&at, uid, gid)
 }
 
 #[cfg(test)]

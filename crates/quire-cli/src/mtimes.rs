@@ -19,13 +19,12 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, UTIME_OMIT, utimensat};
+use quire_pipeline::beneath::Dir;
+use rustix::fs::FileType;
 
 use crate::run::git::TreeFile;
 
@@ -42,14 +41,52 @@ struct Stat {
 }
 
 impl Stat {
-    fn of(path: &Path) -> Option<Stat> {
-        let meta = fs::symlink_metadata(path).ok()?;
-        meta.is_file().then(|| Stat {
-            ino: meta.ino(),
-            size: meta.size(),
-            sec: meta.mtime(),
-            nsec: meta.mtime_nsec(),
+    /// `lstat` of the file `path` of the workspace, reached by descriptors
+    /// from `ws` (a symlink on the way, or swapped in by a step, is not
+    /// followed); `at` keeps the last directory opened, as the files come
+    /// in path order.
+    fn of(at: &mut Parent, ws: &Dir, path: &[u8]) -> Option<Stat> {
+        let (dir, name) = at.of(ws, path)?;
+        let stat = dir.stat(name).ok()?;
+        (FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile).then_some(Stat {
+            ino: stat.st_ino,
+            size: stat.st_size as u64,
+            sec: stat.st_mtime,
+            nsec: stat.st_mtime_nsec as i64,
         })
+    }
+}
+
+/// The directory of the last file looked at, held open.
+#[derive(Default)]
+struct Parent {
+    path: Option<Vec<u8>>,
+    dir: Option<Dir>,
+}
+
+impl Parent {
+    /// The directory holding `path` in `ws`, and the file's name in it.
+    fn of<'p>(&mut self, ws: &Dir, path: &'p [u8]) -> Option<(&Dir, &'p OsStr)> {
+        let (parent, name) = match path.iter().rposition(|b| *b == b'/') {
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => (&path[..0], path),
+        };
+        if self.path.as_deref() != Some(parent) {
+            self.dir = match std::str::from_utf8(parent) {
+                Ok(parent) => ws.open_dir(parent).ok(),
+                // A name that is not UTF-8: one component at a time.
+                Err(_) => {
+                    let parts: Vec<&OsStr> = parent
+                        .split(|b| *b == b'/')
+                        .filter(|p| !p.is_empty())
+                        .map(OsStr::from_bytes)
+                        .collect();
+                    ws.walk(&parts).ok()
+                }
+            };
+            self.path = Some(parent.to_vec());
+        }
+        Some((self.dir.as_ref()?, OsStr::from_bytes(name)))
     }
 }
 
@@ -72,10 +109,12 @@ impl Checkout {
     /// Note the state of `files` in `workspace`, right after the checkout
     /// wrote them (before any step ran).
     pub fn new(workspace: &Path, files: Vec<TreeFile>) -> Checkout {
+        let ws = Dir::open(workspace).ok();
+        let mut at = Parent::default();
         let files = files
             .into_iter()
             .map(|file| {
-                let stat = Stat::of(&workspace.join(OsStr::from_bytes(&file.path)));
+                let stat = ws.as_ref().and_then(|ws| Stat::of(&mut at, ws, &file.path));
                 let tracked = Tracked {
                     blob: file.blob.to_string(),
                     stat,
@@ -94,9 +133,13 @@ impl Checkout {
     pub fn record(&self) -> Vec<u8> {
         let files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = HEADER.to_vec();
+        let Ok(ws) = Dir::open(&self.workspace) else {
+            return out;
+        };
+        let mut at = Parent::default();
         for (path, tracked) in files.iter() {
             let Some(then) = tracked.stat else { continue };
-            if Stat::of(&self.path(path)) != Some(then) {
+            if Stat::of(&mut at, &ws, path) != Some(then) {
                 continue;
             }
             out.extend_from_slice(
@@ -126,6 +169,8 @@ impl Checkout {
                 "a .gitattributes file changed since the cache was saved: every file keeps the checkout's time".into(),
             );
         }
+        let ws = Dir::open(&self.workspace).ok()?;
+        let mut at = Parent::default();
         let mut given = 0usize;
         let mut fresh = 0usize;
         for (path, tracked) in files.iter_mut() {
@@ -138,32 +183,23 @@ impl Checkout {
                 fresh += 1;
                 continue;
             }
-            let full = self.path(path);
-            if Stat::of(&full) != Some(then) {
+            // Checked and set through the directory held open: a step
+            // that swaps a directory on the way for a symlink meanwhile
+            // changes which file of the workspace is met, never leads out.
+            if Stat::of(&mut at, &ws, path) != Some(then) {
                 continue;
             }
-            let times = Timestamps {
-                last_access: Timespec {
-                    tv_sec: 0,
-                    tv_nsec: UTIME_OMIT,
-                },
-                last_modification: Timespec {
-                    tv_sec: sec,
-                    tv_nsec: nsec,
-                },
+            let Some((dir, name)) = at.of(&ws, path) else {
+                continue;
             };
-            if utimensat(CWD, &full, &times, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-                tracked.stat = Stat::of(&full);
+            if dir.set_mtime(name, sec, nsec).is_ok() {
+                tracked.stat = Stat::of(&mut at, &ws, path);
                 given += 1;
             }
         }
         Some(format!(
             "{given} files of the checkout given their time from the cache's run, {fresh} changed since (they keep the checkout's time)"
         ))
-    }
-
-    fn path(&self, path: &[u8]) -> PathBuf {
-        self.workspace.join(OsStr::from_bytes(path))
     }
 }
 
@@ -197,6 +233,8 @@ fn parse(record: &[u8]) -> Option<BTreeMap<&[u8], Recorded<'_>>> {
 mod tests {
     use super::*;
     use gix::ObjectId;
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
 
     fn blob(n: u8) -> ObjectId {
         ObjectId::from_bytes_or_panic(&[n; 20])

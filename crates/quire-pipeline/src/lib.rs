@@ -8,6 +8,7 @@
 //! starts is contained ([`contain`]: a cgroup per job, or the worker as
 //! their subreaper) and ended with its job.
 
+pub mod beneath;
 pub mod cgroup;
 pub mod contain;
 pub mod events;

@@ -20,7 +20,6 @@ mod trigger;
 mod work;
 
 pub(crate) use install::HOOK_MARK;
-pub(crate) use sandbox::chown_tree;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

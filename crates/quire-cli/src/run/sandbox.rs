@@ -69,20 +69,10 @@ pub(crate) fn hand_over(
     for dir in [home.dir(), &home.dir().join("runs"), run_dir] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))?;
     }
+    // By descriptors, never following a symlink (a link is itself given,
+    // not what it names): docs/SECURITY.md, "The worker's own hands".
     for dir in dirs.all() {
-        chown_tree(dir, user.uid, user.gid)?;
-    }
-    Ok(())
-}
-
-/// Give `path` and everything below it to `uid`:`gid`, never following a
-/// symbolic link (a link is itself given, not what it points to).
-pub(crate) fn chown_tree(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
-    if std::fs::symlink_metadata(path)?.is_dir() {
-        for entry in std::fs::read_dir(path)? {
-            chown_tree(&entry?.path(), uid, gid)?;
-        }
+        quire_pipeline::beneath::Dir::open(dir)?.chown_all(user.uid, user.gid)?;
     }
     Ok(())
 }

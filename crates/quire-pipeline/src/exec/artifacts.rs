@@ -7,10 +7,14 @@
 //! last step log; none of it fails the job.
 
 use std::collections::BTreeSet;
-use std::fs::{self, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::FileType;
+use rustix::io::Errno;
 
 use quire_model::clock::now_ms;
 use quire_model::events::Event;
@@ -18,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::schedule::Reporter;
 use super::{ExecError, RunScope};
+use crate::beneath::{self, Dir};
 use crate::log::CriLog;
 use crate::pipeline::{Artifact, Job};
 
@@ -25,6 +30,11 @@ use crate::pipeline::{Artifact, Job};
 const GLOB_META: &[char] = &['*', '?', '['];
 
 /// Keep `job`'s artifacts; notes go to the end of `log` (its last step's).
+///
+/// The workspace is walked by directory descriptors (`crate::beneath`):
+/// a step of another job may still be running in it and may swap any
+/// directory for a symlink at any moment, so no path is resolved twice and
+/// none through a symlink the worker did not let the kernel check.
 pub(super) fn keep(
     scope: &RunScope<'_>,
     job: &Job,
@@ -42,7 +52,7 @@ pub(super) fn keep(
         scope,
         job,
         reporter,
-        workspace: fs::canonicalize(&scope.ctx.workspace).map_err(|source| ExecError::Write {
+        workspace: Dir::open(&scope.ctx.workspace).map_err(|source| ExecError::Write {
             what: scope.ctx.workspace.display().to_string(),
             source,
         })?,
@@ -63,8 +73,8 @@ struct Keeper<'a> {
     scope: &'a RunScope<'a>,
     job: &'a Job,
     reporter: &'a Reporter<'a>,
-    /// The workspace's real path: nothing outside it is kept.
-    workspace: PathBuf,
+    /// The workspace, held open: every match is reached from it.
+    workspace: Dir,
     /// `artifacts/<job>/`.
     dest: PathBuf,
     log: CriLog,
@@ -85,22 +95,23 @@ impl Keeper<'_> {
             .collect();
         let literal = parts.iter().take_while(|p| !p.contains(GLOB_META)).count();
         let start_rel = parts[..literal].join("/");
-        let start = self.scope.ctx.workspace.join(&start_rel);
-        if fs::symlink_metadata(&start).is_err() {
-            return Ok(false);
-        }
         let rest = &parts[literal..];
         if rest.is_empty() {
-            self.consider(&start_rel, &start)?;
-            return Ok(true);
+            return self.literal(&start_rel);
         }
-        if !self.inside(&start_rel, &start)? {
-            // Refused, and said so.
-            return Ok(true);
-        }
-        if !fs::metadata(&start).is_ok_and(|m| m.is_dir()) {
-            return Ok(false);
-        }
+        let start = match self.workspace.open_dir(&start_rel) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if beneath::is_refused(&e) => {
+                // A symlink (or a file) on the way: say where it leads.
+                self.follow(&start_rel)?;
+                return Ok(true);
+            }
+            Err(e) => {
+                self.note(&format!("cannot open {start_rel} ({e}); not kept"))?;
+                return Ok(true);
+            }
+        };
         let max_depth = if rest.contains(&"**") {
             usize::MAX
         } else {
@@ -112,13 +123,44 @@ impl Keeper<'_> {
         Ok(matched)
     }
 
+    /// Keep the literal path `rel` (no glob in it); whether it exists.
+    fn literal(&mut self, rel: &str) -> Result<bool, ExecError> {
+        let Ok(Some((parent, name))) = beneath::split_last(rel) else {
+            // The workspace itself.
+            let ws = self
+                .workspace
+                .try_clone()
+                .map_err(|e| self.write_error(e))?;
+            for entry in ws.entries().unwrap_or_default() {
+                if let Some(child) = self.child_rel("", &entry.name)? {
+                    self.consider(&ws, &entry.name, &child)?;
+                }
+            }
+            return Ok(true);
+        };
+        match self.workspace.open_dir(&parent) {
+            Ok(dir) if dir.stat(OsStr::new(name)).is_ok() => {
+                self.consider(&dir, OsStr::new(name), rel)?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            // A symlink on the way: the kernel resolves it, below the
+            // workspace or not at all.
+            Err(_) => {
+                self.follow(rel)?;
+                Ok(true)
+            }
+        }
+    }
+
     /// Consider every entry under `dir` down to `depth` levels that
     /// `pattern` matches; a matched directory is kept whole and not walked
     /// further.
     fn walk(
         &mut self,
         rel: &str,
-        dir: &Path,
+        dir: &Dir,
         depth: usize,
         pattern: &glob::Pattern,
         matched: &mut bool,
@@ -128,72 +170,86 @@ impl Keeper<'_> {
             require_literal_separator: true,
             require_literal_leading_dot: false,
         };
-        for (name, path) in sorted_entries(dir) {
-            let Some(child) = self.child_rel(rel, &name)? else {
+        for entry in dir.entries().unwrap_or_default() {
+            let Some(child) = self.child_rel(rel, &entry.name)? else {
                 continue;
             };
             if pattern.matches_with(&child, options) {
                 *matched = true;
-                self.consider(&child, &path)?;
-            } else if depth > 1 && is_real_dir(&path) {
-                self.walk(&child, &path, depth - 1, pattern, matched)?;
+                self.consider(dir, &entry.name, &child)?;
+            } else if depth > 1
+                && dir.is_dir(&entry.name)
+                && let Ok(sub) = dir.subdir(&entry.name)
+            {
+                self.walk(&child, &sub, depth - 1, pattern, matched)?;
             }
         }
         Ok(())
     }
 
-    /// Keep a match: a regular file, or a directory's regular files. A
-    /// symlink is resolved: one leading out of the workspace is refused, one
-    /// to a file inside it keeps that file's bytes under the link's path,
-    /// one to a directory is not followed.
-    fn consider(&mut self, rel: &str, path: &Path) -> Result<(), ExecError> {
+    /// Keep a match, `name` in `dir`: a regular file, or a directory's
+    /// regular files. A symlink is resolved by the kernel below the
+    /// workspace ([`Keeper::follow`]).
+    fn consider(&mut self, dir: &Dir, name: &OsStr, rel: &str) -> Result<(), ExecError> {
         let shown = if rel.is_empty() { "." } else { rel };
-        let Ok(meta) = fs::symlink_metadata(path) else {
+        let Ok(stat) = dir.stat(name) else {
             return Ok(());
         };
-        if !self.inside(shown, path)? {
-            return Ok(());
-        }
-        if meta.is_dir() {
-            for (name, child) in sorted_entries(path) {
-                if let Some(child_rel) = self.child_rel(rel, &name)? {
-                    self.consider(&child_rel, &child)?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Directory => {
+                let sub = match dir.subdir(name) {
+                    Ok(sub) => sub,
+                    // Swapped for a symlink since it was looked at.
+                    Err(e) if beneath::is_refused(&e) => return self.follow(shown),
+                    Err(e) => return self.note(&format!("cannot read {shown} ({e}); not kept")),
+                };
+                for entry in sub.entries().unwrap_or_default() {
+                    if let Some(child) = self.child_rel(rel, &entry.name)? {
+                        self.consider(&sub, &entry.name, &child)?;
+                    }
                 }
+                Ok(())
             }
-            return Ok(());
+            FileType::Symlink => self.follow(shown),
+            FileType::RegularFile => match dir.open_file(name) {
+                Ok(Some(file)) => self.copy(shown, file),
+                Ok(None) => self.note(&format!("{shown} is not a regular file; not kept")),
+                Err(e) if beneath::is_refused(&e) => self.follow(shown),
+                Err(e) => self.note(&format!("cannot read {shown} ({e}); not kept")),
+            },
+            _ => self.note(&format!("{shown} is not a regular file; not kept")),
         }
-        if meta.file_type().is_symlink() && fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-            return self.note(&format!(
-                "{shown} is a symlink to a directory; not followed"
-            ));
-        }
-        self.copy(shown, path)
     }
 
-    /// Whether `path` really lies inside the workspace; if not, says so.
-    fn inside(&mut self, rel: &str, path: &Path) -> Result<bool, ExecError> {
-        match fs::canonicalize(path) {
-            Ok(real) if real.starts_with(&self.workspace) => Ok(true),
-            Ok(_) => {
-                self.note(&format!(
+    /// Keep the file a symlink at `rel` names, when the kernel resolves it
+    /// below the workspace (`RESOLVE_BENEATH`: a link to an absolute path
+    /// or out through `..` is refused in the same call that opens it, so
+    /// nothing swapped in after a check can lead out); a link to a
+    /// directory is not followed.
+    fn follow(&mut self, rel: &str) -> Result<(), ExecError> {
+        let opened = self.workspace.open_beneath(rel);
+        let file = match opened {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(Errno::XDEV.raw_os_error()) => {
+                return self.note(&format!(
                     "{rel} leads outside the workspace; refused, not kept"
-                ))?;
-                Ok(false)
+                ));
             }
-            Err(e) => {
-                self.note(&format!("cannot resolve {rel} ({e}); not kept"))?;
-                Ok(false)
+            Err(e) => return self.note(&format!("cannot resolve {rel} ({e}); not kept")),
+        };
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => self.copy(rel, file),
+            Ok(meta) if meta.is_dir() => {
+                self.note(&format!("{rel} is a symlink to a directory; not followed"))
             }
+            Ok(_) => self.note(&format!("{rel} is not a regular file; not kept")),
+            Err(e) => self.note(&format!("cannot read {rel} ({e}); not kept")),
         }
     }
 
     /// `rel/name`, or `None` (with a note) when the name is not UTF-8 and
     /// so cannot be recorded.
-    fn child_rel(
-        &mut self,
-        rel: &str,
-        name: &std::ffi::OsStr,
-    ) -> Result<Option<String>, ExecError> {
+    fn child_rel(&mut self, rel: &str, name: &OsStr) -> Result<Option<String>, ExecError> {
         let Some(name) = name.to_str() else {
             self.note(&format!(
                 "{rel}/{} has a name that is not UTF-8; not kept",
@@ -208,28 +264,13 @@ impl Keeper<'_> {
         }))
     }
 
-    /// Stream `path` (already known to resolve inside the workspace) to
+    /// Stream `source` (a regular file opened inside the workspace) to
     /// `artifacts/<job>/<rel>`, hashing it on the way; a copy, never a
     /// link, so what the job leaves behind cannot change it later.
-    fn copy(&mut self, rel: &str, path: &Path) -> Result<(), ExecError> {
+    fn copy(&mut self, rel: &str, mut source: File) -> Result<(), ExecError> {
         if self.kept.contains(rel) {
             return Ok(());
         }
-        // The link itself was resolved and checked; open what it names,
-        // refusing a symlink swapped in since, and without blocking on a
-        // FIFO.
-        let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-        let source = OpenOptions::new()
-            .read(true)
-            .custom_flags(flags.bits() as i32)
-            .open(&real)
-            .and_then(|file| Ok((file.metadata()?.is_file(), file)));
-        let mut source = match source {
-            Ok((true, file)) => file,
-            Ok((false, _)) => return self.note(&format!("{rel} is not a regular file; not kept")),
-            Err(e) => return self.note(&format!("cannot read {rel} ({e}); not kept")),
-        };
         let target = self.dest.join(rel);
         let write_error = |source| ExecError::Write {
             what: target.display().to_string(),
@@ -267,6 +308,13 @@ impl Keeper<'_> {
             sha256,
         })?;
         self.note(&format!("kept {rel} ({size} bytes)"))
+    }
+
+    fn write_error(&self, source: io::Error) -> ExecError {
+        ExecError::Write {
+            what: self.scope.ctx.workspace.display().to_string(),
+            source,
+        }
     }
 
     fn note(&mut self, text: &str) -> Result<(), ExecError> {
@@ -315,21 +363,4 @@ pub fn copy_hashed(from: &mut impl Read, to: &mut impl Write) -> Result<(u64, St
         .map(|b| format!("{b:02x}"))
         .collect();
     Ok((size, sha256))
-}
-
-/// A directory itself, not a symlink to one.
-fn is_real_dir(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
-}
-
-/// A directory's entries by name; an unreadable directory has none.
-fn sorted_entries(dir: &Path) -> Vec<(std::ffi::OsString, PathBuf)> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| (e.file_name(), e.path()))
-        .collect();
-    entries.sort();
-    entries
 }
