@@ -252,20 +252,45 @@ impl Cgroup {
 
     /// Wait up to `timeout` until no process is left in this cgroup or
     /// below (`populated 0` in `cgroup.events`; a zombie is not counted);
-    /// true once it is empty, or gone. Woken by the file's change
-    /// notification, and looking again every 100 ms in case one is missed.
+    /// true once it is empty, or gone.
     pub fn wait_empty(&self, timeout: Duration) -> bool {
+        self.wait_events(timeout, |text| {
+            text.is_none_or(|text| !text.lines().any(|line| line == "populated 1"))
+        })
+    }
+
+    /// Freeze (`cgroup.freeze`) every process in this cgroup and below,
+    /// also those that enter it later, and wait up to `timeout` until all
+    /// are (`frozen 1`); whether they are. A frozen process still dies of
+    /// `SIGKILL` and `cgroup.kill`.
+    pub fn freeze(&self, timeout: Duration) -> io::Result<bool> {
+        self.write("cgroup.freeze", "1")?;
+        Ok(self.wait_events(timeout, |text| {
+            text.is_some_and(|text| text.lines().any(|line| line == "frozen 1"))
+        }))
+    }
+
+    /// Let what [`Cgroup::freeze`] froze run again.
+    pub fn thaw(&self) -> io::Result<()> {
+        self.write("cgroup.freeze", "0")
+    }
+
+    /// Wait up to `timeout` until `done` holds for the text of
+    /// `cgroup.events` (`None` once it cannot be read: the cgroup is
+    /// gone); whether it did. Woken by the file's change notification,
+    /// and looking again every 100 ms in case one is missed.
+    fn wait_events(&self, timeout: Duration, done: impl Fn(Option<&str>) -> bool) -> bool {
         let Ok(mut events) = File::open(self.dir.join("cgroup.events")) else {
-            return true;
+            return done(None);
         };
         let deadline = Instant::now() + timeout;
         loop {
             let mut text = String::new();
             if events.seek(SeekFrom::Start(0)).is_err() || events.read_to_string(&mut text).is_err()
             {
-                return !self.dir.exists();
+                return done(None);
             }
-            if !text.lines().any(|line| line == "populated 1") {
+            if done(Some(&text)) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -436,6 +461,19 @@ mod tests {
         assert_eq!(cgroup.pids().len(), 2, "sh's fork is in the cgroup too");
         assert!(cgroup.pids().contains(&child.id()));
         let handle = std::thread::spawn(move || child.wait().unwrap());
+        let events = || std::fs::read_to_string(cgroup.dir().join("cgroup.events")).unwrap();
+        assert!(
+            cgroup.freeze(Duration::from_secs(5)).unwrap(),
+            "{}",
+            events()
+        );
+        assert!(events().contains("frozen 1"));
+        cgroup.thaw().unwrap();
+        assert!(cgroup.wait_events(Duration::from_secs(5), |t| {
+            t.is_some_and(|t| t.contains("frozen 0"))
+        }));
+        // Frozen, it still dies.
+        assert!(cgroup.freeze(Duration::from_secs(5)).unwrap());
         let pids = cgroup.end(Duration::from_secs(5)).unwrap();
         assert_eq!(pids.len(), 2);
         assert!(!handle.join().unwrap().success());

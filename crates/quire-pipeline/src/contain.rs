@@ -14,8 +14,8 @@
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::cgroup::Cgroup;
@@ -26,6 +26,9 @@ pub use quire_model::Containment;
 /// How long ending a cgroup waits for its processes to be gone, and how
 /// long the ancestry sweep keeps killing.
 const END_WITHIN: Duration = Duration::from_secs(5);
+/// How long freezing a run's processes may take before the worker goes on
+/// (they finish the system call they are in, then stop).
+const FREEZE_WITHIN: Duration = Duration::from_secs(1);
 
 /// What containment a process asks for: `QUIRE_CONTAINMENT` (docs/
 /// OPERATIONS.md, "Environment"), for tests and benchmarks.
@@ -241,6 +244,7 @@ impl Setup {
             note: None,
             ended: AtomicBool::new(false),
             busy: Arc::clone(&self.busy),
+            holds: Mutex::new(0),
         };
         if let (Containment::Cgroup, Some(parent)) = (containment, &self.parent) {
             match self.run_cgroup(parent, run_id) {
@@ -296,9 +300,58 @@ pub struct RunContainment {
     note: Option<String>,
     ended: AtomicBool,
     busy: Arc<AtomicBool>,
+    /// How many of the run's job threads hold the run frozen
+    /// ([`RunContainment::hold`]).
+    holds: Mutex<usize>,
+}
+
+/// The run's cgroup frozen while the worker works in its workspace; thawed
+/// when the last hold is dropped.
+#[derive(Debug)]
+pub(crate) struct Hold<'a> {
+    run: &'a RunContainment,
+}
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        let mut holds = self
+            .run
+            .holds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *holds -= 1;
+        if *holds == 0
+            && let Some(cgroup) = &self.run.cgroup
+            && let Err(e) = cgroup.thaw()
+        {
+            eprintln!("quire: cannot thaw the run's cgroup: {e}");
+        }
+    }
 }
 
 impl RunContainment {
+    /// Freeze every process of the run (its cgroup, every job's below
+    /// it) until the hold is dropped, so no step runs while the worker
+    /// saves or restores a job's caches or keeps its artifacts
+    /// (docs/SECURITY.md, "The worker's own hands"). None without
+    /// cgroups, or when the kernel has no freezer: the worker's
+    /// descriptors alone then keep it in the workspace.
+    pub(crate) fn hold(&self) -> Option<Hold<'_>> {
+        let cgroup = self.cgroup.as_ref()?;
+        let mut holds = self.holds.lock().unwrap_or_else(PoisonError::into_inner);
+        if *holds == 0 {
+            match cgroup.freeze(FREEZE_WITHIN) {
+                Ok(true) => {}
+                // Still freezing (a process in the kernel): it is frozen
+                // before it returns to anything of the pusher's.
+                Ok(false) => {}
+                Err(_) => return None,
+            }
+        }
+        *holds += 1;
+        Some(Hold { run: self })
+    }
+
     /// The mechanism that contains this run.
     pub fn containment(&self) -> Containment {
         self.containment
@@ -503,6 +556,7 @@ mod tests {
             // Ended already: dropping it touches nothing.
             ended: AtomicBool::new(true),
             busy: Arc::new(AtomicBool::new(true)),
+            holds: Mutex::new(0),
         };
         let limited = run(JobLimits {
             memory_mb: Some(512),

@@ -60,6 +60,7 @@ pub(super) fn keep(
         log: CriLog::append(log).map_err(log_error)?,
         kept: BTreeSet::new(),
     };
+    let _frozen = super::cache::hold(scope);
     for artifact in &job.artifacts {
         let matched = keeper.glob(artifact)?;
         if !matched {

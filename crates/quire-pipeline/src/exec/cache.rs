@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::{ExecError, RunScope};
+use crate::contain::Hold;
 use crate::log::CriLog;
 use crate::pipeline::Job;
 
@@ -25,10 +26,13 @@ pub trait JobCache: Send + Sync + fmt::Debug {
 /// Restore `job`'s caches; the lines for the top of its first step's log.
 pub(super) fn restore(scope: &RunScope<'_>, job: &Job) -> Vec<String> {
     match &scope.ctx.cache {
-        Some(cache) if !job.cache.is_empty() => prefixed(
-            scope,
-            cache.restore(&job.id, &job.cache, &scope.ctx.workspace),
-        ),
+        Some(cache) if !job.cache.is_empty() => {
+            let _frozen = hold(scope);
+            prefixed(
+                scope,
+                cache.restore(&job.id, &job.cache, &scope.ctx.workspace),
+            )
+        }
         _ => Vec::new(),
     }
 }
@@ -42,7 +46,10 @@ pub(super) fn save(scope: &RunScope<'_>, job: &Job, log: &Path) -> Result<(), Ex
     if job.cache.is_empty() {
         return Ok(());
     }
-    let lines = prefixed(scope, cache.save(&job.id, &job.cache, &scope.ctx.workspace));
+    let lines = {
+        let _frozen = hold(scope);
+        prefixed(scope, cache.save(&job.id, &job.cache, &scope.ctx.workspace))
+    };
     let log_error = |source| ExecError::Write {
         what: log.display().to_string(),
         source,
@@ -52,6 +59,13 @@ pub(super) fn save(scope: &RunScope<'_>, job: &Job, log: &Path) -> Result<(), Ex
         out.note(line.as_bytes()).map_err(log_error)?;
     }
     out.flush().map_err(log_error)
+}
+
+/// Every process of the run frozen while the worker works in its
+/// workspace, where jobs have cgroups (docs/SECURITY.md, "The worker's own
+/// hands").
+pub(super) fn hold<'a>(scope: &'a RunScope<'_>) -> Option<Hold<'a>> {
+    scope.ctx.containment.as_deref().and_then(|c| c.hold())
 }
 
 fn prefixed(scope: &RunScope<'_>, lines: Vec<String>) -> Vec<String> {
