@@ -111,7 +111,7 @@ fn sigkill_of_the_worker_at_random_points_never_leaves_a_run_stuck_or_a_step_run
         // Anywhere from before the claim to the last step: once the run's
         // events.jsonl holds a random number of events (0: at once), or the
         // run has ended.
-        let events = env.home().run_dir(&run).join("events.jsonl");
+        let events = env.home().run_dir(&run).unwrap().join("events.jsonl");
         let at = random() % 24;
         wait_until(&format!("seed {seed}: {at} events of run {run}"), || {
             let written = std::fs::read(&events)
@@ -518,7 +518,7 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
     let runs = env.all_runs();
     assert_eq!(runs.len(), 4);
     for run in runs {
-        let run_dir = env.home().run_dir(&run.id);
+        let run_dir = env.home().run_dir(&run.id).unwrap();
         for place in [
             run_dir.join("escaped"),
             run_dir.join("workspace/escaped"),
@@ -562,7 +562,7 @@ fn the_home_and_everything_in_it_is_private_and_steps_inherit_none_of_quires_env
             .mode()
             & 0o777
     };
-    let run_dir = home.run_dir(&run);
+    let run_dir = home.run_dir(&run).unwrap();
     for (path, want) in [
         (home.dir().to_path_buf(), 0o700),
         (home.db_path(), 0o600),
@@ -973,7 +973,7 @@ fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_
         .success()
         .stdout(predicate::str::contains("deleted 2 runs"));
     for id in &queued {
-        assert!(!env.home().run_dir(id).exists());
+        assert!(!env.home().run_dir(id).unwrap().exists());
     }
     let ok = repo.push_and_wait("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"echo fine\"\n");
     assert_eq!(ok.state, RunState::Complete, "{ok:?}");

@@ -62,18 +62,24 @@ impl Home {
 
     /// `runs/<id>/`: a run's events, logs and workspace while it executes;
     /// after, only what was not packed into the store (large logs, kept
-    /// artifacts, a kept workspace).
-    pub fn run_dir(&self, run_id: &str) -> PathBuf {
-        self.dir.join("runs").join(run_id)
+    /// artifacts, a kept workspace). An id not of quire's shape
+    /// ([`quire_model::is_run_id`]: one with `/`, `..`, a control character)
+    /// is refused: it could name a path outside `runs/`.
+    pub fn run_dir(&self, run_id: &str) -> Result<PathBuf> {
+        if !quire_model::is_run_id(run_id) {
+            return Err(Error::BadRunId(run_id.to_string()));
+        }
+        Ok(self.dir.join("runs").join(run_id))
     }
 
     /// `runs/<id>/logs/<job>/<seq>.log`: a step's log file, while its run
     /// executes (and after, when it is too large to pack into the store).
-    pub fn step_log_path(&self, run_id: &str, job: &str, seq: i64) -> PathBuf {
-        self.run_dir(run_id)
+    pub fn step_log_path(&self, run_id: &str, job: &str, seq: i64) -> Result<PathBuf> {
+        Ok(self
+            .run_dir(run_id)?
             .join("logs")
             .join(job)
-            .join(format!("{seq}.log"))
+            .join(format!("{seq}.log")))
     }
 
     /// Create the home (mode 0700: logs and the store may hold secrets) if it
@@ -185,6 +191,28 @@ mod tests {
             Home::resolve_with(None, env(&[])),
             Err(Error::NoHome)
         ));
+    }
+
+    #[test]
+    fn only_ids_of_quires_shape_become_paths() {
+        let home = Home::at("/h");
+        let id = "0190abcd-0000-7000-8000-00000000000a";
+        assert_eq!(home.run_dir(id).unwrap(), Path::new("/h/runs").join(id));
+        for bad in [
+            "",
+            "..",
+            "../../../../tmp/x",
+            "0190abcd-0000-7000-8000-00000000000/",
+            "0190abcd/0000-7000-8000-000000000000",
+            "0190abcd-0000-7000-8000-00000000000\u{1b}",
+            "0190abcd-0000-7000-8000-00000000000a0",
+        ] {
+            assert!(
+                matches!(home.run_dir(bad), Err(Error::BadRunId(_))),
+                "{bad:?}"
+            );
+            assert!(home.step_log_path(bad, "j", 1).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

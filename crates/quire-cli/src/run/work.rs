@@ -219,7 +219,7 @@ pub(crate) fn execute(
     worker: &Worker,
     run: Run,
 ) -> Result<(), Failure> {
-    let run_dir = home.run_dir(&run.id);
+    let run_dir = home.run_dir(&run.id)?;
     let dirs = RunDirs::of(&run_dir);
     // The lease is renewed from the moment of the claim, so a long checkout
     // is never mistaken for a dead worker; and a supersede during it is
