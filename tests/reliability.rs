@@ -981,3 +981,64 @@ fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_
         env.home().reserve_path().is_file()
     });
 }
+
+/// The home deleted from outside while a step runs (a step cannot reach
+/// it under the sandbox), with a second run waiting for the same worker:
+/// the worker records nothing, creates nothing (no `runs/`, `reserve`,
+/// `worker.log`, `workers/`, no log directory of a later job), says why on
+/// stderr and exits non-zero.
+#[test]
+fn a_worker_whose_home_is_deleted_mid_run_makes_nothing_in_it_and_fails() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    env.config("max_workers = 1\n");
+    let gate = Gate::new(&env);
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            &format!(
+                "[jobs.held]\ninputs = [\"quire/push\"]\nsh = {:?}\n\
+                 [jobs.later]\ninputs = [\"held\"]\nsh = \"echo later\"\n",
+                gate.step("held")
+            ),
+        )],
+        "held",
+    );
+    // Hold the only slot so the hook starts no worker: two runs wait, and
+    // the test starts the worker itself to see its status and stderr.
+    let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
+    let queued = repo.push_refs(&["main", "main:other"]);
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    drop(slot);
+    let mut worker = quire_run(&env)
+        .arg("work")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    gate.wait_ready("held");
+    std::fs::remove_dir_all(env.home().dir()).unwrap();
+    gate.open();
+    let status = crate::util::wait_exit(&mut worker);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut stderr).unwrap();
+
+    assert!(
+        !env.home().dir().exists(),
+        "the worker made the deleted home again: {:?}",
+        std::fs::read_dir(env.home().dir())
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
+    assert!(!status.success(), "the worker exited {status}: {stderr}");
+    let said = format!(
+        "{} is gone (the home was deleted)",
+        env.home().db_path().display()
+    );
+    assert!(stderr.contains(&said), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains(&said)).count(),
+        1,
+        "said once, on one line: {stderr}"
+    );
+}

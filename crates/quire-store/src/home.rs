@@ -60,6 +60,36 @@ impl Home {
         self.dir.join("quire.db")
     }
 
+    /// True when the home's `quire.db` is not there (the home deleted, or
+    /// only its store): a worker, an announcer or a spawner then creates
+    /// nothing in it, so a deleted home does not come back half-made.
+    pub fn is_gone(&self) -> bool {
+        std::fs::symlink_metadata(self.db_path()).is_err()
+    }
+
+    /// `runs/<id>/` made for a run that starts: `runs/` and the run's
+    /// directory, each only below a home whose store is there, never the
+    /// home itself (no recursive create: a home deleted meanwhile stays
+    /// deleted, the call fails with `NotFound`).
+    pub fn create_run_dir(&self, run_id: &str) -> Result<PathBuf> {
+        let run_dir = self.run_dir(run_id)?;
+        let fail = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Home { path, source }
+        };
+        if self.is_gone() {
+            return Err(Error::NotAHome(self.dir.clone()));
+        }
+        let runs = self.dir.join("runs");
+        for dir in [&runs, &run_dir] {
+            match DirBuilder::new().mode(0o700).create(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                done => done.map_err(fail(dir))?,
+            }
+        }
+        Ok(run_dir)
+    }
+
     /// `runs/<id>/`: a run's events, logs and workspace while it executes;
     /// after, only what was not packed into the store (large logs, kept
     /// artifacts, a kept workspace). An id not of quire's shape
@@ -117,6 +147,9 @@ impl Home {
     /// not left half-made.
     pub fn ensure_reserve(&self) -> bool {
         let path = self.reserve_path();
+        if self.is_gone() {
+            return false;
+        }
         if std::fs::metadata(&path).is_ok_and(|m| m.len() >= RESERVE_BYTES) {
             return true;
         }
