@@ -365,6 +365,15 @@ fn hostile_upstream_run_ids_are_rewritten_and_nothing_outside_the_home_is_touche
         escaping_id,
         evil_ref,
     );
+    // A repository name with escape sequences, too (upstream named
+    // repositories by what its runs recorded).
+    rusqlite::Connection::open(source.join("quire.db"))
+        .unwrap()
+        .execute(
+            "UPDATE runs SET repo = 'evil\x1b]0;owned\x07.git' WHERE id = ?1",
+            [escaping_id],
+        )
+        .unwrap();
     let folder = source.join("runs").join(&escaping.repo);
     std::fs::rename(folder.join(&escaping.id), folder.join(escaping_id)).unwrap();
     let logged: Vec<_> = expected
@@ -421,6 +430,13 @@ fn hostile_upstream_run_ids_are_rewritten_and_nothing_outside_the_home_is_touche
     assert_printable("show", &shown.get_output().stdout);
     let reconciled = env.runs(&["reconcile"]).assert().success();
     assert_printable("reconcile", &reconciled.get_output().stdout);
+    let repos = env.runs(&["repos"]).assert().success();
+    let repos_text = String::from_utf8_lossy(&repos.get_output().stdout).into_owned();
+    assert!(
+        repos_text.contains("evil\\x1b]0;owned\\x07.git"),
+        "{repos_text}"
+    );
+    assert_printable("repos", &repos.get_output().stdout);
     let pruned = env
         .runs(&["prune", "--older-than", "1s"])
         .assert()
