@@ -61,7 +61,7 @@ fn a_failed_job_keeps_its_artifacts_and_show_lists_them() {
         ])
     );
     assert_eq!(shown["jobs"][0]["state"], "failed");
-    let kept = env.home().run_dir(&id).join("artifacts/build");
+    let kept = env.home().run_dir(&id).unwrap().join("artifacts/build");
     assert_eq!(
         std::fs::read(kept.join("report/b/c.txt")).unwrap(),
         b"nested report\n"
@@ -166,7 +166,11 @@ fn download_writes_identical_bytes_and_never_overwrites() {
 fn download_refuses_a_kept_file_that_changed() {
     let env = Env::new();
     let (_repo, id) = failed_build(&env);
-    let kept = env.home().run_dir(&id).join("artifacts/build/report/a.txt");
+    let kept = env
+        .home()
+        .run_dir(&id)
+        .unwrap()
+        .join("artifacts/build/report/a.txt");
     std::fs::write(&kept, "tampered\n").unwrap();
     let into = env.path().join("out");
     env.runs(&[
@@ -189,7 +193,7 @@ fn download_refuses_a_kept_file_that_changed() {
 fn prune_removes_a_runs_artifacts() {
     let env = Env::new();
     let (_repo, id) = failed_build(&env);
-    let dir = env.home().run_dir(&id).join("artifacts");
+    let dir = env.home().run_dir(&id).unwrap().join("artifacts");
     assert!(dir.is_dir());
     env.runs(&["prune", "--older-than", "1d"])
         .env("QUIRE_NOW", "2100-01-01T00:00:00Z")
@@ -201,4 +205,31 @@ fn prune_removes_a_runs_artifacts() {
         .query_row("SELECT count(*) FROM artifacts", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 0);
+}
+
+/// An artifact whose file name holds escape sequences (a title change, a
+/// bell): `show` and `download` print its name escaped, never raw.
+#[test]
+fn artifact_names_with_escape_sequences_are_printed_escaped() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let run = repo.push_and_wait(
+        r#"[jobs.build]
+inputs = ["quire/push"]
+artifacts = ["out/"]
+sh = ["mkdir out && printf 'x\\n' > \"out/a$(printf '\\033]0;owned\\007')b.txt\""]
+"#,
+    );
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let escaped = "out/a\\x1b]0;owned\\x07b.txt";
+    let raw = |text: &str| text.contains(['\x1b', '\x07']);
+    let shown = stdout(&mut env.runs(&["show", &run.id]));
+    assert!(shown.contains(escaped) && !raw(&shown), "{shown:?}");
+    let into = env.path().join("out");
+    let printed = stdout(&mut env.runs(&["download", &run.id, "--dir", into.to_str().unwrap()]));
+    assert!(printed.contains(escaped) && !raw(&printed), "{printed:?}");
+    assert_eq!(
+        std::fs::read(into.join("build/out/a\x1b]0;owned\x07b.txt")).unwrap(),
+        b"x\n"
+    );
 }

@@ -77,7 +77,7 @@ impl Daemons {
     /// Their pids, once both are written to `run`'s TMPDIR (read once).
     fn pids_of(&self, env: &Env, run: &str) -> [u32; 2] {
         if self.pids.get().is_none() {
-            let tmp = env.home().run_dir(run).join("tmp");
+            let tmp = env.home().run_dir(run).unwrap().join("tmp");
             self.pids.set(Some(pids_in(&tmp, ["setsid", "fork"])));
         }
         self.pids()
@@ -282,7 +282,7 @@ fn reconcile_after_a_sigkilled_worker(
         ),
         "",
     ));
-    let [step] = pids_in(&env.home().run_dir(&run).join("tmp"), ["step"]);
+    let [step] = pids_in(&env.home().run_dir(&run).unwrap().join("tmp"), ["step"]);
     daemons.pids_of(&env, &run);
     let worker = env
         .wait_for(&run, "active", |r| r.state == RunState::Active)
@@ -373,7 +373,10 @@ fn no_descriptor_of_the_worker_reaches_a_step_and_a_daemon_holding_its_own_canno
               while [ ! -s \"$TMPDIR/daemon.pid\" ]; do sleep 0.05; done";
     let first = repo.push_and_wait(&pipeline(sh, ""));
     assert_eq!(first.state, RunState::Complete);
-    let [daemon] = pids_in(&env.home().run_dir(&first.id).join("tmp"), ["daemon"]);
+    let [daemon] = pids_in(
+        &env.home().run_dir(&first.id).unwrap().join("tmp"),
+        ["daemon"],
+    );
     // stdin, stdout and stderr, and nothing else: not the slot lock, the
     // store, worker.log, nor whatever the worker itself inherited.
     let listed = env.step_log(&first.id, "daemons", 1);
@@ -437,7 +440,7 @@ fn a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs(mechanism: Conta
         format!("{}; {}", double_fork("b"), gate.step("b")),
     );
     let run = repo.push_pipeline(&pipeline);
-    let [a, b] = pids_in(&env.home().run_dir(&run).join("tmp"), ["a", "b"]);
+    let [a, b] = pids_in(&env.home().run_dir(&run).unwrap().join("tmp"), ["a", "b"]);
     gate.wait_ready("b");
     env.wait_for(&run, "job a ended", |_| {
         env.store()
@@ -490,7 +493,7 @@ fn a_step_that_moves_itself_out_of_its_cgroup_is_still_ended_by_ancestry() {
     );
     let run = repo.push_and_wait(&pipeline(&sh, ""));
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    let tmp = env.home().run_dir(&run.id).join("tmp");
+    let tmp = env.home().run_dir(&run.id).unwrap().join("tmp");
     let [daemon] = pids_in(&tmp, ["out"]);
     let left_in = std::fs::read_to_string(tmp.join("out.cgroup")).unwrap();
     assert!(

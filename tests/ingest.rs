@@ -295,7 +295,7 @@ fn what_a_worker_ingests_live_is_what_its_events_file_gives() {
         .unwrap()
         .id;
     let run = claimed_run(&mut fresh, repo_id, "refs/heads/main", &sha);
-    assert!(!env.home().run_dir(&live.run.id).exists());
+    assert!(!env.home().run_dir(&live.run.id).unwrap().exists());
     ingest_file(&mut fresh, &run, &copy).unwrap();
     let from_file = fresh.run_detail(&run).unwrap();
 

@@ -100,7 +100,7 @@ fn an_ended_runs_logs_read_as_before_from_the_store_and_only_a_large_one_stays_a
     // While the run executes: the files, and what `logs` prints from them.
     let raw: Vec<Vec<u8>> = STEPS
         .iter()
-        .map(|(job, seq)| std::fs::read(env.home().step_log_path(&id, job, *seq)).unwrap())
+        .map(|(job, seq)| std::fs::read(env.home().step_log_path(&id, job, *seq).unwrap()).unwrap())
         .collect();
     assert!(raw[2].len() < 64 * 1024 && raw[3].len() > 64 * 1024);
     let before = stdout(&mut env.runs(&["logs", &id]));
@@ -114,7 +114,7 @@ fn an_ended_runs_logs_read_as_before_from_the_store_and_only_a_large_one_stays_a
     assert!(gone_within(run.worker.unwrap().pid, 10));
 
     // Only the large log is left of the run's files.
-    let run_dir = env.home().run_dir(&id);
+    let run_dir = env.home().run_dir(&id).unwrap();
     assert_eq!(files_under(&run_dir), ["logs/big/1.log"]);
     assert_eq!(packed_rows(&env), 4);
     assert_eq!(
@@ -193,7 +193,7 @@ fn orphan(env: &Env, gate: &Gate) -> (String, PathBuf) {
     let worker = env.store().resolve_run(&id).unwrap().worker.unwrap().pid;
     signal(worker, rustix::process::Signal::KILL);
     assert!(gone_within(worker, 10));
-    (id.clone(), env.home().run_dir(&id))
+    (id.clone(), env.home().run_dir(&id).unwrap())
 }
 
 #[test]
@@ -235,7 +235,7 @@ fn a_pack_cut_short_after_its_commit_is_finished_by_reconcile() {
     let repo = env.repo_with_hook("app");
     let run = repo.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo hello\"\n");
     assert!(gone_within(run.worker.unwrap().pid, 10));
-    let run_dir = env.home().run_dir(&run.id);
+    let run_dir = env.home().run_dir(&run.id).unwrap();
     assert!(!run_dir.exists());
     let log = env.step_log(&run.id, "t", 1);
     let before = stdout(&mut env.runs(&["logs", &run.id]));
@@ -243,7 +243,7 @@ fn a_pack_cut_short_after_its_commit_is_finished_by_reconcile() {
 
     // As if the worker had died between the pack's commit and its deletes:
     // the files are there again, beside their copies in the store.
-    let path = env.home().step_log_path(&run.id, "t", 1);
+    let path = env.home().step_log_path(&run.id, "t", 1).unwrap();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &log).unwrap();
     std::fs::write(run_dir.join("events.jsonl"), "").unwrap();

@@ -275,7 +275,227 @@ fn hostile_files_in_an_upstream_home_are_skipped_and_named() {
         .stderr(predicate::str::contains(
             "bad name: not a job name quire accepts",
         ));
-    let logs = env.home().run_dir(&run.id).join("logs");
+    let logs = env.home().run_dir(&run.id).unwrap().join("logs");
     assert!(!logs.join("sneaky/1.log").exists());
     assert!(!logs.join("bad name").exists());
+}
+
+/// A directory outside the home, where `runs/../../victim` would lead, with
+/// a file in it: nothing may delete or change it.
+fn victim(env: &Env) -> std::path::PathBuf {
+    let dir = env.path().join("victim");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("precious"), "keep me\n").unwrap();
+    // HOME/runs/../../victim
+    assert_eq!(env.home().dir().parent().unwrap().join("victim"), dir);
+    dir
+}
+
+/// Give run `old` the id `new` in every table that names it.
+fn set_run_id(db: &Path, old: &str, new: &str, ref_name: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c
+             WHERE m.type = 'table' AND c.name = 'run_id'",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    for table in tables {
+        conn.execute(
+            &format!("UPDATE {table} SET run_id = ?1 WHERE run_id = ?2"),
+            [new, old],
+        )
+        .unwrap();
+    }
+    let changed = conn
+        .execute(
+            "UPDATE runs SET id = ?1, ref_name = ?2 WHERE id = ?3",
+            [new, ref_name, old],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+fn assert_printable(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    assert!(
+        !text.contains(['\x1b', '\x07']),
+        "{what} printed a control character raw: {text:?}"
+    );
+}
+
+/// Ids upstream wrote that would name a path (`../`) or hold escape
+/// sequences are rewritten by migrate-from, every row kept and the old id
+/// said; prune and reconcile then touch nothing outside the home, and print
+/// the hostile ref escaped.
+#[test]
+fn hostile_upstream_run_ids_are_rewritten_and_nothing_outside_the_home_is_touched() {
+    let env = Env::new();
+    let victim = victim(&env);
+    let source = env.path().join("upstream");
+    let expected = upstream::build_home(&source, 11);
+    // Ended runs (pruned below): one whose id climbs out of runs/, one whose
+    // id is a folder name with an escape sequence (its logs must follow it).
+    let climbing = &expected.runs[0];
+    let escaping = expected
+        .runs
+        .iter()
+        .find(|r| {
+            r.id != climbing.id
+                && r.finished_at_ms.is_some()
+                && expected.steps.iter().any(|s| s.run_id == r.id)
+        })
+        .expect("an ended run with step logs");
+    let evil_ref = "refs/heads/x\x1b]0;owned\x07\x1b[2J";
+    set_run_id(
+        &source.join("quire.db"),
+        &climbing.id,
+        "../../victim",
+        evil_ref,
+    );
+    let escaping_id = "run\x1b[31m";
+    set_run_id(
+        &source.join("quire.db"),
+        &escaping.id,
+        escaping_id,
+        evil_ref,
+    );
+    // A repository name with escape sequences, too (upstream named
+    // repositories by what its runs recorded).
+    rusqlite::Connection::open(source.join("quire.db"))
+        .unwrap()
+        .execute(
+            "UPDATE runs SET repo = 'evil\x1b]0;owned\x07.git' WHERE id = ?1",
+            [escaping_id],
+        )
+        .unwrap();
+    let folder = source.join("runs").join(&escaping.repo);
+    std::fs::rename(folder.join(&escaping.id), folder.join(escaping_id)).unwrap();
+    let logged: Vec<_> = expected
+        .steps
+        .iter()
+        .filter(|s| s.run_id == escaping.id)
+        .collect();
+
+    let out = env
+        .run(&["migrate-from", source.to_str().unwrap()])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_printable("migrate-from", &out.get_output().stdout);
+    assert_printable("migrate-from", &out.get_output().stderr);
+    assert!(
+        stdout.contains("run id ../../victim is not of quire's shape; the run is now "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("run id run\\x1b[31m is not of quire's shape"),
+        "{stdout}"
+    );
+
+    let listed: Value = env.json(&["list", "--limit", "1000"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), expected.runs.len(), "every row is kept");
+    for run in listed {
+        let id = run["id"].as_str().unwrap();
+        assert!(quire_model::is_run_id(id), "{id:?} was kept as it was");
+    }
+    let renamed: Vec<&Value> = listed.iter().filter(|r| r["ref"] == evil_ref).collect();
+    assert_eq!(renamed.len(), 2, "{listed:?}");
+    // The escaping run's logs were copied under its new id.
+    let step = logged[0];
+    let new_id = renamed
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .find(|id| {
+            env.store()
+                .step_log(id, &step.job_id, step.seq)
+                .unwrap()
+                .is_some()
+        });
+    assert!(
+        new_id.is_some(),
+        "the logs of the renamed run were not copied"
+    );
+
+    let shown = env
+        .runs(&["show", renamed[0]["id"].as_str().unwrap()])
+        .assert()
+        .success();
+    assert_printable("show", &shown.get_output().stdout);
+    let reconciled = env.runs(&["reconcile"]).assert().success();
+    assert_printable("reconcile", &reconciled.get_output().stdout);
+    let repos = env.runs(&["repos"]).assert().success();
+    let repos_text = String::from_utf8_lossy(&repos.get_output().stdout).into_owned();
+    assert!(
+        repos_text.contains("evil\\x1b]0;owned\\x07.git"),
+        "{repos_text}"
+    );
+    assert_printable("repos", &repos.get_output().stdout);
+    let pruned = env
+        .runs(&["prune", "--older-than", "1s"])
+        .assert()
+        .success();
+    assert_printable("prune", &pruned.get_output().stdout);
+    assert_printable("prune", &pruned.get_output().stderr);
+    let pruned = String::from_utf8_lossy(&pruned.get_output().stdout).into_owned();
+    assert!(
+        pruned.contains("refs/heads/x\\x1b]0;owned\\x07\\x1b[2J"),
+        "{pruned}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("precious")).unwrap(),
+        "keep me\n"
+    );
+}
+
+/// A store written by hand (not through quire) with a run id that climbs
+/// out of `runs/`: no command makes a path of it. prune deletes its rows
+/// only, says so on one escaped line, and leaves the directory that id
+/// would name; reconcile does not fail on it.
+#[test]
+fn a_run_id_that_would_leave_the_home_names_no_path() {
+    let env = Env::new();
+    let victim = victim(&env);
+    let source = env.path().join("upstream");
+    let expected = upstream::build_home(&source, 11);
+    env.run(&["migrate-from", source.to_str().unwrap()])
+        .assert()
+        .success();
+    let run = &expected.runs[0];
+    std::fs::create_dir_all(env.home().run_dir(&run.id).unwrap()).unwrap();
+    let hostile = "../../victim";
+    set_run_id(
+        &env.home().db_path(),
+        &run.id,
+        hostile,
+        "refs/heads/\x07bell",
+    );
+
+    let reconciled = env.runs(&["reconcile"]).assert().success();
+    assert_printable("reconcile", &reconciled.get_output().stdout);
+    let pruned = env
+        .runs(&["prune", "--older-than", "1s"])
+        .assert()
+        .success();
+    assert!(
+        victim.join("precious").is_file(),
+        "prune deleted a directory outside the home"
+    );
+    let stderr = String::from_utf8_lossy(&pruned.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("run id \"../../victim\" is not of quire's shape"),
+        "{stderr}"
+    );
+    assert_printable("prune", &pruned.get_output().stdout);
+    let left: Value = env.json(&["list", "--limit", "1000"]);
+    assert!(
+        left.as_array().unwrap().iter().all(|r| r["id"] != hostile),
+        "the hostile row was pruned: {left}"
+    );
 }

@@ -73,7 +73,7 @@ fn a_push_runs_its_two_job_pipeline_to_completion() {
     // logs into the store and deletes events.jsonl, then exits: nothing of
     // the run is left outside the store.
     assert!(gone_within(run.worker.as_ref().unwrap().pid, 10));
-    let run_dir = env.home().run_dir(&run.id);
+    let run_dir = env.home().run_dir(&run.id).unwrap();
     assert!(
         !run_dir.exists(),
         "the run's directory is gone: {:?}",
@@ -359,7 +359,7 @@ fn a_burst_of_ten_pushes_to_one_ref_executes_only_the_last() {
             detail.run
         );
         assert!(detail.jobs.is_empty(), "{id}: {:?}", detail.jobs);
-        let run_dir = env.home().run_dir(id);
+        let run_dir = env.home().run_dir(id).unwrap();
         assert!(
             !run_dir.join("logs").exists() && !run_dir.join("events.jsonl").exists(),
             "superseded run {id} executed something"
@@ -470,7 +470,7 @@ fn in_its_pid_namespace_a_killed_workers_step_and_daemon_die_with_it() {
         .pid;
     let daemon = outside_pid(
         worker,
-        read_pid_file(&env.home().run_dir(&stuck).join("tmp/daemon.pid")),
+        read_pid_file(&env.home().run_dir(&stuck).unwrap().join("tmp/daemon.pid")),
     );
     assert_ne!(sleep, daemon);
     assert!(alive(sleep) && alive(daemon));
@@ -750,7 +750,7 @@ fn show_of_an_active_run_keeps_up_while_a_step_prints_steadily() {
     let id = repo.push_pipeline(&format!(
         "[jobs.chatty]\ninputs = [\"quire/push\"]\nsh = [\"echo first\", {chatty:?}]\n"
     ));
-    let log2 = env.home().run_dir(&id).join("logs/chatty/2.log");
+    let log2 = env.home().run_dir(&id).unwrap().join("logs/chatty/2.log");
     wait_until("the chatty step to print 30 lines", || {
         std::fs::read_to_string(&log2)
             .unwrap_or_default()

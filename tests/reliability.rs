@@ -111,7 +111,7 @@ fn sigkill_of_the_worker_at_random_points_never_leaves_a_run_stuck_or_a_step_run
         // Anywhere from before the claim to the last step: once the run's
         // events.jsonl holds a random number of events (0: at once), or the
         // run has ended.
-        let events = env.home().run_dir(&run).join("events.jsonl");
+        let events = env.home().run_dir(&run).unwrap().join("events.jsonl");
         let at = random() % 24;
         wait_until(&format!("seed {seed}: {at} events of run {run}"), || {
             let written = std::fs::read(&events)
@@ -518,7 +518,7 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
     let runs = env.all_runs();
     assert_eq!(runs.len(), 4);
     for run in runs {
-        let run_dir = env.home().run_dir(&run.id);
+        let run_dir = env.home().run_dir(&run.id).unwrap();
         for place in [
             run_dir.join("escaped"),
             run_dir.join("workspace/escaped"),
@@ -562,7 +562,7 @@ fn the_home_and_everything_in_it_is_private_and_steps_inherit_none_of_quires_env
             .mode()
             & 0o777
     };
-    let run_dir = home.run_dir(&run);
+    let run_dir = home.run_dir(&run).unwrap();
     for (path, want) in [
         (home.dir().to_path_buf(), 0o700),
         (home.db_path(), 0o600),
@@ -973,11 +973,72 @@ fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_
         .success()
         .stdout(predicate::str::contains("deleted 2 runs"));
     for id in &queued {
-        assert!(!env.home().run_dir(id).exists());
+        assert!(!env.home().run_dir(id).unwrap().exists());
     }
     let ok = repo.push_and_wait("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"echo fine\"\n");
     assert_eq!(ok.state, RunState::Complete, "{ok:?}");
     wait_until("the reserve made again", || {
         env.home().reserve_path().is_file()
     });
+}
+
+/// The home deleted from outside while a step runs (a step cannot reach
+/// it under the sandbox), with a second run waiting for the same worker:
+/// the worker records nothing, creates nothing (no `runs/`, `reserve`,
+/// `worker.log`, `workers/`, no log directory of a later job), says why on
+/// stderr and exits non-zero.
+#[test]
+fn a_worker_whose_home_is_deleted_mid_run_makes_nothing_in_it_and_fails() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    env.config("max_workers = 1\n");
+    let gate = Gate::new(&env);
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            &format!(
+                "[jobs.held]\ninputs = [\"quire/push\"]\nsh = {:?}\n\
+                 [jobs.later]\ninputs = [\"held\"]\nsh = \"echo later\"\n",
+                gate.step("held")
+            ),
+        )],
+        "held",
+    );
+    // Hold the only slot so the hook starts no worker: two runs wait, and
+    // the test starts the worker itself to see its status and stderr.
+    let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
+    let queued = repo.push_refs(&["main", "main:other"]);
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    drop(slot);
+    let mut worker = quire_run(&env)
+        .arg("work")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    gate.wait_ready("held");
+    std::fs::remove_dir_all(env.home().dir()).unwrap();
+    gate.open();
+    let status = crate::util::wait_exit(&mut worker);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut stderr).unwrap();
+
+    assert!(
+        !env.home().dir().exists(),
+        "the worker made the deleted home again: {:?}",
+        std::fs::read_dir(env.home().dir())
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
+    assert!(!status.success(), "the worker exited {status}: {stderr}");
+    let said = format!(
+        "{} is gone (the home was deleted)",
+        env.home().db_path().display()
+    );
+    assert!(stderr.contains(&said), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains(&said)).count(),
+        1,
+        "said once, on one line: {stderr}"
+    );
 }

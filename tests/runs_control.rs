@@ -251,7 +251,7 @@ fn cancel_stops_the_running_step_and_retry_runs_the_commit_again() {
 fn prune_removes_old_finished_runs_but_never_live_ones_or_the_newest_n() {
     let env = Env::new();
     let ids = populate(&mut env.store());
-    let dir = env.home().run_dir(&ids.superseded);
+    let dir = env.home().run_dir(&ids.superseded).unwrap();
     std::fs::create_dir_all(dir.join("logs/build")).unwrap();
     std::fs::write(dir.join("logs/build/1.log"), vec![b'x'; 2048]).unwrap();
     let later = jiff::Timestamp::now()

@@ -177,7 +177,10 @@ echo WORKS";
     );
     // The run's HOME and TMPDIR went with its workspace.
     for dir in ["workspace", "home", "tmp"] {
-        assert!(!env.home().run_dir(&run.id).join(dir).exists(), "{dir}");
+        assert!(
+            !env.home().run_dir(&run.id).unwrap().join(dir).exists(),
+            "{dir}"
+        );
     }
 }
 

@@ -90,7 +90,7 @@ pub(crate) fn fixed_store(env: &Env) {
     );
     store.connection().execute_batch(&sql).unwrap();
     let log = |run: &str, job: &str, seq: i64, lines: &[&str]| {
-        let dir = env.home().run_dir(run).join("logs").join(job);
+        let dir = env.home().run_dir(run).unwrap().join("logs").join(job);
         std::fs::create_dir_all(&dir).unwrap();
         let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
         std::fs::write(dir.join(format!("{seq}.log")), text).unwrap();

@@ -568,7 +568,7 @@ pub const RECORD_PID: &str = "echo $$ > \"$TMPDIR/sleep.pid\"";
 /// process sees it: a step of a worker in a pid namespace of its own
 /// records its pid there.
 pub fn step_pid(env: &Env, run: &str) -> u32 {
-    let recorded = read_pid_file(&env.home().run_dir(run).join("tmp/sleep.pid"));
+    let recorded = read_pid_file(&env.home().run_dir(run).unwrap().join("tmp/sleep.pid"));
     let worker = env
         .wait_for(run, "claimed", |r| r.worker.is_some())
         .worker

@@ -284,6 +284,7 @@ inputs = ["quire/push"]
 sh = [
   'printf "\033[1;31m<script>alert(1)</script>\033[0m and \033[32mgreen\033[0m\n"',
   'echo "<img src=x onerror=alert(2)>" >&2; printf "bell\007 esc\033]0;title\007 done\n"',
+  'printf "secret was leaked\rall is well\n"',
 ]
 "#,
     );
@@ -315,6 +316,8 @@ sh = [
     assert!(job.contains("<span class=\"f2\">green</span>"), "{job}");
     assert!(job.contains("&lt;img src=x onerror=alert(2)&gt;"), "{job}");
     assert!(job.contains("bell␇ esc done"), "{job}");
+    // A carriage return does not hide what came before it.
+    assert!(job.contains("secret was leaked␍all is well"), "{job}");
     // The step's command, too, is text.
     assert!(
         job.contains("&lt;script&gt;alert(1)&lt;/script&gt;\\033[0m"),
@@ -830,4 +833,63 @@ fn the_pages_of_a_fixed_store_at_a_frozen_now() {
     ] {
         file_snapshot(name, &readable(&server.page(&path)));
     }
+}
+
+/// Read from a connection the server should close: what it sent before it
+/// closed. The read timeout is only the deadline; it failing is the test
+/// failing.
+fn until_closed(stream: &mut TcpStream, what: &str) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            // Closed with our unread bytes in its buffer: a reset.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("{what}: the server did not close the connection: {e}"),
+        }
+    }
+}
+
+/// Clients that send half a request line and wait (slowloris) hold their
+/// connection for a few seconds at most: the server closes each (the test
+/// waits on EOF). As many as the cap fill the server: one more is answered
+/// 503 and closed at once; once the slow ones are dropped a normal request
+/// is served.
+#[test]
+fn slow_request_headers_are_dropped_and_connections_are_capped() {
+    const MAX_CONNECTIONS: usize = 256;
+    let env = Env::new();
+    populate(&mut env.store());
+    let server = Server::start(&env);
+    assert_eq!(server.get("/").status, 200);
+    let mut slow: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.addr).unwrap();
+            stream.write_all(b"GET / HT").unwrap();
+            stream
+        })
+        .collect();
+
+    let mut extra = TcpStream::connect(&server.addr).unwrap();
+    let refused =
+        String::from_utf8_lossy(&until_closed(&mut extra, "one over the cap")).into_owned();
+    assert!(
+        refused.starts_with("HTTP/1.1 503 ") && refused.contains("too many connections"),
+        "a connection over the cap got {refused:?}"
+    );
+
+    for (i, stream) in slow.iter_mut().enumerate() {
+        let sent = until_closed(stream, &format!("slow client {i}"));
+        assert!(
+            !String::from_utf8_lossy(&sent).contains("200 OK"),
+            "a half request was answered"
+        );
+    }
+    println!("{MAX_CONNECTIONS} slow clients were closed by the server");
+    assert_eq!(server.get("/").status, 200, "{}", server.log());
 }

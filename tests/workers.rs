@@ -110,14 +110,14 @@ fn keep_workspaces_keeps_the_checked_out_tree_after_the_run() {
     assert_eq!(run.state, RunState::Complete);
     // The worker deletes the workspace after the run ended, then exits.
     assert!(gone_within(run.worker.unwrap().pid, 10));
-    let workspace = env.home().run_dir(&run.id).join("workspace");
+    let workspace = env.home().run_dir(&run.id).unwrap().join("workspace");
     assert!(!workspace.exists(), "deleted by default");
 
     env.config("keep_workspaces = true\n");
     let run = repo.push_and_wait(&format!("{pipeline}# again\n"));
     assert_eq!(run.state, RunState::Complete);
     assert!(gone_within(run.worker.unwrap().pid, 10));
-    let workspace = env.home().run_dir(&run.id).join("workspace");
+    let workspace = env.home().run_dir(&run.id).unwrap().join("workspace");
     assert_eq!(
         std::fs::read_to_string(workspace.join("README.md")).unwrap(),
         "hello\n"

@@ -220,7 +220,11 @@ pub fn last_lines(
     let Some(mut log) = store.step_log(run_id, job, seq)? else {
         return Ok(Vec::new());
     };
-    let path = store.home().step_log_path(run_id, job, seq);
+    // Only named in an error; an id that names no path has a packed log.
+    let path = store
+        .home()
+        .step_log_path(run_id, job, seq)
+        .unwrap_or_default();
     let fail = |source| quire_store::Error::Home {
         path: path.clone(),
         source,

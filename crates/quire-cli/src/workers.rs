@@ -45,9 +45,9 @@ fn open_slot(home: &Home, index: usize) -> Result<File> {
     match open() {
         // workers/ is made once, by the first command that needs a slot.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Only inside the home: a deleted one is not made again.
             let dir = home.dir().join("workers");
             std::fs::DirBuilder::new()
-                .recursive(true)
                 .mode(0o700)
                 .create(&dir)
                 .map_err(fail(dir))?;
@@ -134,6 +134,14 @@ fn spawn_detached(
     home: &Home,
     command_name: &str,
 ) -> io::Result<std::process::Child> {
+    // A home whose store is gone gets no worker.log (nor a process that
+    // would find nothing to do).
+    if home.is_gone() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is gone", home.db_path().display()),
+        ));
+    }
     let log_path = home.dir().join("worker.log");
     let log = OpenOptions::new()
         .create(true)

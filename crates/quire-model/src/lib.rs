@@ -9,5 +9,5 @@ pub mod process;
 
 pub use model::{
     Artifact, Containment, FailureKind, HookState, Job, JobState, Notification, NotificationState,
-    Repository, Run, RunEvent, RunState, Step, UnknownValue, WorkerLease, is_object_id,
+    Repository, Run, RunEvent, RunState, Step, UnknownValue, WorkerLease, is_object_id, is_run_id,
 };

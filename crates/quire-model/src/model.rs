@@ -170,6 +170,19 @@ pub fn is_object_id(text: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A run id of quire's shape: a UUID written as quire writes one, 36
+/// characters, hex digits in groups of 8-4-4-4-12 joined by `-`. Only such an
+/// id becomes a path (`runs/<id>/`); one from outside (an upstream store, a
+/// row written by hand) that is not of this shape is rewritten where it
+/// enters or refused.
+pub fn is_run_id(text: &str) -> bool {
+    text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
 /// The worker that holds an active run, and until when it holds it unless it
 /// renews its lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -94,6 +94,11 @@ pub enum Error {
     },
     #[error("run {run} is {state}, not active: it takes no new jobs or steps")]
     RunNotActive { run: String, state: RunState },
+    #[error(
+        "run id {0:?} is not of quire's shape (8-4-4-4-12 hex digits), so quire makes no \
+         path of it; an upstream store's ids are rewritten by `quire-run migrate-from`"
+    )]
+    BadRunId(String),
     #[error("the store holds a value this quire cannot read: {0}")]
     BadValue(String),
     #[error(transparent)]

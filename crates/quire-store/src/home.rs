@@ -60,20 +60,56 @@ impl Home {
         self.dir.join("quire.db")
     }
 
+    /// True when the home's `quire.db` is not there (the home deleted, or
+    /// only its store): a worker, an announcer or a spawner then creates
+    /// nothing in it, so a deleted home does not come back half-made.
+    pub fn is_gone(&self) -> bool {
+        std::fs::symlink_metadata(self.db_path()).is_err()
+    }
+
+    /// `runs/<id>/` made for a run that starts: `runs/` and the run's
+    /// directory, each only below a home whose store is there, never the
+    /// home itself (no recursive create: a home deleted meanwhile stays
+    /// deleted, the call fails with `NotFound`).
+    pub fn create_run_dir(&self, run_id: &str) -> Result<PathBuf> {
+        let run_dir = self.run_dir(run_id)?;
+        let fail = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| Error::Home { path, source }
+        };
+        if self.is_gone() {
+            return Err(Error::NotAHome(self.dir.clone()));
+        }
+        let runs = self.dir.join("runs");
+        for dir in [&runs, &run_dir] {
+            match DirBuilder::new().mode(0o700).create(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                done => done.map_err(fail(dir))?,
+            }
+        }
+        Ok(run_dir)
+    }
+
     /// `runs/<id>/`: a run's events, logs and workspace while it executes;
     /// after, only what was not packed into the store (large logs, kept
-    /// artifacts, a kept workspace).
-    pub fn run_dir(&self, run_id: &str) -> PathBuf {
-        self.dir.join("runs").join(run_id)
+    /// artifacts, a kept workspace). An id not of quire's shape
+    /// ([`quire_model::is_run_id`]: one with `/`, `..`, a control character)
+    /// is refused: it could name a path outside `runs/`.
+    pub fn run_dir(&self, run_id: &str) -> Result<PathBuf> {
+        if !quire_model::is_run_id(run_id) {
+            return Err(Error::BadRunId(run_id.to_string()));
+        }
+        Ok(self.dir.join("runs").join(run_id))
     }
 
     /// `runs/<id>/logs/<job>/<seq>.log`: a step's log file, while its run
     /// executes (and after, when it is too large to pack into the store).
-    pub fn step_log_path(&self, run_id: &str, job: &str, seq: i64) -> PathBuf {
-        self.run_dir(run_id)
+    pub fn step_log_path(&self, run_id: &str, job: &str, seq: i64) -> Result<PathBuf> {
+        Ok(self
+            .run_dir(run_id)?
             .join("logs")
             .join(job)
-            .join(format!("{seq}.log"))
+            .join(format!("{seq}.log")))
     }
 
     /// Create the home (mode 0700: logs and the store may hold secrets) if it
@@ -111,6 +147,9 @@ impl Home {
     /// not left half-made.
     pub fn ensure_reserve(&self) -> bool {
         let path = self.reserve_path();
+        if self.is_gone() {
+            return false;
+        }
         if std::fs::metadata(&path).is_ok_and(|m| m.len() >= RESERVE_BYTES) {
             return true;
         }
@@ -185,6 +224,28 @@ mod tests {
             Home::resolve_with(None, env(&[])),
             Err(Error::NoHome)
         ));
+    }
+
+    #[test]
+    fn only_ids_of_quires_shape_become_paths() {
+        let home = Home::at("/h");
+        let id = "0190abcd-0000-7000-8000-00000000000a";
+        assert_eq!(home.run_dir(id).unwrap(), Path::new("/h/runs").join(id));
+        for bad in [
+            "",
+            "..",
+            "../../../../tmp/x",
+            "0190abcd-0000-7000-8000-00000000000/",
+            "0190abcd/0000-7000-8000-000000000000",
+            "0190abcd-0000-7000-8000-00000000000\u{1b}",
+            "0190abcd-0000-7000-8000-00000000000a0",
+        ] {
+            assert!(
+                matches!(home.run_dir(bad), Err(Error::BadRunId(_))),
+                "{bad:?}"
+            );
+            assert!(home.step_log_path(bad, "j", 1).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

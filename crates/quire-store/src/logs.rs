@@ -88,11 +88,14 @@ impl Store {
     pub fn step_log(&self, run_id: &str, job: &str, seq: i64) -> Result<Option<StepLog>> {
         // The file first: a pack commits its copy before it deletes the
         // file, so a file found missing here is in the store already.
-        let path = self.home().step_log_path(run_id, job, seq);
-        match File::open(&path) {
-            Ok(file) => return Ok(Some(StepLog::File(file))),
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(source) => return Err(Error::Home { path, source }),
+        // An id not of quire's shape has no file (it names no path); its
+        // packed copy may still be read.
+        if let Ok(path) = self.home().step_log_path(run_id, job, seq) {
+            match File::open(&path) {
+                Ok(file) => return Ok(Some(StepLog::File(file))),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(source) => return Err(Error::Home { path, source }),
+            }
         }
         let packed: Option<Vec<u8>> = self
             .conn
@@ -128,7 +131,7 @@ impl Store {
             Some(run) if run.state.is_terminal() => {}
             _ => return Ok(None),
         }
-        let run_dir = self.home().run_dir(run_id);
+        let run_dir = self.home().run_dir(run_id)?;
         let logs_dir = run_dir.join("logs");
         let (small, left) = log_files(&logs_dir);
         let mut packed = Packed {
@@ -200,6 +203,7 @@ impl Store {
             .flatten()
             .flatten()
             .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|id| quire_model::is_run_id(id))
             .filter(|id| {
                 fs::symlink_metadata(runs_dir.join(id).join("events.jsonl"))
                     .is_ok_and(|m| m.is_file())

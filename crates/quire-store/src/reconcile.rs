@@ -70,8 +70,11 @@ impl Store {
                 .query_map([], run_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             for run in runs {
-                if gone_reason(&run, liveness, now).is_some() {
-                    let path = self.home().run_dir(&run.id).join("events.jsonl");
+                // An id not of quire's shape has no events file to read.
+                if gone_reason(&run, liveness, now).is_some()
+                    && let Ok(dir) = self.home().run_dir(&run.id)
+                {
+                    let path = dir.join("events.jsonl");
                     recorded.insert(run.id, crate::events::read_recorded(&path));
                 }
             }

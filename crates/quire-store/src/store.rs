@@ -30,6 +30,9 @@ pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) clock: Clock,
     home: Home,
+    /// Run ids an upstream store held that were not of quire's shape, and
+    /// the ids this open gave those rows (`(old, new)`, the old one as text).
+    rewritten_run_ids: Vec<(String, String)>,
 }
 
 impl Store {
@@ -108,6 +111,7 @@ impl Store {
             conn,
             clock: clock::system(),
             home: home.clone(),
+            rewritten_run_ids: Vec::new(),
         })
     }
 
@@ -181,11 +185,10 @@ impl Store {
             conn,
             clock,
             home: home.clone(),
+            rewritten_run_ids: Vec::new(),
         };
         store.configure()?;
-        if let Lineage::Upstream(version) = found
-            && version > 7
-        {
+        if let Lineage::Upstream(_) = found {
             store.convert_upstream()?;
         }
         if schema::version(&store.conn).map_err(|e| open_error(&path, e))? < LATEST {
@@ -195,8 +198,9 @@ impl Store {
     }
 
     /// Bring an upstream store of a version after 7 back to version 7's
-    /// shape, in one transaction that first identifies it again (another
-    /// process may have converted it meanwhile).
+    /// shape, and give every run whose id is not of quire's shape a new id
+    /// (every row kept), in one transaction that first identifies it again
+    /// (another process may have converted it meanwhile).
     fn convert_upstream(&mut self) -> Result<()> {
         let path = self.home.db_path();
         self.conn
@@ -206,28 +210,42 @@ impl Store {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let Ok(Lineage::Upstream(version)) = upstream::identify(&tx)?
-                && version > 7
-            {
-                upstream::convert_to_seven(&tx, version)
-                    .map_err(|e| (version, e))
-                    .and_then(|()| foreign_key_check(&tx).map_err(|e| (version, e)))
-                    .map_err(|(version, source)| Error::Conversion {
+            let mut rewritten = Vec::new();
+            if let Ok(Lineage::Upstream(version)) = upstream::identify(&tx)? {
+                let seven = if version > 7 {
+                    upstream::convert_to_seven(&tx, version)
+                } else {
+                    Ok(())
+                };
+                seven
+                    .and_then(|()| upstream::rewrite_run_ids(&tx))
+                    .and_then(|ids| foreign_key_check(&tx).map(|()| ids))
+                    .map(|ids| rewritten = ids)
+                    .map_err(|source| Error::Conversion {
                         path: path.clone(),
                         version,
                         source,
                     })?;
             }
             tx.commit()?;
-            Ok(())
+            Ok(rewritten)
         })();
         self.conn
             .pragma_update(None, "foreign_keys", true)
             .map_err(|e| open_error(&path, e))?;
-        result.map_err(|e| match e {
+        self.rewritten_run_ids = result.map_err(|e| match e {
             Error::Sqlite(e) => lock_error(&path, e),
             other => other,
-        })
+        })?;
+        Ok(())
+    }
+
+    /// The run ids this open rewrote converting an upstream store: `(old,
+    /// new)` for each row whose id was not of quire's shape (a `/`, `..`, a
+    /// control character: an id that would name a path outside `runs/`).
+    /// The old id is what the row held, as text; print it escaped.
+    pub fn rewritten_run_ids(&self) -> &[(String, String)] {
+        &self.rewritten_run_ids
     }
 
     pub fn home(&self) -> &Home {

@@ -266,6 +266,58 @@ pub(crate) fn convert_to_seven(tx: &Transaction<'_>, version: i64) -> rusqlite::
     tx.execute_batch(&sql)
 }
 
+/// Give every run whose id is not of quire's shape
+/// ([`quire_model::is_run_id`]) a new one, in every table that has a
+/// `run_id` column too, in the caller's transaction (foreign keys off; the
+/// caller checks them before commit). Every row is kept. Returns `(old,
+/// new)` for each, the old id as text (a NULL or a number included).
+pub(crate) fn rewrite_run_ids(tx: &Transaction<'_>) -> rusqlite::Result<Vec<(String, String)>> {
+    use rusqlite::types::Value;
+    let runs: Vec<(i64, Value)> = tx
+        .prepare("SELECT rowid, id FROM runs ORDER BY rowid")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let bad: Vec<(i64, Value)> = runs
+        .into_iter()
+        .filter(|(_, id)| !matches!(id, Value::Text(id) if quire_model::is_run_id(id)))
+        .collect();
+    if bad.is_empty() {
+        return Ok(Vec::new());
+    }
+    let children: Vec<String> = tables(tx)?
+        .into_iter()
+        .filter(|t| t != "runs")
+        .map(|t| columns(tx, &t).map(|c| (t, c.contains("run_id"))))
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter_map(|(t, has)| has.then_some(t))
+        .collect();
+    let mut rewritten = Vec::with_capacity(bad.len());
+    for (rowid, old) in bad {
+        let new = uuid::Uuid::now_v7().to_string();
+        tx.execute(
+            "UPDATE runs SET id = ?1 WHERE rowid = ?2",
+            rusqlite::params![new, rowid],
+        )?;
+        for table in &children {
+            let quoted = table.replace('"', "\"\"");
+            tx.execute(
+                &format!("UPDATE \"{quoted}\" SET run_id = ?1 WHERE run_id IS ?2"),
+                rusqlite::params![new, old],
+            )?;
+        }
+        let old = match old {
+            Value::Text(text) => text,
+            Value::Null => "NULL".to_string(),
+            Value::Integer(n) => n.to_string(),
+            Value::Real(x) => x.to_string(),
+            Value::Blob(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        rewritten.push((old, new));
+    }
+    Ok(rewritten)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +333,41 @@ mod tests {
         conn.execute_batch("PRAGMA application_id = 42;").unwrap();
         let what = identify(&conn).unwrap().unwrap_err();
         assert!(what.contains("0x2a"), "{what}");
+    }
+
+    #[test]
+    fn ids_not_of_quires_shape_are_rewritten_with_their_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE runs (id TEXT PRIMARY KEY, ref_name TEXT);
+             CREATE TABLE jobs (run_id TEXT, job_id TEXT);
+             INSERT INTO runs VALUES ('0190abcd-0000-7000-8000-000000000001', 'good'),
+                                     ('../../../x', 'bad'), (NULL, 'null');
+             INSERT INTO jobs VALUES ('0190abcd-0000-7000-8000-000000000001', 'a'),
+                                     ('../../../x', 'b'), ('../../../x', 'c');",
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        let rewritten = rewrite_run_ids(&tx).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(rewritten.len(), 2, "{rewritten:?}");
+        let (old, new) = &rewritten[0];
+        assert_eq!(old, "../../../x");
+        assert!(quire_model::is_run_id(new), "{new}");
+        let jobs: i64 = conn
+            .query_row("SELECT count(*) FROM jobs WHERE run_id = ?1", [new], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(jobs, 2);
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM runs ORDER BY ref_name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(ids.len(), 3);
+        assert!(ids.iter().all(|id| quire_model::is_run_id(id)), "{ids:?}");
     }
 }

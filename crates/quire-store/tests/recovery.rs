@@ -55,7 +55,7 @@ fn orphan_in_waiting(store: &mut Store) -> String {
 }
 
 fn write_events(store: &Store, run: &str, text: &str) {
-    let dir = store.home().run_dir(run);
+    let dir = store.home().run_dir(run).unwrap();
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("events.jsonl"), text).unwrap();
 }

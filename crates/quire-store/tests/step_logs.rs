@@ -58,14 +58,14 @@ impl Fixture {
 
     /// Write `runs/<run>/logs/<job>/<seq>.log` and return its path.
     fn log(&self, run: &str, job: &str, seq: i64, bytes: &[u8]) -> PathBuf {
-        let path = self.store.home().step_log_path(run, job, seq);
+        let path = self.store.home().step_log_path(run, job, seq).unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, bytes).unwrap();
         path
     }
 
     fn events(&self, run: &str) -> PathBuf {
-        let path = self.store.home().run_dir(run).join("events.jsonl");
+        let path = self.store.home().run_dir(run).unwrap().join("events.jsonl");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(
             &path,
@@ -114,7 +114,14 @@ fn an_ended_runs_small_logs_move_into_the_store_and_its_directory_goes() {
     // Not while the run is active: its files are still written.
     assert_eq!(f.store.pack_logs(&run).unwrap(), None);
     assert_eq!(f.rows(), 0);
-    assert!(f.store.home().run_dir(&run).join("events.jsonl").is_file());
+    assert!(
+        f.store
+            .home()
+            .run_dir(&run)
+            .unwrap()
+            .join("events.jsonl")
+            .is_file()
+    );
 
     f.store.finish(&run, &Outcome::Complete).unwrap();
     let packed = f.store.pack_logs(&run).unwrap().unwrap();
@@ -126,7 +133,7 @@ fn an_ended_runs_small_logs_move_into_the_store_and_its_directory_goes() {
         packed.bytes,
         (one.len() + many.len() + partial.len()) as u64
     );
-    assert!(!f.store.home().run_dir(&run).exists());
+    assert!(!f.store.home().run_dir(&run).unwrap().exists());
     assert!(
         !f.store
             .home()
@@ -167,12 +174,13 @@ fn large_logs_and_artifacts_stay_files_and_symbolic_links_are_not_followed() {
     let big_path = f.log(&run, "build", 2, &big);
     let secret = f.dir.path().join("secret");
     std::fs::write(&secret, "not a log").unwrap();
-    let link = f.store.home().step_log_path(&run, "build", 3);
+    let link = f.store.home().step_log_path(&run, "build", 3).unwrap();
     std::os::unix::fs::symlink(&secret, &link).unwrap();
     let kept = f
         .store
         .home()
         .run_dir(&run)
+        .unwrap()
         .join("artifacts/build/app.tar.gz");
     std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
     std::fs::write(&kept, "tarball").unwrap();
@@ -187,8 +195,21 @@ fn large_logs_and_artifacts_stay_files_and_symbolic_links_are_not_followed() {
     assert_eq!(std::fs::read(&big_path).unwrap(), big);
     assert_eq!(std::fs::read(&kept).unwrap(), b"tarball");
     assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
-    assert!(!f.store.home().run_dir(&run).join("events.jsonl").exists());
-    assert!(!f.store.home().step_log_path(&run, "build", 1).exists());
+    assert!(
+        !f.store
+            .home()
+            .run_dir(&run)
+            .unwrap()
+            .join("events.jsonl")
+            .exists()
+    );
+    assert!(
+        !f.store
+            .home()
+            .step_log_path(&run, "build", 1)
+            .unwrap()
+            .exists()
+    );
     assert_eq!(f.read(&run, "build", 1).unwrap(), small);
     assert_eq!(f.read(&run, "build", 2).unwrap(), big);
     assert_eq!(f.store.packed_logs(&run).unwrap().len(), 1);
@@ -208,7 +229,13 @@ fn a_reader_part_way_through_a_file_goes_on_from_the_packed_copy() {
     log.read_exact(&mut head).unwrap();
     drop(log);
     f.store.pack_logs(&run).unwrap().unwrap();
-    assert!(!f.store.home().step_log_path(&run, "build", 1).exists());
+    assert!(
+        !f.store
+            .home()
+            .step_log_path(&run, "build", 1)
+            .unwrap()
+            .exists()
+    );
     let mut log = f.store.step_log(&run, "build", 1).unwrap().unwrap();
     log.seek(SeekFrom::Start(1000)).unwrap();
     let mut rest = Vec::new();

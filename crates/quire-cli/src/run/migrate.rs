@@ -4,7 +4,7 @@
 //! snapshotted, logs are copied; with `--install-hooks`, quire's hook goes
 //! into each repository and upstream's hook is kept beside it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +14,7 @@ use quire_store::{Home, Store, snapshot};
 
 use crate::run::install::{self, Existing};
 use crate::run::{Failure, MigrateArgs};
+use crate::runs::text::printable;
 
 /// How deep under `repos/` and `runs/` repositories and run folders are
 /// looked for (`runs/<repo>/<id>`, where a repo name may hold a few `/`).
@@ -86,7 +87,15 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
     };
     place_repositories(&mut store, root.as_deref(), &found, how)?;
 
-    let ids: HashSet<String> = store.run_ids()?.into_iter().collect();
+    // A run folder is found by the id upstream gave it: a rewritten id's
+    // folder is copied under its new id.
+    let mut ids: HashMap<String, String> = store
+        .run_ids()?
+        .into_iter()
+        .map(|id| (id.clone(), id))
+        .collect();
+    ids.extend(store.rewritten_run_ids().iter().cloned());
+    let rewritten = store.rewritten_run_ids().to_vec();
     let mut copied = Copied::default();
     copy_runs(&source.join("runs"), home, &ids, 0, &mut copied);
     drop(store);
@@ -112,7 +121,13 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
         root.as_deref().unwrap_or(&repos_dir).display()
     );
     for skipped in &copied.skipped {
-        eprintln!("quire: warning: skipped {skipped}");
+        eprintln!("quire: warning: skipped {}", printable(skipped));
+    }
+    for (old, new) in &rewritten {
+        println!(
+            "quire: run id {} is not of quire's shape; the run is now {new}",
+            printable(old)
+        );
     }
     if !args.install_hooks && !found.is_empty() {
         println!(
@@ -262,7 +277,13 @@ struct Copied {
 
 /// Find run folders (`runs/<repo>/<id>/`) of runs the store holds and copy
 /// their files.
-fn copy_runs(dir: &Path, home: &Home, ids: &HashSet<String>, depth: usize, copied: &mut Copied) {
+fn copy_runs(
+    dir: &Path,
+    home: &Home,
+    ids: &HashMap<String, String>,
+    depth: usize,
+    copied: &mut Copied,
+) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -271,8 +292,8 @@ fn copy_runs(dir: &Path, home: &Home, ids: &HashSet<String>, depth: usize, copie
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        if ids.contains(&name) {
-            copy_run(&entry.path(), &home.run_dir(&name), copied);
+        if let Some(Ok(to)) = ids.get(&name).map(|id| home.run_dir(id)) {
+            copy_run(&entry.path(), &to, copied);
         } else if depth < MAX_DEPTH {
             copy_runs(&entry.path(), home, ids, depth + 1, copied);
         }

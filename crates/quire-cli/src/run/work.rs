@@ -5,7 +5,6 @@
 //! queue is empty.
 
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -109,6 +108,9 @@ fn drain(
         };
         let mut store = Store::open_existing(home)?;
         let worker = Worker::this_process(LEASE);
+        if home.is_gone() {
+            return Err(home_gone(home, None));
+        }
         home.ensure_reserve();
         while !crate::run::interrupt::requested()
             && let Some(run) = store.on_full_disk_use_reserve(|s| s.claim_next(&worker))?
@@ -219,8 +221,11 @@ pub(crate) fn execute(
     worker: &Worker,
     run: Run,
 ) -> Result<(), Failure> {
-    let run_dir = home.run_dir(&run.id);
+    let run_dir = home.run_dir(&run.id)?;
     let dirs = RunDirs::of(&run_dir);
+    if home.is_gone() {
+        return Err(home_gone(home, Some(&run.id)));
+    }
     // The lease is renewed from the moment of the claim, so a long checkout
     // is never mistaken for a dead worker; and a supersede during it is
     // noticed.
@@ -256,6 +261,12 @@ pub(crate) fn execute(
     if !config.keep_workspaces {
         dirs.remove();
     }
+    // The home was deleted while the run executed: its end cannot be
+    // recorded (the connection still writes the deleted file), and nothing
+    // is made in its place.
+    if home.is_gone() {
+        return Err(home_gone(home, Some(&run.id)));
+    }
     let ended = match outcome {
         Ok(()) => Ok(()),
         Err(RunFailure::Invalid(refused)) => {
@@ -281,6 +292,21 @@ pub(crate) fn execute(
         eprintln!("quire-run work: run {}: cannot pack its logs: {e}", run.id);
     }
     ended
+}
+
+/// Said on stderr (worker.log, or the stand-in's) when the home's store
+/// went away under this worker, which then exits non-zero.
+fn home_gone(home: &Home, run: Option<&str>) -> Failure {
+    let what = match run {
+        Some(id) => format!("the end of run {id} is not recorded"),
+        None => "no run is taken".to_string(),
+    };
+    eprintln!(
+        "quire-run work: {} is gone (the home was deleted): {what}, and nothing is made in \
+         its place; `quire-run install` makes a new home",
+        home.db_path().display()
+    );
+    Failure::Quiet
 }
 
 enum RunFailure {
@@ -318,11 +344,8 @@ fn prepare_and_run(
     } = with;
     let workspace = dirs.workspace.as_path();
     let crashed = |what: &str, e: io::Error| RunFailure::Crashed(format!("cannot {what}: {e}"));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(run_dir)
-        .map_err(|e| crashed(&format!("create {}", run_dir.display()), e))?;
+    home.create_run_dir(&run.id)
+        .map_err(|e| RunFailure::Crashed(format!("cannot create {}: {e}", run_dir.display())))?;
     let git_dir = run
         .git_dir
         .as_deref()

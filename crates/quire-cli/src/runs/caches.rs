@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::caches::{Caches, Entry, Leftover, Owner};
 use crate::runs::cli::CachesArgs;
 use crate::runs::json;
-use crate::runs::text::{Output, emit, human_bytes, rfc3339};
+use crate::runs::text::{Output, emit, human_bytes, printable, rfc3339};
 
 /// The fields of [`CacheJson`], in its order.
 const CACHE_FIELDS: &[&str] = &[
@@ -61,9 +61,9 @@ pub fn run(store: &Store, args: &CachesArgs, out: &Output) -> quire_store::Resul
     let mut table = out.table(&["REPO", "JOB", "BRANCH", "SIZE", "LAST USED"]);
     for e in &entries {
         table.add_row(vec![
-            Cell::new(repo_name(store, e.repo_id)),
-            Cell::new(&e.job),
-            Cell::new(&e.branch),
+            Cell::new(printable(&repo_name(store, e.repo_id))),
+            Cell::new(printable(&e.job)),
+            Cell::new(printable(&e.branch)),
             Cell::new(human_bytes(e.size)),
             Cell::new(out.age(e.last_used_ms)),
         ]);

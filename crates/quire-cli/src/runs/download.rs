@@ -15,7 +15,7 @@ use quire_store::{Error, Store};
 
 use crate::error::CommandError;
 use crate::runs::cli::DownloadArgs;
-use crate::runs::text::human_bytes;
+use crate::runs::text::{human_bytes, printable};
 
 pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
@@ -32,18 +32,23 @@ pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> 
     }
     if artifacts.is_empty() {
         match &args.job {
-            Some(job) => eprintln!("job {job} of run {} kept no artifacts", run.id),
-            None => eprintln!("run {} kept no artifacts", run.id),
+            Some(job) => eprintln!(
+                "job {} of run {} kept no artifacts",
+                printable(job),
+                printable(&run.id)
+            ),
+            None => eprintln!("run {} kept no artifacts", printable(&run.id)),
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let source_dir = store.home().run_dir(&run.id).join("artifacts");
+    let source_dir = store.home().run_dir(&run.id)?.join("artifacts");
     let mut plan = Vec::with_capacity(artifacts.len());
     for artifact in &artifacts {
         let Some(rel) = relative(artifact) else {
             return Ok(refuse(format!(
-                "the store records artifact {:?} of job {}, which is not a path inside a directory; nothing was written",
-                artifact.path, artifact.job
+                "the store records artifact {} of job {}, which is not a path inside a directory; nothing was written",
+                printable(&artifact.path),
+                printable(&artifact.job)
             )));
         };
         let target = args.dir.join(&rel);
@@ -51,7 +56,7 @@ pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> 
             return Ok(CommandError {
                 message: format!(
                     "{} already exists; refusing to overwrite it, nothing was written",
-                    target.display()
+                    shown(&target)
                 ),
                 hint: Some("remove it, or download into another directory with --dir".to_string()),
             }
@@ -65,17 +70,22 @@ pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> 
             return Ok(refuse(message));
         }
         total += artifact.size;
-        println!("{}  ({})", target.display(), human_bytes(artifact.size));
+        println!("{}  ({})", shown(target), human_bytes(artifact.size));
     }
     println!(
         "downloaded {} {} ({}) of run {} into {}",
         plan.len(),
         if plan.len() == 1 { "file" } else { "files" },
         human_bytes(total),
-        run.id,
-        args.dir.display()
+        printable(&run.id),
+        shown(&args.dir)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A path as a terminal may show it: artifact names are the pipeline's.
+fn shown(path: &Path) -> String {
+    printable(&path.to_string_lossy()).into_owned()
 }
 
 fn refuse(message: String) -> ExitCode {
@@ -94,9 +104,10 @@ fn relative(artifact: &Artifact) -> Option<PathBuf> {
 /// Copy `source` to a temporary name beside `target`, check its size and
 /// hash, and only then link it in under `target`.
 fn put(artifact: &Artifact, source: &Path, target: &Path) -> Result<(), String> {
-    let shown = format!("{}/{}", artifact.job, artifact.path);
+    let name = format!("{}/{}", artifact.job, artifact.path);
+    let name = printable(&name);
     let parent = target.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", shown(parent)))?;
     let partial = parent.join(format!(
         ".{}.quire-download",
         target.file_name().unwrap_or_default().to_string_lossy()
@@ -107,26 +118,25 @@ fn put(artifact: &Artifact, source: &Path, target: &Path) -> Result<(), String> 
         Err(e) => {
             let _ = fs::remove_file(&partial);
             return Err(format!(
-                "cannot copy artifact {shown} from {}: {e}",
-                source.display()
+                "cannot copy artifact {name} from {}: {e}",
+                shown(source)
             ));
         }
     };
     if size != artifact.size || sha256 != artifact.sha256 {
         let _ = fs::remove_file(&partial);
         return Err(format!(
-            "artifact {shown} does not match what was kept ({size} bytes, sha256 {sha256}; the store recorded {} bytes, sha256 {}); it was not written",
+            "artifact {name} does not match what was kept ({size} bytes, sha256 {sha256}; the store recorded {} bytes, sha256 {}); it was not written",
             artifact.size, artifact.sha256
         ));
     }
     let linked = fs::hard_link(&partial, target);
     let _ = fs::remove_file(&partial);
     linked.map_err(|e| match e.kind() {
-        io::ErrorKind::AlreadyExists => format!(
-            "{} already exists; refusing to overwrite it",
-            target.display()
-        ),
-        _ => format!("cannot write {}: {e}", target.display()),
+        io::ErrorKind::AlreadyExists => {
+            format!("{} already exists; refusing to overwrite it", shown(target))
+        }
+        _ => format!("cannot write {}: {e}", shown(target)),
     })
 }
 

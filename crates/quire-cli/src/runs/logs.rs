@@ -38,7 +38,13 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
 
 /// The logs of `run`, as `args` (whose JOB is `args.job`) ask.
 fn logs(store: &Store, run: &Run, args: &LogsArgs) -> quire_store::Result<ExitCode> {
-    let logs_dir = store.home().run_dir(&run.id).join("logs");
+    // An id not of quire's shape names no directory: no log files, only
+    // what is packed in the store (an empty path lists nothing).
+    let logs_dir = store
+        .home()
+        .run_dir(&run.id)
+        .map(|dir| dir.join("logs"))
+        .unwrap_or_default();
     let first = store.run_detail(&run.id)?;
     if let Some(job) = &args.job {
         let Some(found) = first.jobs.iter().find(|j| j.job.id == *job) else {
@@ -251,7 +257,11 @@ impl Tail {
         let Some(mut log) = store.step_log(run_id, job, seq)? else {
             return Ok(());
         };
-        let path = store.home().step_log_path(run_id, job, seq);
+        // Only named in an error; an id that names no path has a packed log.
+        let path = store
+            .home()
+            .step_log_path(run_id, job, seq)
+            .unwrap_or_default();
         let fail = |source| Error::Home {
             path: path.clone(),
             source,

@@ -64,7 +64,14 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
     let mut bytes_freed = 0;
     let mut remove_files = |store: &Store, pruned: &[quire_store::Pruned]| {
         for quire_store::Pruned { run, .. } in pruned {
-            let dir = store.home().run_dir(&run.id);
+            // An id not of quire's shape names no path: only its rows go.
+            let dir = match store.home().run_dir(&run.id) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    eprintln!("quire-runs: warning: {e}; only its rows were pruned");
+                    continue;
+                }
+            };
             bytes_freed += crate::caches::size_of(&dir);
             if !args.dry_run
                 && dir.exists()
@@ -124,7 +131,10 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
     for run in &runs {
         text.push_str(&format!(
             "{verb} {} ({} {}, {})\n",
-            run.id, run.repo, run.ref_name, run.state
+            text::printable(&run.id),
+            text::printable(&run.repo),
+            text::printable(&run.ref_name),
+            run.state
         ));
     }
     text.push_str(&format!(
@@ -147,9 +157,9 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
         for c in &report.caches {
             text.push_str(&format!(
                 "{verb} the cache of job {} on branch {} of {} ({})\n",
-                c.job,
-                c.branch,
-                c.repo,
+                text::printable(&c.job),
+                text::printable(&c.branch),
+                text::printable(&c.repo),
                 text::human_bytes(c.size)
             ));
         }

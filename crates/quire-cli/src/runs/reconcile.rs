@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::runs::cli::ReconcileArgs;
 use crate::runs::control::{LEFTOVER_GRACE, start_worker};
 use crate::runs::json;
-use crate::runs::text::emit;
+use crate::runs::text::{emit, printable};
 
 /// What reconcile did beyond the store: the leftover step processes it
 /// ended, the ended runs whose logs it packed, and whether it started a
@@ -108,8 +108,11 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
                 .orphaned
                 .iter()
                 .filter(|o| {
-                    let events = store.home().run_dir(&o.run).join("events.jsonl");
-                    events.is_file()
+                    // An id not of quire's shape names no file.
+                    store
+                        .home()
+                        .run_dir(&o.run)
+                        .is_ok_and(|dir| dir.join("events.jsonl").is_file())
                 })
                 .map(|o| o.run.clone()),
         );
@@ -151,29 +154,34 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
         let _ = writeln!(
             text,
             "{verb} {} ({} {}): {}",
-            orphan.run, orphan.repo, orphan.ref_name, orphan.reason
+            printable(&orphan.run),
+            printable(&orphan.repo),
+            printable(&orphan.ref_name),
+            orphan.reason
         );
     }
     for found in &leftovers {
         if let Some(cgroup) = &found.cgroup {
             let _ = writeln!(
                 text,
-                "killed cgroup {cgroup} of run {}: {}",
-                found.run,
+                "killed cgroup {} of run {}: {}",
+                printable(cgroup),
+                printable(&found.run),
                 plural(found.by_cgroup.len(), "process")
             );
         }
         if let Some(error) = &found.error {
-            let _ = writeln!(text, "warning: {error}");
+            let _ = writeln!(text, "warning: {}", printable(error));
         }
         if let Some(unreachable) = &found.unreachable {
             let _ = writeln!(
                 text,
-                "run {} had no cgroup ({}): {unreachable}",
-                found.run,
+                "run {} had no cgroup ({}): {}",
+                printable(&found.run),
                 found
                     .containment
-                    .map_or("containment unrecorded", Containment::as_str)
+                    .map_or("containment unrecorded", Containment::as_str),
+                printable(unreachable)
             );
         }
     }
@@ -182,10 +190,14 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
     }
     for run in &logs_packed {
         let verb = if args.dry_run { "would pack" } else { "packed" };
-        let _ = writeln!(text, "{verb} the logs of run {run} into the store");
+        let _ = writeln!(
+            text,
+            "{verb} the logs of run {} into the store",
+            printable(run)
+        );
     }
     for run in &report.awaiting_worker {
-        let _ = writeln!(text, "pending {run}: waiting for a worker");
+        let _ = writeln!(text, "pending {}: waiting for a worker", printable(run));
     }
     if worker_started {
         let _ = writeln!(text, "started a worker for the pending runs");

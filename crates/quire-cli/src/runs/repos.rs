@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::runs::cli::ReposArgs;
 use crate::runs::json;
-use crate::runs::text::{Output, emit, rfc3339};
+use crate::runs::text::{Output, emit, printable, rfc3339};
 
 use crate::run::HOOK_MARK;
 
@@ -198,14 +198,14 @@ pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_store::Result
             format!("{state}, {}", out.age(*at))
         });
         table.add_row(vec![
-            Cell::new(&s.repo.name),
-            Cell::new(s.repo.git_dir.as_deref().unwrap_or("-")),
+            Cell::new(printable(&s.repo.name)),
+            Cell::new(printable(s.repo.git_dir.as_deref().unwrap_or("-"))),
             Cell::new(hook.text()),
             Cell::new(s.runs),
             Cell::new(last),
         ]);
         if let Some(w) = warning(*hook, hooks_path.as_deref()) {
-            warnings.push(format!("warning: {}: {w}", s.repo.name));
+            warnings.push(format!("warning: {}: {w}", printable(&s.repo.name)));
         }
     }
     let code = emit(&format!("{}\n", table.trim_fmt()));

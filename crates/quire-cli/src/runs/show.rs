@@ -96,12 +96,12 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
     let mut field = |name: &str, value: String| {
         let _ = writeln!(text, "{name:<10}{value}");
     };
-    field("run", run.id.clone());
+    field("run", printable(&run.id).into_owned());
     field(
         "repo",
         match &run.git_dir {
-            Some(dir) => format!("{} ({dir})", run.repo),
-            None => run.repo.clone(),
+            Some(dir) => format!("{} ({})", printable(&run.repo), printable(dir)),
+            None => printable(&run.repo).into_owned(),
         },
     );
     field("ref", printable(&run.ref_name).into_owned());
@@ -214,8 +214,8 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
         let mut table = out.table(&["JOB", "ARTIFACT", "SIZE"]);
         for artifact in &detail.artifacts {
             table.add_row(vec![
-                Cell::new(&artifact.job),
-                Cell::new(flat_path(&artifact.path)),
+                Cell::new(printable(&artifact.job)),
+                Cell::new(printable(&artifact.path)),
                 Cell::new(human_bytes(artifact.size)),
             ]);
         }
@@ -223,7 +223,7 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
             text,
             "\n{}\n(download them with `quire-runs download {}`)\n",
             table.trim_fmt(),
-            run.id
+            printable(&run.id)
         );
     }
     if !detail.notifications.is_empty() {
@@ -243,7 +243,7 @@ fn notification(n: &quire_store::Notification) -> String {
     let mut line = format!("{} {outcome}", one_line(program));
     if let Some(tail) = &n.stderr_tail {
         line.push_str(": ");
-        line.push_str(&crate::runs::text::flat(tail));
+        line.push_str(&printable(&crate::runs::text::flat(tail)));
     }
     line
 }
@@ -271,10 +271,6 @@ pub(crate) fn contained(containment: Containment, cgroup: Option<&str>) -> Strin
 }
 
 /// A kept file's path on one line (a file name may hold a newline).
-fn flat_path(path: &str) -> String {
-    path.replace(['\n', '\r'], "?")
-}
-
 /// The job and step an active run is executing.
 fn running_now(detail: &RunDetail) -> Option<String> {
     let job = detail

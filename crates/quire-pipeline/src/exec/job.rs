@@ -46,14 +46,17 @@ pub(super) fn run(
     reporter: &Reporter<'_>,
 ) -> Result<JobEnd, ExecError> {
     let log_dir = scope.ctx.logs_dir.join(&job.id);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&log_dir)
-        .map_err(|source| ExecError::Write {
-            what: log_dir.display().to_string(),
-            source,
-        })?;
+    // `logs/` and `logs/<job>/`, not what holds them: a run directory
+    // deleted meanwhile (its home deleted) is not made again.
+    for dir in [&scope.ctx.logs_dir, &log_dir] {
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            done => done.map_err(|source| ExecError::Write {
+                what: dir.display().to_string(),
+                source,
+            })?,
+        }
+    }
     let cgroup = match &scope.ctx.containment {
         Some(run) => run.job(&job.id).map_err(|source| ExecError::Process {
             job: job.id.clone(),

@@ -122,9 +122,11 @@ pub fn shown(text: &str) -> Cow<'_, str> {
 }
 
 /// The spans of one log line (its bytes, without the newline; invalid
-/// UTF-8 becomes `�`). A carriage return starts the line over, as a
-/// terminal shows a progress bar; colours do not carry over to the next
-/// line.
+/// UTF-8 becomes `�`). A carriage return is shown (`␍`) like every other
+/// control character: a terminal would start the line over, which lets a
+/// step hide what it printed before it (only one that ends the line, as
+/// in CRLF, is dropped: nothing follows it). Colours do not carry over to
+/// the next line.
 pub fn spans(line: &[u8]) -> Vec<Span> {
     let text = String::from_utf8_lossy(line);
     let text = text.strip_suffix('\r').unwrap_or(&text);
@@ -179,7 +181,6 @@ pub fn spans(line: &[u8]) -> Vec<Span> {
                 // Any other escape: it and the character after it go.
                 _ => {}
             },
-            '\r' => out.clear(),
             c => push(&mut out, &style, visible(c)),
         }
     }
@@ -227,7 +228,11 @@ mod tests {
             pairs("bell\u{7} nul\u{0} del\u{7f} c1\u{9b}x tab\t"),
             [p("", "bell␇ nul␀ del␡ c1\u{fffd}x tab\t")]
         );
-        assert_eq!(pairs("50%\r100%\r"), [p("", "100%")]);
+        assert_eq!(pairs("50%\r100%\r"), [p("", "50%␍100%")]);
+        assert_eq!(
+            pairs("rm -rf /home\r\u{1b}[32mall good"),
+            [p("", "rm -rf /home␍"), p("f2", "all good")]
+        );
         assert_eq!(spans(b"bad \xff utf8")[0].text, "bad \u{fffd} utf8");
         // An unterminated sequence takes the rest of the line with it.
         assert_eq!(pairs("x\u{1b}[31"), [p("", "x")]);

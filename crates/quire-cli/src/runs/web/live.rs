@@ -105,7 +105,11 @@ fn read(
     let Some(mut log) = store.step_log(run, job, seq)? else {
         return Ok(None);
     };
-    let path = store.home().step_log_path(run, job, seq);
+    // Only named in an error; an id that names no path has a packed log.
+    let path = store
+        .home()
+        .step_log_path(run, job, seq)
+        .unwrap_or_default();
     let fail = |source| quire_store::Error::Home {
         path: path.clone(),
         source,

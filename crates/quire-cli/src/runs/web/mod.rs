@@ -44,6 +44,18 @@ const POLL: Duration = Duration::from_millis(100);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Event streams followed at once, at most; more are answered 503.
 const MAX_STREAMS: usize = 64;
+/// Connections open at once, at most; one more is answered 503 and closed
+/// at once, unread (docs/WEB.md, "Security").
+pub const MAX_CONNECTIONS: usize = 256;
+/// A request's line and headers must have arrived this long after the
+/// server began to wait for them (a new connection, or the previous
+/// response sent on a kept-alive one), or the connection is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// What a connection over [`MAX_CONNECTIONS`] is sent before it is closed.
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Length: 48\r\nConnection: close\r\nRetry-After: 5\r\n\r\n\
+too many connections to quire-runs serve; retry\n";
 /// Read-only connections kept open between requests.
 const IDLE_STORES: usize = 8;
 /// Runs on a page of `/`, and of `/api/runs` (as `quire-runs list`).
@@ -143,9 +155,46 @@ async fn serve(shared: Arc<Shared>, listen: SocketAddr) -> ExitCode {
         let _ = writeln!(stdout, "quire-runs serve: listening on http://{addr}/");
         let _ = stdout.flush();
     }
-    match axum::serve(listener, app(shared)).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => CommandError::new(format!("the server stopped: {e}")).report("quire-runs"),
+    accept_loop(listener, app(shared)).await
+}
+
+/// Serve each connection accepted on its own task, at most
+/// [`MAX_CONNECTIONS`] at once, each closed when a request's headers take
+/// longer than [`HEADER_TIMEOUT`] (also an idle kept-alive one): an idle
+/// or trickling client holds neither a slot nor memory for long.
+async fn accept_loop(listener: tokio::net::TcpListener, router: Router) -> ExitCode {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut warned = false;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors or a connection reset before it was
+            // taken: not the server's end. Said once; a short pause lets
+            // descriptors come back rather than spinning.
+            Err(e) => {
+                if !warned {
+                    eprintln!("quire-runs serve: warning: cannot accept a connection: {e}");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            // Never waits on the client: what the socket's buffer takes.
+            let _ = stream.try_write(BUSY);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
     }
 }
 
