@@ -998,8 +998,9 @@ fn a_worker_whose_home_is_deleted_mid_run_makes_nothing_in_it_and_fails() {
             ".quire/ci.toml",
             &format!(
                 "[jobs.held]\ninputs = [\"quire/push\"]\nsh = {:?}\n\
+                 cache = [\"out\"]\nartifacts = [\"out/*\"]\n\
                  [jobs.later]\ninputs = [\"held\"]\nsh = \"echo later\"\n",
-                gate.step("held")
+                format!("mkdir -p out && echo kept > out/x && {}", gate.step("held"))
             ),
         )],
         "held",

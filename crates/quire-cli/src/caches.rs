@@ -16,7 +16,6 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -59,6 +58,11 @@ impl Caches {
         Caches {
             root: home.dir().join("caches"),
         }
+    }
+
+    /// The home that holds `caches/`.
+    fn home(&self) -> &Path {
+        self.root.parent().unwrap_or(&self.root)
     }
 
     /// Where the cache of (repository, job, branch) lives.
@@ -363,11 +367,15 @@ impl RunCache {
         let key = self.caches.key(self.repo_id, job, branch);
         let tmp = key.join(format!("tmp-{}", self.run_id));
         let _ = fs::remove_dir_all(&tmp);
-        let opened = fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(tmp.join("files"))
-            .and_then(|()| Ok((Dir::open(&tmp.join("files"))?, Dir::open(workspace)?)));
+        // Made from the home down, never the home itself: a home deleted
+        // meanwhile stays gone.
+        let below = tmp
+            .strip_prefix(self.caches.home())
+            .map(|rel| format!("{}/files", rel.display()))
+            .unwrap_or_default();
+        let opened = Dir::open(self.caches.home())
+            .and_then(|home| home.create_dirs_mode(&below, 0o700, None))
+            .and_then(|files| Ok((files, Dir::open(workspace)?)));
         let (files, ws) = match opened {
             Ok(dirs) => dirs,
             Err(e) => return vec![format!("cannot save: {}: {e}", tmp.display())],

@@ -183,10 +183,22 @@ impl Dir {
     /// (mode 0777 less the umask, then given to `owner`); a symlink or a
     /// file on the way is refused.
     pub fn create_dirs(&self, rel: &str, owner: Option<(u32, u32)>) -> io::Result<Dir> {
+        self.create_dirs_mode(rel, 0o777, owner)
+    }
+
+    /// [`Dir::create_dirs`], the directories it makes of `mode` (less the
+    /// umask). Nothing above this directory is made: one that is gone
+    /// stays gone.
+    pub fn create_dirs_mode(
+        &self,
+        rel: &str,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> io::Result<Dir> {
         let mut at = self.try_clone()?;
         for part in components(rel)? {
             let name = OsStr::new(part);
-            let made = match rustix::fs::mkdirat(&at.fd, name, Mode::from_raw_mode(0o777)) {
+            let made = match rustix::fs::mkdirat(&at.fd, name, Mode::from_raw_mode(mode)) {
                 Ok(()) => true,
                 Err(Errno::EXIST) => false,
                 Err(e) => return Err(e.into()),
@@ -199,6 +211,15 @@ impl Dir {
             }
         }
         Ok(at)
+    }
+
+    /// Create (or truncate) the regular file `name` of this directory for
+    /// writing, `mode` less the umask; a symlink there is refused.
+    pub fn create_file(&self, name: &OsStr, mode: u32) -> io::Result<File> {
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&self.fd, one_name(name)?, flags, Mode::from_raw_mode(mode))?;
+        Ok(File::from(fd))
     }
 
     /// The entries of this directory by name, without `.` and `..`.

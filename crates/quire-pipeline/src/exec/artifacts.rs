@@ -8,9 +8,8 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::FileType;
@@ -57,6 +56,12 @@ pub(super) fn keep(
             source,
         })?,
         dest: scope.ctx.artifacts_dir().join(&job.id),
+        run_dir: scope
+            .ctx
+            .artifacts_dir()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
         log: CriLog::append(log).map_err(log_error)?,
         kept: BTreeSet::new(),
     };
@@ -76,8 +81,10 @@ struct Keeper<'a> {
     reporter: &'a Reporter<'a>,
     /// The workspace, held open: every match is reached from it.
     workspace: Dir,
-    /// `artifacts/<job>/`.
+    /// `artifacts/<job>/`, as the notes name it.
     dest: PathBuf,
+    /// The run's directory, which holds `artifacts/`.
+    run_dir: PathBuf,
     log: CriLog,
     /// Paths kept so far, so two globs matching one file keep it once.
     kept: BTreeSet<String>,
@@ -277,19 +284,15 @@ impl Keeper<'_> {
             what: target.display().to_string(),
             source,
         };
-        if let Some(parent) = target.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(write_error)?;
-        }
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&target)
+        // Made from the run's directory down, never above it: a run whose
+        // home was deleted meanwhile does not get it back.
+        let Ok(Some((parent, name))) = beneath::split_last(rel) else {
+            return self.note(&format!("{rel} is not a path in the workspace; not kept"));
+        };
+        let below = format!("artifacts/{}/{parent}", self.job.id);
+        let mut out = Dir::open(&self.run_dir)
+            .and_then(|run| run.create_dirs_mode(&below, 0o700, None))
+            .and_then(|dir| dir.create_file(OsStr::new(name), 0o600))
             .map_err(write_error)?;
         let (size, sha256) = match copy_hashed(&mut source, &mut out) {
             Ok(done) => done,
