@@ -264,6 +264,11 @@ fn the_pages_show_a_pushed_run_its_jobs_their_logs_and_the_repositories() {
         "{repos}"
     );
 
+    // The server writes a request's line once it answered it, on its own
+    // time: wait for the last one.
+    crate::util::wait_until("the request log's lines", || {
+        server.log().contains("GET /repos 200 ")
+    });
     let log = server.log();
     assert!(log.contains("GET / 200 "), "{log}");
     assert!(
