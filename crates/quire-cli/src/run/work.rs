@@ -111,7 +111,8 @@ fn drain(
         let worker = Worker::this_process(LEASE);
         home.ensure_reserve();
         while !crate::run::interrupt::requested()
-            && let Some(run) = store.on_full_disk_use_reserve(|s| s.claim_next(&worker))?
+            && let Some(run) =
+                store.on_full_disk_use_reserve(|s| s.claim_next(&worker, usize::MAX))?
         {
             execute(home, config, containment, &mut store, &worker, run)?;
             announcers.start(home, &store);
