@@ -16,9 +16,14 @@ use quire_store::{Error, Home, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// How many workers may execute runs at once.
-    #[serde(default = "one")]
+    /// How many workers may execute runs at once: the number of CPUs, at
+    /// least 2, when not set.
+    #[serde(default = "default_max_workers")]
     pub max_workers: usize,
+    /// How many workers one repository's runs may hold at once
+    /// ([`Config::max_workers_per_repo`]): `max_workers - 1` (at least 1)
+    /// when not set, so one slot is always left for other repositories.
+    pub max_workers_per_repo: Option<usize>,
     /// How many jobs of one run may run at once; the number of CPUs when
     /// not set.
     pub max_parallel_jobs: Option<usize>,
@@ -203,8 +208,10 @@ pub struct Retention {
     pub keep: Option<usize>,
 }
 
-fn one() -> usize {
-    1
+/// The number of CPUs, at least 2: one pusher's run never holds the only
+/// worker.
+fn default_max_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
 fn default_cache_max_mb() -> u64 {
@@ -230,7 +237,8 @@ fn default_max_log_mb() -> u64 {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            max_workers: 1,
+            max_workers: default_max_workers(),
+            max_workers_per_repo: None,
             max_parallel_jobs: None,
             keep_workspaces: false,
             repos_root: None,
@@ -284,6 +292,14 @@ impl Config {
             return Err(Error::Config {
                 path,
                 message: "max_workers must be at least 1".into(),
+            });
+        }
+        if config.max_workers_per_repo == Some(0) {
+            return Err(Error::Config {
+                path,
+                message:
+                    "max_workers_per_repo must be at least 1 (leave it out for max_workers - 1)"
+                        .into(),
             });
         }
         if config.run_as.as_deref() == Some("") {
@@ -345,6 +361,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// How many workers one repository's runs may hold at once: config's,
+    /// else `max_workers - 1` (at least 1). Held even when no other
+    /// repository waits (docs/OPERATIONS.md, "config.toml"): a slot kept
+    /// free is what lets another repository's run start at once when one
+    /// pusher's runs never end.
+    pub fn max_workers_per_repo(&self) -> usize {
+        self.max_workers_per_repo
+            .unwrap_or(self.max_workers.saturating_sub(1))
+            .max(1)
     }
 
     /// How much of a pipeline this home accepts.
@@ -485,6 +512,43 @@ mod tests {
         std::fs::write(dir.path().join("config.toml"), "job_pids_max = 0\n").unwrap();
         let err = Config::load(&home).unwrap_err().to_string();
         assert!(err.contains("job_pids_max must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn workers_default_to_the_cpus_and_leave_one_for_other_repositories() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let defaults = Config::default();
+        assert_eq!(defaults.max_workers, cpus.max(2), "the CPUs, at least 2");
+        assert_eq!(defaults.max_workers_per_repo(), cpus.max(2) - 1);
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        for (text, workers, per_repo) in [
+            ("max_workers = 1\n", 1, 1),
+            ("max_workers = 2\n", 2, 1),
+            ("max_workers = 8\n", 8, 7),
+            ("max_workers = 8\nmax_workers_per_repo = 3\n", 8, 3),
+            ("max_workers = 2\nmax_workers_per_repo = 2\n", 2, 2),
+        ] {
+            std::fs::write(dir.path().join("config.toml"), text).unwrap();
+            let config = Config::load(&home).unwrap();
+            assert_eq!(
+                (config.max_workers, config.max_workers_per_repo()),
+                (workers, per_repo),
+                "{text}"
+            );
+        }
+        for (text, message) in [
+            (
+                "max_workers_per_repo = 0",
+                "max_workers_per_repo must be at least 1 (leave it out for max_workers - 1)",
+            ),
+            ("max_workers_per_repo = -2", "invalid value: integer `-2`"),
+            ("max_workers = 0", "max_workers must be at least 1"),
+        ] {
+            std::fs::write(dir.path().join("config.toml"), format!("{text}\n")).unwrap();
+            let err = Config::load(&home).unwrap_err().to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
     }
 
     #[test]

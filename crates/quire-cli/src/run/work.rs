@@ -111,8 +111,9 @@ fn drain(
         let worker = Worker::this_process(LEASE);
         home.ensure_reserve();
         while !crate::run::interrupt::requested()
-            && let Some(run) =
-                store.on_full_disk_use_reserve(|s| s.claim_next(&worker, usize::MAX))?
+            && let Some(run) = store.on_full_disk_use_reserve(|s| {
+                s.claim_next(&worker, config.max_workers_per_repo())
+            })?
         {
             execute(home, config, containment, &mut store, &worker, run)?;
             announcers.start(home, &store);
@@ -125,8 +126,10 @@ fn drain(
         }
         drop(slot);
         // A hook may have queued a run after our last claim but while our
-        // slot still looked taken: look once more now that it is free.
-        if store.pending_count()? == 0 {
+        // slot still looked taken: look once more now that it is free. A
+        // pending run of a repository at max_workers_per_repo waits for
+        // one of its runs to end, whose worker then claims it.
+        if !store.has_claimable(config.max_workers_per_repo())? {
             return Ok(());
         }
     }
