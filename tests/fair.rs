@@ -1,12 +1,13 @@
 //! One pusher cannot starve the others (docs/SECURITY.md): runs are taken
-//! round-robin over repositories, and a repository holds at most
-//! `max_workers_per_repo` workers.
+//! round-robin over repositories, a repository holds at most
+//! `max_workers_per_repo` workers, and `max_job_timeout` ends a job that
+//! would run forever.
 
 use std::time::{Duration, Instant};
 
-use quire_store::RunState;
+use quire_store::{FailureKind, RunState};
 
-use crate::util::{Env, Gate, Repo, gone_within, step_pid};
+use crate::util::{Env, Gate, RECORD_PID, Repo, gone_within, step_pid};
 
 /// A job that never ends on its own (a minute-long test cancels it).
 const ENDLESS: &str = "[jobs.forever]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > \\\"$TMPDIR/sleep.pid\\\"; exec sleep 100000\"\n";
@@ -156,4 +157,78 @@ fn a_flood_of_quick_runs_delays_another_repository_by_at_most_one_run_per_worker
         a_before_b <= 4,
         "{a_before_b} of A's runs started before B's: the queue was first come, first served"
     );
+}
+
+#[test]
+fn max_job_timeout_ends_a_job_that_sets_no_timeout_or_a_longer_one_and_says_so() {
+    let env = Env::new();
+    env.config("max_job_timeout = \"2s\"\n");
+    let repo = env.repo_with_hook("app");
+    let run = repo.push_and_wait(&format!(
+        "[jobs.none]\ninputs = [\"quire/push\"]\nsh = {:?}\n\n\
+         [jobs.long]\ninputs = [\"quire/push\"]\ntimeout = \"1h\"\nsh = \"exec sleep 100000\"\n",
+        format!("{RECORD_PID}; exec sleep 100000")
+    ));
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.failure_kind, Some(FailureKind::PipelineFailure));
+    let detail = run.failure_detail.unwrap_or_default();
+    for job in ["none", "long"] {
+        assert!(
+            detail.contains(&format!(
+                "job {job} timed out after 2s (config.toml's max_job_timeout, the longest any job may run)"
+            )),
+            "{detail}"
+        );
+        let log = env.step_log(&run.id, job, 1);
+        assert!(
+            log.contains("quire: the job ran for config.toml's max_job_timeout"),
+            "{job}: {log}"
+        );
+    }
+}
+
+#[test]
+fn a_job_whose_own_timeout_is_shorter_than_the_cap_keeps_it() {
+    let env = Env::new();
+    env.config("max_job_timeout = \"1h\"\n");
+    let repo = env.repo_with_hook("app");
+    let run = repo.push_and_wait(
+        "[jobs.short]\ninputs = [\"quire/push\"]\ntimeout = \"1s\"\nsh = \"exec sleep 100000\"\n",
+    );
+    let detail = run.failure_detail.unwrap_or_default();
+    assert!(
+        detail.contains("job short timed out after 1s at step 1"),
+        "{detail}"
+    );
+    assert!(!detail.contains("max_job_timeout"), "{detail}");
+}
+
+#[test]
+fn show_says_the_limits_each_job_ran_under() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let run = repo.push_and_wait("[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let show = env.json(&["show", &run.id]);
+    let sandbox = show["sandbox"].as_str().unwrap_or_default().to_string();
+    // Where the worker's cgroup can hand its jobs the pids controller, the
+    // default 4096 processes is in force and said; elsewhere show says
+    // there is no limit.
+    let pids_controller = quire_pipeline::cgroup::usable_own_dir().is_ok_and(|dir| {
+        quire_pipeline::cgroup::Cgroup::at(dir)
+            .controllers()
+            .iter()
+            .any(|c| c == "pids")
+    });
+    if pids_controller {
+        assert!(
+            sandbox.contains("each job at most 4096 processes"),
+            "{sandbox}"
+        );
+    } else {
+        eprintln!("no pids controller here: only the line saying so is checked");
+        assert!(
+            sandbox.contains("no limit on each job's processes or memory"),
+            "{sandbox}"
+        );
+    }
 }
