@@ -84,6 +84,9 @@ fn an_endless_job_and_a_thousand_refs_in_one_repository_do_not_hold_back_another
     // pipeline.
     let flood = push_many_refs(&a, 1000);
     assert_eq!(flood.len(), 1000, "one run per ref");
+    // A pending run of A says why it waits, though a worker slot is free.
+    let waiting = env.runs(&["show", &flood[999]]).output().unwrap().stdout;
+    let waiting = String::from_utf8_lossy(&waiting).into_owned();
     // A run pushed afterwards to B starts at once: A holds one worker of
     // two (max_workers_per_repo defaults to max_workers - 1), and the claim
     // takes B's turn before A's next.
@@ -112,6 +115,12 @@ fn an_endless_job_and_a_thousand_refs_in_one_repository_do_not_hold_back_another
     assert_eq!(
         active_of_a, 1,
         "A held more than max_workers_per_repo workers"
+    );
+    assert!(
+        waiting.contains(
+            "waiting   for one of its repository's runs to end: it holds max_workers_per_repo = 1"
+        ),
+        "{waiting}"
     );
 }
 
