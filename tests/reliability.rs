@@ -321,6 +321,7 @@ fn a_file_size_limit_while_logging_fails_the_run_with_its_reason() {
 #[test]
 fn a_repository_gone_before_its_run_is_claimed_fails_the_run() {
     let env = Env::new();
+    env.config("max_workers = 1\n");
     let repo = env.repo_with_hook("app");
     repo.commit(
         &[(
