@@ -1,5 +1,6 @@
-//! `quire-run work`: a worker. It holds a slot, claims pending runs oldest
-//! first and executes each: materialize the commit's tree, run the pipeline
+//! `quire-run work`: a worker. It holds a slot, claims pending runs
+//! (round-robin over repositories, oldest first within one: docs/STATE.md,
+//! "Claim order") and executes each: materialize the commit's tree, run the pipeline
 //! with events ingested live and its processes contained (a cgroup per job,
 //! or the worker as their subreaper), finish the run. It exits when the
 //! queue is empty.
