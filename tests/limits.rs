@@ -50,7 +50,7 @@ fn a_50_mb_pipeline_file_is_refused_from_its_size_unread_by_the_hook_and_the_wor
 
     // The worker holds the file to the home's limits as they are when it
     // runs: recorded under a larger cap, refused under a smaller one.
-    env.config("max_pipeline_kb = 1024\n");
+    env.config("max_workers = 1\nmax_pipeline_kb = 1024\n");
     // Holding the only worker slot keeps the run pending.
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
     let mut big = String::from("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"echo ran\"\n");
@@ -62,7 +62,7 @@ fn a_50_mb_pipeline_file_is_refused_from_its_size_unread_by_the_hook_and_the_wor
     assert!(ok, "{stderr}");
     let queued = queued_runs(&stderr);
     assert_eq!(queued.len(), 1, "{stderr}");
-    env.config("max_pipeline_kb = 512\n");
+    env.config("max_workers = 1\nmax_pipeline_kb = 512\n");
     drop(slot);
     env.run(&["work"]).assert().success();
     let run = env.wait_terminal(&queued[0]);

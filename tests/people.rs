@@ -98,6 +98,7 @@ fn a_superseded_run_names_its_successor_and_the_commit_and_event_are_shown() {
 #[test]
 fn a_pending_run_says_what_it_waits_for() {
     let env = Env::new();
+    env.config("max_workers = 1\n");
     let gate = Gate::new(&env);
     let app = env.repo_with_hook("app");
     let busy = app.push_pipeline(&format!(

@@ -283,6 +283,7 @@ fn a_store_locked_past_the_busy_timeout_is_a_clear_error_the_pusher_sees() {
 #[test]
 fn a_file_size_limit_while_logging_fails_the_run_with_its_reason() {
     let env = Env::new();
+    env.config("max_workers = 1\n");
     let repo = env.repo_with_hook("app");
     repo.commit(
         &[(".quire/ci.toml", "[jobs.big]\ninputs = [\"quire/push\"]\nsh = \"head -c 8000000 /dev/zero | tr '\\\\0' x\"\n")],
@@ -320,6 +321,7 @@ fn a_file_size_limit_while_logging_fails_the_run_with_its_reason() {
 #[test]
 fn a_repository_gone_before_its_run_is_claimed_fails_the_run() {
     let env = Env::new();
+    env.config("max_workers = 1\n");
     let repo = env.repo_with_hook("app");
     repo.commit(
         &[(

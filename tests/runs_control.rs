@@ -84,6 +84,7 @@ fn polling(pid: u32) -> bool {
 #[test]
 fn logs_follow_of_a_job_not_planned_yet_waits_for_it_and_prints_its_output() {
     let env = Env::new();
+    env.config("max_workers = 1\n");
     let repo = env.repo_with_hook("app");
     // Holding the only worker slot keeps the run pending: no jobs yet.
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();

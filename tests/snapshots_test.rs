@@ -191,6 +191,9 @@ fn snapshot_list_for_people() {
 fn snapshot_show_for_people() {
     let env = Env::new();
     fixed_store(&env);
+    // The default worker count is the machine's CPUs: fixed here, so the
+    // pending run's `waiting` line is the same everywhere.
+    env.config("max_workers = 1\n");
     insta::assert_snapshot!(output(&env, &["show", R1]), @r#"
         run       01a20000-0000-7000-8000-000000000001
         repo      app.git (/srv/git/app.git)

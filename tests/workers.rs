@@ -16,7 +16,8 @@ fn held(gate: &Gate) -> String {
 #[test]
 fn with_max_workers_2_two_refs_pushed_at_once_run_at_the_same_time() {
     let env = Env::new();
-    env.config("max_workers = 2\n");
+    // One repository may use both workers (max_workers_per_repo).
+    env.config("max_workers = 2\nmax_workers_per_repo = 2\n");
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
     repo.commit(&[(".quire/ci.toml", &held(&gate))], "held");
@@ -44,7 +45,8 @@ fn with_max_workers_2_two_refs_pushed_at_once_run_at_the_same_time() {
 #[test]
 fn with_max_workers_2_two_refs_of_one_push_run_at_the_same_time() {
     let env = Env::new();
-    env.config("max_workers = 2\n");
+    // One repository may use both workers (max_workers_per_repo).
+    env.config("max_workers = 2\nmax_workers_per_repo = 2\n");
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
     repo.commit(&[(".quire/ci.toml", &held(&gate))], "held");

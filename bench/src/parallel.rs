@@ -61,7 +61,8 @@ pub fn workers(bins: &Bins, quick: bool) {
         std::fs::create_dir_all(&home).unwrap();
         std::fs::write(
             home.join("config.toml"),
-            format!("max_workers = {workers}\n"),
+            // One repository: it may use every worker.
+            format!("max_workers = {workers}\nmax_workers_per_repo = {workers}\n"),
         )
         .unwrap();
         let repo = Repo::new(dir.path(), "app");

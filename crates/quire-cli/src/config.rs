@@ -16,9 +16,18 @@ use quire_store::{Error, Home, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// How many workers may execute runs at once.
-    #[serde(default = "one")]
+    /// How many workers may execute runs at once: the number of CPUs, at
+    /// least 2, when not set.
+    #[serde(default = "default_max_workers")]
     pub max_workers: usize,
+    /// How many workers one repository's runs may hold at once
+    /// ([`Config::max_workers_per_repo`]): `max_workers - 1` (at least 1)
+    /// when not set, so one slot is always left for other repositories.
+    pub max_workers_per_repo: Option<usize>,
+    /// The longest any job may run, a span such as "6h": it caps every
+    /// job's `timeout`, and is the timeout of a job that sets none.
+    #[serde(default = "default_max_job_timeout")]
+    pub max_job_timeout: String,
     /// How many jobs of one run may run at once; the number of CPUs when
     /// not set.
     pub max_parallel_jobs: Option<usize>,
@@ -59,11 +68,13 @@ pub struct Config {
     #[serde(default = "default_max_log_mb")]
     pub max_log_mb: u64,
     /// The memory (MiB) each job's processes may use together: its cgroup's
-    /// `memory.max`. Enforced only where jobs get cgroups with the memory
-    /// controller (docs/OPERATIONS.md, "Containment").
+    /// `memory.max`; three quarters of the machine's memory when not set.
+    /// Enforced only where jobs get cgroups with the memory controller
+    /// (docs/OPERATIONS.md, "Containment").
     pub job_memory_mb: Option<u64>,
     /// How many processes (and threads) each job may have at once: its
-    /// cgroup's `pids.max`; enforced likewise.
+    /// cgroup's `pids.max`; [`DEFAULT_JOB_PIDS_MAX`] when not set; enforced
+    /// likewise.
     pub job_pids_max: Option<u64>,
     /// Whether an ended run's result is written as a git note on its
     /// commit, under `refs/notes/ci` of its repository.
@@ -203,9 +214,19 @@ pub struct Retention {
     pub keep: Option<usize>,
 }
 
-fn one() -> usize {
-    1
+/// The number of CPUs, at least 2: one pusher's run never holds the only
+/// worker.
+fn default_max_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
+
+fn default_max_job_timeout() -> String {
+    "6h".into()
+}
+
+/// How many processes a job may have when config.toml says nothing: room
+/// for any build, not for a fork bomb.
+pub const DEFAULT_JOB_PIDS_MAX: u64 = 4096;
 
 fn default_cache_max_mb() -> u64 {
     2048
@@ -230,7 +251,9 @@ fn default_max_log_mb() -> u64 {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            max_workers: 1,
+            max_workers: default_max_workers(),
+            max_workers_per_repo: None,
+            max_job_timeout: default_max_job_timeout(),
             max_parallel_jobs: None,
             keep_workspaces: false,
             repos_root: None,
@@ -286,6 +309,23 @@ impl Config {
                 message: "max_workers must be at least 1".into(),
             });
         }
+        if config.max_workers_per_repo == Some(0) {
+            return Err(Error::Config {
+                path,
+                message:
+                    "max_workers_per_repo must be at least 1 (leave it out for max_workers - 1)"
+                        .into(),
+            });
+        }
+        if quire_model::clock::parse_span(&config.max_job_timeout).is_none() {
+            return Err(Error::Config {
+                path,
+                message: format!(
+                    "max_job_timeout {:?} is not a span longer than 0s such as \"6h\" or \"90m\"",
+                    config.max_job_timeout
+                ),
+            });
+        }
         if config.run_as.as_deref() == Some("") {
             return Err(Error::Config {
                 path,
@@ -326,7 +366,7 @@ impl Config {
                 return Err(format!("{name} = {value} is too large; at most {most}"));
             }
         }
-        // Each job's: optional, no limit when left out.
+        // Each job's: a safe default when left out.
         let job_limits = [
             ("job_memory_mb", self.job_memory_mb, u64::MAX >> 20),
             ("job_pids_max", self.job_pids_max, u64::MAX),
@@ -335,7 +375,7 @@ impl Config {
             match value {
                 Some(0) => {
                     return Err(format!(
-                        "{name} must be at least 1 (leave it out for no limit)"
+                        "{name} must be at least 1 (leave it out for the default)"
                     ));
                 }
                 Some(value) if value > most => {
@@ -356,12 +396,34 @@ impl Config {
         }
     }
 
-    /// The limits each job's cgroup gets.
+    /// The limits each job's cgroup gets: config.toml's, else
+    /// [`DEFAULT_JOB_PIDS_MAX`] processes and three quarters of the
+    /// machine's memory (no memory limit if /proc/meminfo cannot say).
     pub fn job_limits(&self) -> JobLimits {
         JobLimits {
-            memory_mb: self.job_memory_mb,
-            pids_max: self.job_pids_max,
+            memory_mb: self.job_memory_mb.or_else(|| {
+                quire_pipeline::contain::machine_memory_mb().map(|mb| (mb / 4 * 3).max(1))
+            }),
+            pids_max: Some(self.job_pids_max.unwrap_or(DEFAULT_JOB_PIDS_MAX)),
         }
+    }
+
+    /// How many workers one repository's runs may hold at once: config's,
+    /// else `max_workers - 1` (at least 1). Held even when no other
+    /// repository waits (docs/OPERATIONS.md, "config.toml"): a slot kept free
+    /// is what lets another repository's run start at once when one
+    /// pusher's runs never end.
+    pub fn max_workers_per_repo(&self) -> usize {
+        self.max_workers_per_repo
+            .unwrap_or(self.max_workers.saturating_sub(1))
+            .max(1)
+    }
+
+    /// The longest any job may run (`max_job_timeout`, checked when
+    /// loaded).
+    pub fn max_job_timeout(&self) -> std::time::Duration {
+        quire_model::clock::parse_span(&self.max_job_timeout)
+            .unwrap_or(std::time::Duration::from_secs(6 * 3600))
     }
 
     /// The executor for a run under this config.
@@ -370,6 +432,7 @@ impl Config {
         Executor {
             max_parallel_jobs: self.max_parallel_jobs.unwrap_or(defaults.max_parallel_jobs),
             max_log_bytes: self.max_log_mb.saturating_mul(1024 * 1024),
+            max_job_timeout: Some(self.max_job_timeout()),
             ..defaults
         }
     }
@@ -469,7 +532,11 @@ mod tests {
     fn job_limits_are_read_and_zero_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
-        assert_eq!(Config::default().job_limits(), JobLimits::default());
+        // Left out: 4096 processes, three quarters of the machine's memory.
+        let defaults = Config::default().job_limits();
+        assert_eq!(defaults.pids_max, Some(4096));
+        let machine = quire_pipeline::contain::machine_memory_mb().unwrap();
+        assert_eq!(defaults.memory_mb, Some(machine / 4 * 3));
         std::fs::write(
             dir.path().join("config.toml"),
             "job_memory_mb = 512\njob_pids_max = 64\n",
@@ -485,6 +552,84 @@ mod tests {
         std::fs::write(dir.path().join("config.toml"), "job_pids_max = 0\n").unwrap();
         let err = Config::load(&home).unwrap_err().to_string();
         assert!(err.contains("job_pids_max must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn workers_default_to_the_cpus_and_leave_one_for_other_repositories() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let defaults = Config::default();
+        assert_eq!(defaults.max_workers, cpus.max(2), "the CPUs, at least 2");
+        assert_eq!(defaults.max_workers_per_repo(), cpus.max(2) - 1);
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        for (text, workers, per_repo) in [
+            ("max_workers = 1\n", 1, 1),
+            ("max_workers = 2\n", 2, 1),
+            ("max_workers = 8\n", 8, 7),
+            ("max_workers = 8\nmax_workers_per_repo = 3\n", 8, 3),
+            ("max_workers = 2\nmax_workers_per_repo = 2\n", 2, 2),
+        ] {
+            std::fs::write(dir.path().join("config.toml"), text).unwrap();
+            let config = Config::load(&home).unwrap();
+            assert_eq!(
+                (config.max_workers, config.max_workers_per_repo()),
+                (workers, per_repo),
+                "{text}"
+            );
+        }
+        for (text, message) in [
+            (
+                "max_workers_per_repo = 0",
+                "max_workers_per_repo must be at least 1 (leave it out for max_workers - 1)",
+            ),
+            ("max_workers_per_repo = -2", "invalid value: integer `-2`"),
+            ("max_workers = 0", "max_workers must be at least 1"),
+        ] {
+            std::fs::write(dir.path().join("config.toml"), format!("{text}\n")).unwrap();
+            let err = Config::load(&home).unwrap_err().to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn max_job_timeout_caps_every_job_and_bad_spans_are_refused() {
+        use std::time::Duration;
+        let defaults = Config::default();
+        assert_eq!(defaults.max_job_timeout(), Duration::from_secs(6 * 3600));
+        assert_eq!(
+            defaults.executor().max_job_timeout,
+            Some(Duration::from_secs(6 * 3600))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "max_job_timeout = \"90m\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&home).unwrap();
+        assert_eq!(
+            config.executor().max_job_timeout,
+            Some(Duration::from_secs(5400))
+        );
+        for (text, message) in [
+            (
+                "max_job_timeout = \"forever\"",
+                "max_job_timeout \"forever\" is not a span longer than 0s such as \"6h\" or \"90m\"",
+            ),
+            (
+                "max_job_timeout = \"0s\"",
+                "max_job_timeout \"0s\" is not a span longer than 0s such as \"6h\" or \"90m\"",
+            ),
+            (
+                "max_job_timeout = 60",
+                "invalid type: integer `60`, expected a string",
+            ),
+        ] {
+            std::fs::write(dir.path().join("config.toml"), format!("{text}\n")).unwrap();
+            let err = Config::load(&home).unwrap_err().to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
     }
 
     #[test]

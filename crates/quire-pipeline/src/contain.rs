@@ -79,6 +79,21 @@ pub struct JobLimits {
     pub pids_max: Option<u64>,
 }
 
+/// The machine's memory in MiB (`MemTotal` of /proc/meminfo), for the
+/// default `job_memory_mb`; none when it cannot be read.
+pub fn machine_memory_mb() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line
+        .trim_start_matches("MemTotal:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
 /// How this process contains the runs it executes: decided once, when it
 /// starts.
 #[derive(Debug)]
@@ -360,6 +375,12 @@ impl RunContainment {
     /// The run's cgroup directory, with `Containment::Cgroup`.
     pub fn cgroup_dir(&self) -> Option<&Path> {
         self.cgroup.as_ref().map(Cgroup::dir)
+    }
+
+    /// What each job's cgroup is limited to (none without a cgroup, or
+    /// where the controller is missing).
+    pub fn limits(&self) -> JobLimits {
+        self.limits
     }
 
     /// Why the run has no cgroup although this process contains runs with

@@ -267,21 +267,26 @@ impl Store {
         })
     }
 
-    /// Claim the oldest pending run for `worker`, if there is one.
-    pub fn claim_next(&mut self, worker: &Worker) -> Result<Option<Run>> {
+    /// Claim the next pending run for `worker`, if there is one it may
+    /// take: fairly across repositories (docs/STATE.md, "Claim order"):
+    /// among the repositories with pending runs that hold fewer than
+    /// `max_per_repo` active runs, the one whose last claim is oldest (one
+    /// never claimed first), and its oldest pending run. One compare-and-set
+    /// in one IMMEDIATE transaction, so two workers never take one run.
+    pub fn claim_next(&mut self, worker: &Worker, max_per_repo: usize) -> Result<Option<Run>> {
         self.write(|tx, now| {
-            let next: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM runs WHERE state = 'pending'
-                     ORDER BY queued_at_ms, id LIMIT 1",
-                    [],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            let Some(id) = next else { return Ok(None) };
+            let Some(id) = next_claimable(tx, max_per_repo)? else {
+                return Ok(None);
+            };
             claim_in(tx, &id, worker, now)?;
             Ok(Some(load_run(tx, &id)?))
         })
+    }
+
+    /// Whether [`Store::claim_next`] would find a run with `max_per_repo`
+    /// (a worker that found none looks again once its slot is free).
+    pub fn has_claimable(&self, max_per_repo: usize) -> Result<bool> {
+        Ok(next_claimable(&self.conn, max_per_repo)?.is_some())
     }
 
     /// Claim the pending run `run_id` for `worker`.
@@ -483,6 +488,31 @@ pub(crate) fn require_active(tx: &Connection, run_id: &str) -> Result<()> {
     }
 }
 
+/// Which pending run the next claim takes (`?1`: the most active runs a
+/// repository may hold): public for the test that checks its query plan.
+pub const CLAIM_ORDER_SQL: &str =
+    "SELECT (SELECT r.id FROM runs r WHERE r.repo_id = p.id AND r.state = 'pending'
+             ORDER BY r.queued_at_ms, r.id LIMIT 1) AS next,
+            (SELECT r.queued_at_ms FROM runs r WHERE r.repo_id = p.id AND r.state = 'pending'
+             ORDER BY r.queued_at_ms, r.id LIMIT 1) AS oldest
+     FROM repos p
+     WHERE next IS NOT NULL
+       AND (SELECT count(*) FROM runs a WHERE a.repo_id = p.id AND a.state = 'active') < ?1
+     ORDER BY p.claim_turn, oldest, p.id
+     LIMIT 1";
+
+/// The run the next claim takes, with at most `max_per_repo` active runs
+/// per repository: one search of `repos` (few rows), and per repository
+/// with pending runs one search each of `runs_pending_repo` and
+/// `runs_active_repo`, however many runs the store holds.
+fn next_claimable(conn: &Connection, max_per_repo: usize) -> Result<Option<String>> {
+    let cap = i64::try_from(max_per_repo).unwrap_or(i64::MAX);
+    let next = conn
+        .query_row(CLAIM_ORDER_SQL, params![cap], |row| row.get::<_, String>(0))
+        .optional()?;
+    Ok(next)
+}
+
 fn claim_in(tx: &Connection, run_id: &str, worker: &Worker, now: i64) -> Result<Applied<RunState>> {
     let from = run_state(tx, run_id)?;
     // Only a pending run can be claimed; one that another worker holds, or
@@ -502,6 +532,13 @@ fn claim_in(tx: &Connection, run_id: &str, worker: &Worker, now: i64) -> Result<
             now.saturating_add(worker.lease_ms()),
             run_id
         ],
+    )?;
+    // The repository's turn is taken: the others with pending runs come
+    // first at the next claim.
+    tx.execute(
+        "UPDATE repos SET claim_turn = (SELECT coalesce(max(claim_turn), 0) + 1 FROM repos)
+         WHERE id = (SELECT repo_id FROM runs WHERE id = ?1)",
+        params![run_id],
     )?;
     Ok(Applied::Changed { from })
 }

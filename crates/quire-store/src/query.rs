@@ -117,6 +117,17 @@ pub(crate) fn run_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<
     .optional()
 }
 
+/// Where a pending run stands ([`Store::queue_before`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePlace {
+    /// Pending runs of its repository queued before it.
+    pub ahead_in_repo: i64,
+    /// Every active run, oldest first.
+    pub active: Vec<String>,
+    /// The active runs of its repository, oldest first.
+    pub active_of_repo: Vec<String>,
+}
+
 /// Which runs `list` shows.
 #[derive(Debug, Clone)]
 pub struct ListFilter {
@@ -442,22 +453,36 @@ impl Store {
         })
     }
 
-    /// What a pending run waits for: how many pending runs are ahead of it
-    /// in the queue, and the runs workers are executing now (their ids).
-    pub fn queue_before(&self, run_id: &str) -> Result<(i64, Vec<String>)> {
+    /// What a pending run waits for: how many pending runs of its
+    /// repository are ahead of it (runs are claimed oldest first within a
+    /// repository, round-robin across them: docs/STATE.md, "Claim
+    /// order"), and the runs workers are executing now (their ids), of
+    /// every repository and of its own.
+    pub fn queue_before(&self, run_id: &str) -> Result<QueuePlace> {
         let ahead: i64 = self.conn.query_row(
             "SELECT count(*) FROM runs AS p, runs AS me
-             WHERE me.id = ?1 AND p.state = 'pending'
+             WHERE me.id = ?1 AND p.state = 'pending' AND p.repo_id = me.repo_id
                AND (p.queued_at_ms, p.id) < (me.queued_at_ms, me.id)",
             [run_id],
             |r| r.get(0),
         )?;
-        let active = self
+        let active: Vec<(String, bool)> = self
             .conn
-            .prepare("SELECT id FROM runs WHERE state = 'active' ORDER BY queued_at_ms, id")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok((ahead, active))
+            .prepare(
+                "SELECT id, repo_id = (SELECT repo_id FROM runs WHERE id = ?1)
+                 FROM runs WHERE state = 'active' ORDER BY queued_at_ms, id",
+            )?
+            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(QueuePlace {
+            ahead_in_repo: ahead,
+            active_of_repo: active
+                .iter()
+                .filter(|(_, own)| *own)
+                .map(|(id, _)| id.clone())
+                .collect(),
+            active: active.into_iter().map(|(id, _)| id).collect(),
+        })
     }
 
     /// The files a run's jobs kept, by job then path.

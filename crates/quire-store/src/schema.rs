@@ -32,6 +32,7 @@ fn steps() -> Vec<M<'static>> {
         M::up(include_str!("../../../migrations/0013_containment.sql")),
         M::up(include_str!("../../../migrations/0014_announce.sql")),
         M::up(include_str!("../../../migrations/0015_run_story.sql")).foreign_key_check(),
+        M::up(include_str!("../../../migrations/0016_fair_claim.sql")),
     ]
 }
 
@@ -50,7 +51,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 15;
+pub const LATEST: i64 = 16;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

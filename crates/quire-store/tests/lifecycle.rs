@@ -164,7 +164,7 @@ fn a_superseded_run_is_never_overwritten_by_its_late_finish() {
     let run = create(&mut store, "app.git", "refs/heads/main")
         .unwrap()
         .run;
-    let claimed = store.claim_next(&worker(1)).unwrap().unwrap();
+    let claimed = store.claim_next(&worker(1), usize::MAX).unwrap().unwrap();
     assert_eq!(claimed.id, run.id);
     let at = now_ms();
     store
@@ -564,6 +564,98 @@ fn concurrent_writers_with_their_own_connections_leave_one_live_run_and_lose_non
     assert_eq!(runs[0].state, RunState::Pending);
 }
 
+/// Claim and complete the next run with no cap; the repository it is of.
+fn claim_and_finish(store: &mut Store, max_per_repo: usize) -> Option<String> {
+    let run = store.claim_next(&worker(7), max_per_repo).unwrap()?;
+    store.finish(&run.id, &Outcome::Complete).unwrap();
+    Some(run.repo)
+}
+
+#[test]
+fn claims_go_round_robin_over_repositories_oldest_first_within_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    // A floods the queue first; B and C push afterwards.
+    let flood: Vec<String> = (0..50)
+        .map(|n| {
+            create(&mut store, "a.git", &format!("refs/heads/f{n}"))
+                .unwrap()
+                .run
+                .id
+        })
+        .collect();
+    create(&mut store, "b.git", "refs/heads/main").unwrap();
+    create(&mut store, "c.git", "refs/heads/one").unwrap();
+    create(&mut store, "c.git", "refs/heads/two").unwrap();
+    let first = store.claim_next(&worker(7), usize::MAX).unwrap().unwrap();
+    assert_eq!(first.id, flood[0], "oldest first within a repository");
+    store.finish(&first.id, &Outcome::Complete).unwrap();
+    let order: Vec<String> = (0..5)
+        .map_while(|_| claim_and_finish(&mut store, usize::MAX))
+        .collect();
+    assert_eq!(
+        order,
+        ["b.git", "c.git", "a.git", "c.git", "a.git"],
+        "each repository with pending runs takes its turn; the flood waits"
+    );
+    // Within A, its runs still go oldest first.
+    let next = store.claim_next(&worker(7), usize::MAX).unwrap().unwrap();
+    assert_eq!(next.id, flood[3]);
+}
+
+#[test]
+fn a_repository_at_its_cap_is_passed_over_and_never_exceeds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    for n in 0..5 {
+        create(&mut store, "a.git", &format!("refs/heads/f{n}")).unwrap();
+    }
+    // A alone: it holds at most 2 active runs, however many workers ask.
+    let a1 = store.claim_next(&worker(1), 2).unwrap().unwrap();
+    let a2 = store.claim_next(&worker(2), 2).unwrap().unwrap();
+    assert_eq!((a1.repo.as_str(), a2.repo.as_str()), ("a.git", "a.git"));
+    assert!(store.claim_next(&worker(3), 2).unwrap().is_none());
+    assert!(!store.has_claimable(2).unwrap());
+    assert!(store.has_claimable(3).unwrap());
+    // B's run is claimable at once, though A's are older.
+    create(&mut store, "b.git", "refs/heads/main").unwrap();
+    assert!(store.has_claimable(2).unwrap());
+    let b = store.claim_next(&worker(3), 2).unwrap().unwrap();
+    assert_eq!(b.repo, "b.git");
+    // Once one of A's runs ends, A may take another.
+    store.finish(&a1.id, &Outcome::Complete).unwrap();
+    let a3 = store.claim_next(&worker(1), 2).unwrap().unwrap();
+    assert_eq!(a3.repo, "a.git");
+}
+
+#[test]
+fn the_claim_searches_indexes_and_scans_no_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let plan: Vec<String> = store
+        .connection()
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            quire_store::lifecycle::CLAIM_ORDER_SQL
+        ))
+        .unwrap()
+        .query_map([2], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("runs_pending_repo") && plan.contains("runs_active_repo"),
+        "{plan}"
+    );
+    for line in plan.lines() {
+        assert!(
+            !(line.contains("SCAN r") || line.contains("SCAN a")),
+            "a full scan of runs: {plan}"
+        );
+    }
+}
+
 #[test]
 fn concurrent_workers_claim_each_run_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -578,7 +670,7 @@ fn concurrent_workers_claim_each_run_exactly_once() {
             std::thread::spawn(move || {
                 let mut store = Store::open(&home).unwrap();
                 let mut mine = Vec::new();
-                while let Some(run) = store.claim_next(&worker(w + 10)).unwrap() {
+                while let Some(run) = store.claim_next(&worker(w + 10), usize::MAX).unwrap() {
                     assert_eq!(run.worker.as_ref().unwrap().pid, w + 10);
                     mine.push(run.id);
                 }
@@ -827,7 +919,7 @@ proptest! {
                     let id = create(&mut store, &repo, &ref_name).unwrap().run.id;
                     ids.push((id, repo, ref_name));
                 }
-                Op::ClaimNext { worker: w } => { store.claim_next(&worker(100 + u32::from(w))).unwrap(); }
+                Op::ClaimNext { worker: w } => { store.claim_next(&worker(100 + u32::from(w)), 2).unwrap(); }
                 Op::Complete { pick: n } => if let Some(id) = pick(&ids, n) {
                     expected_refusal(store.finish(&id, &Outcome::Complete))?;
                 },

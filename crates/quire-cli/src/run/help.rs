@@ -151,7 +151,7 @@ const PAGES: &[Page] = &[
     Page {
         command: "work",
         description: &[
-            "A worker, as the hook starts it: takes a worker slot (exits, after trying for about a second, if max_workers workers run), claims pending runs oldest first and executes each: the commit is checked out into HOME/runs/ID/workspace, the jobs run with every event recorded as it happens, and the workspace is deleted afterwards (unless keep_workspaces). Its step logs of at most 64 KiB are then packed into the store. SIGINT or SIGTERM cancels the run it executes and makes it exit. It writes to HOME/worker.log when started by the hook, and exits when the queue is empty.",
+            "A worker, as the hook starts it: takes a worker slot (exits, after trying for about a second, if max_workers workers run), claims pending runs (round-robin over repositories, oldest first within one, none of a repository already holding max_workers_per_repo workers) and executes each: the commit is checked out into HOME/runs/ID/workspace, the jobs run with every event recorded as it happens, and the workspace is deleted afterwards (unless keep_workspaces). Its step logs of at most 64 KiB are then packed into the store. SIGINT or SIGTERM cancels the run it executes and makes it exit. It writes to HOME/worker.log when started by the hook, and exits when the queue is empty.",
         ],
         exit: DONE_OR_ERROR,
         examples: &[(

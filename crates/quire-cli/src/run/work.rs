@@ -1,5 +1,6 @@
-//! `quire-run work`: a worker. It holds a slot, claims pending runs oldest
-//! first and executes each: materialize the commit's tree, run the pipeline
+//! `quire-run work`: a worker. It holds a slot, claims pending runs
+//! (round-robin over repositories, oldest first within one: docs/STATE.md,
+//! "Claim order") and executes each: materialize the commit's tree, run the pipeline
 //! with events ingested live and its processes contained (a cgroup per job,
 //! or the worker as their subreaper), finish the run. It exits when the
 //! queue is empty.
@@ -18,7 +19,9 @@ use crate::workers;
 use quire_model::events::Event;
 use quire_pipeline::contain::{self, Want};
 use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox, SandboxMode, TIMEOUT_NOTE};
+use quire_pipeline::exec::{
+    Cancel, MAX_TIMEOUT_NOTE, RunContext, RunResult, Sandbox, SandboxMode, TIMEOUT_NOTE,
+};
 use quire_pipeline::{pidns, processes};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
@@ -113,7 +116,9 @@ fn drain(
         }
         home.ensure_reserve();
         while !crate::run::interrupt::requested()
-            && let Some(run) = store.on_full_disk_use_reserve(|s| s.claim_next(&worker))?
+            && let Some(run) = store.on_full_disk_use_reserve(|s| {
+                s.claim_next(&worker, config.max_workers_per_repo())
+            })?
         {
             execute(home, config, containment, &mut store, &worker, run)?;
             announcers.start(home, &store);
@@ -126,8 +131,10 @@ fn drain(
         }
         drop(slot);
         // A hook may have queued a run after our last claim but while our
-        // slot still looked taken: look once more now that it is free.
-        if store.pending_count()? == 0 {
+        // slot still looked taken: look once more now that it is free. A
+        // pending run of a repository at max_workers_per_repo waits for
+        // one of its runs to end, whose worker then claims it.
+        if !store.has_claimable(config.max_workers_per_repo())? {
             return Ok(());
         }
     }
@@ -381,7 +388,11 @@ fn prepare_and_run(
     let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching)?;
     dirs.create_home_and_tmp()
         .map_err(|e| crashed("create the run's HOME and TMPDIR", e))?;
-    let (sandbox, owner) = confine(home, config, store, run, run_dir, dirs)?;
+    let Confined {
+        sandbox,
+        owner,
+        summary,
+    } = confine(home, config, store, run, run_dir, dirs)?;
 
     // Contained from its first step; recorded first, so that reconcile
     // finds the run's cgroup if this worker dies.
@@ -397,6 +408,11 @@ fn prepare_and_run(
             .record_containment(&run.id, worker, contained.containment(), cgroup.as_deref())
             .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     }
+    // The limits in force, for show: what each job's cgroup got.
+    let limits = limits_line(contained.as_ref().map(|c| c.limits()).unwrap_or_default());
+    store
+        .record_sandbox(&run.id, &format!("{summary}; {limits}"))
+        .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     let ctx = RunContext {
         run_id: run.id.clone(),
         repo: run.repo.clone(),
@@ -457,7 +473,14 @@ fn prepare_and_run(
             detail: store
                 .run_detail(&run.id)
                 .ok()
-                .map(|detail| failed_jobs(&detail, &pipeline, &run_dir.join("logs")))
+                .map(|detail| {
+                    failed_jobs(
+                        &detail,
+                        &pipeline,
+                        &run_dir.join("logs"),
+                        config.max_job_timeout(),
+                    )
+                })
                 .filter(|d| !d.is_empty()),
         },
         RunResult::Cancelled => return Ok(()),
@@ -475,6 +498,7 @@ pub(crate) fn failed_jobs(
     detail: &quire_store::query::RunDetail,
     pipeline: &quire_pipeline::Pipeline,
     logs_dir: &Path,
+    max_job_timeout: Duration,
 ) -> String {
     let mut reasons = Vec::new();
     for job in &detail.jobs {
@@ -490,14 +514,17 @@ pub(crate) fn failed_jobs(
             continue;
         };
         let log = logs_dir.join(&j.id).join(format!("{}.log", step.seq));
-        // The executor's own line in the step's log says a timeout ended it.
-        let timed_out = std::fs::read(&log).is_ok_and(|bytes| {
-            bytes
-                .windows(TIMEOUT_NOTE.len())
-                .any(|w| w == TIMEOUT_NOTE.as_bytes())
-        });
+        // The executor's own line in the step's log says a timeout ended
+        // it, and which: the job's, or config.toml's cap.
+        let bytes = std::fs::read(&log).unwrap_or_default();
+        let says = |note: &str| bytes.windows(note.len()).any(|w| w == note.as_bytes());
+        let (timed_out, capped) = (says(TIMEOUT_NOTE), says(MAX_TIMEOUT_NOTE));
         let cmd = crate::follow::one_line(&step.cmd);
         let why = match (timed_out, planned.timeout, step.exit_code) {
+            _ if capped => format!(
+                "timed out after {} (config.toml's max_job_timeout, the longest any job may run)",
+                crate::runs::text::span(max_job_timeout)
+            ),
             (true, Some(limit), _) => {
                 format!("timed out after {}", crate::runs::text::span(limit))
             }
@@ -522,7 +549,7 @@ fn confine(
     run: &Run,
     run_dir: &Path,
     dirs: &RunDirs,
-) -> Result<(Sandbox, Option<(u32, u32)>), RunFailure> {
+) -> Result<Confined, RunFailure> {
     let git_dir = Path::new(run.git_dir.as_deref().unwrap_or_default());
     let euid = rustix::process::geteuid().as_raw();
     let user = sandbox::step_user(config.run_as.as_deref(), euid).map_err(RunFailure::Crashed)?;
@@ -548,7 +575,37 @@ fn confine(
     if !sandbox.notes().is_empty() {
         eprintln!("quire-run work: run {}: sandbox: {}", run.id, summary);
     }
-    Ok((sandbox, owner))
+    Ok(Confined {
+        sandbox,
+        owner,
+        summary,
+    })
+}
+
+/// How a run's steps are confined ([`confine`]).
+struct Confined {
+    sandbox: Sandbox,
+    /// The uid and gid of `run_as`, who owns the run's directories.
+    owner: Option<(u32, u32)>,
+    /// The line recorded for `show`.
+    summary: String,
+}
+
+/// What each job may use, as `show` says it: the limits its cgroup got.
+fn limits_line(limits: contain::JobLimits) -> String {
+    let each: Vec<String> = [
+        limits.pids_max.map(|n| format!("{n} processes")),
+        limits.memory_mb.map(|mb| format!("{mb} MiB of memory")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if each.is_empty() {
+        "no limit on each job's processes or memory (no cgroup with the pids and memory controllers)"
+            .to_string()
+    } else {
+        format!("each job at most {} (its cgroup)", each.join(" and "))
+    }
 }
 
 /// Ingests events into the store as they happen, so `quire-runs show` of

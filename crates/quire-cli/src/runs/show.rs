@@ -68,20 +68,25 @@ fn is_id_like(text: &str) -> bool {
 
 /// What a pending run waits for, in one line.
 fn waiting_for(store: &Store, run_id: &str) -> quire_store::Result<String> {
-    let (ahead, active) = store.queue_before(run_id)?;
-    let max_workers = crate::config::Config::load(store.home())
-        .map(|c| c.max_workers)
-        .unwrap_or(1);
-    let queue = match ahead {
+    let place = store.queue_before(run_id)?;
+    let config = crate::config::Config::load(store.home()).unwrap_or_default();
+    let (max_workers, per_repo) = (config.max_workers, config.max_workers_per_repo());
+    let queue = match place.ahead_in_repo {
         0 => "first in the queue".to_string(),
-        1 => "1 run ahead of it in the queue".to_string(),
-        n => format!("{n} runs ahead of it in the queue"),
+        1 => "1 run of its repository ahead of it in the queue".to_string(),
+        n => format!("{n} runs of its repository ahead of it in the queue"),
     };
+    let active = place.active;
     Ok(if active.len() >= max_workers {
         let held: Vec<&str> = active.iter().map(String::as_str).collect();
         format!(
             "a worker slot: all {max_workers} are busy (executing {}); {queue}",
             held.join(", ")
+        )
+    } else if place.active_of_repo.len() >= per_repo {
+        format!(
+            "one of its repository's runs to end: it holds max_workers_per_repo = {per_repo} (executing {}); {queue}",
+            place.active_of_repo.join(", ")
         )
     } else if active.is_empty() {
         format!("a worker to start ({queue}); if none does, `quire-runs reconcile` starts one")

@@ -22,8 +22,12 @@ pub(super) struct RunningJob<'a> {
     pub(super) env: HashMap<String, String>,
     /// `logs/<job>/`, holding `<seq>.log` for each step.
     pub(super) log_dir: PathBuf,
-    /// When the job's timeout runs out, for every step alike.
+    /// When the job's timeout (or `max_job_timeout`) runs out, for every
+    /// step alike.
     pub(super) deadline: Option<Instant>,
+    /// Which of the two the deadline is: `Stop::Deadline` for the job's
+    /// own timeout, `Stop::MaxTimeout` for the executor's cap.
+    pub(super) at_deadline: Stop,
     /// The job's cgroup, with cgroup containment: its steps go into it, and
     /// everything in it is killed when the job ends (it is dropped).
     pub(super) cgroup: Option<JobCgroup>,
@@ -64,12 +68,20 @@ pub(super) fn run(
         })?,
         None => None,
     };
+    // The cap stands where it is shorter than the job's own timeout, or
+    // the job set none.
+    let (timeout, at_deadline) = match (job.timeout, exec.max_job_timeout) {
+        (Some(own), Some(cap)) if cap < own => (Some(cap), Stop::MaxTimeout),
+        (None, Some(cap)) => (Some(cap), Stop::MaxTimeout),
+        (own, _) => (own, Stop::Deadline),
+    };
     let running = RunningJob {
         scope,
         job,
         env: env::for_job(&scope.env, job, &scope.ctx.secrets)?,
         log_dir,
-        deadline: job.timeout.map(|t| Instant::now() + t),
+        deadline: timeout.map(|t| Instant::now() + t),
+        at_deadline,
         cgroup,
     };
     let mut programs = Programs::on(running.env.get("PATH").map_or("", String::as_str));
@@ -96,7 +108,7 @@ pub(super) fn run(
         )?;
         let state = match end.stop {
             Stop::Exited if end.code == 0 => continue,
-            Stop::Exited | Stop::Deadline => JobState::Failed,
+            Stop::Exited | Stop::Deadline | Stop::MaxTimeout => JobState::Failed,
             Stop::Cancelled => JobState::Aborted,
         };
         return Ok(running.end(state, Some(end.code), seq));

@@ -52,7 +52,7 @@ pub(crate) use contain::enter_cgroup;
 pub use sandbox::{
     Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
 };
-pub use stop::TIMEOUT_NOTE;
+pub use stop::{MAX_TIMEOUT_NOTE, TIMEOUT_NOTE};
 
 /// What the executor needs to know about the run.
 #[derive(Debug, Clone)]
@@ -153,6 +153,10 @@ pub struct Executor {
     /// How many jobs may run at once (0 counts as 1). Among the jobs whose
     /// inputs are done, those first in the plan start first.
     pub max_parallel_jobs: usize,
+    /// The longest any job may run (config.toml's `max_job_timeout`): it
+    /// caps each job's `timeout`, and is the timeout of a job that sets
+    /// none; no cap when none.
+    pub max_job_timeout: Option<Duration>,
 }
 
 impl Default for Executor {
@@ -163,6 +167,7 @@ impl Default for Executor {
             max_log_bytes: DEFAULT_MAX_LOG_MB * 1024 * 1024,
             tick: Duration::from_millis(50),
             max_parallel_jobs: default_parallel_jobs(),
+            max_job_timeout: None,
         }
     }
 }

@@ -30,7 +30,12 @@ pub(super) fn pump(
     let pid = child.pid();
     let mut output = Output::take(child, exec.max_line, &running.scope.redactor);
     let mut exit = ExitWatch::new(pid);
-    let mut stopper = Stopper::new(&running.scope.halt, running.deadline, exec.grace);
+    let mut stopper = Stopper::new(
+        &running.scope.halt,
+        running.deadline,
+        running.at_deadline,
+        exec.grace,
+    );
     let mut leftovers = Leftovers::new(running, output.pipe_inodes(), exec.grace);
     let tick = exec.tick.max(Duration::from_millis(1));
     while output.is_open() || !exit.exited {

@@ -15,6 +15,8 @@ pub(super) enum Stop {
     Exited,
     /// Terminated: its job's timeout ran out.
     Deadline,
+    /// Terminated: config.toml's `max_job_timeout` ran out.
+    MaxTimeout,
     /// Terminated: the run was cancelled, or the executor gave up on it.
     Cancelled,
 }
@@ -22,12 +24,18 @@ pub(super) enum Stop {
 /// The line a step's log ends with when its job's timeout ended it.
 pub const TIMEOUT_NOTE: &str = "quire: the job's timeout ran out; the step was terminated";
 
+/// The line a step's log ends with when config.toml's `max_job_timeout`,
+/// shorter than the job's own timeout or standing for the one it did not
+/// set, ended it.
+pub const MAX_TIMEOUT_NOTE: &str = "quire: the job ran for config.toml's max_job_timeout, the longest any job may run; the step was terminated";
+
 impl Stop {
     /// The line quire adds to the step's log when it ended the step.
     pub(super) fn note(self) -> Option<&'static str> {
         match self {
             Stop::Exited => None,
             Stop::Deadline => Some(TIMEOUT_NOTE),
+            Stop::MaxTimeout => Some(MAX_TIMEOUT_NOTE),
             Stop::Cancelled => Some("quire: the run was cancelled; the step was terminated"),
         }
     }
@@ -38,16 +46,24 @@ impl Stop {
 pub(super) struct Stopper<'a> {
     halt: &'a Halt<'a>,
     deadline: Option<Instant>,
+    /// Why the deadline ends the step: the job's timeout, or the cap.
+    at_deadline: Stop,
     grace: Duration,
     reason: Stop,
     terminated_at: Option<Instant>,
 }
 
 impl<'a> Stopper<'a> {
-    pub(super) fn new(halt: &'a Halt<'a>, deadline: Option<Instant>, grace: Duration) -> Self {
+    pub(super) fn new(
+        halt: &'a Halt<'a>,
+        deadline: Option<Instant>,
+        at_deadline: Stop,
+        grace: Duration,
+    ) -> Self {
         Stopper {
             halt,
             deadline,
+            at_deadline,
             grace,
             reason: Stop::Exited,
             terminated_at: None,
@@ -62,7 +78,7 @@ impl<'a> Stopper<'a> {
                 if self.halt.is_set() {
                     self.reason = Stop::Cancelled;
                 } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                    self.reason = Stop::Deadline;
+                    self.reason = self.at_deadline;
                 } else {
                     return;
                 }
