@@ -14,6 +14,7 @@ mod install;
 mod limits;
 mod logs_packed;
 mod migrate;
+mod network;
 mod notify;
 mod people;
 mod pipeline_cli;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use quire_pipeline::Limits;
 use quire_pipeline::contain::JobLimits;
 use quire_pipeline::exec::{DEFAULT_MAX_LOG_MB, Executor, SandboxMode};
+use quire_pipeline::netns::StepNetwork;
 
 use quire_store::{Error, Home, Result};
 
@@ -45,6 +46,10 @@ pub struct Config {
     pub sandbox: SandboxMode,
     /// The user steps run as, when quire runs as root.
     pub run_as: Option<String>,
+    /// The network steps get: "isolated" (the default: outbound only,
+    /// not the host's loopback), "host" or "none" (docs/SECURITY.md).
+    #[serde(default)]
+    pub step_network: StepNetwork,
     /// The largest `.quire/ci.toml` read, in KiB: a larger one is refused
     /// from its size, unread.
     #[serde(default = "default_max_pipeline_kb")]
@@ -239,6 +244,7 @@ impl Default for Config {
             cache_max_mb: default_cache_max_mb(),
             sandbox: SandboxMode::default(),
             run_as: None,
+            step_network: StepNetwork::default(),
             max_pipeline_kb: default_max_pipeline_kb(),
             max_jobs: default_max_jobs(),
             max_steps: default_max_steps(),

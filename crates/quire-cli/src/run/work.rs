@@ -20,6 +20,7 @@ use quire_model::events::Event;
 use quire_pipeline::contain::{self, Want};
 use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{Cancel, RunContext, RunResult, Sandbox, SandboxMode, TIMEOUT_NOTE};
+use quire_pipeline::netns::{self, Decided, RunNetwork};
 use quire_pipeline::{pidns, processes};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
@@ -358,7 +359,7 @@ fn prepare_and_run(
     let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching)?;
     dirs.create_home_and_tmp()
         .map_err(|e| crashed("create the run's HOME and TMPDIR", e))?;
-    let (sandbox, owner) = confine(home, config, store, run, run_dir, dirs)?;
+    let (sandbox, network, owner) = confine(home, config, store, run, run_dir, dirs)?;
 
     // Contained from its first step; recorded first, so that reconcile
     // finds the run's cgroup if this worker dies.
@@ -374,7 +375,7 @@ fn prepare_and_run(
             .record_containment(&run.id, worker, contained.containment(), cgroup.as_deref())
             .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     }
-    let ctx = RunContext {
+    let mut ctx = RunContext {
         run_id: run.id.clone(),
         repo: run.repo.clone(),
         ref_name: run.ref_name.clone(),
@@ -385,6 +386,7 @@ fn prepare_and_run(
         step_home: Some(dirs.home.clone()),
         step_tmpdir: Some(dirs.tmp.clone()),
         sandbox: Some(Arc::new(sandbox)),
+        network: network.map(Arc::new),
         logs_dir: run_dir.join("logs"),
         secrets,
         cache: caching.then(|| {
@@ -407,6 +409,11 @@ fn prepare_and_run(
     let mut sink = (events, LiveIngest::new(store, &run.id));
     let result = config.executor().run(&pipeline, &ctx, &mut sink, cancel);
     drop(sink);
+    // The run's network namespace ends with its steps: pasta and the
+    // holder are killed and reaped.
+    if let Some(network) = ctx.network.take().and_then(Arc::into_inner) {
+        network.end();
+    }
     // Nothing of the run outlives it: whatever is left is killed, and its
     // cgroup removed.
     if let Some(contained) = &contained
@@ -491,7 +498,10 @@ pub(crate) fn failed_jobs(
 /// names a `run_as` user quire cannot switch to. How the steps are confined
 /// is recorded in the store (`runs.sandbox`) for `quire-runs show`; when they are not
 /// (or only in part), worker.log says so too, as each job's log does.
-/// Also the uid and gid of `run_as`, who owns the run's directories.
+/// Also the run's network namespace (`step_network`, refused likewise when
+/// `required` and it cannot be made), and the uid and gid of `run_as`, who
+/// owns the run's directories.
+#[allow(clippy::type_complexity)]
 fn confine(
     home: &Home,
     config: &Config,
@@ -499,7 +509,7 @@ fn confine(
     run: &Run,
     run_dir: &Path,
     dirs: &RunDirs,
-) -> Result<(Sandbox, Option<(u32, u32)>), RunFailure> {
+) -> Result<(Sandbox, Option<RunNetwork>, Option<(u32, u32)>), RunFailure> {
     let git_dir = Path::new(run.git_dir.as_deref().unwrap_or_default());
     let euid = rustix::process::geteuid().as_raw();
     let user = sandbox::step_user(config.run_as.as_deref(), euid).map_err(RunFailure::Crashed)?;
@@ -514,18 +524,28 @@ fn confine(
     }
     let policy = sandbox::policy(home, config, store, git_dir, dirs, user.as_ref())
         .map_err(RunFailure::Crashed)?;
-    let sandbox = Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
-    let summary = match PROCESSES.get() {
-        Some(processes) => format!("{}; {processes}", sandbox.summary()),
-        None => sandbox.summary().to_string(),
-    };
+    let mut sandbox =
+        Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
+    let required = config.sandbox == SandboxMode::Required;
+    let network = netns::decide(config.step_network, required).map_err(RunFailure::Crashed)?;
+    if let Some(note) = network.note() {
+        sandbox.add_note(note);
+    }
+    let mut summary = format!("{}; {}", sandbox.summary(), network.summary());
+    if let Some(processes) = PROCESSES.get() {
+        summary = format!("{summary}; {processes}");
+    }
     store
         .record_sandbox(&run.id, &summary)
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     if !sandbox.notes().is_empty() {
         eprintln!("quire-run work: run {}: sandbox: {}", run.id, summary);
     }
-    Ok((sandbox, owner))
+    let network = match network {
+        Decided::Namespace(network) => Some(network),
+        Decided::Host { .. } => None,
+    };
+    Ok((sandbox, network, owner))
 }
 
 /// Ingests events into the store as they happen, so `quire-runs show` of
