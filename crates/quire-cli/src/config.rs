@@ -546,6 +546,32 @@ mod tests {
     }
 
     #[test]
+    fn step_network_is_read_isolated_by_default_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert_eq!(Config::default().step_network, StepNetwork::Isolated);
+        for (text, mode) in [
+            ("isolated", StepNetwork::Isolated),
+            ("host", StepNetwork::Host),
+            ("none", StepNetwork::None),
+        ] {
+            std::fs::write(
+                dir.path().join("config.toml"),
+                format!("step_network = \"{text}\"\n"),
+            )
+            .unwrap();
+            assert_eq!(Config::load(&home).unwrap().step_network, mode);
+        }
+        std::fs::write(dir.path().join("config.toml"), "step_network = \"off\"\n").unwrap();
+        let err = Config::load(&home).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown variant `off`, expected one of `isolated`, `host`, `none`"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
     fn limits_set_validation_and_the_executor_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
