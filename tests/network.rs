@@ -314,3 +314,58 @@ fn without_pasta_required_fails_the_run_before_any_step() {
     assert!(jobs.iter().all(|j| j.steps.is_empty()), "a step ran");
     assert_eq!(services.arrived(), 0);
 }
+
+/// The worker SIGKILLed mid-step: the namespace's holder and pasta do not
+/// outlive it (with the worker in a pid namespace of its own, they die
+/// with it; without one, they ask for SIGKILL when it dies), and once
+/// reconcile has ended the step nothing is left in or holding the
+/// namespace.
+fn a_killed_worker_leaves_no_namespace(pidns: bool, test: &str) {
+    if !have_pasta(test) {
+        return;
+    }
+    let env = Env::new();
+    let mut app = env.repo_with_hook("app");
+    if !pidns {
+        app.vars.push(("QUIRE_PIDNS".into(), "off".into()));
+    }
+    let run = app.push_pipeline(
+        "[jobs.hold]\ninputs = [\"quire/push\"]\n\
+         sh = \"readlink /proc/self/ns/net > \\\"$TMPDIR/ns.tmp\\\"; mv \\\"$TMPDIR/ns.tmp\\\" \\\"$TMPDIR/ns\\\"; exec sleep 600\"\n",
+    );
+    let ns_file = env.home().run_dir(&run).join("tmp/ns");
+    crate::util::wait_until("the step's namespace", || ns_file.exists());
+    let netns = std::fs::read_to_string(&ns_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let before = holders_of(&netns);
+    assert!(
+        before.iter().any(|p| p.contains("pasta")),
+        "pasta holds the namespace while the run runs: {before:?}"
+    );
+    let worker = env
+        .wait_for(&run, "active", |r| r.state == RunState::Active)
+        .worker
+        .unwrap()
+        .pid;
+    crate::util::signal(worker, rustix::process::Signal::KILL);
+    assert!(crate::util::gone_within(worker, 10));
+    env.json(&["reconcile"]);
+    crate::util::wait_until("nothing left in the namespace", || {
+        holders_of(&netns).is_empty()
+    });
+}
+
+#[test]
+fn a_killed_worker_leaves_no_namespace_behind() {
+    a_killed_worker_leaves_no_namespace(true, "a_killed_worker_leaves_no_namespace_behind");
+}
+
+#[test]
+fn a_killed_worker_without_a_pid_namespace_leaves_no_namespace_behind() {
+    a_killed_worker_leaves_no_namespace(
+        false,
+        "a_killed_worker_without_a_pid_namespace_leaves_no_namespace_behind",
+    );
+}
