@@ -65,6 +65,13 @@ impl Services {
                 format!("nsenter --net=/proc/1/ns/net bash -c 'exec 3<>/dev/tcp/127.0.0.1/{p4}'"),
             ),
             ("open_ns", "exec 3</proc/1/ns/net".to_string()),
+            // The worker is the step's parent, pid 1 or not.
+            (
+                "worker_ns",
+                format!(
+                    "nsenter --net=/proc/$PPID/ns/net bash -c 'exec 3<>/dev/tcp/127.0.0.1/{p4}'"
+                ),
+            ),
         ];
         if let Some(v6) = &self.v6 {
             let p6 = v6.local_addr().unwrap().port();
@@ -368,4 +375,35 @@ fn a_killed_worker_without_a_pid_namespace_leaves_no_namespace_behind() {
         false,
         "a_killed_worker_without_a_pid_namespace_leaves_no_namespace_behind",
     );
+}
+
+/// What docs/SECURITY.md says isolation does not hold against: a root
+/// step that Landlock does not confine joins the server's namespace
+/// through its worker's `/proc/PID/ns/net` and reaches its loopback.
+#[test]
+fn a_root_step_without_the_sandbox_can_join_the_hosts_namespace() {
+    if !have_pasta("a_root_step_without_the_sandbox_can_join_the_hosts_namespace") {
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs the tests as root"
+        );
+        eprintln!(
+            "a_root_step_without_the_sandbox_can_join_the_hosts_namespace: skipped: not root"
+        );
+        return;
+    }
+    let env = Env::new();
+    env.config("sandbox = \"off\"\n");
+    let services = Services::start();
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait(&services.attacks());
+    let direct = log(&env, &run.id, "loopback4");
+    assert!(!direct.contains("BREACHED"), "{direct}");
+    let joined = log(&env, &run.id, "worker_ns");
+    assert!(joined.contains("BREACHED"), "{joined}");
+    // That one, and pid 1's if this machine's pid 1 lets root in.
+    assert!(services.arrived() >= 1);
 }
