@@ -202,17 +202,29 @@ impl RunNetwork {
     fn create(pasta: Option<&Path>) -> Result<RunNetwork, String> {
         let root = rustix::process::geteuid().is_root();
         let holder = spawn_holder()?;
+        let opened = open_ns(holder, "net").and_then(|net| {
+            let user = if root {
+                None
+            } else {
+                Some(open_ns(holder, "user")?)
+            };
+            Ok((net, user))
+        });
+        let (net_fd, user) = match opened {
+            Ok(fds) => fds,
+            Err(e) => {
+                end_holder(holder);
+                return Err(e);
+            }
+        };
         let mut net = RunNetwork {
             holder,
             pasta: None,
-            net: open_ns(holder, "net")?,
-            user: None,
+            net: net_fd,
+            user,
             summary: String::new(),
             _pasta_out: None,
         };
-        if !root {
-            net.user = Some(open_ns(holder, "user")?);
-        }
         let Some(pasta) = pasta else {
             net.summary =
                 "network: none (a namespace of the run's own with only its loopback)".to_string();
@@ -249,15 +261,21 @@ impl RunNetwork {
             crate::processes::unspare(pasta.id());
         }
         if self.holder > 0 {
-            // SAFETY: kill and waitpid on our own child, by its pid.
-            unsafe {
-                libc::kill(self.holder, libc::SIGKILL);
-            }
-            let _ = reap(self.holder);
-            crate::processes::unspare(self.holder.unsigned_abs());
+            end_holder(self.holder);
             self.holder = 0;
         }
     }
+}
+
+/// Kill the holder `pid`, reap it, and stop sparing its number.
+fn end_holder(pid: i32) {
+    // SAFETY: kill on our own child, by its pid (not reaped yet, so the
+    // number is still its own).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let _ = reap(pid);
+    crate::processes::unspare(pid.unsigned_abs());
 }
 
 impl Drop for RunNetwork {
@@ -336,12 +354,7 @@ fn spawn_holder() -> Result<i32, String> {
     if got >= 1 && report[0] == 255 {
         return Ok(pid);
     }
-    // SAFETY: kill on our own child.
-    unsafe {
-        libc::kill(pid, libc::SIGKILL);
-    }
-    let _ = reap(pid);
-    crate::processes::unspare(pid.unsigned_abs());
+    end_holder(pid);
     if got == 0 {
         return Err("the namespace's holder died before it was ready".to_string());
     }
