@@ -99,6 +99,7 @@ impl Fixture {
             step_home: None,
             step_tmpdir: None,
             sandbox: None,
+            network: None,
         };
         let path = run_dir.join("events.jsonl");
         let mut sink = (JsonlFile::create(&path).unwrap(), Recorded::default());

@@ -149,8 +149,10 @@ echo WORKS";
     }
     let build = log(&env, &run.id, "build");
     assert!(build.contains("WORKS"), "{build}");
+    // Applied in full (the steps' network is tests/network.rs's).
     assert!(
-        !build.contains("quire: sandbox:"),
+        !build.contains("quire: sandbox: not applied")
+            && !build.contains("quire: sandbox: partial"),
         "applied in full: {build}"
     );
     assert_eq!(run.state, RunState::Complete, "{run:?}");

@@ -15,6 +15,7 @@ mod install;
 mod limits;
 mod logs_packed;
 mod migrate;
+mod network;
 mod notify;
 mod people;
 mod pipeline_cli;

@@ -41,6 +41,9 @@ fn main() {
     if want("pidns") {
         scenarios::pidns(&bins, quick);
     }
+    if want("network") {
+        scenarios::network(&bins, quick);
+    }
     if want("ingest") {
         scenarios::ingest(quick);
     }

@@ -1072,3 +1072,99 @@ pub fn pidns(bins: &Bins, quick: bool) {
         "report",
     );
 }
+
+pub fn network(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let modes = ["isolated", "none", "host"];
+    let setups = modes.map(|mode| {
+        let home = dir.path().join(format!("home-{mode}"));
+        let repo = Repo::new(dir.path(), &format!("app-{mode}"));
+        repo.install(bins, &home);
+        std::fs::write(
+            home.join("config.toml"),
+            format!("max_workers = 1\nstep_network = \"{mode}\"\n"),
+        )
+        .unwrap();
+        repo.commit(&[(".quire/ci.toml", QUICK_PIPELINE)], "pipeline");
+        repo.push(&["--quiet", "origin", "main"]);
+        wait_idle(&home);
+        let sha = String::from_utf8(run(git(&repo.bare).args(["rev-parse", "main"])).stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        (home, repo, sha)
+    });
+    let rounds = if quick { 8 } else { 30 };
+    let mut samples: [Vec<Duration>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..rounds {
+        for (m, (home, repo, sha)) in setups.iter().enumerate() {
+            let slot = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(home.join("workers/slot-0.lock"))
+                .unwrap();
+            rustix::fs::flock(&slot, rustix::fs::FlockOperation::LockExclusive).unwrap();
+            let mut hook = Command::new(&bins.quire_run)
+                .arg("--home")
+                .arg(home)
+                .args(["hook", "--git-dir"])
+                .arg(&repo.bare)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let line = format!("{} {sha} refs/heads/b{i}\n", "0".repeat(40));
+            hook.stdin
+                .take()
+                .unwrap()
+                .write_all(line.as_bytes())
+                .unwrap();
+            assert!(hook.wait().unwrap().success());
+            drop(slot);
+            let mut work = Command::new(&bins.quire_run);
+            work.arg("--home")
+                .arg(home)
+                .arg("work")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let (took, status) = time(|| work.status().unwrap());
+            assert!(status.success());
+            samples[m].push(took);
+        }
+    }
+    for (home, _, _) in &setups {
+        let store = Store::open(&Home::at(home)).unwrap();
+        let done: i64 = store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM runs WHERE state = 'complete'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(done, i64::from(rounds) + 1, "every run completed");
+    }
+    let [isolated, none, host] = samples.map(|s| Stats::of(&s));
+    row(
+        "a worker from start to exit executing one run of one `true` step with `step_network = \"isolated\"` (the default: a namespace holder cloned, pasta attached and waited for, both ended)",
+        &format!("the same with `step_network = \"host\"`: {host}"),
+        &format!(
+            "{isolated}; **{:.2}x**, {:+.2} ms a run",
+            isolated.median / host.median,
+            isolated.median - host.median
+        ),
+        "report",
+    );
+    row(
+        "the same with `step_network = \"none\"` (the holder only)",
+        &format!("`step_network = \"host\"`: {host}"),
+        &format!(
+            "{none}; **{:.2}x**, {:+.2} ms a run",
+            none.median / host.median,
+            none.median - host.median
+        ),
+        "report",
+    );
+}

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use quire_pipeline::Limits;
 use quire_pipeline::contain::JobLimits;
 use quire_pipeline::exec::{DEFAULT_MAX_LOG_MB, Executor, SandboxMode};
+use quire_pipeline::netns::StepNetwork;
 
 use quire_store::{Error, Home, Result};
 
@@ -54,6 +55,10 @@ pub struct Config {
     pub sandbox: SandboxMode,
     /// The user steps run as, when quire runs as root.
     pub run_as: Option<String>,
+    /// The network steps get: "isolated" (the default: outbound only,
+    /// not the host's loopback), "host" or "none" (docs/SECURITY.md).
+    #[serde(default)]
+    pub step_network: StepNetwork,
     /// The largest `.quire/ci.toml` read, in KiB: a larger one is refused
     /// from its size, unread.
     #[serde(default = "default_max_pipeline_kb")]
@@ -262,6 +267,7 @@ impl Default for Config {
             cache_max_mb: default_cache_max_mb(),
             sandbox: SandboxMode::default(),
             run_as: None,
+            step_network: StepNetwork::default(),
             max_pipeline_kb: default_max_pipeline_kb(),
             max_jobs: default_max_jobs(),
             max_steps: default_max_steps(),
@@ -682,6 +688,32 @@ mod tests {
         std::fs::write(dir.path().join("config.toml"), "run_as = \"\"\n").unwrap();
         let err = Config::load(&home).unwrap_err().to_string();
         assert!(err.contains("run_as is empty"), "{err}");
+    }
+
+    #[test]
+    fn step_network_is_read_isolated_by_default_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert_eq!(Config::default().step_network, StepNetwork::Isolated);
+        for (text, mode) in [
+            ("isolated", StepNetwork::Isolated),
+            ("host", StepNetwork::Host),
+            ("none", StepNetwork::None),
+        ] {
+            std::fs::write(
+                dir.path().join("config.toml"),
+                format!("step_network = \"{text}\"\n"),
+            )
+            .unwrap();
+            assert_eq!(Config::load(&home).unwrap().step_network, mode);
+        }
+        std::fs::write(dir.path().join("config.toml"), "step_network = \"off\"\n").unwrap();
+        let err = Config::load(&home).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown variant `off`, expected one of `isolated`, `host`, `none`"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 
     #[test]

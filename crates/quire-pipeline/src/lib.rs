@@ -14,6 +14,7 @@ pub mod contain;
 pub mod events;
 pub mod exec;
 mod log;
+pub mod netns;
 pub mod pidns;
 pub mod pipeline;
 pub mod plan;

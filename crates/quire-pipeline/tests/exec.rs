@@ -38,6 +38,7 @@ impl Run {
             step_home: None,
             step_tmpdir: None,
             sandbox: None,
+            network: None,
         };
         Run { dir, ctx }
     }

@@ -209,6 +209,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         step_home: None,
         step_tmpdir: None,
         sandbox: None,
+        network: None,
         containment: contained.clone(),
     };
     println!(

@@ -22,6 +22,7 @@ use quire_pipeline::events::{EventSink, JsonlFile};
 use quire_pipeline::exec::{
     Cancel, MAX_TIMEOUT_NOTE, RunContext, RunResult, Sandbox, SandboxMode, TIMEOUT_NOTE,
 };
+use quire_pipeline::netns::{self, Decided, RunNetwork};
 use quire_pipeline::{pidns, processes};
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
@@ -390,6 +391,7 @@ fn prepare_and_run(
         .map_err(|e| crashed("create the run's HOME and TMPDIR", e))?;
     let Confined {
         sandbox,
+        network,
         owner,
         summary,
     } = confine(home, config, store, run, run_dir, dirs)?;
@@ -413,7 +415,7 @@ fn prepare_and_run(
     store
         .record_sandbox(&run.id, &format!("{summary}; {limits}"))
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
-    let ctx = RunContext {
+    let mut ctx = RunContext {
         run_id: run.id.clone(),
         repo: run.repo.clone(),
         ref_name: run.ref_name.clone(),
@@ -424,6 +426,7 @@ fn prepare_and_run(
         step_home: Some(dirs.home.clone()),
         step_tmpdir: Some(dirs.tmp.clone()),
         sandbox: Some(Arc::new(sandbox)),
+        network: network.map(Arc::new),
         logs_dir: run_dir.join("logs"),
         secrets,
         cache: caching.then(|| {
@@ -446,6 +449,11 @@ fn prepare_and_run(
     let mut sink = (events, LiveIngest::new(store, &run.id));
     let result = config.executor().run(&pipeline, &ctx, &mut sink, cancel);
     drop(sink);
+    // The run's network namespace ends with its steps: pasta and the
+    // holder are killed and reaped.
+    if let Some(network) = ctx.network.take().and_then(Arc::into_inner) {
+        network.end();
+    }
     // Nothing of the run outlives it: whatever is left is killed, and its
     // cgroup removed.
     if let Some(contained) = &contained
@@ -541,7 +549,9 @@ pub(crate) fn failed_jobs(
 /// names a `run_as` user quire cannot switch to. How the steps are confined
 /// is recorded in the store (`runs.sandbox`) for `quire-runs show`; when they are not
 /// (or only in part), worker.log says so too, as each job's log does.
-/// Also the uid and gid of `run_as`, who owns the run's directories.
+/// Also the run's network namespace (`step_network`, refused likewise when
+/// `required` and it cannot be made), and the uid and gid of `run_as`, who
+/// owns the run's directories.
 fn confine(
     home: &Home,
     config: &Config,
@@ -564,19 +574,30 @@ fn confine(
     }
     let policy = sandbox::policy(home, config, store, git_dir, dirs, user.as_ref())
         .map_err(RunFailure::Crashed)?;
-    let sandbox = Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
-    let summary = match PROCESSES.get() {
-        Some(processes) => format!("{}; {processes}", sandbox.summary()),
-        None => sandbox.summary().to_string(),
-    };
+    let mut sandbox =
+        Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
+    let required = config.sandbox == SandboxMode::Required;
+    let network = netns::decide(config.step_network, required).map_err(RunFailure::Crashed)?;
+    if let Some(note) = network.note() {
+        sandbox.add_note(note);
+    }
+    let mut summary = format!("{}; {}", sandbox.summary(), network.summary());
+    if let Some(processes) = PROCESSES.get() {
+        summary = format!("{summary}; {processes}");
+    }
     store
         .record_sandbox(&run.id, &summary)
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     if !sandbox.notes().is_empty() {
         eprintln!("quire-run work: run {}: sandbox: {}", run.id, summary);
     }
+    let network = match network {
+        Decided::Namespace(network) => Some(network),
+        Decided::Host { .. } => None,
+    };
     Ok(Confined {
         sandbox,
+        network,
         owner,
         summary,
     })
@@ -585,6 +606,8 @@ fn confine(
 /// How a run's steps are confined ([`confine`]).
 struct Confined {
     sandbox: Sandbox,
+    /// The run's network namespace, when steps get one.
+    network: Option<RunNetwork>,
     /// The uid and gid of `run_as`, who owns the run's directories.
     owner: Option<(u32, u32)>,
     /// The line recorded for `show`.

@@ -15,6 +15,8 @@ use crate::processes;
 /// parent (std hands the child's error code over as it is), so it is not
 /// taken for the program's own "not found" or "not executable".
 pub(super) const CGROUP_ERROR: i32 = 1 << 24;
+/// Likewise for an errno of joining the run's network namespace.
+pub(super) const NETNS_ERROR: i32 = 1 << 25;
 
 /// Spawn `command` as a step: noted as one (so that reaping the worker's
 /// orphans never takes it), and an error of [`enter_cgroup`]'s said as one.
@@ -28,6 +30,10 @@ pub(super) fn said(e: io::Error) -> io::Error {
         Some(code) if code & CGROUP_ERROR != 0 => io::Error::other(format!(
             "cannot put the step into its job's cgroup: {}",
             io::Error::from_raw_os_error(code & !CGROUP_ERROR)
+        )),
+        Some(code) if code & NETNS_ERROR != 0 => io::Error::other(format!(
+            "cannot put the step into its run's network namespace: {}",
+            io::Error::from_raw_os_error(code & !NETNS_ERROR)
         )),
         _ => e,
     }

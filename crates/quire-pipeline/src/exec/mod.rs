@@ -84,6 +84,9 @@ pub struct RunContext {
     pub step_tmpdir: Option<PathBuf>,
     /// What confines the steps; none, and nothing does (`quire-run exec`).
     pub sandbox: Option<Arc<Sandbox>>,
+    /// The run's network namespace, which every step joins
+    /// ([`crate::netns`]); none, and steps have the worker's network.
+    pub network: Option<Arc<crate::netns::RunNetwork>>,
 }
 
 impl RunContext {

@@ -276,6 +276,12 @@ impl Sandbox {
         &self.notes
     }
 
+    /// Add a line for the top of each job's first step log (the network
+    /// namespace's fallback, `netns.rs`).
+    pub fn add_note(&mut self, note: String) {
+        self.notes.push(note);
+    }
+
     /// Whether steps are confined by Landlock.
     pub fn is_confined(&self) -> bool {
         self.ruleset.is_some()

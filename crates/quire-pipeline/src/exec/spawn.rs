@@ -15,6 +15,7 @@ use super::contain;
 use super::sandbox::Sandbox;
 use super::vspawn;
 use crate::contain::JobCgroup;
+use crate::netns::RunNetwork;
 use crate::pipeline::Step;
 use rustix::process::Pid;
 
@@ -99,7 +100,8 @@ impl StepChild {
 }
 
 /// Start `step` as `program` with exactly `env`, in `workspace`, in its
-/// job's `cgroup` when there is one, inside `sandbox`. When the child has
+/// job's `cgroup` when there is one, in the run's `network` namespace when
+/// there is one, inside `sandbox`. When the child has
 /// nothing to do before exec, std starts it (posix_spawn); else
 /// [`vspawn`] does, as cheaply (std's `pre_exec` would fork the worker).
 pub(super) fn start(
@@ -109,9 +111,11 @@ pub(super) fn start(
     workspace: &Path,
     sandbox: Option<&Sandbox>,
     cgroup: Option<&JobCgroup>,
+    network: Option<&RunNetwork>,
 ) -> io::Result<StepChild> {
     let confine = sandbox.and_then(Sandbox::child_parts);
-    if cgroup.is_none() && confine.is_none() {
+    let netns = network.map(RunNetwork::child_parts);
+    if cgroup.is_none() && confine.is_none() && netns.is_none() {
         let mut command = Command::new(program);
         match step {
             Step::Shell(cmd) => {
@@ -173,6 +177,7 @@ pub(super) fn start(
         cgroup_dir: cgroup.map(|c| c.dir().as_raw_fd()),
         ruleset,
         ids,
+        netns,
     };
     let spawned = crate::processes::note_step(
         || vspawn::spawn(&plan),

@@ -52,6 +52,7 @@ pub(super) fn run(
         &ctx.workspace,
         ctx.sandbox.as_deref(),
         running.cgroup.as_ref(),
+        ctx.network.as_deref(),
     );
     let started = Event::StepStarted {
         at_ms: now_ms(),

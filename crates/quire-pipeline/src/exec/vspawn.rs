@@ -36,6 +36,9 @@ pub(super) struct Plan {
     /// The sandbox's ruleset and the user to become, if any.
     pub ruleset: Option<RawFd>,
     pub ids: Option<(u32, u32, Vec<u32>)>,
+    /// The run's network namespace to join (and its user namespace first,
+    /// when quire is not root), if any.
+    pub netns: Option<(Option<RawFd>, RawFd)>,
 }
 
 /// A started step: its pid and the parent's ends of its output pipes.
@@ -61,6 +64,7 @@ struct ChildArgs<'a> {
     cgroup_procs: RawFd,
     ruleset: Option<RawFd>,
     ids: Option<&'a (u32, u32, Vec<u32>)>,
+    netns: Option<(Option<RawFd>, RawFd)>,
 }
 
 const STACK_BYTES: usize = 64 * 1024;
@@ -95,6 +99,7 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
         cgroup_procs: plan.cgroup_procs.unwrap_or(-1),
         ruleset: plan.ruleset,
         ids: plan.ids.as_ref(),
+        netns: plan.netns,
     };
     let mut stack = vec![0u8; STACK_BYTES];
     // SAFETY: integer arguments only.
@@ -341,7 +346,7 @@ extern "C" fn child(arg: *mut c_void) -> c_int {
 }
 
 /// What `posix_spawn` and std do between fork and exec, then the step's
-/// own: its cgroup, its sandbox. An errno on failure.
+/// own: its cgroup, its network namespace, its sandbox. An errno on failure.
 fn prepare(args: &ChildArgs<'_>) -> Result<(), i32> {
     let last = || {
         io::Error::last_os_error()
@@ -393,6 +398,12 @@ fn prepare(args: &ChildArgs<'_>) -> Result<(), i32> {
         {
             return Err(last() | super::contain::CGROUP_ERROR);
         }
+    }
+    // The run's network, before the sandbox (which may change the user,
+    // and with it the right to join).
+    if let Some((user, net)) = args.netns {
+        crate::netns::enter(user, net)
+            .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO) | super::contain::NETNS_ERROR)?;
     }
     if args.ruleset.is_some() || args.ids.is_some() {
         super::sandbox::enter(args.ruleset, args.ids)

@@ -1,0 +1,409 @@
+//! The steps' network (`step_network`, docs/SECURITY.md, "The network"):
+//! a service listening on the test's loopback stands for the server's own
+//! services (a web view, a database); steps pushed through the installed
+//! hook try to reach it, directly and by joining the host's network
+//! namespace. Its accept count says whether anything arrived.
+//!
+//! No test sends traffic anywhere but the test's own loopback and the
+//! steps' own namespaces: that "isolated" still reaches the outside is
+//! shown by the namespace's default route (through pasta), not by a
+//! connection out.
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+
+use quire_store::{JobState, RunState};
+
+use crate::util::{Env, Repo};
+
+/// pasta, which "isolated" needs: under CI it must be there (.ci/run
+/// installs passt); elsewhere a test without it says so and returns.
+fn have_pasta(test: &str) -> bool {
+    let found = ["/usr/bin/pasta", "/usr/sbin/pasta", "/bin/pasta"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "pasta is missing: `apt-get install passt` (.ci/run installs it)"
+        );
+        eprintln!("{test}: skipped: pasta is not installed (apt-get install passt)");
+    }
+    found
+}
+
+/// Listeners on the test's 127.0.0.1 and ::1, the services steps must not
+/// reach.
+struct Services {
+    v4: TcpListener,
+    v6: Option<TcpListener>,
+}
+
+impl Services {
+    fn start() -> Services {
+        let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+        v4.set_nonblocking(true).unwrap();
+        // A machine without IPv6 on its loopback has no ::1 to protect.
+        let v6 = TcpListener::bind("[::1]:0").ok();
+        if let Some(v6) = &v6 {
+            v6.set_nonblocking(true).unwrap();
+        }
+        Services { v4, v6 }
+    }
+
+    /// A job per way of reaching the services, each printing BREACHED if
+    /// it connected.
+    fn attacks(&self) -> String {
+        let p4 = self.v4.local_addr().unwrap().port();
+        let mut attacks = vec![
+            (
+                "loopback4",
+                format!("bash -c 'exec 3<>/dev/tcp/127.0.0.1/{p4}'"),
+            ),
+            (
+                "host_ns",
+                format!("nsenter --net=/proc/1/ns/net bash -c 'exec 3<>/dev/tcp/127.0.0.1/{p4}'"),
+            ),
+            ("open_ns", "exec 3</proc/1/ns/net".to_string()),
+            // The worker is the step's parent, pid 1 or not.
+            (
+                "worker_ns",
+                format!(
+                    "nsenter --net=/proc/$PPID/ns/net bash -c 'exec 3<>/dev/tcp/127.0.0.1/{p4}'"
+                ),
+            ),
+        ];
+        if let Some(v6) = &self.v6 {
+            let p6 = v6.local_addr().unwrap().port();
+            attacks.push(("loopback6", format!("bash -c 'exec 3<>/dev/tcp/::1/{p6}'")));
+        }
+        let mut text = String::new();
+        for (name, attack) in attacks {
+            text.push_str(&format!(
+                "[jobs.{name}]\ninputs = [\"quire/push\"]\nallow_failure = true\nsh = {:?}\n\n",
+                format!("{attack} && echo BREACHED")
+            ));
+        }
+        text.push_str(
+            "[jobs.route]\ninputs = [\"quire/push\"]\n\
+             sh = \"cat /proc/net/route; echo netns=$(readlink /proc/self/ns/net)\"\n",
+        );
+        text
+    }
+
+    /// Connections that arrived (each accepted now, from the backlog).
+    fn arrived(&self) -> usize {
+        let mut count = 0;
+        for listener in std::iter::once(&self.v4).chain(self.v6.as_ref()) {
+            loop {
+                match listener.accept() {
+                    Ok(_) => count += 1,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+        }
+        count
+    }
+}
+
+fn log(env: &Env, run: &str, job: &str) -> String {
+    env.step_log(run, job, 1)
+}
+
+fn show(env: &Env, run: &str) -> String {
+    let out = env.runs(&["show", run]).assert().success();
+    String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+}
+
+/// A default route out of an interface other than `lo`, in
+/// /proc/net/route's text as the step's log has it (each line after the
+/// log's time, stream and flag).
+fn has_default_route(route: &str) -> bool {
+    route.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().skip(3).collect();
+        fields.len() > 2 && fields[0] != "lo" && fields[1] == "00000000"
+    })
+}
+
+/// Every attack job failed without connecting; nothing arrived.
+fn assert_unreached(env: &Env, run: &str, services: &Services) {
+    let detail = env.store().run_detail(run).unwrap();
+    for job in &detail.jobs {
+        let text = log(env, run, &job.job.id);
+        assert!(
+            !text.contains("BREACHED"),
+            "{} got through:\n{text}",
+            job.job.id
+        );
+        if job.job.id != "route" {
+            assert_eq!(job.job.state, JobState::Failed, "{}:\n{text}", job.job.id);
+        }
+    }
+    assert_eq!(
+        services.arrived(),
+        0,
+        "a connection reached the host's loopback"
+    );
+}
+
+/// Processes in the network namespace `id` (`net:[N]`), or holding it
+/// open, anywhere on the machine.
+fn holders_of(id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if pid.parse::<u32>().is_err() {
+            continue;
+        }
+        let proc_dir = entry.path();
+        let in_it =
+            std::fs::read_link(proc_dir.join("ns/net")).is_ok_and(|l| l.to_string_lossy() == id);
+        let holds = std::fs::read_dir(proc_dir.join("fd")).is_ok_and(|fds| {
+            fds.flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == id))
+        });
+        if in_it || holds {
+            let cmd = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
+            found.push(format!("{pid}: {}", String::from_utf8_lossy(&cmd)));
+        }
+    }
+    found
+}
+
+fn netns_of(route_log: &str) -> String {
+    route_log
+        .lines()
+        .find_map(|l| l.split("netns=").nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| panic!("no netns line: {route_log}"))
+}
+
+#[test]
+fn isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing() {
+    if !have_pasta("isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing") {
+        return;
+    }
+    let env = Env::new();
+    let services = Services::start();
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait(&services.attacks());
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    assert_unreached(&env, &run.id, &services);
+    let route = log(&env, &run.id, "route");
+    assert!(has_default_route(&route), "no way out:\n{route}");
+    assert!(!route.contains("quire: sandbox:"), "{route}");
+    let shown = show(&env, &run.id);
+    assert!(shown.contains("network: isolated"), "{shown}");
+    // The namespace ended with the run: no process is in it or holds it.
+    let netns = netns_of(&route);
+    assert_ne!(
+        netns,
+        std::fs::read_link("/proc/self/ns/net")
+            .unwrap()
+            .to_string_lossy()
+    );
+    assert_eq!(holders_of(&netns), Vec::<String>::new());
+}
+
+#[test]
+fn isolated_steps_running_as_another_user_do_not_reach_it_either() {
+    if !have_pasta("isolated_steps_running_as_another_user_do_not_reach_it_either") {
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs the tests as root"
+        );
+        eprintln!("isolated_steps_running_as_another_user: skipped: run_as needs root");
+        return;
+    }
+    let env = Env::new();
+    env.config("run_as = \"nobody\"\nsandbox = \"required\"\n");
+    let services = Services::start();
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait(&services.attacks());
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    assert_unreached(&env, &run.id, &services);
+    assert!(has_default_route(&log(&env, &run.id, "route")));
+}
+
+#[test]
+fn none_leaves_steps_only_their_own_loopback() {
+    let env = Env::new();
+    env.config("step_network = \"none\"\n");
+    let services = Services::start();
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait(&services.attacks());
+    assert_unreached(&env, &run.id, &services);
+    let route = log(&env, &run.id, "route");
+    assert!(!has_default_route(&route), "a way out:\n{route}");
+    let shown = show(&env, &run.id);
+    assert!(shown.contains("network: none"), "{shown}");
+    assert_eq!(holders_of(&netns_of(&route)), Vec::<String>::new());
+}
+
+#[test]
+fn host_keeps_the_hosts_network_loopback_included() {
+    let env = Env::new();
+    env.config("step_network = \"host\"\n");
+    let services = Services::start();
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait(&services.attacks());
+    assert!(
+        log(&env, &run.id, "loopback4").contains("BREACHED"),
+        "{}",
+        log(&env, &run.id, "loopback4")
+    );
+    assert!(services.arrived() >= 1);
+    let shown = show(&env, &run.id);
+    assert!(
+        shown.contains("network: the host's (step_network = \"host\" in config.toml)"),
+        "{shown}"
+    );
+}
+
+/// A repository whose workers find no pasta.
+fn without_pasta(env: &Env) -> Repo {
+    let mut app = env.repo_with_hook("app");
+    app.vars
+        .push(("QUIRE_PASTA".into(), "/nonexistent/pasta".into()));
+    app
+}
+
+#[test]
+fn without_pasta_isolated_falls_back_to_the_host_and_says_why() {
+    let env = Env::new();
+    let services = Services::start();
+    let app = without_pasta(&env);
+    let run = app.push_and_wait(&services.attacks());
+    let text = log(&env, &run.id, "loopback4");
+    assert!(
+        text.contains(
+            "quire: sandbox: network not isolated: pasta is not installed (Debian's package \
+             passt has it); this job's steps reach the host's network"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("BREACHED"), "{text}");
+    let shown = show(&env, &run.id);
+    assert!(
+        shown.contains(
+            "network: the host's, loopback services included (no namespace: pasta is not installed"
+        ),
+        "{shown}"
+    );
+    let worker_log = std::fs::read_to_string(env.home().dir().join("worker.log")).unwrap();
+    assert!(
+        worker_log.contains("network not isolated") || worker_log.contains("no namespace: pasta"),
+        "{worker_log}"
+    );
+}
+
+#[test]
+fn without_pasta_required_fails_the_run_before_any_step() {
+    let env = Env::new();
+    env.config("sandbox = \"required\"\n");
+    let services = Services::start();
+    let app = without_pasta(&env);
+    let run = app.push_and_wait(&services.attacks());
+    assert_eq!(run.state, RunState::Failed, "{run:?}");
+    let detail = run.failure_detail.clone().unwrap_or_default();
+    assert!(
+        detail.contains(
+            "sandbox = \"required\" in config.toml, but the steps' network namespace \
+             (step_network = \"isolated\") cannot be made: pasta is not installed"
+        ),
+        "{detail}"
+    );
+    let jobs = env.store().run_detail(&run.id).unwrap().jobs;
+    assert!(jobs.iter().all(|j| j.steps.is_empty()), "a step ran");
+    assert_eq!(services.arrived(), 0);
+}
+
+/// The worker SIGKILLed mid-step: the namespace's holder and pasta do not
+/// outlive it (with the worker in a pid namespace of its own, they die
+/// with it; without one, they ask for SIGKILL when it dies), and once
+/// reconcile has ended the step nothing is left in or holding the
+/// namespace.
+fn a_killed_worker_leaves_no_namespace(pidns: bool, test: &str) {
+    if !have_pasta(test) {
+        return;
+    }
+    let env = Env::new();
+    let mut app = env.repo_with_hook("app");
+    if !pidns {
+        app.vars.push(("QUIRE_PIDNS".into(), "off".into()));
+    }
+    let run = app.push_pipeline(
+        "[jobs.hold]\ninputs = [\"quire/push\"]\n\
+         sh = \"readlink /proc/self/ns/net > \\\"$TMPDIR/ns.tmp\\\"; mv \\\"$TMPDIR/ns.tmp\\\" \\\"$TMPDIR/ns\\\"; exec sleep 600\"\n",
+    );
+    let ns_file = env.home().run_dir(&run).unwrap().join("tmp/ns");
+    crate::util::wait_until("the step's namespace", || ns_file.exists());
+    let netns = std::fs::read_to_string(&ns_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let before = holders_of(&netns);
+    assert!(
+        before.iter().any(|p| p.contains("pasta")),
+        "pasta holds the namespace while the run runs: {before:?}"
+    );
+    let worker = env
+        .wait_for(&run, "active", |r| r.state == RunState::Active)
+        .worker
+        .unwrap()
+        .pid;
+    crate::util::signal(worker, rustix::process::Signal::KILL);
+    assert!(crate::util::gone_within(worker, 10));
+    env.json(&["reconcile"]);
+    crate::util::wait_until("nothing left in the namespace", || {
+        holders_of(&netns).is_empty()
+    });
+}
+
+#[test]
+fn a_killed_worker_leaves_no_namespace_behind() {
+    a_killed_worker_leaves_no_namespace(true, "a_killed_worker_leaves_no_namespace_behind");
+}
+
+#[test]
+fn a_killed_worker_without_a_pid_namespace_leaves_no_namespace_behind() {
+    a_killed_worker_leaves_no_namespace(
+        false,
+        "a_killed_worker_without_a_pid_namespace_leaves_no_namespace_behind",
+    );
+}
+
+/// What docs/SECURITY.md says isolation does not hold against: a root
+/// step that Landlock does not confine joins the server's namespace
+/// through its worker's `/proc/PID/ns/net` and reaches its loopback.
+#[test]
+fn a_root_step_without_the_sandbox_can_join_the_hosts_namespace() {
+    if !have_pasta("a_root_step_without_the_sandbox_can_join_the_hosts_namespace") {
+        return;
+    }
+    if !rustix::process::geteuid().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs the tests as root"
+        );
+        eprintln!(
+            "a_root_step_without_the_sandbox_can_join_the_hosts_namespace: skipped: not root"
+        );
+        return;
+    }
+    let env = Env::new();
+    env.config("sandbox = \"off\"\n");
+    let services = Services::start();
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait(&services.attacks());
+    let direct = log(&env, &run.id, "loopback4");
+    assert!(!direct.contains("BREACHED"), "{direct}");
+    let joined = log(&env, &run.id, "worker_ns");
+    assert!(joined.contains("BREACHED"), "{joined}");
+    // That one, and pid 1's if this machine's pid 1 lets root in.
+    assert!(services.arrived() >= 1);
+}
