@@ -2,8 +2,8 @@
 //! commands get the runs their filters match, with the run's `show --json`
 //! on stdin, and a broken one is recorded and never holds the worker up;
 //! results are written as git notes under `refs/notes/ci`, which a clone
-//! can fetch, concurrent writers never lose each other's notes, and a note
-//! never starts a run.
+//! can fetch, concurrent writers never lose each other's notes, and a push
+//! of the notes ref is refused (pre-receive).
 
 use std::path::Path;
 use std::process::Command as Process;
@@ -218,7 +218,7 @@ fn note_of(repo: &Path, sha: &str) -> String {
 }
 
 #[test]
-fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_runs_nothing() {
+fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_is_refused() {
     let env = Env::new();
     let app = env.repo_with_hook("app");
     let failed = app.push_and_wait(
@@ -268,7 +268,7 @@ fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_runs_
         "{log}"
     );
 
-    // Pushing notes back runs nothing.
+    // Pushing notes back is refused: refs/notes/ci is quire's.
     git(
         &clone,
         &[
@@ -288,11 +288,93 @@ fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_runs_
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("no run for refs/notes/ci: a notes ref never runs a pipeline"),
-        "{stderr}"
-    );
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(REFUSED), "{stderr}");
     assert_eq!(env.all_runs().len(), runs_before);
+}
+
+/// What the pre-receive hook tells a pusher of refs/notes/ci.
+const REFUSED: &str = "remote: quire: refs/notes/ci is written by quire (each run's result as a git note) and cannot be pushed; push other refs";
+
+/// The id refs/notes/ci of `bare` points at, if any.
+fn notes_tip(bare: &Path) -> String {
+    git(
+        bare,
+        &["for-each-ref", "--format=%(objectname)", "refs/notes/ci"],
+    )
+}
+
+#[test]
+fn a_push_of_refs_notes_ci_is_refused_with_the_branches_pushed_with_it_and_quires_notes_go_on() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    let first = app.push_and_wait(PASS);
+    note_of(&app.bare, &first.sha);
+    let tip = notes_tip(&app.bare);
+    let main = git(&app.bare, &["rev-parse", "refs/heads/main"]);
+
+    // A pusher's forged result, on the commit quire noted.
+    git(
+        &app.work,
+        &["fetch", "--quiet", "origin", "refs/notes/ci:refs/notes/ci"],
+    );
+    git(
+        &app.work,
+        &[
+            "notes",
+            "--ref=ci",
+            "add",
+            "-f",
+            "-m",
+            &format!("quire: failed {} 1s", first.id),
+            &first.sha,
+        ],
+    );
+    let next = app.commit(&[], "next");
+    let runs_before = env.all_runs().len();
+    // Alone, together with a branch, and as a deletion: each refused with
+    // its reason, and the branch with it (pre-receive is all or nothing).
+    for refs in [
+        &["refs/notes/ci"][..],
+        &["main", "refs/notes/ci"][..],
+        &[":refs/notes/ci"][..],
+    ] {
+        let (ok, stderr) = app.push(&[&["origin"], refs].concat());
+        assert!(!ok, "{refs:?}: {stderr}");
+        assert_eq!(stderr.matches(REFUSED).count(), 1, "{refs:?}: {stderr}");
+        assert!(stderr.contains("pre-receive hook declined"), "{stderr}");
+        if refs.contains(&"main") {
+            assert!(
+                stderr.contains("main -> main (pre-receive hook declined)"),
+                "{stderr}"
+            );
+        }
+        assert_eq!(notes_tip(&app.bare), tip, "{refs:?}");
+        assert_eq!(git(&app.bare, &["rev-parse", "refs/heads/main"]), main);
+    }
+    assert!(
+        note_of(&app.bare, &first.sha).starts_with(&format!("quire: complete {}", first.id)),
+        "the pushed note never reached the repository"
+    );
+    assert_eq!(
+        env.all_runs().len(),
+        runs_before,
+        "a refused push records no run"
+    );
+
+    // Other refs push as before, and quire's notes still appear.
+    let runs = app.push_refs(&["main"]);
+    assert_eq!(runs.len(), 1);
+    let run = env.wait_terminal(&runs[0]);
+    assert_eq!(
+        (run.state, run.sha.as_str()),
+        (RunState::Complete, next.as_str())
+    );
+    let note = note_of(&app.bare, &next);
+    assert!(
+        note.starts_with(&format!("quire: complete {} ", run.id)),
+        "{note}"
+    );
 }
 
 #[test]
