@@ -43,6 +43,9 @@ _quire__run() {
             quire__run,migrate-from)
                 cmd="quire__run__subcmd__migrate__subcmd__from"
                 ;;
+            quire__run,pre-receive)
+                cmd="quire__run__subcmd__pre__subcmd__receive"
+                ;;
             quire__run,trigger)
                 cmd="quire__run__subcmd__trigger"
                 ;;
@@ -79,6 +82,9 @@ _quire__run() {
             quire__run__subcmd__help,migrate-from)
                 cmd="quire__run__subcmd__help__subcmd__migrate__subcmd__from"
                 ;;
+            quire__run__subcmd__help,pre-receive)
+                cmd="quire__run__subcmd__help__subcmd__pre__subcmd__receive"
+                ;;
             quire__run__subcmd__help,trigger)
                 cmd="quire__run__subcmd__help__subcmd__trigger"
                 ;;
@@ -95,7 +101,7 @@ _quire__run() {
 
     case "${cmd}" in
         quire__run)
-            opts="-h -V --home --help --version hook trigger work announce install migrate-from validate exec demo completions man help"
+            opts="-h -V --home --help --version hook pre-receive trigger work announce install migrate-from validate exec demo completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -201,7 +207,7 @@ _quire__run() {
             return 0
             ;;
         quire__run__subcmd__help)
-            opts="hook trigger work announce install migrate-from validate exec demo completions man help"
+            opts="hook pre-receive trigger work announce install migrate-from validate exec demo completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -340,6 +346,20 @@ _quire__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        quire__run__subcmd__help__subcmd__pre__subcmd__receive)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         quire__run__subcmd__help__subcmd__trigger)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -459,6 +479,28 @@ _quire__run() {
                 return 0
             fi
             case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__run__subcmd__pre__subcmd__receive)
+            opts="-h -V --previous-hook --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --previous-hook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -254,6 +254,124 @@ fn the_hook_exits_with_the_previous_hooks_failure_and_still_records_the_push() {
 }
 
 #[test]
+fn an_existing_pre_receive_hook_still_runs_and_refuses_and_quires_refuses_the_notes_ref() {
+    let env = Env::new();
+    let repo = bare_repo(&env, "app");
+    let hooks = repo.bare.join("hooks");
+    let got = env.path().join("their-input");
+    // The server's own policy: says it ran, keeps its input, and refuses
+    // any push of a branch named `blocked`.
+    let theirs = format!(
+        "#!/bin/sh\ntee -a '{}' | while read old new ref; do\n  echo \"their pre-receive saw $ref\"\n  \
+         if [ \"$ref\" = refs/heads/blocked ]; then echo \"their policy refuses $ref\"; exit 5; fi\n\
+         done || exit 5\n",
+        got.display()
+    );
+    write_hook(&hooks.join("pre-receive"), &theirs);
+
+    let bare = repo.bare.to_str().unwrap();
+    env.run(&["install", bare])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "quire: kept the pre-receive hook that was there as {}; quire's hook runs it first, with the same input",
+            hooks.join("pre-receive.before-quire").display()
+        )));
+    assert_eq!(read(&hooks.join("pre-receive.before-quire")), theirs);
+    let installed = read(&hooks.join("pre-receive"));
+    assert!(
+        installed.contains("--previous-hook") && installed.contains("pre-receive.before-quire"),
+        "{installed}"
+    );
+    // Installing again: one chain, nothing moved.
+    env.run(&["install", bare])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kept").not());
+    assert_eq!(read(&hooks.join("pre-receive")), installed);
+    assert_eq!(read(&hooks.join("pre-receive.before-quire")), theirs);
+    let mut names: Vec<String> = std::fs::read_dir(&hooks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| {
+            (n.starts_with("pre-receive") || n.starts_with(".pre-receive"))
+                && !n.ends_with(".sample")
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["pre-receive", "pre-receive.before-quire"]);
+
+    // A push their policy accepts: their hook ran, with git's line, and
+    // quire recorded the run.
+    let sha = repo.commit(&[(".quire/ci.toml", QUICK)], "first");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("remote: their pre-receive saw refs/heads/main"),
+        "{stderr}"
+    );
+    assert_eq!(
+        read(&got),
+        format!("{} {sha} refs/heads/main\n", "0".repeat(40))
+    );
+    let runs = crate::util::queued_runs(&stderr);
+    assert_eq!(runs.len(), 1, "{stderr}");
+    env.wait_terminal(&runs[0]);
+
+    // Their refusal still refuses the push, with their reason.
+    let (ok, stderr) = repo.push(&["origin", "main:refs/heads/blocked"]);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("remote: their policy refuses refs/heads/blocked")
+            && stderr.contains("blocked (pre-receive hook declined)")
+            && crate::util::queued_runs(&stderr).is_empty(),
+        "{stderr}"
+    );
+    let branches = git(
+        &repo.bare,
+        &["for-each-ref", "--format=%(refname)", "refs/heads/"],
+    );
+    assert_eq!(branches, "refs/heads/main");
+
+    // A push of quire's notes ref: their hook runs first, then quire's
+    // refuses it, with its reason.
+    git(
+        &repo.work,
+        &[
+            "notes",
+            "--ref=ci",
+            "add",
+            "-m",
+            "quire: complete forged 1s",
+            "HEAD",
+        ],
+    );
+    // Forced, as a pusher overwriting quire's notes would.
+    let (ok, stderr) = repo.push(&["origin", "+refs/notes/ci:refs/notes/ci"]);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("remote: their pre-receive saw refs/notes/ci")
+            && stderr.contains(
+                "remote: quire: refs/notes/ci is written by quire (each run's result as a git note) and cannot be pushed; push other refs"
+            ),
+        "{stderr}"
+    );
+    // Nothing of it reached the repository: not the ref, not the note
+    // (git drops a refused push's objects).
+    let forged = git(&repo.work, &["notes", "--ref=ci", "list", "HEAD"]);
+    let tip = git(&repo.work, &["rev-parse", "refs/notes/ci"]);
+    for object in [&forged, &tip] {
+        let there = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&repo.bare)
+            .args(["cat-file", "-e", object])
+            .status()
+            .unwrap();
+        assert!(!there.success(), "{object} reached the repository");
+    }
+}
+
+#[test]
 fn another_homes_hook_is_repointed_only_with_force_and_a_work_tree_is_refused() {
     let env = Env::new();
     let other = Env::new();
@@ -462,19 +580,23 @@ fn core_hooks_path_is_warned_with_where_the_hook_would_have_to_go() {
     );
     let bare = std::fs::canonicalize(&repo.bare).unwrap();
     let hook = bare.join("hooks/post-receive");
+    let guard = bare.join("hooks/pre-receive");
     env.run(&["install", repo.bare.to_str().unwrap()])
         .assert()
         .success()
         .stderr(predicate::str::contains(format!(
-            "quire: warning: core.hooksPath points git at {}, so git never runs {}: unset it (git --git-dir {} config --unset core.hooksPath), or copy {} into {}, where git looks for hooks",
+            "quire: warning: core.hooksPath points git at {}, so git never runs {} nor {}: unset it (git --git-dir {} config --unset core.hooksPath), or copy {}, {} into {}, where git looks for hooks",
             elsewhere.display(),
             hook.display(),
+            guard.display(),
             bare.display(),
             hook.display(),
+            guard.display(),
             elsewhere.display()
         )));
-    // As it says: git runs the hook from there.
+    // As it says: git runs the hooks from there.
     std::fs::copy(&hook, elsewhere.join("post-receive")).unwrap();
+    std::fs::copy(&guard, elsewhere.join("pre-receive")).unwrap();
     let run = repo.push_and_wait(QUICK);
     assert_eq!(run.state, RunState::Complete);
 }

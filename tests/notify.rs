@@ -2,8 +2,9 @@
 //! commands get the runs their filters match, with the run's `show --json`
 //! on stdin, and a broken one is recorded and never holds the worker up;
 //! results are written as git notes under `refs/notes/ci`, which a clone
-//! can fetch, concurrent writers never lose each other's notes, and a note
-//! never starts a run.
+//! can fetch, concurrent writers never lose each other's notes, a push of
+//! the notes ref is refused (pre-receive), and a forged or huge note is
+//! replaced by quire's.
 
 use std::path::Path;
 use std::process::Command as Process;
@@ -218,7 +219,7 @@ fn note_of(repo: &Path, sha: &str) -> String {
 }
 
 #[test]
-fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_runs_nothing() {
+fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_is_refused() {
     let env = Env::new();
     let app = env.repo_with_hook("app");
     let failed = app.push_and_wait(
@@ -268,7 +269,7 @@ fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_runs_
         "{log}"
     );
 
-    // Pushing notes back runs nothing.
+    // Pushing notes back is refused: refs/notes/ci is quire's.
     git(
         &clone,
         &[
@@ -288,11 +289,190 @@ fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_runs_
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("no run for refs/notes/ci: a notes ref never runs a pipeline"),
-        "{stderr}"
-    );
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(REFUSED), "{stderr}");
     assert_eq!(env.all_runs().len(), runs_before);
+}
+
+/// What the pre-receive hook tells a pusher of refs/notes/ci.
+const REFUSED: &str = "remote: quire: refs/notes/ci is written by quire (each run's result as a git note) and cannot be pushed; push other refs";
+
+/// The id refs/notes/ci of `bare` points at, if any.
+fn notes_tip(bare: &Path) -> String {
+    git(
+        bare,
+        &["for-each-ref", "--format=%(objectname)", "refs/notes/ci"],
+    )
+}
+
+#[test]
+fn a_push_of_refs_notes_ci_is_refused_with_the_branches_pushed_with_it_and_quires_notes_go_on() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    let first = app.push_and_wait(PASS);
+    note_of(&app.bare, &first.sha);
+    let tip = notes_tip(&app.bare);
+    let main = git(&app.bare, &["rev-parse", "refs/heads/main"]);
+
+    // A pusher's forged result, on the commit quire noted.
+    git(
+        &app.work,
+        &["fetch", "--quiet", "origin", "refs/notes/ci:refs/notes/ci"],
+    );
+    git(
+        &app.work,
+        &[
+            "notes",
+            "--ref=ci",
+            "add",
+            "-f",
+            "-m",
+            &format!("quire: failed {} 1s", first.id),
+            &first.sha,
+        ],
+    );
+    let next = app.commit(&[], "next");
+    let runs_before = env.all_runs().len();
+    // Alone, together with a branch, and as a deletion: each refused with
+    // its reason, and the branch with it (pre-receive is all or nothing).
+    for refs in [
+        &["refs/notes/ci"][..],
+        &["main", "refs/notes/ci"][..],
+        &[":refs/notes/ci"][..],
+    ] {
+        let (ok, stderr) = app.push(&[&["origin"], refs].concat());
+        assert!(!ok, "{refs:?}: {stderr}");
+        assert_eq!(stderr.matches(REFUSED).count(), 1, "{refs:?}: {stderr}");
+        assert!(stderr.contains("pre-receive hook declined"), "{stderr}");
+        if refs.contains(&"main") {
+            assert!(
+                stderr.contains("main -> main (pre-receive hook declined)"),
+                "{stderr}"
+            );
+        }
+        assert_eq!(notes_tip(&app.bare), tip, "{refs:?}");
+        assert_eq!(git(&app.bare, &["rev-parse", "refs/heads/main"]), main);
+    }
+    assert!(
+        note_of(&app.bare, &first.sha).starts_with(&format!("quire: complete {}", first.id)),
+        "the pushed note never reached the repository"
+    );
+    assert_eq!(
+        env.all_runs().len(),
+        runs_before,
+        "a refused push records no run"
+    );
+
+    // Other refs push as before, and quire's notes still appear.
+    let runs = app.push_refs(&["main"]);
+    assert_eq!(runs.len(), 1);
+    let run = env.wait_terminal(&runs[0]);
+    assert_eq!(
+        (run.state, run.sha.as_str()),
+        (RunState::Complete, next.as_str())
+    );
+    let note = note_of(&app.bare, &next);
+    assert!(
+        note.starts_with(&format!("quire: complete {} ", run.id)),
+        "{note}"
+    );
+}
+
+/// The id of the note on `sha` under refs/notes/ci, if there is one.
+fn note_id(bare: &Path, sha: &str) -> Option<String> {
+    let out = Process::new("git")
+        .arg("--git-dir")
+        .arg(bare)
+        .args(["notes", "--ref=ci", "list", sha])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Write `note` as the note of `sha` in `bare` directly, as an admin (or
+/// an older quire without the pre-receive hook, which let pushers write
+/// it) could have; the note's id.
+fn plant_note(env: &Env, bare: &Path, sha: &str, note: &[u8]) -> String {
+    let file = env.path().join("planted-note");
+    std::fs::write(&file, note).unwrap();
+    let blob = git(bare, &["hash-object", "-w", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    git(bare, &["notes", "--ref=ci", "add", "-f", "-C", &blob, sha]);
+    assert_eq!(note_id(bare, sha).as_deref(), Some(blob.as_str()));
+    blob
+}
+
+#[test]
+fn a_forged_note_is_replaced_by_quires_and_a_huge_one_is_replaced_unread() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+
+    // A failed run, then a forged "complete" over quire's "failed", and a
+    // line that is not quire's.
+    let failed = app.push_and_wait(FAIL);
+    assert_eq!(failed.state, RunState::Failed);
+    note_of(&app.bare, &failed.sha);
+    let forged = format!(
+        "quire: complete {} 1s\nt complete 1s\n\nquire: complete 0123456789abcdef 1s\nshipped it\n",
+        failed.id
+    );
+    let planted = plant_note(&env, &app.bare, &failed.sha, forged.as_bytes());
+    // The same commit again, under another branch: its note is written
+    // over the forged one.
+    let again = app.push_refs(&["main:refs/heads/again"]);
+    let again = env.wait_terminal(&again[0]);
+    assert_eq!(
+        (again.state, again.sha.as_str()),
+        (RunState::Failed, failed.sha.as_str())
+    );
+    wait_until("the note of the second run", || {
+        note_id(&app.bare, &failed.sha).is_some_and(|id| id != planted)
+    });
+    let note = note_of(&app.bare, &failed.sha);
+    // The first run's note, as the store has it (not as forged), then the
+    // second's; nothing of the forgery.
+    let blocks: Vec<&str> = note.split("\n\n").collect();
+    assert_eq!(blocks.len(), 2, "{note}");
+    assert!(
+        blocks[0].starts_with(&format!("quire: failed {} ", failed.id))
+            && blocks[0].contains("\nt failed ")
+            && blocks[0].ends_with(" exit 3"),
+        "{note}"
+    );
+    assert!(
+        blocks[1].starts_with(&format!("quire: failed {} ", again.id)),
+        "{note}"
+    );
+    assert!(
+        !note.contains("complete") && !note.contains("shipped"),
+        "{note}"
+    );
+
+    // A 50 MB note on a commit that ran, naming its run line after line
+    // (were it read, that run's note would be kept): replaced unread by
+    // the next run's own note, the announcer done.
+    let first = app.push_and_wait(PASS);
+    let sha = first.sha.clone();
+    note_of(&app.bare, &sha);
+    let line = format!("quire: complete {} 1s\n", first.id);
+    let huge = line.repeat(50 * 1024 * 1024 / line.len());
+    let planted = plant_note(&env, &app.bare, &sha, huge.as_bytes());
+    drop(huge);
+    let runs = app.push_refs(&["main:refs/heads/huge"]);
+    let run = env.wait_terminal(&runs[0]);
+    assert_eq!(run.state, RunState::Complete);
+    wait_until("quire's note over the huge one", || {
+        note_id(&app.bare, &sha).is_some_and(|id| id != planted)
+    });
+    let note = note_of(&app.bare, &sha);
+    assert!(
+        note.starts_with(&format!("quire: complete {} ", run.id)),
+        "{note}"
+    );
+    assert_eq!(note.matches("quire: ").count(), 1, "{note}");
+    assert!(note.len() < 200, "{note}");
 }
 
 #[test]

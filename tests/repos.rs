@@ -152,6 +152,10 @@ fn repos_says_whether_git_would_run_quires_hook() {
             "/elsewhere",
         ],
     );
+    // quire's post-receive without its pre-receive (as an older install
+    // left it): pushes run, but refs/notes/ci is open to pushers.
+    let unguarded = env.repo_with_hook("unguarded");
+    std::fs::remove_file(unguarded.bare.join("hooks/pre-receive")).unwrap();
     let hook = replaced.bare.join("hooks/post-receive");
     std::fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -172,7 +176,13 @@ fn repos_says_whether_git_would_run_quires_hook() {
     let repos = env.json(&["repos"]);
     assert_eq!(
         names(&repos),
-        ["good.git", "redirected.git", "replaced.git", "theirs.git"]
+        [
+            "good.git",
+            "redirected.git",
+            "replaced.git",
+            "theirs.git",
+            "unguarded.git"
+        ]
     );
     let good_json = repo(&repos, "good.git");
     assert_eq!(
@@ -198,6 +208,13 @@ fn repos_says_whether_git_would_run_quires_hook() {
         (&"other-home".into(), &"seen".into())
     );
     assert!(theirs_json["installed_at"].is_null());
+    let unguarded_json = repo(&repos, "unguarded.git");
+    assert_eq!(unguarded_json["hook"], "quire");
+    assert_eq!(
+        unguarded_json["warning"],
+        "git runs no quire pre-receive hook, so a pusher can write refs/notes/ci \
+         (quire's notes); `quire-run install` adds it"
+    );
 
     let out = env.runs(&["repos"]).assert().success();
     let (stdout, stderr) = (
@@ -225,6 +242,17 @@ fn repos_says_whether_git_would_run_quires_hook() {
     );
     assert!(stderr.contains("warning: replaced.git: "), "{stderr}");
     assert!(stderr.contains("warning: theirs.git: "), "{stderr}");
+
+    assert!(
+        stderr.contains("warning: unguarded.git: git runs no quire pre-receive hook"),
+        "{stderr}"
+    );
+    // Installing again adds it.
+    env.run(&["install", unguarded.bare.to_str().unwrap()])
+        .assert()
+        .success();
+    let repos = env.json(&["repos"]);
+    assert_eq!(repo(&repos, "unguarded.git")["warning"], Value::Null);
 
     // install says so too, since its hook would never run.
     env.run(&["install", redirected.bare.to_str().unwrap()])

@@ -158,3 +158,134 @@ pub fn hook_large_file(bins: &Bins, quick: bool) {
         "flat: the blob is never read",
     );
 }
+
+/// The peak resident set (VmHWM, KiB) of `pid` and of each child it has
+/// while sampled, the largest.
+fn tree_hwm(pid: u32) -> u64 {
+    let hwm = |pid: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let mut peak = hwm(&pid.to_string());
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace() {
+                peak = peak.max(hwm(child));
+            }
+        }
+    }
+    peak
+}
+
+/// quire's notes writer (`quire-run announce`) over a commit whose existing
+/// note is 50 MB, against one whose note is a line: its time, and the
+/// peak resident set of the announcer and the git it runs. The notes are
+/// planted in the repository directly (a push of `refs/notes/ci` is
+/// refused by quire's pre-receive hook), and the run is made to wait for
+/// an announcer again before each sample.
+pub fn notes_over_a_huge_note(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let repo = Repo::new(dir.path(), "app");
+    repo.install(bins, &home);
+    // An invalid pipeline: the hook ends the run at once, and its
+    // announcer writes the first note.
+    repo.commit(&[(".quire/ci.toml", "[jobs.a\n")], "invalid");
+    repo.push(&["--quiet", "origin", "main"]);
+    let sha = String::from_utf8(run(git(&repo.work).args(["rev-parse", "HEAD"])).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let store = quire_store::Store::open(&quire_store::Home::at(&home)).unwrap();
+    let unannounced = || -> i64 {
+        store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM runs WHERE announced_at_ms IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while unannounced() > 0 {
+        assert!(Instant::now() < deadline, "the run was never announced");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let blob = |text: &[u8]| {
+        let file = dir.path().join("note");
+        std::fs::write(&file, text).unwrap();
+        let out = run(git(&repo.bare).args(["hash-object", "-w"]).arg(&file));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let small = blob(b"a line of someone else's\n");
+    let mut huge = Vec::with_capacity(50 << 20);
+    while huge.len() < 50 << 20 {
+        huge.extend_from_slice(b"quire: complete 0123 1s, padding, padding, padding, padding\n");
+    }
+    let huge = blob(&huge);
+    let once = |planted: &str| -> (Duration, u64) {
+        run(git(&repo.bare).args(["notes", "--ref=ci", "add", "-f", "-C", planted, &sha]));
+        store
+            .connection()
+            .execute("UPDATE runs SET announced_at_ms = NULL", [])
+            .unwrap();
+        let mut child = Command::new(&bins.quire_run)
+            .arg("--home")
+            .arg(&home)
+            .arg("announce")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let mut peak = 0;
+        loop {
+            peak = peak.max(tree_hwm(child.id()));
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success());
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        let took = started.elapsed();
+        let note = run(git(&repo.bare).args(["notes", "--ref=ci", "show", &sha])).stdout;
+        assert!(
+            note.starts_with(b"quire: failed ") && note.len() < 4096,
+            "the note is quire's own"
+        );
+        (took, peak)
+    };
+    let n = if quick { 3 } else { 10 };
+    let (mut small_t, mut huge_t) = (Vec::new(), Vec::new());
+    let (mut small_kib, mut huge_kib) = (0, 0);
+    for _ in 0..n {
+        let (t, kib) = once(&small);
+        small_t.push(t);
+        small_kib = small_kib.max(kib);
+        let (t, kib) = once(&huge);
+        huge_t.push(t);
+        huge_kib = huge_kib.max(kib);
+    }
+    let (s, h) = (Stats::of(&small_t), Stats::of(&huge_t));
+    row(
+        "`quire-run announce` writing a run's note over the commit's existing 50 MB note (planted in the repository; a push of `refs/notes/ci` is refused)",
+        &format!(
+            "over a one-line note: {s}, peak RSS {small_kib} KiB (announcer or its git, the larger)"
+        ),
+        &format!(
+            "{h}, peak RSS {huge_kib} KiB: **{:+.2} ms**, **{:+} KiB**",
+            h.median - s.median,
+            huge_kib as i64 - small_kib as i64
+        ),
+        "flat: the note is never read (before: `git notes append` read it whole, 2.9 GB for a 1 GB note)",
+    );
+}

@@ -2,7 +2,7 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|web|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|cargo] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|web|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|notes|cargo] [--quick]`
 
 mod disk;
 mod harness;
@@ -28,6 +28,7 @@ fn main() {
     println!("| --- | --- | --- | --- |");
     if want("hook") {
         scenarios::hook(&bins, quick);
+        scenarios::pre_receive(&bins, quick);
     }
     if want("steps") {
         scenarios::steps(&bins, quick);
@@ -65,6 +66,9 @@ fn main() {
     if want("limits") {
         limits::validation(quick);
         limits::hook_large_file(&bins, quick);
+    }
+    if want("notes") {
+        limits::notes_over_a_huge_note(&bins, quick);
     }
     // Not in `all`: it downloads a crate and compiles it three times.
     if which.contains(&"cargo") {

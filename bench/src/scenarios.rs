@@ -73,6 +73,66 @@ pub fn hook(bins: &Bins, quick: bool) {
     );
 }
 
+/// The time quire's pre-receive hook (which refuses a push of
+/// `refs/notes/ci`) adds to `git push` of one ref: two repositories with
+/// quire's hooks, one without the pre-receive hook, pushed alternately
+/// with `-o ci.skip` (the post-receive hook then records nothing, the same
+/// in both).
+pub fn pre_receive(bins: &Bins, quick: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let unguarded = Repo::new(dir.path(), "unguarded");
+    let guarded = Repo::new(dir.path(), "guarded");
+    for repo in [&unguarded, &guarded] {
+        repo.install(bins, &home);
+        repo.commit(&[(".quire/ci.toml", QUICK_PIPELINE)], "pipeline");
+        repo.push(&["--quiet", "-o", "ci.skip", "origin", "main"]);
+    }
+    std::fs::remove_file(unguarded.bare.join("hooks/pre-receive")).unwrap();
+    let n = if quick { 10 } else { 40 };
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        for repo in [&unguarded, &guarded] {
+            repo.commit(&[("n.txt", &i.to_string())], &format!("change {i}"));
+        }
+        let push =
+            |repo: &Repo| time(|| repo.push(&["--quiet", "-o", "ci.skip", "origin", "main"])).0;
+        without.push(push(&unguarded));
+        with.push(push(&guarded));
+    }
+    // The hook process alone, fed one line, as git would.
+    let line = format!("{} {} refs/heads/main\n", "0".repeat(40), "1".repeat(40));
+    let mut alone = Vec::new();
+    for _ in 0..n {
+        let mut child = Command::new(&bins.quire_run)
+            .arg("pre-receive")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        alone.push(started.elapsed());
+    }
+    let (a, b) = (Stats::of(&without), Stats::of(&with));
+    row(
+        "time quire's pre-receive hook adds to `git push` of one ref (both pushes `-o ci.skip`)",
+        &format!("push with quire's post-receive hook only: {a}"),
+        &format!(
+            "push with both: {b}; **{:+.2} ms** median; `quire-run pre-receive` alone: {}",
+            b.median - a.median,
+            Stats::of(&alone)
+        ),
+        "a process start: it compares ref names only",
+    );
+}
+
 /// A repository whose main holds a one-job pipeline of 200 one-command
 /// steps, its hook installed for `home` (which that makes), pushed, and
 /// the run that push started ended.

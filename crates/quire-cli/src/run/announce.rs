@@ -23,12 +23,22 @@ use quire_store::{Home, NotificationState, Run, Store};
 
 use crate::config::{Config, Notify};
 use crate::run::Failure;
+use crate::run::git::{Blob, Repo};
 use crate::runs::{json, text};
 use crate::workers;
 
 /// How many times a note is tried when another writer holds or moved
 /// `refs/notes/ci` meanwhile.
 const NOTE_ATTEMPTS: u32 = 50;
+/// The most of a commit's existing note the announcer reads: a larger note
+/// is not read at all (its size is in the object's header), and quire's
+/// note replaces it.
+pub(crate) const NOTE_READ_MAX: u64 = 64 * 1024;
+/// The largest tree of `refs/notes/ci` read to find a commit's note (git
+/// spreads notes over folders long before a tree grows this large).
+const NOTES_TREE_MAX: u64 = 16 * 1024 * 1024;
+/// The most runs an existing note may name whose notes are kept.
+const EARLIER_RUNS_MAX: usize = 100;
 /// The longest a notifier's stderr is read for its last line.
 const STDERR_KEPT: usize = 64 * 1024;
 /// The notes ref.
@@ -60,14 +70,12 @@ fn announce(home: &Home, config: &Config, store: &mut Store, run: &Run) -> Resul
     let detail = store.run_detail(&run.id)?;
     if config.notes
         && let Some(git_dir) = run.git_dir.as_deref()
+        && let Err(e) = write_note(home, store, &detail, Path::new(git_dir))
     {
-        let note = note_text(&detail);
-        if let Err(e) = add_note(home, Path::new(git_dir), &run.sha, &note) {
-            eprintln!(
-                "quire-run announce: run {}: no git note on {}: {e}",
-                run.id, run.sha
-            );
-        }
+        eprintln!(
+            "quire-run announce: run {}: no git note on {}: {e}",
+            run.id, run.sha
+        );
     }
     let matching: Vec<(usize, &Notify)> = config
         .notify
@@ -146,12 +154,104 @@ pub(crate) fn note_text(detail: &quire_store::query::RunDetail) -> String {
     note
 }
 
-/// Append `note` to the notes of `sha` under `refs/notes/ci`. `git notes`
-/// moves the ref to its new commit whatever the ref holds by then, so two
-/// writers at once would lose one's note: quire's announcers take turns
-/// (`notes.lock` in the home, held while git runs), and git's own lock on
-/// the ref, held by a writer outside quire, is waited out.
-pub(crate) fn add_note(home: &Home, git_dir: &Path, sha: &str, note: &str) -> Result<(), String> {
+/// Write the run's note on its commit, under `refs/notes/ci`: quire's own
+/// text, after the notes of the other ended runs of the same commit that
+/// the existing note names (a retry, a tag), each written anew from the
+/// store. Nothing of the existing note is copied: a note over
+/// [`NOTE_READ_MAX`] is not even read, and lines that are not quire's, or
+/// that name a run the store does not hold on this commit, are dropped; so
+/// a forged or huge note is replaced by quire's.
+///
+/// The existing note is read outside `notes.lock`; under it, only whether
+/// the commit's note is still the one read is checked (else, another
+/// announcer wrote one meanwhile: read again), and quire's small note is
+/// written.
+fn write_note(
+    home: &Home,
+    store: &Store,
+    detail: &quire_store::query::RunDetail,
+    git_dir: &Path,
+) -> Result<(), String> {
+    let run = &detail.run;
+    let own = note_text(detail);
+    for _ in 0..NOTE_ATTEMPTS {
+        let repo = Repo::open(git_dir).map_err(|e| e.to_string())?;
+        let existing = repo
+            .note_id(NOTES_REF, &run.sha, NOTES_TREE_MAX)
+            .map_err(|e| e.to_string())?;
+        let mut notes = match existing {
+            Some(id) => match repo.blob(id, NOTE_READ_MAX) {
+                Ok(Blob::Read(bytes)) => earlier_notes(store, run, &bytes),
+                // Too large, or not a blob: not quire's.
+                Ok(Blob::TooLarge { .. }) | Err(_) => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        drop(repo);
+        // The newest last; the oldest dropped first when they would not
+        // fit in a note the next announcer reads.
+        let size = |notes: &[String]| notes.iter().map(String::len).sum::<usize>() + notes.len();
+        while !notes.is_empty() && size(&notes) + own.len() > NOTE_READ_MAX as usize {
+            notes.remove(0);
+        }
+        notes.push(own.clone());
+        if add_note(home, git_dir, &run.sha, &notes.join("\n"), existing)? {
+            return Ok(());
+        }
+    }
+    Err("another writer kept changing the commit's note".into())
+}
+
+/// The notes of the ended runs of `run`'s commit that an existing note
+/// (`text`, at most [`NOTE_READ_MAX`] bytes) names in its `quire: <state>
+/// <run id>` lines, each written anew from the store, in the order named;
+/// a run the store does not hold, of another commit or repository, not
+/// ended, or `run` itself, is left out.
+fn earlier_notes(store: &Store, run: &Run, text: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(text);
+    let mut seen = std::collections::HashSet::new();
+    let mut notes = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("quire: ") else {
+            continue;
+        };
+        let Some(id) = rest.split(' ').nth(1) else {
+            continue;
+        };
+        if id == run.id || !seen.insert(id.to_string()) {
+            continue;
+        }
+        if seen.len() > EARLIER_RUNS_MAX {
+            break;
+        }
+        let Ok(earlier) = store.run_detail(id) else {
+            continue;
+        };
+        let same = earlier.run.sha == run.sha
+            && earlier.run.repo_id == run.repo_id
+            && earlier.run.state.is_terminal();
+        if same {
+            notes.push(note_text(&earlier));
+        }
+    }
+    notes
+}
+
+/// Write `note` as the note of `sha` under `refs/notes/ci`, replacing the
+/// one there, if that is still `expected` (its blob; none); false if
+/// another writer changed it meanwhile. `git notes` moves the ref to its
+/// new commit whatever the ref holds by then, so two writers at once would
+/// lose one's note: quire's announcers take turns (`notes.lock` in the
+/// home, held while the note is checked and written, never while one is
+/// read), and git's own lock on the ref, held by a writer outside quire, is
+/// waited out.
+fn add_note(
+    home: &Home,
+    git_dir: &Path,
+    sha: &str,
+    note: &str,
+    expected: Option<gix::ObjectId>,
+) -> Result<bool, String> {
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -161,6 +261,12 @@ pub(crate) fn add_note(home: &Home, git_dir: &Path, sha: &str, note: &str) -> Re
         .map_err(|e| format!("cannot open notes.lock: {e}"))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| format!("cannot lock notes.lock: {e}"))?;
+    let now = Repo::open(git_dir)
+        .and_then(|repo| repo.note_id(NOTES_REF, sha, NOTES_TREE_MAX))
+        .map_err(|e| e.to_string())?;
+    if now != expected {
+        return Ok(false);
+    }
     let mut last = String::new();
     for attempt in 0..NOTE_ATTEMPTS {
         let mut git = Command::new("git");
@@ -174,7 +280,9 @@ pub(crate) fn add_note(home: &Home, git_dir: &Path, sha: &str, note: &str) -> Re
             .env("GIT_COMMITTER_EMAIL", "quire@localhost")
             .arg("--git-dir")
             .arg(git_dir)
-            .args(["notes", "--ref", NOTES_REF, "append", "-F", "-", sha])
+            // `add -f -F`: the note given replaces the one there, which
+            // git does not read.
+            .args(["notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", sha])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -189,7 +297,7 @@ pub(crate) fn add_note(home: &Home, git_dir: &Path, sha: &str, note: &str) -> Re
             .wait_with_output()
             .map_err(|e| format!("cannot wait for git: {e}"))?;
         if out.status.success() {
-            return Ok(());
+            return Ok(true);
         }
         last = String::from_utf8_lossy(&out.stderr).trim().to_string();
         let contended = ["lock", "but expected", "File exists"]

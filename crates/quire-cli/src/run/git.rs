@@ -225,6 +225,80 @@ impl Repo {
         Ok(Some(Blob::Read(object.detach().data)))
     }
 
+    /// The blob holding the note of `sha` under `notes_ref` (as `git notes`
+    /// finds it: the commit's tree names the note by the object's id, whole
+    /// or split into two-digit folders), if there is one. A tree of the
+    /// notes larger than `max_tree_bytes` is refused unread: notes written
+    /// by git are spread over folders long before that.
+    pub fn note_id(
+        &self,
+        notes_ref: &str,
+        sha: &str,
+        max_tree_bytes: u64,
+    ) -> Result<Option<ObjectId>, GitError> {
+        let failed = |e: String| self.read_error(format!("the note of {sha} in {notes_ref}"))(e);
+        let Some(mut reference) = self
+            .repo
+            .try_find_reference(notes_ref)
+            .map_err(|e| failed(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let commit = reference
+            .peel_to_commit()
+            .map_err(|e| failed(e.to_string()))?;
+        let mut tree_id = commit
+            .tree_id()
+            .map_err(|e| failed(e.to_string()))?
+            .detach();
+        let mut rest = sha.to_ascii_lowercase();
+        loop {
+            let size = self
+                .repo
+                .find_header(tree_id)
+                .map_err(|e| failed(e.to_string()))?
+                .size();
+            if size > max_tree_bytes {
+                return Err(failed(format!(
+                    "a tree of its notes is {size} bytes, over {max_tree_bytes}: not read"
+                )));
+            }
+            let tree = self
+                .repo
+                .find_tree(tree_id)
+                .map_err(|e| failed(e.to_string()))?;
+            if let Some(entry) = tree.find_entry(rest.as_str()) {
+                return Ok(entry.mode().is_blob().then(|| entry.object_id()));
+            }
+            let Some((folder, below)) = rest.split_at_checked(2) else {
+                return Ok(None);
+            };
+            match tree.find_entry(folder) {
+                Some(entry) if entry.mode().is_tree() && !below.is_empty() => {
+                    tree_id = entry.object_id();
+                    rest = below.to_string();
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// The blob `id`: its bytes when it is at most `max_bytes` long, else
+    /// only its size, from the object's header without inflating it.
+    pub fn blob(&self, id: ObjectId, max_bytes: u64) -> Result<Blob, GitError> {
+        let failed = |e: String| self.read_error(format!("object {id}"))(e);
+        let size = self
+            .repo
+            .find_header(id)
+            .map_err(|e| failed(e.to_string()))?
+            .size();
+        if size > max_bytes {
+            return Ok(Blob::TooLarge { size });
+        }
+        let blob = self.repo.find_blob(id).map_err(|e| failed(e.to_string()))?;
+        Ok(Blob::Read(blob.detach().data))
+    }
+
     /// Check the commit out into `dest`, which must not exist yet, as a
     /// git work tree of its own (docs/PIPELINE.md, "The workspace"):
     ///

@@ -118,6 +118,22 @@ const PAGES: &[Page] = &[
         ],
     },
     Page {
+        command: "pre-receive",
+        description: &[
+            "git's pre-receive hook, as `quire-run install` writes it. Reads git's `<old> <new> <ref>` lines on stdin and refuses the whole push (git's pre-receive is all or nothing: the other refs of the push are refused too) when one of them updates, creates or deletes refs/notes/ci, which only quire writes (each ended run's result as a git note): the pusher sees `remote: quire: refs/notes/ci is written by quire ... push other refs`. Every other push is accepted. It compares ref names and nothing more: it opens no home, no store and no object.",
+            "With --previous-hook, that hook (the pre-receive hook `install` found in the repository and kept as pre-receive.before-quire) runs first, with the same input; when it refuses, the push is refused with its status.",
+        ],
+        exit: &[
+            ("0", "the push is accepted"),
+            ("1", "the push writes refs/notes/ci: refused"),
+            ("N", "the previous hook's status, when it refused the push"),
+        ],
+        examples: &[(
+            "git push origin refs/notes/ci",
+            "From a clone: refused, with the reason; quire's notes are fetched, not pushed.",
+        )],
+    },
+    Page {
         command: "trigger",
         description: &[
             "The same as a push of one ref, by hand: REF is the ref the run is for (a full ref, or a branch or tag name); REV is the commit to run, by default the ref's tip: a full or short id (at least 4 hex digits), a ref, or a revision such as main~1 or v1.0^, resolved as git rev-parse would. A short id that several objects start with is an error naming each. Prints the hook's lines; a commit whose message says [skip ci] gets no run unless --force.",
@@ -182,12 +198,12 @@ const PAGES: &[Page] = &[
     Page {
         command: "install",
         description: &[
-            "Writes quire's post-receive hook into each bare repository named, and into every bare repository under each --all ROOT (a directory holding HEAD, objects/ and refs/ whose config says core.bare = true; the walk enters no repository or work tree, follows no link, and skips an unreadable folder with a warning). The hook calls this quire-run, by absolute path, with the home install was given, which install creates if needed. It also sets receive.advertisePushOptions, so that git push -o ci.skip and -o ci.wait work, and records the repository in the store.",
-            "A post-receive hook that is already there is never deleted: another program's hook is moved to hooks/post-receive.before-quire and quire's hook runs it first on every push, with the same input, its output reaching the pusher. Installing again changes nothing (one chain). quire's hook for another home is refused unless --force, which points it at this home. A repository that fails is reported and the others are still installed.",
-            "It warns when core.hooksPath makes git look for hooks elsewhere (and says where the hook would have to go), and when quire cannot read the repository. Repositories of SHA-1 and of SHA-256 ids are both read.",
+            "Writes quire's hooks into each bare repository named, and into every bare repository under each --all ROOT (a directory holding HEAD, objects/ and refs/ whose config says core.bare = true; the walk enters no repository or work tree, follows no link, and skips an unreadable folder with a warning). The hooks are post-receive, which records the runs, and pre-receive, which refuses a push of refs/notes/ci (quire's notes; see quire-run pre-receive). They call this quire-run, by absolute path, post-receive with the home install was given, which install creates if needed. It also sets receive.advertisePushOptions, so that git push -o ci.skip and -o ci.wait work, and records the repository in the store.",
+            "A hook that is already there is never deleted: another program's post-receive (pre-receive) hook is moved to hooks/post-receive.before-quire (hooks/pre-receive.before-quire) and quire's hook runs it first on every push, with the same input, its output reaching the pusher; a pre-receive hook's refusal still refuses the push. Installing again changes nothing (one chain), and adds the pre-receive hook to a repository that has only quire's post-receive. quire's hook for another home is refused unless --force, which points it at this home. A repository that fails is reported and the others are still installed.",
+            "It warns when core.hooksPath makes git look for hooks elsewhere (and says where the hooks would have to go), and when quire cannot read the repository. Repositories of SHA-1 and of SHA-256 ids are both read.",
         ],
         exit: &[
-            ("0", "every repository got the hook"),
+            ("0", "every repository got the hooks"),
             (
                 "1",
                 "some could not (each said on stderr as `quire-run: error: ...`); the others got it",

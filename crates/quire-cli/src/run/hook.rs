@@ -161,12 +161,13 @@ pub(crate) fn main(
     }
 }
 
-/// Run the post-receive hook that was there before quire's with the push's
+/// Run the hook that was there before quire's (post-receive or
+/// pre-receive) with the push's
 /// input, its output going where quire's goes (the pusher's `remote:`
 /// lines); its exit status (128 + N for a signal N). A hook that is not
 /// there is skipped (0); one that is not executable is skipped as git
 /// skips it, and said.
-fn run_previous(hook: &Path, input: &[u8]) -> u8 {
+pub(crate) fn run_previous(hook: &Path, input: &[u8]) -> u8 {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, Stdio};

@@ -1,7 +1,9 @@
 //! `quire-run install REPO.git... [--all ROOT]... [--force]`: put quire's
-//! post-receive hook into bare repositories. A post-receive hook that was
-//! there already is never deleted: it is kept as `post-receive.before-quire`
-//! and quire's hook runs it first, with the same input.
+//! hooks into bare repositories: post-receive (record the runs) and
+//! pre-receive (refuse a push of `refs/notes/ci`, which only quire
+//! writes). A hook that was there already is never deleted: it is kept as
+//! `<hook>.before-quire` and quire's hook runs it first, with the same
+//! input.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
@@ -16,22 +18,50 @@ use crate::run::Failure;
 use crate::run::git::Repo;
 use crate::run::hook::register;
 
-/// hooks/post-receive, with this binary and the home filled in.
-const TEMPLATE: &str = include_str!("../../../../hooks/post-receive");
-
-/// The first line of comment in quire's hook template: what tells quire's
-/// hook from another program's.
+/// The first line of comment in quire's post-receive template: what tells
+/// quire's hook from another program's.
 pub(crate) const HOOK_MARK: &str = "# quire's post-receive hook, written by `quire-run install`";
 
-/// Where `install` keeps the post-receive hook it found, beside quire's,
-/// which runs it first.
-pub(crate) const PREVIOUS_HOOK: &str = "post-receive.before-quire";
+/// The same for quire's pre-receive hook.
+pub(crate) const PRE_RECEIVE_MARK: &str =
+    "# quire's pre-receive hook, written by `quire-run install`";
 
 /// Where `migrate-from` keeps upstream quire's hook (not run: it would
 /// record every push in upstream's store too).
 const UPSTREAM_HOOK: &str = "post-receive.upstream";
 
 use crate::runs::text::sh_quoted as quoted;
+
+/// One of the hooks quire installs.
+struct Kind {
+    /// Its name in `hooks/`.
+    name: &'static str,
+    /// The template, from hooks/.
+    template: &'static str,
+    /// What tells quire's hook of this kind from another program's.
+    mark: &'static str,
+    /// Where another program's hook of this name is kept, run first.
+    previous: &'static str,
+    /// Whether the hook names a home (post-receive records runs there;
+    /// pre-receive only compares ref names, for any home).
+    homed: bool,
+}
+
+const POST_RECEIVE: Kind = Kind {
+    name: "post-receive",
+    template: include_str!("../../../../hooks/post-receive"),
+    mark: HOOK_MARK,
+    previous: "post-receive.before-quire",
+    homed: true,
+};
+
+const PRE_RECEIVE: Kind = Kind {
+    name: "pre-receive",
+    template: include_str!("../../../../hooks/pre-receive"),
+    mark: PRE_RECEIVE_MARK,
+    previous: "pre-receive.before-quire",
+    homed: false,
+};
 
 /// What to do with a post-receive hook that is already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,27 +71,33 @@ pub(crate) enum Existing {
     Chain,
     /// As `Chain`, but quire's hook for another home is replaced (`--force`).
     ChainOrRepoint,
-    /// Another program's hook is kept as `post-receive.upstream`, and not
-    /// run (`migrate-from`: it is upstream quire's).
+    /// Another program's post-receive hook is kept as
+    /// `post-receive.upstream`, and not run (`migrate-from`: it is upstream
+    /// quire's). A pre-receive hook is chained as with `Chain`.
     KeepBeside,
 }
 
 /// The hook quire writes: this binary, this home, and the previous hook
 /// when there is one.
-fn script(exe: &Path, home: &Path, previous: bool) -> String {
+fn script(kind: &Kind, exe: &Path, home: &Path, previous: bool) -> String {
     let (comment, arg) = if previous {
         (
             format!(
-                "\n# The post-receive hook that was here before, kept as {PREVIOUS_HOOK},\n\
+                "\n# The {name} hook that was here before, kept as {kept},\n\
                  # runs first, with the same input; this hook exits with its status\n\
-                 # when it fails."
+                 # when it fails.",
+                name = kind.name,
+                kept = kind.previous,
             ),
-            format!(" \\\n    --previous-hook \"$(dirname \"$0\")/{PREVIOUS_HOOK}\""),
+            format!(
+                " \\\n    --previous-hook \"$(dirname \"$0\")/{}\"",
+                kind.previous
+            ),
         )
     } else {
         (String::new(), String::new())
     };
-    TEMPLATE
+    kind.template
         .replace("@QUIRE_RUN@", &quoted(&exe.to_string_lossy()))
         .replace("@QUIRE_HOME@", &quoted(&home.to_string_lossy()))
         .replace("@PREVIOUS_COMMENT@", &comment)
@@ -84,6 +120,121 @@ fn hook_home(text: &[u8]) -> String {
 
 fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
+}
+
+/// What `install` does with one hook of one repository, decided before
+/// anything is written, so that a repository it refuses is left as it was.
+struct Plan {
+    kind: &'static Kind,
+    hooks: PathBuf,
+    /// `hooks/<name>`.
+    path: PathBuf,
+    /// Where the hook there now goes: nowhere (none, or quire's own,
+    /// rewritten), or aside (another program's, never deleted).
+    aside: Option<PathBuf>,
+    /// Whether quire's hook runs a kept one first.
+    chained: bool,
+    script: String,
+}
+
+fn plan(
+    kind: &'static Kind,
+    repo: &Path,
+    home_dir: &Path,
+    exe: &Path,
+    existing: Existing,
+) -> Result<Plan, Failure> {
+    let hooks = repo.join("hooks");
+    let path = hooks.join(kind.name);
+    let previous = hooks.join(kind.previous);
+    let mut aside = None;
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Failure::Input(format!(
+                "cannot look at {}: {e}",
+                path.display()
+            )));
+        }
+        Ok(_) => match std::fs::read(&path) {
+            Ok(text) if contains(&text, kind.mark) => {
+                let ours = !kind.homed
+                    || contains(
+                        &text,
+                        &format!("--home {} hook", quoted(&home_dir.to_string_lossy())),
+                    );
+                if !ours && existing != Existing::ChainOrRepoint {
+                    return Err(Failure::Input(format!(
+                        "{} has quire's {} hook for another home ({}); pass --force to point it at {}",
+                        repo.display(),
+                        kind.name,
+                        hook_home(&text),
+                        home_dir.display()
+                    )));
+                }
+            }
+            // Another program's hook, or one that cannot be read (moving it
+            // needs only the folder).
+            _ => {
+                let name = if existing == Existing::KeepBeside && kind.homed {
+                    UPSTREAM_HOOK
+                } else {
+                    kind.previous
+                };
+                let target = hooks.join(name);
+                if exists(&target) {
+                    return Err(Failure::Input(format!(
+                        "cannot keep the {} hook of {}: {} is there already; quire deletes neither, \
+                         so merge them into one of the two by hand and install again",
+                        kind.name,
+                        repo.display(),
+                        target.display()
+                    )));
+                }
+                aside = Some(target);
+            }
+        },
+    }
+    let chained = aside.as_deref() == Some(previous.as_path()) || exists(&previous);
+    let script = script(kind, exe, home_dir, chained);
+    Ok(Plan {
+        kind,
+        hooks,
+        path,
+        aside,
+        chained,
+        script,
+    })
+}
+
+/// Write the planned hook (when it is not already as planned), moving the
+/// one that was there aside first.
+fn apply(plan: &Plan) -> Result<(), Failure> {
+    if std::fs::read(&plan.path).ok().as_deref() == Some(plan.script.as_bytes()) {
+        return Ok(());
+    }
+    // Written beside it first, so the hook that was there is only ever
+    // moved once quire's is ready to take its place.
+    let staged = plan.hooks.join(format!(".{}.quire", plan.kind.name));
+    std::fs::write(&staged, &plan.script)
+        .and_then(|()| std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755)))
+        .map_err(|e| Failure::Input(format!("cannot write {}: {e}", staged.display())))?;
+    if let Some(target) = &plan.aside {
+        std::fs::rename(&plan.path, target).map_err(|e| {
+            Failure::Input(format!("cannot move {} aside: {e}", plan.path.display()))
+        })?;
+        if plan.chained {
+            println!(
+                "quire: kept the {} hook that was there as {}; quire's hook runs it first, with the same input",
+                plan.kind.name,
+                target.display()
+            );
+        } else {
+            println!("quire: kept the previous hook as {}", target.display());
+        }
+    }
+    std::fs::rename(&staged, &plan.path)
+        .map_err(|e| Failure::Input(format!("cannot write {}: {e}", plan.path.display())))
 }
 
 pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Failure> {
@@ -111,82 +262,13 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
     let hooks = repo.join("hooks");
     std::fs::create_dir_all(&hooks)
         .map_err(|e| Failure::Input(format!("cannot create {}: {e}", hooks.display())))?;
-    let path = hooks.join("post-receive");
-    let previous = hooks.join(PREVIOUS_HOOK);
-    // The hook there now, if any, and where it goes: nowhere (quire's own,
-    // rewritten), or aside (another program's, never deleted).
-    let mut aside = None;
-    match std::fs::symlink_metadata(&path) {
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Failure::Input(format!(
-                "cannot look at {}: {e}",
-                path.display()
-            )));
-        }
-        Ok(_) => match std::fs::read(&path) {
-            Ok(text) if contains(&text, HOOK_MARK) => {
-                let ours = contains(
-                    &text,
-                    &format!("--home {} hook", quoted(&home_dir.to_string_lossy())),
-                );
-                if !ours && existing != Existing::ChainOrRepoint {
-                    return Err(Failure::Input(format!(
-                        "{} has quire's post-receive hook for another home ({}); pass --force to point it at {}",
-                        repo.display(),
-                        hook_home(&text),
-                        home_dir.display()
-                    )));
-                }
-            }
-            // Another program's hook, or one that cannot be read (moving it
-            // needs only the folder).
-            _ => {
-                let name = if existing == Existing::KeepBeside {
-                    UPSTREAM_HOOK
-                } else {
-                    PREVIOUS_HOOK
-                };
-                let target = hooks.join(name);
-                if exists(&target) {
-                    return Err(Failure::Input(format!(
-                        "cannot keep the post-receive hook of {}: {} is there already; quire deletes neither, \
-                         so merge them into one of the two by hand and install again",
-                        repo.display(),
-                        target.display()
-                    )));
-                }
-                aside = Some(target);
-            }
-        },
-    }
-    let chained = aside.as_deref() == Some(previous.as_path()) || exists(&previous);
-    let script = script(&exe, &home_dir, chained);
-    if std::fs::read(&path).ok().as_deref() != Some(script.as_bytes()) {
-        // Written beside it first, so the hook that was there is only ever
-        // moved once quire's is ready to take its place.
-        let staged = hooks.join(".post-receive.quire");
-        std::fs::write(&staged, &script)
-            .and_then(|()| {
-                std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
-            })
-            .map_err(|e| Failure::Input(format!("cannot write {}: {e}", staged.display())))?;
-        if let Some(target) = &aside {
-            std::fs::rename(&path, target).map_err(|e| {
-                Failure::Input(format!("cannot move {} aside: {e}", path.display()))
-            })?;
-            if chained {
-                println!(
-                    "quire: kept the post-receive hook that was there as {}; quire's hook runs it first, with the same input",
-                    target.display()
-                );
-            } else {
-                println!("quire: kept the previous hook as {}", target.display());
-            }
-        }
-        std::fs::rename(&staged, &path)
-            .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))?;
-    }
+    // Both decided before either is written: a repository refused for one
+    // is left as it was.
+    let post_receive = plan(&POST_RECEIVE, &repo, &home_dir, &exe, existing)?;
+    let pre_receive = plan(&PRE_RECEIVE, &repo, &home_dir, &exe, existing)?;
+    apply(&post_receive)?;
+    apply(&pre_receive)?;
+    let path = &post_receive.path;
     let configured = Command::new("git")
         .arg("--git-dir")
         .arg(&repo)
@@ -209,25 +291,32 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
     }
     let known = register(&mut store, &repo, &config, Registration::Installed)?;
     println!(
-        "quire: installed {} (runs of {} go to {})",
+        "quire: installed {} (runs of {} go to {}) and {} (a push of {} is refused)",
         path.display(),
         known.name,
-        home_dir.display()
+        home_dir.display(),
+        pre_receive.path.display(),
+        crate::run::announce::NOTES_REF,
     );
     if let Some(elsewhere) = crate::runs::hooks_elsewhere(&repo) {
-        let also = if chained {
-            format!(" and {}", previous.display())
-        } else {
-            String::new()
-        };
+        // What git would have to find there: quire's hooks and the hooks
+        // they run first.
+        let mut files = Vec::new();
+        for (plan, kind) in [(&post_receive, &POST_RECEIVE), (&pre_receive, &PRE_RECEIVE)] {
+            files.push(plan.path.display().to_string());
+            if plan.chained {
+                files.push(hooks.join(kind.previous).display().to_string());
+            }
+        }
         eprintln!(
-            "quire: warning: core.hooksPath points git at {}, so git never runs {}: \
+            "quire: warning: core.hooksPath points git at {}, so git never runs {} nor {}: \
              unset it (git --git-dir {} config --unset core.hooksPath), \
-             or copy {}{also} into {}, where git looks for hooks",
+             or copy {} into {}, where git looks for hooks",
             elsewhere.display(),
-            path.display(),
+            post_receive.path.display(),
+            pre_receive.path.display(),
             repo.display(),
-            path.display(),
+            files.join(", "),
             elsewhere.display(),
         );
     }

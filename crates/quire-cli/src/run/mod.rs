@@ -14,12 +14,13 @@ mod install;
 mod interrupt;
 mod local;
 mod migrate;
+mod pre_receive;
 mod record;
 mod sandbox;
 mod trigger;
 mod work;
 
-pub(crate) use install::HOOK_MARK;
+pub(crate) use install::{HOOK_MARK, PRE_RECEIVE_MARK};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,15 @@ enum Command {
         #[arg(long, value_name = "HOOK")]
         previous_hook: Option<PathBuf>,
     },
+    /// git's pre-receive hook: refuse a push that writes refs/notes/ci
+    /// (quire's notes), accept every other; reads only the ref names
+    PreReceive {
+        /// The pre-receive hook that was there before quire's: run first,
+        /// with the same input (`install` passes it); its refusal refuses
+        /// the push; a missing one is skipped
+        #[arg(long, value_name = "HOOK")]
+        previous_hook: Option<PathBuf>,
+    },
     /// Record a run for one ref of a bare repository, as a push would
     Trigger(TriggerArgs),
     /// Execute pending runs until none is left, then exit
@@ -71,8 +81,8 @@ enum Command {
     /// that ended and was not announced yet, then exit (started by whoever
     /// ends runs; safe to run by hand or from cron)
     Announce,
-    /// Install quire's post-receive hook into bare repositories, keeping a
-    /// hook that was there (it runs first)
+    /// Install quire's hooks (post-receive, pre-receive) into bare
+    /// repositories, keeping a hook that was there (it runs first)
     Install(InstallArgs),
     /// Take an upstream quire home (its quire.db at any version, its run
     /// logs, its repos/) into this home, which must not have a store yet;
@@ -227,6 +237,7 @@ pub fn main() -> ExitCode {
             git_dir,
             previous_hook,
         } => hook::main(home, git_dir.as_deref(), previous_hook.as_deref()),
+        Command::PreReceive { previous_hook } => pre_receive::main(previous_hook.as_deref()),
         Command::Trigger(args) => home().and_then(|home| trigger::run(&home, args)),
         Command::MigrateFrom(args) => home().and_then(|home| migrate::run(&home, args)),
         Command::Work => home().and_then(|home| work::run(&home)),

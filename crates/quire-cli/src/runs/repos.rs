@@ -13,7 +13,7 @@ use crate::runs::cli::ReposArgs;
 use crate::runs::json;
 use crate::runs::text::{Output, emit, printable, rfc3339};
 
-use crate::run::HOOK_MARK;
+use crate::run::{HOOK_MARK, PRE_RECEIVE_MARK};
 
 /// What git would run on a push to the repository, as found on disk now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,9 +68,43 @@ pub fn hooks_elsewhere(git_dir: &Path) -> Option<PathBuf> {
         .then_some(path)
 }
 
-/// The hook git runs for `git_dir`, and where `core.hooksPath` sends git
+/// What git runs on a push to one repository.
+#[derive(Debug, Clone)]
+struct Inspected {
+    /// Its post-receive hook.
+    hook: Hook,
+    /// Where `core.hooksPath` sends git instead of `hooks/`, if it does.
+    hooks_path: Option<PathBuf>,
+    /// Whether git runs quire's pre-receive hook, which refuses a push of
+    /// `refs/notes/ci` (true when there is no repository to look at).
+    guarded: bool,
+}
+
+/// The hooks git runs for `git_dir`, and where `core.hooksPath` sends git
 /// instead of `hooks/`, if it does.
-fn inspect(git_dir: &Path, home: &Path) -> (Hook, Option<PathBuf>) {
+fn inspect(git_dir: &Path, home: &Path) -> Inspected {
+    let (hook, hooks_path) = post_receive(git_dir, home);
+    let guarded = hook == Hook::NoRepository || {
+        let dir = hooks_path.clone().unwrap_or_else(|| git_dir.join("hooks"));
+        quire_pre_receive(&dir.join("pre-receive"))
+    };
+    Inspected {
+        hook,
+        hooks_path,
+        guarded,
+    }
+}
+
+/// Whether `path` is quire's pre-receive hook, executable.
+fn quire_pre_receive(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::read_to_string(path).is_ok_and(|text| text.contains(PRE_RECEIVE_MARK))
+        && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+/// The post-receive hook git runs for `git_dir`, and where
+/// `core.hooksPath` sends git instead of `hooks/`, if it does.
+fn post_receive(git_dir: &Path, home: &Path) -> (Hook, Option<PathBuf>) {
     if !git_dir.join("HEAD").is_file() {
         return (Hook::NoRepository, None);
     }
@@ -141,11 +175,28 @@ struct RepoJson<'a> {
     last_queued_at_ms: Option<i64>,
 }
 
-/// A warning worth a person's attention, if git would not run quire.
-fn warning(hook: Hook, hooks_path: Option<&Path>) -> Option<String> {
+/// A warning worth a person's attention, if git would not run quire's
+/// hooks.
+fn warning(inspected: &Inspected) -> Option<String> {
+    let hooks_path = inspected.hooks_path.as_deref();
     let via = hooks_path.map_or(String::new(), |p| {
         format!(" (core.hooksPath points git at {})", p.display())
     });
+    let records = post_receive_warning(inspected.hook, hooks_path, &via);
+    let unguarded = (!inspected.guarded).then(|| {
+        format!(
+            "git runs no quire pre-receive hook{via}, so a pusher can write refs/notes/ci \
+             (quire's notes); `quire-run install` adds it"
+        )
+    });
+    match (records, unguarded) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The warning about the post-receive hook, if git would not run quire's.
+fn post_receive_warning(hook: Hook, hooks_path: Option<&Path>, via: &str) -> Option<String> {
     match hook {
         Hook::Quire => hooks_path.map(|p| {
             format!(
@@ -172,18 +223,22 @@ pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_store::Result
     let home = std::fs::canonicalize(store.home().dir())
         .unwrap_or_else(|_| store.home().dir().to_path_buf());
     let repos = store.repos()?;
-    let inspected: Vec<(Hook, Option<PathBuf>)> = repos
+    let inspected: Vec<Inspected> = repos
         .iter()
         .map(|s| match &s.repo.git_dir {
             Some(dir) => inspect(Path::new(dir), &home),
-            None => (Hook::Unknown, None),
+            None => Inspected {
+                hook: Hook::Unknown,
+                hooks_path: None,
+                guarded: true,
+            },
         })
         .collect();
     if args.json.wanted() {
         let objects: Vec<RepoJson<'_>> = repos
             .iter()
             .zip(&inspected)
-            .map(|(s, (hook, hooks_path))| repo_json(s, *hook, hooks_path.as_deref()))
+            .map(|(s, i)| repo_json(s, i))
             .collect();
         return Ok(json::output(&objects, &args.json, REPO_FIELDS));
     }
@@ -193,18 +248,18 @@ pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_store::Result
     }
     let mut table = out.table(&["REPO", "PATH", "HOOK", "RUNS", "LAST RUN"]);
     let mut warnings = Vec::new();
-    for (s, (hook, hooks_path)) in repos.iter().zip(&inspected) {
+    for (s, i) in repos.iter().zip(&inspected) {
         let last = s.last_run.as_ref().map_or(String::new(), |(_, state, at)| {
             format!("{state}, {}", out.age(*at))
         });
         table.add_row(vec![
             Cell::new(printable(&s.repo.name)),
             Cell::new(printable(s.repo.git_dir.as_deref().unwrap_or("-"))),
-            Cell::new(hook.text()),
+            Cell::new(i.hook.text()),
             Cell::new(s.runs),
             Cell::new(last),
         ]);
-        if let Some(w) = warning(*hook, hooks_path.as_deref()) {
+        if let Some(w) = warning(i) {
             warnings.push(format!("warning: {}: {w}", printable(&s.repo.name)));
         }
     }
@@ -215,14 +270,17 @@ pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_store::Result
     Ok(code)
 }
 
-fn repo_json<'a>(s: &'a RepoSummary, hook: Hook, hooks_path: Option<&Path>) -> RepoJson<'a> {
+fn repo_json<'a>(s: &'a RepoSummary, inspected: &Inspected) -> RepoJson<'a> {
     let last = s.last_run.as_ref();
     RepoJson {
         name: &s.repo.name,
         path: s.repo.git_dir.as_deref(),
-        hook,
-        hooks_path: hooks_path.map(|p| p.display().to_string()),
-        warning: warning(hook, hooks_path),
+        hook: inspected.hook,
+        hooks_path: inspected
+            .hooks_path
+            .as_deref()
+            .map(|p| p.display().to_string()),
+        warning: warning(inspected),
         hook_state: s.repo.hook_state,
         installed_at: s.repo.installed_at_ms.map(rfc3339),
         installed_at_ms: s.repo.installed_at_ms,
