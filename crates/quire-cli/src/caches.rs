@@ -715,6 +715,8 @@ mod tests {
         const ROUNDS: usize = 60;
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path().join("home"));
+        // A save makes nothing above the home: it must exist.
+        fs::create_dir_all(home.dir()).unwrap();
         let cache = |run: &str, branch: &str| {
             RunCache::new(
                 &home,
