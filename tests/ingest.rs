@@ -98,6 +98,7 @@ impl Fixture {
             containment: None,
             step_home: None,
             step_tmpdir: None,
+            step_env: None,
             sandbox: None,
             network: None,
         };

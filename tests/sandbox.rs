@@ -357,7 +357,8 @@ fn a_program_in_the_ci_users_home_cannot_be_started_and_the_log_says_why() {
     assert!(
         text.contains(&format!(
             "quire: cannot start {}: Permission denied (os error 13) (the sandbox hides \
-             quire's home, the repositories and the CI user's home from steps: docs/SECURITY.md)",
+             quire's home, the repositories and the CI user's home from steps: docs/SECURITY.md; \
+             [steps] read in config.toml opens a directory to them)",
             tool.display()
         )),
         "{text}"

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -88,6 +88,24 @@ pub struct Config {
     /// Commands run when a matching run ends (`[[notify]]`).
     #[serde(default)]
     pub notify: Vec<Notify>,
+    /// What steps see (`[steps]`): variables set before the pipeline's,
+    /// and directories the sandbox would hide that they may read and run.
+    #[serde(default)]
+    pub steps: Steps,
+}
+
+/// `[steps]` (docs/OPERATIONS.md): the admin's say in what steps see.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Steps {
+    /// Variables every step gets before the pipeline's `env` (which may
+    /// override them); `PATH` here replaces the fixed default.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Absolute directories steps may read and execute although the
+    /// sandbox would hide them (a toolchain in the CI user's home).
+    #[serde(default)]
+    pub read: Vec<PathBuf>,
 }
 
 /// A `[[notify]]` entry: a command run, with the run's `show --json`
@@ -276,6 +294,7 @@ impl Default for Config {
             job_pids_max: None,
             notes: true,
             notify: Vec::new(),
+            steps: Steps::default(),
         }
     }
 }
@@ -350,6 +369,10 @@ impl Config {
                 message,
             })?;
         }
+        config.check_steps(home).map_err(|message| Error::Config {
+            path: path.clone(),
+            message,
+        })?;
         config
             .check_limits()
             .map_err(|message| Error::Config { path, message })?;
@@ -442,6 +465,101 @@ impl Config {
             ..defaults
         }
     }
+}
+
+/// Variables quire sets itself, or gives each run its own of: `[steps]
+/// env` may not name them.
+fn reserved_for_quire(name: &str) -> bool {
+    ["CI", "TRACEPARENT", "HOME", "TMPDIR"].contains(&name) || name.starts_with("QUIRE_")
+}
+
+impl Config {
+    /// `[steps]`: env names are variable names quire does not set itself,
+    /// values hold no NUL; `read` paths are absolute and open nothing of
+    /// quire's (its home, config.toml, secret files, `repos_root`). The
+    /// repositories quire knows are checked by the worker, which has the
+    /// store ([`Config::step_read_conflict`]).
+    fn check_steps(&self, home: &Home) -> Result<(), String> {
+        for (name, value) in &self.steps.env {
+            if !quire_pipeline::pipeline::is_env_name(name) {
+                return Err(format!(
+                    "[steps] env: {name:?} is not a variable name; use letters, digits and '_', \
+                     not starting with a digit"
+                ));
+            }
+            if reserved_for_quire(name) {
+                return Err(format!(
+                    "[steps] env: {name} is set by quire for each run; remove it from [steps] env"
+                ));
+            }
+            if value.contains('\0') {
+                return Err(format!(
+                    "[steps] env: {name} contains a NUL byte, which no environment can hold"
+                ));
+            }
+        }
+        let protected = self.protected_paths(home);
+        for dir in &self.steps.read {
+            if !dir.is_absolute() {
+                return Err(format!(
+                    "[steps] read: {:?} is not an absolute path; write it from /",
+                    dir.display().to_string()
+                ));
+            }
+            if let Some(what) = step_read_conflict(dir, &protected) {
+                return Err(what);
+            }
+        }
+        Ok(())
+    }
+
+    /// What `[steps] read` may never open, each with what it is.
+    fn protected_paths(&self, home: &Home) -> Vec<(PathBuf, &'static str)> {
+        let mut protected = vec![
+            (home.dir().to_path_buf(), "quire's home"),
+            (home.dir().join("config.toml"), "config.toml"),
+        ];
+        protected.extend(self.repos_root.iter().map(|d| (d.clone(), "repos_root")));
+        protected.extend(
+            self.secret_files()
+                .into_iter()
+                .map(|f| (f, "a secret file")),
+        );
+        protected
+    }
+
+    /// Why a `[steps] read` entry may not be given to steps, if it may not:
+    /// it is, holds or lies in quire's home, config.toml, a secret file,
+    /// `repos_root` or one of `repos` (the repositories quire knows).
+    pub fn step_read_conflict(&self, home: &Home, repos: &[PathBuf]) -> Option<String> {
+        let mut protected = self.protected_paths(home);
+        protected.extend(repos.iter().map(|d| (d.clone(), "a repository")));
+        self.steps
+            .read
+            .iter()
+            .find_map(|dir| step_read_conflict(dir, &protected))
+    }
+}
+
+/// Whether `dir` is, holds or lies in one of `protected` (compared where
+/// they really are when they exist, so a symlink does not get around it).
+fn step_read_conflict(dir: &Path, protected: &[(PathBuf, &str)]) -> Option<String> {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let dir_real = real(dir);
+    protected.iter().find_map(|(path, what)| {
+        let path_real = real(path);
+        let clash = [(&dir_real, &path_real), (&dir.to_path_buf(), path)]
+            .iter()
+            .any(|(d, p)| d.starts_with(p) || p.starts_with(d));
+        clash.then(|| {
+            format!(
+                "[steps] read: {} would open {what} ({}) to steps; name a directory that \
+                 neither holds nor lies in it",
+                dir.display(),
+                path.display()
+            )
+        })
+    })
 }
 
 impl Config {
@@ -811,5 +929,124 @@ mod tests {
         let loaded = Config::load(&home).unwrap();
         let err = loaded.secret_values().unwrap_err();
         assert!(err.contains("secret PIN is 4 bytes"), "{err}");
+    }
+
+    #[test]
+    fn steps_env_and_read_are_read_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path().join("quire"));
+        home.ensure().unwrap();
+        let config_file = home.dir().join("config.toml");
+        assert_eq!(Config::default().steps, Steps::default());
+        let tools = dir.path().join("tools");
+        std::fs::create_dir(&tools).unwrap();
+        std::fs::write(
+            &config_file,
+            format!(
+                "[steps]\nenv = {{ PATH = \"/opt/rust/bin:/usr/bin\", RUSTUP_HOME = \"/opt/rust\" }}\n\
+                 read = [\"/opt/rust\", {:?}]\n",
+                tools.display().to_string()
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&home).unwrap();
+        assert_eq!(
+            config.steps.env.into_iter().collect::<Vec<_>>(),
+            [
+                ("PATH".to_string(), "/opt/rust/bin:/usr/bin".to_string()),
+                ("RUSTUP_HOME".to_string(), "/opt/rust".to_string())
+            ]
+        );
+        assert_eq!(config.steps.read, [PathBuf::from("/opt/rust"), tools]);
+        let quire = home.dir().display().to_string();
+        let secret = dir.path().join("secrets/token").display().to_string();
+        for (text, message) in [
+            (
+                "[steps]\nenv = { \"1X\" = \"a\" }".to_string(),
+                "[steps] env: \"1X\" is not a variable name; use letters, digits and '_', not \
+                 starting with a digit"
+                    .to_string(),
+            ),
+            (
+                "[steps]\nenv = { QUIRE_RUN_ID = \"x\" }".into(),
+                "[steps] env: QUIRE_RUN_ID is set by quire for each run; remove it from [steps] env"
+                    .into(),
+            ),
+            (
+                "[steps]\nenv = { HOME = \"/root\" }".into(),
+                "[steps] env: HOME is set by quire for each run".into(),
+            ),
+            (
+                "[steps]\nenv = { X = \"a\\u0000b\" }".into(),
+                "[steps] env: X contains a NUL byte".into(),
+            ),
+            (
+                "[steps]\nenv = { X = 1 }".into(),
+                "invalid type: integer `1`, expected a string".into(),
+            ),
+            (
+                "[steps]\nread = [\"opt/rust\"]".into(),
+                "[steps] read: \"opt/rust\" is not an absolute path; write it from /".into(),
+            ),
+            (
+                "[steps]\nread = \"/opt/rust\"".into(),
+                "invalid type: string \"/opt/rust\", expected a sequence".into(),
+            ),
+            (
+                "[steps]\nwrite = [\"/opt\"]".into(),
+                "unknown field `write`, expected `env` or `read`".into(),
+            ),
+            (
+                format!("[steps]\nread = [{quire:?}]"),
+                format!("[steps] read: {quire} would open quire's home ({quire}) to steps"),
+            ),
+            (
+                // Above it: would open it too.
+                "[steps]\nread = [\"/\"]".into(),
+                format!("[steps] read: / would open quire's home ({quire}) to steps"),
+            ),
+            (
+                format!("[steps]\nread = [\"{quire}/runs\"]"),
+                "would open quire's home".into(),
+            ),
+            (
+                "repos_root = \"/srv/git\"\n[steps]\nread = [\"/srv/git/app.git\"]".into(),
+                "[steps] read: /srv/git/app.git would open repos_root (/srv/git) to steps; name \
+                 a directory that neither holds nor lies in it"
+                    .into(),
+            ),
+            (
+                format!(
+                    "[secrets]\nT = {{ file = {secret:?} }}\n[steps]\nread = [{:?}]",
+                    dir.path().join("secrets").display().to_string()
+                ),
+                "would open a secret file".into(),
+            ),
+        ] {
+            std::fs::write(&config_file, format!("{text}\n")).unwrap();
+            let err = Config::load(&home).unwrap_err().to_string();
+            assert!(err.contains(&message), "{text}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        // The repositories quire knows are checked by the worker.
+        std::fs::write(
+            &config_file,
+            "[steps]\nread = [\"/srv/other/app.git/hooks\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(&home).unwrap();
+        assert_eq!(
+            config
+                .step_read_conflict(&home, &[PathBuf::from("/srv/other/app.git")])
+                .as_deref(),
+            Some(
+                "[steps] read: /srv/other/app.git/hooks would open a repository \
+                 (/srv/other/app.git) to steps; name a directory that neither holds nor lies in it"
+            )
+        );
+        assert_eq!(
+            config.step_read_conflict(&home, &[PathBuf::from("/srv/other/web.git")]),
+            None
+        );
     }
 }

@@ -37,6 +37,7 @@ impl Run {
             containment: None,
             step_home: None,
             step_tmpdir: None,
+            step_env: None,
             sandbox: None,
             network: None,
         };

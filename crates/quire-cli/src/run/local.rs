@@ -208,6 +208,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         cache: None,
         step_home: None,
         step_tmpdir: None,
+        step_env: None,
         sandbox: None,
         network: None,
         containment: contained.clone(),

@@ -96,7 +96,10 @@ pub(crate) fn step_user(run_as: Option<&str>, euid: u32) -> Result<Option<StepUs
 /// directories, written; the repository's objects, read; the system, read
 /// and executed, except quire's home, every repository it knows (and
 /// `repos_root`), the secrets' files and the homes of the worker's user
-/// and of the step's.
+/// and of the step's; and what config.toml's `[steps] read` opens, read
+/// and executed (refused when it would open quire's home, config.toml, a
+/// secret file, a repository, or the whole of a user's home). The notes are for each job's log: a
+/// `[steps] read` directory that does not exist.
 pub(crate) fn policy(
     home: &Home,
     config: &Config,
@@ -104,27 +107,64 @@ pub(crate) fn policy(
     git_dir: &Path,
     dirs: &RunDirs,
     user: Option<&StepUser>,
-) -> Result<SandboxPolicy, String> {
+) -> Result<(SandboxPolicy, Vec<String>), String> {
     let mut hidden = vec![home.dir().to_path_buf(), git_dir.to_path_buf()];
     hidden.extend(config.repos_root.clone());
-    hidden.extend(
-        store
-            .repo_dirs()
-            .map_err(|e| format!("cannot list the repositories to hide from steps: {e}"))?,
-    );
+    let repos = store
+        .repo_dirs()
+        .map_err(|e| format!("cannot list the repositories to hide from steps: {e}"))?;
+    if let Some(why) =
+        config.step_read_conflict(home, &[&repos[..], &[git_dir.to_path_buf()]].concat())
+    {
+        return Err(format!("{why} (config.toml)"));
+    }
+    hidden.extend(repos);
     hidden.extend(config.secret_files());
+    let mut homes = Vec::new();
     if let Some(worker_home) = std::env::var_os("HOME").map(PathBuf::from)
         && worker_home.is_absolute()
     {
-        hidden.push(worker_home);
+        homes.push(worker_home);
     }
-    hidden.extend(StepUser::home_of(rustix::process::geteuid().as_raw()));
-    hidden.extend(user.map(|u| u.home.clone()));
-    Ok(SandboxPolicy {
-        writable: dirs.all().iter().map(|d| d.to_path_buf()).collect(),
-        readable: objects_dirs(git_dir),
-        hidden,
-    })
+    homes.extend(StepUser::home_of(rustix::process::geteuid().as_raw()));
+    homes.extend(user.map(|u| u.home.clone()));
+    hidden.extend(homes.iter().cloned());
+    // A toolchain in a home, yes; the whole home (its ~/.ssh), no.
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    for dir in &config.steps.read {
+        if let Some(home) = homes.iter().find(|h| real(h).starts_with(real(dir))) {
+            return Err(format!(
+                "[steps] read: {} would open the whole home of a user ({}) to steps, its keys \
+                 included; name the toolchains' directories in it, such as {}/.rustup \
+                 (config.toml)",
+                dir.display(),
+                home.display(),
+                home.display()
+            ));
+        }
+    }
+    let mut readable = objects_dirs(git_dir);
+    let mut notes = Vec::new();
+    for dir in &config.steps.read {
+        if dir.exists() {
+            readable.push(dir.clone());
+        } else {
+            notes.push(format!(
+                "quire: sandbox: [steps] read names {}, which does not exist on this machine; \
+                 steps are not given it (config.toml)",
+                dir.display()
+            ));
+        }
+    }
+    Ok((
+        SandboxPolicy {
+            writable: dirs.all().iter().map(|d| d.to_path_buf()).collect(),
+            readable,
+            hidden,
+            homes,
+        },
+        notes,
+    ))
 }
 
 /// The repository's `objects` and the object directories its own

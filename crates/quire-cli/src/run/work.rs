@@ -425,6 +425,7 @@ fn prepare_and_run(
         workspace: workspace.to_path_buf(),
         step_home: Some(dirs.home.clone()),
         step_tmpdir: Some(dirs.tmp.clone()),
+        step_env: Some(config.steps.env.clone().into_iter().collect()),
         sandbox: Some(Arc::new(sandbox)),
         network: network.map(Arc::new),
         logs_dir: run_dir.join("logs"),
@@ -572,10 +573,16 @@ fn confine(
             ))
         })?;
     }
-    let policy = sandbox::policy(home, config, store, git_dir, dirs, user.as_ref())
+    let (policy, read_notes) = sandbox::policy(home, config, store, git_dir, dirs, user.as_ref())
         .map_err(RunFailure::Crashed)?;
     let mut sandbox =
         Sandbox::prepare(config.sandbox, &policy, user).map_err(RunFailure::Crashed)?;
+    // A missing `[steps] read` directory matters only to confined steps.
+    if sandbox.is_confined() {
+        for note in read_notes {
+            sandbox.add_note(note);
+        }
+    }
     let required = config.sandbox == SandboxMode::Required;
     let network = netns::decide(config.step_network, required).map_err(RunFailure::Crashed)?;
     if let Some(note) = network.note() {

@@ -1,6 +1,7 @@
 //! The environment a step sees (docs/PIPELINE.md, "Environment"): a short
 //! allow-list of the worker's own variables (HOME and TMPDIR the run's own
-//! when the worker gives it some), the pipeline's and the job's
+//! when the worker gives it some), the admin's `[steps] env` over a fixed
+//! PATH (the worker's; `quire-run exec` keeps its caller's), the pipeline's and the job's
 //! `env`, the job's secrets, and quire's variables, which nothing overrides.
 
 use std::collections::HashMap;
@@ -28,6 +29,10 @@ const PASSED_THROUGH: &[&str] = &[
 /// A PATH for a worker started without one.
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// The PATH of a run's steps when config.toml's `[steps] env` sets none:
+/// fixed, never the PATH of whoever pushed (docs/PIPELINE.md).
+pub const STEP_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+
 /// The variables every step of the run starts from, later entries winning.
 pub(super) fn for_run(
     pipeline: &Pipeline,
@@ -48,6 +53,13 @@ pub(super) fn for_run(
             env.retain(|(k, _)| k != name);
             env.push((name.into(), dir.display().to_string()));
         }
+    }
+    // The admin's, over a fixed PATH: the worker's (the pusher's, through
+    // the hook) is no step's business either.
+    if let Some(admin) = &ctx.step_env {
+        env.retain(|(k, _)| k != "PATH");
+        env.push(("PATH".into(), STEP_PATH.into()));
+        env.extend(admin.iter().cloned());
     }
     env.extend(pipeline.env.iter().cloned());
     env.push(("CI".into(), "true".into()));

@@ -49,6 +49,7 @@ pub use cache::JobCache;
 #[cfg(test)]
 #[cfg(test)]
 pub(crate) use contain::enter_cgroup;
+pub use env::STEP_PATH;
 pub use sandbox::{
     Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
 };
@@ -82,6 +83,11 @@ pub struct RunContext {
     /// exec`).
     pub step_home: Option<PathBuf>,
     pub step_tmpdir: Option<PathBuf>,
+    /// The admin's variables for steps (config.toml's `[steps] env`),
+    /// before the pipeline's; when some (even empty), steps do not inherit
+    /// the worker's PATH: they get this one's, else [`STEP_PATH`]. None:
+    /// the caller's PATH (`quire-run exec`).
+    pub step_env: Option<Vec<(String, String)>>,
     /// What confines the steps; none, and nothing does (`quire-run exec`).
     pub sandbox: Option<Arc<Sandbox>>,
     /// The run's network namespace, which every step joins

@@ -65,6 +65,9 @@ pub struct SandboxPolicy {
     /// Neither read nor written (their names may be looked up): quire's
     /// home, the repositories, secret files, the CI user's home.
     pub hidden: Vec<PathBuf>,
+    /// Among `hidden`, the users' homes (where toolchains usually are),
+    /// named in the line a step that exits 126 or 127 gets.
+    pub homes: Vec<PathBuf>,
 }
 
 /// The user a step runs as (`run_as`): ids, and every group it is in.
@@ -180,6 +183,8 @@ pub struct Sandbox {
     user: Option<StepUser>,
     summary: String,
     notes: Vec<String>,
+    /// What a confined step that exits 126 or 127 may have been denied.
+    hidden_hint: Option<String>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -216,6 +221,7 @@ impl Sandbox {
                 "quire: sandbox: not applied: {reason}; this job's steps can read and write \
                  whatever the worker's user can"
             )],
+            hidden_hint: None,
         };
         let partial = match decide(mode, kernel)? {
             Decision::Off => {
@@ -224,6 +230,7 @@ impl Sandbox {
                     user,
                     summary: "off (sandbox = \"off\" in config.toml)".into(),
                     notes: Vec::new(),
+                    hidden_hint: None,
                 });
             }
             Decision::Unconfined { reason } => return Ok(unconfined(reason, user)),
@@ -261,7 +268,22 @@ impl Sandbox {
             user,
             summary,
             notes,
+            hidden_hint: Some(hidden_hint(&policy.homes)),
         })
+    }
+
+    /// The line for the log of a confined step that exited `code`, when
+    /// that code is a shell's "cannot execute" (126) or "not found" (127),
+    /// which a hidden program or directory gives: what is hidden and which
+    /// config.toml keys open it. None for any other code, or unconfined.
+    pub fn denied_note(&self, code: i64) -> Option<String> {
+        let meaning = match code {
+            126 => "126 (cannot execute)",
+            127 => "127 (not found)",
+            _ => return None,
+        };
+        let hint = self.hidden_hint.as_ref()?;
+        Some(format!("quire: exit {meaning} may be the sandbox: {hint}"))
     }
 
     /// One line for people (`quire-runs show`, worker.log): how steps are
@@ -299,6 +321,28 @@ impl Sandbox {
             self.user.as_ref().map(|u| (u.uid, u.gid, u.groups.clone())),
         ))
     }
+}
+
+/// What the sandbox hides, for [`Sandbox::denied_note`], and the keys
+/// that open it.
+fn hidden_hint(homes: &[PathBuf]) -> String {
+    let mut homes: Vec<String> = homes
+        .iter()
+        .filter(|h| h.as_path() != Path::new("/"))
+        .map(|h| h.display().to_string())
+        .collect();
+    homes.sort();
+    homes.dedup();
+    let homes = if homes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", homes.join(", "))
+    };
+    format!(
+        "steps can neither read nor run anything in quire's home, the repositories or the \
+         CI user's home{homes}; an admin can open a directory to steps with [steps] read and \
+         set their PATH with [steps] env.PATH in config.toml (docs/OPERATIONS.md)"
+    )
 }
 
 /// The child's half: let no descriptor it inherited reach the step, become

@@ -85,10 +85,16 @@ pub(super) fn run(
             if let Some(note) = stop.note() {
                 log.note(note.as_bytes()).map_err(log_error)?;
             }
-            StepEnd {
-                stop,
-                code: spawn::exit_code(status),
+            let code = spawn::exit_code(status);
+            // A shell that could not run or find what it was told to (126,
+            // 127) may have met the sandbox: say what it hides, and how
+            // the admin opens it.
+            let denied = ctx.sandbox.as_ref().and_then(|s| s.denied_note(code));
+            if let (Stop::Exited, Some(note)) = (&stop, denied) {
+                let note = running.scope.redactor.apply_str(&note);
+                log.note(note.as_bytes()).map_err(log_error)?;
             }
+            StepEnd { stop, code }
         }
         Err(e) => {
             let Some(code) = spawn::unstartable_code(&e) else {
@@ -106,7 +112,8 @@ pub(super) fn run(
                 step.display(),
                 if hidden {
                     " (the sandbox hides quire's home, the repositories and the CI user's \
-                     home from steps: docs/SECURITY.md)"
+                     home from steps: docs/SECURITY.md; [steps] read in config.toml opens a \
+                     directory to them)"
                 } else {
                     ""
                 }
