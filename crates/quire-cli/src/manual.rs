@@ -123,7 +123,7 @@ const FILES: &[(&str, &str)] = &[
     ),
     (
         "HOME/config.toml",
-        "optional settings: max_workers, max_workers_per_repo, max_job_timeout, max_parallel_jobs, repos_root, keep_workspaces, cache_max_mb, sandbox, run_as, step_network, limits (max_pipeline_kb, max_jobs, max_steps, max_log_mb, job_memory_mb, job_pids_max), notes, [retention], [secrets], [[notify]]. Unknown keys are refused. Keep it mode 0600: it may hold secrets.",
+        "optional settings: max_workers, max_workers_per_repo, max_job_timeout, max_parallel_jobs, repos_root, keep_workspaces, cache_max_mb, sandbox, run_as, step_network, limits (max_pipeline_kb, max_jobs, max_steps, max_log_mb, job_memory_mb, job_pids_max), notes, [retention], [secrets], [[notify]], [steps] (env, read: what steps see). Unknown keys are refused. Keep it mode 0600: it may hold secrets.",
     ),
     (
         "HOME/worker.log",
