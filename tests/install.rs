@@ -646,3 +646,77 @@ fn a_server_set_up_as_the_readme_says_runs_pushes_under_their_names() {
     assert_eq!(runs[0]["id"], run.id.as_str());
     env.runs(&["reconcile"]).assert().success();
 }
+
+/// The crontab line `install` prints runs as cron runs it: under cron's
+/// bare environment (`env -i PATH=/usr/bin:/bin`, where `quire-runs` by
+/// name is not found), it reaches `quire-runs` by its absolute path and the
+/// home by `--home`, and reconcile's output lands in the home's
+/// `reconcile.log`. A run whose worker is dead is orphaned by it.
+#[test]
+fn the_cron_line_install_prints_runs_reconcile_under_crons_path() {
+    use quire_store::lifecycle::{NewRun, Worker};
+    use quire_store::repos::Registration;
+
+    let env = Env::new();
+    let bare = env.path().join("app.git");
+    git(
+        env.path(),
+        &["init", "--quiet", "--bare", bare.to_str().unwrap()],
+    );
+    let out = env
+        .run(&["install", bare.to_str().unwrap()])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("* * * * * "))
+        .unwrap_or_else(|| panic!("no crontab line in install's output: {stdout}"))
+        .to_string();
+    // As cron hands the command to sh: `\%` back to `%`.
+    let command = line.replace("\\%", "%");
+
+    let mut store = env.store();
+    let bare = std::fs::canonicalize(&bare).unwrap();
+    let repo_id = store
+        .register_repo(&bare, None, Registration::Seen)
+        .unwrap()
+        .id;
+    let sha = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+    let run = store
+        .create_run(&NewRun {
+            repo_id,
+            ref_name: "refs/heads/main",
+            sha,
+            ..Default::default()
+        })
+        .unwrap()
+        .run
+        .id;
+    let gone = Worker {
+        id: "worker-gone".into(),
+        pid: crate::util::dead_pid(),
+        lease: std::time::Duration::from_secs(3600),
+    };
+    store.claim(&run, &gone).unwrap();
+    drop(store);
+
+    let status = std::process::Command::new("env")
+        .args(["-i", "PATH=/usr/bin:/bin", "sh", "-c", &command])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{command}: {status}");
+
+    let recorded = env.store().resolve_run(&run).unwrap();
+    assert_eq!(recorded.state, RunState::Failed, "{recorded:?}");
+    assert_eq!(
+        recorded.failure_kind,
+        Some(quire_store::FailureKind::Orphaned),
+        "{recorded:?}"
+    );
+    let log = std::fs::read_to_string(env.home().dir().join("reconcile.log")).unwrap();
+    assert!(
+        log.contains(&format!("orphaned {run}")),
+        "reconcile.log: {log}"
+    );
+}
