@@ -747,3 +747,81 @@ fn the_cron_line_install_prints_runs_reconcile_under_crons_path() {
         "reconcile.log: {log}"
     );
 }
+
+/// The README's server setup, the lines run as `git`, as written: in a
+/// scratch folder standing for `/srv` (and `/usr/local/bin` for where the
+/// binaries are), with a `crontab` that keeps the table in a file. The
+/// config is 0600, the repositories there get the hooks, and the line
+/// added to the crontab is the one `install` printed.
+#[test]
+fn the_readmes_server_lines_work_as_written() {
+    let readme = include_str!("../README.md");
+    let marker = "<!-- tests/install.rs runs the block below as written";
+    let block = readme
+        .split_once(marker)
+        .and_then(|(_, rest)| rest.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("the README's marked block");
+
+    let env = Env::new();
+    let srv = std::fs::canonicalize(env.path()).unwrap();
+    let app = srv.join("git/team/app.git");
+    std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+    git(&srv, &["init", "--quiet", "--bare", app.to_str().unwrap()]);
+    // The root step: the home, mode 700.
+    std::fs::create_dir(srv.join("quire")).unwrap();
+    std::fs::set_permissions(srv.join("quire"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let bin = std::fs::canonicalize(assert_cmd::cargo::cargo_bin("quire-run")).unwrap();
+    let bin_dir = bin.parent().unwrap().to_str().unwrap().to_string();
+    let fake = srv.join("fakebin");
+    std::fs::create_dir(&fake).unwrap();
+    let table = srv.join("crontab.txt");
+    std::fs::write(
+        fake.join("crontab"),
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  -l) cat {t} 2>/dev/null ;;\n  -) cat > {t} ;;\n  *) exit 2 ;;\nesac\n",
+            t = table.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(fake.join("crontab"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = block
+        .replace("/srv/", &format!("{}/", srv.display()))
+        .replace("/usr/local/bin/", &format!("{bin_dir}/"));
+    let out = std::process::Command::new("sh")
+        .args(["-e", "-c", &script])
+        .env(
+            "PATH",
+            format!("{}:{bin_dir}:/usr/bin:/bin", fake.display()),
+        )
+        .env_remove("QUIRE_HOME")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script}\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let config = srv.join("quire/config.toml");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "config.toml");
+    assert!(
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("max_workers = 2"),
+    );
+    assert!(app.join("hooks/post-receive").is_file());
+    assert!(stdout.contains("(runs of team/app.git go to "), "{stdout}");
+    let printed = stdout
+        .lines()
+        .find(|l| l.starts_with("* * * * * "))
+        .unwrap_or_else(|| panic!("no cron line: {stdout}"));
+    assert_eq!(
+        std::fs::read_to_string(&table).unwrap().trim_end(),
+        printed,
+        "the README's crontab line is the one install printed"
+    );
+}
