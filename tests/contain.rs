@@ -23,8 +23,12 @@ use crate::util::{Env, Repo, alive, git, gone_within, read_pid_file, signal, wai
 fn contained_repo(env: &Env, mechanism: Containment, config: &str) -> Option<Repo> {
     if mechanism == Containment::Cgroup
         && let Err(why) = quire_pipeline::cgroup::usable_own_dir()
+        && !crate::util::require(
+            &format!("cgroup v2 quire can make cgroups in ({why})"),
+            "a systemd service with Delegate=yes, or run the tests as root on cgroup v2",
+            false,
+        )
     {
-        eprintln!("skipped: quire cannot make cgroups here: {why}");
         return None;
     }
     let mut repo = env.repo_with_hook("app");

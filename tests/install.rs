@@ -540,8 +540,16 @@ fn install_all_finds_nested_bare_repositories_and_skips_what_is_not_one() {
 
 #[test]
 fn install_all_skips_a_folder_it_cannot_read_with_a_warning() {
-    if rustix::process::geteuid().is_root() {
-        eprintln!("skipped: root reads a folder of mode 000 all the same");
+    let root_user = crate::util::is_root();
+    // Root reads a folder of mode 000 all the same: as root (CI), install
+    // runs as nobody, through setpriv.
+    if root_user
+        && !crate::util::require(
+            "setpriv (to run install as nobody)",
+            "apt-get install util-linux",
+            crate::util::program_runs("setpriv", &["--version"]),
+        )
+    {
         return;
     }
     let env = Env::new();
@@ -555,9 +563,28 @@ fn install_all_skips_a_folder_it_cannot_read_with_a_warning() {
     let locked = root.join("locked");
     std::fs::create_dir_all(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let assert = env
-        .run(&["install", "--all", root.to_str().unwrap()])
-        .assert();
+    let assert = if root_user {
+        // Everything install writes (the home, the hooks) is nobody's.
+        let chown = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(env.path())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let mut as_nobody = std::process::Command::new("setpriv");
+        as_nobody
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(assert_cmd::cargo::cargo_bin("quire-run"))
+            .arg("--home")
+            .arg(env.home().dir())
+            .args(["install", "--all", root.to_str().unwrap()])
+            .env_remove("QUIRE_HOME")
+            .env("HOME", env.path());
+        assert_cmd::Command::from_std(as_nobody).assert()
+    } else {
+        env.run(&["install", "--all", root.to_str().unwrap()])
+            .assert()
+    };
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert
         .success()
@@ -645,4 +672,156 @@ fn a_server_set_up_as_the_readme_says_runs_pushes_under_their_names() {
     let runs = env.json(&["list", "--repo", "team/app"]);
     assert_eq!(runs[0]["id"], run.id.as_str());
     env.runs(&["reconcile"]).assert().success();
+}
+
+/// The crontab line `install` prints runs as cron runs it: under cron's
+/// bare environment (`env -i PATH=/usr/bin:/bin`, where `quire-runs` by
+/// name is not found), it reaches `quire-runs` by its absolute path and the
+/// home by `--home`, and reconcile's output lands in the home's
+/// `reconcile.log`. A run whose worker is dead is orphaned by it.
+#[test]
+fn the_cron_line_install_prints_runs_reconcile_under_crons_path() {
+    use quire_store::lifecycle::{NewRun, Worker};
+    use quire_store::repos::Registration;
+
+    let env = Env::new();
+    let bare = env.path().join("app.git");
+    git(
+        env.path(),
+        &["init", "--quiet", "--bare", bare.to_str().unwrap()],
+    );
+    let out = env
+        .run(&["install", bare.to_str().unwrap()])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("* * * * * "))
+        .unwrap_or_else(|| panic!("no crontab line in install's output: {stdout}"))
+        .to_string();
+    // As cron hands the command to sh: `\%` back to `%`.
+    let command = line.replace("\\%", "%");
+
+    let mut store = env.store();
+    let bare = std::fs::canonicalize(&bare).unwrap();
+    let repo_id = store
+        .register_repo(&bare, None, Registration::Seen)
+        .unwrap()
+        .id;
+    let sha = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
+    let run = store
+        .create_run(&NewRun {
+            repo_id,
+            ref_name: "refs/heads/main",
+            sha,
+            ..Default::default()
+        })
+        .unwrap()
+        .run
+        .id;
+    let gone = Worker {
+        id: "worker-gone".into(),
+        pid: crate::util::dead_pid(),
+        lease: std::time::Duration::from_secs(3600),
+    };
+    store.claim(&run, &gone).unwrap();
+    drop(store);
+
+    let status = std::process::Command::new("env")
+        .args(["-i", "PATH=/usr/bin:/bin", "sh", "-c", &command])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{command}: {status}");
+
+    let recorded = env.store().resolve_run(&run).unwrap();
+    assert_eq!(recorded.state, RunState::Failed, "{recorded:?}");
+    assert_eq!(
+        recorded.failure_kind,
+        Some(quire_store::FailureKind::Orphaned),
+        "{recorded:?}"
+    );
+    let log = std::fs::read_to_string(env.home().dir().join("reconcile.log")).unwrap();
+    assert!(
+        log.contains(&format!("orphaned {run}")),
+        "reconcile.log: {log}"
+    );
+}
+
+/// The README's server setup, the lines run as `git`, as written: in a
+/// scratch folder standing for `/srv` (and `/usr/local/bin` for where the
+/// binaries are), with a `crontab` that keeps the table in a file. The
+/// config is 0600, the repositories there get the hooks, and the line
+/// added to the crontab is the one `install` printed.
+#[test]
+fn the_readmes_server_lines_work_as_written() {
+    let readme = include_str!("../README.md");
+    let marker = "<!-- tests/install.rs runs the block below as written";
+    let block = readme
+        .split_once(marker)
+        .and_then(|(_, rest)| rest.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("the README's marked block");
+
+    let env = Env::new();
+    let srv = std::fs::canonicalize(env.path()).unwrap();
+    let app = srv.join("git/team/app.git");
+    std::fs::create_dir_all(app.parent().unwrap()).unwrap();
+    git(&srv, &["init", "--quiet", "--bare", app.to_str().unwrap()]);
+    // The root step: the home, mode 700.
+    std::fs::create_dir(srv.join("quire")).unwrap();
+    std::fs::set_permissions(srv.join("quire"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let bin = std::fs::canonicalize(assert_cmd::cargo::cargo_bin("quire-run")).unwrap();
+    let bin_dir = bin.parent().unwrap().to_str().unwrap().to_string();
+    let fake = srv.join("fakebin");
+    std::fs::create_dir(&fake).unwrap();
+    let table = srv.join("crontab.txt");
+    std::fs::write(
+        fake.join("crontab"),
+        format!(
+            "#!/bin/sh\ncase \"$1\" in\n  -l) cat {t} 2>/dev/null ;;\n  -) cat > {t} ;;\n  *) exit 2 ;;\nesac\n",
+            t = table.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(fake.join("crontab"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = block
+        .replace("/srv/", &format!("{}/", srv.display()))
+        .replace("/usr/local/bin/", &format!("{bin_dir}/"));
+    let out = std::process::Command::new("sh")
+        .args(["-e", "-c", &script])
+        .env(
+            "PATH",
+            format!("{}:{bin_dir}:/usr/bin:/bin", fake.display()),
+        )
+        .env_remove("QUIRE_HOME")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script}\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let config = srv.join("quire/config.toml");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "config.toml");
+    assert!(
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .contains("max_workers = 2"),
+    );
+    assert!(app.join("hooks/post-receive").is_file());
+    assert!(stdout.contains("(runs of team/app.git go to "), "{stdout}");
+    let printed = stdout
+        .lines()
+        .find(|l| l.starts_with("* * * * * "))
+        .unwrap_or_else(|| panic!("no cron line: {stdout}"));
+    assert_eq!(
+        std::fs::read_to_string(&table).unwrap().trim_end(),
+        printed,
+        "the README's crontab line is the one install printed"
+    );
 }

@@ -16,20 +16,13 @@ use quire_store::{JobState, RunState};
 
 use crate::util::{Env, Repo};
 
-/// pasta, which "isolated" needs: under CI it must be there (.ci/run
-/// installs passt); elsewhere a test without it says so and returns.
-fn have_pasta(test: &str) -> bool {
+/// pasta, which "isolated" needs (`util::require`: under CI it must be
+/// there, .ci/run installs passt).
+fn have_pasta() -> bool {
     let found = ["/usr/bin/pasta", "/usr/sbin/pasta", "/bin/pasta"]
         .iter()
         .any(|p| std::path::Path::new(p).exists());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "pasta is missing: `apt-get install passt` (.ci/run installs it)"
-        );
-        eprintln!("{test}: skipped: pasta is not installed (apt-get install passt)");
-    }
-    found
+    crate::util::require("pasta", "apt-get install passt", found)
 }
 
 /// Listeners on the test's 127.0.0.1 and ::1, the services steps must not
@@ -181,7 +174,7 @@ fn netns_of(route_log: &str) -> String {
 
 #[test]
 fn isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing() {
-    if !have_pasta("isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing") {
+    if !have_pasta() {
         return;
     }
     let env = Env::new();
@@ -208,15 +201,14 @@ fn isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing() {
 
 #[test]
 fn isolated_steps_running_as_another_user_do_not_reach_it_either() {
-    if !have_pasta("isolated_steps_running_as_another_user_do_not_reach_it_either") {
+    if !have_pasta() {
         return;
     }
-    if !rustix::process::geteuid().is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI runs the tests as root"
-        );
-        eprintln!("isolated_steps_running_as_another_user: skipped: run_as needs root");
+    if !crate::util::require(
+        "root (run_as)",
+        "run the tests as root",
+        crate::util::is_root(),
+    ) {
         return;
     }
     let env = Env::new();
@@ -327,19 +319,18 @@ fn without_pasta_required_fails_the_run_before_any_step() {
 /// with it; without one, they ask for SIGKILL when it dies), and once
 /// reconcile has ended the step nothing is left in or holding the
 /// namespace.
-fn a_killed_worker_leaves_no_namespace(pidns: bool, test: &str) {
-    if !have_pasta(test) {
+fn a_killed_worker_leaves_no_namespace(pidns: bool) {
+    if !have_pasta() {
         return;
     }
     // Which processes hold the namespace is read from every process's
     // /proc/PID/ns/net, which only root may read of processes in a user
     // namespace of their own (pasta's, as a non-root worker's).
-    if rustix::process::geteuid().as_raw() != 0 {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI runs as root"
-        );
-        eprintln!("{test}: skipped: needs root to read other namespaces' /proc/PID/ns/net");
+    if !crate::util::require(
+        "root (to read other namespaces' /proc/PID/ns/net)",
+        "run the tests as root",
+        crate::util::is_root(),
+    ) {
         return;
     }
     let env = Env::new();
@@ -377,15 +368,12 @@ fn a_killed_worker_leaves_no_namespace(pidns: bool, test: &str) {
 
 #[test]
 fn a_killed_worker_leaves_no_namespace_behind() {
-    a_killed_worker_leaves_no_namespace(true, "a_killed_worker_leaves_no_namespace_behind");
+    a_killed_worker_leaves_no_namespace(true);
 }
 
 #[test]
 fn a_killed_worker_without_a_pid_namespace_leaves_no_namespace_behind() {
-    a_killed_worker_leaves_no_namespace(
-        false,
-        "a_killed_worker_without_a_pid_namespace_leaves_no_namespace_behind",
-    );
+    a_killed_worker_leaves_no_namespace(false);
 }
 
 /// What docs/SECURITY.md says isolation does not hold against: a root
@@ -393,17 +381,14 @@ fn a_killed_worker_without_a_pid_namespace_leaves_no_namespace_behind() {
 /// through its worker's `/proc/PID/ns/net` and reaches its loopback.
 #[test]
 fn a_root_step_without_the_sandbox_can_join_the_hosts_namespace() {
-    if !have_pasta("a_root_step_without_the_sandbox_can_join_the_hosts_namespace") {
+    if !have_pasta() {
         return;
     }
-    if !rustix::process::geteuid().is_root() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI runs the tests as root"
-        );
-        eprintln!(
-            "a_root_step_without_the_sandbox_can_join_the_hosts_namespace: skipped: not root"
-        );
+    if !crate::util::require(
+        "root (a root step)",
+        "run the tests as root",
+        crate::util::is_root(),
+    ) {
         return;
     }
     let env = Env::new();

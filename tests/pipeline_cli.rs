@@ -177,3 +177,53 @@ fn a_step_printing_200_mb_costs_the_executor_no_more_memory_than_one_line() {
         "peak RSS grew from {small} KiB to {big} KiB"
     );
 }
+
+/// quire runs its own CI: this checkout's HEAD, pushed through the hook
+/// to a fresh home, is recorded as a pending run (the hook found its
+/// `.quire/ci.toml` valid), and `validate` of the pushed file plans fmt,
+/// clippy and the tests as parallel jobs. No worker takes the run (the
+/// home's one worker slot is held), so the suite does not run inside
+/// itself.
+#[test]
+fn quires_own_repository_pushed_to_quire_validates_and_plans_its_pipeline() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("quire");
+    env.config("max_workers = 1\n");
+    let _slot = quire_cli::workers::try_acquire(&env.home(), 1)
+        .unwrap()
+        .expect("the home's only worker slot");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("git")
+        .current_dir(source)
+        .args(["push", "--no-verify"])
+        .arg(&repo.bare)
+        .arg("HEAD:refs/heads/main")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let queued = crate::util::queued_runs(&stderr);
+    assert_eq!(queued.len(), 1, "{stderr}");
+    let run = env.store().resolve_run(&queued[0]).unwrap();
+    assert_eq!(run.state, quire_store::RunState::Pending, "{run:?}");
+
+    let pushed = crate::util::git(&repo.bare, &["show", "main:.quire/ci.toml"]);
+    let file = env.path().join("ci.toml");
+    std::fs::write(&file, pushed).unwrap();
+    let out = env
+        .run(&["validate", file.to_str().unwrap()])
+        .assert()
+        .success();
+    let plan = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for job in ["fmt (", "clippy (", "test ("] {
+        let line = plan
+            .lines()
+            .find(|l| l.contains(job))
+            .unwrap_or_else(|| panic!("no job {job}: {plan}"));
+        assert!(
+            line.contains("after quire/push"),
+            "{job} is not parallel: {plan}"
+        );
+    }
+}

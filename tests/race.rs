@@ -255,12 +255,11 @@ fn caches_and_artifacts_through_a_flipping_directory_never_leave_the_workspace()
 
 #[test]
 fn as_run_as_with_the_sandbox_required_the_flipping_directory_reaches_nothing_of_roots() {
-    if rustix::process::geteuid().as_raw() != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "run_as needs root, and CI runs as root"
-        );
-        eprintln!("skipped: run_as needs root");
+    if !crate::util::require(
+        "root (run_as)",
+        "run the tests as root",
+        crate::util::is_root(),
+    ) {
         return;
     }
     attack(true, true);

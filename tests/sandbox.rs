@@ -312,8 +312,13 @@ fn run_as_an_unknown_user_fails_the_run_clearly() {
 #[test]
 fn run_as_owns_what_a_cache_restores_even_when_copied_from_the_default_branch() {
     use std::os::unix::fs::PermissionsExt;
-    if rustix::process::geteuid().as_raw() != 0 {
-        return; // run_as needs root: the refusal is tested above
+    // Without root, run_as is refused: tested above.
+    if !crate::util::require(
+        "root (run_as)",
+        "run the tests as root",
+        crate::util::is_root(),
+    ) {
+        return;
     }
     let env = Env::new();
     env.config("run_as = \"nobody\"\n");

@@ -138,12 +138,9 @@ fn watch_without_a_run_to_watch_says_so() {
 /// `script` runs a command on a terminal of its own (util-linux); None
 /// where there is none.
 fn on_a_terminal(command: &Command) -> Option<Command> {
-    let found = Command::new("script")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        eprintln!("no `script` here: the terminal view is tested by watch.rs's unit tests only");
+    // Without it, the terminal view is tested by watch.rs's unit tests only.
+    let found = crate::util::program_runs("script", &["--version"]);
+    if !crate::util::require("script (a terminal)", "apt-get install bsdutils", found) {
         return None;
     }
     let quoted = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));

@@ -699,6 +699,15 @@ fn a_followed_job_streams_its_lines_as_events_until_it_ends() {
 
 #[test]
 fn a_running_jobs_page_shows_new_lines_in_the_browser_without_a_reload() {
+    let found = crate::cdp::chromium();
+    if !crate::util::require(
+        "Chromium (chromium, chromium-browser, google-chrome or $QUIRE_CHROMIUM)",
+        "apt-get install chromium",
+        found.is_some(),
+    ) {
+        return;
+    }
+    let chromium = found.expect("found above");
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
@@ -724,7 +733,7 @@ fn a_running_jobs_page_shows_new_lines_in_the_browser_without_a_reload() {
         "without script, the page reloads itself: {page}"
     );
 
-    let mut browser = Browser::launch();
+    let mut browser = Browser::launch(&chromium);
     browser.open(&server.url(&page_path));
     browser.wait_for_text("before the gate");
     wait_until("the page to open its event stream", || {

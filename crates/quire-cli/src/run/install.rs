@@ -328,6 +328,33 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
     Ok(())
 }
 
+/// The crontab line that repairs what a crash or a reboot leaves
+/// (`quire-runs reconcile`, every minute): `quire-runs` by the absolute
+/// path of the one beside this `quire-run` (cron's PATH is `/usr/bin:/bin`,
+/// which does not find a binary `cargo install` put elsewhere), this home,
+/// and its output appended to `reconcile.log` in the home (cron would
+/// otherwise mail it, or throw it away). Paths are shell-quoted when they
+/// need it, and `%`,
+/// which cron reads as a newline, is escaped. Also whether that
+/// `quire-runs` exists.
+pub(crate) fn cron_line(home: &Home) -> (String, PathBuf, bool) {
+    let exe = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .unwrap_or_else(|_| PathBuf::from("quire-run"));
+    let runs = exe.with_file_name("quire-runs");
+    let found = runs.is_file();
+    let home_dir = std::fs::canonicalize(home.dir()).unwrap_or_else(|_| home.dir().to_path_buf());
+    let log = home_dir.join("reconcile.log");
+    let line = format!(
+        "* * * * * {} --home {} reconcile >> {} 2>&1",
+        crate::runs::text::sh_word(&runs.to_string_lossy()),
+        crate::runs::text::sh_word(&home_dir.to_string_lossy()),
+        crate::runs::text::sh_word(&log.to_string_lossy()),
+    )
+    .replace('%', "\\%");
+    (line, runs, found)
+}
+
 /// The bare repositories under `root` (`root` itself, when it is one),
 /// sorted: each a directory holding `HEAD`, `objects/` and `refs/` whose
 /// `config` says `core.bare = true`. The walk enters no repository (bare,

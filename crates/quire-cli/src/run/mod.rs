@@ -340,6 +340,21 @@ fn install(home: &Home, args: &InstallArgs) -> Result<(), Failure> {
             targets.len()
         );
     }
+    if installed > 0 {
+        let (line, runs, found) = install::cron_line(home);
+        println!(
+            "quire: add this line to the crontab of this user (crontab -e), so that reconcile \
+             repairs what a crash or a reboot leaves:"
+        );
+        println!("{line}");
+        if !found {
+            eprintln!(
+                "quire-run: warning: {} does not exist: install quire-runs beside quire-run \
+                 (cargo install puts both in one bin folder), or write its path in that line",
+                runs.display()
+            );
+        }
+    }
     if failed > 0 {
         Err(Failure::Quiet)
     } else {
