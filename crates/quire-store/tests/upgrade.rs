@@ -68,7 +68,23 @@ fn check(store: &Store, expected: &Expected, version: i64) {
         assert_eq!(run.started_at_ms, want.started_at_ms, "{at}: started");
         assert_eq!(run.finished_at_ms, want.finished_at_ms, "{at}: finished");
         assert_eq!(run.traceparent, want.traceparent, "{at}: traceparent");
+        // A run upstream left unfinished is marked, and has no duration.
+        let unfinished = matches!(want.was, "pending" | "active") && want.state == "failed";
+        assert_eq!(
+            run.upstream_unfinished,
+            unfinished.then_some(version),
+            "{at}: upstream_unfinished"
+        );
+        if unfinished {
+            assert_eq!(run.duration_ms(i64::MAX), None, "{at}: duration");
+        }
     }
+    // History never runs and is never announced.
+    assert!(
+        !store.has_claimable(usize::MAX).unwrap(),
+        "v{version}: claimable"
+    );
+    assert!(!store.has_unannounced().unwrap(), "v{version}: unannounced");
     let mut jobs = Vec::new();
     let mut steps = Vec::new();
     for run in &runs {
@@ -154,10 +170,29 @@ fn every_upstream_version_converts_keeping_every_row() {
         let store = Store::open(&home).unwrap_or_else(|e| panic!("v{version}: {e}"));
         marked_and_current(store.connection());
         check(&store, &expected, version);
+        // The open that converted says what it converted.
+        let was = |state: &str| {
+            expected
+                .runs
+                .iter()
+                .filter(|r| r.was == state && r.state == "failed")
+                .count() as i64
+        };
+        let converted = store.converted().expect("the conversion is reported");
+        assert_eq!(converted.version, version);
+        assert_eq!(converted.runs, expected.runs.len() as i64, "v{version}");
+        assert_eq!(
+            (converted.pending, converted.active),
+            (was("pending"), was("active")),
+            "v{version}"
+        );
+        assert!(converted.pending > 0 && converted.active > 0, "v{version}");
+        assert!(converted.superseded > 0, "v{version}: the racing runs");
         drop(store);
-        // Opening again changes nothing.
+        // Opening again changes nothing, and says nothing.
         let store = Store::open(&home).unwrap();
         check(&store, &expected, version);
+        assert_eq!(store.converted(), None, "v{version}");
     }
 }
 
