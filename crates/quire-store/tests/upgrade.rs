@@ -413,3 +413,105 @@ fn the_store_file_and_home_are_private() {
     let wal = home.db_path().with_extension("db-wal");
     assert!(!wal.exists() || mode(&wal) == 0o600);
 }
+
+#[test]
+fn a_conversion_interrupted_before_its_runs_were_marked_is_finished_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let expected = upstream::build(&home.db_path(), &dir.path().join("repos"), 11);
+    drop(Store::open(&home).unwrap());
+    // What an open that died between quire's migrations and
+    // `finish_import` leaves: the runs failed, the import table still
+    // there, the marks not yet written.
+    let want = expected
+        .runs
+        .iter()
+        .find(|r| r.was == "active" && r.state == "failed")
+        .unwrap();
+    let conn = Connection::open(home.db_path()).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE upstream_import (run_id TEXT PRIMARY KEY NOT NULL,
+                                       version INTEGER NOT NULL, was TEXT NOT NULL)",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO upstream_import VALUES (?1, 11, 'active')",
+        [&want.id],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE runs SET upstream_unfinished = NULL, failure_detail = NULL WHERE id = ?1",
+        [&want.id],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(&home).unwrap();
+    let converted = store.converted().expect("the next open finishes it");
+    assert_eq!((converted.version, converted.active), (11, 1));
+    let run = store.resolve_run(&want.id).unwrap();
+    assert_eq!(run.upstream_unfinished, Some(11));
+    assert!(
+        run.failure_detail
+            .as_deref()
+            .is_some_and(|d| d.contains("never ran here")),
+        "{run:?}"
+    );
+    let left: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'upstream_import'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    drop(store);
+    assert_eq!(Store::open(&home).unwrap().converted(), None);
+}
+
+#[test]
+fn a_run_upstream_left_unfinished_cannot_become_live_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let expected = upstream::build(&home.db_path(), &dir.path().join("repos"), 7);
+    drop(Store::open(&home).unwrap());
+    let want = expected
+        .runs
+        .iter()
+        .find(|r| r.was == "pending" && r.state == "failed")
+        .unwrap();
+    let conn = Connection::open(home.db_path()).unwrap();
+    let revived = conn.execute(
+        "UPDATE runs SET state = 'pending', failure_kind = NULL, failure_detail = NULL,
+                         started_at_ms = NULL, finished_at_ms = NULL WHERE id = ?1",
+        [&want.id],
+    );
+    assert!(revived.is_err(), "the CHECK let it become pending again");
+}
+
+#[test]
+fn a_run_upstream_left_unfinished_is_never_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let expected = upstream::build(&home.db_path(), &dir.path().join("repos"), 11);
+    drop(Store::open(&home).unwrap());
+    // Even were it to wait for an announcer (it counts as announced from
+    // the conversion on), none takes it.
+    let conn = Connection::open(home.db_path()).unwrap();
+    let waiting = conn
+        .execute(
+            "UPDATE runs SET announced_at_ms = NULL WHERE upstream_unfinished IS NOT NULL",
+            [],
+        )
+        .unwrap();
+    assert!(waiting > 0);
+    drop(conn);
+    let mut store = Store::open(&home).unwrap();
+    assert!(!store.has_unannounced().unwrap());
+    assert_eq!(store.take_unannounced(|_| Vec::new()).unwrap(), None);
+    assert!(expected.runs.iter().any(|r| r.was == "pending"));
+}
