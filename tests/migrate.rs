@@ -658,6 +658,11 @@ fn upstream_runs_left_pending_or_active_never_run_nor_are_announced() {
             let text = String::from_utf8_lossy(&shown.get_output().stdout).into_owned();
             assert!(!text.contains("\nduration"), "v{version}: {text}");
             assert!(text.contains("never ran here"), "v{version}: {text}");
+            // Its jobs upstream left running have no duration either (they
+            // ended at no time upstream recorded: 0ms is not one).
+            for line in text.lines().filter(|l| l.contains("aborted")) {
+                assert!(!line.contains("0ms"), "v{version}: {text}");
+            }
         }
         let complete = expected
             .runs
@@ -759,4 +764,40 @@ fn an_upstream_store_opened_in_place_says_once_what_it_converted() {
         env.run(&["announce"]).assert().success();
         assert_history_stayed_history(&env, &home, &unfinished, &[&ran, &notified], version);
     }
+}
+
+#[test]
+fn the_web_view_gives_a_run_upstream_left_running_no_durations() {
+    let env = Env::new();
+    let source = env.path().join("upstream");
+    let expected = upstream::build_home(&source, 11);
+    env.run(&["migrate-from", source.to_str().unwrap()])
+        .assert()
+        .success();
+    // The active run whose job was running upstream (now aborted).
+    let job = expected
+        .jobs
+        .iter()
+        .find(|j| {
+            j.state == "aborted"
+                && expected
+                    .runs
+                    .iter()
+                    .any(|r| r.id == j.run_id && r.was == "active" && r.state == "failed")
+        })
+        .expect("an aborted job of a run upstream left active");
+    let server = crate::web::Server::start(&env);
+    let run = crate::web::request(&server.addr, "GET", &format!("/runs/{}", job.run_id), &[]);
+    assert_eq!(run.status, 200);
+    assert!(run.body.contains("never ran here"), "{}", run.body);
+    assert!(!run.body.contains("<dt>duration</dt>"), "{}", run.body);
+    let page = crate::web::request(
+        &server.addr,
+        "GET",
+        &format!("/runs/{}/jobs/{}", job.run_id, job.job_id),
+        &[],
+    );
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<dt>started</dt>"), "{}", page.body);
+    assert!(!page.body.contains("<dt>duration</dt>"), "{}", page.body);
 }
