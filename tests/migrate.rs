@@ -499,3 +499,305 @@ fn a_run_id_that_would_leave_the_home_names_no_path() {
         "the hostile row was pruned: {left}"
     );
 }
+
+/// Upstream's home at `version`, its two repositories holding a real
+/// commit whose pipeline would leave `ran` if it ever executed, every run
+/// pointing at its repository's commit; a step log of `deploy` removed.
+/// Returns the expected rows and the runs upstream left unfinished
+/// (pending or active).
+fn upstream_home_with_commits(
+    env: &Env,
+    source: &Path,
+    version: i64,
+    ran: &Path,
+) -> (upstream::Expected, Vec<upstream::ExpectedRun>) {
+    let expected = upstream::build_home(source, version);
+    let db = rusqlite::Connection::open(source.join("quire.db")).unwrap();
+    for (i, name) in upstream::REPOS.iter().enumerate() {
+        let bare = source.join("repos").join(name);
+        let work = env.path().join(format!("work-{i}"));
+        git(
+            env.path(),
+            &["init", "--quiet", "-b", "main", work.to_str().unwrap()],
+        );
+        let repo = Repo {
+            bare: bare.clone(),
+            work: work.clone(),
+            home: env.home(),
+            vars: Vec::new(),
+        };
+        let pipeline = format!(
+            "[jobs.deploy]\ninputs = [\"quire/push\"]\nsh = [\"touch {}\"]\n",
+            ran.display()
+        );
+        let sha = repo.commit(&[(".quire/ci.toml", &pipeline)], "deploy");
+        // Into the bare repository without its (upstream's) hook.
+        git(
+            &bare,
+            &["fetch", "--quiet", work.to_str().unwrap(), "main:main"],
+        );
+        db.execute(
+            "UPDATE runs SET sha = ?1 WHERE repo = ?2",
+            rusqlite::params![sha, name],
+        )
+        .unwrap();
+    }
+    drop(db);
+    let unfinished: Vec<upstream::ExpectedRun> = expected
+        .runs
+        .iter()
+        .filter(|r| matches!(r.was, "pending" | "active") && r.state == "failed")
+        .cloned()
+        .collect();
+    assert!(
+        unfinished.iter().any(|r| r.was == "pending")
+            && unfinished.iter().any(|r| r.was == "active"),
+        "v{version}: the store holds pending and active runs"
+    );
+    (expected, unfinished)
+}
+
+/// Nothing of `unfinished` ran or was announced: each is failed
+/// (orphaned) with a detail that says why, no worker ever held it, no
+/// workspace, no note in either repository, no notifier ran.
+fn assert_history_stayed_history(
+    env: &Env,
+    source: &Path,
+    unfinished: &[upstream::ExpectedRun],
+    marks: &[&Path],
+    version: i64,
+) {
+    for want in unfinished {
+        let at = format!("v{version} run {} (was {})", want.id, want.was);
+        let shown = env.json(&["show", &want.id]);
+        assert_eq!(shown["state"], "failed", "{at}: {shown}");
+        assert_eq!(shown["failure_kind"], "orphaned", "{at}");
+        let detail = shown["failure_detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("migrated from upstream quire") && detail.contains("never ran here"),
+            "{at}: {detail}"
+        );
+        assert!(shown["worker"].is_null(), "{at}: a worker held it: {shown}");
+        assert!(
+            shown["notifications"].as_array().unwrap().is_empty(),
+            "{at}"
+        );
+        assert!(
+            !env.home()
+                .dir()
+                .join("runs")
+                .join(&want.id)
+                .join("workspace")
+                .exists(),
+            "{at}: a workspace was made"
+        );
+    }
+    for mark in marks {
+        assert!(!mark.exists(), "v{version}: {} exists", mark.display());
+    }
+    for name in upstream::REPOS {
+        let notes = git(
+            &source.join("repos").join(name),
+            &["for-each-ref", "refs/notes/"],
+        );
+        assert!(notes.trim().is_empty(), "v{version} {name}: notes {notes}");
+    }
+}
+
+#[test]
+fn upstream_runs_left_pending_or_active_never_run_nor_are_announced() {
+    for version in [7, 11] {
+        let env = Env::new();
+        let source = env.path().join("upstream");
+        let ran = env.path().join("pipeline-ran");
+        let notified = env.path().join("notified");
+        let (expected, unfinished) = upstream_home_with_commits(&env, &source, version, &ran);
+        env.config(&format!(
+            "[[notify]]\non = [\"complete\", \"failed\", \"superseded\"]\ncommand = [\"touch\", \"{}\"]\n",
+            notified.display()
+        ));
+
+        let pending = unfinished.iter().filter(|r| r.was == "pending").count();
+        let active = unfinished.len() - pending;
+        env.run(&["migrate-from", source.to_str().unwrap(), "--install-hooks"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "(version {version}): {} runs kept; {pending} pending and {active} active there \
+                 are now failed (orphaned) and never run here",
+                expected.runs.len()
+            )));
+
+        // The README's cron line, then a worker and an announcer as the
+        // hook would start them: none finds anything to do.
+        let reconciled = env.json(&["reconcile"]);
+        assert_eq!(
+            reconciled["worker_started"], false,
+            "v{version}: {reconciled}"
+        );
+        assert!(
+            reconciled["awaiting_worker"].as_array().unwrap().is_empty(),
+            "v{version}: {reconciled}"
+        );
+        env.run(&["work"]).assert().success();
+        env.run(&["announce"]).assert().success();
+        assert_history_stayed_history(&env, &source, &unfinished, &[&ran, &notified], version);
+
+        // No duration where upstream recorded no finish: not `list`'s, not
+        // `show`'s, nor their aborted jobs'.
+        let listed = env.json(&["list", "--limit", "1000"]);
+        for want in &unfinished {
+            let run = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == want.id.as_str())
+                .unwrap();
+            assert!(run["duration_ms"].is_null(), "v{version}: {run}");
+            let shown = env.runs(&["show", &want.id]).assert().success();
+            let text = String::from_utf8_lossy(&shown.get_output().stdout).into_owned();
+            assert!(!text.contains("\nduration"), "v{version}: {text}");
+            assert!(text.contains("never ran here"), "v{version}: {text}");
+            // Its jobs upstream left running have no duration either (they
+            // ended at no time upstream recorded: 0ms is not one).
+            for line in text.lines().filter(|l| l.contains("aborted")) {
+                assert!(!line.contains("0ms"), "v{version}: {text}");
+            }
+        }
+        let complete = expected
+            .runs
+            .iter()
+            .find(|r| r.state == "complete")
+            .unwrap();
+        let run = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == complete.id.as_str())
+            .unwrap();
+        assert!(run["duration_ms"].is_i64(), "v{version}: {run}");
+
+        // `logs` says why nothing comes: a run upstream never started has
+        // no step at all.
+        let never_started = unfinished.iter().find(|r| r.was == "pending").unwrap();
+        env.runs(&["logs", &never_started.id])
+            .assert()
+            .success()
+            .stderr(predicate::str::contains(
+                "has no step logs: it came unfinished from upstream quire and never ran here",
+            ));
+    }
+}
+
+#[test]
+fn a_migrated_step_without_a_log_file_says_so_under_its_header() {
+    let env = Env::new();
+    let source = env.path().join("upstream");
+    let expected = upstream::build_home(&source, 6);
+    // The last step of a job with two (migrate-from numbers a job's logs
+    // in order, so the first one's absence would move the second).
+    let step = expected
+        .steps
+        .iter()
+        .find(|s| s.seq == 2)
+        .expect("a job with two steps");
+    let run = expected.runs.iter().find(|r| r.id == step.run_id).unwrap();
+    let log = source
+        .join("runs")
+        .join(&run.repo)
+        .join(&run.id)
+        .join(format!("jobs/{}/sh-{}.log", step.job_id, step.seq));
+    std::fs::remove_file(log).unwrap();
+    env.run(&["migrate-from", source.to_str().unwrap()])
+        .assert()
+        .success();
+    let out = env
+        .runs(&["logs", &step.run_id, &step.job_id])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let header = format!("==> {} step {}:", step.job_id, step.seq);
+    let at = text.find(&header).unwrap_or_else(|| panic!("{text}"));
+    let next = text[at..].lines().nth(1).unwrap_or_default();
+    assert!(
+        next.starts_with("(no log: none was kept for this step"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_upstream_store_opened_in_place_says_once_what_it_converted() {
+    for version in [7, 11] {
+        let env = Env::new();
+        let source = env.path().join("upstream");
+        let ran = env.path().join("pipeline-ran");
+        let notified = env.path().join("notified");
+        // The upstream home is the quire home: its store is opened in place.
+        let (expected, unfinished) = upstream_home_with_commits(&env, &source, version, &ran);
+        std::fs::rename(&source, env.home().dir()).unwrap();
+        let home = env.home().dir().to_path_buf();
+        env.config(&format!(
+            "repos_root = \"{}\"\n[[notify]]\non = [\"complete\", \"failed\", \"superseded\"]\ncommand = [\"touch\", \"{}\"]\n",
+            home.join("repos").display(),
+            notified.display()
+        ));
+        let said = format!(
+            "converted an upstream quire store (version {version}): {} runs kept",
+            expected.runs.len()
+        );
+        let first = env.runs(&["list", "--limit", "1000"]).assert().success();
+        let stderr = String::from_utf8_lossy(&first.get_output().stderr).into_owned();
+        assert_eq!(stderr.matches(&said).count(), 1, "v{version}: {stderr}");
+        assert!(stderr.contains("never run here"), "v{version}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "v{version}: one line: {stderr}");
+        env.runs(&["list"])
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("converted").not());
+
+        let reconciled = env.json(&["reconcile"]);
+        assert_eq!(
+            reconciled["worker_started"], false,
+            "v{version}: {reconciled}"
+        );
+        env.run(&["work"]).assert().success();
+        env.run(&["announce"]).assert().success();
+        assert_history_stayed_history(&env, &home, &unfinished, &[&ran, &notified], version);
+    }
+}
+
+#[test]
+fn the_web_view_gives_a_run_upstream_left_running_no_durations() {
+    let env = Env::new();
+    let source = env.path().join("upstream");
+    let expected = upstream::build_home(&source, 11);
+    env.run(&["migrate-from", source.to_str().unwrap()])
+        .assert()
+        .success();
+    // The active run whose job was running upstream (now aborted).
+    let job = expected
+        .jobs
+        .iter()
+        .find(|j| {
+            j.state == "aborted"
+                && expected
+                    .runs
+                    .iter()
+                    .any(|r| r.id == j.run_id && r.was == "active" && r.state == "failed")
+        })
+        .expect("an aborted job of a run upstream left active");
+    let server = crate::web::Server::start(&env);
+    let run = crate::web::request(&server.addr, "GET", &format!("/runs/{}", job.run_id), &[]);
+    assert_eq!(run.status, 200);
+    assert!(run.body.contains("never ran here"), "{}", run.body);
+    assert!(!run.body.contains("<dt>duration</dt>"), "{}", run.body);
+    let page = crate::web::request(
+        &server.addr,
+        "GET",
+        &format!("/runs/{}/jobs/{}", job.run_id, job.job_id),
+        &[],
+    );
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("<dt>started</dt>"), "{}", page.body);
+    assert!(!page.body.contains("<dt>duration</dt>"), "{}", page.body);
+}

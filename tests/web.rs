@@ -14,14 +14,14 @@ use crate::cdp::Browser;
 use crate::util::{Env, Gate, git, gone_within, populate, wait_until};
 
 /// A running `quire-runs serve --listen 127.0.0.1:0`, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     log: Arc<Mutex<String>>,
 }
 
 impl Server {
-    fn start(env: &Env) -> Server {
+    pub(crate) fn start(env: &Env) -> Server {
         Server::start_with(env, &[])
     }
 
@@ -95,10 +95,10 @@ impl Drop for Server {
     }
 }
 
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
@@ -111,7 +111,7 @@ impl Reply {
 }
 
 /// One HTTP/1.1 request on its own connection, read to the end.
-fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+pub(crate) fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))

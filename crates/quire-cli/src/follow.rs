@@ -335,6 +335,7 @@ mod tests {
             author: None,
             event: None,
             superseded_by: None,
+            upstream_unfinished: None,
         }
     }
 

@@ -23,3 +23,12 @@ pub mod run;
 pub mod runs;
 pub mod select;
 pub mod workers;
+
+/// Say once, on stderr, what opening `store` converted from an upstream
+/// quire store in place (the one open that converted it; later opens find
+/// nothing to convert and say nothing).
+pub fn say_converted(store: &quire_store::Store) {
+    if let Some(converted) = store.converted() {
+        eprintln!("quire: {}: {converted}", store.home().db_path().display());
+    }
+}

@@ -235,6 +235,11 @@ pub struct Run {
     /// The run that took this superseded run's place; none when the ref
     /// was deleted or its new commit recorded no run.
     pub superseded_by: Option<String>,
+    /// For a run upstream quire left pending or active: the upstream
+    /// version it came from. quire failed it at migration (`orphaned`) and
+    /// never ran it; its finish time is not upstream's, so it has no
+    /// duration.
+    pub upstream_unfinished: Option<i64>,
 }
 
 impl Run {
@@ -246,8 +251,13 @@ impl Run {
         }
     }
 
-    /// Wall time from start to finish, or to `now_ms` while the run is active.
+    /// Wall time from start to finish, or to `now_ms` while the run is
+    /// active; none for a run that never started, nor for one upstream quire
+    /// left unfinished (upstream recorded no finish).
     pub fn duration_ms(&self, now_ms: i64) -> Option<i64> {
+        if self.upstream_unfinished.is_some() {
+            return None;
+        }
         let start = self.started_at_ms?;
         let end = match self.finished_at_ms {
             Some(end) => end,

@@ -10,7 +10,10 @@ use crate::sql::RowExt;
 use crate::{Result, Store};
 use quire_model::{Notification, NotificationState, Run};
 
-const ENDED: &str = "state IN ('complete', 'failed', 'superseded')";
+/// Ended runs an announcer may take: never one upstream quire left
+/// unfinished (history is not announced; `finish_import` also marks them
+/// announced).
+const ENDED: &str = "state IN ('complete', 'failed', 'superseded') AND upstream_unfinished IS NULL";
 
 impl Store {
     /// Whether an ended run waits for an announcer. Cheap (a partial

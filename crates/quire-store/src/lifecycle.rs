@@ -68,7 +68,7 @@ pub const RUN_EDGES: &[RunEdge] = &[
         from: &[R::Pending, R::Active],
         to: R::Failed,
         kind: Some(K::Orphaned),
-        by: "reconcile found no live worker",
+        by: "reconcile found no live worker; or upstream quire left it unfinished (conversion)",
     },
     RunEdge {
         from: &[R::Pending, R::Active],

@@ -33,6 +33,9 @@ fn steps() -> Vec<M<'static>> {
         M::up(include_str!("../../../migrations/0014_announce.sql")),
         M::up(include_str!("../../../migrations/0015_run_story.sql")).foreign_key_check(),
         M::up(include_str!("../../../migrations/0016_fair_claim.sql")),
+        M::up(include_str!(
+            "../../../migrations/0017_upstream_unfinished.sql"
+        )),
     ]
 }
 
@@ -51,7 +54,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 16;
+pub const LATEST: i64 = 17;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -33,6 +33,9 @@ pub struct Store {
     /// Run ids an upstream store held that were not of quire's shape, and
     /// the ids this open gave those rows (`(old, new)`, the old one as text).
     rewritten_run_ids: Vec<(String, String)>,
+    /// What this open converted from an upstream store, if it finished
+    /// converting one (said once: a later open finds nothing to convert).
+    converted: Option<upstream::Converted>,
 }
 
 impl Store {
@@ -112,6 +115,7 @@ impl Store {
             clock: clock::system(),
             home: home.clone(),
             rewritten_run_ids: Vec::new(),
+            converted: None,
         })
     }
 
@@ -186,6 +190,7 @@ impl Store {
             clock,
             home: home.clone(),
             rewritten_run_ids: Vec::new(),
+            converted: None,
         };
         store.configure()?;
         if let Lineage::Upstream(_) = found {
@@ -194,13 +199,17 @@ impl Store {
         if schema::version(&store.conn).map_err(|e| open_error(&path, e))? < LATEST {
             store.upgrade()?;
         }
+        store.finish_import()?;
         Ok(store)
     }
 
     /// Bring an upstream store of a version after 7 back to version 7's
-    /// shape, and give every run whose id is not of quire's shape a new id
-    /// (every row kept), in one transaction that first identifies it again
-    /// (another process may have converted it meanwhile).
+    /// shape, give every run whose id is not of quire's shape a new id
+    /// (every row kept), remember what it held (`upstream::record_import`)
+    /// and end the runs upstream left pending or active
+    /// (`upstream::fail_unfinished`: history never runs here), in one
+    /// transaction that first identifies it again (another process may have
+    /// converted it meanwhile).
     fn convert_upstream(&mut self) -> Result<()> {
         let path = self.home.db_path();
         self.conn
@@ -219,6 +228,8 @@ impl Store {
                 };
                 seven
                     .and_then(|()| upstream::rewrite_run_ids(&tx))
+                    .and_then(|ids| upstream::record_import(&tx, version).map(|()| ids))
+                    .and_then(|ids| upstream::fail_unfinished(&tx).map(|()| ids))
                     .and_then(|ids| foreign_key_check(&tx).map(|()| ids))
                     .map(|ids| rewritten = ids)
                     .map_err(|source| Error::Conversion {
@@ -238,6 +249,34 @@ impl Store {
             other => other,
         })?;
         Ok(())
+    }
+
+    /// Once quire's migrations have run: mark the runs an upstream store
+    /// left unfinished and say what was converted (`upstream::finish_import`),
+    /// in one transaction; a store with nothing to finish costs one read.
+    fn finish_import(&mut self) -> Result<()> {
+        let path = self.home.db_path();
+        let pending = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master
+                                WHERE type = 'table' AND name = 'upstream_import')",
+                [],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(|e| open_error(&path, e))?;
+        if !pending {
+            return Ok(());
+        }
+        self.converted = self.write(|tx, _| Ok(upstream::finish_import(tx)?))?;
+        Ok(())
+    }
+
+    /// What this open converted from an upstream store in place (or, for
+    /// `migrate-from`, in its copy): `Some` on the one open that finished
+    /// converting it, for the caller to say once.
+    pub fn converted(&self) -> Option<&upstream::Converted> {
+        self.converted.as_ref()
     }
 
     /// The run ids this open rewrote converting an upstream store: `(old,

@@ -318,6 +318,166 @@ pub(crate) fn rewrite_run_ids(tx: &Transaction<'_>) -> rusqlite::Result<Vec<(Str
     Ok(rewritten)
 }
 
+/// What opening an upstream store converted: said once, by whoever opened
+/// it (`Store::converted`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converted {
+    /// The upstream version the store was at.
+    pub version: i64,
+    /// Every run it held (all kept).
+    pub runs: i64,
+    /// Runs upstream left pending, now failed (`orphaned`).
+    pub pending: i64,
+    /// Runs upstream left active, now failed (`orphaned`).
+    pub active: i64,
+    /// Older live runs of a (repository, ref) that had a newer one (upstream's
+    /// racy supersede), now superseded by it.
+    pub superseded: i64,
+}
+
+impl std::fmt::Display for Converted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "converted an upstream quire store (version {}): {} runs kept; ",
+            self.version, self.runs
+        )?;
+        if self.pending + self.active == 0 {
+            return write!(f, "none was pending or active there");
+        }
+        write!(
+            f,
+            "{} pending and {} active there are now failed (orphaned) and never run here",
+            self.pending, self.active
+        )?;
+        if self.superseded > 0 {
+            write!(
+                f,
+                ", {} more superseded by a newer run of their ref",
+                self.superseded
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Remember, in the conversion's transaction, every run the upstream store
+/// held, its upstream `version` and the state it had there (in version 7's
+/// words), in `upstream_import`, until [`finish_import`] has marked the
+/// store's runs from it. Twice is once: an open interrupted before
+/// `finish_import` keeps what the first one recorded.
+pub(crate) fn record_import(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS upstream_import (
+             run_id  TEXT PRIMARY KEY NOT NULL,
+             version INTEGER NOT NULL,
+             was     TEXT NOT NULL
+         )",
+    )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO upstream_import (run_id, version, was)
+         SELECT id, ?1, state FROM runs",
+        [version],
+    )?;
+    Ok(())
+}
+
+/// Upstream's runs that are still pending or active never run here: in the
+/// conversion's transaction, at any upstream shape 1..=7, an older live run
+/// of a (repository, ref) that has a newer live one becomes superseded (as
+/// quire's 0008 would have made it), and every other becomes failed,
+/// `orphaned` (the edge reconcile takes, `lifecycle::RUN_EDGES`), finished
+/// when it started, or when it was queued if it never started: no time that
+/// upstream did not have. Their open jobs are closed by 0008 as quire closes
+/// an ended run's jobs (active -> aborted, pending -> skipped). Versions 1..6
+/// held a `container_id`, which a finished run may not have (and which 0007
+/// drops): it goes with the run's end.
+pub(crate) fn fail_unfinished(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    debug_assert!(
+        [
+            quire_model::RunState::Pending,
+            quire_model::RunState::Active
+        ]
+        .iter()
+        .all(|from| crate::lifecycle::run_edge(
+            *from,
+            quire_model::RunState::Failed,
+            Some(quire_model::FailureKind::Orphaned)
+        )
+        .is_some())
+    );
+    let container = if columns(tx, "runs")?.contains("container_id") {
+        ", container_id = NULL"
+    } else {
+        ""
+    };
+    tx.execute_batch(&format!(
+        "UPDATE runs AS r
+         SET state = 'superseded',
+             finished_at_ms = MAX(
+                 COALESCE(r.started_at_ms, r.queued_at_ms),
+                 (SELECT MIN(n.queued_at_ms) FROM runs AS n
+                  WHERE n.repo = r.repo AND n.ref_name = r.ref_name
+                    AND n.state IN ('pending', 'active')
+                    AND (n.queued_at_ms, n.id) > (r.queued_at_ms, r.id))){container}
+         WHERE r.state IN ('pending', 'active')
+           AND EXISTS (SELECT 1 FROM runs AS n
+                       WHERE n.repo = r.repo AND n.ref_name = r.ref_name
+                         AND n.state IN ('pending', 'active')
+                         AND (n.queued_at_ms, n.id) > (r.queued_at_ms, r.id));
+         UPDATE runs
+         SET state = 'failed', failure_kind = 'orphaned',
+             finished_at_ms = COALESCE(started_at_ms, queued_at_ms){container}
+         WHERE state IN ('pending', 'active');"
+    ))
+}
+
+/// Once quire's migrations have brought a converted store up to date (any
+/// open may do it: one interrupted before this finds `upstream_import`
+/// still there): the runs upstream left unfinished get
+/// `upstream_unfinished` (their upstream version), a failure detail saying
+/// so, and count as announced (no note, no notifier for history); then
+/// `upstream_import` goes. Answers what was converted, once: `None` when
+/// there was nothing to finish.
+pub(crate) fn finish_import(tx: &Transaction<'_>) -> rusqlite::Result<Option<Converted>> {
+    if !tables(tx)?.contains("upstream_import") {
+        return Ok(None);
+    }
+    let converted = tx.query_row(
+        "SELECT COALESCE(MAX(i.version), 0), count(*),
+                count(*) FILTER (WHERE i.was = 'pending' AND r.state = 'failed'),
+                count(*) FILTER (WHERE i.was = 'active' AND r.state = 'failed'),
+                count(*) FILTER (WHERE i.was IN ('pending', 'active')
+                                   AND r.state = 'superseded')
+         FROM upstream_import AS i LEFT JOIN runs AS r ON r.id = i.run_id",
+        [],
+        |r| {
+            Ok(Converted {
+                version: r.get(0)?,
+                runs: r.get(1)?,
+                pending: r.get(2)?,
+                active: r.get(3)?,
+                superseded: r.get(4)?,
+            })
+        },
+    )?;
+    tx.execute_batch(
+        "UPDATE runs
+         SET upstream_unfinished = (SELECT i.version FROM upstream_import AS i
+                                    WHERE i.run_id = runs.id),
+             failure_detail = (SELECT 'migrated from upstream quire (version ' || i.version
+                                      || ') where it was ' || i.was
+                                      || '; it never ran here'
+                               FROM upstream_import AS i WHERE i.run_id = runs.id),
+             announced_at_ms = COALESCE(announced_at_ms, finished_at_ms)
+         WHERE state = 'failed' AND failure_kind = 'orphaned'
+           AND id IN (SELECT run_id FROM upstream_import
+                      WHERE was IN ('pending', 'active'));
+         DROP TABLE upstream_import;",
+    )?;
+    Ok(Some(converted))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,7 +68,23 @@ fn check(store: &Store, expected: &Expected, version: i64) {
         assert_eq!(run.started_at_ms, want.started_at_ms, "{at}: started");
         assert_eq!(run.finished_at_ms, want.finished_at_ms, "{at}: finished");
         assert_eq!(run.traceparent, want.traceparent, "{at}: traceparent");
+        // A run upstream left unfinished is marked, and has no duration.
+        let unfinished = matches!(want.was, "pending" | "active") && want.state == "failed";
+        assert_eq!(
+            run.upstream_unfinished,
+            unfinished.then_some(version),
+            "{at}: upstream_unfinished"
+        );
+        if unfinished {
+            assert_eq!(run.duration_ms(i64::MAX), None, "{at}: duration");
+        }
     }
+    // History never runs and is never announced.
+    assert!(
+        !store.has_claimable(usize::MAX).unwrap(),
+        "v{version}: claimable"
+    );
+    assert!(!store.has_unannounced().unwrap(), "v{version}: unannounced");
     let mut jobs = Vec::new();
     let mut steps = Vec::new();
     for run in &runs {
@@ -154,10 +170,29 @@ fn every_upstream_version_converts_keeping_every_row() {
         let store = Store::open(&home).unwrap_or_else(|e| panic!("v{version}: {e}"));
         marked_and_current(store.connection());
         check(&store, &expected, version);
+        // The open that converted says what it converted.
+        let was = |state: &str| {
+            expected
+                .runs
+                .iter()
+                .filter(|r| r.was == state && r.state == "failed")
+                .count() as i64
+        };
+        let converted = store.converted().expect("the conversion is reported");
+        assert_eq!(converted.version, version);
+        assert_eq!(converted.runs, expected.runs.len() as i64, "v{version}");
+        assert_eq!(
+            (converted.pending, converted.active),
+            (was("pending"), was("active")),
+            "v{version}"
+        );
+        assert!(converted.pending > 0 && converted.active > 0, "v{version}");
+        assert!(converted.superseded > 0, "v{version}: the racing runs");
         drop(store);
-        // Opening again changes nothing.
+        // Opening again changes nothing, and says nothing.
         let store = Store::open(&home).unwrap();
         check(&store, &expected, version);
+        assert_eq!(store.converted(), None, "v{version}");
     }
 }
 
@@ -377,4 +412,106 @@ fn the_store_file_and_home_are_private() {
     assert_eq!(journal, "wal");
     let wal = home.db_path().with_extension("db-wal");
     assert!(!wal.exists() || mode(&wal) == 0o600);
+}
+
+#[test]
+fn a_conversion_interrupted_before_its_runs_were_marked_is_finished_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let expected = upstream::build(&home.db_path(), &dir.path().join("repos"), 11);
+    drop(Store::open(&home).unwrap());
+    // What an open that died between quire's migrations and
+    // `finish_import` leaves: the runs failed, the import table still
+    // there, the marks not yet written.
+    let want = expected
+        .runs
+        .iter()
+        .find(|r| r.was == "active" && r.state == "failed")
+        .unwrap();
+    let conn = Connection::open(home.db_path()).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE upstream_import (run_id TEXT PRIMARY KEY NOT NULL,
+                                       version INTEGER NOT NULL, was TEXT NOT NULL)",
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO upstream_import VALUES (?1, 11, 'active')",
+        [&want.id],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE runs SET upstream_unfinished = NULL, failure_detail = NULL WHERE id = ?1",
+        [&want.id],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = Store::open(&home).unwrap();
+    let converted = store.converted().expect("the next open finishes it");
+    assert_eq!((converted.version, converted.active), (11, 1));
+    let run = store.resolve_run(&want.id).unwrap();
+    assert_eq!(run.upstream_unfinished, Some(11));
+    assert!(
+        run.failure_detail
+            .as_deref()
+            .is_some_and(|d| d.contains("never ran here")),
+        "{run:?}"
+    );
+    let left: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'upstream_import'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+    drop(store);
+    assert_eq!(Store::open(&home).unwrap().converted(), None);
+}
+
+#[test]
+fn a_run_upstream_left_unfinished_cannot_become_live_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let expected = upstream::build(&home.db_path(), &dir.path().join("repos"), 7);
+    drop(Store::open(&home).unwrap());
+    let want = expected
+        .runs
+        .iter()
+        .find(|r| r.was == "pending" && r.state == "failed")
+        .unwrap();
+    let conn = Connection::open(home.db_path()).unwrap();
+    let revived = conn.execute(
+        "UPDATE runs SET state = 'pending', failure_kind = NULL, failure_detail = NULL,
+                         started_at_ms = NULL, finished_at_ms = NULL WHERE id = ?1",
+        [&want.id],
+    );
+    assert!(revived.is_err(), "the CHECK let it become pending again");
+}
+
+#[test]
+fn a_run_upstream_left_unfinished_is_never_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path().join("home"));
+    std::fs::create_dir_all(home.dir()).unwrap();
+    let expected = upstream::build(&home.db_path(), &dir.path().join("repos"), 11);
+    drop(Store::open(&home).unwrap());
+    // Even were it to wait for an announcer (it counts as announced from
+    // the conversion on), none takes it.
+    let conn = Connection::open(home.db_path()).unwrap();
+    let waiting = conn
+        .execute(
+            "UPDATE runs SET announced_at_ms = NULL WHERE upstream_unfinished IS NOT NULL",
+            [],
+        )
+        .unwrap();
+    assert!(waiting > 0);
+    drop(conn);
+    let mut store = Store::open(&home).unwrap();
+    assert!(!store.has_unannounced().unwrap());
+    assert_eq!(store.take_unannounced(|_| Vec::new()).unwrap(), None);
+    assert!(expected.runs.iter().any(|r| r.was == "pending"));
 }

@@ -51,6 +51,7 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
     }
     let config = Config::load(home)?;
     let mut store = Store::open_existing(home)?;
+    crate::say_converted(&store);
     let notifiers = |run: &Run| -> Vec<(i64, Vec<String>)> {
         config
             .notify

@@ -224,7 +224,7 @@ const PAGES: &[Page] = &[
     Page {
         command: "migrate-from",
         description: &[
-            "Takes an upstream quire home (DIR/quire.db at any upstream version 1-11, DIR/runs/, DIR/repos/) into this home, which must not have a store yet: every run, job and step is kept (counted before and after), step logs are copied where quire-runs logs finds them, repos_root is set to DIR/repos and its bare repositories are recorded by path. With --install-hooks, quire's hook is installed into each, upstream's kept as hooks/post-receive.upstream (not run). The source is only read; it refuses while upstream has its store open, unless --force (a read-only snapshot).",
+            "Takes an upstream quire home (DIR/quire.db at any upstream version 1-11, DIR/runs/, DIR/repos/) into this home, which must not have a store yet: every run, job and step is kept (counted before and after), step logs are copied where quire-runs logs finds them, repos_root is set to DIR/repos and its bare repositories are recorded by path. Runs upstream left pending or active are failed (orphaned) at once: they never run here and are never announced (no git note, no notify). With --install-hooks, quire's hook is installed into each, upstream's kept as hooks/post-receive.upstream (not run). The source is only read; it refuses while upstream has its store open, unless --force (a read-only snapshot).",
         ],
         exit: &[
             ("0", "the home was taken over"),

@@ -277,6 +277,7 @@ fn run(
                 lost(&mut std::io::stdout().lock(), home, &git_dir, &updates);
             }
         })?;
+        crate::say_converted(&store);
         // A config.toml that cannot be read does not lose the push: its
         // runs are recorded failed (`config-invalid`), to be retried once
         // it is fixed; the defaults stand in meanwhile.

@@ -283,6 +283,7 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
     }
     let config = Config::load(home)?;
     let mut store = Store::open(home)?;
+    crate::say_converted(&store);
     if !home.ensure_reserve() {
         eprintln!(
             "quire-run: warning: cannot make {} (space kept back so runs can still be ended and pruned on a full disk)",

@@ -96,6 +96,7 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
         .collect();
     ids.extend(store.rewritten_run_ids().iter().cloned());
     let rewritten = store.rewritten_run_ids().to_vec();
+    let converted = store.converted().cloned();
     let mut copied = Copied::default();
     copy_runs(&source.join("runs"), home, &ids, 0, &mut copied);
     drop(store);
@@ -120,6 +121,9 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
         found.len(),
         root.as_deref().unwrap_or(&repos_dir).display()
     );
+    if let Some(converted) = &converted {
+        println!("quire: {converted}");
+    }
     for skipped in &copied.skipped {
         eprintln!("quire: warning: skipped {}", printable(skipped));
     }

@@ -17,6 +17,7 @@ use crate::run::{Failure, TriggerArgs, work};
 pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     // The home first: a wrong --home is the likelier mistake.
     let mut store = Store::open_existing(home)?;
+    crate::say_converted(&store);
     let git_dir = git_dir(Some(&args.git_dir))?;
     let config = Config::load(home)?;
     let repo = Repo::open(&git_dir)?;

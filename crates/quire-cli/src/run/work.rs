@@ -111,6 +111,7 @@ fn drain(
             return Ok(());
         };
         let mut store = Store::open_existing(home)?;
+        crate::say_converted(&store);
         let worker = Worker::this_process(LEASE);
         if home.is_gone() {
             return Err(home_gone(home, None));

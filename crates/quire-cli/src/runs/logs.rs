@@ -109,7 +109,10 @@ fn logs(store: &Store, run: &Run, args: &LogsArgs) -> quire_store::Result<ExitCo
                     }
                 };
                 let finished = step.exit_code.is_some();
-                tail.pump(store, &run.id, &mut out, finished)?;
+                let found = tail.pump(store, &run.id, &mut out, finished)?;
+                if !found && finished && args.step.is_none() {
+                    out.no_log()?;
+                }
                 if finished || !args.follow {
                     done.insert(key);
                     reading = None;
@@ -132,9 +135,24 @@ fn logs(store: &Store, run: &Run, args: &LogsArgs) -> quire_store::Result<ExitCo
         detail = store.run_detail(&run.id)?;
     }
     out.finish()?;
+    let wrote = out.wrote_any;
     drop(out);
+    let mut unrecorded = false;
     if detail.run.state.is_terminal() && !args.failed {
+        unrecorded = !unrecorded_logs(store, &run.id, &logs_dir, args, &done)?.is_empty();
         print_unrecorded(store, &run.id, &logs_dir, args, &done)?;
+    }
+    if !wrote && !unrecorded && detail.run.state.is_terminal() && !args.failed {
+        // Say why nothing came, rather than nothing at all.
+        let why = if detail.run.upstream_unfinished.is_some() {
+            "it came unfinished from upstream quire and never ran here"
+        } else {
+            "none of its steps started"
+        };
+        eprintln!(
+            "quire-runs: run {} has no step logs: {why}",
+            crate::runs::text::printable(&run.id)
+        );
     }
     Ok(if args.follow && detail.run.state != RunState::Complete {
         ExitCode::from(1)
@@ -252,10 +270,10 @@ impl Tail {
         run_id: &str,
         out: &mut Printer,
         finished: bool,
-    ) -> quire_store::Result<()> {
+    ) -> quire_store::Result<bool> {
         let (job, seq) = (&self.key.0, self.key.1);
         let Some(mut log) = store.step_log(run_id, job, seq)? else {
-            return Ok(());
+            return Ok(false);
         };
         // Only named in an error; an id that names no path has a packed log.
         let path = store
@@ -284,7 +302,7 @@ impl Tail {
             let line = std::mem::take(&mut self.pending);
             out.cri_line(&line)?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -297,6 +315,8 @@ struct Printer {
     stream: Option<StreamArg>,
     at_line_start: bool,
     closed: bool,
+    /// Whether a header or a log line was written.
+    wrote_any: bool,
 }
 
 impl Printer {
@@ -308,6 +328,7 @@ impl Printer {
             stream: args.stream,
             at_line_start: true,
             closed: false,
+            wrote_any: false,
         }
     }
 
@@ -350,10 +371,21 @@ impl Printer {
             self.write(b"\n")?;
             self.at_line_start = true;
         }
+        self.wrote_any = true;
         let cmd = crate::runs::text::flat(cmd);
         let cmd = crate::runs::text::printable(&cmd);
         let job = crate::runs::text::printable(job);
         self.write(format!("==> {job} step {seq}: {cmd} <==\n").as_bytes())
+    }
+
+    /// Under a step's header, when the step has no log: one line saying
+    /// why, so that no header stands empty.
+    fn no_log(&mut self) -> quire_store::Result<()> {
+        self.wrote_any = true;
+        self.write(
+            b"(no log: none was kept for this step; of a run from upstream quire, \
+              `quire-run migrate-from` keeps only the logs it found in its runs/ folder)\n",
+        )
     }
 
     /// `<timestamp> <stream> <F|P> <text>`; anything else is shown as is.
@@ -365,6 +397,7 @@ impl Printer {
             return self.write(b"\n");
         };
         let text = parts.next().unwrap_or(b"");
+        self.wrote_any = true;
         let wanted = match self.stream {
             None => true,
             Some(StreamArg::Stdout) => stream == b"stdout",

@@ -59,7 +59,9 @@ where
 /// Open the store of an existing home: quire-runs reads what quire-run
 /// recorded, so a home that does not exist is a mistake worth saying.
 fn open(home: Option<&std::path::Path>) -> quire_store::Result<Store> {
-    Store::open_existing(&Home::resolve(home)?)
+    let store = Store::open_existing(&Home::resolve(home)?)?;
+    crate::say_converted(&store);
+    Ok(store)
 }
 
 fn run(cli: Cli) -> quire_store::Result<ExitCode> {

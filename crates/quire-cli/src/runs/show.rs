@@ -121,7 +121,14 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
         field("event", event.to_string());
     }
     field("state", run.state_text());
-    if let Some(kind) = run.failure_kind {
+    if run.upstream_unfinished.is_some() {
+        field(
+            "meaning",
+            "upstream quire left it unfinished; quire failed it when it took the store over \
+             and never ran it"
+                .to_string(),
+        );
+    } else if let Some(kind) = run.failure_kind {
         field("meaning", meaning(kind).to_string());
     }
     if let Some(detail) = &run.failure_detail {
@@ -180,12 +187,18 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
     let mut table = out.table(&["JOB", "STATE", "DURATION", "EXIT"]);
     for job in &detail.jobs {
         let j = &job.job;
-        let took = span(
-            j.started_at_ms,
-            j.finished_at_ms,
-            j.state == JobState::Active,
-            out.now_ms,
-        );
+        // A job upstream left running ended when quire took the store
+        // over, at no time upstream recorded: it has no duration.
+        let took = if run.upstream_unfinished.is_some() && j.state == JobState::Aborted {
+            String::new()
+        } else {
+            span(
+                j.started_at_ms,
+                j.finished_at_ms,
+                j.state == JobState::Active,
+                out.now_ms,
+            )
+        };
         let state = match (&j.skip_reason, j.state, j.allow_failure) {
             (Some(reason), JobState::Skipped, _) => {
                 Cell::new(format!("skipped: {}", printable(reason)))

@@ -369,6 +369,7 @@ mod tests {
                 author: None,
                 event: None,
                 superseded_by: None,
+                upstream_unfinished: None,
             },
             jobs: vec![
                 JobDetail {

@@ -34,6 +34,10 @@ pub struct ExpectedRun {
     pub ref_name: String,
     pub sha: String,
     pub state: &'static str,
+    /// The state upstream recorded (in version 7's words): a run it left
+    /// `pending` or `active` is failed (`orphaned`) by the conversion and
+    /// never runs here.
+    pub was: &'static str,
     pub failure_kind: Option<&'static str>,
     pub detail_contains: Option<&'static str>,
     pub pushed_at_ms: i64,
@@ -495,6 +499,7 @@ impl Model {
                 ref_name: r.ref_name.clone(),
                 sha: r.sha.clone(),
                 state: r.state,
+                was: r.state,
                 failure_kind,
                 detail_contains,
                 pushed_at_ms: r.pushed,
@@ -523,6 +528,17 @@ impl Model {
                 let since = run.started_at_ms.unwrap_or(run.queued_at_ms);
                 run.finished_at_ms = Some(since.max(pair[1].0));
             }
+        }
+        // Every other live run never runs here: failed at conversion,
+        // finished when it started (or was queued), no time upstream lacked.
+        for run in runs
+            .values_mut()
+            .filter(|r| matches!(r.state, "pending" | "active"))
+        {
+            run.state = "failed";
+            run.failure_kind = Some("orphaned");
+            run.detail_contains = Some("it never ran here");
+            run.finished_at_ms = Some(run.started_at_ms.unwrap_or(run.queued_at_ms));
         }
         let mut jobs: Vec<ExpectedJob> = self
             .jobs

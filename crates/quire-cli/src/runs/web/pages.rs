@@ -449,6 +449,20 @@ fn span_of(start: Option<i64>, end: Option<i64>, running: bool, now_ms: i64) -> 
     }
 }
 
+/// A job's duration; none for a job upstream quire left running, which
+/// ended when quire took the store over, at no time upstream recorded.
+fn job_span(run: &Run, j: &quire_store::Job, now_ms: i64) -> String {
+    if run.upstream_unfinished.is_some() && j.state == JobState::Aborted {
+        return String::new();
+    }
+    span_of(
+        j.started_at_ms,
+        j.finished_at_ms,
+        j.state == JobState::Active,
+        now_ms,
+    )
+}
+
 fn job_rows(now_ms: i64, run: &Run, job: &JobDetail) -> Markup {
     let j = &job.job;
     html! {
@@ -458,7 +472,7 @@ fn job_rows(now_ms: i64, run: &Run, job: &JobDetail) -> Markup {
                 (job_state(j.state))
                 @if let Some(reason) = &j.skip_reason { " " span.mut { (shown(reason)) } }
             }
-            td { (span_of(j.started_at_ms, j.finished_at_ms, j.state == JobState::Active, now_ms)) }
+            td { (job_span(run, j, now_ms)) }
             td { (j.exit_code.map(|c| c.to_string()).unwrap_or_default()) }
         }
         @for step in &job.steps {
@@ -507,7 +521,7 @@ pub fn job(
         dl {
             @if let Some(at) = j.started_at_ms { dt { "started" } dd { (time(now_ms, at)) } }
             @if let Some(at) = j.finished_at_ms { dt { "finished" } dd { (time(now_ms, at)) } }
-            @let took = span_of(j.started_at_ms, j.finished_at_ms, j.state == JobState::Active, now_ms);
+            @let took = job_span(run, j, now_ms);
             @if !took.is_empty() { dt { "duration" } dd { (took) } }
             @if let Some(code) = j.exit_code { dt { "exit" } dd { (code) } }
             @if let Some(reason) = &j.skip_reason { dt { "skipped" } dd { (shown(reason)) } }
