@@ -96,6 +96,7 @@ impl Fixture {
             secrets: vec![],
             cache: None,
             containment: None,
+            step_workspace: None,
             step_home: None,
             step_tmpdir: None,
             step_env: None,

@@ -594,9 +594,10 @@ fn the_home_and_everything_in_it_is_private_and_steps_inherit_none_of_quires_env
         );
     }
     assert!(log.contains(&format!("QUIRE_RUN_ID={run}")));
-    // Its HOME and TMPDIR are the run's own, not the worker's user's.
+    // Its HOME and TMPDIR are the run's own, not the worker's user's, seen
+    // at the paths every run sees them (docs/PIPELINE.md, "The workspace").
     for (name, dir) in [("HOME", "home"), ("TMPDIR", "tmp")] {
-        let want = format!("{name}={}\n", run_dir.join(dir).display());
+        let want = format!("{name}={}\n", home.dir().join("ci").join(dir).display());
         assert!(log.contains(&want), "{want} in:\n{log}");
     }
     // Values reach SQL only as parameters: a hostile filter is just a string.

@@ -30,6 +30,7 @@ mod runs_json;
 mod sandbox;
 mod select;
 mod snapshots_test;
+mod stable;
 mod steps;
 mod store_errors;
 mod trigger;

@@ -2,13 +2,14 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|web|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|notes|cargo] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|web|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|notes|cargo|cargo-stable] [--quick]`
 
 mod disk;
 mod harness;
 mod limits;
 mod parallel;
 mod scenarios;
+mod stable;
 mod web;
 
 fn main() {
@@ -73,6 +74,10 @@ fn main() {
     // Not in `all`: it downloads a crate and compiles it three times.
     if which.contains(&"cargo") {
         parallel::cargo_cache(&bins, quick);
+    }
+    // Not in `all` either: it vendors crates and compiles them often.
+    if which.contains(&"cargo-stable") {
+        stable::cargo_stable(&bins, quick);
     }
     if want("disk") {
         disk::disk(&bins, quick);

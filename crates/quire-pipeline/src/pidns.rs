@@ -317,6 +317,44 @@ unsafe fn signal_forwarder(signal: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// Show `source` at `target` too, in this process's mount namespace only
+/// (a worker in a namespace of its own: its mounts are private, so no other
+/// worker and nothing on the machine sees this). `target` must be an
+/// existing directory; what was there is covered until [`unbind`].
+pub fn bind(source: &Path, target: &Path) -> io::Result<()> {
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a path"))
+    };
+    let (source, target) = (c(source)?, c(target)?);
+    // SAFETY: plain mount(2) on NUL-terminated strings that outlive it.
+    let r = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Undo [`bind`] at `target`, lazily: a process still inside lets go of it
+/// when it ends.
+pub fn unbind(target: &Path) -> io::Result<()> {
+    let target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a path"))?;
+    // SAFETY: plain umount2(2) on a NUL-terminated string.
+    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,7 @@ impl Run {
             secrets: vec![],
             cache: None,
             containment: None,
+            step_workspace: None,
             step_home: None,
             step_tmpdir: None,
             step_env: None,

@@ -206,6 +206,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         secrets,
         // Caches belong to a home's repositories; a local run has neither.
         cache: None,
+        step_workspace: None,
         step_home: None,
         step_tmpdir: None,
         step_env: None,

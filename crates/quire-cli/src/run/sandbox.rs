@@ -30,6 +30,13 @@ impl RunDirs {
         }
     }
 
+    /// Where every run's steps see their workspace, HOME and TMPDIR, in a
+    /// worker with a mount namespace of its own: `<home>/ci/workspace`,
+    /// `<home>/ci/home`, `<home>/ci/tmp` (docs/PIPELINE.md, "Workspace").
+    pub(crate) fn stable(home: &Home) -> RunDirs {
+        RunDirs::of(&home.dir().join("ci"))
+    }
+
     pub(crate) fn all(&self) -> [&Path; 3] {
         [&self.workspace, &self.home, &self.tmp]
     }

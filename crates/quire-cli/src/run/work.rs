@@ -44,6 +44,13 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 /// `runs.sandbox`: set once, before the first run.
 static PROCESSES: OnceLock<String> = OnceLock::new();
 
+/// Why this worker's steps see each run at its own paths, not the stable
+/// ones: set once, before the first run, when it has no mount namespace of
+/// its own to show them there. Set to the empty string by a worker that
+/// has one; unset (`quire-run trigger --wait`, executing in the caller's
+/// namespace), and runs keep their own paths too.
+static PER_RUN_PATHS: OnceLock<String> = OnceLock::new();
+
 /// Set by a worker in the environment of the worker it starts in a pid
 /// namespace of its own ([`pidns`]): its own pid, which stands for the
 /// new one outside. Steps never see it (their environment is built).
@@ -62,12 +69,15 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
     let processes = match stand_in {
         Some(pid) => {
             quire_model::process::set_host_pid(pid);
+            let _ = PER_RUN_PATHS.set(String::new());
             "steps see only this run's processes (a pid namespace of its own)".to_string()
         }
         None if config.sandbox == SandboxMode::Off => {
+            let _ = PER_RUN_PATHS.set("sandbox = \"off\"".into());
             "steps see every process of the worker's user (sandbox = \"off\")".to_string()
         }
         None if std::env::var_os("QUIRE_PIDNS").is_some_and(|v| v == "off") => {
+            let _ = PER_RUN_PATHS.set("QUIRE_PIDNS=off".into());
             "steps see every process of the worker's user (QUIRE_PIDNS=off)".to_string()
         }
         None => match isolate(home) {
@@ -77,6 +87,7 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
                     "quire-run work: pid {}: no pid namespace of its own: {why}",
                     std::process::id()
                 );
+                let _ = PER_RUN_PATHS.set(format!("no mount namespace: {why}"));
                 format!("steps see every process of the worker's user (no pid namespace: {why})")
             }
         },
@@ -397,6 +408,11 @@ fn prepare_and_run(
         summary,
     } = confine(home, config, store, run, run_dir, dirs)?;
 
+    // Shown to steps at the same paths every run, so tools that key their
+    // caches on absolute paths (cargo, ccache, venvs) find them again.
+    let stable = StablePaths::show(home, dirs);
+    let paths = stable.describe();
+
     // Contained from its first step; recorded first, so that reconcile
     // finds the run's cgroup if this worker dies.
     let contained = containment
@@ -414,7 +430,7 @@ fn prepare_and_run(
     // The limits in force, for show: what each job's cgroup got.
     let limits = limits_line(contained.as_ref().map(|c| c.limits()).unwrap_or_default());
     store
-        .record_sandbox(&run.id, &format!("{summary}; {limits}"))
+        .record_sandbox(&run.id, &format!("{summary}; {paths}; {limits}"))
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     let mut ctx = RunContext {
         run_id: run.id.clone(),
@@ -424,8 +440,9 @@ fn prepare_and_run(
         previous_sha: run.previous_sha.clone(),
         traceparent: run.traceparent.clone().unwrap_or_default(),
         workspace: workspace.to_path_buf(),
-        step_home: Some(dirs.home.clone()),
-        step_tmpdir: Some(dirs.tmp.clone()),
+        step_workspace: stable.shown().map(|d| d.workspace.clone()),
+        step_home: Some(stable.shown().unwrap_or(dirs).home.clone()),
+        step_tmpdir: Some(stable.shown().unwrap_or(dirs).tmp.clone()),
         step_env: Some(config.steps.env.clone().into_iter().collect()),
         sandbox: Some(Arc::new(sandbox)),
         network: network.map(Arc::new),
@@ -620,6 +637,96 @@ struct Confined {
     owner: Option<(u32, u32)>,
     /// The line recorded for `show`.
     summary: String,
+}
+
+/// A run's workspace, HOME and TMPDIR shown to its steps at the same
+/// paths every run ([`RunDirs::stable`]), bind-mounted in this worker's own
+/// mount namespace (private: no other worker sees them, each sees its own
+/// run there) until the run's end. The worker's own hands keep the real
+/// paths. Without a mount namespace of its own, steps see the run's own
+/// paths, and why is said.
+enum StablePaths {
+    Shown(RunDirs),
+    PerRun(String),
+}
+
+impl StablePaths {
+    fn show(home: &Home, dirs: &RunDirs) -> StablePaths {
+        match PER_RUN_PATHS.get().map(String::as_str) {
+            Some("") => {}
+            Some(why) => return StablePaths::PerRun(why.to_string()),
+            None => {
+                return StablePaths::PerRun("executed outside a worker's own namespace".into());
+            }
+        }
+        let stable = RunDirs::stable(home);
+        match Self::mount(home, dirs, &stable) {
+            Ok(()) => StablePaths::Shown(stable),
+            Err(e) => {
+                Self::unmount(&stable);
+                StablePaths::PerRun(e)
+            }
+        }
+    }
+
+    fn mount(home: &Home, dirs: &RunDirs, stable: &RunDirs) -> Result<(), String> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let ci = home.dir().join("ci");
+        let made = |e: io::Error| format!("cannot make {}: {e}", ci.display());
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&ci)
+            .map_err(made)?;
+        // Passable by a `run_as` user, not listable; what is mounted on
+        // each point has its own owner and mode.
+        std::fs::set_permissions(&ci, std::fs::Permissions::from_mode(0o711)).map_err(made)?;
+        for (from, to) in dirs.all().into_iter().zip(stable.all()) {
+            if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(to)
+                && e.kind() != io::ErrorKind::AlreadyExists
+            {
+                return Err(format!("cannot make {}: {e}", to.display()));
+            }
+            pidns::bind(from, to)
+                .map_err(|e| format!("cannot mount {} at {}: {e}", from.display(), to.display()))?;
+        }
+        Ok(())
+    }
+
+    fn unmount(stable: &RunDirs) {
+        for dir in stable.all() {
+            let _ = pidns::unbind(dir);
+        }
+    }
+
+    /// The run's directories as its steps see them, when at stable paths.
+    fn shown(&self) -> Option<&RunDirs> {
+        match self {
+            StablePaths::Shown(dirs) => Some(dirs),
+            StablePaths::PerRun(_) => None,
+        }
+    }
+
+    /// For the run's `sandbox` line.
+    fn describe(&self) -> String {
+        match self {
+            StablePaths::Shown(dirs) => format!(
+                "steps see the workspace at {} every run, HOME and TMPDIR beside it",
+                dirs.workspace.display()
+            ),
+            StablePaths::PerRun(why) => {
+                format!("steps see each run's workspace at a path of its own ({why})")
+            }
+        }
+    }
+}
+
+impl Drop for StablePaths {
+    fn drop(&mut self) {
+        if let StablePaths::Shown(dirs) = self {
+            Self::unmount(dirs);
+        }
+    }
 }
 
 /// What each job may use, as `show` says it: the limits its cgroup got.

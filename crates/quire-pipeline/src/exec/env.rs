@@ -77,7 +77,7 @@ pub(super) fn for_run(
     }
     env.push((
         "QUIRE_WORKSPACE".into(),
-        ctx.workspace.display().to_string(),
+        ctx.steps_workspace().display().to_string(),
     ));
     env.push(("TRACEPARENT".into(), ctx.traceparent.clone()));
     env

@@ -65,8 +65,14 @@ pub struct RunContext {
     /// The ref's previous tip, when the push moved an existing ref.
     pub previous_sha: Option<String>,
     pub traceparent: String,
-    /// The materialized tree; every step runs here.
+    /// The materialized tree, where the worker's own hands (caches,
+    /// artifacts) reach it.
     pub workspace: PathBuf,
+    /// Where the steps see that same tree, when it is not `workspace`: the
+    /// worker shows it at a path that is the same for every run
+    /// (docs/PIPELINE.md, "Workspace"). Steps run here, and
+    /// `QUIRE_WORKSPACE` names it.
+    pub step_workspace: Option<PathBuf>,
     /// `logs/`: each step writes `<job>/<seq>.log` under it.
     pub logs_dir: PathBuf,
     /// The home's secrets (name, value). A job gets those it asks for as
@@ -96,6 +102,11 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// Where steps run and see the workspace.
+    pub fn steps_workspace(&self) -> &std::path::Path {
+        self.step_workspace.as_deref().unwrap_or(&self.workspace)
+    }
+
     /// `artifacts/`, beside `logs/` in the run's directory: each job's kept
     /// files go to `<job>/<path>` under it.
     pub fn artifacts_dir(&self) -> PathBuf {

@@ -49,7 +49,7 @@ pub(super) fn run(
         step,
         program,
         &running.env,
-        &ctx.workspace,
+        ctx.steps_workspace(),
         ctx.sandbox.as_deref(),
         running.cgroup.as_ref(),
         ctx.network.as_deref(),

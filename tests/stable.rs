@@ -1,0 +1,258 @@
+//! Stable paths (docs/PIPELINE.md, "The workspace"): every run's steps see
+//! their workspace, HOME and TMPDIR at the same absolute paths, whatever
+//! the run's id, so tools that key their caches on absolute paths (cargo)
+//! find them again; two runs at once each see their own there.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use quire_store::RunState;
+
+use crate::util::{Env, Gate, Repo, git};
+
+fn log(env: &Env, run: &str, job: &str) -> String {
+    let out = env.runs(&["logs", run, job]).assert().success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
+/// A pipeline that says where its step stands, waits at the gate as
+/// `name`, and reads its tree again once both runs are there.
+fn where_am_i(gate: &Gate, name: &str) -> String {
+    let say = "echo \"pwd=$(pwd) ws=$QUIRE_WORKSPACE home=$HOME tmp=$TMPDIR marker=$(cat marker)\"";
+    format!(
+        "[jobs.look]\ninputs = [\"quire/push\"]\nsh = [{say:?}, {:?}, \"echo after=$(cat marker)\"]\n",
+        gate.step(name)
+    )
+}
+
+#[test]
+fn every_run_sees_the_same_paths_and_two_at_once_each_its_own_tree() {
+    let env = Env::new();
+    env.config("max_workers = 2\nmax_workers_per_repo = 1\n");
+    let gate = Gate::new(&env);
+    let mut ids = Vec::new();
+    for name in ["one", "two"] {
+        let repo = env.repo_with_hook(name);
+        repo.commit(&[("marker", name)], "marker");
+        ids.push(repo.push_pipeline(&where_am_i(&gate, name)));
+    }
+    // Both runs are inside their steps at once, each in its worker's own
+    // mount namespace.
+    gate.wait_ready("one");
+    gate.wait_ready("two");
+    gate.open();
+    let ci = env.home().dir().join("ci");
+    let (ws, home, tmp) = (ci.join("workspace"), ci.join("home"), ci.join("tmp"));
+    for (id, name) in ids.iter().zip(["one", "two"]) {
+        let run = env.wait_terminal(id);
+        assert_eq!(run.state, RunState::Complete, "{run:?}");
+        let text = log(&env, id, "look");
+        let want = format!(
+            "pwd={} ws={} home={} tmp={} marker={name}",
+            ws.display(),
+            ws.display(),
+            home.display(),
+            tmp.display()
+        );
+        assert!(text.contains(&want), "{want:?} not in:\n{text}");
+        assert!(text.contains(&format!("after={name}")), "{text}");
+        let shown = env.json(&["show", id]);
+        let line = shown["sandbox"].as_str().unwrap();
+        assert!(
+            line.contains(&format!(
+                "steps see the workspace at {} every run, HOME and TMPDIR beside it",
+                ws.display()
+            )),
+            "{line}"
+        );
+    }
+    // The mounts were the workers' own: the machine's mount points stay
+    // empty.
+    for dir in [&ws, &home, &tmp] {
+        assert_eq!(
+            std::fs::read_dir(dir).unwrap().count(),
+            0,
+            "{}",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn without_a_namespace_of_its_own_a_run_keeps_its_own_paths_and_says_so() {
+    let env = Env::new();
+    let mut repo = env.repo_with_hook("app");
+    repo.vars.push(("QUIRE_PIDNS".into(), "off".into()));
+    let run = repo.push_and_wait(
+        "[jobs.look]\ninputs = [\"quire/push\"]\nsh = \"echo ws=$QUIRE_WORKSPACE\"\n",
+    );
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let text = log(&env, &run.id, "look");
+    let own = env
+        .home()
+        .dir()
+        .join("runs")
+        .join(&run.id)
+        .join("workspace");
+    assert!(text.contains(&format!("ws={}", own.display())), "{text}");
+    let shown = env.json(&["show", &run.id]);
+    let line = shown["sandbox"].as_str().unwrap();
+    assert!(
+        line.contains("steps see each run's workspace at a path of its own (QUIRE_PIDNS=off)"),
+        "{line}"
+    );
+}
+
+/// The Rust toolchain this test runs with, where a step may run it: its
+/// sysroot, or (when that lies in a home the sandbox hides, as rustup's
+/// does) a copy of it made of hard links, kept under cargo's target
+/// directory for the next test run. None when there is no rustc.
+fn toolchain() -> Option<PathBuf> {
+    let out = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let sysroot = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    if !sysroot.join("bin/cargo").exists() {
+        return None;
+    }
+    let homes: Vec<PathBuf> = [
+        std::env::var_os("HOME").map(PathBuf::from),
+        Some("/root".into()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !homes.iter().any(|h| sysroot.starts_with(h)) {
+        return Some(sysroot);
+    }
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "toolchain-{}",
+        sysroot.file_name().unwrap().to_string_lossy()
+    ));
+    if kept.join("bin/cargo").exists() {
+        return Some(kept);
+    }
+    // Made beside it and renamed: a copy cut short is never used.
+    let partial = kept.with_extension(format!("partial-{}", std::process::id()));
+    let linked = Command::new("cp")
+        .arg("-al")
+        .arg(&sysroot)
+        .arg(&partial)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !linked {
+        let _ = std::fs::remove_dir_all(&partial);
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(&sysroot)
+            .arg(&partial)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            copied,
+            "cannot copy {} to {}",
+            sysroot.display(),
+            partial.display()
+        );
+    }
+    if std::fs::rename(&partial, &kept).is_err() {
+        // Another test run made it first.
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    Some(kept)
+}
+
+/// docs/PIPELINE.md's Rust cache example (run with `-v --offline`, and the
+/// toolchain on `PATH`) in a crate with a dependency from crates.io as
+/// `cargo vendor` keeps it:
+/// a directory source in the repository, so no network is needed. A path
+/// dependency would not do: cargo keys a workspace member's build on its
+/// path relative to the workspace, but any other package's (a registry's,
+/// a vendored one's) on its absolute path, which changed with every run's
+/// workspace ("the path to the source changed") before stable paths.
+fn crate_files(toolchain: &Path) -> Vec<(String, String)> {
+    let pipeline = format!(
+        "[env]\nPATH = \"{}/bin:/usr/bin:/bin\"\n\n\
+         [jobs.build]\ninputs = [\"quire/push\"]\n\
+         cache = [\"target\", \".cargo-home/registry\"]\n\
+         env = {{ CARGO_HOME = \".cargo-home\" }}\n\
+         sh = \"cargo build -v --offline && cargo test --offline\"\n",
+        toolchain.display()
+    );
+    [
+        (".quire/ci.toml", pipeline.as_str()),
+        (
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"app\"]\nexclude = [\"vendor\"]\nresolver = \"2\"\n",
+        ),
+        (
+            ".cargo/config.toml",
+            "[source.crates-io]\nreplace-with = \"vendored\"\n\n\
+             [source.vendored]\ndirectory = \"vendor\"\n",
+        ),
+        (
+            "app/Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\ndep = \"0.1\"\n",
+        ),
+        (
+            "app/src/main.rs",
+            "fn main() {\n    println!(\"{}\", dep::answer());\n}\n\n\
+             #[test]\nfn answers() {\n    assert_eq!(dep::answer(), 42);\n}\n",
+        ),
+        (
+            "vendor/dep/Cargo.toml",
+            "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        ),
+        (
+            "vendor/dep/src/lib.rs",
+            "pub fn answer() -> u32 {\n    42\n}\n",
+        ),
+        ("vendor/dep/.cargo-checksum.json", "{\"files\":{}}\n"),
+        ("README", "A crate.\n"),
+    ]
+    .into_iter()
+    .map(|(p, t)| (p.to_string(), t.to_string()))
+    .collect()
+}
+
+#[test]
+fn a_crates_second_push_compiles_no_dependency_from_its_cache() {
+    let Some(toolchain) = toolchain() else {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v != "true"),
+            "CI=true: this test needs cargo (install: https://rustup.rs)"
+        );
+        println!("skipped: needs cargo and rustc (install: https://rustup.rs)");
+        return;
+    };
+    let env = Env::new();
+    let repo: Repo = env.repo_with_hook("crate");
+    git(&repo.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    let files = crate_files(&toolchain);
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    repo.commit(&files, "a crate");
+    let first = repo.push_refs(&["main"]);
+    let first = env.wait_terminal(&first[0]);
+    let text = log(&env, &first.id, "build");
+    assert_eq!(first.state, RunState::Complete, "{text}");
+    assert!(text.contains("Compiling dep v0.1.0"), "{text}");
+
+    // Only the README changes.
+    repo.commit(&[("README", "A crate, pushed again.\n")], "readme");
+    let second = repo.push_refs(&["main"]);
+    let second = env.wait_terminal(&second[0]);
+    let text = log(&env, &second.id, "build");
+    assert_eq!(second.state, RunState::Complete, "{text}");
+    assert!(text.contains("quire: cache: restored target"), "{text}");
+    assert!(text.contains("Fresh dep v0.1.0"), "{text}");
+    assert!(!text.contains("Compiling dep"), "{text}");
+    assert!(text.contains("test answers ... ok"), "{text}");
+}
