@@ -222,14 +222,11 @@ fn crate_files(toolchain: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn a_crates_second_push_compiles_no_dependency_from_its_cache() {
-    let Some(toolchain) = toolchain() else {
-        assert!(
-            std::env::var_os("CI").is_none_or(|v| v != "true"),
-            "CI=true: this test needs cargo (install: https://rustup.rs)"
-        );
-        println!("skipped: needs cargo and rustc (install: https://rustup.rs)");
+    let toolchain = toolchain();
+    if !crate::util::require("cargo and rustc", "https://rustup.rs", toolchain.is_some()) {
         return;
-    };
+    }
+    let toolchain = toolchain.unwrap();
     let env = Env::new();
     let repo: Repo = env.repo_with_hook("crate");
     git(&repo.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
@@ -255,4 +252,142 @@ fn a_crates_second_push_compiles_no_dependency_from_its_cache() {
     assert!(text.contains("Fresh dep v0.1.0"), "{text}");
     assert!(!text.contains("Compiling dep"), "{text}");
     assert!(text.contains("test answers ... ok"), "{text}");
+}
+
+/// docs/PIPELINE.md's Python cache example: a virtual environment kept in
+/// the workspace. A venv holds its own absolute path (its scripts' `#!`
+/// lines, `pyvenv.cfg`), so a cached one works only where it was made:
+/// the next run finds it at the same path and its `pip` runs.
+const PYTHON_PIPELINE: &str = r#"[env]
+PIP_DISABLE_PIP_VERSION_CHECK = "1"
+PIP_NO_INDEX = "1"
+
+[jobs.test]
+inputs = ["quire/push"]
+cache = [".venv"]
+sh = [
+  "if [ -x .venv/bin/python ]; then echo reusing .venv; else python3 -m venv .venv; fi",
+  ".venv/bin/pip install -q -r requirements.txt",
+  ".venv/bin/python -m unittest -v",
+]
+"#;
+
+/// docs/PIPELINE.md's C cache example: ccache's directory in the
+/// workspace. With `-g` ccache hashes the directory a file is compiled in,
+/// so its hits need the same path every run.
+const C_PIPELINE: &str = r#"[jobs.build]
+inputs = ["quire/push"]
+cache = [".ccache"]
+env = { CCACHE_DIR = ".ccache", CFLAGS = "-g -O2" }
+sh = [
+  "ccache --zero-stats >/dev/null",
+  "make CC='ccache cc'",
+  "ccache --print-stats | grep -E '^(direct_cache_hit|preprocessed_cache_hit|cache_miss)'",
+]
+"#;
+
+/// Push `files` twice (the second time only a README changes) and return
+/// the second run's log of `job`, the run ended as it must.
+fn pushed_twice(repo: &Repo, env: &Env, files: &[(&str, &str)], job: &str) -> (RunState, String) {
+    git(&repo.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    repo.commit(files, "a project");
+    let first = env.wait_terminal(&repo.push_refs(&["main"])[0]);
+    let text = log(env, &first.id, job);
+    assert_eq!(first.state, RunState::Complete, "{text}");
+    repo.commit(&[("README", "Pushed again.\n")], "readme");
+    let second = env.wait_terminal(&repo.push_refs(&["main"])[0]);
+    (second.state, log(env, &second.id, job))
+}
+
+fn python_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (".quire/ci.toml", PYTHON_PIPELINE),
+        ("requirements.txt", ""),
+        (
+            "test_answer.py",
+            "import unittest\n\nclass Answer(unittest.TestCase):\n    def test_answer(self):\n        self.assertEqual(6 * 7, 42)\n",
+        ),
+    ]
+}
+
+fn have(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_python_venv_cached_at_its_stable_path_runs_on_the_next_push() {
+    if !crate::util::require(
+        "python3 with venv",
+        "apt-get install python3-venv",
+        have("/usr/bin/python3", &["-c", "import ensurepip, venv"]),
+    ) {
+        return;
+    }
+    let env = Env::new();
+    let repo = env.repo_with_hook("py");
+    let (state, text) = pushed_twice(&repo, &env, &python_files(), "test");
+    assert_eq!(state, RunState::Complete, "{text}");
+    assert!(text.contains("quire: cache: restored .venv"), "{text}");
+    assert!(text.contains("reusing .venv"), "{text}");
+    assert!(text.contains("test_answer"), "{text}");
+}
+
+/// The same venv without stable paths (a worker without a mount namespace
+/// of its own): its scripts name the first run's path, gone, and the
+/// second run fails. What stable paths are for.
+#[test]
+fn without_stable_paths_the_cached_venv_names_a_path_that_is_gone() {
+    if !crate::util::require(
+        "python3 with venv",
+        "apt-get install python3-venv",
+        have("/usr/bin/python3", &["-c", "import ensurepip, venv"]),
+    ) {
+        return;
+    }
+    let env = Env::new();
+    let mut repo = env.repo_with_hook("py");
+    repo.vars.push(("QUIRE_PIDNS".into(), "off".into()));
+    let (state, text) = pushed_twice(&repo, &env, &python_files(), "test");
+    assert_eq!(state, RunState::Failed, "{text}");
+    assert!(text.contains("reusing .venv"), "{text}");
+}
+
+#[test]
+fn a_c_projects_second_push_hits_ccache_for_every_file() {
+    if !crate::util::require(
+        "ccache",
+        "apt-get install ccache",
+        have("ccache", &["--version"]),
+    ) {
+        return;
+    }
+    let env = Env::new();
+    let repo = env.repo_with_hook("c");
+    let files = vec![
+        (".quire/ci.toml", C_PIPELINE),
+        (
+            "Makefile",
+            "app: main.o answer.o\n\t$(CC) -o app main.o answer.o\n\n%.o: %.c\n\t$(CC) $(CFLAGS) -c $< -o $@\n",
+        ),
+        (
+            "main.c",
+            "int answer(void);\nint main(void) { return answer() == 42 ? 0 : 1; }\n",
+        ),
+        ("answer.c", "int answer(void) { return 42; }\n"),
+    ];
+    let (state, text) = pushed_twice(&repo, &env, &files, "build");
+    assert_eq!(state, RunState::Complete, "{text}");
+    assert!(text.contains("quire: cache: restored .ccache"), "{text}");
+    let stat = |name: &str| -> u64 {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name}\t")))
+            .filter_map(|n| n.trim().parse().ok())
+            .next()
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    let hits = stat("direct_cache_hit") + stat("preprocessed_cache_hit");
+    assert_eq!((hits, stat("cache_miss")), (2, 0), "{text}");
 }
