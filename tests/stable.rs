@@ -3,7 +3,7 @@
 //! the run's id, so tools that key their caches on absolute paths (cargo)
 //! find them again; two runs at once each see their own there.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use quire_store::RunState;
@@ -103,10 +103,10 @@ fn without_a_namespace_of_its_own_a_run_keeps_its_own_paths_and_says_so() {
     );
 }
 
-/// The Rust toolchain this test runs with, where a step may run it: its
-/// sysroot, or (when that lies in a home the sandbox hides, as rustup's
-/// does) a copy of it made of hard links, kept under cargo's target
-/// directory for the next test run. None when there is no rustc.
+/// The sysroot of the Rust toolchain this test runs with (`bin/cargo`,
+/// `bin/rustc`); None when there is none. rustup keeps it in the CI
+/// user's home, which the sandbox hides: the test opens it to steps with
+/// config.toml's `[steps] read`, as an admin would.
 fn toolchain() -> Option<PathBuf> {
     let out = Command::new("rustc")
         .args(["--print", "sysroot"])
@@ -116,73 +116,23 @@ fn toolchain() -> Option<PathBuf> {
         return None;
     }
     let sysroot = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    if !sysroot.join("bin/cargo").exists() {
-        return None;
-    }
-    let homes: Vec<PathBuf> = [
-        std::env::var_os("HOME").map(PathBuf::from),
-        Some("/root".into()),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if !homes.iter().any(|h| sysroot.starts_with(h)) {
-        return Some(sysroot);
-    }
-    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "toolchain-{}",
-        sysroot.file_name().unwrap().to_string_lossy()
-    ));
-    if kept.join("bin/cargo").exists() {
-        return Some(kept);
-    }
-    // Made beside it and renamed: a copy cut short is never used.
-    let partial = kept.with_extension(format!("partial-{}", std::process::id()));
-    let linked = Command::new("cp")
-        .arg("-al")
-        .arg(&sysroot)
-        .arg(&partial)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !linked {
-        let _ = std::fs::remove_dir_all(&partial);
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(&sysroot)
-            .arg(&partial)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            copied,
-            "cannot copy {} to {}",
-            sysroot.display(),
-            partial.display()
-        );
-    }
-    if std::fs::rename(&partial, &kept).is_err() {
-        // Another test run made it first.
-        let _ = std::fs::remove_dir_all(&partial);
-    }
-    Some(kept)
+    sysroot.join("bin/cargo").exists().then_some(sysroot)
 }
 
 /// docs/PIPELINE.md's Rust cache example (run with `-v --offline`, and the
-/// toolchain on `PATH`) in a crate with a dependency from crates.io as
+/// toolchain on `PATH` through config.toml's `[steps]`) in a crate with a dependency from crates.io as
 /// `cargo vendor` keeps it:
 /// a directory source in the repository, so no network is needed. A path
 /// dependency would not do: cargo keys a workspace member's build on its
 /// path relative to the workspace, but any other package's (a registry's,
 /// a vendored one's) on its absolute path, which changed with every run's
 /// workspace ("the path to the source changed") before stable paths.
-fn crate_files(toolchain: &Path) -> Vec<(String, String)> {
-    let pipeline = format!(
-        "[env]\nPATH = \"{}/bin:/usr/bin:/bin\"\n\n\
-         [jobs.build]\ninputs = [\"quire/push\"]\n\
+fn crate_files() -> Vec<(String, String)> {
+    let pipeline = "[jobs.build]\ninputs = [\"quire/push\"]\n\
          cache = [\"target\", \".cargo-home/registry\"]\n\
-         env = {{ CARGO_HOME = \".cargo-home\" }}\n\
-         sh = \"cargo build -v --offline && cargo test --offline\"\n",
-        toolchain.display()
-    );
+         env = { CARGO_HOME = \".cargo-home\" }\n\
+         sh = \"cargo build -v --offline && cargo test --offline\"\n"
+        .to_string();
     [
         (".quire/ci.toml", pipeline.as_str()),
         (
@@ -228,9 +178,13 @@ fn a_crates_second_push_compiles_no_dependency_from_its_cache() {
     }
     let toolchain = toolchain.unwrap();
     let env = Env::new();
+    env.config(&format!(
+        "[steps]\nenv = {{ PATH = \"{0}/bin:/usr/bin:/bin\" }}\nread = [\"{0}\"]\n",
+        toolchain.display()
+    ));
     let repo: Repo = env.repo_with_hook("crate");
     git(&repo.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
-    let files = crate_files(&toolchain);
+    let files = crate_files();
     let files: Vec<(&str, &str)> = files
         .iter()
         .map(|(p, t)| (p.as_str(), t.as_str()))
