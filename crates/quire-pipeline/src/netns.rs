@@ -274,7 +274,7 @@ fn end_holder(pid: i32) {
     unsafe {
         libc::kill(pid, libc::SIGKILL);
     }
-    let _ = reap(pid);
+    let _ = crate::pidns::reap(pid);
     crate::processes::unspare(pid.unsigned_abs());
 }
 
@@ -591,21 +591,6 @@ fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
         }
     }
     got
-}
-
-fn reap(pid: i32) -> io::Result<i32> {
-    loop {
-        let mut status = 0;
-        // SAFETY: plain waitpid on our own child.
-        let r = unsafe { libc::waitpid(pid, &raw mut status, 0) };
-        if r == pid {
-            return Ok(status);
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
 }
 
 /// The child's half (`vspawn.rs`, before the sandbox): join the user

@@ -254,7 +254,7 @@ fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
 }
 
 /// Wait for `pid`, through interruptions. Its wait status.
-fn reap(pid: i32) -> io::Result<i32> {
+pub(crate) fn reap(pid: i32) -> io::Result<i32> {
     loop {
         let mut status = 0;
         // SAFETY: plain waitpid on our own child.
