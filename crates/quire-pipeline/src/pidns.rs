@@ -200,6 +200,29 @@ unsafe fn child(p: &ChildParts<'_>) -> ! {
             if !write_file(p.gid_map_path, p.gid_map) {
                 fail(2);
             }
+            // Keep CAP_SYS_ADMIN (over this namespace only) across the
+            // exec, as quire's uid is no root here: the worker mounts each
+            // run's directories at stable paths with it. The worker drops
+            // it from what any child of its inherits first thing
+            // ([`keep_capabilities_to_self`]). Without it the worker still
+            // runs, its runs at paths of their own.
+            let mut header = CapHeader {
+                version: CAP_VERSION_3,
+                pid: 0,
+            };
+            let mut data = [CapData::default(); 2];
+            if libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) == 0 {
+                data[0].inheritable |= 1 << CAP_SYS_ADMIN;
+                if libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) == 0 {
+                    libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE,
+                        CAP_SYS_ADMIN,
+                        0,
+                        0,
+                    );
+                }
+            }
         }
         // Private first: the new /proc must not show up in the machine's
         // mount namespace.
@@ -311,6 +334,59 @@ unsafe fn signal_forwarder(signal: libc::c_int) -> io::Result<()> {
         action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&raw mut action.sa_mask);
         if libc::sigaction(signal, &raw const action, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// `capget`/`capset`'s header (`_LINUX_CAPABILITY_VERSION_3`).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+/// One half of `capget`/`capset`'s data: capabilities 0-31, then 32-63.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAP_VERSION_3: u32 = 0x2008_0522;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// In a worker started by [`spawn`] inside a user namespace of its own:
+/// keep the capabilities it came with (CAP_SYS_ADMIN over its own
+/// namespaces, for [`bind`]) to itself. Its ambient and inheritable sets
+/// are emptied, so nothing it starts (steps, git, pasta, notifiers) gets
+/// any: a program it execs as quire's uid starts with none. Nothing to do
+/// elsewhere (quire as root keeps its own rights; steps drop them in
+/// their sandbox).
+pub fn keep_capabilities_to_self() -> io::Result<()> {
+    // SAFETY: prctl and capget/capset with pointers to live locals.
+    unsafe {
+        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut header = CapHeader {
+            version: CAP_VERSION_3,
+            pid: 0,
+        };
+        let mut data = [CapData::default(); 2];
+        if libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if data.iter().all(|d| d.inheritable == 0) {
+            return Ok(());
+        }
+        for half in &mut data {
+            half.inheritable = 0;
+        }
+        if libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) != 0 {
             return Err(io::Error::last_os_error());
         }
     }

@@ -69,6 +69,10 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
     let processes = match stand_in {
         Some(pid) => {
             quire_model::process::set_host_pid(pid);
+            if let Err(e) = pidns::keep_capabilities_to_self() {
+                eprintln!("quire-run work: cannot keep its capabilities to itself: {e}");
+                std::process::exit(1);
+            }
             let _ = PER_RUN_PATHS.set(String::new());
             "steps see only this run's processes (a pid namespace of its own)".to_string()
         }
