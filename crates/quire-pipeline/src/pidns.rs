@@ -369,7 +369,14 @@ const CAP_SYS_ADMIN: u32 = 21;
 pub fn keep_capabilities_to_self() -> io::Result<()> {
     // SAFETY: prctl and capget/capset with pointers to live locals.
     unsafe {
-        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 {
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ) != 0
+        {
             return Err(io::Error::last_os_error());
         }
         let mut header = CapHeader {
