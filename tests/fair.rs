@@ -3,8 +3,6 @@
 //! `max_workers_per_repo` workers, and `max_job_timeout` ends a job that
 //! would run forever.
 
-use std::time::{Duration, Instant};
-
 use quire_store::{FailureKind, RunState};
 
 use crate::util::{Env, Gate, RECORD_PID, Repo, gone_within, step_pid};
@@ -33,18 +31,6 @@ fn push_many_refs(repo: &Repo, n: usize) -> Vec<String> {
         .unwrap();
     assert!(child.wait().unwrap().success());
     repo.push_refs(&["refs/heads/f*:refs/heads/f*"])
-}
-
-/// Wait up to `secs` seconds until `ready` holds; false if it never did.
-fn within(secs: u64, mut ready: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ready() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
 }
 
 /// Cancel every run that has not ended, pending ones first (so that no
@@ -94,7 +80,7 @@ fn an_endless_job_and_a_thousand_refs_in_one_repository_do_not_hold_back_another
     // two (max_workers_per_repo defaults to max_workers - 1), and the claim
     // takes B's turn before A's next.
     let other = b.push_pipeline("[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
-    let started = within(20, || {
+    let started = crate::util::within(20, || {
         env.store()
             .resolve_run(&other)
             .unwrap()
