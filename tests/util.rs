@@ -500,7 +500,15 @@ impl Gate {
 
     /// Wait (a minute at most) until the step `name` is at the gate.
     pub fn wait_ready(&self, name: &str) {
-        wait_until(&format!("{name} at the gate"), || self.is_ready(name));
+        if !within(60, || self.is_ready(name)) {
+            // What the workers said is what tells why a step never came.
+            let home = self.runs.parent().unwrap();
+            let log = std::fs::read_to_string(home.join("worker.log")).unwrap_or_default();
+            let runs: Vec<_> = std::fs::read_dir(&self.runs)
+                .map(|runs| runs.flatten().map(|run| run.file_name()).collect())
+                .unwrap_or_default();
+            panic!("waited a minute for {name} at the gate; runs/: {runs:?}\nworker.log:\n{log}");
+        }
     }
 
     /// Let every step at the gate go on.

@@ -90,12 +90,17 @@ pub fn acquire_soon(home: &Home, max: usize) -> Result<Option<Slot>> {
 }
 
 /// How many of the `max` slots no worker holds now.
+///
+/// Each slot is probed with a shared lock: a worker's exclusive lock
+/// refuses it, another command probing at the same instant does not. (Two
+/// hooks of one push probing with exclusive locks each took the other's
+/// probe for a worker, and started none for the second run.)
 pub fn free_slots(home: &Home, max: usize) -> Result<usize> {
     let mut free = 0;
     for index in 0..max {
         let file = open_slot(home, index)?;
         // Taken and, as the file closes, released at once.
-        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+        if flock(&file, FlockOperation::NonBlockingLockShared).is_ok() {
             free += 1;
         }
     }
@@ -218,6 +223,21 @@ mod tests {
         assert!(try_acquire(&home, 2).unwrap().is_none());
         assert_eq!(free_slots(&home, 2).unwrap(), 0);
         drop(first);
+        assert_eq!(free_slots(&home, 2).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_probe_of_another_command_is_not_taken_for_a_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert_eq!(free_slots(&home, 2).unwrap(), 2);
+        // Another hook counting at this instant holds slot 0 as it probes.
+        let probing = open_slot(&home, 0).unwrap();
+        flock(&probing, FlockOperation::NonBlockingLockShared).unwrap();
+        assert_eq!(free_slots(&home, 2).unwrap(), 2);
+        // A worker's slot is still seen as taken.
+        let worker = try_acquire(&home, 2).unwrap().unwrap();
+        assert_eq!(worker.index, 1);
         assert_eq!(free_slots(&home, 2).unwrap(), 1);
     }
 }
