@@ -218,7 +218,7 @@ impl Drop for Browser {
         let _ = self.commands.write_all(&[close, vec![0]].concat());
         let _ = self.commands.flush();
         // Chromium closes itself; one that does not within 5 s is killed.
-        if quire_pipeline::processes::exited_within(self.child.id(), Duration::from_secs(5)) {
+        if quire_exec::processes::exited_within(self.child.id(), Duration::from_secs(5)) {
             let _ = self.child.wait();
             return;
         }

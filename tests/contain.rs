@@ -22,7 +22,7 @@ use crate::util::{Env, Repo, alive, git, gone_within, read_pid_file, signal, wai
 /// them write) can be read after they end; `config` adds to config.toml.
 fn contained_repo(env: &Env, mechanism: Containment, config: &str) -> Option<Repo> {
     if mechanism == Containment::Cgroup
-        && let Err(why) = quire_pipeline::cgroup::usable_own_dir()
+        && let Err(why) = quire_exec::cgroup::usable_own_dir()
         && !crate::util::require(
             &format!("cgroup v2 quire can make cgroups in ({why})"),
             "a systemd service with Delegate=yes, or run the tests as root on cgroup v2",
@@ -489,7 +489,7 @@ fn a_step_that_moves_itself_out_of_its_cgroup_is_still_ended_by_ancestry() {
     let Some(repo) = contained_repo(&env, Containment::Cgroup, "sandbox = \"off\"\n") else {
         return;
     };
-    let worker_cgroup = quire_pipeline::cgroup::usable_own_dir().unwrap();
+    let worker_cgroup = quire_exec::cgroup::usable_own_dir().unwrap();
     let sh = format!(
         "echo $$ > {}/cgroup.procs; {}; grep ^0:: /proc/$(cat \"$TMPDIR/out.pid\")/cgroup > \"$TMPDIR/out.cgroup\"",
         worker_cgroup.display(),

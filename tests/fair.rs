@@ -211,8 +211,8 @@ fn show_says_the_limits_each_job_ran_under() {
     // Where the worker's cgroup can hand its jobs the pids controller, the
     // default 4096 processes is in force and said; elsewhere show says
     // there is no limit.
-    let pids_controller = quire_pipeline::cgroup::usable_own_dir().is_ok_and(|dir| {
-        quire_pipeline::cgroup::Cgroup::at(dir)
+    let pids_controller = quire_exec::cgroup::usable_own_dir().is_ok_and(|dir| {
+        quire_exec::cgroup::Cgroup::at(dir)
             .controllers()
             .iter()
             .any(|c| c == "pids")

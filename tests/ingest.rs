@@ -8,10 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use quire_exec::events::{JsonlFile, Recorded};
+use quire_exec::exec::{Cancel, Executor, RunContext};
 use quire_model::events::{Event, parse_stream};
 use quire_pipeline::Pipeline;
-use quire_pipeline::events::{JsonlFile, Recorded};
-use quire_pipeline::exec::{Cancel, Executor, RunContext};
 use quire_store::lifecycle::{NewRun, Worker};
 use quire_store::query::RunDetail;
 use quire_store::repos::Registration;

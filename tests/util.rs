@@ -571,7 +571,7 @@ pub fn alive(pid: u32) -> bool {
 
 /// Wait up to `secs` for a process to be gone.
 pub fn gone_within(pid: u32, secs: u64) -> bool {
-    quire_pipeline::processes::exited_within(pid, Duration::from_secs(secs))
+    quire_exec::processes::exited_within(pid, Duration::from_secs(secs))
 }
 
 /// Send `signal` to `pid`.

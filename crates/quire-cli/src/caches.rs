@@ -19,8 +19,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use quire_pipeline::beneath::{self, Dir};
-use quire_pipeline::exec::JobCache;
+use quire_exec::beneath::{self, Dir};
+use quire_exec::exec::JobCache;
 use quire_store::Home;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use rustix::io::Errno;
@@ -268,7 +268,7 @@ impl RunCache {
     /// entry to take.
     ///
     /// The workspace side is reached only through directory descriptors
-    /// (`quire_pipeline::beneath`): a step of another job may swap any
+    /// (`quire_exec::beneath`): a step of another job may swap any
     /// directory of the workspace for a symlink at any moment, and the
     /// restore must still put nothing outside the workspace.
     fn restore_from(

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use quire_exec::contain::JobLimits;
+use quire_exec::exec::{DEFAULT_MAX_LOG_MB, Executor, SandboxMode};
+use quire_exec::netns::StepNetwork;
 use quire_pipeline::Limits;
-use quire_pipeline::contain::JobLimits;
-use quire_pipeline::exec::{DEFAULT_MAX_LOG_MB, Executor, SandboxMode};
-use quire_pipeline::netns::StepNetwork;
 
 use quire_store::{Error, Home, Result};
 
@@ -225,7 +225,7 @@ impl fmt::Debug for SecretSource {
 
 /// The shortest secret quire accepts: a shorter value would be found by
 /// chance in ordinary output, and could not be redacted reliably.
-pub const MIN_SECRET_LEN: usize = quire_pipeline::MIN_SECRET_LEN;
+pub const MIN_SECRET_LEN: usize = quire_exec::MIN_SECRET_LEN;
 
 /// `[retention]`: what `quire-runs prune` removes when not told otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -430,9 +430,9 @@ impl Config {
     /// machine's memory (no memory limit if /proc/meminfo cannot say).
     pub fn job_limits(&self) -> JobLimits {
         JobLimits {
-            memory_mb: self.job_memory_mb.or_else(|| {
-                quire_pipeline::contain::machine_memory_mb().map(|mb| (mb / 4 * 3).max(1))
-            }),
+            memory_mb: self
+                .job_memory_mb
+                .or_else(|| quire_exec::contain::machine_memory_mb().map(|mb| (mb / 4 * 3).max(1))),
             pids_max: Some(self.job_pids_max.unwrap_or(DEFAULT_JOB_PIDS_MAX)),
         }
     }
@@ -659,7 +659,7 @@ mod tests {
         // Left out: 4096 processes, three quarters of the machine's memory.
         let defaults = Config::default().job_limits();
         assert_eq!(defaults.pids_max, Some(4096));
-        let machine = quire_pipeline::contain::machine_memory_mb().unwrap();
+        let machine = quire_exec::contain::machine_memory_mb().unwrap();
         assert_eq!(defaults.memory_mb, Some(machine / 4 * 3));
         std::fs::write(
             dir.path().join("config.toml"),

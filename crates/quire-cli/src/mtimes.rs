@@ -23,7 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use quire_pipeline::beneath::Dir;
+use quire_exec::beneath::Dir;
 use rustix::fs::FileType;
 
 use crate::run::git::TreeFile;

@@ -1,25 +1,10 @@
 //! quire's pipelines: the `.quire/ci.toml` format and its validation
-//! ([`pipeline`]), the order and conditions jobs run in ([`plan`]), and an
-//! executor that runs steps as local processes, streams their output into
-//! CRI-format log files and reports what happened as [`events`].
-//!
-//! Nothing here knows about git hooks or the store's lifecycle; the caller
-//! hands in a workspace, a ref, and a sink for events. Every process a step
-//! starts is contained ([`contain`]: a cgroup per job, or the worker as
-//! their subreaper) and ended with its job.
+//! ([`pipeline`]), and the order and conditions jobs run in ([`plan`]):
+//! what the hook needs to record a run, and nothing that runs it (that is
+//! quire-exec).
 
-pub mod beneath;
-pub mod cgroup;
-pub mod contain;
-pub mod events;
-pub mod exec;
-mod log;
-pub mod netns;
-pub mod pidns;
 pub mod pipeline;
 pub mod plan;
-pub mod processes;
 
-pub use log::{MIN_SECRET_LEN, Redactor};
 pub use pipeline::{Diagnostic, Job, Limits, Pipeline, Problems, Step};
 pub use plan::RefKind;

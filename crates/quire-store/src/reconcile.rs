@@ -17,7 +17,7 @@ use crate::query::{RUN_COLUMNS, RUN_TABLES, run_from_row};
 use crate::{Result, Run, Store};
 use quire_model::{FailureKind, RunState};
 
-/// Whether a process exists on this machine (`quire_pipeline::processes::
+/// Whether a process exists on this machine (`quire_exec::processes::
 /// ProcessTable` asks the kernel; tests decide).
 pub trait Liveness {
     fn is_alive(&self, pid: u32) -> bool;

@@ -124,7 +124,7 @@ fn demo(dir: &Path, home: Option<&Path>, scratch: bool) -> Result<Result<(), Fai
         // The worker writes the run's note and packs its logs after the
         // run ended: the folder goes once it has exited.
         let worker_done = run.worker.as_ref().is_none_or(|worker| {
-            quire_pipeline::processes::exited_within(worker.pid, Duration::from_secs(60))
+            quire_exec::processes::exited_within(worker.pid, Duration::from_secs(60))
         });
         let removed = if worker_done {
             std::fs::remove_dir_all(dir).map_err(|e| e.to_string())

@@ -4,9 +4,9 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use quire_exec::events::{EventSink, JsonlFile};
+use quire_exec::exec::{Cancel, RunContext, RunResult};
 use quire_model::events::Event;
-use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{Cancel, RunContext, RunResult};
 use quire_pipeline::pipeline::Input;
 use quire_pipeline::{Limits, Pipeline, Problems};
 

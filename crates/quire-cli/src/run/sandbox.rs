@@ -1,13 +1,13 @@
 //! The worker's side of the step sandbox (docs/SECURITY.md, "Filesystem
 //! sandbox"): what a run's steps may touch, from the home, config.toml and
 //! the store, and the user they run as. The executor's
-//! `quire_pipeline::exec::Sandbox` turns this into a Landlock ruleset.
+//! `quire_exec::exec::Sandbox` turns this into a Landlock ruleset.
 
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use quire_pipeline::exec::{SandboxPolicy, StepUser};
+use quire_exec::exec::{SandboxPolicy, StepUser};
 use quire_store::{Home, Store};
 
 use crate::config::Config;
@@ -79,7 +79,7 @@ pub(crate) fn hand_over(
     // By descriptors, never following a symlink (a link is itself given,
     // not what it names): docs/SECURITY.md, "The worker's own hands".
     for dir in dirs.all() {
-        quire_pipeline::beneath::Dir::open(dir)?.chown_all(user.uid, user.gid)?;
+        quire_exec::beneath::Dir::open(dir)?.chown_all(user.uid, user.gid)?;
     }
     Ok(())
 }

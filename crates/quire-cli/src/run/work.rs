@@ -16,14 +16,14 @@ use crate::caches::RunCache;
 use crate::config::Config;
 use crate::mtimes::Checkout;
 use crate::workers;
-use quire_model::events::Event;
-use quire_pipeline::contain::{self, Want};
-use quire_pipeline::events::{EventSink, JsonlFile};
-use quire_pipeline::exec::{
+use quire_exec::contain::{self, Want};
+use quire_exec::events::{EventSink, JsonlFile};
+use quire_exec::exec::{
     Cancel, MAX_TIMEOUT_NOTE, RunContext, RunResult, Sandbox, SandboxMode, TIMEOUT_NOTE,
 };
-use quire_pipeline::netns::{self, Decided, RunNetwork};
-use quire_pipeline::{pidns, processes};
+use quire_exec::netns::{self, Decided, RunNetwork};
+use quire_exec::{pidns, processes};
+use quire_model::events::Event;
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
 
@@ -463,7 +463,7 @@ fn prepare_and_run(
             )
             .with_checkout(Checkout::new(workspace, files))
             .owned_by(owner);
-            Arc::new(cache) as Arc<dyn quire_pipeline::exec::JobCache>
+            Arc::new(cache) as Arc<dyn quire_exec::exec::JobCache>
         }),
         containment: contained.clone(),
     };

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use crate::config::Config;
-use quire_pipeline::contain;
-use quire_pipeline::processes::ProcessTable;
+use quire_exec::contain;
+use quire_exec::processes::ProcessTable;
 use quire_store::lifecycle::{Applied, NewRun};
 
 /// How long leftover step processes get between SIGTERM and SIGKILL.

@@ -9,8 +9,8 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
+use quire_exec::exec::{CopyError, copy_hashed};
 use quire_model::Artifact;
-use quire_pipeline::exec::{CopyError, copy_hashed};
 use quire_store::{Error, Store};
 
 use crate::error::CommandError;

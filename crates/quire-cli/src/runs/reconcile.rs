@@ -3,8 +3,8 @@ use std::process::ExitCode;
 
 use std::path::Path;
 
-use quire_pipeline::contain;
-use quire_pipeline::processes::ProcessTable;
+use quire_exec::contain;
+use quire_exec::processes::ProcessTable;
 use quire_store::reconcile::ReconcileReport;
 use quire_store::{Containment, Store};
 use serde::Serialize;

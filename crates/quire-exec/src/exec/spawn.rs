@@ -16,7 +16,7 @@ use super::sandbox::Sandbox;
 use super::vspawn;
 use crate::contain::JobCgroup;
 use crate::netns::RunNetwork;
-use crate::pipeline::Step;
+use quire_pipeline::pipeline::Step;
 use rustix::process::Pid;
 
 /// Programs found on a job's PATH, looked up once each, as a shell's

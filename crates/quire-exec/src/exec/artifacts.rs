@@ -23,7 +23,7 @@ use super::schedule::Reporter;
 use super::{ExecError, RunScope};
 use crate::beneath::{self, Dir};
 use crate::log::CriLog;
-use crate::pipeline::{Artifact, Job};
+use quire_pipeline::pipeline::{Artifact, Job};
 
 /// Characters that make a path component a glob rather than a name.
 const GLOB_META: &[char] = &['*', '?', '['];

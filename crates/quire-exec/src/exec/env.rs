@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use super::{ExecError, RunContext};
-use crate::pipeline::{Job, Pipeline};
-use crate::plan::RefKind;
+use quire_pipeline::pipeline::{Job, Pipeline};
+use quire_pipeline::plan::RefKind;
 
 /// Variables of the worker's own environment a step may see; everything
 /// else (QUIRE_HOME, GIT_DIR and the rest of a hook's environment) stays out.

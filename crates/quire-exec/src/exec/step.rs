@@ -12,7 +12,7 @@ use super::schedule::Reporter;
 use super::stop::Stop;
 use super::{ExecError, Executor, spawn, sweep};
 use crate::log::CriLog;
-use crate::pipeline::Step;
+use quire_pipeline::pipeline::Step;
 
 /// How one step ended.
 pub(super) struct StepEnd {

@@ -13,7 +13,7 @@ use super::spawn::Programs;
 use super::stop::Stop;
 use super::{ExecError, Executor, RunScope, cache, env, step};
 use crate::contain::JobCgroup;
-use crate::pipeline::Job;
+use quire_pipeline::pipeline::Job;
 
 /// A job while it runs: what each of its steps shares.
 pub(super) struct RunningJob<'a> {

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use quire_exec::events::Recorded;
+use quire_exec::exec::{Cancel, Executor, RunContext, RunResult};
 use quire_model::JobState;
 use quire_model::events::Event;
 use quire_pipeline::Pipeline;
-use quire_pipeline::events::Recorded;
-use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
 
 struct Run {
     dir: tempfile::TempDir,
@@ -325,7 +325,7 @@ fn when_filters_select_jobs_for_branches_and_tags() {
 /// Whether `pid` is still running after a moment to die in: a signalled
 /// process is not gone the instant kill() returns.
 fn survives(pid: i32) -> bool {
-    !quire_pipeline::processes::exited_within(pid as u32, Duration::from_secs(5))
+    !quire_exec::processes::exited_within(pid as u32, Duration::from_secs(5))
 }
 
 /// Block until the step has created `path`: the step's word that it has
@@ -1097,7 +1097,7 @@ fn artifacts_are_kept_once_before_the_job_finishes_and_never_from_outside() {
 #[derive(Debug, Default)]
 struct Asked(std::sync::Mutex<Vec<String>>);
 
-impl quire_pipeline::exec::JobCache for Asked {
+impl quire_exec::exec::JobCache for Asked {
     fn restore(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String> {
         assert!(
             workspace.join("hello.txt").exists(),

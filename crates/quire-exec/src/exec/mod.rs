@@ -41,8 +41,8 @@ use quire_model::{FailureKind, JobState, RunState};
 use crate::contain::RunContainment;
 use crate::events::EventSink;
 use crate::log::Redactor;
-use crate::pipeline::{Job, Pipeline};
-use crate::plan::RefKind;
+use quire_pipeline::pipeline::{Job, Pipeline};
+use quire_pipeline::plan::RefKind;
 
 pub use artifacts::{CopyError, copy_hashed};
 pub use cache::JobCache;

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::{ExecError, RunScope};
 use crate::contain::Hold;
 use crate::log::CriLog;
-use crate::pipeline::Job;
+use quire_pipeline::pipeline::Job;
 
 /// Where a run's jobs keep their caches between runs (the worker's, keyed
 /// by repository, job and branch). Each call reports what it did as lines

@@ -19,7 +19,7 @@ use super::{
     ExecError, Executor, Halt, RunScope, artifacts, cache, emit, events_error, job, sweep,
 };
 use crate::events::EventSink;
-use crate::pipeline::Pipeline;
+use quire_pipeline::pipeline::Pipeline;
 
 /// How a job's thread ended it: the job's state and last exit code, an
 /// error of quire's own, or a panic.
