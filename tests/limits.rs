@@ -3,8 +3,8 @@
 //! than its log keeps, and a multi-line secret a step prints. Each through
 //! a real push, the installed hook and a real worker.
 
-use quire_cli::workers;
 use quire_store::{FailureKind, RunState};
+use quire_worker::workers;
 
 use crate::util::{Env, queued_runs};
 

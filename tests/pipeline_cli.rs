@@ -189,7 +189,7 @@ fn quires_own_repository_pushed_to_quire_validates_and_plans_its_pipeline() {
     let env = Env::new();
     let repo = env.repo_with_hook("quire");
     env.config("max_workers = 1\n");
-    let _slot = quire_cli::workers::try_acquire(&env.home(), 1)
+    let _slot = quire_worker::workers::try_acquire(&env.home(), 1)
         .unwrap()
         .expect("the home's only worker slot");
     let source = Path::new(env!("CARGO_MANIFEST_DIR"));

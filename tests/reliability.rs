@@ -8,8 +8,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
-use quire_cli::workers;
 use quire_store::{FailureKind, RunState};
+use quire_worker::workers;
 
 use crate::util::{Env, Gate, alive, git, gone_within, queued_runs, wait_until};
 

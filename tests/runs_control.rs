@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
 
-use quire_cli::workers;
+use quire_worker::workers;
 
 use crate::util::{
     Env, Gate, RECORD_PID, SHA, alive, git, gone_within, populate, queued_runs, step_pid,

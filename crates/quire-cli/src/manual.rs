@@ -84,7 +84,7 @@ fn fix_fish(mut script: String, cmd: &clap::Command) -> String {
 
 /// `completions SHELL`: print the script; it needs no home.
 pub(crate) fn print_completion(shell: Shell, cmd: clap::Command) -> ExitCode {
-    crate::runs::text::emit(&String::from_utf8_lossy(&completion(shell, cmd)))
+    quire_view::text::emit(&String::from_utf8_lossy(&completion(shell, cmd)))
 }
 
 /// What a binary's pages and long help say beyond what clap knows: for
@@ -405,7 +405,7 @@ pub(crate) fn print_man(cmd: clap::Command, args: &ManArgs) -> ExitCode {
         None => format!("{name}.1"),
     };
     match pages.iter().find(|(file, _)| *file == wanted) {
-        Some((_, page)) => crate::runs::text::emit(&String::from_utf8_lossy(page)),
+        Some((_, page)) => quire_view::text::emit(&String::from_utf8_lossy(page)),
         None => {
             let commands: Vec<&str> = pages
                 .iter()

@@ -2,7 +2,7 @@
 //! store, and reading a step's log from wherever it is.
 //!
 //! While a run executes, each step writes its output to a CRI log file,
-//! `runs/<id>/logs/<job>/<seq>.log` (quire-pipeline's executor). Once the
+//! `runs/<id>/logs/<job>/<seq>.log` (quire-exec). Once the
 //! run has ended, [`Store::pack_logs`] copies every such file of at most
 //! [`PACK_MAX_BYTES`] into `step_logs` (migration 0012), and only after that
 //! commit deletes the files, the run's `events.jsonl` (reconcile reads it

@@ -2,7 +2,7 @@
 //! started workers, it keeps the push open until those runs have ended,
 //! telling the pusher on stderr (git shows it as `remote:` lines) each
 //! job's start and end, the last lines a failed job's failing step printed,
-//! and each run's outcome. It follows the runs through [`crate::follow`].
+//! and each run's outcome. It follows the runs through [`quire_view::follow`].
 //!
 //! Waiting is all it does: it never changes a run. When the pusher stops
 //! waiting (Ctrl-C ends `git push`, and with it the pipe git reads the
@@ -17,9 +17,9 @@ use std::io::Write;
 use quire_model::clock;
 use quire_store::{JobState, Store};
 
-use crate::follow::{self, Change, Follower, Pause, describe, run_outcome};
-use crate::run::interrupt;
-use crate::runs::text::{printable, short_ref};
+use quire_view::follow::{self, Change, Follower, Pause, describe, run_outcome};
+use quire_view::text::{printable, short_ref};
+use quire_worker::interrupt;
 
 /// The push option that asks the hook to wait.
 pub(crate) const OPTION: &str = "ci.wait";

@@ -6,17 +6,17 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
-use crate::workers;
 use quire_model::model::is_object_id;
 use quire_store::repos::Registration;
 use quire_store::{Home, Repository, RunEvent, Store};
+use quire_worker::config::Config;
+use quire_worker::workers;
 
-use crate::run::Failure;
 use crate::run::ci_wait;
-use crate::run::git::Repo;
-use crate::run::record::{Recorded, Recording, RefUpdate, Skip, record};
-use crate::runs::text::sh_word;
+use quire_view::text::sh_word;
+use quire_worker::Failure;
+use quire_worker::git::Repo;
+use quire_worker::record::{Recorded, Recording, RefUpdate, Skip, record};
 
 /// The repository the hook runs for: `--git-dir`, else `$GIT_DIR` (which git
 /// sets, relative: `.`), made absolute.
@@ -129,7 +129,7 @@ pub(crate) fn main(
     if wait {
         // From here on the pusher's Ctrl-C (or a hang-up) ends only the
         // waiting: the push's runs are recorded and their workers started.
-        crate::run::interrupt::catch_for_waiting();
+        quire_worker::interrupt::catch_for_waiting();
     }
     // Read the whole push first (a line per ref): whatever goes wrong
     // later, the pusher is told which refs got no run.

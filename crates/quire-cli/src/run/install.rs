@@ -5,32 +5,25 @@
 //! `<hook>.before-quire` and quire's hook runs it first, with the same
 //! input.
 
+use quire_worker::git::{HOOK_MARK, PRE_RECEIVE_MARK};
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::config::Config;
 use quire_store::repos::Registration;
 use quire_store::{Home, Store};
+use quire_worker::config::Config;
 
-use crate::run::Failure;
-use crate::run::git::Repo;
 use crate::run::hook::register;
-
-/// The first line of comment in quire's post-receive template: what tells
-/// quire's hook from another program's.
-pub(crate) const HOOK_MARK: &str = "# quire's post-receive hook, written by `quire-run install`";
-
-/// The same for quire's pre-receive hook.
-pub(crate) const PRE_RECEIVE_MARK: &str =
-    "# quire's pre-receive hook, written by `quire-run install`";
+use quire_worker::Failure;
+use quire_worker::git::Repo;
 
 /// Where `migrate-from` keeps upstream quire's hook (not run: it would
 /// record every push in upstream's store too).
 const UPSTREAM_HOOK: &str = "post-receive.upstream";
 
-use crate::runs::text::sh_quoted as quoted;
+use quire_view::text::sh_quoted as quoted;
 
 /// One of the hooks quire installs.
 struct Kind {
@@ -297,9 +290,9 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
         known.name,
         home_dir.display(),
         pre_receive.path.display(),
-        crate::run::announce::NOTES_REF,
+        quire_worker::announce::NOTES_REF,
     );
-    if let Some(elsewhere) = crate::runs::hooks_elsewhere(&repo) {
+    if let Some(elsewhere) = quire_worker::git::hooks_elsewhere(&repo) {
         // What git would have to find there: quire's hooks and the hooks
         // they run first.
         let mut files = Vec::new();
@@ -348,9 +341,9 @@ pub(crate) fn cron_line(home: &Home) -> (String, PathBuf, bool) {
     let log = home_dir.join("reconcile.log");
     let line = format!(
         "* * * * * {} --home {} reconcile >> {} 2>&1",
-        crate::runs::text::sh_word(&runs.to_string_lossy()),
-        crate::runs::text::sh_word(&home_dir.to_string_lossy()),
-        crate::runs::text::sh_word(&log.to_string_lossy()),
+        quire_view::text::sh_word(&runs.to_string_lossy()),
+        quire_view::text::sh_word(&home_dir.to_string_lossy()),
+        quire_view::text::sh_word(&log.to_string_lossy()),
     )
     .replace('%', "\\%");
     (line, runs, found)
@@ -377,7 +370,7 @@ pub(crate) fn bare_repositories(root: &Path) -> Result<Vec<PathBuf>, Failure> {
         let looks_like_one =
             dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir();
         if looks_like_one {
-            match core_bare(&dir) {
+            match quire_worker::git::core_bare(&dir) {
                 Ok(true) => found.push(dir),
                 Ok(false) => {}
                 Err(why) => eprintln!(
@@ -406,17 +399,4 @@ pub(crate) fn bare_repositories(root: &Path) -> Result<Vec<PathBuf>, Failure> {
     }
     found.sort();
     Ok(found)
-}
-
-/// Whether the repository's own config says `core.bare = true`.
-fn core_bare(git_dir: &Path) -> Result<bool, String> {
-    let config = gix::config::File::from_path_no_includes(
-        git_dir.join("config"),
-        gix::config::Source::Local,
-    )
-    .map_err(|e| format!("its config cannot be read ({e})"))?;
-    match config.boolean("core.bare") {
-        Ok(bare) => Ok(bare == Some(true)),
-        Err(e) => Err(format!("its core.bare is not a boolean ({e})")),
-    }
 }

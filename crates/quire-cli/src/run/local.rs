@@ -9,12 +9,10 @@ use quire_exec::exec::{Cancel, RunContext, RunResult};
 use quire_model::events::Event;
 use quire_pipeline::pipeline::Input;
 use quire_pipeline::{Limits, Pipeline, Problems};
+use quire_worker::record::{DEFAULT_FILE, describe};
 
-use crate::config::Config;
-use crate::run::Failure;
-
-/// The pipeline file of a project.
-pub(crate) const DEFAULT_FILE: &str = ".quire/ci.toml";
+use quire_worker::Failure;
+use quire_worker::config::Config;
 
 /// Read and validate a pipeline file under `limits` (one over
 /// `max_pipeline_kb` is refused without being read); the errors, each
@@ -50,19 +48,6 @@ fn local_config(home: Option<&Path>) -> Result<Config, Failure> {
     }
 }
 
-/// Problems as `FILE:LINE:COLUMN: message` lines (`FILE: message` for one
-/// of the whole file), and a last line for those not listed.
-pub(crate) fn describe(file: &str, found: &Problems) -> Vec<String> {
-    found
-        .iter()
-        .map(|d| match d.line {
-            Some(_) => format!("{file}:{d}"),
-            None => format!("{file}: {d}"),
-        })
-        .chain(found.omitted_line().map(|line| format!("{file}: {line}")))
-        .collect()
-}
-
 /// `quire-run validate [FILE]`: `ok` and the planned jobs, or the errors,
 /// under the limits of the home's config.toml if there is one.
 pub(crate) fn validate(home: Option<&Path>, file: Option<&Path>) -> Result<(), Failure> {
@@ -95,7 +80,7 @@ pub(crate) fn validate(home: Option<&Path>, file: Option<&Path>) -> Result<(), F
             }
         }
         if let Some(t) = job.timeout {
-            notes.push(format!("timeout {}", crate::runs::text::span(t)));
+            notes.push(format!("timeout {}", quire_view::text::span(t)));
         }
         if job.allow_failure {
             notes.push("may fail".into());
@@ -187,7 +172,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
     std::fs::create_dir_all(&out_dir).map_err(io_error)?;
     let run_id = uuid_like();
     let secrets = config.secret_values().map_err(Failure::Input)?;
-    let containment = crate::run::work::contain_runs(&config);
+    let containment = quire_worker::work::contain_runs(&config);
     let contained = containment
         .enter_run(&run_id)
         .map_err(|e| Failure::Input(format!("cannot contain the run's processes: {e}")))?;
@@ -224,7 +209,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         Progress,
     );
     let cancel = Cancel::default();
-    crate::run::interrupt::catch_into(cancel.flag());
+    quire_worker::interrupt::catch_into(cancel.flag());
     let result = config
         .executor()
         .run(&pipeline, &ctx, &mut sink, &cancel)

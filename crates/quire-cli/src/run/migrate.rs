@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
 use quire_store::repos::Registration;
 use quire_store::{Home, Store, snapshot};
+use quire_worker::config::Config;
 
 use crate::run::install::{self, Existing};
 use crate::run::{Failure, MigrateArgs};
-use crate::runs::text::printable;
+use quire_view::text::printable;
 
 /// How deep under `repos/` and `runs/` repositories and run folders are
 /// looked for (`runs/<repo>/<id>`, where a repo name may hold a few `/`).

@@ -4,23 +4,15 @@
 //! one ref by hand; `validate` and `exec` check and run a pipeline file
 //! locally; `install` puts the hook into a bare repository.
 
-mod announce;
 mod ci_wait;
 mod demo;
-pub(crate) mod git;
 pub(crate) mod help;
 mod hook;
 mod install;
-mod interrupt;
 mod local;
 mod migrate;
 mod pre_receive;
-mod record;
-mod sandbox;
 mod trigger;
-mod work;
-
-pub(crate) use install::{HOOK_MARK, PRE_RECEIVE_MARK};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +21,7 @@ use clap::{Args, Parser, Subcommand};
 use quire_store::Home;
 
 use crate::error::CommandError;
+use quire_worker::Failure;
 
 /// Record and execute CI runs for pushed refs.
 #[derive(Debug, Parser)]
@@ -192,33 +185,6 @@ struct DemoArgs {
     keep: bool,
 }
 
-/// Why `quire-run` could not do what it was asked.
-#[derive(Debug)]
-enum Failure {
-    Store(quire_store::Error),
-    Git(String),
-    /// A file or directory given on the command line cannot be used.
-    Input(String),
-    /// An invalid pipeline: one `FILE:LINE:COLUMN: message` per problem.
-    Invalid(Vec<String>),
-    /// The command already said what went wrong; just exit 1.
-    Quiet,
-    /// Exit with this status, having said why (the previous hook's).
-    Status(u8),
-}
-
-impl From<quire_store::Error> for Failure {
-    fn from(e: quire_store::Error) -> Failure {
-        Failure::Store(e)
-    }
-}
-
-impl From<git::GitError> for Failure {
-    fn from(e: git::GitError) -> Failure {
-        Failure::Git(e.to_string())
-    }
-}
-
 /// The clap definition of `quire-run`, with each command's long help
 /// (`help.rs`): what it parses, and what completions and man pages are
 /// made from.
@@ -240,8 +206,8 @@ pub fn main() -> ExitCode {
         Command::PreReceive { previous_hook } => pre_receive::main(previous_hook.as_deref()),
         Command::Trigger(args) => home().and_then(|home| trigger::run(&home, args)),
         Command::MigrateFrom(args) => home().and_then(|home| migrate::run(&home, args)),
-        Command::Work => home().and_then(|home| work::run(&home)),
-        Command::Announce => home().and_then(|home| announce::run(&home)),
+        Command::Work => home().and_then(|home| quire_worker::work::run(&home)),
+        Command::Announce => home().and_then(|home| quire_worker::announce::run(&home)),
         Command::Install(args) => home().and_then(|home| install(&home, args)),
         Command::Validate { file } => local::validate(cli.home.as_deref(), file.as_deref()),
         Command::Exec(args) => local::exec(&local::ExecArgs {

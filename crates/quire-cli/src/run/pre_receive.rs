@@ -8,9 +8,9 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::run::Failure;
-use crate::run::announce::NOTES_REF;
 use crate::run::hook::run_previous;
+use quire_worker::Failure;
+use quire_worker::announce::NOTES_REF;
 
 /// What the pusher is told (as `remote: ...`) when the push is refused.
 pub(crate) fn refusal() -> String {

@@ -4,15 +4,16 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
 use quire_store::lifecycle::{Applied, Worker};
 use quire_store::repos::Registration;
 use quire_store::{Home, RunState, Store};
+use quire_worker::config::Config;
 
-use crate::run::git::Repo;
 use crate::run::hook::{git_dir, register, start_workers};
-use crate::run::record::{Recorded, Recording, RefUpdate, Skip, record};
-use crate::run::{Failure, TriggerArgs, work};
+use crate::run::{Failure, TriggerArgs};
+use quire_worker::git::Repo;
+use quire_worker::record::{Recorded, Recording, RefUpdate, Skip, record};
+use quire_worker::work;
 
 pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     // The home first: a wrong --home is the likelier mistake.
@@ -59,7 +60,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         return Ok(());
     }
 
-    crate::run::interrupt::catch();
+    quire_worker::interrupt::catch();
     let worker = Worker::this_process(work::LEASE);
     if let Applied::Changed { .. } = store.claim(&run, &worker)? {
         let claimed = store.resolve_run(&run)?;
@@ -71,7 +72,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
         &store,
         &run,
         Duration::from_millis(200),
-        crate::run::interrupt::requested,
+        quire_worker::interrupt::requested,
     )?;
     let Some(finished) = waited else {
         // Another worker holds the run; stop waiting, leave it be.
@@ -101,7 +102,7 @@ fn full_ref(repo: &Repo, given: &str) -> Result<String, Failure> {
                 // A commit, not a ref: the run needs the ref it is for.
                 format!(
                     "; it names a commit: give the ref the run is for, then the commit (trigger --git-dir DIR main {})",
-                    crate::runs::text::sh_word(given)
+                    quire_view::text::sh_word(given)
                 )
             } else {
                 "; give a full ref (refs/...)".to_string()

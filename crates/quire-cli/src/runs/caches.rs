@@ -7,10 +7,10 @@ use comfy_table::Cell;
 use quire_store::Store;
 use serde::Serialize;
 
-use crate::caches::{Caches, Entry, Leftover, Owner};
 use crate::runs::cli::CachesArgs;
 use crate::runs::json;
-use crate::runs::text::{Output, emit, human_bytes, printable, rfc3339};
+use quire_view::text::{Output, emit, human_bytes, printable, rfc3339};
+use quire_worker::caches::{Caches, Entry, Leftover, Owner};
 
 /// The fields of [`CacheJson`], in its order.
 const CACHE_FIELDS: &[&str] = &[

@@ -2,15 +2,15 @@
 
 use std::process::ExitCode;
 
-use crate::config::Config;
 use quire_exec::contain;
 use quire_exec::processes::ProcessTable;
 use quire_store::lifecycle::{Applied, NewRun};
+use quire_worker::config::Config;
 
 /// How long leftover step processes get between SIGTERM and SIGKILL.
 pub const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-use crate::workers;
 use quire_store::{Error, RunState, Store};
+use quire_worker::workers;
 
 use crate::runs::cli::{RunArg, WaitArgs};
 
@@ -26,7 +26,7 @@ pub fn wait(store: &Store, args: &WaitArgs) -> quire_store::Result<ExitCode> {
         Err(e) => return Ok(e.report("quire-runs")),
     };
     if args.run.is_none() {
-        crate::runs::text::note_newest(&run);
+        quire_view::text::note_newest(&run);
     }
     let id = run.id;
     let Some(run) = crate::select::wait_terminal(store, &id, args.interval, || false)? else {

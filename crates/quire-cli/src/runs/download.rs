@@ -15,7 +15,7 @@ use quire_store::{Error, Store};
 
 use crate::error::CommandError;
 use crate::runs::cli::DownloadArgs;
-use crate::runs::text::{human_bytes, printable};
+use quire_view::text::{human_bytes, printable};
 
 pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;

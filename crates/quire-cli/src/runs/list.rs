@@ -6,7 +6,7 @@ use quire_store::query::ListFilter;
 
 use crate::runs::cli::ListArgs;
 use crate::runs::json;
-use crate::runs::text::{Output, duration, emit, printable, short_ref};
+use quire_view::text::{Output, duration, emit, printable, short_ref};
 
 pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<ExitCode> {
     let filter = ListFilter {

@@ -27,7 +27,7 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
         Err(e) => return Ok(e.report("quire-runs")),
     };
     if args.run.is_none() {
-        crate::runs::text::note_newest(&run);
+        quire_view::text::note_newest(&run);
     }
     let mut args = args.clone();
     if args.job.is_none() {
@@ -151,7 +151,7 @@ fn logs(store: &Store, run: &Run, args: &LogsArgs) -> quire_store::Result<ExitCo
         };
         eprintln!(
             "quire-runs: run {} has no step logs: {why}",
-            crate::runs::text::printable(&run.id)
+            quire_view::text::printable(&run.id)
         );
     }
     Ok(if args.follow && detail.run.state != RunState::Complete {
@@ -372,9 +372,9 @@ impl Printer {
             self.at_line_start = true;
         }
         self.wrote_any = true;
-        let cmd = crate::runs::text::flat(cmd);
-        let cmd = crate::runs::text::printable(&cmd);
-        let job = crate::runs::text::printable(job);
+        let cmd = quire_view::text::flat(cmd);
+        let cmd = quire_view::text::printable(&cmd);
+        let job = quire_view::text::printable(job);
         self.write(format!("==> {job} step {seq}: {cmd} <==\n").as_bytes())
     }
 

@@ -15,11 +15,8 @@ mod prune;
 mod reconcile;
 mod repos;
 
-pub use repos::hooks_elsewhere;
 mod show;
-pub(crate) mod text;
 mod watch;
-mod web;
 
 use std::process::ExitCode;
 
@@ -65,7 +62,7 @@ fn open(home: Option<&std::path::Path>) -> quire_store::Result<Store> {
 }
 
 fn run(cli: Cli) -> quire_store::Result<ExitCode> {
-    let out = text::Output::detect();
+    let out = quire_view::text::Output::detect();
     let home = cli.home.as_deref();
     match cli.command {
         Command::List(args) => list::run(&open(home)?, &args, &out),
@@ -80,7 +77,15 @@ fn run(cli: Cli) -> quire_store::Result<ExitCode> {
         Command::Reconcile(args) => reconcile::run(&mut open(home)?, &args),
         Command::Repos(args) => repos::run(&open(home)?, &args, &out),
         Command::Caches(args) => caches::run(&open(home)?, &args, &out),
-        Command::Serve(args) => web::run(home, &args),
+        Command::Serve(args) => match quire_web::run(home, args.listen) {
+            Ok(code) => Ok(code),
+            Err(quire_web::ServeError::Store(e)) => Err(e),
+            Err(e) => Ok(crate::error::CommandError {
+                message: e.to_string(),
+                hint: e.hint().map(String::from),
+            }
+            .report("quire-runs")),
+        },
         Command::Completions { shell } => Ok(crate::manual::print_completion(shell, command())),
         Command::Man(args) => Ok(crate::manual::print_man(command(), &args)),
     }

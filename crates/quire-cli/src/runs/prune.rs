@@ -2,14 +2,14 @@
 
 use std::process::ExitCode;
 
-use crate::config::Config;
 use quire_store::{Error, Store};
+use quire_worker::config::Config;
 use serde::Serialize;
 
 use crate::runs::caches;
 use crate::runs::cli::PruneArgs;
 use crate::runs::json;
-use crate::runs::text::{self, Output, emit};
+use quire_view::text::{self, Output, emit};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -72,7 +72,7 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
                     continue;
                 }
             };
-            bytes_freed += crate::caches::size_of(&dir);
+            bytes_freed += quire_worker::caches::size_of(&dir);
             if !args.dry_run
                 && dir.exists()
                 && let Err(e) = std::fs::remove_dir_all(&dir)

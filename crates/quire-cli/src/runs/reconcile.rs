@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::runs::cli::ReconcileArgs;
 use crate::runs::control::{LEFTOVER_GRACE, start_worker};
 use crate::runs::json;
-use crate::runs::text::{emit, printable};
+use quire_view::text::{emit, printable};
 
 /// What reconcile did beyond the store: the leftover step processes it
 /// ended, the ended runs whose logs it packed, and whether it started a
@@ -95,7 +95,7 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
             worker_started = start_worker(store)?;
         }
         // The runs it orphaned have ended: their notes and notifiers.
-        crate::workers::announce_if_needed(store.home(), store);
+        quire_worker::workers::announce_if_needed(store.home(), store);
     }
     // Runs whose worker is gone before it packed their logs: those just
     // orphaned (their steps ended above), and those whose worker died

@@ -2,7 +2,7 @@
 //! would run quire's hook in each, and their runs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use comfy_table::Cell;
 use quire_store::repos::RepoSummary;
@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use crate::runs::cli::ReposArgs;
 use crate::runs::json;
-use crate::runs::text::{Output, emit, printable, rfc3339};
+use quire_view::text::{Output, emit, printable, rfc3339};
 
-use crate::run::{HOOK_MARK, PRE_RECEIVE_MARK};
+use quire_worker::git::{HOOK_MARK, PRE_RECEIVE_MARK, hooks_elsewhere};
 
 /// What git would run on a push to the repository, as found on disk now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,28 +44,6 @@ impl Hook {
             Hook::Unknown => "unknown",
         }
     }
-}
-
-/// Where `core.hooksPath` sends git for the bare repository `git_dir`, when
-/// that is not its `hooks/` (git expands `~`; a relative path is taken from
-/// the git directory, where git runs a bare repository's hooks).
-pub fn hooks_elsewhere(git_dir: &Path) -> Option<PathBuf> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["config", "--type=path", "--get", "core.hooksPath"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if value.is_empty() {
-        return None;
-    }
-    let path = git_dir.join(value);
-    let default = git_dir.join("hooks");
-    (std::fs::canonicalize(&path).ok() != std::fs::canonicalize(&default).ok()
-        || !path.exists() && path != default)
-        .then_some(path)
 }
 
 /// What git runs on a push to one repository.
@@ -115,7 +93,7 @@ fn post_receive(git_dir: &Path, home: &Path) -> (Hook, Option<PathBuf>) {
         Ok(text) if !text.contains(HOOK_MARK) => Hook::Foreign,
         Ok(text) => {
             let home = home.to_string_lossy();
-            if text.contains(&format!("--home {}", crate::runs::text::sh_quoted(&home))) {
+            if text.contains(&format!("--home {}", quire_view::text::sh_quoted(&home))) {
                 Hook::Quire
             } else {
                 Hook::OtherHome

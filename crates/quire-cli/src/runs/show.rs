@@ -3,13 +3,14 @@ use std::process::ExitCode;
 
 use comfy_table::Cell;
 use quire_store::query::RunDetail;
-use quire_store::{Containment, FailureKind, JobState, NotificationState, RunState, Store};
+use quire_store::{JobState, RunState, Store};
+use quire_view::describe::{contained, meaning, notification_outcome};
 
-use crate::follow::one_line;
 use crate::runs::cli::{JsonArgs, ShowArgs};
 use crate::runs::json;
-use crate::runs::text::{Output, duration, emit, human_bytes, printable, rfc3339};
 use crate::select;
+use quire_view::follow::one_line;
+use quire_view::text::{Output, duration, emit, human_bytes, printable, rfc3339};
 
 pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<ExitCode> {
     // `show --json RUN`: --json takes an optional value, so clap gives it
@@ -69,7 +70,7 @@ fn is_id_like(text: &str) -> bool {
 /// What a pending run waits for, in one line.
 fn waiting_for(store: &Store, run_id: &str) -> quire_store::Result<String> {
     let place = store.queue_before(run_id)?;
-    let config = crate::config::Config::load(store.home()).unwrap_or_default();
+    let config = quire_worker::config::Config::load(store.home()).unwrap_or_default();
     let (max_workers, per_repo) = (config.max_workers, config.max_workers_per_repo());
     let queue = match place.ahead_in_repo {
         0 => "first in the queue".to_string(),
@@ -261,31 +262,9 @@ fn notification(n: &quire_store::Notification) -> String {
     let mut line = format!("{} {outcome}", one_line(program));
     if let Some(tail) = &n.stderr_tail {
         line.push_str(": ");
-        line.push_str(&printable(&crate::runs::text::flat(tail)));
+        line.push_str(&printable(&quire_view::text::flat(tail)));
     }
     line
-}
-
-/// How a notifier ended: `ok`, `failed, exit 3`, `timed-out`, `running`.
-pub(crate) fn notification_outcome(n: &quire_store::Notification) -> String {
-    match (n.state, n.exit_code) {
-        (NotificationState::Ok, _) => "ok".to_string(),
-        (NotificationState::Running, _) if n.finished_at_ms.is_none() => "running".to_string(),
-        (NotificationState::Failed, Some(code)) => format!("failed, exit {code}"),
-        (state, _) => state.to_string(),
-    }
-}
-
-/// How the run's processes were contained, for people.
-pub(crate) fn contained(containment: Containment, cgroup: Option<&str>) -> String {
-    match (containment, cgroup) {
-        (Containment::Cgroup, Some(dir)) => format!("by cgroup {dir}"),
-        (Containment::Cgroup, None) => "by cgroup".to_string(),
-        (Containment::Subreaper, _) => {
-            "by subreaper (no cgroup: the worker ended its steps' processes by ancestry)"
-                .to_string()
-        }
-    }
 }
 
 /// A kept file's path on one line (a file name may hold a newline).
@@ -311,22 +290,5 @@ fn span(start: Option<i64>, end: Option<i64>, running: bool, now_ms: i64) -> Str
         (Some(start), Some(end)) => duration(end - start),
         (Some(start), None) if running => duration(now_ms - start),
         _ => String::new(),
-    }
-}
-
-/// One sentence for people: what this kind of failure means.
-pub(crate) fn meaning(kind: FailureKind) -> &'static str {
-    match kind {
-        FailureKind::PipelineFailure => "a job of the pipeline failed",
-        FailureKind::PipelineInvalid => {
-            "the pipeline file is invalid (missing fields, a cycle, unparsable)"
-        }
-        FailureKind::ProcessCrashed => "the worker crashed or could not execute the run",
-        FailureKind::Orphaned => "reconcile found no live worker for the run",
-        FailureKind::Cancelled => "the run was cancelled with `quire-runs cancel`",
-        FailureKind::ConfigInvalid => {
-            "the home's config.toml could not be read when the push came; fix it, then \
-             `quire-runs retry` the run"
-        }
     }
 }

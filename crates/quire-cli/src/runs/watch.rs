@@ -2,7 +2,7 @@
 //! terminal, a view of the run's jobs redrawn in place (state marks,
 //! durations, the step running now); elsewhere one line per change (a job
 //! started, a job ended, the run ended), for scripts and logs. Both follow
-//! the run through [`crate::follow`].
+//! the run through [`quire_view::follow`].
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use quire_store::query::RunDetail;
 use quire_store::{JobState, Run, RunState, Store};
 
-use crate::follow::{Change, Follower, Pause, describe, one_line, pause};
 use crate::runs::cli::WatchArgs;
-use crate::runs::text::{Output, duration, printable, short_ref};
+use quire_view::follow::{Change, Follower, Pause, describe, one_line, pause};
+use quire_view::text::{Output, duration, printable, short_ref};
 
 pub fn run(store: &Store, args: &WatchArgs, out: &Output) -> quire_store::Result<ExitCode> {
     let run = match crate::select::run_or_newest(

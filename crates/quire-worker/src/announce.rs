@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 
 use quire_store::{Home, NotificationState, Run, Store};
 
+use crate::Failure;
 use crate::config::{Config, Notify};
-use crate::run::Failure;
-use crate::run::git::{Blob, Repo};
-use crate::runs::{json, text};
+use crate::git::{Blob, Repo};
 use crate::workers;
+use quire_view::json;
+use quire_view::text;
 
 /// How many times a note is tried when another writer holds or moved
 /// `refs/notes/ci` meanwhile.
@@ -33,7 +34,7 @@ const NOTE_ATTEMPTS: u32 = 50;
 /// The most of a commit's existing note the announcer reads: a larger note
 /// is not read at all (its size is in the object's header), and quire's
 /// note replaces it.
-pub(crate) const NOTE_READ_MAX: u64 = 64 * 1024;
+pub const NOTE_READ_MAX: u64 = 64 * 1024;
 /// The largest tree of `refs/notes/ci` read to find a commit's note (git
 /// spreads notes over folders long before a tree grows this large).
 const NOTES_TREE_MAX: u64 = 16 * 1024 * 1024;
@@ -42,10 +43,10 @@ const EARLIER_RUNS_MAX: usize = 100;
 /// The longest a notifier's stderr is read for its last line.
 const STDERR_KEPT: usize = 64 * 1024;
 /// The notes ref.
-pub(crate) const NOTES_REF: &str = "refs/notes/ci";
+pub const NOTES_REF: &str = "refs/notes/ci";
 
 /// Announce every ended run not yet announced, then exit.
-pub(crate) fn run(home: &Home) -> Result<(), Failure> {
+pub fn run(home: &Home) -> Result<(), Failure> {
     if let Err(e) = workers::detach_from_session() {
         eprintln!("quire-run announce: cannot start a session of its own: {e}");
     }
@@ -134,7 +135,7 @@ fn announce(home: &Home, config: &Config, store: &mut Store, run: &Run) -> Resul
 
 /// The note: `quire: <state> <run id> <duration>`, then a line per job:
 /// `<job> <state> <duration>`, with the exit code of a job that failed.
-pub(crate) fn note_text(detail: &quire_store::query::RunDetail) -> String {
+pub fn note_text(detail: &quire_store::query::RunDetail) -> String {
     let run = &detail.run;
     let took = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), text::duration);
     let mut note = format!(

@@ -27,15 +27,15 @@ use quire_model::events::Event;
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
 
-use crate::run::Failure;
-use crate::run::git::Repo;
-use crate::run::local::DEFAULT_FILE;
-use crate::run::record::{Refusal, validate};
-use crate::run::sandbox::{self, RunDirs};
+use crate::Failure;
+use crate::git::Repo;
+use crate::record::DEFAULT_FILE;
+use crate::record::{Refusal, validate};
+use crate::sandbox::{self, RunDirs};
 
 /// How long a claim holds without renewal (the heartbeat renews it twice a
 /// second); reconcile treats a run whose lease ran out as orphaned.
-pub(crate) const LEASE: Duration = Duration::from_secs(30);
+pub const LEASE: Duration = Duration::from_secs(30);
 /// How often the lease is renewed, which is also how soon a worker notices
 /// that its run was superseded or cancelled, or that it was told to stop.
 const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -57,14 +57,14 @@ static PER_RUN_PATHS: OnceLock<String> = OnceLock::new();
 const STAND_IN: &str = "QUIRE_WORKER_STAND_IN";
 
 /// Drain the queue, then exit.
-pub(crate) fn run(home: &Home) -> Result<(), Failure> {
+pub fn run(home: &Home) -> Result<(), Failure> {
     let stand_in = std::env::var(STAND_IN)
         .ok()
         .and_then(|pid| pid.parse::<u32>().ok());
     if let Err(e) = workers::detach_from_session() {
         eprintln!("quire-run work: cannot start a session of its own: {e}");
     }
-    crate::run::interrupt::survive_file_size_limit();
+    crate::interrupt::survive_file_size_limit();
     let config = Config::load(home)?;
     let processes = match stand_in {
         Some(pid) => {
@@ -97,7 +97,7 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
         },
     };
     let _ = PROCESSES.set(processes);
-    crate::run::interrupt::catch();
+    crate::interrupt::catch();
     let containment = contain_runs(&config);
     eprintln!(
         "quire-run work: pid {}: {}",
@@ -108,7 +108,7 @@ pub(crate) fn run(home: &Home) -> Result<(), Failure> {
     let drained = drain(home, &config, &containment, &mut announcers);
     // In a pid namespace of its own, what this worker started ends with
     // it: the notifiers of its last runs finish first.
-    if !crate::run::interrupt::requested() {
+    if !crate::interrupt::requested() {
         announcers.wait_all();
     }
     drained
@@ -132,7 +132,7 @@ fn drain(
             return Err(home_gone(home, None));
         }
         home.ensure_reserve();
-        while !crate::run::interrupt::requested()
+        while !crate::interrupt::requested()
             && let Some(run) = store.on_full_disk_use_reserve(|s| {
                 s.claim_next(&worker, config.max_workers_per_repo())
             })?
@@ -143,7 +143,7 @@ fn drain(
             // finds it.
             home.ensure_reserve();
         }
-        if crate::run::interrupt::requested() {
+        if crate::interrupt::requested() {
             return Ok(());
         }
         drop(slot);
@@ -227,7 +227,7 @@ fn stand_in_for(isolated: pidns::Isolated) -> Result<(), Failure> {
 /// How this process contains the runs it executes: as `QUIRE_CONTAINMENT`
 /// asks (a cgroup per job where it can, by default), with the config's
 /// limits. Once per process, before its first run.
-pub(crate) fn contain_runs(config: &Config) -> contain::Setup {
+pub fn contain_runs(config: &Config) -> contain::Setup {
     let (want, warning) = Want::from_env();
     if let Some(warning) = warning {
         eprintln!("quire-run: warning: {warning}");
@@ -237,7 +237,7 @@ pub(crate) fn contain_runs(config: &Config) -> contain::Setup {
 
 /// Execute one claimed run to a terminal state. Only a store that cannot be
 /// written is an error here; anything else fails the run with a reason.
-pub(crate) fn execute(
+pub fn execute(
     home: &Home,
     config: &Config,
     containment: &contain::Setup,
@@ -273,7 +273,7 @@ pub(crate) fn execute(
             heartbeat.stop();
             // Stopped by SIGINT or SIGTERM: the run did not fail, it was
             // cancelled (a no-op if it ended first).
-            if crate::run::interrupt::requested() {
+            if crate::interrupt::requested() {
                 store.on_full_disk_use_reserve(|s| s.cancel(&run.id))?;
             }
             outcome
@@ -338,8 +338,8 @@ enum RunFailure {
     Crashed(String),
 }
 
-impl From<crate::run::git::GitError> for RunFailure {
-    fn from(e: crate::run::git::GitError) -> RunFailure {
+impl From<crate::git::GitError> for RunFailure {
+    fn from(e: crate::git::GitError) -> RunFailure {
         RunFailure::Crashed(e.to_string())
     }
 }
@@ -525,7 +525,7 @@ fn prepare_and_run(
 /// A failed run's detail: each job that failed and was not allowed to,
 /// and why: `job test failed: exit 3 at step 2 (cargo test)`, `job build
 /// timed out after 5m at step 1 (make)`.
-pub(crate) fn failed_jobs(
+pub fn failed_jobs(
     detail: &quire_store::query::RunDetail,
     pipeline: &quire_pipeline::Pipeline,
     logs_dir: &Path,
@@ -550,14 +550,14 @@ pub(crate) fn failed_jobs(
         let bytes = std::fs::read(&log).unwrap_or_default();
         let says = |note: &str| bytes.windows(note.len()).any(|w| w == note.as_bytes());
         let (timed_out, capped) = (says(TIMEOUT_NOTE), says(MAX_TIMEOUT_NOTE));
-        let cmd = crate::follow::one_line(&step.cmd);
+        let cmd = quire_view::follow::one_line(&step.cmd);
         let why = match (timed_out, planned.timeout, step.exit_code) {
             _ if capped => format!(
                 "timed out after {} (config.toml's max_job_timeout, the longest any job may run)",
-                crate::runs::text::span(max_job_timeout)
+                quire_view::text::span(max_job_timeout)
             ),
             (true, Some(limit), _) => {
-                format!("timed out after {}", crate::runs::text::span(limit))
+                format!("timed out after {}", quire_view::text::span(limit))
             }
             (_, _, Some(code)) => format!("failed: exit {code}"),
             _ => "failed".to_string(),
@@ -819,7 +819,7 @@ impl Heartbeat {
         );
         let thread = thread::spawn(move || {
             while !flag.load(Ordering::SeqCst) {
-                if crate::run::interrupt::requested() {
+                if crate::interrupt::requested() {
                     cancel.cancel();
                 }
                 match store.renew_lease(&run, &worker) {

@@ -16,7 +16,7 @@ fn flag() -> &'static Arc<AtomicBool> {
 /// From now on, SIGINT and SIGTERM set the flag instead of killing us.
 /// Handlers, unlike an ignored disposition, are reset by exec, so steps
 /// start with the default actions.
-pub(crate) fn catch() {
+pub fn catch() {
     for signal in [SIGINT, SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(flag())) {
             eprintln!("quire-run: warning: cannot catch signal {signal}: {e}");
@@ -30,7 +30,7 @@ pub(crate) fn catch() {
 /// are recorded and their workers started whatever arrives, and only the
 /// waiting ends. The runs' workers are in sessions of their own, started
 /// with the default actions (handlers do not survive exec).
-pub(crate) fn catch_for_waiting() {
+pub fn catch_for_waiting() {
     for signal in [SIGINT, SIGTERM, SIGHUP] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(flag())) {
             // Not eprintln: the pusher may be gone already, and a failed
@@ -46,7 +46,7 @@ pub(crate) fn catch_for_waiting() {
 
 /// [`catch`], and SIGINT and SIGTERM also set `flag` (an executor's cancel)
 /// directly.
-pub(crate) fn catch_into(flag: Arc<AtomicBool>) {
+pub fn catch_into(flag: Arc<AtomicBool>) {
     catch();
     for signal in [SIGINT, SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&flag)) {
@@ -58,7 +58,7 @@ pub(crate) fn catch_into(flag: Arc<AtomicBool>) {
 /// Past a file size limit (RLIMIT_FSIZE) a write raises SIGXFSZ, which would
 /// kill the worker with its run still active. Caught, the write fails with
 /// EFBIG instead and the run fails with that reason.
-pub(crate) fn survive_file_size_limit() {
+pub fn survive_file_size_limit() {
     let noticed = Arc::new(AtomicBool::new(false));
     if let Err(e) = signal_hook::flag::register(SIGXFSZ, noticed) {
         eprintln!("quire-run: warning: cannot catch SIGXFSZ: {e}");
@@ -67,6 +67,6 @@ pub(crate) fn survive_file_size_limit() {
 
 /// Whether SIGINT or SIGTERM (or, after `catch_for_waiting`, SIGHUP)
 /// arrived since the flag was set up.
-pub(crate) fn requested() -> bool {
+pub fn requested() -> bool {
     flag().load(Ordering::SeqCst)
 }

@@ -13,7 +13,7 @@ use quire_store::{JobState, NotificationState, Repository, Run, RunState};
 
 use super::ansi::{self, shown};
 use super::live::{Line, StepLog};
-use crate::runs::text::{duration, flat, human_bytes, rfc3339, sh_word, short_ref};
+use quire_view::text::{duration, flat, human_bytes, rfc3339, sh_word, short_ref};
 
 /// The page style, in a `<style>` element whose hash the
 /// Content-Security-Policy names.
@@ -352,7 +352,7 @@ pub fn run(now_ms: i64, detail: &RunDetail) -> String {
                 dt { "successor" } dd { a href=(format!("/runs/{next}")) { code { (short(next)) } } }
             }
             @if let Some(kind) = run.failure_kind {
-                dt { "meaning" } dd { (crate::runs::show::meaning(kind)) }
+                dt { "meaning" } dd { (quire_view::describe::meaning(kind)) }
             }
             @if let Some(detail) = &run.failure_detail {
                 dt { "detail" } dd { code { (shown(detail)) } }
@@ -364,7 +364,7 @@ pub fn run(now_ms: i64, detail: &RunDetail) -> String {
             @if let Some(ms) = run.duration_ms(now_ms) { dt { "duration" } dd { (duration(ms)) } }
             @if let Some(sandbox) = &run.sandbox { dt { "sandbox" } dd { (shown(sandbox)) } }
             @if let Some(containment) = run.containment {
-                dt { "contained" } dd { (shown(&crate::runs::show::contained(containment, run.cgroup.as_deref()))) }
+                dt { "contained" } dd { (shown(&quire_view::describe::contained(containment, run.cgroup.as_deref()))) }
             }
             @if run.state == RunState::Active {
                 @if let Some(worker) = &run.worker {
@@ -414,7 +414,7 @@ pub fn run(now_ms: i64, detail: &RunDetail) -> String {
                             }
                             td {
                                 span class={ "st " (notification_class(n.state)) } {
-                                    (crate::runs::show::notification_outcome(n))
+                                    (quire_view::describe::notification_outcome(n))
                                 }
                             }
                             td.wide { (time(now_ms, n.started_at_ms)) }

@@ -31,11 +31,9 @@ use quire_store::query::{ListCursor, ListFilter};
 use quire_store::{Error, Home, Run, RunState, Store};
 use sha2::{Digest, Sha256};
 
-use crate::error::CommandError;
-use crate::runs::cli::ServeArgs;
-use crate::runs::json;
 use live::{Follow, Next as Poll};
 use pages::{Filters, Handover};
+use quire_view::json;
 
 /// How often a followed log is read.
 const POLL: Duration = Duration::from_millis(100);
@@ -100,7 +98,33 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-pub fn run(home: Option<&std::path::Path>, args: &ServeArgs) -> quire_store::Result<ExitCode> {
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The home or its store cannot be read.
+    #[error(transparent)]
+    Store(#[from] quire_store::Error),
+    #[error("cannot start the server's threads: {0}")]
+    Threads(std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+}
+
+impl ServeError {
+    /// What to do about it, for the errors the server itself finds.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            ServeError::Listen(..) => {
+                Some("pass another --listen address (port 0 takes a free one)")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `quire-runs serve`: serve the runs of `home` (as `Home::resolve` takes
+/// it) on `listen` until the process is stopped; its exit status.
+pub fn run(home: Option<&std::path::Path>, listen: SocketAddr) -> Result<ExitCode, ServeError> {
     let home = Home::resolve(home)?;
     // Refuse a wrong home at once, not at the first visit.
     let store = Store::open_read_only(&home)?;
@@ -114,35 +138,20 @@ pub fn run(home: Option<&std::path::Path>, args: &ServeArgs) -> quire_store::Res
         frozen_now,
         streams: AtomicUsize::new(0),
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
         .thread_name("quire-serve")
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            return Ok(
-                CommandError::new(format!("cannot start the server's threads: {e}"))
-                    .report("quire-runs"),
-            );
-        }
-    };
-    Ok(runtime.block_on(serve(shared, args.listen)))
+        .map_err(ServeError::Threads)?;
+    runtime.block_on(serve(shared, listen))
 }
 
-async fn serve(shared: Arc<Shared>, listen: SocketAddr) -> ExitCode {
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            return CommandError {
-                message: format!("cannot listen on {listen}: {e}"),
-                hint: Some("pass another --listen address (port 0 takes a free one)".into()),
-            }
-            .report("quire-runs");
-        }
-    };
+async fn serve(shared: Arc<Shared>, listen: SocketAddr) -> Result<ExitCode, ServeError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| ServeError::Listen(listen, e))?;
     let addr = listener.local_addr().unwrap_or(listen);
     if !addr.ip().is_loopback() {
         eprintln!(
@@ -155,7 +164,7 @@ async fn serve(shared: Arc<Shared>, listen: SocketAddr) -> ExitCode {
         let _ = writeln!(stdout, "quire-runs serve: listening on http://{addr}/");
         let _ = stdout.flush();
     }
-    accept_loop(listener, app(shared)).await
+    Ok(accept_loop(listener, app(shared)).await)
 }
 
 /// Serve each connection accepted on its own task, at most
@@ -421,7 +430,7 @@ fn select_runs(
     };
     let limit = filters.limit.unwrap_or(default);
     // A ref as `list --ref` takes it: full, short, or a glob.
-    let refs = crate::select::Scope {
+    let refs = quire_view::select::Scope {
         ref_name: filters.ref_name.clone(),
         ..Default::default()
     }

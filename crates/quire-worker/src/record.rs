@@ -1,17 +1,32 @@
 //! Recording what a push did to one ref: the hook's and `trigger`'s shared
 //! path from (old, new, ref) to a run, or to the reason there is none.
 
-use quire_pipeline::{Limits, Pipeline};
+use quire_pipeline::{Limits, Pipeline, Problems};
 use quire_store::lifecycle::NewRun;
 use quire_store::{RunEvent, Store};
 
-use crate::run::Failure;
-use crate::run::git::{Blob, Repo};
-use crate::run::local::{DEFAULT_FILE, describe};
+use crate::Failure;
+use crate::git::{Blob, Repo};
+
+/// The pipeline file of a project.
+pub const DEFAULT_FILE: &str = ".quire/ci.toml";
+
+/// Problems as `FILE:LINE:COLUMN: message` lines (`FILE: message` for one
+/// of the whole file), and a last line for those not listed.
+pub fn describe(file: &str, found: &Problems) -> Vec<String> {
+    found
+        .iter()
+        .map(|d| match d.line {
+            Some(_) => format!("{file}:{d}"),
+            None => format!("{file}: {d}"),
+        })
+        .chain(found.omitted_line().map(|line| format!("{file}: {line}")))
+        .collect()
+}
 
 /// One ref's update, as git reports it to post-receive.
 #[derive(Debug, Clone)]
-pub(crate) struct RefUpdate {
+pub struct RefUpdate {
     /// The previous tip; None for a new ref.
     pub old: Option<String>,
     /// The new tip; None when the ref was deleted.
@@ -21,7 +36,7 @@ pub(crate) struct RefUpdate {
 
 /// What became of one ref's update.
 #[derive(Debug)]
-pub(crate) enum Recorded {
+pub enum Recorded {
     Queued {
         run: String,
         superseded: Option<String>,
@@ -50,7 +65,7 @@ pub(crate) enum Recorded {
 
 impl Recorded {
     /// The lines the pusher sees (as `remote: ...`).
-    pub(crate) fn lines(&self, update: &RefUpdate) -> Vec<String> {
+    pub fn lines(&self, update: &RefUpdate) -> Vec<String> {
         let r = &update.ref_name;
         match self {
             Recorded::Queued { run, superseded } => {
@@ -100,7 +115,7 @@ impl Recorded {
         }
     }
 
-    pub(crate) fn queued(&self) -> bool {
+    pub fn queued(&self) -> bool {
         matches!(self, Recorded::Queued { .. })
     }
 }
@@ -116,14 +131,14 @@ fn with_superseded(line: String, superseded: &Option<String>) -> Vec<String> {
 }
 
 /// Does the commit message ask to skip CI?
-pub(crate) fn skip_requested(message: &str) -> bool {
+pub fn skip_requested(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
     lower.contains("[skip ci]") || lower.contains("[ci skip]")
 }
 
 /// Whether a ref update may go without a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Skip {
+pub enum Skip {
     /// The push said so (`git push -o ci.skip`).
     PushOption,
     /// When the commit's message says `[skip ci]` or `[ci skip]`.
@@ -133,7 +148,7 @@ pub(crate) enum Skip {
 }
 
 /// How a ref update is recorded: what the pusher and the home's config say.
-pub(crate) struct Recording<'a> {
+pub struct Recording<'a> {
     /// Whether it may go without a run.
     pub skip: Skip,
     pub limits: &'a Limits,
@@ -146,7 +161,7 @@ pub(crate) struct Recording<'a> {
 /// Record one ref update of `repo` (the repository `repo_id` of the store),
 /// its pipeline file held to `limits` (a file over `max_pipeline_kb` is
 /// refused from its size, unread).
-pub(crate) fn record(
+pub fn record(
     store: &mut Store,
     repo: &Repo,
     repo_id: i64,
@@ -234,7 +249,7 @@ pub(crate) fn record(
 }
 
 /// A commit message's subject: its first line, at most 200 characters.
-pub(crate) fn subject(message: &str) -> &str {
+pub fn subject(message: &str) -> &str {
     let line = message.lines().next().unwrap_or("").trim_end();
     match line.char_indices().nth(200) {
         Some((end, _)) => &line[..end],
@@ -244,7 +259,7 @@ pub(crate) fn subject(message: &str) -> &str {
 
 /// Why a run's pipeline is refused, as the pusher and the run are told.
 #[derive(Debug)]
-pub(crate) struct Refusal {
+pub struct Refusal {
     /// A line per problem listed, then one for those left out.
     pub lines: Vec<String>,
     /// The run's failure detail: the first problem, and how many more.
@@ -253,7 +268,7 @@ pub(crate) struct Refusal {
 
 impl Refusal {
     /// Problems that are all listed, one a line.
-    pub(crate) fn listed(lines: Vec<String>) -> Refusal {
+    pub fn listed(lines: Vec<String>) -> Refusal {
         let detail = invalid_detail(&lines, lines.len().saturating_sub(1));
         Refusal { lines, detail }
     }
@@ -261,7 +276,7 @@ impl Refusal {
 
 /// Validate the pipeline file (refused unread when it was too large); the
 /// problems as `FILE:LINE:COLUMN: ...`.
-pub(crate) fn validate(file: &Blob, limits: &Limits) -> Result<Pipeline, Refusal> {
+pub fn validate(file: &Blob, limits: &Limits) -> Result<Pipeline, Refusal> {
     let found = match file {
         Blob::TooLarge { size } => limits.too_large(*size),
         Blob::Read(bytes) => {

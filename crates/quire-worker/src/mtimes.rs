@@ -11,7 +11,7 @@
 //! newer than anything the cache holds, so it is rebuilt.
 //!
 //! No git runs here: what the checkout wrote is known from the commit's
-//! tree ([`crate::run::git::TreeFile`]) and each file's `lstat` right
+//! tree ([`crate::git::TreeFile`]) and each file's `lstat` right
 //! after it was written. A file whose inode, size or time differ from
 //! that (a step wrote it) is neither given a time nor recorded. When a
 //! `.gitattributes` file differs between the record and the checkout (the
@@ -26,7 +26,7 @@ use std::sync::{Mutex, PoisonError};
 use quire_exec::beneath::Dir;
 use rustix::fs::FileType;
 
-use crate::run::git::TreeFile;
+use crate::git::TreeFile;
 
 /// The first line of an `mtimes` file.
 const HEADER: &[u8] = b"quire-mtimes 1\n";

@@ -7,7 +7,7 @@
 //! also notices when whoever reads the output has gone away.
 //!
 //! Everything here is data: the lines are written by the callers, through
-//! [`crate::runs::text::printable`], because job ids, commands and log
+//! [`crate::text::printable`], because job ids, commands and log
 //! lines are the pipeline's, hostile bytes.
 
 use std::collections::HashSet;
@@ -18,7 +18,7 @@ use std::time::Duration;
 use quire_store::query::{JobDetail, RunDetail};
 use quire_store::{JobState, Run, Step, Store};
 
-use crate::runs::text::{duration, printable};
+use crate::text::{duration, printable};
 
 /// How often a follower looks at the store.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -195,7 +195,7 @@ pub fn run_outcome(run: &Run, now_ms: i64) -> String {
 
 /// A command on one line, escaped, cut to a width a line can hold.
 pub fn one_line(cmd: &str) -> String {
-    let flat = crate::runs::text::flat(cmd);
+    let flat = crate::text::flat(cmd);
     let shown = printable(&flat);
     if shown.chars().count() > 60 {
         format!("{}…", shown.chars().take(59).collect::<String>())

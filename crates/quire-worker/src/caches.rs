@@ -26,7 +26,7 @@ use rustix::fs::{CWD, RenameFlags, renameat_with};
 use rustix::io::Errno;
 
 use crate::mtimes::Checkout;
-use crate::runs::text::human_bytes;
+use quire_view::text::human_bytes;
 
 /// The name of the published entry in a key's directory.
 const ENTRY: &str = "entry";

@@ -572,3 +572,44 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), GitError> {
         .map_err(fail)?;
     file.write_all(data).map_err(fail)
 }
+
+/// Whether the repository's own config says `core.bare = true`.
+pub fn core_bare(git_dir: &std::path::Path) -> Result<bool, String> {
+    let config = gix::config::File::from_path_no_includes(
+        git_dir.join("config"),
+        gix::config::Source::Local,
+    )
+    .map_err(|e| format!("its config cannot be read ({e})"))?;
+    match config.boolean("core.bare") {
+        Ok(bare) => Ok(bare == Some(true)),
+        Err(e) => Err(format!("its core.bare is not a boolean ({e})")),
+    }
+}
+
+/// The first line of comment in quire's post-receive template: what tells
+/// quire's hook from another program's.
+pub const HOOK_MARK: &str = "# quire's post-receive hook, written by `quire-run install`";
+/// The same for quire's pre-receive hook.
+pub const PRE_RECEIVE_MARK: &str = "# quire's pre-receive hook, written by `quire-run install`";
+
+/// Where `core.hooksPath` sends git for the bare repository `git_dir`, when
+/// that is not its `hooks/` (git expands `~`; a relative path is taken from
+/// the git directory, where git runs a bare repository's hooks).
+pub fn hooks_elsewhere(git_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["config", "--type=path", "--get", "core.hooksPath"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if value.is_empty() {
+        return None;
+    }
+    let path = git_dir.join(value);
+    let default = git_dir.join("hooks");
+    (std::fs::canonicalize(&path).ok() != std::fs::canonicalize(&default).ok()
+        || !path.exists() && path != default)
+        .then_some(path)
+}

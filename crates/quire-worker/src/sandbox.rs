@@ -15,14 +15,14 @@ use crate::config::Config;
 /// The directories of a run its steps own: the workspace, and the HOME and
 /// TMPDIR they get instead of the worker's. All three go when the
 /// workspace goes.
-pub(crate) struct RunDirs {
-    pub(crate) workspace: PathBuf,
-    pub(crate) home: PathBuf,
-    pub(crate) tmp: PathBuf,
+pub struct RunDirs {
+    pub workspace: PathBuf,
+    pub home: PathBuf,
+    pub tmp: PathBuf,
 }
 
 impl RunDirs {
-    pub(crate) fn of(run_dir: &Path) -> RunDirs {
+    pub fn of(run_dir: &Path) -> RunDirs {
         RunDirs {
             workspace: run_dir.join("workspace"),
             home: run_dir.join("home"),
@@ -33,16 +33,16 @@ impl RunDirs {
     /// Where every run's steps see their workspace, HOME and TMPDIR, in a
     /// worker with a mount namespace of its own: `<home>/ci/workspace`,
     /// `<home>/ci/home`, `<home>/ci/tmp` (docs/PIPELINE.md, "Workspace").
-    pub(crate) fn stable(home: &Home) -> RunDirs {
+    pub fn stable(home: &Home) -> RunDirs {
         RunDirs::of(&home.dir().join("ci"))
     }
 
-    pub(crate) fn all(&self) -> [&Path; 3] {
+    pub fn all(&self) -> [&Path; 3] {
         [&self.workspace, &self.home, &self.tmp]
     }
 
     /// Make the run's HOME and TMPDIR anew, empty and private.
-    pub(crate) fn create_home_and_tmp(&self) -> io::Result<()> {
+    pub fn create_home_and_tmp(&self) -> io::Result<()> {
         for dir in [&self.home, &self.tmp] {
             if dir.exists() {
                 std::fs::remove_dir_all(dir)?;
@@ -53,7 +53,7 @@ impl RunDirs {
     }
 
     /// Remove all three (whichever exist).
-    pub(crate) fn remove(&self) {
+    pub fn remove(&self) {
         for dir in self.all() {
             if dir.exists() {
                 let _ = std::fs::remove_dir_all(dir);
@@ -66,12 +66,7 @@ impl RunDirs {
 /// workspace, HOME and TMPDIR become its own, and the home, `runs/` and the
 /// run's directory let it pass (0711) without letting it list them;
 /// everything else in the home stays the worker's, 0700 and 0600.
-pub(crate) fn hand_over(
-    home: &Home,
-    run_dir: &Path,
-    dirs: &RunDirs,
-    user: &StepUser,
-) -> io::Result<()> {
+pub fn hand_over(home: &Home, run_dir: &Path, dirs: &RunDirs, user: &StepUser) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     for dir in [home.dir(), &home.dir().join("runs"), run_dir] {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))?;
@@ -86,7 +81,7 @@ pub(crate) fn hand_over(
 
 /// The user `run_as` names, when quire may switch to it: only root can
 /// start a process as another user.
-pub(crate) fn step_user(run_as: Option<&str>, euid: u32) -> Result<Option<StepUser>, String> {
+pub fn step_user(run_as: Option<&str>, euid: u32) -> Result<Option<StepUser>, String> {
     let Some(name) = run_as else {
         return Ok(None);
     };
@@ -107,7 +102,7 @@ pub(crate) fn step_user(run_as: Option<&str>, euid: u32) -> Result<Option<StepUs
 /// and executed (refused when it would open quire's home, config.toml, a
 /// secret file, a repository, or the whole of a user's home). The notes are for each job's log: a
 /// `[steps] read` directory that does not exist.
-pub(crate) fn policy(
+pub fn policy(
     home: &Home,
     config: &Config,
     store: &Store,
