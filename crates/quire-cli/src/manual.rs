@@ -1,10 +1,11 @@
 //! What both binaries tell about themselves: long `--help`, shell
-//! completion scripts (`completions SHELL`) and manual pages (`man`), all
-//! made from their clap definitions, which are the one place the text is
-//! written: each command's doc comment (its summary, then what it does) and
-//! its `after_long_help` (exit statuses, examples; for the binary, its
-//! environment). The files committed in `completions/` and `docs/man/` are
-//! these, byte for byte (a test regenerates and compares them).
+//! completion scripts (`completions SHELL`), manual pages (`man`) and
+//! docs/cli-reference.md, all made from their clap definitions, which are
+//! the one place the text is written: each command's doc comment (its
+//! summary, then what it does) and its `after_long_help` (exit statuses,
+//! examples; for the binary, its environment). The files committed in
+//! `completions/`, `docs/man/` and docs/cli-reference.md are these, byte
+//! for byte (a test regenerates and compares them).
 
 use std::process::ExitCode;
 
@@ -300,7 +301,8 @@ fn after_long_help(cmd: &clap::Command) -> Vec<Section> {
 /// what `--help` says after the options completed: the exit statuses (a
 /// command whose definition names none does what it was asked or says why
 /// not; 2 is always a usage error), and for the binary itself the home's
-/// files. Completions and man pages are made from what this returns.
+/// files. Completions, man pages and docs/cli-reference.md are made from
+/// what this returns.
 pub(crate) fn finish(mut cmd: clap::Command) -> clap::Command {
     let name = cmd.get_name().to_string();
     let commands: Vec<String> = cmd
@@ -456,6 +458,174 @@ pub fn man_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
     pages
 }
 
+/// docs/cli-reference.md: for each of `binaries` (each binary's clap
+/// definition, as `command()` gives it) and each of its commands, a
+/// section saying what `--help` says: what it does, its usage, arguments
+/// and options with their defaults and values, exit statuses, examples,
+/// and for the binary its commands, environment and files. Markdown.
+pub fn reference(binaries: &[clap::Command]) -> String {
+    let mut md = String::from(
+        "# Command-line reference\n\n\
+         <!-- Generated from the clap definitions (crates/quire-cli/src/run/mod.rs,\n\
+         runs/cli.rs) by quire_cli::manual::reference: edit those, then run\n\
+         `QUIRE_BLESS=1 cargo test --test integration generated`. -->\n\n\
+         Every command of both binaries, with every argument and option, as\n\
+         `--help` and the manual pages say it. What the commands share (selecting\n\
+         runs, JSON, exit codes) and what each does in detail is in\n\
+         [CLI.md](CLI.md).\n\n",
+    );
+    let built: Vec<clap::Command> = binaries
+        .iter()
+        .map(|b| {
+            let mut b = b.clone().disable_help_subcommand(true);
+            b.build();
+            b
+        })
+        .collect();
+    for cmd in &built {
+        let name = cmd.get_name();
+        let links: Vec<String> = visible_commands(cmd)
+            .map(|s| format!("[`{}`](#{name}-{})", s.get_name(), s.get_name()))
+            .collect();
+        md.push_str(&format!("- [`{name}`](#{name}): {}\n", links.join(", ")));
+    }
+    for cmd in &built {
+        reference_of(&mut md, cmd, cmd.get_name(), "##");
+        for sub in visible_commands(cmd) {
+            let full = format!("{} {}", cmd.get_name(), sub.get_name());
+            reference_of(&mut md, sub, &full, "###");
+        }
+    }
+    md
+}
+
+fn visible_commands(cmd: &clap::Command) -> impl Iterator<Item = &clap::Command> {
+    cmd.get_subcommands().filter(|s| !s.is_hide_set())
+}
+
+/// One command's section of docs/cli-reference.md.
+fn reference_of(md: &mut String, cmd: &clap::Command, full: &str, heading: &str) {
+    md.push_str(&format!("\n{heading} `{full}`\n\n"));
+    for paragraph in long_about(cmd) {
+        md.push_str(&markdown_text(&paragraph));
+        md.push_str("\n\n");
+    }
+    let usage = cmd.clone().render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage);
+    md.push_str(&format!("```\n{usage}\n```\n"));
+    if cmd.has_subcommands() {
+        md.push_str("\n**Commands:**\n\n");
+        for sub in visible_commands(cmd) {
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            md.push_str(&format!(
+                "- [`{}`](#{}-{}): {}\n",
+                sub.get_name(),
+                cmd.get_name(),
+                sub.get_name(),
+                markdown_text(&about)
+            ));
+        }
+    }
+    for (label, positional) in [("Arguments", true), ("Options", false)] {
+        let args: Vec<&clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| !a.is_hide_set() && a.is_positional() == positional)
+            .collect();
+        if args.is_empty() {
+            continue;
+        }
+        md.push_str(&format!("\n**{label}:**\n\n"));
+        for arg in args {
+            // As `--help` says it: the help, then clap's default and values.
+            let mut said = Vec::new();
+            if let Some(help) = arg.get_long_help().or(arg.get_help()) {
+                said.push(markdown_text(&paragraphs(&help.to_string()).join(" ")));
+            }
+            if arg.get_action().takes_values() {
+                let defaults: Vec<String> = arg
+                    .get_default_values()
+                    .iter()
+                    .map(|v| code(&v.to_string_lossy()))
+                    .collect();
+                if !defaults.is_empty() && !arg.is_hide_default_value_set() {
+                    said.push(format!("[default: {}]", defaults.join(", ")));
+                }
+                let values: Vec<String> = arg
+                    .get_possible_values()
+                    .iter()
+                    .filter(|v| !v.is_hide_set())
+                    .map(|v| code(v.get_name()))
+                    .collect();
+                if !values.is_empty() && !arg.is_hide_possible_values_set() {
+                    said.push(format!("[possible values: {}]", values.join(", ")));
+                }
+            }
+            md.push_str(&format!("- {}: {}\n", argument(arg), said.join(" ")));
+        }
+    }
+    for section in after_long_help(cmd) {
+        md.push_str(&format!("\n**{}:**\n\n", section.title));
+        for (term, what) in &section.entries {
+            if what.is_empty() {
+                md.push_str(&format!("- {}\n", markdown_text(term)));
+            } else {
+                md.push_str(&format!("- {}: {}\n", code(term), markdown_text(what)));
+            }
+        }
+    }
+}
+
+/// An argument as `--help` names it: `-R`, `--repo <REPO>`; `<REF>`.
+fn argument(arg: &clap::Arg) -> String {
+    let mut names = Vec::new();
+    if let Some(short) = arg.get_short()
+        && arg.get_long().is_some()
+    {
+        names.push(code(&format!("-{short}")));
+    }
+    names.push(code(&arg.to_string()));
+    names.join(", ")
+}
+
+/// `text` as Markdown code: between backticks (more of them when it holds
+/// some).
+fn code(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    if longest > 0 {
+        format!("{fence} {text} {fence}")
+    } else {
+        format!("{fence}{text}{fence}")
+    }
+}
+
+/// Help text as Markdown: its `code` spans kept, and outside them the
+/// characters Markdown would take for emphasis or HTML escaped.
+fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (n, part) in text.split('`').enumerate() {
+        if n > 0 {
+            out.push('`');
+        }
+        if n % 2 == 1 {
+            out.push_str(part);
+            continue;
+        }
+        for c in part.chars() {
+            if matches!(c, '\\' | '*' | '<' | '>') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `man [COMMAND] [--dir DIR]`: what to print, or where to write every
 /// page.
 #[derive(Debug, clap::Args)]
@@ -566,6 +736,15 @@ mod tests {
             )]
         );
         assert_eq!(sections(&render_sections(&read)), read);
+    }
+
+    #[test]
+    fn markdown_keeps_code_and_escapes_the_rest() {
+        assert_eq!(
+            markdown_text("`<old> *` and release/* <here>"),
+            "`<old> *` and release/\\* \\<here\\>"
+        );
+        assert_eq!(code("a`b"), "`` a`b ``");
     }
 
     #[test]
