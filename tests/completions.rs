@@ -1,5 +1,6 @@
-//! The generated files in completions/ and docs/man/ are what the binaries'
-//! clap definitions generate today. After changing the CLI:
+//! The generated files in completions/, docs/man/ and
+//! docs/cli-reference.md are what the binaries' clap definitions generate
+//! today. After changing the CLI:
 //! `QUIRE_BLESS=1 cargo test --test integration generated`.
 
 use std::path::Path;
@@ -54,6 +55,70 @@ fn generated_completions_and_man_pages_are_current() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn generated_cli_reference_is_current_and_every_link_to_it_lands() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let reference =
+        quire_cli::manual::reference(&[quire_cli::run::command(), quire_cli::runs::command()]);
+    for (bin, command) in [
+        ("quire-run", quire_cli::run::command()),
+        ("quire-runs", quire_cli::runs::command()),
+    ] {
+        assert!(reference.contains(&format!("\n## `{bin}`\n")), "{bin}");
+        for sub in command.get_subcommands() {
+            let heading = format!("\n### `{bin} {}`\n", sub.get_name());
+            assert!(reference.contains(&heading), "{heading}");
+            for arg in sub.get_arguments().filter_map(|a| a.get_long()) {
+                assert!(
+                    reference.contains(&format!("`--{arg}")),
+                    "{bin} {heading} --{arg}"
+                );
+            }
+        }
+    }
+    check(&root.join("docs/cli-reference.md"), reference.as_bytes());
+    // Each heading's anchor, as GitHub makes it: lower case, spaces as
+    // hyphens, other punctuation dropped.
+    let anchors: Vec<String> = reference
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|h| {
+            h.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    // Every link into it, from the docs and from itself, names a heading.
+    let name = |text: &str| -> String {
+        text.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    };
+    let mut links: Vec<(&str, String)> = Vec::new();
+    for doc in ["docs/CLI.md", "README.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        for (at, link) in text.match_indices("cli-reference.md#") {
+            links.push((doc, name(&text[at + link.len()..])));
+        }
+    }
+    for (at, link) in reference.match_indices("](#") {
+        links.push(("docs/cli-reference.md", name(&reference[at + link.len()..])));
+    }
+    for (doc, anchor) in links {
+        assert!(
+            anchors.contains(&anchor),
+            "{doc} links to cli-reference.md#{anchor}"
+        );
     }
 }
 

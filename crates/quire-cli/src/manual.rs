@@ -1,8 +1,11 @@
-//! What both binaries tell about themselves outside their own runs: shell
-//! completion scripts (`completions SHELL`) and manual pages (`man`), made
-//! from their clap definitions. The files committed in `completions/` and
-//! `docs/man/` are these, byte for byte (a test regenerates and compares
-//! them).
+//! What both binaries tell about themselves: long `--help`, shell
+//! completion scripts (`completions SHELL`), manual pages (`man`) and
+//! docs/cli-reference.md, all made from their clap definitions, which are
+//! the one place the text is written: each command's doc comment (its
+//! summary, then what it does) and its `after_long_help` (exit statuses,
+//! examples; for the binary, its environment). The files committed in
+//! `completions/`, `docs/man/` and docs/cli-reference.md are these, byte
+//! for byte (a test regenerates and compares them).
 
 use std::process::ExitCode;
 
@@ -87,30 +90,6 @@ pub(crate) fn print_completion(shell: Shell, cmd: clap::Command) -> ExitCode {
     quire_view::text::emit(&String::from_utf8_lossy(&completion(shell, cmd)))
 }
 
-/// What a binary's pages and long help say beyond what clap knows: for
-/// the binary and each of its commands, what it does, its exit statuses
-/// and examples; the environment it reads; pages to see also.
-pub(crate) struct Manual {
-    /// The binary's own page first (`command` ""), then a page per command.
-    pub pages: &'static [Page],
-    /// The variables the binary reads: name, what for.
-    pub environment: &'static [(&'static str, &'static str)],
-    /// Pages of other programs to see also, as `name(section)`.
-    pub see_also: &'static [&'static str],
-}
-
-/// One command's page.
-pub(crate) struct Page {
-    /// The command it is for; "" for the binary itself.
-    pub command: &'static str,
-    /// What it does: paragraphs, each one line (wrapped when printed).
-    pub description: &'static [&'static str],
-    /// Its exit statuses and what each means (2, a usage error, is added).
-    pub exit: &'static [(&'static str, &'static str)],
-    /// Command lines, and what each does.
-    pub examples: &'static [(&'static str, &'static str)],
-}
-
 /// The home's layout, for every page's FILES.
 const FILES: &[(&str, &str)] = &[
     (
@@ -193,100 +172,231 @@ const USAGE: (&str, &str) = (
     "a usage error: an unknown command or flag, a missing argument, a bad value (clap's message on stderr)",
 );
 
-fn manual_of(cmd: &clap::Command) -> &'static Manual {
-    if cmd.get_name() == "quire-run" {
-        &crate::run::help::MANUAL
-    } else {
-        &crate::runs::help::MANUAL
-    }
+/// The exit statuses of a command whose text names none: it either does
+/// what it was asked or says why not.
+fn done_or_error(name: &str) -> Vec<(String, String)> {
+    vec![
+        ("0".to_string(), "it did what was asked".to_string()),
+        (
+            "1".to_string(),
+            format!(
+                "it could not: one line `{name}: error: ...` on stderr, often followed by a `hint: ...` line"
+            ),
+        ),
+    ]
 }
 
-/// What `--help` (long help) says after the options: exit statuses,
-/// examples, and for the binary itself its environment and files.
-fn after_long_help(name: &str, manual: &Manual, page: &Page) -> String {
-    let mut text = String::from("Exit status:\n");
-    for (code, meaning) in page.exit.iter().chain([&USAGE]) {
-        text.push_str(&format!("  {code}  "));
-        text.push_str(wrap(meaning, 76, "     ").trim_start());
-    }
-    if !page.examples.is_empty() {
-        text.push_str("\nExamples:\n");
-        for (line, what) in page.examples {
-            text.push_str(&format!("  {line}\n"));
-            text.push_str(&wrap(what, 76, "      "));
+/// One titled block of what a command's `--help` says after its options
+/// (its `after_long_help`): `Exit status:`, `Examples:`, `Environment:`,
+/// `See also:`. Each entry is a term (an exit status, a command line, a
+/// variable) and what it means.
+#[derive(Debug, Clone, PartialEq)]
+struct Section {
+    title: String,
+    entries: Vec<(String, String)>,
+}
+
+/// The sections of `text`, as the clap definitions write them and `--help`
+/// prints them: a title is a line of its own at the margin, ending in `:`;
+/// an entry starts two spaces in, either as `TERM  TEXT` (two spaces after
+/// the term: an exit status) or as a term alone (a command line, a
+/// variable) whose text follows on lines indented further; lines indented
+/// further continue the entry's text. Other lines at the margin belong to
+/// no section.
+fn sections(text: &str) -> Vec<Section> {
+    let mut out: Vec<Section> = Vec::new();
+    let mut open = false;
+    for line in text.lines() {
+        let body = line.trim();
+        let indent = line.len() - line.trim_start().len();
+        if body.is_empty() {
+            continue;
+        }
+        if indent == 0 {
+            open = body.ends_with(':');
+            if open {
+                out.push(Section {
+                    title: body.trim_end_matches(':').to_string(),
+                    entries: Vec::new(),
+                });
+            }
+            continue;
+        }
+        let Some(section) = out.last_mut().filter(|_| open) else {
+            continue;
+        };
+        if indent == 2 {
+            let (term, what) = body.split_once("  ").unwrap_or((body, ""));
+            section
+                .entries
+                .push((term.to_string(), what.trim().to_string()));
+        } else if let Some((_, what)) = section.entries.last_mut() {
+            if !what.is_empty() {
+                what.push(' ');
+            }
+            what.push_str(body);
         }
     }
-    if page.command.is_empty() {
-        text.push_str("\nEnvironment:\n");
-        for (name, what) in manual.environment {
-            text.push_str(&format!("  {name}\n"));
-            text.push_str(&wrap(what, 76, "      "));
+    out
+}
+
+/// `sections` as `--help` prints them, wrapped at 78 columns: a short term
+/// (an exit status) with its text beside it, a longer one on a line of its
+/// own with its text below.
+fn render_sections(sections: &[Section]) -> String {
+    let mut text = String::new();
+    for (n, section) in sections.iter().enumerate() {
+        if n > 0 {
+            text.push('\n');
         }
-        text.push_str("\nFiles:\n");
-        for (name, what) in FILES {
-            text.push_str(&format!("  {name}\n"));
-            text.push_str(&wrap(what, 76, "      "));
+        text.push_str(&format!("{}:\n", section.title));
+        for (term, what) in &section.entries {
+            if what.is_empty() {
+                text.push_str(&format!("  {term}\n"));
+            } else if term.len() < 4 {
+                text.push_str(&format!("  {term}  "));
+                text.push_str(wrap(what, 76, &" ".repeat(term.len() + 4)).trim_start());
+            } else {
+                text.push_str(&format!("  {term}\n"));
+                text.push_str(&wrap(what, 76, "      "));
+            }
         }
-        text.push_str(&format!(
-            "\nEach command has its own --help, and its own manual page ({name}-COMMAND(1),\nwhich `{name} man COMMAND` prints).\n"
-        ));
     }
     text
 }
 
-fn description(page: &Page) -> String {
-    page.description
+/// The entries of the section titled `title`, if there is one.
+fn entries<'a>(sections: &'a [Section], title: &str) -> &'a [(String, String)] {
+    sections
+        .iter()
+        .find(|s| s.title == title)
+        .map_or(&[], |s| &s.entries)
+}
+
+/// The paragraphs of `text` (separated by blank lines), each on one line.
+fn paragraphs(text: &str) -> Vec<String> {
+    text.split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn long_about(cmd: &clap::Command) -> Vec<String> {
+    cmd.get_long_about()
+        .or(cmd.get_about())
+        .map(|t| paragraphs(&t.to_string()))
+        .unwrap_or_default()
+}
+
+fn after_long_help(cmd: &clap::Command) -> Vec<Section> {
+    sections(
+        &cmd.get_after_long_help()
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+/// A binary's clap definition, as derived, made ready to print: each
+/// command's long description (its doc comment) wrapped at 78 columns, and
+/// what `--help` says after the options completed: the exit statuses (a
+/// command whose definition names none does what it was asked or says why
+/// not; 2 is always a usage error), and for the binary itself the home's
+/// files. Completions, man pages and docs/cli-reference.md are made from
+/// what this returns.
+pub(crate) fn finish(mut cmd: clap::Command) -> clap::Command {
+    let name = cmd.get_name().to_string();
+    let commands: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for command in commands {
+        cmd = cmd.mut_subcommand(command, |sub| explain(sub, &name, false));
+    }
+    explain(cmd, &name, true)
+}
+
+fn explain(cmd: clap::Command, name: &str, top: bool) -> clap::Command {
+    let description = long_about(&cmd)
         .iter()
         .map(|p| wrap(p, 78, ""))
         .collect::<Vec<_>>()
         .join("\n")
         .trim_end()
-        .to_string()
-}
-
-/// `cmd` (a binary's clap definition) with what its [`Manual`] says: the
-/// long description (`--help`, not `-h`) and, after the options, exit
-/// statuses and examples.
-pub(crate) fn annotate(mut cmd: clap::Command) -> clap::Command {
-    let manual = manual_of(&cmd);
-    let name = cmd.get_name().to_string();
-    for page in manual.pages {
-        let long_about = description(page);
-        let after = after_long_help(&name, manual, page);
-        if page.command.is_empty() {
-            cmd = cmd.long_about(long_about).after_long_help(after);
-        } else {
-            cmd = cmd.mut_subcommand(page.command, |sub| {
-                sub.long_about(long_about).after_long_help(after)
-            });
+        .to_string();
+    let mut sections = after_long_help(&cmd);
+    let usage = (USAGE.0.to_string(), USAGE.1.to_string());
+    match sections.iter_mut().find(|s| s.title == "Exit status") {
+        Some(exit) => exit.entries.push(usage),
+        None => {
+            let mut entries = done_or_error(name);
+            entries.push(usage);
+            sections.insert(
+                0,
+                Section {
+                    title: "Exit status".to_string(),
+                    entries,
+                },
+            );
         }
     }
-    cmd
+    if top {
+        let at = sections
+            .iter()
+            .position(|s| s.title == "See also")
+            .unwrap_or(sections.len());
+        let entries = FILES
+            .iter()
+            .map(|(path, what)| (path.to_string(), what.to_string()))
+            .collect();
+        sections.insert(
+            at,
+            Section {
+                title: "Files".to_string(),
+                entries,
+            },
+        );
+    }
+    let mut after = render_sections(&sections);
+    if top {
+        after.push_str(&format!(
+            "\nEach command has its own --help, and its own manual page ({name}-COMMAND(1),\nwhich `{name} man COMMAND` prints).\n"
+        ));
+    }
+    cmd.long_about(description).after_long_help(after)
 }
 
-/// Every manual page of `cmd` (either binary's annotated clap
-/// definition): the binary's own (`quire-runs.1`) and one per command
-/// (`quire-runs-list.1`), as (file name, roff).
+/// Every manual page of `cmd` (either binary's clap definition, as
+/// `command()` gives it): the binary's own (`quire-runs.1`) and one per
+/// command (`quire-runs-list.1`), as (file name, roff).
 pub fn man_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
     use clap_mangen::roff::{Roff, bold, roman};
 
-    let manual = manual_of(&cmd);
     let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     let name = cmd.get_name().to_string();
+    let binary = after_long_help(&cmd);
+    let environment = entries(&binary, "Environment");
+    let see_also: Vec<String> = entries(&binary, "See also")
+        .iter()
+        .flat_map(|(term, _)| term.split(", ").map(str::to_string))
+        .collect();
     let mut commands = vec![cmd.clone()];
     commands.extend(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
     let mut pages = Vec::new();
     for command in commands {
         let top = command.get_name() == name;
-        let page = manual.pages.iter().find(|p| {
-            if top {
-                p.command.is_empty()
-            } else {
-                p.command == command.get_name()
-            }
-        });
-        let man = clap_mangen::Man::new(command.clone())
+        let own = after_long_help(&command);
+        // NAME says the summary (the description's first paragraph);
+        // DESCRIPTION the rest.
+        let text = command
+            .get_long_about()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let described = match text.split_once("\n\n") {
+            Some((_, rest)) => rest.to_string(),
+            None => text,
+        };
+        let man = clap_mangen::Man::new(command.clone().long_about(described))
             .source(format!("quire {}", cmd.get_version().unwrap_or_default()))
             .manual("quire");
         let file = man.get_filename();
@@ -303,34 +413,25 @@ pub fn man_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
             man.render_subcommands_section(&mut out).expect(fine);
         }
         let mut roff = Roff::new();
-        if let Some(page) = page {
-            roff.control("SH", ["EXIT STATUS"]);
-            for (code, meaning) in page.exit.iter().chain([&USAGE]) {
-                roff.control("TP", [])
-                    .text([bold(*code)])
-                    .text([roman(*meaning)]);
+        let mut list = |title: &str, entries: &[(String, String)]| {
+            if entries.is_empty() {
+                return;
             }
-        }
-        roff.control("SH", ["ENVIRONMENT"]);
-        for (var, what) in manual.environment {
-            roff.control("TP", [])
-                .text([bold(*var)])
-                .text([roman(*what)]);
-        }
-        roff.control("SH", ["FILES"]);
-        for (path, what) in FILES {
-            roff.control("TP", [])
-                .text([bold(*path)])
-                .text([roman(*what)]);
-        }
-        if let Some(page) = page.filter(|p| !p.examples.is_empty()) {
-            roff.control("SH", ["EXAMPLES"]);
-            for (line, what) in page.examples {
+            roff.control("SH", [title]);
+            for (term, what) in entries {
                 roff.control("TP", [])
-                    .text([bold(*line)])
-                    .text([roman(*what)]);
+                    .text([bold(term.as_str())])
+                    .text([roman(what.as_str())]);
             }
-        }
+        };
+        list("EXIT STATUS", entries(&own, "Exit status"));
+        list("ENVIRONMENT", environment);
+        let files: Vec<(String, String)> = FILES
+            .iter()
+            .map(|(path, what)| (path.to_string(), what.to_string()))
+            .collect();
+        list("FILES", &files);
+        list("EXAMPLES", entries(&own, "Examples"));
         roff.control("SH", ["SEE ALSO"]);
         let mut see: Vec<String> = Vec::new();
         if top {
@@ -348,13 +449,181 @@ pub fn man_pages(cmd: clap::Command) -> Vec<(String, Vec<u8>)> {
             "quire-run(1)"
         };
         see.push(other.to_string());
-        see.extend(manual.see_also.iter().map(|s| s.to_string()));
+        see.extend(see_also.iter().cloned());
         roff.text([roman(see.join(", "))]);
         roff.to_writer(&mut out).expect(fine);
         man.render_version_section(&mut out).expect(fine);
         pages.push((file, out));
     }
     pages
+}
+
+/// docs/cli-reference.md: for each of `binaries` (each binary's clap
+/// definition, as `command()` gives it) and each of its commands, a
+/// section saying what `--help` says: what it does, its usage, arguments
+/// and options with their defaults and values, exit statuses, examples,
+/// and for the binary its commands, environment and files. Markdown.
+pub fn reference(binaries: &[clap::Command]) -> String {
+    let mut md = String::from(
+        "# Command-line reference\n\n\
+         <!-- Generated from the clap definitions (crates/quire-cli/src/run/mod.rs,\n\
+         runs/cli.rs) by quire_cli::manual::reference: edit those, then run\n\
+         `QUIRE_BLESS=1 cargo test --test integration generated`. -->\n\n\
+         Every command of both binaries, with every argument and option, as\n\
+         `--help` and the manual pages say it. What the commands share (selecting\n\
+         runs, JSON, exit codes) and what each does in detail is in\n\
+         [CLI.md](CLI.md).\n\n",
+    );
+    let built: Vec<clap::Command> = binaries
+        .iter()
+        .map(|b| {
+            let mut b = b.clone().disable_help_subcommand(true);
+            b.build();
+            b
+        })
+        .collect();
+    for cmd in &built {
+        let name = cmd.get_name();
+        let links: Vec<String> = visible_commands(cmd)
+            .map(|s| format!("[`{}`](#{name}-{})", s.get_name(), s.get_name()))
+            .collect();
+        md.push_str(&format!("- [`{name}`](#{name}): {}\n", links.join(", ")));
+    }
+    for cmd in &built {
+        reference_of(&mut md, cmd, cmd.get_name(), "##");
+        for sub in visible_commands(cmd) {
+            let full = format!("{} {}", cmd.get_name(), sub.get_name());
+            reference_of(&mut md, sub, &full, "###");
+        }
+    }
+    md
+}
+
+fn visible_commands(cmd: &clap::Command) -> impl Iterator<Item = &clap::Command> {
+    cmd.get_subcommands().filter(|s| !s.is_hide_set())
+}
+
+/// One command's section of docs/cli-reference.md.
+fn reference_of(md: &mut String, cmd: &clap::Command, full: &str, heading: &str) {
+    md.push_str(&format!("\n{heading} `{full}`\n\n"));
+    for paragraph in long_about(cmd) {
+        md.push_str(&markdown_text(&paragraph));
+        md.push_str("\n\n");
+    }
+    let usage = cmd.clone().render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage);
+    md.push_str(&format!("```\n{usage}\n```\n"));
+    if cmd.has_subcommands() {
+        md.push_str("\n**Commands:**\n\n");
+        for sub in visible_commands(cmd) {
+            let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+            md.push_str(&format!(
+                "- [`{}`](#{}-{}): {}\n",
+                sub.get_name(),
+                cmd.get_name(),
+                sub.get_name(),
+                markdown_text(&about)
+            ));
+        }
+    }
+    for (label, positional) in [("Arguments", true), ("Options", false)] {
+        let args: Vec<&clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| !a.is_hide_set() && a.is_positional() == positional)
+            .collect();
+        if args.is_empty() {
+            continue;
+        }
+        md.push_str(&format!("\n**{label}:**\n\n"));
+        for arg in args {
+            // As `--help` says it: the help, then clap's default and values.
+            let mut said = Vec::new();
+            if let Some(help) = arg.get_long_help().or(arg.get_help()) {
+                said.push(markdown_text(&paragraphs(&help.to_string()).join(" ")));
+            }
+            if arg.get_action().takes_values() {
+                let defaults: Vec<String> = arg
+                    .get_default_values()
+                    .iter()
+                    .map(|v| code(&v.to_string_lossy()))
+                    .collect();
+                if !defaults.is_empty() && !arg.is_hide_default_value_set() {
+                    said.push(format!("[default: {}]", defaults.join(", ")));
+                }
+                let values: Vec<String> = arg
+                    .get_possible_values()
+                    .iter()
+                    .filter(|v| !v.is_hide_set())
+                    .map(|v| code(v.get_name()))
+                    .collect();
+                if !values.is_empty() && !arg.is_hide_possible_values_set() {
+                    said.push(format!("[possible values: {}]", values.join(", ")));
+                }
+            }
+            md.push_str(&format!("- {}: {}\n", argument(arg), said.join(" ")));
+        }
+    }
+    for section in after_long_help(cmd) {
+        md.push_str(&format!("\n**{}:**\n\n", section.title));
+        for (term, what) in &section.entries {
+            if what.is_empty() {
+                md.push_str(&format!("- {}\n", markdown_text(term)));
+            } else {
+                md.push_str(&format!("- {}: {}\n", code(term), markdown_text(what)));
+            }
+        }
+    }
+}
+
+/// An argument as `--help` names it: `-R`, `--repo <REPO>`; `<REF>`.
+fn argument(arg: &clap::Arg) -> String {
+    let mut names = Vec::new();
+    if let Some(short) = arg.get_short()
+        && arg.get_long().is_some()
+    {
+        names.push(code(&format!("-{short}")));
+    }
+    names.push(code(&arg.to_string()));
+    names.join(", ")
+}
+
+/// `text` as Markdown code: between backticks (more of them when it holds
+/// some).
+fn code(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    if longest > 0 {
+        format!("{fence} {text} {fence}")
+    } else {
+        format!("{fence}{text}{fence}")
+    }
+}
+
+/// Help text as Markdown: its `code` spans kept, and outside them the
+/// characters Markdown would take for emphasis or HTML escaped.
+fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (n, part) in text.split('`').enumerate() {
+        if n > 0 {
+            out.push('`');
+        }
+        if n % 2 == 1 {
+            out.push_str(part);
+            continue;
+        }
+        for c in part.chars() {
+            if matches!(c, '\\' | '*' | '<' | '>') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `man [COMMAND] [--dir DIR]`: what to print, or where to write every
@@ -426,28 +695,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_command_has_a_page_and_every_page_a_command() {
+    fn every_command_says_what_it_does_its_exit_statuses_and_examples() {
         for cmd in [crate::run::command(), crate::runs::command()] {
-            let manual = manual_of(&cmd);
-            let commands: Vec<&str> = cmd
-                .get_subcommands()
-                .map(|s| s.get_name())
-                .filter(|n| *n != "help")
-                .collect();
-            let pages: Vec<&str> = manual.pages.iter().map(|p| p.command).collect();
-            assert_eq!(pages[0], "", "{}: its own page first", cmd.get_name());
-            assert_eq!(pages[1..], commands[..], "{}", cmd.get_name());
-            for page in manual.pages {
+            let name = cmd.get_name().to_string();
+            let mut commands = vec![cmd.clone()];
+            commands.extend(cmd.get_subcommands().cloned());
+            for command in &commands {
+                let which = format!("{name} {}", command.get_name());
                 assert!(
-                    !page.description.is_empty()
-                        && !page.exit.is_empty()
-                        && !page.examples.is_empty(),
-                    "{} {}",
-                    cmd.get_name(),
-                    page.command
+                    long_about(command).len() >= 2,
+                    "{which}: a summary, then more"
                 );
+                let sections = after_long_help(command);
+                let exit = entries(&sections, "Exit status");
+                assert_eq!(exit[0].0, "0", "{which}");
+                assert_eq!(exit.last().unwrap().0, "2", "{which}: the usage error");
+                assert!(!entries(&sections, "Examples").is_empty(), "{which}");
+            }
+            let top = after_long_help(&cmd);
+            for title in ["Environment", "Files", "See also"] {
+                assert!(!entries(&top, title).is_empty(), "{name}: {title}");
             }
         }
+    }
+
+    #[test]
+    fn sections_read_back_what_they_print() {
+        let text = "Exit status:\n  0  it did what was asked, whatever that was, and a good deal more than that\n  1  no\n\nExamples:\n  quire-runs list --json | jq -r '.[].id'\n      The ids,\n      for a script.\n\nA closing line, no section's.\n";
+        let read = sections(text);
+        assert_eq!(read.len(), 2);
+        assert_eq!(
+            read[0].entries[0].1,
+            "it did what was asked, whatever that was, and a good deal more than that"
+        );
+        assert_eq!(
+            read[1].entries,
+            [(
+                "quire-runs list --json | jq -r '.[].id'".to_string(),
+                "The ids, for a script.".to_string()
+            )]
+        );
+        assert_eq!(sections(&render_sections(&read)), read);
+    }
+
+    #[test]
+    fn markdown_keeps_code_and_escapes_the_rest() {
+        assert_eq!(
+            markdown_text("`<old> *` and release/* <here>"),
+            "`<old> *` and release/\\* \\<here\\>"
+        );
+        assert_eq!(code("a`b"), "`` a`b ``");
     }
 
     #[test]

@@ -6,7 +6,6 @@ mod caches;
 mod cli;
 mod control;
 mod download;
-pub(crate) mod help;
 mod jq;
 pub(crate) mod json;
 mod list;
@@ -25,11 +24,12 @@ use quire_store::{Home, Store};
 
 use cli::{Cli, Command};
 
-/// The clap definition of `quire-runs`, with each command's long help
-/// (`help.rs`): what it parses, and what completions and man pages are
-/// made from.
+/// The clap definition of `quire-runs`, each command's help in its doc
+/// comment and `after_long_help` (`manual::finish`): what it parses, and
+/// what --help, completions, man pages and docs/cli-reference.md are made
+/// from.
 pub fn command() -> clap::Command {
-    crate::manual::annotate(Cli::command())
+    crate::manual::finish(Cli::command())
 }
 
 /// Run `quire-runs` with this process's arguments; returns its exit status.
