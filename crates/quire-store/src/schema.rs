@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use rusqlite_migration::{HookError, HookResult, M, Migrations};
+use rusqlite_migration::{HookResult, M, Migrations};
+
+mod names_0010;
 
 /// Each migration, in order. Those that rebuild a table check foreign keys
 /// before their transaction commits.
@@ -40,17 +42,17 @@ fn steps() -> Vec<M<'static>> {
 }
 
 /// 0010's Rust step: every repository gets its display name, keeping the
-/// name its runs were recorded under where that is still unambiguous.
+/// name its runs were recorded under where that is still unambiguous. The
+/// naming is a frozen copy of the code 0010 shipped with
+/// ([`names_0010`]), never today's: a migration runs no live code.
 fn name_repositories(tx: &Transaction<'_>) -> HookResult {
     let recorded: HashMap<i64, String> = tx
         .prepare("SELECT repo_id, name FROM temp.recorded_name")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     tx.execute_batch("DROP TABLE temp.recorded_name")?;
-    crate::repos::rename_all(tx, None, &recorded, 0).map_err(|e| match e {
-        crate::Error::Sqlite(e) => HookError::RusqliteError(e),
-        other => HookError::Hook(other.to_string()),
-    })
+    names_0010::name_repositories(tx, &recorded)?;
+    Ok(())
 }
 
 /// The schema version this build writes and reads.
