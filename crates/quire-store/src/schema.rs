@@ -8,20 +8,32 @@ use rusqlite_migration::{HookResult, M, Migrations};
 
 mod names_0010;
 
+/// The seed's history, 0001..0007: upstream quire's versions 1..7 as
+/// they shipped. Also how an upstream store of a later version is brought
+/// back to version 7's shape (`upstream::convert_to_seven`), so that shape
+/// is written here once.
+pub(crate) const SEED: [&str; 7] = [
+    include_str!("../../../migrations/0001_initial.sql"),
+    include_str!("../../../migrations/0002_sh_events.sql"),
+    include_str!("../../../migrations/0003_auth_token.sql"),
+    include_str!("../../../migrations/0004_git_dir_sentry.sql"),
+    include_str!("../../../migrations/0005_run_token.sql"),
+    include_str!("../../../migrations/0006_traceparent.sql"),
+    include_str!("../../../migrations/0007_drop_dead_columns.sql"),
+];
+
 /// Each migration, in order. Those that rebuild a table check foreign keys
 /// before their transaction commits.
 fn steps() -> Vec<M<'static>> {
+    let [m1, m2, m3, m4, m5, m6, m7] = SEED;
     vec![
-        M::up(include_str!("../../../migrations/0001_initial.sql")),
-        M::up(include_str!("../../../migrations/0002_sh_events.sql")),
-        M::up(include_str!("../../../migrations/0003_auth_token.sql")),
-        M::up(include_str!("../../../migrations/0004_git_dir_sentry.sql")),
-        M::up(include_str!("../../../migrations/0005_run_token.sql")),
-        M::up(include_str!("../../../migrations/0006_traceparent.sql")),
-        M::up(include_str!(
-            "../../../migrations/0007_drop_dead_columns.sql"
-        ))
-        .foreign_key_check(),
+        M::up(m1),
+        M::up(m2),
+        M::up(m3),
+        M::up(m4),
+        M::up(m5),
+        M::up(m6),
+        M::up(m7).foreign_key_check(),
         M::up(include_str!("../../../migrations/0008_quire_schema.sql")).foreign_key_check(),
         M::up(include_str!("../../../migrations/0009_previous_sha.sql")),
         M::up_with_hook(
