@@ -65,16 +65,16 @@ pub const RUN_EDGES: &[RunEdge] = &[
         by: "the worker crashed or could not execute",
     },
     RunEdge {
-        from: &[R::Pending, R::Active],
+        from: &[R::Active],
         to: R::Failed,
         kind: Some(K::Orphaned),
-        by: "reconcile found no live worker; or upstream quire left it unfinished (conversion)",
+        by: "reconcile found no live worker (a pending run has none to lose)",
     },
     RunEdge {
         from: &[R::Pending, R::Active],
         to: R::Failed,
         kind: Some(K::Cancelled),
-        by: "quire-runs cancel",
+        by: "quire-runs cancel; SIGINT or SIGTERM to the worker executing the run",
     },
     RunEdge {
         from: &[R::Pending, R::Active],
@@ -693,6 +693,14 @@ mod tests {
         for edge in JOB_EDGES {
             assert!(!edge.from.is_terminal(), "{edge:?}");
         }
+    }
+
+    #[test]
+    fn a_pending_run_is_never_failed_as_orphaned() {
+        // Reconcile orphans active runs only; upstream's unfinished runs
+        // are failed by the conversion, before this machine applies.
+        assert!(run_edge(R::Pending, R::Failed, Some(K::Orphaned)).is_none());
+        assert!(run_edge(R::Active, R::Failed, Some(K::Orphaned)).is_some());
     }
 
     #[test]

@@ -339,26 +339,15 @@ pub(crate) fn record_import(tx: &Transaction<'_>, version: i64) -> rusqlite::Res
 /// conversion's transaction, at any upstream shape 1..=7, an older live run
 /// of a (repository, ref) that has a newer live one becomes superseded (as
 /// quire's 0008 would have made it), and every other becomes failed,
-/// `orphaned` (the edge reconcile takes, `lifecycle::RUN_EDGES`), finished
-/// when it started, or when it was queued if it never started: no time that
-/// upstream did not have. Their open jobs are closed by 0008 as quire closes
-/// an ended run's jobs (active -> aborted, pending -> skipped). Versions 1..6
-/// held a `container_id`, which a finished run may not have (and which 0007
+/// `orphaned`, finished when it started, or when it was queued if it never
+/// started: no time that upstream did not have. This is not an edge of
+/// quire's state machine (`lifecycle::RUN_EDGES`, where only reconcile
+/// orphans a run, and only an active one): the runs enter quire already
+/// failed. Their open jobs are closed by 0008 as quire closes an ended
+/// run's jobs (active -> aborted, pending -> skipped). Versions 1..6 held a
+/// `container_id`, which a finished run may not have (and which 0007
 /// drops): it goes with the run's end.
 pub(crate) fn fail_unfinished(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    debug_assert!(
-        [
-            quire_model::RunState::Pending,
-            quire_model::RunState::Active
-        ]
-        .iter()
-        .all(|from| crate::lifecycle::run_edge(
-            *from,
-            quire_model::RunState::Failed,
-            Some(quire_model::FailureKind::Orphaned)
-        )
-        .is_some())
-    );
     let container = if columns(tx, "runs")?.contains("container_id") {
         ", container_id = NULL"
     } else {
