@@ -315,16 +315,14 @@ fn what_a_worker_ingests_live_is_what_its_events_file_gives() {
             d.run.started_at_ms,
             d.jobs
                 .iter()
-                // allow_failure is the worker's to record, not the events'.
-                .map(|j| {
-                    let mut job = j.job.clone();
-                    job.allow_failure = None;
-                    (job, j.steps.clone())
-                })
+                .map(|j| (j.job.clone(), j.steps.clone()))
                 .collect::<Vec<_>>(),
         )
     };
     assert_eq!(rows(&live), rows(&from_file));
+    // The plan says which job may fail: the file alone tells it too.
+    assert_eq!(from_file.jobs[1].job.allow_failure, Some(true));
+    assert_eq!(from_file.jobs[2].job.allow_failure, Some(false));
     assert_eq!(
         live.jobs
             .iter()

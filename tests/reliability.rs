@@ -164,6 +164,51 @@ fn sigkill_of_the_worker_at_random_points_never_leaves_a_run_stuck_or_a_step_run
 }
 
 #[test]
+fn an_allowed_failure_stays_allowed_when_its_worker_is_killed_and_reconcile_ends_the_run() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let gate = Gate::new(&env);
+    // `flaky` may fail and does; `after` runs once it has, and waits.
+    let run = repo.push_pipeline(&format!(
+        r#"
+[jobs.flaky]
+inputs = ["quire/push"]
+allow_failure = true
+sh = "exit 3"
+
+[jobs.after]
+inputs = ["flaky"]
+sh = {:?}
+"#,
+        gate.step("after")
+    ));
+    gate.wait_ready("after");
+    wait_until("flaky to be recorded failed", || {
+        let detail = env.store().run_detail(&run).unwrap();
+        detail.jobs[0].job.state == quire_store::JobState::Failed
+    });
+    for pid in workers_of(&env) {
+        kill9(pid);
+        assert!(gone_within(pid, 5));
+    }
+    env.runs(&["reconcile"]).assert().success();
+    gate.open();
+    let end = env.wait_terminal(&run);
+    assert_eq!(
+        (end.state, end.failure_kind),
+        (RunState::Failed, Some(FailureKind::Orphaned))
+    );
+    let out = env.runs(&["show", &run]).assert().success();
+    let shown = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let flaky = shown.lines().find(|l| l.starts_with("flaky")).unwrap();
+    assert!(flaky.contains("failed (allowed)"), "{shown}");
+    let json = env.json(&["show", &run]);
+    assert_eq!(json["jobs"][0]["id"], "flaky", "{json}");
+    assert_eq!(json["jobs"][0]["allow_failure"], true, "{json}");
+    assert_eq!(json["jobs"][1]["allow_failure"], false, "{json}");
+}
+
+#[test]
 fn sigkill_of_the_hook_leaves_only_whole_runs() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");

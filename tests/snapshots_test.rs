@@ -58,7 +58,7 @@ pub(crate) fn fixed_store(env: &Env) {
         UPDATE runs SET subject = 'Test the parser again', author = 'Ada <ada@example.com>',
                         event = 'retry' WHERE id = '{R2}';
         UPDATE runs SET event = 'trigger' WHERE id = '{R4}';
-        UPDATE jobs SET allow_failure = 0 WHERE run_id IN ('{R1}', '{R2}');
+        UPDATE jobs SET allow_failure = 0 WHERE run_id IN ('{R1}', '{R2}', '{R4}');
         ",
         a = "a".repeat(40),
         c = "c".repeat(40),

@@ -164,6 +164,7 @@ pub fn run_started(jobs: &[&str]) -> Event {
     Event::RunStarted {
         at_ms: now_ms(),
         jobs: jobs.iter().map(|j| j.to_string()).collect(),
+        allow_failure: Vec::new(),
     }
 }
 

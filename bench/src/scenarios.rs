@@ -367,6 +367,7 @@ fn step_events(jobs: usize, steps: usize) -> (Vec<String>, Vec<Event>) {
     let mut events = vec![Event::RunStarted {
         at_ms: 1,
         jobs: ids.clone(),
+        allow_failure: Vec::new(),
     }];
     for job in &ids {
         events.push(Event::JobStarted {

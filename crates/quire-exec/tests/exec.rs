@@ -270,6 +270,11 @@ fn allow_failure_lets_dependents_run_and_the_run_complete() {
         job_states(&events),
         pairs(&[("flaky", "failed"), ("after", "complete")])
     );
+    // The plan says which jobs may fail: the store learns it from there.
+    let Some(Event::RunStarted { allow_failure, .. }) = events.first() else {
+        panic!("{events:#?}")
+    };
+    assert_eq!(allow_failure, &["flaky"]);
 }
 
 #[test]

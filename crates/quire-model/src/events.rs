@@ -10,10 +10,15 @@ use crate::model::{FailureKind, JobState, RunState};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Event {
-    /// The executor started; `jobs` is the plan, in order.
+    /// The executor started; `jobs` is the plan, in order, and
+    /// `allow_failure` the jobs of it that may fail (`allow_failure =
+    /// true`). Absent (as in files written before it existed) when none
+    /// may.
     RunStarted {
         at_ms: i64,
         jobs: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        allow_failure: Vec<String>,
     },
     JobStarted {
         at_ms: i64,
@@ -115,4 +120,30 @@ pub fn parse_stream(bytes: &[u8]) -> Result<Vec<Event>, BadEvent> {
         events.push(event);
     }
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_started_carries_the_jobs_that_may_fail_and_reads_old_lines_as_none() {
+        let old = b"{\"type\":\"run_started\",\"at_ms\":5,\"jobs\":[\"a\",\"b\"]}\n";
+        let none = Event::RunStarted {
+            at_ms: 5,
+            jobs: vec!["a".into(), "b".into()],
+            allow_failure: Vec::new(),
+        };
+        assert_eq!(parse_stream(old).unwrap(), std::slice::from_ref(&none));
+        // A plan without one writes the line it always wrote.
+        assert_eq!(none.to_line().as_bytes(), old);
+        let some = Event::RunStarted {
+            at_ms: 5,
+            jobs: vec!["a".into(), "b".into()],
+            allow_failure: vec!["b".into()],
+        };
+        let line = some.to_line();
+        assert!(line.contains("\"allow_failure\":[\"b\"]"), "{line}");
+        assert_eq!(parse_stream(line.as_bytes()).unwrap(), [some]);
+    }
 }

@@ -304,8 +304,10 @@ pub struct Job {
     pub skip_reason: Option<String>,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
-    /// The job's `allow_failure`, recorded when its run ended; none before
-    /// that (and for jobs from before 0015).
+    /// The job's `allow_failure`, recorded with the plan (ingest of
+    /// `run_started`); none for jobs from before 0015, and for jobs an
+    /// older quire planned whose worker died before the run ended (it
+    /// recorded this at the end).
     pub allow_failure: Option<bool>,
 }
 

@@ -85,15 +85,18 @@ fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<
         return Ok(());
     }
     match event {
-        Event::RunStarted { jobs, .. } => {
+        Event::RunStarted {
+            jobs,
+            allow_failure,
+            ..
+        } => {
             let planned: i64 = tx.query_row(
                 "SELECT count(*) FROM jobs WHERE run_id = ?1",
                 [run_id],
                 |r| r.get(0),
             )?;
             if planned == 0 && run_state(tx, run_id)? == RunState::Active {
-                let ids: Vec<&str> = jobs.iter().map(String::as_str).collect();
-                plan_jobs_in(tx, run_id, &ids)?;
+                plan_jobs_in(tx, run_id, jobs, allow_failure)?;
             }
         }
         Event::JobStarted { job, .. } => {

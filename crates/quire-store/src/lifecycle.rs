@@ -65,16 +65,16 @@ pub const RUN_EDGES: &[RunEdge] = &[
         by: "the worker crashed or could not execute",
     },
     RunEdge {
-        from: &[R::Pending, R::Active],
+        from: &[R::Active],
         to: R::Failed,
         kind: Some(K::Orphaned),
-        by: "reconcile found no live worker; or upstream quire left it unfinished (conversion)",
+        by: "reconcile found no live worker (a pending run has none to lose)",
     },
     RunEdge {
         from: &[R::Pending, R::Active],
         to: R::Failed,
         kind: Some(K::Cancelled),
-        by: "quire-runs cancel",
+        by: "quire-runs cancel; SIGINT or SIGTERM to the worker executing the run",
     },
     RunEdge {
         from: &[R::Pending, R::Active],
@@ -341,23 +341,6 @@ impl Store {
         })
     }
 
-    /// Record which of a run's jobs may fail (`allow_failure`); the others
-    /// may not.
-    pub fn record_allow_failure(&mut self, run_id: &str, allowed: &[&str]) -> Result<()> {
-        self.write(|tx, _| {
-            tx.execute(
-                "UPDATE jobs SET allow_failure = 0 WHERE run_id = ?1",
-                params![run_id],
-            )?;
-            let mut mark =
-                tx.prepare("UPDATE jobs SET allow_failure = 1 WHERE run_id = ?1 AND job_id = ?2")?;
-            for job in allowed {
-                mark.execute(params![run_id, job])?;
-            }
-            Ok(())
-        })
-    }
-
     /// End an active run.
     pub fn finish(&mut self, run_id: &str, outcome: &Outcome) -> Result<Applied<RunState>> {
         self.write(|tx, now| match outcome {
@@ -385,12 +368,20 @@ impl Store {
     }
 }
 
-pub(crate) fn plan_jobs_in(tx: &Connection, run_id: &str, job_ids: &[&str]) -> Result<()> {
+/// Record a run's plan: its jobs, pending, in order, each with whether it
+/// may fail (one of `allowed`).
+pub(crate) fn plan_jobs_in(
+    tx: &Connection,
+    run_id: &str,
+    job_ids: &[String],
+    allowed: &[String],
+) -> Result<()> {
     let mut insert = tx.prepare(
-        "INSERT INTO jobs (run_id, job_id, position, state) VALUES (?1, ?2, ?3, 'pending')",
+        "INSERT INTO jobs (run_id, job_id, position, state, allow_failure)
+         VALUES (?1, ?2, ?3, 'pending', ?4)",
     )?;
     for (position, job) in job_ids.iter().enumerate() {
-        insert.execute(params![run_id, job, position as i64])?;
+        insert.execute(params![run_id, job, position as i64, allowed.contains(job)])?;
     }
     Ok(())
 }
@@ -702,6 +693,14 @@ mod tests {
         for edge in JOB_EDGES {
             assert!(!edge.from.is_terminal(), "{edge:?}");
         }
+    }
+
+    #[test]
+    fn a_pending_run_is_never_failed_as_orphaned() {
+        // Reconcile orphans active runs only; upstream's unfinished runs
+        // are failed by the conversion, before this machine applies.
+        assert!(run_edge(R::Pending, R::Failed, Some(K::Orphaned)).is_none());
+        assert!(run_edge(R::Active, R::Failed, Some(K::Orphaned)).is_some());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! named for people by [`display_names`].
 
 use crate::sql::RowExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
@@ -224,7 +224,7 @@ impl Store {
                     params![now, id],
                 )?;
             }
-            rename_all(tx, root, &HashMap::new(), now)?;
+            rename_all(tx, root, now)?;
             repo_where(tx, "id = ?1", &id)?.ok_or_else(|| Error::UnknownRepo(text.to_string()))
         })
     }
@@ -256,7 +256,7 @@ impl Store {
                  WHERE id = ?2",
                 params![text, id],
             )?;
-            rename_all(tx, root, &HashMap::new(), now)?;
+            rename_all(tx, root, now)?;
             repo_where(tx, "id = ?1", &id)?.ok_or_else(|| Error::UnknownRepo(id.to_string()))
         })
     }
@@ -434,26 +434,21 @@ fn adoptable(tx: &Transaction<'_>, git_dir: &Path) -> Result<Option<i64>> {
 }
 
 /// Give every repository its display name (see [`display_names`]). A name
-/// that starts with a space is provisional (set by an upgrade or a new
-/// registration): `recorded` may say what its runs were called, and no
-/// rename is recorded for it.
-pub(crate) fn rename_all(
-    tx: &Transaction<'_>,
-    root: Option<&Path>,
-    recorded: &HashMap<i64, String>,
-    now: i64,
-) -> Result<()> {
+/// that starts with a space is provisional (a new registration's): no
+/// rename is recorded for it. (Migration 0010 names repositories with its
+/// own frozen copy of this, `schema/names_0010.rs`.)
+fn rename_all(tx: &Transaction<'_>, root: Option<&Path>, now: i64) -> Result<()> {
     let rows: Vec<(i64, Option<String>, String)> = tx
         .prepare("SELECT id, git_dir, name FROM repos ORDER BY id")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let current: Vec<String> = rows
         .iter()
-        .map(|(id, git_dir, name)| match name.strip_prefix(' ') {
-            Some(rest) => recorded.get(id).cloned().unwrap_or_else(|| match git_dir {
+        .map(|(_, git_dir, name)| match name.strip_prefix(' ') {
+            Some(rest) => match git_dir {
                 Some(_) => String::new(),
                 None => rest.to_string(),
-            }),
+            },
             None => name.clone(),
         })
         .collect();

@@ -4,22 +4,36 @@
 use std::collections::HashMap;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
-use rusqlite_migration::{HookError, HookResult, M, Migrations};
+use rusqlite_migration::{HookResult, M, Migrations};
+
+mod names_0010;
+
+/// The seed's history, 0001..0007: upstream quire's versions 1..7 as
+/// they shipped. Also how an upstream store of a later version is brought
+/// back to version 7's shape (`upstream::convert_to_seven`), so that shape
+/// is written here once.
+pub(crate) const SEED: [&str; 7] = [
+    include_str!("../../../migrations/0001_initial.sql"),
+    include_str!("../../../migrations/0002_sh_events.sql"),
+    include_str!("../../../migrations/0003_auth_token.sql"),
+    include_str!("../../../migrations/0004_git_dir_sentry.sql"),
+    include_str!("../../../migrations/0005_run_token.sql"),
+    include_str!("../../../migrations/0006_traceparent.sql"),
+    include_str!("../../../migrations/0007_drop_dead_columns.sql"),
+];
 
 /// Each migration, in order. Those that rebuild a table check foreign keys
 /// before their transaction commits.
 fn steps() -> Vec<M<'static>> {
+    let [m1, m2, m3, m4, m5, m6, m7] = SEED;
     vec![
-        M::up(include_str!("../../../migrations/0001_initial.sql")),
-        M::up(include_str!("../../../migrations/0002_sh_events.sql")),
-        M::up(include_str!("../../../migrations/0003_auth_token.sql")),
-        M::up(include_str!("../../../migrations/0004_git_dir_sentry.sql")),
-        M::up(include_str!("../../../migrations/0005_run_token.sql")),
-        M::up(include_str!("../../../migrations/0006_traceparent.sql")),
-        M::up(include_str!(
-            "../../../migrations/0007_drop_dead_columns.sql"
-        ))
-        .foreign_key_check(),
+        M::up(m1),
+        M::up(m2),
+        M::up(m3),
+        M::up(m4),
+        M::up(m5),
+        M::up(m6),
+        M::up(m7).foreign_key_check(),
         M::up(include_str!("../../../migrations/0008_quire_schema.sql")).foreign_key_check(),
         M::up(include_str!("../../../migrations/0009_previous_sha.sql")),
         M::up_with_hook(
@@ -40,17 +54,17 @@ fn steps() -> Vec<M<'static>> {
 }
 
 /// 0010's Rust step: every repository gets its display name, keeping the
-/// name its runs were recorded under where that is still unambiguous.
+/// name its runs were recorded under where that is still unambiguous. The
+/// naming is a frozen copy of the code 0010 shipped with
+/// ([`names_0010`]), never today's: a migration runs no live code.
 fn name_repositories(tx: &Transaction<'_>) -> HookResult {
     let recorded: HashMap<i64, String> = tx
         .prepare("SELECT repo_id, name FROM temp.recorded_name")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     tx.execute_batch("DROP TABLE temp.recorded_name")?;
-    crate::repos::rename_all(tx, None, &recorded, 0).map_err(|e| match e {
-        crate::Error::Sqlite(e) => HookError::RusqliteError(e),
-        other => HookError::Hook(other.to_string()),
-    })
+    names_0010::name_repositories(tx, &recorded)?;
+    Ok(())
 }
 
 /// The schema version this build writes and reads.

@@ -136,71 +136,6 @@ fn shape(conn: &Connection, tables: &BTreeSet<String>) -> rusqlite::Result<Optio
     Ok(Some(Lineage::Upstream(upstream)))
 }
 
-/// Version 7's runs, as upstream's seed migration left it.
-const RUNS_7: &str = "
-CREATE TABLE runs_7 (
-    id             TEXT    PRIMARY KEY,
-    repo           TEXT    NOT NULL,
-    ref_name       TEXT    NOT NULL,
-    sha            TEXT    NOT NULL,
-    pushed_at_ms   INTEGER NOT NULL,
-    state          TEXT    NOT NULL,
-    failure_kind   TEXT,
-    queued_at_ms   INTEGER NOT NULL,
-    started_at_ms  INTEGER,
-    finished_at_ms INTEGER,
-    run_token      TEXT,
-    git_dir        TEXT,
-    traceparent    TEXT,
-    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'superseded')),
-    CHECK (started_at_ms  IS NULL OR started_at_ms  >= queued_at_ms),
-    CHECK (finished_at_ms IS NULL OR finished_at_ms >= queued_at_ms),
-    CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL
-           OR finished_at_ms >= started_at_ms),
-    CHECK (CASE state
-        WHEN 'pending'    THEN started_at_ms IS NULL AND finished_at_ms IS NULL
-        WHEN 'active'     THEN started_at_ms IS NOT NULL AND finished_at_ms IS NULL
-        WHEN 'complete'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
-        WHEN 'failed'     THEN finished_at_ms IS NOT NULL
-        WHEN 'superseded' THEN finished_at_ms IS NOT NULL
-    END)
-);";
-
-/// Version 7's jobs and sh_events (unchanged since 1 and 2).
-const JOBS_AND_STEPS_7: &str = "
-CREATE TABLE jobs_7 (
-    run_id         TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    job_id         TEXT    NOT NULL,
-    state          TEXT    NOT NULL,
-    exit_code      INTEGER,
-    started_at_ms  INTEGER,
-    finished_at_ms INTEGER,
-    PRIMARY KEY (run_id, job_id),
-    CHECK (state IN ('pending', 'active', 'complete', 'failed', 'skipped', 'aborted')),
-    CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL
-           OR finished_at_ms >= started_at_ms)
-);
-INSERT INTO jobs_7 (run_id, job_id, state, exit_code, started_at_ms, finished_at_ms)
-SELECT run_id, job_id, CASE state WHEN 'succeeded' THEN 'complete' ELSE state END,
-       exit_code, started_at_ms, finished_at_ms
-FROM jobs;
-DROP TABLE jobs;
-ALTER TABLE jobs_7 RENAME TO jobs;
-
-CREATE TABLE sh_events (
-    run_id         TEXT    NOT NULL,
-    job_id         TEXT    NOT NULL,
-    started_at_ms  INTEGER NOT NULL,
-    finished_at_ms INTEGER NOT NULL,
-    exit_code      INTEGER NOT NULL,
-    cmd            TEXT    NOT NULL,
-    PRIMARY KEY (run_id, job_id, started_at_ms),
-    FOREIGN KEY (run_id, job_id) REFERENCES jobs (run_id, job_id) ON DELETE CASCADE
-);
-INSERT INTO sh_events (run_id, job_id, started_at_ms, finished_at_ms, exit_code, cmd)
-SELECT run_id, job_id, started_at_ms, finished_at_ms, exit_code, cmd FROM sh;
-DROP TABLE sh;";
-
 /// Run state and failure kind in version 7's words, for 9 (renamed states)
 /// and 10..11 (`outcome`). An outcome quire does not know stays as the
 /// failure kind, for quire's 0008 to keep in the failure detail.
@@ -231,6 +166,11 @@ fn state_and_kind(version: i64) -> (&'static str, &'static str, [&'static str; 3
 /// Bring an upstream store at `version` (8..=11) to version 7's shape and
 /// stamp it 7, in the caller's transaction (foreign keys off; the caller
 /// checks them before commit). Every row is kept.
+///
+/// Version 7's shape is written once, in the seed's migrations 0001..0007
+/// (upstream's 1..7, [`crate::schema::SEED`]): upstream's tables are set
+/// aside, those migrations make version 7's tables, empty, and the rows
+/// are copied into them.
 pub(crate) fn convert_to_seven(tx: &Transaction<'_>, version: i64) -> rusqlite::Result<()> {
     if version == 8 {
         tx.execute_batch("ALTER TABLE sh RENAME TO sh_events; PRAGMA user_version = 7;")?;
@@ -245,25 +185,38 @@ pub(crate) fn convert_to_seven(tx: &Transaction<'_>, version: i64) -> rusqlite::
             "NULL".into()
         }
     };
-    let sql = format!(
-        "{RUNS_7}
-         INSERT INTO runs_7 (id, repo, ref_name, sha, pushed_at_ms, state, failure_kind,
-                             queued_at_ms, started_at_ms, finished_at_ms, run_token, git_dir,
-                             traceparent)
+    // The seed makes indexes of these names again.
+    tx.execute_batch(
+        "DROP INDEX IF EXISTS runs_repo_pushed_at;
+         DROP INDEX IF EXISTS runs_state;
+         ALTER TABLE runs RENAME TO upstream_runs;
+         ALTER TABLE jobs RENAME TO upstream_jobs;
+         ALTER TABLE sh RENAME TO upstream_sh;",
+    )?;
+    for migration in crate::schema::SEED {
+        tx.execute_batch(migration)?;
+    }
+    tx.execute_batch(&format!(
+        "INSERT INTO runs (id, repo, ref_name, sha, pushed_at_ms, state, failure_kind,
+                           queued_at_ms, started_at_ms, finished_at_ms, run_token, git_dir,
+                           traceparent)
          SELECT id, repo, ref_name, sha, pushed_at_ms, {state}, {kind},
                 {queued}, {started}, {finished}, {}, {}, {}
-         FROM runs;
-         DROP TABLE runs;
-         ALTER TABLE runs_7 RENAME TO runs;
-         CREATE INDEX runs_repo_pushed_at ON runs (repo, pushed_at_ms DESC);
-         CREATE INDEX runs_state          ON runs (state);
-         {JOBS_AND_STEPS_7}
+         FROM upstream_runs;
+         INSERT INTO jobs (run_id, job_id, state, exit_code, started_at_ms, finished_at_ms)
+         SELECT run_id, job_id, CASE state WHEN 'succeeded' THEN 'complete' ELSE state END,
+                exit_code, started_at_ms, finished_at_ms
+         FROM upstream_jobs;
+         INSERT INTO sh_events (run_id, job_id, started_at_ms, finished_at_ms, exit_code, cmd)
+         SELECT run_id, job_id, started_at_ms, finished_at_ms, exit_code, cmd FROM upstream_sh;
+         DROP TABLE upstream_sh;
+         DROP TABLE upstream_jobs;
+         DROP TABLE upstream_runs;
          PRAGMA user_version = 7;",
         optional("run_token"),
         optional("git_dir"),
         optional("traceparent"),
-    );
-    tx.execute_batch(&sql)
+    ))
 }
 
 /// Give every run whose id is not of quire's shape
@@ -386,26 +339,15 @@ pub(crate) fn record_import(tx: &Transaction<'_>, version: i64) -> rusqlite::Res
 /// conversion's transaction, at any upstream shape 1..=7, an older live run
 /// of a (repository, ref) that has a newer live one becomes superseded (as
 /// quire's 0008 would have made it), and every other becomes failed,
-/// `orphaned` (the edge reconcile takes, `lifecycle::RUN_EDGES`), finished
-/// when it started, or when it was queued if it never started: no time that
-/// upstream did not have. Their open jobs are closed by 0008 as quire closes
-/// an ended run's jobs (active -> aborted, pending -> skipped). Versions 1..6
-/// held a `container_id`, which a finished run may not have (and which 0007
+/// `orphaned`, finished when it started, or when it was queued if it never
+/// started: no time that upstream did not have. This is not an edge of
+/// quire's state machine (`lifecycle::RUN_EDGES`, where only reconcile
+/// orphans a run, and only an active one): the runs enter quire already
+/// failed. Their open jobs are closed by 0008 as quire closes an ended
+/// run's jobs (active -> aborted, pending -> skipped). Versions 1..6 held a
+/// `container_id`, which a finished run may not have (and which 0007
 /// drops): it goes with the run's end.
 pub(crate) fn fail_unfinished(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    debug_assert!(
-        [
-            quire_model::RunState::Pending,
-            quire_model::RunState::Active
-        ]
-        .iter()
-        .all(|from| crate::lifecycle::run_edge(
-            *from,
-            quire_model::RunState::Failed,
-            Some(quire_model::FailureKind::Orphaned)
-        )
-        .is_some())
-    );
     let container = if columns(tx, "runs")?.contains("container_id") {
         ", container_id = NULL"
     } else {

@@ -51,6 +51,7 @@ fn run_started(at_ms: i64, jobs: &[&str]) -> Event {
     Event::RunStarted {
         at_ms,
         jobs: jobs.iter().map(|j| j.to_string()).collect(),
+        allow_failure: Vec::new(),
     }
 }
 

@@ -12,8 +12,8 @@ use quire_store::{FailureKind, Home, JobState, RunState, Store};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-/// A run claimed by a worker that is gone, with its plan ingested live.
-fn orphan_in_waiting(store: &mut Store) -> String {
+/// A run claimed by a worker that is gone, nothing of it ingested.
+fn claimed_by_a_gone_worker(store: &mut Store) -> String {
     let repo = store
         .register_repo(Path::new("/srv/git/app.git"), None, Registration::Seen)
         .unwrap();
@@ -35,14 +35,21 @@ fn orphan_in_waiting(store: &mut Store) -> String {
         lease: Duration::from_secs(600),
     };
     store.claim(&run.id, &gone).unwrap();
+    run.id
+}
+
+/// A run claimed by a worker that is gone, with its plan ingested live.
+fn orphan_in_waiting(store: &mut Store) -> String {
+    let run = claimed_by_a_gone_worker(store);
     let now = quire_model::clock::now_ms();
     store
         .ingest(
-            &run.id,
+            &run,
             &[
                 Event::RunStarted {
                     at_ms: now,
                     jobs: vec!["build".into(), "test".into()],
+                    allow_failure: Vec::new(),
                 },
                 Event::JobStarted {
                     at_ms: now,
@@ -51,7 +58,7 @@ fn orphan_in_waiting(store: &mut Store) -> String {
             ],
         )
         .unwrap();
-    run.id
+    run
 }
 
 fn write_events(store: &Store, run: &str, text: &str) {
@@ -70,6 +77,7 @@ fn steps_a_dead_worker_finished_are_recovered_and_the_run_is_orphaned() {
         Event::RunStarted {
             at_ms: now,
             jobs: vec!["build".into(), "test".into()],
+            allow_failure: Vec::new(),
         },
         Event::JobStarted {
             at_ms: now,
@@ -127,4 +135,35 @@ fn a_garbled_events_file_recovers_nothing_and_the_run_is_still_orphaned() {
     assert_eq!(detail.run.failure_kind, Some(FailureKind::Orphaned));
     assert_eq!(detail.jobs[0].job.state, JobState::Aborted);
     assert!(detail.jobs[0].steps.is_empty());
+}
+
+#[test]
+fn a_plan_recovered_from_the_file_says_which_jobs_may_fail_and_an_old_file_allows_none() {
+    let allowed = |line: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&Home::at(dir.path())).unwrap();
+        let run = claimed_by_a_gone_worker(&mut store);
+        write_events(&store, &run, line);
+        store.reconcile(&|_pid| false, false).unwrap();
+        let detail = store.run_detail(&run).unwrap();
+        assert_eq!(detail.run.failure_kind, Some(FailureKind::Orphaned));
+        detail
+            .jobs
+            .iter()
+            .map(|j| (j.job.id.clone(), j.job.allow_failure))
+            .collect::<Vec<_>>()
+    };
+    let now = quire_model::clock::now_ms();
+    let plan = Event::RunStarted {
+        at_ms: now,
+        jobs: vec!["lint".into(), "test".into()],
+        allow_failure: vec!["lint".into()],
+    };
+    assert_eq!(
+        allowed(&plan.to_line()),
+        [("lint".into(), Some(true)), ("test".into(), Some(false))]
+    );
+    // Written before run_started carried allow_failure: none may fail.
+    let old = format!("{{\"type\":\"run_started\",\"at_ms\":{now},\"jobs\":[\"lint\"]}}\n");
+    assert_eq!(allowed(&old), [("lint".into(), Some(false))]);
 }

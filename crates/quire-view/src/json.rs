@@ -100,8 +100,8 @@ pub struct JobJson<'a> {
     pub started_at_ms: Option<i64>,
     pub finished_at: Option<String>,
     pub finished_at_ms: Option<i64>,
-    /// The job's `allow_failure`, once its run ended (null before, and for
-    /// jobs from before 0015).
+    /// The job's `allow_failure`, recorded with the plan (null for jobs
+    /// from before 0015).
     pub allow_failure: Option<bool>,
     pub steps: Vec<StepJson<'a>>,
 }

@@ -484,17 +484,6 @@ fn prepare_and_run(
     {
         eprintln!("quire-run work: run {}: {e}", run.id);
     }
-    // Which of its jobs may fail, for show to tell an allowed failure
-    // from a plain one.
-    let allowed: Vec<&str> = pipeline
-        .jobs
-        .iter()
-        .filter(|j| j.allow_failure)
-        .map(|j| j.id.as_str())
-        .collect();
-    if let Err(e) = store.record_allow_failure(&run.id, &allowed) {
-        eprintln!("quire-run work: run {}: {e}", run.id);
-    }
     // The executor says how the pipeline went; the worker alone ends the
     // run. A cancelled run was ended by whoever cancelled it.
     let outcome = match result.map_err(|e| RunFailure::Crashed(e.to_string()))? {

@@ -248,6 +248,12 @@ impl Executor {
             Event::RunStarted {
                 at_ms: now_ms(),
                 jobs: order.iter().map(|&i| pipeline.jobs[i].id.clone()).collect(),
+                allow_failure: order
+                    .iter()
+                    .map(|&i| &pipeline.jobs[i])
+                    .filter(|job| job.allow_failure)
+                    .map(|job| job.id.clone())
+                    .collect(),
             },
         )?;
         let target = RefKind::of(&ctx.ref_name);

@@ -1,7 +1,8 @@
 #![allow(dead_code)]
 //! Stores exactly as the *upstream* project's migrations left them at each of its schema
-//! versions 1..=11 (see `UPSTREAM-SCHEMA.md`), filled with rows written at several versions
-//! along the way, and the rows quire must show after converting them.
+//! versions 1..=11 (1..=7 are quire's own `migrations/0001..0007`, the seed), filled with rows
+//! written at several versions along the way, and the rows quire must show after converting
+//! them.
 //!
 //! A store is built the way rusqlite_migration built it: foreign keys ON, each version in a
 //! transaction ending in `PRAGMA user_version = k`. So upstream's 7 and 9, which `DROP TABLE
@@ -66,80 +67,6 @@ pub struct ExpectedStep {
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
 }
-
-const RUNS_V1: &str = "
-CREATE TABLE runs (
-  id TEXT PRIMARY KEY, repo TEXT NOT NULL, ref_name TEXT NOT NULL, sha TEXT NOT NULL,
-  pushed_at_ms INTEGER NOT NULL, state TEXT NOT NULL, failure_kind TEXT,
-  queued_at_ms INTEGER NOT NULL, started_at_ms INTEGER, finished_at_ms INTEGER,
-  container_id TEXT, image_tag TEXT, build_started_at_ms INTEGER, build_finished_at_ms INTEGER,
-  container_started_at_ms INTEGER, container_stopped_at_ms INTEGER, workspace_path TEXT NOT NULL,
-  CHECK (state IN ('pending', 'active', 'complete', 'failed', 'superseded')),
-  CHECK (started_at_ms  IS NULL OR started_at_ms  >= queued_at_ms),
-  CHECK (finished_at_ms IS NULL OR finished_at_ms >= queued_at_ms),
-  CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL OR finished_at_ms >= started_at_ms),
-  CHECK (CASE state
-    WHEN 'pending'    THEN started_at_ms IS NULL AND finished_at_ms IS NULL AND container_id IS NULL
-    WHEN 'active'     THEN started_at_ms IS NOT NULL AND finished_at_ms IS NULL
-    WHEN 'complete'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
-                           AND container_id IS NULL
-    WHEN 'failed'     THEN finished_at_ms IS NOT NULL AND container_id IS NULL
-    WHEN 'superseded' THEN finished_at_ms IS NOT NULL AND container_id IS NULL
-  END)
-);
-CREATE INDEX runs_repo_pushed_at ON runs(repo, pushed_at_ms DESC);
-CREATE INDEX runs_state ON runs(state);
-CREATE TABLE jobs (
-  run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, job_id TEXT NOT NULL,
-  state TEXT NOT NULL, exit_code INTEGER, started_at_ms INTEGER, finished_at_ms INTEGER,
-  PRIMARY KEY (run_id, job_id),
-  CHECK (state IN ('pending', 'active', 'complete', 'failed', 'skipped', 'aborted')),
-  CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL OR finished_at_ms >= started_at_ms),
-  CHECK (CASE state
-    WHEN 'pending'  THEN started_at_ms IS NULL AND finished_at_ms IS NULL
-    WHEN 'active'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NULL
-    WHEN 'complete' THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
-    WHEN 'failed'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
-    WHEN 'skipped'  THEN started_at_ms IS NULL AND finished_at_ms IS NOT NULL
-    WHEN 'aborted'  THEN finished_at_ms IS NOT NULL
-  END)
-);";
-
-const SH_EVENTS_V2: &str = "
-CREATE TABLE sh_events (
-  run_id TEXT NOT NULL, job_id TEXT NOT NULL, started_at_ms INTEGER NOT NULL,
-  finished_at_ms INTEGER, exit_code INTEGER NOT NULL, cmd TEXT NOT NULL,
-  PRIMARY KEY (run_id, job_id, started_at_ms),
-  FOREIGN KEY (run_id, job_id) REFERENCES jobs(run_id, job_id) ON DELETE CASCADE
-);";
-
-/// Upstream's 0007 (the seed), as it shipped.
-const CLEANUP_V7: &str = "
-CREATE TABLE runs_new (
-  id TEXT PRIMARY KEY, repo TEXT NOT NULL, ref_name TEXT NOT NULL, sha TEXT NOT NULL,
-  pushed_at_ms INTEGER NOT NULL, state TEXT NOT NULL, failure_kind TEXT,
-  queued_at_ms INTEGER NOT NULL, started_at_ms INTEGER, finished_at_ms INTEGER,
-  run_token TEXT, git_dir TEXT, traceparent TEXT,
-  CHECK (state IN ('pending', 'active', 'complete', 'failed', 'superseded')),
-  CHECK (started_at_ms  IS NULL OR started_at_ms  >= queued_at_ms),
-  CHECK (finished_at_ms IS NULL OR finished_at_ms >= queued_at_ms),
-  CHECK (finished_at_ms IS NULL OR started_at_ms IS NULL OR finished_at_ms >= started_at_ms),
-  CHECK (CASE state
-    WHEN 'pending'    THEN started_at_ms IS NULL     AND finished_at_ms IS NULL
-    WHEN 'active'     THEN started_at_ms IS NOT NULL AND finished_at_ms IS NULL
-    WHEN 'complete'   THEN started_at_ms IS NOT NULL AND finished_at_ms IS NOT NULL
-    WHEN 'failed'     THEN finished_at_ms IS NOT NULL
-    WHEN 'superseded' THEN finished_at_ms IS NOT NULL
-  END)
-);
-INSERT INTO runs_new
-  SELECT id, repo, ref_name, sha, pushed_at_ms, state, failure_kind,
-         queued_at_ms, started_at_ms, finished_at_ms, run_token, git_dir, traceparent
-  FROM runs;
-DROP TABLE runs;
-ALTER TABLE runs_new RENAME TO runs;
-CREATE INDEX runs_repo_pushed_at ON runs(repo, pushed_at_ms DESC);
-CREATE INDEX runs_state          ON runs(state);";
 
 /// Runs first (its DROP cascades every job and step away), then jobs.
 const RENAME_STATES_V9: &str = "
@@ -225,15 +152,18 @@ INSERT INTO sh SELECT * FROM sh_kept;
 DROP TABLE temp.jobs_kept;
 DROP TABLE temp.sh_kept;";
 
-/// Upstream's DDL, version k at index k - 1.
+/// Upstream's DDL, version k at index k - 1. Its versions 1..7 are the
+/// seed's history, quire's own migrations 0001..0007, as they shipped: read
+/// from there, so upstream's shapes are written once. 8..11 left quire's
+/// lineage; quire only converts them (`upstream::convert_to_seven`).
 const MIGRATIONS: [&str; 11] = [
-    RUNS_V1,
-    SH_EVENTS_V2,
-    "ALTER TABLE runs ADD COLUMN auth_token TEXT;",
-    "ALTER TABLE runs ADD COLUMN git_dir TEXT; ALTER TABLE runs ADD COLUMN sentry_trace_id TEXT;",
-    "ALTER TABLE runs RENAME COLUMN auth_token TO run_token;",
-    "ALTER TABLE runs ADD COLUMN traceparent TEXT;",
-    CLEANUP_V7,
+    include_str!("../../../../migrations/0001_initial.sql"),
+    include_str!("../../../../migrations/0002_sh_events.sql"),
+    include_str!("../../../../migrations/0003_auth_token.sql"),
+    include_str!("../../../../migrations/0004_git_dir_sentry.sql"),
+    include_str!("../../../../migrations/0005_run_token.sql"),
+    include_str!("../../../../migrations/0006_traceparent.sql"),
+    include_str!("../../../../migrations/0007_drop_dead_columns.sql"),
     "ALTER TABLE sh_events RENAME TO sh;",
     RENAME_STATES_V9,
     OUTCOME_V10,
