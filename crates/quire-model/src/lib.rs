@@ -3,6 +3,7 @@
 //! reports and their JSON-lines form, and time as quire stores it.
 
 pub mod clock;
+pub mod cri;
 pub mod events;
 pub mod model;
 pub mod process;

@@ -81,6 +81,25 @@ struct LogFile {
     len: u64,
 }
 
+/// Where [`Store::read_step_log`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogAt {
+    /// At this byte (the log's length, if it is shorter).
+    Offset(u64),
+    /// As far from the end as the bytes asked for reach.
+    Tail,
+}
+
+/// Bytes of a step's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBytes {
+    pub bytes: Vec<u8>,
+    /// Where they start in the log.
+    pub start: u64,
+    /// The log's length when it was read.
+    pub len: u64,
+}
+
 impl Store {
     /// The log of step `seq` of `job` in run `run_id`: its file when it
     /// exists, else the copy packed into the store; `None` when there is
@@ -105,6 +124,42 @@ impl Store {
             .query_row(params![run_id, job, seq], |row| row.get(0))
             .optional()?;
         Ok(packed.map(|bytes| StepLog::Packed(Cursor::new(bytes))))
+    }
+
+    /// At most `max` bytes of a step's log (as [`Store::step_log`] finds
+    /// it), from `at`; `None` when it has no log. The one reader of logs'
+    /// bytes: `quire-runs logs`, the last lines `ci.wait` and `watch` show,
+    /// and the web's pages and live logs read through it, and parse what
+    /// it gives with `quire_model::cri`.
+    pub fn read_step_log(
+        &self,
+        run_id: &str,
+        job: &str,
+        seq: i64,
+        at: LogAt,
+        max: u64,
+    ) -> Result<Option<LogBytes>> {
+        let Some(mut log) = self.step_log(run_id, job, seq)? else {
+            return Ok(None);
+        };
+        // Only named in an error; an id that names no path has a packed log.
+        let path = self
+            .home()
+            .step_log_path(run_id, job, seq)
+            .unwrap_or_default();
+        let fail = |source| Error::Home {
+            path: path.clone(),
+            source,
+        };
+        let len = log.seek(SeekFrom::End(0)).map_err(fail)?;
+        let start = match at {
+            LogAt::Offset(offset) => offset.min(len),
+            LogAt::Tail => len.saturating_sub(max),
+        };
+        log.seek(SeekFrom::Start(start)).map_err(fail)?;
+        let mut bytes = Vec::new();
+        log.take(max).read_to_end(&mut bytes).map_err(fail)?;
+        Ok(Some(LogBytes { bytes, start, len }))
     }
 
     /// The (job, seq) of every log of the run packed into the store, by job

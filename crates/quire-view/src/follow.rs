@@ -11,10 +11,10 @@
 //! lines are the pipeline's, hostile bytes.
 
 use std::collections::HashSet;
-use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use quire_store::logs::LogAt;
 use quire_store::query::{JobDetail, RunDetail};
 use quire_store::{JobState, Run, Step, Store};
 
@@ -217,56 +217,19 @@ pub fn last_lines(
     seq: i64,
     n: usize,
 ) -> quire_store::Result<Vec<String>> {
-    let Some(mut log) = store.step_log(run_id, job, seq)? else {
+    let Some(log) = store.read_step_log(run_id, job, seq, LogAt::Tail, TAIL_BYTES)? else {
         return Ok(Vec::new());
     };
-    // Only named in an error; an id that names no path has a packed log.
-    let path = store
-        .home()
-        .step_log_path(run_id, job, seq)
-        .unwrap_or_default();
-    let fail = |source| quire_store::Error::Home {
-        path: path.clone(),
-        source,
-    };
-    let len = log.seek(SeekFrom::End(0)).map_err(fail)?;
-    let from = len.saturating_sub(TAIL_BYTES);
-    log.seek(SeekFrom::Start(from)).map_err(fail)?;
-    let mut bytes = Vec::new();
-    log.read_to_end(&mut bytes).map_err(fail)?;
-    Ok(tail_of_cri(&bytes, from > 0, n))
+    Ok(tail_of_cri(&log.bytes, log.start > 0, n))
 }
 
-/// The last `n` lines of CRI log bytes; `cut` when the bytes start in the
-/// middle of the log (their first line is then incomplete and dropped).
+/// The last `n` lines of CRI log bytes, as text; `cut` when the bytes
+/// start in the middle of the log.
 fn tail_of_cri(bytes: &[u8], cut: bool, n: usize) -> Vec<String> {
-    let mut raw: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-    if raw.last().is_some_and(|l| l.is_empty()) {
-        raw.pop();
-    }
-    if cut && !raw.is_empty() {
-        raw.remove(0);
-    }
-    let mut lines = Vec::new();
-    let mut partial: Vec<u8> = Vec::new();
-    for line in raw {
-        let mut parts = line.splitn(4, |&b| b == b' ');
-        let (Some(_stamp), Some(_stream), Some(tag)) = (parts.next(), parts.next(), parts.next())
-        else {
-            lines.push(String::from_utf8_lossy(line).into_owned());
-            continue;
-        };
-        partial.extend_from_slice(parts.next().unwrap_or(b""));
-        if tag != b"P" {
-            lines.push(String::from_utf8_lossy(&partial).into_owned());
-            partial.clear();
-        }
-    }
-    if !partial.is_empty() {
-        lines.push(String::from_utf8_lossy(&partial).into_owned());
-    }
-    let skip = lines.len().saturating_sub(n);
-    lines.split_off(skip)
+    quire_model::cri::last_lines(bytes, cut, n)
+        .into_iter()
+        .map(|line| String::from_utf8_lossy(&line.text).into_owned())
+        .collect()
 }
 
 /// Why [`pause`] returned.

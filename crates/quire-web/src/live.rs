@@ -9,7 +9,6 @@
 //! it stopped, the stream starts there.
 
 use std::fmt::Write as _;
-use std::io::{Read, Seek, SeekFrom};
 
 use quire_store::query::RunDetail;
 use quire_store::{JobState, Store};
@@ -26,71 +25,9 @@ const POLL_BYTES: u64 = 256 << 10;
 const BEHIND_BYTES: u64 = 1 << 20;
 const CATCH_UP_BYTES: u64 = 64 << 10;
 
-/// One line a step printed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    /// It went to stderr.
-    pub err: bool,
-    pub text: Vec<u8>,
-    /// Where its last record ends, from the start of what was parsed.
-    pub end: usize,
-}
-
-/// How far [`parse`] goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Until {
-    /// Up to the last `F` record: the step is still writing.
-    LastFull,
-    /// Up to the last whole record, a pending `P` line ended there (one
-    /// line longer than a read).
-    LastRecord,
-    /// To the end: the step has finished, a last record without its
-    /// newline included.
-    End,
-}
-
-/// The lines in `bytes` (which start at a record boundary) and how many
-/// bytes they took.
-fn parse(bytes: &[u8], until: Until) -> (Vec<Line>, usize) {
-    let mut lines = Vec::new();
-    let mut open: Option<Line> = None;
-    let mut used = 0;
-    let mut at = 0;
-    while at < bytes.len() {
-        let (record, next) = match bytes[at..].iter().position(|&b| b == b'\n') {
-            Some(end) => (&bytes[at..at + end], at + end + 1),
-            None if until == Until::End => (&bytes[at..], bytes.len()),
-            None => break,
-        };
-        at = next;
-        let mut parts = record.splitn(4, |&b| b == b' ');
-        let (err, partial, text) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(_), Some(stream), Some(tag)) => (
-                stream == b"stderr",
-                tag == b"P",
-                parts.next().unwrap_or(b""),
-            ),
-            // Not a CRI record: shown as it is.
-            _ => (false, false, record),
-        };
-        let line = open.get_or_insert_with(|| Line {
-            err,
-            text: Vec::new(),
-            end: 0,
-        });
-        line.text.extend_from_slice(text);
-        line.end = at;
-        if !partial {
-            lines.extend(open.take());
-            used = at;
-        }
-    }
-    if until != Until::LastFull {
-        lines.extend(open.take());
-        used = at;
-    }
-    (lines, used)
-}
+pub use quire_model::cri::Line;
+use quire_model::cri::{Until, lines as parse};
+use quire_store::logs::LogAt;
 
 /// Bytes of a step's log from `offset`, at most `max`, and the log's
 /// length; `None` when it has no log (yet).
@@ -102,23 +39,9 @@ fn read(
     offset: u64,
     max: u64,
 ) -> quire_store::Result<Option<(Vec<u8>, u64)>> {
-    let Some(mut log) = store.step_log(run, job, seq)? else {
-        return Ok(None);
-    };
-    // Only named in an error; an id that names no path has a packed log.
-    let path = store
-        .home()
-        .step_log_path(run, job, seq)
-        .unwrap_or_default();
-    let fail = |source| quire_store::Error::Home {
-        path: path.clone(),
-        source,
-    };
-    let len = log.seek(SeekFrom::End(0)).map_err(fail)?;
-    log.seek(SeekFrom::Start(offset.min(len))).map_err(fail)?;
-    let mut bytes = Vec::new();
-    log.take(max).read_to_end(&mut bytes).map_err(fail)?;
-    Ok(Some((bytes, len)))
+    Ok(store
+        .read_step_log(run, job, seq, LogAt::Offset(offset), max)?
+        .map(|log| (log.bytes, log.len)))
 }
 
 /// A step's log as its page shows it.
@@ -391,38 +314,6 @@ fn job_state(state: JobState) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn texts(lines: &[Line]) -> Vec<(bool, String)> {
-        lines
-            .iter()
-            .map(|l| (l.err, String::from_utf8_lossy(&l.text).into_owned()))
-            .collect()
-    }
-
-    const LOG: &[u8] = b"t stdout F one\nt stderr P tw\nt stderr F o\nt stdout P thr";
-
-    #[test]
-    fn whole_lines_only_while_the_step_writes() {
-        let (lines, used) = parse(LOG, Until::LastFull);
-        assert_eq!(texts(&lines), [(false, "one".into()), (true, "two".into())]);
-        assert_eq!(&LOG[used..], b"t stdout P thr");
-    }
-
-    #[test]
-    fn everything_once_it_has_finished() {
-        let (lines, used) = parse(LOG, Until::End);
-        assert_eq!(texts(&lines)[2], (false, "thr".into()));
-        assert_eq!(used, LOG.len());
-        let (lines, used) = parse(b"t stdout P a\nt stdout P b\n", Until::LastRecord);
-        assert_eq!(texts(&lines), [(false, "ab".into())]);
-        assert_eq!(used, 26);
-    }
-
-    #[test]
-    fn a_line_that_is_not_cri_is_shown_as_it_is() {
-        let (lines, _) = parse(b"no-spaces\n", Until::LastFull);
-        assert_eq!(texts(&lines), [(false, "no-spaces".into())]);
-    }
 
     #[test]
     fn positions_parse() {

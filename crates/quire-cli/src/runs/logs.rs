@@ -3,11 +3,13 @@
 //! `quire_store::logs`), optionally followed as the run writes it.
 
 use std::collections::HashSet;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use quire_model::cri::Record;
+use quire_store::logs::LogAt;
 use quire_store::query::RunDetail;
 use quire_store::{Error, Run, RunState, Store};
 
@@ -272,31 +274,24 @@ impl Tail {
         finished: bool,
     ) -> quire_store::Result<bool> {
         let (job, seq) = (&self.key.0, self.key.1);
-        let Some(mut log) = store.step_log(run_id, job, seq)? else {
-            return Ok(false);
-        };
-        // Only named in an error; an id that names no path has a packed log.
-        let path = store
-            .home()
-            .step_log_path(run_id, job, seq)
-            .unwrap_or_default();
-        let fail = |source| Error::Home {
-            path: path.clone(),
-            source,
-        };
-        log.seek(SeekFrom::Start(self.offset)).map_err(fail)?;
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = log.read(&mut chunk).map_err(fail)?;
-            if n == 0 {
+        // A read at a time, so a long log is never held whole.
+        let mut any = false;
+        while let Some(log) =
+            store.read_step_log(run_id, job, seq, LogAt::Offset(self.offset), 64 * 1024)?
+        {
+            any = true;
+            if log.bytes.is_empty() {
                 break;
             }
-            self.offset += n as u64;
-            self.pending.extend_from_slice(&chunk[..n]);
+            self.offset += log.bytes.len() as u64;
+            self.pending.extend_from_slice(&log.bytes);
             while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=end).collect();
                 out.cri_line(&line[..line.len() - 1])?;
             }
+        }
+        if !any {
+            return Ok(false);
         }
         if finished && !self.pending.is_empty() {
             let line = std::mem::take(&mut self.pending);
@@ -390,19 +385,18 @@ impl Printer {
 
     /// `<timestamp> <stream> <F|P> <text>`; anything else is shown as is.
     fn cri_line(&mut self, line: &[u8]) -> quire_store::Result<()> {
-        let mut parts = line.splitn(4, |&b| b == b' ');
-        let (Some(stamp), Some(stream), Some(tag)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let record = Record::parse(line);
+        if record.stamp.is_empty() {
             self.write(line)?;
             return self.write(b"\n");
-        };
-        let text = parts.next().unwrap_or(b"");
+        }
+        let (stamp, text) = (record.stamp, record.text);
         self.wrote_any = true;
-        let wanted = match self.stream {
-            None => true,
-            Some(StreamArg::Stdout) => stream == b"stdout",
-            Some(StreamArg::Stderr) => stream == b"stderr",
-        };
+        let wanted = record.is_of(match self.stream {
+            None => None,
+            Some(StreamArg::Stdout) => Some(false),
+            Some(StreamArg::Stderr) => Some(true),
+        });
         if !wanted {
             return Ok(());
         }
@@ -415,7 +409,7 @@ impl Printer {
         } else {
             self.write(&terminal_safe(text))?;
         }
-        let full = tag != b"P";
+        let full = !record.partial;
         if full {
             self.write(b"\n")?;
         }
