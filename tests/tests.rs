@@ -9,6 +9,7 @@ mod caches;
 mod checkout;
 mod completions;
 mod contain;
+mod errors;
 mod fair;
 mod ingest;
 mod install;

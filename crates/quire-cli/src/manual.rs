@@ -9,6 +9,7 @@
 
 use std::process::ExitCode;
 
+use crate::error::{CommandError, Result, output};
 use clap_complete::Shell;
 
 /// The completion script of `cmd` (either binary's [`clap::Command`]) for
@@ -86,8 +87,9 @@ fn fix_fish(mut script: String, cmd: &clap::Command) -> String {
 }
 
 /// `completions SHELL`: print the script; it needs no home.
-pub(crate) fn print_completion(shell: Shell, cmd: clap::Command) -> ExitCode {
-    quire_view::text::emit(&String::from_utf8_lossy(&completion(shell, cmd)))
+pub(crate) fn print_completion(shell: Shell, cmd: clap::Command) -> Result<ExitCode> {
+    output::emit(&String::from_utf8_lossy(&completion(shell, cmd)))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The home's layout, for every page's FILES.
@@ -641,7 +643,7 @@ pub struct ManArgs {
 }
 
 /// `man`: print a page, or write them all; it needs no home.
-pub(crate) fn print_man(cmd: clap::Command, args: &ManArgs) -> ExitCode {
+pub(crate) fn print_man(cmd: clap::Command, args: &ManArgs) -> Result<ExitCode> {
     let name = cmd.get_name().to_string();
     let pages = man_pages(cmd);
     if let Some(dir) = &args.dir {
@@ -651,41 +653,38 @@ pub(crate) fn print_man(cmd: clap::Command, args: &ManArgs) -> ExitCode {
             }
             Ok(())
         });
-        return match written {
-            Ok(()) => {
-                println!(
-                    "wrote {} manual pages of {name} into {}",
-                    pages.len(),
-                    dir.display()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!(
-                    "{name}: error: cannot write the manual pages into {}: {e}",
-                    dir.display()
-                );
-                ExitCode::from(1)
-            }
-        };
+        written.map_err(|e| {
+            CommandError::io(
+                format!("cannot write the manual pages into {}", dir.display()),
+                e,
+            )
+        })?;
+        output::emit(&format!(
+            "wrote {} manual pages of {name} into {}\n",
+            pages.len(),
+            dir.display()
+        ))?;
+        return Ok(ExitCode::SUCCESS);
     }
     let wanted = match &args.command {
         Some(command) => format!("{name}-{command}.1"),
         None => format!("{name}.1"),
     };
     match pages.iter().find(|(file, _)| *file == wanted) {
-        Some((_, page)) => quire_view::text::emit(&String::from_utf8_lossy(page)),
+        Some((_, page)) => {
+            output::emit(&String::from_utf8_lossy(page))?;
+            Ok(ExitCode::SUCCESS)
+        }
         None => {
             let commands: Vec<&str> = pages
                 .iter()
                 .filter_map(|(file, _)| file.strip_prefix(&format!("{name}-"))?.strip_suffix(".1"))
                 .collect();
-            eprintln!(
-                "{name}: error: {name} has no command {:?}; its pages are {name} and {name} COMMAND for: {}",
+            Err(CommandError::not_found(format!(
+                "{name} has no command {:?}; its pages are {name} and {name} COMMAND for: {}",
                 args.command.as_deref().unwrap_or(""),
                 commands.join(", ")
-            );
-            ExitCode::from(1)
+            )))
         }
     }
 }

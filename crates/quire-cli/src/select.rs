@@ -20,16 +20,14 @@ pub fn run_or_newest(
     }
     match newest(store, scope)? {
         Some(run) => Ok(run),
-        None => Err(CommandError {
-            message: format!(
-                "there is no run to {verb}: {}",
-                if scope.is_given() {
-                    "no runs match"
-                } else {
-                    "no runs yet"
-                }
-            ),
-            hint: Some("`quire-runs list` shows the runs there are".to_string()),
-        }),
+        None => Err(CommandError::not_found(format!(
+            "there is no run to {verb}: {}",
+            if scope.is_given() {
+                "no runs match"
+            } else {
+                "no runs yet"
+            }
+        ))
+        .hint("`quire-runs list` shows the runs there are")),
     }
 }

@@ -14,8 +14,6 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Config { path: PathBuf, message: String },
     #[error("no quire home at {0}: nothing has been recorded there")]
     HomeMissing(PathBuf),
     #[error("{0} is not a quire home: it holds no quire.db (`quire-run install` makes a home)")]

@@ -7,9 +7,7 @@ use quire_store::query::{JobDetail, RunDetail};
 use quire_store::{Containment, FailureKind, JobState, Run, RunState, Step};
 use serde::Serialize;
 
-use std::process::ExitCode;
-
-use crate::text::{emit, rfc3339};
+use crate::text::rfc3339;
 
 #[derive(Debug, Serialize)]
 pub struct RunJson<'a> {
@@ -361,28 +359,6 @@ pub fn text(value: &impl Serialize, fields: &Fields, pretty: bool) -> serde_json
     match fields {
         Fields::All => encode(value, pretty),
         Fields::Only(only) => encode(&Shaped::of(serde_json::to_value(value)?, only), pretty),
-    }
-}
-
-/// Print `value` as `--json` asks (every field, or those named), pretty.
-pub fn print_fields(value: &impl Serialize, fields: &Fields) -> ExitCode {
-    match text(value, fields, true) {
-        Ok(text) => emit(&format!("{text}\n")),
-        Err(e) => {
-            eprintln!("quire-runs: error: cannot encode JSON: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// Print `value` as pretty JSON on stdout.
-pub fn print(value: &impl Serialize) -> ExitCode {
-    match whole_text(value) {
-        Ok(text) => emit(&text),
-        Err(e) => {
-            eprintln!("quire-runs: error: cannot encode JSON: {e}");
-            ExitCode::from(1)
-        }
     }
 }
 

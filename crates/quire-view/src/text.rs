@@ -2,8 +2,7 @@
 
 use jiff::SignedDuration;
 use jiff::fmt::friendly::{Designator, FractionalUnit, Spacing, SpanPrinter};
-use std::io::{IsTerminal, Write};
-use std::process::ExitCode;
+use std::io::IsTerminal;
 
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 use quire_store::{JobState, RunState};
@@ -238,23 +237,6 @@ pub fn note_newest(run: &quire_store::Run) {
         printable(&run.repo),
         printable(&short_ref(&run.ref_name))
     );
-}
-
-/// Write `text` to stdout. A reader that went away (`| head`) is not an
-/// error worth a report; any other write failure is.
-pub fn emit(text: &str) -> ExitCode {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("quire-runs: error: cannot write to stdout: {e}");
-            ExitCode::from(1)
-        }
-    }
 }
 
 #[cfg(test)]

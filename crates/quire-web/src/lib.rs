@@ -110,18 +110,6 @@ pub enum ServeError {
     Listen(SocketAddr, std::io::Error),
 }
 
-impl ServeError {
-    /// What to do about it, for the errors the server itself finds.
-    pub fn hint(&self) -> Option<&'static str> {
-        match self {
-            ServeError::Listen(..) => {
-                Some("pass another --listen address (port 0 takes a free one)")
-            }
-            _ => None,
-        }
-    }
-}
-
 /// `quire-runs serve`: serve the runs of `home` (as `Home::resolve` takes
 /// it) on `listen` until the process is stopped; its exit status.
 pub fn run(home: Option<&std::path::Path>, listen: SocketAddr) -> Result<ExitCode, ServeError> {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use quire_store::{Home, NotificationState, Run, Store};
 
-use crate::Failure;
+use crate::Error;
 use crate::config::{Config, Notify};
 use crate::git::{Blob, Repo};
 use crate::workers;
@@ -46,7 +46,7 @@ const STDERR_KEPT: usize = 64 * 1024;
 pub const NOTES_REF: &str = "refs/notes/ci";
 
 /// Announce every ended run not yet announced, then exit.
-pub fn run(home: &Home) -> Result<(), Failure> {
+pub fn run(home: &Home) -> Result<(), Error> {
     if let Err(e) = workers::detach_from_session() {
         eprintln!("quire-run announce: cannot start a session of its own: {e}");
     }
@@ -68,7 +68,7 @@ pub fn run(home: &Home) -> Result<(), Failure> {
     Ok(())
 }
 
-fn announce(home: &Home, config: &Config, store: &mut Store, run: &Run) -> Result<(), Failure> {
+fn announce(home: &Home, config: &Config, store: &mut Store, run: &Run) -> Result<(), Error> {
     let detail = store.run_detail(&run.id)?;
     if config.notes
         && let Some(git_dir) = run.git_dir.as_deref()

@@ -11,7 +11,7 @@ use quire_exec::exec::{DEFAULT_MAX_LOG_MB, Executor, SandboxMode};
 use quire_exec::netns::StepNetwork;
 use quire_pipeline::Limits;
 
-use quire_store::{Error, Home, Result};
+use quire_store::{Home, Result};
 
 /// Settings for workers and hooks; every key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -299,23 +299,37 @@ impl Default for Config {
     }
 }
 
+/// Why the home's config.toml cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// It exists but cannot be read (a directory, no permission, EIO).
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// It was read, and says something quire cannot use.
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
 impl Config {
     /// `config.toml` in the home, or the defaults when there is none.
-    pub fn load(home: &Home) -> Result<Config> {
+    pub fn load(home: &Home) -> Result<Config, ConfigError> {
         let path = home.dir().join("config.toml");
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(source) => return Err(Error::Home { path, source }),
+            Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        let config: Config = toml::from_str(&text).map_err(|e| Error::Config {
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.clone(),
             message: e.message().trim().to_string(),
         })?;
         if let Some(span) = &config.retention.older_than
             && quire_model::clock::parse_span(span).is_none()
         {
-            return Err(Error::Config {
+            return Err(ConfigError::Invalid {
                 path,
                 message: format!(
                     "retention.older_than {span:?} is not a span such as \"30d\" or \"12h\""
@@ -324,18 +338,20 @@ impl Config {
         }
         // Checked without reading secret files: the hook loads this too,
         // and has no business with secret values.
-        config.check_secrets().map_err(|message| Error::Config {
-            path: path.clone(),
-            message,
-        })?;
+        config
+            .check_secrets()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.clone(),
+                message,
+            })?;
         if config.max_workers == 0 {
-            return Err(Error::Config {
+            return Err(ConfigError::Invalid {
                 path,
                 message: "max_workers must be at least 1".into(),
             });
         }
         if config.max_workers_per_repo == Some(0) {
-            return Err(Error::Config {
+            return Err(ConfigError::Invalid {
                 path,
                 message:
                     "max_workers_per_repo must be at least 1 (leave it out for max_workers - 1)"
@@ -343,7 +359,7 @@ impl Config {
             });
         }
         if quire_model::clock::parse_span(&config.max_job_timeout).is_none() {
-            return Err(Error::Config {
+            return Err(ConfigError::Invalid {
                 path,
                 message: format!(
                     "max_job_timeout {:?} is not a span longer than 0s such as \"6h\" or \"90m\"",
@@ -352,30 +368,34 @@ impl Config {
             });
         }
         if config.run_as.as_deref() == Some("") {
-            return Err(Error::Config {
+            return Err(ConfigError::Invalid {
                 path,
                 message: "run_as is empty; name a user, or remove the key".into(),
             });
         }
         if config.max_parallel_jobs == Some(0) {
-            return Err(Error::Config {
+            return Err(ConfigError::Invalid {
                 path,
                 message: "max_parallel_jobs must be at least 1".into(),
             });
         }
         for (n, notify) in config.notify.iter().enumerate() {
-            notify.check(n + 1).map_err(|message| Error::Config {
+            notify
+                .check(n + 1)
+                .map_err(|message| ConfigError::Invalid {
+                    path: path.clone(),
+                    message,
+                })?;
+        }
+        config
+            .check_steps(home)
+            .map_err(|message| ConfigError::Invalid {
                 path: path.clone(),
                 message,
             })?;
-        }
-        config.check_steps(home).map_err(|message| Error::Config {
-            path: path.clone(),
-            message,
-        })?;
         config
             .check_limits()
-            .map_err(|message| Error::Config { path, message })?;
+            .map_err(|message| ConfigError::Invalid { path, message })?;
         Ok(config)
     }
 

@@ -18,31 +18,34 @@ pub mod sandbox;
 pub mod work;
 pub mod workers;
 
-/// Why `quire-run` could not do what it was asked.
-#[derive(Debug)]
-pub enum Failure {
-    Store(quire_store::Error),
-    Git(String),
-    /// A file or directory given on the command line cannot be used.
-    Input(String),
-    /// An invalid pipeline: one `FILE:LINE:COLUMN: message` per problem.
-    Invalid(Vec<String>),
-    /// The command already said what went wrong; just exit 1.
+/// Why the worker, the hook's recording or an announcer could not do what
+/// it was asked. quire-cli turns each into a message, a hint and an exit
+/// code (`quire_cli::error`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] quire_store::Error),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A worker (`quire-run work`) could not be started; the runs stay
+    /// queued.
+    #[error("cannot start a worker (quire-run work) in {}: {source}", home.display())]
+    Spawn {
+        home: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// A worker slot (`workers/slot-N.lock` in the home) cannot be opened.
+    #[error("cannot open the worker slot {}: {source}", path.display())]
+    Slot {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// What went wrong was already said (on stderr, or in worker.log);
+    /// only the exit status (1) is left to give.
+    #[error("the failure was already reported")]
     Quiet,
-    /// Exit with this status, having said why (the previous hook's).
-    Status(u8),
-}
-
-impl From<quire_store::Error> for Failure {
-    fn from(e: quire_store::Error) -> Failure {
-        Failure::Store(e)
-    }
-}
-
-impl From<crate::git::GitError> for Failure {
-    fn from(e: crate::git::GitError) -> Failure {
-        Failure::Git(e.to_string())
-    }
 }
 
 /// Say once, on stderr, what opening `store` converted from an upstream

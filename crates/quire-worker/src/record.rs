@@ -5,7 +5,7 @@ use quire_pipeline::{Limits, Pipeline, Problems};
 use quire_store::lifecycle::NewRun;
 use quire_store::{RunEvent, Store};
 
-use crate::Failure;
+use crate::Error;
 use crate::git::{Blob, Repo};
 
 /// The pipeline file of a project.
@@ -167,7 +167,7 @@ pub fn record(
     repo_id: i64,
     update: &RefUpdate,
     how: &Recording<'_>,
-) -> Result<Recorded, Failure> {
+) -> Result<Recorded, Error> {
     let Recording {
         skip,
         limits,

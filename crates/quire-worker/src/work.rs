@@ -27,7 +27,7 @@ use quire_model::events::Event;
 use quire_store::lifecycle::{Outcome, Worker};
 use quire_store::{FailureKind, Home, Run, Store};
 
-use crate::Failure;
+use crate::Error;
 use crate::git::Repo;
 use crate::record::DEFAULT_FILE;
 use crate::record::{Refusal, validate};
@@ -57,7 +57,7 @@ static PER_RUN_PATHS: OnceLock<String> = OnceLock::new();
 const STAND_IN: &str = "QUIRE_WORKER_STAND_IN";
 
 /// Drain the queue, then exit.
-pub fn run(home: &Home) -> Result<(), Failure> {
+pub fn run(home: &Home) -> Result<(), Error> {
     let stand_in = std::env::var(STAND_IN)
         .ok()
         .and_then(|pid| pid.parse::<u32>().ok());
@@ -120,7 +120,7 @@ fn drain(
     config: &Config,
     containment: &contain::Setup,
     announcers: &mut Announcers,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     loop {
         let Some(slot) = workers::acquire_soon(home, config.max_workers)? else {
             return Ok(());
@@ -213,13 +213,13 @@ fn isolate(home: &Home) -> Result<pidns::Isolated, String> {
 /// Stand outside for the worker in its namespace until it ends: its pid is
 /// the one the store records, signals reach it through this process, and
 /// this process ends with its status.
-fn stand_in_for(isolated: pidns::Isolated) -> Result<(), Failure> {
+fn stand_in_for(isolated: pidns::Isolated) -> Result<(), Error> {
     match isolated.wait() {
         Ok(0) => Ok(()),
-        Ok(_) => Err(Failure::Quiet),
+        Ok(_) => Err(Error::Quiet),
         Err(e) => {
             eprintln!("quire-run work: cannot wait for the worker in its namespace: {e}");
-            Err(Failure::Quiet)
+            Err(Error::Quiet)
         }
     }
 }
@@ -244,7 +244,7 @@ pub fn execute(
     store: &mut Store,
     worker: &Worker,
     run: Run,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     let run_dir = home.run_dir(&run.id)?;
     let dirs = RunDirs::of(&run_dir);
     if home.is_gone() {
@@ -320,7 +320,7 @@ pub fn execute(
 
 /// Said on stderr (worker.log, or the stand-in's) when the home's store
 /// went away under this worker, which then exits non-zero.
-fn home_gone(home: &Home, run: Option<&str>) -> Failure {
+fn home_gone(home: &Home, run: Option<&str>) -> Error {
     let what = match run {
         Some(id) => format!("the end of run {id} is not recorded"),
         None => "no run is taken".to_string(),
@@ -330,7 +330,7 @@ fn home_gone(home: &Home, run: Option<&str>) -> Failure {
          its place; `quire-run install` makes a new home",
         home.db_path().display()
     );
-    Failure::Quiet
+    Error::Quiet
 }
 
 enum RunFailure {

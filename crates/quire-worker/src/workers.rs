@@ -16,7 +16,11 @@ use std::process::{Command, Stdio};
 
 use rustix::fs::{FlockOperation, flock};
 
-use quire_store::{Error, Home, Result};
+use quire_store::Home;
+
+use crate::Error;
+
+type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A held worker slot; dropping it releases the slot.
 #[derive(Debug)]
@@ -32,7 +36,7 @@ fn slot_path(home: &Home, index: usize) -> PathBuf {
 }
 
 fn open_slot(home: &Home, index: usize) -> Result<File> {
-    let fail = |path: PathBuf| move |source| Error::Home { path, source };
+    let fail = |path: PathBuf| move |source| Error::Slot { path, source };
     let path = slot_path(home, index);
     let open = || {
         OpenOptions::new()
@@ -187,8 +191,8 @@ pub fn detach_from_session() -> io::Result<()> {
 pub fn start(home: &Home, max_workers: usize, queued: usize) -> Result<usize> {
     let wanted = free_slots(home, max_workers)?.min(queued);
     for _ in 0..wanted {
-        spawn_worker(&quire_run(), home).map_err(|source| Error::Home {
-            path: home.dir().to_path_buf(),
+        spawn_worker(&quire_run(), home).map_err(|source| Error::Spawn {
+            home: home.dir().to_path_buf(),
             source,
         })?;
     }

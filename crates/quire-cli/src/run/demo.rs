@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use quire_store::query::ListFilter;
 use quire_store::{Home, RunState, Store};
 
-use crate::run::{DemoArgs, Failure};
+use crate::error::CommandError;
+use crate::run::DemoArgs;
 
 const PIPELINE: &str = r#"# quire's pipeline for this demo project
 [env]
@@ -25,7 +26,7 @@ sh = [["sh", "-c", "grep -q quire README.md"]]
 timeout = "1m"
 "#;
 
-pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
+pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), CommandError> {
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!(
@@ -35,11 +36,11 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
         )),
     };
     std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::Git(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| CommandError::io(format!("cannot create {}", dir.display()), e))?;
     let dir = std::fs::canonicalize(&dir)
-        .map_err(|e| Failure::Git(format!("cannot open {}: {e}", dir.display())))?;
+        .map_err(|e| CommandError::io(format!("cannot open {}", dir.display()), e))?;
     if dir.join("app.git").exists() || dir.join("app").exists() {
-        return Err(Failure::Git(format!(
+        return Err(CommandError::git(format!(
             "{} already holds a demo; pass --dir with a new directory",
             dir.display()
         )));
@@ -61,7 +62,11 @@ pub(crate) fn run(home: Option<&Path>, args: &DemoArgs) -> Result<(), Failure> {
 
 /// The demo in `dir`; Ok with its outcome once its run ended (the folder
 /// removed when `scratch`), Err when it stopped before.
-fn demo(dir: &Path, home: Option<&Path>, scratch: bool) -> Result<Result<(), Failure>, Failure> {
+fn demo(
+    dir: &Path,
+    home: Option<&Path>,
+    scratch: bool,
+) -> Result<Result<(), CommandError>, CommandError> {
     let home = home.map_or_else(|| dir.join("home"), Path::to_path_buf);
     let bare = dir.join("app.git");
     let work = dir.join("app");
@@ -85,9 +90,9 @@ fn demo(dir: &Path, home: Option<&Path>, scratch: bool) -> Result<Result<(), Fai
         .args(["push", path(&bare)?, "main"])
         .envs(identity())
         .status()
-        .map_err(|e| Failure::Git(format!("cannot run git: {e}")))?;
+        .map_err(|e| CommandError::git(format!("cannot run git: {e}")))?;
     if !pushed.success() {
-        return Err(Failure::Git("git push failed".into()));
+        return Err(CommandError::git("git push failed"));
     }
 
     let store = Store::open(&home)?;
@@ -97,14 +102,14 @@ fn demo(dir: &Path, home: Option<&Path>, scratch: bool) -> Result<Result<(), Fai
         ..ListFilter::default()
     })?;
     let id = newest.first().map(|run| run.id.clone()).ok_or_else(|| {
-        Failure::Input("the push recorded no run; see the remote: lines above".into())
+        CommandError::input("the push recorded no run; see the remote: lines above")
     })?;
     let deadline = Instant::now() + Duration::from_secs(120);
     let run = crate::select::wait_terminal(&store, &id, Duration::from_millis(100), || {
         Instant::now() > deadline
     })?
     .ok_or_else(|| {
-        Failure::Input(format!(
+        CommandError::input(format!(
             "run {id} did not finish within two minutes; see `quire-runs show {id}`"
         ))
     })?;
@@ -116,7 +121,7 @@ fn demo(dir: &Path, home: Option<&Path>, scratch: bool) -> Result<Result<(), Fai
     let outcome = if run.state == RunState::Complete {
         Ok(())
     } else {
-        Err(Failure::Quiet)
+        Err(CommandError::reported())
     };
     // A failed run is kept to be looked at.
     if scratch && outcome.is_ok() {
@@ -175,33 +180,33 @@ fn quire_runs_command() -> String {
         .unwrap_or_else(|| "cargo run --release --bin quire-runs --".to_string())
 }
 
-fn path(p: &Path) -> Result<&str, Failure> {
+fn path(p: &Path) -> Result<&str, CommandError> {
     p.to_str()
-        .ok_or_else(|| Failure::Git(format!("{} is not valid UTF-8", p.display())))
+        .ok_or_else(|| CommandError::input(format!("{} is not valid UTF-8", p.display())))
 }
 
-fn write(file: &Path, text: &str) -> Result<(), Failure> {
+fn write(file: &Path, text: &str) -> Result<(), CommandError> {
     if let Some(parent) = file.parent() {
         std::fs::create_dir_all(parent)
-            .map_err(|e| Failure::Git(format!("cannot create {}: {e}", parent.display())))?;
+            .map_err(|e| CommandError::io(format!("cannot create {}", parent.display()), e))?;
     }
     std::fs::write(file, text)
-        .map_err(|e| Failure::Git(format!("cannot write {}: {e}", file.display())))
+        .map_err(|e| CommandError::io(format!("cannot write {}", file.display()), e))
 }
 
 /// Run git with an identity of its own, so the demo works on a machine
 /// where git has none configured.
-fn git(cwd: &Path, args: &[&str]) -> Result<(), Failure> {
+fn git(cwd: &Path, args: &[&str]) -> Result<(), CommandError> {
     let out = Process::new("git")
         .current_dir(cwd)
         .args(args)
         .envs(identity())
         .output()
-        .map_err(|e| Failure::Git(format!("cannot run git: {e}; is git installed?")))?;
+        .map_err(|e| CommandError::git(format!("cannot run git: {e}; is git installed?")))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(Failure::Git(format!(
+        Err(CommandError::git(format!(
             "git {} failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()

@@ -9,26 +9,27 @@ use std::path::{Path, PathBuf};
 use quire_model::model::is_object_id;
 use quire_store::repos::Registration;
 use quire_store::{Home, Repository, RunEvent, Store};
-use quire_worker::config::Config;
+use quire_worker::config::{Config, ConfigError};
 use quire_worker::workers;
 
+use crate::error::CommandError;
 use crate::run::ci_wait;
 use quire_view::text::sh_word;
-use quire_worker::Failure;
 use quire_worker::git::Repo;
 use quire_worker::record::{Recorded, Recording, RefUpdate, Skip, record};
 
 /// The repository the hook runs for: `--git-dir`, else `$GIT_DIR` (which git
 /// sets, relative: `.`), made absolute.
-pub(crate) fn git_dir(flag: Option<&Path>) -> Result<PathBuf, Failure> {
+pub(crate) fn git_dir(flag: Option<&Path>) -> Result<PathBuf, CommandError> {
     let given = flag
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("GIT_DIR").map(PathBuf::from))
         .ok_or_else(|| {
-            Failure::Input("no repository: pass --git-dir or run as git's post-receive hook".into())
+            CommandError::input("no repository: pass --git-dir or run as git's post-receive hook")
         })?;
-    std::fs::canonicalize(&given)
-        .map_err(|e| Failure::Input(format!("cannot open repository {}: {e}", given.display())))
+    std::fs::canonicalize(&given).map_err(|e| {
+        CommandError::input(format!("cannot open repository {}: {e}", given.display()))
+    })
 }
 
 /// The repository's row in the store: registered on first sight, named
@@ -38,7 +39,7 @@ pub(crate) fn register(
     git_dir: &Path,
     config: &Config,
     why: Registration,
-) -> Result<Repository, Failure> {
+) -> Result<Repository, CommandError> {
     let root = config
         .repos_root
         .as_deref()
@@ -120,10 +121,10 @@ fn lost(out: &mut dyn Write, home: &Home, git_dir: &Path, updates: &[RefUpdate])
 /// status is the previous hook's when it failed, else 0 unless a line was
 /// malformed (or quire could not record the push).
 pub(crate) fn main(
-    home: impl FnOnce() -> Result<Home, Failure>,
+    home: impl FnOnce() -> Result<Home, CommandError>,
     git_dir_flag: Option<&Path>,
     previous: Option<&Path>,
-) -> Result<(), Failure> {
+) -> Result<(), CommandError> {
     let options = push_options();
     let wait = options.iter().any(|o| o == ci_wait::OPTION);
     if wait {
@@ -139,7 +140,7 @@ pub(crate) fn main(
         let mut line = Vec::new();
         let read = input
             .read_until(b'\n', &mut line)
-            .map_err(|e| Failure::Input(format!("cannot read the pushed refs: {e}")))?;
+            .map_err(|e| CommandError::input(format!("cannot read the pushed refs: {e}")))?;
         if read == 0 {
             break;
         }
@@ -151,12 +152,12 @@ pub(crate) fn main(
     let recorded = home().and_then(|home| run(&home, git_dir_flag, &lines, &options, wait));
     match (previous_status, recorded) {
         (0, Ok(true)) => Ok(()),
-        (0, Ok(false)) => Err(Failure::Quiet),
+        (0, Ok(false)) => Err(CommandError::reported()),
         (0, Err(e)) => Err(e),
-        (status, Ok(_)) => Err(Failure::Status(status)),
+        (status, Ok(_)) => Err(CommandError::status(status)),
         (status, Err(e)) => {
-            crate::run::report(e);
-            Err(Failure::Status(status))
+            e.report("quire-run");
+            Err(CommandError::status(status))
         }
     }
 }
@@ -233,7 +234,7 @@ fn run(
     lines: &[Vec<u8>],
     options: &[String],
     wait: bool,
-) -> Result<bool, Failure> {
+) -> Result<bool, CommandError> {
     let mut out = std::io::stdout().lock();
     let mut all_good = true;
     let mut updates = Vec::new();
@@ -283,12 +284,12 @@ fn run(
         // it is fixed; the defaults stand in meanwhile.
         let (config, config_error) = match Config::load(home) {
             Ok(config) => (config, None),
-            Err(quire_store::Error::Config { message, .. }) => (Config::default(), Some(message)),
+            Err(ConfigError::Invalid { message, .. }) => (Config::default(), Some(message)),
             Err(e) => return Err(e.into()),
         };
         let repo = Repo::open(&git_dir)?;
         let known = register(&mut store, &git_dir, &config, Registration::Seen)?;
-        Ok::<_, Failure>((config, config_error, repo, known, store))
+        Ok::<_, CommandError>((config, config_error, repo, known, store))
     })();
     let (config, config_error, repo, known, mut store) = match setup {
         Ok(parts) => parts,
@@ -331,13 +332,13 @@ fn run(
                     let _ = writeln!(out, "{text}");
                 }
             }
-            Err(Failure::Git(e)) => {
+            Err(quire_worker::Error::Git(e)) => {
                 all_good = false;
                 let _ = writeln!(out, "quire: no run for {}: {e}", update.ref_name);
             }
             Err(e) => {
                 no_runs(&mut out, i);
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
@@ -361,9 +362,18 @@ fn run(
 pub(crate) fn start_workers(store: &Store, config: &Config) {
     let started = store
         .pending_count()
+        .map_err(quire_worker::Error::from)
         .and_then(|queued| workers::start(store.home(), config.max_workers, queued));
-    if let Err(e) = started {
-        println!("quire: could not start a worker ({e}); `quire-runs reconcile` will start one");
+    match started {
+        Ok(_) => {}
+        Err(e @ quire_worker::Error::Spawn { .. }) => {
+            println!("quire: {e}; `quire-runs reconcile` will start one");
+        }
+        Err(e) => {
+            println!(
+                "quire: could not start a worker ({e}); `quire-runs reconcile` will start one"
+            );
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use quire_store::repos::Registration;
 use quire_store::{Home, Store};
 use quire_worker::config::Config;
 
+use crate::error::CommandError;
 use crate::run::hook::register;
-use quire_worker::Failure;
 use quire_worker::git::Repo;
 
 /// Where `migrate-from` keeps upstream quire's hook (not run: it would
@@ -136,7 +136,7 @@ fn plan(
     home_dir: &Path,
     exe: &Path,
     existing: Existing,
-) -> Result<Plan, Failure> {
+) -> Result<Plan, CommandError> {
     let hooks = repo.join("hooks");
     let path = hooks.join(kind.name);
     let previous = hooks.join(kind.previous);
@@ -144,7 +144,7 @@ fn plan(
     match std::fs::symlink_metadata(&path) {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => {
-            return Err(Failure::Input(format!(
+            return Err(CommandError::input(format!(
                 "cannot look at {}: {e}",
                 path.display()
             )));
@@ -157,7 +157,7 @@ fn plan(
                         &format!("--home {} hook", quoted(&home_dir.to_string_lossy())),
                     );
                 if !ours && existing != Existing::ChainOrRepoint {
-                    return Err(Failure::Input(format!(
+                    return Err(CommandError::input(format!(
                         "{} has quire's {} hook for another home ({}); pass --force to point it at {}",
                         repo.display(),
                         kind.name,
@@ -176,7 +176,7 @@ fn plan(
                 };
                 let target = hooks.join(name);
                 if exists(&target) {
-                    return Err(Failure::Input(format!(
+                    return Err(CommandError::input(format!(
                         "cannot keep the {} hook of {}: {} is there already; quire deletes neither, \
                          so merge them into one of the two by hand and install again",
                         kind.name,
@@ -202,7 +202,7 @@ fn plan(
 
 /// Write the planned hook (when it is not already as planned), moving the
 /// one that was there aside first.
-fn apply(plan: &Plan) -> Result<(), Failure> {
+fn apply(plan: &Plan) -> Result<(), CommandError> {
     if std::fs::read(&plan.path).ok().as_deref() == Some(plan.script.as_bytes()) {
         return Ok(());
     }
@@ -211,10 +211,10 @@ fn apply(plan: &Plan) -> Result<(), Failure> {
     let staged = plan.hooks.join(format!(".{}.quire", plan.kind.name));
     std::fs::write(&staged, &plan.script)
         .and_then(|()| std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755)))
-        .map_err(|e| Failure::Input(format!("cannot write {}: {e}", staged.display())))?;
+        .map_err(|e| CommandError::input(format!("cannot write {}: {e}", staged.display())))?;
     if let Some(target) = &plan.aside {
         std::fs::rename(&plan.path, target).map_err(|e| {
-            Failure::Input(format!("cannot move {} aside: {e}", plan.path.display()))
+            CommandError::input(format!("cannot move {} aside: {e}", plan.path.display()))
         })?;
         if plan.chained {
             println!(
@@ -227,34 +227,35 @@ fn apply(plan: &Plan) -> Result<(), Failure> {
         }
     }
     std::fs::rename(&staged, &plan.path)
-        .map_err(|e| Failure::Input(format!("cannot write {}: {e}", plan.path.display())))
+        .map_err(|e| CommandError::input(format!("cannot write {}: {e}", plan.path.display())))
 }
 
-pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Failure> {
-    let repo = std::fs::canonicalize(repo)
-        .map_err(|e| Failure::Input(format!("cannot open repository {}: {e}", repo.display())))?;
+pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), CommandError> {
+    let repo = std::fs::canonicalize(repo).map_err(|e| {
+        CommandError::input(format!("cannot open repository {}: {e}", repo.display()))
+    })?;
     let bare =
         repo.join("objects").is_dir() && repo.join("HEAD").is_file() && !repo.join(".git").exists();
     if !bare {
-        return Err(Failure::Input(format!(
+        return Err(CommandError::input(format!(
             "{} is not a bare repository (no objects/ and HEAD); install into REPO.git, not a work tree",
             repo.display()
         )));
     }
     home.ensure()?;
     let home_dir = std::fs::canonicalize(home.dir()).map_err(|e| {
-        Failure::Input(format!(
+        CommandError::input(format!(
             "cannot use {} as the home: {e}",
             home.dir().display()
         ))
     })?;
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
-        .map_err(|e| Failure::Input(format!("cannot find this quire-run binary: {e}")))?;
+        .map_err(|e| CommandError::input(format!("cannot find this quire-run binary: {e}")))?;
 
     let hooks = repo.join("hooks");
     std::fs::create_dir_all(&hooks)
-        .map_err(|e| Failure::Input(format!("cannot create {}: {e}", hooks.display())))?;
+        .map_err(|e| CommandError::input(format!("cannot create {}: {e}", hooks.display())))?;
     // Both decided before either is written: a repository refused for one
     // is left as it was.
     let post_receive = plan(&POST_RECEIVE, &repo, &home_dir, &exe, existing)?;
@@ -269,7 +270,7 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Fa
         .status()
         .is_ok_and(|s| s.success());
     if !configured {
-        return Err(Failure::Input(format!(
+        return Err(CommandError::input(format!(
             "the hook is installed, but `git config receive.advertisePushOptions true` failed in {}",
             repo.display()
         )));
@@ -355,11 +356,11 @@ pub(crate) fn cron_line(home: &Home) -> (String, PathBuf, bool) {
 /// or a work tree's `.git`), nor a work tree (a directory holding `.git`),
 /// and follows no symbolic link; a directory it cannot read is skipped
 /// with a warning.
-pub(crate) fn bare_repositories(root: &Path) -> Result<Vec<PathBuf>, Failure> {
+pub(crate) fn bare_repositories(root: &Path) -> Result<Vec<PathBuf>, CommandError> {
     let root = std::fs::canonicalize(root)
-        .map_err(|e| Failure::Input(format!("cannot open {}: {e}", root.display())))?;
+        .map_err(|e| CommandError::input(format!("cannot open {}: {e}", root.display())))?;
     if !root.is_dir() {
-        return Err(Failure::Input(format!(
+        return Err(CommandError::input(format!(
             "{} is not a directory",
             root.display()
         )));

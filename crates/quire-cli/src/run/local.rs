@@ -11,15 +11,17 @@ use quire_pipeline::pipeline::Input;
 use quire_pipeline::{Limits, Pipeline, Problems};
 use quire_worker::record::{DEFAULT_FILE, describe};
 
-use quire_worker::Failure;
+use crate::error::CommandError;
 use quire_worker::config::Config;
 
 /// Read and validate a pipeline file under `limits` (one over
 /// `max_pipeline_kb` is refused without being read); the errors, each
 /// prefixed with the file's name, on failure.
-fn load(file: &Path, limits: &Limits) -> Result<Pipeline, Failure> {
-    let cannot_read = |e: io::Error| Failure::Input(format!("cannot read {}: {e}", file.display()));
-    let invalid = |found: Problems| Failure::Invalid(describe(&file.display().to_string(), &found));
+fn load(file: &Path, limits: &Limits) -> Result<Pipeline, CommandError> {
+    let cannot_read =
+        |e: io::Error| CommandError::input(format!("cannot read {}: {e}", file.display()));
+    let invalid =
+        |found: Problems| CommandError::pipeline(describe(&file.display().to_string(), &found));
     let opened = std::fs::File::open(file).map_err(cannot_read)?;
     let size = opened.metadata().map_err(cannot_read)?.len();
     if let Some(refused) = limits.refuse_size(size) {
@@ -35,13 +37,13 @@ fn load(file: &Path, limits: &Limits) -> Result<Pipeline, Failure> {
         return Err(invalid(refused));
     }
     let text = String::from_utf8(text)
-        .map_err(|_| Failure::Input(format!("{} is not UTF-8 text", file.display())))?;
+        .map_err(|_| CommandError::input(format!("{} is not UTF-8 text", file.display())))?;
     Pipeline::parse_with(&text, limits).map_err(invalid)
 }
 
 /// The home's config.toml when there is one (for its limits and secrets),
 /// else the defaults: a local run needs no home.
-fn local_config(home: Option<&Path>) -> Result<Config, Failure> {
+fn local_config(home: Option<&Path>) -> Result<Config, CommandError> {
     match quire_store::Home::resolve(home) {
         Ok(home) if home.dir().join("config.toml").is_file() => Ok(Config::load(&home)?),
         _ => Ok(Config::default()),
@@ -50,7 +52,7 @@ fn local_config(home: Option<&Path>) -> Result<Config, Failure> {
 
 /// `quire-run validate [FILE]`: `ok` and the planned jobs, or the errors,
 /// under the limits of the home's config.toml if there is one.
-pub(crate) fn validate(home: Option<&Path>, file: Option<&Path>) -> Result<(), Failure> {
+pub(crate) fn validate(home: Option<&Path>, file: Option<&Path>) -> Result<(), CommandError> {
     let file = file.unwrap_or(Path::new(DEFAULT_FILE));
     let config = local_config(home)?;
     let pipeline = load(file, &config.limits())?;
@@ -137,9 +139,9 @@ impl EventSink for Progress {
 
 /// `quire-run exec`: run a pipeline in a local directory. Exit 0 iff the
 /// run completed.
-pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
+pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, CommandError> {
     let workspace = std::fs::canonicalize(args.workspace).map_err(|e| {
-        Failure::Input(format!(
+        CommandError::input(format!(
             "cannot use {} as the workspace: {e}",
             args.workspace.display()
         ))
@@ -168,14 +170,14 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
         )),
     };
     let io_error =
-        |e: io::Error| Failure::Input(format!("cannot write to {}: {e}", out_dir.display()));
+        |e: io::Error| CommandError::input(format!("cannot write to {}: {e}", out_dir.display()));
     std::fs::create_dir_all(&out_dir).map_err(io_error)?;
     let run_id = uuid_like();
-    let secrets = config.secret_values().map_err(Failure::Input)?;
+    let secrets = config.secret_values().map_err(CommandError::input)?;
     let containment = quire_worker::work::contain_runs(&config);
     let contained = containment
         .enter_run(&run_id)
-        .map_err(|e| Failure::Input(format!("cannot contain the run's processes: {e}")))?;
+        .map_err(|e| CommandError::input(format!("cannot contain the run's processes: {e}")))?;
     let ctx = RunContext {
         run_id,
         repo: workspace
@@ -213,7 +215,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
     let result = config
         .executor()
         .run(&pipeline, &ctx, &mut sink, &cancel)
-        .map_err(|e| Failure::Input(e.to_string()))?;
+        .map_err(|e| CommandError::input(e.to_string()))?;
     if let Some(contained) = &contained
         && let Err(e) = contained.end()
     {

@@ -12,27 +12,28 @@ use quire_store::repos::Registration;
 use quire_store::{Home, Store, snapshot};
 use quire_worker::config::Config;
 
+use crate::error::CommandError;
+use crate::run::MigrateArgs;
 use crate::run::install::{self, Existing};
-use crate::run::{Failure, MigrateArgs};
 use quire_view::text::printable;
 
 /// How deep under `repos/` and `runs/` repositories and run folders are
 /// looked for (`runs/<repo>/<id>`, where a repo name may hold a few `/`).
 const MAX_DEPTH: usize = 6;
 
-pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
+pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), CommandError> {
     let source = fs::canonicalize(&args.dir)
-        .map_err(|e| Failure::Input(format!("cannot open {}: {e}", args.dir.display())))?;
+        .map_err(|e| CommandError::input(format!("cannot open {}: {e}", args.dir.display())))?;
     let source_db = source.join("quire.db");
     if !source_db.is_file() {
-        return Err(Failure::Input(format!(
+        return Err(CommandError::input(format!(
             "{} is not an upstream quire home: it has no quire.db",
             source.display()
         )));
     }
     let holders = holders_of(&source_db);
     if !holders.is_empty() && !args.force {
-        return Err(Failure::Input(format!(
+        return Err(CommandError::input(format!(
             "upstream quire is running: {} {} {} open; stop it first, or pass --force to \
              take a snapshot while it runs",
             holders.join(", "),
@@ -43,7 +44,7 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
     home.ensure()?;
     let db = home.db_path();
     if db.exists() {
-        return Err(Failure::Input(format!(
+        return Err(CommandError::input(format!(
             "{} already has a store; migrate-from fills a new home (pass another --home)",
             home.dir().display()
         )));
@@ -55,7 +56,7 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
         })
         .map_err(|why| {
             remove_store(&db);
-            Failure::Input(format!("cannot copy {}: {why}", source_db.display()))
+            CommandError::input(format!("cannot copy {}: {why}", source_db.display()))
         })?;
     let mut store = match Store::open(home) {
         Ok(store) => store,
@@ -66,7 +67,7 @@ pub(crate) fn run(home: &Home, args: &MigrateArgs) -> Result<(), Failure> {
     };
     let kept = store.row_counts()?;
     if kept != counted {
-        return Err(Failure::Input(format!(
+        return Err(CommandError::input(format!(
             "rows were lost converting {} (runs, jobs, steps before {counted:?}, after {kept:?}); \
              the new store is kept for inspection at {}",
             source_db.display(),
@@ -182,13 +183,13 @@ fn remove_store(db: &Path) {
 
 /// Point the home's `repos_root` at upstream's `repos/` unless config.toml
 /// already names one.
-fn set_repos_root(home: &Home, root: &Path) -> Result<(), Failure> {
+fn set_repos_root(home: &Home, root: &Path) -> Result<(), CommandError> {
     let path = home.dir().join("config.toml");
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
-            return Err(Failure::Input(format!(
+            return Err(CommandError::input(format!(
                 "cannot read {}: {e}",
                 path.display()
             )));
@@ -204,7 +205,7 @@ fn set_repos_root(home: &Home, root: &Path) -> Result<(), Failure> {
     let value = toml::Value::String(root.to_string_lossy().into_owned());
     let updated = format!("repos_root = {value}\n{text}");
     fs::write(&path, updated)
-        .map_err(|e| Failure::Input(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| CommandError::input(format!("cannot write {}: {e}", path.display())))?;
     Config::load(home)?;
     Ok(())
 }
@@ -245,7 +246,7 @@ fn place_repositories(
     root: Option<&Path>,
     found: &[PathBuf],
     how: Registration,
-) -> Result<(), Failure> {
+) -> Result<(), CommandError> {
     if let Some(root) = root {
         for summary in store.repos()? {
             let repo = summary.repo;

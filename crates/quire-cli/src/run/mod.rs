@@ -20,7 +20,6 @@ use clap::{Args, Parser, Subcommand};
 use quire_store::Home;
 
 use crate::error::CommandError;
-use quire_worker::Failure;
 
 /// Record and execute CI runs for pushed refs
 ///
@@ -526,7 +525,7 @@ pub fn main() -> ExitCode {
     let matches = command().get_matches();
     let cli =
         <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let home = || Home::resolve(cli.home.as_deref()).map_err(Failure::from);
+    let home = || Home::resolve(cli.home.as_deref()).map_err(CommandError::from);
     let result = match &cli.command {
         Command::Hook {
             git_dir,
@@ -535,8 +534,8 @@ pub fn main() -> ExitCode {
         Command::PreReceive { previous_hook } => pre_receive::main(previous_hook.as_deref()),
         Command::Trigger(args) => home().and_then(|home| trigger::run(&home, args)),
         Command::MigrateFrom(args) => home().and_then(|home| migrate::run(&home, args)),
-        Command::Work => home().and_then(|home| quire_worker::work::run(&home)),
-        Command::Announce => home().and_then(|home| quire_worker::announce::run(&home)),
+        Command::Work => home().and_then(|home| Ok(quire_worker::work::run(&home)?)),
+        Command::Announce => home().and_then(|home| Ok(quire_worker::announce::run(&home)?)),
         Command::Install(args) => home().and_then(|home| install(&home, args)),
         Command::Validate { file } => local::validate(cli.home.as_deref(), file.as_deref()),
         Command::Exec(args) => local::exec(&local::ExecArgs {
@@ -550,42 +549,24 @@ pub fn main() -> ExitCode {
             if complete {
                 Ok(())
             } else {
-                Err(Failure::Quiet)
+                Err(CommandError::reported())
             }
         }),
         Command::Demo(args) => demo::run(cli.home.as_deref(), args),
         Command::Completions { shell } => {
-            return crate::manual::print_completion(*shell, command());
+            crate::manual::print_completion(*shell, command()).map(drop)
         }
-        Command::Man(args) => return crate::manual::print_man(command(), args),
+        Command::Man(args) => crate::manual::print_man(command(), args).map(drop),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => report(failure),
-    }
-}
-
-/// Say what went wrong on stderr; the exit status for it.
-fn report(failure: Failure) -> ExitCode {
-    match failure {
-        Failure::Store(e) => CommandError::from(e).report("quire-run"),
-        Failure::Git(message) | Failure::Input(message) => {
-            CommandError::new(message).report("quire-run")
-        }
-        Failure::Invalid(lines) => {
-            for line in lines {
-                eprintln!("{line}");
-            }
-            ExitCode::from(1)
-        }
-        Failure::Quiet => ExitCode::from(1),
-        Failure::Status(code) => ExitCode::from(code),
+        Err(e) => e.report("quire-run"),
     }
 }
 
 /// `install`: each repository named, and each found under `--all` roots,
 /// once; one that fails is reported and the others are still installed.
-fn install(home: &Home, args: &InstallArgs) -> Result<(), Failure> {
+fn install(home: &Home, args: &InstallArgs) -> Result<(), CommandError> {
     let mut targets: Vec<PathBuf> = Vec::new();
     let mut failed = 0;
     for repo in &args.repos {
@@ -607,7 +588,7 @@ fn install(home: &Home, args: &InstallArgs) -> Result<(), Failure> {
                 targets.extend(found);
             }
             Err(e) => {
-                report(e);
+                e.report("quire-run");
                 failed += 1;
             }
         }
@@ -624,7 +605,7 @@ fn install(home: &Home, args: &InstallArgs) -> Result<(), Failure> {
         match install::run(home, repo, existing) {
             Ok(()) => installed += 1,
             Err(e) => {
-                report(e);
+                e.report("quire-run");
                 failed += 1;
             }
         }
@@ -651,7 +632,7 @@ fn install(home: &Home, args: &InstallArgs) -> Result<(), Failure> {
         }
     }
     if failed > 0 {
-        Err(Failure::Quiet)
+        Err(CommandError::reported())
     } else {
         Ok(())
     }

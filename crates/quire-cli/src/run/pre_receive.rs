@@ -8,8 +8,8 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
+use crate::error::CommandError;
 use crate::run::hook::run_previous;
-use quire_worker::Failure;
 use quire_worker::announce::NOTES_REF;
 
 /// What the pusher is told (as `remote: ...`) when the push is refused.
@@ -30,23 +30,23 @@ fn writes_notes(line: &[u8]) -> bool {
 /// Read the push, run the pre-receive hook that was there before quire's
 /// (`previous`, if any) with it, and refuse it if it writes the notes ref.
 /// The previous hook's refusal is the push's (its status); quire's is 1.
-pub(crate) fn main(previous: Option<&Path>) -> Result<(), Failure> {
+pub(crate) fn main(previous: Option<&Path>) -> Result<(), CommandError> {
     let mut input = Vec::new();
     std::io::stdin()
         .lock()
         .read_to_end(&mut input)
-        .map_err(|e| Failure::Input(format!("cannot read the pushed refs: {e}")))?;
+        .map_err(|e| CommandError::input(format!("cannot read the pushed refs: {e}")))?;
     if let Some(hook) = previous {
         let status = run_previous(hook, &input);
         if status != 0 {
-            return Err(Failure::Status(status));
+            return Err(CommandError::status(status));
         }
     }
     if input.split_inclusive(|&b| b == b'\n').any(writes_notes) {
         let mut out = std::io::stdout();
         let _ = writeln!(out, "{}", refusal());
         let _ = out.flush();
-        return Err(Failure::Quiet);
+        return Err(CommandError::reported());
     }
     Ok(())
 }

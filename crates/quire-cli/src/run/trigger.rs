@@ -9,13 +9,14 @@ use quire_store::repos::Registration;
 use quire_store::{Home, RunState, Store};
 use quire_worker::config::Config;
 
+use crate::error::CommandError;
+use crate::run::TriggerArgs;
 use crate::run::hook::{git_dir, register, start_workers};
-use crate::run::{Failure, TriggerArgs};
 use quire_worker::git::Repo;
 use quire_worker::record::{Recorded, Recording, RefUpdate, Skip, record};
 use quire_worker::work;
 
-pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
+pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
     // The home first: a wrong --home is the likelier mistake.
     let mut store = Store::open_existing(home)?;
     crate::say_converted(&store);
@@ -51,8 +52,8 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     }
     let run = match &recorded {
         Recorded::Queued { run, .. } => run.clone(),
-        Recorded::Invalid { .. } => return Err(Failure::Quiet),
-        _ if args.wait => return Err(Failure::Quiet),
+        Recorded::Invalid { .. } => return Err(CommandError::reported()),
+        _ if args.wait => return Err(CommandError::reported()),
         _ => return Ok(()),
     };
     if !args.wait {
@@ -77,7 +78,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     let Some(finished) = waited else {
         // Another worker holds the run; stop waiting, leave it be.
         println!("quire: stopped waiting; run {run} goes on (quire-runs wait {run})");
-        return Err(Failure::Quiet);
+        return Err(CommandError::reported());
     };
     println!("quire: run {run} {}", finished.state_text());
     if let Some(detail) = &finished.failure_detail {
@@ -86,12 +87,12 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), Failure> {
     if finished.state == RunState::Complete {
         Ok(())
     } else {
-        Err(Failure::Quiet)
+        Err(CommandError::reported())
     }
 }
 
 /// `main` means `refs/heads/main` (or `refs/tags/main`) when it exists.
-fn full_ref(repo: &Repo, given: &str) -> Result<String, Failure> {
+fn full_ref(repo: &Repo, given: &str) -> Result<String, CommandError> {
     if given.starts_with("refs/") {
         return Ok(given.to_string());
     }
@@ -107,7 +108,7 @@ fn full_ref(repo: &Repo, given: &str) -> Result<String, Failure> {
             } else {
                 "; give a full ref (refs/...)".to_string()
             };
-            Failure::Git(format!(
+            CommandError::git(format!(
                 "{given:?} is neither a branch nor a tag of the repository{why}"
             ))
         })

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::runs::cli::CachesArgs;
 use crate::runs::json;
-use quire_view::text::{Output, emit, human_bytes, printable, rfc3339};
+use quire_view::text::{Output, human_bytes, printable, rfc3339};
 use quire_worker::caches::{Caches, Entry, Leftover, Owner};
 
 /// The fields of [`CacheJson`], in its order.
@@ -36,7 +36,7 @@ struct CacheJson<'a> {
     path: String,
 }
 
-pub fn run(store: &Store, args: &CachesArgs, out: &Output) -> quire_store::Result<ExitCode> {
+pub fn run(store: &Store, args: &CachesArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let entries = Caches::of(store.home()).entries();
     if args.json.wanted() {
         let objects: Vec<CacheJson<'_>> = entries
@@ -52,7 +52,7 @@ pub fn run(store: &Store, args: &CachesArgs, out: &Output) -> quire_store::Resul
                 path: e.dir.display().to_string(),
             })
             .collect();
-        return Ok(json::output(&objects, &args.json, CACHE_FIELDS));
+        return json::output(&objects, &args.json, CACHE_FIELDS);
     }
     if entries.is_empty() {
         eprintln!("no caches yet: a job keeps one with cache = [\"PATH\", ...]");
@@ -68,7 +68,7 @@ pub fn run(store: &Store, args: &CachesArgs, out: &Output) -> quire_store::Resul
             Cell::new(out.age(e.last_used_ms)),
         ]);
     }
-    Ok(emit(&format!("{}\n", table.trim_fmt())))
+    crate::error::output::print(&format!("{}\n", table.trim_fmt()))
 }
 
 /// The repository's display name; its id when the store no longer knows it.

@@ -9,22 +9,17 @@ use quire_worker::config::Config;
 
 /// How long leftover step processes get between SIGTERM and SIGKILL.
 pub const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-use quire_store::{Error, RunState, Store};
+use quire_store::{RunState, Store};
+
+use crate::error::CommandError;
 use quire_worker::workers;
 
 use crate::runs::cli::{RunArg, WaitArgs};
 
 /// Block until the run is terminal; exit 0 iff it completed.
-pub fn wait(store: &Store, args: &WaitArgs) -> quire_store::Result<ExitCode> {
-    let run = match crate::select::run_or_newest(
-        store,
-        args.run.as_deref(),
-        &args.scope.scope(),
-        "wait for",
-    ) {
-        Ok(run) => run,
-        Err(e) => return Ok(e.report("quire-runs")),
-    };
+pub fn wait(store: &Store, args: &WaitArgs) -> crate::error::Result<ExitCode> {
+    let run =
+        crate::select::run_or_newest(store, args.run.as_deref(), &args.scope.scope(), "wait for")?;
     if args.run.is_none() {
         quire_view::text::note_newest(&run);
     }
@@ -42,7 +37,7 @@ pub fn wait(store: &Store, args: &WaitArgs) -> quire_store::Result<ExitCode> {
 
 /// Cancel a live run. Its worker notices within a heartbeat and terminates
 /// the running step; if the worker is gone, the step is ended here.
-pub fn cancel(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode> {
+pub fn cancel(store: &mut Store, args: &RunArg) -> crate::error::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
     match store.cancel(&run.id)? {
         Applied::Changed { from } => {
@@ -61,21 +56,18 @@ pub fn cancel(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode>
             workers::announce_if_needed(store.home(), store);
             Ok(ExitCode::SUCCESS)
         }
-        Applied::Unchanged { state } => {
-            eprintln!(
-                "quire-runs: error: run {} is already {state}; there is nothing to cancel",
-                run.id
-            );
-            Ok(ExitCode::from(1))
-        }
+        Applied::Unchanged { state } => Err(CommandError::refused(format!(
+            "run {} is already {state}; there is nothing to cancel",
+            run.id
+        ))),
     }
 }
 
 /// Queue a new run for the same repository, ref and commit.
-pub fn retry(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode> {
+pub fn retry(store: &mut Store, args: &RunArg) -> crate::error::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
     if run.git_dir.is_none() {
-        return Err(Error::InvalidRun(format!(
+        return Err(CommandError::refused(format!(
             "the path of repository {} is unknown (it is known by name only, from an upstream \
              store); push to it again, which records the path, instead",
             run.repo
@@ -110,13 +102,19 @@ pub fn retry(store: &mut Store, args: &RunArg) -> quire_store::Result<ExitCode> 
 
 /// Start workers for the queued runs unless the worker limit is reached
 /// (one may be draining the queue already). True if any was started.
-pub fn start_worker(store: &Store) -> quire_store::Result<bool> {
+pub fn start_worker(store: &Store) -> crate::error::Result<bool> {
     let config = Config::load(store.home())?;
     match workers::start(store.home(), config.max_workers, store.pending_count()?) {
         Ok(started) => Ok(started > 0),
+        // The run is queued: reconcile (cron) starts a worker for it.
+        Err(e @ quire_worker::Error::Spawn { .. }) => {
+            eprintln!("quire-runs: warning: {e}; `quire-runs reconcile` will try again");
+            Ok(false)
+        }
         Err(e) => {
             eprintln!(
-                "quire-runs: cannot start a worker ({e}); `quire-runs reconcile` will try again"
+                "quire-runs: warning: cannot start a worker ({e}); `quire-runs reconcile` will \
+                 try again"
             );
             Ok(false)
         }

@@ -11,22 +11,19 @@ use std::process::ExitCode;
 
 use quire_exec::exec::{CopyError, copy_hashed};
 use quire_model::Artifact;
-use quire_store::{Error, Store};
+use quire_store::Store;
 
-use crate::error::CommandError;
+use crate::error::{CommandError, Kind};
 use crate::runs::cli::DownloadArgs;
 use quire_view::text::{human_bytes, printable};
 
-pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> {
+pub fn run(store: &Store, args: &DownloadArgs) -> crate::error::Result<ExitCode> {
     let run = store.resolve_run(&args.run)?;
     let mut artifacts = store.artifacts(&run.id)?;
     if let Some(job) = &args.job {
         let detail = store.run_detail(&run.id)?;
         if !detail.jobs.iter().any(|j| j.job.id == *job) {
-            return Err(Error::UnknownJob {
-                run: run.id.clone(),
-                job: job.clone(),
-            });
+            return Err(CommandError::unknown_job(&run.id, job));
         }
         artifacts.retain(|a| a.job == *job);
     }
@@ -45,7 +42,7 @@ pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> 
     let mut plan = Vec::with_capacity(artifacts.len());
     for artifact in &artifacts {
         let Some(rel) = relative(artifact) else {
-            return Ok(refuse(format!(
+            return Err(CommandError::refused(format!(
                 "the store records artifact {} of job {}, which is not a path inside a directory; nothing was written",
                 printable(&artifact.path),
                 printable(&artifact.job)
@@ -53,21 +50,18 @@ pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> 
         };
         let target = args.dir.join(&rel);
         if fs::symlink_metadata(&target).is_ok() {
-            return Ok(CommandError {
-                message: format!(
-                    "{} already exists; refusing to overwrite it, nothing was written",
-                    shown(&target)
-                ),
-                hint: Some("remove it, or download into another directory with --dir".to_string()),
-            }
-            .report("quire-runs"));
+            return Err(CommandError::refused(format!(
+                "{} already exists; refusing to overwrite it, nothing was written",
+                shown(&target)
+            ))
+            .hint("remove it, or download into another directory with --dir"));
         }
         plan.push((artifact, source_dir.join(&rel), target));
     }
     let mut total = 0;
     for (artifact, source, target) in &plan {
         if let Err(message) = put(artifact, source, target) {
-            return Ok(refuse(message));
+            return Err(CommandError::new(Kind::Io, message));
         }
         total += artifact.size;
         println!("{}  ({})", shown(target), human_bytes(artifact.size));
@@ -86,10 +80,6 @@ pub fn run(store: &Store, args: &DownloadArgs) -> quire_store::Result<ExitCode> 
 /// A path as a terminal may show it: artifact names are the pipeline's.
 fn shown(path: &Path) -> String {
     printable(&path.to_string_lossy()).into_owned()
-}
-
-fn refuse(message: String) -> ExitCode {
-    CommandError::new(message).report("quire-runs")
 }
 
 /// `<job>/<path>`, if the recorded path stays inside the job's directory.

@@ -181,7 +181,8 @@ fn compile_errors(code: &str, errors: &jaq_core::compile::Errors<&str, ()>) -> S
 /// `--jq` asks: exit 2 when the program does not compile, 1 when it
 /// raises an error, else what [`Program::run`] says. A panic inside jaq is
 /// reported as an error, never shown as one.
-pub fn print(code: &str, json: &str) -> ExitCode {
+pub fn print(code: &str, json: &str) -> crate::error::Result<ExitCode> {
+    use crate::error::{CommandError, Kind};
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(|| match Program::compile(code) {
@@ -190,21 +191,15 @@ pub fn print(code: &str, json: &str) -> ExitCode {
     });
     std::panic::set_hook(previous);
     match outcome {
-        Ok(Err(message)) => {
-            eprintln!("quire-runs: error: {message}");
-            ExitCode::from(2)
-        }
-        Ok(Ok(Ok(code))) => code,
+        Ok(Err(message)) => Err(CommandError::usage(message)),
+        Ok(Ok(Ok(code))) => Ok(code),
         // The reader went away (`| head`).
-        Ok(Ok(Err(e))) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Ok(Ok(Err(e))) => {
-            eprintln!("quire-runs: error: cannot write to stdout: {e}");
-            ExitCode::from(1)
-        }
-        Err(_) => {
-            eprintln!("quire-runs: error: --jq: jaq failed on this program (an internal error)");
-            ExitCode::from(1)
-        }
+        Ok(Ok(Err(e))) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Ok(Ok(Err(e))) => Err(CommandError::stdout(e)),
+        Err(_) => Err(CommandError::new(
+            Kind::Output,
+            "--jq: jaq failed on this program (an internal error)",
+        )),
     }
 }
 

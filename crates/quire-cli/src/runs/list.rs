@@ -6,9 +6,9 @@ use quire_store::query::ListFilter;
 
 use crate::runs::cli::ListArgs;
 use crate::runs::json;
-use quire_view::text::{Output, duration, emit, printable, short_ref};
+use quire_view::text::{Output, duration, printable, short_ref};
 
-pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<ExitCode> {
+pub fn run(store: &Store, args: &ListArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let filter = ListFilter {
         states: args.state.clone(),
         sha_prefix: args.commit.clone(),
@@ -22,7 +22,7 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<
     let runs = store.list_runs(&filter)?;
     if args.json.wanted() {
         let objects: Vec<_> = runs.iter().map(|r| json::run(r, out.now_ms)).collect();
-        return Ok(json::output(&objects, &args.json, json::RUN_FIELDS));
+        return json::output(&objects, &args.json, json::RUN_FIELDS);
     }
     if runs.is_empty() {
         eprintln!(
@@ -52,7 +52,7 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> quire_store::Result<
             Cell::new(subject(run.subject.as_deref())),
         ]);
     }
-    Ok(emit(&format!("{}\n", table.trim_fmt())))
+    crate::error::output::print(&format!("{}\n", table.trim_fmt()))
 }
 
 /// A commit's subject for a table: escaped, cut at 40 characters.

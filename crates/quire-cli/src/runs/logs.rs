@@ -4,30 +4,29 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use quire_model::cri::Record;
 use quire_store::logs::LogAt;
 use quire_store::query::RunDetail;
-use quire_store::{Error, Run, RunState, Store};
+use quire_store::{Run, RunState, Store};
+
+use crate::error::CommandError;
 
 use crate::runs::cli::{LogsArgs, StreamArg};
 
 /// How often `--follow` looks for new output.
 const POLL: Duration = Duration::from_millis(100);
 
-pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
-    let run = match crate::select::run_or_newest(
+pub fn run(store: &Store, args: &LogsArgs) -> crate::error::Result<ExitCode> {
+    let run = crate::select::run_or_newest(
         store,
         args.run.as_deref(),
         &args.scope.scope(),
         "print the logs of",
-    ) {
-        Ok(run) => run,
-        Err(e) => return Ok(e.report("quire-runs")),
-    };
+    )?;
     if args.run.is_none() {
         quire_view::text::note_newest(&run);
     }
@@ -39,7 +38,7 @@ pub fn run(store: &Store, args: &LogsArgs) -> quire_store::Result<ExitCode> {
 }
 
 /// The logs of `run`, as `args` (whose JOB is `args.job`) ask.
-fn logs(store: &Store, run: &Run, args: &LogsArgs) -> quire_store::Result<ExitCode> {
+fn logs(store: &Store, run: &Run, args: &LogsArgs) -> crate::error::Result<ExitCode> {
     // An id not of quire's shape names no directory: no log files, only
     // what is packed in the store (an empty path lists nothing).
     let logs_dir = store
@@ -56,10 +55,7 @@ fn logs(store: &Store, run: &Run, args: &LogsArgs) -> quire_store::Result<ExitCo
                 return print_unrecorded(store, &run.id, &logs_dir, args, &HashSet::new());
             }
             if !(args.follow && first.jobs.is_empty()) {
-                return Err(Error::UnknownJob {
-                    run: run.id.clone(),
-                    job: job.clone(),
-                });
+                return Err(CommandError::unknown_job(&run.id, job));
             }
             return follow_unplanned(store, args, run);
         };
@@ -67,10 +63,7 @@ fn logs(store: &Store, run: &Run, args: &LogsArgs) -> quire_store::Result<ExitCo
             && !args.follow
             && !found.steps.iter().any(|s| s.seq == step)
         {
-            return Err(Error::InvalidRun(format!(
-                "job {job} of run {} has no step {step}",
-                run.id
-            )));
+            return Err(no_step(&run.id, job, step, &found.steps));
         }
     }
 
@@ -181,7 +174,7 @@ fn unrecorded_logs(
     logs_dir: &Path,
     args: &LogsArgs,
     done: &HashSet<(String, i64)>,
-) -> quire_store::Result<Vec<(String, i64)>> {
+) -> crate::error::Result<Vec<(String, i64)>> {
     let mut found = store.packed_logs(run_id)?;
     for job in std::fs::read_dir(logs_dir).into_iter().flatten().flatten() {
         let job_id = job.file_name().to_string_lossy().into_owned();
@@ -215,7 +208,7 @@ fn print_unrecorded(
     logs_dir: &Path,
     args: &LogsArgs,
     done: &HashSet<(String, i64)>,
-) -> quire_store::Result<ExitCode> {
+) -> crate::error::Result<ExitCode> {
     let mut out = Printer::new(args);
     for (job, seq) in unrecorded_logs(store, run_id, logs_dir, args, done)? {
         if args.step.is_none() {
@@ -234,7 +227,7 @@ fn print_unrecorded(
 
 /// `--follow` of a JOB on a run whose jobs are not planned yet: wait for the
 /// plan, then follow as usual (or say the job does not exist).
-fn follow_unplanned(store: &Store, args: &LogsArgs, run: &Run) -> quire_store::Result<ExitCode> {
+fn follow_unplanned(store: &Store, args: &LogsArgs, run: &Run) -> crate::error::Result<ExitCode> {
     let run_id = run.id.as_str();
     loop {
         let detail: RunDetail = store.run_detail(run_id)?;
@@ -246,13 +239,31 @@ fn follow_unplanned(store: &Store, args: &LogsArgs, run: &Run) -> quire_store::R
             {
                 return logs(store, run, args);
             }
-            return Err(Error::UnknownJob {
-                run: run_id.to_string(),
-                job: args.job.clone().unwrap_or_default(),
-            });
+            return Err(CommandError::unknown_job(
+                run_id,
+                args.job.as_deref().unwrap_or_default(),
+            ));
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// `--step N` of a job that has no step N: what there is instead.
+fn no_step(run: &str, job: &str, step: i64, steps: &[quire_store::Step]) -> CommandError {
+    let seqs: Vec<String> = steps.iter().map(|s| s.seq.to_string()).collect();
+    let there = match seqs.as_slice() {
+        [] => "it has no steps yet".to_string(),
+        [one] => format!("its only step is {one}"),
+        [rest @ .., last] => format!("its steps are {} and {last}", rest.join(", ")),
+    };
+    let message = format!(
+        "job {} of run {run} has no step {step}; {there}",
+        quire_view::text::printable(job)
+    );
+    CommandError::not_found(message).hint(format!(
+        "`quire-runs logs {run} {}` prints all of them",
+        quire_view::text::sh_word(job)
+    ))
 }
 
 /// Reading one step's log from where we left off. The log is opened again
@@ -272,7 +283,7 @@ impl Tail {
         run_id: &str,
         out: &mut Printer,
         finished: bool,
-    ) -> quire_store::Result<bool> {
+    ) -> crate::error::Result<bool> {
         let (job, seq) = (&self.key.0, self.key.1);
         // A read at a time, so a long log is never held whole.
         let mut any = false;
@@ -327,7 +338,7 @@ impl Printer {
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) -> quire_store::Result<()> {
+    fn write(&mut self, bytes: &[u8]) -> crate::error::Result<()> {
         if self.closed {
             return Ok(());
         }
@@ -338,15 +349,12 @@ impl Printer {
                 self.closed = true;
                 Ok(())
             }
-            Err(source) => Err(Error::Home {
-                path: PathBuf::from("<stdout>"),
-                source,
-            }),
+            Err(e) => Err(CommandError::stdout(e)),
         }
     }
 
     /// End the output on a line of its own.
-    fn finish(&mut self) -> quire_store::Result<()> {
+    fn finish(&mut self) -> crate::error::Result<()> {
         if !self.at_line_start {
             self.write(b"\n")?;
             self.at_line_start = true;
@@ -354,14 +362,14 @@ impl Printer {
         self.flush()
     }
 
-    fn flush(&mut self) -> quire_store::Result<()> {
+    fn flush(&mut self) -> crate::error::Result<()> {
         if !self.closed {
             let _ = self.stdout.flush();
         }
         Ok(())
     }
 
-    fn header(&mut self, job: &str, seq: i64, cmd: &str) -> quire_store::Result<()> {
+    fn header(&mut self, job: &str, seq: i64, cmd: &str) -> crate::error::Result<()> {
         if !self.at_line_start {
             self.write(b"\n")?;
             self.at_line_start = true;
@@ -375,7 +383,7 @@ impl Printer {
 
     /// Under a step's header, when the step has no log: one line saying
     /// why, so that no header stands empty.
-    fn no_log(&mut self) -> quire_store::Result<()> {
+    fn no_log(&mut self) -> crate::error::Result<()> {
         self.wrote_any = true;
         self.write(
             b"(no log: none was kept for this step; of a run from upstream quire, \
@@ -384,7 +392,7 @@ impl Printer {
     }
 
     /// `<timestamp> <stream> <F|P> <text>`; anything else is shown as is.
-    fn cri_line(&mut self, line: &[u8]) -> quire_store::Result<()> {
+    fn cri_line(&mut self, line: &[u8]) -> crate::error::Result<()> {
         let record = Record::parse(line);
         if record.stamp.is_empty() {
             self.write(line)?;

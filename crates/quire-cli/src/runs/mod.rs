@@ -49,7 +49,7 @@ where
         <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli) {
         Ok(code) => code,
-        Err(e) => crate::error::CommandError::from(e).report("quire-runs"),
+        Err(e) => e.report("quire-runs"),
     }
 }
 
@@ -61,7 +61,7 @@ fn open(home: Option<&std::path::Path>) -> quire_store::Result<Store> {
     Ok(store)
 }
 
-fn run(cli: Cli) -> quire_store::Result<ExitCode> {
+fn run(cli: Cli) -> crate::error::Result<ExitCode> {
     let out = quire_view::text::Output::detect();
     let home = cli.home.as_deref();
     match cli.command {
@@ -77,16 +77,8 @@ fn run(cli: Cli) -> quire_store::Result<ExitCode> {
         Command::Reconcile(args) => reconcile::run(&mut open(home)?, &args),
         Command::Repos(args) => repos::run(&open(home)?, &args, &out),
         Command::Caches(args) => caches::run(&open(home)?, &args, &out),
-        Command::Serve(args) => match quire_web::run(home, args.listen) {
-            Ok(code) => Ok(code),
-            Err(quire_web::ServeError::Store(e)) => Err(e),
-            Err(e) => Ok(crate::error::CommandError {
-                message: e.to_string(),
-                hint: e.hint().map(String::from),
-            }
-            .report("quire-runs")),
-        },
-        Command::Completions { shell } => Ok(crate::manual::print_completion(shell, command())),
-        Command::Man(args) => Ok(crate::manual::print_man(command(), &args)),
+        Command::Serve(args) => Ok(quire_web::run(home, args.listen)?),
+        Command::Completions { shell } => crate::manual::print_completion(shell, command()),
+        Command::Man(args) => crate::manual::print_man(command(), &args),
     }
 }

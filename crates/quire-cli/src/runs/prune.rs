@@ -2,14 +2,15 @@
 
 use std::process::ExitCode;
 
-use quire_store::{Error, Store};
-use quire_worker::config::Config;
+use quire_store::Store;
+use quire_worker::config::{Config, ConfigError};
 use serde::Serialize;
 
+use crate::error::CommandError;
 use crate::runs::caches;
 use crate::runs::cli::PruneArgs;
 use crate::runs::json;
-use quire_view::text::{self, Output, emit};
+use quire_view::text::{self, Output};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -42,21 +43,20 @@ struct CacheJson {
     size: u64,
 }
 
-pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Result<ExitCode> {
+pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let config = Config::load(store.home())?;
     let older_than = match (args.older_than, &config.retention.older_than) {
         (Some(span), _) => span,
         (None, Some(text)) => {
-            quire_model::clock::parse_span(text).ok_or_else(|| Error::Config {
+            quire_model::clock::parse_span(text).ok_or_else(|| ConfigError::Invalid {
                 path: store.home().dir().join("config.toml"),
                 message: format!("retention.older_than {text:?} is not a span"),
             })?
         }
         (None, None) => {
-            eprintln!(
-                "quire-runs: error: prune needs --older-than SPAN (or retention.older_than in config.toml)"
-            );
-            return Ok(ExitCode::from(2));
+            return Err(CommandError::usage(
+                "prune needs --older-than SPAN (or retention.older_than in config.toml)",
+            ));
         }
     };
     let keep = args.keep.or(config.retention.keep).unwrap_or(0);
@@ -120,7 +120,7 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
         dry_run: args.dry_run,
     };
     if args.json {
-        return Ok(json::print(&report));
+        return json::print(&report);
     }
     let verb = if args.dry_run {
         "would delete"
@@ -184,5 +184,5 @@ pub fn run(store: &mut Store, args: &PruneArgs, out: &Output) -> quire_store::Re
             text::human_bytes(report.cache_leftovers.iter().map(|l| l.size).sum())
         ));
     }
-    Ok(emit(&text))
+    crate::error::output::print(&text)
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::runs::cli::ReconcileArgs;
 use crate::runs::control::{LEFTOVER_GRACE, start_worker};
 use crate::runs::json;
-use quire_view::text::{emit, printable};
+use quire_view::text::printable;
 
 /// What reconcile did beyond the store: the leftover step processes it
 /// ended, the ended runs whose logs it packed, and whether it started a
@@ -50,7 +50,7 @@ struct Leftovers {
 
 /// End one orphaned run's leftovers: its cgroup if it had one, and what
 /// carries its id.
-fn end_leftovers(store: &Store, run: &str) -> quire_store::Result<Leftovers> {
+fn end_leftovers(store: &Store, run: &str) -> crate::error::Result<Leftovers> {
     let recorded = store.resolve_run(run)?;
     let found = contain::end_orphaned(
         run,
@@ -77,7 +77,7 @@ fn end_leftovers(store: &Store, run: &str) -> quire_store::Result<Leftovers> {
     })
 }
 
-pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitCode> {
+pub fn run(store: &mut Store, args: &ReconcileArgs) -> crate::error::Result<ExitCode> {
     let report = store.on_full_disk_use_reserve(|s| {
         s.reconcile(&|pid| ProcessTable.is_alive(pid), args.dry_run)
     })?;
@@ -135,7 +135,7 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
         worker_started,
     };
     if args.json {
-        return Ok(json::print(&report));
+        return json::print(&report);
     }
     let Report {
         store: report,
@@ -214,7 +214,7 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> quire_store::Result<ExitC
             ""
         }
     );
-    Ok(emit(&text))
+    crate::error::output::print(&text)
 }
 
 fn plural(n: usize, noun: &str) -> String {

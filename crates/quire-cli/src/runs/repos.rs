@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::runs::cli::ReposArgs;
 use crate::runs::json;
-use quire_view::text::{Output, emit, printable, rfc3339};
+use quire_view::text::{Output, printable, rfc3339};
 
 use quire_worker::git::{HOOK_MARK, PRE_RECEIVE_MARK, hooks_elsewhere};
 
@@ -197,7 +197,7 @@ fn post_receive_warning(hook: Hook, hooks_path: Option<&Path>, via: &str) -> Opt
     }
 }
 
-pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_store::Result<ExitCode> {
+pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let home = std::fs::canonicalize(store.home().dir())
         .unwrap_or_else(|_| store.home().dir().to_path_buf());
     let repos = store.repos()?;
@@ -218,7 +218,7 @@ pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_store::Result
             .zip(&inspected)
             .map(|(s, i)| repo_json(s, i))
             .collect();
-        return Ok(json::output(&objects, &args.json, REPO_FIELDS));
+        return json::output(&objects, &args.json, REPO_FIELDS);
     }
     if repos.is_empty() {
         eprintln!("no repositories yet: `quire-run install REPO.git` adds one");
@@ -241,11 +241,12 @@ pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> quire_store::Result
             warnings.push(format!("warning: {}: {w}", printable(&s.repo.name)));
         }
     }
-    let code = emit(&format!("{}\n", table.trim_fmt()));
+    let printed = crate::error::output::emit(&format!("{}\n", table.trim_fmt()));
     for w in warnings {
         eprintln!("{w}");
     }
-    Ok(code)
+    printed?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn repo_json<'a>(s: &'a RepoSummary, inspected: &Inspected) -> RepoJson<'a> {

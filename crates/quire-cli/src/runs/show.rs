@@ -6,13 +6,14 @@ use quire_store::query::RunDetail;
 use quire_store::{JobState, RunState, Store};
 use quire_view::describe::{contained, meaning, notification_outcome};
 
+use crate::error::{CommandError, Kind};
 use crate::runs::cli::{JsonArgs, ShowArgs};
 use crate::runs::json;
 use crate::select;
 use quire_view::follow::one_line;
-use quire_view::text::{Output, duration, emit, human_bytes, printable, rfc3339};
+use quire_view::text::{Output, duration, human_bytes, printable, rfc3339};
 
-pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<ExitCode> {
+pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> crate::error::Result<ExitCode> {
     // `show --json RUN`: --json takes an optional value, so clap gives it
     // RUN; no field name is made of hex digits and `-` only, as ids are.
     let (given, json) = match (&args.run, &args.json.json) {
@@ -28,14 +29,13 @@ pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<
     let run = match select::run_or_newest(store, given, &args.scope.scope(), "show") {
         Ok(run) => run,
         // `--exit-status` tells "no such run" (2) from "it failed" (1).
-        Err(e) => {
-            let code = e.report("quire-runs");
-            return Ok(if args.exit_status {
-                ExitCode::from(2)
-            } else {
-                code
+        Err(e) if args.exit_status => {
+            return Err(CommandError {
+                kind: Kind::Absent,
+                ..e
             });
         }
+        Err(e) => return Err(e),
     };
     let detail = store.run_detail(&run.id)?;
     let printed = if json.wanted() {
@@ -44,14 +44,14 @@ pub fn run(store: &Store, args: &ShowArgs, out: &Output) -> quire_store::Result<
             .chain(json::DETAIL_FIELDS)
             .copied()
             .collect();
-        json::output(&json::detail(&detail, out.now_ms), &json, &fields)
+        json::output(&json::detail(&detail, out.now_ms), &json, &fields)?
     } else {
         let waiting = if detail.run.state == RunState::Pending {
             Some(waiting_for(store, &detail.run.id)?)
         } else {
             None
         };
-        emit(&render(&detail, waiting.as_deref(), out))
+        crate::error::output::print(&render(&detail, waiting.as_deref(), out))?
     };
     if printed != ExitCode::SUCCESS {
         return Ok(printed);
@@ -68,7 +68,7 @@ fn is_id_like(text: &str) -> bool {
 }
 
 /// What a pending run waits for, in one line.
-fn waiting_for(store: &Store, run_id: &str) -> quire_store::Result<String> {
+fn waiting_for(store: &Store, run_id: &str) -> crate::error::Result<String> {
     let place = store.queue_before(run_id)?;
     let config = quire_worker::config::Config::load(store.home()).unwrap_or_default();
     let (max_workers, per_repo) = (config.max_workers, config.max_workers_per_repo());

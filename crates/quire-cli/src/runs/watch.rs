@@ -14,16 +14,9 @@ use crate::runs::cli::WatchArgs;
 use quire_view::follow::{Change, Follower, Pause, describe, one_line, pause};
 use quire_view::text::{Output, duration, printable, short_ref};
 
-pub fn run(store: &Store, args: &WatchArgs, out: &Output) -> quire_store::Result<ExitCode> {
-    let run = match crate::select::run_or_newest(
-        store,
-        args.run.as_deref(),
-        &args.scope.scope(),
-        "watch",
-    ) {
-        Ok(run) => run,
-        Err(e) => return Ok(e.report("quire-runs")),
-    };
+pub fn run(store: &Store, args: &WatchArgs, out: &Output) -> crate::error::Result<ExitCode> {
+    let run =
+        crate::select::run_or_newest(store, args.run.as_deref(), &args.scope.scope(), "watch")?;
     let redraw =
         io::stdout().is_terminal() && std::env::var_os("TERM").is_none_or(|term| term != "dumb");
     let last = if redraw {
@@ -46,15 +39,12 @@ struct Stdout {
 
 impl Stdout {
     /// False when the reader is gone.
-    fn write(&mut self, text: &str) -> quire_store::Result<bool> {
+    fn write(&mut self, text: &str) -> crate::error::Result<bool> {
         let mut lock = self.out.lock();
         match lock.write_all(text.as_bytes()).and_then(|()| lock.flush()) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-            Err(source) => Err(quire_store::Error::Home {
-                path: "<stdout>".into(),
-                source,
-            }),
+            Err(e) => Err(crate::error::CommandError::stdout(e)),
         }
     }
 }
@@ -62,7 +52,7 @@ impl Stdout {
 /// `run ID of REPO REF at SHA12`, then a line per change; for a run that
 /// had already ended, its jobs' ends and its own, once. Returns the run as
 /// last seen.
-fn line_per_change(store: &Store, run: &Run, out: &Output) -> quire_store::Result<Run> {
+fn line_per_change(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run> {
     let mut stdout = Stdout { out: io::stdout() };
     let header = format!(
         "run {} of {} {} at {}\n",
@@ -101,7 +91,7 @@ fn line_per_change(store: &Store, run: &Run, out: &Output) -> quire_store::Resul
 
 /// The view redrawn in place until the run ends, then its outcome on a
 /// line of its own. Returns the run as last seen.
-fn in_place(store: &Store, run: &Run, out: &Output) -> quire_store::Result<Run> {
+fn in_place(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run> {
     let mut stdout = Stdout { out: io::stdout() };
     let mut drawn = 0;
     let mut shown: Vec<String> = Vec::new();
