@@ -34,6 +34,7 @@ mod stable;
 mod steps;
 mod store_errors;
 mod trigger;
+mod upstream_pipeline;
 mod watch;
 mod web;
 mod workers;
