@@ -1,7 +1,8 @@
 //! People coming from upstream quire (docs/OPERATIONS.md, "Coming from
 //! upstream quire"): a push of a commit with upstream's `.quire/ci.fnl` and
 //! no `.quire/ci.toml` is told so by name, through a real `git push` and
-//! the installed hook.
+//! the installed hook; and the section's `.quire/ci.toml` examples are
+//! valid pipelines, as written there.
 
 use quire_store::RunState;
 
@@ -81,4 +82,35 @@ fn a_push_with_only_upstreams_ci_fnl_is_told_so_by_name() {
     assert!(ok, "{stderr}");
     assert_eq!(queued_runs(&stderr).len(), 1, "{stderr}");
     assert!(!stderr.contains("ci.fnl"), "{stderr}");
+}
+
+/// The ```toml blocks of docs/OPERATIONS.md's "Coming from upstream
+/// quire" section.
+fn section_examples() -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
+        .unwrap();
+    let start = doc
+        .find("\n## Coming from upstream quire\n")
+        .expect("the section is in OPERATIONS.md");
+    let section = &doc[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    section
+        .split("```toml\n")
+        .skip(1)
+        .map(|block| block[..block.find("```").unwrap()].to_string())
+        .collect()
+}
+
+#[test]
+fn the_upstream_idioms_in_toml_are_valid_pipelines_as_written() {
+    let env = Env::new();
+    let examples = section_examples();
+    assert!(examples.len() >= 3, "{examples:?}");
+    for (n, toml) in examples.iter().enumerate() {
+        let file = env.path().join(format!("example-{n}.toml"));
+        std::fs::write(&file, toml).unwrap();
+        env.run(&["validate", file.to_str().unwrap()])
+            .assert()
+            .success();
+    }
 }
