@@ -35,6 +35,7 @@ mod stable;
 mod steps;
 mod store_errors;
 mod trigger;
+mod upstream_pipeline;
 mod watch;
 mod web;
 mod workers;

@@ -50,6 +50,7 @@ fn steps() -> Vec<M<'static>> {
         M::up(include_str!(
             "../../../migrations/0017_upstream_unfinished.sql"
         )),
+        M::up(include_str!("../../../migrations/0018_monotonic_times.sql")).foreign_key_check(),
     ]
 }
 
@@ -68,7 +69,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 17;
+pub const LATEST: i64 = 18;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

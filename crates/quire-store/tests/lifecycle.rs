@@ -689,6 +689,198 @@ fn concurrent_workers_claim_each_run_exactly_once() {
     assert_eq!(claimed.len(), 60, "a run was claimed twice");
 }
 
+/// A run of a fresh ref of `app.git` in `from` (pending, or active held by
+/// worker 100).
+fn run_in(store: &mut Store, from: RunState, n: &mut usize) -> String {
+    *n += 1;
+    let id = create(store, "app.git", &format!("refs/heads/edge-{n}"))
+        .unwrap()
+        .run
+        .id;
+    if from == RunState::Active {
+        store.claim(&id, &worker(100)).unwrap();
+    }
+    assert_eq!(store.resolve_run(&id).unwrap().state, from);
+    id
+}
+
+#[test]
+fn every_edge_of_the_tables_is_taken_by_its_code() {
+    use quire_store::lifecycle::{JOB_EDGES, RUN_EDGES, job_edge, run_edge};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let mut n = 0;
+    let nobody = Pids::default();
+    for edge in RUN_EDGES {
+        for &from in edge.from {
+            let (id, by) = match (edge.to, edge.kind) {
+                (RunState::Active, None) => {
+                    let id = run_in(&mut store, from, &mut n);
+                    store.claim(&id, &worker(101)).unwrap();
+                    (id, "claim")
+                }
+                (RunState::Failed, Some(FailureKind::PipelineInvalid))
+                    if from == RunState::Pending =>
+                {
+                    // The hook records an invalid pipeline's run failed.
+                    n += 1;
+                    let repo_id = repo(&mut store, "app.git");
+                    let ref_name = format!("refs/heads/edge-{n}");
+                    let created = store
+                        .create_run(&NewRun {
+                            invalid: Some("1:1: bad"),
+                            ..new_run(repo_id, &ref_name)
+                        })
+                        .unwrap();
+                    (created.run.id, "create_run (invalid)")
+                }
+                (RunState::Failed, Some(FailureKind::ConfigInvalid)) => {
+                    n += 1;
+                    let repo_id = repo(&mut store, "app.git");
+                    let ref_name = format!("refs/heads/edge-{n}");
+                    let created = store
+                        .create_run(&NewRun {
+                            config_invalid: Some("config.toml: bad"),
+                            ..new_run(repo_id, &ref_name)
+                        })
+                        .unwrap();
+                    (created.run.id, "create_run (config_invalid)")
+                }
+                (RunState::Failed, Some(FailureKind::Orphaned)) => {
+                    let id = run_in(&mut store, from, &mut n);
+                    store.reconcile(&nobody, false).unwrap();
+                    (id, "reconcile")
+                }
+                (RunState::Failed, Some(FailureKind::Cancelled)) => {
+                    let id = run_in(&mut store, from, &mut n);
+                    store.cancel(&id).unwrap();
+                    (id, "cancel")
+                }
+                (RunState::Superseded, None) => {
+                    let id = run_in(&mut store, from, &mut n);
+                    let run = store.resolve_run(&id).unwrap();
+                    let repo_id = repo(&mut store, "app.git");
+                    store.supersede_ref(repo_id, &run.ref_name).unwrap();
+                    assert_eq!(store.resolve_run(&id).unwrap().state, edge.to);
+                    // And by a newer run of the ref.
+                    let id = run_in(&mut store, from, &mut n);
+                    let run = store.resolve_run(&id).unwrap();
+                    let newer = store.create_run(&new_run(repo_id, &run.ref_name)).unwrap();
+                    assert_eq!(newer.superseded.as_deref(), Some(id.as_str()));
+                    (id, "create_run (newer) and supersede_ref")
+                }
+                (RunState::Complete, None) => {
+                    let id = run_in(&mut store, from, &mut n);
+                    store.finish(&id, &Outcome::Complete).unwrap();
+                    (id, "finish")
+                }
+                (RunState::Failed, Some(kind)) => {
+                    let id = run_in(&mut store, from, &mut n);
+                    store
+                        .finish(&id, &Outcome::Failed { kind, detail: None })
+                        .unwrap();
+                    (id, "finish")
+                }
+                other => panic!("no test takes the edge {edge:?} ({other:?})"),
+            };
+            let run = store.resolve_run(&id).unwrap();
+            assert_eq!(
+                (run.state, run.failure_kind),
+                (edge.to, edge.kind),
+                "{from} -> {edge:?} by {by}"
+            );
+        }
+    }
+
+    // Every edge the tables lack is refused; a pending run, in particular,
+    // is never failed as orphaned: reconcile leaves it waiting.
+    for from in [RunState::Pending, RunState::Active] {
+        for kind in FailureKind::ALL {
+            if run_edge(from, RunState::Failed, Some(*kind)).is_some() {
+                continue;
+            }
+            let id = run_in(&mut store, from, &mut n);
+            let refused = store.finish(
+                &id,
+                &Outcome::Failed {
+                    kind: *kind,
+                    detail: None,
+                },
+            );
+            assert!(
+                matches!(refused, Err(Error::IllegalRunEdge { .. })),
+                "{from} -> failed ({kind}): {refused:?}"
+            );
+            assert_eq!(store.resolve_run(&id).unwrap().state, from);
+        }
+    }
+    let pending = run_in(&mut store, RunState::Pending, &mut n);
+    store.reconcile(&nobody, false).unwrap();
+    assert_eq!(
+        store.resolve_run(&pending).unwrap().state,
+        RunState::Pending,
+        "reconcile fails no pending run"
+    );
+    let pending = run_in(&mut store, RunState::Pending, &mut n);
+    let refused = store.finish(&pending, &Outcome::Complete);
+    assert!(
+        matches!(refused, Err(Error::IllegalRunEdge { .. })),
+        "pending -> complete: {refused:?}"
+    );
+
+    // Jobs: each edge by the event that takes it, and the run's end
+    // closing what is open (close_open_jobs).
+    let at = now_ms();
+    for edge in JOB_EDGES {
+        let id = run_in(&mut store, RunState::Active, &mut n);
+        store.ingest(&id, &[run_started(at, &["j"])]).unwrap();
+        if edge.from == JobState::Active {
+            store.ingest(&id, &[job_started(at, "j")]).unwrap();
+        }
+        let event = match edge.to {
+            JobState::Active => job_started(at, "j"),
+            JobState::Skipped => Event::JobSkipped {
+                at_ms: at,
+                job: "j".into(),
+                reason: "needs x".into(),
+            },
+            state => job_finished(at, "j", state, 1),
+        };
+        store.ingest(&id, &[event]).unwrap();
+        let jobs = store.run_detail(&id).unwrap().jobs;
+        assert_eq!(jobs[0].job.state, edge.to, "{edge:?}");
+    }
+    let id = run_in(&mut store, RunState::Active, &mut n);
+    store
+        .ingest(
+            &id,
+            &[
+                run_started(at, &["running", "waiting"]),
+                job_started(at, "running"),
+            ],
+        )
+        .unwrap();
+    store.cancel(&id).unwrap();
+    let states: Vec<JobState> = store
+        .run_detail(&id)
+        .unwrap()
+        .jobs
+        .iter()
+        .map(|j| j.job.state)
+        .collect();
+    assert_eq!(states, [JobState::Aborted, JobState::Skipped]);
+    assert!(job_edge(JobState::Active, JobState::Aborted).is_some());
+    assert!(job_edge(JobState::Pending, JobState::Skipped).is_some());
+    // A job edge the table lacks is refused.
+    let id = run_in(&mut store, RunState::Active, &mut n);
+    store.ingest(&id, &[run_started(at, &["j"])]).unwrap();
+    let refused = store.ingest(&id, &[job_finished(at, "j", JobState::Complete, 0)]);
+    assert!(
+        matches!(refused, Err(Error::IllegalJobEdge { .. })),
+        "pending -> complete: {refused:?}"
+    );
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Create {

@@ -11,6 +11,10 @@ use crate::git::{Blob, Repo};
 /// The pipeline file of a project.
 pub const DEFAULT_FILE: &str = ".quire/ci.toml";
 
+/// Upstream quire's pipeline file (Fennel), which quire does not read: a
+/// commit that has it and no [`DEFAULT_FILE`] is told so by name.
+pub const UPSTREAM_FILE: &str = ".quire/ci.fnl";
+
 /// Problems as `FILE:LINE:COLUMN: message` lines (`FILE: message` for one
 /// of the whole file), and a last line for those not listed.
 pub fn describe(file: &str, found: &Problems) -> Vec<String> {
@@ -60,6 +64,8 @@ pub enum Recorded {
     },
     NoPipeline {
         superseded: Option<String>,
+        /// The commit has upstream quire's [`UPSTREAM_FILE`].
+        upstream_file: bool,
     },
 }
 
@@ -102,16 +108,36 @@ impl Recorded {
             Recorded::Skipped { why, superseded } => {
                 with_superseded(format!("quire: no run for {r}: {why}"), superseded)
             }
-            Recorded::NoPipeline { superseded } => with_superseded(
-                format!(
-                    "quire: no run for {r}: {} has no {DEFAULT_FILE}",
-                    update
-                        .new
-                        .as_deref()
-                        .map_or("the commit", |s| &s[..s.len().min(12)])
-                ),
+            Recorded::NoPipeline {
                 superseded,
-            ),
+                upstream_file,
+            } => {
+                let commit = update
+                    .new
+                    .as_deref()
+                    .map_or("the commit", |s| &s[..s.len().min(12)]);
+                if !upstream_file {
+                    return with_superseded(
+                        format!("quire: no run for {r}: {commit} has no {DEFAULT_FILE}"),
+                        superseded,
+                    );
+                }
+                let mut lines = with_superseded(
+                    format!(
+                        "quire: no run for {r}: {commit} has {UPSTREAM_FILE}, upstream quire's \
+                         pipeline, which quire does not read, and no {DEFAULT_FILE}"
+                    ),
+                    superseded,
+                );
+                lines.insert(
+                    1,
+                    format!(
+                        "quire:   write it as {DEFAULT_FILE}: the format is docs/PIPELINE.md, \
+                         upstream's idioms in it docs/OPERATIONS.md (\"Coming from upstream quire\")"
+                    ),
+                );
+                lines
+            }
         }
     }
 
@@ -207,7 +233,11 @@ pub fn record(
         let superseded = store.supersede_ref(repo_id, &update.ref_name)?;
         return Ok(match skip {
             Some(why) => Recorded::Skipped { why, superseded },
-            None => Recorded::NoPipeline { superseded },
+            None => Recorded::NoPipeline {
+                superseded,
+                // Only a hint: a tree that cannot say leaves it out.
+                upstream_file: matches!(repo.read_file(new, UPSTREAM_FILE, 0), Ok(Some(_))),
+            },
         });
     };
     let refused = match config_error {
