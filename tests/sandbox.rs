@@ -88,7 +88,7 @@ fn hostile_steps_reach_nothing_of_quire_other_repositories_or_the_ci_users_home(
         ),
         ("append_store", format!(": >> {}", db.display())),
         ("list_runs", format!("ls {h}/runs")),
-        ("read_logs", format!("cat {h}/runs/{failed}/logs/t/1.log")),
+        ("read_logs", format!("cat {h}/runs/{failed}/logs/t.log")),
         ("read_events", format!("cat {h}/runs/{failed}/events.jsonl")),
         ("read_worker_log", format!("cat {h}/worker.log")),
         (

@@ -137,6 +137,7 @@ pub fn job_ran(job: &str, steps: &[(&str, i64)]) -> Vec<Event> {
             job: job.clone(),
             seq,
             cmd: cmd.to_string(),
+            log_at: None,
         });
         events.push(Event::StepFinished {
             at_ms,
@@ -237,6 +238,7 @@ pub fn populate(store: &mut Store) -> Fixture {
             job: "build".into(),
             seq: 1,
             cmd: "sleep 600".into(),
+            log_at: None,
         },
     ];
     store.ingest(&live, &events).unwrap();

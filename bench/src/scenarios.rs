@@ -380,6 +380,7 @@ fn step_events(jobs: usize, steps: usize) -> (Vec<String>, Vec<Event>) {
                 job: job.clone(),
                 seq,
                 cmd: format!("echo {seq}"),
+                log_at: None,
             });
             events.push(Event::StepFinished {
                 at_ms: 4,

@@ -32,8 +32,10 @@ pub(crate) struct CriLog {
     /// The step's output stops being written once the log holds this many
     /// bytes (`max_log_mb`); quire's own notes are always written.
     cap: u64,
-    /// Bytes written so far.
+    /// Bytes of the current step written so far (what the cap counts).
     written: u64,
+    /// Bytes in the log: where the next line begins.
+    at: u64,
     /// Output that came after the cap: counted, not written.
     dropped: Option<Dropped>,
 }
@@ -64,6 +66,7 @@ impl CriLog {
             out: BufWriter::with_capacity(64 * 1024, file),
             cap: u64::MAX,
             written: 0,
+            at: 0,
             dropped: None,
         }
     }
@@ -73,6 +76,15 @@ impl CriLog {
     pub(crate) fn capped(mut self, cap: u64) -> CriLog {
         self.cap = cap;
         self
+    }
+
+    /// The next step's lines begin here: the cap counts from here, and
+    /// the offset in the log where they begin (a job's steps write one
+    /// log, each from where it began to where the next one begins).
+    pub(crate) fn begin_step(&mut self) -> u64 {
+        self.written = 0;
+        self.dropped = None;
+        self.at
     }
 
     /// More lines at the end of an existing log (quire's notes after a
@@ -110,7 +122,9 @@ impl CriLog {
         self.out.write_all(if full { b" F " } else { b" P " })?;
         self.out.write_all(text)?;
         self.out.write_all(b"\n")?;
-        self.written += (stamp.len() + stream.name().len() + 3 + text.len() + 1) as u64;
+        let size = (stamp.len() + stream.name().len() + 3 + text.len() + 1) as u64;
+        self.written += size;
+        self.at += size;
         Ok(())
     }
 

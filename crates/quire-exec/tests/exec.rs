@@ -13,6 +13,9 @@ use quire_pipeline::Pipeline;
 struct Run {
     dir: tempfile::TempDir,
     ctx: RunContext,
+    /// The events of the last `exec`: where each step's lines begin in its
+    /// job's log.
+    events: std::cell::RefCell<Vec<Event>>,
 }
 
 impl Run {
@@ -42,7 +45,11 @@ impl Run {
             sandbox: None,
             network: None,
         };
-        Run { dir, ctx }
+        Run {
+            dir,
+            ctx,
+            events: Default::default(),
+        }
     }
 
     fn exec(&self, toml: &str) -> (RunResult, Vec<Event>) {
@@ -60,13 +67,41 @@ impl Run {
         let result = executor
             .run(&pipeline, &self.ctx, &mut sink, cancel)
             .unwrap();
+        *self.events.borrow_mut() = sink.0.clone();
         (result, sink.0)
     }
 
+    /// The bytes of step `seq` of `job`: its part of the job's log, from
+    /// where it began to where the next step began (or the end).
+    fn log_bytes(&self, job: &str, seq: i64) -> Vec<u8> {
+        let path: PathBuf = self.ctx.logs_dir.join(format!("{job}.log"));
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let starts: Vec<(i64, u64)> = self
+            .events
+            .borrow()
+            .iter()
+            .filter_map(|e| match e {
+                Event::StepStarted {
+                    job: j,
+                    seq,
+                    log_at,
+                    ..
+                } if j == job => Some((*seq, log_at.expect("a step's place in its job's log"))),
+                _ => None,
+            })
+            .collect();
+        let i = starts
+            .iter()
+            .position(|(s, _)| *s == seq)
+            .unwrap_or_else(|| panic!("no step {seq} of {job}"));
+        let end = starts
+            .get(i + 1)
+            .map_or(bytes.len(), |(_, at)| *at as usize);
+        bytes[starts[i].1 as usize..end].to_vec()
+    }
+
     fn log(&self, job: &str, seq: i64) -> Vec<(String, String, String)> {
-        let path: PathBuf = self.ctx.logs_dir.join(job).join(format!("{seq}.log"));
-        std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        self.log_bytes(job, seq)
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
             .map(|l| {
@@ -150,7 +185,8 @@ fn steps_see_the_documented_environment_and_run_in_the_workspace() {
         _events,
         (1..=4)
             .map(
-                |i| std::fs::read_to_string(run.ctx.logs_dir.join(format!("env/{i}.log")))
+                |i| std::fs::read_to_string(run.ctx.logs_dir.join("env.log"))
+                    .map(|all| format!("{i}: {all}"))
                     .unwrap_or_default()
             )
             .collect::<Vec<_>>()
@@ -240,7 +276,13 @@ fn a_failing_step_ends_its_job_and_skips_dependents_while_independent_jobs_go_on
         })
         .collect();
     assert_eq!(finished, [(1, 0), (2, 3)], "the third step never ran");
-    assert!(!run.ctx.logs_dir.join("build/3.log").exists());
+    assert!(
+        !run.events
+            .borrow()
+            .iter()
+            .any(|e| matches!(e, Event::StepStarted { seq: 3, .. })),
+        "the third step never started"
+    );
     assert!(matches!(
         events.last(),
         Some(Event::RunFinished {
@@ -573,7 +615,7 @@ fn stdout_and_stderr_interleave_in_the_order_written() {
     // Each line is written only once the one before it is in the log, so
     // the order the log shows is the order of the writes, not a race
     // between the two pipes. The timeout only ends a test that would hang.
-    let log = run.ctx.logs_dir.join("mixed/1.log");
+    let log = run.ctx.logs_dir.join("mixed.log");
     let (result, _) = run.exec(&format!(
         r#"
         [jobs.mixed]
@@ -662,8 +704,7 @@ fn a_log_past_its_cap_is_drained_and_counted_and_the_job_goes_on() {
         })
         .collect();
     assert_eq!(codes, [0, 3], "the step after the capped one ran");
-    let path = run.ctx.logs_dir.join("noisy/1.log");
-    let size = std::fs::metadata(&path).unwrap().len();
+    let size = run.log_bytes("noisy", 1).len() as u64;
     let log = run.log("noisy", 1);
     let (stream, tag, note) = log.last().unwrap();
     assert_eq!((stream.as_str(), tag.as_str()), ("stderr", "F"));
@@ -990,7 +1031,13 @@ fn cancel_while_two_jobs_run_ends_both() {
             let pid = read_pid(&dir.join(format!("{job}.{what}")));
             assert!(!survives(pid), "{job}'s {what} {pid} survived the cancel");
         }
-        assert!(!run.ctx.logs_dir.join(job).join("2.log").exists());
+        assert!(
+            !run.events
+                .borrow()
+                .iter()
+                .any(|e| matches!(e, Event::StepStarted { job: j, seq: 2, .. } if j == job)),
+            "{job}'s second step started"
+        );
     }
 }
 

@@ -24,11 +24,17 @@ pub enum Event {
         at_ms: i64,
         job: String,
     },
+    /// `log_at`: where the step's lines begin in its job's log
+    /// (`logs/<job>.log`: a job's steps write one log, each step from
+    /// here to where the next begins). Absent in files written before a
+    /// job had one log, whose steps each wrote `logs/<job>/<seq>.log`.
     StepStarted {
         at_ms: i64,
         job: String,
         seq: i64,
         cmd: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log_at: Option<u64>,
     },
     StepFinished {
         at_ms: i64,

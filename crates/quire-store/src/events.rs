@@ -104,8 +104,14 @@ fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<
                 job_transition(tx, run_id, job, JobState::Active, None, None, at)?;
             }
         }
-        Event::StepStarted { job, seq, cmd, .. } => {
-            step_started_in(tx, run_id, job, *seq, cmd, at)?;
+        Event::StepStarted {
+            job,
+            seq,
+            cmd,
+            log_at,
+            ..
+        } => {
+            step_started_in(tx, run_id, job, *seq, cmd, *log_at, at)?;
         }
         Event::StepFinished {
             job,

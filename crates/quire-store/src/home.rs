@@ -102,14 +102,25 @@ impl Home {
         Ok(self.dir.join("runs").join(run_id))
     }
 
-    /// `runs/<id>/logs/<job>/<seq>.log`: a step's log file, while its run
-    /// executes (and after, when it is too large to pack into the store).
+    /// `runs/<id>/logs/<job>/<seq>.log`: a step's own log file, as steps
+    /// wrote them before a job had one log (0019), and as `migrate-from`
+    /// writes upstream's.
     pub fn step_log_path(&self, run_id: &str, job: &str, seq: i64) -> Result<PathBuf> {
         Ok(self
             .run_dir(run_id)?
             .join("logs")
             .join(job)
             .join(format!("{seq}.log")))
+    }
+
+    /// `runs/<id>/logs/<job>.log`: the log a job's steps write, one after
+    /// the other, while its run executes (and after, when one of them is
+    /// too large to pack into the store).
+    pub fn job_log_path(&self, run_id: &str, job: &str) -> Result<PathBuf> {
+        Ok(self
+            .run_dir(run_id)?
+            .join("logs")
+            .join(format!("{job}.log")))
     }
 
     /// Create the home (mode 0700: logs and the store may hold secrets) if it

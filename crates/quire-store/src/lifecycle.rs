@@ -392,16 +392,19 @@ pub(crate) fn step_started_in(
     job_id: &str,
     seq: i64,
     cmd: &str,
+    log_at: Option<u64>,
     at: i64,
 ) -> Result<()> {
     if job_state(tx, run_id, job_id)?.is_terminal() {
         return Ok(());
     }
+    // An offset past i64 cannot be in a log; stored as unknown.
+    let log_at = log_at.and_then(|at| i64::try_from(at).ok());
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO sh_events (run_id, job_id, seq, cmd, started_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT OR IGNORE INTO sh_events (run_id, job_id, seq, cmd, started_at_ms, log_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![run_id, job_id, seq, cmd, at])?;
+    .execute(params![run_id, job_id, seq, cmd, at, log_at])?;
     Ok(())
 }
 

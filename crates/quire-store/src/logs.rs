@@ -1,11 +1,14 @@
 //! Step logs once their run has ended: packing the small ones into the
 //! store, and reading a step's log from wherever it is.
 //!
-//! While a run executes, each step writes its output to a CRI log file,
-//! `runs/<id>/logs/<job>/<seq>.log` (quire-exec). Once the
-//! run has ended, [`Store::pack_logs`] copies every such file of at most
-//! [`PACK_MAX_BYTES`] into `step_logs` (migration 0012), and only after that
-//! commit deletes the files, the run's `events.jsonl` (reconcile reads it
+//! While a run executes, each job's steps write their output to one CRI
+//! log file, `runs/<id>/logs/<job>.log` (quire-exec), each step from where
+//! it began (`sh_events.log_at`, from its `step_started` event) to where
+//! the next one begins. Steps from before 0019 wrote a file each,
+//! `runs/<id>/logs/<job>/<seq>.log`, as `migrate-from` writes upstream's;
+//! both are read. Once the run has ended, [`Store::pack_logs`] copies each
+//! step's log of at most [`PACK_MAX_BYTES`] into `step_logs` (migration
+//! 0012), and only after that commit deletes the files, the run's `events.jsonl` (reconcile reads it
 //! only for active runs) and the directories left empty: a run whose logs
 //! are all small leaves no `runs/<id>/` behind. Larger logs stay files,
 //! as do kept artifacts and a kept workspace.
@@ -19,6 +22,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Cursor, ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{OptionalExtension, params};
@@ -35,10 +39,19 @@ pub const PACK_MAX_BYTES: u64 = 64 * 1024;
 /// a run with many logs never holds the write lock for long.
 const BATCH_BYTES: u64 = 4 << 20;
 
-/// A step's log, read from its file or from the copy packed into the store.
+/// A step's log, read from its file, from its part of its job's log, or
+/// from the copy packed into the store.
 #[derive(Debug)]
 pub enum StepLog {
     File(File),
+    /// `len` bytes of a job's log from `start` (its length when opened,
+    /// for a step still writing), read at `pos` from there.
+    Part {
+        file: File,
+        start: u64,
+        len: u64,
+        pos: u64,
+    },
     Packed(Cursor<Vec<u8>>),
 }
 
@@ -46,16 +59,39 @@ impl Read for StepLog {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             StepLog::File(file) => file.read(buf),
+            StepLog::Part {
+                file,
+                start,
+                len,
+                pos,
+            } => {
+                let left = len.saturating_sub(*pos);
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let n = file.read_at(&mut buf[..want], *start + *pos)?;
+                *pos += n as u64;
+                Ok(n)
+            }
             StepLog::Packed(bytes) => bytes.read(buf),
         }
     }
 }
 
 impl Seek for StepLog {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         match self {
-            StepLog::File(file) => file.seek(pos),
-            StepLog::Packed(bytes) => bytes.seek(pos),
+            StepLog::File(file) => file.seek(to),
+            StepLog::Part { len, pos, .. } => {
+                let new = match to {
+                    SeekFrom::Start(at) => Some(at),
+                    SeekFrom::End(delta) => len.checked_add_signed(delta),
+                    SeekFrom::Current(delta) => pos.checked_add_signed(delta),
+                };
+                *pos = new.ok_or_else(|| {
+                    io::Error::new(ErrorKind::InvalidInput, "a seek before the start of a log")
+                })?;
+                Ok(*pos)
+            }
+            StepLog::Packed(bytes) => bytes.seek(to),
         }
     }
 }
@@ -76,9 +112,11 @@ pub struct Packed {
 /// A log file of a run: its job, its step, its path and size.
 struct LogFile {
     job: String,
-    seq: i64,
     path: PathBuf,
     len: u64,
+    /// The steps' logs in it: (seq, where it begins, where it ends). One
+    /// step's, the whole file, for a file of its own.
+    parts: Vec<(i64, u64, u64)>,
 }
 
 /// Where [`Store::read_step_log`] starts.
@@ -109,7 +147,30 @@ impl Store {
         // file, so a file found missing here is in the store already.
         // An id not of quire's shape has no file (it names no path); its
         // packed copy may still be read.
-        if let Ok(path) = self.home().step_log_path(run_id, job, seq) {
+        if let Some((start, end)) = self.step_bounds(run_id, job, seq)?
+            && let Ok(path) = self.home().job_log_path(run_id, job)
+        {
+            match File::open(&path) {
+                Ok(file) => {
+                    let file_len = file
+                        .metadata()
+                        .map_err(|source| Error::Home {
+                            path: path.clone(),
+                            source,
+                        })?
+                        .len();
+                    let end = end.unwrap_or(file_len).min(file_len);
+                    return Ok(Some(StepLog::Part {
+                        file,
+                        start,
+                        len: end.saturating_sub(start),
+                        pos: 0,
+                    }));
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(source) => return Err(Error::Home { path, source }),
+            }
+        } else if let Ok(path) = self.home().step_log_path(run_id, job, seq) {
             match File::open(&path) {
                 Ok(file) => return Ok(Some(StepLog::File(file))),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -124,6 +185,52 @@ impl Store {
             .query_row(params![run_id, job, seq], |row| row.get(0))
             .optional()?;
         Ok(packed.map(|bytes| StepLog::Packed(Cursor::new(bytes))))
+    }
+
+    /// Where step `seq` of `job` begins in its job's log and where the next
+    /// step begins (None: it is the job's last so far, whose lines run to
+    /// the end of the log); None for a step of its own file (before 0019)
+    /// or one not recorded.
+    fn step_bounds(&self, run_id: &str, job: &str, seq: i64) -> Result<Option<(u64, Option<u64>)>> {
+        let start: Option<Option<i64>> = self
+            .conn
+            .prepare_cached(
+                "SELECT log_at FROM sh_events WHERE run_id = ?1 AND job_id = ?2 AND seq = ?3",
+            )?
+            .query_row(params![run_id, job, seq], |row| row.get(0))
+            .optional()?;
+        let Some(Some(start)) = start else {
+            return Ok(None);
+        };
+        let next: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT log_at FROM sh_events WHERE run_id = ?1 AND job_id = ?2 AND seq > ?3
+                 AND log_at IS NOT NULL ORDER BY seq LIMIT 1",
+            )?
+            .query_row(params![run_id, job, seq], |row| row.get(0))
+            .optional()?;
+        let as_offset = |at: i64| u64::try_from(at).unwrap_or(0);
+        Ok(Some((as_offset(start), next.map(as_offset))))
+    }
+
+    /// The steps of the run's jobs with their place in their job's log:
+    /// by job, (seq, where it begins), in order.
+    fn steps_in_job_logs(&self, run_id: &str) -> Result<Vec<(String, i64, u64)>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT job_id, seq, log_at FROM sh_events
+                 WHERE run_id = ?1 AND log_at IS NOT NULL ORDER BY job_id, seq",
+            )?
+            .query_map([run_id], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?)
     }
 
     /// At most `max` bytes of a step's log (as [`Store::step_log`] finds
@@ -188,7 +295,8 @@ impl Store {
         }
         let run_dir = self.home().run_dir(run_id)?;
         let logs_dir = run_dir.join("logs");
-        let (small, left) = log_files(&logs_dir);
+        let steps = self.steps_in_job_logs(run_id)?;
+        let (small, left) = log_files(&logs_dir, &steps);
         let mut packed = Packed {
             left_as_files: left,
             ..Packed::default()
@@ -197,9 +305,10 @@ impl Store {
         for batch in batches(small) {
             let mut logs = Vec::with_capacity(batch.len());
             for file in batch {
-                match read_small(&file.path) {
-                    Ok(Some(bytes)) => logs.push((file, bytes)),
-                    Ok(None) => packed.left_as_files += 1,
+                match read_small(&file.path, file.len) {
+                    Ok(Some(bytes)) if bytes.len() as u64 == file.len => logs.push((file, bytes)),
+                    // Changed since it was looked at: left as it is.
+                    Ok(_) => packed.left_as_files += file.parts.len(),
                     Err(e) if e.kind() == ErrorKind::NotFound => {}
                     Err(source) => {
                         return Err(Error::Home {
@@ -219,7 +328,10 @@ impl Store {
                      ON CONFLICT (run_id, job_id, seq) DO UPDATE SET log = excluded.log",
                 )?;
                 for (file, bytes) in &logs {
-                    insert.execute(params![run_id, file.job, file.seq, bytes])?;
+                    for &(seq, start, end) in &file.parts {
+                        let part = &bytes[start as usize..end as usize];
+                        insert.execute(params![run_id, file.job, seq, part])?;
+                    }
                 }
                 Ok(true)
             })?;
@@ -228,7 +340,7 @@ impl Store {
             }
             // Committed: the files are redundant now.
             for (file, bytes) in &logs {
-                packed.logs += 1;
+                packed.logs += file.parts.len();
                 packed.bytes += bytes.len() as u64;
                 all_deleted &= gone(fs::remove_file(&file.path));
             }
@@ -290,43 +402,96 @@ fn gone(removed: io::Result<()>) -> bool {
     }
 }
 
-/// The run's log files `<job>/<seq>.log` small enough to pack, by job and
-/// step, and how many others there are (too large, or not regular files).
-fn log_files(logs_dir: &Path) -> (Vec<LogFile>, usize) {
+/// The run's log files small enough to pack, by job, and how many steps'
+/// logs stay files (too large, or not regular files): each job's log
+/// `<job>.log`, cut at where each of its steps (`steps`: job, seq, where
+/// it begins) begins, when every step's part is at most
+/// [`PACK_MAX_BYTES`] and the whole at most [`BATCH_BYTES`]; and each
+/// step's own file `<job>/<seq>.log` (before 0019, and `migrate-from`'s)
+/// of at most [`PACK_MAX_BYTES`].
+fn log_files(logs_dir: &Path, steps: &[(String, i64, u64)]) -> (Vec<LogFile>, usize) {
     let mut small = Vec::new();
     let mut left = 0;
-    for job in fs::read_dir(logs_dir).into_iter().flatten().flatten() {
-        let Ok(job_id) = job.file_name().into_string() else {
+    for entry in fs::read_dir(logs_dir).into_iter().flatten().flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        if !job.file_type().is_ok_and(|t| t.is_dir()) {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            step_files(&entry.path(), &name, &mut small, &mut left);
             continue;
         }
-        for file in fs::read_dir(job.path()).into_iter().flatten().flatten() {
-            let name = file.file_name();
-            let Some(seq) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".log"))
-                .and_then(|n| n.parse::<i64>().ok())
-                .filter(|seq| *seq >= 1 && name.to_str() == Some(&format!("{seq}.log")))
-            else {
+        let Some(job) = name.strip_suffix(".log") else {
+            continue;
+        };
+        let starts: Vec<(i64, u64)> = steps
+            .iter()
+            .filter(|(j, ..)| j == job)
+            .map(|&(_, seq, at)| (seq, at))
+            .collect();
+        let len = match entry.metadata() {
+            Ok(meta) if meta.is_file() => meta.len(),
+            _ => {
+                left += starts.len().max(1);
                 continue;
-            };
-            match file.metadata() {
-                Ok(meta) if meta.is_file() && meta.len() <= PACK_MAX_BYTES => {
-                    small.push(LogFile {
-                        job: job_id.clone(),
-                        seq,
-                        path: file.path(),
-                        len: meta.len(),
-                    });
-                }
-                _ => left += 1,
             }
+        };
+        // Each step from where it begins to where the next one does; the
+        // last to the end.
+        let parts: Vec<(i64, u64, u64)> = starts
+            .iter()
+            .enumerate()
+            .map(|(i, &(seq, at))| {
+                let end = starts.get(i + 1).map_or(len, |&(_, next)| next);
+                (seq, at.min(len), end.clamp(at.min(len), len))
+            })
+            .collect();
+        let packable = !parts.is_empty()
+            && len <= BATCH_BYTES
+            && parts
+                .iter()
+                .all(|&(_, start, end)| end - start <= PACK_MAX_BYTES);
+        if packable {
+            small.push(LogFile {
+                job: job.to_string(),
+                path: entry.path(),
+                len,
+                parts,
+            });
+        } else {
+            left += parts.len().max(1);
         }
     }
-    small.sort_by(|a, b| (&a.job, a.seq).cmp(&(&b.job, b.seq)));
+    small.sort_by(|a, b| (&a.job, a.parts.first()).cmp(&(&b.job, b.parts.first())));
     (small, left)
+}
+
+/// The steps' own files `<seq>.log` in `logs/<job>/`.
+fn step_files(dir: &Path, job: &str, small: &mut Vec<LogFile>, left: &mut usize) {
+    for file in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = file.file_name();
+        let Some(seq) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|seq| *seq >= 1 && name.to_str() == Some(&format!("{seq}.log")))
+        else {
+            continue;
+        };
+        match file.metadata() {
+            Ok(meta) if meta.is_file() && meta.len() <= PACK_MAX_BYTES => {
+                small.push(LogFile {
+                    job: job.to_string(),
+                    path: file.path(),
+                    len: meta.len(),
+                    parts: vec![(seq, 0, meta.len())],
+                });
+            }
+            _ => *left += 1,
+        }
+    }
 }
 
 /// Consecutive groups of files of at most [`BATCH_BYTES`] together (or one
@@ -349,10 +514,10 @@ fn batches(files: Vec<LogFile>) -> Vec<Vec<LogFile>> {
     out
 }
 
-/// The bytes of a regular file of at most [`PACK_MAX_BYTES`]; `None` when it
-/// is not one (it is never followed if it is a symbolic link, and one that
+/// The bytes of a regular file of at most `max` bytes; `None` when it is
+/// not one (it is never followed if it is a symbolic link, and one that
 /// grew past the limit is left as it is).
-fn read_small(path: &Path) -> io::Result<Option<Vec<u8>>> {
+fn read_small(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let file = match rustix::fs::open(path, flags, Mode::empty()) {
@@ -365,6 +530,6 @@ fn read_small(path: &Path) -> io::Result<Option<Vec<u8>>> {
         return Ok(None);
     }
     let mut bytes = Vec::new();
-    file.take(PACK_MAX_BYTES + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= PACK_MAX_BYTES).then_some(bytes))
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }

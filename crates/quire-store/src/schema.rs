@@ -51,6 +51,7 @@ fn steps() -> Vec<M<'static>> {
             "../../../migrations/0017_upstream_unfinished.sql"
         )),
         M::up(include_str!("../../../migrations/0018_monotonic_times.sql")).foreign_key_check(),
+        M::up(include_str!("../../../migrations/0019_job_logs.sql")),
     ]
 }
 
@@ -69,7 +70,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 18;
+pub const LATEST: i64 = 19;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -68,6 +68,7 @@ fn step_started(at_ms: i64, job: &str, seq: i64, cmd: &str) -> Event {
         job: job.into(),
         seq,
         cmd: cmd.into(),
+        log_at: None,
     }
 }
 

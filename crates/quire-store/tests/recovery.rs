@@ -88,6 +88,7 @@ fn steps_a_dead_worker_finished_are_recovered_and_the_run_is_orphaned() {
             job: "build".into(),
             seq: 1,
             cmd: "make".into(),
+            log_at: None,
         },
         Event::StepFinished {
             at_ms: now + 5,

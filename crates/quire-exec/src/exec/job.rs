@@ -13,6 +13,7 @@ use super::spawn::Programs;
 use super::stop::Stop;
 use super::{ExecError, Executor, RunScope, cache, env, step};
 use crate::contain::JobCgroup;
+use crate::log::CriLog;
 use quire_pipeline::pipeline::Job;
 
 /// A job while it runs: what each of its steps shares.
@@ -20,8 +21,9 @@ pub(super) struct RunningJob<'a> {
     pub(super) scope: &'a RunScope<'a>,
     pub(super) job: &'a Job,
     pub(super) env: HashMap<String, String>,
-    /// `logs/<job>/`, holding `<seq>.log` for each step.
-    pub(super) log_dir: PathBuf,
+    /// `logs/<job>.log`: the job's log, its steps' lines one after the
+    /// other.
+    pub(super) log_path: PathBuf,
     /// When the job's timeout (or `max_job_timeout`) runs out, for every
     /// step alike.
     pub(super) deadline: Option<Instant>,
@@ -38,7 +40,8 @@ pub(super) struct JobEnd {
     pub(super) state: JobState,
     /// The exit code of its last step.
     pub(super) exit_code: Option<i64>,
-    /// The log of the last step that ran.
+    /// The job's log, whose end is the last step's: quire's notes after
+    /// the job (caches saved, artifacts kept) are appended to it.
     pub(super) last_log: PathBuf,
 }
 
@@ -49,18 +52,26 @@ pub(super) fn run(
     job: &Job,
     reporter: &Reporter<'_>,
 ) -> Result<JobEnd, ExecError> {
-    let log_dir = scope.ctx.logs_dir.join(&job.id);
-    // `logs/` and `logs/<job>/`, not what holds them: a run directory
-    // deleted meanwhile (its home deleted) is not made again.
-    for dir in [&scope.ctx.logs_dir, &log_dir] {
-        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            done => done.map_err(|source| ExecError::Write {
-                what: dir.display().to_string(),
-                source,
-            })?,
-        }
+    // One file for all of the job's steps, not one each: a new file
+    // costs more than its bytes on some file systems (ext4 without a
+    // journal scans recently deleted inodes for each one).
+    let log_path = scope.ctx.logs_dir.join(format!("{}.log", job.id));
+    // `logs/`, not what holds it: a run directory deleted meanwhile (its
+    // home deleted) is not made again.
+    let dir = &scope.ctx.logs_dir;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        done => done.map_err(|source| ExecError::Write {
+            what: dir.display().to_string(),
+            source,
+        })?,
     }
+    let mut log = CriLog::create(&log_path)
+        .map_err(|source| ExecError::Write {
+            what: log_path.display().to_string(),
+            source,
+        })?
+        .capped(exec.max_log_bytes);
     let cgroup = match &scope.ctx.containment {
         Some(run) => run.job(&job.id).map_err(|source| ExecError::Process {
             job: job.id.clone(),
@@ -79,7 +90,7 @@ pub(super) fn run(
         scope,
         job,
         env: env::for_job(&scope.env, job, &scope.ctx.secrets)?,
-        log_dir,
+        log_path,
         deadline: timeout.map(|t| Instant::now() + t),
         at_deadline,
         cgroup,
@@ -100,6 +111,7 @@ pub(super) fn run(
         let end = step::run(
             exec,
             &running,
+            &mut log,
             seq,
             step,
             programs.of(step),
@@ -111,17 +123,17 @@ pub(super) fn run(
             Stop::Exited | Stop::Deadline | Stop::MaxTimeout => JobState::Failed,
             Stop::Cancelled => JobState::Aborted,
         };
-        return Ok(running.end(state, Some(end.code), seq));
+        return Ok(running.end(state, Some(end.code)));
     }
-    Ok(running.end(JobState::Complete, Some(0), seq))
+    Ok(running.end(JobState::Complete, Some(0)))
 }
 
 impl RunningJob<'_> {
-    fn end(&self, state: JobState, exit_code: Option<i64>, seq: i64) -> JobEnd {
+    fn end(&self, state: JobState, exit_code: Option<i64>) -> JobEnd {
         JobEnd {
             state,
             exit_code,
-            last_log: self.log_dir.join(format!("{seq}.log")),
+            last_log: self.log_path.clone(),
         }
     }
 }

@@ -73,7 +73,7 @@ pub struct RunContext {
     /// (docs/PIPELINE.md, "Workspace"). Steps run here, and
     /// `QUIRE_WORKSPACE` names it.
     pub step_workspace: Option<PathBuf>,
-    /// `logs/`: each step writes `<job>/<seq>.log` under it.
+    /// `logs/`: each job's steps write `<job>.log` under it.
     pub logs_dir: PathBuf,
     /// The home's secrets (name, value). A job gets those it asks for as
     /// variables; every value is redacted from logs and recorded commands.

@@ -22,25 +22,26 @@ pub(super) struct StepEnd {
 }
 
 /// Run `step`, the `seq`th of the running job, as `program`, logging to
-/// `<seq>.log` (after quire's `notes`, if any); reports `StepStarted` once it is spawned (or could not be)
-/// and `StepFinished` once it is reaped.
+/// the job's `log` (after quire's `notes`, if any); reports `StepStarted`
+/// (with where its lines begin in the log) once it is spawned (or could
+/// not be) and `StepFinished` once it is reaped.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     exec: &Executor,
     running: &RunningJob<'_>,
+    log: &mut CriLog,
     seq: i64,
     step: &Step,
     program: &Path,
     notes: &[String],
     reporter: &Reporter<'_>,
 ) -> Result<StepEnd, ExecError> {
-    let log_path = running.log_dir.join(format!("{seq}.log"));
+    let log_path = &running.log_path;
     let log_error = |source| ExecError::Write {
         what: log_path.display().to_string(),
         source,
     };
-    let mut log = CriLog::create(&log_path)
-        .map_err(log_error)?
-        .capped(exec.max_log_bytes);
+    let log_at = log.begin_step();
     for note in notes {
         log.note(note.as_bytes()).map_err(log_error)?;
     }
@@ -59,6 +60,7 @@ pub(super) fn run(
         job: running.job.id.clone(),
         seq,
         cmd: running.scope.redactor.apply_str(&step.display()),
+        log_at: Some(log_at),
     };
     if let Err(e) = reporter.emit(started) {
         // Nobody would watch this step: end it before giving up.
@@ -69,7 +71,7 @@ pub(super) fn run(
     }
     let end = match spawned {
         Ok(mut child) => {
-            let pumped = pump(exec, running, &mut child, &mut log);
+            let pumped = pump(exec, running, &mut child, log);
             // Whatever happened, nothing of the step outlives it.
             let status = sweep::end_step(&mut child);
             let stop = pumped.map_err(log_error)?;
