@@ -22,6 +22,7 @@ mod pipeline_cli;
 mod push;
 mod push_wait;
 mod race;
+mod refglobs;
 mod reliability;
 mod repos;
 mod runs_cli;

@@ -1,11 +1,13 @@
 //! quire's domain, shared by every layer and depending on none: the states
 //! of runs, jobs and repositories, why a run failed, the events an executor
-//! reports and their JSON-lines form, and time as quire stores it.
+//! reports and their JSON-lines form, time as quire stores it, and ref
+//! names with the one glob rule over them.
 
 pub mod clock;
 pub mod events;
 pub mod model;
 pub mod process;
+pub mod refs;
 
 pub use model::{
     Artifact, Containment, FailureKind, HookState, Job, JobState, Notification, NotificationState,

@@ -9,6 +9,7 @@ use std::fmt;
 use std::ops::Bound;
 use std::time::Duration;
 
+use quire_model::refs::RefGlob;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -111,8 +112,8 @@ fn shell_quote(arg: &str) -> String {
 /// matching one of `branches` or a tag matching one of `tags`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct When {
-    pub branches: Vec<glob::Pattern>,
-    pub tags: Vec<glob::Pattern>,
+    pub branches: Vec<RefGlob>,
+    pub tags: Vec<RefGlob>,
 }
 
 /// One problem with a pipeline file, where it is.
@@ -704,10 +705,10 @@ fn check_globs(
     name: &str,
     field: &str,
     patterns: &[String],
-) -> Vec<glob::Pattern> {
+) -> Vec<RefGlob> {
     let mut out = Vec::new();
     for text in patterns {
-        match glob::Pattern::new(text) {
+        match RefGlob::new(text) {
             Ok(pattern) => out.push(pattern),
             Err(e) => errors.at(
                 at,

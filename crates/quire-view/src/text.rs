@@ -221,12 +221,10 @@ fn reorders(c: char) -> bool {
 
 /// `main` for refs/heads/main, `tag v1.0` for refs/tags/v1.0.
 pub fn short_ref(ref_name: &str) -> String {
-    if let Some(branch) = ref_name.strip_prefix("refs/heads/") {
-        branch.to_string()
-    } else if let Some(tag) = ref_name.strip_prefix("refs/tags/") {
-        format!("tag {tag}")
-    } else {
-        ref_name.to_string()
+    let name = quire_model::refs::RefName::new(ref_name);
+    match name.tag() {
+        Some(tag) => format!("tag {tag}"),
+        None => name.short().to_string(),
     }
 }
 

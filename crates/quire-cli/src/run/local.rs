@@ -70,8 +70,9 @@ pub(crate) fn validate(home: Option<&Path>, file: Option<&Path>) -> Result<(), F
             .collect();
         let mut notes = vec![format!("after {}", after.join(", "))];
         if let Some(when) = &job.when {
-            let globs =
-                |ps: &[glob::Pattern]| ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ");
+            let globs = |ps: &[quire_pipeline::RefGlob]| {
+                ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ")
+            };
             if !when.branches.is_empty() {
                 notes.push(format!("branches {}", globs(&when.branches)));
             }
