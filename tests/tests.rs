@@ -10,6 +10,7 @@ mod checkout;
 mod completions;
 mod contain;
 mod fair;
+mod git_env;
 mod ingest;
 mod install;
 mod limits;

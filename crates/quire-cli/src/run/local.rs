@@ -231,9 +231,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
 
 /// The branch checked out in `dir`, or main.
 fn current_branch(dir: &Path) -> String {
-    std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
+    quire_worker::git::command_in(dir)
         .args(["symbolic-ref", "--quiet", "HEAD"])
         .output()
         .ok()
