@@ -654,7 +654,8 @@ async fn repos_page(State(app): App) -> Response {
         app.read(move |store, now| {
             let mut repos = Vec::new();
             for repo in store.repo_list()? {
-                let branches = store.newest_per_ref(repo.id, "refs/heads/", BRANCHES_SHOWN)?;
+                let branches =
+                    store.newest_per_ref(repo.id, quire_model::refs::HEADS, BRANCHES_SHOWN)?;
                 repos.push((repo, branches));
             }
             Ok(pages::repos(now, &repos, BRANCHES_SHOWN))

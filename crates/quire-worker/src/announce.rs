@@ -319,9 +319,10 @@ fn variables(run: &Run) -> Vec<(String, String)> {
         ("QUIRE_SHA".to_string(), run.sha.clone()),
         ("QUIRE_STATE".to_string(), run.state.to_string()),
     ];
-    if let Some(branch) = run.ref_name.strip_prefix("refs/heads/") {
+    let ref_name = quire_model::refs::RefName::new(run.ref_name.as_str());
+    if let Some(branch) = ref_name.branch() {
         vars.push(("QUIRE_BRANCH".into(), branch.into()));
-    } else if let Some(tag) = run.ref_name.strip_prefix("refs/tags/") {
+    } else if let Some(tag) = ref_name.tag() {
         vars.push(("QUIRE_TAG".into(), tag.into()));
     }
     if let Some(kind) = run.failure_kind {

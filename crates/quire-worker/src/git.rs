@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 
 use gix::ObjectId;
 use gix::object::tree::EntryKind;
+use quire_model::refs::{HEADS, RefName, TAGS};
 
 /// Why a repository, commit or tree could not be read or written out.
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +162,7 @@ impl Repo {
     pub fn default_branch(&self) -> Option<String> {
         let name = self.repo.head_name().ok()??;
         let name = name.as_bstr().to_string();
-        name.strip_prefix("refs/heads/").map(str::to_string)
+        RefName::new(name).branch().map(str::to_string)
     }
 
     fn commit(&self, sha: &str) -> Result<gix::Commit<'_>, GitError> {
@@ -450,16 +451,16 @@ impl Repo {
                 continue;
             };
             let name = reference.name().as_bstr();
-            let name = if let Some(branch) = name.strip_prefix(b"refs/heads/") {
+            let name = if let Some(branch) = name.strip_prefix(HEADS.as_bytes()) {
                 [b"refs/remotes/origin/", branch].concat()
-            } else if name.starts_with(b"refs/tags/") {
+            } else if name.starts_with(TAGS.as_bytes()) {
                 name.to_vec()
             } else {
                 continue;
             };
             refs.insert(name, id.to_string());
         }
-        if ref_name.starts_with("refs/heads/") {
+        if RefName::new(ref_name).branch().is_some() {
             refs.insert(ref_name.as_bytes().to_vec(), sha.to_string());
         }
         let mut out = b"# pack-refs with: sorted \n".to_vec();

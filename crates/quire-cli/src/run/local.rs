@@ -156,7 +156,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, Failure> {
             if r.starts_with("refs/") {
                 r.to_string()
             } else {
-                format!("refs/heads/{r}")
+                quire_model::refs::RefName::of_branch(r).to_string()
             }
         })
         .unwrap_or_else(|| current_branch(&workspace));
@@ -239,7 +239,7 @@ fn current_branch(dir: &Path) -> String {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "refs/heads/main".into())
+        .unwrap_or_else(|| quire_model::refs::RefName::of_branch("main").to_string())
 }
 
 /// A local run's id: not stored anywhere, only handed to steps.
