@@ -11,5 +11,6 @@ pub mod refs;
 
 pub use model::{
     Artifact, Containment, FailureKind, HookState, Job, JobState, Notification, NotificationState,
-    Repository, Run, RunEvent, RunState, Step, UnknownValue, WorkerLease, is_object_id, is_run_id,
+    Repository, Run, RunEvent, RunState, Step, UnknownValue, WorkerLease, is_job_id, is_object_id,
+    is_run_id,
 };

@@ -394,13 +394,6 @@ impl Collector {
     }
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// Whether `name` can be an environment variable's name: letters, digits and
 /// '_', not starting with a digit. Pipeline `env` keys, job `secrets` and the
 /// home's secret names all follow it, since each ends up in a step's
@@ -480,7 +473,17 @@ impl Pipeline {
             let at = id_spanned.span().start;
             let id = id_spanned.get_ref().clone();
             let name = format!("job {id:?}");
-            if !valid_id(&id) {
+            if id.len() > quire_model::model::MAX_JOB_ID_LEN {
+                errors.at(
+                    at,
+                    format!(
+                        "job id {:?}... is {} bytes long, over the {} a job id may have; shorten the table name",
+                        id.chars().take(20).collect::<String>(),
+                        id.len(),
+                        quire_model::model::MAX_JOB_ID_LEN
+                    ),
+                );
+            } else if !quire_model::is_job_id(&id) {
                 errors.at(
                     at,
                     format!(
