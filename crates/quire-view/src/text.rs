@@ -21,10 +21,7 @@ impl Output {
     /// durations, so snapshot tests and reproducible reports can pin it.
     pub fn detect() -> Output {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let frozen = std::env::var("QUIRE_NOW")
-            .ok()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map(|t| t.as_millisecond());
+        let frozen = quire_model::clock::frozen_now_ms();
         Output {
             color: std::io::stdout().is_terminal() && !no_color,
             now_ms: frozen.unwrap_or_else(quire_model::clock::now_ms),

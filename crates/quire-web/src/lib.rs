@@ -128,10 +128,7 @@ pub fn run(home: Option<&std::path::Path>, listen: SocketAddr) -> Result<ExitCod
     let home = Home::resolve(home)?;
     // Refuse a wrong home at once, not at the first visit.
     let store = Store::open_read_only(&home)?;
-    let frozen_now = std::env::var("QUIRE_NOW")
-        .ok()
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.as_millisecond());
+    let frozen_now = quire_model::clock::frozen_now_ms();
     let shared = Arc::new(Shared {
         home,
         idle: Mutex::new(vec![store]),
