@@ -8,6 +8,7 @@ pub mod events;
 pub mod model;
 pub mod process;
 pub mod refs;
+pub mod shell;
 
 pub use model::{
     Artifact, Containment, FailureKind, HookState, Job, JobState, Notification, NotificationState,

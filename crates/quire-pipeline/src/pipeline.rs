@@ -89,22 +89,10 @@ impl Step {
             Step::Shell(cmd) => cmd.clone(),
             Step::Argv(argv) => argv
                 .iter()
-                .map(|a| shell_quote(a))
+                .map(|a| quire_model::shell::sh_word(a))
                 .collect::<Vec<_>>()
                 .join(" "),
         }
-    }
-}
-
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
     }
 }
 

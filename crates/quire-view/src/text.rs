@@ -140,24 +140,8 @@ pub fn span(span: std::time::Duration) -> String {
     }
 }
 
-/// Single-quoted for sh, as quire's hook quotes its paths.
-pub fn sh_quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// A word for sh as a person would type it: as it is when nothing in it
-/// is special to the shell, else single-quoted.
-pub fn sh_word(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_./:@%+=,-".contains(&b));
-    if plain {
-        text.to_string()
-    } else {
-        sh_quoted(text)
-    }
-}
+/// Shell words, quoted by quire-model's one rule.
+pub use quire_model::shell::{sh_quoted, sh_word};
 
 /// A size for people: `812 B`, `1.5 KiB`, `3.2 MiB`.
 pub fn human_bytes(n: u64) -> String {
