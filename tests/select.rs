@@ -74,14 +74,15 @@ fn refs_are_taken_by_full_name_short_name_tag_glob_or_branch() {
     // A short name is the branch and the tag of that name.
     assert_eq!(ids(&env, &["list", "--ref", "v1.0"]), of(&[2, 5]));
     assert_eq!(ids(&env, &["list", "--ref", "refs/tags/v1.0"]), of(&[2]));
-    // Globs, short or full; `*` goes across `/`.
+    // Globs, short or full; `*` stays within a segment, `**` goes across.
     assert_eq!(ids(&env, &["list", "--ref", "release/*"]), of(&[1, 3, 4]));
     assert_eq!(
         ids(&env, &["list", "--ref", "refs/heads/release/*"]),
         of(&[1, 3])
     );
     assert_eq!(ids(&env, &["list", "--ref", "v1.?"]), of(&[2, 5]));
-    assert_eq!(ids(&env, &["list", "--ref", "*"]).len(), refs.len());
+    assert_eq!(ids(&env, &["list", "--ref", "*"]), of(&[0, 2, 5]));
+    assert_eq!(ids(&env, &["list", "--ref", "**"]).len(), refs.len());
     // --branch never matches a tag.
     assert_eq!(ids(&env, &["list", "-b", "v1.0"]), of(&[5]));
     assert_eq!(ids(&env, &["list", "--branch", "release/*"]), of(&[1, 3]));

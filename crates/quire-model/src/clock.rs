@@ -16,6 +16,21 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// "Now" as `QUIRE_NOW` pins it for `quire-runs` and `serve` (ages and
+/// durations of snapshot tests and reproducible reports): the RFC 3339
+/// instant it holds, in milliseconds since the epoch; None when it is
+/// unset or not an instant.
+pub fn frozen_now_ms() -> Option<i64> {
+    parse_now(&std::env::var("QUIRE_NOW").ok()?)
+}
+
+/// An RFC 3339 instant, as `QUIRE_NOW` holds it, in milliseconds.
+pub fn parse_now(text: &str) -> Option<i64> {
+    text.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
 /// A positive span as people write it: "90s", "20m", "1h30m", "1h 30m",
 /// "30d", "2w" (a day is 24 hours here). None for anything else, zero and
 /// negative spans included.
@@ -32,6 +47,17 @@ pub fn parse_span(text: &str) -> Option<std::time::Duration> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn quire_now_is_an_rfc3339_instant() {
+        assert_eq!(parse_now("1970-01-01T00:00:01Z"), Some(1000));
+        assert_eq!(
+            parse_now("2024-05-01T12:00:00+02:00"),
+            Some(1_714_557_600_000)
+        );
+        assert_eq!(parse_now("yesterday"), None);
+        assert_eq!(parse_now(""), None);
+    }
 
     #[test]
     fn spans_read_as_people_write_them() {

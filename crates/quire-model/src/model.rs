@@ -183,6 +183,22 @@ pub fn is_run_id(text: &str) -> bool {
         })
 }
 
+/// The longest job id, in bytes: a job id is a folder's name
+/// (`runs/<id>/logs/<job>/`), which file systems bound.
+pub const MAX_JOB_ID_LEN: usize = 128;
+
+/// Whether `id` can be a job's id, the one rule for pipelines
+/// (`[jobs.<id>]`) and for job folders taken over from upstream quire
+/// (`migrate-from`): letters, digits, `_` and `-`, at least one and at
+/// most [`MAX_JOB_ID_LEN`], so it is safe as a folder's name.
+pub fn is_job_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_JOB_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// The worker that holds an active run, and until when it holds it unless it
 /// renews its lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -332,4 +348,25 @@ pub struct Artifact {
     pub size: u64,
     /// Lowercase hex.
     pub sha256: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_safe_folder_names_of_at_most_128_bytes() {
+        assert!(is_job_id("build-1_x"));
+        assert!(is_job_id(&"a".repeat(MAX_JOB_ID_LEN)));
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "a b",
+            "t\u{435}st",
+            &"a".repeat(MAX_JOB_ID_LEN + 1),
+        ] {
+            assert!(!is_job_id(bad), "{bad:?}");
+        }
+    }
 }

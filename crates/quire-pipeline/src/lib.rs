@@ -7,4 +7,4 @@ pub mod pipeline;
 pub mod plan;
 
 pub use pipeline::{Diagnostic, Job, Limits, Pipeline, Problems, Step};
-pub use plan::RefKind;
+pub use quire_model::refs::{RefGlob, RefName};

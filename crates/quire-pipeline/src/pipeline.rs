@@ -9,6 +9,7 @@ use std::fmt;
 use std::ops::Bound;
 use std::time::Duration;
 
+use quire_model::refs::RefGlob;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -88,22 +89,10 @@ impl Step {
             Step::Shell(cmd) => cmd.clone(),
             Step::Argv(argv) => argv
                 .iter()
-                .map(|a| shell_quote(a))
+                .map(|a| quire_model::shell::sh_word(a))
                 .collect::<Vec<_>>()
                 .join(" "),
         }
-    }
-}
-
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
     }
 }
 
@@ -111,8 +100,8 @@ fn shell_quote(arg: &str) -> String {
 /// matching one of `branches` or a tag matching one of `tags`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct When {
-    pub branches: Vec<glob::Pattern>,
-    pub tags: Vec<glob::Pattern>,
+    pub branches: Vec<RefGlob>,
+    pub tags: Vec<RefGlob>,
 }
 
 /// One problem with a pipeline file, where it is.
@@ -393,13 +382,6 @@ impl Collector {
     }
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// Whether `name` can be an environment variable's name: letters, digits and
 /// '_', not starting with a digit. Pipeline `env` keys, job `secrets` and the
 /// home's secret names all follow it, since each ends up in a step's
@@ -479,7 +461,17 @@ impl Pipeline {
             let at = id_spanned.span().start;
             let id = id_spanned.get_ref().clone();
             let name = format!("job {id:?}");
-            if !valid_id(&id) {
+            if id.len() > quire_model::model::MAX_JOB_ID_LEN {
+                errors.at(
+                    at,
+                    format!(
+                        "job id {:?}... is {} bytes long, over the {} a job id may have; shorten the table name",
+                        id.chars().take(20).collect::<String>(),
+                        id.len(),
+                        quire_model::model::MAX_JOB_ID_LEN
+                    ),
+                );
+            } else if !quire_model::is_job_id(&id) {
                 errors.at(
                     at,
                     format!(
@@ -704,10 +696,10 @@ fn check_globs(
     name: &str,
     field: &str,
     patterns: &[String],
-) -> Vec<glob::Pattern> {
+) -> Vec<RefGlob> {
     let mut out = Vec::new();
     for text in patterns {
-        match glob::Pattern::new(text) {
+        match RefGlob::new(text) {
             Ok(pattern) => out.push(pattern),
             Err(e) => errors.at(
                 at,

@@ -2,49 +2,25 @@
 
 use std::collections::BTreeSet;
 
+use quire_model::refs::{RefGlob, RefName};
+
 use crate::pipeline::{Job, Pipeline};
 
-/// What kind of ref was pushed, and its short name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefKind {
-    Branch(String),
-    Tag(String),
-    Other(String),
-}
-
-impl RefKind {
-    pub fn of(ref_name: &str) -> RefKind {
-        if let Some(branch) = ref_name.strip_prefix("refs/heads/") {
-            RefKind::Branch(branch.to_string())
-        } else if let Some(tag) = ref_name.strip_prefix("refs/tags/") {
-            RefKind::Tag(tag.to_string())
-        } else {
-            RefKind::Other(ref_name.to_string())
-        }
-    }
-}
-
-/// `*` does not cross `/` in ref patterns: `release/*` matches
-/// `release/1.0` but not `release/1.0/hotfix`; `**` does.
-const GLOB: glob::MatchOptions = glob::MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
-
 impl Job {
-    /// Whether the job's `when` lets it run for this ref (no `when`: always).
-    pub fn runs_on(&self, target: &RefKind) -> bool {
+    /// Whether the job's `when` lets it run for this ref (no `when`:
+    /// always): a branch against `branches`, a tag against `tags`, by the
+    /// one glob rule ([`RefGlob`]); any other ref never.
+    pub fn runs_on(&self, target: &RefName) -> bool {
         let Some(when) = &self.when else {
             return true;
         };
-        let matches = |patterns: &[glob::Pattern], name: &str| {
-            patterns.iter().any(|p| p.matches_with(name, GLOB))
-        };
-        match target {
-            RefKind::Branch(name) => matches(&when.branches, name),
-            RefKind::Tag(name) => matches(&when.tags, name),
-            RefKind::Other(_) => false,
+        let matches = |patterns: &[RefGlob], name: &str| patterns.iter().any(|p| p.matches(name));
+        if let Some(branch) = target.branch() {
+            matches(&when.branches, branch)
+        } else if let Some(tag) = target.tag() {
+            matches(&when.tags, tag)
+        } else {
+            false
         }
     }
 }
@@ -128,13 +104,14 @@ mod tests {
             ("refs/heads/main", true),
             ("refs/heads/release/1.0", true),
             ("refs/heads/release/1.0/fix", false),
+            ("refs/heads/release/1.0/hotfix", false),
             ("refs/heads/feature", false),
             ("refs/tags/v1.2", true),
             ("refs/tags/1.2", false),
             ("refs/notes/commits", false),
         ] {
-            assert_eq!(release.runs_on(&RefKind::of(ref_name)), runs, "{ref_name}");
-            assert!(p.job("always").unwrap().runs_on(&RefKind::of(ref_name)));
+            assert_eq!(release.runs_on(&RefName::new(ref_name)), runs, "{ref_name}");
+            assert!(p.job("always").unwrap().runs_on(&RefName::new(ref_name)));
         }
     }
 }

@@ -610,3 +610,17 @@ fn a_file_with_thousands_of_problems_lists_the_first_fifty_and_counts_the_rest()
         Some("and 2950 more problems, not listed; fix the ones above and validate again")
     );
 }
+
+#[test]
+fn a_job_id_over_128_bytes_is_refused_as_migration_refuses_it() {
+    let ok = "a".repeat(128);
+    let long = "a".repeat(129);
+    let file = |id: &str| format!("[jobs.{id}]\ninputs = [\"quire/push\"]\nsh = \"x\"\n");
+    assert!(errors(&file(&ok)).is_empty());
+    assert_eq!(
+        errors(&file(&long)),
+        [
+            "1:7: job id \"aaaaaaaaaaaaaaaaaaaa\"... is 129 bytes long, over the 128 a job id may have; shorten the table name"
+        ]
+    );
+}

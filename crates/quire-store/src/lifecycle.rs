@@ -426,7 +426,7 @@ pub(crate) fn step_finished_in(
 
 fn check_new_run(new: &NewRun<'_>) -> Result<()> {
     let bad = |what: String| Err(Error::InvalidRun(what));
-    if !new.ref_name.starts_with("refs/") || new.ref_name.len() <= "refs/".len() {
+    if !quire_model::refs::RefName::new(new.ref_name).is_full() {
         return bad(format!(
             "{:?} is not a full ref name (refs/...)",
             new.ref_name

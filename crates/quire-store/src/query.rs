@@ -7,6 +7,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::{Error, Result, Store};
+use quire_model::refs::RefGlob;
 use quire_model::{Artifact, Job, Run, RunState, Step, WorkerLease};
 
 /// How many of the newest runs a part of an id that is not a prefix is
@@ -129,6 +130,31 @@ pub struct QueuePlace {
     pub active_of_repo: Vec<String>,
 }
 
+/// The SQL function `quire_ref_glob(PATTERN, NAME)`: whether NAME matches
+/// PATTERN by [`RefGlob`]'s rule (0 for a pattern that is not a glob).
+const REF_GLOB_FN: &str = "quire_ref_glob";
+
+/// Give `conn` the functions quire's queries call ([`REF_GLOB_FN`]).
+pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        REF_GLOB_FN,
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            // Compiled once per statement, not once per row.
+            let glob = ctx.get_or_create_aux(0, |pattern| {
+                Ok::<_, rusqlite::Error>(RefGlob::new(pattern.as_str()?).ok())
+            })?;
+            let name = ctx.get_raw(1);
+            Ok(match (glob.as_ref(), name.as_str()) {
+                (Some(glob), Ok(name)) => glob.matches(name),
+                _ => false,
+            })
+        },
+    )
+}
+
 /// Which runs `list` shows.
 #[derive(Debug, Clone)]
 pub struct ListFilter {
@@ -137,8 +163,9 @@ pub struct ListFilter {
     /// Any of these full ref names, or of the refs matching any of
     /// `ref_globs`; all refs when both are empty.
     pub ref_names: Vec<String>,
-    /// SQLite GLOB patterns over full ref names (`refs/heads/release/*`:
-    /// `*` any characters, `/` too; `?` one; `[...]` one of).
+    /// Globs over full ref names, by the one rule of
+    /// [`quire_model::refs::RefGlob`] (`refs/heads/release/*`: `*` within a
+    /// segment, `**` across); a pattern that is not a glob matches nothing.
     pub ref_globs: Vec<String>,
     /// Any of these states; all states when empty.
     pub states: Vec<RunState>,
@@ -237,8 +264,19 @@ impl Store {
                 alternatives.push(format!("ref_name IN ({})", names.join(", ")));
             }
             for pattern in &filter.ref_globs {
+                // The model's matcher decides, in SQL, so LIMIT and paging
+                // count only matching runs; a GLOB on the pattern's literal
+                // prefix first spares it most rows.
+                let prefix = RefGlob::new(pattern)
+                    .map(|g| g.literal_prefix().to_string())
+                    .unwrap_or_default();
+                values.push(Value::Text(format!("{prefix}*")));
+                let at = values.len();
                 values.push(Value::Text(pattern.clone()));
-                alternatives.push(format!("ref_name GLOB ?{}", values.len()));
+                alternatives.push(format!(
+                    "(ref_name GLOB ?{at} AND {REF_GLOB_FN}(?{}, ref_name))",
+                    values.len()
+                ));
             }
             clauses.push(format!("({})", alternatives.join(" OR ")));
         }

@@ -78,6 +78,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
         conn.busy_timeout(busy_timeout())?;
+        crate::query::register_functions(&conn).map_err(|e| open_error(&path, e))?;
         conn.pragma_update(None, "query_only", true)
             .map_err(|e| open_error(&path, e))?;
         let identified = conn.unchecked_transaction().and_then(|tx| {
@@ -160,6 +161,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
         conn.busy_timeout(busy_timeout())?;
+        crate::query::register_functions(&conn).map_err(|e| open_error(&path, e))?;
 
         // Nothing may be written before the store is identified: a store
         // from a newer quire, or a file that is not quire's, must stay

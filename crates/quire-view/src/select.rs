@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use quire_model::refs::{HEADS, RefName, is_glob};
 use quire_store::query::ListFilter;
 use quire_store::{Result, Run, Store};
 
@@ -50,36 +51,32 @@ impl Scope {
     }
 }
 
-/// Whether a ref pattern holds glob characters. git refuses `*`, `?` and
-/// `[` in ref names, so a name with one is always a pattern.
-fn is_glob(text: &str) -> bool {
-    text.contains(['*', '?', '['])
-}
-
-/// The full ref names (or glob patterns over them) a user's `--ref` may
-/// mean: as given when it starts with `refs/`; else the branch and the tag
-/// of that name (and, for a name without glob characters, the name as
-/// given, for refs outside `refs/`).
+/// The full ref names (or globs over them, by the one rule of
+/// [`quire_model::refs::RefGlob`]) a user's `--ref` may mean: as given when
+/// it starts with `refs/`; else the branch and the tag of that name (and,
+/// for a name without glob characters, the name as given, for refs outside
+/// `refs/`).
 pub fn ref_candidates(given: &str) -> Vec<String> {
     if given.starts_with("refs/") {
         vec![given.to_string()]
-    } else if is_glob(given) {
-        vec![format!("refs/heads/{given}"), format!("refs/tags/{given}")]
     } else {
-        vec![
-            format!("refs/heads/{given}"),
-            format!("refs/tags/{given}"),
-            given.to_string(),
-        ]
+        let mut candidates = vec![
+            RefName::of_branch(given).to_string(),
+            RefName::of_tag(given).to_string(),
+        ];
+        if !is_glob(given) {
+            candidates.push(given.to_string());
+        }
+        candidates
     }
 }
 
 /// The full ref name (or glob) a `--branch` means: `refs/heads/NAME`.
 fn branch_candidates(given: &str) -> Vec<String> {
-    if given.starts_with("refs/heads/") {
+    if given.starts_with(HEADS) {
         vec![given.to_string()]
     } else {
-        vec![format!("refs/heads/{given}")]
+        vec![RefName::of_branch(given).to_string()]
     }
 }
 
@@ -129,6 +126,5 @@ mod tests {
         );
         assert_eq!(branch_candidates("main"), ["refs/heads/main"]);
         assert_eq!(branch_candidates("refs/heads/x"), ["refs/heads/x"]);
-        assert!(is_glob("release/1.?") && is_glob("v[12]") && !is_glob("v1.0"));
     }
 }

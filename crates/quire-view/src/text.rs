@@ -20,10 +20,7 @@ impl Output {
     /// durations, so snapshot tests and reproducible reports can pin it.
     pub fn detect() -> Output {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let frozen = std::env::var("QUIRE_NOW")
-            .ok()
-            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-            .map(|t| t.as_millisecond());
+        let frozen = quire_model::clock::frozen_now_ms();
         Output {
             color: std::io::stdout().is_terminal() && !no_color,
             now_ms: frozen.unwrap_or_else(quire_model::clock::now_ms),
@@ -142,24 +139,8 @@ pub fn span(span: std::time::Duration) -> String {
     }
 }
 
-/// Single-quoted for sh, as quire's hook quotes its paths.
-pub fn sh_quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// A word for sh as a person would type it: as it is when nothing in it
-/// is special to the shell, else single-quoted.
-pub fn sh_word(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_./:@%+=,-".contains(&b));
-    if plain {
-        text.to_string()
-    } else {
-        sh_quoted(text)
-    }
-}
+/// Shell words, quoted by quire-model's one rule.
+pub use quire_model::shell::{sh_quoted, sh_word};
 
 /// A size for people: `812 B`, `1.5 KiB`, `3.2 MiB`.
 pub fn human_bytes(n: u64) -> String {
@@ -220,12 +201,10 @@ fn reorders(c: char) -> bool {
 
 /// `main` for refs/heads/main, `tag v1.0` for refs/tags/v1.0.
 pub fn short_ref(ref_name: &str) -> String {
-    if let Some(branch) = ref_name.strip_prefix("refs/heads/") {
-        branch.to_string()
-    } else if let Some(tag) = ref_name.strip_prefix("refs/tags/") {
-        format!("tag {tag}")
-    } else {
-        ref_name.to_string()
+    let name = quire_model::refs::RefName::new(ref_name);
+    match name.tag() {
+        Some(tag) => format!("tag {tag}"),
+        None => name.short().to_string(),
     }
 }
 

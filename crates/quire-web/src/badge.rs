@@ -88,7 +88,7 @@ pub fn resolve(store: &Store, path: &str) -> quire_store::Result<Option<Option<R
         found_repo = true;
         let newest = store.list_runs(&quire_store::query::ListFilter {
             repo_id: Some(repo.id),
-            ref_names: vec![format!("refs/heads/{branch}")],
+            ref_names: vec![quire_model::refs::RefName::of_branch(&branch).to_string()],
             limit: 1,
             ..Default::default()
         })?;

@@ -116,10 +116,7 @@ pub fn run(home: Option<&std::path::Path>, listen: SocketAddr) -> Result<ExitCod
     let home = Home::resolve(home)?;
     // Refuse a wrong home at once, not at the first visit.
     let store = Store::open_read_only(&home)?;
-    let frozen_now = std::env::var("QUIRE_NOW")
-        .ok()
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-        .map(|t| t.as_millisecond());
+    let frozen_now = quire_model::clock::frozen_now_ms();
     let shared = Arc::new(Shared {
         home,
         idle: Mutex::new(vec![store]),
@@ -642,7 +639,8 @@ async fn repos_page(State(app): App) -> Response {
         app.read(move |store, now| {
             let mut repos = Vec::new();
             for repo in store.repo_list()? {
-                let branches = store.newest_per_ref(repo.id, "refs/heads/", BRANCHES_SHOWN)?;
+                let branches =
+                    store.newest_per_ref(repo.id, quire_model::refs::HEADS, BRANCHES_SHOWN)?;
                 repos.push((repo, branches));
             }
             Ok(pages::repos(now, &repos, BRANCHES_SHOWN))

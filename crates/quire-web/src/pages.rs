@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use quire_model::refs::RefName;
 use quire_store::query::{JobDetail, RunDetail};
 use quire_store::{JobState, NotificationState, Repository, Run, RunState};
 
@@ -584,7 +585,8 @@ pub fn repos(now_ms: i64, repos: &[(Repository, Vec<Run>)], per_repo: usize) -> 
                         thead { tr { th { "branch" } th { "newest run" } th { "state" } th.wide { "queued" } th { "badge" } } }
                         tbody {
                             @for run in branches {
-                                @let branch = run.ref_name.strip_prefix("refs/heads/").unwrap_or(&run.ref_name);
+                                @let branch = RefName::new(run.ref_name.as_str());
+                                @let branch = branch.short();
                                 tr {
                                     td { a href=(Filters::of_ref(&repo.name, &run.ref_name).url("/")) { (shown(branch)) } }
                                     td { a href=(run_url(&run.id)) title=(run.id) { code { (short(&run.id)) } } }

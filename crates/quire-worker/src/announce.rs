@@ -271,26 +271,17 @@ fn add_note(
     }
     let mut last = String::new();
     for attempt in 0..NOTE_ATTEMPTS {
-        let mut git = Command::new("git");
-        git.env_clear()
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("LC_ALL", "C")
-            .env("GIT_AUTHOR_NAME", "quire")
+        let mut git = crate::git::command(git_dir);
+        git.env("GIT_AUTHOR_NAME", "quire")
             .env("GIT_AUTHOR_EMAIL", "quire@localhost")
             .env("GIT_COMMITTER_NAME", "quire")
             .env("GIT_COMMITTER_EMAIL", "quire@localhost")
-            .arg("--git-dir")
-            .arg(git_dir)
             // `add -f -F`: the note given replaces the one there, which
             // git does not read.
             .args(["notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", sha])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(path) = std::env::var_os("PATH") {
-            git.env("PATH", path);
-        }
         let mut child = git.spawn().map_err(|e| format!("cannot run git: {e}"))?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(note.as_bytes());
@@ -328,9 +319,10 @@ fn variables(run: &Run) -> Vec<(String, String)> {
         ("QUIRE_SHA".to_string(), run.sha.clone()),
         ("QUIRE_STATE".to_string(), run.state.to_string()),
     ];
-    if let Some(branch) = run.ref_name.strip_prefix("refs/heads/") {
+    let ref_name = quire_model::refs::RefName::new(run.ref_name.as_str());
+    if let Some(branch) = ref_name.branch() {
         vars.push(("QUIRE_BRANCH".into(), branch.into()));
-    } else if let Some(tag) = run.ref_name.strip_prefix("refs/tags/") {
+    } else if let Some(tag) = ref_name.tag() {
         vars.push(("QUIRE_TAG".into(), tag.into()));
     }
     if let Some(kind) = run.failure_kind {

@@ -21,6 +21,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use quire_exec::beneath::{self, Dir};
 use quire_exec::exec::JobCache;
+use quire_model::refs::RefName;
 use quire_store::Home;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use rustix::io::Errno;
@@ -239,7 +240,7 @@ impl RunCache {
             caches: Caches::of(home),
             repo_id,
             run_id: run_id.to_string(),
-            branch: ref_name.strip_prefix("refs/heads/").map(str::to_string),
+            branch: RefName::new(ref_name).branch().map(str::to_string),
             default_branch,
             cap: cap_mb.saturating_mul(1024 * 1024),
             cap_mb,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use quire_exec::contain::JobLimits;
 use quire_exec::exec::{DEFAULT_MAX_LOG_MB, Executor, SandboxMode};
 use quire_exec::netns::StepNetwork;
+use quire_model::refs::{RefGlob, RefName};
 use quire_pipeline::Limits;
 
 use quire_store::{Home, Result};
@@ -116,10 +117,11 @@ pub struct Notify {
     /// The end states it is for: "complete", "failed", "superseded".
     #[serde(default = "failed_only")]
     pub on: Vec<String>,
-    /// Globs over the repository's name (with or without `.git`); any
-    /// repository when not given.
+    /// Globs over the repository's name (with or without `.git`), by the
+    /// one rule ([`RefGlob`]); any repository when not given.
     pub repos: Option<Vec<String>>,
-    /// Globs over the ref, full (`refs/heads/main`) or short (`main`); any
+    /// Globs over the ref, full (`refs/heads/main`) or short (`main`), by
+    /// the one rule ([`RefGlob`]: `*` within a segment, `**` across); any
     /// ref when not given.
     pub refs: Option<Vec<String>>,
     /// The program and its arguments; no shell.
@@ -142,22 +144,25 @@ fn yes() -> bool {
 impl Notify {
     /// Whether this entry is for `run`, which ended.
     pub fn matches(&self, run: &quire_store::Run) -> bool {
-        let globs_match = |globs: &Option<Vec<String>>, names: &[&str]| match globs {
+        let repo = run.repo.as_str();
+        let bare = repo.strip_suffix(".git").unwrap_or(repo);
+        // By the one rule of `when` and `list --ref`: `*` within a
+        // segment, `**` across.
+        let repo_matches = match &self.repos {
             None => true,
             Some(globs) => globs
                 .iter()
-                .any(|g| glob::Pattern::new(g).is_ok_and(|p| names.iter().any(|n| p.matches(n)))),
+                .any(|g| RefGlob::new(g).is_ok_and(|p| p.matches(repo) || p.matches(bare))),
         };
-        let repo = run.repo.as_str();
-        let bare = repo.strip_suffix(".git").unwrap_or(repo);
-        let short = run
-            .ref_name
-            .strip_prefix("refs/heads/")
-            .or_else(|| run.ref_name.strip_prefix("refs/tags/"))
-            .unwrap_or(&run.ref_name);
-        self.on.iter().any(|s| s == run.state.as_str())
-            && globs_match(&self.repos, &[repo, bare])
-            && globs_match(&self.refs, &[&run.ref_name, short])
+        let ref_name = RefName::new(run.ref_name.as_str());
+        let ref_matches = match &self.refs {
+            None => true,
+            Some(globs) => globs.iter().any(|g| {
+                RefGlob::new(g)
+                    .is_ok_and(|p| p.matches(ref_name.as_str()) || p.matches(ref_name.short()))
+            }),
+        };
+        self.on.iter().any(|s| s == run.state.as_str()) && repo_matches && ref_matches
     }
 
     /// Its timeout.
@@ -188,7 +193,7 @@ impl Notify {
             }
         }
         for glob in self.repos.iter().chain(&self.refs).flatten() {
-            if let Err(e) = glob::Pattern::new(glob) {
+            if let Err(e) = RefGlob::new(glob) {
                 return Err(format!("{at}: {glob:?} is not a glob: {e}"));
             }
         }

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 
 use gix::ObjectId;
 use gix::object::tree::EntryKind;
+use quire_model::refs::{HEADS, RefName, TAGS};
 
 /// Why a repository, commit or tree could not be read or written out.
 #[derive(Debug, thiserror::Error)]
@@ -161,7 +162,7 @@ impl Repo {
     pub fn default_branch(&self) -> Option<String> {
         let name = self.repo.head_name().ok()??;
         let name = name.as_bstr().to_string();
-        name.strip_prefix("refs/heads/").map(str::to_string)
+        RefName::new(name).branch().map(str::to_string)
     }
 
     fn commit(&self, sha: &str) -> Result<gix::Commit<'_>, GitError> {
@@ -450,16 +451,16 @@ impl Repo {
                 continue;
             };
             let name = reference.name().as_bstr();
-            let name = if let Some(branch) = name.strip_prefix(b"refs/heads/") {
+            let name = if let Some(branch) = name.strip_prefix(HEADS.as_bytes()) {
                 [b"refs/remotes/origin/", branch].concat()
-            } else if name.starts_with(b"refs/tags/") {
+            } else if name.starts_with(TAGS.as_bytes()) {
                 name.to_vec()
             } else {
                 continue;
             };
             refs.insert(name, id.to_string());
         }
-        if ref_name.starts_with("refs/heads/") {
+        if RefName::new(ref_name).branch().is_some() {
             refs.insert(ref_name.as_bytes().to_vec(), sha.to_string());
         }
         let mut out = b"# pack-refs with: sorted \n".to_vec();
@@ -489,29 +490,55 @@ fn workspace_config(hash: gix::hash::Kind) -> String {
     )
 }
 
+/// `git --git-dir GIT_DIR`, hardened: every place quire runs the `git`
+/// binary goes through here (or [`command_in`]). git starts from a cleared
+/// environment, so no `GIT_DIR`, `GIT_WORK_TREE`, `GIT_INDEX_FILE`,
+/// `GIT_CONFIG*` or other `GIT_*` variable of whoever started quire (a
+/// hook, a pusher's shell) redirects it, and `HOME` is gone; it reads
+/// neither the system's nor the user's configuration
+/// (`GIT_CONFIG_NOSYSTEM=1`, `GIT_CONFIG_GLOBAL=/dev/null`), so no alias,
+/// filter, fsmonitor or hooksPath of the machine runs or applies: only the
+/// repository's own configuration does. `PATH` is kept, to find git;
+/// messages are in English (`LC_ALL=C`).
+pub fn command(git_dir: &Path) -> Command {
+    let mut git = hardened();
+    git.arg("--git-dir").arg(git_dir);
+    git
+}
+
+/// `git` in the work tree `dir` (its `.git` found from there), hardened as
+/// [`command`].
+pub fn command_in(dir: &Path) -> Command {
+    let mut git = hardened();
+    git.current_dir(dir);
+    git
+}
+
+fn hardened() -> Command {
+    let mut git = Command::new("git");
+    git.env_clear()
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("LC_ALL", "C");
+    if let Some(path) = std::env::var_os("PATH") {
+        git.env("PATH", path);
+    }
+    git
+}
+
 /// `git read-tree --reset -u SHA` in the new work tree: the index and the
-/// files. git starts from a cleared environment (no `GIT_DIR` from a hook)
-/// and without the user's and the system's configuration, so no filter,
-/// hook or attribute file of the machine runs; only the tree's own
-/// `.gitattributes` applies, as in any checkout.
+/// files, through [`command_in`], so only the tree's own `.gitattributes`
+/// applies, as in any checkout.
 fn read_tree(sha: &str, dest: &Path) -> Result<(), GitError> {
     let failed = |message: String| GitError::Checkout {
         sha: sha.to_string(),
         dest: dest.to_path_buf(),
         message,
     };
-    let mut git = Command::new("git");
-    git.current_dir(dest)
-        .env_clear()
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("LC_ALL", "C")
-        .args(["read-tree", "--reset", "-u", sha])
+    let mut git = command_in(dest);
+    git.args(["read-tree", "--reset", "-u", sha])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    if let Some(path) = std::env::var_os("PATH") {
-        git.env("PATH", path);
-    }
     let out = git
         .output()
         .map_err(|e| failed(format!("cannot run git: {e}")))?;
@@ -596,9 +623,12 @@ pub const PRE_RECEIVE_MARK: &str = "# quire's pre-receive hook, written by `quir
 /// that is not its `hooks/` (git expands `~`; a relative path is taken from
 /// the git directory, where git runs a bare repository's hooks).
 pub fn hooks_elsewhere(git_dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
+    let mut git = command(git_dir);
+    // For `~` in the value only: the user's configuration stays unread.
+    if let Some(home) = std::env::var_os("HOME") {
+        git.env("HOME", home);
+    }
+    let out = git
         .args(["config", "--type=path", "--get", "core.hooksPath"])
         .output()
         .ok()

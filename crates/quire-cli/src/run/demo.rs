@@ -2,7 +2,6 @@
 //! directory, with real git.
 
 use std::path::Path;
-use std::process::Command as Process;
 
 use std::time::{Duration, Instant};
 
@@ -85,8 +84,7 @@ fn demo(
     )?;
     println!("$ git push {} main", bare.display());
     // The hook's lines come back as `remote: quire: ...` on stderr.
-    let pushed = Process::new("git")
-        .current_dir(&work)
+    let pushed = quire_worker::git::command_in(&work)
         .args(["push", path(&bare)?, "main"])
         .envs(identity())
         .status()
@@ -195,10 +193,10 @@ fn write(file: &Path, text: &str) -> Result<(), CommandError> {
 }
 
 /// Run git with an identity of its own, so the demo works on a machine
-/// where git has none configured.
+/// where git has none configured, hardened as all of quire's git is (the
+/// machine's git configuration plays no part).
 fn git(cwd: &Path, args: &[&str]) -> Result<(), CommandError> {
-    let out = Process::new("git")
-        .current_dir(cwd)
+    let out = quire_worker::git::command_in(cwd)
         .args(args)
         .envs(identity())
         .output()

@@ -67,8 +67,7 @@ pub(crate) fn parse_line(line: &[u8]) -> Result<RefUpdate, String> {
     if old.len() != new.len() {
         return Err("the old and new ids differ in length".into());
     }
-    if !ref_name.starts_with("refs/")
-        || ref_name.len() <= 5
+    if !quire_model::refs::RefName::new(ref_name).is_full()
         || ref_name.chars().any(char::is_control)
     {
         return Err(format!("{ref_name:?} is not a full ref name"));

@@ -9,7 +9,6 @@ use quire_worker::git::{HOOK_MARK, PRE_RECEIVE_MARK};
 use std::io::ErrorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use quire_store::repos::Registration;
 use quire_store::{Home, Store};
@@ -263,9 +262,7 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Co
     apply(&post_receive)?;
     apply(&pre_receive)?;
     let path = &post_receive.path;
-    let configured = Command::new("git")
-        .arg("--git-dir")
-        .arg(&repo)
+    let configured = quire_worker::git::command(&repo)
         .args(["config", "receive.advertisePushOptions", "true"])
         .status()
         .is_ok_and(|s| s.success());

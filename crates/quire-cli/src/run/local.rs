@@ -72,8 +72,9 @@ pub(crate) fn validate(home: Option<&Path>, file: Option<&Path>) -> Result<(), C
             .collect();
         let mut notes = vec![format!("after {}", after.join(", "))];
         if let Some(when) = &job.when {
-            let globs =
-                |ps: &[glob::Pattern]| ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ");
+            let globs = |ps: &[quire_pipeline::RefGlob]| {
+                ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(" ")
+            };
             if !when.branches.is_empty() {
                 notes.push(format!("branches {}", globs(&when.branches)));
             }
@@ -157,7 +158,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, CommandError> {
             if r.starts_with("refs/") {
                 r.to_string()
             } else {
-                format!("refs/heads/{r}")
+                quire_model::refs::RefName::of_branch(r).to_string()
             }
         })
         .unwrap_or_else(|| current_branch(&workspace));
@@ -232,9 +233,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, CommandError> {
 
 /// The branch checked out in `dir`, or main.
 fn current_branch(dir: &Path) -> String {
-    std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
+    quire_worker::git::command_in(dir)
         .args(["symbolic-ref", "--quiet", "HEAD"])
         .output()
         .ok()
@@ -242,7 +241,7 @@ fn current_branch(dir: &Path) -> String {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "refs/heads/main".into())
+        .unwrap_or_else(|| quire_model::refs::RefName::of_branch("main").to_string())
 }
 
 /// A local run's id: not stored anywhere, only handed to steps.

@@ -305,15 +305,6 @@ fn copy_runs(
     }
 }
 
-/// A job id as quire's pipelines allow it: safe as a folder name.
-fn is_job_id(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// Upstream's `jobs/<job>/sh-<n>.log` become `logs/<job>/<seq>.log`, seq
 /// counting the job's steps from 1 in the order of n (as the store's steps
 /// are numbered); `events.jsonl` and `quire-ci.log` are kept in `upstream/`.
@@ -340,7 +331,7 @@ fn copy_run(from: &Path, to: &Path, copied: &mut Copied) {
         if !job.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        if !is_job_id(&job_name) {
+        if !quire_model::is_job_id(&job_name) {
             copied.skipped.push(format!(
                 "{}: not a job name quire accepts",
                 job.path().display()
@@ -372,18 +363,5 @@ fn copy_run(from: &Path, to: &Path, copied: &mut Copied) {
                 Err(e) => copied.skipped.push(format!("{}: {e}", file.display())),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_names_are_what_pipelines_allow() {
-        assert!(is_job_id("build-1_x"));
-        assert!(!is_job_id("../x"));
-        assert!(!is_job_id(""));
-        assert!(!is_job_id("a/b"));
     }
 }

@@ -97,7 +97,10 @@ fn full_ref(repo: &Repo, given: &str) -> Result<String, CommandError> {
         return Ok(given.to_string());
     }
     repo.full_ref_name(given)
-        .filter(|name| name.starts_with("refs/heads/") || name.starts_with("refs/tags/"))
+        .filter(|name| {
+            let name = quire_model::refs::RefName::new(name.as_str());
+            name.branch().is_some() || name.tag().is_some()
+        })
         .ok_or_else(|| {
             let why = if repo.resolve_revision(given).is_ok() {
                 // A commit, not a ref: the run needs the ref it is for.

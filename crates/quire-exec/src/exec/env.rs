@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use super::{ExecError, RunContext};
+use quire_model::refs::RefName;
 use quire_pipeline::pipeline::{Job, Pipeline};
-use quire_pipeline::plan::RefKind;
 
 /// Variables of the worker's own environment a step may see; everything
 /// else (QUIRE_HOME, GIT_DIR and the rest of a hook's environment) stays out.
@@ -37,7 +37,7 @@ pub const STEP_PATH: &str = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/s
 pub(super) fn for_run(
     pipeline: &Pipeline,
     ctx: &RunContext,
-    target: &RefKind,
+    target: &RefName,
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = PASSED_THROUGH
         .iter()
@@ -67,10 +67,10 @@ pub(super) fn for_run(
     env.push(("QUIRE_REPO".into(), ctx.repo.clone()));
     env.push(("QUIRE_REF".into(), ctx.ref_name.clone()));
     env.push(("QUIRE_SHA".into(), ctx.sha.clone()));
-    match target {
-        RefKind::Branch(name) => env.push(("QUIRE_BRANCH".into(), name.clone())),
-        RefKind::Tag(name) => env.push(("QUIRE_TAG".into(), name.clone())),
-        RefKind::Other(_) => {}
+    if let Some(branch) = target.branch() {
+        env.push(("QUIRE_BRANCH".into(), branch.into()));
+    } else if let Some(tag) = target.tag() {
+        env.push(("QUIRE_TAG".into(), tag.into()));
     }
     if let Some(previous) = &ctx.previous_sha {
         env.push(("QUIRE_PREVIOUS_SHA".into(), previous.clone()));

@@ -41,8 +41,8 @@ use quire_model::{FailureKind, JobState, RunState};
 use crate::contain::RunContainment;
 use crate::events::EventSink;
 use crate::log::Redactor;
+use quire_model::refs::RefName;
 use quire_pipeline::pipeline::{Job, Pipeline};
-use quire_pipeline::plan::RefKind;
 
 pub use artifacts::{CopyError, copy_hashed};
 pub use cache::JobCache;
@@ -203,7 +203,7 @@ fn default_parallel_jobs() -> usize {
 /// What every job of one run shares, across the threads its jobs run on.
 struct RunScope<'a> {
     ctx: &'a RunContext,
-    target: RefKind,
+    target: RefName,
     /// The variables every step starts from, later entries winning.
     env: Vec<(String, String)>,
     redactor: Redactor,
@@ -256,7 +256,7 @@ impl Executor {
                     .collect(),
             },
         )?;
-        let target = RefKind::of(&ctx.ref_name);
+        let target = RefName::new(ctx.ref_name.as_str());
         let scope = RunScope {
             ctx,
             env: env::for_run(pipeline, ctx, &target),
