@@ -8,7 +8,7 @@ use quire_store::RunState;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::util::{Env, Repo};
+use quire_testkit::{Env, Repo};
 
 /// Builds a tarball and a report tree, plants a symlink out of the
 /// workspace where a glob matches it, then fails.

@@ -6,7 +6,7 @@
 use quire_store::RunState;
 use serde_json::Value;
 
-use crate::util::{Env, Gate, Repo, git};
+use quire_testkit::{Env, Gate, Repo, git};
 
 /// Prints the stamp a previous run left in `target`, then leaves its own.
 const STAMP: &str = r#"[jobs.build]
@@ -71,11 +71,11 @@ fn the_next_run_of_a_branch_finds_what_the_last_one_saved() {
     assert_eq!(entry["branch"], "main");
     assert_eq!(entry["size"], 37);
     assert_eq!(entry["run"], second.id.as_str());
-    crate::util::assert_time(entry, "last_used_at");
+    quire_testkit::assert_time(entry, "last_used_at");
     // --json FIELDS: the fields there are, and only those asked for.
-    let mut all = crate::util::json_fields(&env, &["caches"]);
+    let mut all = quire_testkit::json_fields(&env, &["caches"]);
     all.sort();
-    assert_eq!(all, crate::util::keys(entry));
+    assert_eq!(all, quire_testkit::keys(entry));
     let some = env
         .runs(&["caches", "--json", "size,branch"])
         .assert()
@@ -298,7 +298,7 @@ fn prune_sweeps_what_interrupted_saves_left_and_nothing_live() {
     ));
     gate.wait_ready("live");
 
-    let dead = crate::util::dead_pid();
+    let dead = quire_testkit::dead_pid();
     let leftovers = [
         (format!("tmp-{}", done.id), true),
         (format!("taking-{}", live), false),

@@ -4,7 +4,7 @@
 
 use quire_store::RunState;
 
-use crate::util::{Env, git};
+use quire_testkit::{Env, git};
 
 /// The CRI log lines' text, one per line.
 fn output(env: &Env, run: &str) -> String {

@@ -5,7 +5,7 @@
 
 use quire_store::{FailureKind, RunState};
 
-use crate::util::{Env, Gate, RECORD_PID, Repo, gone_within, step_pid};
+use quire_testkit::{Env, Gate, RECORD_PID, Repo, gone_within, step_pid};
 
 /// A job that never ends on its own (a minute-long test cancels it).
 const ENDLESS: &str = "[jobs.forever]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > \\\"$TMPDIR/sleep.pid\\\"; exec sleep 100000\"\n";
@@ -80,7 +80,7 @@ fn an_endless_job_and_a_thousand_refs_in_one_repository_do_not_hold_back_another
     // two (max_workers_per_repo defaults to max_workers - 1), and the claim
     // takes B's turn before A's next.
     let other = b.push_pipeline("[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
-    let started = crate::util::within(20, || {
+    let started = quire_testkit::within(20, || {
         env.store()
             .resolve_run(&other)
             .unwrap()

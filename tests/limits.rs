@@ -6,10 +6,14 @@
 use quire_cli::workers;
 use quire_store::{FailureKind, RunState};
 
-use crate::util::{Env, queued_runs};
+use quire_testkit::{Env, queued_runs};
 
 /// The hook's lines about the refused file, and the run it recorded.
-fn refused_push(env: &Env, repo: &crate::util::Repo, pipeline: &str) -> (String, quire_store::Run) {
+fn refused_push(
+    env: &Env,
+    repo: &quire_testkit::Repo,
+    pipeline: &str,
+) -> (String, quire_store::Run) {
     repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
     let (ok, stderr) = repo.push(&["origin", "main"]);
     assert!(ok, "a refused pipeline does not refuse the push: {stderr}");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use quire_store::RunState;
 
-use crate::util::{Env, Gate, gone_within, signal, wait_until};
+use quire_testkit::{Env, Gate, gone_within, signal, wait_until};
 
 /// Files under `dir`, relative to it, sorted.
 fn files_under(dir: &Path) -> Vec<String> {

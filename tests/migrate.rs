@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::util::{Env, Repo, git};
+use quire_testkit::{Env, Repo, git};
 
 /// Every file under `dir` with its bytes, for "nothing changed" checks.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {

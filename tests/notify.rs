@@ -12,7 +12,7 @@ use std::process::Command as Process;
 use quire_store::RunState;
 use serde_json::Value;
 
-use crate::util::{Env, Gate, git, wait_until};
+use quire_testkit::{Env, Gate, git, wait_until};
 
 const PASS: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo fine\"\n";
 const FAIL: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo broken; exit 3\"\n";

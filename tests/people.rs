@@ -7,7 +7,7 @@
 
 use quire_store::{FailureKind, RunEvent, RunState};
 
-use crate::util::{Env, Gate, git};
+use quire_testkit::{Env, Gate, git};
 
 fn stdout(env: &Env, args: &[&str]) -> String {
     let out = env.runs(args).assert().success();

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use predicates::prelude::*;
 
-use crate::util::{Env, wait_until};
+use quire_testkit::{Env, wait_until};
 
 fn write_pipeline(dir: &Path, text: &str) -> std::path::PathBuf {
     let file = dir.join(".quire/ci.toml");
@@ -203,12 +203,12 @@ fn quires_own_repository_pushed_to_quire_validates_and_plans_its_pipeline() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let queued = crate::util::queued_runs(&stderr);
+    let queued = quire_testkit::queued_runs(&stderr);
     assert_eq!(queued.len(), 1, "{stderr}");
     let run = env.store().resolve_run(&queued[0]).unwrap();
     assert_eq!(run.state, quire_store::RunState::Pending, "{run:?}");
 
-    let pushed = crate::util::git(&repo.bare, &["show", "main:.quire/ci.toml"]);
+    let pushed = quire_testkit::git(&repo.bare, &["show", "main:.quire/ci.toml"]);
     let file = env.path().join("ci.toml");
     std::fs::write(&file, pushed).unwrap();
     let out = env

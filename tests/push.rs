@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
 
-use crate::util::{
+use quire_testkit::{
     Env, Gate, RECORD_PID, alive, git, gone_within, outside_pid, queued_runs, read_pid_file,
     step_pid, wait_until,
 };

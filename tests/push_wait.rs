@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use quire_store::RunState;
 
-use crate::util::{Env, Gate, LineReader, Repo, git, masked, signal, wait_exit};
+use quire_testkit::{Env, Gate, LineReader, Repo, git, masked, signal, wait_exit};
 
 /// The hook's lines in a push's stderr: `remote: ` and the padding git
 /// adds after each line taken off.
@@ -34,7 +34,7 @@ fn push_with_ci_wait_shows_each_job_and_returns_once_the_run_completed() {
     repo.commit(&[(".quire/ci.toml", TWO_JOBS)], "pipeline");
     let (ok, stderr) = repo.push(&["-o", "ci.wait", "origin", "main"]);
     assert!(ok, "{stderr}");
-    let id = crate::util::queued_runs(&stderr).remove(0);
+    let id = quire_testkit::queued_runs(&stderr).remove(0);
     // The push returned once the run had ended.
     assert_eq!(
         env.store().resolve_run(&id).unwrap().state,
@@ -63,7 +63,7 @@ fn push_with_ci_wait_of_two_refs_names_each_lines_ref_and_waits_for_both() {
     repo.commit(&[(".quire/ci.toml", TWO_JOBS)], "pipeline");
     let (ok, stderr) = repo.push(&["-o", "ci.wait", "origin", "main", "main:feature"]);
     assert!(ok, "{stderr}");
-    let runs = crate::util::queued_runs(&stderr);
+    let runs = quire_testkit::queued_runs(&stderr);
     assert_eq!(runs.len(), 2, "{stderr}");
     let lines: Vec<String> = remote_lines(&stderr).iter().map(|l| masked(l)).collect();
     assert!(
@@ -121,7 +121,7 @@ fn push_with_ci_wait_of_a_failing_run_shows_the_last_20_lines_of_the_failing_ste
     // git ignores a post-receive hook's status: the push itself succeeded.
     assert!(ok, "{stderr}");
     assert!(!stderr.contains('\x07'), "{stderr:?}");
-    let id = crate::util::queued_runs(&stderr).remove(0);
+    let id = quire_testkit::queued_runs(&stderr).remove(0);
     let lines: Vec<String> = remote_lines(&stderr).iter().map(|l| masked(l)).collect();
     let failed = lines
         .iter()

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use quire_store::RunState;
 
-use crate::util::{Env, Gate, git};
+use quire_testkit::{Env, Gate, git};
 
 /// Swaps two names until the file `argv[3]` exists (a minute at most);
 /// says how often, and touches `flipping.<argv[4]>` after the first swap.
@@ -255,10 +255,10 @@ fn caches_and_artifacts_through_a_flipping_directory_never_leave_the_workspace()
 
 #[test]
 fn as_run_as_with_the_sandbox_required_the_flipping_directory_reaches_nothing_of_roots() {
-    if !crate::util::require(
+    if !quire_testkit::require(
         "root (run_as)",
         "run the tests as root",
-        crate::util::is_root(),
+        quire_testkit::is_root(),
     ) {
         return;
     }

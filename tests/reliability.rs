@@ -11,7 +11,7 @@ use predicates::prelude::*;
 use quire_cli::workers;
 use quire_store::{FailureKind, RunState};
 
-use crate::util::{Env, Gate, alive, git, gone_within, queued_runs, wait_until};
+use quire_testkit::{Env, Gate, alive, git, gone_within, queued_runs, wait_until};
 
 fn quire_run(env: &Env) -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-run"));
@@ -715,7 +715,7 @@ sh = "echo other sees [$TOKEN]"
         "{stderr}"
     );
     assert!(stderr.contains("failed (config-invalid)"), "{stderr}");
-    let refused = crate::util::queued_runs(&stderr);
+    let refused = quire_testkit::queued_runs(&stderr);
     assert!(refused.is_empty(), "nothing queued: {stderr}");
     let run = env
         .all_runs()
@@ -780,7 +780,7 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
     let repo = env.repo_with_hook("app");
     let pipeline = format!(
         "[jobs.t]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
-        format!("{}; exec sleep 300", crate::util::RECORD_PID)
+        format!("{}; exec sleep 300", quire_testkit::RECORD_PID)
     );
     repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
     git(
@@ -803,7 +803,7 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
         .spawn()
         .unwrap();
     let mut run = String::new();
-    crate::util::wait_until("the triggered run", || {
+    quire_testkit::wait_until("the triggered run", || {
         run = env
             .all_runs()
             .first()
@@ -811,7 +811,7 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
             .unwrap_or_default();
         !run.is_empty()
     });
-    let sleep = crate::util::step_pid(&env, &run);
+    let sleep = quire_testkit::step_pid(&env, &run);
     interrupt(&trigger);
     assert_eq!(trigger.wait().unwrap().code(), Some(1));
     assert!(gone_within(sleep, 5), "the step outlived Ctrl-C");
@@ -831,7 +831,7 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let sleep = crate::util::read_pid_file(&env.path().join("sleep.pid"));
+    let sleep = quire_testkit::read_pid_file(&env.path().join("sleep.pid"));
     interrupt(&exec);
     assert_eq!(exec.wait().unwrap().code(), Some(1));
     assert!(gone_within(sleep, 5), "the exec step outlived Ctrl-C");
@@ -947,7 +947,7 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_room() {
     // A small tmpfs is mounted as the home: root only.
-    if !crate::util::require("root", "run the tests as root", crate::util::is_root()) {
+    if !quire_testkit::require("root", "run the tests as root", quire_testkit::is_root()) {
         return;
     }
     let env = Env::new();
@@ -1028,7 +1028,7 @@ fn a_worker_whose_home_is_deleted_mid_run_makes_nothing_in_it_and_fails() {
     gate.wait_ready("held");
     std::fs::remove_dir_all(env.home().dir()).unwrap();
     gate.open();
-    let status = crate::util::wait_exit(&mut worker);
+    let status = quire_testkit::wait_exit(&mut worker);
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut stderr).unwrap();
 

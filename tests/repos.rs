@@ -7,7 +7,7 @@ use predicates::prelude::*;
 use quire_store::RunState;
 use serde_json::Value;
 
-use crate::util::{Env, Repo, find, git, queued_runs};
+use quire_testkit::{Env, Repo, find, git, queued_runs};
 
 const ONE_SECOND: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"sleep 1\"\n";
 const QUICK: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";

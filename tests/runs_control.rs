@@ -9,7 +9,7 @@ use quire_store::{FailureKind, JobState, RunState};
 
 use quire_cli::workers;
 
-use crate::util::{
+use quire_testkit::{
     Env, Gate, RECORD_PID, SHA, alive, git, gone_within, populate, queued_runs, step_pid,
     wait_until,
 };

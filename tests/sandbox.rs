@@ -5,7 +5,7 @@
 
 use quire_store::{JobState, RunState};
 
-use crate::util::{Env, Gate, Repo, git};
+use quire_testkit::{Env, Gate, Repo, git};
 
 const MARKER: &str = "# config-marker-8f3a2c";
 const OWNER_KEY: &str = "ssh-ed25519 AAAAC3the-owners-key owner@ci\n";
@@ -313,10 +313,10 @@ fn run_as_an_unknown_user_fails_the_run_clearly() {
 fn run_as_owns_what_a_cache_restores_even_when_copied_from_the_default_branch() {
     use std::os::unix::fs::PermissionsExt;
     // Without root, run_as is refused: tested above.
-    if !crate::util::require(
+    if !quire_testkit::require(
         "root (run_as)",
         "run the tests as root",
-        crate::util::is_root(),
+        quire_testkit::is_root(),
     ) {
         return;
     }
@@ -473,7 +473,7 @@ fn with_the_sandbox_off_a_step_reads_another_runs_secret_from_proc() {
     // As another user than root, the kernel keeps a process's environ from
     // processes that are not its ancestors in some setups (this test's
     // machine as nobody): the read this test shows needs root.
-    if !crate::util::require("root", "run the tests as root", crate::util::is_root()) {
+    if !quire_testkit::require("root", "run the tests as root", quire_testkit::is_root()) {
         return;
     }
     let (env, attacker, log) = read_a_concurrent_runs_environment("sandbox = \"off\"");

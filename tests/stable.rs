@@ -8,7 +8,7 @@ use std::process::Command;
 
 use quire_store::RunState;
 
-use crate::util::{Env, Gate, Repo, git};
+use quire_testkit::{Env, Gate, Repo, git};
 
 fn log(env: &Env, run: &str, job: &str) -> String {
     let out = env.runs(&["logs", run, job]).assert().success();
@@ -173,7 +173,7 @@ fn crate_files() -> Vec<(String, String)> {
 #[test]
 fn a_crates_second_push_compiles_no_dependency_from_its_cache() {
     let toolchain = toolchain();
-    if !crate::util::require("cargo and rustc", "https://rustup.rs", toolchain.is_some()) {
+    if !quire_testkit::require("cargo and rustc", "https://rustup.rs", toolchain.is_some()) {
         return;
     }
     let toolchain = toolchain.unwrap();
@@ -273,7 +273,7 @@ fn have(program: &str, args: &[&str]) -> bool {
 
 #[test]
 fn a_python_venv_cached_at_its_stable_path_runs_on_the_next_push() {
-    if !crate::util::require(
+    if !quire_testkit::require(
         "python3 with venv",
         "apt-get install python3-venv",
         have("/usr/bin/python3", &["-c", "import ensurepip, venv"]),
@@ -294,7 +294,7 @@ fn a_python_venv_cached_at_its_stable_path_runs_on_the_next_push() {
 /// second run fails. What stable paths are for.
 #[test]
 fn without_stable_paths_the_cached_venv_names_a_path_that_is_gone() {
-    if !crate::util::require(
+    if !quire_testkit::require(
         "python3 with venv",
         "apt-get install python3-venv",
         have("/usr/bin/python3", &["-c", "import ensurepip, venv"]),
@@ -311,7 +311,7 @@ fn without_stable_paths_the_cached_venv_names_a_path_that_is_gone() {
 
 #[test]
 fn a_c_projects_second_push_hits_ccache_for_every_file() {
-    if !crate::util::require(
+    if !quire_testkit::require(
         "ccache",
         "apt-get install ccache",
         have("ccache", &["--version"]),

@@ -6,7 +6,7 @@
 
 use quire_store::RunState;
 
-use crate::util::{Env, Repo};
+use quire_testkit::{Env, Repo};
 
 /// A PATH no step may see: the pusher's, with a directory of its own first.
 const PUSHERS_DIR: &str = "/quire-pushers-own-bin-5e21";

@@ -5,7 +5,7 @@
 use predicates::prelude::*;
 use quire_store::RunState;
 
-use crate::util::{Env, Repo, git};
+use quire_testkit::{Env, Repo, git};
 
 const QUICK: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
 

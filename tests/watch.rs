@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use predicates::prelude::*;
 
-use crate::util::{Env, Gate, LineReader, git, masked, wait_exit};
+use quire_testkit::{Env, Gate, LineReader, git, masked, wait_exit};
 
 /// `quire-runs --home HOME watch ARGS`, to spawn.
 fn watch(env: &Env, args: &[&str]) -> Command {
@@ -139,8 +139,8 @@ fn watch_without_a_run_to_watch_says_so() {
 /// where there is none.
 fn on_a_terminal(command: &Command) -> Option<Command> {
     // Without it, the terminal view is tested by watch.rs's unit tests only.
-    let found = crate::util::program_runs("script", &["--version"]);
-    if !crate::util::require("script (a terminal)", "apt-get install bsdutils", found) {
+    let found = quire_testkit::program_runs("script", &["--version"]);
+    if !quire_testkit::require("script (a terminal)", "apt-get install bsdutils", found) {
         return None;
     }
     let quoted = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cdp::Browser;
-use crate::util::{Env, Gate, git, gone_within, populate, wait_until};
+use quire_testkit::{Env, Gate, git, gone_within, populate, wait_until};
 
 /// A running `quire-runs serve --listen 127.0.0.1:0`, killed on drop.
 pub(crate) struct Server {
@@ -266,7 +266,7 @@ fn the_pages_show_a_pushed_run_its_jobs_their_logs_and_the_repositories() {
 
     // The server writes a request's line once it answered it, on its own
     // time: wait for the last one.
-    crate::util::wait_until("the request log's lines", || {
+    quire_testkit::wait_until("the request log's lines", || {
         server.log().contains("GET /repos 200 ")
     });
     let log = server.log();
@@ -700,7 +700,7 @@ fn a_followed_job_streams_its_lines_as_events_until_it_ends() {
 #[test]
 fn a_running_jobs_page_shows_new_lines_in_the_browser_without_a_reload() {
     let found = crate::cdp::chromium();
-    if !crate::util::require(
+    if !quire_testkit::require(
         "Chromium (chromium, chromium-browser, google-chrome or $QUIRE_CHROMIUM)",
         "apt-get install chromium",
         found.is_some(),

@@ -3,7 +3,7 @@
 
 use quire_store::{FailureKind, JobState, RunState};
 
-use crate::util::{Env, Gate, RECORD_PID, git, gone_within, signal, step_pid};
+use quire_testkit::{Env, Gate, RECORD_PID, git, gone_within, signal, step_pid};
 
 /// A job that waits at `gate` under the name of its branch.
 fn held(gate: &Gate) -> String {

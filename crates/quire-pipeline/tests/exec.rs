@@ -9,6 +9,7 @@ use quire_model::events::Event;
 use quire_pipeline::Pipeline;
 use quire_pipeline::events::Recorded;
 use quire_pipeline::exec::{Cancel, Executor, RunContext, RunResult};
+use quire_testkit::wait_until;
 
 struct Run {
     dir: tempfile::TempDir,
@@ -331,43 +332,7 @@ fn survives(pid: i32) -> bool {
 /// Block until the step has created `path`: the step's word that it has
 /// reached the point the test waits for.
 fn wait_for_file(path: &Path) {
-    wait_until(path, &format!("{}", path.display()), || path.exists());
-}
-
-/// Wait until `ready` holds of the file `path`, which a step writes, waking
-/// whenever the directory that holds it changes (inotify: a file created,
-/// written, closed or renamed into it); panic after 10 s naming what never
-/// came. The one place these tests wait.
-fn wait_until(path: &Path, what: &str, mut ready: impl FnMut() -> bool) {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
-    use rustix::fs::inotify;
-    let dir = path.parent().unwrap();
-    let watch =
-        inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap();
-    inotify::add_watch(
-        &watch,
-        dir,
-        inotify::WatchFlags::CREATE
-            | inotify::WatchFlags::MODIFY
-            | inotify::WatchFlags::CLOSE_WRITE
-            | inotify::WatchFlags::MOVED_TO,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
-    while !ready() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no {what} after 10 s");
-        let timeout = Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        let mut fds = [PollFd::new(&watch, PollFlags::IN)];
-        let _ = poll(&mut fds, Some(&timeout));
-        // Drain what woke us; the state is looked at again above.
-        let mut reader = inotify::Reader::new(&watch, &mut buf);
-        while reader.next().is_ok() {}
-    }
+    wait_until(&format!("{}", path.display()), || path.exists());
 }
 
 /// Cancel the run once the steps have created every file in `ready`;
@@ -393,7 +358,7 @@ fn assert_cancelled_promptly(result: RunResult, cancelled: std::thread::JoinHand
 
 fn read_pid(path: &Path) -> i32 {
     let mut pid = None;
-    wait_until(path, &format!("pid in {}", path.display()), || {
+    wait_until(&format!("pid in {}", path.display()), || {
         pid = std::fs::read_to_string(path)
             .ok()
             .and_then(|text| text.trim().parse().ok());
