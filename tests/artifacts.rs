@@ -116,7 +116,12 @@ fn ingesting_the_kept_events_again_gives_the_same_rows() {
 fn a_run_without_artifacts_shows_an_empty_list_and_downloads_nothing() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let run = repo.push_and_wait("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let run = repo.push_and_wait(
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
     assert_eq!(env.json(&["show", &run.id])["artifacts"], json!([]));
     let into = env.path().join("out");
     env.runs(&["download", &run.id, "--dir", into.to_str().unwrap()])

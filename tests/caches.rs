@@ -293,7 +293,10 @@ fn prune_sweeps_what_interrupted_saves_left_and_nothing_live() {
     let gate = Gate::new(&env);
     repo.commit(&[("other", "x")], "other");
     let live = repo.push_pipeline(&format!(
-        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
+        r#"[jobs.build]
+inputs = ["quire/push"]
+sh = '{}'
+"#,
         gate.step("live")
     ));
     gate.wait_ready("live");

@@ -69,10 +69,10 @@ fn a_tree_of_two_thousand_files_checks_out_completely() {
         std::fs::write(file, format!("file {i}\n")).unwrap();
     }
     git(&repo.work, &["add", "."]);
-    let pipeline = "[jobs.count]\ninputs = [\"quire/push\"]\nsh = [\
-        \"echo files=$(find . -path ./.git -prune -o -type f -print | wc -l)\", \
-        \"echo f1999=$(cat d39/f1999.txt)\", \
-        \"echo status=[$(git status --porcelain)]\"]\n";
+    let pipeline = r#"[jobs.count]
+inputs = ["quire/push"]
+sh = ["echo files=$(find . -path ./.git -prune -o -type f -print | wc -l)", "echo f1999=$(cat d39/f1999.txt)", "echo status=[$(git status --porcelain)]"]
+"#;
     let run = repo.push_and_wait(pipeline);
     assert_eq!(run.state, RunState::Complete, "{run:?}");
     let out = output(&env, &run.id);

@@ -123,7 +123,12 @@ fn pids_in<const N: usize>(dir: &Path, names: [&str; N]) -> [u32; N] {
 
 /// A one-job pipeline running `sh` (and `extra` TOML lines for the job).
 fn pipeline(sh: &str, extra: &str) -> String {
-    format!("[jobs.daemons]\ninputs = [\"quire/push\"]\nsh = {sh:?}\n{extra}")
+    format!(
+        r#"[jobs.daemons]
+inputs = ["quire/push"]
+sh = {sh:?}
+{extra}"#
+    )
 }
 
 /// What the worker that executed the run said of containment in
@@ -438,8 +443,13 @@ fn a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs(mechanism: Conta
     };
     let gate = quire_testkit::Gate::new(&env);
     let pipeline = format!(
-        "[jobs.a]\ninputs = [\"quire/push\"]\nsh = {:?}\n\
-         [jobs.b]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = {:?}
+[jobs.b]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         double_fork("a"),
         format!("{}; {}", double_fork("b"), gate.step("b")),
     );

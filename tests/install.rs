@@ -9,7 +9,10 @@ use quire_store::RunState;
 
 use quire_testkit::{Env, Repo, git};
 
-const QUICK: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"echo ran\"\n";
+const QUICK: &str = r#"[jobs.w]
+inputs = ["quire/push"]
+sh = "echo ran"
+"#;
 
 /// A bare repository of SHA-256 object ids with the hook installed, and a
 /// work tree of the same format pushing to it.

@@ -186,7 +186,10 @@ fn an_ended_runs_logs_read_as_before_from_the_store_and_only_a_large_one_stays_a
 fn orphan(env: &Env, gate: &Gate) -> (String, PathBuf) {
     let repo = env.repo_with_hook("app");
     let id = repo.push_pipeline(&format!(
-        "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"echo before\", {:?}]\n",
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = ["echo before", {:?}]
+"#,
         gate.step("a")
     ));
     gate.wait_ready("a");
@@ -233,7 +236,12 @@ fn reconcile_packs_the_logs_of_a_run_whose_worker_died() {
 fn a_pack_cut_short_after_its_commit_is_finished_by_reconcile() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let run = repo.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo hello\"\n");
+    let run = repo.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "echo hello"
+"#,
+    );
     assert!(gone_within(run.worker.unwrap().pid, 10));
     let run_dir = env.home().run_dir(&run.id).unwrap();
     assert!(!run_dir.exists());

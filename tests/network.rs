@@ -73,13 +73,20 @@ impl Services {
         let mut text = String::new();
         for (name, attack) in attacks {
             text.push_str(&format!(
-                "[jobs.{name}]\ninputs = [\"quire/push\"]\nallow_failure = true\nsh = {:?}\n\n",
+                r#"[jobs.{name}]
+inputs = ["quire/push"]
+allow_failure = true
+sh = {:?}
+
+"#,
                 format!("{attack} && echo BREACHED")
             ));
         }
         text.push_str(
-            "[jobs.route]\ninputs = [\"quire/push\"]\n\
-             sh = \"cat /proc/net/route; echo netns=$(readlink /proc/self/ns/net)\"\n",
+            r#"[jobs.route]
+inputs = ["quire/push"]
+sh = "cat /proc/net/route; echo netns=$(readlink /proc/self/ns/net)"
+"#,
         );
         text
     }
@@ -212,7 +219,11 @@ fn isolated_steps_running_as_another_user_do_not_reach_it_either() {
         return;
     }
     let env = Env::new();
-    env.config("run_as = \"nobody\"\nsandbox = \"required\"\n");
+    env.config(
+        r#"run_as = "nobody"
+sandbox = "required"
+"#,
+    );
     let services = Services::start();
     let app = env.repo_with_hook("app");
     let run = app.push_and_wait(&services.attacks());
@@ -339,8 +350,10 @@ fn a_killed_worker_leaves_no_namespace(pidns: bool) {
         app.vars.push(("QUIRE_PIDNS".into(), "off".into()));
     }
     let run = app.push_pipeline(
-        "[jobs.hold]\ninputs = [\"quire/push\"]\n\
-         sh = \"readlink /proc/self/ns/net > \\\"$TMPDIR/ns.tmp\\\"; mv \\\"$TMPDIR/ns.tmp\\\" \\\"$TMPDIR/ns\\\"; exec sleep 600\"\n",
+        r#"[jobs.hold]
+inputs = ["quire/push"]
+sh = "readlink /proc/self/ns/net > \"$TMPDIR/ns.tmp\"; mv \"$TMPDIR/ns.tmp\" \"$TMPDIR/ns\"; exec sleep 600"
+"#,
     );
     let ns_file = env.home().run_dir(&run).unwrap().join("tmp/ns");
     quire_testkit::wait_until("the step's namespace", || ns_file.exists());

@@ -19,9 +19,20 @@ fn a_failed_run_names_each_failed_job_and_why_and_an_allowed_failure_shows_as_su
     let env = Env::new();
     let app = env.repo_with_hook("app");
     let run = app.push_and_wait(
-        "[jobs.lint]\ninputs = [\"quire/push\"]\nallow_failure = true\nsh = \"exit 2\"\n\n\
-         [jobs.test]\ninputs = [\"quire/push\"]\nsh = [\"true\", \"echo boom; exit 3\"]\n\n\
-         [jobs.slow]\ninputs = [\"quire/push\"]\ntimeout = \"1s\"\nsh = \"sleep 30\"\n",
+        r#"[jobs.lint]
+inputs = ["quire/push"]
+allow_failure = true
+sh = "exit 2"
+
+[jobs.test]
+inputs = ["quire/push"]
+sh = ["true", "echo boom; exit 3"]
+
+[jobs.slow]
+inputs = ["quire/push"]
+timeout = "1s"
+sh = "sleep 30"
+"#,
     );
     assert_eq!(run.failure_kind, Some(FailureKind::PipelineFailure));
     let detail = run.failure_detail.clone().unwrap();
@@ -65,7 +76,10 @@ fn a_superseded_run_names_its_successor_and_the_commit_and_event_are_shown() {
     let gate = Gate::new(&env);
     let app = env.repo_with_hook("app");
     let held = app.push_pipeline(&format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
+        r#"[jobs.wait]
+inputs = ["quire/push"]
+sh = '{}'
+"#,
         gate.step("held")
     ));
     gate.wait_ready("held");
@@ -102,7 +116,10 @@ fn a_pending_run_says_what_it_waits_for() {
     let gate = Gate::new(&env);
     let app = env.repo_with_hook("app");
     let busy = app.push_pipeline(&format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
+        r#"[jobs.wait]
+inputs = ["quire/push"]
+sh = '{}'
+"#,
         gate.step("busy")
     ));
     gate.wait_ready("busy");
@@ -123,7 +140,12 @@ fn a_pending_run_says_what_it_waits_for() {
 fn show_exit_status_tells_no_such_run_from_a_failed_one() {
     let env = Env::new();
     let app = env.repo_with_hook("app");
-    let run = app.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"exit 1\"\n");
+    let run = app.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "exit 1"
+"#,
+    );
     env.runs(&["show", "--exit-status", &run.id])
         .assert()
         .code(1);
@@ -141,8 +163,10 @@ fn nothing_a_pipeline_prints_or_names_can_drive_the_terminal() {
     // A command holding an escape sequence, and a step printing ones that
     // clear the screen and set the title, beside a colour.
     let run = app.push_and_wait(
-        "[jobs.t]\ninputs = [\"quire/push\"]\n\
-         sh = \"true \\u001b[H; printf '\\\\033[31mred\\\\033[0m \\\\033[2J\\\\033]0;owned\\\\007 done\\\\n'\"\n",
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true \u001b[H; printf '\\033[31mred\\033[0m \\033[2J\\033]0;owned\\007 done\\n'"
+"#,
     );
     assert_eq!(run.state, RunState::Complete, "{run:?}");
     let shown = stdout(&env, &["show", &run.id]);
@@ -168,7 +192,10 @@ fn a_config_typo_at_push_time_records_the_runs_failed_and_retry_recovers_them() 
     app.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "pipeline",
     );

@@ -24,8 +24,14 @@ fn remote_lines(stderr: &str) -> Vec<String> {
         .collect()
 }
 
-const TWO_JOBS: &str = "[jobs.build]\ninputs = [\"quire/push\"]\nsh = \"echo built\"\n\n\
-    [jobs.test]\ninputs = [\"build\"]\nsh = [\"true\", \"echo tested\"]\n";
+const TWO_JOBS: &str = r#"[jobs.build]
+inputs = ["quire/push"]
+sh = "echo built"
+
+[jobs.test]
+inputs = ["build"]
+sh = ["true", "echo tested"]
+"#;
 
 #[test]
 fn push_with_ci_wait_shows_each_job_and_returns_once_the_run_completed() {
@@ -91,7 +97,15 @@ fn push_with_ci_wait_of_two_refs_names_each_lines_ref_and_waits_for_both() {
 fn push_with_ci_wait_of_an_invalid_pipeline_tells_its_outcome_at_once() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    repo.commit(&[(".quire/ci.toml", "[jobs.x]\nsh = 5\n")], "invalid");
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.x]
+sh = 5
+"#,
+        )],
+        "invalid",
+    );
     let (ok, stderr) = repo.push(&["-o", "ci.wait", "origin", "main"]);
     assert!(ok, "{stderr}");
     let lines = remote_lines(&stderr);
@@ -113,9 +127,14 @@ fn push_with_ci_wait_of_a_failing_run_shows_the_last_20_lines_of_the_failing_ste
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     // 30 lines, then one holding a control character (BEL), then exit 3.
-    let failing = "[jobs.check]\ninputs = [\"quire/push\"]\n\
-        sh = [\"echo ok\", \"for i in $(seq 1 30); do echo line $i; done; printf 'bell \\\\007\\\\n'; exit 3\"]\n\n\
-        [jobs.after]\ninputs = [\"check\"]\nsh = \"true\"\n";
+    let failing = r#"[jobs.check]
+inputs = ["quire/push"]
+sh = ["echo ok", "for i in $(seq 1 30); do echo line $i; done; printf 'bell \\007\\n'; exit 3"]
+
+[jobs.after]
+inputs = ["check"]
+sh = "true"
+"#;
     repo.commit(&[(".quire/ci.toml", failing)], "failing");
     let (ok, stderr) = repo.push(&["-o", "ci.wait", "origin", "main"]);
     // git ignores a post-receive hook's status: the push itself succeeded.
@@ -191,7 +210,10 @@ fn push_with_ci_wait_that_records_no_run_says_so_and_returns() {
 /// from the first line it wrote there.
 fn waiting_hook(env: &Env, repo: &Repo, gate: &Gate) -> (std::process::Child, ChildStderr, String) {
     let pipeline = format!(
-        "[jobs.hold]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.hold]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         gate.step("hold")
     );
     repo.commit(&[(".quire/ci.toml", &pipeline)], "held");

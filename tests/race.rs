@@ -145,11 +145,19 @@ fn holding(dir: &Path, needle: &str) -> Vec<String> {
 fn attack(run_as: bool, cgroups: bool) {
     let env = Env::new();
     let mut config = format!(
-        "max_workers = 2\nmax_parallel_jobs = 4\nsandbox = \"required\"\n[secrets]\nTOKEN = \"{SECRET}\"\n"
+        r#"max_workers = 2
+max_parallel_jobs = 4
+sandbox = "required"
+[secrets]
+TOKEN = "{SECRET}"
+"#
     );
     if run_as {
         use std::os::unix::fs::PermissionsExt;
-        config = format!("run_as = \"nobody\"\n{config}");
+        config = format!(
+            r#"run_as = "nobody"
+{config}"#
+        );
         std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     }
     env.config(&config);
@@ -164,7 +172,10 @@ fn attack(run_as: bool, cgroups: bool) {
     let gate = Gate::new(&env);
     other.commit(&[("marker", "mine\n")], "marker");
     let beside = other.push_pipeline(&format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = [{:?}, \"test -f marker && echo workspace-intact\"]\n",
+        r#"[jobs.wait]
+inputs = ["quire/push"]
+sh = [{:?}, "test -f marker && echo workspace-intact"]
+"#,
         gate.step("beside")
     ));
     gate.wait_ready("beside");

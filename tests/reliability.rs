@@ -95,9 +95,16 @@ fn lcg(seed: u64) -> impl FnMut() -> u64 {
 fn sigkill_of_the_worker_at_random_points_never_leaves_a_run_stuck_or_a_step_running() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pipeline = "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"sleep 0.05; echo a1\", \"sleep 0.05; echo a2\", \"sleep 0.05\"]\n\
-                    [jobs.b]\ninputs = [\"a\"]\nsh = [\"sleep 0.05; echo b1\", \"sleep 0.1\"]\n\
-                    [jobs.c]\ninputs = [\"quire/push\"]\nsh = \"sleep 0.2\"\n";
+    let pipeline = r#"[jobs.a]
+inputs = ["quire/push"]
+sh = ["sleep 0.05; echo a1", "sleep 0.05; echo a2", "sleep 0.05"]
+[jobs.b]
+inputs = ["a"]
+sh = ["sleep 0.05; echo b1", "sleep 0.1"]
+[jobs.c]
+inputs = ["quire/push"]
+sh = "sleep 0.2"
+"#;
     repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
     let rounds = 10;
     let mut killed_mid_run = 0;
@@ -169,7 +176,13 @@ fn sigkill_of_the_hook_leaves_only_whole_runs() {
     let repo = env.repo_with_hook("app");
     // An invalid pipeline: every run is recorded failed at once, no worker.
     let sha = repo.commit(
-        &[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")],
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.a]
+inputs = []
+sh = "x"
+"#,
+        )],
         "broken",
     );
     git(
@@ -245,7 +258,10 @@ fn a_store_locked_past_the_busy_timeout_is_a_clear_error_the_pusher_sees() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "first",
     );
@@ -286,7 +302,13 @@ fn a_file_size_limit_while_logging_fails_the_run_with_its_reason() {
     env.config("max_workers = 1\n");
     let repo = env.repo_with_hook("app");
     repo.commit(
-        &[(".quire/ci.toml", "[jobs.big]\ninputs = [\"quire/push\"]\nsh = \"head -c 8000000 /dev/zero | tr '\\\\0' x\"\n")],
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.big]
+inputs = ["quire/push"]
+sh = "head -c 8000000 /dev/zero | tr '\\0' x"
+"#,
+        )],
         "big",
     );
     // Hold the only worker slot so the hook starts no worker; run one by
@@ -326,7 +348,10 @@ fn a_repository_gone_before_its_run_is_claimed_fails_the_run() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "first",
     );
@@ -378,7 +403,10 @@ fn reconcile_from_cron_during_a_storm_of_pushes_never_orphans_a_live_run() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"sleep 0.2\", \"echo done\"]\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = ["sleep 0.2", "echo done"]
+"#,
         )],
         "first",
     );
@@ -439,7 +467,13 @@ fn thousands_of_refs_and_garbage_in_one_push_are_all_handled() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let sha = repo.commit(
-        &[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")],
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.a]
+inputs = []
+sh = "x"
+"#,
+        )],
         "broken",
     );
     git(
@@ -488,7 +522,12 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
     let bare = repo.bare.to_str().unwrap().to_string();
     let ci = repo.mktree(&format!(
         "100644 blob {}\\tci.toml\\n",
-        repo.hash_object("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")
+        repo.hash_object(
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#
+        )
     ));
     let payload = repo.hash_object("pwned");
     let inner = repo.mktree(&format!("100644 blob {payload}\\tescaped\\n"));
@@ -535,7 +574,12 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
 fn a_step_that_closes_stdout_early_does_not_stall_the_worker() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let run = repo.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"exec 1>&-; sleep 0.3; echo still here >&2\", \"echo next\"]\n");
+    let run = repo.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = ["exec 1>&-; sleep 0.3; echo still here >&2", "echo next"]
+"#,
+    );
     assert_eq!(run.state, RunState::Complete);
     env.runs(&["logs", &run.id])
         .assert()
@@ -552,7 +596,10 @@ fn the_home_and_everything_in_it_is_private_and_steps_inherit_none_of_quires_env
     // its logs are packed into the store and the files are gone.
     let gate = Gate::new(&env);
     let run = repo.push_pipeline(&format!(
-        "[jobs.env]\ninputs = [\"quire/push\"]\nsh = [\"env\", {:?}]\n",
+        r#"[jobs.env]
+inputs = ["quire/push"]
+sh = ["env", {:?}]
+"#,
         gate.step("env")
     ));
     gate.wait_ready("env");
@@ -619,7 +666,11 @@ fn secrets_reach_the_jobs_that_ask_and_never_the_logs_or_the_store() {
     env.config(&format!(
         // The sandbox off: a step below keeps a link to events.jsonl,
         // outside its workspace.
-        "sandbox = \"off\"\n[secrets]\nTOKEN = \"tok-3f9a-literal\"\nKEY = {{ file = \"{}\" }}\n",
+        r#"sandbox = "off"
+[secrets]
+TOKEN = "tok-3f9a-literal"
+KEY = {{ file = "{}" }}
+"#,
         key_file.display()
     ));
     let pipeline = r#"
@@ -692,7 +743,11 @@ sh = "echo other sees [$TOKEN]"
 
     // A job asking for a secret the home does not define fails the run.
     let missing = repo.push_and_wait(
-        "[jobs.x]\ninputs = [\"quire/push\"]\nsecrets = [\"NOPE\"]\nsh = \"true\"\n",
+        r#"[jobs.x]
+inputs = ["quire/push"]
+secrets = ["NOPE"]
+sh = "true"
+"#,
     );
     assert_eq!(missing.failure_kind, Some(FailureKind::PipelineInvalid));
     assert!(
@@ -706,7 +761,11 @@ sh = "echo other sees [$TOKEN]"
 
     // A value too short to redact reliably is refused, and the pusher is
     // told; the push's run is recorded failed (config-invalid), not lost.
-    env.config("[secrets]\nPIN = \"1234\"\n");
+    env.config(
+        r#"[secrets]
+PIN = "1234"
+"#,
+    );
     repo.commit(&[("a", "1")], "short secret");
     let (ok, stderr) = repo.push(&["origin", "main"]);
     assert!(ok);
@@ -751,11 +810,17 @@ fn a_secret_file_shorter_than_8_bytes_fails_the_run_as_process_crashed_with_the_
     let pin = env.path().join("pin");
     std::fs::write(&pin, "1234\n").unwrap();
     env.config(&format!(
-        "[secrets]\nPIN = {{ file = \"{}\" }}\n",
+        r#"[secrets]
+PIN = {{ file = "{}" }}
+"#,
         pin.display()
     ));
     let run = repo.push_and_wait(
-        "[jobs.deploy]\ninputs = [\"quire/push\"]\nsecrets = [\"PIN\"]\nsh = \"echo pin=$PIN\"\n",
+        r#"[jobs.deploy]
+inputs = ["quire/push"]
+secrets = ["PIN"]
+sh = "echo pin=$PIN"
+"#,
     );
     assert_eq!(
         (run.state, run.failure_kind),
@@ -779,7 +844,10 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let pipeline = format!(
-        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         format!("{}; exec sleep 300", quire_testkit::RECORD_PID)
     );
     repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
@@ -875,7 +943,10 @@ fn a_push_into_a_deleted_home_says_so_creates_nothing_and_says_how_to_record_it(
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     std::fs::remove_dir_all(env.home().dir()).unwrap();
-    let pipeline = "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+    let pipeline = r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "true"
+"#;
     let sha = repo.commit(&[(".quire/ci.toml", pipeline)], "a pipeline");
     let (ok, stderr) = repo.push(&["origin", "main"]);
     assert!(ok, "the push itself goes through: {stderr}");
@@ -959,7 +1030,10 @@ fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_
     );
     env.config("max_workers = 1\n");
     // 40 MB of output into a 24 MiB home: the log fills the disk.
-    let flood = "[jobs.flood]\ninputs = [\"quire/push\"]\nsh = \"head -c 40000000 /dev/zero | tr '\\\\0' x | fold -w 1000\"\n";
+    let flood = r#"[jobs.flood]
+inputs = ["quire/push"]
+sh = "head -c 40000000 /dev/zero | tr '\\0' x | fold -w 1000"
+"#;
     repo.commit(&[(".quire/ci.toml", flood)], "fills the disk");
     git(&repo.work, &["branch", "second"]);
     let queued = repo.push_refs(&["main", "second"]);
@@ -982,7 +1056,12 @@ fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_
     for id in &queued {
         assert!(!env.home().run_dir(id).unwrap().exists());
     }
-    let ok = repo.push_and_wait("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"echo fine\"\n");
+    let ok = repo.push_and_wait(
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "echo fine"
+"#,
+    );
     assert_eq!(ok.state, RunState::Complete, "{ok:?}");
     wait_until("the reserve made again", || {
         env.home().reserve_path().is_file()
@@ -1004,9 +1083,15 @@ fn a_worker_whose_home_is_deleted_mid_run_makes_nothing_in_it_and_fails() {
         &[(
             ".quire/ci.toml",
             &format!(
-                "[jobs.held]\ninputs = [\"quire/push\"]\nsh = {:?}\n\
-                 cache = [\"out\"]\nartifacts = [\"out/*\"]\n\
-                 [jobs.later]\ninputs = [\"held\"]\nsh = \"echo later\"\n",
+                r#"[jobs.held]
+inputs = ["quire/push"]
+sh = {:?}
+cache = ["out"]
+artifacts = ["out/*"]
+[jobs.later]
+inputs = ["held"]
+sh = "echo later"
+"#,
                 format!("mkdir -p out && echo kept > out/x && {}", gate.step("held"))
             ),
         )],

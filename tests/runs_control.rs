@@ -31,7 +31,10 @@ fn logs_follow_prints_lines_as_they_are_written_and_exits_with_the_run() {
         gate.step("line1")
     );
     let run = repo.push_pipeline(&format!(
-        "[jobs.count]\ninputs = [\"quire/push\"]\nsh = {step:?}\n"
+        r#"[jobs.count]
+inputs = ["quire/push"]
+sh = {step:?}
+"#
     ));
 
     let mut follow = quire_runs(&env)
@@ -89,8 +92,13 @@ fn logs_follow_of_a_job_not_planned_yet_waits_for_it_and_prints_its_output() {
     // Holding the only worker slot keeps the run pending: no jobs yet.
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
     let run = repo.push_pipeline(
-        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = [\"echo built\", \"echo twice\"]\n\
-         [jobs.other]\ninputs = [\"quire/push\"]\nsh = \"echo not this\"\n",
+        r#"[jobs.build]
+inputs = ["quire/push"]
+sh = ["echo built", "echo twice"]
+[jobs.other]
+inputs = ["quire/push"]
+sh = "echo not this"
+"#,
     );
     let follow = quire_runs(&env)
         .args(["logs", &run, "build", "--follow"])
@@ -126,7 +134,10 @@ fn wait_exits_0_for_complete_and_1_for_failed_or_superseded() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.ok]\ninputs = [\"quire/push\"]\nsh = \"sleep 0.5\"\n",
+            r#"[jobs.ok]
+inputs = ["quire/push"]
+sh = "sleep 0.5"
+"#,
         )],
         "ok",
     );
@@ -143,7 +154,10 @@ fn wait_exits_0_for_complete_and_1_for_failed_or_superseded() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.bad]\ninputs = [\"quire/push\"]\nsh = \"exit 2\"\n",
+            r#"[jobs.bad]
+inputs = ["quire/push"]
+sh = "exit 2"
+"#,
         )],
         "bad",
     );
@@ -158,7 +172,10 @@ fn wait_exits_0_for_complete_and_1_for_failed_or_superseded() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = \"sleep 300\"\n",
+            r#"[jobs.slow]
+inputs = ["quire/push"]
+sh = "sleep 300"
+"#,
         )],
         "slow",
     );
@@ -185,7 +202,10 @@ fn cancel_stops_the_running_step_and_retry_runs_the_commit_again() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let pipeline = format!(
-        "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.slow]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         format!("{RECORD_PID}; exec sleep 300")
     );
     let sha = repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
@@ -327,7 +347,10 @@ fn prune_removes_old_finished_runs_but_never_live_ones_or_the_newest_n() {
         .stderr(predicate::str::contains("prune needs --older-than"));
     std::fs::write(
         env.home().dir().join("config.toml"),
-        "[retention]\nolder_than = \"1d\"\nkeep = 0\n",
+        r#"[retention]
+older_than = "1d"
+keep = 0
+"#,
     )
     .unwrap();
     env.runs(&["prune", "--dry-run"])

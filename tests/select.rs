@@ -441,7 +441,10 @@ fn every_short_id_of_a_real_push_selects_its_run() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "pipeline",
     );

@@ -20,7 +20,10 @@ fn log(env: &Env, run: &str, job: &str) -> String {
 fn where_am_i(gate: &Gate, name: &str) -> String {
     let say = "echo \"pwd=$(pwd) ws=$QUIRE_WORKSPACE home=$HOME tmp=$TMPDIR marker=$(cat marker)\"";
     format!(
-        "[jobs.look]\ninputs = [\"quire/push\"]\nsh = [{say:?}, {:?}, \"echo after=$(cat marker)\"]\n",
+        r#"[jobs.look]
+inputs = ["quire/push"]
+sh = [{say:?}, {:?}, "echo after=$(cat marker)"]
+"#,
         gate.step(name)
     )
 }
@@ -84,7 +87,10 @@ fn without_a_namespace_of_its_own_a_run_keeps_its_own_paths_and_says_so() {
     let mut repo = env.repo_with_hook("app");
     repo.vars.push(("QUIRE_PIDNS".into(), "off".into()));
     let run = repo.push_and_wait(
-        "[jobs.look]\ninputs = [\"quire/push\"]\nsh = \"echo ws=$QUIRE_WORKSPACE\"\n",
+        r#"[jobs.look]
+inputs = ["quire/push"]
+sh = "echo ws=$QUIRE_WORKSPACE"
+"#,
     );
     assert_eq!(run.state, RunState::Complete, "{run:?}");
     let text = log(&env, &run.id, "look");
@@ -128,26 +134,42 @@ fn toolchain() -> Option<PathBuf> {
 /// a vendored one's) on its absolute path, which changed with every run's
 /// workspace ("the path to the source changed") before stable paths.
 fn crate_files() -> Vec<(String, String)> {
-    let pipeline = "[jobs.build]\ninputs = [\"quire/push\"]\n\
-         cache = [\"target\", \".cargo-home/registry\"]\n\
-         env = { CARGO_HOME = \".cargo-home\" }\n\
-         sh = \"cargo build -v --offline && cargo test --offline\"\n"
-        .to_string();
+    let pipeline = r#"[jobs.build]
+inputs = ["quire/push"]
+cache = ["target", ".cargo-home/registry"]
+env = { CARGO_HOME = ".cargo-home" }
+sh = "cargo build -v --offline && cargo test --offline"
+"#
+    .to_string();
     [
         (".quire/ci.toml", pipeline.as_str()),
         (
             "Cargo.toml",
-            "[workspace]\nmembers = [\"app\"]\nexclude = [\"vendor\"]\nresolver = \"2\"\n",
+            r#"[workspace]
+members = ["app"]
+exclude = ["vendor"]
+resolver = "2"
+"#,
         ),
         (
             ".cargo/config.toml",
-            "[source.crates-io]\nreplace-with = \"vendored\"\n\n\
-             [source.vendored]\ndirectory = \"vendor\"\n",
+            r#"[source.crates-io]
+replace-with = "vendored"
+
+[source.vendored]
+directory = "vendor"
+"#,
         ),
         (
             "app/Cargo.toml",
-            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\ndep = \"0.1\"\n",
+            r#"[package]
+name = "app"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+dep = "0.1"
+"#,
         ),
         (
             "app/src/main.rs",
@@ -156,7 +178,11 @@ fn crate_files() -> Vec<(String, String)> {
         ),
         (
             "vendor/dep/Cargo.toml",
-            "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            r#"[package]
+name = "dep"
+version = "0.1.0"
+edition = "2021"
+"#,
         ),
         (
             "vendor/dep/src/lib.rs",
@@ -179,7 +205,10 @@ fn a_crates_second_push_compiles_no_dependency_from_its_cache() {
     let toolchain = toolchain.unwrap();
     let env = Env::new();
     env.config(&format!(
-        "[steps]\nenv = {{ PATH = \"{0}/bin:/usr/bin:/bin\" }}\nread = [\"{0}\"]\n",
+        r#"[steps]
+env = {{ PATH = "{0}/bin:/usr/bin:/bin" }}
+read = ["{0}"]
+"#,
         toolchain.display()
     ));
     let repo: Repo = env.repo_with_hook("crate");

@@ -7,7 +7,10 @@ use quire_store::RunState;
 
 use quire_testkit::{Env, Repo, git};
 
-const QUICK: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+const QUICK: &str = r#"[jobs.w]
+inputs = ["quire/push"]
+sh = "true"
+"#;
 
 /// A repository with two commits on main (the first holds the pipeline),
 /// pushed without runs; their ids, oldest first.

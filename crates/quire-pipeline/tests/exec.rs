@@ -510,7 +510,10 @@ fn three_hundred_steps_are_each_recorded_once() {
     let run = Run::new("refs/heads/main");
     let steps: Vec<String> = (1..=300).map(|i| format!("\"echo {i}\"")).collect();
     let (result, events) = run.exec(&format!(
-        "[jobs.many]\ninputs = [\"quire/push\"]\nsh = [{}]\n",
+        r#"[jobs.many]
+inputs = ["quire/push"]
+sh = [{}]
+"#,
         steps.join(", ")
     ));
     assert_eq!(result, RunResult::Complete);
@@ -719,10 +722,17 @@ fn three_gated_and_one_after(dir: &Path, timeout: &str) -> String {
     let mut toml = String::new();
     for job in ["a", "b", "c"] {
         toml += &format!(
-            "[jobs.{job}]\ninputs = [\"quire/push\"]\ntimeout = \"{timeout}\"\nsh = '{step}'\n"
+            r#"[jobs.{job}]
+inputs = ["quire/push"]
+timeout = "{timeout}"
+sh = '{step}'
+"#
         );
     }
-    toml + "[jobs.after]\ninputs = [\"a\", \"b\", \"c\"]\nsh = \"echo after\"\n"
+    toml + r#"[jobs.after]
+inputs = ["a", "b", "c"]
+sh = "echo after"
+"#
 }
 
 /// The most jobs that were running at once, from their started and
@@ -962,8 +972,11 @@ fn jobs_side_by_side_keep_their_own_logs_and_events_in_order() {
     let mut toml = String::new();
     for job in jobs {
         toml += &format!(
-            "[jobs.{job}]\ninputs = [\"quire/push\"]\ntimeout = \"60s\"\n\
-             sh = ['{step}; seq -f \"$QUIRE_JOB %g\" 2000', \"echo $QUIRE_JOB done\"]\n"
+            r#"[jobs.{job}]
+inputs = ["quire/push"]
+timeout = "60s"
+sh = ['{step}; seq -f "$QUIRE_JOB %g" 2000', "echo $QUIRE_JOB done"]
+"#
         );
     }
     let (result, events) = run.exec_with(&toml, &parallel(3), &Cancel::default());
