@@ -43,10 +43,6 @@ fn failed_build(env: &Env) -> (Repo, String) {
     (repo, run.id)
 }
 
-fn stdout(cmd: &mut assert_cmd::Command) -> String {
-    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
-}
-
 #[test]
 fn a_failed_job_keeps_its_artifacts_and_show_lists_them() {
     let env = Env::new();
@@ -68,14 +64,14 @@ fn a_failed_job_keeps_its_artifacts_and_show_lists_them() {
     );
     assert!(!kept.join("dist/evil").exists() && !kept.join("dist/passwd.tar.gz").exists());
 
-    let text = stdout(&mut env.runs(&["show", &id]));
+    let text = env.stdout(&["show", &id]);
     assert!(text.contains("ARTIFACT"), "{text}");
     assert!(
         text.contains("report/b/c.txt") && text.contains("14 B"),
         "{text}"
     );
 
-    let log = stdout(&mut env.runs(&["logs", &id, "build"]));
+    let log = env.stdout(&["logs", &id, "build"]);
     for line in [
         "quire: artifacts: kept dist/app.tar.gz (14 bytes)",
         "quire: artifacts: kept report/b/c.txt (14 bytes)",
@@ -138,7 +134,7 @@ fn download_writes_identical_bytes_and_never_overwrites() {
     let (_repo, id) = failed_build(&env);
     let into = env.path().join("out");
     let dir = into.to_str().unwrap();
-    let printed = stdout(&mut env.runs(&["download", &id, "--dir", dir]));
+    let printed = env.stdout(&["download", &id, "--dir", dir]);
     assert!(
         printed.ends_with(&format!(
             "downloaded 3 files (34 B) of run {id} into {dir}\n"
@@ -228,10 +224,10 @@ sh = ["mkdir out && printf 'x\\n' > \"out/a$(printf '\\033]0;owned\\007')b.txt\"
     assert_eq!(run.state, RunState::Complete, "{run:?}");
     let escaped = "out/a\\x1b]0;owned\\x07b.txt";
     let raw = |text: &str| text.contains(['\x1b', '\x07']);
-    let shown = stdout(&mut env.runs(&["show", &run.id]));
+    let shown = env.stdout(&["show", &run.id]);
     assert!(shown.contains(escaped) && !raw(&shown), "{shown:?}");
     let into = env.path().join("out");
-    let printed = stdout(&mut env.runs(&["download", &run.id, "--dir", into.to_str().unwrap()]));
+    let printed = env.stdout(&["download", &run.id, "--dir", into.to_str().unwrap()]);
     assert!(printed.contains(escaped) && !raw(&printed), "{printed:?}");
     assert_eq!(
         std::fs::read(into.join("build/out/a\x1b]0;owned\x07b.txt")).unwrap(),

@@ -131,16 +131,7 @@ fn a_flood_of_quick_runs_delays_another_repository_by_at_most_one_run_per_worker
     let b = env.repo_with_hook("other");
     let gate = Gate::new(&env);
     a.commit(
-        &[(
-            ".quire/ci.toml",
-            &format!(
-                r#"[jobs.hold]
-inputs = ["quire/push"]
-sh = {:?}
-"#,
-                gate.step("$QUIRE_BRANCH")
-            ),
-        )],
+        &[(".quire/ci.toml", &gate.job("hold", "$QUIRE_BRANCH"))],
         "held",
     );
     let flood = push_many_refs(&a, 200);

@@ -603,13 +603,7 @@ command = {}
     ));
     let gate = Gate::new(&env);
     let app = env.repo_with_hook("app");
-    let held = app.push_pipeline(&format!(
-        r#"[jobs.wait]
-inputs = ["quire/push"]
-sh = '{}'
-"#,
-        gate.step("held")
-    ));
+    let held = app.push_pipeline(&gate.job("wait", "held"));
     gate.wait_ready("held");
     let next = app.push_pipeline(PASS);
     gate.open();

@@ -9,11 +9,6 @@ use quire_store::{FailureKind, RunEvent, RunState};
 
 use quire_testkit::{Env, Gate, git};
 
-fn stdout(env: &Env, args: &[&str]) -> String {
-    let out = env.runs(args).assert().success();
-    String::from_utf8_lossy(&out.get_output().stdout).into_owned()
-}
-
 #[test]
 fn a_failed_run_names_each_failed_job_and_why_and_an_allowed_failure_shows_as_such() {
     let env = Env::new();
@@ -48,7 +43,7 @@ sh = "sleep 30"
         !detail.contains("lint"),
         "an allowed failure is not the run's: {detail}"
     );
-    let shown = stdout(&env, &["show", &run.id]);
+    let shown = env.stdout(&["show", &run.id]);
     assert!(shown.contains(&format!("detail    {detail}")), "{shown}");
     let lint = shown.lines().find(|l| l.starts_with("lint")).unwrap();
     assert!(lint.contains("failed (allowed)"), "{shown}");
@@ -58,7 +53,7 @@ sh = "sleep 30"
     assert_eq!(json["event"], "push");
 
     // Only the failing steps' logs.
-    let failed = stdout(&env, &["logs", &run.id, "--failed"]);
+    let failed = env.stdout(&["logs", &run.id, "--failed"]);
     assert!(
         failed.contains("==> test step 2: echo boom; exit 3 <=="),
         "{failed}"
@@ -75,13 +70,7 @@ fn a_superseded_run_names_its_successor_and_the_commit_and_event_are_shown() {
     let env = Env::new();
     let gate = Gate::new(&env);
     let app = env.repo_with_hook("app");
-    let held = app.push_pipeline(&format!(
-        r#"[jobs.wait]
-inputs = ["quire/push"]
-sh = '{}'
-"#,
-        gate.step("held")
-    ));
+    let held = app.push_pipeline(&gate.job("wait", "held"));
     gate.wait_ready("held");
     app.commit(
         &[("README", "next")],
@@ -92,7 +81,7 @@ sh = '{}'
     let old = env.wait_terminal(&held);
     assert_eq!(old.state, RunState::Superseded);
     assert_eq!(old.superseded_by.as_deref(), Some(next.as_str()));
-    let shown = stdout(&env, &["show", &held]);
+    let shown = env.stdout(&["show", &held]);
     assert!(
         shown.contains(&format!("successor run {next} (quire-runs show {next})")),
         "{shown}"
@@ -104,7 +93,7 @@ sh = '{}'
         Some("Quire Test <test@quire.invalid>")
     );
     assert_eq!(new.event, Some(RunEvent::Push));
-    let listed = stdout(&env, &["list"]);
+    let listed = env.stdout(&["list"]);
     assert!(listed.contains("Make the README say next"), "{listed}");
     assert_eq!(env.json(&["show", &held])["superseded_by"], next.as_str());
 }
@@ -115,17 +104,11 @@ fn a_pending_run_says_what_it_waits_for() {
     env.config("max_workers = 1\n");
     let gate = Gate::new(&env);
     let app = env.repo_with_hook("app");
-    let busy = app.push_pipeline(&format!(
-        r#"[jobs.wait]
-inputs = ["quire/push"]
-sh = '{}'
-"#,
-        gate.step("busy")
-    ));
+    let busy = app.push_pipeline(&gate.job("wait", "busy"));
     gate.wait_ready("busy");
     git(&app.work, &["branch", "other"]);
     let queued = app.push_refs(&["other"]).remove(0);
-    let shown = stdout(&env, &["show", &queued]);
+    let shown = env.stdout(&["show", &queued]);
     gate.open();
     assert!(
         shown.contains(&format!(
@@ -169,10 +152,10 @@ sh = "true \u001b[H; printf '\\033[31mred\\033[0m \\033[2J\\033]0;owned\\007 don
 "#,
     );
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    let shown = stdout(&env, &["show", &run.id]);
+    let shown = env.stdout(&["show", &run.id]);
     assert!(!shown.contains('\x1b'), "{shown:?}");
     assert!(shown.contains(r"1. true \x1b[H; printf"), "{shown}");
-    let logs = stdout(&env, &["logs", &run.id]);
+    let logs = env.stdout(&["logs", &run.id]);
     assert!(
         logs.contains("\x1b[31mred\x1b[0m"),
         "colours pass: {logs:?}"
@@ -180,7 +163,7 @@ sh = "true \u001b[H; printf '\\033[31mred\\033[0m \\033[2J\\033]0;owned\\007 don
     assert!(logs.contains(r"\x1b[2J\x1b]0;owned\x07 done"), "{logs:?}");
     assert!(!logs.contains("\x1b[2J"), "{logs:?}");
     assert!(!logs.contains("\x1b[H"), "{logs:?}");
-    let raw = stdout(&env, &["logs", &run.id, "--raw"]);
+    let raw = env.stdout(&["logs", &run.id, "--raw"]);
     assert!(raw.contains("\x1b[2J\x1b]0;owned\x07 done"), "{raw:?}");
 }
 
@@ -215,10 +198,10 @@ sh = "true"
             .contains("max_wokers"),
         "{failed:?}"
     );
-    let shown = stdout(&env, &["show", &failed.id]);
+    let shown = env.stdout(&["show", &failed.id]);
     assert!(shown.contains("quire-runs retry"), "{shown}");
     env.config("max_workers = 2\n");
-    let out = stdout(&env, &["retry", &failed.id]);
+    let out = env.stdout(&["retry", &failed.id]);
     let retry = out
         .split_whitespace()
         .nth(2)

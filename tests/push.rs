@@ -115,8 +115,7 @@ fn branches_pushed_together_get_a_run_each_and_tags_and_previous_tips_reach_the_
     );
 
     let second = repo.commit(&[("README.md", "hello again\n")], "second");
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let id = &queued_runs(&stderr)[0];
+    let id = &repo.push_refs(&["main"])[0];
     assert_eq!(env.wait_terminal(id).state, RunState::Complete);
     assert!(
         log(&env, id, "build", 1).contains(&format!("prev={first}")),
@@ -160,8 +159,7 @@ sh = "sleep 300"
         )],
         "slow",
     );
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let old = queued_runs(&stderr).remove(0);
+    let old = repo.push_refs(&["main"]).remove(0);
     env.wait_for(&old, "active", |r| r.state == RunState::Active);
     repo.commit(&[("a.txt", "1")], "docs [skip ci]");
     let (_, stderr) = repo.push(&["origin", "main"]);
@@ -187,8 +185,7 @@ sh = "sleep 300"
         "slow",
     );
     git(&repo.work, &["branch", "feature"]);
-    let (_, stderr) = repo.push(&["origin", "feature"]);
-    let live = queued_runs(&stderr).remove(0);
+    let live = repo.push_refs(&["feature"]).remove(0);
     env.wait_for(&live, "active", |r| r.state == RunState::Active);
 
     let (ok, stderr) = repo.push(&["origin", "--delete", "feature"]);
@@ -343,13 +340,7 @@ fn a_burst_of_ten_pushes_to_one_ref_executes_only_the_last() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
-    let pipeline = format!(
-        r#"[jobs.work]
-inputs = ["quire/push"]
-sh = {:?}
-"#,
-        gate.step("$QUIRE_BRANCH")
-    );
+    let pipeline = gate.job("work", "$QUIRE_BRANCH");
     repo.commit(&[(".quire/ci.toml", &pipeline)], "0");
     // The only worker (max_workers = 1) is busy with another branch while
     // the burst arrives.
@@ -406,8 +397,7 @@ sh = [{:?}, "echo never"]
         format!("{RECORD_PID}; exec sleep 300")
     );
     a.commit(&[(".quire/ci.toml", &slow)], "hang");
-    let (_, stderr) = a.push(&["origin", "main"]);
-    let stuck = queued_runs(&stderr).remove(0);
+    let stuck = a.push_refs(&["main"]).remove(0);
     let sleep = step_pid(&env, &stuck);
     let worker = env
         .wait_for(&stuck, "active", |r| r.state == RunState::Active)
@@ -427,8 +417,7 @@ sh = "echo ok"
         )],
         "ok",
     );
-    let (_, stderr) = b.push(&["origin", "main"]);
-    let queued = queued_runs(&stderr).remove(0);
+    let queued = b.push_refs(&["main"]).remove(0);
 
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(worker as i32).unwrap(),
@@ -490,8 +479,7 @@ sh = [{:?}, "echo never"]
         )
     );
     a.commit(&[(".quire/ci.toml", &slow)], "hang");
-    let (_, stderr) = a.push(&["origin", "main"]);
-    let stuck = queued_runs(&stderr).remove(0);
+    let stuck = a.push_refs(&["main"]).remove(0);
     let sleep = step_pid(&env, &stuck);
     let worker = env
         .wait_for(&stuck, "active", |r| r.state == RunState::Active)

@@ -209,13 +209,7 @@ fn push_with_ci_wait_that_records_no_run_says_so_and_returns() {
 /// of main with `-o ci.wait`, its stderr a pipe: the hook, and the run id
 /// from the first line it wrote there.
 fn waiting_hook(env: &Env, repo: &Repo, gate: &Gate) -> (std::process::Child, ChildStderr, String) {
-    let pipeline = format!(
-        r#"[jobs.hold]
-inputs = ["quire/push"]
-sh = {:?}
-"#,
-        gate.step("hold")
-    );
+    let pipeline = gate.job("hold", "hold");
     repo.commit(&[(".quire/ci.toml", &pipeline)], "held");
     let (ok, stderr) = repo.push(&["-o", "ci.skip", "origin", "main"]);
     assert!(ok, "{stderr}");

@@ -13,12 +13,6 @@ use quire_store::{FailureKind, RunState};
 
 use quire_testkit::{Env, Gate, alive, git, gone_within, queued_runs, wait_until};
 
-fn quire_run(env: &Env) -> Command {
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-run"));
-    command.arg("--home").arg(env.home().dir());
-    command
-}
-
 /// Pids of processes whose environment or command line mentions `needle`.
 fn processes_with(needle: &str) -> Vec<u32> {
     let mut found = Vec::new();
@@ -204,7 +198,8 @@ sh = "x"
     let mut killed_mid_push = 0;
     for seed in 0..rounds {
         let before = recorded();
-        let mut child = quire_run(&env)
+        let mut child = env
+            .process("quire-run")
             .args(["hook", "--git-dir"])
             .arg(&repo.bare)
             .stdin(Stdio::piped())
@@ -314,8 +309,7 @@ sh = "head -c 8000000 /dev/zero | tr '\\0' x"
     // Hold the only worker slot so the hook starts no worker; run one by
     // hand under a 2 MiB file size limit.
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let run = queued_runs(&stderr).remove(0);
+    let run = repo.push_refs(&["main"]).remove(0);
     drop(slot);
     let worker = format!(
         "ulimit -f 4096; exec {} --home {} work",
@@ -356,11 +350,10 @@ sh = "true"
         "first",
     );
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let run = queued_runs(&stderr).remove(0);
+    let run = repo.push_refs(&["main"]).remove(0);
     std::fs::remove_dir_all(&repo.bare).unwrap();
     drop(slot);
-    quire_run(&env).arg("work").status().unwrap();
+    env.process("quire-run").arg("work").status().unwrap();
     let end = env.store().resolve_run(&run).unwrap();
     assert_eq!(
         (end.state, end.failure_kind),
@@ -863,7 +856,8 @@ sh = {:?}
         .unwrap();
     };
 
-    let mut trigger = quire_run(&env)
+    let mut trigger = env
+        .process("quire-run")
         .args(["trigger", "--git-dir"])
         .arg(&repo.bare)
         .args(["main", "--wait"])
@@ -891,7 +885,8 @@ sh = {:?}
     );
 
     // `exec` gives its steps the caller's TMPDIR.
-    let mut exec = quire_run(&env)
+    let mut exec = env
+        .process("quire-run")
         .env("TMPDIR", env.path())
         .arg("exec")
         .arg("--workspace")
@@ -917,7 +912,7 @@ fn fifty_first_installs_into_a_new_home_at_once_all_open_its_store() {
             .map(|i| {
                 let name = format!("app{i}.git");
                 git(env.path(), &["init", "--quiet", "--bare", &name]);
-                quire_run(&env)
+                env.process("quire-run")
                     .arg("install")
                     .arg(env.path().join(name))
                     .stdout(Stdio::piped())
@@ -1103,7 +1098,8 @@ sh = "echo later"
     let queued = repo.push_refs(&["main", "main:other"]);
     assert_eq!(queued.len(), 2, "{queued:?}");
     drop(slot);
-    let mut worker = quire_run(&env)
+    let mut worker = env
+        .process("quire-run")
         .arg("work")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -2,7 +2,7 @@
 //! against real pushes and real workers.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
@@ -13,12 +13,6 @@ use quire_testkit::{
     Env, Gate, RECORD_PID, SHA, alive, git, gone_within, populate, queued_runs, step_pid,
     wait_until,
 };
-
-fn quire_runs(env: &Env) -> Command {
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-runs"));
-    command.arg("--home").arg(env.home().dir());
-    command
-}
 
 #[test]
 fn logs_follow_prints_lines_as_they_are_written_and_exits_with_the_run() {
@@ -37,7 +31,8 @@ sh = {step:?}
 "#
     ));
 
-    let mut follow = quire_runs(&env)
+    let mut follow = env
+        .process("quire-runs")
         .args(["logs", &run, "--follow"])
         .stdout(Stdio::piped())
         .spawn()
@@ -100,7 +95,8 @@ inputs = ["quire/push"]
 sh = "echo not this"
 "#,
     );
-    let follow = quire_runs(&env)
+    let follow = env
+        .process("quire-runs")
         .args(["logs", &run, "build", "--follow"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -141,8 +137,7 @@ sh = "sleep 0.5"
         )],
         "ok",
     );
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let ok = queued_runs(&stderr).remove(0);
+    let ok = repo.push_refs(&["main"]).remove(0);
     env.runs(&["wait", &ok, "--interval", "100ms"])
         .assert()
         .success()
@@ -161,8 +156,7 @@ sh = "exit 2"
         )],
         "bad",
     );
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let bad = queued_runs(&stderr).remove(0);
+    let bad = repo.push_refs(&["main"]).remove(0);
     env.runs(&["wait", &bad])
         .assert()
         .code(1)
@@ -180,9 +174,9 @@ sh = "sleep 300"
         "slow",
     );
     git(&repo.work, &["branch", "topic"]);
-    let (_, stderr) = repo.push(&["origin", "topic"]);
-    let slow = queued_runs(&stderr).remove(0);
-    let waiter = quire_runs(&env)
+    let slow = repo.push_refs(&["topic"]).remove(0);
+    let waiter = env
+        .process("quire-runs")
         .args(["wait", &slow, "--interval", "100ms"])
         .stdout(Stdio::piped())
         .spawn()

@@ -10,11 +10,6 @@ use quire_store::RunState;
 
 use quire_testkit::{Env, Gate, Repo, git};
 
-fn log(env: &Env, run: &str, job: &str) -> String {
-    let out = env.runs(&["logs", run, job]).assert().success();
-    String::from_utf8(out.get_output().stdout.clone()).unwrap()
-}
-
 /// A pipeline that says where its step stands, waits at the gate as
 /// `name`, and reads its tree again once both runs are there.
 fn where_am_i(gate: &Gate, name: &str) -> String {
@@ -49,7 +44,7 @@ fn every_run_sees_the_same_paths_and_two_at_once_each_its_own_tree() {
     for (id, name) in ids.iter().zip(["one", "two"]) {
         let run = env.wait_terminal(id);
         assert_eq!(run.state, RunState::Complete, "{run:?}");
-        let text = log(&env, id, "look");
+        let text = env.logs(id, "look");
         let want = format!(
             "pwd={} ws={} home={} tmp={} marker={name}",
             ws.display(),
@@ -93,7 +88,7 @@ sh = "echo ws=$QUIRE_WORKSPACE"
 "#,
     );
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    let text = log(&env, &run.id, "look");
+    let text = env.logs(&run.id, "look");
     let own = env
         .home()
         .dir()
@@ -221,7 +216,7 @@ read = ["{0}"]
     repo.commit(&files, "a crate");
     let first = repo.push_refs(&["main"]);
     let first = env.wait_terminal(&first[0]);
-    let text = log(&env, &first.id, "build");
+    let text = env.logs(&first.id, "build");
     assert_eq!(first.state, RunState::Complete, "{text}");
     assert!(text.contains("Compiling dep v0.1.0"), "{text}");
 
@@ -229,7 +224,7 @@ read = ["{0}"]
     repo.commit(&[("README", "A crate, pushed again.\n")], "readme");
     let second = repo.push_refs(&["main"]);
     let second = env.wait_terminal(&second[0]);
-    let text = log(&env, &second.id, "build");
+    let text = env.logs(&second.id, "build");
     assert_eq!(second.state, RunState::Complete, "{text}");
     assert!(text.contains("quire: cache: restored target"), "{text}");
     assert!(text.contains("Fresh dep v0.1.0"), "{text}");
@@ -275,11 +270,11 @@ fn pushed_twice(repo: &Repo, env: &Env, files: &[(&str, &str)], job: &str) -> (R
     git(&repo.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
     repo.commit(files, "a project");
     let first = env.wait_terminal(&repo.push_refs(&["main"])[0]);
-    let text = log(env, &first.id, job);
+    let text = env.logs(&first.id, job);
     assert_eq!(first.state, RunState::Complete, "{text}");
     repo.commit(&[("README", "Pushed again.\n")], "readme");
     let second = env.wait_terminal(&repo.push_refs(&["main"])[0]);
-    (second.state, log(env, &second.id, job))
+    (second.state, env.logs(&second.id, job))
 }
 
 fn python_files() -> Vec<(&'static str, &'static str)> {

@@ -5,17 +5,6 @@ use quire_store::{FailureKind, JobState, RunState};
 
 use quire_testkit::{Env, Gate, RECORD_PID, git, gone_within, signal, step_pid};
 
-/// A job that waits at `gate` under the name of its branch.
-fn held(gate: &Gate) -> String {
-    format!(
-        r#"[jobs.hold]
-inputs = ["quire/push"]
-sh = {:?}
-"#,
-        gate.step("$QUIRE_BRANCH")
-    )
-}
-
 #[test]
 fn with_max_workers_2_two_refs_pushed_at_once_run_at_the_same_time() {
     let env = Env::new();
@@ -23,7 +12,10 @@ fn with_max_workers_2_two_refs_pushed_at_once_run_at_the_same_time() {
     env.config("max_workers = 2\nmax_workers_per_repo = 2\n");
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
-    repo.commit(&[(".quire/ci.toml", &held(&gate))], "held");
+    repo.commit(
+        &[(".quire/ci.toml", &gate.job("hold", "$QUIRE_BRANCH"))],
+        "held",
+    );
     git(&repo.work, &["branch", "dev"]);
     let repo = &repo;
     let [main, dev] = std::thread::scope(|s| {
@@ -52,7 +44,10 @@ fn with_max_workers_2_two_refs_of_one_push_run_at_the_same_time() {
     env.config("max_workers = 2\nmax_workers_per_repo = 2\n");
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
-    repo.commit(&[(".quire/ci.toml", &held(&gate))], "held");
+    repo.commit(
+        &[(".quire/ci.toml", &gate.job("hold", "$QUIRE_BRANCH"))],
+        "held",
+    );
     git(&repo.work, &["branch", "dev"]);
     let runs = repo.push_refs(&["main", "dev"]);
     assert_eq!(runs.len(), 2);

@@ -36,6 +36,18 @@ impl Gate {
         )
     }
 
+    /// A pipeline of one job, `job`, on every push, whose step waits at the
+    /// gate as `name` (see [`Gate::step`]).
+    pub fn job(&self, job: &str, name: &str) -> String {
+        format!(
+            r#"[jobs.{job}]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
+            self.step(name)
+        )
+    }
+
     /// Whether a step of any run is at the gate as `name`.
     pub fn is_ready(&self, name: &str) -> bool {
         std::fs::read_dir(&self.runs)
