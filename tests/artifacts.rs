@@ -8,7 +8,7 @@ use quire_store::RunState;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::util::{Env, Repo};
+use quire_testkit::{Env, Repo};
 
 /// Builds a tarball and a report tree, plants a symlink out of the
 /// workspace where a glob matches it, then fails.
@@ -43,10 +43,6 @@ fn failed_build(env: &Env) -> (Repo, String) {
     (repo, run.id)
 }
 
-fn stdout(cmd: &mut assert_cmd::Command) -> String {
-    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
-}
-
 #[test]
 fn a_failed_job_keeps_its_artifacts_and_show_lists_them() {
     let env = Env::new();
@@ -68,14 +64,14 @@ fn a_failed_job_keeps_its_artifacts_and_show_lists_them() {
     );
     assert!(!kept.join("dist/evil").exists() && !kept.join("dist/passwd.tar.gz").exists());
 
-    let text = stdout(&mut env.runs(&["show", &id]));
+    let text = env.stdout(&["show", &id]);
     assert!(text.contains("ARTIFACT"), "{text}");
     assert!(
         text.contains("report/b/c.txt") && text.contains("14 B"),
         "{text}"
     );
 
-    let log = stdout(&mut env.runs(&["logs", &id, "build"]));
+    let log = env.stdout(&["logs", &id, "build"]);
     for line in [
         "quire: artifacts: kept dist/app.tar.gz (14 bytes)",
         "quire: artifacts: kept report/b/c.txt (14 bytes)",
@@ -116,7 +112,12 @@ fn ingesting_the_kept_events_again_gives_the_same_rows() {
 fn a_run_without_artifacts_shows_an_empty_list_and_downloads_nothing() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let run = repo.push_and_wait("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let run = repo.push_and_wait(
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
     assert_eq!(env.json(&["show", &run.id])["artifacts"], json!([]));
     let into = env.path().join("out");
     env.runs(&["download", &run.id, "--dir", into.to_str().unwrap()])
@@ -133,7 +134,7 @@ fn download_writes_identical_bytes_and_never_overwrites() {
     let (_repo, id) = failed_build(&env);
     let into = env.path().join("out");
     let dir = into.to_str().unwrap();
-    let printed = stdout(&mut env.runs(&["download", &id, "--dir", dir]));
+    let printed = env.stdout(&["download", &id, "--dir", dir]);
     assert!(
         printed.ends_with(&format!(
             "downloaded 3 files (34 B) of run {id} into {dir}\n"
@@ -223,10 +224,10 @@ sh = ["mkdir out && printf 'x\\n' > \"out/a$(printf '\\033]0;owned\\007')b.txt\"
     assert_eq!(run.state, RunState::Complete, "{run:?}");
     let escaped = "out/a\\x1b]0;owned\\x07b.txt";
     let raw = |text: &str| text.contains(['\x1b', '\x07']);
-    let shown = stdout(&mut env.runs(&["show", &run.id]));
+    let shown = env.stdout(&["show", &run.id]);
     assert!(shown.contains(escaped) && !raw(&shown), "{shown:?}");
     let into = env.path().join("out");
-    let printed = stdout(&mut env.runs(&["download", &run.id, "--dir", into.to_str().unwrap()]));
+    let printed = env.stdout(&["download", &run.id, "--dir", into.to_str().unwrap()]);
     assert!(printed.contains(escaped) && !raw(&printed), "{printed:?}");
     assert_eq!(
         std::fs::read(into.join("build/out/a\x1b]0;owned\x07b.txt")).unwrap(),

@@ -6,7 +6,7 @@
 use quire_store::RunState;
 use serde_json::Value;
 
-use crate::util::{Env, Gate, Repo, git};
+use quire_testkit::{Env, Gate, Repo, git};
 
 /// Prints the stamp a previous run left in `target`, then leaves its own.
 const STAMP: &str = r#"[jobs.build]
@@ -17,11 +17,6 @@ sh = [
   "mkdir -p target && echo \"$QUIRE_RUN_ID\" > target/stamp",
 ]
 "#;
-
-fn log(env: &Env, run: &str, job: &str) -> String {
-    let out = env.runs(&["logs", run, job]).assert().success();
-    String::from_utf8(out.get_output().stdout.clone()).unwrap()
-}
 
 fn caches(env: &Env) -> Vec<Value> {
     env.json(&["caches"]).as_array().unwrap().clone()
@@ -40,7 +35,7 @@ fn the_next_run_of_a_branch_finds_what_the_last_one_saved() {
     let repo = repo(&env);
     let first = repo.push_and_wait(STAMP);
     assert_eq!(first.state, RunState::Complete, "{first:?}");
-    let text = log(&env, &first.id, "build");
+    let text = env.logs(&first.id, "build");
     assert!(text.contains("no stamp"), "{text}");
     assert!(
         text.contains("quire: cache: no cache of job build on branch main; starting without one"),
@@ -53,7 +48,7 @@ fn the_next_run_of_a_branch_finds_what_the_last_one_saved() {
 
     let second = repo.push_and_wait(STAMP);
     assert_eq!(second.state, RunState::Complete, "{second:?}");
-    let text = log(&env, &second.id, "build");
+    let text = env.logs(&second.id, "build");
     assert!(
         text.contains("quire: cache: restored target from branch main (37 B) in "),
         "{text}"
@@ -71,11 +66,11 @@ fn the_next_run_of_a_branch_finds_what_the_last_one_saved() {
     assert_eq!(entry["branch"], "main");
     assert_eq!(entry["size"], 37);
     assert_eq!(entry["run"], second.id.as_str());
-    crate::util::assert_time(entry, "last_used_at");
+    quire_testkit::assert_time(entry, "last_used_at");
     // --json FIELDS: the fields there are, and only those asked for.
-    let mut all = crate::util::json_fields(&env, &["caches"]);
+    let mut all = quire_testkit::json_fields(&env, &["caches"]);
     all.sort();
-    assert_eq!(all, crate::util::keys(entry));
+    assert_eq!(all, quire_testkit::keys(entry));
     let some = env
         .runs(&["caches", "--json", "size,branch"])
         .assert()
@@ -99,7 +94,7 @@ fn a_failed_job_saves_nothing() {
     let run =
         repo.push_and_wait(&STAMP.replace("> target/stamp\",", "> target/stamp\", \"exit 1\","));
     assert_eq!(run.state, RunState::Failed, "{run:?}");
-    let text = log(&env, &run.id, "build");
+    let text = env.logs(&run.id, "build");
     assert!(!text.contains("quire: cache: saved"), "{text}");
     assert!(caches(&env).is_empty());
     env.runs(&["caches"])
@@ -121,7 +116,7 @@ fn a_new_branch_starts_from_the_default_branchs_cache_and_leaves_it() {
     let ids = repo.push_refs(&["feature/x"]);
     let run = env.wait_terminal(&ids[0]);
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    let text = log(&env, &run.id, "build");
+    let text = env.logs(&run.id, "build");
     assert!(
         text.contains("quire: cache: restored target from the default branch main (37 B)"),
         "{text}"
@@ -165,7 +160,7 @@ sh = "mkdir -p target && head -c 700000 /dev/zero > target/blob"
 "#;
     let run = repo.push_and_wait(pipeline);
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    let text = log(&env, &run.id, "b");
+    let text = env.logs(&run.id, "b");
     assert!(
         text.contains("quire: cache: evicted the cache of job a on branch main (683.6 KiB), the least recently used, to fit cache_max_mb = 1"),
         "{text}"
@@ -206,7 +201,7 @@ sh = "ln -s {} vendor"
     );
     let run = repo.push_and_wait(&pipeline);
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    let text = log(&env, &run.id, "build");
+    let text = env.logs(&run.id, "build");
     assert!(
         text.contains(
             "quire: cache: vendor/cache lies behind a symlink in the workspace; not saved"
@@ -244,13 +239,13 @@ fn files_unchanged_since_the_cached_build_keep_their_time_changed_ones_do_not() 
     );
     let first = repo.push_and_wait(MAKE);
     assert_eq!(first.state, RunState::Complete, "{first:?}");
-    let text = log(&env, &first.id, "build");
+    let text = env.logs(&first.id, "build");
     assert!(text.contains("a.c: newer than the build"), "{text}");
 
     // Nothing changed: the restored build is up to date for every source,
     // and the checkout is still clean for git.
     let second = repo.push_and_wait(MAKE);
-    let text = log(&env, &second.id, "build");
+    let text = env.logs(&second.id, "build");
     assert!(
         text.contains("a.c: up to date") && text.contains("b.c: up to date"),
         "{text}"
@@ -266,7 +261,7 @@ fn files_unchanged_since_the_cached_build_keep_their_time_changed_ones_do_not() 
     // b.c changes: only it is newer than the build.
     repo.commit(&[("b.c", "b changed\n")], "change b");
     let third = repo.push_and_wait(MAKE);
-    let text = log(&env, &third.id, "build");
+    let text = env.logs(&third.id, "build");
     assert!(
         text.contains("a.c: up to date") && text.contains("b.c: newer than the build"),
         "{text}"
@@ -292,13 +287,10 @@ fn prune_sweeps_what_interrupted_saves_left_and_nothing_live() {
     // A run still going: what it is building stays.
     let gate = Gate::new(&env);
     repo.commit(&[("other", "x")], "other");
-    let live = repo.push_pipeline(&format!(
-        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
-        gate.step("live")
-    ));
+    let live = repo.push_pipeline(&gate.job("build", "live"));
     gate.wait_ready("live");
 
-    let dead = crate::util::dead_pid();
+    let dead = quire_testkit::dead_pid();
     let leftovers = [
         (format!("tmp-{}", done.id), true),
         (format!("taking-{}", live), false),

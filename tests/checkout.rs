@@ -4,14 +4,9 @@
 
 use quire_store::RunState;
 
-use crate::util::{Env, git};
+use quire_testkit::{Env, git};
 
 /// The CRI log lines' text, one per line.
-fn output(env: &Env, run: &str) -> String {
-    let out = env.runs(&["logs", run]).assert().success();
-    String::from_utf8(out.get_output().stdout.clone()).unwrap()
-}
-
 #[test]
 fn a_step_sees_a_git_checkout_with_tags_branches_and_shared_objects() {
     let env = Env::new();
@@ -44,7 +39,7 @@ sh = [
     let dev = git(&repo.work, &["rev-parse", "dev"]);
     let short = git(&repo.work, &["rev-parse", "--short", &sha]);
     let objects = repo.bare.join("objects").canonicalize().unwrap();
-    let out = output(&env, &run.id);
+    let out = env.stdout(&["logs", &run.id]);
     for want in [
         format!("describe=v1.0-1-g{short}"),
         format!("head={sha}"),
@@ -69,13 +64,13 @@ fn a_tree_of_two_thousand_files_checks_out_completely() {
         std::fs::write(file, format!("file {i}\n")).unwrap();
     }
     git(&repo.work, &["add", "."]);
-    let pipeline = "[jobs.count]\ninputs = [\"quire/push\"]\nsh = [\
-        \"echo files=$(find . -path ./.git -prune -o -type f -print | wc -l)\", \
-        \"echo f1999=$(cat d39/f1999.txt)\", \
-        \"echo status=[$(git status --porcelain)]\"]\n";
+    let pipeline = r#"[jobs.count]
+inputs = ["quire/push"]
+sh = ["echo files=$(find . -path ./.git -prune -o -type f -print | wc -l)", "echo f1999=$(cat d39/f1999.txt)", "echo status=[$(git status --porcelain)]"]
+"#;
     let run = repo.push_and_wait(pipeline);
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    let out = output(&env, &run.id);
+    let out = env.stdout(&["logs", &run.id]);
     // The 2,000 files and .quire/ci.toml.
     for want in ["files=2001", "f1999=file 1999", "status=[]"] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");

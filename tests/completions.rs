@@ -1,25 +1,12 @@
 //! The generated files in completions/, docs/man/ and
 //! docs/cli-reference.md are what the binaries' clap definitions generate
-//! today. After changing the CLI:
+//! today (quire_testkit::generated). After changing the CLI:
 //! `QUIRE_BLESS=1 cargo test --test integration generated`.
 
 use std::path::Path;
 
 use clap_complete::Shell;
-
-fn check(path: &Path, generated: &[u8]) {
-    if std::env::var_os("QUIRE_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, generated).unwrap();
-        return;
-    }
-    let committed = std::fs::read(path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{} is stale: run `QUIRE_BLESS=1 cargo test --test integration generated`",
-        path.display()
-    );
-}
+use quire_testkit::generated::{assert_committed, assert_generated, assert_no_longer_generated};
 
 #[test]
 fn generated_completions_and_man_pages_are_current() {
@@ -34,25 +21,19 @@ fn generated_completions_and_man_pages_are_current() {
             (Shell::Fish, format!("{name}.fish")),
         ] {
             let script = quire_cli::manual::completion(shell, command.clone());
-            check(&root.join("completions").join(file), &script);
+            assert_generated(&root.join("completions").join(file), &script);
         }
         let pages = quire_cli::manual::man_pages(command.clone());
         assert!(pages.len() > 10, "{name}: a page per command");
         for (file, page) in &pages {
-            check(&root.join("docs/man").join(file), page);
+            assert_generated(&root.join("docs/man").join(file), page);
         }
         // No page is left of a command that is gone.
         for entry in std::fs::read_dir(root.join("docs/man")).unwrap() {
             let file = entry.unwrap().file_name().into_string().unwrap();
             let of_this = file == format!("{name}.1") || file.starts_with(&format!("{name}-"));
             if of_this && !pages.iter().any(|(f, _)| *f == file) {
-                if std::env::var_os("QUIRE_BLESS").is_some() {
-                    std::fs::remove_file(root.join("docs/man").join(&file)).unwrap();
-                } else {
-                    panic!(
-                        "docs/man/{file} is stale: run `QUIRE_BLESS=1 cargo test --test integration generated`"
-                    );
-                }
+                assert_no_longer_generated(&root.join("docs/man").join(&file));
             }
         }
     }
@@ -79,7 +60,7 @@ fn generated_cli_reference_is_current_and_every_link_to_it_lands() {
             }
         }
     }
-    check(&root.join("docs/cli-reference.md"), reference.as_bytes());
+    quire_testkit::assert_generated(&root.join("docs/cli-reference.md"), reference.as_bytes());
     // Each heading's anchor, as GitHub makes it: lower case, spaces as
     // hyphens, other punctuation dropped.
     let anchors: Vec<String> = reference
@@ -138,13 +119,8 @@ fn both_binaries_print_the_committed_completions_and_man_page() {
                 .success();
             let printed = out.get_output().stdout.clone();
             assert!(String::from_utf8_lossy(&printed).contains(subcommand));
-            if std::env::var_os("QUIRE_BLESS").is_none() {
-                assert_eq!(
-                    printed,
-                    std::fs::read(root.join("completions").join(file)).unwrap(),
-                    "{bin} {shell}"
-                );
-            }
+            let what = format!("{bin} completions {shell}");
+            assert_committed(&root.join("completions").join(file), &printed, &what);
         }
         for (args, file) in [
             (vec!["man"], format!("{bin}.1")),
@@ -156,10 +132,8 @@ fn both_binaries_print_the_committed_completions_and_man_page() {
                 .assert()
                 .success();
             let page = out.get_output().stdout.clone();
-            if std::env::var_os("QUIRE_BLESS").is_none() {
-                let committed = std::fs::read(root.join("docs/man").join(&file)).unwrap();
-                assert!(page == committed, "{bin} {args:?} prints docs/man/{file}");
-            }
+            let what = format!("{bin} {args:?}");
+            assert_committed(&root.join("docs/man").join(&file), &page, &what);
         }
     }
 }
@@ -209,10 +183,10 @@ fn every_command_has_a_full_man_page_and_the_pages_named_exist() {
         assert!(files.contains(&must.to_string()), "{must}: {files:?}");
     }
     // Without groff the pages are still checked, but not typeset.
-    let groff = crate::util::require(
+    let groff = quire_testkit::require(
         "groff",
         "apt-get install groff-base",
-        crate::util::program_runs("groff", &["-v"]),
+        quire_testkit::program_runs("groff", &["-v"]),
     );
     for file in &files {
         let page = std::fs::read_to_string(dir.path().join(file)).unwrap();
@@ -471,7 +445,7 @@ done
 
 #[test]
 fn zsh_completes_subcommands_and_their_flags_where_zsh_is_installed() {
-    if !crate::util::require("zsh", "apt-get install zsh", installed("zsh")) {
+    if !quire_testkit::require("zsh", "apt-get install zsh", installed("zsh")) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -482,7 +456,7 @@ fn zsh_completes_subcommands_and_their_flags_where_zsh_is_installed() {
 
 #[test]
 fn fish_completes_subcommands_and_their_flags_where_fish_is_installed() {
-    if !crate::util::require("fish", "apt-get install fish", installed("fish")) {
+    if !quire_testkit::require("fish", "apt-get install fish", installed("fish")) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

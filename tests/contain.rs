@@ -13,7 +13,7 @@ use std::path::Path;
 use quire_store::{Containment, FailureKind, JobState, RunState};
 use serde_json::Value;
 
-use crate::util::{Env, Repo, alive, git, gone_within, read_pid_file, signal, wait_until};
+use quire_testkit::{Env, Repo, alive, git, gone_within, read_pid_file, signal, wait_until};
 
 /// A repository whose workers contain runs with `mechanism`; none (and a
 /// line saying why) when this machine cannot make cgroups. Runs keep their
@@ -23,7 +23,7 @@ use crate::util::{Env, Repo, alive, git, gone_within, read_pid_file, signal, wai
 fn contained_repo(env: &Env, mechanism: Containment, config: &str) -> Option<Repo> {
     if mechanism == Containment::Cgroup
         && let Err(why) = quire_exec::cgroup::usable_own_dir()
-        && !crate::util::require(
+        && !quire_testkit::require(
             &format!("cgroup v2 quire can make cgroups in ({why})"),
             "a systemd service with Delegate=yes, or run the tests as root on cgroup v2",
             false,
@@ -123,7 +123,12 @@ fn pids_in<const N: usize>(dir: &Path, names: [&str; N]) -> [u32; N] {
 
 /// A one-job pipeline running `sh` (and `extra` TOML lines for the job).
 fn pipeline(sh: &str, extra: &str) -> String {
-    format!("[jobs.daemons]\ninputs = [\"quire/push\"]\nsh = {sh:?}\n{extra}")
+    format!(
+        r#"[jobs.daemons]
+inputs = ["quire/push"]
+sh = {sh:?}
+{extra}"#
+    )
 }
 
 /// What the worker that executed the run said of containment in
@@ -436,10 +441,15 @@ fn a_jobs_daemon_ends_with_its_job_while_the_job_beside_it_runs(mechanism: Conta
     let Some(repo) = contained_repo(&env, mechanism, "max_parallel_jobs = 2\n") else {
         return;
     };
-    let gate = crate::util::Gate::new(&env);
+    let gate = quire_testkit::Gate::new(&env);
     let pipeline = format!(
-        "[jobs.a]\ninputs = [\"quire/push\"]\nsh = {:?}\n\
-         [jobs.b]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = {:?}
+[jobs.b]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         double_fork("a"),
         format!("{}; {}", double_fork("b"), gate.step("b")),
     );

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use predicates::prelude::*;
 
-use crate::util::{Env, populate};
+use quire_testkit::{Env, populate};
 
 /// A step a job does not have is not found (exit 1), named with its run,
 /// its job and the steps there are; no "refusing to record a run".

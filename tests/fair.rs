@@ -5,10 +5,13 @@
 
 use quire_store::{FailureKind, RunState};
 
-use crate::util::{Env, Gate, RECORD_PID, Repo, gone_within, step_pid};
+use quire_testkit::{Env, Gate, RECORD_PID, Repo, gone_within, step_pid};
 
 /// A job that never ends on its own (a minute-long test cancels it).
-const ENDLESS: &str = "[jobs.forever]\ninputs = [\"quire/push\"]\nsh = \"echo $$ > \\\"$TMPDIR/sleep.pid\\\"; exec sleep 100000\"\n";
+const ENDLESS: &str = r#"[jobs.forever]
+inputs = ["quire/push"]
+sh = "echo $$ > \"$TMPDIR/sleep.pid\"; exec sleep 100000"
+"#;
 
 /// Make `n` branches `f0000`.. at HEAD of `repo`'s work tree, and push them
 /// in one push; the runs it queued.
@@ -79,8 +82,13 @@ fn an_endless_job_and_a_thousand_refs_in_one_repository_do_not_hold_back_another
     // A run pushed afterwards to B starts at once: A holds one worker of
     // two (max_workers_per_repo defaults to max_workers - 1), and the claim
     // takes B's turn before A's next.
-    let other = b.push_pipeline("[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
-    let started = crate::util::within(20, || {
+    let other = b.push_pipeline(
+        r#"[jobs.quick]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
+    let started = quire_testkit::within(20, || {
         env.store()
             .resolve_run(&other)
             .unwrap()
@@ -123,13 +131,7 @@ fn a_flood_of_quick_runs_delays_another_repository_by_at_most_one_run_per_worker
     let b = env.repo_with_hook("other");
     let gate = Gate::new(&env);
     a.commit(
-        &[(
-            ".quire/ci.toml",
-            &format!(
-                "[jobs.hold]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
-                gate.step("$QUIRE_BRANCH")
-            ),
-        )],
+        &[(".quire/ci.toml", &gate.job("hold", "$QUIRE_BRANCH"))],
         "held",
     );
     let flood = push_many_refs(&a, 200);
@@ -138,7 +140,12 @@ fn a_flood_of_quick_runs_delays_another_repository_by_at_most_one_run_per_worker
     // behind 198 of A's.
     gate.wait_ready("f0000");
     gate.wait_ready("f0001");
-    let other = b.push_pipeline("[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let other = b.push_pipeline(
+        r#"[jobs.quick]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
     gate.open();
     let b_run = env.wait_for(&other, "started", |r| r.started_at_ms.is_some());
     let b_started = b_run.started_at_ms.unwrap();
@@ -163,8 +170,15 @@ fn max_job_timeout_ends_a_job_that_sets_no_timeout_or_a_longer_one_and_says_so()
     env.config("max_job_timeout = \"2s\"\n");
     let repo = env.repo_with_hook("app");
     let run = repo.push_and_wait(&format!(
-        "[jobs.none]\ninputs = [\"quire/push\"]\nsh = {:?}\n\n\
-         [jobs.long]\ninputs = [\"quire/push\"]\ntimeout = \"1h\"\nsh = \"exec sleep 100000\"\n",
+        r#"[jobs.none]
+inputs = ["quire/push"]
+sh = {:?}
+
+[jobs.long]
+inputs = ["quire/push"]
+timeout = "1h"
+sh = "exec sleep 100000"
+"#,
         format!("{RECORD_PID}; exec sleep 100000")
     ));
     assert_eq!(run.state, RunState::Failed);
@@ -191,7 +205,11 @@ fn a_job_whose_own_timeout_is_shorter_than_the_cap_keeps_it() {
     env.config("max_job_timeout = \"1h\"\n");
     let repo = env.repo_with_hook("app");
     let run = repo.push_and_wait(
-        "[jobs.short]\ninputs = [\"quire/push\"]\ntimeout = \"1s\"\nsh = \"exec sleep 100000\"\n",
+        r#"[jobs.short]
+inputs = ["quire/push"]
+timeout = "1s"
+sh = "exec sleep 100000"
+"#,
     );
     let detail = run.failure_detail.unwrap_or_default();
     assert!(
@@ -205,7 +223,12 @@ fn a_job_whose_own_timeout_is_shorter_than_the_cap_keeps_it() {
 fn show_says_the_limits_each_job_ran_under() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let run = repo.push_and_wait("[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let run = repo.push_and_wait(
+        r#"[jobs.quick]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
     let show = env.json(&["show", &run.id]);
     let sandbox = show["sandbox"].as_str().unwrap_or_default().to_string();
     // Where the worker's cgroup can hand its jobs the pids controller, the

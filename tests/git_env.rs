@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use quire_store::RunState;
 
-use crate::util::{Env, git};
+use quire_testkit::{Env, git};
 
 /// A decoy repository, work tree and configuration the hostile variables
 /// point at; each must stay as it was.
@@ -123,7 +123,7 @@ fn a_hostile_git_environment_changes_nothing_quire_runs_git_for() {
         .success();
     let run = env.wait_terminal(&env.all_runs()[0].id);
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    crate::util::wait_until("the run's note", || {
+    quire_testkit::wait_until("the run's note", || {
         std::process::Command::new("git")
             .arg("--git-dir")
             .arg(&repo.bare)

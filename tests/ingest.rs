@@ -17,7 +17,7 @@ use quire_store::query::RunDetail;
 use quire_store::repos::Registration;
 use quire_store::{Home, JobState, RunState, Store};
 
-use crate::util::{Env, git};
+use quire_testkit::{Env, git};
 
 const PIPELINE: &str = r#"
 [jobs.build]

@@ -7,9 +7,12 @@ use std::path::Path;
 use predicates::prelude::*;
 use quire_store::RunState;
 
-use crate::util::{Env, Repo, git};
+use quire_testkit::{Env, Repo, git};
 
-const QUICK: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"echo ran\"\n";
+const QUICK: &str = r#"[jobs.w]
+inputs = ["quire/push"]
+sh = "echo ran"
+"#;
 
 /// A bare repository of SHA-256 object ids with the hook installed, and a
 /// work tree of the same format pushing to it.
@@ -48,7 +51,7 @@ fn a_repository_of_sha256_ids_runs_its_pipeline_and_gets_its_note() {
         "the step ran in a checkout of the SHA-256 commit"
     );
     // Its note, written with git into the same repository.
-    crate::util::wait_until("the run's note", || {
+    quire_testkit::wait_until("the run's note", || {
         std::process::Command::new("git")
             .arg("--git-dir")
             .arg(&repo.bare)
@@ -139,7 +142,7 @@ fn an_existing_post_receive_hook_still_runs_after_install_and_quires_run_is_reco
         read(&got),
         format!("{} {sha} refs/heads/main\n", "0".repeat(40))
     );
-    let run = env.wait_terminal(&crate::util::queued_runs(&stderr)[0]);
+    let run = env.wait_terminal(&quire_testkit::queued_runs(&stderr)[0]);
     assert_eq!(
         (run.state, run.sha.as_str()),
         (RunState::Complete, sha.as_str())
@@ -182,7 +185,7 @@ fn installing_again_keeps_one_chain_and_never_chains_quire_to_itself() {
     let (ok, stderr) = repo.push(&["origin", "main"]);
     assert!(ok, "{stderr}");
     assert_eq!(stderr.matches("their hook ran").count(), 1, "{stderr}");
-    assert_eq!(crate::util::queued_runs(&stderr).len(), 1, "{stderr}");
+    assert_eq!(quire_testkit::queued_runs(&stderr).len(), 1, "{stderr}");
     assert_eq!(read(&got).lines().count(), 1);
 
     // Another program's hook put in quire's place later is not deleted
@@ -232,7 +235,7 @@ fn the_hook_exits_with_the_previous_hooks_failure_and_still_records_the_push() {
         .stdout(predicate::str::contains("previous saw refs/heads/side"))
         .stdout(predicate::str::contains("quire: queued run "));
     let stdout = String::from_utf8_lossy(&hook.get_output().stdout).into_owned();
-    let run = env.wait_terminal(&crate::util::queued_runs(&stdout)[0]);
+    let run = env.wait_terminal(&quire_testkit::queued_runs(&stdout)[0]);
     assert_eq!(run.ref_name, "refs/heads/side");
 
     // A kept hook that is not executable is skipped, as git skips it, and
@@ -314,7 +317,7 @@ fn an_existing_pre_receive_hook_still_runs_and_refuses_and_quires_refuses_the_no
         read(&got),
         format!("{} {sha} refs/heads/main\n", "0".repeat(40))
     );
-    let runs = crate::util::queued_runs(&stderr);
+    let runs = quire_testkit::queued_runs(&stderr);
     assert_eq!(runs.len(), 1, "{stderr}");
     env.wait_terminal(&runs[0]);
 
@@ -324,7 +327,7 @@ fn an_existing_pre_receive_hook_still_runs_and_refuses_and_quires_refuses_the_no
     assert!(
         stderr.contains("remote: their policy refuses refs/heads/blocked")
             && stderr.contains("blocked (pre-receive hook declined)")
-            && crate::util::queued_runs(&stderr).is_empty(),
+            && quire_testkit::queued_runs(&stderr).is_empty(),
         "{stderr}"
     );
     let branches = git(
@@ -540,14 +543,14 @@ fn install_all_finds_nested_bare_repositories_and_skips_what_is_not_one() {
 
 #[test]
 fn install_all_skips_a_folder_it_cannot_read_with_a_warning() {
-    let root_user = crate::util::is_root();
+    let root_user = quire_testkit::is_root();
     // Root reads a folder of mode 000 all the same: as root (CI), install
     // runs as nobody, through setpriv.
     if root_user
-        && !crate::util::require(
+        && !quire_testkit::require(
             "setpriv (to run install as nobody)",
             "apt-get install util-linux",
-            crate::util::program_runs("setpriv", &["--version"]),
+            quire_testkit::program_runs("setpriv", &["--version"]),
         )
     {
         return;
@@ -722,7 +725,7 @@ fn the_cron_line_install_prints_runs_reconcile_under_crons_path() {
         .id;
     let gone = Worker {
         id: "worker-gone".into(),
-        pid: crate::util::dead_pid(),
+        pid: quire_testkit::dead_pid(),
         lease: std::time::Duration::from_secs(3600),
     };
     store.claim(&run, &gone).unwrap();

@@ -6,10 +6,14 @@
 use quire_store::{FailureKind, RunState};
 use quire_worker::workers;
 
-use crate::util::{Env, queued_runs};
+use quire_testkit::{Env, queued_runs};
 
 /// The hook's lines about the refused file, and the run it recorded.
-fn refused_push(env: &Env, repo: &crate::util::Repo, pipeline: &str) -> (String, quire_store::Run) {
+fn refused_push(
+    env: &Env,
+    repo: &quire_testkit::Repo,
+    pipeline: &str,
+) -> (String, quire_store::Run) {
     repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
     let (ok, stderr) = repo.push(&["origin", "main"]);
     assert!(ok, "a refused pipeline does not refuse the push: {stderr}");
@@ -33,7 +37,10 @@ fn a_50_mb_pipeline_file_is_refused_from_its_size_unread_by_the_hook_and_the_wor
     let repo = env.repo_with_hook("app");
     // A syntax error on its first line: had the hook parsed the file, that
     // would be the error, not its size.
-    let mut huge = String::from("[jobs.a\n");
+    let mut huge = String::from(
+        r#"[jobs.a
+"#,
+    );
     while huge.len() < 50 * 1024 * 1024 {
         huge.push_str("# padding, padding, padding, padding, padding, padding\n");
     }
@@ -53,7 +60,12 @@ fn a_50_mb_pipeline_file_is_refused_from_its_size_unread_by_the_hook_and_the_wor
     env.config("max_workers = 1\nmax_pipeline_kb = 1024\n");
     // Holding the only worker slot keeps the run pending.
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
-    let mut big = String::from("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"echo ran\"\n");
+    let mut big = String::from(
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "echo ran"
+"#,
+    );
     while big.len() < 600 * 1024 {
         big.push_str("# padding, padding, padding, padding, padding, padding\n");
     }
@@ -89,7 +101,14 @@ fn a_pipeline_with_one_job_more_than_max_jobs_is_refused() {
     let repo = env.repo_with_hook("app");
     let jobs = |n: usize| -> String {
         (0..n)
-            .map(|i| format!("[jobs.j{i}]\ninputs = [\"quire/push\"]\nsh = \"true\"\n"))
+            .map(|i| {
+                format!(
+                    r#"[jobs.j{i}]
+inputs = ["quire/push"]
+sh = "true"
+"#
+                )
+            })
             .collect()
     };
     let message = ".quire/ci.toml:1501:7: the pipeline defines 501 jobs, more than the 500 allowed (max_jobs); remove jobs or merge their steps";
@@ -105,7 +124,10 @@ fn a_pipeline_with_one_job_more_than_max_jobs_is_refused() {
     let (stderr, run) = refused_push(
         &env,
         &repo,
-        "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"true\", \"true\", \"true\"]\n",
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = ["true", "true", "true"]
+"#,
     );
     let message = ".quire/ci.toml:1:7: job \"a\": sh has 3 steps, more than the 2 allowed (max_steps); join commands into one step or split the job";
     assert!(stderr.contains(message), "{stderr}");
@@ -148,7 +170,14 @@ fn a_file_with_many_problems_lists_fifty_and_counts_the_rest() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let pipeline: String = (0..300)
-        .map(|i| format!("[jobs.j{i}]\ninputs = [\"nope\"]\nsh = \"true\"\n"))
+        .map(|i| {
+            format!(
+                r#"[jobs.j{i}]
+inputs = ["nope"]
+sh = "true"
+"#
+            )
+        })
         .collect();
     let (stderr, run) = refused_push(&env, &repo, &pipeline);
     let listed = stderr
@@ -195,8 +224,10 @@ fn a_step_printing_past_max_log_mb_has_its_log_capped_with_a_note_and_the_run_go
     // 3,000,000 bytes of "y\n" (far more than a pipe holds: a step whose
     // pipe were no longer read would block), then a line on stderr.
     let run = repo.push_and_wait(
-        "[jobs.noisy]\ninputs = [\"quire/push\"]\n\
-         sh = [\"yes | head -c 3000000; echo done >&2\", \"echo after\"]\n",
+        r#"[jobs.noisy]
+inputs = ["quire/push"]
+sh = ["yes | head -c 3000000; echo done >&2", "echo after"]
+"#,
     );
     assert_eq!(run.state, RunState::Complete, "{run:?}");
     let capped = env.step_log(&run.id, "noisy", 1);
@@ -248,7 +279,9 @@ fn a_multi_line_file_secret_printed_by_a_step_reaches_no_log_line_by_line() {
     let key_file = env.path().join("deploy_key");
     std::fs::write(&key_file, KEY).unwrap();
     env.config(&format!(
-        "[secrets]\nSSH_KEY = {{ file = \"{}\" }}\n",
+        r#"[secrets]
+SSH_KEY = {{ file = "{}" }}
+"#,
         key_file.display()
     ));
     let pipeline = r#"
@@ -305,7 +338,11 @@ fn the_documented_secrets_example_hands_the_token_to_curl_on_stdin_not_in_its_ar
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PIPELINE.md")).unwrap();
     let start = doc
-        .find("[jobs.deploy]\ninputs = [\"test\"]\nsecrets = [\"DEPLOY_TOKEN\"]")
+        .find(
+            r#"[jobs.deploy]
+inputs = ["test"]
+secrets = ["DEPLOY_TOKEN"]"#,
+        )
         .expect("the secrets example");
     let example = &doc[start..][..doc[start..].find("```").unwrap()];
     let work = env.path().join("work");
@@ -333,7 +370,11 @@ fn the_documented_secrets_example_hands_the_token_to_curl_on_stdin_not_in_its_ar
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    env.config("[secrets]\nDEPLOY_TOKEN = \"tok-2b7e-from-config\"\n");
+    env.config(
+        r#"[secrets]
+DEPLOY_TOKEN = "tok-2b7e-from-config"
+"#,
+    );
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     env.run(&["exec", "--workspace", work.to_str().unwrap()])
         .env("PATH", path)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use quire_store::RunState;
 
-use crate::util::{Env, Gate, gone_within, signal, wait_until};
+use quire_testkit::{Env, Gate, gone_within, signal, wait_until};
 
 /// Files under `dir`, relative to it, sorted.
 fn files_under(dir: &Path) -> Vec<String> {
@@ -26,10 +26,6 @@ fn files_under(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
-}
-
-fn stdout(cmd: &mut assert_cmd::Command) -> String {
-    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
 }
 
 /// Equal texts; on a difference, the first line that differs.
@@ -109,9 +105,9 @@ fn an_ended_runs_logs_read_as_before_from_the_store_and_only_a_large_one_stays_a
         })
         .collect();
     assert!(raw[2].len() < 64 * 1024 && raw[3].len() > 64 * 1024);
-    let before = stdout(&mut env.runs(&["logs", &id]));
-    let before_stamped = stdout(&mut env.runs(&["logs", &id, "--timestamps"]));
-    let before_stderr = stdout(&mut env.runs(&["logs", &id, "one", "--stream", "stderr"]));
+    let before = env.stdout(&["logs", &id]);
+    let before_stamped = env.stdout(&["logs", &id, "--timestamps"]);
+    let before_stderr = env.stdout(&["logs", &id, "one", "--stream", "stderr"]);
     assert_eq!(packed_rows(&env), 0);
 
     gate.open();
@@ -141,28 +137,28 @@ fn an_ended_runs_logs_read_as_before_from_the_store_and_only_a_large_one_stays_a
     }
 
     // Every line, exactly as before.
-    assert_same(&stdout(&mut env.runs(&["logs", &id])), &before, "logs");
+    assert_same(&env.stdout(&["logs", &id]), &before, "logs");
     assert_same(
-        &stdout(&mut env.runs(&["logs", &id, "--timestamps"])),
+        &env.stdout(&["logs", &id, "--timestamps"]),
         &before_stamped,
         "logs --timestamps",
     );
     assert_same(
-        &stdout(&mut env.runs(&["logs", &id, "one", "--stream", "stderr"])),
+        &env.stdout(&["logs", &id, "one", "--stream", "stderr"]),
         &before_stderr,
         "logs --stream stderr",
     );
     let numbers = |n: usize| -> String { (1..=n).map(|i| format!("{i}\n")).collect() };
     assert_eq!(
-        stdout(&mut env.runs(&["logs", &id, "many"])),
+        env.stdout(&["logs", &id, "many"]),
         format!("==> many step 1: seq 1 1000 <==\n{}", numbers(1000))
     );
     assert_eq!(
-        stdout(&mut env.runs(&["logs", &id, "big", "--step", "1"])),
+        env.stdout(&["logs", &id, "big", "--step", "1"]),
         numbers(5000)
     );
     assert_eq!(
-        stdout(&mut env.runs(&["logs", &id, "one", "--step", "2"])),
+        env.stdout(&["logs", &id, "one", "--step", "2"]),
         "to stderr\nno newline\n"
     );
     assert!(before.contains("==> one step 1: echo hello <==\nhello\n"));
@@ -192,7 +188,10 @@ fn an_ended_runs_logs_read_as_before_from_the_store_and_only_a_large_one_stays_a
 fn orphan(env: &Env, gate: &Gate) -> (String, PathBuf) {
     let repo = env.repo_with_hook("app");
     let id = repo.push_pipeline(&format!(
-        "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"echo before\", {:?}]\n",
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = ["echo before", {:?}]
+"#,
         gate.step("a")
     ));
     gate.wait_ready("a");
@@ -213,7 +212,7 @@ fn reconcile_packs_the_logs_of_a_run_whose_worker_died() {
     assert_eq!(dry["logs_packed"], serde_json::json!([id]));
     assert!(run_dir.join("events.jsonl").is_file() && packed_rows(&env) == 0);
 
-    let text = stdout(&mut env.runs(&["reconcile"]));
+    let text = env.stdout(&["reconcile"]);
     assert!(text.contains(&format!("orphaned {id}")), "{text}");
     assert!(
         text.contains(&format!("packed the logs of run {id} into the store")),
@@ -226,7 +225,7 @@ fn reconcile_packs_the_logs_of_a_run_whose_worker_died() {
     // The dead worker's workspace stays, as it did; logs and events are gone.
     assert!(!run_dir.join("logs").exists() && !run_dir.join("events.jsonl").exists());
     assert_eq!(packed_rows(&env), 2);
-    let logs = stdout(&mut env.runs(&["logs", &id, "a", "--step", "1"]));
+    let logs = env.stdout(&["logs", &id, "a", "--step", "1"]);
     assert_eq!(logs, "before\n");
     // Nothing left to pack.
     assert_eq!(
@@ -239,12 +238,17 @@ fn reconcile_packs_the_logs_of_a_run_whose_worker_died() {
 fn a_pack_cut_short_after_its_commit_is_finished_by_reconcile() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let run = repo.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo hello\"\n");
+    let run = repo.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "echo hello"
+"#,
+    );
     assert!(gone_within(run.worker.unwrap().pid, 10));
     let run_dir = env.home().run_dir(&run.id).unwrap();
     assert!(!run_dir.exists());
     let log = env.step_log(&run.id, "t", 1);
-    let before = stdout(&mut env.runs(&["logs", &run.id]));
+    let before = env.stdout(&["logs", &run.id]);
     assert_eq!(before, "==> t step 1: echo hello <==\nhello\n");
 
     // As if the worker had died between the pack's commit and its deletes:
@@ -253,11 +257,11 @@ fn a_pack_cut_short_after_its_commit_is_finished_by_reconcile() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &log).unwrap();
     std::fs::write(run_dir.join("events.jsonl"), "").unwrap();
-    assert_eq!(stdout(&mut env.runs(&["logs", &run.id])), before);
+    assert_eq!(env.stdout(&["logs", &run.id]), before);
 
     let report = env.json(&["reconcile"]);
     assert_eq!(report["logs_packed"], serde_json::json!([run.id]));
     assert!(!run_dir.exists());
     assert_eq!(packed_rows(&env), 1);
-    assert_eq!(stdout(&mut env.runs(&["logs", &run.id])), before);
+    assert_eq!(env.stdout(&["logs", &run.id]), before);
 }

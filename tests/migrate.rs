@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::util::{Env, Repo, git};
+use quire_testkit::{Env, Repo, git};
 
 /// Every file under `dir` with its bytes, for "nothing changed" checks.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -237,7 +237,10 @@ fn a_push_after_migrating_lands_beside_the_repositorys_old_runs() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"true\"]\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = ["true"]
+"#,
         )],
         "first quire push",
     );
@@ -527,7 +530,10 @@ fn upstream_home_with_commits(
             vars: Vec::new(),
         };
         let pipeline = format!(
-            "[jobs.deploy]\ninputs = [\"quire/push\"]\nsh = [\"touch {}\"]\n",
+            r#"[jobs.deploy]
+inputs = ["quire/push"]
+sh = ["touch {}"]
+"#,
             ran.display()
         );
         let sha = repo.commit(&[(".quire/ci.toml", &pipeline)], "deploy");
@@ -613,7 +619,10 @@ fn upstream_runs_left_pending_or_active_never_run_nor_are_announced() {
         let notified = env.path().join("notified");
         let (expected, unfinished) = upstream_home_with_commits(&env, &source, version, &ran);
         env.config(&format!(
-            "[[notify]]\non = [\"complete\", \"failed\", \"superseded\"]\ncommand = [\"touch\", \"{}\"]\n",
+            r#"[[notify]]
+on = ["complete", "failed", "superseded"]
+command = ["touch", "{}"]
+"#,
             notified.display()
         ));
 
@@ -737,7 +746,11 @@ fn an_upstream_store_opened_in_place_says_once_what_it_converted() {
         std::fs::rename(&source, env.home().dir()).unwrap();
         let home = env.home().dir().to_path_buf();
         env.config(&format!(
-            "repos_root = \"{}\"\n[[notify]]\non = [\"complete\", \"failed\", \"superseded\"]\ncommand = [\"touch\", \"{}\"]\n",
+            r#"repos_root = "{}"
+[[notify]]
+on = ["complete", "failed", "superseded"]
+command = ["touch", "{}"]
+"#,
             home.join("repos").display(),
             notified.display()
         ));

@@ -14,15 +14,15 @@ use std::net::TcpListener;
 
 use quire_store::{JobState, RunState};
 
-use crate::util::{Env, Repo};
+use quire_testkit::{Env, Repo};
 
-/// pasta, which "isolated" needs (`util::require`: under CI it must be
+/// pasta, which "isolated" needs (`quire_testkit::require`: under CI it must be
 /// there, .ci/run installs passt).
 fn have_pasta() -> bool {
     let found = ["/usr/bin/pasta", "/usr/sbin/pasta", "/bin/pasta"]
         .iter()
         .any(|p| std::path::Path::new(p).exists());
-    crate::util::require("pasta", "apt-get install passt", found)
+    quire_testkit::require("pasta", "apt-get install passt", found)
 }
 
 /// Listeners on the test's 127.0.0.1 and ::1, the services steps must not
@@ -73,13 +73,20 @@ impl Services {
         let mut text = String::new();
         for (name, attack) in attacks {
             text.push_str(&format!(
-                "[jobs.{name}]\ninputs = [\"quire/push\"]\nallow_failure = true\nsh = {:?}\n\n",
+                r#"[jobs.{name}]
+inputs = ["quire/push"]
+allow_failure = true
+sh = {:?}
+
+"#,
                 format!("{attack} && echo BREACHED")
             ));
         }
         text.push_str(
-            "[jobs.route]\ninputs = [\"quire/push\"]\n\
-             sh = \"cat /proc/net/route; echo netns=$(readlink /proc/self/ns/net)\"\n",
+            r#"[jobs.route]
+inputs = ["quire/push"]
+sh = "cat /proc/net/route; echo netns=$(readlink /proc/self/ns/net)"
+"#,
         );
         text
     }
@@ -204,15 +211,19 @@ fn isolated_steps_running_as_another_user_do_not_reach_it_either() {
     if !have_pasta() {
         return;
     }
-    if !crate::util::require(
+    if !quire_testkit::require(
         "root (run_as)",
         "run the tests as root",
-        crate::util::is_root(),
+        quire_testkit::is_root(),
     ) {
         return;
     }
     let env = Env::new();
-    env.config("run_as = \"nobody\"\nsandbox = \"required\"\n");
+    env.config(
+        r#"run_as = "nobody"
+sandbox = "required"
+"#,
+    );
     let services = Services::start();
     let app = env.repo_with_hook("app");
     let run = app.push_and_wait(&services.attacks());
@@ -326,10 +337,10 @@ fn a_killed_worker_leaves_no_namespace(pidns: bool) {
     // Which processes hold the namespace is read from every process's
     // /proc/PID/ns/net, which only root may read of processes in a user
     // namespace of their own (pasta's, as a non-root worker's).
-    if !crate::util::require(
+    if !quire_testkit::require(
         "root (to read other namespaces' /proc/PID/ns/net)",
         "run the tests as root",
-        crate::util::is_root(),
+        quire_testkit::is_root(),
     ) {
         return;
     }
@@ -339,11 +350,13 @@ fn a_killed_worker_leaves_no_namespace(pidns: bool) {
         app.vars.push(("QUIRE_PIDNS".into(), "off".into()));
     }
     let run = app.push_pipeline(
-        "[jobs.hold]\ninputs = [\"quire/push\"]\n\
-         sh = \"readlink /proc/self/ns/net > \\\"$TMPDIR/ns.tmp\\\"; mv \\\"$TMPDIR/ns.tmp\\\" \\\"$TMPDIR/ns\\\"; exec sleep 600\"\n",
+        r#"[jobs.hold]
+inputs = ["quire/push"]
+sh = "readlink /proc/self/ns/net > \"$TMPDIR/ns.tmp\"; mv \"$TMPDIR/ns.tmp\" \"$TMPDIR/ns\"; exec sleep 600"
+"#,
     );
     let ns_file = env.home().run_dir(&run).unwrap().join("tmp/ns");
-    crate::util::wait_until("the step's namespace", || ns_file.exists());
+    quire_testkit::wait_until("the step's namespace", || ns_file.exists());
     let netns = std::fs::read_to_string(&ns_file)
         .unwrap()
         .trim()
@@ -358,10 +371,10 @@ fn a_killed_worker_leaves_no_namespace(pidns: bool) {
         .worker
         .unwrap()
         .pid;
-    crate::util::signal(worker, rustix::process::Signal::KILL);
-    assert!(crate::util::gone_within(worker, 10));
+    quire_testkit::signal(worker, rustix::process::Signal::KILL);
+    assert!(quire_testkit::gone_within(worker, 10));
     env.json(&["reconcile"]);
-    crate::util::wait_until("nothing left in the namespace", || {
+    quire_testkit::wait_until("nothing left in the namespace", || {
         holders_of(&netns).is_empty()
     });
 }
@@ -384,10 +397,10 @@ fn a_root_step_without_the_sandbox_can_join_the_hosts_namespace() {
     if !have_pasta() {
         return;
     }
-    if !crate::util::require(
+    if !quire_testkit::require(
         "root (a root step)",
         "run the tests as root",
-        crate::util::is_root(),
+        quire_testkit::is_root(),
     ) {
         return;
     }

@@ -12,10 +12,16 @@ use std::process::Command as Process;
 use quire_store::RunState;
 use serde_json::Value;
 
-use crate::util::{Env, Gate, git, wait_until};
+use quire_testkit::{Env, Gate, git, wait_until};
 
-const PASS: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo fine\"\n";
-const FAIL: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo broken; exit 3\"\n";
+const PASS: &str = r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "echo fine"
+"#;
+const FAIL: &str = r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "echo broken; exit 3"
+"#;
 
 /// Whether an announcer took the run (its note and notifiers are done or
 /// under way).
@@ -70,8 +76,16 @@ fn a_notifier_receives_exactly_the_runs_its_filter_matches() {
     let inbox = env.path().join("inbox");
     std::fs::create_dir(&inbox).unwrap();
     env.config(&format!(
-        "[[notify]]\nrepos = [\"app\"]\nrefs = [\"main\"]\ncommand = {}\n\n\
-         [[notify]]\non = [\"complete\", \"failed\"]\nrefs = [\"release/*\"]\ncommand = {}\n",
+        r#"[[notify]]
+repos = ["app"]
+refs = ["main"]
+command = {}
+
+[[notify]]
+on = ["complete", "failed"]
+refs = ["release/*"]
+command = {}
+"#,
         recorder(&inbox, "main-failures"),
         recorder(&inbox, "releases")
     ));
@@ -124,10 +138,20 @@ fn a_notifier_that_hangs_or_fails_is_recorded_and_the_worker_moves_on() {
     let env = Env::new();
     let gate = env.path().join("notifier-gate");
     env.config(&format!(
-        "[[notify]]\ncommand = [\"sh\", \"-c\", 'while [ ! -e \"$0\" ]; do sleep 0.05; done', \"{}\"]\ntimeout = \"5m\"\n\n\
-         [[notify]]\ncommand = [\"sleep\", \"600\"]\ntimeout = \"1s\"\n\n\
-         [[notify]]\ncommand = [\"sh\", \"-c\", \"echo first >&2; echo 'it broke' >&2; exit 7\"]\n\n\
-         [[notify]]\ncommand = [\"/nonexistent/notifier\"]\n",
+        r#"[[notify]]
+command = ["sh", "-c", 'while [ ! -e "$0" ]; do sleep 0.05; done', "{}"]
+timeout = "5m"
+
+[[notify]]
+command = ["sleep", "600"]
+timeout = "1s"
+
+[[notify]]
+command = ["sh", "-c", "echo first >&2; echo 'it broke' >&2; exit 7"]
+
+[[notify]]
+command = ["/nonexistent/notifier"]
+"#,
         gate.display()
     ));
     let app = env.repo_with_hook("app");
@@ -181,19 +205,26 @@ fn a_notify_entry_with_a_mistake_is_refused_with_the_entry_named() {
     for (entry, says) in [
         ("command = []", "notify entry 1: command is empty"),
         (
-            "on = [\"pending\"]\ncommand = [\"true\"]",
+            r#"on = ["pending"]
+command = ["true"]"#,
             "notify entry 1: \"pending\" is not a state a run ends in",
         ),
         (
-            "refs = [\"[\"]\ncommand = [\"true\"]",
+            r#"refs = ["["]
+command = ["true"]"#,
             "notify entry 1: \"[\" is not a glob",
         ),
         (
-            "timeout = \"soon\"\ncommand = [\"true\"]",
+            r#"timeout = "soon"
+command = ["true"]"#,
             "notify entry 1: timeout \"soon\" is not a span",
         ),
     ] {
-        env.config(&format!("[[notify]]\n{entry}\n"));
+        env.config(&format!(
+            r#"[[notify]]
+{entry}
+"#
+        ));
         env.run(&["announce"])
             .assert()
             .failure()
@@ -223,8 +254,14 @@ fn results_are_written_as_git_notes_that_a_clone_fetches_and_a_pushed_note_is_re
     let env = Env::new();
     let app = env.repo_with_hook("app");
     let failed = app.push_and_wait(
-        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = \"true\"\n\n\
-         [jobs.test]\ninputs = [\"build\"]\nsh = \"exit 3\"\n",
+        r#"[jobs.build]
+inputs = ["quire/push"]
+sh = "true"
+
+[jobs.test]
+inputs = ["build"]
+sh = "exit 3"
+"#,
     );
     assert_eq!(failed.state, RunState::Failed);
     let note = note_of(&app.bare, &failed.sha);
@@ -481,7 +518,13 @@ fn notes_false_writes_no_note() {
     // A notifier as a witness: the announcer writes the note before it
     // runs the notifiers, so once this one is recorded the note would be
     // there if notes were on.
-    env.config("notes = false\n[[notify]]\non = [\"complete\"]\ncommand = [\"true\"]\n");
+    env.config(
+        r#"notes = false
+[[notify]]
+on = ["complete"]
+command = ["true"]
+"#,
+    );
     let app = env.repo_with_hook("app");
     let run = app.push_and_wait(PASS);
     let notes = settled_notifications(&env, &run.id);
@@ -500,7 +543,14 @@ fn announcers_side_by_side_never_lose_each_others_notes() {
     let mut refs = Vec::new();
     for n in 0..40 {
         let sha = app.commit(
-            &[(".quire/ci.toml", &format!("[jobs.x{n}]\nsh = 1\n"))],
+            &[(
+                ".quire/ci.toml",
+                &format!(
+                    r#"[jobs.x{n}]
+sh = 1
+"#
+                ),
+            )],
             &format!("c{n}"),
         );
         git(&app.work, &["branch", &format!("b{n}"), &sha]);
@@ -545,15 +595,15 @@ fn a_held_run_superseded_by_a_push_is_announced_as_superseded() {
     let inbox = env.path().join("inbox");
     std::fs::create_dir(&inbox).unwrap();
     env.config(&format!(
-        "[[notify]]\non = [\"superseded\"]\ncommand = {}\n",
+        r#"[[notify]]
+on = ["superseded"]
+command = {}
+"#,
         recorder(&inbox, "gone")
     ));
     let gate = Gate::new(&env);
     let app = env.repo_with_hook("app");
-    let held = app.push_pipeline(&format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
-        gate.step("held")
-    ));
+    let held = app.push_pipeline(&gate.job("wait", "held"));
     gate.wait_ready("held");
     let next = app.push_pipeline(PASS);
     gate.open();
@@ -602,10 +652,16 @@ fn the_documented_mail_and_webhook_notifiers_work_as_written() {
     // The webhook entry as documented, posting to a listener here.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks/ci", listener.local_addr().unwrap());
-    let webhook = documented("[[notify]]\non = [\"failed\", \"complete\"]")
-        .replace("https://chat.example.com/hooks/ci", &url);
+    let webhook = documented(
+        r#"[[notify]]
+on = ["failed", "complete"]"#,
+    )
+    .replace("https://chat.example.com/hooks/ci", &url);
     env.config(&format!(
-        "[[notify]]\ncommand = [\"{}\", \"ops@example.com\"]\n\n{webhook}",
+        r#"[[notify]]
+command = ["{}", "ops@example.com"]
+
+{webhook}"#,
         script.display()
     ));
     let server = std::thread::spawn(move || {

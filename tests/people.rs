@@ -7,21 +7,27 @@
 
 use quire_store::{FailureKind, RunEvent, RunState};
 
-use crate::util::{Env, Gate, git};
-
-fn stdout(env: &Env, args: &[&str]) -> String {
-    let out = env.runs(args).assert().success();
-    String::from_utf8_lossy(&out.get_output().stdout).into_owned()
-}
+use quire_testkit::{Env, Gate, git};
 
 #[test]
 fn a_failed_run_names_each_failed_job_and_why_and_an_allowed_failure_shows_as_such() {
     let env = Env::new();
     let app = env.repo_with_hook("app");
     let run = app.push_and_wait(
-        "[jobs.lint]\ninputs = [\"quire/push\"]\nallow_failure = true\nsh = \"exit 2\"\n\n\
-         [jobs.test]\ninputs = [\"quire/push\"]\nsh = [\"true\", \"echo boom; exit 3\"]\n\n\
-         [jobs.slow]\ninputs = [\"quire/push\"]\ntimeout = \"1s\"\nsh = \"sleep 30\"\n",
+        r#"[jobs.lint]
+inputs = ["quire/push"]
+allow_failure = true
+sh = "exit 2"
+
+[jobs.test]
+inputs = ["quire/push"]
+sh = ["true", "echo boom; exit 3"]
+
+[jobs.slow]
+inputs = ["quire/push"]
+timeout = "1s"
+sh = "sleep 30"
+"#,
     );
     assert_eq!(run.failure_kind, Some(FailureKind::PipelineFailure));
     let detail = run.failure_detail.clone().unwrap();
@@ -37,7 +43,7 @@ fn a_failed_run_names_each_failed_job_and_why_and_an_allowed_failure_shows_as_su
         !detail.contains("lint"),
         "an allowed failure is not the run's: {detail}"
     );
-    let shown = stdout(&env, &["show", &run.id]);
+    let shown = env.stdout(&["show", &run.id]);
     assert!(shown.contains(&format!("detail    {detail}")), "{shown}");
     let lint = shown.lines().find(|l| l.starts_with("lint")).unwrap();
     assert!(lint.contains("failed (allowed)"), "{shown}");
@@ -47,7 +53,7 @@ fn a_failed_run_names_each_failed_job_and_why_and_an_allowed_failure_shows_as_su
     assert_eq!(json["event"], "push");
 
     // Only the failing steps' logs.
-    let failed = stdout(&env, &["logs", &run.id, "--failed"]);
+    let failed = env.stdout(&["logs", &run.id, "--failed"]);
     assert!(
         failed.contains("==> test step 2: echo boom; exit 3 <=="),
         "{failed}"
@@ -64,10 +70,7 @@ fn a_superseded_run_names_its_successor_and_the_commit_and_event_are_shown() {
     let env = Env::new();
     let gate = Gate::new(&env);
     let app = env.repo_with_hook("app");
-    let held = app.push_pipeline(&format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
-        gate.step("held")
-    ));
+    let held = app.push_pipeline(&gate.job("wait", "held"));
     gate.wait_ready("held");
     app.commit(
         &[("README", "next")],
@@ -78,7 +81,7 @@ fn a_superseded_run_names_its_successor_and_the_commit_and_event_are_shown() {
     let old = env.wait_terminal(&held);
     assert_eq!(old.state, RunState::Superseded);
     assert_eq!(old.superseded_by.as_deref(), Some(next.as_str()));
-    let shown = stdout(&env, &["show", &held]);
+    let shown = env.stdout(&["show", &held]);
     assert!(
         shown.contains(&format!("successor run {next} (quire-runs show {next})")),
         "{shown}"
@@ -90,7 +93,7 @@ fn a_superseded_run_names_its_successor_and_the_commit_and_event_are_shown() {
         Some("Quire Test <test@quire.invalid>")
     );
     assert_eq!(new.event, Some(RunEvent::Push));
-    let listed = stdout(&env, &["list"]);
+    let listed = env.stdout(&["list"]);
     assert!(listed.contains("Make the README say next"), "{listed}");
     assert_eq!(env.json(&["show", &held])["superseded_by"], next.as_str());
 }
@@ -101,14 +104,11 @@ fn a_pending_run_says_what_it_waits_for() {
     env.config("max_workers = 1\n");
     let gate = Gate::new(&env);
     let app = env.repo_with_hook("app");
-    let busy = app.push_pipeline(&format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = '{}'\n",
-        gate.step("busy")
-    ));
+    let busy = app.push_pipeline(&gate.job("wait", "busy"));
     gate.wait_ready("busy");
     git(&app.work, &["branch", "other"]);
     let queued = app.push_refs(&["other"]).remove(0);
-    let shown = stdout(&env, &["show", &queued]);
+    let shown = env.stdout(&["show", &queued]);
     gate.open();
     assert!(
         shown.contains(&format!(
@@ -123,7 +123,12 @@ fn a_pending_run_says_what_it_waits_for() {
 fn show_exit_status_tells_no_such_run_from_a_failed_one() {
     let env = Env::new();
     let app = env.repo_with_hook("app");
-    let run = app.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"exit 1\"\n");
+    let run = app.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "exit 1"
+"#,
+    );
     env.runs(&["show", "--exit-status", &run.id])
         .assert()
         .code(1);
@@ -141,14 +146,16 @@ fn nothing_a_pipeline_prints_or_names_can_drive_the_terminal() {
     // A command holding an escape sequence, and a step printing ones that
     // clear the screen and set the title, beside a colour.
     let run = app.push_and_wait(
-        "[jobs.t]\ninputs = [\"quire/push\"]\n\
-         sh = \"true \\u001b[H; printf '\\\\033[31mred\\\\033[0m \\\\033[2J\\\\033]0;owned\\\\007 done\\\\n'\"\n",
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true \u001b[H; printf '\\033[31mred\\033[0m \\033[2J\\033]0;owned\\007 done\\n'"
+"#,
     );
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    let shown = stdout(&env, &["show", &run.id]);
+    let shown = env.stdout(&["show", &run.id]);
     assert!(!shown.contains('\x1b'), "{shown:?}");
     assert!(shown.contains(r"1. true \x1b[H; printf"), "{shown}");
-    let logs = stdout(&env, &["logs", &run.id]);
+    let logs = env.stdout(&["logs", &run.id]);
     assert!(
         logs.contains("\x1b[31mred\x1b[0m"),
         "colours pass: {logs:?}"
@@ -156,7 +163,7 @@ fn nothing_a_pipeline_prints_or_names_can_drive_the_terminal() {
     assert!(logs.contains(r"\x1b[2J\x1b]0;owned\x07 done"), "{logs:?}");
     assert!(!logs.contains("\x1b[2J"), "{logs:?}");
     assert!(!logs.contains("\x1b[H"), "{logs:?}");
-    let raw = stdout(&env, &["logs", &run.id, "--raw"]);
+    let raw = env.stdout(&["logs", &run.id, "--raw"]);
     assert!(raw.contains("\x1b[2J\x1b]0;owned\x07 done"), "{raw:?}");
 }
 
@@ -168,7 +175,10 @@ fn a_config_typo_at_push_time_records_the_runs_failed_and_retry_recovers_them() 
     app.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "pipeline",
     );
@@ -188,10 +198,10 @@ fn a_config_typo_at_push_time_records_the_runs_failed_and_retry_recovers_them() 
             .contains("max_wokers"),
         "{failed:?}"
     );
-    let shown = stdout(&env, &["show", &failed.id]);
+    let shown = env.stdout(&["show", &failed.id]);
     assert!(shown.contains("quire-runs retry"), "{shown}");
     env.config("max_workers = 2\n");
-    let out = stdout(&env, &["retry", &failed.id]);
+    let out = env.stdout(&["retry", &failed.id]);
     let retry = out
         .split_whitespace()
         .nth(2)

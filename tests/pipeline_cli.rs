@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use predicates::prelude::*;
 
-use crate::util::{Env, wait_until};
+use quire_testkit::{Env, wait_until};
 
 fn write_pipeline(dir: &Path, text: &str) -> std::path::PathBuf {
     let file = dir.join(".quire/ci.toml");
@@ -50,7 +50,13 @@ fn validate_lists_every_error_with_file_line_and_column() {
     let env = Env::new();
     let file = write_pipeline(
         env.path(),
-        "[jobs.a]\ninputs = []\nsh = []\n[jobs.b]\ninputs = [\"a\", \"zz\"]\nsh = \"x\"\n",
+        r#"[jobs.a]
+inputs = []
+sh = []
+[jobs.b]
+inputs = ["a", "zz"]
+sh = "x"
+"#,
     );
     let name = file.display().to_string();
     env.run(&["validate", &name])
@@ -58,9 +64,10 @@ fn validate_lists_every_error_with_file_line_and_column() {
         .code(1)
         .stdout("")
         .stderr(format!(
-            "{name}:1:7: job \"a\": inputs is empty; list the jobs it needs, or \"quire/push\" to run on every push\n\
-             {name}:1:7: job \"a\": sh is empty; give at least one command\n\
-             {name}:4:7: job \"b\": input \"zz\" names no job and no source; define [jobs.zz] or use \"quire/push\"\n"
+            r#"{name}:1:7: job "a": inputs is empty; list the jobs it needs, or "quire/push" to run on every push
+{name}:1:7: job "a": sh is empty; give at least one command
+{name}:4:7: job "b": input "zz" names no job and no source; define [jobs.zz] or use "quire/push"
+"#
         ));
     env.run(&["validate", "/nonexistent/ci.toml"])
         .assert()
@@ -98,7 +105,10 @@ fn exec_runs_a_pipeline_in_a_directory_and_exits_with_its_outcome() {
 
     write_pipeline(
         &work,
-        "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"exit 5\"\n",
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "exit 5"
+"#,
     );
     env.run(&["exec", "--workspace", work.to_str().unwrap()])
         .assert()
@@ -141,7 +151,12 @@ fn a_step_printing_200_mb_costs_the_executor_no_more_memory_than_one_line() {
         let work = env.path().join(name);
         write_pipeline(
             &work,
-            &format!("[jobs.out]\ninputs = [\"quire/push\"]\nsh = [{step:?}]\n"),
+            &format!(
+                r#"[jobs.out]
+inputs = ["quire/push"]
+sh = [{step:?}]
+"#
+            ),
         );
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-run"));
         command.arg("--home").arg(env.home().dir()).args([
@@ -202,12 +217,12 @@ fn quires_own_repository_pushed_to_quire_validates_and_plans_its_pipeline() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let queued = crate::util::queued_runs(&stderr);
+    let queued = quire_testkit::queued_runs(&stderr);
     assert_eq!(queued.len(), 1, "{stderr}");
     let run = env.store().resolve_run(&queued[0]).unwrap();
     assert_eq!(run.state, quire_store::RunState::Pending, "{run:?}");
 
-    let pushed = crate::util::git(&repo.bare, &["show", "main:.quire/ci.toml"]);
+    let pushed = quire_testkit::git(&repo.bare, &["show", "main:.quire/ci.toml"]);
     let file = env.path().join("ci.toml");
     std::fs::write(&file, pushed).unwrap();
     let out = env

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
 
-use crate::util::{
+use quire_testkit::{
     Env, Gate, RECORD_PID, alive, git, gone_within, outside_pid, queued_runs, read_pid_file,
     step_pid, wait_until,
 };
@@ -115,8 +115,7 @@ fn branches_pushed_together_get_a_run_each_and_tags_and_previous_tips_reach_the_
     );
 
     let second = repo.commit(&[("README.md", "hello again\n")], "second");
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let id = &queued_runs(&stderr)[0];
+    let id = &repo.push_refs(&["main"])[0];
     assert_eq!(env.wait_terminal(id).state, RunState::Complete);
     assert!(
         log(&env, id, "build", 1).contains(&format!("prev={first}")),
@@ -153,12 +152,14 @@ fn a_push_that_creates_no_run_still_supersedes_the_refs_old_run() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"sleep 300\"\n",
+            r#"[jobs.w]
+inputs = ["quire/push"]
+sh = "sleep 300"
+"#,
         )],
         "slow",
     );
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let old = queued_runs(&stderr).remove(0);
+    let old = repo.push_refs(&["main"]).remove(0);
     env.wait_for(&old, "active", |r| r.state == RunState::Active);
     repo.commit(&[("a.txt", "1")], "docs [skip ci]");
     let (_, stderr) = repo.push(&["origin", "main"]);
@@ -175,14 +176,16 @@ fn a_push_that_creates_no_run_still_supersedes_the_refs_old_run() {
 fn deletion_ci_skip_skip_ci_and_commits_without_a_pipeline_create_no_run() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let slow = "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = \"sleep 300\"\n";
+    let slow = r#"[jobs.wait]
+inputs = ["quire/push"]
+sh = "sleep 300"
+"#;
     repo.commit(
         &[("README.md", "hello\n"), (".quire/ci.toml", slow)],
         "slow",
     );
     git(&repo.work, &["branch", "feature"]);
-    let (_, stderr) = repo.push(&["origin", "feature"]);
-    let live = queued_runs(&stderr).remove(0);
+    let live = repo.push_refs(&["feature"]).remove(0);
     env.wait_for(&live, "active", |r| r.state == RunState::Active);
 
     let (ok, stderr) = repo.push(&["origin", "--delete", "feature"]);
@@ -230,7 +233,13 @@ fn an_invalid_pipeline_is_told_to_the_pusher_and_recorded_as_pipeline_invalid() 
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     repo.commit(
-        &[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = []\n")],
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.a]
+inputs = []
+sh = []
+"#,
+        )],
         "broken",
     );
     let (ok, stderr) = repo.push(&["origin", "main"]);
@@ -267,7 +276,10 @@ fn git_push_returns_while_a_long_pipeline_runs_and_a_force_push_stops_it() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let slow = format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.wait]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         format!("{RECORD_PID}; exec sleep 30")
     );
     repo.commit(
@@ -291,7 +303,10 @@ fn git_push_returns_while_a_long_pipeline_runs_and_a_force_push_stops_it() {
     // Rewrite history and force-push: the old run is superseded and its
     // step is gone within a few seconds.
     git(&repo.work, &["reset", "--quiet", "--hard", "HEAD"]);
-    let fast = "[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"echo quick\"\n";
+    let fast = r#"[jobs.quick]
+inputs = ["quire/push"]
+sh = "echo quick"
+"#;
     std::fs::write(repo.work.join(".quire/ci.toml"), fast).unwrap();
     git(
         &repo.work,
@@ -325,10 +340,7 @@ fn a_burst_of_ten_pushes_to_one_ref_executes_only_the_last() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
-    let pipeline = format!(
-        "[jobs.work]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
-        gate.step("$QUIRE_BRANCH")
-    );
+    let pipeline = gate.job("work", "$QUIRE_BRANCH");
     repo.commit(&[(".quire/ci.toml", &pipeline)], "0");
     // The only worker (max_workers = 1) is busy with another branch while
     // the burst arrives.
@@ -378,12 +390,14 @@ fn after_the_worker_is_killed_reconcile_orphans_its_run_ends_its_step_and_starts
     // one, it dies with the worker: the next test).
     a.vars.push(("QUIRE_PIDNS".into(), "off".into()));
     let slow = format!(
-        "[jobs.hang]\ninputs = [\"quire/push\"]\nsh = [{:?}, \"echo never\"]\n",
+        r#"[jobs.hang]
+inputs = ["quire/push"]
+sh = [{:?}, "echo never"]
+"#,
         format!("{RECORD_PID}; exec sleep 300")
     );
     a.commit(&[(".quire/ci.toml", &slow)], "hang");
-    let (_, stderr) = a.push(&["origin", "main"]);
-    let stuck = queued_runs(&stderr).remove(0);
+    let stuck = a.push_refs(&["main"]).remove(0);
     let sleep = step_pid(&env, &stuck);
     let worker = env
         .wait_for(&stuck, "active", |r| r.state == RunState::Active)
@@ -396,12 +410,14 @@ fn after_the_worker_is_killed_reconcile_orphans_its_run_ends_its_step_and_starts
     b.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.ok]\ninputs = [\"quire/push\"]\nsh = \"echo ok\"\n",
+            r#"[jobs.ok]
+inputs = ["quire/push"]
+sh = "echo ok"
+"#,
         )],
         "ok",
     );
-    let (_, stderr) = b.push(&["origin", "main"]);
-    let queued = queued_runs(&stderr).remove(0);
+    let queued = b.push_refs(&["main"]).remove(0);
 
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(worker as i32).unwrap(),
@@ -453,15 +469,17 @@ fn in_its_pid_namespace_a_killed_workers_step_and_daemon_die_with_it() {
     // A daemon that leaves the step's session and clears its environment:
     // nothing but the namespace ties it to the run.
     let slow = format!(
-        "[jobs.hang]\ninputs = [\"quire/push\"]\nsh = [{:?}, \"echo never\"]\n",
+        r#"[jobs.hang]
+inputs = ["quire/push"]
+sh = [{:?}, "echo never"]
+"#,
         format!(
             "env -i setsid sh -c 'echo $$ > \"$0/daemon.pid\"; exec sleep 301' \"$TMPDIR\" </dev/null >/dev/null 2>&1 & \
              {RECORD_PID}; exec sleep 300"
         )
     );
     a.commit(&[(".quire/ci.toml", &slow)], "hang");
-    let (_, stderr) = a.push(&["origin", "main"]);
-    let stuck = queued_runs(&stderr).remove(0);
+    let stuck = a.push_refs(&["main"]).remove(0);
     let sleep = step_pid(&env, &stuck);
     let worker = env
         .wait_for(&stuck, "active", |r| r.state == RunState::Active)
@@ -499,7 +517,10 @@ fn a_tree_cannot_write_outside_the_workspace() {
     let repo = env.repo_with_hook("app");
     let outside = env.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
-    let pipeline = "[jobs.look]\ninputs = [\"quire/push\"]\nsh = \"ls -la\"\n";
+    let pipeline = r#"[jobs.look]
+inputs = ["quire/push"]
+sh = "ls -la"
+"#;
     let bare = repo.bare.to_str().unwrap();
     let ci = repo.mktree(&format!(
         "100644 blob {}\\tci.toml\\n",
@@ -555,7 +576,12 @@ fn names_git_takes_for_dot_git_are_refused_by_the_checkout() {
     let bare = repo.bare.to_str().unwrap();
     let ci = repo.mktree(&format!(
         "100644 blob {}\\tci.toml\\n",
-        repo.hash_object("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")
+        repo.hash_object(
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#
+        )
     ));
     let payload = repo.hash_object("[core]\n\thooksPath = /tmp\n");
     for (branch, name) in [("short", "git~1"), ("spaced", ".git ")] {
@@ -630,7 +656,10 @@ fn trigger_wait_runs_in_the_foreground_and_exits_with_the_outcome() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.bad]\ninputs = [\"quire/push\"]\nsh = \"exit 3\"\n",
+            r#"[jobs.bad]
+inputs = ["quire/push"]
+sh = "exit 3"
+"#,
         )],
         "failing",
     );
@@ -748,7 +777,10 @@ fn show_of_an_active_run_keeps_up_while_a_step_prints_steadily() {
         open = env.path().join("gate/open").display()
     );
     let id = repo.push_pipeline(&format!(
-        "[jobs.chatty]\ninputs = [\"quire/push\"]\nsh = [\"echo first\", {chatty:?}]\n"
+        r#"[jobs.chatty]
+inputs = ["quire/push"]
+sh = ["echo first", {chatty:?}]
+"#
     ));
     // The job's log: the first step's line, then the second's.
     let log = env.home().run_dir(&id).unwrap().join("logs/chatty.log");

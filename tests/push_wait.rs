@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use quire_store::RunState;
 
-use crate::util::{Env, Gate, LineReader, Repo, git, masked, signal, wait_exit};
+use quire_testkit::{Env, Gate, LineReader, Repo, git, masked, signal, wait_exit};
 
 /// The hook's lines in a push's stderr: `remote: ` and the padding git
 /// adds after each line taken off.
@@ -24,8 +24,14 @@ fn remote_lines(stderr: &str) -> Vec<String> {
         .collect()
 }
 
-const TWO_JOBS: &str = "[jobs.build]\ninputs = [\"quire/push\"]\nsh = \"echo built\"\n\n\
-    [jobs.test]\ninputs = [\"build\"]\nsh = [\"true\", \"echo tested\"]\n";
+const TWO_JOBS: &str = r#"[jobs.build]
+inputs = ["quire/push"]
+sh = "echo built"
+
+[jobs.test]
+inputs = ["build"]
+sh = ["true", "echo tested"]
+"#;
 
 #[test]
 fn push_with_ci_wait_shows_each_job_and_returns_once_the_run_completed() {
@@ -34,7 +40,7 @@ fn push_with_ci_wait_shows_each_job_and_returns_once_the_run_completed() {
     repo.commit(&[(".quire/ci.toml", TWO_JOBS)], "pipeline");
     let (ok, stderr) = repo.push(&["-o", "ci.wait", "origin", "main"]);
     assert!(ok, "{stderr}");
-    let id = crate::util::queued_runs(&stderr).remove(0);
+    let id = quire_testkit::queued_runs(&stderr).remove(0);
     // The push returned once the run had ended.
     assert_eq!(
         env.store().resolve_run(&id).unwrap().state,
@@ -63,7 +69,7 @@ fn push_with_ci_wait_of_two_refs_names_each_lines_ref_and_waits_for_both() {
     repo.commit(&[(".quire/ci.toml", TWO_JOBS)], "pipeline");
     let (ok, stderr) = repo.push(&["-o", "ci.wait", "origin", "main", "main:feature"]);
     assert!(ok, "{stderr}");
-    let runs = crate::util::queued_runs(&stderr);
+    let runs = quire_testkit::queued_runs(&stderr);
     assert_eq!(runs.len(), 2, "{stderr}");
     let lines: Vec<String> = remote_lines(&stderr).iter().map(|l| masked(l)).collect();
     assert!(
@@ -91,7 +97,15 @@ fn push_with_ci_wait_of_two_refs_names_each_lines_ref_and_waits_for_both() {
 fn push_with_ci_wait_of_an_invalid_pipeline_tells_its_outcome_at_once() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    repo.commit(&[(".quire/ci.toml", "[jobs.x]\nsh = 5\n")], "invalid");
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.x]
+sh = 5
+"#,
+        )],
+        "invalid",
+    );
     let (ok, stderr) = repo.push(&["-o", "ci.wait", "origin", "main"]);
     assert!(ok, "{stderr}");
     let lines = remote_lines(&stderr);
@@ -113,15 +127,20 @@ fn push_with_ci_wait_of_a_failing_run_shows_the_last_20_lines_of_the_failing_ste
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     // 30 lines, then one holding a control character (BEL), then exit 3.
-    let failing = "[jobs.check]\ninputs = [\"quire/push\"]\n\
-        sh = [\"echo ok\", \"for i in $(seq 1 30); do echo line $i; done; printf 'bell \\\\007\\\\n'; exit 3\"]\n\n\
-        [jobs.after]\ninputs = [\"check\"]\nsh = \"true\"\n";
+    let failing = r#"[jobs.check]
+inputs = ["quire/push"]
+sh = ["echo ok", "for i in $(seq 1 30); do echo line $i; done; printf 'bell \\007\\n'; exit 3"]
+
+[jobs.after]
+inputs = ["check"]
+sh = "true"
+"#;
     repo.commit(&[(".quire/ci.toml", failing)], "failing");
     let (ok, stderr) = repo.push(&["-o", "ci.wait", "origin", "main"]);
     // git ignores a post-receive hook's status: the push itself succeeded.
     assert!(ok, "{stderr}");
     assert!(!stderr.contains('\x07'), "{stderr:?}");
-    let id = crate::util::queued_runs(&stderr).remove(0);
+    let id = quire_testkit::queued_runs(&stderr).remove(0);
     let lines: Vec<String> = remote_lines(&stderr).iter().map(|l| masked(l)).collect();
     let failed = lines
         .iter()
@@ -190,10 +209,7 @@ fn push_with_ci_wait_that_records_no_run_says_so_and_returns() {
 /// of main with `-o ci.wait`, its stderr a pipe: the hook, and the run id
 /// from the first line it wrote there.
 fn waiting_hook(env: &Env, repo: &Repo, gate: &Gate) -> (std::process::Child, ChildStderr, String) {
-    let pipeline = format!(
-        "[jobs.hold]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
-        gate.step("hold")
-    );
+    let pipeline = gate.job("hold", "hold");
     repo.commit(&[(".quire/ci.toml", &pipeline)], "held");
     let (ok, stderr) = repo.push(&["-o", "ci.skip", "origin", "main"]);
     assert!(ok, "{stderr}");

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use quire_store::RunState;
 
-use crate::util::{Env, Gate, git};
+use quire_testkit::{Env, Gate, git};
 
 /// Swaps two names until the file `argv[3]` exists (a minute at most);
 /// says how often, and touches `flipping.<argv[4]>` after the first swap.
@@ -145,11 +145,19 @@ fn holding(dir: &Path, needle: &str) -> Vec<String> {
 fn attack(run_as: bool, cgroups: bool) {
     let env = Env::new();
     let mut config = format!(
-        "max_workers = 2\nmax_parallel_jobs = 4\nsandbox = \"required\"\n[secrets]\nTOKEN = \"{SECRET}\"\n"
+        r#"max_workers = 2
+max_parallel_jobs = 4
+sandbox = "required"
+[secrets]
+TOKEN = "{SECRET}"
+"#
     );
     if run_as {
         use std::os::unix::fs::PermissionsExt;
-        config = format!("run_as = \"nobody\"\n{config}");
+        config = format!(
+            r#"run_as = "nobody"
+{config}"#
+        );
         std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     }
     env.config(&config);
@@ -164,7 +172,10 @@ fn attack(run_as: bool, cgroups: bool) {
     let gate = Gate::new(&env);
     other.commit(&[("marker", "mine\n")], "marker");
     let beside = other.push_pipeline(&format!(
-        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = [{:?}, \"test -f marker && echo workspace-intact\"]\n",
+        r#"[jobs.wait]
+inputs = ["quire/push"]
+sh = [{:?}, "test -f marker && echo workspace-intact"]
+"#,
         gate.step("beside")
     ));
     gate.wait_ready("beside");
@@ -255,10 +266,10 @@ fn caches_and_artifacts_through_a_flipping_directory_never_leave_the_workspace()
 
 #[test]
 fn as_run_as_with_the_sandbox_required_the_flipping_directory_reaches_nothing_of_roots() {
-    if !crate::util::require(
+    if !quire_testkit::require(
         "root (run_as)",
         "run the tests as root",
-        crate::util::is_root(),
+        quire_testkit::is_root(),
     ) {
         return;
     }

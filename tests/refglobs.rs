@@ -7,7 +7,7 @@ use std::path::Path;
 
 use quire_store::RunState;
 
-use crate::util::{Env, git, wait_until};
+use quire_testkit::{Env, git, wait_until};
 
 const PIPELINE: &str = r#"
 [jobs.one]

@@ -11,13 +11,7 @@ use predicates::prelude::*;
 use quire_store::{FailureKind, RunState};
 use quire_worker::workers;
 
-use crate::util::{Env, Gate, alive, git, gone_within, queued_runs, wait_until};
-
-fn quire_run(env: &Env) -> Command {
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-run"));
-    command.arg("--home").arg(env.home().dir());
-    command
-}
+use quire_testkit::{Env, Gate, alive, git, gone_within, queued_runs, wait_until};
 
 /// Pids of processes whose environment or command line mentions `needle`.
 fn processes_with(needle: &str) -> Vec<u32> {
@@ -95,9 +89,16 @@ fn lcg(seed: u64) -> impl FnMut() -> u64 {
 fn sigkill_of_the_worker_at_random_points_never_leaves_a_run_stuck_or_a_step_running() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let pipeline = "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"sleep 0.05; echo a1\", \"sleep 0.05; echo a2\", \"sleep 0.05\"]\n\
-                    [jobs.b]\ninputs = [\"a\"]\nsh = [\"sleep 0.05; echo b1\", \"sleep 0.1\"]\n\
-                    [jobs.c]\ninputs = [\"quire/push\"]\nsh = \"sleep 0.2\"\n";
+    let pipeline = r#"[jobs.a]
+inputs = ["quire/push"]
+sh = ["sleep 0.05; echo a1", "sleep 0.05; echo a2", "sleep 0.05"]
+[jobs.b]
+inputs = ["a"]
+sh = ["sleep 0.05; echo b1", "sleep 0.1"]
+[jobs.c]
+inputs = ["quire/push"]
+sh = "sleep 0.2"
+"#;
     repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
     let rounds = 10;
     let mut killed_mid_run = 0;
@@ -214,7 +215,13 @@ fn sigkill_of_the_hook_leaves_only_whole_runs() {
     let repo = env.repo_with_hook("app");
     // An invalid pipeline: every run is recorded failed at once, no worker.
     let sha = repo.commit(
-        &[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")],
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.a]
+inputs = []
+sh = "x"
+"#,
+        )],
         "broken",
     );
     git(
@@ -236,7 +243,8 @@ fn sigkill_of_the_hook_leaves_only_whole_runs() {
     let mut killed_mid_push = 0;
     for seed in 0..rounds {
         let before = recorded();
-        let mut child = quire_run(&env)
+        let mut child = env
+            .process("quire-run")
             .args(["hook", "--git-dir"])
             .arg(&repo.bare)
             .stdin(Stdio::piped())
@@ -290,7 +298,10 @@ fn a_store_locked_past_the_busy_timeout_is_a_clear_error_the_pusher_sees() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "first",
     );
@@ -331,14 +342,19 @@ fn a_file_size_limit_while_logging_fails_the_run_with_its_reason() {
     env.config("max_workers = 1\n");
     let repo = env.repo_with_hook("app");
     repo.commit(
-        &[(".quire/ci.toml", "[jobs.big]\ninputs = [\"quire/push\"]\nsh = \"head -c 8000000 /dev/zero | tr '\\\\0' x\"\n")],
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.big]
+inputs = ["quire/push"]
+sh = "head -c 8000000 /dev/zero | tr '\\0' x"
+"#,
+        )],
         "big",
     );
     // Hold the only worker slot so the hook starts no worker; run one by
     // hand under a 2 MiB file size limit.
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let run = queued_runs(&stderr).remove(0);
+    let run = repo.push_refs(&["main"]).remove(0);
     drop(slot);
     let worker = format!(
         "ulimit -f 4096; exec {} --home {} work",
@@ -371,16 +387,18 @@ fn a_repository_gone_before_its_run_is_claimed_fails_the_run() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "first",
     );
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let run = queued_runs(&stderr).remove(0);
+    let run = repo.push_refs(&["main"]).remove(0);
     std::fs::remove_dir_all(&repo.bare).unwrap();
     drop(slot);
-    quire_run(&env).arg("work").status().unwrap();
+    env.process("quire-run").arg("work").status().unwrap();
     let end = env.store().resolve_run(&run).unwrap();
     assert_eq!(
         (end.state, end.failure_kind),
@@ -423,7 +441,10 @@ fn reconcile_from_cron_during_a_storm_of_pushes_never_orphans_a_live_run() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"sleep 0.2\", \"echo done\"]\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = ["sleep 0.2", "echo done"]
+"#,
         )],
         "first",
     );
@@ -484,7 +505,13 @@ fn thousands_of_refs_and_garbage_in_one_push_are_all_handled() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let sha = repo.commit(
-        &[(".quire/ci.toml", "[jobs.a]\ninputs = []\nsh = \"x\"\n")],
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.a]
+inputs = []
+sh = "x"
+"#,
+        )],
         "broken",
     );
     git(
@@ -533,7 +560,12 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
     let bare = repo.bare.to_str().unwrap().to_string();
     let ci = repo.mktree(&format!(
         "100644 blob {}\\tci.toml\\n",
-        repo.hash_object("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n")
+        repo.hash_object(
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#
+        )
     ));
     let payload = repo.hash_object("pwned");
     let inner = repo.mktree(&format!("100644 blob {payload}\\tescaped\\n"));
@@ -580,7 +612,12 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
 fn a_step_that_closes_stdout_early_does_not_stall_the_worker() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
-    let run = repo.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = [\"exec 1>&-; sleep 0.3; echo still here >&2\", \"echo next\"]\n");
+    let run = repo.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = ["exec 1>&-; sleep 0.3; echo still here >&2", "echo next"]
+"#,
+    );
     assert_eq!(run.state, RunState::Complete);
     env.runs(&["logs", &run.id])
         .assert()
@@ -597,7 +634,10 @@ fn the_home_and_everything_in_it_is_private_and_steps_inherit_none_of_quires_env
     // its logs are packed into the store and the files are gone.
     let gate = Gate::new(&env);
     let run = repo.push_pipeline(&format!(
-        "[jobs.env]\ninputs = [\"quire/push\"]\nsh = [\"env\", {:?}]\n",
+        r#"[jobs.env]
+inputs = ["quire/push"]
+sh = ["env", {:?}]
+"#,
         gate.step("env")
     ));
     gate.wait_ready("env");
@@ -663,7 +703,11 @@ fn secrets_reach_the_jobs_that_ask_and_never_the_logs_or_the_store() {
     env.config(&format!(
         // The sandbox off: a step below keeps a link to events.jsonl,
         // outside its workspace.
-        "sandbox = \"off\"\n[secrets]\nTOKEN = \"tok-3f9a-literal\"\nKEY = {{ file = \"{}\" }}\n",
+        r#"sandbox = "off"
+[secrets]
+TOKEN = "tok-3f9a-literal"
+KEY = {{ file = "{}" }}
+"#,
         key_file.display()
     ));
     let pipeline = r#"
@@ -736,7 +780,11 @@ sh = "echo other sees [$TOKEN]"
 
     // A job asking for a secret the home does not define fails the run.
     let missing = repo.push_and_wait(
-        "[jobs.x]\ninputs = [\"quire/push\"]\nsecrets = [\"NOPE\"]\nsh = \"true\"\n",
+        r#"[jobs.x]
+inputs = ["quire/push"]
+secrets = ["NOPE"]
+sh = "true"
+"#,
     );
     assert_eq!(missing.failure_kind, Some(FailureKind::PipelineInvalid));
     assert!(
@@ -750,7 +798,11 @@ sh = "echo other sees [$TOKEN]"
 
     // A value too short to redact reliably is refused, and the pusher is
     // told; the push's run is recorded failed (config-invalid), not lost.
-    env.config("[secrets]\nPIN = \"1234\"\n");
+    env.config(
+        r#"[secrets]
+PIN = "1234"
+"#,
+    );
     repo.commit(&[("a", "1")], "short secret");
     let (ok, stderr) = repo.push(&["origin", "main"]);
     assert!(ok);
@@ -759,7 +811,7 @@ sh = "echo other sees [$TOKEN]"
         "{stderr}"
     );
     assert!(stderr.contains("failed (config-invalid)"), "{stderr}");
-    let refused = crate::util::queued_runs(&stderr);
+    let refused = quire_testkit::queued_runs(&stderr);
     assert!(refused.is_empty(), "nothing queued: {stderr}");
     let run = env
         .all_runs()
@@ -795,11 +847,17 @@ fn a_secret_file_shorter_than_8_bytes_fails_the_run_as_process_crashed_with_the_
     let pin = env.path().join("pin");
     std::fs::write(&pin, "1234\n").unwrap();
     env.config(&format!(
-        "[secrets]\nPIN = {{ file = \"{}\" }}\n",
+        r#"[secrets]
+PIN = {{ file = "{}" }}
+"#,
         pin.display()
     ));
     let run = repo.push_and_wait(
-        "[jobs.deploy]\ninputs = [\"quire/push\"]\nsecrets = [\"PIN\"]\nsh = \"echo pin=$PIN\"\n",
+        r#"[jobs.deploy]
+inputs = ["quire/push"]
+secrets = ["PIN"]
+sh = "echo pin=$PIN"
+"#,
     );
     assert_eq!(
         (run.state, run.failure_kind),
@@ -823,8 +881,11 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let pipeline = format!(
-        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
-        format!("{}; exec sleep 300", crate::util::RECORD_PID)
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
+        format!("{}; exec sleep 300", quire_testkit::RECORD_PID)
     );
     repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
     git(
@@ -839,7 +900,8 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
         .unwrap();
     };
 
-    let mut trigger = quire_run(&env)
+    let mut trigger = env
+        .process("quire-run")
         .args(["trigger", "--git-dir"])
         .arg(&repo.bare)
         .args(["main", "--wait"])
@@ -847,7 +909,7 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
         .spawn()
         .unwrap();
     let mut run = String::new();
-    crate::util::wait_until("the triggered run", || {
+    quire_testkit::wait_until("the triggered run", || {
         run = env
             .all_runs()
             .first()
@@ -855,7 +917,7 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
             .unwrap_or_default();
         !run.is_empty()
     });
-    let sleep = crate::util::step_pid(&env, &run);
+    let sleep = quire_testkit::step_pid(&env, &run);
     interrupt(&trigger);
     assert_eq!(trigger.wait().unwrap().code(), Some(1));
     assert!(gone_within(sleep, 5), "the step outlived Ctrl-C");
@@ -867,7 +929,8 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
     );
 
     // `exec` gives its steps the caller's TMPDIR.
-    let mut exec = quire_run(&env)
+    let mut exec = env
+        .process("quire-run")
         .env("TMPDIR", env.path())
         .arg("exec")
         .arg("--workspace")
@@ -875,7 +938,7 @@ fn ctrl_c_on_a_foreground_run_cancels_it_and_ends_its_step() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let sleep = crate::util::read_pid_file(&env.path().join("sleep.pid"));
+    let sleep = quire_testkit::read_pid_file(&env.path().join("sleep.pid"));
     interrupt(&exec);
     assert_eq!(exec.wait().unwrap().code(), Some(1));
     assert!(gone_within(sleep, 5), "the exec step outlived Ctrl-C");
@@ -893,7 +956,7 @@ fn fifty_first_installs_into_a_new_home_at_once_all_open_its_store() {
             .map(|i| {
                 let name = format!("app{i}.git");
                 git(env.path(), &["init", "--quiet", "--bare", &name]);
-                quire_run(&env)
+                env.process("quire-run")
                     .arg("install")
                     .arg(env.path().join(name))
                     .stdout(Stdio::piped())
@@ -919,7 +982,10 @@ fn a_push_into_a_deleted_home_says_so_creates_nothing_and_says_how_to_record_it(
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     std::fs::remove_dir_all(env.home().dir()).unwrap();
-    let pipeline = "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+    let pipeline = r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "true"
+"#;
     let sha = repo.commit(&[(".quire/ci.toml", pipeline)], "a pipeline");
     let (ok, stderr) = repo.push(&["origin", "main"]);
     assert!(ok, "the push itself goes through: {stderr}");
@@ -991,7 +1057,7 @@ impl Drop for SmallDisk {
 #[test]
 fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_room() {
     // A small tmpfs is mounted as the home: root only.
-    if !crate::util::require("root", "run the tests as root", crate::util::is_root()) {
+    if !quire_testkit::require("root", "run the tests as root", quire_testkit::is_root()) {
         return;
     }
     let env = Env::new();
@@ -1003,7 +1069,10 @@ fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_
     );
     env.config("max_workers = 1\n");
     // 40 MB of output into a 24 MiB home: the log fills the disk.
-    let flood = "[jobs.flood]\ninputs = [\"quire/push\"]\nsh = \"head -c 40000000 /dev/zero | tr '\\\\0' x | fold -w 1000\"\n";
+    let flood = r#"[jobs.flood]
+inputs = ["quire/push"]
+sh = "head -c 40000000 /dev/zero | tr '\\0' x | fold -w 1000"
+"#;
     repo.commit(&[(".quire/ci.toml", flood)], "fills the disk");
     git(&repo.work, &["branch", "second"]);
     let queued = repo.push_refs(&["main", "second"]);
@@ -1026,7 +1095,12 @@ fn a_full_disk_fails_the_run_with_its_reason_the_worker_goes_on_and_prune_makes_
     for id in &queued {
         assert!(!env.home().run_dir(id).unwrap().exists());
     }
-    let ok = repo.push_and_wait("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"echo fine\"\n");
+    let ok = repo.push_and_wait(
+        r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "echo fine"
+"#,
+    );
     assert_eq!(ok.state, RunState::Complete, "{ok:?}");
     wait_until("the reserve made again", || {
         env.home().reserve_path().is_file()
@@ -1048,9 +1122,15 @@ fn a_worker_whose_home_is_deleted_mid_run_makes_nothing_in_it_and_fails() {
         &[(
             ".quire/ci.toml",
             &format!(
-                "[jobs.held]\ninputs = [\"quire/push\"]\nsh = {:?}\n\
-                 cache = [\"out\"]\nartifacts = [\"out/*\"]\n\
-                 [jobs.later]\ninputs = [\"held\"]\nsh = \"echo later\"\n",
+                r#"[jobs.held]
+inputs = ["quire/push"]
+sh = {:?}
+cache = ["out"]
+artifacts = ["out/*"]
+[jobs.later]
+inputs = ["held"]
+sh = "echo later"
+"#,
                 format!("mkdir -p out && echo kept > out/x && {}", gate.step("held"))
             ),
         )],
@@ -1062,7 +1142,8 @@ fn a_worker_whose_home_is_deleted_mid_run_makes_nothing_in_it_and_fails() {
     let queued = repo.push_refs(&["main", "main:other"]);
     assert_eq!(queued.len(), 2, "{queued:?}");
     drop(slot);
-    let mut worker = quire_run(&env)
+    let mut worker = env
+        .process("quire-run")
         .arg("work")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -1072,7 +1153,7 @@ fn a_worker_whose_home_is_deleted_mid_run_makes_nothing_in_it_and_fails() {
     gate.wait_ready("held");
     std::fs::remove_dir_all(env.home().dir()).unwrap();
     gate.open();
-    let status = crate::util::wait_exit(&mut worker);
+    let status = quire_testkit::wait_exit(&mut worker);
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut stderr).unwrap();
 

@@ -7,10 +7,16 @@ use predicates::prelude::*;
 use quire_store::RunState;
 use serde_json::Value;
 
-use crate::util::{Env, Repo, find, git, queued_runs};
+use quire_testkit::{Env, Repo, find, git, queued_runs};
 
-const ONE_SECOND: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"sleep 1\"\n";
-const QUICK: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+const ONE_SECOND: &str = r#"[jobs.w]
+inputs = ["quire/push"]
+sh = "sleep 1"
+"#;
+const QUICK: &str = r#"[jobs.w]
+inputs = ["quire/push"]
+sh = "true"
+"#;
 
 /// Push `pipeline` to main; the id of the run it queued, which completed.
 fn push_run(repo: &Repo, pipeline: &str) -> String {

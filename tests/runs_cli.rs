@@ -3,7 +3,7 @@
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::util::{Env, SHA, assert_no_time, assert_time, find, populate};
+use quire_testkit::{Env, SHA, assert_no_time, assert_time, find, populate};
 
 const RUN_FIELDS: &[&str] = &[
     "id",

@@ -2,23 +2,17 @@
 //! against real pushes and real workers.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use predicates::prelude::*;
 use quire_store::{FailureKind, JobState, RunState};
 
 use quire_worker::workers;
 
-use crate::util::{
+use quire_testkit::{
     Env, Gate, RECORD_PID, SHA, alive, git, gone_within, populate, queued_runs, step_pid,
     wait_until,
 };
-
-fn quire_runs(env: &Env) -> Command {
-    let mut command = Command::new(assert_cmd::cargo::cargo_bin("quire-runs"));
-    command.arg("--home").arg(env.home().dir());
-    command
-}
 
 #[test]
 fn logs_follow_prints_lines_as_they_are_written_and_exits_with_the_run() {
@@ -31,10 +25,14 @@ fn logs_follow_prints_lines_as_they_are_written_and_exits_with_the_run() {
         gate.step("line1")
     );
     let run = repo.push_pipeline(&format!(
-        "[jobs.count]\ninputs = [\"quire/push\"]\nsh = {step:?}\n"
+        r#"[jobs.count]
+inputs = ["quire/push"]
+sh = {step:?}
+"#
     ));
 
-    let mut follow = quire_runs(&env)
+    let mut follow = env
+        .process("quire-runs")
         .args(["logs", &run, "--follow"])
         .stdout(Stdio::piped())
         .spawn()
@@ -89,10 +87,16 @@ fn logs_follow_of_a_job_not_planned_yet_waits_for_it_and_prints_its_output() {
     // Holding the only worker slot keeps the run pending: no jobs yet.
     let slot = workers::try_acquire(&env.home(), 1).unwrap().unwrap();
     let run = repo.push_pipeline(
-        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = [\"echo built\", \"echo twice\"]\n\
-         [jobs.other]\ninputs = [\"quire/push\"]\nsh = \"echo not this\"\n",
+        r#"[jobs.build]
+inputs = ["quire/push"]
+sh = ["echo built", "echo twice"]
+[jobs.other]
+inputs = ["quire/push"]
+sh = "echo not this"
+"#,
     );
-    let follow = quire_runs(&env)
+    let follow = env
+        .process("quire-runs")
         .args(["logs", &run, "build", "--follow"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -126,12 +130,14 @@ fn wait_exits_0_for_complete_and_1_for_failed_or_superseded() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.ok]\ninputs = [\"quire/push\"]\nsh = \"sleep 0.5\"\n",
+            r#"[jobs.ok]
+inputs = ["quire/push"]
+sh = "sleep 0.5"
+"#,
         )],
         "ok",
     );
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let ok = queued_runs(&stderr).remove(0);
+    let ok = repo.push_refs(&["main"]).remove(0);
     env.runs(&["wait", &ok, "--interval", "100ms"])
         .assert()
         .success()
@@ -143,12 +149,14 @@ fn wait_exits_0_for_complete_and_1_for_failed_or_superseded() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.bad]\ninputs = [\"quire/push\"]\nsh = \"exit 2\"\n",
+            r#"[jobs.bad]
+inputs = ["quire/push"]
+sh = "exit 2"
+"#,
         )],
         "bad",
     );
-    let (_, stderr) = repo.push(&["origin", "main"]);
-    let bad = queued_runs(&stderr).remove(0);
+    let bad = repo.push_refs(&["main"]).remove(0);
     env.runs(&["wait", &bad])
         .assert()
         .code(1)
@@ -158,14 +166,17 @@ fn wait_exits_0_for_complete_and_1_for_failed_or_superseded() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = \"sleep 300\"\n",
+            r#"[jobs.slow]
+inputs = ["quire/push"]
+sh = "sleep 300"
+"#,
         )],
         "slow",
     );
     git(&repo.work, &["branch", "topic"]);
-    let (_, stderr) = repo.push(&["origin", "topic"]);
-    let slow = queued_runs(&stderr).remove(0);
-    let waiter = quire_runs(&env)
+    let slow = repo.push_refs(&["topic"]).remove(0);
+    let waiter = env
+        .process("quire-runs")
         .args(["wait", &slow, "--interval", "100ms"])
         .stdout(Stdio::piped())
         .spawn()
@@ -185,7 +196,10 @@ fn cancel_stops_the_running_step_and_retry_runs_the_commit_again() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let pipeline = format!(
-        "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.slow]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         format!("{RECORD_PID}; exec sleep 300")
     );
     let sha = repo.commit(&[(".quire/ci.toml", &pipeline)], "slow");
@@ -327,7 +341,10 @@ fn prune_removes_old_finished_runs_but_never_live_ones_or_the_newest_n() {
         .stderr(predicate::str::contains("prune needs --older-than"));
     std::fs::write(
         env.home().dir().join("config.toml"),
-        "[retention]\nolder_than = \"1d\"\nkeep = 0\n",
+        r#"[retention]
+older_than = "1d"
+keep = 0
+"#,
     )
     .unwrap();
     env.runs(&["prune", "--dry-run"])

@@ -4,7 +4,7 @@
 use predicates::prelude::*;
 use serde_json::{Value, json};
 
-use crate::util::{Env, json_fields, keys, populate};
+use quire_testkit::{Env, json_fields, keys, populate};
 
 /// `quire-runs ARGS` at a fixed "now", which must succeed; its stdout
 /// parsed as JSON, and the text.

@@ -5,7 +5,7 @@
 
 use quire_store::{JobState, RunState};
 
-use crate::util::{Env, Gate, Repo, git};
+use quire_testkit::{Env, Gate, Repo, git};
 
 const MARKER: &str = "# config-marker-8f3a2c";
 const OWNER_KEY: &str = "ssh-ed25519 AAAAC3the-owners-key owner@ci\n";
@@ -15,7 +15,12 @@ fn hostile_pipeline(attacks: &[(&str, String)]) -> String {
     let mut text = String::new();
     for (name, attack) in attacks {
         text.push_str(&format!(
-            "[jobs.{name}]\ninputs = [\"quire/push\"]\nallow_failure = true\nsh = {:?}\n\n",
+            r#"[jobs.{name}]
+inputs = ["quire/push"]
+allow_failure = true
+sh = {:?}
+
+"#,
             format!("{attack} && echo BREACHED")
         ));
     }
@@ -49,14 +54,20 @@ fn hostile_steps_reach_nothing_of_quire_other_repositories_or_the_ci_users_home(
     let broken_sha = victim.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"exit 3\"\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "exit 3"
+"#,
         )],
         "broken",
     );
     let failed = victim.push_refs(&["main:broken"]).remove(0);
     assert_eq!(env.wait_terminal(&failed).state, RunState::Failed);
     let deploy = format!(
-        "[jobs.deploy]\ninputs = [\"quire/push\"]\nsh = [{:?}, \"sh deploy.sh\"]\n",
+        r#"[jobs.deploy]
+inputs = ["quire/push"]
+sh = [{:?}, "sh deploy.sh"]
+"#,
         gate.step("deploy")
     );
     let main_sha = victim.commit(
@@ -132,7 +143,10 @@ cat /dev/null > /dev/null
 echo WORKS";
     let mut pipeline = hostile_pipeline(&attacks);
     pipeline.push_str(&format!(
-        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = {benign:?}\n"
+        r#"[jobs.build]
+inputs = ["quire/push"]
+sh = {benign:?}
+"#
     ));
     let run = app.push_and_wait(&pipeline);
 
@@ -189,7 +203,11 @@ echo WORKS";
 #[test]
 fn with_the_sandbox_off_the_same_attacks_get_through() {
     let env = Env::new();
-    env.config(&format!("sandbox = \"off\"\n{MARKER}\n"));
+    env.config(&format!(
+        r#"sandbox = "off"
+{MARKER}
+"#
+    ));
     let victim = env.repo_with_hook("victim");
     let hook = victim.bare.join("hooks/post-receive");
     let hook_before = std::fs::read(&hook).unwrap();
@@ -260,7 +278,11 @@ echo scratch > \"$TMPDIR/scratch\"
 echo cached > \"$HOME/c\"
 echo WORKS";
     let run = app.push_and_wait(&format!(
-        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = {steps:?}\n\n{}",
+        r#"[jobs.build]
+inputs = ["quire/push"]
+sh = {steps:?}
+
+{}"#,
         hostile_pipeline(&[(
             "read_config",
             format!("cat {}/config.toml", env.home().dir().display()),
@@ -294,7 +316,12 @@ fn run_as_an_unknown_user_fails_the_run_clearly() {
     let env = Env::new();
     env.config("run_as = \"no-such-user-quire\"\n");
     let app = env.repo_with_hook("app");
-    let run = app.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let run = app.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
     assert_eq!(run.state, RunState::Failed);
     let detail = run.failure_detail.unwrap();
     let want = if rustix::process::geteuid().as_raw() == 0 {
@@ -313,10 +340,10 @@ fn run_as_an_unknown_user_fails_the_run_clearly() {
 fn run_as_owns_what_a_cache_restores_even_when_copied_from_the_default_branch() {
     use std::os::unix::fs::PermissionsExt;
     // Without root, run_as is refused: tested above.
-    if !crate::util::require(
+    if !quire_testkit::require(
         "root (run_as)",
         "run the tests as root",
-        crate::util::is_root(),
+        quire_testkit::is_root(),
     ) {
         return;
     }
@@ -325,7 +352,11 @@ fn run_as_owns_what_a_cache_restores_even_when_copied_from_the_default_branch() 
     std::fs::set_permissions(env.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let app = env.repo_with_hook("app");
     git(&app.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
-    let pipeline = "[jobs.build]\ninputs = [\"quire/push\"]\ncache = [\"out/target\"]\nsh = \"mkdir -p out/target && echo run >> out/target/runs && wc -l < out/target/runs\"\n";
+    let pipeline = r#"[jobs.build]
+inputs = ["quire/push"]
+cache = ["out/target"]
+sh = "mkdir -p out/target && echo run >> out/target/runs && wc -l < out/target/runs"
+"#;
     let first = app.push_and_wait(pipeline);
     assert_eq!(first.state, RunState::Complete, "{first:?}");
     // A branch's first run restores a copy of the default branch's cache,
@@ -354,7 +385,10 @@ fn a_program_in_the_ci_users_home_cannot_be_started_and_the_log_says_why() {
     std::fs::write(&tool, "#!/bin/sh\necho ran\n").unwrap();
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
     let run = app.push_and_wait(&format!(
-        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [[{:?}]]\n",
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = [[{:?}]]
+"#,
         tool.display().to_string()
     ));
     assert_eq!(run.state, RunState::Failed);
@@ -394,7 +428,10 @@ fn a_bare_name_missing_from_path_is_not_found_even_when_the_workspace_has_it() {
     for sandbox in ["required", "off"] {
         env.config(&format!("sandbox = \"{sandbox}\"\n"));
         let run = app.push_and_wait(
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = [[\"quire-no-such-tool\"]]\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = [["quire-no-such-tool"]]
+"#,
         );
         assert_eq!(run.state, RunState::Failed, "{sandbox}");
         let text = log(&env, &run.id, "t");
@@ -421,25 +458,36 @@ const TOKEN: &str = "tok-4f1d9a7c2e";
 fn read_a_concurrent_runs_environment(config: &str) -> (Env, String, String) {
     let env = Env::new();
     env.config(&format!(
-        "max_workers = 2\n{config}\n[secrets]\nDEPLOY_TOKEN = \"{TOKEN}\"\n"
+        r#"max_workers = 2
+{config}
+[secrets]
+DEPLOY_TOKEN = "{TOKEN}"
+"#
     ));
     let gate = Gate::new(&env);
     let victim = env.repo_with_hook("victim");
     let held = victim.push_pipeline(&format!(
-        "[jobs.deploy]\ninputs = [\"quire/push\"]\nsecrets = [\"DEPLOY_TOKEN\"]\nsh = '{}'\n",
+        r#"[jobs.deploy]
+inputs = ["quire/push"]
+secrets = ["DEPLOY_TOKEN"]
+sh = '{}'
+"#,
         gate.step("deploy")
     ));
     gate.wait_ready("deploy");
     let attacker = env.repo_with_hook("attacker");
     let run = attacker.push_and_wait(
-        "[jobs.snoop]\ninputs = [\"quire/push\"]\nsh = '''
+        r#"[jobs.snoop]
+inputs = ["quire/push"]
+sh = '''
 seen=0
 for f in /proc/[0-9]*/environ; do
   seen=$((seen+1))
-  tr '\\0' '\\n' < \"$f\" 2>/dev/null | grep '^DEPLOY_TOKEN=' | rev
+  tr '\0' '\n' < "$f" 2>/dev/null | grep '^DEPLOY_TOKEN=' | rev
 done
-echo \"environments seen: $seen\"
-'''\n",
+echo "environments seen: $seen"
+'''
+"#,
     );
     assert_eq!(run.state, RunState::Complete, "{run:?}");
     gate.open();
@@ -473,7 +521,7 @@ fn with_the_sandbox_off_a_step_reads_another_runs_secret_from_proc() {
     // As another user than root, the kernel keeps a process's environ from
     // processes that are not its ancestors in some setups (this test's
     // machine as nobody): the read this test shows needs root.
-    if !crate::util::require("root", "run the tests as root", crate::util::is_root()) {
+    if !quire_testkit::require("root", "run the tests as root", quire_testkit::is_root()) {
         return;
     }
     let (env, attacker, log) = read_a_concurrent_runs_environment("sandbox = \"off\"");

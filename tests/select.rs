@@ -10,7 +10,7 @@ use quire_store::lifecycle::NewRun;
 use quire_store::repos::Registration;
 use serde_json::Value;
 
-use crate::util::{Env, SHA, populate};
+use quire_testkit::{Env, SHA, populate};
 
 /// The ids of `quire-runs ARGS --json` (a list), in order.
 fn ids(env: &Env, args: &[&str]) -> Vec<String> {
@@ -442,13 +442,16 @@ fn every_short_id_of_a_real_push_selects_its_run() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "pipeline",
     );
     let refs: Vec<String> = (0..8).map(|n| format!("b{n}")).collect();
     for name in &refs {
-        crate::util::git(&repo.work, &["branch", name]);
+        quire_testkit::git(&repo.work, &["branch", name]);
     }
     let pushed = repo.push_refs(&refs.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(pushed.len(), refs.len());

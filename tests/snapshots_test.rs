@@ -3,7 +3,7 @@
 //! change in output is a reviewed diff: `cargo insta test --review`
 //! (cargo-insta), or `INSTA_UPDATE=always` and `git diff` for the files.
 
-use crate::util::Env;
+use quire_testkit::Env;
 
 /// 2026-11-28T12:00:00Z.
 const BASE: i64 = 1_795_867_200_000;

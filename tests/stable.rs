@@ -8,19 +8,17 @@ use std::process::Command;
 
 use quire_store::RunState;
 
-use crate::util::{Env, Gate, Repo, git};
-
-fn log(env: &Env, run: &str, job: &str) -> String {
-    let out = env.runs(&["logs", run, job]).assert().success();
-    String::from_utf8(out.get_output().stdout.clone()).unwrap()
-}
+use quire_testkit::{Env, Gate, Repo, git};
 
 /// A pipeline that says where its step stands, waits at the gate as
 /// `name`, and reads its tree again once both runs are there.
 fn where_am_i(gate: &Gate, name: &str) -> String {
     let say = "echo \"pwd=$(pwd) ws=$QUIRE_WORKSPACE home=$HOME tmp=$TMPDIR marker=$(cat marker)\"";
     format!(
-        "[jobs.look]\ninputs = [\"quire/push\"]\nsh = [{say:?}, {:?}, \"echo after=$(cat marker)\"]\n",
+        r#"[jobs.look]
+inputs = ["quire/push"]
+sh = [{say:?}, {:?}, "echo after=$(cat marker)"]
+"#,
         gate.step(name)
     )
 }
@@ -46,7 +44,7 @@ fn every_run_sees_the_same_paths_and_two_at_once_each_its_own_tree() {
     for (id, name) in ids.iter().zip(["one", "two"]) {
         let run = env.wait_terminal(id);
         assert_eq!(run.state, RunState::Complete, "{run:?}");
-        let text = log(&env, id, "look");
+        let text = env.logs(id, "look");
         let want = format!(
             "pwd={} ws={} home={} tmp={} marker={name}",
             ws.display(),
@@ -84,10 +82,13 @@ fn without_a_namespace_of_its_own_a_run_keeps_its_own_paths_and_says_so() {
     let mut repo = env.repo_with_hook("app");
     repo.vars.push(("QUIRE_PIDNS".into(), "off".into()));
     let run = repo.push_and_wait(
-        "[jobs.look]\ninputs = [\"quire/push\"]\nsh = \"echo ws=$QUIRE_WORKSPACE\"\n",
+        r#"[jobs.look]
+inputs = ["quire/push"]
+sh = "echo ws=$QUIRE_WORKSPACE"
+"#,
     );
     assert_eq!(run.state, RunState::Complete, "{run:?}");
-    let text = log(&env, &run.id, "look");
+    let text = env.logs(&run.id, "look");
     let own = env
         .home()
         .dir()
@@ -128,26 +129,42 @@ fn toolchain() -> Option<PathBuf> {
 /// a vendored one's) on its absolute path, which changed with every run's
 /// workspace ("the path to the source changed") before stable paths.
 fn crate_files() -> Vec<(String, String)> {
-    let pipeline = "[jobs.build]\ninputs = [\"quire/push\"]\n\
-         cache = [\"target\", \".cargo-home/registry\"]\n\
-         env = { CARGO_HOME = \".cargo-home\" }\n\
-         sh = \"cargo build -v --offline && cargo test --offline\"\n"
-        .to_string();
+    let pipeline = r#"[jobs.build]
+inputs = ["quire/push"]
+cache = ["target", ".cargo-home/registry"]
+env = { CARGO_HOME = ".cargo-home" }
+sh = "cargo build -v --offline && cargo test --offline"
+"#
+    .to_string();
     [
         (".quire/ci.toml", pipeline.as_str()),
         (
             "Cargo.toml",
-            "[workspace]\nmembers = [\"app\"]\nexclude = [\"vendor\"]\nresolver = \"2\"\n",
+            r#"[workspace]
+members = ["app"]
+exclude = ["vendor"]
+resolver = "2"
+"#,
         ),
         (
             ".cargo/config.toml",
-            "[source.crates-io]\nreplace-with = \"vendored\"\n\n\
-             [source.vendored]\ndirectory = \"vendor\"\n",
+            r#"[source.crates-io]
+replace-with = "vendored"
+
+[source.vendored]
+directory = "vendor"
+"#,
         ),
         (
             "app/Cargo.toml",
-            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\ndep = \"0.1\"\n",
+            r#"[package]
+name = "app"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+dep = "0.1"
+"#,
         ),
         (
             "app/src/main.rs",
@@ -156,7 +173,11 @@ fn crate_files() -> Vec<(String, String)> {
         ),
         (
             "vendor/dep/Cargo.toml",
-            "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            r#"[package]
+name = "dep"
+version = "0.1.0"
+edition = "2021"
+"#,
         ),
         (
             "vendor/dep/src/lib.rs",
@@ -173,13 +194,16 @@ fn crate_files() -> Vec<(String, String)> {
 #[test]
 fn a_crates_second_push_compiles_no_dependency_from_its_cache() {
     let toolchain = toolchain();
-    if !crate::util::require("cargo and rustc", "https://rustup.rs", toolchain.is_some()) {
+    if !quire_testkit::require("cargo and rustc", "https://rustup.rs", toolchain.is_some()) {
         return;
     }
     let toolchain = toolchain.unwrap();
     let env = Env::new();
     env.config(&format!(
-        "[steps]\nenv = {{ PATH = \"{0}/bin:/usr/bin:/bin\" }}\nread = [\"{0}\"]\n",
+        r#"[steps]
+env = {{ PATH = "{0}/bin:/usr/bin:/bin" }}
+read = ["{0}"]
+"#,
         toolchain.display()
     ));
     let repo: Repo = env.repo_with_hook("crate");
@@ -192,7 +216,7 @@ fn a_crates_second_push_compiles_no_dependency_from_its_cache() {
     repo.commit(&files, "a crate");
     let first = repo.push_refs(&["main"]);
     let first = env.wait_terminal(&first[0]);
-    let text = log(&env, &first.id, "build");
+    let text = env.logs(&first.id, "build");
     assert_eq!(first.state, RunState::Complete, "{text}");
     assert!(text.contains("Compiling dep v0.1.0"), "{text}");
 
@@ -200,7 +224,7 @@ fn a_crates_second_push_compiles_no_dependency_from_its_cache() {
     repo.commit(&[("README", "A crate, pushed again.\n")], "readme");
     let second = repo.push_refs(&["main"]);
     let second = env.wait_terminal(&second[0]);
-    let text = log(&env, &second.id, "build");
+    let text = env.logs(&second.id, "build");
     assert_eq!(second.state, RunState::Complete, "{text}");
     assert!(text.contains("quire: cache: restored target"), "{text}");
     assert!(text.contains("Fresh dep v0.1.0"), "{text}");
@@ -246,11 +270,11 @@ fn pushed_twice(repo: &Repo, env: &Env, files: &[(&str, &str)], job: &str) -> (R
     git(&repo.bare, &["symbolic-ref", "HEAD", "refs/heads/main"]);
     repo.commit(files, "a project");
     let first = env.wait_terminal(&repo.push_refs(&["main"])[0]);
-    let text = log(env, &first.id, job);
+    let text = env.logs(&first.id, job);
     assert_eq!(first.state, RunState::Complete, "{text}");
     repo.commit(&[("README", "Pushed again.\n")], "readme");
     let second = env.wait_terminal(&repo.push_refs(&["main"])[0]);
-    (second.state, log(env, &second.id, job))
+    (second.state, env.logs(&second.id, job))
 }
 
 fn python_files() -> Vec<(&'static str, &'static str)> {
@@ -273,7 +297,7 @@ fn have(program: &str, args: &[&str]) -> bool {
 
 #[test]
 fn a_python_venv_cached_at_its_stable_path_runs_on_the_next_push() {
-    if !crate::util::require(
+    if !quire_testkit::require(
         "python3 with venv",
         "apt-get install python3-venv",
         have("/usr/bin/python3", &["-c", "import ensurepip, venv"]),
@@ -294,7 +318,7 @@ fn a_python_venv_cached_at_its_stable_path_runs_on_the_next_push() {
 /// second run fails. What stable paths are for.
 #[test]
 fn without_stable_paths_the_cached_venv_names_a_path_that_is_gone() {
-    if !crate::util::require(
+    if !quire_testkit::require(
         "python3 with venv",
         "apt-get install python3-venv",
         have("/usr/bin/python3", &["-c", "import ensurepip, venv"]),
@@ -311,7 +335,7 @@ fn without_stable_paths_the_cached_venv_names_a_path_that_is_gone() {
 
 #[test]
 fn a_c_projects_second_push_hits_ccache_for_every_file() {
-    if !crate::util::require(
+    if !quire_testkit::require(
         "ccache",
         "apt-get install ccache",
         have("ccache", &["--version"]),

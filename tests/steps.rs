@@ -6,7 +6,7 @@
 
 use quire_store::RunState;
 
-use crate::util::{Env, Repo};
+use quire_testkit::{Env, Repo};
 
 /// A PATH no step may see: the pusher's, with a directory of its own first.
 const PUSHERS_DIR: &str = "/quire-pushers-own-bin-5e21";
@@ -33,7 +33,10 @@ fn a_tool_in_a_hidden_directory_runs_once_steps_read_lists_it() {
     let app = env.repo_with_hook("app");
     let tool = plant_tool(&app);
     let pipeline = format!(
-        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         format!("{} --version", tool.display())
     );
     env.config("sandbox = \"required\"\n");
@@ -54,7 +57,10 @@ fn a_tool_in_a_hidden_directory_runs_once_steps_read_lists_it() {
     assert_eq!(text.matches("quire: exit").count(), 1, "one line: {text}");
 
     env.config(&format!(
-        "sandbox = \"required\"\n[steps]\nread = [{:?}]\n",
+        r#"sandbox = "required"
+[steps]
+read = [{:?}]
+"#,
         tool.parent().unwrap().display().to_string()
     ));
     let opened = app.push_and_wait(&pipeline);
@@ -68,8 +74,18 @@ fn a_tool_in_a_hidden_directory_runs_once_steps_read_lists_it() {
 fn a_steps_read_directory_that_does_not_exist_is_named_in_the_log() {
     let env = Env::new();
     let app = env.repo_with_hook("app");
-    env.config("sandbox = \"required\"\n[steps]\nread = [\"/opt/quire-no-such-toolchain\"]\n");
-    let run = app.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    env.config(
+        r#"sandbox = "required"
+[steps]
+read = ["/opt/quire-no-such-toolchain"]
+"#,
+    );
+    let run = app.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
     let text = env.step_log(&run.id, "t", 1);
     assert_eq!(run.state, RunState::Complete, "{text}");
     assert!(
@@ -87,14 +103,22 @@ fn steps_read_may_not_open_a_repository_quire_knows_or_a_whole_home() {
     let other = env.repo_with_hook("other");
     let app = env.repo_with_hook("app");
     // The other repository is known once it has a run.
-    other.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    other.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
     let hooks = std::fs::canonicalize(other.bare.join("hooks")).unwrap();
     env.config(&format!(
         "[steps]\nread = [{:?}]\n",
         hooks.display().to_string()
     ));
     let run = app.push_and_wait(&format!(
-        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         format!("cat {}/post-receive && echo BREACHED", hooks.display())
     ));
     assert_eq!(run.state, RunState::Failed, "{run:?}");
@@ -116,7 +140,12 @@ fn steps_read_may_not_open_a_repository_quire_knows_or_a_whole_home() {
         "[steps]\nread = [{:?}]\n",
         app.work.display().to_string()
     ));
-    let run = app.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let run = app.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#,
+    );
     assert_eq!(run.state, RunState::Failed, "{run:?}");
     let detail = run.failure_detail.unwrap_or_default();
     assert!(
@@ -137,10 +166,13 @@ fn path_comes_from_steps_env_or_a_fixed_default_never_from_the_pusher() {
     let path = std::env::var("PATH").unwrap_or_default();
     app.vars
         .push(("PATH".into(), format!("{PUSHERS_DIR}:{path}")));
-    let pipeline = "[env]\nOVERRIDDEN = \"by the pipeline\"\n\n\
-                    [jobs.t]\ninputs = [\"quire/push\"]\n\
-                    sh = \"echo \\\"PATH=$PATH\\\"; echo \\\"TOOL_HOME=$TOOL_HOME\\\"; \
-                    echo \\\"OVERRIDDEN=$OVERRIDDEN\\\"\"\n";
+    let pipeline = r#"[env]
+OVERRIDDEN = "by the pipeline"
+
+[jobs.t]
+inputs = ["quire/push"]
+sh = "echo \"PATH=$PATH\"; echo \"TOOL_HOME=$TOOL_HOME\"; echo \"OVERRIDDEN=$OVERRIDDEN\""
+"#;
 
     env.config("");
     let run = app.push_and_wait(pipeline);
@@ -155,8 +187,9 @@ fn path_comes_from_steps_env_or_a_fixed_default_never_from_the_pusher() {
     assert!(!text.contains(PUSHERS_DIR), "{text}");
 
     env.config(
-        "[steps]\nenv = { PATH = \"/opt/quire-rust/bin:/usr/bin:/bin\", TOOL_HOME = \"/opt/quire-rust\", \
-         OVERRIDDEN = \"by the admin\" }\n",
+        r#"[steps]
+env = { PATH = "/opt/quire-rust/bin:/usr/bin:/bin", TOOL_HOME = "/opt/quire-rust", OVERRIDDEN = "by the admin" }
+"#,
     );
     let run = app.push_and_wait(pipeline);
     let text = env.step_log(&run.id, "t", 1);
@@ -183,12 +216,26 @@ fn only_a_step_a_shell_could_not_run_gets_the_sandbox_line() {
     env.config("sandbox = \"required\"\n");
     let quire_home = env.home().dir().display().to_string();
     let run = app.push_and_wait(&format!(
-        "[jobs.hidden]\ninputs = [\"quire/push\"]\nallow_failure = true\nsh = {:?}\n\n\
-         [jobs.missing]\ninputs = [\"quire/push\"]\nallow_failure = true\n\
-         sh = \"quire-no-such-command-3b9\"\n\n\
-         [jobs.failing]\ninputs = [\"quire/push\"]\nallow_failure = true\nsh = \"echo ran; exit 3\"\n\n\
-         [jobs.tests]\ninputs = [\"quire/push\"]\nallow_failure = true\n\
-         sh = \"echo 'test foo ... FAILED: Permission denied'; exit 101\"\n",
+        r#"[jobs.hidden]
+inputs = ["quire/push"]
+allow_failure = true
+sh = {:?}
+
+[jobs.missing]
+inputs = ["quire/push"]
+allow_failure = true
+sh = "quire-no-such-command-3b9"
+
+[jobs.failing]
+inputs = ["quire/push"]
+allow_failure = true
+sh = "echo ran; exit 3"
+
+[jobs.tests]
+inputs = ["quire/push"]
+allow_failure = true
+sh = "echo 'test foo ... FAILED: Permission denied'; exit 101"
+"#,
         format!("{quire_home}/quire.db")
     ));
     assert!(run.state.is_terminal(), "{run:?}");
@@ -207,7 +254,10 @@ fn only_a_step_a_shell_could_not_run_gets_the_sandbox_line() {
     // Without the sandbox, nothing was hidden: no line.
     env.config("sandbox = \"off\"\n");
     let run = app.push_and_wait(
-        "[jobs.missing]\ninputs = [\"quire/push\"]\nsh = \"quire-no-such-command-3b9\"\n",
+        r#"[jobs.missing]
+inputs = ["quire/push"]
+sh = "quire-no-such-command-3b9"
+"#,
     );
     let text = env.step_log(&run.id, "missing", 1);
     assert_eq!(run.state, RunState::Failed, "{text}");

@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use crate::util::{Env, populate};
+use quire_testkit::{Env, populate};
 
 #[test]
 fn a_store_from_a_newer_quire_is_refused_byte_for_byte_unchanged() {
@@ -51,7 +51,7 @@ fn a_home_that_cannot_be_created_is_a_clear_error() {
     let env = Env::new();
     let file = env.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    crate::util::git(env.path(), &["init", "--quiet", "--bare", "app.git"]);
+    quire_testkit::git(env.path(), &["init", "--quiet", "--bare", "app.git"]);
     let mut cmd = assert_cmd::Command::cargo_bin("quire-run").unwrap();
     cmd.arg("--home")
         .arg(&file)

@@ -2,7 +2,6 @@
 //! bare git repositories.
 
 mod cdp;
-mod util;
 
 mod artifacts;
 mod caches;

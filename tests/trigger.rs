@@ -5,9 +5,12 @@
 use predicates::prelude::*;
 use quire_store::RunState;
 
-use crate::util::{Env, Repo, git};
+use quire_testkit::{Env, Repo, git};
 
-const QUICK: &str = "[jobs.w]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+const QUICK: &str = r#"[jobs.w]
+inputs = ["quire/push"]
+sh = "true"
+"#;
 
 /// A repository with two commits on main (the first holds the pipeline),
 /// pushed without runs; their ids, oldest first.

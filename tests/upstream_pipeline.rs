@@ -6,7 +6,7 @@
 
 use quire_store::RunState;
 
-use crate::util::{Env, git, queued_runs};
+use quire_testkit::{Env, git, queued_runs};
 
 const FENNEL: &str = r#"(job :test [:quire/push] (fn [{: sh}] (sh ["cargo" "test"])))
 "#;

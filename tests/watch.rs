@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use predicates::prelude::*;
 
-use crate::util::{Env, Gate, LineReader, git, masked, wait_exit};
+use quire_testkit::{Env, Gate, LineReader, git, masked, wait_exit};
 
 /// `quire-runs --home HOME watch ARGS`, to spawn.
 fn watch(env: &Env, args: &[&str]) -> Command {
@@ -26,8 +26,14 @@ fn watch(env: &Env, args: &[&str]) -> Command {
 /// A job held at the gate, and one that runs after it.
 fn held(gate: &Gate) -> String {
     format!(
-        "[jobs.hold]\ninputs = [\"quire/push\"]\nsh = {:?}\n\n\
-         [jobs.after]\ninputs = [\"hold\"]\nsh = \"echo after\"\n",
+        r#"[jobs.hold]
+inputs = ["quire/push"]
+sh = {:?}
+
+[jobs.after]
+inputs = ["hold"]
+sh = "echo after"
+"#,
         gate.step("hold")
     )
 }
@@ -77,8 +83,14 @@ fn watch_exit_status_is_1_when_the_run_fails_and_names_the_failing_step() {
     let id = repo.push_pipeline(
         // The failing command holds an escape sequence (TOML's \u001b): it
         // is printed escaped, never as the control character.
-        "[jobs.broken]\ninputs = [\"quire/push\"]\nsh = [\"echo fine\", \"exit 3 # \\u001b[2J\"]\n\n\
-         [jobs.later]\ninputs = [\"broken\"]\nsh = \"true\"\n",
+        r#"[jobs.broken]
+inputs = ["quire/push"]
+sh = ["echo fine", "exit 3 # \u001b[2J"]
+
+[jobs.later]
+inputs = ["broken"]
+sh = "true"
+"#,
     );
     let out = env
         .runs(&["watch", "--exit-status", &id])
@@ -139,8 +151,8 @@ fn watch_without_a_run_to_watch_says_so() {
 /// where there is none.
 fn on_a_terminal(command: &Command) -> Option<Command> {
     // Without it, the terminal view is tested by watch.rs's unit tests only.
-    let found = crate::util::program_runs("script", &["--version"]);
-    if !crate::util::require("script (a terminal)", "apt-get install bsdutils", found) {
+    let found = quire_testkit::program_runs("script", &["--version"]);
+    if !quire_testkit::require("script (a terminal)", "apt-get install bsdutils", found) {
         return None;
     }
     let quoted = |text: &str| format!("'{}'", text.replace('\'', r"'\''"));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cdp::Browser;
-use crate::util::{Env, Gate, git, gone_within, populate, wait_until};
+use quire_testkit::{Env, Gate, git, gone_within, populate, wait_until};
 
 /// A running `quire-runs serve --listen 127.0.0.1:0`, killed on drop.
 pub(crate) struct Server {
@@ -266,7 +266,7 @@ fn the_pages_show_a_pushed_run_its_jobs_their_logs_and_the_repositories() {
 
     // The server writes a request's line once it answered it, on its own
     // time: wait for the last one.
-    crate::util::wait_until("the request log's lines", || {
+    quire_testkit::wait_until("the request log's lines", || {
         server.log().contains("GET /repos 200 ")
     });
     let log = server.log();
@@ -298,7 +298,10 @@ sh = [
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.\"<i>x</i>\"]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs."<i>x</i>"]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "hostile",
     );
@@ -369,8 +372,12 @@ fn the_api_answers_exactly_what_list_json_and_show_json_print() {
     repo.commit(&[("README.md", "x")], "second");
     let dev = repo.push_refs(&["HEAD:refs/heads/dev"]);
     env.wait_terminal(&dev[0]);
-    let failing = repo
-        .push_and_wait("[jobs.build]\ninputs = [\"quire/push\"]\nsh = [\"echo no\", \"exit 3\"]\n");
+    let failing = repo.push_and_wait(
+        r#"[jobs.build]
+inputs = ["quire/push"]
+sh = ["echo no", "exit 3"]
+"#,
+    );
     let server = Server::start(&env);
 
     assert_eq!(server.json("/api/runs"), env.json(&["list"]));
@@ -558,7 +565,12 @@ fn badges_resolve_repository_and_branch_names_that_hold_slashes() {
     a.commit(&[("x", "1")], "feature");
     let feature = a.push_refs(&["HEAD:refs/heads/feature/x"]);
     env.wait_terminal(&feature[0]);
-    b.push_and_wait("[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"exit 1\"\n");
+    b.push_and_wait(
+        r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "exit 1"
+"#,
+    );
     let names: Vec<String> = env
         .json(&["repos"])
         .as_array()
@@ -604,7 +616,10 @@ fn a_followed_job_streams_its_lines_as_events_until_it_ends() {
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
     let id = repo.push_pipeline(&format!(
-        "[jobs.live]\ninputs = [\"quire/push\"]\nsh = [\"echo before the gate\", {:?}, \"echo after the gate; printf 'no newline'\"]\n",
+        r#"[jobs.live]
+inputs = ["quire/push"]
+sh = ["echo before the gate", {:?}, "echo after the gate; printf 'no newline'"]
+"#,
         gate.step("g")
     ));
     gate.wait_ready("g");
@@ -700,7 +715,7 @@ fn a_followed_job_streams_its_lines_as_events_until_it_ends() {
 #[test]
 fn a_running_jobs_page_shows_new_lines_in_the_browser_without_a_reload() {
     let found = crate::cdp::chromium();
-    if !crate::util::require(
+    if !quire_testkit::require(
         "Chromium (chromium, chromium-browser, google-chrome or $QUIRE_CHROMIUM)",
         "apt-get install chromium",
         found.is_some(),
@@ -712,7 +727,10 @@ fn a_running_jobs_page_shows_new_lines_in_the_browser_without_a_reload() {
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
     let id = repo.push_pipeline(&format!(
-        "[jobs.live]\ninputs = [\"quire/push\"]\nsh = [\"echo before the gate\", {:?}, \"echo after the gate\"]\n",
+        r#"[jobs.live]
+inputs = ["quire/push"]
+sh = ["echo before the gate", {:?}, "echo after the gate"]
+"#,
         gate.step("g")
     ));
     gate.wait_ready("g");

@@ -3,15 +3,7 @@
 
 use quire_store::{FailureKind, JobState, RunState};
 
-use crate::util::{Env, Gate, RECORD_PID, git, gone_within, signal, step_pid};
-
-/// A job that waits at `gate` under the name of its branch.
-fn held(gate: &Gate) -> String {
-    format!(
-        "[jobs.hold]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
-        gate.step("$QUIRE_BRANCH")
-    )
-}
+use quire_testkit::{Env, Gate, RECORD_PID, git, gone_within, signal, step_pid};
 
 #[test]
 fn with_max_workers_2_two_refs_pushed_at_once_run_at_the_same_time() {
@@ -20,7 +12,10 @@ fn with_max_workers_2_two_refs_pushed_at_once_run_at_the_same_time() {
     env.config("max_workers = 2\nmax_workers_per_repo = 2\n");
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
-    repo.commit(&[(".quire/ci.toml", &held(&gate))], "held");
+    repo.commit(
+        &[(".quire/ci.toml", &gate.job("hold", "$QUIRE_BRANCH"))],
+        "held",
+    );
     git(&repo.work, &["branch", "dev"]);
     let repo = &repo;
     let [main, dev] = std::thread::scope(|s| {
@@ -49,7 +44,10 @@ fn with_max_workers_2_two_refs_of_one_push_run_at_the_same_time() {
     env.config("max_workers = 2\nmax_workers_per_repo = 2\n");
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
-    repo.commit(&[(".quire/ci.toml", &held(&gate))], "held");
+    repo.commit(
+        &[(".quire/ci.toml", &gate.job("hold", "$QUIRE_BRANCH"))],
+        "held",
+    );
     git(&repo.work, &["branch", "dev"]);
     let runs = repo.push_refs(&["main", "dev"]);
     assert_eq!(runs.len(), 2);
@@ -73,7 +71,10 @@ fn quick_pushes_racing_the_only_worker_as_it_drains_the_queue_all_complete() {
     repo.commit(
         &[(
             ".quire/ci.toml",
-            "[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            r#"[jobs.quick]
+inputs = ["quire/push"]
+sh = "true"
+"#,
         )],
         "quick",
     );
@@ -106,7 +107,10 @@ fn keep_workspaces_keeps_the_checked_out_tree_after_the_run() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     repo.commit(&[("README.md", "hello\n")], "readme");
-    let pipeline = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"echo made > built.txt\"\n";
+    let pipeline = r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "echo made > built.txt"
+"#;
 
     let run = repo.push_and_wait(pipeline);
     assert_eq!(run.state, RunState::Complete);
@@ -135,7 +139,10 @@ fn sigterm_to_a_worker_cancels_the_run_it_executes_ends_its_step_and_takes_no_ot
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let run = repo.push_pipeline(&format!(
-        "[jobs.slow]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        r#"[jobs.slow]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
         format!("{RECORD_PID}; exec sleep 300")
     ));
     let sleep = step_pid(&env, &run);

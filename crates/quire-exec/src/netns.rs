@@ -313,7 +313,9 @@ fn spawn_holder() -> Result<i32, String> {
     // the child, which unblocks nothing (it only waits to be killed).
     // SAFETY: sigset_t is plain data; the calls write only the sets given.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: both sets are this stack's, initialised.
     unsafe {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
@@ -372,6 +374,10 @@ fn spawn_holder() -> Result<i32, String> {
 
 /// The holder, from the clone on. Never returns.
 unsafe fn holder(p: &HolderParts<'_>) -> ! {
+    // SAFETY: the caller is the child of a fork-like clone (one thread,
+    // its own copy of memory); only async-signal-safe calls follow, on
+    // memory made before the clone, and the child exits or waits to be
+    // killed, never returning into the worker's code.
     unsafe {
         let fail = |step: u8| -> ! {
             let errno = *libc::__errno_location();

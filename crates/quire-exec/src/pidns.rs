@@ -173,6 +173,10 @@ struct ChildParts<'a> {
 
 /// The child's half, from the clone to the exec. Never returns.
 unsafe fn child(p: &ChildParts<'_>) -> ! {
+    // SAFETY: the caller is the child of a fork-like clone (one thread,
+    // its own copy of memory); only async-signal-safe calls follow, on
+    // memory made before the clone, and it execs or exits, never
+    // returning into the worker's code.
     unsafe {
         let fail = |step: u8| -> ! {
             let errno = *libc::__errno_location();
@@ -328,6 +332,9 @@ extern "C" fn forward(signal: libc::c_int) {
 }
 
 unsafe fn signal_forwarder(signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: sigaction is plain data, zeroed then filled; `forward` is an
+    // extern "C" handler that only loads an atomic and calls kill(2), both
+    // async-signal-safe.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = forward as extern "C" fn(libc::c_int) as usize;

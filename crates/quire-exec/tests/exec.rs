@@ -9,6 +9,7 @@ use quire_exec::exec::{Cancel, Executor, RunContext, RunResult};
 use quire_model::JobState;
 use quire_model::events::Event;
 use quire_pipeline::Pipeline;
+use quire_testkit::wait_until;
 
 struct Run {
     dir: tempfile::TempDir,
@@ -378,43 +379,7 @@ fn survives(pid: i32) -> bool {
 /// Block until the step has created `path`: the step's word that it has
 /// reached the point the test waits for.
 fn wait_for_file(path: &Path) {
-    wait_until(path, &format!("{}", path.display()), || path.exists());
-}
-
-/// Wait until `ready` holds of the file `path`, which a step writes, waking
-/// whenever the directory that holds it changes (inotify: a file created,
-/// written, closed or renamed into it); panic after 10 s naming what never
-/// came. The one place these tests wait.
-fn wait_until(path: &Path, what: &str, mut ready: impl FnMut() -> bool) {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
-    use rustix::fs::inotify;
-    let dir = path.parent().unwrap();
-    let watch =
-        inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap();
-    inotify::add_watch(
-        &watch,
-        dir,
-        inotify::WatchFlags::CREATE
-            | inotify::WatchFlags::MODIFY
-            | inotify::WatchFlags::CLOSE_WRITE
-            | inotify::WatchFlags::MOVED_TO,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
-    while !ready() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no {what} after 10 s");
-        let timeout = Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        let mut fds = [PollFd::new(&watch, PollFlags::IN)];
-        let _ = poll(&mut fds, Some(&timeout));
-        // Drain what woke us; the state is looked at again above.
-        let mut reader = inotify::Reader::new(&watch, &mut buf);
-        while reader.next().is_ok() {}
-    }
+    wait_until(&format!("{}", path.display()), || path.exists());
 }
 
 /// Cancel the run once the steps have created every file in `ready`;
@@ -440,7 +405,7 @@ fn assert_cancelled_promptly(result: RunResult, cancelled: std::thread::JoinHand
 
 fn read_pid(path: &Path) -> i32 {
     let mut pid = None;
-    wait_until(path, &format!("pid in {}", path.display()), || {
+    wait_until(&format!("pid in {}", path.display()), || {
         pid = std::fs::read_to_string(path)
             .ok()
             .and_then(|text| text.trim().parse().ok());
@@ -592,7 +557,10 @@ fn three_hundred_steps_are_each_recorded_once() {
     let run = Run::new("refs/heads/main");
     let steps: Vec<String> = (1..=300).map(|i| format!("\"echo {i}\"")).collect();
     let (result, events) = run.exec(&format!(
-        "[jobs.many]\ninputs = [\"quire/push\"]\nsh = [{}]\n",
+        r#"[jobs.many]
+inputs = ["quire/push"]
+sh = [{}]
+"#,
         steps.join(", ")
     ));
     assert_eq!(result, RunResult::Complete);
@@ -800,10 +768,17 @@ fn three_gated_and_one_after(dir: &Path, timeout: &str) -> String {
     let mut toml = String::new();
     for job in ["a", "b", "c"] {
         toml += &format!(
-            "[jobs.{job}]\ninputs = [\"quire/push\"]\ntimeout = \"{timeout}\"\nsh = '{step}'\n"
+            r#"[jobs.{job}]
+inputs = ["quire/push"]
+timeout = "{timeout}"
+sh = '{step}'
+"#
         );
     }
-    toml + "[jobs.after]\ninputs = [\"a\", \"b\", \"c\"]\nsh = \"echo after\"\n"
+    toml + r#"[jobs.after]
+inputs = ["a", "b", "c"]
+sh = "echo after"
+"#
 }
 
 /// The most jobs that were running at once, from their started and
@@ -1049,8 +1024,11 @@ fn jobs_side_by_side_keep_their_own_logs_and_events_in_order() {
     let mut toml = String::new();
     for job in jobs {
         toml += &format!(
-            "[jobs.{job}]\ninputs = [\"quire/push\"]\ntimeout = \"60s\"\n\
-             sh = ['{step}; seq -f \"$QUIRE_JOB %g\" 2000', \"echo $QUIRE_JOB done\"]\n"
+            r#"[jobs.{job}]
+inputs = ["quire/push"]
+timeout = "60s"
+sh = ['{step}; seq -f "$QUIRE_JOB %g" 2000', "echo $QUIRE_JOB done"]
+"#
         );
     }
     let (result, events) = run.exec_with(&toml, &parallel(3), &Cancel::default());

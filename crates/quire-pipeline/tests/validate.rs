@@ -11,24 +11,37 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
-const OK_JOB: &str = "[jobs.ok]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+const OK_JOB: &str = r#"[jobs.ok]
+inputs = ["quire/push"]
+sh = "true"
+"#;
 
 #[test]
 fn each_rule_reports_its_exact_message() {
     let cases: &[(&str, &str, &[&str])] = &[
         (
             "syntax error",
-            "[jobs.a\ninputs = []\n",
+            r#"[jobs.a
+inputs = []
+"#,
             &["1:8: unclosed table, expected `]`"],
         ),
         (
             "duplicate job",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\n[jobs.a]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+[jobs.a]
+"#,
             &["4:7: duplicate key"],
         ),
         (
             "unknown key in a job",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nneeds = [\"b\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+needs = ["b"]
+"#,
             &[
                 "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `secrets`, `artifacts`, `cache`",
             ],
@@ -40,27 +53,43 @@ fn each_rule_reports_its_exact_message() {
         ),
         (
             "unknown key in when",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nwhen = { branch = [\"main\"] }\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+when = { branch = ["main"] }
+"#,
             &["4:10: unknown field `branch`, expected `branches` or `tags`"],
         ),
         (
             "missing inputs",
-            "[jobs.a]\nsh = \"x\"\n",
+            r#"[jobs.a]
+sh = "x"
+"#,
             &["1:1: missing field `inputs`"],
         ),
         (
             "missing sh",
-            "[jobs.a]\ninputs = [\"quire/push\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+"#,
             &["1:1: missing field `sh`"],
         ),
         (
             "wrong type for sh",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = 3\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = 3
+"#,
             &["3:6: sh must be a command string, or a list of command strings and argv arrays"],
         ),
         (
             "wrong type for an env value",
-            "[env]\nRUST_BACKTRACE = 1\n[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            r#"[env]
+RUST_BACKTRACE = 1
+[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+"#,
             &["2:18: invalid type: integer `1`, expected a string"],
         ),
         (
@@ -70,38 +99,68 @@ fn each_rule_reports_its_exact_message() {
         ),
         (
             "empty inputs",
-            "[jobs.a]\ninputs = []\nsh = \"x\"\n",
+            r#"[jobs.a]
+inputs = []
+sh = "x"
+"#,
             &[
                 "1:7: job \"a\": inputs is empty; list the jobs it needs, or \"quire/push\" to run on every push",
             ],
         ),
         (
             "unknown input",
-            "[jobs.a]\ninputs = [\"quire/push\", \"biuld\"]\nsh = \"x\"\n",
+            r#"[jobs.a]
+inputs = ["quire/push", "biuld"]
+sh = "x"
+"#,
             &[
                 "1:7: job \"a\": input \"biuld\" names no job and no source; define [jobs.biuld] or use \"quire/push\"",
             ],
         ),
         (
             "unknown source",
-            "[jobs.a]\ninputs = [\"quire/pull\"]\nsh = \"x\"\n",
+            r#"[jobs.a]
+inputs = ["quire/pull"]
+sh = "x"
+"#,
             &[
                 "1:7: job \"a\": input \"quire/pull\" names no source; the only source is \"quire/push\"",
             ],
         ),
         (
             "cycle",
-            "[jobs.a]\ninputs = [\"quire/push\", \"c\"]\nsh = \"x\"\n[jobs.b]\ninputs = [\"a\"]\nsh = \"x\"\n[jobs.c]\ninputs = [\"b\"]\nsh = \"x\"\n",
+            r#"[jobs.a]
+inputs = ["quire/push", "c"]
+sh = "x"
+[jobs.b]
+inputs = ["a"]
+sh = "x"
+[jobs.c]
+inputs = ["b"]
+sh = "x"
+"#,
             &["1:7: jobs a -> b -> c -> a form a cycle; remove one of these inputs"],
         ),
         (
             "self cycle",
-            "[jobs.a]\ninputs = [\"a\"]\nsh = \"x\"\n",
+            r#"[jobs.a]
+inputs = ["a"]
+sh = "x"
+"#,
             &["1:7: jobs a -> a form a cycle; remove one of these inputs"],
         ),
         (
             "unreachable: hanging off a cycle",
-            "[jobs.a]\ninputs = [\"b\"]\nsh = \"x\"\n[jobs.b]\ninputs = [\"a\"]\nsh = \"x\"\n[jobs.c]\ninputs = [\"a\"]\nsh = \"x\"\n",
+            r#"[jobs.a]
+inputs = ["b"]
+sh = "x"
+[jobs.b]
+inputs = ["a"]
+sh = "x"
+[jobs.c]
+inputs = ["a"]
+sh = "x"
+"#,
             &[
                 "1:7: jobs a -> b -> a form a cycle; remove one of these inputs",
                 "7:7: job \"c\" can never run: none of its inputs leads back to \"quire/push\"; add \"quire/push\" or a job that runs to its inputs",
@@ -109,189 +168,301 @@ fn each_rule_reports_its_exact_message() {
         ),
         (
             "downstream of a job with a wrong input: only that input is reported",
-            "[jobs.a]\ninputs = [\"nope\"]\nsh = \"x\"\n[jobs.b]\ninputs = [\"a\"]\nsh = \"x\"\n",
+            r#"[jobs.a]
+inputs = ["nope"]
+sh = "x"
+[jobs.b]
+inputs = ["a"]
+sh = "x"
+"#,
             &[
                 "1:7: job \"a\": input \"nope\" names no job and no source; define [jobs.nope] or use \"quire/push\"",
             ],
         ),
         (
             "bad job id",
-            "[jobs.\"../etc\"]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            r#"[jobs."../etc"]
+inputs = ["quire/push"]
+sh = "x"
+"#,
             &[
                 "1:7: job id \"../etc\" may only use letters, digits, '_' and '-'; rename the table [jobs.---etc]",
             ],
         ),
         (
             "job id with a slash",
-            "[jobs.\"a/b\"]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            r#"[jobs."a/b"]
+inputs = ["quire/push"]
+sh = "x"
+"#,
             &[
                 "1:7: job id \"a/b\" may only use letters, digits, '_' and '-'; rename the table [jobs.a-b]",
             ],
         ),
         (
             "unicode look-alike id",
-            "[jobs.\"tеst\"]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            r#"[jobs."tеst"]
+inputs = ["quire/push"]
+sh = "x"
+"#,
             &[
                 "1:7: job id \"tеst\" may only use letters, digits, '_' and '-'; rename the table [jobs.t-st]",
             ],
         ),
         (
             "empty sh",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = []\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = []
+"#,
             &["1:7: job \"a\": sh is empty; give at least one command"],
         ),
         (
             "blank command",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"  \"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = ["  "]
+"#,
             &["1:7: job \"a\": step 1 is an empty command; write the command to run"],
         ),
         (
             "empty argv",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = [\"true\", []]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = ["true", []]
+"#,
             &[
                 "1:7: job \"a\": step 2 is an argv without a program; its first element names the program to run",
             ],
         ),
         (
             "NUL in a command",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"a\\u0000b\"\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "a\u0000b"
+"#,
             &["1:7: job \"a\": step 1 contains a NUL byte, which no command line can hold"],
         ),
         (
             "bad timeout",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ntimeout = \"5 parsecs\"\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+timeout = "5 parsecs"
+"#,
             &[
                 "1:7: job \"a\": timeout \"5 parsecs\" is not a span; write e.g. \"90s\", \"20m\" or \"1h30m\"",
             ],
         ),
         (
             "zero timeout",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ntimeout = \"0s\"\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+timeout = "0s"
+"#,
             &[
                 "1:7: job \"a\": timeout \"0s\" is not a span; write e.g. \"90s\", \"20m\" or \"1h30m\"",
             ],
         ),
         (
             "bad glob",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nwhen = { tags = [\"v[\"] }\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+when = { tags = ["v["] }
+"#,
             &[
                 "1:7: job \"a\": when.tags pattern \"v[\" is invalid (invalid range pattern); fix the glob",
             ],
         ),
         (
             "empty when",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nwhen = {}\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+when = {}
+"#,
             &[
                 "1:7: job \"a\": when has no branches and no tags, so the job could never run; list patterns or remove when",
             ],
         ),
         (
             "bad env name",
-            "[env]\n\"MY-VAR\" = \"1\"\n[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\n",
+            r#"[env]
+"MY-VAR" = "1"
+[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+"#,
             &[
                 "2:1: env name \"MY-VAR\" is not a variable name; use letters, digits and '_', not starting with a digit",
             ],
         ),
         (
             "bad secret name",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nsecrets = [\"MY-TOKEN\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+secrets = ["MY-TOKEN"]
+"#,
             &[
                 "1:7: job \"a\": secret name \"MY-TOKEN\" is not a variable name; use letters, digits and '_', not starting with a digit",
             ],
         ),
         (
             "empty artifact",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = [\"dist/\", \"\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+artifacts = ["dist/", ""]
+"#,
             &[
                 "1:7: job \"a\": artifacts entry 2 is empty; write a path or glob relative to the workspace, e.g. \"dist/*.tar.gz\"",
             ],
         ),
         (
             "absolute artifact",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = [\"/etc/passwd\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+artifacts = ["/etc/passwd"]
+"#,
             &[
                 "1:7: job \"a\": artifact \"/etc/passwd\" is an absolute path; write it relative to the workspace, e.g. \"dist/*.tar.gz\"",
             ],
         ),
         (
             "artifact climbing out",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = [\"dist/../../out/\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+artifacts = ["dist/../../out/"]
+"#,
             &[
                 "1:7: job \"a\": artifact \"dist/../../out/\" climbs out of the workspace with '..'; write a path inside the workspace",
             ],
         ),
         (
             "bad artifact glob",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = [\"dist/[\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+artifacts = ["dist/["]
+"#,
             &[
                 "1:7: job \"a\": artifact \"dist/[\" is not a valid glob (invalid range pattern); fix the glob",
             ],
         ),
         (
             "empty cache path",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"target\", \"\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+cache = ["target", ""]
+"#,
             &[
                 "1:7: job \"a\": cache entry 2 is empty; write a path relative to the workspace, e.g. \"target\"",
             ],
         ),
         (
             "absolute cache path",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"/root/.cargo\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+cache = ["/root/.cargo"]
+"#,
             &[
                 "1:7: job \"a\": cache path \"/root/.cargo\" is an absolute path; write it relative to the workspace, e.g. \"target\"",
             ],
         ),
         (
             "cache path climbing out",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"target/../../x\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+cache = ["target/../../x"]
+"#,
             &[
                 "1:7: job \"a\": cache path \"target/../../x\" climbs out of the workspace with '..'; write a path inside the workspace",
             ],
         ),
         (
             "cache path in .git",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"./.GIT/objects\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+cache = ["./.GIT/objects"]
+"#,
             &[
                 "1:7: job \"a\": cache path \"./.GIT/objects\" is in .git, which quire writes for every run; cache a directory of the checkout instead",
             ],
         ),
         (
             "cache path of the whole workspace",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"./\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+cache = ["./"]
+"#,
             &[
                 "1:7: job \"a\": cache path \"./\" is the whole workspace; name a directory in it, e.g. \"target\"",
             ],
         ),
         (
             "duplicate cache path",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"target\", \"./target/\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+cache = ["target", "./target/"]
+"#,
             &["1:7: job \"a\": cache path \"./target/\" is listed twice; remove one"],
         ),
         (
             "nested cache paths",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"target/debug\", \"target\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+cache = ["target/debug", "target"]
+"#,
             &[
                 "1:7: job \"a\": cache paths \"target/debug\" and \"target\" overlap; keep the outer one",
             ],
         ),
         (
             "NUL in a cache path",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = [\"a\\u0000b\"]\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+cache = ["a\u0000b"]
+"#,
             &["1:7: job \"a\": cache path \"a\\0b\" contains a NUL byte, which no path can hold"],
         ),
         (
             "cache not a list of strings",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\ncache = \"target\"\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+cache = "target"
+"#,
             &["4:9: invalid type: string \"target\", expected a sequence"],
         ),
         (
             "artifacts not a list of strings",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nartifacts = \"dist/\"\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+artifacts = "dist/"
+"#,
             &["4:13: invalid type: string \"dist/\", expected a sequence"],
         ),
         (
             "bad job env name",
-            "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"x\"\nenv = { \"1X\" = \"1\" }\n",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+env = { "1X" = "1" }
+"#,
             &[
                 "4:9: job \"a\": env name \"1X\" is not a variable name; use letters, digits and '_', not starting with a digit",
             ],
@@ -304,7 +475,12 @@ fn each_rule_reports_its_exact_message() {
     // And each case beside a valid job still fails the same way (errors are
     // not swallowed by a good neighbour).
     assert_eq!(
-        errors(&format!("{OK_JOB}[jobs.b]\ninputs = []\nsh = \"x\"\n")),
+        errors(&format!(
+            r#"{OK_JOB}[jobs.b]
+inputs = []
+sh = "x"
+"#
+        )),
         [
             "4:7: job \"b\": inputs is empty; list the jobs it needs, or \"quire/push\" to run on every push"
         ]
@@ -313,7 +489,13 @@ fn each_rule_reports_its_exact_message() {
 
 #[test]
 fn all_problems_are_reported_at_once_in_file_order() {
-    let text = "[jobs.b]\ninputs = []\nsh = []\n[jobs.\"x y\"]\ninputs = [\"nope\"]\nsh = \"x\"\n";
+    let text = r#"[jobs.b]
+inputs = []
+sh = []
+[jobs."x y"]
+inputs = ["nope"]
+sh = "x"
+"#;
     assert_eq!(
         errors(text),
         [
@@ -428,7 +610,10 @@ fn pipeline_doc() -> impl Strategy<Value = String> {
         let mut doc = String::new();
         for (id, (inputs, sh, timeout)) in jobs {
             doc.push_str(&format!(
-                "[jobs.{id:?}]\ninputs = {inputs:?}\nsh = {sh:?}\n"
+                r#"[jobs.{id:?}]
+inputs = {inputs:?}
+sh = {sh:?}
+"#
             ));
             if let Some(t) = timeout {
                 doc.push_str(&format!("timeout = {t:?}\n"));
@@ -484,7 +669,10 @@ fn deep_nesting_and_huge_files_are_errors_not_crashes() {
     let mut huge = String::new();
     for i in 0..20_000 {
         huge.push_str(&format!(
-            "[jobs.j{i}]\ninputs = [\"quire/push\"]\nsh = \"true\"\n"
+            r#"[jobs.j{i}]
+inputs = ["quire/push"]
+sh = "true"
+"#
         ));
     }
     // Over the default limits: refused for its size.
@@ -516,7 +704,14 @@ fn errors_with(text: &str, limits: &Limits) -> Vec<String> {
 fn jobs(n: usize, steps: usize) -> String {
     let sh = vec!["\"true\""; steps].join(", ");
     (0..n)
-        .map(|i| format!("[jobs.j{i}]\ninputs = [\"quire/push\"]\nsh = [{sh}]\n"))
+        .map(|i| {
+            format!(
+                r#"[jobs.j{i}]
+inputs = ["quire/push"]
+sh = [{sh}]
+"#
+            )
+        })
         .collect()
 }
 
@@ -543,7 +738,13 @@ fn files_jobs_and_steps_over_the_limits_are_refused_with_exact_messages() {
 
     // Too many jobs is the one problem reported, at the first job too many.
     assert_eq!(errors_with(&jobs(2, 1), &small), Vec::<String>::new());
-    let three = format!("{}[jobs.bad]\ninputs = []\nsh = []\n", jobs(2, 1));
+    let three = format!(
+        r#"{}[jobs.bad]
+inputs = []
+sh = []
+"#,
+        jobs(2, 1)
+    );
     assert_eq!(
         errors_with(&three, &small),
         [
@@ -555,7 +756,10 @@ fn files_jobs_and_steps_over_the_limits_are_refused_with_exact_messages() {
     assert_eq!(errors_with(&jobs(1, 3), &small), Vec::<String>::new());
     assert_eq!(
         errors_with(
-            "[jobs.a]\ninputs = [\"nope\"]\nsh = [\"\", \"\", \"\", \"\"]\n",
+            r#"[jobs.a]
+inputs = ["nope"]
+sh = ["", "", "", ""]
+"#,
             &small
         ),
         [
@@ -585,7 +789,14 @@ fn files_jobs_and_steps_over_the_limits_are_refused_with_exact_messages() {
 #[test]
 fn a_file_with_thousands_of_problems_lists_the_first_fifty_and_counts_the_rest() {
     let text: String = (0..3000)
-        .map(|i| format!("[jobs.j{i}]\ninputs = [\"nope{i}\"]\nsh = \"true\"\n"))
+        .map(|i| {
+            format!(
+                r#"[jobs.j{i}]
+inputs = ["nope{i}"]
+sh = "true"
+"#
+            )
+        })
         .collect();
     let roomy = Limits {
         max_jobs: 3000,

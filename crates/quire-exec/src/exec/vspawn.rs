@@ -111,7 +111,9 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
     // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only
     // write the sets given.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above: both sets are this stack's, initialised.
     unsafe {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
@@ -353,9 +355,8 @@ fn prepare(args: &ChildArgs<'_>) -> Result<(), i32> {
             .raw_os_error()
             .unwrap_or(libc::EIO)
     };
-    // SAFETY (this block): raw system calls on integers and on structures
-    // on this stack; the signal table is the child's own copy (no
-    // CLONE_SIGHAND).
+    // SAFETY: raw system calls on integers and on structures on this
+    // stack; the signal table is the child's own copy (no CLONE_SIGHAND).
     unsafe {
         // Every handler back to the default (ignored signals stay
         // ignored, as across exec), SIGPIPE to the default as std does;
