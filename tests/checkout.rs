@@ -1,6 +1,7 @@
 //! A step's workspace is a git checkout of the pushed commit: `.git` with
-//! HEAD detached at it, the repository's branches and tags, a clean status,
-//! and the repository's objects borrowed through alternates, never copied.
+//! HEAD detached at it, the pushed ref (or, with `[workspace] refs =
+//! "all"`, the repository's branches and tags), a clean status, and the
+//! repository's objects borrowed through alternates, never copied.
 
 use quire_store::RunState;
 
@@ -20,7 +21,10 @@ fn a_step_sees_a_git_checkout_with_tags_branches_and_shared_objects() {
             "push", "--quiet", "-o", "ci.skip", "origin", "main", "dev", "v1.0",
         ],
     );
-    let pipeline = r#"[jobs.look]
+    let pipeline = r#"[workspace]
+refs = "all"
+
+[jobs.look]
 inputs = ["quire/push"]
 sh = [
   "echo describe=$(git describe --tags)",
@@ -75,4 +79,66 @@ sh = ["echo files=$(find . -path ./.git -prune -o -type f -print | wc -l)", "ech
     for want in ["files=2001", "f1999=file 1999", "status=[]"] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
     }
+}
+
+#[test]
+fn by_default_a_run_names_only_the_pushed_ref_whatever_the_repository_holds() {
+    let env = Env::new();
+    env.config("keep_workspaces = true\n");
+    let repo = env.repo_with_hook("app");
+    repo.commit(&[("README.md", "hello\n")], "first");
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    // 5,000 branches and tags, loose, as pushes leave them.
+    let head = git(&repo.work, &["rev-parse", "HEAD"]);
+    let refs = repo.bare.join("refs");
+    for i in 0..2500 {
+        std::fs::write(refs.join(format!("heads/b{i}")), format!("{head}\n")).unwrap();
+        std::fs::write(refs.join(format!("tags/t{i}")), format!("{head}\n")).unwrap();
+    }
+    let pipeline = r#"[jobs.look]
+inputs = ["quire/push"]
+sh = [
+  "echo refs=$(git for-each-ref --format='%(refname)' | tr '\\n' ' ')",
+  "echo main=$(git rev-parse main) origin-main=$(git rev-parse origin/main)",
+]
+"#;
+    let run = repo.push_and_wait(pipeline);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let out = env.stdout(&["logs", &run.id]);
+    let sha = &run.sha;
+    assert!(
+        out.contains("refs=refs/heads/main refs/remotes/origin/main\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("main={sha} origin-main={sha}")),
+        "{out}"
+    );
+    // What the checkout wrote: the pushed ref, twice over, and nothing of
+    // the other 5,000.
+    let packed = std::fs::read_to_string(
+        env.home()
+            .run_dir(&run.id)
+            .unwrap()
+            .join("workspace/.git/packed-refs"),
+    )
+    .unwrap();
+    assert_eq!(packed.lines().count(), 3, "{packed}");
+
+    // Asked for, every branch and tag is named.
+    let all = format!("[workspace]\nrefs = \"all\"\n\n{pipeline}");
+    repo.commit(&[("README.md", "again\n")], "second");
+    let run = repo.push_and_wait(&all);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let packed = std::fs::read_to_string(
+        env.home()
+            .run_dir(&run.id)
+            .unwrap()
+            .join("workspace/.git/packed-refs"),
+    )
+    .unwrap();
+    assert!(packed.lines().count() > 5000, "{}", packed.lines().count());
 }

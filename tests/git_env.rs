@@ -154,7 +154,7 @@ fn a_hostile_git_environment_changes_nothing_quire_runs_git_for() {
     .envs(decoy.vars())
     .assert()
     .success();
-    let log = std::fs::read_to_string(logs.join("logs/t/1.log")).unwrap();
+    let log = std::fs::read_to_string(logs.join("logs/t.log")).unwrap();
     assert!(log.contains(" stdout F branch=feature"), "{log}");
 
     decoy.untouched();

@@ -632,6 +632,31 @@ fn core_hooks_path_is_warned_with_where_the_hook_would_have_to_go() {
 }
 
 #[test]
+fn core_hooks_path_in_the_users_git_config_is_warned_too() {
+    // git honours ~/.gitconfig's core.hooksPath when it runs a push's
+    // hooks, as it does the repository's own.
+    let env = Env::new();
+    let repo = bare_repo(&env, "app");
+    let home = env.path().join("git-user");
+    let elsewhere = env.path().join("global-hooks");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(
+        home.join(".gitconfig"),
+        format!("[core]\n\thooksPath = {}\n", elsewhere.display()),
+    )
+    .unwrap();
+    env.run(&["install", repo.bare.to_str().unwrap()])
+        .env("HOME", &home)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(format!(
+            "quire: warning: core.hooksPath points git at {}",
+            elsewhere.display()
+        )));
+}
+
+#[test]
 fn a_server_set_up_as_the_readme_says_runs_pushes_under_their_names() {
     let env = Env::new();
     let root = env.path().join("srv-git");

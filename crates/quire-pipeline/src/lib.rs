@@ -6,5 +6,5 @@
 pub mod pipeline;
 pub mod plan;
 
-pub use pipeline::{Diagnostic, Job, Limits, Pipeline, Problems, Step};
+pub use pipeline::{Diagnostic, Job, Limits, Pipeline, Problems, Step, WorkspaceRefs};
 pub use quire_model::refs::{RefGlob, RefName};

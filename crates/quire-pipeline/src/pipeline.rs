@@ -22,6 +22,23 @@ pub struct Pipeline {
     /// Environment for every step of every job.
     pub env: Vec<(String, String)>,
     pub jobs: Vec<Job>,
+    /// Which of the repository's refs the workspace names.
+    pub refs: WorkspaceRefs,
+}
+
+/// Which refs a run's workspace names (`[workspace] refs`, docs/PIPELINE.md,
+/// "The workspace").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkspaceRefs {
+    /// The pushed ref alone (the default): a run's set-up reads no other
+    /// ref, so it costs the same in a repository of ten refs or ten
+    /// thousand.
+    #[default]
+    Pushed,
+    /// Every branch (as `origin/<b>`) and tag of the repository, read when
+    /// the run starts: for `git describe` and the like, at a cost that
+    /// grows with the repository's refs.
+    All,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +145,15 @@ struct RawPipeline {
     #[serde(default)]
     env: BTreeMap<Spanned<String>, String>,
     #[serde(default)]
+    workspace: RawWorkspace,
+    #[serde(default)]
     jobs: BTreeMap<Spanned<String>, Spanned<RawJob>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkspace {
+    refs: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -425,6 +450,22 @@ impl Pipeline {
         };
         let mut errors = Collector::default();
         let env = check_env(&mut errors, None, raw.env);
+        let refs = match raw.workspace.refs {
+            None => WorkspaceRefs::Pushed,
+            Some(refs) => match refs.get_ref().as_str() {
+                "pushed" => WorkspaceRefs::Pushed,
+                "all" => WorkspaceRefs::All,
+                other => {
+                    errors.at(
+                        refs.span().start,
+                        format!(
+                            "workspace.refs is {other:?}; it must be \"pushed\" (the pushed ref alone, the default) or \"all\" (every branch and tag of the repository)"
+                        ),
+                    );
+                    WorkspaceRefs::Pushed
+                }
+            },
+        };
 
         // Jobs in file order.
         let mut raw_jobs: Vec<(Spanned<String>, Spanned<RawJob>)> = raw.jobs.into_iter().collect();
@@ -563,7 +604,7 @@ impl Pipeline {
         check_graph(&mut errors, &jobs, &starts, &broken);
 
         if errors.is_empty() {
-            Ok(Pipeline { env, jobs })
+            Ok(Pipeline { env, jobs, refs })
         } else {
             Err(errors.into_problems(text))
         }

@@ -835,3 +835,30 @@ fn a_job_id_over_128_bytes_is_refused_as_migration_refuses_it() {
         ]
     );
 }
+
+#[test]
+fn workspace_refs_are_pushed_by_default_all_when_asked_and_nothing_else() {
+    use quire_pipeline::WorkspaceRefs;
+    let job = "[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+    assert_eq!(Pipeline::parse(job).unwrap().refs, WorkspaceRefs::Pushed);
+    let all = format!("[workspace]\nrefs = \"all\"\n{job}");
+    assert_eq!(Pipeline::parse(&all).unwrap().refs, WorkspaceRefs::All);
+    let pushed = format!("[workspace]\nrefs = \"pushed\"\n{job}");
+    assert_eq!(
+        Pipeline::parse(&pushed).unwrap().refs,
+        WorkspaceRefs::Pushed
+    );
+    let wrong = format!("[workspace]\nrefs = \"some\"\n{job}");
+    let problems = Pipeline::parse(&wrong).unwrap_err();
+    let text = problems
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        text,
+        "2:8: workspace.refs is \"some\"; it must be \"pushed\" (the pushed ref alone, the default) or \"all\" (every branch and tag of the repository)"
+    );
+    let unknown = format!("[workspace]\ndepth = 1\n{job}");
+    assert!(Pipeline::parse(&unknown).is_err());
+}

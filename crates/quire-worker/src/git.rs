@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use gix::ObjectId;
 use gix::object::tree::EntryKind;
 use quire_model::refs::{HEADS, RefName, TAGS};
+use quire_pipeline::WorkspaceRefs;
 
 /// Why a repository, commit or tree could not be read or written out.
 #[derive(Debug, thiserror::Error)]
@@ -326,6 +327,7 @@ impl Repo {
         ref_name: &str,
         dest: &Path,
         list_files: bool,
+        names: WorkspaceRefs,
     ) -> Result<Vec<TreeFile>, GitError> {
         let commit = self.commit(sha)?;
         let tree = commit
@@ -334,7 +336,10 @@ impl Repo {
             .detach();
         let mut files = list_files.then(Vec::new);
         self.check_tree(tree, ("", b""), 0, &mut files)?;
-        let refs = self.packed_refs(sha, ref_name)?;
+        let refs = match names {
+            WorkspaceRefs::Pushed => self.pushed_ref(sha, ref_name)?,
+            WorkspaceRefs::All => self.packed_refs(sha, ref_name)?,
+        };
         let objects = self
             .repo
             .common_dir()
@@ -438,8 +443,37 @@ impl Repo {
         Ok(())
     }
 
-    /// The workspace's `packed-refs`: branches as `origin`'s, tags, and the
-    /// run's own branch at `sha`; sorted, as git reads them fastest.
+    /// The workspace's `packed-refs` by default: the pushed ref alone, read
+    /// by its name (no other ref is read, however many the repository
+    /// holds): a branch `<b>` as `refs/heads/<b>` at `sha` and as
+    /// `origin/<b>` at the repository's tip, a tag as the repository has
+    /// it (an annotated tag's object), else at `sha`.
+    fn pushed_ref(&self, sha: &str, ref_name: &str) -> Result<Vec<u8>, GitError> {
+        let name = RefName::new(ref_name);
+        let tip = self
+            .repo
+            .try_find_reference(ref_name)
+            .map_err(|e| self.read_error("the pushed ref")(e.to_string()))?
+            .and_then(|r| r.try_id().map(|id| id.to_string()));
+        let mut refs: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+        if let Some(branch) = name.branch() {
+            refs.insert(ref_name.as_bytes().to_vec(), sha.to_string());
+            refs.insert(
+                format!("refs/remotes/origin/{branch}").into_bytes(),
+                tip.unwrap_or_else(|| sha.to_string()),
+            );
+        } else if name.tag().is_some() {
+            refs.insert(
+                ref_name.as_bytes().to_vec(),
+                tip.unwrap_or_else(|| sha.to_string()),
+            );
+        }
+        Ok(sorted_packed_refs(refs))
+    }
+
+    /// The workspace's `packed-refs` with `[workspace] refs = "all"`:
+    /// branches as `origin`'s, tags, and the run's own branch at `sha`;
+    /// every ref of the repository is read.
     fn packed_refs(&self, sha: &str, ref_name: &str) -> Result<Vec<u8>, GitError> {
         let failed = |e: String| self.read_error("the refs")(e);
         let mut refs: BTreeMap<Vec<u8>, String> = BTreeMap::new();
@@ -463,15 +497,20 @@ impl Repo {
         if RefName::new(ref_name).branch().is_some() {
             refs.insert(ref_name.as_bytes().to_vec(), sha.to_string());
         }
-        let mut out = b"# pack-refs with: sorted \n".to_vec();
-        for (name, id) in refs {
-            out.extend_from_slice(id.as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(&name);
-            out.push(b'\n');
-        }
-        Ok(out)
+        Ok(sorted_packed_refs(refs))
     }
+}
+
+/// A `packed-refs` file of `refs`, sorted, as git reads them fastest.
+fn sorted_packed_refs(refs: BTreeMap<Vec<u8>, String>) -> Vec<u8> {
+    let mut out = b"# pack-refs with: sorted \n".to_vec();
+    for (name, id) in refs {
+        out.extend_from_slice(id.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(&name);
+        out.push(b'\n');
+    }
+    out
 }
 
 /// git's own default `core.maxTreeDepth`.
@@ -624,9 +663,15 @@ pub const PRE_RECEIVE_MARK: &str = "# quire's pre-receive hook, written by `quir
 /// the git directory, where git runs a bare repository's hooks).
 pub fn hooks_elsewhere(git_dir: &std::path::Path) -> Option<std::path::PathBuf> {
     let mut git = command(git_dir);
-    // For `~` in the value only: the user's configuration stays unread.
-    if let Some(home) = std::env::var_os("HOME") {
-        git.env("HOME", home);
+    // What git itself reads when it runs a push's hooks: the system's and
+    // the user's configuration too (`~/.gitconfig` sets core.hooksPath as
+    // often as the repository does). `git config --get` only reads them.
+    git.env_remove("GIT_CONFIG_NOSYSTEM")
+        .env_remove("GIT_CONFIG_GLOBAL");
+    for var in ["HOME", "XDG_CONFIG_HOME"] {
+        if let Some(value) = std::env::var_os(var) {
+            git.env(var, value);
+        }
     }
     let out = git
         .args(["config", "--type=path", "--get", "core.hooksPath"])

@@ -25,6 +25,7 @@ use quire_exec::netns::{self, Decided, RunNetwork};
 use quire_exec::{pidns, processes};
 use quire_model::events::Event;
 use quire_store::lifecycle::{Outcome, Worker};
+use quire_store::logs::LogAt;
 use quire_store::{FailureKind, Home, Run, Store};
 
 use crate::Error;
@@ -402,7 +403,7 @@ fn prepare_and_run(
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
     }
     let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
-    let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching)?;
+    let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching, pipeline.refs)?;
     dirs.create_home_and_tmp()
         .map_err(|e| crashed("create the run's HOME and TMPDIR", e))?;
     let Confined {
@@ -493,14 +494,7 @@ fn prepare_and_run(
             detail: store
                 .run_detail(&run.id)
                 .ok()
-                .map(|detail| {
-                    failed_jobs(
-                        &detail,
-                        &pipeline,
-                        &run_dir.join("logs"),
-                        config.max_job_timeout(),
-                    )
-                })
+                .map(|detail| failed_jobs(store, &detail, &pipeline, config.max_job_timeout()))
                 .filter(|d| !d.is_empty()),
         },
         RunResult::Cancelled => return Ok(()),
@@ -515,9 +509,9 @@ fn prepare_and_run(
 /// and why: `job test failed: exit 3 at step 2 (cargo test)`, `job build
 /// timed out after 5m at step 1 (make)`.
 pub fn failed_jobs(
+    store: &Store,
     detail: &quire_store::query::RunDetail,
     pipeline: &quire_pipeline::Pipeline,
-    logs_dir: &Path,
     max_job_timeout: Duration,
 ) -> String {
     let mut reasons = Vec::new();
@@ -533,10 +527,14 @@ pub fn failed_jobs(
             reasons.push(format!("job {} failed", j.id));
             continue;
         };
-        let log = logs_dir.join(&j.id).join(format!("{}.log", step.seq));
-        // The executor's own line in the step's log says a timeout ended
-        // it, and which: the job's, or config.toml's cap.
-        let bytes = std::fs::read(&log).unwrap_or_default();
+        // The executor's own line at the end of the step's log says a
+        // timeout ended it, and which: the job's, or config.toml's cap.
+        let bytes = store
+            .read_step_log(&detail.run.id, &j.id, step.seq, LogAt::Tail, 64 * 1024)
+            .ok()
+            .flatten()
+            .map(|log| log.bytes)
+            .unwrap_or_default();
         let says = |note: &str| bytes.windows(note.len()).any(|w| w == note.as_bytes());
         let (timed_out, capped) = (says(TIMEOUT_NOTE), says(MAX_TIMEOUT_NOTE));
         let cmd = quire_view::follow::one_line(&step.cmd);
