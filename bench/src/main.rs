@@ -64,6 +64,9 @@ fn main() {
     if want("workers") {
         parallel::workers(&bins, quick);
     }
+    if want("runs") {
+        parallel::runs(&bins, quick);
+    }
     if want("limits") {
         limits::validation(quick);
         limits::hook_large_file(&bins, quick);

@@ -219,3 +219,78 @@ pub fn cargo_cache(bins: &Bins, _quick: bool) {
         "<= 0.3x the first; <= 1.2x by hand",
     );
 }
+
+/// Issue 24's figure: 200 trivial runs (`sh = "true"`), one push of 200
+/// refs, `max_workers = 2`, until the last run ends, in a repository that
+/// holds 10 other refs and in one that holds 10,000 (loose, as pushes
+/// leave them): a run's set-up reads only the ref it runs, so the two
+/// should be within 10%. Beside them, the same 200 runs with the sandbox,
+/// the pid namespace and containment off: what quire's own bookkeeping
+/// (record, claim, checkout, ingest, pack) costs without the isolation.
+pub fn runs(bins: &Bins, quick: bool) {
+    let count = if quick { 60 } else { 200 };
+    let one = |others: usize, isolated: bool| -> Duration {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let sandbox = if isolated { "" } else { "sandbox = \"off\"\n" };
+        std::fs::write(
+            home.join("config.toml"),
+            format!("max_workers = 2\nmax_workers_per_repo = 2\n{sandbox}"),
+        )
+        .unwrap();
+        let repo = Repo::new(dir.path(), "app");
+        repo.install(bins, &home);
+        repo.commit(
+            &[(
+                ".quire/ci.toml",
+                "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+            )],
+            "pipeline",
+        );
+        repo.push(&["--quiet", "-o", "ci.skip", "origin", "main"]);
+        let head =
+            String::from_utf8(run(git(&repo.work).args(["rev-parse", "HEAD"])).stdout).unwrap();
+        for i in 0..others {
+            std::fs::write(repo.bare.join(format!("refs/tags/other{i}")), &head).unwrap();
+        }
+        for i in 0..count {
+            run(git(&repo.work).args(["branch", &format!("b{i}")]));
+        }
+        let mut push = git(&repo.work);
+        push.args(["push", "--quiet", "origin"]);
+        push.args((0..count).map(|i| format!("b{i}")));
+        if !isolated {
+            push.env("QUIRE_PIDNS", "off")
+                .env("QUIRE_CONTAINMENT", "off");
+        }
+        time(|| {
+            run(&mut push);
+            wait_idle(&home);
+        })
+        .0
+    };
+    let rate = |d: Duration| count as f64 / d.as_secs_f64();
+    let few = one(10, true);
+    let many = one(10_000, true);
+    let bare = one(10, false);
+    row(
+        &format!(
+            "{count} trivial runs (`sh = \"true\"`), one push, max_workers = 2, until the last ends"
+        ),
+        &format!(
+            "sandbox, pid namespace and containment off, 10 refs: {:.2} s, {:.0} runs/s",
+            bare.as_secs_f64(),
+            rate(bare)
+        ),
+        &format!(
+            "as by default: 10 refs {:.2} s, {:.0} runs/s; 10,000 refs {:.2} s, {:.0} runs/s; **{:.2}x** (10,000 against 10)",
+            few.as_secs_f64(),
+            rate(few),
+            many.as_secs_f64(),
+            rate(many),
+            many.as_secs_f64() / few.as_secs_f64()
+        ),
+        ">= 250 runs/s in both; within 1.1x",
+    );
+}

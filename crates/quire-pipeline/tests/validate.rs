@@ -49,7 +49,7 @@ needs = ["b"]
         (
             "unknown top-level key",
             "[job.a]\n",
-            &["1:2: unknown field `job`, expected `env` or `jobs`"],
+            &["1:2: unknown field `job`, expected one of `env`, `workspace`, `jobs`"],
         ),
         (
             "unknown key in when",
