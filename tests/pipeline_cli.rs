@@ -209,6 +209,11 @@ fn quires_own_repository_pushed_to_quire_validates_and_plans_its_pipeline() {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new("git")
         .current_dir(source)
+        // The checkout may belong to another user than the one testing
+        // (root's clone, tests run as an unprivileged user): git refuses
+        // such a repository unless it is named safe.
+        .arg("-c")
+        .arg(format!("safe.directory={}", source.display()))
         .args(["push", "--no-verify"])
         .arg(&repo.bare)
         .arg("HEAD:refs/heads/main")
