@@ -156,3 +156,27 @@ fn force_records_a_run_of_a_commit_that_says_skip_ci() {
         (sha.as_str(), RunState::Complete)
     );
 }
+
+#[test]
+fn a_run_triggered_in_the_foreground_is_announced_as_a_workers_is() {
+    // Its git note is written (and its notifiers run) as for a run a
+    // worker took: by the announcer the command starts once it ended.
+    let env = Env::new();
+    let (repo, _, second) = two_commits(&env);
+    assert_eq!(triggered_sha(&env, &repo, &["main"]), second);
+    quire_testkit::wait_until("the triggered run's note", || {
+        git_status(&repo, &["notes", "--ref=ci", "show", &second])
+    });
+    let note = git(&repo.bare, &["notes", "--ref=ci", "show", &second]);
+    assert!(note.contains("complete"), "{note}");
+}
+
+/// Whether `git --git-dir BARE ARGS` succeeds.
+fn git_status(repo: &Repo, args: &[&str]) -> bool {
+    std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&repo.bare)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

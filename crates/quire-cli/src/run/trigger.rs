@@ -67,6 +67,9 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
         let claimed = store.resolve_run(&run)?;
         let containment = work::contain_runs(&config);
         work::execute(home, &config, &containment, &mut store, &worker, claimed)?;
+        // As a worker does once a run ended: its git note and notifiers,
+        // by a detached announcer (docs/OPERATIONS.md, "When a run ends").
+        quire_worker::workers::announce_if_needed(home, &store);
     }
     // Executed here, or by a worker that claimed it first: wait for its end.
     let waited = crate::select::wait_terminal(
