@@ -14,7 +14,7 @@ use std::net::TcpListener;
 
 use quire_store::{JobState, RunState};
 
-use quire_testkit::{Env, Repo};
+use quire_testkit::{Env, Gate, Repo, git};
 
 /// pasta, which "isolated" needs (`quire_testkit::require`: under CI it must be
 /// there, .ci/run installs passt).
@@ -195,7 +195,8 @@ fn isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing() {
     assert!(!route.contains("quire: sandbox:"), "{route}");
     let shown = show(&env, &run.id);
     assert!(shown.contains("network: isolated"), "{shown}");
-    // The namespace ended with the run: no process is in it or holds it.
+    // The namespace ends with its worker, which exits once no run is
+    // left: then no process is in it or holds it.
     let netns = netns_of(&route);
     assert_ne!(
         netns,
@@ -203,7 +204,70 @@ fn isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing() {
             .unwrap()
             .to_string_lossy()
     );
-    assert_eq!(holders_of(&netns), Vec::<String>::new());
+    quire_testkit::wait_until("the run's namespace to end with its worker", || {
+        holders_of(&netns).is_empty()
+    });
+}
+
+/// A worker keeps a run's namespace for its next run of the same
+/// repository (making one and attaching pasta costs more than a trivial
+/// run), never for another repository's. With one worker, `a`'s first run
+/// holds it at the gate while two more runs of `a` and one of `b` queue;
+/// taken one after another by that worker (in the order it chooses,
+/// docs/OPERATIONS.md), each run that follows one of its own repository
+/// gets that run's namespace, and each that follows another's a new one.
+#[test]
+fn a_kept_namespace_serves_only_the_next_runs_of_its_own_repository() {
+    if !have_pasta() {
+        return;
+    }
+    let env = Env::new();
+    env.config("max_workers = 1\n");
+    let gate = Gate::new(&env);
+    let pipeline = format!(
+        r#"[jobs.net]
+inputs = ["quire/push"]
+sh = {:?}
+"#,
+        format!(
+            "echo netns=$(readlink /proc/self/ns/net); {}",
+            gate.step("held")
+        )
+    );
+    let a = env.repo_with_hook("a");
+    let b = env.repo_with_hook("b");
+    let mut runs = vec![a.push_pipeline(&pipeline)];
+    gate.wait_ready("held");
+    git(&a.work, &["branch", "second"]);
+    git(&a.work, &["branch", "third"]);
+    runs.extend(a.push_refs(&["second", "third"]));
+    runs.push(b.push_pipeline(&pipeline));
+    gate.open();
+    let mut taken: Vec<(i64, i64, String)> = runs
+        .iter()
+        .map(|id| {
+            let ended = env.wait_terminal(id);
+            assert_eq!(ended.state, RunState::Complete, "{ended:?}");
+            let started = ended.started_at_ms.expect("a started run");
+            (started, ended.repo_id, netns_of(&log(&env, id, "net")))
+        })
+        .collect();
+    taken.sort();
+    let (mut same, mut other) = (0, 0);
+    for pair in taken.windows(2) {
+        let ((_, repo1, net1), (_, repo2, net2)) = (&pair[0], &pair[1]);
+        if repo1 == repo2 {
+            same += 1;
+            assert_eq!(net1, net2, "a run made a namespace anew: {taken:?}");
+        } else {
+            other += 1;
+            assert_ne!(
+                net1, net2,
+                "another repository's run got a kept one: {taken:?}"
+            );
+        }
+    }
+    assert!(same > 0 && other > 0, "both cases were seen: {taken:?}");
 }
 
 #[test]
@@ -244,7 +308,10 @@ fn none_leaves_steps_only_their_own_loopback() {
     assert!(!has_default_route(&route), "a way out:\n{route}");
     let shown = show(&env, &run.id);
     assert!(shown.contains("network: none"), "{shown}");
-    assert_eq!(holders_of(&netns_of(&route)), Vec::<String>::new());
+    let netns = netns_of(&route);
+    quire_testkit::wait_until("the run's namespace to end with its worker", || {
+        holders_of(&netns).is_empty()
+    });
 }
 
 #[test]

@@ -226,16 +226,18 @@ impl RunNetwork {
             _pasta_out: None,
         };
         let Some(pasta) = pasta else {
-            net.summary =
-                "network: none (a namespace of the run's own with only its loopback)".to_string();
+            net.summary = "network: none (a namespace of the worker's own for this repository's \
+                           runs, with only its loopback)"
+                .to_string();
             return Ok(net);
         };
         let (child, out) = start_pasta(pasta, holder, root)?;
         crate::processes::spare(child.id());
         net.pasta = Some(child);
         net._pasta_out = Some(out);
-        net.summary = "network: isolated (a namespace of the run's own, outbound through pasta; \
-                       the host's loopback and its services are out of reach)"
+        net.summary = "network: isolated (a namespace of the worker's own for this repository's \
+                       runs, outbound through pasta; the host's loopback and its services are \
+                       out of reach)"
             .to_string();
         Ok(net)
     }
@@ -247,6 +249,16 @@ impl RunNetwork {
             self.user.as_ref().map(AsRawFd::as_raw_fd),
             self.net.as_raw_fd(),
         )
+    }
+
+    /// Whether the holder, and pasta when attached, still run: a
+    /// namespace kept from one run is given to the next only then.
+    pub fn is_alive(&mut self) -> bool {
+        let pasta = match &mut self.pasta {
+            Some(pasta) => matches!(pasta.try_wait(), Ok(None)),
+            None => true,
+        };
+        pasta && self.holder > 0 && still_running(self.holder)
     }
 
     /// End pasta and the holder, and reap them.
@@ -264,6 +276,22 @@ impl RunNetwork {
             end_holder(self.holder);
             self.holder = 0;
         }
+    }
+}
+
+/// Whether our child `pid` has not exited (it is not reaped here).
+fn still_running(pid: i32) -> bool {
+    // SAFETY: siginfo_t is plain data, zeroed as waitid expects; waitid
+    // with WNOWAIT only looks at our own child's state.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let looked = libc::waitid(
+            libc::P_PID,
+            pid.unsigned_abs(),
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        looked == 0 && info.si_pid() == 0
     }
 }
 
@@ -641,5 +669,25 @@ mod tests {
             "{refusal}"
         );
         assert!(refusal.contains("install passt"), "{refusal}");
+    }
+
+    #[test]
+    fn a_namespace_is_alive_until_its_holder_dies() {
+        let mut net = RunNetwork::create(None).expect("a namespace with only its loopback");
+        assert!(net.is_alive());
+        // SAFETY: kill on our own child, not reaped yet.
+        unsafe {
+            libc::kill(net.holder, libc::SIGKILL);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while net.is_alive() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the holder never died"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Reaped once, by its end.
+        net.end();
     }
 }

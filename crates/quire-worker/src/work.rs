@@ -106,7 +106,10 @@ pub fn run(home: &Home) -> Result<(), Error> {
         containment.describe()
     );
     let mut announcers = Announcers::default();
-    let drained = drain(home, &config, &containment, &mut announcers);
+    let kept = KeptNetwork::default();
+    let drained = drain(home, &config, &containment, &kept, &mut announcers);
+    // Its namespace ends before the wait for the notifiers.
+    drop(kept);
     // In a pid namespace of its own, what this worker started ends with
     // it: the notifiers of its last runs finish first.
     if !crate::interrupt::requested() {
@@ -120,6 +123,7 @@ fn drain(
     home: &Home,
     config: &Config,
     containment: &contain::Setup,
+    kept: &KeptNetwork,
     announcers: &mut Announcers,
 ) -> Result<(), Error> {
     loop {
@@ -138,7 +142,7 @@ fn drain(
                 s.claim_next(&worker, config.max_workers_per_repo())
             })?
         {
-            execute(home, config, containment, &mut store, &worker, run)?;
+            execute(home, config, containment, kept, &mut store, &worker, run)?;
             announcers.start(home, &store);
             // Made again once a full disk has room: the next full disk
             // finds it.
@@ -242,6 +246,7 @@ pub fn execute(
     home: &Home,
     config: &Config,
     containment: &contain::Setup,
+    kept: &KeptNetwork,
     store: &mut Store,
     worker: &Worker,
     run: Run,
@@ -263,6 +268,7 @@ pub fn execute(
                     home,
                     config,
                     containment,
+                    kept,
                     worker,
                 },
                 store,
@@ -350,6 +356,7 @@ struct Prepare<'a> {
     home: &'a Home,
     config: &'a Config,
     containment: &'a contain::Setup,
+    kept: &'a KeptNetwork,
     worker: &'a Worker,
 }
 
@@ -365,6 +372,7 @@ fn prepare_and_run(
         home,
         config,
         containment,
+        kept,
         worker,
     } = with;
     let workspace = dirs.workspace.as_path();
@@ -411,7 +419,7 @@ fn prepare_and_run(
         network,
         owner,
         summary,
-    } = confine(home, config, store, run, run_dir, dirs)?;
+    } = confine(home, config, kept, store, run, run_dir, dirs)?;
 
     // Shown to steps at the same paths every run, so tools that key their
     // caches on absolute paths (cargo, ccache, venvs) find them again.
@@ -473,17 +481,27 @@ fn prepare_and_run(
     let mut sink = (events, LiveIngest::new(store, &run.id));
     let result = config.executor().run(&pipeline, &ctx, &mut sink, cancel);
     drop(sink);
-    // The run's network namespace ends with its steps: pasta and the
-    // holder are killed and reaped.
-    if let Some(network) = ctx.network.take().and_then(Arc::into_inner) {
-        network.end();
-    }
     // Nothing of the run outlives it: whatever is left is killed, and its
     // cgroup removed.
-    if let Some(contained) = &contained
-        && let Err(e) = contained.end()
-    {
-        eprintln!("quire-run work: run {}: {e}", run.id);
+    let swept = match &contained {
+        Some(contained) => match contained.end() {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("quire-run work: run {}: {e}", run.id);
+                false
+            }
+        },
+        None => false,
+    };
+    // The run's network namespace is kept for this worker's next run of
+    // the same repository when none of this run's processes is left in
+    // it; else pasta and the holder are killed and reaped now.
+    if let Some(network) = ctx.network.take().and_then(Arc::into_inner) {
+        if swept {
+            kept.keep(run.repo_id, network);
+        } else {
+            network.end();
+        }
     }
     // The executor says how the pipeline went; the worker alone ends the
     // run. A cancelled run was ended by whoever cancelled it.
@@ -565,6 +583,7 @@ pub fn failed_jobs(
 fn confine(
     home: &Home,
     config: &Config,
+    kept: &KeptNetwork,
     store: &mut Store,
     run: &Run,
     run_dir: &Path,
@@ -593,7 +612,10 @@ fn confine(
         }
     }
     let required = config.sandbox == SandboxMode::Required;
-    let network = netns::decide(config.step_network, required).map_err(RunFailure::Crashed)?;
+    let network = match kept.take_for(run.repo_id) {
+        Some(network) => Decided::Namespace(network),
+        None => netns::decide(config.step_network, required).map_err(RunFailure::Crashed)?,
+    };
     if let Some(note) = network.note() {
         sandbox.add_note(note);
     }
@@ -617,6 +639,35 @@ fn confine(
         owner,
         summary,
     })
+}
+
+/// The network namespace a worker keeps from a run for its next run of the
+/// same repository (docs/SECURITY.md, "The network"): making one, and
+/// attaching pasta to it, costs more than the rest of a trivial run. Kept
+/// only when none of the run's processes is left (its containment killed
+/// them all), never given to a run of another repository, and ended when
+/// the worker takes one, or exits.
+#[derive(Default)]
+pub struct KeptNetwork(std::cell::RefCell<Option<(i64, RunNetwork)>>);
+
+impl KeptNetwork {
+    /// The kept namespace, if it is `repo`'s and its holder and pasta
+    /// still run; any other is ended.
+    fn take_for(&self, repo: i64) -> Option<RunNetwork> {
+        let (owner, mut network) = self.0.borrow_mut().take()?;
+        if owner == repo && network.is_alive() {
+            Some(network)
+        } else {
+            network.end();
+            None
+        }
+    }
+
+    fn keep(&self, repo: i64, network: RunNetwork) {
+        if let Some((_, earlier)) = self.0.borrow_mut().replace((repo, network)) {
+            earlier.end();
+        }
+    }
 }
 
 /// How a run's steps are confined ([`confine`]).

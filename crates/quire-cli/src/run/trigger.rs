@@ -66,7 +66,16 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
     if let Applied::Changed { .. } = store.claim(&run, &worker)? {
         let claimed = store.resolve_run(&run)?;
         let containment = work::contain_runs(&config);
-        work::execute(home, &config, &containment, &mut store, &worker, claimed)?;
+        let kept = work::KeptNetwork::default();
+        work::execute(
+            home,
+            &config,
+            &containment,
+            &kept,
+            &mut store,
+            &worker,
+            claimed,
+        )?;
         // As a worker does once a run ended: its git note and notifiers,
         // by a detached announcer (docs/OPERATIONS.md, "When a run ends").
         quire_worker::workers::announce_if_needed(home, &store);
