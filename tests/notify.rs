@@ -718,3 +718,37 @@ command = ["{}", "ops@example.com"]
     assert_eq!(doc["id"], run.id.as_str());
     assert_eq!(doc["state"], "failed");
 }
+
+/// A burst of short runs on one worker: the worker starts an announcer
+/// only when none of its own is young (one for many runs, not one each),
+/// and still every run is announced, the last ones too (those that ended
+/// as its announcer finished are announced before the worker exits).
+#[test]
+fn every_run_of_a_burst_on_one_worker_is_announced_once() {
+    let env = Env::new();
+    let inbox = env.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    env.config(&format!(
+        "max_workers = 1\n\n[[notify]]\non = [\"complete\"]\ncommand = {}\n",
+        recorder(&inbox, "all")
+    ));
+    let app = env.repo_with_hook("app");
+    app.commit(&[(".quire/ci.toml", PASS)], "pipeline");
+    let branches: Vec<String> = (0..24).map(|i| format!("b{i}")).collect();
+    for branch in &branches {
+        git(&app.work, &["branch", branch]);
+    }
+    let refs: Vec<&str> = branches.iter().map(String::as_str).collect();
+    let runs = app.push_refs(&refs);
+    assert_eq!(runs.len(), branches.len());
+    for run in &runs {
+        assert_eq!(env.wait_terminal(run).state, RunState::Complete);
+        settled_notifications(&env, run);
+    }
+    let mut expected: Vec<String> = runs
+        .iter()
+        .map(|run| format!("all.{run}.complete.json"))
+        .collect();
+    expected.sort();
+    assert_eq!(received(&inbox), expected);
+}

@@ -113,7 +113,7 @@ pub fn run(home: &Home) -> Result<(), Error> {
     // In a pid namespace of its own, what this worker started ends with
     // it: the notifiers of its last runs finish first.
     if !crate::interrupt::requested() {
-        announcers.wait_all();
+        announcers.wait_all(home);
     }
     drained
 }
@@ -165,27 +165,46 @@ fn drain(
 /// The announcers this worker started (`quire-run announce`, for the runs
 /// it ended): spared from the sweeps of its descendants, so their
 /// notifiers outlive the run, and reaped here.
+///
+/// An announcer takes ended runs until none is left, so while one this
+/// worker started is young it takes the runs that end meanwhile too: a
+/// burst of short runs costs one announcer, not one each. One that has run
+/// for [`Announcers::BUSY`] may be waiting on a slow notifier, and the
+/// next run that ends gets one of its own beside it. A run that ended just
+/// as the young one finished is announced by the next one started: after
+/// the worker's next run, or when it has no run left ([`Announcers::wait_all`]).
 #[derive(Default)]
-struct Announcers(Vec<std::process::Child>);
+struct Announcers(Vec<(std::process::Child, Instant)>);
 
 impl Announcers {
-    /// Start one if an ended run waits for it.
+    /// How long an announcer is taken to still be taking runs.
+    const BUSY: Duration = Duration::from_millis(500);
+
+    /// Start one if an ended run waits for it and no young one of ours
+    /// runs.
     fn start(&mut self, home: &Home, store: &Store) {
         self.reap();
+        if self
+            .0
+            .iter()
+            .any(|(_, started)| started.elapsed() < Self::BUSY)
+        {
+            return;
+        }
         if !store.has_unannounced().unwrap_or(false) {
             return;
         }
         match workers::spawn_announcer(home) {
             Ok(child) => {
                 processes::spare(child.id());
-                self.0.push(child);
+                self.0.push((child, Instant::now()));
             }
             Err(e) => eprintln!("quire-run work: cannot start quire-run announce: {e}"),
         }
     }
 
     fn reap(&mut self) {
-        self.0.retain_mut(|child| match child.try_wait() {
+        self.0.retain_mut(|(child, _)| match child.try_wait() {
             Ok(None) => true,
             Ok(Some(_)) | Err(_) => {
                 processes::unspare(child.id());
@@ -194,10 +213,37 @@ impl Announcers {
         });
     }
 
-    fn wait_all(&mut self) {
-        for mut child in self.0.drain(..) {
-            let _ = child.wait();
-            processes::unspare(child.id());
+    /// Wait for every announcer of ours; then, while a run is left
+    /// unannounced (one that ended as the last announcer finished), start
+    /// one more and wait for it too.
+    /// Never more than a few rounds, and none after an announcer that
+    /// failed (it said why in worker.log; `reconcile` starts one later).
+    fn wait_all(&mut self, home: &Home) {
+        for round in 0.. {
+            let mut failed = false;
+            for (mut child, _) in self.0.drain(..) {
+                failed |= !child.wait().is_ok_and(|status| status.success());
+                processes::unspare(child.id());
+            }
+            if round == 4 || failed || crate::interrupt::requested() {
+                return;
+            }
+            let left = Store::open_existing(home)
+                .and_then(|store| store.has_unannounced())
+                .unwrap_or(false);
+            if !left {
+                return;
+            }
+            match workers::spawn_announcer(home) {
+                Ok(child) => {
+                    processes::spare(child.id());
+                    self.0.push((child, Instant::now()));
+                }
+                Err(e) => {
+                    eprintln!("quire-run work: cannot start quire-run announce: {e}");
+                    return;
+                }
+            }
         }
     }
 }
