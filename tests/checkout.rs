@@ -142,3 +142,67 @@ sh = [
     .unwrap();
     assert!(packed.lines().count() > 5000, "{}", packed.lines().count());
 }
+
+/// A small tree is written in process (gix), a tree with a blob over
+/// 4 MiB by `git read-tree`, which streams it: both give the same
+/// workspace, file modes, symlinks and `.gitattributes` conversions
+/// included, and a clean status.
+#[test]
+fn a_small_tree_and_one_with_a_large_blob_check_out_alike() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(
+        &[
+            (".gitattributes", "*.bat text eol=crlf\n"),
+            ("run.bat", "echo one\necho two\n"),
+            ("src/deep/lib.rs", "pub fn f() {}\n"),
+            ("tool.sh", "#!/bin/sh\necho tool\n"),
+        ],
+        "files",
+    );
+    git(&repo.work, &["update-index", "--chmod=+x", "tool.sh"]);
+    std::os::unix::fs::symlink("src/deep/lib.rs", repo.work.join("link")).unwrap();
+    git(&repo.work, &["add", "link"]);
+    git(&repo.work, &["commit", "--quiet", "-m", "mode and link"]);
+    let pipeline = r#"[jobs.look]
+inputs = ["quire/push"]
+sh = [
+  "find . -path ./.git -prune -o ! -name big.bin -printf 'entry=%p %y %m %s %l\\n' | sort",
+  "echo crlf=$(tr -cd '\\r' < run.bat | wc -c)",
+  "echo status=[$(git status --porcelain)]",
+]
+"#;
+    let small = repo.push_and_wait(pipeline);
+    assert_eq!(small.state, RunState::Complete, "{small:?}");
+    let big = vec![b'x'; 5 << 20];
+    std::fs::write(repo.work.join("big.bin"), &big).unwrap();
+    git(&repo.work, &["add", "big.bin"]);
+    git(&repo.work, &["commit", "--quiet", "-m", "big"]);
+    let runs = repo.push_refs(&["main"]);
+    let large = env.wait_terminal(&runs[0]);
+    assert_eq!(large.state, RunState::Complete, "{large:?}");
+    let lines = |run: &str| -> Vec<String> {
+        env.stdout(&["logs", run])
+            .lines()
+            .filter_map(|l| {
+                ["entry=", "crlf=", "status="]
+                    .iter()
+                    .find_map(|k| l.find(k).map(|at| l[at..].to_string()))
+            })
+            .collect()
+    };
+    let (small, large) = (lines(&small.id), lines(&large.id));
+    for want in [
+        "entry=./tool.sh f 755 20 ",
+        "entry=./link l 777 15 src/deep/lib.rs",
+        "entry=./src/deep/lib.rs f 644 14 ",
+        "crlf=2",
+        "status=[]",
+    ] {
+        assert!(
+            small.iter().any(|l| l == want),
+            "{want:?} not in {small:#?}"
+        );
+    }
+    assert_eq!(small, large, "in process against git read-tree");
+}

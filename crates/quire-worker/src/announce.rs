@@ -242,12 +242,12 @@ fn earlier_notes(store: &Store, run: &Run, text: &[u8]) -> Vec<String> {
 
 /// Write `note` as the note of `sha` under `refs/notes/ci`, replacing the
 /// one there, if that is still `expected` (its blob; none); false if
-/// another writer changed it meanwhile. `git notes` moves the ref to its
-/// new commit whatever the ref holds by then, so two writers at once would
-/// lose one's note: quire's announcers take turns (`notes.lock` in the
-/// home, held while the note is checked and written, never while one is
-/// read), and git's own lock on the ref, held by a writer outside quire, is
-/// waited out.
+/// another writer changed it meanwhile. quire's announcers take turns
+/// (`notes.lock` in the home, held while the note is checked and written,
+/// never while one is read); a writer outside quire that moves the ref or
+/// holds its lock meanwhile makes the write fail (it moves the ref only
+/// from the commit it read, [`Repo::replace_note`]), and the note is read
+/// and written again.
 fn add_note(
     home: &Home,
     git_dir: &Path,
@@ -270,45 +270,24 @@ fn add_note(
     if now != expected {
         return Ok(false);
     }
-    let mut last = String::new();
-    for attempt in 0..NOTE_ATTEMPTS {
-        let mut git = crate::git::command(git_dir);
-        git.env("GIT_AUTHOR_NAME", "quire")
-            .env("GIT_AUTHOR_EMAIL", "quire@localhost")
-            .env("GIT_COMMITTER_NAME", "quire")
-            .env("GIT_COMMITTER_EMAIL", "quire@localhost")
-            // `add -f -F`: the note given replaces the one there, which
-            // git does not read.
-            .args(["notes", "--ref", NOTES_REF, "add", "-f", "-F", "-", sha])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = git.spawn().map_err(|e| format!("cannot run git: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(note.as_bytes());
+    let repo = Repo::open(git_dir).map_err(|e| e.to_string())?;
+    let tip = repo.ref_tip(NOTES_REF);
+    match repo.replace_note(NOTES_REF, sha, note.as_bytes()) {
+        Ok(()) => Ok(true),
+        // A writer outside quire moved the ref meanwhile, or holds its
+        // lock: read again, after a pause.
+        Err(_) if repo.ref_tip(NOTES_REF) != tip || ref_locked(git_dir) => {
+            let jitter = u64::from(std::process::id() % 7);
+            thread::sleep(Duration::from_millis(5 + jitter));
+            Ok(false)
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("cannot wait for git: {e}"))?;
-        if out.status.success() {
-            return Ok(true);
-        }
-        last = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let contended = ["lock", "but expected", "File exists"]
-            .iter()
-            .any(|m| last.contains(m));
-        if !contended {
-            break;
-        }
-        // A writer outside quire holds the ref: wait a little longer each
-        // time.
-        let jitter = u64::from(std::process::id() % 7);
-        thread::sleep(Duration::from_millis(5 + u64::from(attempt) * 4 + jitter));
+        Err(e) => Err(format!("cannot write the note: {e}")),
     }
-    Err(format!(
-        "git notes: {}",
-        last.lines().last().unwrap_or("failed")
-    ))
+}
+
+/// Whether a writer holds the lock of `refs/notes/ci`.
+fn ref_locked(git_dir: &Path) -> bool {
+    git_dir.join(format!("{NOTES_REF}.lock")).exists()
 }
 
 /// The `QUIRE_*` variables a notifier gets (docs/OPERATIONS.md).

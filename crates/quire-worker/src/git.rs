@@ -1,8 +1,9 @@
 //! What quire reads from a bare repository, with gix: refs, commits, the
 //! pipeline file in a commit's tree; and a commit checked out as a run's
 //! workspace, a work tree sharing the repository's objects, whose files
-//! `git read-tree` writes (it streams blobs; gix would hold each in
-//! memory). Nothing here writes to the repository.
+//! gix writes in process when the tree is small ([`Weight`]), else `git
+//! read-tree` (it streams blobs; gix holds each in memory). Nothing here
+//! writes to the repository.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{DirBuilder, OpenOptions};
@@ -232,6 +233,32 @@ impl Repo {
     /// or split into two-digit folders), if there is one. A tree of the
     /// notes larger than `max_tree_bytes` is refused unread: notes written
     /// by git are spread over folders long before that.
+    /// The commit `name` points at, if the ref exists and can be read.
+    pub fn ref_tip(&self, name: &str) -> Option<ObjectId> {
+        let reference = self.repo.try_find_reference(name).ok()??;
+        reference.try_id().map(|id| id.detach())
+    }
+
+    /// Write `text` as `sha`'s note under `notes_ref` (a full ref name),
+    /// replacing the one there, as `git notes add -f` would, in process:
+    /// the blob, the notes tree (git's fanout kept) and a commit by
+    /// `quire <quire@localhost>`, and the ref moved only from the commit it
+    /// was read at (gix compares and swaps), so a writer that moved it
+    /// meanwhile makes this fail rather than lose its note.
+    pub fn replace_note(&self, notes_ref: &str, sha: &str, text: &[u8]) -> Result<(), String> {
+        let options = gix::open::Options::isolated()
+            .config_overrides(["user.name=quire", "user.email=quire@localhost"]);
+        let repo = gix::open_opts(&self.path, options).map_err(|e| e.to_string())?;
+        let object = ObjectId::from_hex(sha.as_bytes()).map_err(|e| e.to_string())?;
+        let name: &gix::refs::FullNameRef = notes_ref.try_into().map_err(|e| format!("{e}"))?;
+        repo.notes()
+            .map_err(|e| e.to_string())?
+            .with_commit_message("Notes added by 'git notes add'")
+            .replace_at_ref(name, object, text)
+            .map(drop)
+            .map_err(|e| format!("{e:#}"))
+    }
+
     pub fn note_id(
         &self,
         notes_ref: &str,
@@ -335,7 +362,8 @@ impl Repo {
             .map_err(|e| self.read_error(format!("the tree of {sha}"))(e.to_string()))?
             .detach();
         let mut files = list_files.then(Vec::new);
-        self.check_tree(tree, ("", b""), 0, &mut files)?;
+        let mut weight = Weight::default();
+        self.check_tree(tree, ("", b""), 0, &mut files, &mut weight)?;
         let refs = match names {
             WorkspaceRefs::Pushed => self.pushed_ref(sha, ref_name)?,
             WorkspaceRefs::All => self.packed_refs(sha, ref_name)?,
@@ -378,7 +406,11 @@ impl Repo {
         ] {
             write_new(&dot_git.join(file), &data, 0o644)?;
         }
-        read_tree(sha, dest)?;
+        if weight.in_process() {
+            self.check_out(tree, sha, dest)?;
+        } else {
+            read_tree(sha, dest)?;
+        }
         Ok(files.unwrap_or_default())
     }
 
@@ -392,6 +424,7 @@ impl Repo {
         (prefix, raw_prefix): (&str, &[u8]),
         depth: usize,
         files: &mut Option<Vec<TreeFile>>,
+        weight: &mut Weight,
     ) -> Result<(), GitError> {
         if depth > MAX_TREE_DEPTH {
             return Err(GitError::Refused {
@@ -426,9 +459,11 @@ impl Repo {
                         (&format!("{shown}/"), &raw),
                         depth + 1,
                         files,
+                        weight,
                     )?;
                 }
                 EntryKind::Blob | EntryKind::BlobExecutable => {
+                    weight.add(|| self.repo.find_header(entry.oid().to_owned()).ok());
                     if let Some(files) = files {
                         let path = [raw_prefix, name].concat();
                         files.push(TreeFile {
@@ -568,6 +603,117 @@ fn hardened() -> Command {
 /// `git read-tree --reset -u SHA` in the new work tree: the index and the
 /// files, through [`command_in`], so only the tree's own `.gitattributes`
 /// applies, as in any checkout.
+/// The most files a tree written in process may hold, the largest blob and
+/// the most bytes in all: gix holds each blob in memory while it writes
+/// it, where `git read-tree` streams a large one, and a pushed tree is the
+/// pusher's to make huge.
+const IN_PROCESS_FILES: usize = 2_000;
+const IN_PROCESS_BLOB: u64 = 4 << 20;
+const IN_PROCESS_BYTES: u64 = 64 << 20;
+
+/// What a tree's files weigh, while it may still be written in process:
+/// its blobs' sizes are read from their headers until it is clear it may
+/// not.
+#[derive(Debug, Default)]
+struct Weight {
+    files: usize,
+    largest: u64,
+    total: u64,
+    /// A blob whose size could not be read.
+    unknown: bool,
+}
+
+impl Weight {
+    fn add(&mut self, header: impl FnOnce() -> Option<gix::odb::find::Header>) {
+        if !self.in_process() {
+            return;
+        }
+        self.files += 1;
+        match header() {
+            Some(header) => {
+                self.largest = self.largest.max(header.size());
+                self.total = self.total.saturating_add(header.size());
+            }
+            None => self.unknown = true,
+        }
+    }
+
+    fn in_process(&self) -> bool {
+        !self.unknown
+            && self.files <= IN_PROCESS_FILES
+            && self.largest <= IN_PROCESS_BLOB
+            && self.total <= IN_PROCESS_BYTES
+    }
+}
+
+impl Repo {
+    /// Write `tree`'s files into `dest` (empty but for its `.git`) and its
+    /// index, in process (gix: `.gitattributes` conversions applied, no
+    /// filter driver, the names checked as git checks them), as
+    /// `git read-tree --reset -u` would, without a child process.
+    fn check_out(&self, tree: ObjectId, sha: &str, dest: &Path) -> Result<(), GitError> {
+        let failed = |message: String| GitError::Checkout {
+            sha: sha.to_string(),
+            dest: dest.to_path_buf(),
+            message,
+        };
+        let mut index = self
+            .repo
+            .index_from_tree(&tree)
+            .map_err(|e| failed(causes(&e)))?;
+        index.set_path(dest.join(".git/index"));
+        let mut options = self
+            .repo
+            .checkout_options(gix::worktree::stack::state::attributes::Source::IdMapping)
+            .map_err(|e| failed(causes(&e)))?;
+        options.destination_is_initially_empty = true;
+        options.thread_limit = Some(1);
+        let objects = self
+            .repo
+            .objects
+            .clone()
+            .into_arc()
+            .map_err(|e| failed(causes(&e)))?;
+        let outcome = gix::worktree::state::checkout(
+            &mut index,
+            dest,
+            objects,
+            &gix::progress::Discard,
+            &gix::progress::Discard,
+            &std::sync::atomic::AtomicBool::new(false),
+            options,
+        )
+        .map_err(|e| failed(causes(&e)))?;
+        if let Some(first) = outcome.errors.first() {
+            return Err(failed(format!(
+                "{} of the tree's files not written, the first {}: {}",
+                outcome.errors.len(),
+                first.path,
+                first.error
+            )));
+        }
+        index
+            .write(Default::default())
+            .map_err(|e| failed(causes(&e)))?;
+        Ok(())
+    }
+}
+
+/// An error and each of its causes, as one line.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !line.contains(&said) {
+            line.push_str(": ");
+            line.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    line
+}
+
 fn read_tree(sha: &str, dest: &Path) -> Result<(), GitError> {
     let failed = |message: String| GitError::Checkout {
         sha: sha.to_string(),

@@ -78,8 +78,8 @@ Environment:
   TMPDIR
       Where demo and exec make their folders when not told where.
   PATH
-      git must be on it: workers check commits out with git read-tree and
-      announcers write notes with git.
+      git must be on it: workers check out a tree of over 2,000 files, or
+      with a blob over 4 MiB, with git read-tree.
 
 See also:
   git-push(1), githooks(5), crontab(5)
