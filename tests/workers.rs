@@ -3,7 +3,7 @@
 
 use quire_store::{FailureKind, JobState, RunState};
 
-use quire_testkit::{Env, Gate, RECORD_PID, git, gone_within, signal, step_pid};
+use quire_testkit::{Env, Gate, RECORD_PID, git, gone_within, queued_runs, signal, step_pid};
 
 #[test]
 fn with_max_workers_2_two_refs_pushed_at_once_run_at_the_same_time() {
@@ -20,7 +20,16 @@ fn with_max_workers_2_two_refs_pushed_at_once_run_at_the_same_time() {
     let repo = &repo;
     let [main, dev] = std::thread::scope(|s| {
         ["main", "dev"]
-            .map(|branch| s.spawn(move || repo.push_refs(&[branch]).remove(0)))
+            .map(|branch| {
+                s.spawn(move || {
+                    let (ok, stderr) = repo.push(&["origin", branch]);
+                    // Shown if the test fails: a hook that could not start
+                    // a worker says so to the push, not in worker.log.
+                    eprintln!("push of {branch}:\n{stderr}");
+                    assert!(ok, "{stderr}");
+                    queued_runs(&stderr).remove(0)
+                })
+            })
             .map(|push| push.join().unwrap())
     });
     // Both wait at the gate, which opens only once both are there: one

@@ -51,10 +51,15 @@ fn open_slot(home: &Home, index: usize) -> Result<File> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Only inside the home: a deleted one is not made again.
             let dir = home.dir().join("workers");
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&dir)
-                .map_err(fail(dir))?;
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                // Another command made it since the open: the two hooks
+                // of a new home's first push count its slots at once.
+                // Taken for a failure, it left that hook starting no
+                // worker, and its run pending until reconcile.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(fail(dir)(e)),
+            }
             open().map_err(fail(path.clone()))
         }
         result => result.map_err(fail(path.clone())),
@@ -228,6 +233,31 @@ mod tests {
         assert_eq!(free_slots(&home, 2).unwrap(), 0);
         drop(first);
         assert_eq!(free_slots(&home, 2).unwrap(), 1);
+    }
+
+    #[test]
+    fn commands_counting_the_slots_of_a_new_home_at_once_all_count_them() {
+        // The first to count makes workers/; another that found it missing
+        // a moment earlier must not take it being there for a failure. The
+        // window is microseconds: many new homes, counted by four at once.
+        for _ in 0..300 {
+            let dir = tempfile::tempdir().unwrap();
+            let home = Home::at(dir.path());
+            let together = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                let counting: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            together.wait();
+                            free_slots(&home, 2)
+                        })
+                    })
+                    .collect();
+                for count in counting {
+                    assert_eq!(count.join().unwrap().unwrap(), 2);
+                }
+            });
+        }
     }
 
     #[test]
