@@ -51,14 +51,12 @@ impl Store {
             let Some(id) = id else {
                 return Ok(None);
             };
-            tx.execute(
-                "UPDATE runs SET announced_at_ms = ?1 WHERE id = ?2",
-                params![now, id],
-            )?;
+            tx.prepare_cached("UPDATE runs SET announced_at_ms = ?1 WHERE id = ?2")?
+                .execute(params![now, id])?;
             let Some(run) = run_by_id(tx, &id)? else {
                 return Ok(None);
             };
-            let mut insert = tx.prepare(
+            let mut insert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO notifications
                      (run_id, position, command, state, started_at_ms)
                  VALUES (?1, ?2, ?3, 'running', ?4)",
@@ -81,19 +79,19 @@ impl Store {
         stderr_tail: Option<&str>,
     ) -> Result<()> {
         self.write(|tx, now| {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE notifications
                  SET state = ?1, exit_code = ?2, stderr_tail = ?3, finished_at_ms = ?4
                  WHERE run_id = ?5 AND position = ?6",
-                params![
-                    state.as_str(),
-                    exit_code,
-                    stderr_tail,
-                    now,
-                    run_id,
-                    position
-                ],
-            )?;
+            )?
+            .execute(params![
+                state.as_str(),
+                exit_code,
+                stderr_tail,
+                now,
+                run_id,
+                position
+            ])?;
             Ok(())
         })
     }
@@ -108,7 +106,7 @@ pub(crate) fn notifications_of(
     conn: &Connection,
     run_id: &str,
 ) -> rusqlite::Result<Vec<Notification>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT position, command, state, exit_code, stderr_tail, started_at_ms, finished_at_ms
          FROM notifications WHERE run_id = ?1 ORDER BY position",
     )?;

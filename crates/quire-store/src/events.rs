@@ -90,11 +90,9 @@ fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<
             allow_failure,
             ..
         } => {
-            let planned: i64 = tx.query_row(
-                "SELECT count(*) FROM jobs WHERE run_id = ?1",
-                [run_id],
-                |r| r.get(0),
-            )?;
+            let planned: i64 = tx
+                .prepare_cached("SELECT count(*) FROM jobs WHERE run_id = ?1")?
+                .query_row([run_id], |r| r.get(0))?;
             if planned == 0 && run_state(tx, run_id)? == RunState::Active {
                 plan_jobs_in(tx, run_id, jobs, allow_failure)?;
             }
@@ -141,12 +139,12 @@ fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<
         } => {
             // Keyed by (run, job, path): the same event again changes nothing.
             let size = i64::try_from(*size).unwrap_or(i64::MAX);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO artifacts (run_id, job_id, path, size, sha256)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (run_id, job_id, path) DO NOTHING",
-                rusqlite::params![run_id, job, path, size, sha256],
-            )?;
+            )?
+            .execute(rusqlite::params![run_id, job, path, size, sha256])?;
         }
         // The executor's account of how the run went; only the worker ends
         // the run (Store::finish), so the stream never does.

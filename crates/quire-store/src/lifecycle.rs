@@ -231,29 +231,27 @@ impl Store {
             if let Some(old) = &live {
                 transition(tx, old, R::Superseded, None, None, now)?;
             }
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO runs (id, repo_id, ref_name, sha, state, pushed_at_ms, queued_at_ms,
                                    traceparent, previous_sha, subject, author, event)
                  VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    id,
-                    new.repo_id,
-                    new.ref_name,
-                    new.sha,
-                    new.pushed_at_ms.unwrap_or(now).min(now),
-                    now,
-                    traceparent(),
-                    new.previous_sha,
-                    new.subject,
-                    new.author,
-                    new.event.map(RunEvent::as_str),
-                ],
-            )?;
+            )?
+            .execute(params![
+                id,
+                new.repo_id,
+                new.ref_name,
+                new.sha,
+                new.pushed_at_ms.unwrap_or(now).min(now),
+                now,
+                traceparent(),
+                new.previous_sha,
+                new.subject,
+                new.author,
+                new.event.map(RunEvent::as_str),
+            ])?;
             if let Some(old) = &live {
-                tx.execute(
-                    "UPDATE runs SET superseded_by = ?1 WHERE id = ?2",
-                    params![id, old],
-                )?;
+                tx.prepare_cached("UPDATE runs SET superseded_by = ?1 WHERE id = ?2")?
+                    .execute(params![id, old])?;
             }
             if let Some(why) = new.config_invalid {
                 transition(tx, &id, R::Failed, Some(K::ConfigInvalid), Some(why), now)?;
@@ -299,11 +297,12 @@ impl Store {
     pub fn renew_lease(&mut self, run_id: &str, worker: &Worker) -> Result<bool> {
         let lease = worker.lease_ms();
         self.write(|tx, now| {
-            let n = tx.execute(
-                "UPDATE runs SET lease_expires_at_ms = MAX(lease_expires_at_ms, ?1)
+            let n = tx
+                .prepare_cached(
+                    "UPDATE runs SET lease_expires_at_ms = MAX(lease_expires_at_ms, ?1)
                  WHERE id = ?2 AND state = 'active' AND worker_id = ?3",
-                params![now.saturating_add(lease), run_id, worker.id],
-            )?;
+                )?
+                .execute(params![now.saturating_add(lease), run_id, worker.id])?;
             Ok(n == 1)
         })
     }
@@ -320,11 +319,12 @@ impl Store {
         cgroup: Option<&str>,
     ) -> Result<bool> {
         self.write(|tx, _| {
-            let n = tx.execute(
-                "UPDATE runs SET containment = ?1, cgroup = ?2
+            let n = tx
+                .prepare_cached(
+                    "UPDATE runs SET containment = ?1, cgroup = ?2
                  WHERE id = ?3 AND state = 'active' AND worker_id = ?4",
-                params![containment.as_str(), cgroup, run_id, worker.id],
-            )?;
+                )?
+                .execute(params![containment.as_str(), cgroup, run_id, worker.id])?;
             Ok(n == 1)
         })
     }
@@ -333,10 +333,9 @@ impl Store {
     /// `show`). False when the run is no longer active.
     pub fn record_sandbox(&mut self, run_id: &str, summary: &str) -> Result<bool> {
         self.write(|tx, _| {
-            let n = tx.execute(
-                "UPDATE runs SET sandbox = ?1 WHERE id = ?2 AND state = 'active'",
-                params![summary, run_id],
-            )?;
+            let n = tx
+                .prepare_cached("UPDATE runs SET sandbox = ?1 WHERE id = ?2 AND state = 'active'")?
+                .execute(params![summary, run_id])?;
             Ok(n == 1)
         })
     }
@@ -376,7 +375,7 @@ pub(crate) fn plan_jobs_in(
     job_ids: &[String],
     allowed: &[String],
 ) -> Result<()> {
-    let mut insert = tx.prepare(
+    let mut insert = tx.prepare_cached(
         "INSERT INTO jobs (run_id, job_id, position, state, allow_failure)
          VALUES (?1, ?2, ?3, 'pending', ?4)",
     )?;
@@ -452,12 +451,11 @@ fn traceparent() -> String {
 
 fn live_run_of(tx: &Connection, repo_id: i64, ref_name: &str) -> Result<Option<String>> {
     Ok(tx
-        .query_row(
+        .prepare_cached(
             "SELECT id FROM runs WHERE repo_id = ?1 AND ref_name = ?2
              AND state IN ('pending', 'active')",
-            params![repo_id, ref_name],
-            |row| row.get(0),
-        )
+        )?
+        .query_row(params![repo_id, ref_name], |row| row.get(0))
         .optional()?)
 }
 
@@ -502,7 +500,8 @@ pub const CLAIM_ORDER_SQL: &str =
 fn next_claimable(conn: &Connection, max_per_repo: usize) -> Result<Option<String>> {
     let cap = i64::try_from(max_per_repo).unwrap_or(i64::MAX);
     let next = conn
-        .query_row(CLAIM_ORDER_SQL, params![cap], |row| row.get::<_, String>(0))
+        .prepare_cached(CLAIM_ORDER_SQL)?
+        .query_row(params![cap], |row| row.get::<_, String>(0))
         .optional()?;
     Ok(next)
 }
@@ -515,25 +514,25 @@ fn claim_in(tx: &Connection, run_id: &str, worker: &Worker, now: i64) -> Result<
         return Ok(Applied::Unchanged { state: from });
     }
     check_run_edge(run_id, from, R::Active, None)?;
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE runs SET state = 'active', started_at_ms = MAX(?1, queued_at_ms),
                 worker_id = ?2, worker_pid = ?3, lease_expires_at_ms = ?4
          WHERE id = ?5 AND state = 'pending'",
-        params![
-            now,
-            worker.id,
-            worker.pid,
-            now.saturating_add(worker.lease_ms()),
-            run_id
-        ],
-    )?;
+    )?
+    .execute(params![
+        now,
+        worker.id,
+        worker.pid,
+        now.saturating_add(worker.lease_ms()),
+        run_id
+    ])?;
     // The repository's turn is taken: the others with pending runs come
     // first at the next claim.
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE repos SET claim_turn = (SELECT coalesce(max(claim_turn), 0) + 1 FROM repos)
          WHERE id = (SELECT repo_id FROM runs WHERE id = ?1)",
-        params![run_id],
-    )?;
+    )?
+    .execute(params![run_id])?;
     Ok(Applied::Changed { from })
 }
 
@@ -569,19 +568,19 @@ pub(crate) fn transition(
         return Ok(Applied::Unchanged { state: from });
     }
     check_run_edge(run_id, from, to, kind)?;
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE runs SET state = ?1, failure_kind = ?2, failure_detail = ?3,
                 finished_at_ms = MAX(?4, COALESCE(started_at_ms, queued_at_ms))
          WHERE id = ?5 AND state = ?6",
-        params![
-            to.as_str(),
-            kind.map(K::as_str),
-            detail,
-            now,
-            run_id,
-            from.as_str()
-        ],
-    )?;
+    )?
+    .execute(params![
+        to.as_str(),
+        kind.map(K::as_str),
+        detail,
+        now,
+        run_id,
+        from.as_str()
+    ])?;
     let reason = match kind {
         Some(kind) => format!("run {to} ({kind})"),
         None => format!("run {to}"),
@@ -595,21 +594,21 @@ pub(crate) fn transition(
 fn close_open_jobs(tx: &Connection, run_id: &str, reason: &str, now: i64) -> Result<()> {
     debug_assert!(job_edge(J::Active, J::Aborted).is_some());
     debug_assert!(job_edge(J::Pending, J::Skipped).is_some());
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE jobs SET state = 'aborted', finished_at_ms = MAX(?1, started_at_ms)
          WHERE run_id = ?2 AND state = 'active'",
-        params![now, run_id],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![now, run_id])?;
+    tx.prepare_cached(
         "UPDATE jobs SET state = 'skipped', skip_reason = ?1, finished_at_ms = ?2
          WHERE run_id = ?3 AND state = 'pending'",
-        params![reason, now, run_id],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![reason, now, run_id])?;
+    tx.prepare_cached(
         "UPDATE sh_events SET exit_code = -1, finished_at_ms = MAX(?1, started_at_ms)
          WHERE run_id = ?2 AND exit_code IS NULL",
-        params![now, run_id],
-    )?;
+    )?
+    .execute(params![now, run_id])?;
     Ok(())
 }
 
@@ -655,27 +654,27 @@ pub(crate) fn job_transition(
     }
     require_active(tx, run_id)?;
     if to == J::Active {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE jobs SET state = 'active', started_at_ms =
                  MAX(?1, (SELECT started_at_ms FROM runs WHERE id = ?2))
              WHERE run_id = ?2 AND job_id = ?3 AND state = ?4",
-            params![now, run_id, job_id, from.as_str()],
-        )?;
+        )?
+        .execute(params![now, run_id, job_id, from.as_str()])?;
     } else {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE jobs SET state = ?1, exit_code = ?2, skip_reason = ?3, finished_at_ms =
                  MAX(?4, COALESCE(started_at_ms, (SELECT started_at_ms FROM runs WHERE id = ?5)))
              WHERE run_id = ?5 AND job_id = ?6 AND state = ?7",
-            params![
-                to.as_str(),
-                exit_code,
-                skip_reason,
-                now,
-                run_id,
-                job_id,
-                from.as_str()
-            ],
-        )?;
+        )?
+        .execute(params![
+            to.as_str(),
+            exit_code,
+            skip_reason,
+            now,
+            run_id,
+            job_id,
+            from.as_str()
+        ])?;
     }
     Ok(Applied::Changed { from })
 }

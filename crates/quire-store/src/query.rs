@@ -352,11 +352,10 @@ impl Store {
             starting
         } else {
             let (lo, hi) = prefix_range(&given);
-            let count: i64 = self.conn.query_row(
-                "SELECT count(*) FROM runs WHERE id >= ?1 AND id < ?2",
-                params![lo, hi],
-                |row| row.get(0),
-            )?;
+            let count: i64 = self
+                .conn
+                .prepare_cached("SELECT count(*) FROM runs WHERE id >= ?1 AND id < ?2")?
+                .query_row(params![lo, hi], |row| row.get(0))?;
             let more = usize::try_from(count).unwrap_or(0).saturating_sub(10);
             return Err(Error::AmbiguousRun {
                 given,
@@ -444,7 +443,7 @@ impl Store {
     pub fn run_detail(&self, run_id: &str) -> Result<RunDetail> {
         let tx = self.conn.unchecked_transaction()?;
         let run = run_by_id(&tx, run_id)?.ok_or_else(|| Error::UnknownRun(run_id.to_string()))?;
-        let mut jobs_stmt = tx.prepare(
+        let mut jobs_stmt = tx.prepare_cached(
             "SELECT job_id, position, state, exit_code, skip_reason, started_at_ms,
                     finished_at_ms, allow_failure
              FROM jobs WHERE run_id = ?1 ORDER BY position",
@@ -463,7 +462,7 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut steps_stmt = tx.prepare(
+        let mut steps_stmt = tx.prepare_cached(
             "SELECT seq, cmd, exit_code, started_at_ms, finished_at_ms
              FROM sh_events WHERE run_id = ?1 AND job_id = ?2 ORDER BY seq",
         )?;
@@ -498,16 +497,17 @@ impl Store {
     /// order"), and the runs workers are executing now (their ids), of
     /// every repository and of its own.
     pub fn queue_before(&self, run_id: &str) -> Result<QueuePlace> {
-        let ahead: i64 = self.conn.query_row(
-            "SELECT count(*) FROM runs AS p, runs AS me
+        let ahead: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM runs AS p, runs AS me
              WHERE me.id = ?1 AND p.state = 'pending' AND p.repo_id = me.repo_id
                AND (p.queued_at_ms, p.id) < (me.queued_at_ms, me.id)",
-            [run_id],
-            |r| r.get(0),
-        )?;
+            )?
+            .query_row([run_id], |r| r.get(0))?;
         let active: Vec<(String, bool)> = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id, repo_id = (SELECT repo_id FROM runs WHERE id = ?1)
                  FROM runs WHERE state = 'active' ORDER BY queued_at_ms, id",
             )?
@@ -531,7 +531,7 @@ impl Store {
 }
 
 fn artifacts_of(conn: &Connection, run_id: &str) -> rusqlite::Result<Vec<Artifact>> {
-    conn.prepare(
+    conn.prepare_cached(
         "SELECT job_id, path, size, sha256 FROM artifacts WHERE run_id = ?1
          ORDER BY job_id, path",
     )?
@@ -549,11 +549,10 @@ fn artifacts_of(conn: &Connection, run_id: &str) -> rusqlite::Result<Vec<Artifac
 impl Store {
     /// How many runs are pending (waiting for a worker).
     pub fn pending_count(&self) -> Result<usize> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM runs WHERE state = 'pending'",
-            [],
-            |row| row.get(0),
-        )?;
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM runs WHERE state = 'pending'")?
+            .query_row([], |row| row.get(0))?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
@@ -562,7 +561,7 @@ impl Store {
     pub fn unique_prefix_len(&self, id: &str, min: usize) -> Result<usize> {
         let neighbours: Vec<String> = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT id FROM (SELECT id FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1)
                  UNION ALL
                  SELECT id FROM (SELECT id FROM runs WHERE id > ?1 ORDER BY id LIMIT 1)",

@@ -18,6 +18,9 @@ use quire_model::clock::{self, Clock};
 /// How long a statement waits for another process's lock before giving up:
 /// 10 s, or `QUIRE_BUSY_TIMEOUT_MS` (for operators who prefer to fail fast,
 /// and for tests of a store held locked).
+/// Prepared statements a connection keeps.
+const STATEMENT_CACHE: usize = 64;
+
 fn busy_timeout() -> Duration {
     std::env::var("QUIRE_BUSY_TIMEOUT_MS")
         .ok()
@@ -78,6 +81,9 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
         conn.busy_timeout(busy_timeout())?;
+        // Room for every statement a worker runs per run, so none is
+        // parsed again for the next (rusqlite keeps 16 by default).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         crate::query::register_functions(&conn).map_err(|e| open_error(&path, e))?;
         conn.pragma_update(None, "query_only", true)
             .map_err(|e| open_error(&path, e))?;
@@ -161,6 +167,9 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
         conn.busy_timeout(busy_timeout())?;
+        // Room for every statement a worker runs per run, so none is
+        // parsed again for the next (rusqlite keeps 16 by default).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         crate::query::register_functions(&conn).map_err(|e| open_error(&path, e))?;
 
         // Nothing may be written before the store is identified: a store

@@ -106,7 +106,7 @@ pub fn run(home: &Home) -> Result<(), Error> {
         containment.describe()
     );
     let mut announcers = Announcers::default();
-    let kept = KeptNetwork::default();
+    let kept = Kept::default();
     let drained = drain(home, &config, &containment, &kept, &mut announcers);
     // Its namespace ends before the wait for the notifiers.
     drop(kept);
@@ -123,7 +123,7 @@ fn drain(
     home: &Home,
     config: &Config,
     containment: &contain::Setup,
-    kept: &KeptNetwork,
+    kept: &Kept,
     announcers: &mut Announcers,
 ) -> Result<(), Error> {
     loop {
@@ -292,7 +292,7 @@ pub fn execute(
     home: &Home,
     config: &Config,
     containment: &contain::Setup,
-    kept: &KeptNetwork,
+    kept: &Kept,
     store: &mut Store,
     worker: &Worker,
     run: Run,
@@ -306,7 +306,11 @@ pub fn execute(
     // is never mistaken for a dead worker; and a supersede during it is
     // noticed.
     let cancel = Cancel::default();
-    let outcome = match Store::open_existing(home) {
+    let beat_store = match kept.beat.take() {
+        Some(store) => Ok(store),
+        None => Store::open_existing(home),
+    };
+    let outcome = match beat_store {
         Ok(beat_store) => {
             let heartbeat = Heartbeat::start(beat_store, &run.id, worker, &cancel);
             let outcome = prepare_and_run(
@@ -323,7 +327,9 @@ pub fn execute(
                 &run_dir,
                 &dirs,
             );
-            heartbeat.stop();
+            if let Some(store) = heartbeat.stop() {
+                kept.beat.replace(Some(store));
+            }
             // Stopped by SIGINT or SIGTERM: the run did not fail, it was
             // cancelled (a no-op if it ended first).
             if crate::interrupt::requested() {
@@ -402,7 +408,7 @@ struct Prepare<'a> {
     home: &'a Home,
     config: &'a Config,
     containment: &'a contain::Setup,
-    kept: &'a KeptNetwork,
+    kept: &'a Kept,
     worker: &'a Worker,
 }
 
@@ -629,7 +635,7 @@ pub fn failed_jobs(
 fn confine(
     home: &Home,
     config: &Config,
-    kept: &KeptNetwork,
+    kept: &Kept,
     store: &mut Store,
     run: &Run,
     run_dir: &Path,
@@ -687,20 +693,29 @@ fn confine(
     })
 }
 
-/// The network namespace a worker keeps from a run for its next run of the
-/// same repository (docs/SECURITY.md, "The network"): making one, and
+/// What a worker keeps from one run for the next, made once rather than
+/// per run.
+///
+/// `network`: the run's network namespace, for the worker's next run of
+/// the same repository (docs/SECURITY.md, "The network"): making one, and
 /// attaching pasta to it, costs more than the rest of a trivial run. Kept
 /// only when none of the run's processes is left (its containment killed
 /// them all), never given to a run of another repository, and ended when
 /// the worker takes one, or exits.
+///
+/// `beat`: the store connection that renews runs' leases (opening one
+/// reads and parses the schema).
 #[derive(Default)]
-pub struct KeptNetwork(std::cell::RefCell<Option<(i64, RunNetwork)>>);
+pub struct Kept {
+    network: std::cell::RefCell<Option<(i64, RunNetwork)>>,
+    beat: std::cell::RefCell<Option<Store>>,
+}
 
-impl KeptNetwork {
+impl Kept {
     /// The kept namespace, if it is `repo`'s and its holder and pasta
     /// still run; any other is ended.
     fn take_for(&self, repo: i64) -> Option<RunNetwork> {
-        let (owner, mut network) = self.0.borrow_mut().take()?;
+        let (owner, mut network) = self.network.borrow_mut().take()?;
         if owner == repo && network.is_alive() {
             Some(network)
         } else {
@@ -710,7 +725,7 @@ impl KeptNetwork {
     }
 
     fn keep(&self, repo: i64, network: RunNetwork) {
-        if let Some((_, earlier)) = self.0.borrow_mut().replace((repo, network)) {
+        if let Some((_, earlier)) = self.network.borrow_mut().replace((repo, network)) {
             earlier.end();
         }
     }
@@ -889,7 +904,7 @@ impl EventSink for LiveIngest<'_> {
 /// longer ours (superseded, cancelled, orphaned) it cancels the executor.
 struct Heartbeat {
     stop: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
+    thread: Option<thread::JoinHandle<Store>>,
 }
 
 impl Heartbeat {
@@ -909,7 +924,7 @@ impl Heartbeat {
                 match store.renew_lease(&run, &worker) {
                     Ok(false) => {
                         cancel.cancel();
-                        return;
+                        return store;
                     }
                     Ok(true) => {}
                     // A busy store is retried on the next beat; the lease
@@ -918,6 +933,7 @@ impl Heartbeat {
                 }
                 thread::park_timeout(HEARTBEAT);
             }
+            store
         });
         Heartbeat {
             stop,
@@ -925,11 +941,11 @@ impl Heartbeat {
         }
     }
 
-    fn stop(mut self) {
+    /// Stop beating; the store it beat with, for the next run.
+    fn stop(mut self) -> Option<Store> {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
+        let thread = self.thread.take()?;
+        thread.thread().unpark();
+        thread.join().ok()
     }
 }

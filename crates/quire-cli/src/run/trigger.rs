@@ -66,7 +66,7 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
     if let Applied::Changed { .. } = store.claim(&run, &worker)? {
         let claimed = store.resolve_run(&run)?;
         let containment = work::contain_runs(&config);
-        let kept = work::KeptNetwork::default();
+        let kept = work::Kept::default();
         work::execute(
             home,
             &config,
