@@ -225,15 +225,27 @@ pub fn cargo_cache(bins: &Bins, _quick: bool) {
 /// holds 10 other refs and in one that holds 10,000 (loose, as pushes
 /// leave them): a run's set-up reads only the ref it runs, so the two
 /// should be within 10%. Beside them, the same 200 runs with the sandbox,
-/// the pid namespace and containment off: what quire's own bookkeeping
-/// (record, claim, checkout, ingest, pack) costs without the isolation.
+/// the pid namespace, containment and the steps' network namespace off:
+/// what quire's own bookkeeping (record, claim, checkout, ingest, pack,
+/// announce) costs without the isolation.
 pub fn runs(bins: &Bins, quick: bool) {
     let count = if quick { 60 } else { 200 };
-    let one = |others: usize, isolated: bool| -> Duration {
+    let reps = if quick { 1 } else { 5 };
+    struct Setup {
+        _dir: tempfile::TempDir,
+        home: std::path::PathBuf,
+        repo: Repo,
+        isolated: bool,
+    }
+    let setup = |others: usize, isolated: bool| -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
-        let sandbox = if isolated { "" } else { "sandbox = \"off\"\n" };
+        let sandbox = if isolated {
+            ""
+        } else {
+            "sandbox = \"off\"\nstep_network = \"host\"\n"
+        };
         std::fs::write(
             home.join("config.toml"),
             format!("max_workers = 2\nmax_workers_per_repo = 2\n{sandbox}"),
@@ -249,47 +261,92 @@ pub fn runs(bins: &Bins, quick: bool) {
             "pipeline",
         );
         repo.push(&["--quiet", "-o", "ci.skip", "origin", "main"]);
+        // No `git maintenance` after a push: it would pack the refs this
+        // bench keeps loose, and take the machine while runs are timed.
+        run(git(&repo.bare).args(["config", "receive.autogc", "false"]));
         let head =
             String::from_utf8(run(git(&repo.work).args(["rev-parse", "HEAD"])).stdout).unwrap();
         for i in 0..others {
             std::fs::write(repo.bare.join(format!("refs/tags/other{i}")), &head).unwrap();
         }
-        for i in 0..count {
-            run(git(&repo.work).args(["branch", &format!("b{i}")]));
+        Setup {
+            _dir: dir,
+            home,
+            repo,
+            isolated,
         }
-        let mut push = git(&repo.work);
-        push.args(["push", "--quiet", "origin"]);
-        push.args((0..count).map(|i| format!("b{i}")));
-        if !isolated {
+    };
+    // One push of `count` new branches, until its last run ends; or
+    // (`skip`) the same push with `-o ci.skip`: git's own cost of it,
+    // which grows with the refs git advertises to the pusher.
+    let once = |setup: &Setup, rep: usize, skip: bool| -> Duration {
+        let tag = if skip { "s" } else { "b" };
+        let names: Vec<String> = (0..count).map(|i| format!("r{rep}{tag}{i}")).collect();
+        for name in &names {
+            run(git(&setup.repo.work).args(["branch", name]));
+        }
+        let mut push = git(&setup.repo.work);
+        push.args(["push", "--quiet"]);
+        if skip {
+            push.args(["-o", "ci.skip"]);
+        }
+        push.arg("origin");
+        push.args(&names);
+        if !setup.isolated {
             push.env("QUIRE_PIDNS", "off")
                 .env("QUIRE_CONTAINMENT", "off");
         }
-        time(|| {
+        let took = time(|| {
             run(&mut push);
-            wait_idle(&home);
+            wait_idle(&setup.home);
         })
-        .0
+        .0;
+        // The repository holds its 10 or 10,000 refs again for the next.
+        run(git(&setup.repo.work)
+            .args(["branch", "-q", "-D"])
+            .args(&names));
+        let remote: Vec<String> = names.iter().map(|n| format!("origin/{n}")).collect();
+        run(git(&setup.repo.work)
+            .args(["branch", "-q", "-D", "-r"])
+            .args(&remote));
+        for name in &names {
+            std::fs::remove_file(setup.repo.bare.join("refs/heads").join(name)).unwrap();
+        }
+        took
     };
-    let rate = |d: Duration| count as f64 / d.as_secs_f64();
-    let few = one(10, true);
-    let many = one(10_000, true);
-    let bare = one(10, false);
+    let setups = [setup(10, true), setup(10_000, true), setup(10, false)];
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    let mut pushes: [Vec<Duration>; 2] = Default::default();
+    // Interleaved, so that a noisy moment falls on all alike.
+    for rep in 0..reps {
+        for (setup, times) in setups.iter().zip(times.iter_mut()) {
+            times.push(once(setup, rep, false));
+        }
+        for (setup, pushes) in setups.iter().zip(pushes.iter_mut()) {
+            pushes.push(once(setup, rep, true));
+        }
+    }
+    let [few, many, bare] = times.map(|t| Stats::of(&t));
+    let [push_few, push_many] = pushes.map(|t| Stats::of(&t));
+    let rate = |s: &Stats| count as f64 / (s.median / 1000.0);
+    // quire's share: the runs' time less git's for the same push.
+    let net = |s: &Stats, push: &Stats| s.median - push.median;
     row(
         &format!(
-            "{count} trivial runs (`sh = \"true\"`), one push, max_workers = 2, until the last ends"
+            "{count} trivial runs (`sh = \"true\"`), one push, max_workers = 2, until the last ends (median of {reps} pushes, interleaved)"
         ),
         &format!(
-            "sandbox, pid namespace and containment off, 10 refs: {:.2} s, {:.0} runs/s",
-            bare.as_secs_f64(),
-            rate(bare)
+            "sandbox, pid namespace, containment and network namespace off, 10 refs: {bare}, {:.0} runs/s",
+            rate(&bare)
         ),
         &format!(
-            "as by default: 10 refs {:.2} s, {:.0} runs/s; 10,000 refs {:.2} s, {:.0} runs/s; **{:.2}x** (10,000 against 10)",
-            few.as_secs_f64(),
-            rate(few),
-            many.as_secs_f64(),
-            rate(many),
-            many.as_secs_f64() / few.as_secs_f64()
+            "as by default: 10 refs {few}, **{:.0} runs/s**; 10,000 refs {many}, **{:.0} runs/s**; **{:.2}x** (10,000 against 10). The same push with `-o ci.skip` (git alone): 10 refs {push_few}, 10,000 refs {push_many}; less that, quire's share: {:.0} ms and {:.0} ms, **{:.2}x**",
+            rate(&few),
+            rate(&many),
+            many.median / few.median,
+            net(&few, &push_few),
+            net(&many, &push_many),
+            net(&many, &push_many) / net(&few, &push_few)
         ),
         ">= 250 runs/s in both; within 1.1x",
     );
