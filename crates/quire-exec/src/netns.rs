@@ -123,35 +123,83 @@ impl Decided {
 /// the namespace cannot be made), for the run's failure; else a namespace
 /// could not be made falls back to the host's network, saying why.
 pub fn decide(mode: StepNetwork, required: bool) -> Result<Decided, String> {
-    decide_with(mode, required, find_pasta())
+    start(mode, required).ready()
 }
 
+/// Begin making the run's network for `mode`: the holder is cloned and
+/// `pasta` started, but not waited for, so that it sets the namespace up
+/// while the worker checks the run's commit out; [`Starting::ready`]
+/// waits for it and decides as [`decide`] does.
+pub fn start(mode: StepNetwork, required: bool) -> Starting {
+    start_with(mode, required, find_pasta())
+}
+
+#[cfg(test)]
 fn decide_with(
     mode: StepNetwork,
     required: bool,
     pasta: Option<PathBuf>,
 ) -> Result<Decided, String> {
-    let made = match mode {
-        StepNetwork::Host => return Ok(Decided::Host { reason: None }),
-        StepNetwork::None => RunNetwork::create(None),
-        StepNetwork::Isolated => match pasta {
-            Some(pasta) => RunNetwork::create(Some(&pasta)),
+    start_with(mode, required, pasta).ready()
+}
+
+fn start_with(mode: StepNetwork, required: bool, pasta: Option<PathBuf>) -> Starting {
+    let begun = match mode {
+        StepNetwork::Host => None,
+        StepNetwork::None => Some(RunNetwork::begin(None)),
+        StepNetwork::Isolated => Some(match pasta {
+            Some(pasta) => RunNetwork::begin(Some(&pasta)),
             None => Err("pasta is not installed (Debian's package passt has it)".to_string()),
-        },
+        }),
     };
-    match made {
-        Ok(net) => Ok(Decided::Namespace(net)),
-        Err(why) if required => Err(format!(
-            "sandbox = \"required\" in config.toml, but the steps' network namespace \
-             (step_network = \"{}\") cannot be made: {why}; refusing to run steps on the \
-             host's network (install passt, set step_network = \"host\", or sandbox = \
-             \"best-effort\")",
-            match mode {
-                StepNetwork::None => "none",
-                _ => "isolated",
-            }
-        )),
-        Err(why) => Ok(Decided::Host { reason: Some(why) }),
+    Starting {
+        mode,
+        required,
+        begun,
+    }
+}
+
+/// A run's network on its way ([`start`]).
+pub struct Starting {
+    mode: StepNetwork,
+    required: bool,
+    /// None for the host's network.
+    begun: Option<Result<(RunNetwork, Option<PastaStarting>), String>>,
+}
+
+impl Starting {
+    /// A namespace kept from an earlier run, ready.
+    pub fn kept(network: RunNetwork) -> Starting {
+        Starting {
+            mode: StepNetwork::Isolated,
+            required: false,
+            begun: Some(Ok((network, None))),
+        }
+    }
+
+    /// Wait until the namespace is set up; what came of it.
+    pub fn ready(self) -> Result<Decided, String> {
+        let Some(begun) = self.begun else {
+            return Ok(Decided::Host { reason: None });
+        };
+        let made = begun.and_then(|(net, pasta)| match pasta {
+            Some(pasta) => net.attach(pasta),
+            None => Ok(net),
+        });
+        match made {
+            Ok(net) => Ok(Decided::Namespace(net)),
+            Err(why) if self.required => Err(format!(
+                "sandbox = \"required\" in config.toml, but the steps' network namespace \
+                 (step_network = \"{}\") cannot be made: {why}; refusing to run steps on the \
+                 host's network (install passt, set step_network = \"host\", or sandbox = \
+                 \"best-effort\")",
+                match self.mode {
+                    StepNetwork::None => "none",
+                    _ => "isolated",
+                }
+            )),
+            Err(why) => Ok(Decided::Host { reason: Some(why) }),
+        }
     }
 }
 
@@ -199,7 +247,18 @@ struct HolderParts<'a> {
 
 impl RunNetwork {
     /// A new namespace, with pasta attached when given.
+    #[cfg(test)]
     fn create(pasta: Option<&Path>) -> Result<RunNetwork, String> {
+        let (net, starting) = RunNetwork::begin(pasta)?;
+        match starting {
+            Some(starting) => net.attach(starting),
+            None => Ok(net),
+        }
+    }
+
+    /// A new namespace, and pasta started on it when given (not waited
+    /// for: [`RunNetwork::attach`]).
+    fn begin(pasta: Option<&Path>) -> Result<(RunNetwork, Option<PastaStarting>), String> {
         let root = rustix::process::geteuid().is_root();
         let holder = spawn_holder()?;
         let opened = open_ns(holder, "net").and_then(|net| {
@@ -229,17 +288,22 @@ impl RunNetwork {
             net.summary = "network: none (a namespace of the worker's own for this repository's \
                            runs, with only its loopback)"
                 .to_string();
-            return Ok(net);
+            return Ok((net, None));
         };
-        let (child, out) = start_pasta(pasta, holder, root)?;
-        crate::processes::spare(child.id());
-        net.pasta = Some(child);
-        net._pasta_out = Some(out);
-        net.summary = "network: isolated (a namespace of the worker's own for this repository's \
-                       runs, outbound through pasta; the host's loopback and its services are \
-                       out of reach)"
+        let starting = start_pasta(pasta, holder, root)?;
+        Ok((net, Some(starting)))
+    }
+
+    /// Wait for pasta to set the namespace up, and keep it.
+    fn attach(mut self, mut starting: PastaStarting) -> Result<RunNetwork, String> {
+        let (child, out) = starting.ready()?;
+        self.pasta = Some(child);
+        self._pasta_out = Some(out);
+        self.summary = "network: isolated (a namespace of the worker's own for this repository's \
+                        runs, outbound through pasta; the host's loopback and its services are \
+                        out of reach)"
             .to_string();
-        Ok(net)
+        Ok(self)
     }
 
     /// The descriptors a step's child joins: the user namespace (when
@@ -482,7 +546,7 @@ unsafe fn holder(p: &HolderParts<'_>) -> ! {
 /// pasta, attached to the holder's namespaces, configured, its pid file
 /// written (to its standard output, a pipe: that is how the worker learns
 /// it is ready). Its stderr is drained by a thread and said when it fails.
-fn start_pasta(pasta: &Path, holder: i32, root: bool) -> Result<(Child, File), String> {
+fn start_pasta(pasta: &Path, holder: i32, root: bool) -> Result<PastaStarting, String> {
     let mut command = Command::new(pasta);
     command.args([
         "--config-net",
@@ -543,11 +607,39 @@ fn start_pasta(pasta: &Path, holder: i32, root: bool) -> Result<(Child, File), S
             }
         });
     }
-    let fail = |mut child: Child, what: String| {
-        let _ = child.kill();
-        let _ = child.wait();
+    crate::processes::spare(child.id());
+    Ok(PastaStarting {
+        child: Some(child),
+        stdout,
+        said,
+    })
+}
+
+/// pasta started ([`start_pasta`]), not yet known to be ready; killed
+/// and reaped if dropped before.
+struct PastaStarting {
+    child: Option<Child>,
+    stdout: File,
+    said: Arc<Mutex<String>>,
+}
+
+impl PastaStarting {
+    /// Wait (up to [`PASTA_START`]) for its pid file's line: the namespace
+    /// is set up. Else why not, with its last words.
+    fn ready(&mut self) -> Result<(Child, File), String> {
+        let waited = wait_line(&self.stdout, PASTA_START);
+        if let Ok(true) = waited {
+            let child = self.child.take().ok_or("pasta was already taken")?;
+            let out = self.stdout.try_clone().map_err(|e| e.to_string())?;
+            return Ok((child, out));
+        }
+        let what = match waited {
+            Ok(_) => "pasta exited without setting the namespace up".to_string(),
+            Err(e) => e,
+        };
+        self.stop();
         // Its last words, without the noise of a missing syslog.
-        let text = said.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let text = self.said.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let words: Vec<&str> = text
             .lines()
             .map(str::trim)
@@ -558,14 +650,20 @@ fn start_pasta(pasta: &Path, holder: i32, root: bool) -> Result<(Child, File), S
         } else {
             Err(format!("{what}: {}", words.join("; ")))
         }
-    };
-    match wait_line(&stdout, PASTA_START) {
-        Ok(true) => Ok((child, stdout)),
-        Ok(false) => fail(
-            child,
-            "pasta exited without setting the namespace up".into(),
-        ),
-        Err(e) => fail(child, e),
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            crate::processes::unspare(child.id());
+        }
+    }
+}
+
+impl Drop for PastaStarting {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

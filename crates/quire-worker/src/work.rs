@@ -462,6 +462,12 @@ fn prepare_and_run(
     if workspace.exists() {
         std::fs::remove_dir_all(workspace).map_err(|e| crashed("clear the old workspace", e))?;
     }
+    // The steps' network namespace is set up (pasta, on the other CPU)
+    // while the commit is checked out.
+    let network = match kept.take_for(run.repo_id) {
+        Some(network) => netns::Starting::kept(network),
+        None => netns::start(config.step_network, config.sandbox == SandboxMode::Required),
+    };
     let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
     let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching, pipeline.refs)?;
     dirs.create_home_and_tmp()
@@ -471,7 +477,7 @@ fn prepare_and_run(
         network,
         owner,
         summary,
-    } = confine(home, config, kept, store, run, run_dir, dirs)?;
+    } = confine(home, config, network, store, run, run_dir, dirs)?;
 
     // Shown to steps at the same paths every run, so tools that key their
     // caches on absolute paths (cargo, ccache, venvs) find them again.
@@ -635,7 +641,7 @@ pub fn failed_jobs(
 fn confine(
     home: &Home,
     config: &Config,
-    kept: &Kept,
+    network: netns::Starting,
     store: &mut Store,
     run: &Run,
     run_dir: &Path,
@@ -663,11 +669,7 @@ fn confine(
             sandbox.add_note(note);
         }
     }
-    let required = config.sandbox == SandboxMode::Required;
-    let network = match kept.take_for(run.repo_id) {
-        Some(network) => Decided::Namespace(network),
-        None => netns::decide(config.step_network, required).map_err(RunFailure::Crashed)?,
-    };
+    let network = network.ready().map_err(RunFailure::Crashed)?;
     if let Some(note) = network.note() {
         sandbox.add_note(note);
     }
