@@ -137,9 +137,20 @@ pub fn pre_receive(bins: &Bins, quick: bool) {
 /// steps, its hook installed for `home` (which that makes), pushed, and
 /// the run that push started ended.
 fn two_hundred_steps(bins: &Bins, dir: &std::path::Path, home: &std::path::Path) -> Repo {
-    let repo = Repo::new(dir, "app");
+    steps_repo(bins, dir, home, "app", 200)
+}
+
+/// [`two_hundred_steps`] with `count` steps, as repository `name`.
+fn steps_repo(
+    bins: &Bins,
+    dir: &std::path::Path,
+    home: &std::path::Path,
+    name: &str,
+    count: usize,
+) -> Repo {
+    let repo = Repo::new(dir, name);
     repo.install(bins, home);
-    let steps: Vec<String> = (1..=200).map(|i| format!("\"echo {i}\"")).collect();
+    let steps: Vec<String> = (1..=count).map(|i| format!("\"echo {i}\"")).collect();
     repo.commit(
         &[(
             ".quire/ci.toml",
@@ -182,7 +193,14 @@ pub fn steps(bins: &Bins, quick: bool) {
         .collect();
     std::fs::write(&script, body).unwrap();
     let reps = if quick { 3 } else { 9 };
-    let trigger = || {
+    let one = steps_repo(bins, dir.path(), &home, "one", 1);
+    let one_script = dir.path().join("one.sh");
+    std::fs::write(
+        &one_script,
+        format!("sh -c 'echo 1' >> {} 2>&1\n", log.display()),
+    )
+    .unwrap();
+    let trigger_of = |repo: &Repo| {
         run(Command::new(&bins.quire_run)
             .arg("--home")
             .arg(&home)
@@ -190,6 +208,7 @@ pub fn steps(bins: &Bins, quick: bool) {
             .arg(&repo.bare)
             .args(["main", "--wait"]));
     };
+    let trigger = || trigger_of(&repo);
     let measure = || {
         let (mut bash, mut quire) = (Vec::new(), Vec::new());
         for _ in 0..reps {
@@ -199,6 +218,32 @@ pub fn steps(bins: &Bins, quick: bool) {
         (Stats::of(&bash), Stats::of(&quire))
     };
     let (b, q) = measure();
+    // A step's own cost, without the run's: the 200-step run less a
+    // 1-step run, a 199th each, against the same for bash.
+    let (mut bash_one, mut quire_one) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        bash_one.push(time(|| run(Command::new("bash").arg(&one_script))).0);
+        quire_one.push(time(|| trigger_of(&one)).0);
+    }
+    let (b1, q1) = (Stats::of(&bash_one), Stats::of(&quire_one));
+    let per = |many: &Stats, one: &Stats| (many.median - one.median) / 199.0;
+    row(
+        "a step's own cost: the 200-step run less a 1-step run, per step",
+        &format!(
+            "bash: {:.3} ms a command (200 commands {:.2} ms, 1 command {:.2} ms)",
+            per(&b, &b1),
+            b.median,
+            b1.median
+        ),
+        &format!(
+            "{:.3} ms a step (200 steps {:.2} ms, 1 step {:.2} ms: the run's own cost); **{:.2}x**",
+            per(&q, &q1),
+            q.median,
+            q1.median,
+            per(&q, &q1) / per(&b, &b1)
+        ),
+        "report",
+    );
     row(
         "200 one-command steps through `quire-run trigger --wait` (materialize, plan, execute, log, ingest), sandboxed and contained as by default",
         &format!("bash forking the same 200 commands: {b}"),
