@@ -467,3 +467,46 @@ fn fish_completes_subcommands_and_their_flags_where_fish_is_installed() {
     );
     check_cases("fish", &["fish", "--no-config", "-c", &driver]);
 }
+
+/// The binaries parse with their derived definitions alone and make the
+/// wrapped help only when they print it (manual::matches): what `--help`
+/// prints is still the help the generated files are made from, for each
+/// binary and each of its commands.
+#[test]
+fn help_printed_by_the_binaries_is_the_finished_help() {
+    let env = quire_testkit::Env::new();
+    for (name, mut command) in [
+        ("quire-run", quire_cli::run::command()),
+        ("quire-runs", quire_cli::runs::command()),
+    ] {
+        let run = |args: &[&str]| -> String {
+            let out = if name == "quire-run" {
+                env.run(args)
+            } else {
+                env.runs(args)
+            }
+            .output()
+            .unwrap();
+            assert!(out.status.success(), "{name} {args:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(
+            run(&["--help"]),
+            command.render_long_help().to_string(),
+            "{name} --help"
+        );
+        let subcommands: Vec<String> = command
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .filter(|s| s != "help")
+            .collect();
+        for sub in subcommands {
+            let finished = command.find_subcommand_mut(&sub).unwrap().clone();
+            let expected = finished
+                .bin_name(format!("{name} {sub}"))
+                .render_long_help()
+                .to_string();
+            assert_eq!(run(&[&sub, "--help"]), expected, "{name} {sub} --help");
+        }
+    }
+}

@@ -298,6 +298,22 @@ fn after_long_help(cmd: &clap::Command) -> Vec<Section> {
     )
 }
 
+/// Parse `args` with the derived definition alone (`plain`); only when
+/// clap has something to print (help, the version, a usage error) is the
+/// definition made ready to print ([`finish`], from `finished`) and the
+/// arguments parsed again by it, which prints and exits. Wrapping every
+/// command's help cost each start of the hook more than its parse.
+pub(crate) fn matches(
+    plain: clap::Command,
+    finished: impl FnOnce() -> clap::Command,
+    args: Vec<std::ffi::OsString>,
+) -> clap::ArgMatches {
+    match plain.try_get_matches_from(args.iter()) {
+        Ok(matches) => matches,
+        Err(_) => finished().get_matches_from(args),
+    }
+}
+
 /// A binary's clap definition, as derived, made ready to print: each
 /// command's long description (its doc comment) wrapped at 78 columns, and
 /// what `--help` says after the options completed: the exit statuses (a

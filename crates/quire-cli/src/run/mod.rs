@@ -522,7 +522,11 @@ pub fn command() -> clap::Command {
 
 /// Run `quire-run` with this process's arguments; returns its exit status.
 pub fn main() -> ExitCode {
-    let matches = command().get_matches();
+    let matches = crate::manual::matches(
+        <Cli as clap::CommandFactory>::command(),
+        command,
+        std::env::args_os().collect(),
+    );
     let cli =
         <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let home = || Home::resolve(cli.home.as_deref()).map_err(CommandError::from);
