@@ -206,3 +206,82 @@ sh = [
     }
     assert_eq!(small, large, "in process against git read-tree");
 }
+
+/// Files opened directly in `dirs` while `f` ran, by any process (inotify
+/// `IN_OPEN` on each directory; a directory's own listing not counted).
+fn opens_in(dirs: &[std::path::PathBuf], f: impl FnOnce()) -> usize {
+    use rustix::fs::inotify;
+    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        .expect("inotify");
+    for dir in dirs {
+        inotify::add_watch(&fd, dir, inotify::WatchFlags::OPEN).expect("a watch");
+    }
+    f();
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 1 << 16];
+    let mut reader = inotify::Reader::new(&fd, &mut buf);
+    let mut opened = 0;
+    loop {
+        match reader.next() {
+            Ok(event) => {
+                assert!(
+                    !event.events().contains(inotify::ReadFlags::QUEUE_OVERFLOW),
+                    "inotify's queue overflowed"
+                );
+                if event.file_name().is_some()
+                    && !event.events().contains(inotify::ReadFlags::ISDIR)
+                {
+                    opened += 1;
+                }
+            }
+            Err(rustix::io::Errno::AGAIN) => return opened,
+            Err(e) => panic!("reading inotify: {e}"),
+        }
+    }
+}
+
+/// Issue 24: a run's set-up reads the ref it runs by its name, never the
+/// repository's others. With 5,000 loose branches and tags, the files
+/// opened in `refs/heads` and `refs/tags` while `trigger --wait` records
+/// and executes a run are counted (inotify): a handful by default, every
+/// one of them with `[workspace] refs = "all"`, which names them all.
+#[test]
+fn a_runs_set_up_opens_a_bounded_number_of_refs_whatever_the_repository_holds() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let bare = repo.bare.to_str().unwrap();
+    let pipeline = r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "true"
+"#;
+    repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    let head = git(&repo.work, &["rev-parse", "HEAD"]);
+    let refs = repo.bare.join("refs");
+    for i in 0..2500 {
+        std::fs::write(refs.join(format!("heads/b{i}")), format!("{head}\n")).unwrap();
+        std::fs::write(refs.join(format!("tags/t{i}")), format!("{head}\n")).unwrap();
+    }
+    let watched = [refs.join("heads"), refs.join("tags")];
+    let trigger = || {
+        env.run(&["trigger", "--git-dir", bare, "main", "--wait"])
+            .assert()
+            .success();
+    };
+    let by_default = opens_in(&watched, trigger);
+    assert!(
+        by_default <= 8,
+        "{by_default} ref files opened for one run of a repository of 5,001 refs"
+    );
+
+    let all = format!("[workspace]\nrefs = \"all\"\n\n{pipeline}");
+    repo.commit(&[(".quire/ci.toml", all.as_str())], "all refs");
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    let every = opens_in(&watched, trigger);
+    assert!(every >= 5_000, "refs = \"all\" opened only {every}");
+}
