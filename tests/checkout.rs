@@ -81,23 +81,28 @@ sh = ["echo files=$(find . -path ./.git -prune -o -type f -print | wc -l)", "ech
     }
 }
 
-#[test]
-fn by_default_a_run_names_only_the_pushed_ref_whatever_the_repository_holds() {
-    let env = Env::new();
-    env.config("keep_workspaces = true\n");
-    let repo = env.repo_with_hook("app");
-    repo.commit(&[("README.md", "hello\n")], "first");
+/// Push main without a run, then give the repository 5,000 more branches
+/// and tags at its commit, loose, as pushes leave them.
+fn push_with_5000_other_refs(repo: &quire_testkit::Repo) {
     git(
         &repo.work,
         &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
     );
-    // 5,000 branches and tags, loose, as pushes leave them.
     let head = git(&repo.work, &["rev-parse", "HEAD"]);
     let refs = repo.bare.join("refs");
     for i in 0..2500 {
         std::fs::write(refs.join(format!("heads/b{i}")), format!("{head}\n")).unwrap();
         std::fs::write(refs.join(format!("tags/t{i}")), format!("{head}\n")).unwrap();
     }
+}
+
+#[test]
+fn by_default_a_run_names_only_the_pushed_ref_whatever_the_repository_holds() {
+    let env = Env::new();
+    env.config("keep_workspaces = true\n");
+    let repo = env.repo_with_hook("app");
+    repo.commit(&[("README.md", "hello\n")], "first");
+    push_with_5000_other_refs(&repo);
     let pipeline = r#"[jobs.look]
 inputs = ["quire/push"]
 sh = [
@@ -254,16 +259,8 @@ inputs = ["quire/push"]
 sh = "true"
 "#;
     repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
-    git(
-        &repo.work,
-        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
-    );
-    let head = git(&repo.work, &["rev-parse", "HEAD"]);
+    push_with_5000_other_refs(&repo);
     let refs = repo.bare.join("refs");
-    for i in 0..2500 {
-        std::fs::write(refs.join(format!("heads/b{i}")), format!("{head}\n")).unwrap();
-        std::fs::write(refs.join(format!("tags/t{i}")), format!("{head}\n")).unwrap();
-    }
     let watched = [refs.join("heads"), refs.join("tags")];
     let trigger = || {
         env.run(&["trigger", "--git-dir", bare, "main", "--wait"])
