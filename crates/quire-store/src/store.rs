@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
-    config::DbConfig,
 };
 
 use crate::schema::{self, LATEST};
@@ -171,14 +170,6 @@ impl Store {
         // Room for every statement a worker runs per run, so none is
         // parsed again for the next (rusqlite keeps 16 by default).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // No checkpoint when the connection closes: the last connection of
-        // a process that exits (every hook, announcer, `trigger`) would
-        // copy the WAL into the database and fsync both, several
-        // milliseconds on a real disk. SQLite checkpoints as it writes
-        // (every 1,000 pages); the WAL stays beside quire.db, and whoever
-        // opens it next reads it (docs/OPERATIONS.md, "Backups").
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-            .map_err(|e| open_error(&path, e))?;
         crate::query::register_functions(&conn).map_err(|e| open_error(&path, e))?;
 
         // Nothing may be written before the store is identified: a store
