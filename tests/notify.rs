@@ -719,10 +719,8 @@ command = ["{}", "ops@example.com"]
     assert_eq!(doc["state"], "failed");
 }
 
-/// A burst of short runs on one worker: the worker starts an announcer
-/// only when none of its own is young (one for many runs, not one each),
-/// and still every run is announced, the last ones too (those that ended
-/// as its announcer finished are announced before the worker exits).
+/// A burst of short runs on one worker, whose announcers take them side
+/// by side: every run is announced exactly once, the last ones too.
 #[test]
 fn every_run_of_a_burst_on_one_worker_is_announced_once() {
     let env = Env::new();

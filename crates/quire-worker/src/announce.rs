@@ -7,8 +7,7 @@
 //! for `quire-runs show`. A broken notifier or note is recorded and logged
 //! (worker.log), never the run's failure.
 //!
-//! Whoever ends runs starts one, detached: a worker after a run (unless one
-//! it started is young, and takes that run too), the
+//! Whoever ends runs starts one, detached: a worker after each run, the
 //! hook when a push superseded or refused runs, `quire-runs cancel` and
 //! `reconcile`. Announcers may run side by side: each run is taken by one.
 

@@ -166,45 +166,31 @@ fn drain(
 /// it ended): spared from the sweeps of its descendants, so their
 /// notifiers outlive the run, and reaped here.
 ///
-/// An announcer takes ended runs until none is left, so while one this
-/// worker started is young it takes the runs that end meanwhile too: a
-/// burst of short runs costs one announcer, not one each. One that has run
-/// for [`Announcers::BUSY`] may be waiting on a slow notifier, and the
-/// next run that ends gets one of its own beside it. A run that ended just
-/// as the young one finished is announced by the next one started: after
-/// the worker's next run, or when it has no run left ([`Announcers::wait_all`]).
+/// One is started after each run while an ended run waits for one: an
+/// announcer still running may have looked for runs for the last time
+/// just before this one ended, and a run must not wait for the worker's
+/// next run (hours away, maybe) to be announced.
 #[derive(Default)]
-struct Announcers(Vec<(std::process::Child, Instant)>);
+struct Announcers(Vec<std::process::Child>);
 
 impl Announcers {
-    /// How long an announcer is taken to still be taking runs.
-    const BUSY: Duration = Duration::from_millis(500);
-
-    /// Start one if an ended run waits for it and no young one of ours
-    /// runs.
+    /// Start one if an ended run waits for it.
     fn start(&mut self, home: &Home, store: &Store) {
         self.reap();
-        if self
-            .0
-            .iter()
-            .any(|(_, started)| started.elapsed() < Self::BUSY)
-        {
-            return;
-        }
         if !store.has_unannounced().unwrap_or(false) {
             return;
         }
         match workers::spawn_announcer(home) {
             Ok(child) => {
                 processes::spare(child.id());
-                self.0.push((child, Instant::now()));
+                self.0.push(child);
             }
             Err(e) => eprintln!("quire-run work: cannot start quire-run announce: {e}"),
         }
     }
 
     fn reap(&mut self) {
-        self.0.retain_mut(|(child, _)| match child.try_wait() {
+        self.0.retain_mut(|child| match child.try_wait() {
             Ok(None) => true,
             Ok(Some(_)) | Err(_) => {
                 processes::unspare(child.id());
@@ -221,7 +207,7 @@ impl Announcers {
     fn wait_all(&mut self, home: &Home) {
         for round in 0.. {
             let mut failed = false;
-            for (mut child, _) in self.0.drain(..) {
+            for mut child in self.0.drain(..) {
                 failed |= !child.wait().is_ok_and(|status| status.success());
                 processes::unspare(child.id());
             }
@@ -237,7 +223,7 @@ impl Announcers {
             match workers::spawn_announcer(home) {
                 Ok(child) => {
                     processes::spare(child.id());
-                    self.0.push((child, Instant::now()));
+                    self.0.push(child);
                 }
                 Err(e) => {
                     eprintln!("quire-run work: cannot start quire-run announce: {e}");
