@@ -282,3 +282,108 @@ sh = "true"
     let every = opens_in(&watched, trigger);
     assert!(every >= 5_000, "refs = \"all\" opened only {every}");
 }
+
+/// The bare repository's own configuration never reaches the checkout: a
+/// filter driver an admin configured there (`git lfs install --local`
+/// does) and `core.autocrlf` are not applied to a pushed tree, whose
+/// `.gitattributes` names the driver. Only the workspace's config, which
+/// quire writes, counts (as for git read-tree, run in the workspace).
+#[test]
+fn the_bare_repositorys_filters_and_line_endings_never_apply_to_the_checkout() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let marker = env.path().join("SMUDGED");
+    let smudge = format!("sh -c 'id > {}; cat'", marker.display());
+    git(&repo.bare, &["config", "filter.x.smudge", &smudge]);
+    git(&repo.bare, &["config", "core.autocrlf", "true"]);
+    repo.commit(
+        &[
+            (".gitattributes", "f.txt filter=x\n"),
+            ("f.txt", "one\ntwo\n"),
+        ],
+        "filtered",
+    );
+    let run = repo.push_and_wait(
+        r#"[jobs.look]
+inputs = ["quire/push"]
+sh = [
+  "echo crs=$(tr -cd '\\r' < f.txt | wc -c)",
+  "echo status=[$(git status --porcelain)]",
+]
+"#,
+    );
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    assert!(!marker.exists(), "the bare repository's filter ran");
+    let out = env.stdout(&["logs", &run.id]);
+    for want in ["crs=0", "status=[]"] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+}
+
+/// A tree whose entries are out of order (a hand-made object; git itself
+/// never writes one) still gives a sorted index, as git read-tree does:
+/// `git status` works in the workspace.
+#[test]
+fn a_tree_listed_out_of_order_gives_a_sorted_index() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let bare = repo.bare.to_str().unwrap();
+    let ci = repo.mktree(&format!(
+        "100644 blob {}\\tci.toml\\n",
+        repo.hash_object(
+            r#"[jobs.t]
+inputs = ["quire/push"]
+sh = "echo status=[$(git status --porcelain)] files=$(git ls-files | tr '\\n' ' ')"
+"#
+        )
+    ));
+    let blob = repo.hash_object("x\n");
+    let raw = |hex: &str| -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let mut tree = Vec::new();
+    for (mode, name, id) in [
+        ("100644", "b", &blob),
+        ("100644", "a", &blob),
+        ("40000", ".quire", &ci),
+    ] {
+        tree.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+        tree.extend_from_slice(&raw(id));
+    }
+    let out = std::process::Command::new("git")
+        .args([
+            "--git-dir",
+            bare,
+            "hash-object",
+            "-t",
+            "tree",
+            "--literally",
+            "-w",
+            "--stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&tree)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let root = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let commit = git(&repo.bare, &["commit-tree", &root, "-m", "unsorted"]);
+    git(&repo.bare, &["update-ref", "refs/heads/unsorted", &commit]);
+    env.run(&["trigger", "--git-dir", bare, "unsorted", "--wait"])
+        .assert()
+        .success();
+    let run = &env.all_runs()[0];
+    let log = env.stdout(&["logs", &run.id]);
+    assert!(
+        log.contains("status=[] files=.quire/ci.toml a b\n"),
+        "{log}"
+    );
+}

@@ -628,9 +628,13 @@ impl PastaStarting {
     /// is set up. Else why not, with its last words.
     fn ready(&mut self) -> Result<(Child, File), String> {
         let waited = wait_line(&self.stdout, PASTA_START);
-        if let Ok(true) = waited {
+        let waited = waited.and_then(|ready| match ready {
+            // The descriptor first: on failure pasta is still ours to end.
+            true => self.stdout.try_clone().map(Some).map_err(|e| e.to_string()),
+            false => Ok(None),
+        });
+        if let Ok(Some(out)) = waited {
             let child = self.child.take().ok_or("pasta was already taken")?;
-            let out = self.stdout.try_clone().map_err(|e| e.to_string())?;
             return Ok((child, out));
         }
         let what = match waited {

@@ -472,7 +472,12 @@ impl Repo {
                         });
                     }
                 }
-                EntryKind::Link | EntryKind::Commit => {}
+                // gix holds a link's target in memory too, whatever its
+                // size: a link is weighed as a file.
+                EntryKind::Link => {
+                    weight.add(|| self.repo.find_header(entry.oid().to_owned()).ok());
+                }
+                EntryKind::Commit => {}
             }
         }
         Ok(())
@@ -657,19 +662,25 @@ impl Repo {
             dest: dest.to_path_buf(),
             message,
         };
-        let mut index = self
-            .repo
+        // The workspace's own repository, as quire wrote it (its config
+        // has no filter, no line-ending setting): not the bare one, whose
+        // config (filter drivers, core.autocrlf, info/attributes) would
+        // otherwise apply here, run by the worker. git read-tree, run in
+        // the workspace, reads the workspace's too.
+        let workspace = gix::open_opts(dest.join(".git"), gix::open::Options::isolated())
+            .map_err(|e| failed(causes(&e)))?;
+        let mut index = workspace
             .index_from_tree(&tree)
             .map_err(|e| failed(causes(&e)))?;
-        index.set_path(dest.join(".git/index"));
-        let mut options = self
-            .repo
+        // A hostile tree may list its entries out of order; the index must
+        // not (git read-tree sorts them too).
+        index.sort_entries();
+        let mut options = workspace
             .checkout_options(gix::worktree::stack::state::attributes::Source::IdMapping)
             .map_err(|e| failed(causes(&e)))?;
         options.destination_is_initially_empty = true;
         options.thread_limit = Some(1);
-        let objects = self
-            .repo
+        let objects = workspace
             .objects
             .clone()
             .into_arc()
@@ -690,6 +701,13 @@ impl Repo {
                 outcome.errors.len(),
                 first.path,
                 first.error
+            )));
+        }
+        if let Some(first) = outcome.collisions.first() {
+            return Err(failed(format!(
+                "{} of the tree's paths collide with another, the first {}",
+                outcome.collisions.len(),
+                first.path
             )));
         }
         index
