@@ -750,3 +750,23 @@ fn every_run_of_a_burst_on_one_worker_is_announced_once() {
     expected.sort();
     assert_eq!(received(&inbox), expected);
 }
+
+/// The repository's own `core.notesRef` never chooses where quire writes:
+/// an invalid one (which made every note fail) leaves quire's notes
+/// under refs/notes/ci, and a valid one elsewhere does not move them.
+#[test]
+fn the_repositorys_core_notes_ref_never_moves_quires_notes() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    git(&app.bare, &["config", "core.notesRef", "not a ref"]);
+    let run = app.push_and_wait(PASS);
+    assert!(note_of(&app.bare, &run.sha).contains(&run.id));
+    git(
+        &app.bare,
+        &["config", "core.notesRef", "refs/notes/elsewhere"],
+    );
+    app.commit(&[("README", "again\n")], "again");
+    let runs = app.push_refs(&["main"]);
+    let again = env.wait_terminal(&runs[0]);
+    assert!(note_of(&app.bare, &again.sha).contains(&again.id));
+}

@@ -247,7 +247,13 @@ impl Repo {
     /// meanwhile makes this fail rather than lose its note.
     pub fn replace_note(&self, notes_ref: &str, sha: &str, text: &[u8]) -> Result<(), String> {
         let options = gix::open::Options::isolated()
-            .config_overrides(["user.name=quire", "user.email=quire@localhost"]);
+            // The repository's own core.notesRef (an invalid one would
+            // make every write fail) never chooses where quire's notes go.
+            .config_overrides([
+                "user.name=quire",
+                "user.email=quire@localhost",
+                "core.notesRef=refs/notes/ci",
+            ]);
         let repo = gix::open_opts(&self.path, options).map_err(|e| e.to_string())?;
         let object = ObjectId::from_hex(sha.as_bytes()).map_err(|e| e.to_string())?;
         let name: &gix::refs::FullNameRef = notes_ref.try_into().map_err(|e| format!("{e}"))?;
