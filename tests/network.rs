@@ -215,8 +215,7 @@ fn isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing() {
 /// holds it at the gate while two more runs of `a` and one of `b` queue;
 /// taken one after another by that worker (in the order it chooses,
 /// docs/OPERATIONS.md), each run that follows one of its own repository
-/// gets that run's namespace (where a cgroup contains runs), and each
-/// that follows another's a new one.
+/// gets that run's namespace, and each that follows another's a new one.
 #[test]
 fn a_kept_namespace_serves_only_the_next_runs_of_its_own_repository() {
     if !have_pasta() {
@@ -253,19 +252,13 @@ sh = {:?}
             (started, ended.repo_id, netns_of(&log(&env, id, "net")))
         })
         .collect();
-    // Kept only when a cgroup ended the run's processes; contained by the
-    // subreaper alone (no cgroup for this user), every run makes its own.
-    let by_cgroup = env.json(&["show", &runs[0]])["containment"] == "cgroup";
     taken.sort();
     let (mut same, mut other) = (0, 0);
     for pair in taken.windows(2) {
         let ((_, repo1, net1), (_, repo2, net2)) = (&pair[0], &pair[1]);
-        if repo1 == repo2 && by_cgroup {
+        if repo1 == repo2 {
             same += 1;
             assert_eq!(net1, net2, "a run made a namespace anew: {taken:?}");
-        } else if repo1 == repo2 {
-            same += 1;
-            assert_ne!(net1, net2, "kept without a cgroup: {taken:?}");
         } else {
             other += 1;
             assert_ne!(

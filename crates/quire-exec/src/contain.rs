@@ -441,7 +441,8 @@ impl RunContainment {
     }
 
     /// End the run's containment: everything left is killed, and the run's
-    /// cgroup removed. Idempotent; also done on drop.
+    /// cgroup removed; an error when something of it is still alive after.
+    /// Idempotent; also done on drop.
     pub fn end(&self) -> io::Result<()> {
         if self.ended.swap(true, Ordering::SeqCst) {
             return Ok(());
@@ -451,8 +452,19 @@ impl RunContainment {
             Some(cgroup) => cgroup.end(END_WITHIN).map(drop),
             None => Ok(()),
         };
+        // The sweep gives up after END_WITHIN on a process that keeps
+        // forking: say so rather than have the caller think nothing of the
+        // run is left (a worker hands the run's network namespace on only
+        // when nothing is).
+        let left = processes::descendants_of(std::process::id());
         self.busy.store(false, Ordering::SeqCst);
-        result
+        result.and_then(|()| match left.len() {
+            0 => Ok(()),
+            n => Err(io::Error::other(format!(
+                "{n} of the run's processes outlived {}s of killing (pids {left:?})",
+                END_WITHIN.as_secs()
+            ))),
+        })
     }
 }
 

@@ -527,17 +527,8 @@ fn prepare_and_run(
     drop(sink);
     // Nothing of the run outlives it: whatever is left is killed, and its
     // cgroup removed.
-    // Only a cgroup is known to have ended every process: cgroup.kill and
-    // an empty cgroup.events. The subreaper's sweep gives up after a
-    // while on a process that keeps forking, which could then sit in the
-    // namespace kept for the next run.
+    // `end` fails when anything of the run outlived it.
     let swept = match &contained {
-        Some(contained) if contained.cgroup_dir().is_none() => {
-            if let Err(e) = contained.end() {
-                eprintln!("quire-run work: run {}: {e}", run.id);
-            }
-            false
-        }
         Some(contained) => match contained.end() {
             Ok(()) => true,
             Err(e) => {
@@ -697,8 +688,8 @@ fn confine(
 /// `network`: the run's network namespace, for the worker's next run of
 /// the same repository (docs/SECURITY.md, "The network"): making one, and
 /// attaching pasta to it, costs more than the rest of a trivial run. Kept
-/// only when none of the run's processes is left (its cgroup killed them
-/// all and is empty), never given to a run of another repository, and
+/// only when none of the run's processes is left (its containment ended
+/// them all, and says so), never given to a run of another repository, and
 /// ended when the worker takes one, or exits.
 ///
 /// `beat`: the store connection that renews runs' leases (opening one
