@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{Bins, Repo, row, run};
+use crate::harness::{Bins, Repo, row, run, trigger_main};
 
 /// Bytes allocated to `path` and everything under it, as `du` counts them
 /// (512-byte blocks; a directory's own blocks included).
@@ -50,12 +50,7 @@ pub fn disk(bins: &Bins, quick: bool) {
     );
     repo.push(&["--quiet", "origin", "main"]);
     let trigger = || {
-        run(Command::new(&bins.quire_run)
-            .arg("--home")
-            .arg(&home)
-            .args(["trigger", "--git-dir"])
-            .arg(&repo.bare)
-            .args(["main", "--wait"]));
+        run(&mut trigger_main(bins, &home, &repo));
     };
     trigger();
     let (home_before, store_before) = (allocated(&home), store_bytes(&home));

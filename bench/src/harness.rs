@@ -112,6 +112,18 @@ pub fn git(cwd: &Path) -> Command {
     command
 }
 
+/// `quire-run --home HOME trigger --git-dir REPO main --wait`, ready to run.
+pub fn trigger_main(bins: &Bins, home: &Path, repo: &Repo) -> Command {
+    let mut command = Command::new(&bins.quire_run);
+    command
+        .arg("--home")
+        .arg(home)
+        .args(["trigger", "--git-dir"])
+        .arg(&repo.bare)
+        .args(["main", "--wait"]);
+    command
+}
+
 /// A bare repository and a work tree pushing to it.
 pub struct Repo {
     pub bare: PathBuf,

@@ -9,7 +9,9 @@ use quire_store::lifecycle::{NewRun, Worker};
 use quire_store::{Home, JobState, Store};
 use rusqlite::params;
 
-use crate::harness::{Bins, Repo, Stats, git, peak_rss_kib, row, run, time, wait_idle};
+use crate::harness::{
+    Bins, Repo, Stats, git, peak_rss_kib, row, run, time, trigger_main, wait_idle,
+};
 
 const QUICK_PIPELINE: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
 
@@ -170,13 +172,7 @@ fn steps_repo(
 /// set to `containment`.
 fn trigger_wait(bins: &Bins, home: &std::path::Path, repo: &Repo, containment: &str) -> Duration {
     time(|| {
-        run(Command::new(&bins.quire_run)
-            .env("QUIRE_CONTAINMENT", containment)
-            .arg("--home")
-            .arg(home)
-            .args(["trigger", "--git-dir"])
-            .arg(&repo.bare)
-            .args(["main", "--wait"]))
+        run(trigger_main(bins, home, repo).env("QUIRE_CONTAINMENT", containment));
     })
     .0
 }
@@ -201,12 +197,7 @@ pub fn steps(bins: &Bins, quick: bool) {
     )
     .unwrap();
     let trigger_of = |repo: &Repo| {
-        run(Command::new(&bins.quire_run)
-            .arg("--home")
-            .arg(&home)
-            .args(["trigger", "--git-dir"])
-            .arg(&repo.bare)
-            .args(["main", "--wait"]));
+        run(&mut trigger_main(bins, &home, repo));
     };
     let trigger = || trigger_of(&repo);
     let measure = || {

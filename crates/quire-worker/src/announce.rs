@@ -263,14 +263,14 @@ fn add_note(
         .map_err(|e| format!("cannot open notes.lock: {e}"))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| format!("cannot lock notes.lock: {e}"))?;
-    let now = Repo::open(git_dir)
-        .and_then(|repo| repo.note_id(NOTES_REF, sha, NOTES_TREE_MAX))
+    let repo = Repo::open(git_dir).map_err(|e| e.to_string())?;
+    let tip = repo.ref_tip(NOTES_REF);
+    let now = repo
+        .note_id(NOTES_REF, sha, NOTES_TREE_MAX)
         .map_err(|e| e.to_string())?;
     if now != expected {
         return Ok(false);
     }
-    let repo = Repo::open(git_dir).map_err(|e| e.to_string())?;
-    let tip = repo.ref_tip(NOTES_REF);
     match repo.replace_note(NOTES_REF, sha, note.as_bytes()) {
         Ok(()) => Ok(true),
         // A writer outside quire moved the ref meanwhile, or holds its

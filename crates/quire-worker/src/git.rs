@@ -858,3 +858,48 @@ pub fn hooks_elsewhere(git_dir: &std::path::Path) -> Option<std::path::PathBuf> 
         || !path.exists() && path != default)
         .then_some(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(size: u64) -> Option<gix::odb::find::Header> {
+        Some(gix::odb::find::Header::Loose {
+            kind: gix::object::Kind::Blob,
+            size,
+        })
+    }
+
+    #[test]
+    fn a_tree_is_written_in_process_only_while_it_is_small() {
+        let mut small = Weight::default();
+        for _ in 0..IN_PROCESS_FILES {
+            small.add(|| blob(1024));
+        }
+        assert!(small.in_process(), "{small:?}");
+        small.add(|| blob(1));
+        assert!(!small.in_process(), "one file too many: {small:?}");
+
+        let mut large = Weight::default();
+        large.add(|| blob(IN_PROCESS_BLOB + 1));
+        assert!(!large.in_process(), "a blob over the limit: {large:?}");
+
+        let mut heavy = Weight::default();
+        for _ in 0..(IN_PROCESS_BYTES / IN_PROCESS_BLOB + 1) {
+            heavy.add(|| blob(IN_PROCESS_BLOB));
+        }
+        assert!(!heavy.in_process(), "too many bytes in all: {heavy:?}");
+
+        let mut unknown = Weight::default();
+        unknown.add(|| None);
+        assert!(!unknown.in_process(), "a size not read: {unknown:?}");
+
+        // Once it may not, no more headers are read.
+        let mut read = 0;
+        large.add(|| {
+            read += 1;
+            blob(1)
+        });
+        assert_eq!(read, 0);
+    }
+}
