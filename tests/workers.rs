@@ -111,6 +111,70 @@ sh = "true"
     }
 }
 
+/// The inode flags of `dir`, if its file system has them.
+fn inode_flags(dir: &std::path::Path) -> Option<rustix::fs::IFlags> {
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    rustix::fs::ioctl_getflags(&fd).ok()
+}
+
+#[test]
+fn runs_directory_asks_the_file_system_to_spread_runs_apart() {
+    use rustix::fs::IFlags;
+    // ext2/3/4 place a directory under one with the "top of a hierarchy"
+    // flag (`chattr +T`) in a block group of its own: each run's files then
+    // skip none of the inodes another run just deleted (docs/PERFORMANCE.md).
+    // Whether this file system takes the flag at all, tried on a scratch
+    // directory beside the home.
+    let env = Env::new();
+    let scratch = env.home().dir().with_file_name("flag-probe");
+    std::fs::create_dir(&scratch).unwrap();
+    let takes_it = inode_flags(&scratch).is_some_and(|flags| {
+        let fd = rustix::fs::open(
+            &scratch,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        rustix::fs::ioctl_setflags(&fd, flags | IFlags::TOPDIR).is_ok()
+            && inode_flags(&scratch).is_some_and(|f| f.contains(IFlags::TOPDIR))
+    });
+    if !quire_testkit::require(
+        "a file system with ext4's inode flags under the temporary directory",
+        "run the tests with TMPDIR on ext2/3/4",
+        takes_it,
+    ) {
+        return;
+    }
+    let runs = env.home().dir().join("runs");
+    let spread = || inode_flags(&runs).unwrap().contains(IFlags::TOPDIR);
+
+    // A new home: `runs/` is made with the flag.
+    let repo = env.repo_with_hook("app");
+    let pipeline = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+    let run = repo.push_and_wait(pipeline);
+    assert_eq!(run.state, RunState::Complete);
+    assert!(spread(), "a new runs/ is spread");
+
+    // A home made before: its worker sets the flag as it starts.
+    let fd = rustix::fs::open(
+        &runs,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let flags = rustix::fs::ioctl_getflags(&fd).unwrap();
+    rustix::fs::ioctl_setflags(&fd, flags - IFlags::TOPDIR).unwrap();
+    assert!(!spread());
+    let run = repo.push_and_wait(&format!("{pipeline}# again\n"));
+    assert_eq!(run.state, RunState::Complete);
+    assert!(spread(), "an older runs/ is spread by the next worker");
+}
+
 #[test]
 fn keep_workspaces_keeps_the_checked_out_tree_after_the_run() {
     let env = Env::new();

@@ -84,10 +84,39 @@ impl Home {
         for dir in [&runs, &run_dir] {
             match DirBuilder::new().mode(0o700).create(dir) {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                done => done.map_err(fail(dir))?,
+                Err(e) => return Err(fail(dir)(e)),
+                Ok(()) if dir == &runs => self.spread_runs(),
+                Ok(()) => {}
             }
         }
         Ok(run_dir)
+    }
+
+    /// Ask the file system to place each run's directory apart from the
+    /// others (ext2/3/4's "top of a directory hierarchy" flag, `chattr +T`
+    /// on `runs/`): its workspace and files then take their inodes in a
+    /// block group of their own, rather than all in `runs/`'s. On ext4
+    /// without a journal a new inode skips every free one of its group
+    /// deleted in the last minutes, so a burst of runs that each make and
+    /// remove a score of files and directories in one group slows every
+    /// later file creation of the home (docs/PERFORMANCE.md, issue 24).
+    /// Only a hint: a file system without the flag (tmpfs, XFS, btrfs)
+    /// refuses it, and nothing changes. Called when `runs/` is made and
+    /// by each worker as it starts, for homes made before.
+    pub fn spread_runs(&self) {
+        use rustix::fs::{IFlags, Mode, OFlags, ioctl_getflags, ioctl_setflags, open};
+        let Ok(runs) = open(
+            self.dir.join("runs"),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
+            return;
+        };
+        if let Ok(flags) = ioctl_getflags(&runs)
+            && !flags.contains(IFlags::TOPDIR)
+        {
+            let _ = ioctl_setflags(&runs, flags | IFlags::TOPDIR);
+        }
     }
 
     /// `runs/<id>/`: a run's events, logs and workspace while it executes;

@@ -105,6 +105,8 @@ pub fn run(home: &Home) -> Result<(), Error> {
         quire_model::process::host_pid(),
         containment.describe()
     );
+    // A home made before `runs/` was spread gets it now.
+    home.spread_runs();
     let mut announcers = Announcers::default();
     let kept = Kept::default();
     let drained = drain(home, &config, &containment, &kept, &mut announcers);
