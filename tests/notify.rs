@@ -751,6 +751,54 @@ fn every_run_of_a_burst_on_one_worker_is_announced_once() {
     assert_eq!(received(&inbox), expected);
 }
 
+/// With no `[[notify]]` entry, a worker writes its runs' notes itself,
+/// before it takes its next run: no announcer process per run. Each run of
+/// a burst on one worker is announced before the next run starts.
+#[test]
+fn without_notifiers_a_worker_notes_each_run_before_it_takes_the_next() {
+    let env = Env::new();
+    env.config("max_workers = 1\n");
+    let app = env.repo_with_hook("app");
+    app.commit(&[(".quire/ci.toml", PASS)], "pipeline");
+    let branches: Vec<String> = (0..8).map(|i| format!("b{i}")).collect();
+    for branch in &branches {
+        git(&app.work, &["branch", branch]);
+    }
+    let refs: Vec<&str> = branches.iter().map(String::as_str).collect();
+    let runs = app.push_refs(&refs);
+    assert_eq!(runs.len(), branches.len());
+    for run in &runs {
+        assert_eq!(env.wait_terminal(run).state, RunState::Complete);
+        wait_until(&format!("{run} announced"), || announced(&env, run));
+    }
+    // In the order the one worker ran them: each one's note was taken
+    // before the next was claimed.
+    let order: Vec<(i64, i64)> = {
+        let store = env.store();
+        let mut stmt = store
+            .connection()
+            .prepare(
+                "SELECT started_at_ms, announced_at_ms FROM runs
+                 WHERE started_at_ms IS NOT NULL ORDER BY started_at_ms, id",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(order.len(), runs.len());
+    for pair in order.windows(2) {
+        let ((_, announced), (next_started, _)) = (pair[0], pair[1]);
+        assert!(
+            announced <= next_started,
+            "a run announced at {announced} after the next started at {next_started}: {order:?}"
+        );
+    }
+    let sha = git(&app.work, &["rev-parse", "HEAD"]);
+    assert!(note_of(&app.bare, sha.trim()).contains("quire: complete"));
+}
+
 /// The repository's own `core.notesRef` never chooses where quire writes:
 /// an invalid one (which made every note fail) leaves quire's notes
 /// under refs/notes/ci, and a valid one elsewhere does not move them.

@@ -7,7 +7,8 @@
 //! for `quire-runs show`. A broken notifier or note is recorded and logged
 //! (worker.log), never the run's failure.
 //!
-//! Whoever ends runs starts one, detached: a worker after each run, the
+//! Whoever ends runs starts one, detached: a worker after each run (or,
+//! with no `[[notify]]` entry, it calls [`announce_all`] itself), the
 //! hook when a push superseded or refused runs, `quire-runs cancel` and
 //! `reconcile`. Announcers may run side by side: each run is taken by one.
 
@@ -53,6 +54,14 @@ pub fn run(home: &Home) -> Result<(), Error> {
     let config = Config::load(home)?;
     let mut store = Store::open_existing(home)?;
     crate::say_converted(&store);
+    announce_all(home, &config, &mut store)
+}
+
+/// Announce every ended run not yet announced, in this process: what
+/// `quire-run announce` does, and what a worker does itself when no
+/// `[[notify]]` entry is configured (a note is quick; a notifier may not
+/// be, and runs in an announcer of its own).
+pub fn announce_all(home: &Home, config: &Config, store: &mut Store) -> Result<(), Error> {
     let notifiers = |run: &Run| -> Vec<(i64, Vec<String>)> {
         config
             .notify
@@ -63,7 +72,7 @@ pub fn run(home: &Home) -> Result<(), Error> {
             .collect()
     };
     while let Some(run) = store.take_unannounced(notifiers)? {
-        announce(home, &config, &mut store, &run)?;
+        announce(home, config, store, &run)?;
     }
     Ok(())
 }

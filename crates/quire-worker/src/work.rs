@@ -145,7 +145,7 @@ fn drain(
             })?
         {
             execute(home, config, containment, kept, &mut store, &worker, run)?;
-            announcers.start(home, &store);
+            announcers.start(home, &mut store);
             // Made again once a full disk has room: the next full disk
             // finds it.
             home.ensure_reserve();
@@ -171,16 +171,29 @@ fn drain(
 /// One is started after each run while an ended run waits for one: an
 /// announcer still running may have looked for runs for the last time
 /// just before this one ended, and a run must not wait for the worker's
-/// next run (hours away, maybe) to be announced.
+/// next run (hours away, maybe) to be announced. When config.toml (read
+/// again for each run, as an announcer reads it) has no `[[notify]]`
+/// entry, the worker writes the notes itself instead: a note takes a
+/// millisecond, a new process more.
 #[derive(Default)]
 struct Announcers(Vec<std::process::Child>);
 
 impl Announcers {
-    /// Start one if an ended run waits for it.
-    fn start(&mut self, home: &Home, store: &Store) {
+    /// Announce the ended runs here if only notes are to be written, else
+    /// start an announcer if an ended run waits for one.
+    fn start(&mut self, home: &Home, store: &mut Store) {
         self.reap();
         if !store.has_unannounced().unwrap_or(false) {
             return;
+        }
+        if let Ok(config) = Config::load(home)
+            && config.notify.is_empty()
+        {
+            match crate::announce::announce_all(home, &config, store) {
+                Ok(()) => return,
+                // Whatever the worker could not do, an announcer tries.
+                Err(e) => eprintln!("quire-run work: cannot announce the runs it ended: {e}"),
+            }
         }
         match workers::spawn_announcer(home) {
             Ok(child) => {
