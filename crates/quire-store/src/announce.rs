@@ -6,7 +6,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::query::run_by_id;
-use crate::sql::RowExt;
+use crate::sql::{QueryCached, RowExt};
 use crate::{Result, Store};
 use quire_model::{Notification, NotificationState, Run};
 
@@ -19,7 +19,7 @@ impl Store {
     /// Whether an ended run waits for an announcer. Cheap (a partial
     /// index): the hook asks after every push.
     pub fn has_unannounced(&self) -> Result<bool> {
-        Ok(self.connection().query_row(
+        Ok(self.connection().query_row_cached(
             &format!(
                 "SELECT EXISTS (SELECT 1 FROM runs WHERE announced_at_ms IS NULL AND {ENDED})"
             ),
@@ -39,7 +39,7 @@ impl Store {
     ) -> Result<Option<Run>> {
         self.write(|tx, now| {
             let id: Option<String> = tx
-                .query_row(
+                .query_row_cached(
                     &format!(
                         "SELECT id FROM runs WHERE announced_at_ms IS NULL AND {ENDED}
                          ORDER BY finished_at_ms, id LIMIT 1"

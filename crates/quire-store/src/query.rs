@@ -2,7 +2,7 @@
 //! a part of one), the short ids `list` shows, and a run with its jobs and
 //! steps.
 
-use crate::sql::RowExt;
+use crate::sql::{QueryCached, RowExt};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
@@ -111,7 +111,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
 
 /// The run with exactly this id, if any.
 pub(crate) fn run_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<Run>> {
-    conn.query_row(
+    conn.query_row_cached(
         &format!("SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE runs.id = ?1"),
         [id],
         run_from_row,

@@ -2,7 +2,7 @@
 //! directory, so two repositories are never one whatever their folder names;
 //! named for people by [`display_names`].
 
-use crate::sql::RowExt;
+use crate::sql::{QueryCached, RowExt};
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
@@ -144,7 +144,7 @@ fn repo_where(
     value: &dyn rusqlite::ToSql,
 ) -> Result<Option<Repository>> {
     let found = conn
-        .query_row(
+        .query_row_cached(
             &format!("SELECT {REPO_COLUMNS} FROM repos WHERE {clause}"),
             [value],
             repo_from_row,
@@ -396,7 +396,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for (repo, runs, last) in rows {
             let last_run = match last {
-                Some(id) => self.conn.query_row(
+                Some(id) => self.conn.query_row_cached(
                     "SELECT id, state, queued_at_ms FROM runs WHERE id = ?1",
                     [id],
                     |row| Ok(Some((row.get(0)?, row.text(1)?, row.get(2)?))),

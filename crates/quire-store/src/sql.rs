@@ -50,3 +50,25 @@ impl RowExt for rusqlite::Row<'_> {
         Ok(self.get::<_, Option<Text<T>>>(idx)?.map(|t| t.0))
     }
 }
+
+/// `conn.query_row_cached(sql, params, f)`: [`rusqlite::Connection::query_row`]
+/// through the connection's statement cache. `query_row` parses its SQL
+/// anew on every call; a worker asks the same few questions every run
+/// (and the announcer one per earlier run of a commit), and SQLite's parser
+/// was most of what they cost.
+pub(crate) trait QueryCached {
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl QueryCached for rusqlite::Connection {
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}

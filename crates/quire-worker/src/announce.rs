@@ -185,8 +185,10 @@ fn write_note(
 ) -> Result<(), String> {
     let run = &detail.run;
     let own = note_text(detail);
+    // Opened once: refs are read from the disk at each look, and objects
+    // another writer added meanwhile are found (gix looks again on a miss).
+    let repo = Repo::open(git_dir).map_err(|e| e.to_string())?;
     for _ in 0..NOTE_ATTEMPTS {
-        let repo = Repo::open(git_dir).map_err(|e| e.to_string())?;
         let existing = repo
             .note_id(NOTES_REF, &run.sha, NOTES_TREE_MAX)
             .map_err(|e| e.to_string())?;
@@ -198,7 +200,6 @@ fn write_note(
             },
             None => Vec::new(),
         };
-        drop(repo);
         // The newest last; the oldest dropped first when they would not
         // fit in a note the next announcer reads.
         let size = |notes: &[String]| notes.iter().map(String::len).sum::<usize>() + notes.len();
@@ -206,7 +207,7 @@ fn write_note(
             notes.remove(0);
         }
         notes.push(own.clone());
-        if add_note(home, git_dir, &run.sha, &notes.join("\n"), existing)? {
+        if add_note(home, &repo, git_dir, &run.sha, &notes.join("\n"), existing)? {
             return Ok(());
         }
     }
@@ -258,6 +259,7 @@ fn earlier_notes(store: &Store, run: &Run, text: &[u8]) -> Vec<String> {
 /// and written again.
 fn add_note(
     home: &Home,
+    repo: &Repo,
     git_dir: &Path,
     sha: &str,
     note: &str,
@@ -272,7 +274,6 @@ fn add_note(
         .map_err(|e| format!("cannot open notes.lock: {e}"))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| format!("cannot lock notes.lock: {e}"))?;
-    let repo = Repo::open(git_dir).map_err(|e| e.to_string())?;
     let tip = repo.ref_tip(NOTES_REF);
     let now = repo
         .note_id(NOTES_REF, sha, NOTES_TREE_MAX)
