@@ -721,6 +721,24 @@ command = ["{}", "ops@example.com"]
 
 /// A burst of short runs on one worker, whose announcers take them side
 /// by side: every run is announced exactly once, the last ones too.
+/// `count` branches of one commit pushed at once to a repository `app`,
+/// each run complete: their runs, in the order pushed.
+fn push_burst(env: &Env, count: usize) -> Vec<String> {
+    let app = env.repo_with_hook("app");
+    app.commit(&[(".quire/ci.toml", PASS)], "pipeline");
+    let branches: Vec<String> = (0..count).map(|i| format!("b{i}")).collect();
+    for branch in &branches {
+        git(&app.work, &["branch", branch]);
+    }
+    let refs: Vec<&str> = branches.iter().map(String::as_str).collect();
+    let runs = app.push_refs(&refs);
+    assert_eq!(runs.len(), count);
+    for run in &runs {
+        assert_eq!(env.wait_terminal(run).state, RunState::Complete);
+    }
+    runs
+}
+
 #[test]
 fn every_run_of_a_burst_on_one_worker_is_announced_once() {
     let env = Env::new();
@@ -730,17 +748,8 @@ fn every_run_of_a_burst_on_one_worker_is_announced_once() {
         "max_workers = 1\n\n[[notify]]\non = [\"complete\"]\ncommand = {}\n",
         recorder(&inbox, "all")
     ));
-    let app = env.repo_with_hook("app");
-    app.commit(&[(".quire/ci.toml", PASS)], "pipeline");
-    let branches: Vec<String> = (0..24).map(|i| format!("b{i}")).collect();
-    for branch in &branches {
-        git(&app.work, &["branch", branch]);
-    }
-    let refs: Vec<&str> = branches.iter().map(String::as_str).collect();
-    let runs = app.push_refs(&refs);
-    assert_eq!(runs.len(), branches.len());
+    let runs = push_burst(&env, 24);
     for run in &runs {
-        assert_eq!(env.wait_terminal(run).state, RunState::Complete);
         settled_notifications(&env, run);
     }
     let mut expected: Vec<String> = runs
@@ -758,17 +767,8 @@ fn every_run_of_a_burst_on_one_worker_is_announced_once() {
 fn without_notifiers_a_worker_notes_each_run_before_it_takes_the_next() {
     let env = Env::new();
     env.config("max_workers = 1\n");
-    let app = env.repo_with_hook("app");
-    app.commit(&[(".quire/ci.toml", PASS)], "pipeline");
-    let branches: Vec<String> = (0..8).map(|i| format!("b{i}")).collect();
-    for branch in &branches {
-        git(&app.work, &["branch", branch]);
-    }
-    let refs: Vec<&str> = branches.iter().map(String::as_str).collect();
-    let runs = app.push_refs(&refs);
-    assert_eq!(runs.len(), branches.len());
+    let runs = push_burst(&env, 8);
     for run in &runs {
-        assert_eq!(env.wait_terminal(run).state, RunState::Complete);
         wait_until(&format!("{run} announced"), || announced(&env, run));
     }
     // In the order the one worker ran them: each one's note was taken
@@ -795,8 +795,9 @@ fn without_notifiers_a_worker_notes_each_run_before_it_takes_the_next() {
             "a run announced at {announced} after the next started at {next_started}: {order:?}"
         );
     }
-    let sha = git(&app.work, &["rev-parse", "HEAD"]);
-    assert!(note_of(&app.bare, sha.trim()).contains("quire: complete"));
+    let sha = env.store().resolve_run(&runs[0]).unwrap().sha;
+    let bare = env.path().join("app.git");
+    assert!(note_of(&bare, &sha).contains("quire: complete"));
 }
 
 /// The repository's own `core.notesRef` never chooses where quire writes:
