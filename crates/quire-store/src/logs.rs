@@ -96,6 +96,19 @@ impl Seek for StepLog {
     }
 }
 
+/// Remove what a packed run leaves empty: the directories under
+/// `runs/<id>/logs/`, `logs/` itself, then `runs/<id>/`, each only if
+/// empty (a log left as a file, a kept artifact or workspace stays, and
+/// its directory with it). Whether `runs/<id>/` is gone.
+pub fn remove_emptied_run_dir(run_dir: &Path) -> bool {
+    let logs_dir = run_dir.join("logs");
+    for entry in fs::read_dir(&logs_dir).into_iter().flatten().flatten() {
+        let _ = fs::remove_dir(entry.path());
+    }
+    let _ = fs::remove_dir(&logs_dir);
+    gone(fs::remove_dir(run_dir))
+}
+
 /// What [`Store::pack_logs`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Packed {
@@ -289,6 +302,21 @@ impl Store {
     /// Packing a run again packs what is left (after a crash between the
     /// commit and the deletes, the files again, the same bytes).
     pub fn pack_logs(&mut self, run_id: &str) -> Result<Option<Packed>> {
+        let Some(packed) = self.pack_log_files(run_id)? else {
+            return Ok(None);
+        };
+        let dir_removed = remove_emptied_run_dir(&self.home().run_dir(run_id)?);
+        Ok(Some(Packed {
+            dir_removed,
+            ..packed
+        }))
+    }
+
+    /// [`pack_logs`](Store::pack_logs) but for its last part: the run's
+    /// directories are left for [`remove_emptied_run_dir`] (a worker does
+    /// that beside its next run: removing a directory can wait on the
+    /// disk for milliseconds). `dir_removed` is false.
+    pub fn pack_log_files(&mut self, run_id: &str) -> Result<Option<Packed>> {
         match run_by_id(&self.conn, run_id)? {
             Some(run) if run.state.is_terminal() => {}
             _ => return Ok(None),
@@ -350,11 +378,6 @@ impl Store {
         if all_deleted {
             let _ = fs::remove_file(run_dir.join("events.jsonl"));
         }
-        for entry in fs::read_dir(&logs_dir).into_iter().flatten().flatten() {
-            let _ = fs::remove_dir(entry.path());
-        }
-        let _ = fs::remove_dir(&logs_dir);
-        packed.dir_removed = gone(fs::remove_dir(&run_dir));
         Ok(Some(packed))
     }
 

@@ -15,6 +15,7 @@ use crate::config::Config;
 /// The directories of a run its steps own: the workspace, and the HOME and
 /// TMPDIR they get instead of the worker's. All three go when the
 /// workspace goes.
+#[derive(Debug, Clone)]
 pub struct RunDirs {
     pub workspace: PathBuf,
     pub home: PathBuf,

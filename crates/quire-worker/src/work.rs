@@ -342,24 +342,50 @@ pub fn execute(
             "cannot open the store a second time for the lease: {e}"
         ))),
     };
-    if !config.keep_workspaces {
-        dirs.remove();
-    }
+    // The run's directories go beside the end's record and the next run
+    // (crate::reaper); a kept workspace stays. runs/<id>/ goes once the
+    // logs are packed (the removal dropped).
+    let removal = kept
+        .reaper
+        .remove((!config.keep_workspaces).then_some(dirs), run_dir);
+    record_the_end(home, store, &run, outcome, &removal)
+}
+
+/// Record the end of a run that did not complete on its own, then pack
+/// its logs into the store.
+fn record_the_end(
+    home: &Home,
+    store: &mut Store,
+    run: &Run,
+    outcome: Result<(), RunFailure>,
+    removal: &crate::reaper::Removal,
+) -> Result<(), Error> {
+    // On a full disk (the reserve spent already), the room the run's own
+    // directories free as they go is where its end is written.
+    let finish = |store: &mut Store, outcome: &Outcome| -> Result<(), Error> {
+        match store.on_full_disk_use_reserve(|s| s.finish(&run.id, outcome)) {
+            Err(e) if e.is_disk_full() => {
+                removal.wait_for_dirs();
+                store.on_full_disk_use_reserve(|s| s.finish(&run.id, outcome))?;
+                Ok(())
+            }
+            done => done.map(drop).map_err(Error::from),
+        }
+    };
     // The home was deleted while the run executed: its end cannot be
     // recorded (the connection still writes the deleted file), and nothing
     // is made in its place.
     if home.is_gone() {
         return Err(home_gone(home, Some(&run.id)));
     }
-    let ended = match outcome {
-        Ok(()) => Ok(()),
+    match outcome {
+        Ok(()) => {}
         Err(RunFailure::Invalid(refused)) => {
             let outcome = Outcome::Failed {
                 kind: FailureKind::PipelineInvalid,
                 detail: Some(refused.detail),
             };
-            store.on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))?;
-            Ok(())
+            finish(store, &outcome)?;
         }
         Err(RunFailure::Crashed(message)) => {
             eprintln!("quire-run work: run {}: {message}", run.id);
@@ -367,15 +393,15 @@ pub fn execute(
                 kind: FailureKind::ProcessCrashed,
                 detail: Some(message),
             };
-            store.on_full_disk_use_reserve(|s| s.finish(&run.id, &outcome))?;
-            Ok(())
+            finish(store, &outcome)?;
         }
-    };
-    // The run has ended: its small logs go into the store, its files away.
-    if let Err(e) = store.pack_logs(&run.id) {
+    }
+    // The run has ended: its small logs go into the store, their files
+    // away.
+    if let Err(e) = store.pack_log_files(&run.id) {
         eprintln!("quire-run work: run {}: cannot pack its logs: {e}", run.id);
     }
-    ended
+    Ok(())
 }
 
 /// Said on stderr (worker.log, or the stand-in's) when the home's store
@@ -709,10 +735,14 @@ fn confine(
 ///
 /// `beat`: the store connection that renews runs' leases (opening one
 /// reads and parses the schema).
+///
+/// `reaper`: the removals of the ended runs' directories, under way beside
+/// the next run ([`crate::reaper`]); waited for when the worker exits.
 #[derive(Default)]
 pub struct Kept {
     network: std::cell::RefCell<Option<(i64, RunNetwork)>>,
     beat: std::cell::RefCell<Option<Store>>,
+    reaper: crate::reaper::Reaper,
 }
 
 impl Kept {
