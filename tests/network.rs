@@ -209,6 +209,115 @@ fn isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing() {
     });
 }
 
+/// `trigger --wait` starts its run's namespace before the run is even
+/// recorded, and ends it (pasta is killed) as soon as the steps are done,
+/// reaping it after the run's end: pasta's exit waits on the kernel. Yet
+/// it returns only once the namespace is gone: nothing in it, nothing
+/// holding it, at once.
+#[test]
+fn trigger_wait_returns_only_once_its_runs_namespace_is_gone() {
+    if !have_pasta() {
+        return;
+    }
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    app.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.net]\ninputs = [\"quire/push\"]\nsh = \"echo netns=$(readlink /proc/self/ns/net)\"\n",
+        )],
+        "pipeline",
+    );
+    git(
+        &app.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    for _ in 0..3 {
+        env.run(&[
+            "trigger",
+            "--git-dir",
+            app.bare.to_str().unwrap(),
+            "main",
+            "--wait",
+        ])
+        .assert()
+        .success();
+        let run = &env.all_runs()[0];
+        assert_eq!(run.state, RunState::Complete, "{run:?}");
+        let netns = netns_of(&log(&env, &run.id, "net"));
+        assert_ne!(
+            netns,
+            std::fs::read_link("/proc/self/ns/net")
+                .unwrap()
+                .to_string_lossy()
+        );
+        let left = holders_of(&netns);
+        assert!(
+            left.is_empty(),
+            "the run's namespace outlived trigger: {left:?}"
+        );
+    }
+}
+
+/// `trigger --wait` starts pasta before the run is recorded (it sets the
+/// namespace up meanwhile), so even for a commit that records no run; and
+/// that pasta does not outlive it either.
+#[test]
+fn trigger_wait_starts_pasta_before_the_run_is_recorded() {
+    if !have_pasta() {
+        return;
+    }
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    app.commit(
+        &[(
+            ".quire/ci.toml",
+            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
+        )],
+        "[skip ci] pipeline",
+    );
+    git(
+        &app.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    let started = env.path().join("pasta-started");
+    let wrapper = env.path().join("pasta");
+    let real = ["/usr/bin/pasta", "/usr/sbin/pasta", "/bin/pasta"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho $$ >> {}\nexec {real} \"$@\"\n",
+            started.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.run(&[
+        "trigger",
+        "--git-dir",
+        app.bare.to_str().unwrap(),
+        "main",
+        "--wait",
+    ])
+    .env("QUIRE_PASTA", &wrapper)
+    .assert()
+    .failure()
+    .stdout(predicates::str::contains("no run"));
+    assert!(env.all_runs().is_empty());
+    let pids = std::fs::read_to_string(&started).expect("pasta was started");
+    let pid = pids.trim();
+    assert_eq!(pids.lines().count(), 1, "{pids}");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("pasta"),
+        "pasta outlived trigger"
+    );
+}
+
 /// A worker keeps a run's namespace for its next run of the same
 /// repository (making one and attaching pasta costs more than a trivial
 /// run), never for another repository's. With one worker, `a`'s first run

@@ -330,6 +330,26 @@ impl RunNetwork {
         self.stop();
     }
 
+    /// Kill pasta and the holder now, and leave their reaping to the
+    /// [`Ending`]: pasta's exit waits for the kernel to release its
+    /// device and its watches (RCU barriers, tens of milliseconds), which
+    /// the caller need not wait for until it must.
+    pub fn kill(mut self) -> Ending {
+        let mut pasta = self.pasta.take();
+        if let Some(pasta) = &mut pasta {
+            let _ = pasta.kill();
+        }
+        let holder = std::mem::replace(&mut self.holder, 0);
+        if holder > 0 {
+            // SAFETY: kill on our own child, by its pid (not reaped yet, so
+            // the number is still its own).
+            unsafe {
+                libc::kill(holder, libc::SIGKILL);
+            }
+        }
+        Ending { pasta, holder }
+    }
+
     fn stop(&mut self) {
         if let Some(mut pasta) = self.pasta.take() {
             let _ = pasta.kill();
@@ -338,6 +358,52 @@ impl RunNetwork {
         }
         if self.holder > 0 {
             end_holder(self.holder);
+            self.holder = 0;
+        }
+    }
+}
+
+/// A run's network killed ([`RunNetwork::kill`]), not yet reaped: reaped
+/// by [`Ending::reaped`] once it is gone, or by its drop, which waits.
+/// pasta and the holder stay spared from the sweeps of this process's
+/// descendants until then (they are dying already).
+#[must_use = "dropping it waits for pasta's exit"]
+pub struct Ending {
+    pasta: Option<Child>,
+    holder: i32,
+}
+
+impl Ending {
+    /// Reap whatever of it has exited, without waiting: true once both
+    /// are reaped.
+    pub fn reaped(&mut self) -> bool {
+        if let Some(pasta) = &mut self.pasta
+            && !matches!(pasta.try_wait(), Ok(None))
+        {
+            crate::processes::unspare(pasta.id());
+            self.pasta = None;
+        }
+        if self.holder > 0 {
+            // SAFETY: waitpid on our own child, without blocking.
+            let r = unsafe { libc::waitpid(self.holder, std::ptr::null_mut(), libc::WNOHANG) };
+            if r != 0 {
+                crate::processes::unspare(self.holder.unsigned_abs());
+                self.holder = 0;
+            }
+        }
+        self.pasta.is_none() && self.holder == 0
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if let Some(mut pasta) = self.pasta.take() {
+            let _ = pasta.wait();
+            crate::processes::unspare(pasta.id());
+        }
+        if self.holder > 0 {
+            let _ = crate::pidns::reap(self.holder);
+            crate::processes::unspare(self.holder.unsigned_abs());
             self.holder = 0;
         }
     }

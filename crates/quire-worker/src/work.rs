@@ -491,10 +491,9 @@ fn prepare_and_run(
     }
     // The steps' network namespace is set up (pasta, on the other CPU)
     // while the commit is checked out.
-    let network = match kept.take_for(run.repo_id) {
-        Some(network) => netns::Starting::kept(network),
-        None => netns::start(config.step_network, config.sandbox == SandboxMode::Required),
-    };
+    let network = kept.take_for(run.repo_id).unwrap_or_else(|| {
+        netns::start(config.step_network, config.sandbox == SandboxMode::Required)
+    });
     let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
     let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching, pipeline.refs)?;
     dirs.create_home_and_tmp()
@@ -566,6 +565,13 @@ fn prepare_and_run(
     let mut sink = (events, LiveIngest::new(store, &run.id));
     let result = config.executor().run(&pipeline, &ctx, &mut sink, cancel);
     drop(sink);
+    // A network that is not kept ends with the steps, before the sweep:
+    // pasta's exit overlaps it and the run's end.
+    if !kept.keeps()
+        && let Some(network) = ctx.network.take().and_then(Arc::into_inner)
+    {
+        kept.end(network);
+    }
     // Nothing of the run outlives it: whatever is left is killed, and its
     // cgroup removed.
     // `end` fails when anything of the run outlived it.
@@ -581,12 +587,12 @@ fn prepare_and_run(
     };
     // The run's network namespace is kept for this worker's next run of
     // the same repository when none of this run's processes is left in
-    // it; else pasta and the holder are killed and reaped now.
+    // it; else pasta and the holder are killed now (reaped once gone).
     if let Some(network) = ctx.network.take().and_then(Arc::into_inner) {
         if swept {
             kept.keep(run.repo_id, network);
         } else {
-            network.end();
+            kept.end(network);
         }
     }
     // The executor says how the pipeline went; the worker alone ends the
@@ -738,30 +744,71 @@ fn confine(
 ///
 /// `reaper`: the removals of the ended runs' directories, under way beside
 /// the next run ([`crate::reaper`]); waited for when the worker exits.
+///
+/// `ending`: networks killed and not yet reaped ([`netns::Ending`]):
+/// pasta's exit takes tens of milliseconds of the kernel's, which the run
+/// need not wait for; reaped as they go, and waited for when this is
+/// dropped.
+///
+/// `one_shot`: for `trigger --wait`, which executes one run and exits: its
+/// network, started before the run is even recorded, and nothing kept
+/// after it (the network ends with the run's steps).
 #[derive(Default)]
 pub struct Kept {
     network: std::cell::RefCell<Option<(i64, RunNetwork)>>,
     beat: std::cell::RefCell<Option<Store>>,
     reaper: crate::reaper::Reaper,
+    ending: std::cell::RefCell<Vec<netns::Ending>>,
+    one_shot: Option<std::cell::RefCell<Option<netns::Starting>>>,
 }
 
 impl Kept {
-    /// The kept namespace, if it is `repo`'s and its holder and pasta
-    /// still run; any other is ended.
-    fn take_for(&self, repo: i64) -> Option<RunNetwork> {
+    /// For one run, with its network (as `config` says) started now: pasta
+    /// sets it up while the run is recorded, claimed and checked out.
+    pub fn one_shot(config: &Config) -> Kept {
+        let network = netns::start(config.step_network, config.sandbox == SandboxMode::Required);
+        Kept {
+            one_shot: Some(std::cell::RefCell::new(Some(network))),
+            ..Kept::default()
+        }
+    }
+
+    /// The network for a run of `repo`: the one started for it, or the kept
+    /// one if it is `repo`'s and its holder and pasta still run (any other
+    /// is ended); none, and the run starts its own.
+    fn take_for(&self, repo: i64) -> Option<netns::Starting> {
+        if let Some(started) = &self.one_shot {
+            return started.borrow_mut().take();
+        }
         let (owner, mut network) = self.network.borrow_mut().take()?;
         if owner == repo && network.is_alive() {
-            Some(network)
+            Some(netns::Starting::kept(network))
         } else {
-            network.end();
+            self.end(network);
             None
         }
     }
 
+    /// Whether a run's network may be kept for the next run.
+    fn keeps(&self) -> bool {
+        self.one_shot.is_none()
+    }
+
     fn keep(&self, repo: i64, network: RunNetwork) {
-        if let Some((_, earlier)) = self.network.borrow_mut().replace((repo, network)) {
-            earlier.end();
+        if !self.keeps() {
+            self.end(network);
+            return;
         }
+        if let Some((_, earlier)) = self.network.borrow_mut().replace((repo, network)) {
+            self.end(earlier);
+        }
+    }
+
+    /// Kill `network` now; reap it, and any ended before, when gone.
+    fn end(&self, network: RunNetwork) {
+        let mut ending = self.ending.borrow_mut();
+        ending.retain_mut(|e| !e.reaped());
+        ending.push(network.kill());
     }
 }
 
@@ -981,5 +1028,57 @@ impl Heartbeat {
         let thread = self.thread.take()?;
         thread.thread().unpark();
         thread.join().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the networks `kept` ended are all gone (killed, exited,
+    /// reaped) within 10 s.
+    fn all_gone(kept: &Kept) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if kept.ending.borrow_mut().iter_mut().all(|e| e.reaped()) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn a_one_shot_gives_its_started_network_to_its_run_and_keeps_none() {
+        let config = Config {
+            step_network: netns::StepNetwork::None,
+            ..Config::default()
+        };
+        let kept = Kept::one_shot(&config);
+        let Ok(Decided::Namespace(network)) = kept.take_for(7).unwrap().ready() else {
+            panic!("no namespace");
+        };
+        assert!(kept.take_for(7).is_none(), "given once");
+        kept.keep(7, network);
+        assert!(kept.network.borrow().is_none(), "nothing is kept");
+        assert!(kept.take_for(7).is_none());
+        assert_eq!(kept.ending.borrow().len(), 1);
+        assert!(all_gone(&kept), "ended");
+    }
+
+    #[test]
+    fn a_workers_kept_network_serves_its_own_repository_only() {
+        let kept = Kept::default();
+        let start = || match netns::start(netns::StepNetwork::None, false).ready() {
+            Ok(Decided::Namespace(network)) => network,
+            _ => panic!("no namespace"),
+        };
+        kept.keep(7, start());
+        assert!(kept.take_for(7).is_some(), "its own repository's");
+        kept.keep(7, start());
+        assert!(kept.take_for(8).is_none(), "not another's");
+        assert!(kept.network.borrow().is_none());
+        assert_eq!(kept.ending.borrow().len(), 1);
+        assert!(all_gone(&kept), "ended");
     }
 }

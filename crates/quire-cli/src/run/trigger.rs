@@ -17,11 +17,21 @@ use quire_worker::record::{Recorded, Recording, RefUpdate, Skip, record};
 use quire_worker::work;
 
 pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
+    // Declared first, dropped last: the run's network, killed with its
+    // steps, is reaped after everything else (pasta's exit is slow).
+    let kept;
     // The home first: a wrong --home is the likelier mistake.
     let mut store = Store::open_existing(home)?;
     crate::say_converted(&store);
     let git_dir = git_dir(Some(&args.git_dir))?;
     let config = Config::load(home)?;
+    // With --wait, the run's network is started now: pasta sets it up
+    // while the run is recorded, claimed and checked out.
+    kept = if args.wait {
+        work::Kept::one_shot(&config)
+    } else {
+        work::Kept::default()
+    };
     let repo = Repo::open(&git_dir)?;
     let ref_name = full_ref(&repo, &args.ref_name)?;
     let sha = repo.resolve_revision(args.rev.as_deref().unwrap_or(&ref_name))?;
@@ -66,7 +76,6 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
     if let Applied::Changed { .. } = store.claim(&run, &worker)? {
         let claimed = store.resolve_run(&run)?;
         let containment = work::contain_runs(&config);
-        let kept = work::Kept::default();
         work::execute(
             home,
             &config,
