@@ -102,12 +102,12 @@ pub fn pre_receive(bins: &Bins, quick: bool) {
         without.push(push(&unguarded));
         with.push(push(&guarded));
     }
-    // The hook process alone, fed one line, as git would.
+    // The hook alone, as installed (it compares the names in the shell),
+    // fed one line, as git would.
     let line = format!("{} {} refs/heads/main\n", "0".repeat(40), "1".repeat(40));
     let mut alone = Vec::new();
     for _ in 0..n {
-        let mut child = Command::new(&bins.quire_run)
-            .arg("pre-receive")
+        let mut child = Command::new(guarded.bare.join("hooks/pre-receive"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -127,11 +127,11 @@ pub fn pre_receive(bins: &Bins, quick: bool) {
         "time quire's pre-receive hook adds to `git push` of one ref (both pushes `-o ci.skip`)",
         &format!("push with quire's post-receive hook only: {a}"),
         &format!(
-            "push with both: {b}; **{:+.2} ms** median; `quire-run pre-receive` alone: {}",
+            "push with both: {b}; **{:+.2} ms** median; `hooks/pre-receive` alone: {}",
             b.median - a.median,
             Stats::of(&alone)
         ),
-        "a process start: it compares ref names only",
+        "a shell's start: it compares ref names only",
     );
 }
 

@@ -337,6 +337,19 @@ impl Store {
         self.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(fail)?;
+        // The last connection to close still folds the WAL into quire.db
+        // (so that quire.db alone is the whole store once no quire process
+        // has it open: a backup copied over it is not overlaid by a stale
+        // WAL), but then empties the WAL and keeps it, and the -shm file,
+        // rather than deleting both: the next process would make them
+        // anew, and two new files (and the fsync of the folder a new file
+        // costs) were most of the time every hook spent writing its run.
+        // An empty WAL needs the limit: without one, SQLite keeps the
+        // checkpointed frames, which a later open would replay.
+        persist_wal(&self.conn).map_err(fail)?;
+        self.conn
+            .pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+            .map_err(fail)?;
         self.conn
             .pragma_update(None, "foreign_keys", true)
             .map_err(fail)
@@ -381,6 +394,42 @@ impl Store {
         let value = f(&tx, now)?;
         tx.commit().map_err(|e| lock_error(&path, e))?;
         Ok(value)
+    }
+}
+
+/// How large the WAL may stay once SQLite starts it over after a
+/// checkpoint (it is emptied when the last connection closes, whatever
+/// this is): above what a busy home's WAL grows to between checkpoints
+/// (about 4 MiB, SQLite's 1,000 pages), so that only a WAL a large
+/// transaction grew is cut back.
+const WAL_SIZE_LIMIT: i64 = 16 << 20;
+
+/// Keep `quire.db-wal` and `-shm` when the connection closes
+/// (`SQLITE_FCNTL_PERSIST_WAL`), which rusqlite has no safe call for.
+#[allow(unsafe_code)]
+fn persist_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: `handle` is this open connection's own pointer, used only
+    // for this call, while `conn` is borrowed (nothing closes it
+    // meanwhile); "main" is a NUL-terminated string naming its database,
+    // whose file an open connection has open; SQLITE_FCNTL_PERSIST_WAL
+    // reads and writes the one `int` its argument points at, which `on`
+    // is, alive until the call returns.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut on).cast(),
+        )
+    };
+    if rc == rusqlite::ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rc),
+            Some("cannot keep the WAL file between connections".into()),
+        ))
     }
 }
 

@@ -30,6 +30,8 @@ struct Kind {
     name: &'static str,
     /// The template, from hooks/.
     template: &'static str,
+    /// The template when quire's hook runs a kept one first.
+    chained_template: &'static str,
     /// What tells quire's hook of this kind from another program's.
     mark: &'static str,
     /// Where another program's hook of this name is kept, run first.
@@ -42,6 +44,7 @@ struct Kind {
 const POST_RECEIVE: Kind = Kind {
     name: "post-receive",
     template: include_str!("../../../../hooks/post-receive"),
+    chained_template: include_str!("../../../../hooks/post-receive"),
     mark: HOOK_MARK,
     previous: "post-receive.before-quire",
     homed: true,
@@ -49,7 +52,11 @@ const POST_RECEIVE: Kind = Kind {
 
 const PRE_RECEIVE: Kind = Kind {
     name: "pre-receive",
+    // Alone, it compares the ref names in the shell (a shell's start
+    // costs the push a third of quire-run's); chained, quire-run runs the
+    // kept hook and then compares them.
     template: include_str!("../../../../hooks/pre-receive"),
+    chained_template: include_str!("../../../../hooks/pre-receive-chained"),
     mark: PRE_RECEIVE_MARK,
     previous: "pre-receive.before-quire",
     homed: false,
@@ -89,7 +96,13 @@ fn script(kind: &Kind, exe: &Path, home: &Path, previous: bool) -> String {
     } else {
         (String::new(), String::new())
     };
-    kind.template
+    let template = if previous {
+        kind.chained_template
+    } else {
+        kind.template
+    };
+    template
+        .replace("@REFUSAL@", &crate::run::pre_receive::refusal())
         .replace("@QUIRE_RUN@", &quoted(&exe.to_string_lossy()))
         .replace("@QUIRE_HOME@", &quoted(&home.to_string_lossy()))
         .replace("@PREVIOUS_COMMENT@", &comment)
@@ -397,4 +410,90 @@ pub(crate) fn bare_repositories(root: &Path) -> Result<Vec<PathBuf>, CommandErro
     }
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    /// Run the pre-receive hook `install` writes into a repository without
+    /// a pre-receive hook of its own, fed `input` as git feeds it: its exit
+    /// status and what it printed.
+    fn pre_receive(input: &str) -> (i32, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = dir.path().join("pre-receive");
+        let text = script(
+            &PRE_RECEIVE,
+            Path::new("/nonexistent/quire-run"),
+            dir.path(),
+            false,
+        );
+        std::fs::write(&hook, text).unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut child = Command::new(&hook)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A hook that stops reading once it refuses is no failure here.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_pre_receive_hook_refuses_the_notes_ref_alone_in_the_shell() {
+        let zero = "0".repeat(40);
+        let one = "1".repeat(40);
+        let refused = format!("{}\n", crate::run::pre_receive::refusal());
+        for input in [
+            format!("{zero} {one} refs/notes/ci\n"),
+            format!("{one} {zero} refs/notes/ci\n"),
+            format!("{zero} {one} refs/heads/main\n{one} {one} refs/notes/ci\n"),
+            // git ends every line; a last one without its end still counts.
+            format!("{zero} {one} refs/heads/main\n{one} {zero} refs/notes/ci"),
+        ] {
+            assert_eq!(pre_receive(&input), (1, refused.clone()), "{input}");
+        }
+        for input in [
+            String::new(),
+            format!("{zero} {one} refs/heads/main\n"),
+            format!(
+                "{zero} {one} refs/notes/ci2\n{zero} {one} refs/notes/commits\n\
+                 {zero} {one} refs/heads/refs/notes/ci\n{zero} {one} refs/tags/ci"
+            ),
+        ] {
+            assert_eq!(pre_receive(&input), (0, String::new()), "{input}");
+        }
+    }
+
+    #[test]
+    fn the_refusal_is_written_into_the_shell_hook_as_is() {
+        // Between double quotes only these would be read as more than text.
+        let refusal = crate::run::pre_receive::refusal();
+        assert!(!refusal.contains(['$', '`', '\\', '"', '\n']), "{refusal}");
+        let alone = script(
+            &PRE_RECEIVE,
+            Path::new("/q/quire-run"),
+            Path::new("/h"),
+            false,
+        );
+        assert!(alone.contains(&format!("\"{refusal}\"")));
+        assert!(!alone.contains("quire-run pre-receive\n") && !alone.contains('@'));
+        let chained = script(
+            &PRE_RECEIVE,
+            Path::new("/q/quire-run"),
+            Path::new("/h"),
+            true,
+        );
+        assert!(chained.contains("exec '/q/quire-run' pre-receive \\\n    --previous-hook"));
+        assert!(chained.starts_with("#!/bin/sh\n") && alone.starts_with("#!/bin/sh\n"));
+        assert!(contains(alone.as_bytes(), PRE_RECEIVE_MARK));
+        assert!(contains(chained.as_bytes(), PRE_RECEIVE_MARK));
+    }
 }

@@ -151,7 +151,8 @@ Examples:
     /// git's pre-receive hook: refuse a push that writes refs/notes/ci
     /// (quire's notes), accept every other; reads only the ref names
     ///
-    /// The hook `quire-run install` writes runs it. It refuses the whole push
+    /// The hook `quire-run install` writes makes the same check in the shell,
+    /// and runs this command when it runs a kept hook first. It refuses the whole push
     /// (git's pre-receive is all or nothing: the other refs of the push are refused
     /// too) when one of them updates, creates or deletes refs/notes/ci, which
     /// only quire writes (each ended run's result as a git note): the pusher
@@ -260,9 +261,10 @@ Examples:
     /// no repository or work tree, follows no link, and skips an unreadable
     /// folder with a warning). The hooks are post-receive, which records the
     /// runs, and pre-receive, which refuses a push of refs/notes/ci (quire's
-    /// notes; see quire-run pre-receive). They call this quire-run, by absolute
-    /// path, post-receive with the home install was given, which install
-    /// creates if needed. It also sets receive.advertisePushOptions, so that
+    /// notes; see quire-run pre-receive). post-receive calls this quire-run,
+    /// by absolute path, with the home install was given, which install
+    /// creates if needed; pre-receive compares the ref names in the shell, and
+    /// calls quire-run only to run a kept pre-receive hook first. It also sets receive.advertisePushOptions, so that
     /// git push -o ci.skip and -o ci.wait work, and records the repository in
     /// the store.
     ///

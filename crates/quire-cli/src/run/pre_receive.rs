@@ -3,7 +3,9 @@
 //! (`announce.rs`: each ended run's result as a git note); accepts every
 //! other push. It reads git's lines and compares each ref's name, nothing
 //! more: no home, no store, no object, so that it costs a push next to
-//! nothing.
+//! nothing. The hook `install` writes does the same in the shell
+//! (hooks/pre-receive), without starting quire-run, and runs this only to
+//! run a pre-receive hook the repository had first.
 
 use std::io::{Read, Write};
 use std::path::Path;

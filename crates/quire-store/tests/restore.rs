@@ -1,0 +1,80 @@
+//! The store's files between processes: once the last connection closes,
+//! `quire.db` alone holds the whole store, and the WAL and `-shm` files
+//! it keeps beside it are empty and stale, so a backup copied over
+//! `quire.db` (docs/OPERATIONS.md, "Restoring") is what the next open
+//! reads, not the newer writes a WAL could still hold.
+
+use std::path::Path;
+
+use quire_store::lifecycle::NewRun;
+use quire_store::repos::Registration;
+use quire_store::{Home, Store};
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn record_run(store: &mut Store, ref_name: &str) -> String {
+    let repo = store
+        .register_repo(Path::new("/srv/git/app.git"), None, Registration::Seen)
+        .unwrap();
+    store
+        .create_run(&NewRun {
+            repo_id: repo.id,
+            ref_name,
+            sha: SHA,
+            ..Default::default()
+        })
+        .unwrap()
+        .run
+        .id
+}
+
+fn len(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+#[test]
+fn the_last_close_leaves_an_empty_wal_beside_the_whole_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let db = home.db_path();
+    let wal = db.with_extension("db-wal");
+    let shm = db.with_extension("db-shm");
+
+    let mut first = Store::open(&home).unwrap();
+    let kept = record_run(&mut first, "refs/heads/main");
+    let mut second = Store::open(&home).unwrap();
+    record_run(&mut second, "refs/heads/other");
+    // Not the last: its close leaves the WAL to the other connection.
+    drop(first);
+    assert!(
+        len(&wal).unwrap() > 0,
+        "the WAL was emptied under an open store"
+    );
+    drop(second);
+    // The last: the WAL is in quire.db, and both files are kept, empty
+    // (the -shm is rebuilt by the next open), not made anew by each process.
+    assert_eq!(len(&wal), Some(0), "the WAL is kept, empty");
+    assert!(shm.exists(), "the -shm file is kept");
+
+    // A backup taken now, by copying quire.db alone, is the whole store.
+    let backup = dir.path().join("backup.db");
+    std::fs::copy(&db, &backup).unwrap();
+
+    // Newer writes, closed cleanly: then the backup is restored over them.
+    let mut later = Store::open(&home).unwrap();
+    let newer = record_run(&mut later, "refs/heads/newer");
+    drop(later);
+    assert_eq!(len(&wal), Some(0));
+    std::fs::copy(&backup, &db).unwrap();
+
+    let restored = Store::open_existing(&home).unwrap();
+    let ids = restored.run_ids().unwrap();
+    assert!(ids.contains(&kept), "{ids:?}");
+    assert!(!ids.contains(&newer), "the restore was overlaid: {ids:?}");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let check: String = restored
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
