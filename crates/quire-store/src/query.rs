@@ -451,10 +451,15 @@ impl Store {
     /// for an older run, its shortest unique prefix (at least
     /// [`SHORT_ID_MIN`] characters).
     pub fn short_ids(&self, ids: &[&str]) -> Result<Vec<String>> {
-        match self.short_ids_by_index(ids)? {
-            Some(short) => Ok(short),
-            None => self.short_ids_by_scan(ids),
-        }
+        // One snapshot for its dozens of statements, which also spares
+        // each the locking and checks of a transaction of its own.
+        let tx = self.conn.unchecked_transaction()?;
+        let short = match self.short_ids_by_index(ids)? {
+            Some(short) => short,
+            None => self.short_ids_by_scan(ids)?,
+        };
+        tx.commit()?;
+        Ok(short)
     }
 
     /// [`short_ids`](Store::short_ids) from the ids of the newest
