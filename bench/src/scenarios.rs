@@ -750,10 +750,10 @@ pub(crate) fn big_store(home: &Home, runs: usize) -> String {
             .prepare("INSERT INTO sh_events (run_id, job_id, seq, cmd, exit_code, started_at_ms, finished_at_ms) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)")
             .unwrap();
         for n in 0..runs {
-            let id = format!(
-                "{:012x}-0000-7000-8000-{n:012x}",
-                0x0190_0000_0000u64 + n as u64
-            );
+            // A UUID v7 as quire writes one (8-4-4-4-12 hex digits, the
+            // time in the first 12): its time, then `n`.
+            let ms = 0x0190_0000_0000u64 + n as u64;
+            let id = format!("{:08x}-{:04x}-7000-8000-{n:012x}", ms >> 16, ms & 0xffff);
             let at = 1_700_000_000_000i64 + n as i64 * 1000;
             let (state, kind) = if n % 10 == 0 {
                 ("failed", Some("pipeline-failure"))

@@ -3,6 +3,8 @@
 //! steps.
 
 use crate::sql::{QueryCached, RowExt};
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
@@ -13,11 +15,44 @@ use quire_model::{Artifact, Job, Run, RunState, Step, WorkerLease};
 /// How many of the newest runs a part of an id that is not a prefix is
 /// looked for among (`resolve_run`), and whose short ids are suffixes
 /// (`short_ids`): the scan of their ids stays a few milliseconds in a store
-/// of any size, where a scan of every id would not.
+/// of any size, where a scan of every id would not (and `short_ids` does
+/// without it, from indexes, in a store of quire's ids).
 pub const RECENT_RUNS: usize = 10_000;
 
 /// The fewest characters of a short id.
 pub const SHORT_ID_MIN: usize = 8;
+
+/// How many other runs' ids containing the last [`SHORT_ID_MIN`]
+/// characters of the ids `list` shows are looked up one by one; with more
+/// (a store of ids made to clash), the newest ids are read.
+const MAX_CLASHES: usize = 256;
+
+/// The ids of the newest runs, newest first, at most ?1.
+pub const RECENT_IDS_SQL: &str = "SELECT id FROM runs ORDER BY queued_at_ms DESC, id DESC LIMIT ?1";
+
+/// Whether the store holds a run whose id is not of quire's shape
+/// ([`quire_model::is_run_id`]), from migration 0020's (empty) partial index
+/// `runs_odd_id`, whose condition this repeats word for word.
+pub const ODD_ID_SQL: &str = "SELECT EXISTS (SELECT 1 FROM runs WHERE id NOT GLOB
+    '[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]')";
+
+/// The runs whose id's last group holds 8 given hex digits somewhere
+/// (`runs_id_middle`, `runs_id_tail`, migration 0020): five ranges, as
+/// [`Store::ids_containing_tail`] gives them, and a limit.
+pub const TAIL_SQL: &str = "
+    SELECT id, queued_at_ms FROM runs WHERE substr(id, 27, 8) >= ?1 AND substr(id, 27, 8) < ?2
+    UNION ALL
+    SELECT id, queued_at_ms FROM runs WHERE substr(id, 27, 8) >= ?3 AND substr(id, 27, 8) < ?4
+    UNION ALL
+    SELECT id, queued_at_ms FROM runs WHERE substr(id, 27, 8) >= ?5 AND substr(id, 27, 8) < ?6
+    UNION ALL
+    SELECT id, queued_at_ms FROM runs WHERE substr(id, 29, 8) >= ?7 AND substr(id, 29, 8) < ?8
+    UNION ALL
+    SELECT id, queued_at_ms FROM runs WHERE substr(id, 29, 8) >= ?9 AND substr(id, 29, 8) < ?10
+    LIMIT ?11";
+
+/// A run's place in list order (newest first): its queue time and id.
+type ListKey<'a> = (i64, &'a str);
 
 /// The range of ids starting with `prefix`: ids are lowercase hex and `-`,
 /// all of which sort before `~`.
@@ -394,9 +429,7 @@ impl Store {
     /// string over and over, most of `list`'s time).
     fn recent_ids(&self) -> Result<String> {
         let mut lines = String::with_capacity(RECENT_RUNS * 37);
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id FROM runs ORDER BY queued_at_ms DESC, id DESC LIMIT ?1")?;
+        let mut stmt = self.conn.prepare_cached(RECENT_IDS_SQL)?;
         let mut rows = stmt.query([RECENT_RUNS as i64])?;
         while let Some(row) = rows.next()? {
             if !lines.is_empty() {
@@ -418,6 +451,22 @@ impl Store {
     /// for an older run, its shortest unique prefix (at least
     /// [`SHORT_ID_MIN`] characters).
     pub fn short_ids(&self, ids: &[&str]) -> Result<Vec<String>> {
+        // One snapshot for its dozens of statements, which also spares
+        // each the locking and checks of a transaction of its own.
+        let tx = self.conn.unchecked_transaction()?;
+        let short = match self.short_ids_by_index(ids)? {
+            Some(short) => short,
+            None => self.short_ids_by_scan(ids)?,
+        };
+        tx.commit()?;
+        Ok(short)
+    }
+
+    /// [`short_ids`](Store::short_ids) from the ids of the newest
+    /// [`RECENT_RUNS`] runs, read in full: for a store holding an id not of
+    /// quire's shape, which the indexes of [`short_ids_by_index`] do not
+    /// cover.
+    fn short_ids_by_scan(&self, ids: &[&str]) -> Result<Vec<String>> {
         // A suffix holds no newline, so a match in `recent` never spans two
         // ids: one SIMD search of it finds every recent id containing one.
         let recent = self.recent_ids()?;
@@ -428,24 +477,237 @@ impl Store {
                 short.push(id[..len].to_string());
                 continue;
             };
-            let mut len = SHORT_ID_MIN.min(id.len());
-            while len < id.len() {
-                let suffix = &id[id.len() - len..];
-                let clashes = suffix.starts_with('-')
-                    || memchr::memmem::find_iter(recent.as_bytes(), suffix.as_bytes())
-                        .any(|at| !own.contains(&at))
-                    || self
-                        .ids_starting_with(suffix, 2)?
-                        .iter()
-                        .any(|other| other != id);
-                if !clashes {
-                    break;
-                }
-                len += 1;
-            }
-            short.push(id[id.len() - len..].to_string());
+            short.push(self.shortest_suffix(id, |suffix| {
+                memchr::memmem::find_iter(recent.as_bytes(), suffix.as_bytes())
+                    .any(|at| !own.contains(&at))
+            })?);
         }
         Ok(short)
+    }
+
+    /// [`short_ids`](Store::short_ids) without reading the newest
+    /// [`RECENT_RUNS`] ids: every id that could clash with a suffix
+    /// contains its last [`SHORT_ID_MIN`] characters, and the indexes of
+    /// migration 0020 find the few runs whose id does. `None` when the
+    /// store holds an id not of quire's shape (those indexes cover quire's
+    /// shape only) or when too many ids share the characters to be worth
+    /// looking up one by one.
+    fn short_ids_by_index(&self, ids: &[&str]) -> Result<Option<Vec<String>>> {
+        let odd: bool = self
+            .conn
+            .prepare_cached(ODD_ID_SQL)?
+            .query_row([], |row| row.get(0))?;
+        if odd {
+            return Ok(None);
+        }
+        let (recent, known_recent) = self.which_are_recent(ids)?;
+        // The oldest of the newest runs, once a run older than every
+        // shown one needs it (`None` inside: the store holds fewer).
+        let mut oldest_recent: Option<Option<(i64, String)>> = None;
+        let mut found_ids = 0;
+        let mut done: HashMap<&str, String> = HashMap::with_capacity(ids.len());
+        for &id in ids {
+            if done.contains_key(id) {
+                continue;
+            }
+            if !recent.contains(id) {
+                // Not among the newest (or not a run's id).
+                let len = self.unique_prefix_len(id, SHORT_ID_MIN)?;
+                done.insert(id, id[..len].to_string());
+                continue;
+            }
+            let tail = &id[id.len() - SHORT_ID_MIN..];
+            let Some(found) = self.ids_containing_tail(tail)? else {
+                return Ok(None);
+            };
+            let mut others = String::new();
+            for (other, queued_at_ms) in found {
+                if other == id || memchr::memmem::find(other.as_bytes(), tail.as_bytes()).is_none()
+                {
+                    continue;
+                }
+                found_ids += 1;
+                if found_ids > MAX_CLASHES {
+                    return Ok(None);
+                }
+                let key = (queued_at_ms, other.as_str());
+                let is_recent = if known_recent.is_some_and(|known| key >= known) {
+                    true
+                } else {
+                    if oldest_recent.is_none() {
+                        oldest_recent = Some(self.oldest_recent()?);
+                    }
+                    match oldest_recent.as_ref().and_then(Option::as_ref) {
+                        Some((at, oldest)) => key >= (*at, oldest.as_str()),
+                        None => true,
+                    }
+                };
+                if is_recent {
+                    if !others.is_empty() {
+                        others.push('\n');
+                    }
+                    others.push_str(&other);
+                }
+            }
+            let short = self.shortest_suffix(id, |suffix| {
+                memchr::memmem::find(others.as_bytes(), suffix.as_bytes()).is_some()
+            })?;
+            done.insert(id, short);
+        }
+        Ok(Some(ids.iter().map(|id| done[id].clone()).collect()))
+    }
+
+    /// The oldest of the newest [`RECENT_RUNS`] runs (queue time, id); `None`
+    /// when the store holds fewer.
+    fn oldest_recent(&self) -> Result<Option<(i64, String)>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT queued_at_ms, id FROM runs ORDER BY queued_at_ms DESC, id DESC
+                 LIMIT 1 OFFSET ?1",
+            )?
+            .query_row([RECENT_RUNS as i64 - 1], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?)
+    }
+
+    /// The shortest suffix of `id` of at least [`SHORT_ID_MIN`] characters
+    /// that no other recent id contains (`in_others`), that does not begin
+    /// with `-` and that no run's id other than `id` starts with; all of
+    /// `id` if none is.
+    fn shortest_suffix(&self, id: &str, in_others: impl Fn(&str) -> bool) -> Result<String> {
+        let mut len = SHORT_ID_MIN.min(id.len());
+        while len < id.len() {
+            let suffix = &id[id.len() - len..];
+            let clashes = suffix.starts_with('-')
+                || in_others(suffix)
+                || self
+                    .ids_starting_with(suffix, 2)?
+                    .iter()
+                    .any(|other| other != id);
+            if !clashes {
+                break;
+            }
+            len += 1;
+        }
+        Ok(id[id.len() - len..].to_string())
+    }
+
+    /// Which of `ids` are runs among the newest [`RECENT_RUNS`], counted
+    /// from the newest down (in one count for a page of newest runs), and
+    /// the oldest of those (queue time, id), if any.
+    fn which_are_recent<'a>(
+        &self,
+        ids: &[&'a str],
+    ) -> Result<(HashSet<&'a str>, Option<ListKey<'a>>)> {
+        let mut keys: Vec<ListKey<'a>> = Vec::with_capacity(ids.len());
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT queued_at_ms FROM runs WHERE id = ?1")?;
+            for &id in ids {
+                if let Some(queued_at_ms) = stmt.query_row([id], |row| row.get(0)).optional()? {
+                    keys.push((queued_at_ms, id));
+                }
+            }
+        }
+        // Newest first, as runs are listed.
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        keys.dedup();
+        let mut recent = HashSet::with_capacity(keys.len());
+        let Some(&(queued_at_ms, id)) = keys.last() else {
+            return Ok((recent, None));
+        };
+        if self.newer_than(queued_at_ms, id)? < RECENT_RUNS {
+            recent.extend(keys.iter().map(|&(_, id)| id));
+            return Ok((recent, Some((queued_at_ms, id))));
+        }
+        // Some are older: count each one's newer runs from the last's.
+        let mut between = self.conn.prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM runs
+             WHERE (queued_at_ms, id) > (?1, ?2) AND (queued_at_ms, id) < (?3, ?4) LIMIT ?5)",
+        )?;
+        let mut newer = 0;
+        let mut previous: Option<ListKey<'a>> = None;
+        for &(queued_at_ms, id) in &keys {
+            let rank = match previous {
+                None => self.newer_than(queued_at_ms, id)?,
+                Some((above_at, above)) => {
+                    let room = i64::try_from(RECENT_RUNS - newer).unwrap_or(i64::MAX);
+                    let gap: i64 = between
+                        .query_row(params![queued_at_ms, id, above_at, above, room], |row| {
+                            row.get(0)
+                        })?;
+                    newer + usize::try_from(gap).unwrap_or(0)
+                }
+            };
+            if rank >= RECENT_RUNS {
+                break;
+            }
+            recent.insert(id);
+            newer = rank + 1;
+            previous = Some((queued_at_ms, id));
+        }
+        Ok((recent, previous))
+    }
+
+    /// How many runs come before the run (`queued_at_ms`, `id`) in list
+    /// order (newest first), counted up to [`RECENT_RUNS`].
+    fn newer_than(&self, queued_at_ms: i64, id: &str) -> Result<usize> {
+        let count: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM runs
+                 WHERE (queued_at_ms, id) > (?1, ?2) LIMIT ?3)",
+            )?
+            .query_row(params![queued_at_ms, id, RECENT_RUNS as i64], |row| {
+                row.get(0)
+            })?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    /// The runs (id, queue time) whose id may contain `tail`, 8 hex digits,
+    /// where it can stand in an id of quire's shape other than its start
+    /// (8 of the last group's 12, starting at one of its first 5 digits),
+    /// with some that do not (and any run's twice); `None` when there are
+    /// more than [`MAX_CLASHES`].
+    fn ids_containing_tail(&self, tail: &str) -> Result<Option<Vec<(String, i64)>>> {
+        if tail.len() != SHORT_ID_MIN || !tail.is_ascii() {
+            return Ok(None);
+        }
+        // Where `tail` stands in the last group (`g`, 12 digits) of an id
+        // holding it, and the range of one index's key (`runs_id_middle`:
+        // g[2..10]; `runs_id_tail`: g[4..12]) that id's key lies in.
+        let ranges = [
+            // g[0..8]: the middle key begins with tail[2..8].
+            &tail[2..],
+            // g[1..9]: with tail[1..8].
+            &tail[1..],
+            // g[2..10]: it is the whole tail.
+            tail,
+            // g[3..11]: the tail key begins with tail[1..8].
+            &tail[1..],
+            // g[4..12]: it is the whole tail.
+            tail,
+        ];
+        let values = ranges
+            .iter()
+            .flat_map(|part| {
+                [
+                    Value::Text(part.to_string()),
+                    Value::Text(format!("{part}~")),
+                ]
+            })
+            .chain([Value::Integer((MAX_CLASHES + 1) as i64)]);
+        let found = self
+            .conn
+            .prepare_cached(TAIL_SQL)?
+            .query_map(params_from_iter(values), |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
+        Ok((found.len() <= MAX_CLASHES).then_some(found))
     }
 
     /// A run with its jobs and steps, read in one snapshot.

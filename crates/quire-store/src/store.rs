@@ -15,12 +15,29 @@ use crate::upstream::{self, Lineage};
 use crate::{Error, Home, Result};
 use quire_model::clock::{self, Clock};
 
-/// How long a statement waits for another process's lock before giving up:
-/// 10 s, or `QUIRE_BUSY_TIMEOUT_MS` (for operators who prefer to fail fast,
-/// and for tests of a store held locked).
 /// Prepared statements a connection keeps.
 const STATEMENT_CACHE: usize = 64;
 
+/// What every connection to `quire.db` gets before its first statement.
+fn set_up(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy_timeout())?;
+    // Room for every statement a worker runs per run, so none is
+    // parsed again for the next (rusqlite keeps 16 by default).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Plans that do not depend on the values bound: in a store someone
+    // ran ANALYZE on, SQLite would otherwise prepare a statement whose
+    // plan could depend on them again each time it is bound, undoing
+    // the cache above (quire's queries are planned without statistics).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    crate::query::register_functions(conn)
+}
+
+/// How long a statement waits for another process's lock before giving up:
+/// 10 s, or `QUIRE_BUSY_TIMEOUT_MS` (for operators who prefer to fail fast,
+/// and for tests of a store held locked).
 fn busy_timeout() -> Duration {
     std::env::var("QUIRE_BUSY_TIMEOUT_MS")
         .ok()
@@ -80,11 +97,7 @@ impl Store {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
-        conn.busy_timeout(busy_timeout())?;
-        // Room for every statement a worker runs per run, so none is
-        // parsed again for the next (rusqlite keeps 16 by default).
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        crate::query::register_functions(&conn).map_err(|e| open_error(&path, e))?;
+        set_up(&conn).map_err(|e| open_error(&path, e))?;
         conn.pragma_update(None, "query_only", true)
             .map_err(|e| open_error(&path, e))?;
         let identified = conn.unchecked_transaction().and_then(|tx| {
@@ -166,11 +179,7 @@ impl Store {
         let path = path.to_path_buf();
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
-        conn.busy_timeout(busy_timeout())?;
-        // Room for every statement a worker runs per run, so none is
-        // parsed again for the next (rusqlite keeps 16 by default).
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        crate::query::register_functions(&conn).map_err(|e| open_error(&path, e))?;
+        set_up(&conn).map_err(|e| open_error(&path, e))?;
 
         // Nothing may be written before the store is identified: a store
         // from a newer quire, or a file that is not quire's, must stay
