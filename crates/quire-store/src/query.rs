@@ -762,6 +762,51 @@ impl Store {
         })
     }
 
+    /// The runs of `ids` the store holds, each with its jobs in order (not
+    /// their steps), in the order of `ids`: what a commit's note says of
+    /// each of its runs, read in two statements however many there are.
+    pub fn runs_with_jobs(&self, ids: &[&str]) -> Result<Vec<(Run, Vec<Job>)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        let marks = vec!["?"; ids.len()].join(", ");
+        let mut runs: HashMap<String, Run> = tx
+            .prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM {RUN_TABLES} WHERE runs.id IN ({marks})"
+            ))?
+            .query_map(params_from_iter(ids), run_from_row)?
+            .map(|run| run.map(|run| (run.id.clone(), run)))
+            .collect::<rusqlite::Result<_>>()?;
+        let mut jobs: HashMap<String, Vec<Job>> = HashMap::new();
+        let mut stmt = tx.prepare(&format!(
+            "SELECT run_id, job_id, position, state, exit_code, skip_reason, started_at_ms,
+                    finished_at_ms, allow_failure
+             FROM jobs WHERE run_id IN ({marks}) ORDER BY run_id, position"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(ids))?;
+        while let Some(row) = rows.next()? {
+            jobs.entry(row.get(0)?).or_default().push(Job {
+                id: row.get(1)?,
+                position: row.get(2)?,
+                state: row.text(3)?,
+                exit_code: row.get(4)?,
+                skip_reason: row.get(5)?,
+                started_at_ms: row.get(6)?,
+                finished_at_ms: row.get(7)?,
+                allow_failure: row.get(8)?,
+            });
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let run = runs.remove(*id)?;
+                let jobs = jobs.remove(*id).unwrap_or_default();
+                Some((run, jobs))
+            })
+            .collect())
+    }
+
     /// What a pending run waits for: how many pending runs of its
     /// repository are ahead of it (runs are claimed oldest first within a
     /// repository, round-robin across them: docs/STATE.md, "Claim

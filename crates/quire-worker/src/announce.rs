@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use quire_store::{Home, NotificationState, Run, Store};
+use quire_store::{Home, Job, NotificationState, Run, Store};
 
 use crate::Error;
 use crate::config::{Config, Notify};
@@ -145,7 +145,12 @@ fn announce(home: &Home, config: &Config, store: &mut Store, run: &Run) -> Resul
 /// The note: `quire: <state> <run id> <duration>`, then a line per job:
 /// `<job> <state> <duration>`, with the exit code of a job that failed.
 pub fn note_text(detail: &quire_store::query::RunDetail) -> String {
-    let run = &detail.run;
+    let jobs: Vec<&Job> = detail.jobs.iter().map(|job| &job.job).collect();
+    note_of(&detail.run, &jobs)
+}
+
+/// [`note_text`] of a run and its jobs.
+fn note_of(run: &Run, jobs: &[&Job]) -> String {
     let took = |ms: Option<i64>| ms.map_or_else(|| "-".to_string(), text::duration);
     let mut note = format!(
         "quire: {} {} {}\n",
@@ -153,8 +158,7 @@ pub fn note_text(detail: &quire_store::query::RunDetail) -> String {
         run.id,
         took(run.duration_ms(run.finished_at_ms.unwrap_or_default()))
     );
-    for job in &detail.jobs {
-        let j = &job.job;
+    for j in jobs {
         let ms = j.started_at_ms.zip(j.finished_at_ms).map(|(s, f)| f - s);
         note.push_str(&format!("{} {} {}", j.id, j.state, took(ms)));
         if let Some(code) = j.exit_code.filter(|&c| c != 0) {
@@ -222,7 +226,7 @@ fn write_note(
 fn earlier_notes(store: &Store, run: &Run, text: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(text);
     let mut seen = std::collections::HashSet::new();
-    let mut notes = Vec::new();
+    let mut named = Vec::new();
     for line in text.lines() {
         let Some(rest) = line.strip_prefix("quire: ") else {
             continue;
@@ -236,17 +240,20 @@ fn earlier_notes(store: &Store, run: &Run, text: &[u8]) -> Vec<String> {
         if seen.len() > EARLIER_RUNS_MAX {
             break;
         }
-        let Ok(earlier) = store.run_detail(id) else {
-            continue;
-        };
-        let same = earlier.run.sha == run.sha
-            && earlier.run.repo_id == run.repo_id
-            && earlier.run.state.is_terminal();
-        if same {
-            notes.push(note_text(&earlier));
-        }
+        named.push(id);
     }
-    notes
+    // One read for all of them: a commit pushed to many branches has a
+    // note naming up to EARLIER_RUNS_MAX runs, written anew each run.
+    let Ok(earlier) = store.runs_with_jobs(&named) else {
+        return Vec::new();
+    };
+    earlier
+        .iter()
+        .filter(|(earlier, _)| {
+            earlier.sha == run.sha && earlier.repo_id == run.repo_id && earlier.state.is_terminal()
+        })
+        .map(|(earlier, jobs)| note_of(earlier, &jobs.iter().collect::<Vec<_>>()))
+        .collect()
 }
 
 /// Write `note` as the note of `sha` under `refs/notes/ci`, replacing the
