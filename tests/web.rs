@@ -882,9 +882,9 @@ fn until_closed(stream: &mut TcpStream, what: &str) -> Vec<u8> {
             Ok(n) => got.extend_from_slice(&buf[..n]),
             // Closed with our unread bytes in its buffer: a reset.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
-            // A signal for this test process (another test's child ending,
-            // say): a socket with a read timeout is not restarted after
-            // one even with SA_RESTART (signal(7)); read again.
+            // A signal this test process caught: a socket with a read
+            // timeout is not restarted after one, even with SA_RESTART
+            // (signal(7)); read again.
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => panic!("{what}: the server did not close the connection: {e}"),
         }
