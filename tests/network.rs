@@ -209,6 +209,29 @@ fn isolated_steps_reach_out_but_not_the_hosts_loopback_and_leave_nothing() {
     });
 }
 
+/// A repository `app` whose `main` holds `pipeline` (committed with
+/// `message`), pushed with `-o ci.skip`: no run yet.
+fn pushed_unrun(env: &Env, pipeline: &str, message: &str) -> quire_testkit::Repo {
+    let app = env.repo_with_hook("app");
+    app.commit(&[(".quire/ci.toml", pipeline)], message);
+    git(
+        &app.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    app
+}
+
+/// `quire-run trigger --git-dir APP main --wait`, to be run.
+fn trigger_wait(env: &Env, app: &quire_testkit::Repo) -> assert_cmd::Command {
+    env.run(&[
+        "trigger",
+        "--git-dir",
+        app.bare.to_str().unwrap(),
+        "main",
+        "--wait",
+    ])
+}
+
 /// `trigger --wait` starts its run's namespace before the run is even
 /// recorded, and ends it (pasta is killed) as soon as the steps are done,
 /// reaping it after the run's end: pasta's exit waits on the kernel. Yet
@@ -220,28 +243,13 @@ fn trigger_wait_returns_only_once_its_runs_namespace_is_gone() {
         return;
     }
     let env = Env::new();
-    let app = env.repo_with_hook("app");
-    app.commit(
-        &[(
-            ".quire/ci.toml",
-            "[jobs.net]\ninputs = [\"quire/push\"]\nsh = \"echo netns=$(readlink /proc/self/ns/net)\"\n",
-        )],
+    let app = pushed_unrun(
+        &env,
+        "[jobs.net]\ninputs = [\"quire/push\"]\nsh = \"echo netns=$(readlink /proc/self/ns/net)\"\n",
         "pipeline",
     );
-    git(
-        &app.work,
-        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
-    );
     for _ in 0..3 {
-        env.run(&[
-            "trigger",
-            "--git-dir",
-            app.bare.to_str().unwrap(),
-            "main",
-            "--wait",
-        ])
-        .assert()
-        .success();
+        trigger_wait(&env, &app).assert().success();
         let run = &env.all_runs()[0];
         assert_eq!(run.state, RunState::Complete, "{run:?}");
         let netns = netns_of(&log(&env, &run.id, "net"));
@@ -268,17 +276,10 @@ fn trigger_wait_starts_pasta_before_the_run_is_recorded() {
         return;
     }
     let env = Env::new();
-    let app = env.repo_with_hook("app");
-    app.commit(
-        &[(
-            ".quire/ci.toml",
-            "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
-        )],
+    let app = pushed_unrun(
+        &env,
+        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n",
         "[skip ci] pipeline",
-    );
-    git(
-        &app.work,
-        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
     );
     let started = env.path().join("pasta-started");
     let wrapper = env.path().join("pasta");
@@ -296,17 +297,11 @@ fn trigger_wait_starts_pasta_before_the_run_is_recorded() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    env.run(&[
-        "trigger",
-        "--git-dir",
-        app.bare.to_str().unwrap(),
-        "main",
-        "--wait",
-    ])
-    .env("QUIRE_PASTA", &wrapper)
-    .assert()
-    .failure()
-    .stdout(predicates::str::contains("no run"));
+    trigger_wait(&env, &app)
+        .env("QUIRE_PASTA", &wrapper)
+        .assert()
+        .failure()
+        .stdout(predicates::str::contains("no run"));
     assert!(env.all_runs().is_empty());
     let pids = std::fs::read_to_string(&started).expect("pasta was started");
     let pid = pids.trim();
