@@ -107,12 +107,17 @@ impl Mark {
         entries
             .flatten()
             .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| pid != me && !is_zombie(pid) && self.on(pid))
+            // A zombie's environment reads empty, so it bears no mark:
+            // whether it is one is asked only of the few that do.
+            .filter(|&pid| pid != me && self.on(pid) && !is_zombie(pid))
             .collect()
     }
 
     fn on(&self, pid: u32) -> bool {
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let mut environ = Vec::new();
+        if read_proc(pid, "environ", &mut environ).is_err() {
+            return false;
+        }
         let mut run = false;
         let mut job = None;
         for var in environ.split(|&b| b == 0) {
@@ -246,7 +251,7 @@ fn children() -> Vec<u32> {
 
 /// A process's parent and whether it is a zombie, from `/proc/<pid>/stat`.
 fn parent_of(pid: u32) -> Option<(u32, bool)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = proc_stat(pid)?;
     let (_, rest) = stat.rsplit_once(')')?;
     let mut fields = rest.split_whitespace();
     let state = fields.next()?;
@@ -419,10 +424,35 @@ fn wait_readable(pidfd: &OwnedFd, timeout: Duration) -> bool {
 
 /// An exited process not yet reaped by its parent.
 pub fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+    proc_stat(pid).is_some_and(|stat| {
         stat.rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
     })
+}
+
+/// `/proc/PID/FILE` whole: opened, read, closed, and no more (`fs::read`
+/// also asks the file's size, which procfs does not know). The sweeps read
+/// one or two of these for every process of the machine, every run.
+fn read_proc(pid: u32, file: &str, into: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Read;
+    into.clear();
+    let mut proc_file = std::fs::File::open(format!("/proc/{pid}/{file}"))?;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match proc_file.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => into.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `/proc/PID/stat`, if the process is there.
+fn proc_stat(pid: u32) -> Option<String> {
+    let mut stat = Vec::with_capacity(512);
+    read_proc(pid, "stat", &mut stat).ok()?;
+    String::from_utf8(stat).ok()
 }
 
 /// The real process table: `kill(pid, 0)`, and a zombie (exited, not yet
