@@ -53,13 +53,37 @@ impl RunDirs {
         Ok(())
     }
 
-    /// Remove all three (whichever exist).
+    /// Remove all three (whichever exist), side by side, each with its
+    /// directories two levels down removed side by side too
+    /// ([`quire_exec::beneath::Dir::remove_side_by_side`]): on a disk
+    /// mounted with `discard` each directory's removal waits for the disk,
+    /// and a run's ten took 25 ms one after another. By descriptors from
+    /// the run's directory, never following a symlink.
     pub fn remove(&self) {
-        for dir in self.all() {
-            if dir.exists() {
-                let _ = std::fs::remove_dir_all(dir);
+        let Some(run_dir) = self.workspace.parent() else {
+            return;
+        };
+        let Ok(run) = quire_exec::beneath::Dir::open(run_dir) else {
+            return;
+        };
+        std::thread::scope(|scope| {
+            for dir in self.all() {
+                let Some(name) = dir.file_name() else {
+                    continue;
+                };
+                let run = &run;
+                let removal = move || {
+                    let _ = run.remove_side_by_side(name, 2);
+                };
+                if std::thread::Builder::new()
+                    .name("remove".into())
+                    .spawn_scoped(scope, removal)
+                    .is_err()
+                {
+                    removal();
+                }
             }
-        }
+        });
     }
 }
 
