@@ -328,29 +328,7 @@ impl Dir {
     /// Remove `name` of this directory and, when it is a directory,
     /// everything below it; a symlink is removed, never followed.
     pub fn remove(&self, name: &OsStr) -> io::Result<()> {
-        self.remove_at(one_name(name)?, 0)
-    }
-
-    fn remove_at(&self, name: &OsStr, depth: usize) -> io::Result<()> {
-        match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
-            Ok(()) => return Ok(()),
-            Err(Errno::ISDIR | Errno::PERM) => {}
-            Err(e) => return Err(e.into()),
-        }
-        if depth >= MAX_DEPTH {
-            return Err(too_deep());
-        }
-        match self.subdir(name) {
-            Ok(dir) => {
-                for entry in dir.entries()? {
-                    dir.remove_at(&entry.name, depth + 1)?;
-                }
-            }
-            // Swapped for something else since: unlink that instead.
-            Err(e) if is_refused(&e) => return self.remove_at(name, depth + 1),
-            Err(e) => return Err(e),
-        }
-        Ok(rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?)
+        self.remove_at(one_name(name)?, 0, 0)
     }
 
     /// [`Dir::remove`], with the directories of `name` down to `levels`
@@ -360,13 +338,10 @@ impl Dir {
     /// tree's removal then takes about its depth, not its number of
     /// directories. Files are unlinked in line; deeper, one at a time.
     pub fn remove_side_by_side(&self, name: &OsStr, levels: usize) -> io::Result<()> {
-        self.remove_side_by_side_at(one_name(name)?, 0, levels)
+        self.remove_at(one_name(name)?, 0, levels)
     }
 
-    fn remove_side_by_side_at(&self, name: &OsStr, depth: usize, levels: usize) -> io::Result<()> {
-        if levels == 0 {
-            return self.remove_at(name, depth);
-        }
+    fn remove_at(&self, name: &OsStr, depth: usize, levels: usize) -> io::Result<()> {
         match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
             Ok(()) => return Ok(()),
             Err(Errno::ISDIR | Errno::PERM) => {}
@@ -378,46 +353,55 @@ impl Dir {
         let dir = match self.subdir(name) {
             Ok(dir) => dir,
             // Swapped for something else since: unlink that instead.
-            Err(e) if is_refused(&e) => return self.remove_at(name, depth + 1),
+            Err(e) if is_refused(&e) => return self.remove_at(name, depth + 1, levels),
             Err(e) => return Err(e),
         };
-        // Files (and symlinks) now; what unlink refuses is a directory.
+        if levels == 0 {
+            for entry in dir.entries()? {
+                dir.remove_at(&entry.name, depth + 1, 0)?;
+            }
+        } else {
+            dir.remove_entries_side_by_side(depth + 1, levels - 1)?;
+        }
+        Ok(rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?)
+    }
+
+    /// Every entry of this directory: files (and symlinks) unlinked in
+    /// line, what unlink refuses (a directory) on threads of its own, at
+    /// most [`SIDE_BY_SIDE`] at once.
+    fn remove_entries_side_by_side(&self, depth: usize, levels: usize) -> io::Result<()> {
         let mut dirs = Vec::new();
-        for entry in dir.entries()? {
-            match rustix::fs::unlinkat(&dir.fd, entry.name.as_os_str(), AtFlags::empty()) {
+        for entry in self.entries()? {
+            match rustix::fs::unlinkat(&self.fd, entry.name.as_os_str(), AtFlags::empty()) {
                 Ok(()) => {}
                 Err(Errno::ISDIR | Errno::PERM) => dirs.push(entry.name),
                 Err(e) => return Err(e.into()),
             }
         }
         for batch in dirs.chunks(SIDE_BY_SIDE) {
-            let removed: Vec<io::Result<()>> = std::thread::scope(|scope| {
+            std::thread::scope(|scope| {
                 let threads: Vec<_> = batch
                     .iter()
                     .map(|sub| {
-                        let dir = &dir;
-                        std::thread::Builder::new()
+                        let thread = std::thread::Builder::new()
                             .name("remove".into())
-                            .spawn_scoped(scope, move || {
-                                dir.remove_side_by_side_at(sub, depth + 1, levels - 1)
-                            })
+                            .spawn_scoped(scope, move || self.remove_at(sub, depth, levels));
+                        (sub, thread)
                     })
                     .collect();
+                // The first error stops the joins; the scope joins the rest.
                 threads
                     .into_iter()
-                    .zip(batch)
-                    .map(|(thread, sub)| match thread {
+                    .try_for_each(|(sub, thread)| match thread {
                         Ok(thread) => thread
                             .join()
                             .unwrap_or_else(|_| Err(io::Error::other("a removal panicked"))),
                         // No thread: in line.
-                        Err(_) => dir.remove_at(sub, depth + 1),
+                        Err(_) => self.remove_at(sub, depth, levels),
                     })
-                    .collect()
-            });
-            removed.into_iter().collect::<io::Result<()>>()?;
+            })?;
         }
-        Ok(rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?)
+        Ok(())
     }
 
     /// Copy `name` of this directory to `to_name` in `to` (which must not

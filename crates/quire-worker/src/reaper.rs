@@ -15,7 +15,7 @@
 //! the run's containment has ended its processes and its end is recorded.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use crate::sandbox::RunDirs;
@@ -71,17 +71,18 @@ impl Reaper {
         }
         let (packed_tx, packed) = mpsc::channel::<()>();
         let (gone, dirs_gone) = mpsc::channel::<()>();
-        let job = Arc::new(Mutex::new(Some(Job {
+        // Kept for removing them in line, should no thread start.
+        let in_line = dirs.clone();
+        let job = Job {
             dirs,
             run_dir,
             gone,
             packed,
-        })));
-        let for_thread = Arc::clone(&job);
-        let spawned = std::thread::Builder::new()
+        };
+        match std::thread::Builder::new()
             .name("remove".into())
-            .spawn(move || Job::take(&for_thread).map(Job::run).unwrap_or_default());
-        match spawned {
+            .spawn(move || job.run())
+        {
             Ok(handle) => {
                 under_way.push(handle);
                 Removal {
@@ -91,11 +92,10 @@ impl Reaper {
             }
             Err(e) => {
                 eprintln!("quire-run work: cannot start a thread to remove a run's files: {e}");
-                // In line: its directories now; runs/<id>/, whose logs are
-                // not packed yet, stays for reconcile or prune.
-                drop(packed_tx);
-                if let Some(job) = Job::take(&job) {
-                    job.run();
+                // Its directories now; runs/<id>/, whose logs are not
+                // packed yet, stays for reconcile or prune.
+                if let Some(dirs) = in_line {
+                    dirs.remove();
                 }
                 Removal {
                     packed: None,
@@ -128,12 +128,6 @@ struct Job {
 }
 
 impl Job {
-    fn take(slot: &Mutex<Option<Job>>) -> Option<Job> {
-        slot.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-    }
-
     fn run(self) {
         if let Some(dirs) = &self.dirs {
             dirs.remove();
