@@ -328,15 +328,12 @@ fn a_tree_listed_out_of_order_gives_a_sorted_index() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let bare = repo.bare.to_str().unwrap();
-    let ci = repo.mktree(&format!(
-        "100644 blob {}\\tci.toml\\n",
-        repo.hash_object(
-            r#"[jobs.t]
+    let ci = repo.pipeline_tree(
+        r#"[jobs.t]
 inputs = ["quire/push"]
 sh = "echo status=[$(git status --porcelain)] files=$(git ls-files | tr '\\n' ' ')"
-"#
-        )
-    ));
+"#,
+    );
     let blob = repo.hash_object("x\n");
     let raw = |hex: &str| -> Vec<u8> {
         (0..hex.len())

@@ -522,10 +522,7 @@ inputs = ["quire/push"]
 sh = "ls -la"
 "#;
     let bare = repo.bare.to_str().unwrap();
-    let ci = repo.mktree(&format!(
-        "100644 blob {}\\tci.toml\\n",
-        repo.hash_object(pipeline)
-    ));
+    let ci = repo.pipeline_tree(pipeline);
     let evil = repo.mktree(&format!(
         "100644 blob {}\\tevil\\n",
         repo.hash_object("written outside!")
@@ -575,15 +572,12 @@ fn names_git_takes_for_dot_git_are_refused_by_the_checkout() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let bare = repo.bare.to_str().unwrap();
-    let ci = repo.mktree(&format!(
-        "100644 blob {}\\tci.toml\\n",
-        repo.hash_object(
-            r#"[jobs.t]
+    let ci = repo.pipeline_tree(
+        r#"[jobs.t]
 inputs = ["quire/push"]
 sh = "true"
-"#
-        )
-    ));
+"#,
+    );
     let payload = repo.hash_object("[core]\n\thooksPath = /tmp\n");
     for (branch, name) in [("short", "git~1"), ("spaced", ".git ")] {
         let root = repo.mktree(&format!(

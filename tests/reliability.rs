@@ -558,15 +558,12 @@ fn hostile_tree_entries_are_refused_and_nothing_is_written_outside() {
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let bare = repo.bare.to_str().unwrap().to_string();
-    let ci = repo.mktree(&format!(
-        "100644 blob {}\\tci.toml\\n",
-        repo.hash_object(
-            r#"[jobs.t]
+    let ci = repo.pipeline_tree(
+        r#"[jobs.t]
 inputs = ["quire/push"]
 sh = "true"
-"#
-        )
-    ));
+"#,
+    );
     let payload = repo.hash_object("pwned");
     let inner = repo.mktree(&format!("100644 blob {payload}\\tescaped\\n"));
     for (name, entry) in [

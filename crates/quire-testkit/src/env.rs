@@ -281,6 +281,15 @@ impl Repo {
         self.plumbing("printf \"$0\" | git --git-dir \"$1\" mktree", entries)
     }
 
+    /// The tree of a `.quire` folder holding `pipeline` as `ci.toml`, for
+    /// hand-made commits; its id.
+    pub fn pipeline_tree(&self, pipeline: &str) -> String {
+        self.mktree(&format!(
+            "100644 blob {}\\tci.toml\\n",
+            self.hash_object(pipeline)
+        ))
+    }
+
     fn plumbing(&self, script: &str, arg: &str) -> String {
         let out = Process::new("sh")
             .args(["-c", script, arg])
