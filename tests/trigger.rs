@@ -169,6 +169,22 @@ fn a_run_triggered_in_the_foreground_is_announced_as_a_workers_is() {
     });
     let note = git(&repo.bare, &["notes", "--ref=ci", "show", &second]);
     assert!(note.contains("complete"), "{note}");
+
+    let inbox = env.path().join("inbox");
+    env.config(&format!(
+        "[[notify]]\non = [\"complete\"]\ncommand = [\"sh\", \"-c\", 'cat > \"$0/$QUIRE_RUN_ID.json\"', \"{}\"]\n",
+        inbox.display()
+    ));
+    std::fs::create_dir(&inbox).unwrap();
+    triggered_sha(&env, &repo, &["main"]);
+    let run = env.all_runs()[0].id.clone();
+    quire_testkit::wait_until("the triggered run's notifier", || {
+        inbox.join(format!("{run}.json")).is_file()
+    });
+    quire_testkit::wait_until("the triggered run's note", || {
+        git_status(&repo, &["notes", "--ref=ci", "show", &second])
+            && git(&repo.bare, &["notes", "--ref=ci", "show", &second]).contains(&run)
+    });
 }
 
 /// Whether `git --git-dir BARE ARGS` succeeds.

@@ -57,6 +57,27 @@ pub fn run(home: &Home) -> Result<(), Error> {
     announce_all(home, &config, &mut store)
 }
 
+/// When `config.toml` (read now, as an announcer reads it) has no
+/// `[[notify]]` entry, announce the ended runs here, without a process of
+/// their own: a note takes about a millisecond. Whether that was done;
+/// false when a notifier is configured or it failed (said on stderr),
+/// and an announcer is to be started.
+pub fn notes_only_here(home: &Home, store: &mut Store) -> bool {
+    let Ok(config) = Config::load(home) else {
+        return false;
+    };
+    if !config.notify.is_empty() {
+        return false;
+    }
+    match announce_all(home, &config, store) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("quire-run: cannot announce the runs that ended: {e}");
+            false
+        }
+    }
+}
+
 /// Announce every ended run not yet announced, in this process: what
 /// `quire-run announce` does, and what a worker does itself when no
 /// `[[notify]]` entry is configured (a note is quick; a notifier may not

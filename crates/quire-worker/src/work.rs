@@ -186,14 +186,8 @@ impl Announcers {
         if !store.has_unannounced().unwrap_or(false) {
             return;
         }
-        if let Ok(config) = Config::load(home)
-            && config.notify.is_empty()
-        {
-            match crate::announce::announce_all(home, &config, store) {
-                Ok(()) => return,
-                // Whatever the worker could not do, an announcer tries.
-                Err(e) => eprintln!("quire-run work: cannot announce the runs it ended: {e}"),
-            }
+        if crate::announce::notes_only_here(home, store) {
+            return;
         }
         match workers::spawn_announcer(home) {
             Ok(child) => {

@@ -219,11 +219,12 @@ Examples:
     /// runs (round-robin over repositories, oldest first within one, none of a
     /// repository already holding max_workers_per_repo workers) and executes
     /// each: the commit is checked out into HOME/runs/ID/workspace, the jobs
-    /// run with every event recorded as it happens, and the workspace is
-    /// deleted afterwards (unless keep_workspaces). Its step logs of at most 64
-    /// KiB are then packed into the store. SIGINT or SIGTERM cancels the run it
-    /// executes and makes it exit. It writes to HOME/worker.log when started by
-    /// the hook, and exits when the queue is empty.
+    /// run with every event recorded as it happens, its step logs of at most
+    /// 64 KiB are packed into the store once it ended, and the workspace is
+    /// deleted (unless keep_workspaces) beside the next run. SIGINT or SIGTERM
+    /// cancels the run it executes and makes it exit. It writes to
+    /// HOME/worker.log when started by the hook, and exits when the queue is
+    /// empty and its runs' workspaces are gone.
     #[command(after_long_help = "\
 Examples:
   quire-run --home /srv/quire work

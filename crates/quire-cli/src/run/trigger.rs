@@ -85,8 +85,10 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
             &worker,
             claimed,
         )?;
-        // As a worker does once a run ended: its git note and notifiers,
-        // by a detached announcer (docs/OPERATIONS.md, "When a run ends").
+        // Its git note and notifiers by a detached announcer
+        // (docs/OPERATIONS.md, "When a run ends"), even with no notifier:
+        // written here, the note would hold up the command's return, which
+        // a worker's next run does not wait on.
         quire_worker::workers::announce_if_needed(home, &store);
     }
     // Executed here, or by a worker that claimed it first: wait for its end.
