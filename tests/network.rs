@@ -233,9 +233,9 @@ fn trigger_wait(env: &Env, app: &quire_testkit::Repo) -> assert_cmd::Command {
 }
 
 /// `trigger --wait` starts its run's namespace before the run is even
-/// recorded, and ends it (pasta is killed) as soon as the steps are done,
-/// reaping it after the run's end: pasta's exit waits on the kernel. Yet
-/// it returns only once the namespace is gone: nothing in it, nothing
+/// recorded, and ends it (pasta is killed) as soon as the steps are done;
+/// it does not wait for pasta's exit, which waits on the kernel. Yet it
+/// returns only once the namespace is gone: nothing in it, nothing
 /// holding it, at once.
 #[test]
 fn trigger_wait_returns_only_once_its_runs_namespace_is_gone() {

@@ -395,6 +395,46 @@ impl Ending {
     }
 }
 
+impl Ending {
+    /// Leave the killed pasta and holder to finish exiting without this
+    /// process, for a process about to exit itself (`trigger --wait`),
+    /// whose children then go to its reaper. Returns once neither is in
+    /// the namespace or holds it: both were sent SIGKILL, so no code of
+    /// theirs runs again, and a killed process leaves its namespaces (and
+    /// closes its descriptors) before the kernel's slow release of pasta's
+    /// device, which is all that is left to wait for. One that has not
+    /// left within two seconds is waited for as [`Drop`] would.
+    pub fn release(mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let pids = [
+            self.pasta.as_ref().map(|p| p.id() as i32),
+            Some(self.holder),
+        ];
+        for pid in pids.into_iter().flatten().filter(|&p| p > 0) {
+            while !left_its_namespace(pid) {
+                if std::time::Instant::now() > deadline {
+                    return; // dropped: waits for both
+                }
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        }
+        if let Some(pasta) = self.pasta.take() {
+            crate::processes::unspare(pasta.id());
+        }
+        if self.holder > 0 {
+            crate::processes::unspare(self.holder.unsigned_abs());
+            self.holder = 0;
+        }
+    }
+}
+
+/// Whether our killed child `pid` (not reaped, so the number is still its
+/// own) has left its network namespace: the kernel then has no namespace
+/// to show for it, which it drops only after closing its descriptors.
+fn left_its_namespace(pid: i32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).is_err()
+}
+
 impl Drop for Ending {
     fn drop(&mut self) {
         if let Some(mut pasta) = self.pasta.take() {

@@ -761,10 +761,9 @@ impl Kept {
     /// sets it up while the run is recorded, claimed and checked out.
     pub fn one_shot(config: &Config) -> Kept {
         let network = netns::start(config.step_network, config.sandbox == SandboxMode::Required);
-        Kept {
-            one_shot: Some(std::cell::RefCell::new(Some(network))),
-            ..Kept::default()
-        }
+        let mut kept = Kept::default();
+        kept.one_shot = Some(std::cell::RefCell::new(Some(network)));
+        kept
     }
 
     /// The network for a run of `repo`: the one started for it, or the kept
@@ -803,6 +802,18 @@ impl Kept {
         let mut ending = self.ending.borrow_mut();
         ending.retain_mut(|e| !e.reaped());
         ending.push(network.kill());
+    }
+}
+
+impl Drop for Kept {
+    /// A one-shot run's killed network is left to finish exiting on its
+    /// own ([`netns::Ending::release`]): the process exits next.
+    fn drop(&mut self) {
+        if self.one_shot.is_some() {
+            for ending in self.ending.get_mut().drain(..) {
+                ending.release();
+            }
+        }
     }
 }
 
