@@ -398,7 +398,8 @@ impl Ending {
 impl Ending {
     /// Leave the killed pasta and holder to finish exiting without this
     /// process, for a process about to exit itself (`trigger --wait`),
-    /// whose children then go to its reaper. Returns once neither is in
+    /// whose children then go to init (or the
+    /// nearest subreaper). Returns once neither is in
     /// the namespace or holds it: both were sent SIGKILL, so no code of
     /// theirs runs again, and a killed process leaves its namespaces (and
     /// closes its descriptors) before the kernel's slow release of pasta's

@@ -807,7 +807,8 @@ impl Kept {
 
 impl Drop for Kept {
     /// A one-shot run's killed network is left to finish exiting on its
-    /// own ([`netns::Ending::release`]): the process exits next.
+    /// own ([`netns::Ending::release`]): the process exits next, and
+    /// init reaps them.
     fn drop(&mut self) {
         if self.one_shot.is_some() {
             for ending in self.ending.get_mut().drain(..) {
