@@ -102,6 +102,7 @@ impl Fixture {
             step_env: None,
             sandbox: None,
             network: None,
+            remote: None,
         };
         let path = run_dir.join("events.jsonl");
         let mut sink = (JsonlFile::create(&path).unwrap(), Recorded::default());

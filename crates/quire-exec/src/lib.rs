@@ -24,5 +24,7 @@ mod log;
 pub mod netns;
 pub mod pidns;
 pub mod processes;
+pub mod remote;
+pub mod slurm;
 
-pub use log::{MIN_SECRET_LEN, Redactor};
+pub use log::{MIN_SECRET_LEN, Redactor, note_line};

@@ -366,6 +366,12 @@ impl Lines {
     }
 }
 
+/// One line of quire's own in a job's log, as [`CriLog`] writes a note
+/// (for a node that reports a failure before the job's log exists).
+pub fn note_line(text: &str) -> String {
+    format!("{:.9} stderr F {text}\n", jiff::Timestamp::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,10 +41,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustix::pipe::{PipeFlags, pipe_with};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `step_network` in config.toml.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepNetwork {
     /// A namespace of the run's own with outbound access through pasta:

@@ -45,6 +45,7 @@ impl Run {
             step_env: None,
             sandbox: None,
             network: None,
+            remote: None,
         };
         Run {
             dir,

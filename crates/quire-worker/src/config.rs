@@ -93,6 +93,95 @@ pub struct Config {
     /// and directories the sandbox would hide that they may read and run.
     #[serde(default)]
     pub steps: Steps,
+    /// Where jobs run (`[executor]`): this machine, or a Slurm cluster.
+    #[serde(default)]
+    pub executor: ExecutorConfig,
+}
+
+/// How many jobs of a run go to a Slurm cluster at once when
+/// `max_parallel_jobs` is not set: each is an `srun` on the server.
+pub const SLURM_PARALLEL_JOBS: usize = 64;
+
+/// `[executor]` (docs/OPERATIONS.md, "Running jobs on a Slurm cluster").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// "local" (the default) or "slurm".
+    #[serde(default)]
+    pub kind: ExecutorKind,
+    /// sbatch/srun `--partition`.
+    pub partition: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// Where Slurm's `srun` is (`scancel` and `squeue` beside it).
+    pub srun: Option<PathBuf>,
+    /// The quire-run binary on the nodes; the server's own path when not
+    /// set.
+    pub node_quire_run: Option<PathBuf>,
+    /// Node-local directory for workspaces; the node's `$TMPDIR` or `/tmp`
+    /// when not set.
+    pub node_scratch: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutorKind {
+    #[default]
+    Local,
+    Slurm,
+}
+
+impl ExecutorConfig {
+    /// The Slurm host this names, for `kind = "slurm"`.
+    pub fn slurm(&self) -> Option<quire_exec::slurm::Slurm> {
+        if self.kind != ExecutorKind::Slurm {
+            return None;
+        }
+        let node_quire_run = self.node_quire_run.clone().unwrap_or_else(|| {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("quire-run"))
+        });
+        Some(quire_exec::slurm::Slurm {
+            partition: self.partition.clone(),
+            account: self.account.clone(),
+            srun: self
+                .srun
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/usr/bin/srun")),
+            node_quire_run,
+            node_scratch: self.node_scratch.clone(),
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let named = [("partition", &self.partition), ("account", &self.account)];
+        for (key, value) in named {
+            if let Some(v) = value
+                && (v.is_empty()
+                    || !v
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.,".contains(c)))
+            {
+                return Err(format!(
+                    "[executor] {key} {v:?}: use letters, digits and - _ . , only"
+                ));
+            }
+        }
+        for (key, value) in [
+            ("srun", &self.srun),
+            ("node_quire_run", &self.node_quire_run),
+            ("node_scratch", &self.node_scratch),
+        ] {
+            if let Some(p) = value
+                && !p.is_absolute()
+            {
+                return Err(format!(
+                    "[executor] {key} {}: give an absolute path",
+                    p.display()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[steps]` (docs/OPERATIONS.md): the admin's say in what steps see.
@@ -300,6 +389,7 @@ impl Default for Config {
             notes: true,
             notify: Vec::new(),
             steps: Steps::default(),
+            executor: ExecutorConfig::default(),
         }
     }
 }
@@ -393,6 +483,13 @@ impl Config {
                 })?;
         }
         config
+            .executor
+            .check()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.clone(),
+                message,
+            })?;
+        config
             .check_steps(home)
             .map_err(|message| ConfigError::Invalid {
                 path: path.clone(),
@@ -484,7 +581,15 @@ impl Config {
     pub fn executor(&self) -> Executor {
         let defaults = Executor::default();
         Executor {
-            max_parallel_jobs: self.max_parallel_jobs.unwrap_or(defaults.max_parallel_jobs),
+            // A cluster queues what it cannot start yet: a run's jobs all
+            // go to it at once unless config.toml says otherwise.
+            max_parallel_jobs: self.max_parallel_jobs.unwrap_or(
+                if self.executor.kind == ExecutorKind::Slurm {
+                    SLURM_PARALLEL_JOBS
+                } else {
+                    defaults.max_parallel_jobs
+                },
+            ),
             max_log_bytes: self.max_log_mb.saturating_mul(1024 * 1024),
             max_job_timeout: Some(self.max_job_timeout()),
             ..defaults

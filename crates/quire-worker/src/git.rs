@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{DirBuilder, OpenOptions};
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -66,6 +66,59 @@ pub struct TreeFile {
 pub enum Blob {
     Read(Vec<u8>),
     TooLarge { size: u64 },
+}
+
+/// A commit and every object its tree reaches, read from its bare
+/// repository for a job that runs on another machine
+/// ([`quire_exec::remote::CommitObjects`]): each object once, the commit
+/// first. Submodules' commits are not in the repository and are not sent.
+#[derive(Debug, Clone)]
+pub struct CommitTree {
+    pub git_dir: PathBuf,
+    pub sha: String,
+}
+
+impl quire_exec::remote::CommitObjects for CommitTree {
+    fn each(&self, f: &mut dyn FnMut(u8, &[u8]) -> io::Result<()>) -> io::Result<()> {
+        use quire_exec::remote::{BLOB, COMMIT, TREE};
+        let repo = Repo::open(&self.git_dir).map_err(io::Error::other)?;
+        let id = ObjectId::from_hex(self.sha.as_bytes()).map_err(io::Error::other)?;
+        let commit = repo.repo.find_object(id).map_err(io::Error::other)?;
+        f(COMMIT, &commit.data)?;
+        let tree = commit
+            .try_into_commit()
+            .map_err(io::Error::other)?
+            .tree_id()
+            .map_err(io::Error::other)?
+            .detach();
+        let mut seen = HashSet::new();
+        let mut todo = vec![tree];
+        seen.insert(tree);
+        while let Some(id) = todo.pop() {
+            let object = repo.repo.find_object(id).map_err(io::Error::other)?;
+            f(TREE, &object.data)?;
+            let tree = object.try_into_tree().map_err(io::Error::other)?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(io::Error::other)?;
+                let oid = entry.oid().to_owned();
+                match entry.mode().kind() {
+                    EntryKind::Tree => {
+                        if seen.insert(oid) {
+                            todo.push(oid);
+                        }
+                    }
+                    EntryKind::Commit => {}
+                    _ => {
+                        if seen.insert(oid) {
+                            let blob = repo.repo.find_object(oid).map_err(io::Error::other)?;
+                            f(BLOB, &blob.data)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A bare repository, opened for reading.

@@ -13,6 +13,7 @@ pub mod config;
 pub mod git;
 pub mod interrupt;
 pub mod mtimes;
+pub mod node;
 pub mod reaper;
 pub mod record;
 pub mod sandbox;

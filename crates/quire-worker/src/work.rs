@@ -537,6 +537,19 @@ fn prepare_and_run(
         step_env: Some(config.steps.env.clone().into_iter().collect()),
         sandbox: Some(Arc::new(sandbox)),
         network: network.map(Arc::new),
+        remote: config
+            .executor
+            .slurm()
+            .map(|slurm| quire_exec::exec::Remote {
+                host: Arc::new(slurm),
+                objects: Arc::new(crate::git::CommitTree {
+                    git_dir: std::path::PathBuf::from(git_dir),
+                    sha: run.sha.clone(),
+                }),
+                max_pipeline_bytes: config.max_pipeline_kb.saturating_mul(1024),
+                sandbox: config.sandbox,
+                step_network: config.step_network,
+            }),
         logs_dir: run_dir.join("logs"),
         secrets,
         cache: caching.then(|| {

@@ -200,6 +200,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, CommandError> {
         step_env: None,
         sandbox: None,
         network: None,
+        remote: None,
         containment: contained.clone(),
     };
     println!(

@@ -373,6 +373,16 @@ Examples:
       Run this checkout's pipeline here as a push of main would.
 ")]
     Exec(ExecArgs),
+    /// One job of a run on a cluster's node (started by the worker through
+    /// the cluster's scheduler, e.g. Slurm's srun; not for people)
+    ///
+    /// Reads the job, its commit and its cache on stdin, runs the job's
+    /// steps in node-local scratch with the worker's sandbox and
+    /// containment, and streams the log, events, artifacts and saved cache
+    /// back on stdout (docs/OPERATIONS.md, "Running jobs on a Slurm
+    /// cluster"). SIGTERM ends the steps as a cancel.
+    #[command(hide = true)]
+    Node(NodeArgs),
     /// Try quire end to end in a scratch directory: a bare repository with
     /// the hook installed, a real `git push` of a project with a pipeline,
     /// the run it executes
@@ -504,6 +514,13 @@ struct ExecArgs {
 }
 
 #[derive(Debug, Args)]
+struct NodeArgs {
+    /// Where workspaces go [default: $TMPDIR, else /tmp]
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct DemoArgs {
     /// Where to create the repositories (and the home, unless --home is
     /// given); kept at the end [default: a new directory under $TMPDIR,
@@ -545,6 +562,14 @@ pub fn main() -> ExitCode {
         Command::Announce => home().and_then(|home| Ok(quire_worker::announce::run(&home)?)),
         Command::Install(args) => home().and_then(|home| install(&home, args)),
         Command::Validate { file } => local::validate(cli.home.as_deref(), file.as_deref()),
+        Command::Node(args) => {
+            let cancel = quire_exec::exec::Cancel::default();
+            quire_worker::interrupt::catch_into(cancel.flag());
+            quire_worker::node::serve(args.scratch.as_deref(), &cancel).map_err(|e| {
+                eprintln!("quire-run node: {e}");
+                CommandError::reported()
+            })
+        }
         Command::Exec(args) => local::exec(&local::ExecArgs {
             home: cli.home.as_deref(),
             file: args.file.as_deref(),

@@ -20,6 +20,7 @@ mod contain;
 mod env;
 mod job;
 mod pump;
+mod remote;
 mod sandbox;
 mod schedule;
 mod spawn;
@@ -50,6 +51,7 @@ pub use cache::JobCache;
 #[cfg(test)]
 pub(crate) use contain::enter_cgroup;
 pub use env::STEP_PATH;
+pub use remote::{Remote, job_name, send_file};
 pub use sandbox::{
     Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
 };
@@ -99,6 +101,9 @@ pub struct RunContext {
     /// The run's network namespace, which every step joins
     /// ([`crate::netns`]); none, and steps have the worker's network.
     pub network: Option<Arc<crate::netns::RunNetwork>>,
+    /// Where the run's jobs run when not here ([`crate::remote`], the
+    /// executor seam); none: on this machine.
+    pub remote: Option<Remote>,
 }
 
 impl RunContext {

@@ -39,10 +39,10 @@ use std::path::{Path, PathBuf};
 use landlock::{
     ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, path_beneath_rules,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `sandbox` in config.toml.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SandboxMode {
     /// Refuse to run steps that cannot be confined fully.

@@ -16,7 +16,7 @@ use quire_model::clock::now_ms;
 use quire_model::events::Event;
 
 use super::{
-    ExecError, Executor, Halt, RunScope, artifacts, cache, emit, events_error, job, sweep,
+    ExecError, Executor, Halt, RunScope, artifacts, cache, emit, events_error, job, remote, sweep,
 };
 use crate::events::EventSink;
 use quire_pipeline::pipeline::Pipeline;
@@ -199,6 +199,11 @@ impl<'a> Schedule<'a> {
             .name(format!("job {}", job.id))
             .spawn_scoped(threads, move || {
                 let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                    // The executor seam: a job of a run with a remote host
+                    // runs there, its node keeping artifacts and caches.
+                    if let Some(remote) = &scope.ctx.remote {
+                        return remote::run(exec, scope, job, &reporter, remote);
+                    }
                     let outcome = job::run(exec, scope, job, &reporter);
                     sweep::after_job(scope, &job.id);
                     let end = outcome?;

@@ -1,0 +1,639 @@
+//! A job run on a [`JobHost`] (the executor seam, [`crate::remote`]): the
+//! worker's end of the connection to its node.
+//!
+//! The worker sends the job, every object of the commit and the job's
+//! restored cache; it writes the log bytes the node streams to the job's
+//! log, passes the node's step events on (checked: its own job, its own
+//! steps), writes the artifacts it sends under the run's `artifacts/` (by
+//! directory descriptors, each hashed and compared with the event that
+//! names it), and hands the cache the node saved to the run's cache. A
+//! connection that ends without the node's outcome fails the job with a
+//! line naming the node and what the host said.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quire_model::JobState;
+use quire_model::events::Event;
+use sha2::{Digest, Sha256};
+
+use super::schedule::Reporter;
+use super::{ExecError, Executor, RunScope};
+use crate::beneath::{self, Dir};
+use crate::log::CriLog;
+use crate::remote::{self, Connection, FileHead, FileRole, Hello, JobHost, NodeJob, Ticket};
+use quire_pipeline::pipeline::Job;
+
+/// How a run's jobs reach their host: the host, the commit's objects, and
+/// the settings of the home the node applies.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub host: Arc<dyn JobHost>,
+    pub objects: Arc<dyn remote::CommitObjects>,
+    pub max_pipeline_bytes: u64,
+    pub sandbox: super::SandboxMode,
+    pub step_network: crate::netns::StepNetwork,
+}
+
+/// The name a job goes by on its host: `quire-<last 12 of the run id>-<job>`.
+pub fn job_name(run_id: &str, job: &str) -> String {
+    let hex: String = run_id.chars().filter(char::is_ascii_hexdigit).collect();
+    let tail = &hex[hex.len().saturating_sub(12)..];
+    format!("quire-{tail}-{job}")
+}
+
+/// Run `job` on `remote`'s host; how it ended.
+pub(super) fn run(
+    exec: &Executor,
+    scope: &RunScope<'_>,
+    job: &Job,
+    reporter: &Reporter<'_>,
+    remote: &Remote,
+) -> Result<(JobState, Option<i64>), ExecError> {
+    let ctx = scope.ctx;
+    let write_error = |what: &Path| {
+        let what = what.display().to_string();
+        move |source| ExecError::Write {
+            what: what.clone(),
+            source,
+        }
+    };
+    let log_path = ctx.logs_dir.join(format!("{}.log", job.id));
+    make_dir(&ctx.logs_dir).map_err(write_error(&ctx.logs_dir))?;
+    // The job's staging directories, under the run's own (the worker's:
+    // no step runs on this machine).
+    let run_dir = ctx.logs_dir.parent().unwrap_or(&ctx.logs_dir).to_path_buf();
+    let staging = run_dir.join("remote").join(&job.id);
+    std::fs::create_dir_all(&staging).map_err(write_error(&staging))?;
+    let result = run_in(exec, scope, job, reporter, remote, &log_path, &staging);
+    if let Ok(dir) = Dir::open(&run_dir.join("remote")) {
+        let _ = dir.remove(OsStr::new(&job.id));
+    }
+    result
+}
+
+fn make_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        done => done,
+    }
+}
+
+#[allow(clippy::too_many_lines)]
+fn run_in(
+    exec: &Executor,
+    scope: &RunScope<'_>,
+    job: &Job,
+    reporter: &Reporter<'_>,
+    remote: &Remote,
+    log_path: &Path,
+    staging: &Path,
+) -> Result<(JobState, Option<i64>), ExecError> {
+    let ctx = scope.ctx;
+    let log_error = |source| ExecError::Write {
+        what: log_path.display().to_string(),
+        source,
+    };
+    let process_error = |source: io::Error| ExecError::Process {
+        job: job.id.clone(),
+        source,
+    };
+    // The cache, restored where the worker can pack it.
+    let cache_in = staging.join("in");
+    let cache_out = staging.join("out");
+    let mut cache_notes = Vec::new();
+    if let Some(cache) = &ctx.cache
+        && !job.cache.is_empty()
+    {
+        make_dir(&cache_in).map_err(process_error)?;
+        cache_notes = cache
+            .restore(&job.id, &job.cache, &cache_in)
+            .into_iter()
+            .map(|line| scope.redactor.apply_str(&format!("quire: cache: {line}")))
+            .collect();
+    }
+    let secrets: Vec<(String, String)> = ctx
+        .secrets
+        .iter()
+        .filter(|(name, _)| job.secrets.contains(name))
+        .cloned()
+        .collect();
+    let header = NodeJob {
+        run_id: ctx.run_id.clone(),
+        repo: ctx.repo.clone(),
+        ref_name: ctx.ref_name.clone(),
+        sha: ctx.sha.clone(),
+        previous_sha: ctx.previous_sha.clone(),
+        traceparent: ctx.traceparent.clone(),
+        job: job.id.clone(),
+        max_pipeline_bytes: remote.max_pipeline_bytes,
+        secrets,
+        step_env: ctx.step_env.clone().unwrap_or_default(),
+        cache_notes,
+        grace_ms: exec.grace.as_millis() as u64,
+        max_line: exec.max_line,
+        max_log_bytes: exec.max_log_bytes,
+        tick_ms: exec.tick.as_millis() as u64,
+        max_job_timeout_ms: exec.max_job_timeout.map(|t| t.as_millis() as u64),
+        sandbox: remote.sandbox,
+        step_network: remote.step_network,
+    };
+    let timeout = match (job.timeout, exec.max_job_timeout) {
+        (Some(own), Some(cap)) => Some(own.min(cap)),
+        (own, cap) => own.or(cap),
+    };
+    let ticket = Ticket {
+        name: job_name(&ctx.run_id, &job.id),
+        cpus: None,
+        memory_mb: None,
+        gpus: None,
+        constraint: None,
+        timeout,
+    };
+    let mut log = File::options()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(log_error)?;
+    let mut conn = remote.host.start(&ticket).map_err(process_error)?;
+    let input = conn.input();
+    let output = conn.output();
+    let conn: Arc<Mutex<Box<dyn Connection>>> = Arc::new(Mutex::new(conn));
+    let (Some(input), Some(output)) = (input, output) else {
+        lock(&conn).cancel();
+        return Err(process_error(io::Error::other(
+            "the host gave no connection to the job",
+        )));
+    };
+    let started = Instant::now();
+    let said = std::sync::atomic::AtomicBool::new(false);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let cancelled = std::sync::atomic::AtomicBool::new(false);
+    let queued: Mutex<Option<String>> = Mutex::new(None);
+    std::thread::scope(|threads| -> Result<(JobState, Option<i64>), ExecError> {
+        // The job and its commit, written while the node reads them.
+        let sender = threads.spawn(|| send(input, &header, remote, &cache_in));
+        // Cancel, supersede and the host's pending reason, watched while
+        // the job runs.
+        threads.spawn(|| {
+            let mut last_ask = Instant::now();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if scope.halt.is_set() && !cancelled.swap(true, std::sync::atomic::Ordering::SeqCst)
+                {
+                    lock(&conn).cancel();
+                }
+                if !said.load(std::sync::atomic::Ordering::SeqCst)
+                    && last_ask.elapsed() >= Duration::from_secs(1)
+                {
+                    last_ask = Instant::now();
+                    let why = lock(&conn).pending();
+                    *queued.lock().unwrap_or_else(|e| e.into_inner()) = why;
+                }
+                std::thread::sleep(exec.tick.max(Duration::from_millis(10)));
+            }
+        });
+        let mut reader = Reader {
+            scope,
+            job,
+            reporter,
+            log: &mut log,
+            log_limit: exec.max_log_bytes.saturating_mul(2).saturating_add(1 << 20),
+            logged: 0,
+            artifacts: None,
+            artifacts_dir: ctx.artifacts_dir(),
+            cache_out: &cache_out,
+            file: None,
+            kept: Vec::new(),
+            seqs: HashSet::new(),
+            node: None,
+            outcome: None,
+            queued_said: None,
+            queued: &queued,
+            said: &said,
+            inserted: 0,
+        };
+        let read = reader.read_all(BufReader::new(output));
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let ended = lock(&conn).wait();
+        let _ = sender.join();
+        let node = reader.node.clone().unwrap_or_else(|| "(none yet)".into());
+        let outcome = reader.outcome.take();
+        let mut notes = Vec::new();
+        if let Err(e) = &read {
+            notes.push(format!("quire: the stream from node {node} broke: {e}"));
+        }
+        let result = match outcome {
+            Some(outcome) if read.is_ok() => {
+                let state = match outcome.state.as_str() {
+                    "complete" => JobState::Complete,
+                    "aborted" => JobState::Aborted,
+                    _ => JobState::Failed,
+                };
+                (state, outcome.exit_code)
+            }
+            _ if cancelled.load(std::sync::atomic::Ordering::SeqCst) || scope.halt.is_set() => {
+                notes.push(format!(
+                    "quire: the job was ended on node {node} ({})",
+                    remote.host.kind()
+                ));
+                (JobState::Aborted, None)
+            }
+            _ => {
+                let why = ended
+                    .err()
+                    .unwrap_or_else(|| "it ended without a word".into());
+                notes.push(scope.redactor.apply_str(&format!(
+                    "quire: node lost: the job's node {node} ended it without an outcome \
+                     after {:.1} s: {why}",
+                    started.elapsed().as_secs_f64()
+                )));
+                (JobState::Failed, None)
+            }
+        };
+        let mut cri = CriLog::append(log_path).map_err(log_error)?;
+        for note in notes {
+            cri.note(note.as_bytes()).map_err(log_error)?;
+        }
+        if result.0 == JobState::Complete
+            && let Some(cache) = &ctx.cache
+            && !job.cache.is_empty()
+            && cache_out.is_dir()
+        {
+            for line in cache.save(&job.id, &job.cache, &cache_out) {
+                let line = scope.redactor.apply_str(&format!("quire: cache: {line}"));
+                cri.note(line.as_bytes()).map_err(log_error)?;
+            }
+        }
+        cri.flush().map_err(log_error)?;
+        Ok(result)
+    })
+}
+
+fn lock<'a>(
+    conn: &'a Mutex<Box<dyn Connection>>,
+) -> std::sync::MutexGuard<'a, Box<dyn Connection>> {
+    conn.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Write the job to the node: its header, the commit's objects, the
+/// restored cache, and the end.
+fn send(
+    input: Box<dyn Write + Send>,
+    header: &NodeJob,
+    remote: &Remote,
+    cache_in: &Path,
+) -> io::Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 16, input);
+    let json = serde_json::to_vec(header).map_err(io::Error::other)?;
+    remote::write_frame(&mut out, remote::HEADER, &json)?;
+    remote.objects.each(&mut |kind, data| {
+        let mut payload = Vec::with_capacity(data.len() + 1);
+        payload.push(kind);
+        payload.extend_from_slice(data);
+        remote::write_frame(&mut out, remote::OBJECT, &payload)
+    })?;
+    if let Ok(dir) = Dir::open(cache_in) {
+        send_tree(&mut out, &dir, "")?;
+    }
+    remote::write_frame(&mut out, remote::END, b"")?;
+    out.flush()
+}
+
+/// Send every file, symlink and directory below `dir` as cache files.
+fn send_tree(out: &mut dyn Write, dir: &Dir, prefix: &str) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    for entry in dir.entries()? {
+        let Ok(name) = std::str::from_utf8(entry.name.as_bytes()) else {
+            continue;
+        };
+        let path = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let stat = dir.stat(&entry.name)?;
+        let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+        let mode = if stat.st_mode & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        };
+        match kind {
+            rustix::fs::FileType::Directory => {
+                send_tree(out, &dir.subdir(&entry.name)?, &path)?;
+            }
+            rustix::fs::FileType::Symlink => {
+                let target = rustix::fs::readlinkat(dir, entry.name.as_os_str(), Vec::new())?;
+                let head = FileHead {
+                    role: FileRole::Cache,
+                    path,
+                    mode: 0o777,
+                    link: Some(target.to_string_lossy().into_owned()),
+                };
+                remote::write_frame(out, remote::FILE_START, &json(&head)?)?;
+                remote::write_frame(out, remote::FILE_END, b"")?;
+            }
+            rustix::fs::FileType::RegularFile => {
+                let Some(mut file) = dir.open_file(&entry.name)? else {
+                    continue;
+                };
+                let head = FileHead {
+                    role: FileRole::Cache,
+                    path,
+                    mode,
+                    link: None,
+                };
+                send_file(out, &head, &mut file)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn json(value: &impl serde::Serialize) -> io::Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(io::Error::other)
+}
+
+/// Send `file` in frames under `head`.
+pub fn send_file(out: &mut dyn Write, head: &FileHead, file: &mut File) -> io::Result<()> {
+    use std::io::Read;
+    remote::write_frame(out, remote::FILE_START, &json(head)?)?;
+    let mut buf = vec![0u8; remote::CHUNK];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        remote::write_frame(out, remote::FILE_DATA, &buf[..n])?;
+    }
+    remote::write_frame(out, remote::FILE_END, b"")
+}
+
+/// A file arriving from the node.
+struct Incoming {
+    head: FileHead,
+    file: Option<File>,
+    size: u64,
+    hash: Sha256,
+}
+
+/// The worker reading its node's stream.
+struct Reader<'a, 's> {
+    scope: &'a RunScope<'s>,
+    job: &'a Job,
+    reporter: &'a Reporter<'a>,
+    log: &'a mut File,
+    /// The most log bytes taken from the node.
+    log_limit: u64,
+    logged: u64,
+    /// `artifacts/<job>/`, once the first artifact arrives.
+    artifacts: Option<Dir>,
+    artifacts_dir: PathBuf,
+    cache_out: &'a Path,
+    file: Option<Incoming>,
+    /// Artifacts received: (path, size, sha256), until their event.
+    kept: Vec<(String, u64, String)>,
+    /// Steps started and not finished.
+    seqs: HashSet<i64>,
+    node: Option<String>,
+    outcome: Option<remote::Outcome>,
+    queued_said: Option<String>,
+    queued: &'a Mutex<Option<String>>,
+    said: &'a std::sync::atomic::AtomicBool,
+    /// Bytes of the worker's own lines in the log before the node's:
+    /// where the node says a step's lines begin, they begin this much
+    /// later here.
+    inserted: u64,
+}
+
+impl Reader<'_, '_> {
+    fn read_all(&mut self, mut input: impl io::Read) -> io::Result<()> {
+        loop {
+            self.say_queued()?;
+            let Some((tag, payload)) = remote::read_frame(&mut input, remote::MAX_FRAME)? else {
+                return Ok(());
+            };
+            if self.outcome.is_some() {
+                return Err(io::Error::other("the node spoke after its outcome"));
+            }
+            self.take(tag, payload)?;
+        }
+    }
+
+    /// While the node has not said hello: why the host holds the job,
+    /// once in the log each time it changes.
+    fn say_queued(&mut self) -> io::Result<()> {
+        if self.node.is_some() {
+            return Ok(());
+        }
+        let why = self
+            .queued
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(why) = why
+            && self.queued_said.as_ref() != Some(&why)
+        {
+            self.note(&format!("quire: {why}"))?;
+            self.queued_said = Some(why);
+        }
+        Ok(())
+    }
+
+    /// A line of the worker's own, before the node's lines.
+    fn note(&mut self, line: &str) -> io::Result<()> {
+        let line = crate::log::note_line(line);
+        self.log.write_all(line.as_bytes())?;
+        self.inserted += line.len() as u64;
+        Ok(())
+    }
+
+    fn take(&mut self, tag: u8, payload: Vec<u8>) -> io::Result<()> {
+        match tag {
+            remote::HELLO if self.node.is_none() => {
+                let hello: Hello = serde_json::from_slice(&payload).map_err(io::Error::other)?;
+                let node = clean(&hello.node);
+                self.said.store(true, std::sync::atomic::Ordering::SeqCst);
+                let line = format!(
+                    "quire: on node {node} ({}); sandbox: {}",
+                    self.scope.redactor.apply_str("slurm"),
+                    self.scope.redactor.apply_str(&clean(&hello.sandbox))
+                );
+                self.note(&line)?;
+                self.node = Some(node);
+            }
+            _ if self.node.is_none() => {
+                return Err(io::Error::other("the node did not say hello first"));
+            }
+            remote::LOG => {
+                let room = self.log_limit.saturating_sub(self.logged);
+                let take = payload.len().min(room as usize);
+                self.log.write_all(&payload[..take])?;
+                self.logged += take as u64;
+            }
+            remote::EVENT => self.event(&payload)?,
+            remote::FILE_START => self.file_start(&payload)?,
+            remote::FILE_DATA => self.file_data(&payload)?,
+            remote::FILE_END => self.file_end()?,
+            remote::OUTCOME => {
+                if self.file.is_some() {
+                    return Err(io::Error::other("the outcome came inside a file"));
+                }
+                self.outcome = Some(serde_json::from_slice(&payload).map_err(io::Error::other)?);
+            }
+            other => {
+                return Err(io::Error::other(format!("an unknown frame {other:#04x}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// A step's event: its own job's, of one of its steps, each started
+    /// once and finished after it started; an artifact's, only for the
+    /// file just received, as received.
+    fn event(&mut self, payload: &[u8]) -> io::Result<()> {
+        let line = std::str::from_utf8(payload).map_err(io::Error::other)?;
+        let mut event: Event = serde_json::from_str(line).map_err(io::Error::other)?;
+        // The first step's lines begin where the log does: the worker's
+        // lines (the node, a wait in the queue) are shown with them.
+        if let Event::StepStarted {
+            log_at: Some(at),
+            seq,
+            ..
+        } = &mut event
+            && *seq > 1
+        {
+            *at = at.saturating_add(self.inserted);
+        }
+        let steps = self.job.steps.len() as i64;
+        let ok = match &event {
+            Event::StepStarted { job, seq, .. } => {
+                *job == self.job.id && (1..=steps).contains(seq) && self.seqs.insert(*seq)
+            }
+            Event::StepFinished { job, seq, .. } => *job == self.job.id && self.seqs.remove(seq),
+            Event::ArtifactKept {
+                job,
+                path,
+                size,
+                sha256,
+                ..
+            } => {
+                *job == self.job.id
+                    && self
+                        .kept
+                        .iter()
+                        .position(|(p, s, h)| p == path && s == size && h == sha256)
+                        .map(|i| self.kept.remove(i))
+                        .is_some()
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(io::Error::other(format!(
+                "an event the job cannot have: {line}"
+            )));
+        }
+        self.reporter
+            .emit(event)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn file_start(&mut self, payload: &[u8]) -> io::Result<()> {
+        if self.file.is_some() {
+            return Err(io::Error::other("a file inside a file"));
+        }
+        let head: FileHead = serde_json::from_slice(payload).map_err(io::Error::other)?;
+        beneath::components(&head.path)?;
+        if head.link.is_some() && head.role == FileRole::Artifact {
+            return Err(io::Error::other("an artifact that is a link"));
+        }
+        let (parent, name) = beneath::split_last(&head.path)?
+            .ok_or_else(|| io::Error::other("a file without a name"))?;
+        let mode = if head.mode & 0o111 != 0 { 0o755 } else { 0o644 };
+        let file = match head.role {
+            FileRole::Artifact => {
+                if self.artifacts.is_none() {
+                    let job_dir = self.artifacts_dir.join(&self.job.id);
+                    std::fs::create_dir_all(&job_dir)?;
+                    self.artifacts = Some(Dir::open(&job_dir)?);
+                }
+                let dir = self.artifacts.as_ref().expect("opened above");
+                let at = dir.create_dirs_mode(&parent, 0o700, None)?;
+                Some(at.create_file(OsStr::new(name), mode)?)
+            }
+            FileRole::Cache => {
+                make_dir(self.cache_out)?;
+                let dir = Dir::open(self.cache_out)?;
+                let at = dir.create_dirs_mode(&parent, 0o755, None)?;
+                match &head.link {
+                    Some(target) => {
+                        rustix::fs::symlinkat(target.as_str(), &at, name)?;
+                        None
+                    }
+                    None => Some(at.create_file(OsStr::new(name), mode)?),
+                }
+            }
+        };
+        self.file = Some(Incoming {
+            head,
+            file,
+            size: 0,
+            hash: Sha256::new(),
+        });
+        Ok(())
+    }
+
+    fn file_data(&mut self, payload: &[u8]) -> io::Result<()> {
+        let Some(incoming) = &mut self.file else {
+            return Err(io::Error::other("file data outside a file"));
+        };
+        let Some(file) = &mut incoming.file else {
+            return Err(io::Error::other("data for a link"));
+        };
+        file.write_all(payload)?;
+        incoming.size += payload.len() as u64;
+        incoming.hash.update(payload);
+        Ok(())
+    }
+
+    fn file_end(&mut self) -> io::Result<()> {
+        let Some(incoming) = self.file.take() else {
+            return Err(io::Error::other("a file's end outside a file"));
+        };
+        if incoming.head.role == FileRole::Artifact {
+            let sha: String = incoming
+                .hash
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            self.kept.push((incoming.head.path, incoming.size, sha));
+        }
+        Ok(())
+    }
+}
+
+/// A name from the node, shown in a log line: printable, short.
+fn clean(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_is_named_by_its_runs_last_digits() {
+        assert_eq!(
+            job_name("01a2517d-79dd-717a-9f71-c40844bf15f2", "test"),
+            "quire-c40844bf15f2-test"
+        );
+    }
+}

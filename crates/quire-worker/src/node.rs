@@ -1,0 +1,543 @@
+//! `quire-run node`: one job of a run, on a node of a cluster, at the
+//! other end of the worker's connection ([`quire_exec::remote`]).
+//!
+//! It reads the job's header and every object of its commit from its
+//! standard input, checks the commit out into node-local scratch as the
+//! worker would (the same checkout, from a repository of its own holding
+//! only those objects, marked shallow), puts the job's restored cache in
+//! place, and runs the job's steps with the same executor, sandbox,
+//! network namespace and containment the worker uses. What the store
+//! ingests goes back on its standard output: the job's log bytes as they
+//! are written, its steps' events, the artifacts it kept and the cache it
+//! saved, then how it ended. The scratch directory is removed at the end.
+//! A SIGTERM (Slurm's cancel, or its time limit) ends the steps as a
+//! cancel would.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use quire_exec::beneath::{self, Dir};
+use quire_exec::contain;
+use quire_exec::events::EventSink;
+use quire_exec::exec::{Cancel, Executor, JobCache, RunContext, Sandbox, SandboxPolicy};
+use quire_exec::netns::{self, Decided};
+use quire_exec::remote::{self, FileHead, FileRole, Hello, NodeJob, Outcome};
+use quire_model::JobState;
+use quire_model::events::Event;
+use quire_pipeline::Limits;
+use quire_pipeline::pipeline::{Input, Pipeline, WorkspaceRefs};
+
+use crate::git::Repo;
+use crate::record::{DEFAULT_FILE, validate};
+
+/// The node's standard output, shared by the sink and the cache.
+type Out = Arc<Mutex<BufWriter<io::Stdout>>>;
+
+/// Serve one job: read it from stdin, run it, report on stdout. `scratch`:
+/// where workspaces go (else `$TMPDIR`, else `/tmp`).
+pub fn serve(scratch: Option<&Path>, cancel: &Cancel) -> Result<(), String> {
+    let out: Out = Arc::new(Mutex::new(BufWriter::with_capacity(1 << 16, io::stdout())));
+    let mut input = io::BufReader::with_capacity(1 << 16, io::stdin().lock());
+    let (tag, payload) = remote::read_frame(&mut input, remote::MAX_FRAME)
+        .map_err(|e| format!("cannot read the job: {e}"))?
+        .ok_or("no job was sent")?;
+    if tag != remote::HEADER {
+        return Err("the job's header did not come first".into());
+    }
+    let job: NodeJob =
+        serde_json::from_slice(&payload).map_err(|e| format!("the job's header: {e}"))?;
+    let root = scratch_root(scratch)?;
+    let name = format!(
+        "{}-{}-{}",
+        quire_exec::exec::job_name(&job.run_id, &job.job),
+        std::process::id(),
+        quire_model::clock::now_ms()
+    );
+    rustix::fs::mkdirat(&root, name.as_str(), rustix::fs::Mode::from_raw_mode(0o700))
+        .map_err(|e| format!("cannot make the job's scratch directory: {e}"))?;
+    let dir_path = root_path(scratch).join(&name);
+    let result = run_job(&job, &dir_path, &mut input, &out, cancel);
+    // Whatever happened, nothing is left on the node.
+    let _ = root.remove_side_by_side(OsStr::new(&name), 2);
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let note = quire_exec::note_line(&format!("quire: on this node: {e}"));
+            let mut o = lock(&out);
+            let _ = remote::write_frame(&mut *o, remote::LOG, note.as_bytes());
+            Outcome {
+                state: "failed".into(),
+                exit_code: None,
+            }
+        }
+    };
+    let mut o = lock(&out);
+    let json = serde_json::to_vec(&outcome).map_err(|e| e.to_string())?;
+    remote::write_frame(&mut *o, remote::OUTCOME, &json)
+        .and_then(|()| o.flush())
+        .map_err(|e| format!("cannot report the outcome: {e}"))
+}
+
+fn lock(out: &Out) -> std::sync::MutexGuard<'_, BufWriter<io::Stdout>> {
+    out.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn root_path(scratch: Option<&Path>) -> PathBuf {
+    let base = scratch
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("TMPDIR").map(PathBuf::from))
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    base.join(format!(
+        "quire-node-{}",
+        rustix::process::geteuid().as_raw()
+    ))
+}
+
+/// `quire-node-<uid>` in the scratch directory: made if missing, and used
+/// only if it is a directory of this user's own that nobody else may
+/// enter (a shared `/tmp` is anybody's to plant a name in).
+fn scratch_root(scratch: Option<&Path>) -> Result<Dir, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let path = root_path(scratch);
+    match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+            return Err(format!("cannot make {}: {e}", path.display()));
+        }
+        _ => {}
+    }
+    let dir = Dir::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let stat = dir.stat_self().map_err(|e| e.to_string())?;
+    if stat.st_uid != rustix::process::geteuid().as_raw() || stat.st_mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is not this user's own private directory",
+            path.display()
+        ));
+    }
+    Ok(dir)
+}
+
+fn run_job(
+    job: &NodeJob,
+    dir_path: &Path,
+    input: &mut dyn Read,
+    out: &Out,
+    cancel: &Cancel,
+) -> Result<Outcome, String> {
+    let dir = Dir::open(dir_path).map_err(|e| e.to_string())?;
+    let node = std::env::var("SLURMD_NODENAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    // The commit, into a repository of the job's own.
+    let src = dir_path.join("src.git");
+    let repo = gix::init_bare(&src).map_err(|e| format!("cannot make a repository: {e}"))?;
+    let workspace = dir_path.join("workspace");
+    let mut checked_out = false;
+    let mut file: Option<File> = None;
+    let ws_dir = |checked_out: bool| -> Result<Dir, String> {
+        if checked_out {
+            Dir::open(&workspace).map_err(|e| e.to_string())
+        } else {
+            Err("a file came before the commit".into())
+        }
+    };
+    loop {
+        let (tag, payload) = remote::read_frame(input, remote::MAX_FRAME)
+            .map_err(|e| format!("cannot read the job: {e}"))?
+            .ok_or("the job's input ended early")?;
+        if tag != remote::OBJECT && !checked_out {
+            check_out(&src, job, &workspace)?;
+            checked_out = true;
+        }
+        match tag {
+            remote::OBJECT => {
+                let (&kind, data) = payload.split_first().ok_or("an empty object")?;
+                let kind = match kind {
+                    remote::COMMIT => gix::object::Kind::Commit,
+                    remote::TREE => gix::object::Kind::Tree,
+                    remote::BLOB => gix::object::Kind::Blob,
+                    _ => return Err("an object of no known kind".into()),
+                };
+                use gix::objs::Write as _;
+                repo.objects
+                    .write_buf(kind, data)
+                    .map_err(|e| format!("cannot write an object: {e}"))?;
+            }
+            remote::FILE_START => {
+                let head: FileHead = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+                if head.role != FileRole::Cache {
+                    return Err("only cache files come to a node".into());
+                }
+                let (parent, name) = beneath::split_last(&head.path)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("a cache file without a name")?;
+                let at = ws_dir(checked_out)?
+                    .create_dirs_mode(&parent, 0o755, None)
+                    .map_err(|e| format!("cache {}: {e}", head.path))?;
+                // What the checkout put there gives way to the cache's.
+                let _ = at.remove(OsStr::new(name));
+                file = match &head.link {
+                    Some(target) => {
+                        rustix::fs::symlinkat(target.as_str(), &at, name)
+                            .map_err(|e| format!("cache {}: {e}", head.path))?;
+                        None
+                    }
+                    None => {
+                        let mode = if head.mode & 0o111 != 0 { 0o755 } else { 0o644 };
+                        Some(
+                            at.create_file(OsStr::new(name), mode)
+                                .map_err(|e| format!("cache {}: {e}", head.path))?,
+                        )
+                    }
+                };
+            }
+            remote::FILE_DATA => {
+                if let Some(f) = &mut file {
+                    f.write_all(&payload).map_err(|e| e.to_string())?;
+                }
+            }
+            remote::FILE_END => file = None,
+            remote::END => break,
+            _ => return Err("an unknown frame".into()),
+        }
+    }
+    let limits = Limits {
+        max_file_kb: job.max_pipeline_bytes.div_ceil(1024),
+        ..Limits::default()
+    };
+    let blob = Repo::open(&src)
+        .and_then(|r| r.read_file(&job.sha, DEFAULT_FILE, limits.max_file_bytes()))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{} has no {DEFAULT_FILE}", job.sha))?;
+    let mut pipeline = validate(&blob, &limits).map_err(|e| e.lines.join("; "))?;
+    let index = pipeline
+        .jobs
+        .iter()
+        .position(|j| j.id == job.job)
+        .ok_or_else(|| format!("the pipeline has no job {}", job.job))?;
+    let mut one = pipeline.jobs.swap_remove(index);
+    one.inputs = vec![Input::Push];
+    let pipeline = Pipeline {
+        env: std::mem::take(&mut pipeline.env),
+        jobs: vec![one],
+        refs: WorkspaceRefs::Pushed,
+    };
+    let home = dir_path.join("home");
+    let tmp = dir_path.join("tmp");
+    let logs = dir_path.join("logs");
+    for d in ["home", "tmp", "logs", "artifacts"] {
+        dir.create_dirs_mode(d, 0o700, None)
+            .map_err(|e| format!("cannot make {d}: {e}"))?;
+    }
+    let policy = SandboxPolicy {
+        writable: vec![workspace.clone(), home.clone(), tmp.clone()],
+        readable: vec![src.join("objects")],
+        hidden: vec![root_path_of(dir_path)],
+        homes: Vec::new(),
+    };
+    let mut sandbox = Sandbox::prepare(job.sandbox, &policy, None)?;
+    let required = job.sandbox == quire_exec::exec::SandboxMode::Required;
+    let network = netns::start(job.step_network, required).ready()?;
+    if let Some(note) = network.note() {
+        sandbox.add_note(note);
+    }
+    let summary = format!("{}; {}", sandbox.summary(), network.summary());
+    let network = match network {
+        Decided::Namespace(n) => Some(Arc::new(n)),
+        Decided::Host { .. } => None,
+    };
+    {
+        let hello = Hello {
+            node,
+            sandbox: summary,
+        };
+        let mut o = lock(out);
+        let json = serde_json::to_vec(&hello).map_err(|e| e.to_string())?;
+        remote::write_frame(&mut *o, remote::HELLO, &json)
+            .and_then(|()| o.flush())
+            .map_err(|e| e.to_string())?;
+    }
+    let setup = contain::Setup::new(contain::Want::Auto, contain::JobLimits::default());
+    let containment = setup
+        .enter_run(&job.run_id)
+        .map_err(|e| format!("cannot contain the job: {e}"))?;
+    let cache = Arc::new(NodeCache {
+        notes: job.cache_notes.clone(),
+        out: Arc::clone(out),
+    });
+    let ctx = RunContext {
+        run_id: job.run_id.clone(),
+        repo: job.repo.clone(),
+        ref_name: job.ref_name.clone(),
+        sha: job.sha.clone(),
+        previous_sha: job.previous_sha.clone(),
+        traceparent: job.traceparent.clone(),
+        workspace: workspace.clone(),
+        step_workspace: None,
+        logs_dir: logs.clone(),
+        secrets: job.secrets.clone(),
+        cache: Some(cache as Arc<dyn JobCache>),
+        containment,
+        step_home: Some(home),
+        step_tmpdir: Some(tmp),
+        step_env: Some(job.step_env.clone()),
+        sandbox: Some(Arc::new(sandbox)),
+        network,
+        remote: None,
+    };
+    let exec = Executor {
+        grace: Duration::from_millis(job.grace_ms),
+        max_line: job.max_line,
+        max_log_bytes: job.max_log_bytes,
+        tick: Duration::from_millis(job.tick_ms.max(10)),
+        max_parallel_jobs: 1,
+        max_job_timeout: job.max_job_timeout_ms.map(Duration::from_millis),
+    };
+    let mut sink = NodeSink {
+        out: Arc::clone(out),
+        log: logs.join(format!("{}.log", job.job)),
+        reader: None,
+        held: Vec::new(),
+        outcome: None,
+    };
+    let result = exec.run(&pipeline, &ctx, &mut sink, cancel);
+    drop(ctx);
+    sink.tail().map_err(|e| e.to_string())?;
+    if let Err(e) = result {
+        return Err(e.to_string());
+    }
+    // The artifacts it kept, each before the event that names it.
+    let artifacts = Dir::open(&dir_path.join("artifacts").join(&job.job)).ok();
+    for event in std::mem::take(&mut sink.held) {
+        let Event::ArtifactKept { path, .. } = &event else {
+            continue;
+        };
+        let Some(artifacts) = &artifacts else { break };
+        let Ok(mut f) = artifacts.open_beneath(path) else {
+            continue;
+        };
+        let head = FileHead {
+            role: FileRole::Artifact,
+            path: path.clone(),
+            mode: 0o644,
+            link: None,
+        };
+        let mut o = lock(out);
+        quire_exec::exec::send_file(&mut *o, &head, &mut f).map_err(|e| e.to_string())?;
+        remote::write_frame(
+            &mut *o,
+            remote::EVENT,
+            event.to_line().trim_end().as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(sink.outcome.take().unwrap_or(Outcome {
+        state: if cancel.is_cancelled() {
+            "aborted".into()
+        } else {
+            "failed".into()
+        },
+        exit_code: None,
+    }))
+}
+
+/// The scratch root above a job's directory.
+fn root_path_of(dir_path: &Path) -> PathBuf {
+    dir_path.parent().unwrap_or(dir_path).to_path_buf()
+}
+
+/// Check the commit out into `workspace`, as the worker does, from the
+/// repository holding only its objects (shallow: its parents are not
+/// there, and git is told so).
+fn check_out(src: &Path, job: &NodeJob, workspace: &Path) -> Result<(), String> {
+    std::fs::write(src.join("shallow"), format!("{}\n", job.sha)).map_err(|e| e.to_string())?;
+    let repo = Repo::open(src).map_err(|e| e.to_string())?;
+    repo.materialize(
+        &job.sha,
+        &job.ref_name,
+        workspace,
+        false,
+        WorkspaceRefs::Pushed,
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(workspace.join(".git/shallow"), format!("{}\n", job.sha))
+        .map_err(|e| e.to_string())
+}
+
+/// The job's events, and its log's bytes, to the worker: the log up to
+/// now before each event, so an event never runs ahead of its lines.
+struct NodeSink {
+    out: Out,
+    log: PathBuf,
+    reader: Option<File>,
+    /// Artifacts' events, sent after the run with their files.
+    held: Vec<Event>,
+    outcome: Option<Outcome>,
+}
+
+impl NodeSink {
+    /// Send what the log gained since the last time.
+    fn tail(&mut self) -> io::Result<()> {
+        if self.reader.is_none() {
+            match File::open(&self.log) {
+                Ok(f) => self.reader = Some(f),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(reader) = &mut self.reader else {
+            return Ok(());
+        };
+        let mut buf = vec![0u8; remote::CHUNK];
+        let mut o = lock(&self.out);
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            remote::write_frame(&mut *o, remote::LOG, &buf[..n])?;
+        }
+        o.flush()
+    }
+}
+
+impl EventSink for NodeSink {
+    fn emit(&mut self, event: &Event) -> io::Result<()> {
+        self.tail()?;
+        match event {
+            Event::StepStarted { .. } | Event::StepFinished { .. } => {
+                let mut o = lock(&self.out);
+                remote::write_frame(
+                    &mut *o,
+                    remote::EVENT,
+                    event.to_line().trim_end().as_bytes(),
+                )?;
+                o.flush()
+            }
+            Event::ArtifactKept { .. } => {
+                self.held.push(event.clone());
+                Ok(())
+            }
+            Event::JobFinished {
+                state, exit_code, ..
+            } => {
+                self.outcome = Some(Outcome {
+                    state: match state {
+                        JobState::Complete => "complete",
+                        JobState::Aborted => "aborted",
+                        _ => "failed",
+                    }
+                    .into(),
+                    exit_code: *exit_code,
+                });
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tail()
+    }
+}
+
+/// The job's cache on the node: restored by the worker before the steps
+/// (its files came with the commit), saved by sending its files back.
+#[derive(Debug)]
+struct NodeCache {
+    notes: Vec<String>,
+    out: Out,
+}
+
+impl JobCache for NodeCache {
+    fn restore(&self, _job: &str, _paths: &[String], _workspace: &Path) -> Vec<String> {
+        // The worker's lines, already prefixed; the executor prefixes
+        // again, so take the prefix off.
+        self.notes
+            .iter()
+            .map(|n| n.strip_prefix("quire: cache: ").unwrap_or(n).to_string())
+            .collect()
+    }
+
+    fn save(&self, _job: &str, paths: &[String], workspace: &Path) -> Vec<String> {
+        let Ok(ws) = Dir::open(workspace) else {
+            return vec!["the workspace is gone: nothing saved".into()];
+        };
+        let mut sent = (0u64, 0u64);
+        let mut o = lock(&self.out);
+        for path in paths {
+            if let Err(e) = send_path(&mut *o, &ws, path, &mut sent) {
+                return vec![format!("{path}: not sent to the server: {e}")];
+            }
+        }
+        vec![format!(
+            "{} files ({} bytes) sent to the server",
+            sent.0, sent.1
+        )]
+    }
+}
+
+/// Send `rel` (a file, a symlink, or a directory and what is below it) as
+/// cache files, by descriptors: nothing of the job runs any more, but a
+/// symlink it left is sent as one, never followed.
+fn send_path(out: &mut dyn Write, ws: &Dir, rel: &str, sent: &mut (u64, u64)) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let Some((parent, name)) = beneath::split_last(rel)? else {
+        return Ok(());
+    };
+    let at = match ws.walk(&beneath::components(&parent)?) {
+        Ok(d) => d,
+        Err(_) => return Ok(()),
+    };
+    let Ok(stat) = at.stat(OsStr::new(name)) else {
+        return Ok(());
+    };
+    match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+        rustix::fs::FileType::Directory => {
+            let sub = at.subdir(OsStr::new(name))?;
+            for entry in sub.entries()? {
+                let Ok(child) = std::str::from_utf8(entry.name.as_bytes()) else {
+                    continue;
+                };
+                send_path(out, ws, &format!("{rel}/{child}"), sent)?;
+            }
+        }
+        rustix::fs::FileType::Symlink => {
+            let target = rustix::fs::readlinkat(&at, name, Vec::new())?;
+            let head = FileHead {
+                role: FileRole::Cache,
+                path: rel.to_string(),
+                mode: 0o777,
+                link: Some(target.to_string_lossy().into_owned()),
+            };
+            let json = serde_json::to_vec(&head).map_err(io::Error::other)?;
+            remote::write_frame(out, remote::FILE_START, &json)?;
+            remote::write_frame(out, remote::FILE_END, b"")?;
+            sent.0 += 1;
+        }
+        rustix::fs::FileType::RegularFile => {
+            if let Some(mut f) = at.open_file(OsStr::new(name))? {
+                let head = FileHead {
+                    role: FileRole::Cache,
+                    path: rel.to_string(),
+                    mode: stat.st_mode & 0o777,
+                    link: None,
+                };
+                quire_exec::exec::send_file(out, &head, &mut f)?;
+                sent.0 += 1;
+                sent.1 += stat.st_size as u64;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
