@@ -43,6 +43,9 @@ _quire__run() {
             quire__run,migrate-from)
                 cmd="quire__run__subcmd__migrate__subcmd__from"
                 ;;
+            quire__run,node)
+                cmd="quire__run__subcmd__node"
+                ;;
             quire__run,pre-receive)
                 cmd="quire__run__subcmd__pre__subcmd__receive"
                 ;;
@@ -82,6 +85,9 @@ _quire__run() {
             quire__run__subcmd__help,migrate-from)
                 cmd="quire__run__subcmd__help__subcmd__migrate__subcmd__from"
                 ;;
+            quire__run__subcmd__help,node)
+                cmd="quire__run__subcmd__help__subcmd__node"
+                ;;
             quire__run__subcmd__help,pre-receive)
                 cmd="quire__run__subcmd__help__subcmd__pre__subcmd__receive"
                 ;;
@@ -101,7 +107,7 @@ _quire__run() {
 
     case "${cmd}" in
         quire__run)
-            opts="-h -V --home --help --version hook pre-receive trigger work announce install migrate-from validate exec demo completions man help"
+            opts="-h -V --home --help --version hook pre-receive trigger work announce install migrate-from validate exec node demo completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -207,7 +213,7 @@ _quire__run() {
             return 0
             ;;
         quire__run__subcmd__help)
-            opts="hook pre-receive trigger work announce install migrate-from validate exec demo completions man help"
+            opts="hook pre-receive trigger work announce install migrate-from validate exec node demo completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -333,6 +339,20 @@ _quire__run() {
             return 0
             ;;
         quire__run__subcmd__help__subcmd__migrate__subcmd__from)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__run__subcmd__help__subcmd__node)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -479,6 +499,28 @@ _quire__run() {
                 return 0
             fi
             case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__run__subcmd__node)
+            opts="-h -V --scratch --home --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --scratch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

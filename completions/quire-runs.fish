@@ -112,7 +112,7 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -s h -l hel
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand prune" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l dry-run -d 'Report what would change, change nothing'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l json -d 'Print the report as JSON (orphaned, live, awaiting_worker, leftovers, logs_packed, worker_started, dry_run)'
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -l json -d 'Print the report as JSON (orphaned, live, awaiting_worker, leftovers, logs_packed, worker_started, cluster_jobs_ended, dry_run)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand reconcile" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand repos" -l json -d 'Print JSON; with FIELDS (`id,state,ref`), only those fields of each object (an unknown field is refused, naming the fields there are)' -r

@@ -289,7 +289,7 @@ fn run_job(
         containment,
         step_home: Some(home),
         step_tmpdir: Some(tmp),
-        step_env: Some(job.step_env.clone()),
+        step_env: Some(step_env(&job.step_env)),
         sandbox: Some(Arc::new(sandbox)),
         network,
         remote: None,
@@ -348,6 +348,19 @@ fn run_job(
         },
         exit_code: None,
     }))
+}
+
+/// The home's `[steps] env`, and what tells a step where it runs: the
+/// cluster's names for the node and the job (`SLURMD_NODENAME`,
+/// `SLURM_JOB_ID`, `SLURM_JOB_NAME`), as the node's scheduler set them.
+fn step_env(home: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = home.to_vec();
+    for name in ["SLURMD_NODENAME", "SLURM_JOB_ID", "SLURM_JOB_NAME"] {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name.to_string(), value));
+        }
+    }
+    env
 }
 
 /// The scratch root above a job's directory.

@@ -655,7 +655,26 @@ pub fn failed_jobs(
         let says = |note: &str| bytes.windows(note.len()).any(|w| w == note.as_bytes());
         let (timed_out, capped) = (says(TIMEOUT_NOTE), says(MAX_TIMEOUT_NOTE));
         let cmd = quire_view::follow::one_line(&step.cmd);
+        // A job run on a cluster whose node was lost (the line names it),
+        // or that the cluster did not start (the line says why).
+        let after = |note: &str, stop: &[u8]| {
+            let at = bytes
+                .windows(note.len())
+                .position(|w| w == note.as_bytes())?;
+            let rest = &bytes[at + note.len()..];
+            let end = rest
+                .iter()
+                .position(|b| stop.contains(b))
+                .unwrap_or(rest.len());
+            Some(String::from_utf8_lossy(&rest[..end.min(300)]).into_owned())
+        };
+        let lost = after(quire_exec::exec::NODE_LOST_NOTE, b":\n");
+        let refused = after(quire_exec::exec::NOT_STARTED_NOTE, b"\n");
         let why = match (timed_out, planned.timeout, step.exit_code) {
+            _ if lost.is_some() => format!("lost its node {}", lost.unwrap_or_default()),
+            _ if refused.is_some() => {
+                format!("was not started by {}", refused.unwrap_or_default())
+            }
             _ if capped => format!(
                 "timed out after {} (config.toml's max_job_timeout, the longest any job may run)",
                 quire_view::text::span(max_job_timeout)

@@ -379,9 +379,21 @@ Examples:
     /// Reads the job, its commit and its cache on stdin, runs the job's
     /// steps in node-local scratch with the worker's sandbox and
     /// containment, and streams the log, events, artifacts and saved cache
-    /// back on stdout (docs/OPERATIONS.md, "Running jobs on a Slurm
+    /// back on stdout (the operations guide, "Running jobs on a Slurm
     /// cluster"). SIGTERM ends the steps as a cancel.
-    #[command(hide = true)]
+    #[command(
+        hide = true,
+        after_long_help = "\
+Exit status:
+  0  the job's outcome was reported on stdout (whatever it was)
+  1  the job could not be read, or the outcome could not be written
+  2  a usage error
+
+Examples:
+  srun --export=NONE -- quire-run node --scratch /scratch
+      What the worker runs on a node for each job (its stdin the job).
+"
+    )]
     Node(NodeArgs),
     /// Try quire end to end in a scratch directory: a bare repository with
     /// the hook installed, a real `git push` of a project with a pipeline,

@@ -605,7 +605,7 @@ pub struct ReconcileArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Print the report as JSON (orphaned, live, awaiting_worker,
-    /// leftovers, logs_packed, worker_started, dry_run)
+    /// leftovers, logs_packed, worker_started, cluster_jobs_ended, dry_run)
     #[arg(long)]
     pub json: bool,
 }

@@ -29,6 +29,54 @@ struct Report {
     /// store (or would be, with --dry-run).
     logs_packed: Vec<String>,
     worker_started: bool,
+    /// Jobs quire started on a Slurm cluster (by their Slurm job name)
+    /// whose run is no longer active, ended with `scancel` (or that would
+    /// be, with --dry-run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cluster_jobs_ended: Vec<String>,
+}
+
+/// With `[executor] kind = "slurm"`: the cluster's jobs named for quire
+/// (`quire-<last group of the run id>-<job>`) whose run is not active any
+/// more (its worker died, or it was cancelled while the worker could not
+/// end them), ended. Those of active runs are their workers' to end.
+fn end_cluster_leftovers(store: &Store, dry_run: bool) -> Vec<String> {
+    let Ok(config) = quire_worker::config::Config::load(store.home()) else {
+        return Vec::new();
+    };
+    let Some(slurm) = config.executor.slurm() else {
+        return Vec::new();
+    };
+    use quire_exec::remote::JobHost;
+    let names = match slurm.listed() {
+        Ok(names) => names,
+        Err(e) => {
+            eprintln!("quire-runs: cannot list the Slurm cluster's jobs: {e}");
+            return Vec::new();
+        }
+    };
+    let active = store
+        .list_runs(&quire_store::query::ListFilter {
+            states: vec![quire_store::RunState::Active],
+            limit: 100_000,
+            ..Default::default()
+        })
+        .unwrap_or_default();
+    let mut ended = Vec::new();
+    for name in names {
+        let live = active
+            .iter()
+            .any(|run| name.starts_with(&quire_exec::exec::job_name(&run.id, "")));
+        if live {
+            continue;
+        }
+        if !dry_run && let Err(e) = slurm.end(&name) {
+            eprintln!("quire-runs: cannot end Slurm job {name}: {e}");
+            continue;
+        }
+        ended.push(name);
+    }
+    ended
 }
 
 /// What was found of one orphaned run's processes, and how.
@@ -127,12 +175,14 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> crate::error::Result<Exit
             }
         });
     }
+    let cluster_jobs_ended = end_cluster_leftovers(store, args.dry_run);
     let report = Report {
         store: report,
         steps_terminated,
         leftovers,
         logs_packed,
         worker_started,
+        cluster_jobs_ended,
     };
     if args.json {
         return json::print(&report);
@@ -143,6 +193,7 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> crate::error::Result<Exit
         leftovers,
         logs_packed,
         worker_started,
+        cluster_jobs_ended,
     } = report;
     let verb = if args.dry_run {
         "would orphan"
@@ -184,6 +235,14 @@ pub fn run(store: &mut Store, args: &ReconcileArgs) -> crate::error::Result<Exit
                 printable(unreachable)
             );
         }
+    }
+    for name in &cluster_jobs_ended {
+        let verb = if args.dry_run { "would end" } else { "ended" };
+        let _ = writeln!(
+            text,
+            "{verb} Slurm job {} (its run is not active)",
+            printable(name)
+        );
     }
     for pid in &steps_terminated {
         let _ = writeln!(text, "terminated leftover step process {pid}");

@@ -51,7 +51,7 @@ pub use cache::JobCache;
 #[cfg(test)]
 pub(crate) use contain::enter_cgroup;
 pub use env::STEP_PATH;
-pub use remote::{Remote, job_name, send_file};
+pub use remote::{LOST_EXIT, NODE_LOST_NOTE, NOT_STARTED_NOTE, Remote, job_name, send_file};
 pub use sandbox::{
     Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
 };

@@ -40,6 +40,18 @@ pub struct Remote {
     pub step_network: crate::netns::StepNetwork,
 }
 
+/// The start of the line a job's log ends with when its node was lost
+/// (the node's name follows).
+pub const NODE_LOST_NOTE: &str = "quire: node lost: ";
+
+/// The start of the line a job's log ends with when its host did not
+/// start it (the host's kind, then what it said, follow).
+pub const NOT_STARTED_NOTE: &str = "quire: not started by ";
+
+/// The exit code of a step whose node was lost before it ended (as a
+/// shell reports a step it could not run).
+pub const LOST_EXIT: i64 = 255;
+
 /// The name a job goes by on its host: `quire-<last 12 of the run id>-<job>`.
 pub fn job_name(run_id: &str, job: &str) -> String {
     let hex: String = run_id.chars().filter(char::is_ascii_hexdigit).collect();
@@ -211,6 +223,7 @@ fn run_in(
             file: None,
             kept: Vec::new(),
             seqs: HashSet::new(),
+            started: HashSet::new(),
             node: None,
             outcome: None,
             queued_said: None,
@@ -222,7 +235,10 @@ fn run_in(
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         let ended = lock(&conn).wait();
         let _ = sender.join();
-        let node = reader.node.clone().unwrap_or_else(|| "(none yet)".into());
+        let node = reader
+            .node
+            .clone()
+            .unwrap_or_else(|| "(not started)".into());
         let outcome = reader.outcome.take();
         let mut notes = Vec::new();
         if let Err(e) = &read {
@@ -248,14 +264,46 @@ fn run_in(
                 let why = ended
                     .err()
                     .unwrap_or_else(|| "it ended without a word".into());
-                notes.push(scope.redactor.apply_str(&format!(
-                    "quire: node lost: the job's node {node} ended it without an outcome \
-                     after {:.1} s: {why}",
-                    started.elapsed().as_secs_f64()
-                )));
+                let line = match &reader.node {
+                    Some(node) => format!(
+                        "{NODE_LOST_NOTE}{node}: the job ended without an outcome after {:.1} s: \
+                         {why}",
+                        started.elapsed().as_secs_f64()
+                    ),
+                    None => format!("{NOT_STARTED_NOTE}{}: {why}", remote.host.kind()),
+                };
+                notes.push(scope.redactor.apply_str(&line));
                 (JobState::Failed, None)
             }
         };
+        // A step the node never finished ends here; a job that failed
+        // before any step began gets its first step, never started, so
+        // that its log (and why) is shown where people look.
+        if result.0 != JobState::Complete {
+            if reader.started.is_empty()
+                && result.0 == JobState::Failed
+                && let Some(step) = job.steps.first()
+            {
+                reporter.emit(Event::StepStarted {
+                    at_ms: quire_model::clock::now_ms(),
+                    job: job.id.clone(),
+                    seq: 1,
+                    cmd: scope.redactor.apply_str(&step.display()),
+                    log_at: Some(0),
+                })?;
+                reader.seqs.insert(1);
+            }
+            let mut open: Vec<i64> = reader.seqs.iter().copied().collect();
+            open.sort_unstable();
+            for seq in open {
+                reporter.emit(Event::StepFinished {
+                    at_ms: quire_model::clock::now_ms(),
+                    job: job.id.clone(),
+                    seq,
+                    exit_code: LOST_EXIT,
+                })?;
+            }
+        }
         let mut cri = CriLog::append(log_path).map_err(log_error)?;
         for note in notes {
             cri.note(note.as_bytes()).map_err(log_error)?;
@@ -402,6 +450,8 @@ struct Reader<'a, 's> {
     kept: Vec<(String, u64, String)>,
     /// Steps started and not finished.
     seqs: HashSet<i64>,
+    /// Steps started.
+    started: HashSet<i64>,
     node: Option<String>,
     outcome: Option<remote::Outcome>,
     queued_said: Option<String>,
@@ -515,7 +565,10 @@ impl Reader<'_, '_> {
         let steps = self.job.steps.len() as i64;
         let ok = match &event {
             Event::StepStarted { job, seq, .. } => {
-                *job == self.job.id && (1..=steps).contains(seq) && self.seqs.insert(*seq)
+                *job == self.job.id
+                    && (1..=steps).contains(seq)
+                    && self.started.insert(*seq)
+                    && self.seqs.insert(*seq)
             }
             Event::StepFinished { job, seq, .. } => *job == self.job.id && self.seqs.remove(seq),
             Event::ArtifactKept {
