@@ -5,6 +5,7 @@
 
 pub mod pipeline;
 pub mod plan;
+pub mod resources;
 
-pub use pipeline::{Diagnostic, Job, Limits, Pipeline, Problems, Step, WorkspaceRefs};
+pub use pipeline::{Diagnostic, Job, Limits, Pipeline, Problems, Resources, Step, WorkspaceRefs};
 pub use quire_model::refs::{RefGlob, RefName};

@@ -13,6 +13,8 @@ use quire_model::refs::RefGlob;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::resources::Resources;
+
 /// The source every pipeline starts from: a push of the ref.
 pub const PUSH_SOURCE: &str = "quire/push";
 
@@ -59,6 +61,9 @@ pub struct Job {
     /// trailing component), carried over between runs of this job
     /// (docs/PIPELINE.md, "Caches").
     pub cache: Vec<String>,
+    /// What the job asks of the machine that runs it (docs/PIPELINE.md,
+    /// "Resources"); all none when it sets no `resources`.
+    pub resources: Resources,
 }
 
 /// One entry of a job's `artifacts`: a glob relative to the workspace. A
@@ -173,6 +178,9 @@ struct RawJob {
     artifacts: Vec<String>,
     #[serde(default)]
     cache: Vec<String>,
+    /// Read as plain TOML and checked in the second pass, so that a value
+    /// of any type is a problem named with the job.
+    resources: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -586,6 +594,16 @@ impl Pipeline {
             }
             let artifacts = check_artifacts(&mut errors, at, &name, &raw.artifacts);
             let cache = check_cache(&mut errors, at, &name, &raw.cache);
+            let resources = match &raw.resources {
+                None => Resources::default(),
+                Some(value) => {
+                    let (resources, problems) = Resources::check(&name, value);
+                    for problem in problems {
+                        errors.at(at, problem);
+                    }
+                    resources
+                }
+            };
             jobs.push(Job {
                 id,
                 inputs,
@@ -597,6 +615,7 @@ impl Pipeline {
                 secrets: raw.secrets.clone(),
                 artifacts,
                 cache,
+                resources,
             });
         }
 

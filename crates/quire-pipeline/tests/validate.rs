@@ -43,7 +43,7 @@ sh = "x"
 needs = ["b"]
 "#,
             &[
-                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `secrets`, `artifacts`, `cache`",
+                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `secrets`, `artifacts`, `cache`, `resources`",
             ],
         ),
         (
@@ -457,6 +457,68 @@ artifacts = "dist/"
             &["4:13: invalid type: string \"dist/\", expected a sequence"],
         ),
         (
+            "resources not a table",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+resources = "big"
+"#,
+            &[
+                "1:7: job \"a\": resources is \"big\"; write a table, e.g. resources = { cpus = 2, memory = \"4G\" }",
+            ],
+        ),
+        (
+            "cpus out of range",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+resources = { cpus = 0 }
+"#,
+            &["1:7: job \"a\": resources.cpus is 0; write a whole number of CPUs from 1 to 1024"],
+        ),
+        (
+            "memory without a known unit",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+resources = { memory = "4GB" }
+"#,
+            &[
+                "1:7: job \"a\": resources.memory is \"4GB\"; write a size with a unit K, M, G or T (powers of 1024, as Slurm's --mem reads them), e.g. \"512M\" or \"4G\", or a whole number of MiB",
+            ],
+        ),
+        (
+            "gpus out of range",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+resources = { gpus = 65 }
+"#,
+            &["1:7: job \"a\": resources.gpus is 65; write a whole number of GPUs from 0 to 64"],
+        ),
+        (
+            "constraint with a character Slurm's features do not use",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+resources = { constraint = "avx2 ib" }
+"#,
+            &[
+                "1:7: job \"a\": resources.constraint \"avx2 ib\" holds ' '; a constraint may hold only letters, digits and _ . , & | ! ( ) * : [ ] -",
+            ],
+        ),
+        (
+            "unknown key in resources",
+            r#"[jobs.a]
+inputs = ["quire/push"]
+sh = "x"
+resources = { mem = "4G" }
+"#,
+            &[
+                "1:7: job \"a\": resources has no key \"mem\"; the keys are cpus, memory, gpus and constraint",
+            ],
+        ),
+        (
             "bad job env name",
             r#"[jobs.a]
 inputs = ["quire/push"]
@@ -492,6 +554,8 @@ fn all_problems_are_reported_at_once_in_file_order() {
     let text = r#"[jobs.b]
 inputs = []
 sh = []
+timeout = "soon"
+resources = { cpus = "2", memory = -1 }
 [jobs."x y"]
 inputs = ["nope"]
 sh = "x"
@@ -501,8 +565,11 @@ sh = "x"
         [
             "1:7: job \"b\": inputs is empty; list the jobs it needs, or \"quire/push\" to run on every push",
             "1:7: job \"b\": sh is empty; give at least one command",
-            "4:7: job id \"x y\" may only use letters, digits, '_' and '-'; rename the table [jobs.x-y]",
-            "4:7: job \"x y\": input \"nope\" names no job and no source; define [jobs.nope] or use \"quire/push\"",
+            "1:7: job \"b\": timeout \"soon\" is not a span; write e.g. \"90s\", \"20m\" or \"1h30m\"",
+            "1:7: job \"b\": resources.cpus is \"2\"; write a whole number of CPUs from 1 to 1024",
+            "1:7: job \"b\": resources.memory is -1; write a size with a unit K, M, G or T (powers of 1024, as Slurm's --mem reads them), e.g. \"512M\" or \"4G\", or a whole number of MiB",
+            "6:7: job id \"x y\" may only use letters, digits, '_' and '-'; rename the table [jobs.x-y]",
+            "6:7: job \"x y\": input \"nope\" names no job and no source; define [jobs.nope] or use \"quire/push\"",
         ]
     );
 }
@@ -518,6 +585,7 @@ fn a_valid_file_parses_into_typed_jobs() {
         inputs = ["quire/push"]
         sh = ["cargo test --all-features"]
         timeout = "20m"
+        resources = { cpus = 2, memory = "4G", gpus = 1, constraint = "avx2" }
 
         [jobs.release]
         inputs = ["test"]
@@ -534,8 +602,18 @@ fn a_valid_file_parses_into_typed_jobs() {
     );
     let test = pipeline.job("test").unwrap();
     assert_eq!(test.timeout, Some(std::time::Duration::from_secs(1200)));
+    assert_eq!(
+        test.resources,
+        quire_pipeline::Resources {
+            cpus: Some(2),
+            memory_mb: Some(4096),
+            gpus: Some(1),
+            constraint: Some("avx2".into()),
+        }
+    );
     let release = pipeline.job("release").unwrap();
     assert_eq!(release.steps[0].display(), "cargo build --release");
+    assert_eq!(release.resources, quire_pipeline::Resources::default());
     assert_eq!(
         release.env,
         [("PROFILE".to_string(), "release".to_string())]
@@ -579,6 +657,11 @@ fn key() -> impl Strategy<Value = String> {
         Just("tags".to_string()),
         Just("timeout".to_string()),
         Just("allow_failure".to_string()),
+        Just("resources".to_string()),
+        Just("cpus".to_string()),
+        Just("memory".to_string()),
+        Just("gpus".to_string()),
+        Just("constraint".to_string()),
         Just("a".to_string()),
         Just("b".to_string()),
         "[a-z./ -]{0,6}",
