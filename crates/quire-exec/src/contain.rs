@@ -389,15 +389,36 @@ impl RunContainment {
         self.note.as_deref()
     }
 
-    /// Make job `job`'s cgroup, limited, and open its `cgroup.procs` for the
-    /// job's steps to enter; none without cgroups.
-    pub(crate) fn job(&self, job: &str) -> io::Result<Option<JobCgroup>> {
+    /// The `memory.max` of a job's cgroup, in MiB, for a job asking for
+    /// `own` (its `resources.memory`): `job_memory_mb` caps it, and is what
+    /// a job asking for none gets. None where the run's jobs get no cgroup
+    /// with the memory controller.
+    pub(crate) fn job_memory_mb(&self, own: Option<u64>) -> Option<u64> {
+        let cap = self.limits.memory_mb?;
+        Some(own.map_or(cap, |own| own.min(cap)))
+    }
+
+    /// Why a job's memory is not enforced: no cgroup, or one without the
+    /// memory controller; none when it is ([`Self::job_memory_mb`]).
+    pub(crate) fn memory_unenforced(&self) -> Option<&'static str> {
+        match (&self.cgroup, self.limits.memory_mb) {
+            (None, _) => Some("there is no cgroup"),
+            (Some(_), None) => Some("the job's cgroup has no memory controller"),
+            (Some(_), Some(_)) => None,
+        }
+    }
+
+    /// Make job `job`'s cgroup, limited (its memory to
+    /// [`Self::job_memory_mb`] of `memory_mb`, the job's own ask), and open
+    /// its `cgroup.procs` for the job's steps to enter; none without
+    /// cgroups.
+    pub(crate) fn job(&self, job: &str, memory_mb: Option<u64>) -> io::Result<Option<JobCgroup>> {
         let Some(run) = &self.cgroup else {
             return Ok(None);
         };
         let cgroup = Cgroup::create(run.dir().join(job))?;
         let limited = (|| {
-            if let Some(mb) = self.limits.memory_mb {
+            if let Some(mb) = self.job_memory_mb(memory_mb) {
                 cgroup.write("memory.max", &(mb.saturating_mul(1024 * 1024)).to_string())?;
                 // No swapping past the limit, where swap is accounted.
                 let _ = cgroup.write("memory.swap.max", "0");
@@ -595,18 +616,45 @@ mod tests {
             memory_mb: Some(512),
             pids_max: Some(64),
         });
-        let cgroup = limited.job("build").unwrap().unwrap();
+        let cgroup = limited.job("build", None).unwrap().unwrap();
         let read = |file: &str| std::fs::read_to_string(job.join(file)).unwrap();
         assert_eq!(read("memory.max"), "536870912");
         assert_eq!(read("memory.swap.max"), "0");
         assert_eq!(read("pids.max"), "64");
         // Not a real cgroup: nothing to kill or remove.
         std::mem::forget(cgroup);
-        // Without limits, nothing is written.
+        // A job's own memory under job_memory_mb is its memory.max; over
+        // it, job_memory_mb stands.
+        std::mem::forget(limited.job("build", Some(100)).unwrap().unwrap());
+        assert_eq!(read("memory.max"), "104857600");
+        std::mem::forget(limited.job("build", Some(4096)).unwrap().unwrap());
+        assert_eq!(read("memory.max"), "536870912");
+        assert_eq!(limited.memory_unenforced(), None);
+        // Without limits, nothing is written, whatever the job asks.
         let plain = run(JobLimits::default());
         std::fs::write(job.join("pids.max"), "max").unwrap();
-        std::mem::forget(plain.job("build").unwrap().unwrap());
+        std::fs::write(job.join("memory.max"), "max").unwrap();
+        std::mem::forget(plain.job("build", Some(100)).unwrap().unwrap());
         assert_eq!(read("pids.max"), "max");
+        assert_eq!(read("memory.max"), "max");
+        assert_eq!(plain.job_memory_mb(Some(100)), None);
+        assert_eq!(
+            plain.memory_unenforced(),
+            Some("the job's cgroup has no memory controller")
+        );
+        // The subreaper's run: no cgroup to put a job's memory on.
+        let subreaper = RunContainment {
+            containment: Containment::Subreaper,
+            cgroup: None,
+            limits: JobLimits::default(),
+            note: None,
+            ended: AtomicBool::new(true),
+            busy: Arc::new(AtomicBool::new(true)),
+            holds: Mutex::new(0),
+        };
+        assert!(subreaper.job("build", Some(100)).unwrap().is_none());
+        assert_eq!(subreaper.job_memory_mb(Some(100)), None);
+        assert_eq!(subreaper.memory_unenforced(), Some("there is no cgroup"));
     }
 
     #[test]

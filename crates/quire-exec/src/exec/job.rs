@@ -73,10 +73,12 @@ pub(super) fn run(
         })?
         .capped(exec.max_log_bytes);
     let cgroup = match &scope.ctx.containment {
-        Some(run) => run.job(&job.id).map_err(|source| ExecError::Process {
-            job: job.id.clone(),
-            source: std::io::Error::other(format!("cannot make the job's cgroup: {source}")),
-        })?,
+        Some(run) => run
+            .job(&job.id, job.resources.memory_mb)
+            .map_err(|source| ExecError::Process {
+                job: job.id.clone(),
+                source: std::io::Error::other(format!("cannot make the job's cgroup: {source}")),
+            })?,
         None => None,
     };
     // The cap stands where it is shorter than the job's own timeout, or
@@ -103,6 +105,7 @@ pub(super) fn run(
         .as_ref()
         .map(|s| s.notes().to_vec())
         .unwrap_or_default();
+    notes.extend(resource_notes(scope, job));
     notes.extend(cache::restore(scope, job));
     let mut seq = 0;
     for step in &job.steps {
@@ -136,4 +139,27 @@ impl RunningJob<'_> {
             last_log: self.log_path.clone(),
         }
     }
+}
+
+/// Lines for the top of the job's log about what its `resources` ask and
+/// this executor does not give as asked: memory its cgroup cannot hold it
+/// to, or that `job_memory_mb` cuts.
+fn resource_notes(scope: &RunScope<'_>, job: &Job) -> Vec<String> {
+    let asks = &job.resources;
+    let mut notes = Vec::new();
+    if let Some(mb) = asks.memory_mb {
+        let run = scope.ctx.containment.as_deref();
+        match run.and_then(|run| run.job_memory_mb(Some(mb))) {
+            Some(got) if got < mb => notes.push(format!(
+                "quire: resources: memory = {mb} MiB is more than config.toml's job_memory_mb allows each job; its cgroup's memory.max is {got} MiB"
+            )),
+            Some(_) => {}
+            None => notes.push(format!(
+                "quire: resources: memory = {mb} MiB is not enforced: {}",
+                run.and_then(|run| run.memory_unenforced())
+                    .unwrap_or("there is no cgroup")
+            )),
+        }
+    }
+    notes
 }
