@@ -797,9 +797,13 @@ fn most_at_once(events: &[Event]) -> usize {
     most
 }
 
+/// Up to `jobs` jobs at once, and as many CPUs, whatever the machine has:
+/// jobs that ask for none (each counting as 1) are held back by
+/// `max_parallel_jobs` alone.
 fn parallel(jobs: usize) -> Executor {
     Executor {
         max_parallel_jobs: jobs,
+        cpus: jobs,
         ..Executor::default()
     }
 }
@@ -860,6 +864,188 @@ fn max_parallel_jobs_one_runs_jobs_one_at_a_time() {
         ])
     );
     assert_eq!(most_at_once(&events), 1);
+}
+
+/// Each job's start (`+job`) and end (`-job`), in the order the events
+/// came.
+fn starts_and_ends(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::JobStarted { job, .. } => Some(format!("+{job}")),
+            Event::JobFinished { job, .. } => Some(format!("-{job}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An executor with `cpus` CPUs, whatever the machine has, and room for
+/// more jobs at once than any test here runs.
+fn with_cpus(cpus: usize) -> Executor {
+    Executor {
+        cpus,
+        ..parallel(8)
+    }
+}
+
+#[test]
+fn the_executor_has_the_machines_cpus_by_default() {
+    let machine = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(Executor::default().cpus, machine);
+}
+
+#[test]
+fn running_jobs_ask_for_at_most_the_executors_cpus_together() {
+    let run = Run::new("refs/heads/main");
+    let (result, events) = run.exec_with(
+        r#"
+        [jobs.a]
+        inputs = ["quire/push"]
+        resources = { cpus = 2 }
+        sh = "sleep 0.2"
+        [jobs.b]
+        inputs = ["quire/push"]
+        resources = { cpus = 2 }
+        sh = "sleep 0.2"
+        [jobs.c]
+        inputs = ["quire/push"]
+        resources = { cpus = 1 }
+        sh = "true"
+        [jobs.d]
+        inputs = ["quire/push"]
+        sh = "true"
+        "#,
+        &with_cpus(4),
+        &Cancel::default(),
+    );
+    assert_eq!(result, RunResult::Complete, "{events:#?}");
+    let seen = starts_and_ends(&events);
+    // a and b fill the 4 CPUs from the start; c waits for one of them,
+    // and d, after c in the plan, for c.
+    assert_eq!(seen[..2], ["+a", "+b"], "{seen:?}");
+    assert!(seen[2].starts_with('-'), "{seen:?}");
+    let starts: Vec<&String> = seen.iter().filter(|s| s.starts_with('+')).collect();
+    assert_eq!(starts, ["+a", "+b", "+c", "+d"], "plan order");
+    // At no moment do the running jobs ask for more than 4 CPUs, d
+    // counting as 1.
+    let asks = |job: &str| match job {
+        "a" | "b" => 2,
+        _ => 1,
+    };
+    let mut busy = 0;
+    for s in &seen {
+        let (sign, job) = s.split_at(1);
+        busy = if sign == "+" {
+            busy + asks(job)
+        } else {
+            busy - asks(job)
+        };
+        assert!(busy <= 4, "{seen:?}");
+    }
+}
+
+#[test]
+fn a_job_without_cpus_counts_as_one_and_max_parallel_jobs_still_caps_the_count() {
+    let three = |cpus: &str| {
+        let mut toml = String::new();
+        for job in ["a", "b", "c"] {
+            toml += &format!("[jobs.{job}]\ninputs = [\"quire/push\"]\n{cpus}sh = \"sleep 0.1\"\n");
+        }
+        toml
+    };
+    let run = Run::new("refs/heads/main");
+    let (result, events) = run.exec_with(&three(""), &with_cpus(2), &Cancel::default());
+    assert_eq!(result, RunResult::Complete, "{events:#?}");
+    assert_eq!(most_at_once(&events), 2, "{:?}", starts_and_ends(&events));
+    let run = Run::new("refs/heads/main");
+    let executor = Executor {
+        cpus: 64,
+        ..parallel(2)
+    };
+    let (result, events) = run.exec_with(
+        &three("resources = { cpus = 1 }\n"),
+        &executor,
+        &Cancel::default(),
+    );
+    assert_eq!(result, RunResult::Complete, "{events:#?}");
+    assert_eq!(most_at_once(&events), 2, "{:?}", starts_and_ends(&events));
+}
+
+#[test]
+fn a_job_that_does_not_fit_waits_no_later_job_passes_it_and_one_over_the_machine_runs_alone() {
+    let run = Run::new("refs/heads/main");
+    let (result, events) = run.exec_with(
+        r#"
+        [jobs.x]
+        inputs = ["quire/push"]
+        resources = { cpus = 3 }
+        sh = "sleep 0.2"
+        [jobs.big]
+        inputs = ["quire/push"]
+        resources = { cpus = 64 }
+        sh = "echo big"
+        [jobs.small]
+        inputs = ["quire/push"]
+        resources = { cpus = 1 }
+        sh = "echo small"
+        "#,
+        &with_cpus(4),
+        &Cancel::default(),
+    );
+    assert_eq!(result, RunResult::Complete, "{events:#?}");
+    // small would fit beside x, but big is before it in the plan and
+    // waits for x; big, more than the 4 CPUs, then runs alone.
+    assert_eq!(
+        starts_and_ends(&events),
+        ["+x", "-x", "+big", "-big", "+small", "-small"]
+    );
+    assert_eq!(
+        run.log("big", 1)[0].2,
+        "quire: resources: cpus = 64 is more than this machine's 4 CPUs; the job runs with no other job of the run beside it"
+    );
+    assert_eq!(run.stdout("big", 1), ["big"]);
+}
+
+#[test]
+fn what_the_local_executor_cannot_give_a_job_is_a_note_at_the_top_of_its_log() {
+    let run = Run::new("refs/heads/main");
+    let (result, events) = run.exec(
+        r#"
+        [jobs.asks]
+        inputs = ["quire/push"]
+        resources = { cpus = 1, memory = "4G", gpus = 1, constraint = "avx2&ib" }
+        sh = "echo ran"
+        [jobs.gpu]
+        inputs = ["quire/push"]
+        resources = { gpus = 2 }
+        sh = "echo ran"
+        [jobs.plain]
+        inputs = ["quire/push"]
+        resources = { cpus = 1, gpus = 0 }
+        sh = "echo ran"
+        "#,
+    );
+    assert_eq!(result, RunResult::Complete, "{events:#?}");
+    let text =
+        |job: &str| -> Vec<String> { run.log(job, 1).into_iter().map(|(_, _, t)| t).collect() };
+    // No containment here: nothing holds the job to its memory.
+    assert_eq!(
+        text("asks"),
+        [
+            "quire: resources: memory = 4096 MiB is not enforced: there is no cgroup",
+            "quire: resources: gpus = 1 and constraint = \"avx2&ib\" apply only on a Slurm cluster (docs/PIPELINE.md, \"Resources\"); this job runs on this machine without them",
+            "ran",
+        ]
+    );
+    assert_eq!(
+        text("gpu"),
+        [
+            "quire: resources: gpus = 2 applies only on a Slurm cluster (docs/PIPELINE.md, \"Resources\"); this job runs on this machine without it",
+            "ran",
+        ]
+    );
+    // One CPU and no GPU are what it gets: nothing to say.
+    assert_eq!(text("plain"), ["ran"]);
 }
 
 #[test]

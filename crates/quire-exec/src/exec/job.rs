@@ -105,7 +105,7 @@ pub(super) fn run(
         .as_ref()
         .map(|s| s.notes().to_vec())
         .unwrap_or_default();
-    notes.extend(resource_notes(scope, job));
+    notes.extend(resource_notes(exec, scope, job));
     notes.extend(cache::restore(scope, job));
     let mut seq = 0;
     for step in &job.steps {
@@ -142,11 +142,21 @@ impl RunningJob<'_> {
 }
 
 /// Lines for the top of the job's log about what its `resources` ask and
-/// this executor does not give as asked: memory its cgroup cannot hold it
-/// to, or that `job_memory_mb` cuts.
-fn resource_notes(scope: &RunScope<'_>, job: &Job) -> Vec<String> {
+/// this executor does not give as asked: CPUs beyond the executor's (the
+/// job runs alone), memory its cgroup cannot hold it to or that
+/// `job_memory_mb` cuts, and GPUs or node features, which only a cluster's
+/// executor has.
+fn resource_notes(exec: &Executor, scope: &RunScope<'_>, job: &Job) -> Vec<String> {
     let asks = &job.resources;
     let mut notes = Vec::new();
+    if let Some(cpus) = asks.cpus
+        && cpus as usize > exec.cpus.max(1)
+    {
+        notes.push(format!(
+            "quire: resources: cpus = {cpus} is more than this machine's {} CPUs; the job runs with no other job of the run beside it",
+            exec.cpus.max(1)
+        ));
+    }
     if let Some(mb) = asks.memory_mb {
         let run = scope.ctx.containment.as_deref();
         match run.and_then(|run| run.job_memory_mb(Some(mb))) {
@@ -161,5 +171,26 @@ fn resource_notes(scope: &RunScope<'_>, job: &Job) -> Vec<String> {
             )),
         }
     }
+    let cluster: Vec<String> = [
+        asks.gpus.filter(|&n| n > 0).map(|n| format!("gpus = {n}")),
+        asks.constraint
+            .as_ref()
+            .map(|c| format!("constraint = {c:?}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !cluster.is_empty() {
+        notes.push(format!(
+            "quire: resources: {} {} only on a Slurm cluster (docs/PIPELINE.md, \"Resources\"); this job runs on this machine without {}",
+            cluster.join(" and "),
+            if cluster.len() == 1 { "applies" } else { "apply" },
+            if cluster.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    // A constraint is the pusher's text, as a cache path is.
     notes
+        .iter()
+        .map(|note| scope.redactor.apply_str(note))
+        .collect()
 }

@@ -178,6 +178,11 @@ pub struct Executor {
     /// How many jobs may run at once (0 counts as 1). Among the jobs whose
     /// inputs are done, those first in the plan start first.
     pub max_parallel_jobs: usize,
+    /// The CPUs the jobs running at once may ask for together (a job's
+    /// `resources.cpus`, 1 for a job that sets none; 0 counts as 1): the
+    /// machine's, unless a test says otherwise. A job asking for more runs
+    /// alone.
+    pub cpus: usize,
     /// The longest any job may run (config.toml's `max_job_timeout`): it
     /// caps each job's `timeout`, and is the timeout of a job that sets
     /// none; no cap when none.
@@ -191,7 +196,8 @@ impl Default for Executor {
             max_line: 16 * 1024,
             max_log_bytes: DEFAULT_MAX_LOG_MB * 1024 * 1024,
             tick: Duration::from_millis(50),
-            max_parallel_jobs: default_parallel_jobs(),
+            max_parallel_jobs: machine_cpus(),
+            cpus: machine_cpus(),
             max_job_timeout: None,
         }
     }
@@ -200,8 +206,9 @@ impl Default for Executor {
 /// A step's log cap when the home sets none, in MiB.
 pub const DEFAULT_MAX_LOG_MB: u64 = 100;
 
-/// As many jobs at once as the machine has CPUs (1 if that is unknown).
-fn default_parallel_jobs() -> usize {
+/// The machine's CPUs (1 if that is unknown): as many jobs at once by
+/// default, and what their `resources.cpus` may add up to.
+fn machine_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

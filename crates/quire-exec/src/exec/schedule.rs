@@ -133,7 +133,8 @@ pub(super) fn run<'a>(
 
 impl<'a> Schedule<'a> {
     /// Walk the plan while a slot is free: skip each job whose inputs have
-    /// ended and that must not run, start each that may. The plan puts every
+    /// ended and that must not run, start each that may, and stop at the
+    /// first that may run but whose CPUs are not free. The plan puts every
     /// job after those it needs, so one walk sees the effect of its skips.
     fn start_ready<'scope>(
         &mut self,
@@ -153,8 +154,15 @@ impl<'a> Schedule<'a> {
             if self.handled[index] || job.needs().any(|need| self.ended[need].is_none()) {
                 continue;
             }
+            let skip = self.scope.skip_reason(self.pipeline, job, &self.ended);
+            // A job whose CPUs are not free waits, and so does every job
+            // after it in the plan: were a later, smaller job started in
+            // its place, such jobs could keep it waiting for ever.
+            if skip.is_none() && !self.cpus_free_for(index) {
+                break;
+            }
             self.handled[index] = true;
-            match self.scope.skip_reason(self.pipeline, job, &self.ended) {
+            match skip {
                 Some(reason) => {
                     emit(
                         sink,
@@ -272,5 +280,23 @@ impl<'a> Schedule<'a> {
         if self.failure.is_none() || matches!(failure, Failure::Panic(_)) {
             self.failure = Some(failure);
         }
+    }
+
+    /// Whether job `index` may start beside the jobs running now: the CPUs
+    /// they ask for and its own (`resources.cpus`, 1 when it sets none)
+    /// add up to at most the executor's. With nothing running any job may,
+    /// so one asking for more than the executor has runs alone, and the
+    /// run never waits for ever.
+    fn cpus_free_for(&self, index: usize) -> bool {
+        if self.running == 0 {
+            return true;
+        }
+        let asks = |i: usize| u64::from(self.pipeline.jobs[i].resources.cpus.unwrap_or(1));
+        // Started and not ended: a skipped job ends as it is handled.
+        let busy: u64 = (0..self.pipeline.jobs.len())
+            .filter(|&i| self.handled[i] && self.ended[i].is_none())
+            .map(asks)
+            .sum();
+        busy + asks(index) <= self.exec.cpus.max(1) as u64
     }
 }
