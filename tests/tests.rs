@@ -26,6 +26,7 @@ mod race;
 mod refglobs;
 mod reliability;
 mod repos;
+mod resources;
 mod runs_cli;
 mod runs_control;
 mod runs_json;

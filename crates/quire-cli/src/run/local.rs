@@ -85,6 +85,10 @@ pub(crate) fn validate(home: Option<&Path>, file: Option<&Path>) -> Result<(), C
         if let Some(t) = job.timeout {
             notes.push(format!("timeout {}", quire_view::text::span(t)));
         }
+        let resources = job.resources.describe();
+        if !resources.is_empty() {
+            notes.push(resources);
+        }
         if job.allow_failure {
             notes.push("may fail".into());
         }
