@@ -944,8 +944,11 @@ fn running_jobs_ask_for_at_most_the_executors_cpus_together() {
     }
 }
 
+/// A job that asks for no CPU holds none: `max_parallel_jobs` alone counts
+/// it (three sleeping jobs side by side on two CPUs); one that asks for a
+/// CPU holds it; and `max_parallel_jobs` still caps the count.
 #[test]
-fn a_job_without_cpus_counts_as_one_and_max_parallel_jobs_still_caps_the_count() {
+fn a_job_without_cpus_holds_none_and_max_parallel_jobs_still_caps_the_count() {
     let three = |cpus: &str| {
         let mut toml = String::new();
         for job in ["a", "b", "c"] {
@@ -955,6 +958,14 @@ fn a_job_without_cpus_counts_as_one_and_max_parallel_jobs_still_caps_the_count()
     };
     let run = Run::new("refs/heads/main");
     let (result, events) = run.exec_with(&three(""), &with_cpus(2), &Cancel::default());
+    assert_eq!(result, RunResult::Complete, "{events:#?}");
+    assert_eq!(most_at_once(&events), 3, "{:?}", starts_and_ends(&events));
+    let run = Run::new("refs/heads/main");
+    let (result, events) = run.exec_with(
+        &three("resources = { cpus = 1 }\n"),
+        &with_cpus(2),
+        &Cancel::default(),
+    );
     assert_eq!(result, RunResult::Complete, "{events:#?}");
     assert_eq!(most_at_once(&events), 2, "{:?}", starts_and_ends(&events));
     let run = Run::new("refs/heads/main");

@@ -226,6 +226,11 @@ fn run_job(
         .ok_or_else(|| format!("the pipeline has no job {}", job.job))?;
     let mut one = pipeline.jobs.swap_remove(index);
     one.inputs = vec![Input::Push];
+    // Slurm gave the job its CPUs, GPUs and node features; its memory
+    // is also its cgroup's here, where the node has the controller.
+    one.resources.gpus = None;
+    one.resources.constraint = None;
+    one.resources.cpus = None;
     let pipeline = Pipeline {
         env: std::mem::take(&mut pipeline.env),
         jobs: vec![one],
@@ -300,6 +305,7 @@ fn run_job(
         max_log_bytes: job.max_log_bytes,
         tick: Duration::from_millis(job.tick_ms.max(10)),
         max_parallel_jobs: 1,
+        cpus: Executor::default().cpus,
         max_job_timeout: job.max_job_timeout_ms.map(Duration::from_millis),
     };
     let mut sink = NodeSink {

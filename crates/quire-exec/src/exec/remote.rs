@@ -162,10 +162,10 @@ fn run_in(
     };
     let ticket = Ticket {
         name: job_name(&ctx.run_id, &job.id),
-        cpus: None,
-        memory_mb: None,
-        gpus: None,
-        constraint: None,
+        cpus: job.resources.cpus,
+        memory_mb: job.resources.memory_mb,
+        gpus: job.resources.gpus,
+        constraint: job.resources.constraint.clone(),
         timeout,
     };
     let mut log = File::options()

@@ -283,15 +283,18 @@ impl<'a> Schedule<'a> {
     }
 
     /// Whether job `index` may start beside the jobs running now: the CPUs
-    /// they ask for and its own (`resources.cpus`, 1 when it sets none)
-    /// add up to at most the executor's. With nothing running any job may,
-    /// so one asking for more than the executor has runs alone, and the
-    /// run never waits for ever.
+    /// the jobs that ask for some (`resources.cpus`) hold, and its own, add
+    /// up to at most the executor's. A job that asks for none holds none
+    /// (`max_parallel_jobs` alone counts it, as before `resources`: a job
+    /// that sleeps or waits on the network needs no CPU of its own). With
+    /// nothing running any job may, so one asking for more than the
+    /// executor has runs alone, and the run never waits for ever. On a
+    /// cluster ([`crate::remote`]) the cluster counts them.
     fn cpus_free_for(&self, index: usize) -> bool {
-        if self.running == 0 {
+        if self.running == 0 || self.scope.ctx.remote.is_some() {
             return true;
         }
-        let asks = |i: usize| u64::from(self.pipeline.jobs[i].resources.cpus.unwrap_or(1));
+        let asks = |i: usize| u64::from(self.pipeline.jobs[i].resources.cpus.unwrap_or(0));
         // Started and not ended: a skipped job ends as it is handled.
         let busy: u64 = (0..self.pipeline.jobs.len())
             .filter(|&i| self.handled[i] && self.ended[i].is_none())
