@@ -9,6 +9,8 @@
 //! - [`wait_until`]: the one wait, with the one [`DEADLINE`];
 //! - [`Gate`]: where a step says it got somewhere and waits for the test;
 //! - [`fixture`]: a store holding a run in every state;
+//! - [`slurm`]: the Slurm cluster of `.ci/slurm-cluster`, held by a
+//!   test, its queue, its nodes' processes, a node killed and restarted;
 //! - [`generated`]: the check of a committed generated file (completions,
 //!   manual pages); snapshots of what quire prints are `insta`'s.
 //!
@@ -23,6 +25,7 @@ mod require;
 mod wait;
 
 pub mod fixture;
+pub mod slurm;
 
 pub use env::{Env, Repo, git, queued_runs, stdout};
 pub use fixture::{Fixture, SHA, job_ran, now_ms, populate, run_started};
