@@ -62,6 +62,45 @@ fn push_with_ci_wait_shows_each_job_and_returns_once_the_run_completed() {
     );
 }
 
+/// `-o ci.logs`: `ci.wait`, and each line the steps print, after its
+/// job's start and before its end, escaped, the last one even without its
+/// newline.
+#[test]
+fn push_with_ci_logs_shows_each_line_the_steps_print_between_the_jobs_start_and_end() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let pipeline = r#"[jobs.build]
+inputs = ["quire/push"]
+sh = ["echo one; echo two", "printf 'bell \\007\\nlast'"]
+"#;
+    repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
+    let (ok, stderr) = repo.push(&["-o", "ci.logs", "origin", "main"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<String> = remote_lines(&stderr).iter().map(|l| masked(l)).collect();
+    let at = |line: &str| {
+        lines
+            .iter()
+            .position(|l| l == line)
+            .unwrap_or_else(|| panic!("{line}: {stderr}"))
+    };
+    let started = at("quire: job build started");
+    let ended = at("quire: job build complete in D (exit 0)");
+    let printed: Vec<&str> = lines[started + 1..ended]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            "quire: build | one",
+            "quire: build | two",
+            "quire: build | bell \\x07",
+            "quire: build | last"
+        ],
+        "{stderr}"
+    );
+}
+
 #[test]
 fn push_with_ci_wait_of_two_refs_names_each_lines_ref_and_waits_for_both() {
     let env = Env::new();

@@ -32,6 +32,7 @@ mod runs_control;
 mod runs_json;
 mod sandbox;
 mod select;
+mod slurm;
 mod slurm_cluster;
 mod snapshots_test;
 mod stable;

@@ -2,8 +2,9 @@
 //! a baseline taken in the same run, on the same machine, and reported as a
 //! ratio or a difference with its median and spread.
 //!
-//! `cargo run --release -p quire-bench -- [all|hook|steps|contain|sandbox|queries|web|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|notes|cargo|cargo-stable] [--quick]`
+//! `cargo run --release -p quire-bench -- [all|hook|steps|slurm|contain|sandbox|queries|web|upgrade|ingest|memory|concurrent|burst|checkout|jobs|workers|disk|limits|notes|cargo|cargo-stable] [--quick]`
 
+mod cluster;
 mod disk;
 mod harness;
 mod limits;
@@ -66,6 +67,9 @@ fn main() {
     }
     if want("runs") {
         parallel::runs(&bins, quick);
+    }
+    if want("slurm") {
+        cluster::slurm(&bins, quick);
     }
     if want("limits") {
         limits::validation(quick);

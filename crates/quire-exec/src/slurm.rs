@@ -218,19 +218,19 @@ impl Connection for SrunJob {
         if let Some(drain) = self.drain.take() {
             let _ = drain.join();
         }
-        if status.success() {
-            return Ok(());
-        }
         let said = self
             .said
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .join("; ");
-        Err(if said.is_empty() {
-            format!("srun {status}")
-        } else {
-            format!("srun {status}: {said}")
-        })
+        // srun exits 0 when the one node of its job dies: only its
+        // `srun: error: Node failure on NODE` says so.
+        match (status.success(), said.is_empty()) {
+            (true, true) => Ok(()),
+            (true, false) => Err(said),
+            (false, true) => Err(format!("srun {status}")),
+            (false, false) => Err(format!("srun {status}: {said}")),
+        }
     }
 
     fn pending(&mut self) -> Option<String> {

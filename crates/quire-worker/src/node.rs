@@ -37,9 +37,45 @@ use crate::record::{DEFAULT_FILE, validate};
 /// The node's standard output, shared by the sink and the cache.
 type Out = Arc<Mutex<BufWriter<io::Stdout>>>;
 
+/// Set in `quire-run node` started again in a pid namespace of its own.
+const INNER: &str = "QUIRE_NODE_INNER";
+
+/// `quire-run node`: started again as pid 1 of a pid namespace of its own
+/// (with a `/proc` of it), as a worker is, so that its sweeps and its
+/// steps see only this job's processes, not those of another job of the
+/// same run on the same node; this process stands in for it. Where the
+/// kernel refuses, the job is served here, and its first log line says
+/// that its steps see the node's processes.
+pub fn serve_isolated(scratch: Option<&Path>, cancel: &Cancel) -> Result<(), String> {
+    if std::env::var_os(INNER).is_some() {
+        return serve(scratch, cancel, None);
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut args: Vec<std::ffi::OsString> = vec!["node".into()];
+    if let Some(dir) = scratch {
+        args.push("--scratch".into());
+        args.push(dir.as_os_str().to_owned());
+    }
+    match quire_exec::pidns::spawn(&exe, &args, (INNER, "1")) {
+        Ok(isolated) => match isolated.wait() {
+            Ok(0) => Ok(()),
+            Ok(code) => Err(format!("the job's process ended with {code}")),
+            Err(e) => Err(format!("cannot wait for the job's process: {e}")),
+        },
+        Err(why) => serve(
+            scratch,
+            cancel,
+            Some(format!(
+                "quire: steps see every process of this node: no pid namespace ({why})"
+            )),
+        ),
+    }
+}
+
 /// Serve one job: read it from stdin, run it, report on stdout. `scratch`:
-/// where workspaces go (else `$TMPDIR`, else `/tmp`).
-pub fn serve(scratch: Option<&Path>, cancel: &Cancel) -> Result<(), String> {
+/// where workspaces go (else `$TMPDIR`, else `/tmp`); `note`, a line for
+/// the top of its log.
+fn serve(scratch: Option<&Path>, cancel: &Cancel, note: Option<String>) -> Result<(), String> {
     let out: Out = Arc::new(Mutex::new(BufWriter::with_capacity(1 << 16, io::stdout())));
     let mut input = io::BufReader::with_capacity(1 << 16, io::stdin().lock());
     let (tag, payload) = remote::read_frame(&mut input, remote::MAX_FRAME)
@@ -60,7 +96,7 @@ pub fn serve(scratch: Option<&Path>, cancel: &Cancel) -> Result<(), String> {
     rustix::fs::mkdirat(&root, name.as_str(), rustix::fs::Mode::from_raw_mode(0o700))
         .map_err(|e| format!("cannot make the job's scratch directory: {e}"))?;
     let dir_path = root_path(scratch).join(&name);
-    let result = run_job(&job, &dir_path, &mut input, &out, cancel);
+    let result = run_job(&job, &dir_path, &mut input, &out, cancel, note);
     // Whatever happened, nothing is left on the node.
     let _ = root.remove_side_by_side(OsStr::new(&name), 2);
     let outcome = match result {
@@ -127,6 +163,7 @@ fn run_job(
     input: &mut dyn Read,
     out: &Out,
     cancel: &Cancel,
+    note: Option<String>,
 ) -> Result<Outcome, String> {
     let dir = Dir::open(dir_path).map_err(|e| e.to_string())?;
     let node = std::env::var("SLURMD_NODENAME")
@@ -250,6 +287,9 @@ fn run_job(
         homes: Vec::new(),
     };
     let mut sandbox = Sandbox::prepare(job.sandbox, &policy, None)?;
+    if let Some(note) = note {
+        sandbox.add_note(note);
+    }
     let required = job.sandbox == quire_exec::exec::SandboxMode::Required;
     let network = netns::start(job.step_network, required).ready()?;
     if let Some(note) = network.note() {
@@ -272,8 +312,10 @@ fn run_job(
             .map_err(|e| e.to_string())?;
     }
     let setup = contain::Setup::new(contain::Want::Auto, contain::JobLimits::default());
+    // The cgroup is the job's: another job of the run may run on this
+    // node (or share its cgroup tree) at the same time.
     let containment = setup
-        .enter_run(&job.run_id)
+        .enter_run(&format!("{}-{}", job.run_id, job.job))
         .map_err(|e| format!("cannot contain the job: {e}"))?;
     let cache = Arc::new(NodeCache {
         notes: job.cache_notes.clone(),

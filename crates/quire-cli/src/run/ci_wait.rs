@@ -15,6 +15,7 @@
 use std::io::Write;
 
 use quire_model::clock;
+use quire_store::logs::LogAt;
 use quire_store::{JobState, Store};
 
 use quire_view::follow::{self, Change, Follower, Pause, describe, run_outcome};
@@ -23,6 +24,10 @@ use quire_worker::interrupt;
 
 /// The push option that asks the hook to wait.
 pub(crate) const OPTION: &str = "ci.wait";
+
+/// `git push -o ci.logs`: `ci.wait`, and every line the jobs' steps print,
+/// as they print it.
+pub(crate) const LOGS_OPTION: &str = "ci.logs";
 
 /// How many of a failed step's last lines the pusher is shown.
 pub(crate) const LOG_LINES: usize = 20;
@@ -57,7 +62,7 @@ impl Pusher {
 /// whatever stops the waiting (the runs ended, the pusher went away, a
 /// signal, a store error) is said if it can be, and the hook goes on to
 /// exit as it would have.
-pub(crate) fn wait(store: &Store, runs: &[Recorded]) {
+pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
     let mut pusher = Pusher { gone: false };
     if runs.is_empty() {
         pusher.say("quire: ci.wait: this push recorded no run; there is nothing to wait for");
@@ -73,6 +78,7 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded]) {
         return;
     }
     // With several runs, each line says whose it is.
+    let mut tails: Vec<Tails> = runs.iter().map(|_| Tails::default()).collect();
     let mut followed: Vec<(Follower, String)> = runs
         .iter()
         .map(|r| {
@@ -95,7 +101,11 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded]) {
             });
             return;
         }
-        for (follower, tag) in followed.iter_mut().filter(|(f, _)| !f.is_done()) {
+        for ((follower, tag), tails) in followed
+            .iter_mut()
+            .zip(tails.iter_mut())
+            .filter(|((f, _), _)| !f.is_done())
+        {
             let changes = match follower.poll(store) {
                 Ok((_, changes)) => changes,
                 Err(e) => {
@@ -106,7 +116,20 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded]) {
                     return;
                 }
             };
-            for change in &changes {
+            // Jobs that started, then what the steps printed since the
+            // last look, then what became of the jobs.
+            let (started, ended): (Vec<&Change>, Vec<&Change>) = changes
+                .iter()
+                .partition(|c| matches!(c, Change::JobStarted { .. }));
+            for change in started {
+                if !tell(&mut pusher, store, follower.run_id(), tag, change) {
+                    return;
+                }
+            }
+            if logs && !tails.print(&mut pusher, store, follower.run_id(), tag) {
+                return;
+            }
+            for change in ended {
                 if !tell(&mut pusher, store, follower.run_id(), tag, change) {
                     return;
                 }
@@ -165,4 +188,81 @@ fn tell(pusher: &mut Pusher, store: &Store, run_id: &str, tag: &str, change: &Ch
         }
         _ => pusher.say(&format!("quire: {tag}{}", describe(change, now))),
     }
+}
+
+/// With `ci.logs`: how far each step's log of one run has been told.
+#[derive(Default)]
+struct Tails {
+    /// (job, step, bytes of its log told, the start of a line not yet
+    /// whole).
+    told: Vec<(String, i64, u64, Vec<u8>)>,
+}
+
+impl Tails {
+    /// Tell every whole line the run's steps' logs gained since the last
+    /// look, as `quire: JOB | TEXT` (the CRI prefix dropped, control
+    /// characters escaped); a step's last line, once it ended, even when
+    /// not whole. Read as `quire-runs logs` reads them: from the log's
+    /// file, else from the copy packed into the store. False once the
+    /// pusher is gone.
+    fn print(&mut self, pusher: &mut Pusher, store: &Store, run_id: &str, tag: &str) -> bool {
+        let Ok(detail) = store.run_detail(run_id) else {
+            return true;
+        };
+        for job in &detail.jobs {
+            let id = &job.job.id;
+            for step in &job.steps {
+                let at = match self
+                    .told
+                    .iter()
+                    .position(|(j, s, _, _)| j == id && *s == step.seq)
+                {
+                    Some(at) => at,
+                    None => {
+                        self.told.push((id.clone(), step.seq, 0, Vec::new()));
+                        self.told.len() - 1
+                    }
+                };
+                let (_, _, offset, partial) = &mut self.told[at];
+                // At most 1 MiB a look: a step that prints fast is caught
+                // up with over the next looks.
+                let Ok(Some(read)) =
+                    store.read_step_log(run_id, id, step.seq, LogAt::Offset(*offset), 1 << 20)
+                else {
+                    continue;
+                };
+                *offset = read.start + read.bytes.len() as u64;
+                partial.extend_from_slice(&read.bytes);
+                let ended = step.finished_at_ms.is_some() && *offset >= read.len;
+                while let Some(end) = partial
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .or((ended && !partial.is_empty()).then(|| partial.len() - 1))
+                {
+                    let line: Vec<u8> = partial.drain(..=end).collect();
+                    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                    if !pusher.say(&format!(
+                        "quire: {tag}{} | {}",
+                        printable(id),
+                        printable(&String::from_utf8_lossy(cri_text(line)))
+                    )) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// A CRI log line's text: after `TIME STREAM TAG `.
+fn cri_text(line: &[u8]) -> &[u8] {
+    let mut rest = line;
+    for _ in 0..3 {
+        match rest.iter().position(|&b| b == b' ') {
+            Some(at) => rest = &rest[at + 1..],
+            None => return line,
+        }
+    }
+    rest
 }

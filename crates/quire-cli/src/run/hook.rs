@@ -125,7 +125,9 @@ pub(crate) fn main(
     previous: Option<&Path>,
 ) -> Result<(), CommandError> {
     let options = push_options();
-    let wait = options.iter().any(|o| o == ci_wait::OPTION);
+    let wait = options
+        .iter()
+        .any(|o| o == ci_wait::OPTION || o == ci_wait::LOGS_OPTION);
     if wait {
         // From here on the pusher's Ctrl-C (or a hang-up) ends only the
         // waiting: the push's runs are recorded and their workers started.
@@ -234,6 +236,7 @@ fn run(
     options: &[String],
     wait: bool,
 ) -> Result<bool, CommandError> {
+    let logs = options.iter().any(|o| o == ci_wait::LOGS_OPTION);
     let mut out = std::io::stdout().lock();
     let mut all_good = true;
     let mut updates = Vec::new();
@@ -350,7 +353,7 @@ fn run(
     // notifiers (docs/OPERATIONS.md, "When a run ends").
     workers::announce_if_needed(store.home(), &store);
     if wait {
-        ci_wait::wait(&store, &recorded_runs);
+        ci_wait::wait(&store, &recorded_runs, logs);
     }
     Ok(all_good)
 }

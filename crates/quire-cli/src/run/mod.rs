@@ -577,7 +577,7 @@ pub fn main() -> ExitCode {
         Command::Node(args) => {
             let cancel = quire_exec::exec::Cancel::default();
             quire_worker::interrupt::catch_into(cancel.flag());
-            quire_worker::node::serve(args.scratch.as_deref(), &cancel).map_err(|e| {
+            quire_worker::node::serve_isolated(args.scratch.as_deref(), &cancel).map_err(|e| {
                 eprintln!("quire-run node: {e}");
                 CommandError::reported()
             })

@@ -1,0 +1,331 @@
+//! Jobs on a real Slurm cluster (`[executor] kind = "slurm"`): one
+//! slurmctld and three slurmd, each node in a network namespace of its own
+//! with a private /tmp (`.ci/slurm-cluster`). Every test pushes through the
+//! real hook; the worker starts each job with `srun`, and `quire-run node`
+//! runs it on a node.
+//!
+//! The tests share the cluster (`slurm::cluster`); the one that kills a
+//! node holds it alone (`slurm::cluster_exclusive`).
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use quire_store::RunState;
+use quire_testkit::slurm::{self, Cluster};
+use quire_testkit::{Env, Repo};
+
+/// The quire-run binary where the nodes see it: the build may be under
+/// /tmp, which each node has a private one of.
+fn node_binary() -> &'static str {
+    static COPY: OnceLock<String> = OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = std::path::Path::new("/var/tmp/quire-slurm-tests");
+        std::fs::create_dir_all(dir).unwrap();
+        let to = dir.join(format!("quire-run-{}", std::process::id()));
+        std::fs::copy(assert_cmd::cargo::cargo_bin("quire-run"), &to).unwrap();
+        to.to_string_lossy().into_owned()
+    })
+}
+
+/// A home whose jobs run on the cluster (held as `hold` says), and a
+/// repository with the hook.
+fn on_cluster(hold: fn() -> Option<Cluster>, extra: &str) -> Option<(Env, Repo, Cluster)> {
+    let cluster = hold()?;
+    let env = Env::new();
+    env.config(&format!(
+        "[executor]\nkind = \"slurm\"\nnode_quire_run = \"{}\"\n{extra}",
+        node_binary()
+    ));
+    let repo = env.repo_with_hook("app");
+    Some((env, repo, cluster))
+}
+
+/// Wait (at most `secs`) until `done` holds.
+fn until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < end, "waited {secs} s for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Processes of this machine (the nodes' included: they are this
+/// machine's processes in other namespaces) whose environment names
+/// `run_id`: every step of the run gets `QUIRE_RUN_ID`.
+fn processes_of(run_id: &str) -> Vec<String> {
+    let needle = format!("QUIRE_RUN_ID={run_id}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if environ
+            .split(|&b| b == 0)
+            .any(|var| var == needle.as_bytes())
+        {
+            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            found.push(format!(
+                "{}: {}",
+                name.to_string_lossy(),
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            ));
+        }
+    }
+    found
+}
+
+/// The Slurm jobs of `run_id` still in the queue (name, state, node).
+fn queued_of(run_id: &str) -> Vec<String> {
+    let tail: String = run_id.chars().filter(char::is_ascii_hexdigit).collect();
+    let tail = &tail[tail.len() - 12..];
+    slurm::squeue_names()
+        .into_iter()
+        .filter(|name| name.contains(tail))
+        .collect()
+}
+
+#[test]
+fn six_independent_jobs_land_on_two_nodes_or_more_and_all_complete() {
+    let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
+        return;
+    };
+    let mut pipeline = String::new();
+    for n in 1..=6 {
+        pipeline.push_str(&format!(
+            "[jobs.j{n}]\ninputs = [\"quire/push\"]\nsh = \"echo node=$SLURMD_NODENAME; sleep 1\"\n"
+        ));
+    }
+    let run = repo.push_and_wait(&pipeline);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let mut nodes = std::collections::BTreeSet::new();
+    for n in 1..=6 {
+        let log = env.logs(&run.id, &format!("j{n}"));
+        let node = log
+            .lines()
+            .find_map(|l| l.strip_prefix("node="))
+            .unwrap_or_else(|| panic!("no node in {log}"))
+            .to_string();
+        assert!(node.starts_with("qnode"), "{log}");
+        assert!(
+            log.contains(&format!("quire: on node {node} (slurm)")),
+            "{log}"
+        );
+        nodes.insert(node);
+    }
+    assert!(nodes.len() >= 2, "all on {nodes:?}");
+}
+
+#[test]
+fn a_secret_is_redacted_in_the_log_and_absent_from_what_slurm_records() {
+    let secret = "hunter2-slurm-7f3c9a";
+    let Some((env, repo, _cluster)) = on_cluster(
+        slurm::cluster,
+        &format!("[secrets]\nTOKEN = \"{secret}\"\n"),
+    ) else {
+        return;
+    };
+    let id = repo.push_pipeline(
+        "[jobs.s]\ninputs = [\"quire/push\"]\nsecrets = [\"TOKEN\"]\nsh = [\"echo token=$TOKEN\", \"sleep 4\"]\n",
+    );
+    // While it runs: what Slurm says of it.
+    until(60, "the job in Slurm's queue", || {
+        !queued_of(&id).is_empty()
+    });
+    let name = queued_of(&id).remove(0);
+    let mut seen = String::new();
+    for args in [
+        vec![
+            "squeue".to_string(),
+            "--name".into(),
+            name.clone(),
+            "-o".into(),
+            "%all".into(),
+        ],
+        vec![
+            "scontrol".to_string(),
+            "show".into(),
+            "job".into(),
+            "--details".into(),
+        ],
+    ] {
+        let out = Command::new(&args[0]).args(&args[1..]).output().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    assert!(seen.contains(&name), "{seen}");
+    assert!(
+        !seen.contains(secret),
+        "the secret in Slurm's records: {seen}"
+    );
+    let run = env.wait_terminal(&id);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let log = env.logs(&id, "s");
+    assert!(log.contains("token=***"), "{log}");
+    assert!(!log.contains(secret), "{log}");
+}
+
+/// A run of one long job, pushed; once its step has begun on a node.
+fn long_job_running(env: &Env, repo: &Repo) -> String {
+    let id = repo.push_pipeline(
+        "[jobs.long]\ninputs = [\"quire/push\"]\nsh = \"echo begun on $SLURMD_NODENAME; sleep 300 & sleep 300\"\n",
+    );
+    until(90, "the step to begin on a node", || {
+        let out = env.runs(&["logs", &id, "long"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("begun on qnode")
+    });
+    id
+}
+
+#[test]
+fn cancel_and_supersede_leave_no_slurm_job_and_no_process_on_any_node() {
+    let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
+        return;
+    };
+    let cancelled = long_job_running(&env, &repo);
+    assert!(!processes_of(&cancelled).is_empty(), "the step runs");
+    env.runs(&["cancel", &cancelled]).assert().success();
+    let run = env.wait_terminal(&cancelled);
+    assert_eq!(run.state, RunState::Failed, "{run:?}");
+    until(60, "the cancelled job to leave Slurm's queue", || {
+        queued_of(&cancelled).is_empty()
+    });
+    until(30, "the cancelled run's processes to end", || {
+        processes_of(&cancelled).is_empty()
+    });
+
+    let superseded = long_job_running(&env, &repo);
+    let newer = repo.push_pipeline("[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let run = env.wait_terminal(&superseded);
+    assert_eq!(run.state, RunState::Superseded, "{run:?}");
+    until(60, "the superseded job to leave Slurm's queue", || {
+        queued_of(&superseded).is_empty()
+    });
+    until(30, "the superseded run's processes to end", || {
+        processes_of(&superseded).is_empty()
+    });
+    assert_eq!(env.wait_terminal(&newer).state, RunState::Complete);
+}
+
+#[test]
+fn a_node_that_dies_under_a_job_fails_it_naming_the_node_and_retry_runs_again() {
+    let Some((env, repo, cluster)) = on_cluster(slurm::cluster_exclusive, "") else {
+        return;
+    };
+    let id = long_job_running(&env, &repo);
+    let log = env.logs(&id, "long");
+    let node = log
+        .lines()
+        .find_map(|l| l.strip_prefix("begun on "))
+        .unwrap_or_else(|| panic!("{log}"))
+        .trim()
+        .to_string();
+    cluster.kill_node(&node);
+    let run = env.wait_terminal(&id);
+    cluster.restart_node(&node);
+    assert_eq!(run.state, RunState::Failed, "{run:?}");
+    let detail = env.detail(&id);
+    let said = detail.run.failure_detail.unwrap_or_default();
+    assert!(
+        said.contains(&format!("job long lost its node {node}")),
+        "{said}"
+    );
+    let log = env.logs(&id, "long");
+    assert!(log.contains(&format!("quire: node lost: {node}")), "{log}");
+    until(30, "the dead node's processes to end", || {
+        processes_of(&id).is_empty()
+    });
+    // The run can be run again.
+    let out = env.runs(&["retry", &id]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn push_with_ci_logs_shows_a_nodes_output_as_it_is_printed() {
+    let Some((_env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
+        return;
+    };
+    // A gate the nodes see (/tmp is each node's own).
+    let gate = tempfile::Builder::new()
+        .prefix("quire-slurm-gate")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let open = gate.path().join("open");
+    let pipeline = format!(
+        "[jobs.live]\ninputs = [\"quire/push\"]\nsh = \"echo first-line-$SLURMD_NODENAME; i=0; while [ ! -e {} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; echo second-line\"\n",
+        open.display()
+    );
+    repo.commit(&[(".quire/ci.toml", &pipeline)], "live");
+    let mut push = Command::new("git")
+        .current_dir(&repo.work)
+        .args(["push", "-o", "ci.logs", "origin", "main"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(push.stderr.take().unwrap());
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut before = Vec::new();
+    loop {
+        let line = receive
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the node's first line while the step runs");
+        let first = line.contains("first-line-qnode");
+        before.push(line);
+        if first {
+            break;
+        }
+    }
+    assert!(
+        !before.iter().any(|l| l.contains("second-line")),
+        "{before:?}"
+    );
+    std::fs::write(&open, "").unwrap();
+    let rest: Vec<String> = receive.iter().collect();
+    assert!(push.wait().unwrap().success());
+    assert!(rest.iter().any(|l| l.contains("second-line")), "{rest:?}");
+}
+
+#[test]
+fn a_job_slurm_refuses_fails_at_once_with_slurms_reason() {
+    let Some((env, repo, _cluster)) =
+        on_cluster(slurm::cluster, "partition = \"no-such-partition\"\n")
+    else {
+        return;
+    };
+    let run = repo.push_and_wait("[jobs.r]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    assert_eq!(run.state, RunState::Failed, "{run:?}");
+    let said = env.detail(&run.id).run.failure_detail.unwrap_or_default();
+    assert!(said.contains("job r was not started by slurm"), "{said}");
+    assert!(said.to_lowercase().contains("invalid partition"), "{said}");
+}
+
+#[test]
+fn a_cache_saved_on_one_node_is_restored_on_another() {
+    let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
+        return;
+    };
+    let pipeline = |node: &str| {
+        format!(
+            "[jobs.build]\ninputs = [\"quire/push\"]\ncache = [\"target\"]\nresources = {{ constraint = \"{node}\" }}\nsh = [\n  \"echo on=$SLURMD_NODENAME; if [ -f target/stamp ]; then echo found $(cat target/stamp); fi\",\n  \"mkdir -p target && echo $SLURMD_NODENAME > target/stamp\",\n]\n"
+        )
+    };
+    let first = repo.push_and_wait(&pipeline("qnode1"));
+    assert_eq!(first.state, RunState::Complete, "{first:?}");
+    assert!(env.logs(&first.id, "build").contains("on=qnode1"));
+    let second = repo.push_and_wait(&pipeline("qnode2"));
+    assert_eq!(second.state, RunState::Complete, "{second:?}");
+    let log = env.logs(&second.id, "build");
+    assert!(log.contains("on=qnode2"), "{log}");
+    assert!(log.contains("found qnode1"), "{log}");
+}
