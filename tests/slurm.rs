@@ -329,3 +329,45 @@ fn a_cache_saved_on_one_node_is_restored_on_another() {
     assert!(log.contains("on=qnode2"), "{log}");
     assert!(log.contains("found qnode1"), "{log}");
 }
+
+#[test]
+fn a_job_slurm_holds_in_its_queue_says_why_while_it_waits() {
+    let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
+        return;
+    };
+    // Four jobs of two CPUs on three nodes of two: one waits at least.
+    let mut pipeline = String::new();
+    for n in 1..=4 {
+        pipeline.push_str(&format!(
+            "[jobs.w{n}]\ninputs = [\"quire/push\"]\nresources = {{ cpus = 2 }}\nsh = \"sleep 4\"\n"
+        ));
+    }
+    let id = repo.push_pipeline(&pipeline);
+    let mut said = None;
+    until(120, "a job shown waiting in Slurm's queue", || {
+        let shown = env.json(&["show", &id]);
+        said = shown["jobs"].as_array().and_then(|jobs| {
+            jobs.iter().find_map(|j| {
+                let why = j["waiting"].as_str()?;
+                Some((j["id"].as_str()?.to_string(), why.to_string()))
+            })
+        });
+        said.is_some()
+    });
+    let (job, why) = said.unwrap();
+    assert!(why.starts_with("queued in Slurm: "), "{why}");
+    assert!(why.contains(", partition ci"), "{why}");
+    let run = env.wait_terminal(&id);
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    let after = env.json(&["show", &id]);
+    assert!(
+        after["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["waiting"].is_null()),
+        "{after}"
+    );
+    let log = env.logs(&id, &job);
+    assert!(log.contains("quire: queued in Slurm: "), "{log}");
+}

@@ -1090,6 +1090,7 @@ fn one_at_a_time_reports_events_in_plan_order() {
             Event::StepFinished { job, seq, .. } => format!("step_finished {job} {seq}"),
             Event::JobFinished { job, state, .. } => format!("job_finished {job} {state}"),
             Event::JobSkipped { job, .. } => format!("job_skipped {job}"),
+            Event::JobWaiting { job, .. } => format!("job_waiting {job}"),
             Event::ArtifactKept { job, path, .. } => format!("artifact_kept {job} {path}"),
             Event::RunFinished { state, .. } => format!("run_finished {state}"),
         })

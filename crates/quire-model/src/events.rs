@@ -54,6 +54,15 @@ pub enum Event {
         job: String,
         reason: String,
     },
+    /// An active job that has not begun: why (its host holds it,
+    /// `queued in Slurm: Resources, job 1234, partition ci`); `reason`
+    /// absent once nothing holds it.
+    JobWaiting {
+        at_ms: i64,
+        job: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// A file the job's `artifacts` matched, kept under the run as
     /// `artifacts/<job>/<path>`; `path` is relative to the workspace.
     ArtifactKept {
@@ -100,6 +109,7 @@ impl Event {
             | Event::StepFinished { at_ms, .. }
             | Event::JobFinished { at_ms, .. }
             | Event::JobSkipped { at_ms, .. }
+            | Event::JobWaiting { at_ms, .. }
             | Event::ArtifactKept { at_ms, .. }
             | Event::RunFinished { at_ms, .. } => *at_ms,
         }

@@ -318,6 +318,9 @@ pub struct Job {
     pub state: JobState,
     pub exit_code: Option<i64>,
     pub skip_reason: Option<String>,
+    /// Why an active job has not begun yet, as its executor said (a
+    /// cluster's queue); none when nothing holds it.
+    pub waiting: Option<String>,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
     /// The job's `allow_failure`, recorded with the plan (ingest of

@@ -75,6 +75,7 @@ fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<
         | Event::StepFinished { job, .. }
         | Event::JobFinished { job, .. }
         | Event::JobSkipped { job, .. }
+        | Event::JobWaiting { job, .. }
         | Event::ArtifactKept { job, .. } => Some(job),
         Event::RunStarted { .. } | Event::RunFinished { .. } => None,
     };
@@ -129,6 +130,13 @@ fn ingest_one(tx: &rusqlite::Connection, run_id: &str, event: &Event) -> Result<
         }
         Event::JobSkipped { job, reason, .. } => {
             job_transition(tx, run_id, job, JobState::Skipped, None, Some(reason), at)?;
+        }
+        Event::JobWaiting { job, reason, .. } => {
+            tx.prepare_cached(
+                "UPDATE jobs SET waiting = ?3
+                 WHERE run_id = ?1 AND job_id = ?2 AND state = 'active'",
+            )?
+            .execute(rusqlite::params![run_id, job, reason])?;
         }
         Event::ArtifactKept {
             job,

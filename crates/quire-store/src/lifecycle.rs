@@ -595,7 +595,8 @@ fn close_open_jobs(tx: &Connection, run_id: &str, reason: &str, now: i64) -> Res
     debug_assert!(job_edge(J::Active, J::Aborted).is_some());
     debug_assert!(job_edge(J::Pending, J::Skipped).is_some());
     tx.prepare_cached(
-        "UPDATE jobs SET state = 'aborted', finished_at_ms = MAX(?1, started_at_ms)
+        "UPDATE jobs SET state = 'aborted', waiting = NULL,
+             finished_at_ms = MAX(?1, started_at_ms)
          WHERE run_id = ?2 AND state = 'active'",
     )?
     .execute(params![now, run_id])?;
@@ -662,7 +663,8 @@ pub(crate) fn job_transition(
         .execute(params![now, run_id, job_id, from.as_str()])?;
     } else {
         tx.prepare_cached(
-            "UPDATE jobs SET state = ?1, exit_code = ?2, skip_reason = ?3, finished_at_ms =
+            "UPDATE jobs SET state = ?1, exit_code = ?2, skip_reason = ?3, waiting = NULL,
+                 finished_at_ms =
                  MAX(?4, COALESCE(started_at_ms, (SELECT started_at_ms FROM runs WHERE id = ?5)))
              WHERE run_id = ?5 AND job_id = ?6 AND state = ?7",
         )?

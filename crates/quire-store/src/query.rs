@@ -716,7 +716,7 @@ impl Store {
         let run = run_by_id(&tx, run_id)?.ok_or_else(|| Error::UnknownRun(run_id.to_string()))?;
         let mut jobs_stmt = tx.prepare_cached(
             "SELECT job_id, position, state, exit_code, skip_reason, started_at_ms,
-                    finished_at_ms, allow_failure
+                    finished_at_ms, allow_failure, waiting
              FROM jobs WHERE run_id = ?1 ORDER BY position",
         )?;
         let jobs = jobs_stmt
@@ -730,6 +730,7 @@ impl Store {
                     started_at_ms: row.get(5)?,
                     finished_at_ms: row.get(6)?,
                     allow_failure: row.get(7)?,
+                    waiting: row.get(8)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -781,7 +782,7 @@ impl Store {
         let mut jobs: HashMap<String, Vec<Job>> = HashMap::new();
         let mut stmt = tx.prepare(&format!(
             "SELECT run_id, job_id, position, state, exit_code, skip_reason, started_at_ms,
-                    finished_at_ms, allow_failure
+                    finished_at_ms, allow_failure, waiting
              FROM jobs WHERE run_id IN ({marks}) ORDER BY run_id, position"
         ))?;
         let mut rows = stmt.query(params_from_iter(ids))?;
@@ -795,6 +796,7 @@ impl Store {
                 started_at_ms: row.get(6)?,
                 finished_at_ms: row.get(7)?,
                 allow_failure: row.get(8)?,
+                waiting: row.get(9)?,
             });
         }
         Ok(ids

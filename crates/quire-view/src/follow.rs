@@ -33,6 +33,12 @@ pub enum Change {
         job: String,
     },
     JobEnded(JobEnd),
+    /// What holds an active job that has not begun (a cluster's queue)
+    /// changed: the new reason, none once nothing holds it.
+    JobWaiting {
+        job: String,
+        reason: Option<String>,
+    },
     /// The run reached a terminal state (after its jobs' ends).
     RunEnded(Box<Run>),
 }
@@ -58,6 +64,8 @@ pub struct Follower {
     run_id: String,
     started: HashSet<String>,
     ended: HashSet<String>,
+    /// What each job was last seen waiting for.
+    waiting: std::collections::HashMap<String, String>,
     run_ended: bool,
 }
 
@@ -67,6 +75,7 @@ impl Follower {
             run_id: run_id.to_string(),
             started: HashSet::new(),
             ended: HashSet::new(),
+            waiting: std::collections::HashMap::new(),
             run_ended: false,
         }
     }
@@ -103,9 +112,27 @@ impl Follower {
             {
                 timed.push((at, j.position, 0, Change::JobStarted { job: j.id.clone() }));
             }
+            let was = self.waiting.get(&j.id);
+            let now_waits = j.waiting.as_ref().filter(|_| j.state == JobState::Active);
+            if was != now_waits && !(j.state.is_terminal() && now_waits.is_none()) {
+                let at = j.started_at_ms.unwrap_or(i64::MAX);
+                timed.push((
+                    at,
+                    j.position,
+                    1,
+                    Change::JobWaiting {
+                        job: j.id.clone(),
+                        reason: now_waits.cloned(),
+                    },
+                ));
+                match now_waits {
+                    Some(reason) => self.waiting.insert(j.id.clone(), reason.clone()),
+                    None => self.waiting.remove(&j.id),
+                };
+            }
             if j.state.is_terminal() && self.ended.insert(j.id.clone()) {
                 let at = j.finished_at_ms.or(j.started_at_ms).unwrap_or(i64::MAX);
-                timed.push((at, j.position, 1, Change::JobEnded(job_end(job))));
+                timed.push((at, j.position, 2, Change::JobEnded(job_end(job))));
             }
         }
         timed.sort_by_key(|(at, position, kind, _)| (*at, *position, *kind));
@@ -146,6 +173,10 @@ pub fn describe(change: &Change, now_ms: i64) -> String {
     match change {
         Change::JobStarted { job } => format!("job {} started", printable(job)),
         Change::JobEnded(end) => describe_job_end(end),
+        Change::JobWaiting { job, reason } => match reason {
+            Some(reason) => format!("job {} {}", printable(job), printable(reason)),
+            None => format!("job {} began", printable(job)),
+        },
         Change::RunEnded(run) => {
             let mut line = run_outcome(run, now_ms);
             if let Some(detail) = &run.failure_detail {
@@ -309,6 +340,7 @@ mod tests {
             state,
             exit_code: None,
             skip_reason: None,
+            waiting: None,
             started_at_ms: times.0,
             finished_at_ms: times.1,
             allow_failure: None,

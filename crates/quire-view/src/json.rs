@@ -94,6 +94,8 @@ pub struct JobJson<'a> {
     pub state: JobState,
     pub exit_code: Option<i64>,
     pub skip_reason: Option<&'a str>,
+    /// Why an active job has not begun (a cluster's queue); null else.
+    pub waiting: Option<&'a str>,
     pub started_at: Option<String>,
     pub started_at_ms: Option<i64>,
     pub finished_at: Option<String>,
@@ -190,6 +192,10 @@ fn job(detail: &JobDetail) -> JobJson<'_> {
         state: job.state,
         exit_code: job.exit_code,
         skip_reason: job.skip_reason.as_deref(),
+        waiting: job
+            .waiting
+            .as_deref()
+            .filter(|_| job.state == JobState::Active),
         started_at: job.started_at_ms.map(rfc3339),
         started_at_ms: job.started_at_ms,
         finished_at: job.finished_at_ms.map(rfc3339),

@@ -472,6 +472,7 @@ fn job_rows(now_ms: i64, run: &Run, job: &JobDetail) -> Markup {
             td {
                 (job_state(j.state))
                 @if let Some(reason) = &j.skip_reason { " " span.mut { (shown(reason)) } }
+                @if let (Some(why), JobState::Active) = (&j.waiting, j.state) { " " span.mut { (shown(why)) } }
             }
             td { (job_span(run, j, now_ms)) }
             td { (j.exit_code.map(|c| c.to_string()).unwrap_or_default()) }
@@ -526,6 +527,7 @@ pub fn job(
             @if !took.is_empty() { dt { "duration" } dd { (took) } }
             @if let Some(code) = j.exit_code { dt { "exit" } dd { (code) } }
             @if let Some(reason) = &j.skip_reason { dt { "skipped" } dd { (shown(reason)) } }
+            @if let (Some(why), JobState::Active) = (&j.waiting, j.state) { dt { "waiting" } dd { (shown(why)) } }
         }
         @if handover.is_some() {
             p #status .st.active { "running: " a href=(job_url(&run.id, &j.id)) { "reload" } " for new output" }

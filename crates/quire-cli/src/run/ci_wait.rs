@@ -116,23 +116,22 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
                     return;
                 }
             };
-            // Jobs that started, then what the steps printed since the
-            // last look, then what became of the jobs.
-            let (started, ended): (Vec<&Change>, Vec<&Change>) = changes
-                .iter()
-                .partition(|c| matches!(c, Change::JobStarted { .. }));
-            for change in started {
+            // In the order they happened; what a job's steps printed
+            // comes before its end, and what running jobs printed since
+            // the last look after the rest.
+            for change in &changes {
+                if logs
+                    && let Change::JobEnded(end) = change
+                    && !tails.print(&mut pusher, store, follower.run_id(), tag, Some(&end.job))
+                {
+                    return;
+                }
                 if !tell(&mut pusher, store, follower.run_id(), tag, change) {
                     return;
                 }
             }
-            if logs && !tails.print(&mut pusher, store, follower.run_id(), tag) {
+            if logs && !tails.print(&mut pusher, store, follower.run_id(), tag, None) {
                 return;
-            }
-            for change in ended {
-                if !tell(&mut pusher, store, follower.run_id(), tag, change) {
-                    return;
-                }
             }
         }
         if followed.iter().all(|(f, _)| f.is_done()) {
@@ -199,18 +198,28 @@ struct Tails {
 }
 
 impl Tails {
-    /// Tell every whole line the run's steps' logs gained since the last
-    /// look, as `quire: JOB | TEXT` (the CRI prefix dropped, control
+    /// Tell every whole line the run's steps' logs (`only` one job's)
+    /// gained since the last look, as `quire: JOB | TEXT` (the CRI prefix dropped, control
     /// characters escaped); a step's last line, once it ended, even when
     /// not whole. Read as `quire-runs logs` reads them: from the log's
     /// file, else from the copy packed into the store. False once the
     /// pusher is gone.
-    fn print(&mut self, pusher: &mut Pusher, store: &Store, run_id: &str, tag: &str) -> bool {
+    fn print(
+        &mut self,
+        pusher: &mut Pusher,
+        store: &Store,
+        run_id: &str,
+        tag: &str,
+        only: Option<&str>,
+    ) -> bool {
         let Ok(detail) = store.run_detail(run_id) else {
             return true;
         };
         for job in &detail.jobs {
             let id = &job.job.id;
+            if only.is_some_and(|only| only != id) {
+                continue;
+            }
             for step in &job.steps {
                 let at = match self
                     .told

@@ -205,6 +205,10 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
                 Cell::new(format!("skipped: {}", printable(reason)))
             }
             (_, JobState::Failed, Some(true)) => Cell::new("failed (allowed)"),
+            (_, JobState::Active, _) if j.waiting.is_some() => Cell::new(format!(
+                "active: {}",
+                printable(j.waiting.as_deref().unwrap_or_default())
+            )),
             _ => out.job_state(j.state),
         };
         table.add_row(vec![

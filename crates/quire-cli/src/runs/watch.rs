@@ -323,6 +323,7 @@ mod tests {
             state,
             exit_code,
             skip_reason: (state == JobState::Skipped).then(|| "needs test, which failed".into()),
+            waiting: None,
             started_at_ms: times.0,
             finished_at_ms: times.1,
             allow_failure: None,

@@ -184,10 +184,10 @@ fn run_in(
         )));
     };
     let started = Instant::now();
-    let said = std::sync::atomic::AtomicBool::new(false);
     let done = std::sync::atomic::AtomicBool::new(false);
     let cancelled = std::sync::atomic::AtomicBool::new(false);
-    let queued: Mutex<Option<String>> = Mutex::new(None);
+    let waits = Mutex::new(Waits::default());
+    let mut watch_log = log.try_clone().map_err(log_error)?;
     std::thread::scope(|threads| -> Result<(JobState, Option<i64>), ExecError> {
         // The job and its commit, written while the node reads them.
         let sender = threads.spawn(|| send(input, &header, remote, &cache_in));
@@ -200,12 +200,11 @@ fn run_in(
                 {
                     lock(&conn).cancel();
                 }
-                if !said.load(std::sync::atomic::Ordering::SeqCst)
-                    && last_ask.elapsed() >= Duration::from_secs(1)
-                {
+                let before_hello = !waits.lock().unwrap_or_else(|e| e.into_inner()).hello;
+                if before_hello && last_ask.elapsed() >= Duration::from_secs(1) {
                     last_ask = Instant::now();
                     let why = lock(&conn).pending();
-                    *queued.lock().unwrap_or_else(|e| e.into_inner()) = why;
+                    let _ = tell_waiting(&waits, &mut watch_log, reporter, job, why);
                 }
                 std::thread::sleep(exec.tick.max(Duration::from_millis(10)));
             }
@@ -226,10 +225,7 @@ fn run_in(
             started: HashSet::new(),
             node: None,
             outcome: None,
-            queued_said: None,
-            queued: &queued,
-            said: &said,
-            inserted: 0,
+            waits: &waits,
         };
         let read = reader.read_all(BufReader::new(output));
         done.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -454,19 +450,54 @@ struct Reader<'a, 's> {
     started: HashSet<i64>,
     node: Option<String>,
     outcome: Option<remote::Outcome>,
-    queued_said: Option<String>,
-    queued: &'a Mutex<Option<String>>,
-    said: &'a std::sync::atomic::AtomicBool,
+    waits: &'a Mutex<Waits>,
+}
+
+/// What the worker wrote before the node's first line, shared with the
+/// thread that asks the host why the job waits.
+#[derive(Default)]
+struct Waits {
+    /// The node said hello: nothing holds the job any more.
+    hello: bool,
+    /// The reason last told.
+    told: Option<String>,
     /// Bytes of the worker's own lines in the log before the node's:
     /// where the node says a step's lines begin, they begin this much
     /// later here.
     inserted: u64,
 }
 
+/// Before the node's hello: a new reason the host holds the job, told in
+/// the job's log (once each time it changes) and to the store (`show`,
+/// `watch`, `ci.wait` and the web view say it).
+fn tell_waiting(
+    waits: &Mutex<Waits>,
+    log: &mut File,
+    reporter: &Reporter<'_>,
+    job: &Job,
+    why: Option<String>,
+) -> io::Result<()> {
+    let mut w = waits.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(why) = why else { return Ok(()) };
+    if w.hello || w.told.as_ref() == Some(&why) {
+        return Ok(());
+    }
+    let line = crate::log::note_line(&format!("quire: {why}"));
+    log.write_all(line.as_bytes())?;
+    w.inserted += line.len() as u64;
+    w.told = Some(why.clone());
+    reporter
+        .emit(Event::JobWaiting {
+            at_ms: quire_model::clock::now_ms(),
+            job: job.id.clone(),
+            reason: Some(why),
+        })
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
 impl Reader<'_, '_> {
     fn read_all(&mut self, mut input: impl io::Read) -> io::Result<()> {
         loop {
-            self.say_queued()?;
             let Some((tag, payload)) = remote::read_frame(&mut input, remote::MAX_FRAME)? else {
                 return Ok(());
             };
@@ -477,31 +508,26 @@ impl Reader<'_, '_> {
         }
     }
 
-    /// While the node has not said hello: why the host holds the job,
-    /// once in the log each time it changes.
-    fn say_queued(&mut self) -> io::Result<()> {
-        if self.node.is_some() {
-            return Ok(());
-        }
-        let why = self
-            .queued
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(why) = why
-            && self.queued_said.as_ref() != Some(&why)
-        {
-            self.note(&format!("quire: {why}"))?;
-            self.queued_said = Some(why);
-        }
-        Ok(())
+    /// Tell the store why the job waits (`show`, `watch`, `ci.wait`, the
+    /// web view say it), or that it waits no more.
+    fn waiting(&self, reason: Option<String>) -> io::Result<()> {
+        self.reporter
+            .emit(Event::JobWaiting {
+                at_ms: quire_model::clock::now_ms(),
+                job: self.job.id.clone(),
+                reason,
+            })
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 
     /// A line of the worker's own, before the node's lines.
     fn note(&mut self, line: &str) -> io::Result<()> {
         let line = crate::log::note_line(line);
         self.log.write_all(line.as_bytes())?;
-        self.inserted += line.len() as u64;
+        self.waits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .inserted += line.len() as u64;
         Ok(())
     }
 
@@ -510,13 +536,20 @@ impl Reader<'_, '_> {
             remote::HELLO if self.node.is_none() => {
                 let hello: Hello = serde_json::from_slice(&payload).map_err(io::Error::other)?;
                 let node = clean(&hello.node);
-                self.said.store(true, std::sync::atomic::Ordering::SeqCst);
+                let waited = {
+                    let mut w = self.waits.lock().unwrap_or_else(|e| e.into_inner());
+                    w.hello = true;
+                    w.told.is_some()
+                };
                 let line = format!(
                     "quire: on node {node} ({}); sandbox: {}",
                     self.scope.redactor.apply_str("slurm"),
                     self.scope.redactor.apply_str(&clean(&hello.sandbox))
                 );
                 self.note(&line)?;
+                if waited {
+                    self.waiting(None)?;
+                }
                 self.node = Some(node);
             }
             _ if self.node.is_none() => {
@@ -560,7 +593,12 @@ impl Reader<'_, '_> {
         } = &mut event
             && *seq > 1
         {
-            *at = at.saturating_add(self.inserted);
+            *at = at.saturating_add(
+                self.waits
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .inserted,
+            );
         }
         let steps = self.job.steps.len() as i64;
         let ok = match &event {
