@@ -577,6 +577,16 @@ impl Config {
             .unwrap_or(std::time::Duration::from_secs(6 * 3600))
     }
 
+    /// The network this machine's steps get: `step_network`, or, when
+    /// jobs run on a cluster (whose nodes make their own), the worker's,
+    /// no namespace made for steps that never run here.
+    pub fn local_step_network(&self) -> StepNetwork {
+        match self.executor.kind {
+            ExecutorKind::Local => self.step_network,
+            ExecutorKind::Slurm => StepNetwork::Host,
+        }
+    }
+
     /// The executor for a run under this config.
     pub fn executor(&self) -> Executor {
         let defaults = Executor::default();

@@ -97,8 +97,6 @@ fn serve(scratch: Option<&Path>, cancel: &Cancel, note: Option<String>) -> Resul
         .map_err(|e| format!("cannot make the job's scratch directory: {e}"))?;
     let dir_path = root_path(scratch).join(&name);
     let result = run_job(&job, &dir_path, &mut input, &out, cancel, note);
-    // Whatever happened, nothing is left on the node.
-    let _ = root.remove_side_by_side(OsStr::new(&name), 2);
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -111,11 +109,18 @@ fn serve(scratch: Option<&Path>, cancel: &Cancel, note: Option<String>) -> Resul
             }
         }
     };
-    let mut o = lock(&out);
-    let json = serde_json::to_vec(&outcome).map_err(|e| e.to_string())?;
-    remote::write_frame(&mut *o, remote::OUTCOME, &json)
-        .and_then(|()| o.flush())
-        .map_err(|e| format!("cannot report the outcome: {e}"))
+    let told = {
+        let mut o = lock(&out);
+        let json = serde_json::to_vec(&outcome).map_err(|e| e.to_string())?;
+        remote::write_frame(&mut *o, remote::OUTCOME, &json)
+            .and_then(|()| o.flush())
+            .map_err(|e| format!("cannot report the outcome: {e}"))
+    };
+    // Whatever happened, nothing is left on the node: removed after the
+    // outcome is told (the worker need not wait for it), before this
+    // process ends (Slurm ends the job with it).
+    let _ = root.remove_side_by_side(OsStr::new(&name), 2);
+    told
 }
 
 fn lock(out: &Out) -> std::sync::MutexGuard<'_, BufWriter<io::Stdout>> {
@@ -175,6 +180,10 @@ fn run_job(
         })
         .unwrap_or_else(|| "unknown".into());
     // The commit, into a repository of the job's own.
+    // The steps' network is set up (pasta, on another CPU) while the
+    // commit arrives and is checked out.
+    let required = job.sandbox == quire_exec::exec::SandboxMode::Required;
+    let network = netns::start(job.step_network, required);
     let src = dir_path.join("src.git");
     let repo = gix::init_bare(&src).map_err(|e| format!("cannot make a repository: {e}"))?;
     let workspace = dir_path.join("workspace");
@@ -290,8 +299,7 @@ fn run_job(
     if let Some(note) = note {
         sandbox.add_note(note);
     }
-    let required = job.sandbox == quire_exec::exec::SandboxMode::Required;
-    let network = netns::start(job.step_network, required).ready()?;
+    let network = network.ready()?;
     if let Some(note) = network.note() {
         sandbox.add_note(note);
     }
@@ -358,6 +366,12 @@ fn run_job(
         outcome: None,
     };
     let result = exec.run(&pipeline, &ctx, &mut sink, cancel);
+    // The steps' network ends with them; this process exits soon, and
+    // pasta's exit (tens of milliseconds in the kernel) is not waited for.
+    let mut ctx = ctx;
+    if let Some(network) = ctx.network.take().and_then(Arc::into_inner) {
+        network.kill().release();
+    }
     drop(ctx);
     sink.tail().map_err(|e| e.to_string())?;
     if let Err(e) = result {

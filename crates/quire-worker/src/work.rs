@@ -486,7 +486,10 @@ fn prepare_and_run(
     // The steps' network namespace is set up (pasta, on the other CPU)
     // while the commit is checked out.
     let network = kept.take_for(run.repo_id).unwrap_or_else(|| {
-        netns::start(config.step_network, config.sandbox == SandboxMode::Required)
+        netns::start(
+            config.local_step_network(),
+            config.sandbox == SandboxMode::Required,
+        )
     });
     let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
     let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching, pipeline.refs)?;
@@ -792,7 +795,10 @@ impl Kept {
     /// For one run, with its network (as `config` says) started now: pasta
     /// sets it up while the run is recorded, claimed and checked out.
     pub fn one_shot(config: &Config) -> Kept {
-        let network = netns::start(config.step_network, config.sandbox == SandboxMode::Required);
+        let network = netns::start(
+            config.local_step_network(),
+            config.sandbox == SandboxMode::Required,
+        );
         let mut kept = Kept::default();
         kept.one_shot = Some(std::cell::RefCell::new(Some(network)));
         kept

@@ -279,8 +279,9 @@ impl Executor {
                 given_up: AtomicBool::new(false),
             },
         };
-        let ended = schedule::run(self, pipeline, &scope, order, sink)?;
-        finish(pipeline, &ended, cancel, sink)
+        let ended = schedule::run(self, pipeline, &scope, order, sink);
+        remote::wait_for_hosts();
+        finish(pipeline, &ended?, cancel, sink)
     }
 }
 

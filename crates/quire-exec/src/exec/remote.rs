@@ -52,6 +52,22 @@ pub const NOT_STARTED_NOTE: &str = "quire: not started by ";
 /// shell reports a step it could not run).
 pub const LOST_EXIT: i64 = 255;
 
+/// Connections whose job told its outcome and whose host has not ended
+/// yet (the node removing its scratch, `srun` telling Slurm the job is
+/// done): waited for before the run ends ([`wait_for_hosts`]). A host
+/// left behind would keep the job's place on the cluster (Slurm holds an
+/// allocation whose `srun` died for `InactiveLimit`), and a worker is pid
+/// 1 of its namespace: what it started dies with it.
+static ENDING: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Wait for every job host still ending.
+pub(super) fn wait_for_hosts() {
+    let ending = std::mem::take(&mut *ENDING.lock().unwrap_or_else(|e| e.into_inner()));
+    for waiting in ending {
+        let _ = waiting.join();
+    }
+}
+
 /// The name a job goes by on its host: `quire-<last 12 of the run id>-<job>`.
 pub fn job_name(run_id: &str, job: &str) -> String {
     let hex: String = run_id.chars().filter(char::is_ascii_hexdigit).collect();
@@ -229,7 +245,21 @@ fn run_in(
         };
         let read = reader.read_all(BufReader::new(output));
         done.store(true, std::sync::atomic::Ordering::SeqCst);
-        let ended = lock(&conn).wait();
+        let ended = if read.is_ok() && reader.outcome.is_some() {
+            // The job is over: its host's end (the node removing its
+            // scratch, srun exiting) is reaped beside what comes next.
+            let conn = Arc::clone(&conn);
+            let waiting = std::thread::spawn(move || {
+                let _ = lock(&conn).wait();
+            });
+            ENDING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(waiting);
+            Ok(())
+        } else {
+            lock(&conn).wait()
+        };
         let _ = sender.join();
         let node = reader
             .node
@@ -501,10 +531,12 @@ impl Reader<'_, '_> {
             let Some((tag, payload)) = remote::read_frame(&mut input, remote::MAX_FRAME)? else {
                 return Ok(());
             };
-            if self.outcome.is_some() {
-                return Err(io::Error::other("the node spoke after its outcome"));
-            }
             self.take(tag, payload)?;
+            // The outcome is the node's last word: what it does after
+            // (removing its scratch) is not waited for here.
+            if self.outcome.is_some() {
+                return Ok(());
+            }
         }
     }
 
