@@ -117,6 +117,12 @@ fn six_independent_jobs_land_on_two_nodes_or_more_and_all_complete() {
         nodes.insert(node);
     }
     assert!(nodes.len() >= 2, "all on {nodes:?}");
+    // Each srun ended, and told Slurm: no allocation is left holding a
+    // node's CPUs (an srun swept away with the run's ended steps would
+    // leave one for InactiveLimit, 30 s here).
+    until(10, "the run's Slurm jobs to leave the queue", || {
+        queued_of(&run.id).is_empty()
+    });
 }
 
 #[test]

@@ -100,6 +100,10 @@ impl JobHost for Slurm {
                     format!("cannot start {}: {e}", self.srun.display()),
                 )
             })?;
+        // quire's own helper, not a step's: the sweeps of the worker's
+        // descendants (once a run's jobs have all ended) leave it to end
+        // by itself, telling Slurm the job is done.
+        crate::processes::spare(child.id());
         // srun's own lines (and Slurm's refusals): the last few kept.
         let said = Arc::new(Mutex::new(Vec::<String>::new()));
         let stderr = child.stderr.take();
@@ -214,7 +218,9 @@ impl Connection for SrunJob {
     }
 
     fn wait(&mut self) -> Result<(), String> {
-        let status = self.child.wait().map_err(|e| e.to_string())?;
+        let status = self.child.wait().map_err(|e| e.to_string());
+        crate::processes::unspare(self.child.id());
+        let status = status?;
         if let Some(drain) = self.drain.take() {
             let _ = drain.join();
         }
@@ -262,6 +268,7 @@ impl Drop for SrunJob {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        crate::processes::unspare(self.child.id());
     }
 }
 

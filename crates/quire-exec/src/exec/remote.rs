@@ -243,13 +243,17 @@ fn run_in(
             outcome: None,
             waits: &waits,
         };
-        let read = reader.read_all(BufReader::new(output));
+        let mut output = BufReader::new(output);
+        let read = reader.read_all(&mut output);
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         let ended = if read.is_ok() && reader.outcome.is_some() {
             // The job is over: its host's end (the node removing its
             // scratch, srun exiting) is reaped beside what comes next.
+            // What the node writes after its outcome is read (and
+            // dropped), so that srun never writes to a closed pipe.
             let conn = Arc::clone(&conn);
             let waiting = std::thread::spawn(move || {
+                let _ = io::copy(&mut output, &mut io::sink());
                 let _ = lock(&conn).wait();
             });
             ENDING
@@ -526,9 +530,9 @@ fn tell_waiting(
 }
 
 impl Reader<'_, '_> {
-    fn read_all(&mut self, mut input: impl io::Read) -> io::Result<()> {
+    fn read_all(&mut self, input: &mut impl io::Read) -> io::Result<()> {
         loop {
-            let Some((tag, payload)) = remote::read_frame(&mut input, remote::MAX_FRAME)? else {
+            let Some((tag, payload)) = remote::read_frame(input, remote::MAX_FRAME)? else {
                 return Ok(());
             };
             self.take(tag, payload)?;
