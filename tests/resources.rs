@@ -31,15 +31,19 @@ sh = "sleep 1"
     )
 }
 
-/// A job's step's recorded start and end (ms), from `show --json`.
-fn step_span(shown: &Value, job: &str) -> (i64, i64) {
-    let job = shown["jobs"]
+/// A job of `show --json`'s document.
+fn job_of<'a>(shown: &'a Value, job: &str) -> &'a Value {
+    shown["jobs"]
         .as_array()
         .unwrap()
         .iter()
         .find(|j| j["id"] == job)
-        .unwrap_or_else(|| panic!("no job {job}: {shown}"));
-    let step = &job["steps"][0];
+        .unwrap_or_else(|| panic!("no job {job}: {shown}"))
+}
+
+/// A job's step's recorded start and end (ms), from `show --json`.
+fn step_span(shown: &Value, job: &str) -> (i64, i64) {
+    let step = &job_of(shown, job)["steps"][0];
     (
         step["started_at_ms"].as_i64().unwrap(),
         step["finished_at_ms"].as_i64().unwrap(),
@@ -48,12 +52,7 @@ fn step_span(shown: &Value, job: &str) -> (i64, i64) {
 
 /// A job's recorded start and end (ms), from `show --json`.
 fn job_span(shown: &Value, job: &str) -> (i64, i64) {
-    let job = shown["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["id"] == job)
-        .unwrap_or_else(|| panic!("no job {job}: {shown}"));
+    let job = job_of(shown, job);
     (
         job["started_at_ms"].as_i64().unwrap(),
         job["finished_at_ms"].as_i64().unwrap(),
