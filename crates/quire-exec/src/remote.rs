@@ -157,10 +157,10 @@ pub struct NodeJob {
     pub max_log_bytes: u64,
     pub tick_ms: u64,
     pub max_job_timeout_ms: Option<u64>,
-    /// The home's `sandbox`.
-    pub sandbox: crate::exec::SandboxMode,
-    /// The home's `step_network`.
-    pub step_network: crate::netns::StepNetwork,
+    /// The home's `sandbox`, as config.toml spells it (`best-effort`).
+    pub sandbox: String,
+    /// The home's `step_network`, likewise (`isolated`).
+    pub step_network: String,
 }
 
 /// What a host is asked to start.

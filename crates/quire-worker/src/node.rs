@@ -182,8 +182,10 @@ fn run_job(
     // The commit, into a repository of the job's own.
     // The steps' network is set up (pasta, on another CPU) while the
     // commit arrives and is checked out.
-    let required = job.sandbox == quire_exec::exec::SandboxMode::Required;
-    let network = netns::start(job.step_network, required);
+    let sandbox_mode: quire_exec::exec::SandboxMode = setting(&job.sandbox)?;
+    let step_network: netns::StepNetwork = setting(&job.step_network)?;
+    let required = sandbox_mode == quire_exec::exec::SandboxMode::Required;
+    let network = netns::start(step_network, required);
     let src = dir_path.join("src.git");
     let repo = gix::init_bare(&src).map_err(|e| format!("cannot make a repository: {e}"))?;
     let workspace = dir_path.join("workspace");
@@ -295,7 +297,7 @@ fn run_job(
         hidden: vec![root_path_of(dir_path)],
         homes: Vec::new(),
     };
-    let mut sandbox = Sandbox::prepare(job.sandbox, &policy, None)?;
+    let mut sandbox = Sandbox::prepare(sandbox_mode, &policy, None)?;
     if let Some(note) = note {
         sandbox.add_note(note);
     }
@@ -423,6 +425,12 @@ fn step_env(home: &[(String, String)]) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+/// A setting of the worker's home, as config.toml spells it.
+fn setting<T: serde::de::DeserializeOwned>(spelled: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(spelled.to_string()))
+        .map_err(|e| format!("the job's settings: {spelled:?}: {e}"))
 }
 
 /// The scratch root above a job's directory.

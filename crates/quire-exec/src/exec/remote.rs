@@ -169,8 +169,8 @@ fn run_in(
         max_log_bytes: exec.max_log_bytes,
         tick_ms: exec.tick.as_millis() as u64,
         max_job_timeout_ms: exec.max_job_timeout.map(|t| t.as_millis() as u64),
-        sandbox: remote.sandbox,
-        step_network: remote.step_network,
+        sandbox: spelled(&remote.sandbox),
+        step_network: spelled(&remote.step_network),
     };
     let timeout = match (job.timeout, exec.max_job_timeout) {
         (Some(own), Some(cap)) => Some(own.min(cap)),
@@ -351,6 +351,14 @@ fn run_in(
         cri.flush().map_err(log_error)?;
         Ok(result)
     })
+}
+
+/// A setting as config.toml spells it (its serde name).
+fn spelled(setting: &impl serde::Serialize) -> String {
+    serde_json::to_value(setting)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn lock<'a>(
