@@ -377,3 +377,53 @@ fn a_job_slurm_holds_in_its_queue_says_why_while_it_waits() {
     let log = env.logs(&id, &job);
     assert!(log.contains("quire: queued in Slurm: "), "{log}");
 }
+
+/// A worker that died leaves its Slurm jobs running: `reconcile` finds
+/// quire's by name and ends those whose run is not active.
+#[test]
+fn reconcile_ends_the_cluster_jobs_of_runs_that_are_not_active() {
+    let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
+        return;
+    };
+    let run = repo.push_and_wait("[jobs.quick]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    // What a dead worker's job looks like to Slurm: its name, still there.
+    let name = format!("{}left", quire_exec::exec::job_name(&run.id, ""));
+    // And one of another home's run: no run of this store has its name.
+    let other = "quire-0123456789ab-other".to_string();
+    let start = |name: &str| {
+        Command::new("srun")
+            .args([
+                "--quiet",
+                "--export=NONE",
+                "--chdir=/",
+                &format!("--job-name={name}"),
+                "/bin/sleep",
+                "120",
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut left, mut others) = (start(&name), start(&other));
+    until(60, "the leftover jobs to run", || {
+        let queued = slurm::squeue_names();
+        queued.contains(&name) && queued.contains(&other)
+    });
+    let report = env.json(&["reconcile"]);
+    let ended: Vec<&str> = report["cluster_jobs_ended"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    assert!(ended.contains(&name.as_str()), "{report}");
+    assert!(!ended.contains(&other.as_str()), "{report}");
+    until(60, "the leftover job to leave the queue", || {
+        !slurm::squeue_names().contains(&name)
+    });
+    assert!(slurm::squeue_names().contains(&other), "another home's job");
+    let _ = Command::new("scancel")
+        .arg(format!("--name={other}"))
+        .status();
+    let _ = left.wait();
+    let _ = others.wait();
+}

@@ -47,6 +47,8 @@ impl Slurm {
             "--export=NONE".into(),
             "--unbuffered".into(),
             "--quiet".into(),
+            // The worker's own directory need not exist on a node.
+            "--chdir=/".into(),
         ];
         if let Some(p) = &self.partition {
             args.push(format!("--partition={p}"));

@@ -55,19 +55,25 @@ fn end_cluster_leftovers(store: &Store, dry_run: bool) -> Vec<String> {
             return Vec::new();
         }
     };
-    let active = store
-        .list_runs(&quire_store::query::ListFilter {
-            states: vec![quire_store::RunState::Active],
-            limit: 100_000,
-            ..Default::default()
-        })
-        .unwrap_or_default();
     let mut ended = Vec::new();
     for name in names {
-        let live = active
-            .iter()
-            .any(|run| name.starts_with(&quire_exec::exec::job_name(&run.id, "")));
-        if live {
+        // `quire-<last 12 hex digits of the run id>-<job>`: a run of this
+        // store, found by those digits, and not active. A job of another
+        // home's run (another quire on the same cluster and user), or of
+        // a run these digits do not name alone, is left alone.
+        let Some(tail) = name
+            .strip_prefix("quire-")
+            .and_then(|rest| rest.get(..12))
+            .filter(|t| t.bytes().all(|b| b.is_ascii_hexdigit()))
+        else {
+            continue;
+        };
+        let Ok(run) = store.resolve_run(tail) else {
+            continue;
+        };
+        if run.state == quire_store::RunState::Active
+            || !name.starts_with(&quire_exec::exec::job_name(&run.id, ""))
+        {
             continue;
         }
         if !dry_run && let Err(e) = slurm.end(&name) {
