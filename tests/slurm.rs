@@ -10,7 +10,7 @@
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quire_store::RunState;
 use quire_testkit::slurm::{self, Cluster};
@@ -43,12 +43,11 @@ fn on_cluster(hold: fn() -> Option<Cluster>, extra: &str) -> Option<(Env, Repo, 
 }
 
 /// Wait (at most `secs`) until `done` holds.
-fn until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < end, "waited {secs} s for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn until(secs: u64, what: &str, done: impl FnMut() -> bool) {
+    assert!(
+        quire_testkit::within(secs, done),
+        "waited {secs} s for {what}"
+    );
 }
 
 /// Processes of this machine (the nodes' included: they are this
@@ -73,6 +72,29 @@ fn processes_of(run_id: &str) -> Vec<String> {
                 name.to_string_lossy(),
                 String::from_utf8_lossy(&cmd).replace('\0', " ")
             ));
+        }
+    }
+    found
+}
+
+/// The command line and environment of each process of this machine that
+/// is `srun` for the Slurm job `name`, or a `quire-run node` of it (which
+/// carries the job's name in `SLURM_JOB_NAME`).
+fn carriers_of(name: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if entry.file_name().to_string_lossy().parse::<u32>().is_err() {
+            continue;
+        }
+        let read = |f: &str| {
+            String::from_utf8_lossy(&std::fs::read(entry.path().join(f)).unwrap_or_default())
+                .replace('\0', " ")
+        };
+        let (cmd, environ) = (read("cmdline"), read("environ"));
+        let srun = cmd.contains(&format!("--job-name={name}"));
+        let node = cmd.contains(" node") && environ.contains(&format!("SLURM_JOB_NAME={name} "));
+        if srun || node {
+            found.push((cmd, environ));
         }
     }
     found
@@ -166,6 +188,18 @@ fn a_secret_is_redacted_in_the_log_and_absent_from_what_slurm_records() {
         !seen.contains(secret),
         "the secret in Slurm's records: {seen}"
     );
+    // Nor where Slurm could have taken it from: the command line and the
+    // environment of srun (on the server) and of quire-run node (on the
+    // node; its steps get the secret, it does not hold it there).
+    let carriers = carriers_of(&name);
+    assert!(
+        carriers.iter().any(|(cmd, _)| cmd.contains("srun")),
+        "no srun for {name}: {carriers:?}"
+    );
+    for (cmd, environ) in &carriers {
+        assert!(!cmd.contains(secret), "{cmd}");
+        assert!(!environ.contains(secret), "{cmd}: its environment");
+    }
     let run = env.wait_terminal(&id);
     assert_eq!(run.state, RunState::Complete, "{run:?}");
     let log = env.logs(&id, "s");

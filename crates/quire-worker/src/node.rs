@@ -96,7 +96,12 @@ fn serve(scratch: Option<&Path>, cancel: &Cancel, note: Option<String>) -> Resul
     rustix::fs::mkdirat(&root, name.as_str(), rustix::fs::Mode::from_raw_mode(0o700))
         .map_err(|e| format!("cannot make the job's scratch directory: {e}"))?;
     let dir_path = root_path(scratch).join(&name);
-    let result = run_job(&job, &dir_path, &mut input, &out, cancel, note);
+    // The job's directory as made: held open, never looked up again by
+    // its name.
+    let result = root
+        .subdir(OsStr::new(&name))
+        .map_err(|e| format!("cannot open the job's scratch directory: {e}"))
+        .and_then(|dir| run_job(&job, &dir, &dir_path, &mut input, &out, cancel, note));
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -162,15 +167,16 @@ fn scratch_root(scratch: Option<&Path>) -> Result<Dir, String> {
     Ok(dir)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_job(
     job: &NodeJob,
+    dir: &Dir,
     dir_path: &Path,
     input: &mut dyn Read,
     out: &Out,
     cancel: &Cancel,
     note: Option<String>,
 ) -> Result<Outcome, String> {
-    let dir = Dir::open(dir_path).map_err(|e| e.to_string())?;
     let node = std::env::var("SLURMD_NODENAME")
         .ok()
         .or_else(|| {

@@ -16,6 +16,7 @@ use std::io::Write;
 
 use quire_model::clock;
 use quire_store::logs::LogAt;
+use quire_store::query::RunDetail;
 use quire_store::{JobState, Store};
 
 use quire_view::follow::{self, Change, Follower, Pause, describe, run_outcome};
@@ -106,8 +107,8 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
             .zip(tails.iter_mut())
             .filter(|((f, _), _)| !f.is_done())
         {
-            let changes = match follower.poll(store) {
-                Ok((_, changes)) => changes,
+            let (detail, changes) = match follower.poll(store) {
+                Ok(polled) => polled,
                 Err(e) => {
                     pusher.say(&format!(
                         "quire: stopped waiting for run {}: {e}",
@@ -122,7 +123,7 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
             for change in &changes {
                 if logs
                     && let Change::JobEnded(end) = change
-                    && !tails.print(&mut pusher, store, follower.run_id(), tag, Some(&end.job))
+                    && !tails.print(&mut pusher, store, &detail, tag, Some(&end.job))
                 {
                     return;
                 }
@@ -130,7 +131,7 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
                     return;
                 }
             }
-            if logs && !tails.print(&mut pusher, store, follower.run_id(), tag, None) {
+            if logs && !tails.print(&mut pusher, store, &detail, tag, None) {
                 return;
             }
         }
@@ -200,7 +201,8 @@ struct Tails {
 impl Tails {
     /// Tell every whole line the run's steps' logs (`only` one job's)
     /// gained since the last look, as `quire: JOB | TEXT` (the CRI prefix dropped, control
-    /// characters escaped); a step's last line, once it ended, even when
+    /// characters escaped), of the run as `detail` (the look just taken)
+    /// shows it; a step's last line, once it ended, even when
     /// not whole. Read as `quire-runs logs` reads them: from the log's
     /// file, else from the copy packed into the store. False once the
     /// pusher is gone.
@@ -208,13 +210,11 @@ impl Tails {
         &mut self,
         pusher: &mut Pusher,
         store: &Store,
-        run_id: &str,
+        detail: &RunDetail,
         tag: &str,
         only: Option<&str>,
     ) -> bool {
-        let Ok(detail) = store.run_detail(run_id) else {
-            return true;
-        };
+        let run_id = detail.run.id.as_str();
         for job in &detail.jobs {
             let id = &job.job.id;
             if only.is_some_and(|only| only != id) {
