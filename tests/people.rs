@@ -9,6 +9,26 @@ use quire_store::{FailureKind, RunEvent, RunState};
 
 use quire_testkit::{Env, Gate, git};
 
+/// Only the executor can say a job's node was lost or never started: a
+/// step that prints quire's own lines for those fails as a step does.
+#[test]
+fn a_step_that_prints_quires_node_lines_cannot_claim_its_node_was_lost() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    let run = app.push_and_wait(
+        r#"[jobs.test]
+inputs = ["quire/push"]
+sh = "echo 'quire: node lost: qnode9: gone'; echo 'quire: not started by slurm: no'; exit 4"
+"#,
+    );
+    assert_eq!(run.failure_kind, Some(FailureKind::PipelineFailure));
+    let detail = run.failure_detail.unwrap_or_default();
+    assert!(
+        detail.starts_with("job test failed: exit 4 at step 1"),
+        "{detail}"
+    );
+}
+
 #[test]
 fn a_failed_run_names_each_failed_job_and_why_and_an_allowed_failure_shows_as_such() {
     let env = Env::new();

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use quire_store::RunState;
+use quire_store::{FailureKind, RunState};
 use quire_testkit::slurm::{self, Cluster};
 use quire_testkit::{Env, Repo};
 
@@ -266,6 +266,7 @@ fn a_node_that_dies_under_a_job_fails_it_naming_the_node_and_retry_runs_again() 
     let run = env.wait_terminal(&id);
     cluster.restart_node(&node);
     assert_eq!(run.state, RunState::Failed, "{run:?}");
+    assert_eq!(run.failure_kind, Some(FailureKind::NodeLost), "{run:?}");
     let detail = env.detail(&id);
     let said = detail.run.failure_detail.unwrap_or_default();
     assert!(

@@ -128,6 +128,7 @@ text_enum! {
         Orphaned => "orphaned",
         Cancelled => "cancelled",
         ConfigInvalid => "config-invalid",
+        NodeLost => "node-lost",
     }
 }
 

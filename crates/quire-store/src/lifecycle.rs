@@ -47,6 +47,12 @@ pub const RUN_EDGES: &[RunEdge] = &[
         by: "a job failed",
     },
     RunEdge {
+        from: &[R::Active],
+        to: R::Failed,
+        kind: Some(K::NodeLost),
+        by: "every job that failed was lost with its cluster node",
+    },
+    RunEdge {
         from: &[R::Pending, R::Active],
         to: R::Failed,
         kind: Some(K::PipelineInvalid),

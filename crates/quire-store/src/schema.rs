@@ -54,6 +54,7 @@ fn steps() -> Vec<M<'static>> {
         M::up(include_str!("../../../migrations/0019_job_logs.sql")),
         M::up(include_str!("../../../migrations/0020_short_ids.sql")),
         M::up(include_str!("../../../migrations/0021_job_waiting.sql")),
+        M::up(include_str!("../../../migrations/0022_node_lost.sql")).foreign_key_check(),
     ]
 }
 
@@ -72,7 +73,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 21;
+pub const LATEST: i64 = 22;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use quire_store::repos::Registration;
-use quire_store::{Home, Store};
+use quire_store::schema;
+use quire_store::{FailureKind, Home, Store};
 use rusqlite::Connection;
 
 /// A store that knows two repositories of one folder name: ids 1 and 2.
@@ -332,4 +333,105 @@ fn malformed_job_and_step_shapes_are_rejected() {
     step("1, 'make', NULL, 5, NULL").unwrap();
     step("2, 'make', NULL, 5, NULL").unwrap();
     assert_check_fails(step("2, 'make again', NULL, 5, NULL"), "a seq twice");
+}
+
+#[test]
+fn every_failure_kind_the_code_knows_is_one_the_schema_takes() {
+    let (_dir, store) = store();
+    let conn = store.connection();
+    for (n, kind) in FailureKind::ALL.iter().enumerate() {
+        insert_run(
+            conn,
+            &format!("k{n}"),
+            &format!("refs/heads/k{n}"),
+            "state, finished_at_ms, failure_kind",
+            &format!("'failed', 4, '{kind}'"),
+        )
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    }
+}
+
+/// 0022 rebuilds `runs` to take `node-lost`: every run of a store of
+/// schema 21 stays, with its jobs and steps (which point at it), and the
+/// CHECKs of the table it replaces still hold.
+#[test]
+fn a_store_of_schema_21_takes_node_lost_keeping_every_run_and_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    home.ensure().unwrap();
+    {
+        let mut conn = Connection::open(home.db_path()).unwrap();
+        schema::migrate_to(&mut conn, 21).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO repos (id, git_dir, name, hook_state, first_seen_at_ms)
+                 VALUES (1, '/srv/git/app.git', 'app.git', 'seen', 0);
+             INSERT INTO runs (id, repo_id, ref_name, sha, state, failure_kind, failure_detail,
+                               pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms)
+                 VALUES ('r1', 1, 'refs/heads/main', '{SHA}', 'failed', 'pipeline-failure',
+                         'job test failed: exit 3 at step 1 (make)', 1, 2, 3, 4);
+             INSERT INTO runs (id, repo_id, ref_name, sha, state, pushed_at_ms, queued_at_ms)
+                 VALUES ('r2', 1, 'refs/heads/next', '{SHA}', 'pending', 5, 6);
+             INSERT INTO jobs (run_id, job_id, position, state, exit_code, started_at_ms,
+                               finished_at_ms)
+                 VALUES ('r1', 'test', 0, 'failed', 3, 3, 4);
+             INSERT INTO sh_events (run_id, job_id, seq, cmd, started_at_ms, finished_at_ms,
+                                    exit_code)
+                 VALUES ('r1', 'test', 1, 'make', 3, 4, 3);"
+        ))
+        .unwrap();
+    }
+    let store = Store::open(&home).unwrap();
+    let conn = store.connection();
+    assert_eq!(schema::version(conn).unwrap(), schema::LATEST);
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM runs"), 2);
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM runs WHERE id = 'r1' AND failure_detail LIKE 'job test%'
+             AND finished_at_ms = 4"
+        ),
+        1
+    );
+    assert_eq!(count("SELECT count(*) FROM jobs WHERE run_id = 'r1'"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM sh_events WHERE run_id = 'r1'"),
+        1
+    );
+    let dangling = conn
+        .prepare("PRAGMA foreign_key_check")
+        .unwrap()
+        .query_map([], |_| Ok(()))
+        .unwrap()
+        .count();
+    assert_eq!(dangling, 0, "no foreign key points nowhere");
+    insert_run(
+        conn,
+        "lost",
+        "refs/heads/lost",
+        "state, finished_at_ms, failure_kind",
+        "'failed', 4, 'node-lost'",
+    )
+    .unwrap();
+    assert_check_fails(
+        insert_run(
+            conn,
+            "bad",
+            "refs/heads/bad",
+            "state, finished_at_ms, failure_kind",
+            "'failed', 4, 'exploded'",
+        ),
+        "an unknown failure_kind after 0022",
+    );
+    assert_check_fails(
+        insert_run(conn, "r3", "refs/heads/next", "state", "'pending'"),
+        "a second live run of a ref after 0022",
+    );
+    // The jobs and steps point at the new table: they go with their run.
+    conn.execute("DELETE FROM runs WHERE id = 'r1'", [])
+        .unwrap();
+    assert_eq!(count("SELECT count(*) FROM jobs WHERE run_id = 'r1'"), 0);
+    assert_eq!(
+        count("SELECT count(*) FROM sh_events WHERE run_id = 'r1'"),
+        0
+    );
 }

@@ -40,5 +40,9 @@ pub fn meaning(kind: FailureKind) -> &'static str {
             "the home's config.toml could not be read when the push came; fix it, then \
              `quire-runs retry` the run"
         }
+        FailureKind::NodeLost => {
+            "a cluster node died or left under a job, which could not end on its own; \
+             `quire-runs retry` runs it again"
+        }
     }
 }

@@ -19,7 +19,8 @@ use crate::workers;
 use quire_exec::contain::{self, Want};
 use quire_exec::events::{EventSink, JsonlFile};
 use quire_exec::exec::{
-    Cancel, MAX_TIMEOUT_NOTE, RunContext, RunResult, Sandbox, SandboxMode, TIMEOUT_NOTE,
+    Cancel, HostFailure, MAX_TIMEOUT_NOTE, RunContext, RunResult, Sandbox, SandboxMode,
+    TIMEOUT_NOTE,
 };
 use quire_exec::netns::{self, Decided, RunNetwork};
 use quire_exec::{pidns, processes};
@@ -609,12 +610,14 @@ fn prepare_and_run(
     // run. A cancelled run was ended by whoever cancelled it.
     let outcome = match result.map_err(|e| RunFailure::Crashed(e.to_string()))? {
         RunResult::Complete => Outcome::Complete,
-        RunResult::Failed => Outcome::Failed {
-            kind: FailureKind::PipelineFailure,
+        RunResult::Failed { kind, hosts } => Outcome::Failed {
+            kind,
             detail: store
                 .run_detail(&run.id)
                 .ok()
-                .map(|detail| failed_jobs(store, &detail, &pipeline, config.max_job_timeout()))
+                .map(|detail| {
+                    failed_jobs(store, &detail, &pipeline, &hosts, config.max_job_timeout())
+                })
                 .filter(|d| !d.is_empty()),
         },
         RunResult::Cancelled => return Ok(()),
@@ -627,11 +630,13 @@ fn prepare_and_run(
 
 /// A failed run's detail: each job that failed and was not allowed to,
 /// and why: `job test failed: exit 3 at step 2 (cargo test)`, `job build
-/// timed out after 5m at step 1 (make)`.
+/// timed out after 5m at step 1 (make)`, `job test lost its node qnode2 at
+/// step 1 (make)` (the executor's word, in `hosts`).
 pub fn failed_jobs(
     store: &Store,
     detail: &quire_store::query::RunDetail,
     pipeline: &quire_pipeline::Pipeline,
+    hosts: &[HostFailure],
     max_job_timeout: Duration,
 ) -> String {
     let mut reasons = Vec::new();
@@ -658,26 +663,24 @@ pub fn failed_jobs(
         let says = |note: &str| bytes.windows(note.len()).any(|w| w == note.as_bytes());
         let (timed_out, capped) = (says(TIMEOUT_NOTE), says(MAX_TIMEOUT_NOTE));
         let cmd = quire_view::follow::one_line(&step.cmd);
-        // A job run on a cluster whose node was lost (the line names it),
-        // or that the cluster did not start (the line says why).
-        let after = |note: &str, stop: &[u8]| {
-            let at = bytes
-                .windows(note.len())
-                .position(|w| w == note.as_bytes())?;
+        // A job run on a cluster whose node was lost, or that the cluster
+        // did not start: the executor says so (a step's output cannot),
+        // and the job's last line says why the cluster did not start it.
+        let host = hosts.iter().find(|h| h.job == j.id);
+        let refused = || {
+            let note = quire_exec::exec::NOT_STARTED_NOTE.as_bytes();
+            let at = bytes.windows(note.len()).rposition(|w| w == note)?;
             let rest = &bytes[at + note.len()..];
-            let end = rest
-                .iter()
-                .position(|b| stop.contains(b))
-                .unwrap_or(rest.len());
+            let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
             Some(String::from_utf8_lossy(&rest[..end.min(300)]).into_owned())
         };
-        let lost = after(quire_exec::exec::NODE_LOST_NOTE, b":\n");
-        let refused = after(quire_exec::exec::NOT_STARTED_NOTE, b"\n");
+        let lost = host.and_then(|h| h.node.as_deref());
         let why = match (timed_out, planned.timeout, step.exit_code) {
             _ if lost.is_some() => format!("lost its node {}", lost.unwrap_or_default()),
-            _ if refused.is_some() => {
-                format!("was not started by {}", refused.unwrap_or_default())
-            }
+            _ if host.is_some() => format!(
+                "was not started by {}",
+                refused().unwrap_or_else(|| "its executor".into())
+            ),
             _ if capped => format!(
                 "timed out after {} (config.toml's max_job_timeout, the longest any job may run)",
                 quire_view::text::span(max_job_timeout)

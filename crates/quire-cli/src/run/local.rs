@@ -229,7 +229,7 @@ pub(crate) fn exec(args: &ExecArgs<'_>) -> Result<bool, CommandError> {
     }
     let verdict = match result {
         RunResult::Complete => "complete",
-        RunResult::Failed => "failed",
+        RunResult::Failed { .. } => "failed",
         RunResult::Cancelled => "cancelled",
     };
     println!("run {verdict}; logs and events in {}", out_dir.display());

@@ -51,7 +51,7 @@ pub use cache::JobCache;
 #[cfg(test)]
 pub(crate) use contain::enter_cgroup;
 pub use env::STEP_PATH;
-pub use remote::{LOST_EXIT, NODE_LOST_NOTE, NOT_STARTED_NOTE, Remote, job_name, send_file};
+pub use remote::{LOST_EXIT, NOT_STARTED_NOTE, Remote, job_name, send_file};
 pub use sandbox::{
     Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
 };
@@ -141,14 +141,32 @@ impl Cancel {
 }
 
 /// How a run ended, from the executor's side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunResult {
     /// Every job that had to pass passed.
     Complete,
-    /// A job without `allow_failure` failed.
-    Failed,
+    /// A job without `allow_failure` failed. `kind` is `node-lost` when
+    /// every such job was lost with its cluster node, else
+    /// `pipeline-failure`; `hosts` names the failed jobs that failed
+    /// because of the host they were sent to (a node lost under them, or
+    /// never started), not because of their steps: empty on the local
+    /// executor. The executor alone knows this; no line a step prints can
+    /// claim it.
+    Failed {
+        kind: FailureKind,
+        hosts: Vec<HostFailure>,
+    },
     /// Cancelled from outside; the run's state is the canceller's business.
     Cancelled,
+}
+
+/// A job that its executor's host failed, rather than its steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFailure {
+    pub job: String,
+    /// The node the job was lost with; `None` when the host never started
+    /// the job (its reason is the last line of the job's log).
+    pub node: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +299,8 @@ impl Executor {
         };
         let ended = schedule::run(self, pipeline, &scope, order, sink);
         remote::wait_for_hosts();
-        finish(pipeline, &ended?, cancel, sink)
+        let (ended, hosts) = ended?;
+        finish(pipeline, &ended, hosts, cancel, sink)
     }
 }
 
@@ -326,6 +345,7 @@ fn blocked_by(pipeline: &Pipeline, job: &Job, ended: &[Option<JobState>]) -> Opt
 fn finish(
     pipeline: &Pipeline,
     ended: &[Option<JobState>],
+    hosts: Vec<HostFailure>,
     cancel: &Cancel,
     sink: &mut dyn EventSink,
 ) -> Result<RunResult, ExecError> {
@@ -333,16 +353,24 @@ fn finish(
         flush(sink)?;
         return Ok(RunResult::Cancelled);
     }
-    let failed = pipeline
+    let failed: Vec<&str> = pipeline
         .jobs
         .iter()
         .zip(ended)
-        .any(|(job, state)| *state == Some(JobState::Failed) && !job.allow_failure);
-    let (state, failure_kind, result) = if failed {
+        .filter(|(job, state)| **state == Some(JobState::Failed) && !job.allow_failure)
+        .map(|(job, _)| job.id.as_str())
+        .collect();
+    let (state, failure_kind, result) = if !failed.is_empty() {
+        let lost = |job: &str| hosts.iter().any(|h| h.job == job && h.node.is_some());
+        let kind = if failed.iter().all(|job| lost(job)) {
+            FailureKind::NodeLost
+        } else {
+            FailureKind::PipelineFailure
+        };
         (
             RunState::Failed,
-            Some(FailureKind::PipelineFailure),
-            RunResult::Failed,
+            Some(kind),
+            RunResult::Failed { kind, hosts },
         )
     } else {
         (RunState::Complete, None, RunResult::Complete)

@@ -22,8 +22,8 @@ use quire_model::JobState;
 use quire_model::events::Event;
 use sha2::{Digest, Sha256};
 
-use super::schedule::Reporter;
-use super::{ExecError, Executor, RunScope};
+use super::schedule::{JobEnd, Reporter};
+use super::{ExecError, Executor, HostFailure, RunScope};
 use crate::beneath::{self, Dir};
 use crate::log::CriLog;
 use crate::remote::{self, Connection, FileHead, FileRole, Hello, JobHost, NodeJob, Ticket};
@@ -82,7 +82,7 @@ pub(super) fn run(
     job: &Job,
     reporter: &Reporter<'_>,
     remote: &Remote,
-) -> Result<(JobState, Option<i64>), ExecError> {
+) -> Result<JobEnd, ExecError> {
     let ctx = scope.ctx;
     let write_error = |what: &Path| {
         let what = what.display().to_string();
@@ -122,7 +122,7 @@ fn run_in(
     remote: &Remote,
     log_path: &Path,
     staging: &Path,
-) -> Result<(JobState, Option<i64>), ExecError> {
+) -> Result<JobEnd, ExecError> {
     let ctx = scope.ctx;
     let log_error = |source| ExecError::Write {
         what: log_path.display().to_string(),
@@ -204,7 +204,7 @@ fn run_in(
     let cancelled = std::sync::atomic::AtomicBool::new(false);
     let waits = Mutex::new(Waits::default());
     let mut watch_log = log.try_clone().map_err(log_error)?;
-    std::thread::scope(|threads| -> Result<(JobState, Option<i64>), ExecError> {
+    std::thread::scope(|threads| -> Result<JobEnd, ExecError> {
         // The job and its commit, written while the node reads them.
         let sender = threads.spawn(|| send(input, &header, remote, &cache_in));
         // Cancel, supersede and the host's pending reason, watched while
@@ -281,14 +281,14 @@ fn run_in(
                     "aborted" => JobState::Aborted,
                     _ => JobState::Failed,
                 };
-                (state, outcome.exit_code)
+                (state, outcome.exit_code, None)
             }
             _ if cancelled.load(std::sync::atomic::Ordering::SeqCst) || scope.halt.is_set() => {
                 notes.push(format!(
                     "quire: the job was ended on node {node} ({})",
                     remote.host.kind()
                 ));
-                (JobState::Aborted, None)
+                (JobState::Aborted, None, None)
             }
             _ => {
                 let why = ended
@@ -303,7 +303,11 @@ fn run_in(
                     None => format!("{NOT_STARTED_NOTE}{}: {why}", remote.host.kind()),
                 };
                 notes.push(scope.redactor.apply_str(&line));
-                (JobState::Failed, None)
+                let host = HostFailure {
+                    job: job.id.clone(),
+                    node: reader.node.clone(),
+                };
+                (JobState::Failed, None, Some(host))
             }
         };
         // A step the node never finished ends here; a job that failed
@@ -349,7 +353,12 @@ fn run_in(
             }
         }
         cri.flush().map_err(log_error)?;
-        Ok(result)
+        let (state, exit_code, host) = result;
+        Ok(JobEnd {
+            state,
+            exit_code,
+            host,
+        })
     })
 }
 

@@ -16,14 +16,23 @@ use quire_model::clock::now_ms;
 use quire_model::events::Event;
 
 use super::{
-    ExecError, Executor, Halt, RunScope, artifacts, cache, emit, events_error, job, remote, sweep,
+    ExecError, Executor, Halt, HostFailure, RunScope, artifacts, cache, emit, events_error, job,
+    remote, sweep,
 };
 use crate::events::EventSink;
 use quire_pipeline::pipeline::Pipeline;
 
 /// How a job's thread ended it: the job's state and last exit code, an
 /// error of quire's own, or a panic.
-type Outcome = thread::Result<Result<(JobState, Option<i64>), ExecError>>;
+type Outcome = thread::Result<Result<JobEnd, ExecError>>;
+
+/// How a job ended: its state, its last step's exit code, and, for a job
+/// sent to a host, whether the host failed it ([`HostFailure`]).
+pub(super) struct JobEnd {
+    pub state: JobState,
+    pub exit_code: Option<i64>,
+    pub host: Option<HostFailure>,
+}
 
 /// What a job's thread tells the thread that owns the sink.
 enum Report {
@@ -71,19 +80,22 @@ struct Schedule<'a> {
     /// Started or skipped.
     handled: Vec<bool>,
     ended: Vec<Option<JobState>>,
+    /// The jobs their host failed, as they ended.
+    hosts: Vec<HostFailure>,
     running: usize,
     failure: Option<Failure>,
 }
 
 /// Run the jobs of `pipeline` in `order`; how each ended (`None` for a job
-/// the run never reached because the executor gave up).
+/// the run never reached because the executor gave up), and which of them
+/// their host failed.
 pub(super) fn run<'a>(
     exec: &'a Executor,
     pipeline: &'a Pipeline,
     scope: &'a RunScope<'a>,
     order: Vec<usize>,
     sink: &mut dyn EventSink,
-) -> Result<Vec<Option<JobState>>, ExecError> {
+) -> Result<(Vec<Option<JobState>>, Vec<HostFailure>), ExecError> {
     let mut schedule = Schedule {
         exec,
         pipeline,
@@ -91,6 +103,7 @@ pub(super) fn run<'a>(
         order,
         handled: vec![false; pipeline.jobs.len()],
         ended: vec![None; pipeline.jobs.len()],
+        hosts: Vec::new(),
         running: 0,
         failure: None,
     };
@@ -125,7 +138,7 @@ pub(super) fn run<'a>(
         }
     });
     match schedule.failure {
-        None => Ok(schedule.ended),
+        None => Ok((schedule.ended, schedule.hosts)),
         Some(Failure::Error(e)) => Err(e),
         Some(Failure::Panic(payload)) => panic::resume_unwind(payload),
     }
@@ -225,7 +238,11 @@ impl<'a> Schedule<'a> {
                     if end.state == JobState::Complete {
                         cache::save(scope, job, &end.last_log)?;
                     }
-                    Ok((end.state, end.exit_code))
+                    Ok(JobEnd {
+                        state: end.state,
+                        exit_code: end.exit_code,
+                        host: None,
+                    })
                 }));
                 let _ = reporter.tx.send(Report::Ended { index, outcome });
             })
@@ -254,12 +271,17 @@ impl<'a> Schedule<'a> {
         if self.running == 0 {
             sweep::while_idle(self.scope);
         }
-        let (state, exit_code) = match outcome {
+        let JobEnd {
+            state,
+            exit_code,
+            host,
+        } = match outcome {
             Ok(Ok(ended)) => ended,
             Ok(Err(e)) => return self.give_up(Failure::Error(e)),
             Err(payload) => return self.give_up(Failure::Panic(payload)),
         };
         self.ended[index] = Some(state);
+        self.hosts.extend(host);
         if self.failure.is_none() {
             let finished = Event::JobFinished {
                 at_ms: now_ms(),
