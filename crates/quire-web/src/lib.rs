@@ -32,7 +32,7 @@ use quire_store::{Error, Home, Run, RunState, Store};
 use sha2::{Digest, Sha256};
 
 use live::{Follow, Next as Poll};
-use pages::{Filters, Handover};
+use pages::{Filters, Handover, Ids};
 use quire_view::json;
 
 /// How often a followed log is read.
@@ -453,7 +453,11 @@ async fn list_page(State(app): App, RawQuery(query): RawQuery) -> Response {
                 }
                 .url("/")
             });
-            Ok(pages::list(now, &filters, &runs, older))
+            let ids = Ids::read(
+                store,
+                &runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            )?;
+            Ok(pages::list(now, &ids, &filters, &runs, older))
         })
         .await,
     )
@@ -463,7 +467,11 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
     html(
         app.read(move |store, now| {
             let run = store.resolve_run(&id)?;
-            Ok(pages::run(now, &store.run_detail(&run.id)?))
+            let detail = store.run_detail(&run.id)?;
+            let mut shown = vec![run.id.as_str()];
+            shown.extend(run.superseded_by.as_deref());
+            let ids = Ids::read(store, &shown)?;
+            Ok(pages::run(now, &ids, &detail))
         })
         .await,
     )
@@ -497,7 +505,8 @@ async fn job_page(State(app): App, UrlPath((id, job)): UrlPath<(String, String)>
                     offset: 0,
                 });
             }
-            Ok(pages::job(now, &detail, found, &logs, handover))
+            let ids = Ids::read(store, &[run.id.as_str()])?;
+            Ok(pages::job(now, &ids, &detail, found, &logs, handover))
         })
         .await,
     )
@@ -643,7 +652,12 @@ async fn repos_page(State(app): App) -> Response {
                     store.newest_per_ref(repo.id, quire_model::refs::HEADS, BRANCHES_SHOWN)?;
                 repos.push((repo, branches));
             }
-            Ok(pages::repos(now, &repos, BRANCHES_SHOWN))
+            let shown: Vec<&str> = repos
+                .iter()
+                .flat_map(|(_, runs)| runs.iter().map(|r| r.id.as_str()))
+                .collect();
+            let ids = Ids::read(store, &shown)?;
+            Ok(pages::repos(now, &ids, &repos, BRANCHES_SHOWN))
         })
         .await,
     )

@@ -4,13 +4,14 @@
 //! [`ansi::shown`] or [`ansi::spans`] first, so that no control character
 //! reaches a page raw either.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use quire_model::refs::RefName;
 use quire_store::query::{JobDetail, RunDetail};
-use quire_store::{JobState, NotificationState, Repository, Run, RunState};
+use quire_store::{JobState, NotificationState, Repository, Run, RunState, Store};
 
 use super::ansi::{self, shown};
 use super::live::{Line, StepLog};
@@ -265,8 +266,26 @@ fn job_state(state: JobState) -> Markup {
     html! { span class={ "st " (state) } { (state) } }
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+/// Run ids as the CLI shows them (`Store::short_ids`, what `quire-runs
+/// list` prints): short, telling apart runs queued in the same minute, and
+/// each finding its run again.
+#[derive(Debug, Default)]
+pub struct Ids(HashMap<String, String>);
+
+impl Ids {
+    pub fn read(store: &Store, ids: &[&str]) -> quire_store::Result<Ids> {
+        let short = store.short_ids(ids)?;
+        Ok(Ids(ids
+            .iter()
+            .map(|id| id.to_string())
+            .zip(short)
+            .collect()))
+    }
+
+    /// What the CLI shows of `id`; all of it when it was not read.
+    pub fn short<'a>(&'a self, id: &'a str) -> &'a str {
+        self.0.get(id).map_or(id, String::as_str)
+    }
 }
 
 /// A command on one line, cut for a table; the whole command is its title.
@@ -281,7 +300,13 @@ fn command(cmd: &str) -> Markup {
 }
 
 /// The run list: newest first, filtered, a page at a time.
-pub fn list(now_ms: i64, filters: &Filters, runs: &[Run], older: Option<String>) -> String {
+pub fn list(
+    now_ms: i64,
+    ids: &Ids,
+    filters: &Filters,
+    runs: &[Run],
+    older: Option<String>,
+) -> String {
     let body = html! {
         h1 { "Runs" }
         form.filters method="get" action="/" {
@@ -309,7 +334,7 @@ pub fn list(now_ms: i64, filters: &Filters, runs: &[Run], older: Option<String>)
                 tbody {
                     @for run in runs {
                         tr {
-                            td { a href=(run_url(&run.id)) title=(run.id) { code { (short(&run.id)) } } }
+                            td { a href=(run_url(&run.id)) title=(run.id) { code { (ids.short(&run.id)) } } }
                             td { a href=(Filters::of_repo(&run.repo).url("/")) { (shown(&run.repo)) } }
                             td { a href=(Filters::of_ref(&run.repo, &run.ref_name).url("/")) { (shown(&short_ref(&run.ref_name))) } }
                             td.wide { code { (&run.sha[..run.sha.len().min(12)]) } }
@@ -332,11 +357,11 @@ pub fn list(now_ms: i64, filters: &Filters, runs: &[Run], older: Option<String>)
 }
 
 /// A run with its jobs, steps, artifacts and notifiers.
-pub fn run(now_ms: i64, detail: &RunDetail) -> String {
+pub fn run(now_ms: i64, ids: &Ids, detail: &RunDetail) -> String {
     let run = &detail.run;
     let live = !run.state.is_terminal();
     let body = html! {
-        h1 { "Run " code { (short(&run.id)) } " " (state(run)) }
+        h1 { "Run " code { (ids.short(&run.id)) } " " (state(run)) }
         dl {
             dt { "run" } dd { code { (run.id) } }
             dt { "repository" } dd {
@@ -350,7 +375,7 @@ pub fn run(now_ms: i64, detail: &RunDetail) -> String {
             @if let Some(event) = run.event { dt { "event" } dd { (event.to_string()) } }
             dt { "state" } dd { (state(run)) }
             @if let Some(next) = &run.superseded_by {
-                dt { "successor" } dd { a href=(format!("/runs/{next}")) { code { (short(next)) } } }
+                dt { "superseded by" } dd { a href=(run_url(next)) title=(next) { code { (ids.short(next)) } } }
             }
             @if let Some(kind) = run.failure_kind {
                 dt { "meaning" } dd { (quire_view::describe::meaning(kind)) }
@@ -427,7 +452,7 @@ pub fn run(now_ms: i64, detail: &RunDetail) -> String {
         @if live { p.note { "This page reloads every 5 seconds while the run is live." } }
     };
     page(
-        &format!("Run {}", short(&run.id)),
+        &format!("Run {}", ids.short(&run.id)),
         live.then_some(5),
         false,
         body,
@@ -510,6 +535,7 @@ pub struct Handover {
 /// A job's steps and their logs; followed live while the job runs.
 pub fn job(
     now_ms: i64,
+    ids: &Ids,
     detail: &RunDetail,
     job: &JobDetail,
     logs: &[StepLog],
@@ -518,7 +544,7 @@ pub fn job(
     let run = &detail.run;
     let j = &job.job;
     let body = html! {
-        p.mut { a href=(run_url(&run.id)) { "← run " code { (short(&run.id)) } } " · " (shown(&run.repo)) " · " (shown(&short_ref(&run.ref_name))) }
+        p.mut { a href=(run_url(&run.id)) { "← run " code { (ids.short(&run.id)) } } " · " (shown(&run.repo)) " · " (shown(&short_ref(&run.ref_name))) }
         h1 { "Job " code { (shown(&j.id)) } " " (job_state(j.state)) }
         dl {
             @if let Some(at) = j.started_at_ms { dt { "started" } dd { (time(now_ms, at)) } }
@@ -559,7 +585,7 @@ pub fn job(
         @if handover.is_some() { script { (PreEscaped(SCRIPT)) } }
     };
     page(
-        &format!("{} · run {}", shown(&j.id), short(&run.id)),
+        &format!("{} · run {}", shown(&j.id), ids.short(&run.id)),
         handover.as_ref().map(|_| 5),
         true,
         body,
@@ -567,7 +593,7 @@ pub fn job(
 }
 
 /// The repositories, with the newest run of each branch.
-pub fn repos(now_ms: i64, repos: &[(Repository, Vec<Run>)], per_repo: usize) -> String {
+pub fn repos(now_ms: i64, ids: &Ids, repos: &[(Repository, Vec<Run>)], per_repo: usize) -> String {
     let body = html! {
         h1 { "Repositories" }
         @if repos.is_empty() { p.empty { "No repositories yet." } }
@@ -591,7 +617,7 @@ pub fn repos(now_ms: i64, repos: &[(Repository, Vec<Run>)], per_repo: usize) -> 
                                 @let branch = branch.short();
                                 tr {
                                     td { a href=(Filters::of_ref(&repo.name, &run.ref_name).url("/")) { (shown(branch)) } }
-                                    td { a href=(run_url(&run.id)) title=(run.id) { code { (short(&run.id)) } } }
+                                    td { a href=(run_url(&run.id)) title=(run.id) { code { (ids.short(&run.id)) } } }
                                     td { (state(run)) }
                                     td.wide { (time(now_ms, run.queued_at_ms)) }
                                     td { a href=(badge_url(&repo.name, branch)) { "svg" } }
