@@ -266,3 +266,85 @@ fn a_job_page_opened_while_its_job_runs_reaches_complete_without_a_reload() {
     );
     assert_eq!(browser.eval("window.quireMarker"), 7, "not reloaded");
 }
+
+/// A run with something of everything a page shows: parallel jobs, one
+/// that needs them and fails, kept artifacts, long unbroken words.
+const EVERYTHING: &str = r#"
+[jobs.compile]
+inputs = ["quire/push"]
+artifacts = ["dist/"]
+sh = ["mkdir -p dist && printf 'bytes\\n' > dist/app-with-a-rather-long-name-0123456789abcdef.tar.gz", "sleep 0.3"]
+
+[jobs.lint-everything-with-a-long-job-name]
+inputs = ["quire/push"]
+sh = "sleep 0.2; echo linted"
+
+[jobs.docs]
+inputs = ["quire/push"]
+allow_failure = true
+sh = "sleep 0.1; exit 1"
+
+[jobs.test]
+inputs = ["compile", "lint-everything-with-a-long-job-name"]
+sh = [
+  "echo running 212 tests",
+  "printf 'test parser::%s ... \\033[31mFAILED\\033[0m\\n' header_with_a_very_long_name_that_does_not_break_0123456789abcdef0123456789; printf 'error: 1 test failed\\n' >&2; exit 3",
+]
+"#;
+
+#[test]
+fn every_page_fits_a_phones_width() {
+    let Some(chromium) = chromium() else { return };
+    let env = Env::new();
+    env.config("max_parallel_jobs = 4\n");
+    let repo = env.repo_with_hook("app");
+    // Earlier runs, for the trends.
+    for step in ["sleep 0.2", "sleep 0.4", "exit 1", "sleep 0.3"] {
+        repo.push_and_wait(&format!(
+            "[jobs.quick]\ninputs = [\"quire/push\"]\nsh = {step:?}\n"
+        ));
+    }
+    repo.commit(
+        &[(".quire/ci.toml", EVERYTHING)],
+        "Parse headers longer than a line, and say so in the changelog",
+    );
+    let id = repo.push_refs(&["main"]).remove(0);
+    let run = env.wait_terminal(&id);
+    assert_eq!(run.state, quire_store::RunState::Failed, "{run:?}");
+    let server = Server::start(&env);
+    let pages = [
+        ("run", format!("/runs/{id}")),
+        ("job", format!("/runs/{id}/jobs/test")),
+        ("list", "/".to_string()),
+        ("repos", "/repos".to_string()),
+    ];
+    let mut browser = Browser::launch(&chromium);
+    browser.open("about:blank");
+    browser.viewport(390, 800, true);
+    for (_, path) in &pages {
+        browser.goto(&server.url(path));
+        let width = browser.eval("document.documentElement.scrollWidth");
+        assert!(width.as_f64().unwrap() <= 390.0, "{path}: {width}");
+        let wider = browser.eval(
+            "[...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > 390.5)
+                .map(e => e.tagName + '.' + e.getAttribute('class') + ' ' + Math.round(e.getBoundingClientRect().right))",
+        );
+        assert_eq!(wider, serde_json::json!([]), "{path}: wider than 390 px");
+    }
+    // `QUIRE_SCREENSHOTS=DIR` keeps pictures of the run and repositories
+    // pages at both widths (docs/WEB.md's).
+    if let Some(dir) = std::env::var_os("QUIRE_SCREENSHOTS") {
+        let dir = std::path::PathBuf::from(dir);
+        for (width, mobile) in [(1280, false), (390, true)] {
+            browser.viewport(width, 800, mobile);
+            for (name, path) in &pages[..] {
+                if *name == "run" || *name == "repos" {
+                    browser.goto(&server.url(path));
+                    let png = browser.screenshot();
+                    std::fs::write(dir.join(format!("web-{name}-{width}.png")), png).unwrap();
+                }
+            }
+        }
+    }
+}

@@ -46,7 +46,11 @@ figure{margin:.3em 0 1em}.tl{display:grid;grid-template-columns:minmax(0,9em) mi
 svg.tl-bars{display:block;border-left:1px solid var(--line);border-right:1px dashed var(--line)}\
 svg rect{fill:currentColor}svg rect.crit{stroke:var(--fg);stroke-width:2.5px;vector-effect:non-scaling-stroke}\
 svg.trend{display:block;max-width:100%;height:40px;border-bottom:1px solid var(--line)}\
-pre.tail{margin:.2em 0 .6em}tr.tail td{border-bottom:1px solid var(--line)}code.sha{overflow-wrap:anywhere}",
+pre.tail{margin:.2em 0 .6em}tr.tail td{border-bottom:1px solid var(--line)}code.sha{overflow-wrap:anywhere}\
+h1,h3,td,code{overflow-wrap:anywhere}td.subj{color:var(--mut);font-size:.92em}\
+@media (max-width:44em){table,tbody{display:block}thead{display:none}tr{display:block;border-bottom:1px solid var(--line);padding:.25em 0}\
+td{display:inline-block;border:none;padding:.05em .6em .05em 0;max-width:100%}td[colspan]{display:block;padding-right:0}\
+tr.step td:first-child{padding-left:1em;display:block}tr.step{border-bottom:none;padding:0}td.subj{display:block}}",
     );
     const COLOURS: [&str; 16] = [
         "#484f58", "#ff7b72", "#3fb950", "#d29922", "#58a6ff", "#bc8cff", "#39c5cf", "#b1bac4",
@@ -324,15 +328,18 @@ impl Ids {
     }
 }
 
+/// `text`, at most `max` characters of it (the last an ellipsis when cut).
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    } else {
+        text.to_string()
+    }
+}
+
 /// A command on one line, cut for a table; the whole command is its title.
 fn command(cmd: &str) -> Markup {
-    let one = flat(&shown(cmd));
-    let cut: String = if one.chars().count() > 120 {
-        format!("{}…", one.chars().take(119).collect::<String>())
-    } else {
-        one
-    };
-    html! { code title=(shown(cmd)) { (cut) } }
+    html! { code title=(shown(cmd)) { (cut(&flat(&shown(cmd)), 120)) } }
 }
 
 /// The run list: newest first, filtered, a page at a time.
@@ -365,7 +372,7 @@ pub fn list(
             table.runs {
                 thead { tr {
                     th { "run" } th { "repository" } th { "ref" } th.wide { "commit" }
-                    th { "state" } th.wide { "duration" } th { "queued" }
+                    th { "state" } th.wide { "duration" } th { "queued" } th { "subject" }
                 } }
                 tbody {
                     @for run in runs {
@@ -377,6 +384,7 @@ pub fn list(
                             td { (state(run)) }
                             td.wide { (run.duration_ms(now_ms).map(duration).unwrap_or_default()) }
                             td { (time(now_ms, run.queued_at_ms)) }
+                            td.subj { @if let Some(subject) = &run.subject { (cut(&flat(&shown(subject)), 90)) } }
                         }
                     }
                 }

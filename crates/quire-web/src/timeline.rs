@@ -188,7 +188,7 @@ pub fn timeline(
                             rect class={ (job_state_class(&j.job)) @if crit { " crit" } }
                                 data-job=(shown(&j.job.id)) data-x=(x) data-w=(w)
                                 x=(x) y=(row as u32 * ROW + (ROW - BAR) / 2)
-                                width=(w.max(2.0)) height=(BAR) {
+                                width=(w.max(4.0)) height=(BAR) {
                                 title {
                                     (shown(&j.job.id)) ": " (job_state_text(&j.job)) ", " (duration(end - start))
                                     @if crit { ", on the critical path" }
