@@ -168,6 +168,32 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
+    /// Lay pages out as on a screen `width` CSS pixels wide (a phone's,
+    /// with `mobile`), `height` high.
+    pub fn viewport(&mut self, width: u32, height: u32, mobile: bool) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile }),
+            true,
+        );
+    }
+
+    /// Go to `url` in the attached page and wait until it has loaded.
+    pub fn goto(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url }), true);
+        self.wait_event("Page.loadEventFired");
+    }
+
+    /// The page as a PNG, all of it (not only what the window shows).
+    pub fn screenshot(&mut self) -> Vec<u8> {
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({ "format": "png", "captureBeyondViewport": true }),
+            true,
+        );
+        base64_decode(shot["data"].as_str().expect("the picture"))
+    }
+
     /// The page's text as a person sees it.
     pub fn text(&mut self) -> String {
         self.eval("document.body ? document.body.innerText : ''")
@@ -225,4 +251,27 @@ impl Drop for Browser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Standard base64, as Chromium sends pictures.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let digits: Vec<u8> = text.bytes().filter(|c| *c != b'=').map(value).collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, d)| n | u32::from(*d) << (18 - 6 * i));
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
 }

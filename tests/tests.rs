@@ -42,4 +42,5 @@ mod trigger;
 mod upstream_pipeline;
 mod watch;
 mod web;
+mod web_pages;
 mod workers;

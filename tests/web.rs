@@ -25,7 +25,7 @@ impl Server {
         Server::start_with(env, &[])
     }
 
-    fn start_with(env: &Env, vars: &[(&str, &str)]) -> Server {
+    pub(crate) fn start_with(env: &Env, vars: &[(&str, &str)]) -> Server {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("quire-runs"))
             .env_remove("QUIRE_HOME")
             .envs(vars.iter().copied())
@@ -61,20 +61,20 @@ impl Server {
     }
 
     /// What it logged on stderr so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         request(&self.addr, "GET", path, &[])
     }
 
     /// GET that must answer 200; the body.
-    fn page(&self, path: &str) -> String {
+    pub(crate) fn page(&self, path: &str) -> String {
         let reply = self.get(path);
         assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
         reply.body
@@ -102,7 +102,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -680,8 +680,17 @@ sh = ["echo before the gate", {:?}, "echo after the gate; printf 'no newline'"]
         "{events}"
     );
     assert!(
-        events.contains("event: end\ndata: {\"state\":\"complete\",\"exit\":0}"),
+        events.contains(
+            "event: end\ndata: {\"state\":\"complete\",\"exit\":0,\"text\":\"complete\",\
+             \"class\":\"complete\",\"duration\":\""
+        ),
         "{events}"
+    );
+    assert!(
+        events.contains(
+            "event: state\ndata: {\"state\":\"active\",\"text\":\"active\",\"class\":\"active\"}"
+        ),
+        "the header's state: {events}"
     );
     // The ids say where a reconnecting browser goes on.
     assert!(events.contains("id: 1:"), "{events}");
@@ -843,7 +852,7 @@ fn serve_reads_a_home_without_writing_it_and_refuses_a_missing_one() {
 
 /// A page with a line break before each tag, its stylesheet left out: for
 /// reading a snapshot's diff.
-fn readable(page: &str) -> String {
+pub(crate) fn readable(page: &str) -> String {
     let start = page.find("<style>").unwrap() + "<style>".len();
     let end = page.find("</style>").unwrap();
     let page = format!("{}(the stylesheet){}", &page[..start], &page[end..]);
@@ -852,13 +861,15 @@ fn readable(page: &str) -> String {
 
 #[test]
 fn the_pages_of_a_fixed_store_at_a_frozen_now() {
-    use crate::snapshots_test::{NOW, R1, R4, file_snapshot, fixed_store};
+    use crate::snapshots_test::{NOW, R1, R2, R4, file_snapshot, fixed_store};
     let env = Env::new();
     fixed_store(&env);
     let server = Server::start_with(&env, &[("QUIRE_NOW", NOW)]);
     for (name, path) in [
         ("web-list.html", "/".to_string()),
         ("web-run-complete.html", format!("/runs/{R1}")),
+        ("web-run-failed.html", format!("/runs/{R2}")),
+        ("web-run-active.html", format!("/runs/{R4}")),
         ("web-job-complete.html", format!("/runs/{R1}/jobs/build")),
         ("web-job-active.html", format!("/runs/{R4}/jobs/test")),
         ("web-repos.html", "/repos".to_string()),

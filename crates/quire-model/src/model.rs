@@ -354,6 +354,21 @@ pub struct Artifact {
     pub sha256: String,
 }
 
+impl Artifact {
+    /// `<job>/<path>` under the run's `artifacts/`, if the recorded job and
+    /// path stay inside the job's directory (no `..`, no absolute path, no
+    /// `/` in the job): the one place a stored artifact name becomes a
+    /// path, for `quire-runs download` and the web's download links.
+    pub fn relative_path(&self) -> Option<std::path::PathBuf> {
+        use std::path::{Component, Path};
+        let rel = Path::new(&self.job).join(&self.path);
+        let inside = !self.job.contains('/')
+            && rel.components().all(|c| matches!(c, Component::Normal(_)))
+            && rel.components().count() >= 2;
+        inside.then_some(rel)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -131,6 +131,19 @@ impl Home {
         Ok(self.dir.join("runs").join(run_id))
     }
 
+    /// `runs/<id>/artifacts/<job>/<path>`: where a kept artifact is, when
+    /// its recorded name stays inside its job's directory
+    /// ([`Artifact::relative_path`](quire_model::Artifact::relative_path));
+    /// `None` when it does not.
+    pub fn artifact_path(
+        &self,
+        run_id: &str,
+        artifact: &quire_model::Artifact,
+    ) -> Result<Option<PathBuf>> {
+        let dir = self.run_dir(run_id)?.join("artifacts");
+        Ok(artifact.relative_path().map(|rel| dir.join(rel)))
+    }
+
     /// `runs/<id>/logs/<job>/<seq>.log`: a step's own log file, as steps
     /// wrote them before a job had one log (0019), and as `migrate-from`
     /// writes upstream's.

@@ -9,8 +9,10 @@
 
 mod ansi;
 mod badge;
+mod download;
 mod live;
 mod pages;
+mod timeline;
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -28,11 +30,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use quire_store::query::{ListCursor, ListFilter};
-use quire_store::{Error, Home, Run, RunState, Store};
+use quire_store::{Error, Home, JobState, Run, RunState, Store};
 use sha2::{Digest, Sha256};
 
 use live::{Follow, Next as Poll};
-use pages::{Filters, Handover};
+use pages::{Filters, Handover, Ids};
 use quire_view::json;
 
 /// How often a followed log is read.
@@ -63,6 +65,9 @@ const API_RUNS: usize = 20;
 const MAX_RUNS: usize = 500;
 /// Branches `/repos` shows for each repository.
 const BRANCHES_SHOWN: usize = 100;
+/// Runs a repository's trend shows, and a branch's.
+const TREND_RUNS: usize = 40;
+const BRANCH_TREND_RUNS: usize = 12;
 
 /// The policy every response carries: nothing but this server's own
 /// stylesheet and script (by hash), and event streams from itself.
@@ -198,6 +203,7 @@ fn app(shared: Arc<Shared>) -> Router {
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/jobs/{job}", get(job_page))
         .route("/runs/{id}/jobs/{job}/events", get(job_events))
+        .route("/runs/{id}/artifacts/{*path}", get(artifact))
         .route("/repos", get(repos_page))
         .route("/badge/{*path}", get(badge))
         .route("/api/runs", get(api_list))
@@ -453,7 +459,11 @@ async fn list_page(State(app): App, RawQuery(query): RawQuery) -> Response {
                 }
                 .url("/")
             });
-            Ok(pages::list(now, &filters, &runs, older))
+            let ids = Ids::read(
+                store,
+                &runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            )?;
+            Ok(pages::list(now, &ids, &filters, &runs, older))
         })
         .await,
     )
@@ -463,10 +473,107 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
     html(
         app.read(move |store, now| {
             let run = store.resolve_run(&id)?;
-            Ok(pages::run(now, &store.run_detail(&run.id)?))
+            let detail = store.run_detail(&run.id)?;
+            let mut shown = vec![run.id.as_str()];
+            shown.extend(run.superseded_by.as_deref());
+            let retry_of = retry_of(store, &run)?;
+            shown.extend(retry_of.as_deref());
+            let ids = Ids::read(store, &shown)?;
+            let mut tails = std::collections::HashMap::new();
+            for job in detail
+                .jobs
+                .iter()
+                .filter(|j| j.job.state == JobState::Failed)
+            {
+                let Some(step) = job.ending_step() else {
+                    continue;
+                };
+                let log = live::step_log(store, &run.id, &job.job.id, step.seq, true)?;
+                let mut lines = log.lines;
+                lines.drain(..lines.len().saturating_sub(pages::TAIL_LINES));
+                tails.insert(job.job.id.clone(), (step.seq, lines));
+            }
+            let extras = pages::RunExtras {
+                retry_of: retry_of.clone(),
+                needs: timeline::needs(&run),
+                tails,
+            };
+            Ok(pages::run(now, &ids, &detail, &extras))
         })
         .await,
     )
+}
+
+/// The run a retry retried: `quire-runs retry` records a new run of the
+/// same repository, ref and commit with event `retry`; the one it retried
+/// is the newest such run queued before it.
+fn retry_of(store: &Store, run: &Run) -> Result<Option<String>, Failure> {
+    if run.event != Some(quire_store::RunEvent::Retry) {
+        return Ok(None);
+    }
+    let before = store.list_runs(&ListFilter {
+        repo_id: Some(run.repo_id),
+        ref_names: vec![run.ref_name.clone()],
+        ref_globs: Vec::new(),
+        states: Vec::new(),
+        sha_prefix: Some(run.sha.clone()),
+        since_ms: None,
+        before: Some(ListCursor::after(run)),
+        limit: 1,
+    })?;
+    Ok(before.into_iter().next().map(|r| r.id))
+}
+
+/// A kept artifact's bytes, as a download (docs/WEB.md).
+async fn artifact(State(app): App, UrlPath((id, path)): UrlPath<(String, String)>) -> Response {
+    let found = app
+        .read(move |store, _| {
+            let run = store.resolve_run(&id)?;
+            let (job, path) = path.split_once('/').unwrap_or((&path, ""));
+            download::find(store, &run.id, job, path)?
+                .ok_or_else(|| Failure::NotFound(format!("run {} kept no such artifact", run.id)))
+        })
+        .await;
+    let found = match found {
+        Ok(found) => found,
+        Err(failure) => return failure.html(),
+    };
+    let size = found.artifact.size;
+    let disposition = download::disposition(&found.artifact.path);
+    let state = Some((found, 0u64, Sha256::new()));
+    let stream = futures_util::stream::unfold(state, |state| async move {
+        let (mut found, mut sent, mut hash) = state?;
+        let read = tokio::task::spawn_blocking(move || {
+            let chunk = download::next_chunk(&mut found, &mut sent, &mut hash);
+            (chunk, found, sent, hash)
+        })
+        .await;
+        match read {
+            Ok((Ok(Some(chunk)), found, sent, hash)) => {
+                Some((Ok(chunk), Some((found, sent, hash))))
+            }
+            Ok((Ok(None), ..)) => None,
+            Ok((Err(e), ..)) => {
+                eprintln!("quire-runs serve: error: {e}");
+                Some((Err(e), None))
+            }
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
+        }
+    });
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }
 
 async fn job_page(State(app): App, UrlPath((id, job)): UrlPath<(String, String)>) -> Response {
@@ -497,7 +604,8 @@ async fn job_page(State(app): App, UrlPath((id, job)): UrlPath<(String, String)>
                     offset: 0,
                 });
             }
-            Ok(pages::job(now, &detail, found, &logs, handover))
+            let ids = Ids::read(store, &[run.id.as_str()])?;
+            Ok(pages::job(now, &ids, &detail, found, &logs, handover))
         })
         .await,
     )
@@ -581,6 +689,7 @@ async fn job_events(
         seq,
         offset,
         announced: false,
+        state: None,
     };
     let first = "retry: 1000\n\n".to_string();
     let stream = futures_util::stream::unfold(Some((follow, slot, Some(first))), move |state| {
@@ -641,12 +750,51 @@ async fn repos_page(State(app): App) -> Response {
             for repo in store.repo_list()? {
                 let branches =
                     store.newest_per_ref(repo.id, quire_model::refs::HEADS, BRANCHES_SHOWN)?;
-                repos.push((repo, branches));
+                let recent = recent_runs(store, repo.id, None, TREND_RUNS)?;
+                let mut trends = Vec::with_capacity(branches.len());
+                for run in &branches {
+                    trends.push(recent_runs(
+                        store,
+                        repo.id,
+                        Some(&run.ref_name),
+                        BRANCH_TREND_RUNS,
+                    )?);
+                }
+                repos.push(pages::RepoView {
+                    repo,
+                    branches,
+                    recent,
+                    trends,
+                });
             }
-            Ok(pages::repos(now, &repos, BRANCHES_SHOWN))
+            let shown: Vec<&str> = repos
+                .iter()
+                .flat_map(|r| r.branches.iter().map(|r| r.id.as_str()))
+                .collect();
+            let ids = Ids::read(store, &shown)?;
+            Ok(pages::repos(now, &ids, &repos, BRANCHES_SHOWN))
         })
         .await,
     )
+}
+
+/// A repository's newest runs (of one ref, if given), newest first.
+fn recent_runs(
+    store: &Store,
+    repo_id: i64,
+    ref_name: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Run>, Failure> {
+    Ok(store.list_runs(&ListFilter {
+        repo_id: Some(repo_id),
+        ref_names: ref_name.map(str::to_string).into_iter().collect(),
+        ref_globs: Vec::new(),
+        states: Vec::new(),
+        sha_prefix: None,
+        since_ms: None,
+        before: None,
+        limit,
+    })?)
 }
 
 async fn badge(State(app): App, UrlPath(path): UrlPath<String>) -> Response {

@@ -15,6 +15,7 @@ use quire_store::{JobState, Store};
 use serde::Serialize;
 
 use super::ansi;
+use super::timeline::{job_state_class, job_state_text};
 
 /// The most of one step's log a page shows: its end, when it is longer.
 pub const PAGE_BYTES: u64 = 1 << 20;
@@ -104,6 +105,8 @@ pub struct Follow {
     pub offset: u64,
     /// Whether it told the page about that step.
     pub announced: bool,
+    /// The job's state it told the page last.
+    pub state: Option<JobState>,
 }
 
 impl Follow {
@@ -150,6 +153,19 @@ struct StepEndEvent {
 struct EndEvent {
     state: &'static str,
     exit: Option<i64>,
+    /// The state as the page says it (`failed (allowed)`), its classes,
+    /// and the job's duration.
+    text: String,
+    class: String,
+    duration: Option<String>,
+}
+
+/// The job's state as its page's header shows it.
+#[derive(Serialize)]
+struct StateEvent {
+    state: &'static str,
+    text: String,
+    class: String,
 }
 
 /// Append one event to `out`.
@@ -189,18 +205,38 @@ pub fn poll(store: &Store, follow: &mut Follow, out: &mut String) -> quire_store
             let end = EndEvent {
                 state: detail.run.state.as_str(),
                 exit: None,
+                text: detail.run.state.to_string(),
+                class: detail.run.state.to_string(),
+                duration: None,
             };
             event(out, "end", None, &end);
             return Ok(Next::Done);
         }
         return Ok(Next::Wait);
     };
+    if follow.state != Some(job.job.state) && !job.job.state.is_terminal() {
+        let data = StateEvent {
+            state: job_state(job.job.state),
+            text: job_state_text(&job.job),
+            class: job_state_class(&job.job),
+        };
+        event(out, "state", None, &data);
+        follow.state = Some(job.job.state);
+    }
     loop {
         let Some(step) = job.steps.iter().find(|s| s.seq == follow.seq) else {
             if job.job.state.is_terminal() || detail.run.state.is_terminal() {
+                let j = &job.job;
                 let end = EndEvent {
-                    state: job_state(job.job.state),
-                    exit: job.job.exit_code,
+                    state: job_state(j.state),
+                    exit: j.exit_code,
+                    text: job_state_text(j),
+                    class: job_state_class(j),
+                    duration: j
+                        .started_at_ms
+                        .zip(j.finished_at_ms)
+                        .filter(|_| detail.run.upstream_unfinished.is_none())
+                        .map(|(start, end)| quire_view::text::duration(end - start)),
                 };
                 event(out, "end", None, &end);
                 return Ok(Next::Done);

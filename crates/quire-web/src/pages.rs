@@ -4,16 +4,18 @@
 //! [`ansi::shown`] or [`ansi::spans`] first, so that no control character
 //! reaches a page raw either.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use quire_model::refs::RefName;
 use quire_store::query::{JobDetail, RunDetail};
-use quire_store::{JobState, NotificationState, Repository, Run, RunState};
+use quire_store::{JobState, NotificationState, Repository, Run, RunState, Store};
 
 use super::ansi::{self, shown};
 use super::live::{Line, StepLog};
+use super::timeline::{self, job_state_class, job_state_text};
 use quire_view::text::{duration, flat, human_bytes, rfc3339, sh_word, short_ref};
 
 /// The page style, in a `<style>` element whose hash the
@@ -37,7 +39,18 @@ form.filters{display:flex;flex-wrap:wrap;gap:.5em 1em;align-items:end;margin:0 0
 input,select,button{font:inherit;padding:.2em .4em}nav.pages{margin-top:1em;display:flex;gap:1.5em}\
 pre.log{background:#0d1117;color:#e6edf3;margin:0;padding:.6em .8em;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere;border-radius:4px;min-height:1.2em}\
 .ln.e{color:#ffa198}.b{font-weight:700}.d{opacity:.7}.i{font-style:italic}.u{text-decoration:underline}\
-@media (max-width:44em){.wide{display:none}main{padding:.6em}th,td{padding:.3em .3em}}",
+@media (max-width:44em){.wide{display:none}main{padding:.6em}th,td{padding:.3em .3em}}\
+.allowed{color:#bc4c00}@media (prefers-color-scheme:dark){.allowed{color:#db6d28}}.subject{margin:-.3em 0 .8em;font-size:1.05em}\
+figure{margin:.3em 0 1em}.tl{display:grid;grid-template-columns:minmax(0,9em) minmax(0,1fr);gap:0 .6em}\
+.tl-name{height:22px;line-height:22px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-size:.85em}\
+svg.tl-bars{display:block;border-left:1px solid var(--line);border-right:1px dashed var(--line)}\
+svg rect{fill:currentColor}svg rect.crit{stroke:var(--fg);stroke-width:2.5px;vector-effect:non-scaling-stroke}\
+svg.trend{display:block;max-width:100%;height:40px;border-bottom:1px solid var(--line)}\
+pre.tail{margin:.2em 0 .6em}tr.tail td{border-bottom:1px solid var(--line)}code.sha{overflow-wrap:anywhere}\
+h1,h3,td,code{overflow-wrap:anywhere}td.subj{color:var(--mut);font-size:.92em}\
+@media (max-width:44em){table,tbody{display:block}thead{display:none}tr{display:block;border-bottom:1px solid var(--line);padding:.25em 0}\
+td{display:inline-block;border:none;padding:.05em .6em .05em 0;max-width:100%}td[colspan]{display:block;padding-right:0}\
+tr.step td:first-child{padding-left:1em;display:block}tr.step{border-bottom:none;padding:0}td.subj{display:block}}",
     );
     const COLOURS: [&str; 16] = [
         "#484f58", "#ff7b72", "#3fb950", "#d29922", "#58a6ff", "#bc8cff", "#39c5cf", "#b1bac4",
@@ -106,10 +119,21 @@ pub const SCRIPT: &str = r#"(function () {
     var exit = document.getElementById("exit-" + d.seq);
     if (exit && d.exit !== null) exit.textContent = "exit " + d.exit;
   });
+  var state = document.getElementById("state");
+  function header(d) {
+    if (!state || !d.text) return;
+    state.textContent = d.text;
+    state.className = "st " + d.class;
+  }
+  es.addEventListener("state", function (m) { header(JSON.parse(m.data)); });
   es.addEventListener("end", function (m) {
     var d = JSON.parse(m.data);
     es.close();
-    status.textContent = "the job ended: " + d.state + (d.exit !== null ? ", exit " + d.exit : "") + " (reload for its durations)";
+    header(d);
+    var took = document.getElementById("duration");
+    if (took && d.duration) took.textContent = d.duration;
+    status.textContent = "the job ended: " + (d.text || d.state) + (d.exit !== null ? ", exit " + d.exit : "");
+    status.className = "st " + (d.class || "");
   });
 })();
 "#;
@@ -131,6 +155,17 @@ pub fn run_url(id: &str) -> String {
 
 pub fn job_url(run: &str, job: &str) -> String {
     format!("/runs/{}/jobs/{}", segment(run), segment(job))
+}
+
+/// `/runs/RUN/artifacts/JOB/PATH`, each segment of the path encoded.
+pub fn artifact_url(run: &str, artifact: &quire_model::Artifact) -> String {
+    let path: Vec<String> = artifact.path.split('/').map(segment).collect();
+    format!(
+        "/runs/{}/artifacts/{}/{}",
+        segment(run),
+        segment(&artifact.job),
+        path.join("/")
+    )
 }
 
 pub fn events_url(run: &str, job: &str, seq: i64, offset: u64) -> String {
@@ -261,27 +296,60 @@ fn state(run: &Run) -> Markup {
     html! { span class={ "st " (run.state) } { (run.state_text()) } }
 }
 
-fn job_state(state: JobState) -> Markup {
-    html! { span class={ "st " (state) } { (state) } }
+/// A job's state, `failed (allowed)` for a failure its pipeline allows.
+fn job_state(job: &quire_store::Job) -> Markup {
+    html! { span class={ "st " (job_state_class(job)) } { (job_state_text(job)) } }
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+/// A job's state in its page's header, which the page's script updates.
+fn job_header_state(job: &quire_store::Job) -> Markup {
+    html! { span #state class={ "st " (job_state_class(job)) } { (job_state_text(job)) } }
+}
+
+/// Run ids as the CLI shows them (`Store::short_ids`, what `quire-runs
+/// list` prints): short, telling apart runs queued in the same minute, and
+/// each finding its run again.
+#[derive(Debug, Default)]
+pub struct Ids(HashMap<String, String>);
+
+impl Ids {
+    pub fn read(store: &Store, ids: &[&str]) -> quire_store::Result<Ids> {
+        let short = store.short_ids(ids)?;
+        Ok(Ids(ids
+            .iter()
+            .map(|id| id.to_string())
+            .zip(short)
+            .collect()))
+    }
+
+    /// What the CLI shows of `id`; all of it when it was not read.
+    pub fn short<'a>(&'a self, id: &'a str) -> &'a str {
+        self.0.get(id).map_or(id, String::as_str)
+    }
+}
+
+/// `text`, at most `max` characters of it (the last an ellipsis when cut).
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        format!("{}…", text.chars().take(max - 1).collect::<String>())
+    } else {
+        text.to_string()
+    }
 }
 
 /// A command on one line, cut for a table; the whole command is its title.
 fn command(cmd: &str) -> Markup {
-    let one = flat(&shown(cmd));
-    let cut: String = if one.chars().count() > 120 {
-        format!("{}…", one.chars().take(119).collect::<String>())
-    } else {
-        one
-    };
-    html! { code title=(shown(cmd)) { (cut) } }
+    html! { code title=(shown(cmd)) { (cut(&flat(&shown(cmd)), 120)) } }
 }
 
 /// The run list: newest first, filtered, a page at a time.
-pub fn list(now_ms: i64, filters: &Filters, runs: &[Run], older: Option<String>) -> String {
+pub fn list(
+    now_ms: i64,
+    ids: &Ids,
+    filters: &Filters,
+    runs: &[Run],
+    older: Option<String>,
+) -> String {
     let body = html! {
         h1 { "Runs" }
         form.filters method="get" action="/" {
@@ -304,18 +372,19 @@ pub fn list(now_ms: i64, filters: &Filters, runs: &[Run], older: Option<String>)
             table.runs {
                 thead { tr {
                     th { "run" } th { "repository" } th { "ref" } th.wide { "commit" }
-                    th { "state" } th.wide { "duration" } th { "queued" }
+                    th { "state" } th.wide { "duration" } th { "queued" } th { "subject" }
                 } }
                 tbody {
                     @for run in runs {
                         tr {
-                            td { a href=(run_url(&run.id)) title=(run.id) { code { (short(&run.id)) } } }
+                            td { a href=(run_url(&run.id)) title=(run.id) { code { (ids.short(&run.id)) } } }
                             td { a href=(Filters::of_repo(&run.repo).url("/")) { (shown(&run.repo)) } }
                             td { a href=(Filters::of_ref(&run.repo, &run.ref_name).url("/")) { (shown(&short_ref(&run.ref_name))) } }
                             td.wide { code { (&run.sha[..run.sha.len().min(12)]) } }
                             td { (state(run)) }
                             td.wide { (run.duration_ms(now_ms).map(duration).unwrap_or_default()) }
                             td { (time(now_ms, run.queued_at_ms)) }
+                            td.subj { @if let Some(subject) = &run.subject { (cut(&flat(&shown(subject)), 90)) } }
                         }
                     }
                 }
@@ -332,11 +401,26 @@ pub fn list(now_ms: i64, filters: &Filters, runs: &[Run], older: Option<String>)
 }
 
 /// A run with its jobs, steps, artifacts and notifiers.
-pub fn run(now_ms: i64, detail: &RunDetail) -> String {
+/// What the run page shows beside the run's detail.
+#[derive(Debug, Default)]
+pub struct RunExtras {
+    /// The run a retry retried.
+    pub retry_of: Option<String>,
+    /// The jobs each job needs, when the pipeline file could be read.
+    pub needs: Option<HashMap<String, Vec<String>>>,
+    /// Of each failed job, its failing step and that step's last lines.
+    pub tails: HashMap<String, (i64, Vec<Line>)>,
+}
+
+/// The most lines of a failing step shown under its job.
+pub const TAIL_LINES: usize = 50;
+
+pub fn run(now_ms: i64, ids: &Ids, detail: &RunDetail, extras: &RunExtras) -> String {
     let run = &detail.run;
     let live = !run.state.is_terminal();
     let body = html! {
-        h1 { "Run " code { (short(&run.id)) } " " (state(run)) }
+        h1 { "Run " code { (ids.short(&run.id)) } " " (state(run)) }
+        @if let Some(subject) = &run.subject { p.subject { (shown(subject)) } }
         dl {
             dt { "run" } dd { code { (run.id) } }
             dt { "repository" } dd {
@@ -345,12 +429,14 @@ pub fn run(now_ms: i64, detail: &RunDetail) -> String {
             }
             dt { "ref" } dd { a href=(Filters::of_ref(&run.repo, &run.ref_name).url("/")) { (shown(&run.ref_name)) } }
             dt { "commit" } dd { code { (run.sha) } }
-            @if let Some(subject) = &run.subject { dt { "subject" } dd { (shown(subject)) } }
             @if let Some(author) = &run.author { dt { "author" } dd { (shown(author)) } }
             @if let Some(event) = run.event { dt { "event" } dd { (event.to_string()) } }
+            @if let Some(old) = &extras.retry_of {
+                dt { "retry of" } dd { a href=(run_url(old)) title=(old) { code { (ids.short(old)) } } }
+            }
             dt { "state" } dd { (state(run)) }
             @if let Some(next) = &run.superseded_by {
-                dt { "successor" } dd { a href=(format!("/runs/{next}")) { code { (short(next)) } } }
+                dt { "superseded by" } dd { a href=(run_url(next)) title=(next) { code { (ids.short(next)) } } }
             }
             @if let Some(kind) = run.failure_kind {
                 dt { "meaning" } dd { (quire_view::describe::meaning(kind)) }
@@ -377,29 +463,30 @@ pub fn run(now_ms: i64, detail: &RunDetail) -> String {
         @if detail.jobs.is_empty() {
             p.empty { "No jobs recorded" @if live { " yet" } "." }
         } @else {
+            (timeline::timeline(now_ms, run, &detail.jobs, extras.needs.as_ref()))
             table.jobs {
                 thead { tr { th { "job / step" } th { "state" } th { "duration" } th { "exit" } } }
                 tbody {
-                    @for job in &detail.jobs { (job_rows(now_ms, run, job)) }
+                    @for job in &detail.jobs { (job_rows(now_ms, run, job, extras.tails.get(&job.job.id))) }
                 }
             }
         }
         @if !detail.artifacts.is_empty() {
             h2 { "Artifacts" }
             table {
-                thead { tr { th { "job" } th { "path" } th { "size" } th.wide { "sha256" } } }
+                thead { tr { th { "job" } th { "path" } th { "size" } th { "sha256" } } }
                 tbody {
                     @for a in &detail.artifacts {
                         tr {
                             td { (shown(&a.job)) }
-                            td { code { (shown(&a.path)) } }
+                            td { a href=(artifact_url(&run.id, a)) download { code { (shown(&a.path)) } } }
                             td { (human_bytes(a.size)) }
-                            td.wide { code title=(a.sha256) { (&a.sha256[..a.sha256.len().min(16)]) "…" } }
+                            td { code.sha title=(a.sha256) { (&a.sha256[..a.sha256.len().min(16)]) "…" } }
                         }
                     }
                 }
             }
-            p.note { "Download them with " code { "quire-runs download " (run.id) } "." }
+            p.note { "Each path downloads its file, exactly as it was kept; " code { "quire-runs download " (run.id) } " fetches them all." }
         }
         @if !detail.notifications.is_empty() {
             h2 { "Notifications" }
@@ -427,7 +514,7 @@ pub fn run(now_ms: i64, detail: &RunDetail) -> String {
         @if live { p.note { "This page reloads every 5 seconds while the run is live." } }
     };
     page(
-        &format!("Run {}", short(&run.id)),
+        &format!("Run {}", ids.short(&run.id)),
         live.then_some(5),
         false,
         body,
@@ -464,13 +551,13 @@ fn job_span(run: &Run, j: &quire_store::Job, now_ms: i64) -> String {
     )
 }
 
-fn job_rows(now_ms: i64, run: &Run, job: &JobDetail) -> Markup {
+fn job_rows(now_ms: i64, run: &Run, job: &JobDetail, tail: Option<&(i64, Vec<Line>)>) -> Markup {
     let j = &job.job;
     html! {
         tr.job {
             td { a href=(job_url(&run.id, &j.id)) { code { (shown(&j.id)) } } }
             td {
-                (job_state(j.state))
+                (job_state(j))
                 @if let Some(reason) = &j.skip_reason { " " span.mut { (shown(reason)) } }
                 @if let (Some(why), JobState::Active) = (&j.waiting, j.state) { " " span.mut { (shown(why)) } }
             }
@@ -483,6 +570,16 @@ fn job_rows(now_ms: i64, run: &Run, job: &JobDetail) -> Markup {
                 td { @if step.exit_code.is_none() { span.st.active { "running" } } }
                 td { (span_of(Some(step.started_at_ms), step.finished_at_ms, step.exit_code.is_none(), now_ms)) }
                 td { (step.exit_code.map(|c| c.to_string()).unwrap_or_default()) }
+            }
+        }
+        @if let Some((seq, lines)) = tail {
+            tr.tail {
+                td colspan="4" {
+                    p.note { "The last " @if lines.len() >= TAIL_LINES { (TAIL_LINES) " " } "lines of step " (seq) " ("
+                        a href={ (job_url(&run.id, &j.id)) "#step-" (seq) } { "its whole log" } "):" }
+                    @if lines.is_empty() { p.note { "(no output)" } }
+                    @else { pre.log.tail { @for l in lines { (line(l)) } } }
+                }
             }
         }
     }
@@ -510,6 +607,7 @@ pub struct Handover {
 /// A job's steps and their logs; followed live while the job runs.
 pub fn job(
     now_ms: i64,
+    ids: &Ids,
     detail: &RunDetail,
     job: &JobDetail,
     logs: &[StepLog],
@@ -518,13 +616,13 @@ pub fn job(
     let run = &detail.run;
     let j = &job.job;
     let body = html! {
-        p.mut { a href=(run_url(&run.id)) { "← run " code { (short(&run.id)) } } " · " (shown(&run.repo)) " · " (shown(&short_ref(&run.ref_name))) }
-        h1 { "Job " code { (shown(&j.id)) } " " (job_state(j.state)) }
+        p.mut { a href=(run_url(&run.id)) { "← run " code { (ids.short(&run.id)) } } " · " (shown(&run.repo)) " · " (shown(&short_ref(&run.ref_name))) }
+        h1 { "Job " code { (shown(&j.id)) } " " (job_header_state(j)) }
         dl {
             @if let Some(at) = j.started_at_ms { dt { "started" } dd { (time(now_ms, at)) } }
             @if let Some(at) = j.finished_at_ms { dt { "finished" } dd { (time(now_ms, at)) } }
             @let took = job_span(run, j, now_ms);
-            @if !took.is_empty() { dt { "duration" } dd { (took) } }
+            @if !took.is_empty() || handover.is_some() { dt { "duration" } dd #duration { (took) } }
             @if let Some(code) = j.exit_code { dt { "exit" } dd { (code) } }
             @if let Some(reason) = &j.skip_reason { dt { "skipped" } dd { (shown(reason)) } }
             @if let (Some(why), JobState::Active) = (&j.waiting, j.state) { dt { "waiting" } dd { (shown(why)) } }
@@ -559,7 +657,7 @@ pub fn job(
         @if handover.is_some() { script { (PreEscaped(SCRIPT)) } }
     };
     page(
-        &format!("{} · run {}", shown(&j.id), short(&run.id)),
+        &format!("{} · run {}", shown(&j.id), ids.short(&run.id)),
         handover.as_ref().map(|_| 5),
         true,
         body,
@@ -567,11 +665,22 @@ pub fn job(
 }
 
 /// The repositories, with the newest run of each branch.
-pub fn repos(now_ms: i64, repos: &[(Repository, Vec<Run>)], per_repo: usize) -> String {
+/// A repository as its page shows it.
+pub struct RepoView {
+    pub repo: Repository,
+    /// The newest run of each branch, by branch name.
+    pub branches: Vec<Run>,
+    /// Its newest runs, newest first.
+    pub recent: Vec<Run>,
+    /// Of each branch, its newest runs, newest first.
+    pub trends: Vec<Vec<Run>>,
+}
+
+pub fn repos(now_ms: i64, ids: &Ids, repos: &[RepoView], per_repo: usize) -> String {
     let body = html! {
         h1 { "Repositories" }
         @if repos.is_empty() { p.empty { "No repositories yet." } }
-        @for (repo, branches) in repos {
+        @for RepoView { repo, branches, recent, trends } in repos {
             section.repo {
                 h2 { a href=(Filters::of_repo(&repo.name).url("/")) { (shown(&repo.name)) } }
                 p.mut {
@@ -580,20 +689,27 @@ pub fn repos(now_ms: i64, repos: &[(Repository, Vec<Run>)], per_repo: usize) -> 
                         " · formerly " (shown(&repo.former_names.join(", ")))
                     }
                 }
+                @if !recent.is_empty() {
+                    figure.trend {
+                        (timeline::trend(now_ms, recent))
+                        figcaption.note { "Its last " (recent.len()) " runs, oldest first: each as tall as it took, coloured by how it ended; each a link to its run." }
+                    }
+                }
                 @if branches.is_empty() {
                     p.empty { "No branch has run yet." }
                 } @else {
                     table {
-                        thead { tr { th { "branch" } th { "newest run" } th { "state" } th.wide { "queued" } th { "badge" } } }
+                        thead { tr { th { "branch" } th { "newest run" } th { "state" } th.wide { "queued" } th { "recent runs" } th { "badge" } } }
                         tbody {
-                            @for run in branches {
+                            @for (run, trend) in branches.iter().zip(trends) {
                                 @let branch = RefName::new(run.ref_name.as_str());
                                 @let branch = branch.short();
                                 tr {
                                     td { a href=(Filters::of_ref(&repo.name, &run.ref_name).url("/")) { (shown(branch)) } }
-                                    td { a href=(run_url(&run.id)) title=(run.id) { code { (short(&run.id)) } } }
+                                    td { a href=(run_url(&run.id)) title=(run.id) { code { (ids.short(&run.id)) } } }
                                     td { (state(run)) }
                                     td.wide { (time(now_ms, run.queued_at_ms)) }
+                                    td { (timeline::trend(now_ms, trend)) }
                                     td { a href=(badge_url(&repo.name, branch)) { "svg" } }
                                 }
                             }

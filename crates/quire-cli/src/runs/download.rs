@@ -6,7 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use quire_exec::exec::{CopyError, copy_hashed};
@@ -84,11 +84,7 @@ fn shown(path: &Path) -> String {
 
 /// `<job>/<path>`, if the recorded path stays inside the job's directory.
 fn relative(artifact: &Artifact) -> Option<PathBuf> {
-    let rel = Path::new(&artifact.job).join(&artifact.path);
-    let inside = !artifact.job.contains('/')
-        && rel.components().all(|c| matches!(c, Component::Normal(_)))
-        && rel.components().count() >= 2;
-    inside.then_some(rel)
+    artifact.relative_path()
 }
 
 /// Copy `source` to a temporary name beside `target`, check its size and
