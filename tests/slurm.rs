@@ -352,23 +352,30 @@ fn a_job_slurm_refuses_fails_at_once_with_slurms_reason() {
 }
 
 #[test]
-fn a_cache_saved_on_one_node_is_restored_on_another() {
+fn a_cache_saved_on_one_node_is_restored_on_another_at_the_same_paths() {
     let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
         return;
     };
+    // What a virtualenv or a build tree does: keep the path it was made
+    // at. The steps of both runs see their workspace, HOME and TMPDIR at
+    // the same paths, on two nodes.
     let pipeline = |node: &str| {
         format!(
-            "[jobs.build]\ninputs = [\"quire/push\"]\ncache = [\"target\"]\nresources = {{ constraint = \"{node}\" }}\nsh = [\n  \"echo on=$SLURMD_NODENAME; if [ -f target/stamp ]; then echo found $(cat target/stamp); fi\",\n  \"mkdir -p target && echo $SLURMD_NODENAME > target/stamp\",\n]\n"
+            "[jobs.build]\ninputs = [\"quire/push\"]\ncache = [\"target\"]\nresources = {{ constraint = \"{node}\" }}\nsh = [\n  \"echo on=$SLURMD_NODENAME; if [ -f target/stamp ]; then echo found $(cat target/stamp); fi\",\n  \"if [ -f target/made-at ] && [ \\\"$(cat target/made-at)\\\" = \\\"$PWD $HOME $TMPDIR\\\" ]; then echo same-paths; fi\",\n  \"mkdir -p target && echo $SLURMD_NODENAME > target/stamp && echo \\\"$PWD $HOME $TMPDIR\\\" > target/made-at && echo at=$PWD\",\n]\n"
         )
     };
     let first = repo.push_and_wait(&pipeline("qnode1"));
     assert_eq!(first.state, RunState::Complete, "{first:?}");
-    assert!(env.logs(&first.id, "build").contains("on=qnode1"));
+    let log = env.logs(&first.id, "build");
+    assert!(log.contains("on=qnode1"), "{log}");
+    assert!(log.contains("/ci/workspace"), "{log}");
     let second = repo.push_and_wait(&pipeline("qnode2"));
     assert_eq!(second.state, RunState::Complete, "{second:?}");
     let log = env.logs(&second.id, "build");
     assert!(log.contains("on=qnode2"), "{log}");
     assert!(log.contains("found qnode1"), "{log}");
+    assert!(log.contains("same-paths"), "{log}");
+    assert!(log.contains("on every node"), "{log}");
 }
 
 #[test]

@@ -101,7 +101,15 @@ fn serve(scratch: Option<&Path>, cancel: &Cancel, note: Option<String>) -> Resul
     let result = root
         .subdir(OsStr::new(&name))
         .map_err(|e| format!("cannot open the job's scratch directory: {e}"))
-        .and_then(|dir| run_job(&job, &dir, &dir_path, &mut input, &out, cancel, note));
+        .and_then(|dir| {
+            let where_ = Where {
+                root: &root,
+                root_path: root_path(scratch),
+                dir: &dir,
+                dir_path: &dir_path,
+            };
+            run_job(&job, &where_, &mut input, &out, cancel, note)
+        });
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -167,16 +175,24 @@ fn scratch_root(scratch: Option<&Path>) -> Result<Dir, String> {
     Ok(dir)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a job runs on the node: the scratch root and the job's own
+/// directory in it, each held open, and their paths (for the steps).
+struct Where<'a> {
+    root: &'a Dir,
+    root_path: PathBuf,
+    dir: &'a Dir,
+    dir_path: &'a Path,
+}
+
 fn run_job(
     job: &NodeJob,
-    dir: &Dir,
-    dir_path: &Path,
+    at: &Where<'_>,
     input: &mut dyn Read,
     out: &Out,
     cancel: &Cancel,
     note: Option<String>,
 ) -> Result<Outcome, String> {
+    let (dir, dir_path) = (at.dir, at.dir_path);
     let node = std::env::var("SLURMD_NODENAME")
         .ok()
         .or_else(|| {
@@ -304,6 +320,13 @@ fn run_job(
         homes: Vec::new(),
     };
     let mut sandbox = Sandbox::prepare(sandbox_mode, &policy, None)?;
+    // Where steps see their workspace, HOME and TMPDIR: the same paths on
+    // every node and every run, where this process has a mount namespace
+    // of its own (started again in one: no `note`).
+    let stable = match note {
+        None => show_stable(at),
+        Some(_) => Err("no mount namespace of its own".into()),
+    };
     if let Some(note) = note {
         sandbox.add_note(note);
     }
@@ -311,7 +334,14 @@ fn run_job(
     if let Some(note) = network.note() {
         sandbox.add_note(note);
     }
-    let summary = format!("{}; {}", sandbox.summary(), network.summary());
+    let paths = match &stable {
+        Ok(ci) => format!(
+            "steps see the workspace at {} on every node, HOME and TMPDIR beside it",
+            ci.join("workspace").display()
+        ),
+        Err(why) => format!("steps see this job's own paths ({why})"),
+    };
+    let summary = format!("{}; {}; {paths}", sandbox.summary(), network.summary());
     let network = match network {
         Decided::Namespace(n) => Some(Arc::new(n)),
         Decided::Host { .. } => None,
@@ -345,13 +375,13 @@ fn run_job(
         previous_sha: job.previous_sha.clone(),
         traceparent: job.traceparent.clone(),
         workspace: workspace.clone(),
-        step_workspace: None,
+        step_workspace: stable.as_ref().ok().map(|ci| ci.join("workspace")),
         logs_dir: logs.clone(),
         secrets: job.secrets.clone(),
         cache: Some(cache as Arc<dyn JobCache>),
         containment,
-        step_home: Some(home),
-        step_tmpdir: Some(tmp),
+        step_home: Some(stable.as_ref().map_or(home, |ci| ci.join("home"))),
+        step_tmpdir: Some(stable.as_ref().map_or(tmp, |ci| ci.join("tmp"))),
         step_env: Some(step_env(&job.step_env)),
         sandbox: Some(Arc::new(sandbox)),
         network,
@@ -418,6 +448,52 @@ fn run_job(
         },
         exit_code: None,
     }))
+}
+
+/// Show the job's workspace, HOME and TMPDIR to its steps at
+/// `<root>/ci/{workspace,home,tmp}`: the same paths for every job on every
+/// node with the same scratch, so that what a cache keeps with its paths
+/// in it (a virtualenv, a build tree) still works when the next run
+/// restores it on another node, as the worker's stable paths do locally.
+/// Bind mounts in this process's own mount namespace (private: another
+/// job on this node sees its own there), made by descriptors: each of the
+/// job's directories cloned with `open_tree` and moved with `move_mount`
+/// onto its mount point in `ci`, held open; never a path looked up again,
+/// never through a symbolic link (a link planted at a mount point is
+/// refused, not followed). The paths, for the steps.
+fn show_stable(at: &Where<'_>) -> Result<PathBuf, String> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags, move_mount, open_tree};
+    let private = rustix::fs::Mode::from_raw_mode(0o700);
+    let made = |e: &dyn std::fmt::Display| format!("cannot make the steps' paths: {e}");
+    match rustix::fs::mkdirat(at.root, "ci", private) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(made(&e)),
+    }
+    let ci = at.root.subdir(OsStr::new("ci")).map_err(|e| made(&e))?;
+    for name in ["workspace", "home", "tmp"] {
+        match rustix::fs::mkdirat(&ci, name, private) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(made(&e)),
+        }
+        let own = at.dir.subdir(OsStr::new(name)).map_err(|e| made(&e))?;
+        let tree = open_tree(
+            &own,
+            "",
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .map_err(|e| format!("cannot show the steps their {name} at a stable path: {e}"))?;
+        move_mount(
+            &tree,
+            "",
+            &ci,
+            name,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+        .map_err(|e| format!("cannot show the steps their {name} at a stable path: {e}"))?;
+    }
+    Ok(at.root_path.join("ci"))
 }
 
 /// The home's `[steps] env`, and what tells a step where it runs: the

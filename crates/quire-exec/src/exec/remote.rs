@@ -588,7 +588,7 @@ impl Reader<'_, '_> {
         match tag {
             remote::HELLO if self.node.is_none() => {
                 let hello: Hello = serde_json::from_slice(&payload).map_err(io::Error::other)?;
-                let node = clean(&hello.node);
+                let node = clean(&hello.node, 200);
                 let waited = {
                     let mut w = self.waits.lock().unwrap_or_else(|e| e.into_inner());
                     w.hello = true;
@@ -597,7 +597,7 @@ impl Reader<'_, '_> {
                 let line = format!(
                     "quire: on node {node} ({}); sandbox: {}",
                     self.scope.redactor.apply_str("slurm"),
-                    self.scope.redactor.apply_str(&clean(&hello.sandbox))
+                    self.scope.redactor.apply_str(&clean(&hello.sandbox, 1000))
                 );
                 self.note(&line)?;
                 if waited {
@@ -765,8 +765,10 @@ impl Reader<'_, '_> {
 }
 
 /// A name from the node, shown in a log line: printable, short.
-fn clean(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(200).collect()
+/// `text` from the node without control characters, at most `max` of
+/// them.
+fn clean(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 #[cfg(test)]
