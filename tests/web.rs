@@ -239,12 +239,16 @@ fn the_pages_show_a_pushed_run_its_jobs_their_logs_and_the_repositories() {
 
     let job = server.page(&format!("/runs/{}/jobs/build", run.id));
     assert!(
-        job.contains("<span class=\"ln\"><span>compiling</span></span>"),
+        job.contains(
+            "<span class=\"ln\" id=\"L1\"><a class=\"n\" href=\"#L1\" data-n=\"1\"></a><span>compiling</span></span>"
+        ),
         "{job}"
     );
     assert!(
-        job.contains("<span class=\"ln e\"><span>built</span></span>"),
-        "stderr marked: {job}"
+        job.contains(
+            "<span class=\"ln e\" id=\"L2\"><a class=\"n\" href=\"#L2\" data-n=\"2\"></a><span>built</span></span>"
+        ),
+        "stderr marked, numbered across the steps: {job}"
     );
     assert!(job.contains("exit 0"), "{job}");
     assert!(
@@ -276,6 +280,62 @@ fn the_pages_show_a_pushed_run_its_jobs_their_logs_and_the_repositories() {
         "{log}"
     );
     assert!(log.lines().all(|l| l.ends_with("ms")), "{log}");
+}
+
+#[test]
+fn a_jobs_raw_log_is_plain_text_with_no_control_byte_raw() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let run = repo.push_and_wait(
+        r#"
+[jobs.build]
+inputs = ["quire/push"]
+sh = [
+  '''printf 'a\033[1;31mred\033[0m \033]0;title\007 del\177 cr\rX c1\302\233 bidi\342\200\256z\ttab\n'''',
+  "echo second >&2; printf 'no newline'",
+]
+"#,
+    );
+    assert_eq!(run.state, quire_store::RunState::Complete, "{run:?}");
+    let server = Server::start(&env);
+    let path = format!("/runs/{}/jobs/build/log", run.id);
+    let reply = server.get(&path);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_security_headers(&reply);
+    let body = &reply.body;
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 5, "{body}");
+    assert!(lines[0].starts_with("==> build step 1: printf "), "{body}");
+    assert_eq!(
+        lines[1], "ared \\x1b]0;title\\x07 del\\x7f cr\\x0dX c1\\u{9b} bidi\\u{202e}z\ttab",
+        "colours left out, every other control escaped: {body}"
+    );
+    assert_eq!(
+        lines[2],
+        "==> build step 2: echo second >&2; printf 'no newline' <=="
+    );
+    assert_eq!(lines[3], "second");
+    assert_eq!(lines[4], "no newline");
+    assert!(body.ends_with("no newline\n"), "{body:?}");
+    let raw_control = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t') || ('\u{202a}'..='\u{202e}').contains(&c)
+    };
+    assert!(!body.chars().any(raw_control), "{body:?}");
+    // The job page links to it.
+    let page = server.page(&format!("/runs/{}/jobs/build", run.id));
+    assert!(page.contains(&format!("href=\"{path}\"")), "{page}");
+
+    for missing in [
+        format!("/runs/{}/jobs/nope/log", run.id),
+        "/runs/00000000000000000000000000/jobs/build/log".to_string(),
+    ] {
+        let reply = server.get(&missing);
+        assert_eq!(reply.status, 404, "{missing}: {}", reply.body);
+    }
 }
 
 #[test]

@@ -120,12 +120,17 @@ sh = ["echo fine", "printf 'the %s it broke: \\033[31m<b>red</b>\\033[0m\\n' rea
 [jobs.lint]
 inputs = ["quire/push"]
 allow_failure = true
-sh = "exit 1"
+sh = "printf 'the lint %s\\n' objected; exit 1"
 "#,
     );
     assert_eq!(run.state, quire_store::RunState::Failed, "{run:?}");
     let server = Server::start(&env);
     let page = server.page(&format!("/runs/{}", run.id));
+    assert_eq!(page.matches("<pre class=\"log tail\"").count(), 1, "{page}");
+    assert!(
+        !page.contains("the lint objected"),
+        "no lines of a failure that is allowed: {page}"
+    );
     assert!(
         page.contains("<span class=\"f1\">&lt;b&gt;red&lt;/b&gt;</span>"),
         "escaped, coloured: {page}"
@@ -265,6 +270,75 @@ fn a_job_page_opened_while_its_job_runs_reaches_complete_without_a_reload() {
         "{duration}"
     );
     assert_eq!(browser.eval("window.quireMarker"), 7, "not reloaded");
+}
+
+#[test]
+fn a_job_pages_line_anchor_highlights_its_line_and_numbers_copy_not() {
+    let Some(chromium) = chromium() else { return };
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let run = repo.push_and_wait(
+        "[jobs.build]\ninputs = [\"quire/push\"]\nsh = [\"echo one; echo two\", \"echo three; echo four\"]\n",
+    );
+    assert_eq!(run.state, quire_store::RunState::Complete, "{run:?}");
+    let server = Server::start(&env);
+    let mut browser = Browser::launch(&chromium);
+    browser.open(&server.url(&format!("/runs/{}/jobs/build#L3", run.id)));
+    // Numbered across the steps: the third line is the second step's first.
+    let line = browser.eval(
+        "(() => { const l = document.getElementById('L3'); return {
+            text: l.textContent,
+            step: l.closest('pre').id,
+            target: l.matches(':target'),
+            other: document.getElementById('L2').matches(':target'),
+            lit: getComputedStyle(l).backgroundColor,
+            plain: getComputedStyle(document.getElementById('L4')).backgroundColor,
+            href: l.querySelector('a.n').getAttribute('href'),
+            drawn: getComputedStyle(l.querySelector('a.n'), '::before').content,
+        }; })()",
+    );
+    assert_eq!(line["text"], "three", "{line}");
+    assert_eq!(line["step"], "log-2", "{line}");
+    assert_eq!(line["target"], true, "{line}");
+    assert_eq!(line["other"], false, "{line}");
+    assert_ne!(line["lit"], line["plain"], "highlighted: {line}");
+    assert_eq!(line["href"], "#L3", "{line}");
+    assert_eq!(line["drawn"], "\"3\"", "{line}");
+    // What a reader selecting a step's log copies: its text, no number.
+    let copied = browser.eval(
+        "['log-1', 'log-2'].map(id => { const s = getSelection();
+            s.selectAllChildren(document.getElementById(id)); return s.toString(); })",
+    );
+    assert_eq!(copied, serde_json::json!(["one\ntwo", "three\nfour"]));
+}
+
+#[test]
+fn a_line_appended_live_gets_the_next_number() {
+    let Some(chromium) = chromium() else { return };
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let gate = Gate::new(&env);
+    let id = repo.push_pipeline(&format!(
+        "[jobs.live]\ninputs = [\"quire/push\"]\nsh = [\"echo one; echo two\", {:?}, \"echo three\"]\n",
+        gate.step("g")
+    ));
+    gate.wait_ready("g");
+    let server = Server::start(&env);
+    let mut browser = Browser::launch(&chromium);
+    browser.open(&server.url(&format!("/runs/{id}/jobs/live")));
+    browser.wait_for_text("two");
+    assert_eq!(browser.eval("document.getElementById('L3') === null"), true);
+    gate.open();
+    let third = "(() => { const l = document.getElementById('L3');
+        return l && [l.textContent, l.querySelector('a.n').getAttribute('data-n'),
+            l.querySelector('a.n').getAttribute('href')]; })()";
+    wait_until("the live line numbered 3", || {
+        browser.eval(third) != Value::Null
+    });
+    assert_eq!(
+        browser.eval(third),
+        serde_json::json!(["three", "3", "#L3"])
+    );
 }
 
 /// A run with something of everything a page shows: parallel jobs, one

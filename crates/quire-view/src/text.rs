@@ -193,6 +193,79 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// What [`terminal_safe`] does with colours and text attributes
+/// (`ESC [ ... m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colours {
+    /// Pass them: the bytes go to a terminal (`quire-runs logs`).
+    Keep,
+    /// Leave them out: the bytes are read as plain text (the web view's
+    /// raw log), where they would only be noise.
+    Drop,
+}
+
+/// A log line's bytes, safe for a terminal or as plain text: colours and
+/// text attributes (`ESC [ ... m`) pass or are left out, as `colours`
+/// says, and tabs pass; every other control character (other escape
+/// sequences, carriage returns, C1 controls) and the marks that reorder
+/// text (bidirectional overrides and isolates) are written as escapes
+/// (`\x1b`, `\u{202e}`). Bytes that are not UTF-8 pass as they are.
+pub fn terminal_safe(bytes: &[u8], colours: Colours) -> std::borrow::Cow<'_, [u8]> {
+    let risky = |b: u8| (b < 0x20 && b != b'\t') || b == 0x7f || b == 0xc2 || b == 0xe2;
+    if !bytes.iter().any(|&b| risky(b)) {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 16);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == 0x1b {
+            // ESC [ digits and ';' m: a colour or attribute.
+            let params = bytes[i + 1..].strip_prefix(b"[").map(|rest| {
+                rest.iter()
+                    .take_while(|c| c.is_ascii_digit() || **c == b';')
+                    .count()
+            });
+            if let Some(n) = params
+                && bytes.get(i + 2 + n) == Some(&b'm')
+            {
+                if colours == Colours::Keep {
+                    out.extend_from_slice(&bytes[i..i + 3 + n]);
+                }
+                i += 3 + n;
+                continue;
+            }
+        }
+        if (b < 0x20 && b != b'\t') || b == 0x7f {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+            i += 1;
+            continue;
+        }
+        // C1 controls (U+0080..U+009F) and the reordering marks
+        // (U+202A..U+202E, U+2066..U+2069), as UTF-8.
+        let c1 = b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
+        let bidi = b == 0xe2
+            && match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(0x80), Some(n)) => (0xaa..=0xae).contains(n),
+                (Some(0x81), Some(n)) => (0xa6..=0xa9).contains(n),
+                _ => false,
+            };
+        if c1 || bidi {
+            let len = if c1 { 2 } else { 3 };
+            let c = std::str::from_utf8(&bytes[i..i + len])
+                .ok()
+                .and_then(|s| s.chars().next())
+                .map_or(0, |c| c as u32);
+            out.extend_from_slice(format!("\\u{{{c:x}}}").as_bytes());
+            i += len;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Unicode's explicit bidirectional formatting characters (embeddings,
 /// overrides, isolates and marks): they reorder the text around them.
 fn reorders(c: char) -> bool {
@@ -221,6 +294,23 @@ pub fn note_newest(run: &quire_store::Run) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_pass_or_go_and_every_other_control_is_escaped() {
+        let line = b"\x1b[1;31mred\x1b[0m\tok\x1b]0;pwned\x07\x1b[2J\rX\xc2\x9bY\xe2\x80\xaeZ\xff";
+        assert_eq!(
+            String::from_utf8_lossy(&terminal_safe(line, Colours::Keep)),
+            "\x1b[1;31mred\x1b[0m\tok\\x1b]0;pwned\\x07\\x1b[2J\\x0dX\\u{9b}Y\\u{202e}Z\u{fffd}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&terminal_safe(line, Colours::Drop)),
+            "red\tok\\x1b]0;pwned\\x07\\x1b[2J\\x0dX\\u{9b}Y\\u{202e}Z\u{fffd}"
+        );
+        assert!(matches!(
+            terminal_safe(b"plain text", Colours::Drop),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn durations_read_naturally() {

@@ -12,6 +12,7 @@ mod badge;
 mod download;
 mod live;
 mod pages;
+mod raw;
 mod timeline;
 
 use std::convert::Infallible;
@@ -203,6 +204,7 @@ fn app(shared: Arc<Shared>) -> Router {
         .route("/runs/{id}", get(run_page))
         .route("/runs/{id}/jobs/{job}", get(job_page))
         .route("/runs/{id}/jobs/{job}/events", get(job_events))
+        .route("/runs/{id}/jobs/{job}/log", get(job_log))
         .route("/runs/{id}/artifacts/{*path}", get(artifact))
         .route("/repos", get(repos_page))
         .route("/badge/{*path}", get(badge))
@@ -479,11 +481,13 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
             let retry_of = retry_of(store, &run)?;
             shown.extend(retry_of.as_deref());
             let ids = Ids::read(store, &shown)?;
+            // The last lines of the failures that fail the run: an allowed
+            // failure's would lead the eye away from what broke it.
             let mut tails = std::collections::HashMap::new();
             for job in detail
                 .jobs
                 .iter()
-                .filter(|j| j.job.state == JobState::Failed)
+                .filter(|j| j.job.state == JobState::Failed && j.job.allow_failure != Some(true))
             {
                 let Some(step) = job.ending_step() else {
                     continue;
@@ -609,6 +613,50 @@ async fn job_page(State(app): App, UrlPath((id, job)): UrlPath<(String, String)>
         })
         .await,
     )
+}
+
+/// A job's whole log as plain text (docs/WEB.md), a chunk at a time.
+async fn job_log(State(app): App, UrlPath((id, job)): UrlPath<(String, String)>) -> Response {
+    let found = app
+        .read(move |store, _| {
+            let run = store.resolve_run(&id)?;
+            let detail = store.run_detail(&run.id)?;
+            let Some(found) = detail.jobs.iter().find(|j| j.job.id == job) else {
+                return Err(Error::UnknownJob { run: run.id, job }.into());
+            };
+            let steps = found.steps.iter().map(|s| (s.seq, s.cmd.clone())).collect();
+            Ok(raw::RawLog::new(run.id, job, steps))
+        })
+        .await;
+    let log = match found {
+        Ok(log) => log,
+        Err(failure) => return failure.html(),
+    };
+    let stream = futures_util::stream::unfold(Some(log), move |log| {
+        let app = Arc::clone(&app);
+        async move {
+            let mut log = log?;
+            let read = app
+                .read(move |store, _| {
+                    let chunk = log.next_chunk(store)?;
+                    Ok((chunk, log))
+                })
+                .await;
+            match read {
+                Ok((Some(chunk), log)) => Some((Ok(chunk), Some(log))),
+                Ok((None, _)) => None,
+                Err(failure) => {
+                    let (_, text) = failure.status_and_text();
+                    Some((Err(std::io::Error::other(text)), None))
+                }
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// A place among the event streams; given back when the stream ends.

@@ -52,6 +52,9 @@ pub struct StepLog {
     /// Bytes at the start that are not shown (the log is longer than
     /// [`PAGE_BYTES`]).
     pub skipped: u64,
+    /// The lines those bytes hold (so that the lines shown keep their
+    /// numbers).
+    pub skipped_lines: u64,
     /// Where a follower goes on: past the last line shown.
     pub offset: u64,
 }
@@ -87,11 +90,49 @@ pub fn step_log(
         Until::LastFull
     };
     let (lines, used) = parse(&bytes, until);
+    let skipped_lines = if start > 0 {
+        count_lines(store, run, job, seq, start)?
+    } else {
+        0
+    };
     Ok(StepLog {
         lines,
         skipped: start,
+        skipped_lines,
         offset: start + used as u64,
     })
+}
+
+/// The lines the first `upto` bytes of a step's log hold (`upto` is at a
+/// record's start): its `F` records, as a page counts them. Read a chunk
+/// at a time; costs a read of those bytes.
+fn count_lines(
+    store: &Store,
+    run: &str,
+    job: &str,
+    seq: i64,
+    upto: u64,
+) -> quire_store::Result<u64> {
+    let (mut at, mut count) = (0, 0);
+    let mut pending: Vec<u8> = Vec::new();
+    while at < upto {
+        let Some((bytes, _)) = read(store, run, job, seq, at, POLL_BYTES.min(upto - at))? else {
+            break;
+        };
+        if bytes.is_empty() {
+            break;
+        }
+        at += bytes.len() as u64;
+        pending.extend_from_slice(&bytes);
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+            let record = quire_model::cri::Record::parse(&pending[start..start + end]);
+            count += u64::from(!record.partial);
+            start += end + 1;
+        }
+        pending.drain(..start);
+    }
+    Ok(count)
 }
 
 /// Where a follower of a job is.

@@ -38,7 +38,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;margin:0}dt{c
 form.filters{display:flex;flex-wrap:wrap;gap:.5em 1em;align-items:end;margin:0 0 1em}form.filters label{display:flex;flex-direction:column;font-size:.85em;color:var(--mut)}\
 input,select,button{font:inherit;padding:.2em .4em}nav.pages{margin-top:1em;display:flex;gap:1.5em}\
 pre.log{background:#0d1117;color:#e6edf3;margin:0;padding:.6em .8em;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere;border-radius:4px;min-height:1.2em}\
-.ln.e{color:#ffa198}.b{font-weight:700}.d{opacity:.7}.i{font-style:italic}.u{text-decoration:underline}\
+.ln.e{color:#ffa198}a.n{display:inline-block;min-width:3em;margin-right:1em;text-align:right;color:#6e7681;text-decoration:none;user-select:none}\
+a.n::before{content:attr(data-n)}.ln:target{background:#3b2f00;outline:1px solid #d29922}.b{font-weight:700}.d{opacity:.7}.i{font-style:italic}.u{text-decoration:underline}\
 @media (max-width:44em){.wide{display:none}main{padding:.6em}th,td{padding:.3em .3em}}\
 .allowed{color:#bc4c00}@media (prefers-color-scheme:dark){.allowed{color:#db6d28}}.subject{margin:-.3em 0 .8em;font-size:1.05em}\
 figure{margin:.3em 0 1em}.tl{display:grid;grid-template-columns:minmax(0,9em) minmax(0,1fr);gap:0 .6em}\
@@ -66,10 +67,11 @@ tr.step td:first-child{padding-left:1em;display:block}tr.step{border-bottom:none
 
 /// The job page's script: follows the job's event stream, appending each
 /// line as elements whose text is set as text (never parsed as HTML).
-pub const SCRIPT: &str = r#"(function () {
+pub const SCRIPT: &str = r##"(function () {
   var live = document.getElementById("live");
   if (!live || !window.EventSource) return;
   var status = document.getElementById("status");
+  var next = parseInt(live.getAttribute("data-next"), 10) || 1;
   function el(tag, cls, text) {
     var e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -109,6 +111,12 @@ pub const SCRIPT: &str = r#"(function () {
     var doc = document.documentElement;
     var atEnd = window.innerHeight + window.scrollY >= doc.scrollHeight - 48;
     var line = el("span", d.err ? "ln e" : "ln");
+    line.id = "L" + next;
+    var n = el("a", "n");
+    n.href = "#L" + next;
+    n.setAttribute("data-n", String(next));
+    line.appendChild(n);
+    next += 1;
     for (var i = 0; i < d.spans.length; i++) line.appendChild(el("span", d.spans[i][0], d.spans[i][1]));
     pre.appendChild(line);
     pre.appendChild(document.createTextNode("\n"));
@@ -136,7 +144,7 @@ pub const SCRIPT: &str = r#"(function () {
     status.className = "st " + (d.class || "");
   });
 })();
-"#;
+"##;
 
 /// Characters a URL path segment keeps as they are.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -166,6 +174,11 @@ pub fn artifact_url(run: &str, artifact: &quire_model::Artifact) -> String {
         segment(&artifact.job),
         path.join("/")
     )
+}
+
+/// The job's whole log as plain text.
+pub fn log_url(run: &str, job: &str) -> String {
+    format!("{}/log", job_url(run, job))
 }
 
 pub fn events_url(run: &str, job: &str, seq: i64, offset: u64) -> String {
@@ -598,6 +611,37 @@ pub fn line(line: &Line) -> Markup {
     }
 }
 
+/// One line of a job's log, numbered `n` (its place in the job's log): its
+/// element is `L<n>`, and a link to it carries the number, drawn by the
+/// stylesheet (`content: attr(data-n)`) so that a selection of the log
+/// copies none.
+fn numbered_line(line: &Line, n: u64) -> Markup {
+    let spans = ansi::spans(&line.text);
+    html! {
+        span class=(if line.err { "ln e" } else { "ln" }) id={ "L" (n) } {
+            a.n href={ "#L" (n) } data-n=(n) {}
+            @for s in &spans {
+                @if s.class.is_empty() { span { (s.text) } } @else { span class=(s.class) { (s.text) } }
+            }
+        }
+        "\n"
+    }
+}
+
+/// The number of each step's first line in the job's log (its lines
+/// counted from 1 across the steps, those a page does not show too), and
+/// the next line's.
+fn first_numbers(logs: &[StepLog]) -> (Vec<u64>, u64) {
+    let mut next = 1;
+    let mut firsts = Vec::with_capacity(logs.len());
+    for log in logs {
+        next += log.skipped_lines;
+        firsts.push(next);
+        next += log.lines.len() as u64;
+    }
+    (firsts, next)
+}
+
 /// Where a running job's page hands over to its event stream.
 pub struct Handover {
     pub seq: i64,
@@ -615,6 +659,7 @@ pub fn job(
 ) -> String {
     let run = &detail.run;
     let j = &job.job;
+    let (firsts, next) = first_numbers(logs);
     let body = html! {
         p.mut { a href=(run_url(&run.id)) { "← run " code { (ids.short(&run.id)) } } " · " (shown(&run.repo)) " · " (shown(&short_ref(&run.ref_name))) }
         h1 { "Job " code { (shown(&j.id)) } " " (job_header_state(j)) }
@@ -630,9 +675,12 @@ pub fn job(
         @if handover.is_some() {
             p #status .st.active { "running: " a href=(job_url(&run.id, &j.id)) { "reload" } " for new output" }
         }
-        div #live data-events=[handover.as_ref().map(|h| events_url(&run.id, &j.id, h.seq, h.offset))] {
+        @if !job.steps.is_empty() {
+            p.note { "Each line's number links to it; " a href=(log_url(&run.id, &j.id)) { "the whole log as text" } "." }
+        }
+        div #live data-events=[handover.as_ref().map(|h| events_url(&run.id, &j.id, h.seq, h.offset))] data-next=(next) {
             @if job.steps.is_empty() && handover.is_none() { p.empty { "No steps ran." } }
-            @for (step, log) in job.steps.iter().zip(logs) {
+            @for ((step, log), first) in job.steps.iter().zip(logs).zip(firsts) {
                 section.step id={ "step-" (step.seq) } {
                     h3 {
                         (step.seq) ". " code { (shown(&step.cmd)) } " "
@@ -649,7 +697,9 @@ pub fn job(
                     @if log.lines.is_empty() && step.exit_code.is_some() {
                         p.note { "(no output)" }
                     } @else {
-                        pre.log id={ "log-" (step.seq) } { @for l in &log.lines { (line(l)) } }
+                        pre.log id={ "log-" (step.seq) } {
+                            @for (n, l) in (first..).zip(&log.lines) { (numbered_line(l, n)) }
+                        }
                     }
                 }
             }

@@ -415,7 +415,10 @@ impl Printer {
         if self.raw {
             self.write(text)?;
         } else {
-            self.write(&terminal_safe(text))?;
+            self.write(&quire_view::text::terminal_safe(
+                text,
+                quire_view::text::Colours::Keep,
+            ))?;
         }
         let full = !record.partial;
         if full {
@@ -423,82 +426,5 @@ impl Printer {
         }
         self.at_line_start = full;
         Ok(())
-    }
-}
-
-/// A log line's bytes, safe for a terminal: colours and text attributes
-/// (`ESC [ ... m`) and tabs pass; every other control character (other
-/// escape sequences, carriage returns, C1 controls) and the marks that
-/// reorder text (bidirectional overrides and isolates) are written as
-/// escapes (`\x1b`, `\u{202e}`). Bytes that are not UTF-8 pass as they are.
-pub(crate) fn terminal_safe(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let risky = |b: u8| (b < 0x20 && b != b'\t') || b == 0x7f || b == 0xc2 || b == 0xe2;
-    if !bytes.iter().any(|&b| risky(b)) {
-        return std::borrow::Cow::Borrowed(bytes);
-    }
-    let mut out = Vec::with_capacity(bytes.len() + 16);
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == 0x1b {
-            // ESC [ digits and ';' m: a colour or attribute.
-            let params = bytes[i + 1..].strip_prefix(b"[").map(|rest| {
-                rest.iter()
-                    .take_while(|c| c.is_ascii_digit() || **c == b';')
-                    .count()
-            });
-            if let Some(n) = params
-                && bytes.get(i + 2 + n) == Some(&b'm')
-            {
-                out.extend_from_slice(&bytes[i..i + 3 + n]);
-                i += 3 + n;
-                continue;
-            }
-        }
-        if (b < 0x20 && b != b'\t') || b == 0x7f {
-            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
-            i += 1;
-            continue;
-        }
-        // C1 controls (U+0080..U+009F) and the reordering marks
-        // (U+202A..U+202E, U+2066..U+2069), as UTF-8.
-        let c1 = b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n));
-        let bidi = b == 0xe2
-            && match (bytes.get(i + 1), bytes.get(i + 2)) {
-                (Some(0x80), Some(n)) => (0xaa..=0xae).contains(n),
-                (Some(0x81), Some(n)) => (0xa6..=0xa9).contains(n),
-                _ => false,
-            };
-        if c1 || bidi {
-            let len = if c1 { 2 } else { 3 };
-            let c = std::str::from_utf8(&bytes[i..i + len])
-                .ok()
-                .and_then(|s| s.chars().next())
-                .map_or(0, |c| c as u32);
-            out.extend_from_slice(format!("\\u{{{c:x}}}").as_bytes());
-            i += len;
-            continue;
-        }
-        out.push(b);
-        i += 1;
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::terminal_safe;
-
-    #[test]
-    fn colours_pass_and_every_other_control_is_escaped() {
-        let line = b"\x1b[1;31mred\x1b[0m\tok\x1b]0;pwned\x07\x1b[2J\rX\xc2\x9bY\xe2\x80\xaeZ\xff";
-        assert_eq!(
-            String::from_utf8_lossy(&terminal_safe(line)),
-            "\x1b[1;31mred\x1b[0m\tok\\x1b]0;pwned\\x07\\x1b[2J\\x0dX\\u{9b}Y\\u{202e}Z\u{fffd}"
-        );
-        assert!(matches!(
-            terminal_safe(b"plain text"),
-            std::borrow::Cow::Borrowed(_)
-        ));
     }
 }
