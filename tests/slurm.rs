@@ -469,3 +469,66 @@ fn reconcile_ends_the_cluster_jobs_of_runs_that_are_not_active() {
     let _ = left.wait();
     let _ = others.wait();
 }
+
+/// A node needs no `git` of its own, and an object larger than a frame
+/// travels in pieces: a commit of 2,100 files and a 9 MiB blob (more
+/// than a local checkout writes in process, more than one frame holds)
+/// is checked out on a node whose `quire-run` finds no `git` on its PATH.
+#[test]
+fn a_large_tree_and_a_blob_larger_than_a_frame_check_out_on_a_node_without_git() {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::PermissionsExt;
+    let Some(_cluster) = slurm::cluster() else {
+        return;
+    };
+    // quire-run on the node with a PATH of pasta alone (the steps'
+    // network still comes up; the steps get their own PATH).
+    let dir = std::path::Path::new("/var/tmp/quire-slurm-tests");
+    let bin = dir.join(format!("gitless-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    if std::path::Path::new("/usr/bin/pasta").exists() && !bin.join("pasta").exists() {
+        std::os::unix::fs::symlink("/usr/bin/pasta", bin.join("pasta")).unwrap();
+    }
+    let wrapper = dir.join(format!("gitless-quire-run-{}", std::process::id()));
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nPATH={} exec {} \"$@\"\n",
+            bin.display(),
+            node_binary()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let env = Env::new();
+    env.config(&format!(
+        "[executor]\nkind = \"slurm\"\nnode_quire_run = \"{}\"\n",
+        wrapper.display()
+    ));
+    let repo = env.repo_with_hook("app");
+    std::fs::create_dir_all(repo.work.join("many")).unwrap();
+    for i in 0..2100 {
+        std::fs::write(
+            repo.work.join(format!("many/f{i}.txt")),
+            format!("file {i}\n"),
+        )
+        .unwrap();
+    }
+    let big: Vec<u8> = (0..(9 << 20) / 8)
+        .flat_map(|i: u32| format!("{:07x}\n", i.wrapping_mul(2_654_435_761) >> 4).into_bytes())
+        .collect();
+    std::fs::write(repo.work.join("big.bin"), &big).unwrap();
+    quire_testkit::git(&repo.work, &["add", "."]);
+    let sum: String = Sha256::digest(&big)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let run = repo.push_and_wait(
+        "[jobs.check]\ninputs = [\"quire/push\"]\nsh = \"ls many | wc -l; wc -c < big.bin; sha256sum big.bin\"\n",
+    );
+    let log = env.logs(&run.id, "check");
+    assert_eq!(run.state, RunState::Complete, "{log}");
+    assert!(log.contains("\n2100\n"), "{log}");
+    assert!(log.contains(&format!("\n{}\n", big.len())), "{log}");
+    assert!(log.contains(&format!("{sum}  big.bin")), "{log}");
+}

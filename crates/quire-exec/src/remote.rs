@@ -23,8 +23,14 @@ use serde::{Deserialize, Serialize};
 
 /// Worker to node: the job ([`NodeJob`], JSON), first.
 pub const HEADER: u8 = b'H';
-/// Worker to node: one object of the commit (a kind byte, then its data).
+/// Worker to node: one object of the commit (a kind byte, then its data),
+/// when it fits in [`CHUNK`] bytes.
 pub const OBJECT: u8 = b'O';
+/// Worker to node: an object larger than [`CHUNK`] bytes begins: its kind
+/// byte and its size (8 bytes, little-endian); exactly that many bytes
+/// follow in [`OBJECT_DATA`] frames of at most [`CHUNK`] bytes each.
+pub const OBJECT_START: u8 = b'S';
+pub const OBJECT_DATA: u8 = b'D';
 /// Either way: a file starts ([`FileHead`], JSON); its bytes follow in
 /// [`FILE_DATA`] frames, and [`FILE_END`] ends it.
 pub const FILE_START: u8 = b'A';
@@ -216,12 +222,156 @@ pub trait Connection: Send {
 /// Every object a commit's tree reaches, and the commit itself: what a
 /// node needs to check it out.
 pub trait CommitObjects: Send + Sync + fmt::Debug {
-    fn each(&self, f: &mut dyn FnMut(u8, &[u8]) -> io::Result<()>) -> io::Result<()>;
+    /// Hand each object to `f`: its kind ([`COMMIT`], [`TREE`], [`BLOB`]),
+    /// its size, and its bytes (exactly `size` of them) to read, so that a
+    /// large blob is streamed, never held whole.
+    fn each(&self, f: &mut dyn FnMut(u8, u64, &mut dyn Read) -> io::Result<()>) -> io::Result<()>;
+}
+
+/// Write one object of `size` bytes read from `data`: in one [`OBJECT`]
+/// frame when it fits in [`CHUNK`] bytes, else an [`OBJECT_START`] frame
+/// and [`OBJECT_DATA`] frames. Fails if `data` ends before `size` bytes.
+pub fn write_object(
+    out: &mut dyn Write,
+    kind: u8,
+    size: u64,
+    data: &mut dyn Read,
+) -> io::Result<()> {
+    let short = || io::Error::new(io::ErrorKind::UnexpectedEof, "an object ended early");
+    if size <= CHUNK as u64 {
+        let mut payload = Vec::with_capacity(size as usize + 1);
+        payload.push(kind);
+        let read = data.take(size).read_to_end(&mut payload)?;
+        if read as u64 != size {
+            return Err(short());
+        }
+        return write_frame(out, OBJECT, &payload);
+    }
+    let mut head = [0u8; 9];
+    head[0] = kind;
+    head[1..].copy_from_slice(&size.to_le_bytes());
+    write_frame(out, OBJECT_START, &head)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = size;
+    while left > 0 {
+        let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+        let n = data.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(short());
+        }
+        write_frame(out, OBJECT_DATA, &buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// The kind and size an [`OBJECT_START`] frame's payload gives.
+pub fn object_start(payload: &[u8]) -> io::Result<(u8, u64)> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "a malformed object start");
+    let (&kind, size) = payload.split_first().ok_or_else(bad)?;
+    let size: [u8; 8] = size.try_into().map_err(|_| bad())?;
+    Ok((kind, u64::from_le_bytes(size)))
+}
+
+/// The bytes of an object begun by an [`OBJECT_START`] frame, read from
+/// the [`OBJECT_DATA`] frames that follow it: exactly its size, any other
+/// frame in between refused.
+pub struct ObjectData<'a> {
+    input: &'a mut dyn Read,
+    left: u64,
+    frame: Vec<u8>,
+    at: usize,
+}
+
+impl<'a> ObjectData<'a> {
+    pub fn new(input: &'a mut dyn Read, size: u64) -> ObjectData<'a> {
+        ObjectData {
+            input,
+            left: size,
+            frame: Vec::new(),
+            at: 0,
+        }
+    }
+
+    /// Whether every byte of the object was read.
+    pub fn is_done(&self) -> bool {
+        self.left == 0 && self.at == self.frame.len()
+    }
+}
+
+impl Read for ObjectData<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.frame.len() {
+            if self.left == 0 {
+                return Ok(0);
+            }
+            let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+            let (tag, payload) = read_frame(self.input, MAX_FRAME)?
+                .ok_or_else(|| bad("the input ended inside an object"))?;
+            if tag != OBJECT_DATA {
+                return Err(bad("another frame inside an object"));
+            }
+            if payload.len() as u64 > self.left {
+                return Err(bad("an object longer than its size"));
+            }
+            self.left -= payload.len() as u64;
+            self.frame = payload;
+            self.at = 0;
+        }
+        let n = buf.len().min(self.frame.len() - self.at);
+        buf[..n].copy_from_slice(&self.frame[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_larger_than_a_frame_streams_in_chunks_and_must_be_whole() {
+        let big: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        let mut wire = Vec::new();
+        write_object(&mut wire, BLOB, big.len() as u64, &mut &big[..]).unwrap();
+        write_object(&mut wire, TREE, 3, &mut &b"abc"[..]).unwrap();
+        let mut input = &wire[..];
+        let (tag, payload) = read_frame(&mut input, MAX_FRAME).unwrap().unwrap();
+        assert_eq!(tag, OBJECT_START);
+        let (kind, size) = object_start(&payload).unwrap();
+        assert_eq!((kind, size), (BLOB, big.len() as u64));
+        let mut data = ObjectData::new(&mut input, size);
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).unwrap();
+        assert!(data.is_done());
+        assert_eq!(got, big);
+        // A small object after it comes whole.
+        let (tag, payload) = read_frame(&mut input, MAX_FRAME).unwrap().unwrap();
+        assert_eq!((tag, &payload[..]), (OBJECT, &[TREE, b'a', b'b', b'c'][..]));
+
+        // Data that ends before the size is an error on both ends.
+        let mut cut = Vec::new();
+        let err = write_object(&mut cut, BLOB, big.len() as u64 + 1, &mut &big[..]);
+        assert!(err.is_err());
+        let mut input = &cut[..];
+        let (_, payload) = read_frame(&mut input, MAX_FRAME).unwrap().unwrap();
+        let (_, size) = object_start(&payload).unwrap();
+        let mut data = ObjectData::new(&mut input, size);
+        assert!(data.read_to_end(&mut Vec::new()).is_err());
+
+        // Another frame inside an object is refused.
+        let mut mixed = Vec::new();
+        let mut head = vec![BLOB];
+        head.extend_from_slice(&(2 * CHUNK as u64).to_le_bytes());
+        write_frame(&mut mixed, OBJECT_START, &head).unwrap();
+        write_frame(&mut mixed, OBJECT_DATA, &big[..CHUNK]).unwrap();
+        write_frame(&mut mixed, LOG, b"x").unwrap();
+        let mut input = &mixed[..];
+        read_frame(&mut input, MAX_FRAME).unwrap();
+        let mut data = ObjectData::new(&mut input, 2 * CHUNK as u64);
+        assert!(data.read_to_end(&mut Vec::new()).is_err());
+        assert!(object_start(&[BLOB, 1, 2]).is_err());
+    }
 
     #[test]
     fn frames_round_trip_and_a_cut_or_long_frame_is_refused() {

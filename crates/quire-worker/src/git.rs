@@ -79,12 +79,15 @@ pub struct CommitTree {
 }
 
 impl quire_exec::remote::CommitObjects for CommitTree {
-    fn each(&self, f: &mut dyn FnMut(u8, &[u8]) -> io::Result<()>) -> io::Result<()> {
-        use quire_exec::remote::{BLOB, COMMIT, TREE};
+    fn each(
+        &self,
+        f: &mut dyn FnMut(u8, u64, &mut dyn io::Read) -> io::Result<()>,
+    ) -> io::Result<()> {
+        use quire_exec::remote::{COMMIT, TREE};
         let repo = Repo::open(&self.git_dir).map_err(io::Error::other)?;
         let id = ObjectId::from_hex(self.sha.as_bytes()).map_err(io::Error::other)?;
         let commit = repo.repo.find_object(id).map_err(io::Error::other)?;
-        f(COMMIT, &commit.data)?;
+        f(COMMIT, commit.data.len() as u64, &mut &commit.data[..])?;
         let tree = commit
             .try_into_commit()
             .map_err(io::Error::other)?
@@ -96,7 +99,7 @@ impl quire_exec::remote::CommitObjects for CommitTree {
         seen.insert(tree);
         while let Some(id) = todo.pop() {
             let object = repo.repo.find_object(id).map_err(io::Error::other)?;
-            f(TREE, &object.data)?;
+            f(TREE, object.data.len() as u64, &mut &object.data[..])?;
             let tree = object.try_into_tree().map_err(io::Error::other)?;
             for entry in tree.iter() {
                 let entry = entry.map_err(io::Error::other)?;
@@ -110,8 +113,7 @@ impl quire_exec::remote::CommitObjects for CommitTree {
                     EntryKind::Commit => {}
                     _ => {
                         if seen.insert(oid) {
-                            let blob = repo.repo.find_object(oid).map_err(io::Error::other)?;
-                            f(BLOB, &blob.data)?;
+                            self.blob(&repo, oid, &mut *f)?;
                         }
                     }
                 }
@@ -121,10 +123,53 @@ impl quire_exec::remote::CommitObjects for CommitTree {
     }
 }
 
+impl CommitTree {
+    /// Hand blob `oid` to `f`: read whole when it is small, else streamed
+    /// from `git cat-file` (gix holds a blob in memory, and a pushed blob
+    /// is the pusher's to make huge), as a local checkout streams one
+    /// through `git read-tree` ([`IN_PROCESS_BLOB`]).
+    fn blob(
+        &self,
+        repo: &Repo,
+        oid: ObjectId,
+        f: &mut dyn FnMut(u8, u64, &mut dyn io::Read) -> io::Result<()>,
+    ) -> io::Result<()> {
+        use quire_exec::remote::BLOB;
+        let size = repo.repo.find_header(oid).map_err(io::Error::other)?.size();
+        if size <= IN_PROCESS_BLOB {
+            let blob = repo.repo.find_object(oid).map_err(io::Error::other)?;
+            return f(BLOB, blob.data.len() as u64, &mut &blob.data[..]);
+        }
+        let mut git = command_in(&self.git_dir)
+            .args(["cat-file", "blob", &oid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let sent = match git.stdout.take() {
+            Some(mut out) => f(BLOB, size, &mut out),
+            None => Err(io::Error::other("git cat-file gave no output")),
+        };
+        if sent.is_err() {
+            let _ = git.kill();
+        }
+        let status = git.wait()?;
+        sent?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "git cat-file blob {oid}: {status}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A bare repository, opened for reading.
 pub struct Repo {
     repo: gix::Repository,
     path: PathBuf,
+    /// Check out in process whatever a tree weighs ([`Repo::in_process`]).
+    in_process: bool,
 }
 
 impl Repo {
@@ -140,7 +185,16 @@ impl Repo {
         Ok(Repo {
             repo,
             path: git_dir.to_path_buf(),
+            in_process: false,
         })
+    }
+
+    /// Check every tree out in process, whatever it weighs (never `git
+    /// read-tree`): for a cluster's node, which needs no `git` of its own
+    /// and whose memory is the job's.
+    pub fn in_process(mut self) -> Repo {
+        self.in_process = true;
+        self
     }
 
     fn read_error(&self, what: impl Into<String>) -> impl FnOnce(String) -> GitError + '_ {
@@ -462,7 +516,7 @@ impl Repo {
         ] {
             write_new(&dot_git.join(file), &data, 0o644)?;
         }
-        if weight.in_process() {
+        if self.in_process || weight.in_process() {
             self.check_out(tree, sha, dest)?;
         } else {
             read_tree(sha, dest)?;
@@ -661,9 +715,6 @@ fn hardened() -> Command {
     git
 }
 
-/// `git read-tree --reset -u SHA` in the new work tree: the index and the
-/// files, through [`command_in`], so only the tree's own `.gitattributes`
-/// applies, as in any checkout.
 /// The most files a tree written in process may hold, the largest blob and
 /// the most bytes in all: gix holds each blob in memory while it writes
 /// it, where `git read-tree` streams a large one, and a pushed tree is the
@@ -788,6 +839,9 @@ fn causes(error: &dyn std::error::Error) -> String {
     line
 }
 
+/// `git read-tree --reset -u SHA` in the new work tree: the index and the
+/// files, through [`command_in`], so only the tree's own `.gitattributes`
+/// applies, as in any checkout.
 fn read_tree(sha: &str, dest: &Path) -> Result<(), GitError> {
     let failed = |message: String| GitError::Checkout {
         sha: sha.to_string(),

@@ -224,23 +224,32 @@ fn run_job(
         let (tag, payload) = remote::read_frame(input, remote::MAX_FRAME)
             .map_err(|e| format!("cannot read the job: {e}"))?
             .ok_or("the job's input ended early")?;
-        if tag != remote::OBJECT && !checked_out {
+        let object = tag == remote::OBJECT || tag == remote::OBJECT_START;
+        if !object && !checked_out {
             check_out(&src, job, &workspace)?;
             checked_out = true;
         }
         match tag {
             remote::OBJECT => {
                 let (&kind, data) = payload.split_first().ok_or("an empty object")?;
-                let kind = match kind {
-                    remote::COMMIT => gix::object::Kind::Commit,
-                    remote::TREE => gix::object::Kind::Tree,
-                    remote::BLOB => gix::object::Kind::Blob,
-                    _ => return Err("an object of no known kind".into()),
-                };
                 use gix::objs::Write as _;
                 repo.objects
-                    .write_buf(kind, data)
+                    .write_buf(object_kind(kind)?, data)
                     .map_err(|e| format!("cannot write an object: {e}"))?;
+            }
+            remote::OBJECT_START => {
+                if checked_out {
+                    return Err("an object came after the checkout".into());
+                }
+                let (kind, size) = remote::object_start(&payload).map_err(|e| e.to_string())?;
+                let mut data = remote::ObjectData::new(input, size);
+                use gix::objs::Write as _;
+                repo.objects
+                    .write_stream(object_kind(kind)?, size, &mut data)
+                    .map_err(|e| format!("cannot write an object: {e}"))?;
+                if !data.is_done() {
+                    return Err("an object was written short of its size".into());
+                }
             }
             remote::FILE_START => {
                 let head: FileHead = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
@@ -523,9 +532,18 @@ fn root_path_of(dir_path: &Path) -> PathBuf {
 /// Check the commit out into `workspace`, as the worker does, from the
 /// repository holding only its objects (shallow: its parents are not
 /// there, and git is told so).
+fn object_kind(kind: u8) -> Result<gix::object::Kind, String> {
+    match kind {
+        remote::COMMIT => Ok(gix::object::Kind::Commit),
+        remote::TREE => Ok(gix::object::Kind::Tree),
+        remote::BLOB => Ok(gix::object::Kind::Blob),
+        _ => Err("an object of no known kind".into()),
+    }
+}
+
 fn check_out(src: &Path, job: &NodeJob, workspace: &Path) -> Result<(), String> {
     std::fs::write(src.join("shallow"), format!("{}\n", job.sha)).map_err(|e| e.to_string())?;
-    let repo = Repo::open(src).map_err(|e| e.to_string())?;
+    let repo = Repo::open(src).map_err(|e| e.to_string())?.in_process();
     repo.materialize(
         &job.sha,
         &job.ref_name,

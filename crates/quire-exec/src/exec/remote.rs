@@ -387,12 +387,9 @@ fn send(
     let mut out = BufWriter::with_capacity(1 << 16, input);
     let json = serde_json::to_vec(header).map_err(io::Error::other)?;
     remote::write_frame(&mut out, remote::HEADER, &json)?;
-    remote.objects.each(&mut |kind, data| {
-        let mut payload = Vec::with_capacity(data.len() + 1);
-        payload.push(kind);
-        payload.extend_from_slice(data);
-        remote::write_frame(&mut out, remote::OBJECT, &payload)
-    })?;
+    remote
+        .objects
+        .each(&mut |kind, size, data| remote::write_object(&mut out, kind, size, data))?;
     if let Ok(dir) = Dir::open(cache_in) {
         send_tree(&mut out, &dir, "")?;
     }
