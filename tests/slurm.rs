@@ -532,3 +532,55 @@ fn a_large_tree_and_a_blob_larger_than_a_frame_check_out_on_a_node_without_git()
     assert!(log.contains(&format!("\n{}\n", big.len())), "{log}");
     assert!(log.contains(&format!("{sum}  big.bin")), "{log}");
 }
+
+/// A build tool on a node rebuilds only what changed: the files of the
+/// checkout that hold the blob they held when the cache was saved (on
+/// another node) get the time they had then; a changed file keeps its
+/// checkout's time.
+#[test]
+fn a_nodes_checkout_gets_the_file_times_saved_with_the_cache() {
+    let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
+        return;
+    };
+    let pipeline = |node: &str| {
+        format!(
+            "[jobs.build]\ninputs = [\"quire/push\"]\ncache = [\"target\"]\nresources = {{ constraint = \"{node}\" }}\nsh = \"echo same=$(date -r same.txt +%s.%N) changed=$(date -r changed.txt +%s.%N); mkdir -p target; touch target/out\"\n"
+        )
+    };
+    repo.commit(
+        &[("same.txt", "unchanged\n"), ("changed.txt", "one\n")],
+        "files",
+    );
+    let first = repo.push_and_wait(&pipeline("qnode1"));
+    assert_eq!(first.state, RunState::Complete, "{first:?}");
+    let times = |log: &str| -> (String, String) {
+        let line = log
+            .lines()
+            .find(|l| l.starts_with("same="))
+            .unwrap_or_else(|| panic!("{log}"));
+        let mut parts = line.split(' ');
+        let same = parts
+            .next()
+            .unwrap()
+            .trim_start_matches("same=")
+            .to_string();
+        let changed = parts
+            .next()
+            .unwrap()
+            .trim_start_matches("changed=")
+            .to_string();
+        (same, changed)
+    };
+    let (same_then, changed_then) = times(&env.logs(&first.id, "build"));
+    repo.commit(&[("changed.txt", "two\n")], "change one file");
+    let second = repo.push_and_wait(&pipeline("qnode2"));
+    assert_eq!(second.state, RunState::Complete, "{second:?}");
+    let log = env.logs(&second.id, "build");
+    let (same_now, changed_now) = times(&log);
+    assert_eq!(same_now, same_then, "{log}");
+    assert_ne!(changed_now, changed_then, "{log}");
+    assert!(
+        log.contains("files of the checkout given their time from the cache's run"),
+        "{log}"
+    );
+}

@@ -117,7 +117,14 @@ pub struct FileHead {
 pub enum FileRole {
     Cache,
     Artifact,
+    /// The checkout's file times kept with a cache (the worker's `mtimes`
+    /// record): to the node with the restored cache, back with the saved
+    /// one. Its path is `mtimes`; it is never written to the workspace.
+    Times,
 }
+
+/// The largest record of file times either end takes.
+pub const MAX_TIMES: u64 = 64 << 20;
 
 /// What the node says first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

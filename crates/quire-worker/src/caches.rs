@@ -13,10 +13,12 @@
 //! whole (renamed to `taking-<run>` or `evicting-<run>`), so a run sees a
 //! complete entry or none.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use quire_exec::beneath::{self, Dir};
@@ -222,7 +224,12 @@ pub struct RunCache {
     cap: u64,
     cap_mb: u64,
     /// The run's checkout, to carry files' times over with the caches.
+    /// Without one (the run's jobs check out on a cluster's nodes), the
+    /// times a restore took are kept for the job's host
+    /// ([`JobCache::restored_times`]), which gives them and records its own.
     checkout: Option<Checkout>,
+    /// The times each job's restore took, for its host.
+    for_host: Mutex<HashMap<String, Vec<u8>>>,
     /// Who owns what is restored (uid, gid): the steps' `run_as` user.
     owner: Option<(u32, u32)>,
 }
@@ -245,6 +252,7 @@ impl RunCache {
             cap: cap_mb.saturating_mul(1024 * 1024),
             cap_mb,
             checkout: None,
+            for_host: Mutex::new(HashMap::new()),
             owner: None,
         }
     }
@@ -303,11 +311,17 @@ impl RunCache {
             (Err(e), _) | (_, Err(e)) => lines.push(format!("cannot restore: {e}")),
         }
         if !restored.is_empty()
-            && let Some(checkout) = &self.checkout
-            && let Ok(record) = fs::read(taken.join("mtimes"))
-            && let Some(line) = checkout.apply(&record)
+            && let Ok(record) = read_times(&taken.join("mtimes"))
         {
-            lines.push(line);
+            match &self.checkout {
+                Some(checkout) => lines.extend(checkout.apply(&record)),
+                None => {
+                    self.for_host
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(job.to_string(), record);
+                }
+            }
         }
         if own || fs::rename(&taken, key.join(ENTRY)).is_err() {
             // Ours to drop; or a newer save took the name while we copied.
@@ -363,7 +377,14 @@ impl RunCache {
         Ok(true)
     }
 
-    fn save_to(&self, job: &str, paths: &[String], workspace: &Path, branch: &str) -> Vec<String> {
+    fn save_to(
+        &self,
+        job: &str,
+        paths: &[String],
+        workspace: &Path,
+        branch: &str,
+        times: Option<&[u8]>,
+    ) -> Vec<String> {
         let started = Instant::now();
         let key = self.caches.key(self.repo_id, job, branch);
         let tmp = key.join(format!("tmp-{}", self.run_id));
@@ -383,7 +404,10 @@ impl RunCache {
         };
         // Before the cached paths leave: the commit's own files in them
         // are recorded as they were.
-        let mtimes = self.checkout.as_ref().map(Checkout::record);
+        let mtimes = match times {
+            Some(times) => Some(times.to_vec()),
+            None => self.checkout.as_ref().map(Checkout::record),
+        };
         let mut lines = Vec::new();
         let mut saved = Vec::new();
         for path in paths {
@@ -493,11 +517,38 @@ impl JobCache for RunCache {
     }
 
     fn save(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String> {
+        self.save_with_times(job, paths, workspace, None)
+    }
+
+    fn restored_times(&self, job: &str) -> Option<Vec<u8>> {
+        self.for_host
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(job)
+    }
+
+    fn save_with_times(
+        &self,
+        job: &str,
+        paths: &[String],
+        workspace: &Path,
+        times: Option<&[u8]>,
+    ) -> Vec<String> {
         match &self.branch {
-            Some(branch) => self.save_to(job, paths, workspace, branch),
+            Some(branch) => self.save_to(job, paths, workspace, branch, times),
             None => vec!["not saved: only a branch's run saves caches".into()],
         }
     }
+}
+
+/// A cache entry's record of file times, if it has one of a sane size.
+fn read_times(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut record = Vec::new();
+    fs::File::open(path)?
+        .take(quire_exec::remote::MAX_TIMES)
+        .read_to_end(&mut record)?;
+    Ok(record)
 }
 
 /// Put the complete entry `tmp` in place of `entry`, atomically: swapped

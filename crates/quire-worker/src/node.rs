@@ -31,7 +31,8 @@ use quire_model::events::Event;
 use quire_pipeline::Limits;
 use quire_pipeline::pipeline::{Input, Pipeline, WorkspaceRefs};
 
-use crate::git::Repo;
+use crate::git::{Repo, TreeFile};
+use crate::mtimes::Checkout;
 use crate::record::{DEFAULT_FILE, validate};
 
 /// The node's standard output, shared by the sink and the cache.
@@ -212,7 +213,12 @@ fn run_job(
     let repo = gix::init_bare(&src).map_err(|e| format!("cannot make a repository: {e}"))?;
     let workspace = dir_path.join("workspace");
     let mut checked_out = false;
+    // The commit's files as checked out, for the cache's file times.
+    let mut checkout: Option<Checkout> = None;
     let mut file: Option<File> = None;
+    // The file times that came with the cache, while they arrive.
+    let mut times: Option<Vec<u8>> = None;
+    let mut receiving_times = false;
     let ws_dir = |checked_out: bool| -> Result<Dir, String> {
         if checked_out {
             Dir::open(&workspace).map_err(|e| e.to_string())
@@ -226,7 +232,7 @@ fn run_job(
             .ok_or("the job's input ended early")?;
         let object = tag == remote::OBJECT || tag == remote::OBJECT_START;
         if !object && !checked_out {
-            check_out(&src, job, &workspace)?;
+            checkout = Some(Checkout::new(&workspace, check_out(&src, job, &workspace)?));
             checked_out = true;
         }
         match tag {
@@ -253,6 +259,11 @@ fn run_job(
             }
             remote::FILE_START => {
                 let head: FileHead = serde_json::from_slice(&payload).map_err(|e| e.to_string())?;
+                if head.role == FileRole::Times {
+                    times = Some(Vec::new());
+                    receiving_times = true;
+                    continue;
+                }
                 if head.role != FileRole::Cache {
                     return Err("only cache files come to a node".into());
                 }
@@ -279,12 +290,22 @@ fn run_job(
                     }
                 };
             }
+            remote::FILE_DATA if receiving_times => {
+                let record = times.get_or_insert_with(Vec::new);
+                if (record.len() + payload.len()) as u64 > remote::MAX_TIMES {
+                    return Err("a record of file times too large".into());
+                }
+                record.extend_from_slice(&payload);
+            }
             remote::FILE_DATA => {
                 if let Some(f) = &mut file {
                     f.write_all(&payload).map_err(|e| e.to_string())?;
                 }
             }
-            remote::FILE_END => file = None,
+            remote::FILE_END => {
+                file = None;
+                receiving_times = false;
+            }
             remote::END => break,
             _ => return Err("an unknown frame".into()),
         }
@@ -372,8 +393,17 @@ fn run_job(
     let containment = setup
         .enter_run(&format!("{}-{}", job.run_id, job.job))
         .map_err(|e| format!("cannot contain the job: {e}"))?;
+    // The restored cache's times, given to the checkout's files that hold
+    // the blob they had: a build tool then rebuilds only what changed.
+    let mut notes = job.cache_notes.clone();
+    if let (Some(checkout), Some(record)) = (&checkout, &times)
+        && let Some(line) = checkout.apply(record)
+    {
+        notes.push(format!("quire: cache: {line}"));
+    }
     let cache = Arc::new(NodeCache {
-        notes: job.cache_notes.clone(),
+        notes,
+        checkout,
         out: Arc::clone(out),
     });
     let ctx = RunContext {
@@ -541,19 +571,22 @@ fn object_kind(kind: u8) -> Result<gix::object::Kind, String> {
     }
 }
 
-fn check_out(src: &Path, job: &NodeJob, workspace: &Path) -> Result<(), String> {
+/// Check the commit out into `workspace`; its files, for their times.
+fn check_out(src: &Path, job: &NodeJob, workspace: &Path) -> Result<Vec<TreeFile>, String> {
     std::fs::write(src.join("shallow"), format!("{}\n", job.sha)).map_err(|e| e.to_string())?;
     let repo = Repo::open(src).map_err(|e| e.to_string())?.in_process();
-    repo.materialize(
-        &job.sha,
-        &job.ref_name,
-        workspace,
-        false,
-        WorkspaceRefs::Pushed,
-    )
-    .map_err(|e| e.to_string())?;
+    let files = repo
+        .materialize(
+            &job.sha,
+            &job.ref_name,
+            workspace,
+            true,
+            WorkspaceRefs::Pushed,
+        )
+        .map_err(|e| e.to_string())?;
     std::fs::write(workspace.join(".git/shallow"), format!("{}\n", job.sha))
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(files)
 }
 
 /// The job's events, and its log's bytes, to the worker: the log up to
@@ -638,6 +671,8 @@ impl EventSink for NodeSink {
 #[derive(Debug)]
 struct NodeCache {
     notes: Vec<String>,
+    /// The checkout, whose files' times go back with the saved cache.
+    checkout: Option<Checkout>,
     out: Out,
 }
 
@@ -656,11 +691,21 @@ impl JobCache for NodeCache {
             return vec!["the workspace is gone: nothing saved".into()];
         };
         let mut sent = (0u64, 0u64);
+        let record = self.checkout.as_ref().map(Checkout::record);
         let mut o = lock(&self.out);
         for path in paths {
             if let Err(e) = send_path(&mut *o, &ws, path, &mut sent) {
                 return vec![format!("{path}: not sent to the server: {e}")];
             }
+        }
+        if let Some(record) = record
+            && let Err(e) = quire_exec::exec::send_file(
+                &mut *o,
+                &quire_exec::exec::times_head(),
+                &mut &record[..],
+            )
+        {
+            return vec![format!("the files' times: not sent to the server: {e}")];
         }
         vec![format!(
             "{} files ({} bytes) sent to the server",

@@ -493,7 +493,15 @@ fn prepare_and_run(
         )
     });
     let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
-    let files = repo.materialize(&run.sha, &run.ref_name, workspace, caching, pipeline.refs)?;
+    // On a cluster each job's node checks the commit out itself (and
+    // gives the files their times from the cache): nothing runs here.
+    let remote = config.executor.slurm().is_some();
+    let files = if remote {
+        std::fs::create_dir(workspace).map_err(|e| crashed("create the workspace", e))?;
+        None
+    } else {
+        Some(repo.materialize(&run.sha, &run.ref_name, workspace, caching, pipeline.refs)?)
+    };
     dirs.create_home_and_tmp()
         .map_err(|e| crashed("create the run's HOME and TMPDIR", e))?;
     let Confined {
@@ -565,8 +573,11 @@ fn prepare_and_run(
                 repo.default_branch(),
                 config.cache_max_mb,
             )
-            .with_checkout(Checkout::new(workspace, files))
             .owned_by(owner);
+            let cache = match files {
+                Some(files) => cache.with_checkout(Checkout::new(workspace, files)),
+                None => cache,
+            };
             Arc::new(cache) as Arc<dyn quire_exec::exec::JobCache>
         }),
         containment: contained.clone(),

@@ -21,6 +21,24 @@ pub trait JobCache: Send + Sync + fmt::Debug {
     fn restore(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String>;
     /// Keep the job's `paths` from `workspace`, after it completed.
     fn save(&self, job: &str, paths: &[String], workspace: &Path) -> Vec<String>;
+    /// The checkout's file times kept with the cache the last `restore`
+    /// of `job` took, for a host that checks the commit out itself and
+    /// gives them there (a cluster's node); none when this cache gave
+    /// them itself, or has none.
+    fn restored_times(&self, _job: &str) -> Option<Vec<u8>> {
+        None
+    }
+    /// [`JobCache::save`], with the file times the host that ran the job
+    /// recorded of its own checkout, kept beside the files.
+    fn save_with_times(
+        &self,
+        job: &str,
+        paths: &[String],
+        workspace: &Path,
+        _times: Option<&[u8]>,
+    ) -> Vec<String> {
+        self.save(job, paths, workspace)
+    }
 }
 
 /// Restore `job`'s caches; the lines for the top of its first step's log.

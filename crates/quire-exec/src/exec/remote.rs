@@ -136,6 +136,7 @@ fn run_in(
     let cache_in = staging.join("in");
     let cache_out = staging.join("out");
     let mut cache_notes = Vec::new();
+    let mut times = None;
     if let Some(cache) = &ctx.cache
         && !job.cache.is_empty()
     {
@@ -145,6 +146,8 @@ fn run_in(
             .into_iter()
             .map(|line| scope.redactor.apply_str(&format!("quire: cache: {line}")))
             .collect();
+        // The node gives the checkout's files their times: its checkout.
+        times = cache.restored_times(&job.id);
     }
     let secrets: Vec<(String, String)> = ctx
         .secrets
@@ -206,7 +209,7 @@ fn run_in(
     let mut watch_log = log.try_clone().map_err(log_error)?;
     std::thread::scope(|threads| -> Result<JobEnd, ExecError> {
         // The job and its commit, written while the node reads them.
-        let sender = threads.spawn(|| send(input, &header, remote, &cache_in));
+        let sender = threads.spawn(|| send(input, &header, remote, &cache_in, times.as_deref()));
         // Cancel, supersede and the host's pending reason, watched while
         // the job runs.
         threads.spawn(|| {
@@ -235,6 +238,7 @@ fn run_in(
             artifacts: None,
             artifacts_dir: ctx.artifacts_dir(),
             cache_out: &cache_out,
+            times: None,
             file: None,
             kept: Vec::new(),
             seqs: HashSet::new(),
@@ -347,7 +351,9 @@ fn run_in(
             && !job.cache.is_empty()
             && cache_out.is_dir()
         {
-            for line in cache.save(&job.id, &job.cache, &cache_out) {
+            for line in
+                cache.save_with_times(&job.id, &job.cache, &cache_out, reader.times.as_deref())
+            {
                 let line = scope.redactor.apply_str(&format!("quire: cache: {line}"));
                 cri.note(line.as_bytes()).map_err(log_error)?;
             }
@@ -383,6 +389,7 @@ fn send(
     header: &NodeJob,
     remote: &Remote,
     cache_in: &Path,
+    times: Option<&[u8]>,
 ) -> io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, input);
     let json = serde_json::to_vec(header).map_err(io::Error::other)?;
@@ -392,6 +399,9 @@ fn send(
         .each(&mut |kind, size, data| remote::write_object(&mut out, kind, size, data))?;
     if let Ok(dir) = Dir::open(cache_in) {
         send_tree(&mut out, &dir, "")?;
+    }
+    if let Some(mut times) = times {
+        send_file(&mut out, &times_head(), &mut times)?;
     }
     remote::write_frame(&mut out, remote::END, b"")?;
     out.flush()
@@ -454,8 +464,7 @@ fn json(value: &impl serde::Serialize) -> io::Result<Vec<u8>> {
 }
 
 /// Send `file` in frames under `head`.
-pub fn send_file(out: &mut dyn Write, head: &FileHead, file: &mut File) -> io::Result<()> {
-    use std::io::Read;
+pub fn send_file(out: &mut dyn Write, head: &FileHead, file: &mut dyn io::Read) -> io::Result<()> {
     remote::write_frame(out, remote::FILE_START, &json(head)?)?;
     let mut buf = vec![0u8; remote::CHUNK];
     loop {
@@ -466,6 +475,16 @@ pub fn send_file(out: &mut dyn Write, head: &FileHead, file: &mut File) -> io::R
         remote::write_frame(out, remote::FILE_DATA, &buf[..n])?;
     }
     remote::write_frame(out, remote::FILE_END, b"")
+}
+
+/// The head of a record of file times ([`FileRole::Times`]).
+pub fn times_head() -> FileHead {
+    FileHead {
+        role: FileRole::Times,
+        path: "mtimes".into(),
+        mode: 0o644,
+        link: None,
+    }
 }
 
 /// A file arriving from the node.
@@ -489,6 +508,8 @@ struct Reader<'a, 's> {
     artifacts: Option<Dir>,
     artifacts_dir: PathBuf,
     cache_out: &'a Path,
+    /// The file times the node recorded of its checkout, for the cache.
+    times: Option<Vec<u8>>,
     file: Option<Incoming>,
     /// Artifacts received: (path, size, sha256), until their event.
     kept: Vec<(String, u64, String)>,
@@ -699,6 +720,10 @@ impl Reader<'_, '_> {
             .ok_or_else(|| io::Error::other("a file without a name"))?;
         let mode = if head.mode & 0o111 != 0 { 0o755 } else { 0o644 };
         let file = match head.role {
+            FileRole::Times => {
+                self.times = Some(Vec::new());
+                None
+            }
             FileRole::Artifact => {
                 if self.artifacts.is_none() {
                     let job_dir = self.artifacts_dir.join(&self.job.id);
@@ -735,6 +760,14 @@ impl Reader<'_, '_> {
         let Some(incoming) = &mut self.file else {
             return Err(io::Error::other("file data outside a file"));
         };
+        if incoming.head.role == FileRole::Times {
+            let times = self.times.get_or_insert_with(Vec::new);
+            if (times.len() + payload.len()) as u64 > remote::MAX_TIMES {
+                return Err(io::Error::other("a record of file times too large"));
+            }
+            times.extend_from_slice(payload);
+            return Ok(());
+        }
         let Some(file) = &mut incoming.file else {
             return Err(io::Error::other("data for a link"));
         };
