@@ -47,6 +47,10 @@ Environment:
   NO_COLOR
       When set and not empty, no colors (colors appear only when stdout is a
       terminal anyway).
+  COLUMNS
+      The width list, show, watch, repos and caches fit their lines in (cut
+      with …, never wrapped); unset, the terminal's, when stdout is one. In a
+      pipe without COLUMNS, lines are as long as what they say.
   TERM
       watch redraws its view in place on a terminal unless TERM is dumb.
   QUIRE_NOW

@@ -55,11 +55,14 @@ impl Stdout {
 fn line_per_change(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run> {
     let mut stdout = Stdout { out: io::stdout() };
     let header = format!(
-        "run {} of {} {} at {}\n",
-        run.id,
-        printable(&run.repo),
-        printable(&run.ref_name),
-        short_sha(&run.sha)
+        "{}\n",
+        out.fit(&format!(
+            "run {} of {} {} at {}",
+            run.id,
+            printable(&run.repo),
+            printable(&run.ref_name),
+            short_sha(&run.sha)
+        ))
     );
     if !stdout.write(&header)? {
         return Ok(run.clone());
@@ -77,7 +80,7 @@ fn line_per_change(store: &Store, run: &Run, out: &Output) -> crate::error::Resu
             if history && matches!(change, Change::JobStarted { .. }) {
                 continue;
             }
-            text.push_str(&describe(change, out.live_now_ms()));
+            text.push_str(&out.fit(&describe(change, out.live_now_ms())));
             text.push('\n');
         }
         if !text.is_empty() && !stdout.write(&text)? {
@@ -98,7 +101,7 @@ fn in_place(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run>
     loop {
         let detail = store.run_detail(&run.id)?;
         let now = out.live_now_ms();
-        let view = frame(&detail, now, out.color, width());
+        let view = frame(&detail, now, out.color, out.width.unwrap_or(80));
         if view != shown {
             if !stdout.write(&redraw(drawn, &view))? {
                 return Ok(detail.run);
@@ -108,7 +111,7 @@ fn in_place(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run>
         }
         if detail.run.state.is_terminal() {
             let outcome = describe(&Change::RunEnded(Box::new(detail.run.clone())), now);
-            stdout.write(&format!("{outcome}\n"))?;
+            stdout.write(&format!("{}\n", out.fit(&outcome)))?;
             return Ok(detail.run);
         }
         if pause(io::stdout()) == Pause::ReaderGone {
@@ -121,15 +124,6 @@ fn in_place(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run>
 /// commit ids are not checked to be hex).
 fn short_sha(sha: &str) -> String {
     printable(&sha.chars().take(12).collect::<String>()).into_owned()
-}
-
-/// The terminal's width in columns (80 when it cannot be told).
-fn width() -> usize {
-    rustix::termios::tcgetwinsize(io::stdout())
-        .ok()
-        .map(|size| usize::from(size.ws_col))
-        .filter(|&cols| cols > 0)
-        .unwrap_or(80)
 }
 
 /// The bytes that replace the `drawn` lines above the cursor with `view`:
@@ -209,10 +203,13 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
         lines.push(fit(&[plain(note)], color, width));
         return lines;
     }
+    // A long id is cut to a third of the line, so that every job's state
+    // stays in view.
+    let id_room = (width / 3).max(8);
     let ids: Vec<String> = detail
         .jobs
         .iter()
-        .map(|j| printable(&j.job.id).into_owned())
+        .map(|j| quire_view::text::cut(&printable(&j.job.id), id_room))
         .collect();
     let id_width = ids.iter().map(|id| id.chars().count()).max().unwrap_or(0);
     let mut rows = Vec::new();
