@@ -164,6 +164,11 @@ fn show_list_watch_and_repos_fit_an_80_column_terminal() {
             .any(|l| l.starts_with("lint") && l.contains("failed (allowed)")),
         "{show:#?}"
     );
+    let watch = on_terminal(&env, 80, &["watch", &id]);
+    assert!(
+        watch.contains("\x1b[35mfailed (allowed)\x1b[0m"),
+        "watch says an allowed failure is one, in magenta: {watch:?}"
+    );
     // Narrower still: columns go, none wraps.
     for args in [vec!["show", id.as_str()], vec!["list"], vec!["repos"]] {
         assert_fits(&args.join(" "), &on_terminal(&env, 50, &args), 50);
@@ -171,4 +176,21 @@ fn show_list_watch_and_repos_fit_an_80_column_terminal() {
     // COLUMNS, where there is no terminal to ask.
     let narrow = quire_testkit::stdout(env.runs(&["list"]).env("COLUMNS", "60"));
     assert_fits("COLUMNS=60 list", &narrow, 60);
+}
+
+#[test]
+fn ci_wait_says_a_failure_the_pipeline_allows_is_allowed() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    app.commit(&[(".quire/ci.toml", PIPELINE)], "pipeline");
+    let (ok, stderr) = app.push(&["-o", "ci.wait", "origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("remote: quire: job lint failed (allowed) in "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("remote: quire: job build complete in "),
+        "{stderr}"
+    );
 }

@@ -174,6 +174,13 @@ impl Output {
         self.colored(state.to_string(), color)
     }
 
+    /// A failed job whose failure the pipeline allowed (`allow_failure`):
+    /// `failed (allowed)`, in its own color (magenta), neither the red of a
+    /// failure that counts nor the green of a pass.
+    pub fn allowed_failure(&self) -> Cell {
+        self.colored(ALLOWED_FAILURE.to_string(), Color::Magenta)
+    }
+
     fn colored(&self, text: String, color: Color) -> Cell {
         let cell = Cell::new(text);
         if self.color { cell.fg(color) } else { cell }
@@ -188,6 +195,18 @@ impl Output {
             3600..=86_399 => format!("{}h ago", secs / 3600),
             _ => format!("{}d ago", secs / 86_400),
         }
+    }
+}
+
+/// How a failed job whose failure the pipeline allowed is shown.
+pub const ALLOWED_FAILURE: &str = "failed (allowed)";
+
+/// A job's state in words: `failed (allowed)` for a failure its pipeline
+/// allowed (`allow_failure = true`), else the state.
+pub fn job_state_text(state: JobState, allow_failure: Option<bool>) -> String {
+    match (state, allow_failure) {
+        (JobState::Failed, Some(true)) => ALLOWED_FAILURE.to_string(),
+        _ => state.to_string(),
     }
 }
 

@@ -211,7 +211,7 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
             (Some(reason), JobState::Skipped, _) => {
                 Cell::new(format!("skipped: {}", printable(reason)))
             }
-            (_, JobState::Failed, Some(true)) => Cell::new("failed (allowed)"),
+            (_, JobState::Failed, Some(true)) => out.allowed_failure(),
             (_, JobState::Active, _) if j.waiting.is_some() => Cell::new(format!(
                 "active: {}",
                 printable(j.waiting.as_deref().unwrap_or_default())

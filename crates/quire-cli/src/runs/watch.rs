@@ -12,7 +12,7 @@ use quire_store::{JobState, Run, RunState, Store};
 
 use crate::runs::cli::WatchArgs;
 use quire_view::follow::{Change, Follower, Pause, describe, one_line, pause};
-use quire_view::text::{Output, duration, printable, short_ref};
+use quire_view::text::{Output, duration, job_state_text, printable, short_ref};
 
 pub fn run(store: &Store, args: &WatchArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let run =
@@ -148,6 +148,7 @@ const GREEN: &str = "32";
 const RED: &str = "31";
 const YELLOW: &str = "33";
 const GREY: &str = "90";
+const MAGENTA: &str = "35";
 
 /// A piece of a line, colored when color is on.
 struct Piece {
@@ -246,18 +247,27 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
                 .unwrap_or_default(),
             JobState::Complete | JobState::Pending => String::new(),
         };
-        rows.push((j.state, id, took, what));
+        rows.push((j.state, j.allow_failure == Some(true), id, took, what));
     }
-    let took_width = rows.iter().map(|r| r.2.chars().count()).max().unwrap_or(0);
-    for (state, id, took, what) in rows {
+    let took_width = rows.iter().map(|r| r.3.chars().count()).max().unwrap_or(0);
+    let state_width = rows
+        .iter()
+        .map(|r| job_state_text(r.0, Some(r.1)).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    for (state, allowed, id, took, what) in rows {
         let (mark, state_color) = match state {
             JobState::Pending => ("·", GREY),
             JobState::Active => ("*", YELLOW),
             JobState::Complete => ("✓", GREEN),
+            // Its own color, as `show` gives it: not a failure that counts.
+            JobState::Failed if allowed => ("X", MAGENTA),
             JobState::Failed => ("X", RED),
             JobState::Aborted => ("!", RED),
             JobState::Skipped => ("-", GREY),
         };
+        let state_text = job_state_text(state, Some(allowed));
         let pieces = [
             plain("  "),
             Piece {
@@ -266,14 +276,14 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
             },
             plain(format!(" {id:<id_width$}  ")),
             Piece {
-                text: state.as_str().to_string(),
+                text: state_text.clone(),
                 color: Some(state_color),
             },
             plain(
                 format!(
                     "{:pad$}  {took:<took_width$}  {what}",
                     "",
-                    pad = 8 - state.as_str().len().min(8)
+                    pad = state_width - state_text.chars().count().min(state_width)
                 )
                 .trim_end(),
             ),
@@ -432,6 +442,24 @@ mod tests {
             "  \x1b[32m✓\x1b[0m build    \x1b[32mcomplete\x1b[0m  9.0s"
         );
         assert!(colored[0].starts_with("\x1b[33mactive\x1b[0m  59.0s  run "));
+    }
+
+    #[test]
+    fn a_failure_the_pipeline_allows_is_shown_as_such_in_its_own_color() {
+        let mut detail = detail();
+        detail.jobs[1].job.allow_failure = Some(true);
+        let view = frame(&detail, 60_000, false, 120);
+        assert_eq!(
+            view[3],
+            "  X lint     failed (allowed)  2.5s   exit 2; step 2: cargo clippy\\x1b[2J"
+        );
+        assert_eq!(view[2], "  ✓ build    complete          9.0s");
+        let colored = frame(&detail, 60_000, true, 120);
+        assert!(
+            colored[3].starts_with("  \x1b[35mX\x1b[0m lint     \x1b[35mfailed (allowed)\x1b[0m"),
+            "{:?}",
+            colored[3]
+        );
     }
 
     #[test]
