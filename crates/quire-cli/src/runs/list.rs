@@ -17,7 +17,7 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> crate::error::Result
             .map(|span| out.now_ms - i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2)),
         before: None,
         limit: args.limit,
-        ..args.scope.scope().filter(store)?
+        ..crate::select::filter(store, &args.scope.scope())?
     };
     let runs = store.list_runs(&filter)?;
     if args.json.wanted() {
