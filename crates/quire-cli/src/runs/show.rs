@@ -239,7 +239,17 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
             ]);
         }
     }
-    let _ = write!(text, "\n{}\n", out.render(&mut table, &[2, 3], &[(1, 16)]));
+    // On a terminal, the state at most a quarter of the line (`failed
+    // (allowed)` whole): what room there is goes to the commands.
+    if let (Some(width), Some(column)) = (out.width, table.column_mut(1)) {
+        let padding = column.padding_width();
+        let most = u16::try_from(width / 4).unwrap_or(u16::MAX).max(16);
+        column.set_constraint(comfy_table::ColumnConstraint::Boundaries {
+            lower: comfy_table::Width::Fixed(16 + padding),
+            upper: comfy_table::Width::Fixed(most + padding),
+        });
+    }
+    let _ = write!(text, "\n{}\n", out.render(&mut table, &[2, 3], &[]));
     if !detail.artifacts.is_empty() {
         let mut table = out.table(&["JOB", "ARTIFACT", "SIZE"]);
         for artifact in &detail.artifacts {

@@ -98,10 +98,18 @@ fn in_place(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run>
     let mut stdout = Stdout { out: io::stdout() };
     let mut drawn = 0;
     let mut shown: Vec<String> = Vec::new();
+    // The short id `list` shows, for a line too narrow for the whole one.
+    let short_id = store.short_ids(&[run.id.as_str()])?.pop();
     loop {
         let detail = store.run_detail(&run.id)?;
         let now = out.live_now_ms();
-        let view = frame(&detail, now, out.color, out.width.unwrap_or(80));
+        let view = frame(
+            &detail,
+            short_id.as_deref(),
+            now,
+            out.color,
+            out.width.unwrap_or(80),
+        );
         if view != shown {
             if !stdout.write(&redraw(drawn, &view))? {
                 return Ok(detail.run);
@@ -168,7 +176,13 @@ fn plain(text: impl Into<String>) -> Piece {
 /// id, state, duration, and the step it runs, how it failed or why it was
 /// skipped). Every line fits in `width - 1` columns, cut with `…`, so that
 /// none wraps and the redraw moves up by exactly the lines it drew.
-pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) -> Vec<String> {
+pub(crate) fn frame(
+    detail: &RunDetail,
+    short_id: Option<&str>,
+    now_ms: i64,
+    color: bool,
+    width: usize,
+) -> Vec<String> {
     let run = &detail.run;
     let mut lines = Vec::new();
     let run_color = match run.state {
@@ -186,13 +200,21 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
     if let Some(ms) = run.duration_ms(now_ms) {
         head.push(plain(format!("  {}", duration(ms))));
     }
-    head.push(plain(format!(
-        "  run {}  {}  {}  {}",
-        run.id,
-        printable(&run.repo),
-        printable(&short_ref(&run.ref_name)),
-        short_sha(&run.sha)
-    )));
+    let rest = |id: &str| {
+        format!(
+            "  run {id}  {}  {}  {}",
+            printable(&run.repo),
+            printable(&short_ref(&run.ref_name)),
+            short_sha(&run.sha)
+        )
+    };
+    let whole = rest(&run.id);
+    let used: usize = head.iter().map(|p| p.text.chars().count()).sum();
+    // Too wide with the whole id: the short one, so the ref has the room.
+    head.push(plain(match short_id {
+        Some(id) if used + whole.chars().count() >= width => rest(id),
+        _ => whole,
+    }));
     lines.push(fit(&head, color, width));
     lines.push(String::new());
     if detail.jobs.is_empty() {
@@ -416,7 +438,7 @@ mod tests {
 
     #[test]
     fn the_view_marks_each_job_with_its_state_duration_and_step() {
-        let view = frame(&detail(), 60_000, false, 120);
+        let view = frame(&detail(), None, 60_000, false, 120);
         assert_eq!(
             view.join("\n"),
             "active  59.0s  run 01a20000-0000-7000-8000-000000000004  app.git  feature  eeeeeeeeeeee\n\
@@ -431,12 +453,12 @@ mod tests {
 
     #[test]
     fn the_view_fits_the_terminal_and_colors_only_marks_and_states() {
-        let view = frame(&detail(), 60_000, false, 40);
+        let view = frame(&detail(), None, 60_000, false, 40);
         for line in &view {
             assert!(line.chars().count() < 40, "{line:?}");
         }
         assert_eq!(view[3], "  X lint     failed    2.5s   exit 2; …");
-        let colored = frame(&detail(), 60_000, true, 120);
+        let colored = frame(&detail(), None, 60_000, true, 120);
         assert_eq!(
             colored[2],
             "  \x1b[32m✓\x1b[0m build    \x1b[32mcomplete\x1b[0m  9.0s"
@@ -448,13 +470,13 @@ mod tests {
     fn a_failure_the_pipeline_allows_is_shown_as_such_in_its_own_color() {
         let mut detail = detail();
         detail.jobs[1].job.allow_failure = Some(true);
-        let view = frame(&detail, 60_000, false, 120);
+        let view = frame(&detail, None, 60_000, false, 120);
         assert_eq!(
             view[3],
             "  X lint     failed (allowed)  2.5s   exit 2; step 2: cargo clippy\\x1b[2J"
         );
         assert_eq!(view[2], "  ✓ build    complete          9.0s");
-        let colored = frame(&detail, 60_000, true, 120);
+        let colored = frame(&detail, None, 60_000, true, 120);
         assert!(
             colored[3].starts_with("  \x1b[35mX\x1b[0m lint     \x1b[35mfailed (allowed)\x1b[0m"),
             "{:?}",
