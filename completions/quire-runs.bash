@@ -22,6 +22,9 @@ _quire__runs() {
             quire__runs,cancel)
                 cmd="quire__runs__subcmd__cancel"
                 ;;
+            quire__runs,complete-words)
+                cmd="quire__runs__subcmd__complete__subcmd__words"
+                ;;
             quire__runs,completions)
                 cmd="quire__runs__subcmd__completions"
                 ;;
@@ -69,6 +72,9 @@ _quire__runs() {
                 ;;
             quire__runs__subcmd__help,cancel)
                 cmd="quire__runs__subcmd__help__subcmd__cancel"
+                ;;
+            quire__runs__subcmd__help,complete-words)
+                cmd="quire__runs__subcmd__help__subcmd__complete__subcmd__words"
                 ;;
             quire__runs__subcmd__help,completions)
                 cmd="quire__runs__subcmd__help__subcmd__completions"
@@ -168,6 +174,24 @@ _quire__runs() {
             ;;
         quire__runs__subcmd__cancel)
             opts="-h -V --home --help --version"
+            if [[ ${cur} == -* ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            _quire__runs__offer runs
+            return 0
+            ;;
+        quire__runs__subcmd__complete__subcmd__words)
+            opts="-h -V --home --help --version runs repos"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -204,7 +228,7 @@ _quire__runs() {
             ;;
         quire__runs__subcmd__download)
             opts="-h -V --job --dir --home --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -225,7 +249,7 @@ _quire__runs() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            _quire__runs__offer runs
             return 0
             ;;
         quire__runs__subcmd__help)
@@ -257,6 +281,20 @@ _quire__runs() {
             return 0
             ;;
         quire__runs__subcmd__help__subcmd__cancel)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        quire__runs__subcmd__help__subcmd__complete__subcmd__words)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -474,11 +512,11 @@ _quire__runs() {
             fi
             case "${prev}" in
                 --repo)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 -R)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 --ref)
@@ -494,11 +532,11 @@ _quire__runs() {
                     return 0
                     ;;
                 --state)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "pending active complete failed superseded" -- "${cur}"))
                     return 0
                     ;;
                 -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "pending active complete failed superseded" -- "${cur}"))
                     return 0
                     ;;
                 --commit)
@@ -546,7 +584,7 @@ _quire__runs() {
             ;;
         quire__runs__subcmd__logs)
             opts="-j -R -b -f -t -h -V --job --repo --ref --branch --step --follow --timestamps --stream --failed --raw --home --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -560,11 +598,11 @@ _quire__runs() {
                     return 0
                     ;;
                 --repo)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 -R)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 --ref)
@@ -595,7 +633,7 @@ _quire__runs() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            _quire__runs__offer runs
             return 0
             ;;
         quire__runs__subcmd__man)
@@ -696,7 +734,7 @@ _quire__runs() {
             ;;
         quire__runs__subcmd__retry)
             opts="-h -V --home --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -709,7 +747,7 @@ _quire__runs() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            _quire__runs__offer runs
             return 0
             ;;
         quire__runs__subcmd__serve)
@@ -736,17 +774,17 @@ _quire__runs() {
             ;;
         quire__runs__subcmd__show)
             opts="-R -b -q -h -V --repo --ref --branch --json --jq --exit-status --home --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --repo)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 -R)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 --ref)
@@ -781,22 +819,22 @@ _quire__runs() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            _quire__runs__offer runs
             return 0
             ;;
         quire__runs__subcmd__wait)
             opts="-R -b -i -h -V --repo --ref --branch --interval --home --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --repo)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 -R)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 --ref)
@@ -827,22 +865,22 @@ _quire__runs() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            _quire__runs__offer runs
             return 0
             ;;
         quire__runs__subcmd__watch)
             opts="-R -b -h -V --repo --ref --branch --exit-status --home --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --repo)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 -R)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    _quire__runs__offer repos
                     return 0
                     ;;
                 --ref)
@@ -865,7 +903,7 @@ _quire__runs() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            _quire__runs__offer runs
             return 0
             ;;
     esac
@@ -876,3 +914,25 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
 else
     complete -F _quire__runs -o bashdefault -o default quire-runs
 fi
+
+# The words only the home knows, from quire-runs itself (complete-words KIND),
+# for the --home on the line (else its default home).
+_quire__runs__words() {
+    local i home=()
+    for ((i = 1; i < ${#COMP_WORDS[@]}; i++)); do
+        case "${COMP_WORDS[i]}" in
+            --home) home=(--home "${COMP_WORDS[i+1]}") ;;
+            --home=*) home=(--home "${COMP_WORDS[i]#--home=}") ;;
+        esac
+    done
+    "${COMP_WORDS[0]}" "${home[@]}" complete-words "$1" 2>/dev/null
+}
+
+# Those of them that start with the word being completed, in their order.
+_quire__runs__offer() {
+    local word
+    COMPREPLY=()
+    while IFS= read -r word; do
+        [[ ${word} == "${cur}"* ]] && COMPREPLY+=("${word}")
+    done < <(_quire__runs__words "$1")
+}

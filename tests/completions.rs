@@ -512,3 +512,79 @@ fn help_printed_by_the_binaries_is_the_finished_help() {
         }
     }
 }
+
+/// A pipeline that completes at once.
+const QUICK: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
+
+/// `line<TAB>` in a real bash, quire-runs found on PATH as a person's
+/// would be: what it offers, in its order.
+fn bash_offers(scripts: &Path, line: &str) -> Vec<String> {
+    let bin = assert_cmd::cargo::cargo_bin("quire-runs");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = assert_cmd::Command::new("bash")
+        .args(["--noprofile", "--norc", "-c", BASH_DRIVER, "bash"])
+        .arg(scripts)
+        .arg(line)
+        .env("PATH", path)
+        .env_remove("QUIRE_HOME")
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bash_completes_run_states_run_ids_newest_first_and_repository_names() {
+    assert!(installed("bash"), "bash is required for this test");
+    let env = quire_testkit::Env::new();
+    let root = env.path().canonicalize().unwrap();
+    env.config(&format!("repos_root = {:?}\n", root.display().to_string()));
+    let team = env.repo_with_hook("team/app");
+    let infra = env.repo_with_hook("infra/app");
+    let older = team.push_and_wait(QUICK).id;
+    let newer = infra.push_and_wait(QUICK).id;
+    let dir = tempfile::tempdir().unwrap();
+    print_scripts(dir.path(), "bash");
+    let home = env.home().dir().display().to_string();
+    let at = |rest: &str| format!("quire-runs --home {home} {rest}");
+
+    assert_eq!(
+        bash_offers(dir.path(), &at("list --state ")),
+        ["pending", "active", "complete", "failed", "superseded"]
+    );
+    assert_eq!(bash_offers(dir.path(), &at("list -s fa")), ["failed"]);
+    // Run ids, newest first, where a command takes RUN; a prefix narrows.
+    for command in ["show", "logs", "watch", "cancel", "retry", "download"] {
+        assert_eq!(
+            bash_offers(dir.path(), &at(&format!("{command} "))),
+            [newer.as_str(), older.as_str()],
+            "{command}"
+        );
+    }
+    assert_eq!(
+        bash_offers(dir.path(), &at(&format!("show {}", &older[..34]))),
+        [older.as_str()]
+    );
+    // Flags still complete there.
+    assert!(bash_offers(dir.path(), &at("show --ex")).contains(&"--exit-status".to_string()));
+    // Repository names after -R and --repo.
+    assert_eq!(
+        bash_offers(dir.path(), &at("list -R ")),
+        ["infra/app.git", "team/app.git"]
+    );
+    assert_eq!(
+        bash_offers(dir.path(), &at("show --repo te")),
+        ["team/app.git"]
+    );
+    // No home there: nothing to offer, and no error on the line.
+    let nowhere = format!("quire-runs --home {home}/nowhere show ");
+    assert_eq!(bash_offers(dir.path(), &nowhere), Vec::<String>::new());
+}

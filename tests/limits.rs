@@ -288,6 +288,8 @@ SSH_KEY = {{ file = "{}" }}
 [jobs.deploy]
 inputs = ["quire/push"]
 secrets = ["SSH_KEY"]
+# stderr through a pipe of its own: redacted there too.
+separate_stderr = true
 sh = [
   "printf '%s\n' \"$SSH_KEY\" | cat",
   "printf '%s\n' \"$SSH_KEY\" >&2",

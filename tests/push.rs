@@ -649,7 +649,12 @@ fn trigger_wait_runs_in_the_foreground_and_exits_with_the_outcome() {
     env.run(&["trigger", "--git-dir", bare, "main", "--wait"])
         .assert()
         .success()
-        .stdout(predicate::str::is_match(r"quire: run [0-9a-f-]{36} complete\n").unwrap());
+        .stdout(
+            predicate::str::is_match(
+                r"quire: run ([0-9a-f-]{36}) complete in .* \(quire-runs show [0-9a-f-]{36}\)\n",
+            )
+            .unwrap(),
+        );
     repo.commit(
         &[(
             ".quire/ci.toml",
@@ -732,8 +737,19 @@ fn the_demo_removes_its_scratch_folder_unless_kept_and_says_where_a_kept_one_is(
         .stdout(predicate::str::contains(
             "quire: removed the demo's folder ",
         ))
-        .stdout(predicate::str::contains("quire-run demo --keep"))
         .stdout(predicate::str::contains("Look further").not());
+    // The folder is gone: no command names it; the one to keep it next
+    // time names the binary by its full path, which need not be on PATH.
+    let quire_run = assert_cmd::cargo::cargo_bin("quire-run");
+    let quire_runs = assert_cmd::cargo::cargo_bin("quire-runs");
+    let out = demo(tmp.path(), &[]).success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains(&format!("`{} demo --keep` keeps it", quire_run.display())),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("--home"), "{stdout}");
+    assert!(!stdout.contains("quire-runs "), "{stdout}");
     assert_eq!(entries(tmp.path()), Vec::<std::path::PathBuf>::new());
 
     let out = demo(tmp.path(), &["--keep"])
@@ -750,10 +766,21 @@ fn the_demo_removes_its_scratch_folder_unless_kept_and_says_where_a_kept_one_is(
         )),
         "{stdout}"
     );
-    assert!(
-        stdout.contains(&format!("--home {} logs ", dir.join("home").display())),
-        "{stdout}"
-    );
+    let home = dir.join("home");
+    for command in ["show", "logs"] {
+        assert!(
+            stdout.contains(&format!(
+                "{} --home {} {command} ",
+                quire_runs.display(),
+                home.display()
+            )),
+            "{command}: {stdout}"
+        );
+    }
+    // Every command it prints names quire-runs by its full path.
+    for line in stdout.lines().filter(|l| l.contains("--home")) {
+        assert!(line.contains(&*quire_runs.to_string_lossy()), "{line}");
+    }
     for part in [
         "home/quire.db",
         "app.git/hooks/post-receive",

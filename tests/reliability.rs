@@ -711,6 +711,8 @@ KEY = {{ file = "{}" }}
 [jobs.deploy]
 inputs = ["quire/push"]
 secrets = ["TOKEN", "KEY"]
+# stderr through a pipe of its own: redacted there too.
+separate_stderr = true
 sh = [
   "echo token=$TOKEN key=$KEY",
   "echo $TOKEN$TOKEN >&2",

@@ -324,3 +324,52 @@ fn a_hooks_path_under_the_home_folder_is_followed_as_git_follows_it() {
     assert_eq!(found["hook"], "quire", "{repos}");
     assert_eq!(found["hooks_path"], hooks.to_str().unwrap(), "{repos}");
 }
+
+#[test]
+fn a_repo_name_that_ends_several_names_names_each_of_them() {
+    let env = Env::new();
+    env.config(&format!("repos_root = {:?}\n", canonical(env.path())));
+    let team = env.repo_with_hook("team/app");
+    let infra = env.repo_with_hook("infra/app");
+    let run = push_run(&team, QUICK);
+    push_run(&infra, QUICK);
+    assert_eq!(
+        names(&env.json(&["repos"])),
+        ["infra/app.git", "team/app.git"]
+    );
+    for args in [
+        vec!["list", "-R", "app"],
+        vec!["show", "-R", "app.git"],
+        vec!["watch", "--repo", "app"],
+        vec!["logs", "-R", "app"],
+    ] {
+        let said = format!(
+            "quire-runs: error: {:?} is ambiguous: it ends the names of 2 repositories: \
+             infra/app.git, team/app.git",
+            args[2]
+        );
+        env.runs(&args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(said))
+            .stderr(predicate::str::contains(
+                "hint: give the whole name: -R infra/app.git",
+            ));
+    }
+    // The whole name picks one.
+    assert_eq!(ids(&env.json(&["list", "-R", "team/app"])), [&run]);
+    // A name that ends one name: the error as before, and which it may be.
+    let other = env.repo_with_hook("tools/web");
+    push_run(&other, QUICK);
+    env.runs(&["list", "-R", "web"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no repository \"web\" is known"))
+        .stderr(predicate::str::contains("did you mean tools/web.git?"));
+    env.runs(&["list", "-R", "nothing"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "no repository \"nothing\" is known",
+        ));
+}

@@ -584,3 +584,26 @@ fn a_nodes_checkout_gets_the_file_times_saved_with_the_cache() {
         "{log}"
     );
 }
+
+#[test]
+fn a_nodes_step_writes_stdout_and_stderr_through_one_pipe_in_order() {
+    let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
+        return;
+    };
+    let run = repo.push_and_wait(
+        "[jobs.o]\ninputs = [\"quire/push\"]\nsh = \"echo x > /nonexistent/dir/f; echo rc=$?\"\n",
+    );
+    assert_eq!(run.state, quire_store::RunState::Complete, "{run:?}");
+    let log = env.step_log(&run.id, "o", 1);
+    let lines: Vec<&str> = log.lines().collect();
+    let error = lines.iter().position(|l| l.contains("/nonexistent/dir/f"));
+    let rc = lines.iter().position(|l| l.ends_with(" rc=2"));
+    assert!(
+        matches!((error, rc), (Some(e), Some(r)) if e < r),
+        "the shell's error before rc=2, as the node's step wrote them: {log}"
+    );
+    // One stream, logged as stdout (quire's own notes are stderr's).
+    for at in [error, rc].into_iter().flatten() {
+        assert!(lines[at].contains(" stdout "), "{log}");
+    }
+}

@@ -263,3 +263,63 @@ sh = "quire-no-such-command-3b9"
     assert_eq!(run.state, RunState::Failed, "{text}");
     assert!(!text.contains("quire: exit"), "{text}");
 }
+
+/// A step whose shell's error line (stderr) comes before what it prints
+/// next (stdout).
+const ERROR_THEN_RC: &str = "echo x > /nonexistent/dir/f; echo rc=$?";
+
+#[test]
+fn a_steps_stdout_and_stderr_share_one_pipe_so_its_log_keeps_their_order() {
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    // Confined steps start through quire's own spawn; without the sandbox
+    // (and without cgroups or a network namespace, where there are none),
+    // through std's: one pipe either way.
+    for config in ["", "sandbox = \"off\"\n"] {
+        env.config(config);
+        one_pipe_keeps_the_order(&env, &app);
+    }
+}
+
+fn one_pipe_keeps_the_order(env: &Env, app: &Repo) {
+    let run = app.push_and_wait(&format!(
+        r#"[jobs.one]
+inputs = ["quire/push"]
+sh = [{ERROR_THEN_RC:?}, {ERROR_THEN_RC:?}, {ERROR_THEN_RC:?}]
+
+[jobs.two]
+inputs = ["quire/push"]
+separate_stderr = true
+sh = [{ERROR_THEN_RC:?}]
+"#
+    ));
+    assert_eq!(run.state, RunState::Complete, "{run:?}");
+    for seq in 1..=3 {
+        let log = env.step_log(&run.id, "one", seq);
+        let lines: Vec<&str> = log.lines().collect();
+        let error = lines.iter().position(|l| l.contains("/nonexistent/dir/f"));
+        let rc = lines.iter().position(|l| l.ends_with(" rc=2"));
+        assert!(
+            matches!((error, rc), (Some(e), Some(r)) if e < r),
+            "the shell's error before rc=2, as written: {log}"
+        );
+        // One stream, logged as stdout (the CRI format names one per line).
+        assert!(lines.iter().all(|l| l.contains(" stdout ")), "{log}");
+    }
+    // Asked for, a pipe each: the error line is stderr's.
+    let log = env.step_log(&run.id, "two", 1);
+    let error = log
+        .lines()
+        .find(|l| l.contains("/nonexistent/dir/f"))
+        .unwrap();
+    assert!(error.contains(" stderr "), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" stdout ") && l.ends_with(" rc=2")),
+        "{log}"
+    );
+    // What `logs` prints keeps the order too.
+    let printed = env.logs(&run.id, "one");
+    let error = printed.find("/nonexistent/dir/f").unwrap();
+    assert!(error < printed.find("rc=2").unwrap(), "{printed}");
+}

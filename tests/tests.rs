@@ -38,6 +38,7 @@ mod snapshots_test;
 mod stable;
 mod steps;
 mod store_errors;
+mod terminal;
 mod trigger;
 mod upstream_pipeline;
 mod watch;

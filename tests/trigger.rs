@@ -196,3 +196,52 @@ fn git_status(repo: &Repo, args: &[&str]) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+#[test]
+fn trigger_wait_tells_each_jobs_start_and_end_as_ci_wait_does() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    repo.commit(
+        &[(
+            ".quire/ci.toml",
+            r#"[jobs.build]
+inputs = ["quire/push"]
+sh = "echo built"
+
+[jobs.test]
+inputs = ["build"]
+sh = "echo testing; exit 3"
+"#,
+        )],
+        "two jobs",
+    );
+    git(
+        &repo.work,
+        &["push", "--quiet", "-o", "ci.skip", "origin", "main"],
+    );
+    let bare = repo.bare.to_str().unwrap();
+    let out = env
+        .run(&["trigger", "--git-dir", bare, "main", "--wait"])
+        .assert()
+        .code(1);
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let lines: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.starts_with("quire: job ") || l.starts_with("quire: run "))
+        .map(quire_testkit::masked)
+        .collect();
+    let run = &env.all_runs()[0].id;
+    assert_eq!(
+        lines,
+        [
+            "quire: job build started".to_string(),
+            "quire: job build complete in D (exit 0)".to_string(),
+            "quire: job test started".to_string(),
+            "quire: job test failed in D (exit 3; step 1: echo testing; exit 3)".to_string(),
+            format!("quire: run {run} failed (pipeline-failure) in D (quire-runs show {run})"),
+        ],
+        "{stdout}"
+    );
+    // The failing step's last lines, as ci.wait shows them.
+    assert!(stdout.contains("quire:   | testing"), "{stdout}");
+}

@@ -179,6 +179,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 const PIPELINE: &str = r#"
 [jobs.build]
 inputs = ["quire/push"]
+separate_stderr = true
 sh = ["echo compiling", "echo built >&2"]
 
 [jobs.test]

@@ -19,7 +19,10 @@ pub fn completion(shell: Shell, mut cmd: clap::Command) -> Vec<u8> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, &name, &mut script);
     match shell {
-        Shell::Bash => fix_bash(&String::from_utf8_lossy(&script), &name).into_bytes(),
+        Shell::Bash => {
+            let fixed = fix_bash(&String::from_utf8_lossy(&script), &name);
+            home_words_bash(&fixed, &cmd).into_bytes()
+        }
         Shell::Fish => fix_fish(String::from_utf8_lossy(&script).into_owned(), &cmd).into_bytes(),
         _ => script,
     }
@@ -52,6 +55,96 @@ fn fix_bash(script: &str, name: &str) -> String {
         }
     }
     fixed
+}
+
+/// The hidden command that prints the words only a home knows.
+const WORDS_COMMAND: &str = "complete-words";
+
+/// Bash completes what only the home knows by asking the binary
+/// (`complete-words`, hidden), for the `--home` on the line: run ids,
+/// newest first, where a command takes RUN, and repository names after
+/// `-R`/`--repo`, where clap_complete's script offered file names. The
+/// words are read line by line into COMPREPLY, never through `compgen -W`,
+/// which would expand a `$(...)` in a repository's name.
+fn home_words_bash(script: &str, cmd: &clap::Command) -> String {
+    if cmd.find_subcommand(WORDS_COMMAND).is_none() {
+        return script.to_string();
+    }
+    let name = cmd.get_name();
+    let function = format!("_{}", name.replace('-', "__"));
+    let label = |sub: &str| format!("{}__subcmd__{sub})", name.replace('-', "__"));
+    let taking_run: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|sub| {
+            sub.get_positionals().any(|a| {
+                a.get_value_names()
+                    .is_some_and(|v| v.iter().any(|n| n == "RUN"))
+            })
+        })
+        .map(|sub| label(sub.get_name()))
+        .collect();
+    let offer = |kind: &str| format!("{function}__offer {kind}");
+    let mut out = String::with_capacity(script.len() + 1024);
+    let mut lines = script.split_inclusive('\n').peekable();
+    let mut in_run_block = false;
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        if trimmed.ends_with(')') && trimmed.contains("__subcmd__") {
+            in_run_block = taking_run.iter().any(|l| l == trimmed);
+        }
+        if in_run_block && trimmed.starts_with("if [[ ${cur} == -* || ${COMP_CWORD} -eq ") {
+            out.push_str(&format!("{indent}if [[ ${{cur}} == -* ]] ; then\n"));
+            continue;
+        }
+        if in_run_block
+            && indent.len() == 12
+            && trimmed == r#"COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )"#
+        {
+            out.push_str(&format!("{indent}{}\n", offer("runs")));
+            continue;
+        }
+        if trimmed.starts_with("opts=\"") {
+            // Hidden: not a command to offer people.
+            out.push_str(&line.replace(&format!(" {WORDS_COMMAND}"), ""));
+            continue;
+        }
+        out.push_str(line);
+        if (trimmed == "--repo)" || trimmed == "-R)")
+            && let Some(next) = lines.peek()
+            && next.trim() == r#"COMPREPLY=($(compgen -f "${cur}"))"#
+        {
+            let indent = &next[..next.len() - next.trim_start().len()];
+            out.push_str(&format!("{indent}{}\n", offer("repos")));
+            lines.next();
+        }
+    }
+    out.push_str(&format!(
+        r#"
+# The words only the home knows, from {name} itself ({WORDS_COMMAND} KIND),
+# for the --home on the line (else its default home).
+{function}__words() {{
+    local i home=()
+    for ((i = 1; i < ${{#COMP_WORDS[@]}}; i++)); do
+        case "${{COMP_WORDS[i]}}" in
+            --home) home=(--home "${{COMP_WORDS[i+1]}}") ;;
+            --home=*) home=(--home "${{COMP_WORDS[i]#--home=}}") ;;
+        esac
+    done
+    "${{COMP_WORDS[0]}}" "${{home[@]}}" {WORDS_COMMAND} "$1" 2>/dev/null
+}}
+
+# Those of them that start with the word being completed, in their order.
+{function}__offer() {{
+    local word
+    COMPREPLY=()
+    while IFS= read -r word; do
+        [[ ${{word}} == "${{cur}}"* ]] && COMPREPLY+=("${{word}}")
+    done < <({function}__words "$1")
+}}
+"#
+    ));
+    out
 }
 
 /// clap_complete's fish script completes the values an option takes, but

@@ -578,8 +578,11 @@ sh = [{}]
     }
 }
 
+/// With `separate_stderr`, each stream through a pipe of its own, each
+/// line logged with its stream (without it, one pipe: all of it stdout,
+/// tests/steps.rs).
 #[test]
-fn stdout_and_stderr_interleave_in_the_order_written() {
+fn separate_stdout_and_stderr_interleave_in_the_order_written() {
     let run = Run::new("refs/heads/main");
     // Each line is written only once the one before it is in the log, so
     // the order the log shows is the order of the writes, not a race
@@ -589,6 +592,7 @@ fn stdout_and_stderr_interleave_in_the_order_written() {
         r#"
         [jobs.mixed]
         inputs = ["quire/push"]
+        separate_stderr = true
         timeout = "60s"
         sh = """
         logged() {{ until grep -q "$1" '{}'; do sleep 0.01; done; }}

@@ -52,6 +52,10 @@ pub struct Job {
     pub when: Option<When>,
     pub timeout: Option<Duration>,
     pub allow_failure: bool,
+    /// Whether the job's steps write stderr through a pipe of its own
+    /// (`separate_stderr = true`): by default a step's stdout and stderr
+    /// share one pipe, so that its log keeps the order it wrote in.
+    pub separate_stderr: bool,
     /// Names of the home's secrets this job's steps get as variables.
     pub secrets: Vec<String>,
     /// Globs, relative to the workspace, of the files kept when the job
@@ -172,6 +176,8 @@ struct RawJob {
     timeout: Option<String>,
     #[serde(default)]
     allow_failure: bool,
+    #[serde(default)]
+    separate_stderr: bool,
     #[serde(default)]
     secrets: Vec<String>,
     #[serde(default)]
@@ -612,6 +618,7 @@ impl Pipeline {
                 when,
                 timeout,
                 allow_failure: raw.allow_failure,
+                separate_stderr: raw.separate_stderr,
                 secrets: raw.secrets.clone(),
                 artifacts,
                 cache,

@@ -43,7 +43,7 @@ sh = "x"
 needs = ["b"]
 "#,
             &[
-                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `secrets`, `artifacts`, `cache`, `resources`",
+                "4:1: unknown field `needs`, expected one of `inputs`, `sh`, `env`, `when`, `timeout`, `allow_failure`, `separate_stderr`, `secrets`, `artifacts`, `cache`, `resources`",
             ],
         ),
         (

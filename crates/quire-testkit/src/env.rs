@@ -47,6 +47,8 @@ impl Env {
         let mut cmd = Command::cargo_bin(bin).unwrap();
         cmd.env_remove("QUIRE_HOME")
             .env_remove("NO_COLOR")
+            // Lines as long as they are: none is cut to a terminal's width.
+            .env_remove("COLUMNS")
             .arg("--home")
             .arg(self.home().dir())
             .args(args)

@@ -18,7 +18,7 @@ use quire_store::logs::LogAt;
 use quire_store::query::{JobDetail, RunDetail};
 use quire_store::{JobState, Run, Step, Store};
 
-use crate::text::{duration, printable};
+use crate::text::{duration, job_state_text, printable};
 
 /// How often a follower looks at the store.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -56,6 +56,9 @@ pub struct JobEnd {
     /// The step that ended it: for a failed job the last step that did not
     /// exit 0 (the failing one), else its last step.
     pub step: Option<Step>,
+    /// Whether the pipeline allows the job to fail (`allow_failure`): a
+    /// failure is then `failed (allowed)`.
+    pub allowed: bool,
 }
 
 /// One run's jobs as last seen, to tell what changed.
@@ -162,6 +165,7 @@ fn job_end(job: &JobDetail) -> JobEnd {
         exit_code: j.exit_code.or(step.and_then(|s| s.exit_code)),
         skip_reason: j.skip_reason.clone(),
         step: step.cloned(),
+        allowed: j.allow_failure == Some(true),
     }
 }
 
@@ -196,7 +200,7 @@ fn describe_job_end(end: &JobEnd) -> String {
             None => format!("job {job} skipped"),
         };
     }
-    let mut line = format!("job {job} {}", end.state);
+    let mut line = format!("job {job} {}", job_state_text(end.state, Some(end.allowed)));
     if let Some(ms) = end.duration_ms {
         line.push_str(&format!(" in {}", duration(ms)));
     }
@@ -460,6 +464,28 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_the_pipeline_allows_says_so() {
+        let mut end = JobEnd {
+            job: "lint".into(),
+            state: JobState::Failed,
+            duration_ms: Some(2_000),
+            exit_code: Some(2),
+            skip_reason: None,
+            step: Some(step(1, "exit 2", Some(2))),
+            allowed: true,
+        };
+        assert_eq!(
+            describe(&Change::JobEnded(end.clone()), 0),
+            "job lint failed (allowed) in 2.0s (exit 2; step 1: exit 2)"
+        );
+        end.allowed = false;
+        assert_eq!(
+            describe(&Change::JobEnded(end), 0),
+            "job lint failed in 2.0s (exit 2; step 1: exit 2)"
+        );
+    }
+
+    #[test]
     fn hostile_job_ids_commands_and_details_are_escaped() {
         let mut end = JobEnd {
             job: "x\x1b[2Jy".into(),
@@ -468,6 +494,7 @@ mod tests {
             exit_code: Some(1),
             skip_reason: None,
             step: Some(step(3, "printf '\\033]0;pwned\\007'\x07", Some(1))),
+            allowed: false,
         };
         let line = describe(&Change::JobEnded(end.clone()), 0);
         assert!(!line.chars().any(char::is_control), "{line:?}");

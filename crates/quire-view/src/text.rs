@@ -4,7 +4,7 @@ use jiff::SignedDuration;
 use jiff::fmt::friendly::{Designator, FractionalUnit, Spacing, SpanPrinter};
 use std::io::IsTerminal;
 
-use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+use comfy_table::{Cell, Color, ColumnConstraint, ContentArrangement, Row, Table, Width, presets};
 use quire_store::{JobState, RunState};
 
 /// How output goes to stdout: colored only on a terminal without NO_COLOR.
@@ -13,6 +13,40 @@ pub struct Output {
     pub now_ms: i64,
     /// Whether `now_ms` was pinned by `QUIRE_NOW`.
     pub frozen: bool,
+    /// The columns every line must fit in: `$COLUMNS` when set, else the
+    /// terminal's width when stdout is one. None otherwise (a pipe, a
+    /// file): lines are as long as what they say, so that scripts and
+    /// snapshots see the same text whatever terminal ran them.
+    pub width: Option<usize>,
+}
+
+/// The width lines must fit in: `$COLUMNS` (a number above 0) when set,
+/// else the width of the terminal stdout is (TIOCGWINSZ), else none.
+pub fn terminal_width() -> Option<usize> {
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0);
+    columns.or_else(|| {
+        let stdout = std::io::stdout();
+        if !stdout.is_terminal() {
+            return None;
+        }
+        rustix::termios::tcgetwinsize(stdout)
+            .ok()
+            .map(|size| usize::from(size.ws_col))
+            .filter(|&cols| cols > 0)
+    })
+}
+
+/// `text` in at most `width` characters: cut, ending in `…`, when longer.
+pub fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 impl Output {
@@ -25,7 +59,71 @@ impl Output {
             color: std::io::stdout().is_terminal() && !no_color,
             now_ms: frozen.unwrap_or_else(quire_model::clock::now_ms),
             frozen: frozen.is_some(),
+            width: terminal_width(),
         }
+    }
+
+    /// A line of text as it fits the width: cut with `…` when there is a
+    /// width and it is longer.
+    pub fn fit(&self, line: &str) -> String {
+        match self.width {
+            Some(width) => cut(line, width),
+            None => line.to_string(),
+        }
+    }
+
+    /// Hide these columns of `table`: on a narrow terminal, the least
+    /// useful ones go, so that the rest need not be cut as much.
+    pub fn hide(&self, table: &mut Table, columns: &[usize]) {
+        for &at in columns {
+            if let Some(column) = table.column_mut(at) {
+                column.set_constraint(ColumnConstraint::Hidden);
+            }
+        }
+    }
+
+    /// Whether lines must fit in fewer than `columns` columns.
+    pub fn narrower_than(&self, columns: usize) -> bool {
+        self.width.is_some_and(|w| w < columns)
+    }
+
+    /// A table's text: with a width, comfy-table arranges its columns to
+    /// fit it (the widest shrink first) and cuts each cell to one line,
+    /// ending in `…`, instead of wrapping it; a column in `keep` is as
+    /// wide as its content, one in `at_least` never narrower than given.
+    /// Without a width, every cell as it is.
+    pub fn render(&self, table: &mut Table, keep: &[usize], at_least: &[(usize, u16)]) -> String {
+        if let Some(width) = self.width {
+            table
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_width(u16::try_from(width).unwrap_or(u16::MAX))
+                .set_truncation_indicator("…")
+                // No character of printed text: a cell is cut where the
+                // column ends, not at its last space, and keeps its
+                // indentation.
+                .set_delimiter('\0');
+            for (at, column) in table.column_iter_mut().enumerate() {
+                if column.is_hidden() {
+                    continue;
+                }
+                if keep.contains(&at) {
+                    column.set_constraint(ColumnConstraint::ContentWidth);
+                } else if let Some((_, min)) = at_least.iter().find(|(a, _)| *a == at) {
+                    // comfy-table's bound counts the column's padding.
+                    let min = min.saturating_add(column.padding_width());
+                    column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(min)));
+                }
+            }
+            if let Some(header) = table.header() {
+                let mut header = header.clone();
+                one_line(&mut header);
+                table.set_header(header);
+            }
+            for row in table.row_iter_mut() {
+                one_line(row);
+            }
+        }
+        table.trim_fmt()
     }
 
     /// Now, for a command that keeps running (`watch`): the clock as it
@@ -76,6 +174,13 @@ impl Output {
         self.colored(state.to_string(), color)
     }
 
+    /// A failed job whose failure the pipeline allowed (`allow_failure`):
+    /// `failed (allowed)`, in its own color (magenta), neither the red of a
+    /// failure that counts nor the green of a pass.
+    pub fn allowed_failure(&self) -> Cell {
+        self.colored(ALLOWED_FAILURE.to_string(), Color::Magenta)
+    }
+
     fn colored(&self, text: String, color: Color) -> Cell {
         let cell = Cell::new(text);
         if self.color { cell.fg(color) } else { cell }
@@ -91,6 +196,23 @@ impl Output {
             _ => format!("{}d ago", secs / 86_400),
         }
     }
+}
+
+/// How a failed job whose failure the pipeline allowed is shown.
+pub const ALLOWED_FAILURE: &str = "failed (allowed)";
+
+/// A job's state in words: `failed (allowed)` for a failure its pipeline
+/// allowed (`allow_failure = true`), else the state.
+pub fn job_state_text(state: JobState, allow_failure: Option<bool>) -> String {
+    match (state, allow_failure) {
+        (JobState::Failed, Some(true)) => ALLOWED_FAILURE.to_string(),
+        _ => state.to_string(),
+    }
+}
+
+/// A row kept to one line: what does not fit is cut, not wrapped.
+fn one_line(row: &mut Row) {
+    row.max_height(1);
 }
 
 /// An RFC 3339 UTC timestamp with milliseconds.

@@ -39,9 +39,18 @@ pub(crate) struct Recorded {
     pub ref_name: String,
 }
 
-/// The hook's stderr; once a write fails (the reader is gone), nothing
-/// more is written.
+/// Where the lines go: the hook's stderr (git shows it to the pusher), or
+/// stdout (`quire-run trigger --wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum To {
+    Stderr,
+    Stdout,
+}
+
+/// Whoever reads the lines; once a write fails (the reader is gone),
+/// nothing more is written.
 struct Pusher {
+    to: To,
     gone: bool,
 }
 
@@ -49,14 +58,40 @@ impl Pusher {
     /// Write one line; false when the reader is gone.
     fn say(&mut self, line: &str) -> bool {
         if !self.gone {
-            let mut err = std::io::stderr().lock();
-            self.gone = err
-                .write_all(format!("{line}\n").as_bytes())
-                .and_then(|()| err.flush())
-                .is_err();
+            let line = format!("{line}\n");
+            self.gone = match self.to {
+                To::Stderr => {
+                    let mut err = std::io::stderr().lock();
+                    err.write_all(line.as_bytes()).and_then(|()| err.flush())
+                }
+                To::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(line.as_bytes()).and_then(|()| out.flush())
+                }
+            }
+            .is_err();
         }
         !self.gone
     }
+
+    /// Wait before the next look (follow::pause on where the lines go).
+    fn pause(&self) -> Pause {
+        match self.to {
+            To::Stderr => follow::pause(std::io::stderr()),
+            To::Stdout => follow::pause(std::io::stdout()),
+        }
+    }
+}
+
+/// How following runs ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Followed {
+    /// Every run ended, and the reader was told.
+    Ended,
+    /// `give_up` said to stop first.
+    GaveUp,
+    /// The reader went away, or the store could not be read (said).
+    Stopped,
 }
 
 /// Wait for `runs` to end, telling the pusher as they go. Never fails:
@@ -64,7 +99,10 @@ impl Pusher {
 /// signal, a store error) is said if it can be, and the hook goes on to
 /// exit as it would have.
 pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
-    let mut pusher = Pusher { gone: false };
+    let mut pusher = Pusher {
+        to: To::Stderr,
+        gone: false,
+    };
     if runs.is_empty() {
         pusher.say("quire: ci.wait: this push recorded no run; there is nothing to wait for");
         return;
@@ -78,6 +116,38 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
     )) {
         return;
     }
+    if follow_runs(store, runs, logs, &mut pusher, &interrupt::requested) == Followed::GaveUp {
+        pusher.say(&match runs {
+            [one] => format!(
+                "quire: stopped waiting; run {} goes on (quire-runs watch {})",
+                one.run, one.run
+            ),
+            _ => "quire: stopped waiting; the runs go on (quire-runs list)".to_string(),
+        });
+    }
+}
+
+/// Tell `to` of `runs`' jobs' starts and ends and each run's outcome, as
+/// `ci.wait` does, until they have ended or `give_up` says to stop
+/// (`quire-run trigger --wait`, beside the run it executes).
+pub(crate) fn follow(
+    store: &Store,
+    runs: &[Recorded],
+    to: To,
+    give_up: &dyn Fn() -> bool,
+) -> Followed {
+    let mut pusher = Pusher { to, gone: false };
+    follow_runs(store, runs, false, &mut pusher, give_up)
+}
+
+/// Follow `runs` through [`Follower`]s, telling `pusher` as they go.
+fn follow_runs(
+    store: &Store,
+    runs: &[Recorded],
+    logs: bool,
+    pusher: &mut Pusher,
+    give_up: &dyn Fn() -> bool,
+) -> Followed {
     // With several runs, each line says whose it is.
     let mut tails: Vec<Tails> = runs.iter().map(|_| Tails::default()).collect();
     let mut followed: Vec<(Follower, String)> = runs
@@ -92,16 +162,6 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
         })
         .collect();
     loop {
-        if interrupt::requested() {
-            pusher.say(&match runs {
-                [one] => format!(
-                    "quire: stopped waiting; run {} goes on (quire-runs watch {})",
-                    one.run, one.run
-                ),
-                _ => "quire: stopped waiting; the runs go on (quire-runs list)".to_string(),
-            });
-            return;
-        }
         for ((follower, tag), tails) in followed
             .iter_mut()
             .zip(tails.iter_mut())
@@ -114,7 +174,7 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
                         "quire: stopped waiting for run {}: {e}",
                         follower.run_id()
                     ));
-                    return;
+                    return Followed::Stopped;
                 }
             };
             // In the order they happened; what a job's steps printed
@@ -123,23 +183,27 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
             for change in &changes {
                 if logs
                     && let Change::JobEnded(end) = change
-                    && !tails.print(&mut pusher, store, &detail, tag, Some(&end.job))
+                    && !tails.print(pusher, store, &detail, tag, Some(&end.job))
                 {
-                    return;
+                    return Followed::Stopped;
                 }
-                if !tell(&mut pusher, store, follower.run_id(), tag, change) {
-                    return;
+                if !tell(pusher, store, follower.run_id(), tag, change) {
+                    return Followed::Stopped;
                 }
             }
-            if logs && !tails.print(&mut pusher, store, &detail, tag, None) {
-                return;
+            if logs && !tails.print(pusher, store, &detail, tag, None) {
+                return Followed::Stopped;
             }
         }
         if followed.iter().all(|(f, _)| f.is_done()) {
-            return;
+            return Followed::Ended;
         }
-        if follow::pause(std::io::stderr()) == Pause::ReaderGone {
-            return;
+        // After a look, so that what happened before it is told.
+        if give_up() {
+            return Followed::GaveUp;
+        }
+        if pusher.pause() == Pause::ReaderGone {
+            return Followed::Stopped;
         }
     }
 }

@@ -112,8 +112,16 @@ fn demo(
         ))
     })?;
     let home_arg = home.dir().display().to_string();
+    // What to type to look again, by the binary's full path (it need not
+    // be on PATH), only where the folder stays to be looked at.
+    let runs = quire_runs_command();
+    let kept = !(scratch && run.state == RunState::Complete);
     println!();
-    println!("$ quire-runs --home {home_arg} show {}", run.id);
+    if kept {
+        println!("$ {runs} --home {home_arg} show {}", run.id);
+    } else {
+        println!("The run, as `show` prints it:");
+    }
     crate::runs::main_with(["quire-runs", "--home", &home_arg, "show", &run.id]);
     println!();
     let outcome = if run.state == RunState::Complete {
@@ -137,15 +145,15 @@ fn demo(
         match removed {
             Ok(()) => {
                 println!(
-                    "quire: removed the demo's folder {}; `quire-run demo --keep` keeps it (the home, the repository and a work tree) to look further",
-                    dir.display()
+                    "quire: removed the demo's folder {}; `{} demo --keep` keeps it (the home, the repository and a work tree) to look further",
+                    dir.display(),
+                    quire_run_command()
                 );
                 return Ok(outcome);
             }
             Err(why) => println!("quire: could not remove {} ({why})", dir.display()),
         }
     }
-    let runs = quire_runs_command();
     println!(
         "Kept in {}: home/ (the home, its store), app.git (the repository, with quire's hook), app/ (a work tree); remove it when done.",
         dir.display()
@@ -176,6 +184,13 @@ fn quire_runs_command() -> String {
         .filter(|candidate| candidate.is_file())
         .map(|path| path.display().to_string())
         .unwrap_or_else(|| "cargo run --release --bin quire-runs --".to_string())
+}
+
+/// This binary, by its full path (`cargo run` puts it under target/).
+fn quire_run_command() -> String {
+    std::env::current_exe()
+        .map(|exe| exe.display().to_string())
+        .unwrap_or_else(|_| "quire-run".to_string())
 }
 
 fn path(p: &Path) -> Result<&str, CommandError> {

@@ -193,8 +193,10 @@ Examples:
     ///
     /// Without --wait it starts a worker like the hook. With --wait it executes
     /// the run in the foreground (or waits for the worker that claimed it
-    /// first), prints `quire: run ID STATE`, and exits with the outcome; Ctrl-C
-    /// cancels the run it executes. trigger never creates a home: install does.
+    /// first), prints each job's start and end and the run's outcome as git
+    /// push -o ci.wait does (`quire: job build started`, `quire: run ID
+    /// complete in 3.1s`), and exits with the outcome; Ctrl-C cancels the run
+    /// it executes. trigger never creates a home: install does.
     #[command(after_long_help = "\
 Exit status:
   0  the run was recorded (or there was nothing to record); with --wait, the
@@ -404,7 +406,8 @@ Examples:
     /// a project with a two-job pipeline, a real git push, the run it executes,
     /// and quire-runs show of it. The folder is removed at the end unless
     /// --keep (or --dir or --home, or a run that did not complete): then its
-    /// path and the commands to look further are printed.
+    /// path and the commands to look further are printed, quire-runs by its
+    /// full path.
     #[command(after_long_help = "\
 Exit status:
   0  the run completed

@@ -11,6 +11,7 @@ use quire_worker::config::Config;
 
 use crate::error::CommandError;
 use crate::run::TriggerArgs;
+use crate::run::ci_wait::{self, Followed};
 use crate::run::hook::{git_dir, register, start_workers};
 use quire_worker::git::Repo;
 use quire_worker::record::{Recorded, Recording, RefUpdate, Skip, record};
@@ -72,46 +73,71 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
     }
 
     quire_worker::interrupt::catch();
-    let worker = Worker::this_process(work::LEASE);
-    if let Applied::Changed { .. } = store.claim(&run, &worker)? {
-        let claimed = store.resolve_run(&run)?;
-        let containment = work::contain_runs(&config);
-        work::execute(
-            home,
-            &config,
-            &containment,
-            &kept,
-            &mut store,
-            &worker,
-            claimed,
-        )?;
-        // Its git note and notifiers by a detached announcer
-        // (docs/OPERATIONS.md, "When a run ends"), even with no notifier:
-        // written here, the note would hold up the command's return, which
-        // a worker's next run does not wait on.
-        quire_worker::workers::announce_if_needed(home, &store);
-    }
-    // Executed here, or by a worker that claimed it first: wait for its end.
-    let waited = crate::select::wait_terminal(
-        &store,
-        &run,
-        Duration::from_millis(200),
-        quire_worker::interrupt::requested,
-    )?;
-    let Some(finished) = waited else {
+    // Each job's start and end as `git push -o ci.wait` tells them, from a
+    // thread of its own (with a store connection of its own) while this
+    // one executes the run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let teller = {
+        let (home, run, stop) = (home.clone(), run.clone(), stop.clone());
+        let ref_name = update.ref_name.clone();
+        std::thread::spawn(move || {
+            let Ok(store) = Store::open_existing(&home) else {
+                return Followed::Stopped;
+            };
+            let runs = [ci_wait::Recorded { run, ref_name }];
+            ci_wait::follow(&store, &runs, ci_wait::To::Stdout, &|| {
+                stop.load(std::sync::atomic::Ordering::Relaxed)
+            })
+        })
+    };
+    let told = execute_and_wait(home, &config, &kept, &mut store, &run);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let told_the_end = teller.join().unwrap_or(Followed::Stopped) == Followed::Ended;
+    let Some(finished) = told? else {
         // Another worker holds the run; stop waiting, leave it be.
         println!("quire: stopped waiting; run {run} goes on (quire-runs wait {run})");
         return Err(CommandError::reported());
     };
-    println!("quire: run {run} {}", finished.state_text());
-    if let Some(detail) = &finished.failure_detail {
-        println!("quire:   {detail}");
+    if !told_the_end {
+        println!("quire: run {run} {}", finished.state_text());
+        if let Some(detail) = &finished.failure_detail {
+            println!("quire:   {detail}");
+        }
     }
     if finished.state == RunState::Complete {
         Ok(())
     } else {
         Err(CommandError::reported())
     }
+}
+
+/// Execute the run here (unless a worker claimed it first), then wait for
+/// its end; None when the waiting was interrupted first.
+fn execute_and_wait(
+    home: &Home,
+    config: &Config,
+    kept: &work::Kept,
+    store: &mut Store,
+    run: &str,
+) -> Result<Option<quire_store::Run>, CommandError> {
+    let worker = Worker::this_process(work::LEASE);
+    if let Applied::Changed { .. } = store.claim(run, &worker)? {
+        let claimed = store.resolve_run(run)?;
+        let containment = work::contain_runs(config);
+        work::execute(home, config, &containment, kept, store, &worker, claimed)?;
+        // Its git note and notifiers by a detached announcer
+        // (docs/OPERATIONS.md, "When a run ends"), even with no notifier:
+        // written here, the note would hold up the command's return, which
+        // a worker's next run does not wait on.
+        quire_worker::workers::announce_if_needed(home, store);
+    }
+    // Executed here, or by a worker that claimed it first: wait for its end.
+    Ok(crate::select::wait_terminal(
+        store,
+        run,
+        Duration::from_millis(200),
+        quire_worker::interrupt::requested,
+    )?)
 }
 
 /// `main` means `refs/heads/main` (or `refs/tags/main`) when it exists.

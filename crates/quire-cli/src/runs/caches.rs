@@ -68,7 +68,7 @@ pub fn run(store: &Store, args: &CachesArgs, out: &Output) -> crate::error::Resu
             Cell::new(out.age(e.last_used_ms)),
         ]);
     }
-    crate::error::output::print(&format!("{}\n", table.trim_fmt()))
+    crate::error::output::print(&format!("{}\n", out.render(&mut table, &[3], &[])))
 }
 
 /// The repository's display name; its id when the store no longer knows it.

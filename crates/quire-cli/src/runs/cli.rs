@@ -47,6 +47,10 @@ Environment:
   NO_COLOR
       When set and not empty, no colors (colors appear only when stdout is a
       terminal anyway).
+  COLUMNS
+      The width list, show, watch, repos and caches fit their lines in (cut
+      with an ellipsis, never wrapped); unset, the terminal's, when stdout is one. In a
+      pipe without COLUMNS, lines are as long as what they say.
   TERM
       watch redraws its view in place on a terminal unless TERM is dumb.
   QUIRE_NOW
@@ -365,6 +369,30 @@ Examples:
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+    /// Words only the home knows, for the bash completion script (not for
+    /// people)
+    ///
+    /// Prints run ids (the newest 200, newest first) or repository names,
+    /// one a line, for the completion script `quire-runs completions bash`
+    /// prints, which calls it with the --home on the line. Prints nothing
+    /// where there is no home or no store.
+    #[command(
+        name = "complete-words",
+        hide = true,
+        after_long_help = "\
+Exit status:
+  0  always: a completion with nothing to offer offers nothing
+  2  a usage error
+
+Examples:
+  quire-runs --home /srv/quire complete-words runs
+      The run ids bash offers for `quire-runs --home /srv/quire show <TAB>`.
+"
+    )]
+    CompleteWords {
+        #[arg(value_name = "KIND")]
+        kind: WordKind,
+    },
     /// Print the manual page (roff) of quire-runs or of one of its
     /// commands, or write them all into a folder
     ///
@@ -459,7 +487,7 @@ pub struct ListArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
     /// Only runs in this state (repeatable)
-    #[arg(short = 's', long, value_name = "S", value_parser = parse_state)]
+    #[arg(short = 's', long, value_name = "S", value_parser = StateParser)]
     pub state: Vec<RunState>,
     /// Only runs of commits whose id starts with this (`--sha` is the same)
     #[arg(short = 'c', long = "commit", alias = "sha", value_name = "SHA", value_parser = parse_hex)]
@@ -494,6 +522,15 @@ pub struct ShowArgs {
     /// Exit 0 iff the run completed, 1 otherwise (as `wait`, without waiting)
     #[arg(long)]
     pub exit_status: bool,
+}
+
+/// What `complete-words` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WordKind {
+    /// Run ids, newest first.
+    Runs,
+    /// Repository names, as `repos` lists them.
+    Repos,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -608,6 +645,35 @@ pub struct ReconcileArgs {
     /// leftovers, logs_packed, worker_started, cluster_jobs_ended, dry_run)
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--state`: [`parse_state`], which names the states in its error, and
+/// the five states as the argument's possible values, which completion
+/// scripts offer and `--help` lists.
+#[derive(Debug, Clone, Copy)]
+struct StateParser;
+
+impl clap::builder::TypedValueParser for StateParser {
+    type Value = RunState;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<RunState, clap::Error> {
+        parse_state.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            RunState::ALL
+                .iter()
+                .map(|s| clap::builder::PossibleValue::new(s.as_str())),
+        ))
+    }
 }
 
 fn parse_state(text: &str) -> Result<RunState, String> {

@@ -17,7 +17,7 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> crate::error::Result
             .map(|span| out.now_ms - i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2)),
         before: None,
         limit: args.limit,
-        ..args.scope.scope().filter(store)?
+        ..crate::select::filter(store, &args.scope.scope())?
     };
     let runs = store.list_runs(&filter)?;
     if args.json.wanted() {
@@ -52,7 +52,17 @@ pub fn run(store: &Store, args: &ListArgs, out: &Output) -> crate::error::Result
             Cell::new(subject(run.subject.as_deref())),
         ]);
     }
-    crate::error::output::print(&format!("{}\n", table.trim_fmt()))
+    // On a terminal narrower than the whole table: the commit goes first
+    // (the run id names the run), then the duration and the subject
+    // (`show` has them), so that what is left need not be cut as much.
+    if out.narrower_than(110) {
+        out.hide(&mut table, &[3]);
+    }
+    if out.narrower_than(70) {
+        out.hide(&mut table, &[5, 7]);
+    }
+    let text = out.render(&mut table, &[0, 4, 6], &[(2, 12)]);
+    crate::error::output::print(&format!("{text}\n"))
 }
 
 /// A commit's subject for a table: escaped, cut at 40 characters.

@@ -80,6 +80,43 @@ fn run(cli: Cli) -> crate::error::Result<ExitCode> {
         Command::Caches(args) => caches::run(&open(home)?, &args, &out),
         Command::Serve(args) => Ok(quire_web::run(home, args.listen)?),
         Command::Completions { shell } => crate::manual::print_completion(shell, command()),
+        Command::CompleteWords { kind } => Ok(complete_words(home, kind)),
         Command::Man(args) => crate::manual::print_man(command(), &args),
     }
+}
+
+/// `complete-words KIND`: run ids (the newest 200, newest first) or
+/// repository names, one a line, for the bash completion script. Quiet and
+/// successful whatever goes wrong: a completion has nothing to offer then.
+fn complete_words(home: Option<&std::path::Path>, kind: cli::WordKind) -> ExitCode {
+    let Ok(store) = Home::resolve(home).and_then(|home| Store::open_existing(&home)) else {
+        return ExitCode::SUCCESS;
+    };
+    let words: Vec<String> = match kind {
+        cli::WordKind::Runs => {
+            let filter = quire_store::query::ListFilter {
+                limit: 200,
+                ..Default::default()
+            };
+            store
+                .list_runs(&filter)
+                .map(|runs| runs.into_iter().map(|r| r.id).collect())
+                .unwrap_or_default()
+        }
+        cli::WordKind::Repos => store
+            .repos()
+            .map(|repos| repos.into_iter().map(|s| s.repo.name).collect())
+            .unwrap_or_default(),
+    };
+    let mut text = String::new();
+    // A word is one line, and one word to bash: none other is offered.
+    for word in words
+        .iter()
+        .filter(|w| !w.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        text.push_str(word);
+        text.push('\n');
+    }
+    let _ = crate::error::output::emit(&text);
+    ExitCode::SUCCESS
 }

@@ -241,7 +241,8 @@ pub fn run(store: &Store, args: &ReposArgs, out: &Output) -> crate::error::Resul
             warnings.push(format!("warning: {}: {w}", printable(&s.repo.name)));
         }
     }
-    let printed = crate::error::output::emit(&format!("{}\n", table.trim_fmt()));
+    let printed =
+        crate::error::output::emit(&format!("{}\n", out.render(&mut table, &[3], &[(2, 5)])));
     for w in warnings {
         eprintln!("{w}");
     }

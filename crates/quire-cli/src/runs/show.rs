@@ -100,7 +100,7 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
     let run = &detail.run;
     let mut text = String::new();
     let mut field = |name: &str, value: String| {
-        let _ = writeln!(text, "{name:<10}{value}");
+        let _ = writeln!(text, "{}", out.fit(&format!("{name:<10}{value}")));
     };
     field("run", printable(&run.id).into_owned());
     field(
@@ -139,6 +139,8 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
         field(
             "successor",
             match &run.superseded_by {
+                // The command only where it fits whole.
+                Some(next) if out.narrower_than(96) => format!("run {next}"),
                 Some(next) => format!("run {next} (quire-runs show {next})"),
                 None => "none: the ref was deleted, or its new commit recorded no run".into(),
             },
@@ -147,7 +149,12 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
     if let Some(waiting) = waiting {
         field("waiting", format!("for {waiting}"));
     }
-    let at = |ms: i64| format!("{} ({})", rfc3339(ms), out.age(ms));
+    // On a terminal, to the second: the milliseconds are for scripts.
+    let time = |ms: i64| match out.width {
+        Some(_) => rfc3339(ms - ms.rem_euclid(1000)).replace(".000Z", "Z"),
+        None => rfc3339(ms),
+    };
+    let at = |ms: i64| format!("{} ({})", time(ms), out.age(ms));
     field("pushed", at(run.pushed_at_ms));
     field("queued", at(run.queued_at_ms));
     if let Some(ms) = run.started_at_ms {
@@ -172,7 +179,7 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
                 format!(
                     "pid {} (lease until {})",
                     worker.pid,
-                    rfc3339(worker.lease_expires_at_ms)
+                    time(worker.lease_expires_at_ms)
                 ),
             );
         }
@@ -204,7 +211,7 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
             (Some(reason), JobState::Skipped, _) => {
                 Cell::new(format!("skipped: {}", printable(reason)))
             }
-            (_, JobState::Failed, Some(true)) => Cell::new("failed (allowed)"),
+            (_, JobState::Failed, Some(true)) => out.allowed_failure(),
             (_, JobState::Active, _) if j.waiting.is_some() => Cell::new(format!(
                 "active: {}",
                 printable(j.waiting.as_deref().unwrap_or_default())
@@ -232,7 +239,17 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
             ]);
         }
     }
-    let _ = write!(text, "\n{}\n", table.trim_fmt());
+    // On a terminal, the state at most a quarter of the line (`failed
+    // (allowed)` whole): what room there is goes to the commands.
+    if let (Some(width), Some(column)) = (out.width, table.column_mut(1)) {
+        let padding = column.padding_width();
+        let most = u16::try_from(width / 4).unwrap_or(u16::MAX).max(16);
+        column.set_constraint(comfy_table::ColumnConstraint::Boundaries {
+            lower: comfy_table::Width::Fixed(16 + padding),
+            upper: comfy_table::Width::Fixed(most + padding),
+        });
+    }
+    let _ = write!(text, "\n{}\n", out.render(&mut table, &[2, 3], &[]));
     if !detail.artifacts.is_empty() {
         let mut table = out.table(&["JOB", "ARTIFACT", "SIZE"]);
         for artifact in &detail.artifacts {
@@ -244,15 +261,19 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
         }
         let _ = write!(
             text,
-            "\n{}\n(download them with `quire-runs download {}`)\n",
-            table.trim_fmt(),
-            printable(&run.id)
+            "\n{}\n{}\n",
+            out.render(&mut table, &[2], &[]),
+            out.fit(&format!(
+                "(download them with `quire-runs download {}`)",
+                printable(&run.id)
+            ))
         );
     }
     if !detail.notifications.is_empty() {
         text.push('\n');
         for n in &detail.notifications {
-            let _ = writeln!(text, "notify {}: {}", n.position, notification(n));
+            let line = format!("notify {}: {}", n.position, notification(n));
+            let _ = writeln!(text, "{}", out.fit(&line));
         }
     }
     text

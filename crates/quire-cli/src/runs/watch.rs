@@ -12,7 +12,7 @@ use quire_store::{JobState, Run, RunState, Store};
 
 use crate::runs::cli::WatchArgs;
 use quire_view::follow::{Change, Follower, Pause, describe, one_line, pause};
-use quire_view::text::{Output, duration, printable, short_ref};
+use quire_view::text::{Output, duration, job_state_text, printable, short_ref};
 
 pub fn run(store: &Store, args: &WatchArgs, out: &Output) -> crate::error::Result<ExitCode> {
     let run =
@@ -55,11 +55,14 @@ impl Stdout {
 fn line_per_change(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run> {
     let mut stdout = Stdout { out: io::stdout() };
     let header = format!(
-        "run {} of {} {} at {}\n",
-        run.id,
-        printable(&run.repo),
-        printable(&run.ref_name),
-        short_sha(&run.sha)
+        "{}\n",
+        out.fit(&format!(
+            "run {} of {} {} at {}",
+            run.id,
+            printable(&run.repo),
+            printable(&run.ref_name),
+            short_sha(&run.sha)
+        ))
     );
     if !stdout.write(&header)? {
         return Ok(run.clone());
@@ -77,7 +80,7 @@ fn line_per_change(store: &Store, run: &Run, out: &Output) -> crate::error::Resu
             if history && matches!(change, Change::JobStarted { .. }) {
                 continue;
             }
-            text.push_str(&describe(change, out.live_now_ms()));
+            text.push_str(&out.fit(&describe(change, out.live_now_ms())));
             text.push('\n');
         }
         if !text.is_empty() && !stdout.write(&text)? {
@@ -95,10 +98,18 @@ fn in_place(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run>
     let mut stdout = Stdout { out: io::stdout() };
     let mut drawn = 0;
     let mut shown: Vec<String> = Vec::new();
+    // The short id `list` shows, for a line too narrow for the whole one.
+    let short_id = store.short_ids(&[run.id.as_str()])?.pop();
     loop {
         let detail = store.run_detail(&run.id)?;
         let now = out.live_now_ms();
-        let view = frame(&detail, now, out.color, width());
+        let view = frame(
+            &detail,
+            short_id.as_deref(),
+            now,
+            out.color,
+            out.width.unwrap_or(80),
+        );
         if view != shown {
             if !stdout.write(&redraw(drawn, &view))? {
                 return Ok(detail.run);
@@ -108,7 +119,7 @@ fn in_place(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run>
         }
         if detail.run.state.is_terminal() {
             let outcome = describe(&Change::RunEnded(Box::new(detail.run.clone())), now);
-            stdout.write(&format!("{outcome}\n"))?;
+            stdout.write(&format!("{}\n", out.fit(&outcome)))?;
             return Ok(detail.run);
         }
         if pause(io::stdout()) == Pause::ReaderGone {
@@ -121,15 +132,6 @@ fn in_place(store: &Store, run: &Run, out: &Output) -> crate::error::Result<Run>
 /// commit ids are not checked to be hex).
 fn short_sha(sha: &str) -> String {
     printable(&sha.chars().take(12).collect::<String>()).into_owned()
-}
-
-/// The terminal's width in columns (80 when it cannot be told).
-fn width() -> usize {
-    rustix::termios::tcgetwinsize(io::stdout())
-        .ok()
-        .map(|size| usize::from(size.ws_col))
-        .filter(|&cols| cols > 0)
-        .unwrap_or(80)
 }
 
 /// The bytes that replace the `drawn` lines above the cursor with `view`:
@@ -154,6 +156,7 @@ const GREEN: &str = "32";
 const RED: &str = "31";
 const YELLOW: &str = "33";
 const GREY: &str = "90";
+const MAGENTA: &str = "35";
 
 /// A piece of a line, colored when color is on.
 struct Piece {
@@ -173,7 +176,13 @@ fn plain(text: impl Into<String>) -> Piece {
 /// id, state, duration, and the step it runs, how it failed or why it was
 /// skipped). Every line fits in `width - 1` columns, cut with `…`, so that
 /// none wraps and the redraw moves up by exactly the lines it drew.
-pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) -> Vec<String> {
+pub(crate) fn frame(
+    detail: &RunDetail,
+    short_id: Option<&str>,
+    now_ms: i64,
+    color: bool,
+    width: usize,
+) -> Vec<String> {
     let run = &detail.run;
     let mut lines = Vec::new();
     let run_color = match run.state {
@@ -191,13 +200,21 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
     if let Some(ms) = run.duration_ms(now_ms) {
         head.push(plain(format!("  {}", duration(ms))));
     }
-    head.push(plain(format!(
-        "  run {}  {}  {}  {}",
-        run.id,
-        printable(&run.repo),
-        printable(&short_ref(&run.ref_name)),
-        short_sha(&run.sha)
-    )));
+    let rest = |id: &str| {
+        format!(
+            "  run {id}  {}  {}  {}",
+            printable(&run.repo),
+            printable(&short_ref(&run.ref_name)),
+            short_sha(&run.sha)
+        )
+    };
+    let whole = rest(&run.id);
+    let used: usize = head.iter().map(|p| p.text.chars().count()).sum();
+    // Too wide with the whole id: the short one, so the ref has the room.
+    head.push(plain(match short_id {
+        Some(id) if used + whole.chars().count() >= width => rest(id),
+        _ => whole,
+    }));
     lines.push(fit(&head, color, width));
     lines.push(String::new());
     if detail.jobs.is_empty() {
@@ -209,10 +226,13 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
         lines.push(fit(&[plain(note)], color, width));
         return lines;
     }
+    // A long id is cut to a third of the line, so that every job's state
+    // stays in view.
+    let id_room = (width / 3).max(8);
     let ids: Vec<String> = detail
         .jobs
         .iter()
-        .map(|j| printable(&j.job.id).into_owned())
+        .map(|j| quire_view::text::cut(&printable(&j.job.id), id_room))
         .collect();
     let id_width = ids.iter().map(|id| id.chars().count()).max().unwrap_or(0);
     let mut rows = Vec::new();
@@ -249,18 +269,27 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
                 .unwrap_or_default(),
             JobState::Complete | JobState::Pending => String::new(),
         };
-        rows.push((j.state, id, took, what));
+        rows.push((j.state, j.allow_failure == Some(true), id, took, what));
     }
-    let took_width = rows.iter().map(|r| r.2.chars().count()).max().unwrap_or(0);
-    for (state, id, took, what) in rows {
+    let took_width = rows.iter().map(|r| r.3.chars().count()).max().unwrap_or(0);
+    let state_width = rows
+        .iter()
+        .map(|r| job_state_text(r.0, Some(r.1)).chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    for (state, allowed, id, took, what) in rows {
         let (mark, state_color) = match state {
             JobState::Pending => ("·", GREY),
             JobState::Active => ("*", YELLOW),
             JobState::Complete => ("✓", GREEN),
+            // Its own color, as `show` gives it: not a failure that counts.
+            JobState::Failed if allowed => ("X", MAGENTA),
             JobState::Failed => ("X", RED),
             JobState::Aborted => ("!", RED),
             JobState::Skipped => ("-", GREY),
         };
+        let state_text = job_state_text(state, Some(allowed));
         let pieces = [
             plain("  "),
             Piece {
@@ -269,14 +298,14 @@ pub(crate) fn frame(detail: &RunDetail, now_ms: i64, color: bool, width: usize) 
             },
             plain(format!(" {id:<id_width$}  ")),
             Piece {
-                text: state.as_str().to_string(),
+                text: state_text.clone(),
                 color: Some(state_color),
             },
             plain(
                 format!(
                     "{:pad$}  {took:<took_width$}  {what}",
                     "",
-                    pad = 8 - state.as_str().len().min(8)
+                    pad = state_width - state_text.chars().count().min(state_width)
                 )
                 .trim_end(),
             ),
@@ -409,7 +438,7 @@ mod tests {
 
     #[test]
     fn the_view_marks_each_job_with_its_state_duration_and_step() {
-        let view = frame(&detail(), 60_000, false, 120);
+        let view = frame(&detail(), None, 60_000, false, 120);
         assert_eq!(
             view.join("\n"),
             "active  59.0s  run 01a20000-0000-7000-8000-000000000004  app.git  feature  eeeeeeeeeeee\n\
@@ -424,17 +453,35 @@ mod tests {
 
     #[test]
     fn the_view_fits_the_terminal_and_colors_only_marks_and_states() {
-        let view = frame(&detail(), 60_000, false, 40);
+        let view = frame(&detail(), None, 60_000, false, 40);
         for line in &view {
             assert!(line.chars().count() < 40, "{line:?}");
         }
         assert_eq!(view[3], "  X lint     failed    2.5s   exit 2; …");
-        let colored = frame(&detail(), 60_000, true, 120);
+        let colored = frame(&detail(), None, 60_000, true, 120);
         assert_eq!(
             colored[2],
             "  \x1b[32m✓\x1b[0m build    \x1b[32mcomplete\x1b[0m  9.0s"
         );
         assert!(colored[0].starts_with("\x1b[33mactive\x1b[0m  59.0s  run "));
+    }
+
+    #[test]
+    fn a_failure_the_pipeline_allows_is_shown_as_such_in_its_own_color() {
+        let mut detail = detail();
+        detail.jobs[1].job.allow_failure = Some(true);
+        let view = frame(&detail, None, 60_000, false, 120);
+        assert_eq!(
+            view[3],
+            "  X lint     failed (allowed)  2.5s   exit 2; step 2: cargo clippy\\x1b[2J"
+        );
+        assert_eq!(view[2], "  ✓ build    complete          9.0s");
+        let colored = frame(&detail, None, 60_000, true, 120);
+        assert!(
+            colored[3].starts_with("  \x1b[35mX\x1b[0m lint     \x1b[35mfailed (allowed)\x1b[0m"),
+            "{:?}",
+            colored[3]
+        );
     }
 
     #[test]

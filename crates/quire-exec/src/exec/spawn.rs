@@ -99,11 +99,24 @@ impl StepChild {
     }
 }
 
+/// How a step's stdout and stderr reach quire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pipes {
+    /// One pipe for both (the default), as other CI systems give a step:
+    /// the log keeps the order the step wrote in (`echo x > /f; echo
+    /// rc=$?` logs the shell's error before `rc=2`), all of it as stdout.
+    Combined,
+    /// A pipe each (`separate_stderr = true`): each line logged with its
+    /// stream, lines of the two ordered only as quire read them.
+    Separate,
+}
+
 /// Start `step` as `program` with exactly `env`, in `workspace`, in its
 /// job's `cgroup` when there is one, in the run's `network` namespace when
-/// there is one, inside `sandbox`. When the child has
-/// nothing to do before exec, std starts it (posix_spawn); else
+/// there is one, inside `sandbox`, its output through `pipes`. When the
+/// child has nothing to do before exec, std starts it (posix_spawn); else
 /// [`vspawn`] does, as cheaply (std's `pre_exec` would fork the worker).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn start(
     step: &Step,
     program: &Path,
@@ -112,6 +125,7 @@ pub(super) fn start(
     sandbox: Option<&Sandbox>,
     cgroup: Option<&JobCgroup>,
     network: Option<&RunNetwork>,
+    pipes: Pipes,
 ) -> io::Result<StepChild> {
     let confine = sandbox.and_then(Sandbox::child_parts);
     let netns = network.map(RunNetwork::child_parts);
@@ -130,11 +144,25 @@ pub(super) fn start(
             .env_clear()
             .envs(env)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .process_group(0);
+        // The parent's end of a combined pipe; the child's two ends are
+        // the command's, closed here when it is dropped.
+        let combined = match pipes {
+            Pipes::Combined => {
+                let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+                command
+                    .stdout(Stdio::from(write.try_clone()?))
+                    .stderr(Stdio::from(write));
+                Some(File::from(read))
+            }
+            Pipes::Separate => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+                None
+            }
+        };
         let mut child = contain::spawn(&mut command)?;
-        let stdout = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
+        drop(command);
+        let stdout = combined.or_else(|| child.stdout.take().map(|p| File::from(OwnedFd::from(p))));
         let stderr = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
         return Ok(StepChild {
             pid: Pid::from_child(&child),
@@ -178,6 +206,7 @@ pub(super) fn start(
         ruleset,
         ids,
         netns,
+        combined: pipes == Pipes::Combined,
     };
     let spawned = crate::processes::note_step(
         || vspawn::spawn(&plan),
@@ -187,7 +216,7 @@ pub(super) fn start(
     Ok(StepChild {
         pid: spawned.pid,
         stdout: Some(spawned.stdout),
-        stderr: Some(spawned.stderr),
+        stderr: spawned.stderr,
         std: None,
     })
 }

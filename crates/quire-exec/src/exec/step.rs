@@ -54,6 +54,11 @@ pub(super) fn run(
         ctx.sandbox.as_deref(),
         running.cgroup.as_ref(),
         ctx.network.as_deref(),
+        if running.job.separate_stderr {
+            spawn::Pipes::Separate
+        } else {
+            spawn::Pipes::Combined
+        },
     );
     let started = Event::StepStarted {
         at_ms: now_ms(),

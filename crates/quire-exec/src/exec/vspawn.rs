@@ -39,13 +39,17 @@ pub(super) struct Plan {
     /// The run's network namespace to join (and its user namespace first,
     /// when quire is not root), if any.
     pub netns: Option<(Option<RawFd>, RawFd)>,
+    /// One pipe for stdout and stderr, so that what the step writes stays
+    /// in the order it wrote it; else a pipe each.
+    pub combined: bool,
 }
 
-/// A started step: its pid and the parent's ends of its output pipes.
+/// A started step: its pid and the parent's ends of its output pipes
+/// (stdout's alone when it is combined with stderr).
 pub(super) struct Spawned {
     pub pid: rustix::process::Pid,
     pub stdout: File,
-    pub stderr: File,
+    pub stderr: Option<File>,
 }
 
 /// Everything the child reads, by raw pointer: built and kept alive by
@@ -72,7 +76,12 @@ const STACK_BYTES: usize = 64 * 1024;
 pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
     let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
     let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+    let (err_r, err_w) = if plan.combined {
+        (None, None)
+    } else {
+        let (r, w) = pipe()?;
+        (Some(r), Some(w))
+    };
     let (fail_r, fail_w) = pipe()?;
     let stdin = File::open("/dev/null")?;
     let argv: Vec<*const c_char> = plan
@@ -94,7 +103,7 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
         cwd: plan.cwd.as_ptr(),
         stdin: stdin.as_raw_fd(),
         stdout: out_w.as_raw_fd(),
-        stderr: err_w.as_raw_fd(),
+        stderr: err_w.as_ref().map_or(out_w.as_raw_fd(), |w| w.as_raw_fd()),
         errors: fail_w.as_raw_fd(),
         cgroup_procs: plan.cgroup_procs.unwrap_or(-1),
         ruleset: plan.ruleset,
@@ -208,7 +217,7 @@ pub(super) fn spawn(plan: &Plan) -> io::Result<Spawned> {
     Ok(Spawned {
         pid,
         stdout: File::from(out_r),
-        stderr: File::from(err_r),
+        stderr: err_r.map(File::from),
     })
 }
 
