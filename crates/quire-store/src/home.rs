@@ -131,17 +131,55 @@ impl Home {
         Ok(self.dir.join("runs").join(run_id))
     }
 
-    /// `runs/<id>/artifacts/<job>/<path>`: where a kept artifact is, when
-    /// its recorded name stays inside its job's directory
-    /// ([`Artifact::relative_path`](quire_model::Artifact::relative_path));
-    /// `None` when it does not.
-    pub fn artifact_path(
+    /// The file of a kept artifact, opened for reading below the run's
+    /// `artifacts/` by descriptors: `runs/<id>/artifacts` opened without
+    /// following a link, then the artifact's path below it with openat2's
+    /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` (one component at a time
+    /// with `O_NOFOLLOW` where the kernel has no openat2). No symbolic link
+    /// is followed and nothing outside is reached, whatever was planted or
+    /// swapped in meanwhile; the path is never looked up again. Refused
+    /// (`InvalidInput`) when the recorded name leaves its job's directory,
+    /// and when the file is not a regular file.
+    pub fn open_artifact(
         &self,
         run_id: &str,
         artifact: &quire_model::Artifact,
-    ) -> Result<Option<PathBuf>> {
-        let dir = self.run_dir(run_id)?.join("artifacts");
-        Ok(artifact.relative_path().map(|rel| dir.join(rel)))
+    ) -> std::io::Result<std::fs::File> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags, open, openat, openat2};
+        let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+        let run = self.run_dir(run_id).map_err(|e| invalid(&e.to_string()))?;
+        let rel = artifact
+            .relative_path()
+            .ok_or_else(|| invalid("not a path inside its job's directory"))?;
+        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file_flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let area = open(run.join("artifacts"), dir_flags, Mode::empty())?;
+        let fd = match openat2(
+            &area,
+            &rel,
+            file_flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::AGAIN | rustix::io::Errno::PERM) => {
+                let parts: Vec<_> = rel.components().collect();
+                let mut at = area;
+                let Some((last, dirs)) = parts.split_last() else {
+                    return Err(invalid("an empty path"));
+                };
+                for part in dirs {
+                    at = openat(&at, part.as_os_str(), dir_flags, Mode::empty())?;
+                }
+                openat(&at, last.as_os_str(), file_flags, Mode::empty())?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let file = std::fs::File::from(fd);
+        if !file.metadata()?.is_file() {
+            return Err(invalid("not a regular file"));
+        }
+        Ok(file)
     }
 
     /// `runs/<id>/logs/<job>/<seq>.log`: a step's own log file, as steps

@@ -1,14 +1,13 @@
 //! A kept artifact, served as it was kept: found by its recorded job and
 //! path (never by a path the URL makes up), at the place `quire-runs
-//! download` reads it from, checked to be a file inside the run's
-//! `artifacts/` once every link in its path is followed, and sent with its
-//! recorded size; its SHA-256 is checked as it goes, and a file that no
+//! download` reads it from, opened below the run's `artifacts/` by
+//! descriptors with no symbolic link followed (`Home::open_artifact`), and
+//! sent with its recorded size; its SHA-256 is checked as it goes, and a file that no
 //! longer matches is cut off (the download fails rather than delivering
 //! other bytes).
 
 use std::fs::File;
 use std::io::Read as _;
-use std::path::Path;
 
 use quire_model::Artifact;
 use quire_store::Store;
@@ -33,23 +32,14 @@ pub fn find(store: &Store, run: &str, job: &str, path: &str) -> quire_store::Res
     else {
         return Ok(None);
     };
-    let Some(file) = store.home().artifact_path(run, &artifact)? else {
-        return Ok(None);
-    };
-    let area = store.home().run_dir(run)?.join("artifacts");
-    Ok(open_inside(&area, &file).map(|file| Found { artifact, file }))
-}
-
-/// `file`, opened, when it is a regular file inside `area` with every
-/// symbolic link on its way resolved.
-fn open_inside(area: &Path, file: &Path) -> Option<File> {
-    let area = area.canonicalize().ok()?;
-    let real = file.canonicalize().ok()?;
-    if !real.starts_with(&area) || real == area {
-        return None;
-    }
-    let opened = File::open(&real).ok()?;
-    opened.metadata().ok()?.is_file().then_some(opened)
+    // By descriptors below the run's artifacts, no link followed: bytes
+    // go out before the hash is checked, so the file must be the one the
+    // worker kept, not whatever a path resolves to by then.
+    Ok(store
+        .home()
+        .open_artifact(run, &artifact)
+        .ok()
+        .map(|file| Found { artifact, file }))
 }
 
 /// The file's next chunk; an error once it ends other than as recorded

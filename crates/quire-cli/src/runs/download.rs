@@ -60,7 +60,8 @@ pub fn run(store: &Store, args: &DownloadArgs) -> crate::error::Result<ExitCode>
     }
     let mut total = 0;
     for (artifact, source, target) in &plan {
-        if let Err(message) = put(artifact, source, target) {
+        let opened = store.home().open_artifact(&run.id, artifact);
+        if let Err(message) = put(artifact, opened, source, target) {
             return Err(CommandError::new(Kind::Io, message));
         }
         total += artifact.size;
@@ -87,9 +88,16 @@ fn relative(artifact: &Artifact) -> Option<PathBuf> {
     artifact.relative_path()
 }
 
-/// Copy `source` to a temporary name beside `target`, check its size and
-/// hash, and only then link it in under `target`.
-fn put(artifact: &Artifact, source: &Path, target: &Path) -> Result<(), String> {
+/// Copy the artifact's file (`opened` below the run's artifacts by
+/// descriptors, no link followed: `Home::open_artifact`; `source` is its
+/// path, for messages) to a temporary name beside `target`, check its size
+/// and hash, and only then link it in under `target`.
+fn put(
+    artifact: &Artifact,
+    opened: io::Result<File>,
+    source: &Path,
+    target: &Path,
+) -> Result<(), String> {
     let name = format!("{}/{}", artifact.job, artifact.path);
     let name = printable(&name);
     let parent = target.parent().unwrap_or(Path::new("."));
@@ -98,7 +106,7 @@ fn put(artifact: &Artifact, source: &Path, target: &Path) -> Result<(), String> 
         ".{}.quire-download",
         target.file_name().unwrap_or_default().to_string_lossy()
     ));
-    let written = copy(source, &partial);
+    let written = opened.and_then(|mut from| copy(&mut from, &partial));
     let (size, sha256) = match written {
         Ok(done) => done,
         Err(e) => {
@@ -127,8 +135,7 @@ fn put(artifact: &Artifact, source: &Path, target: &Path) -> Result<(), String> 
 }
 
 /// Stream `from` into a new file `to`; its size and SHA-256.
-fn copy(from: &Path, to: &Path) -> io::Result<(u64, String)> {
-    let mut source = File::open(from)?;
+fn copy(from: &mut File, to: &Path) -> io::Result<(u64, String)> {
     let mut out = OpenOptions::new().write(true).create_new(true).open(to)?;
-    copy_hashed(&mut source, &mut out).map_err(|(CopyError::Read(e) | CopyError::Write(e))| e)
+    copy_hashed(from, &mut out).map_err(|(CopyError::Read(e) | CopyError::Write(e))| e)
 }
