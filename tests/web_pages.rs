@@ -459,21 +459,22 @@ fn a_line_appended_live_gets_the_next_number() {
 }
 
 /// A run with something of everything a page shows: parallel jobs, one
-/// that needs them and fails, kept artifacts, long unbroken words.
+/// that needs them and fails, kept artifacts, long unbroken words; long
+/// enough (over 2 s) for its timeline to have marks.
 const EVERYTHING: &str = r#"
 [jobs.compile]
 inputs = ["quire/push"]
 artifacts = ["dist/"]
-sh = ["mkdir -p dist && printf 'bytes\\n' > dist/app-with-a-rather-long-name-0123456789abcdef.tar.gz", "sleep 0.3"]
+sh = ["mkdir -p dist && printf 'bytes\\n' > dist/app-with-a-rather-long-name-0123456789abcdef.tar.gz", "sleep 2.4"]
 
 [jobs.lint-everything-with-a-long-job-name]
 inputs = ["quire/push"]
-sh = "sleep 0.2; echo linted"
+sh = "sleep 1.4; echo linted"
 
 [jobs.docs]
 inputs = ["quire/push"]
 allow_failure = true
-sh = "sleep 0.1; exit 1"
+sh = "sleep 0.8; exit 1"
 
 [jobs.test]
 inputs = ["compile", "lint-everything-with-a-long-job-name"]
