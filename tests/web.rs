@@ -1002,9 +1002,22 @@ fn change_streams_tell_what_changed_end_with_the_run_and_are_capped() {
     wait_until("the streams to open", || {
         server.log().matches("GET /events/runs 200").count() == 63
     });
-    let refused = server.get("/events/runs");
-    assert_eq!(refused.status, 503, "{}", refused.body);
+    let status = |path: &str| {
+        let mut stream = ask(path, "");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    assert_eq!(status("/events/runs"), "HTTP/1.1 503");
+    // Pages closed: their streams end and give their places back.
     drop(open);
+    drop(stream);
+    wait_until("a stream to be let in again", || {
+        status("/events/runs") == "HTTP/1.1 200"
+    });
 }
 
 /// Read from a connection the server should close: what it sent before it
