@@ -939,6 +939,88 @@ fn the_pages_of_a_fixed_store_at_a_frozen_now() {
     }
 }
 
+/// The streams that tell pages that runs changed: a run's tells its
+/// change since the page's stamp and ends with the run; the runs' tells a
+/// new run; and they count among the streams the server caps.
+#[test]
+fn change_streams_tell_what_changed_end_with_the_run_and_are_capped() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let run = repo.push_and_wait("[jobs.a]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let server = Server::start(&env);
+    let ask = |path: &str, extra: &str| {
+        let mut stream = TcpStream::connect(&server.addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        stream
+    };
+    // An ended run: what changed since a stamp the page did not have, then
+    // the end; with the stamp it has (as a reconnecting browser sends it),
+    // only the end.
+    let path = format!("/runs/{}/events?since=0000000000000000", run.id);
+    let got = until_closed(&mut ask(&path, ""), "a run's changes");
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    let change = got.find("event: change\nid: ").expect("a change") + 18;
+    let stamp = &got[change..change + 16];
+    assert!(got.contains("event: end\n"), "{got}");
+    assert!(got.ends_with("\r\n0\r\n\r\n"), "the stream ends: {got}");
+    let header = format!("Last-Event-ID: {stamp}\r\n");
+    let got = until_closed(&mut ask(&path, &header), "a run's end");
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(!got.contains("event: change"), "{got}");
+    assert!(got.contains("event: end\n"), "{got}");
+    let unknown = server.get("/runs/nope/events");
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    // The runs: quiet until a run is pushed.
+    let page = server.page("/");
+    let marker = "data-changes=\"/events/runs?since=";
+    let at = page.find(marker).expect("a stream") + marker.len();
+    let since = &page[at..at + 16];
+    let mut stream = ask(&format!("/events/runs?since={since}"), "");
+    let second = repo.push_and_wait("[jobs.b]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    assert!(second.state.is_terminal());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("event: change") {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            other => panic!(
+                "no change told: {other:?} {}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    // It and 63 more fill the server's streams: one more is refused.
+    let open: Vec<TcpStream> = (0..63).map(|_| ask("/events/runs", "")).collect();
+    wait_until("the streams to open", || {
+        server.log().matches("GET /events/runs 200").count() == 63
+    });
+    let status = |path: &str| {
+        let mut stream = ask(path, "");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    assert_eq!(status("/events/runs"), "HTTP/1.1 503");
+    // Pages closed: their streams end and give their places back.
+    drop(open);
+    drop(stream);
+    wait_until("a stream to be let in again", || {
+        status("/events/runs") == "HTTP/1.1 200"
+    });
+}
+
 /// Read from a connection the server should close: what it sent before it
 /// closed. The read timeout is only the deadline; it failing is the test
 /// failing.

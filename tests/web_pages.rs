@@ -38,7 +38,7 @@ sh = "sleep 0.3"
 
 [jobs.two]
 inputs = ["quire/push"]
-sh = "sleep 0.4"
+sh = "sleep 2.5"
 
 [jobs.three]
 inputs = ["quire/push"]
@@ -103,6 +103,31 @@ fn a_runs_timeline_draws_parallel_jobs_overlapping_and_the_joining_one_after() {
     );
     let text = browser.text();
     assert!(text.contains("critical path"), "{text}");
+    // The axis's marks: 0 s, then whole seconds (the run takes a little
+    // over 2.5 s), evenly spaced on the bars' scale.
+    let marks = browser.eval(
+        "[...document.querySelectorAll('svg.tl-axis text')].map(t => ({
+            text: t.textContent, ms: +t.getAttribute('data-ms'), x: +t.getAttribute('data-x'),
+        }))",
+    );
+    let marks = marks.as_array().expect("an array of marks");
+    assert!(marks.len() >= 3, "{marks:?}");
+    let step = marks[1]["x"].as_f64().unwrap();
+    for (n, mark) in marks.iter().enumerate() {
+        assert_eq!(mark["text"], format!("{n} s"), "{marks:?}");
+        assert_eq!(mark["ms"], n as u64 * 1000, "{marks:?}");
+        let x = mark["x"].as_f64().unwrap();
+        assert!(
+            (x - n as f64 * step).abs() <= 0.2,
+            "evenly spaced: {marks:?}"
+        );
+    }
+    // Two slept 2.5 s from about the start: the 2 s mark falls inside its bar.
+    let two = span("two");
+    let at_two = marks[2]["x"].as_f64().unwrap() * 10.0;
+    assert!(two.0 < at_two && at_two < two.1, "{marks:?} {bars:?}");
+    let lines = browser.eval("document.querySelectorAll('svg.tl-bars line.tick').length");
+    assert_eq!(lines, marks.len(), "a line at each mark");
 }
 
 #[test]
@@ -273,6 +298,98 @@ fn a_job_page_opened_while_its_job_runs_reaches_complete_without_a_reload() {
 }
 
 #[test]
+fn the_runs_list_shows_a_new_run_and_its_end_without_a_reload() {
+    let Some(chromium) = chromium() else { return };
+    let env = Env::new();
+    let app = env.repo_with_hook("app");
+    let other = env.repo_with_hook("other");
+    let server = Server::start(&env);
+    let mut browser = Browser::launch(&chromium);
+    // Filtered: what it swaps in keeps the filter.
+    browser.open(&server.url("/?repo=app"));
+    browser.wait_for_text("No runs match.");
+    browser.eval("window.quireMarker = 7");
+    let elsewhere = other.push_and_wait("[jobs.x]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
+    let gate = Gate::new(&env);
+    let id = app.push_pipeline(&format!(
+        "[jobs.live]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        gate.step("g")
+    ));
+    let state = format!(
+        "(() => {{ const a = document.querySelector('a[title=\"{id}\"]');
+            return a && a.closest('tr').querySelector('.st').textContent; }})()"
+    );
+    gate.wait_ready("g");
+    wait_until("the new run's row, active", || {
+        browser.eval(&state) == "active"
+    });
+    gate.open();
+    wait_until("its state to say complete", || {
+        browser.eval(&state) == "complete"
+    });
+    let shown = browser.eval(&format!(
+        "document.querySelector('a[title=\"{}\"]') === null",
+        elsewhere.id
+    ));
+    assert_eq!(shown, true, "another repository's run is filtered out");
+    assert_eq!(browser.eval("window.quireMarker"), 7, "not reloaded");
+    assert_eq!(
+        browser.eval("new URLSearchParams(location.search).get('repo')"),
+        "app"
+    );
+}
+
+#[test]
+fn a_run_page_opened_while_its_run_is_active_follows_it_to_the_end() {
+    let Some(chromium) = chromium() else { return };
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let gate = Gate::new(&env);
+    let id = repo.push_pipeline(&format!(
+        "[jobs.wait]\ninputs = [\"quire/push\"]\nsh = {:?}\n\n\
+         [jobs.after]\ninputs = [\"wait\"]\nsh = \"echo after\"\n",
+        gate.step("g")
+    ));
+    gate.wait_ready("g");
+    let server = Server::start(&env);
+    let mut browser = Browser::launch(&chromium);
+    browser.open(&server.url(&format!("/runs/{id}")));
+    let seen = "(() => ({
+        run: document.querySelector('h1 .st').textContent,
+        jobs: [...document.querySelectorAll('tr.job')].map(r =>
+            r.querySelector('code').textContent + ' ' + r.querySelector('.st').textContent),
+        bars: [...document.querySelectorAll('svg.tl-bars rect')].map(r => r.getAttribute('data-job')),
+        duration: [...document.querySelectorAll('dt')].some(d => d.textContent === 'duration'),
+    }))()";
+    let before = browser.eval(seen);
+    assert_eq!(before["run"], "active", "{before}");
+    assert_eq!(
+        before["jobs"],
+        serde_json::json!(["wait active", "after pending"]),
+        "{before}"
+    );
+    assert_eq!(before["bars"], serde_json::json!(["wait"]), "{before}");
+    browser.eval("window.quireMarker = 7");
+    gate.open();
+    wait_until("the run's header to say complete", || {
+        browser.eval("document.querySelector('h1 .st').textContent") == "complete"
+    });
+    let after = browser.eval(seen);
+    assert_eq!(
+        after["jobs"],
+        serde_json::json!(["wait complete", "after complete"]),
+        "{after}"
+    );
+    assert_eq!(
+        after["bars"],
+        serde_json::json!(["wait", "after"]),
+        "{after}"
+    );
+    assert_eq!(after["duration"], true, "{after}");
+    assert_eq!(browser.eval("window.quireMarker"), 7, "not reloaded");
+}
+
+#[test]
 fn a_job_pages_line_anchor_highlights_its_line_and_numbers_copy_not() {
     let Some(chromium) = chromium() else { return };
     let env = Env::new();
@@ -342,21 +459,22 @@ fn a_line_appended_live_gets_the_next_number() {
 }
 
 /// A run with something of everything a page shows: parallel jobs, one
-/// that needs them and fails, kept artifacts, long unbroken words.
+/// that needs them and fails, kept artifacts, long unbroken words; long
+/// enough (over 2 s) for its timeline to have marks.
 const EVERYTHING: &str = r#"
 [jobs.compile]
 inputs = ["quire/push"]
 artifacts = ["dist/"]
-sh = ["mkdir -p dist && printf 'bytes\\n' > dist/app-with-a-rather-long-name-0123456789abcdef.tar.gz", "sleep 0.3"]
+sh = ["mkdir -p dist && printf 'bytes\\n' > dist/app-with-a-rather-long-name-0123456789abcdef.tar.gz", "sleep 2.4"]
 
 [jobs.lint-everything-with-a-long-job-name]
 inputs = ["quire/push"]
-sh = "sleep 0.2; echo linted"
+sh = "sleep 1.4; echo linted"
 
 [jobs.docs]
 inputs = ["quire/push"]
 allow_failure = true
-sh = "sleep 0.1; exit 1"
+sh = "sleep 0.8; exit 1"
 
 [jobs.test]
 inputs = ["compile", "lint-everything-with-a-long-job-name"]

@@ -874,6 +874,33 @@ impl Store {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
+    /// What changes whenever the runs a list shows change: the newest
+    /// run's id, and each pending or active run with its state (a run
+    /// queued, started, ended or superseded changes it). Cheap at any
+    /// number of runs: it reads the newest run through its index and the
+    /// live runs through their partial indexes, never the finished ones.
+    pub fn runs_stamp(&self) -> Result<String> {
+        let mut stamp: String = self
+            .conn
+            .prepare_cached("SELECT id FROM runs ORDER BY queued_at_ms DESC, id DESC LIMIT 1")?
+            .query_row([], |row| row.get(0))
+            .optional()?
+            .unwrap_or_default();
+        let live = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM runs WHERE state = 'pending'
+             UNION ALL SELECT '!' || id FROM runs WHERE state = 'active'",
+            )?
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for id in live {
+            stamp.push(' ');
+            stamp.push_str(&id);
+        }
+        Ok(stamp)
+    }
+
     /// How many leading characters of `id` tell it apart from every other
     /// run in the store (at least `min`).
     pub fn unique_prefix_len(&self, id: &str, min: usize) -> Result<usize> {

@@ -10,6 +10,7 @@
 mod ansi;
 mod badge;
 mod download;
+mod fresh;
 mod live;
 mod pages;
 mod raw;
@@ -75,11 +76,12 @@ const BRANCH_TREND_RUNS: usize = 12;
 static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {
     let hash = |text: &str| base64(&Sha256::digest(text.as_bytes()));
     let policy = format!(
-        "default-src 'none'; style-src 'sha256-{}'; script-src 'sha256-{}'; connect-src 'self'; \
-         img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; \
-         require-trusted-types-for 'script'",
+        "default-src 'none'; style-src 'sha256-{}'; script-src 'sha256-{}' 'sha256-{}'; \
+         connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'; require-trusted-types-for 'script'",
         hash(&pages::CSS),
-        hash(pages::SCRIPT)
+        hash(pages::SCRIPT),
+        hash(fresh::SCRIPT)
     );
     HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'none'"))
 });
@@ -202,6 +204,8 @@ fn app(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(list_page))
         .route("/runs/{id}", get(run_page))
+        .route("/runs/{id}/events", get(run_events))
+        .route("/events/runs", get(runs_events))
         .route("/runs/{id}/jobs/{job}", get(job_page))
         .route("/runs/{id}/jobs/{job}/events", get(job_events))
         .route("/runs/{id}/jobs/{job}/log", get(job_log))
@@ -453,6 +457,9 @@ async fn list_page(State(app): App, RawQuery(query): RawQuery) -> Response {
     };
     html(
         app.read(move |store, now| {
+            // Read before the runs: a change after it shows on the page or
+            // is told by the stream.
+            let stamp = fresh::stamp(store, &fresh::Watch::Runs)?;
             let (runs, older) = select_runs(store, &filters, PAGE_RUNS)?;
             let older = older.map(|id| {
                 Filters {
@@ -465,7 +472,7 @@ async fn list_page(State(app): App, RawQuery(query): RawQuery) -> Response {
                 store,
                 &runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             )?;
-            Ok(pages::list(now, &ids, &filters, &runs, older))
+            Ok(pages::list(now, &ids, &filters, &runs, older, &stamp))
         })
         .await,
     )
@@ -475,6 +482,7 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
     html(
         app.read(move |store, now| {
             let run = store.resolve_run(&id)?;
+            let stamp = fresh::stamp(store, &fresh::Watch::Run(run.id.clone()))?;
             let detail = store.run_detail(&run.id)?;
             let mut shown = vec![run.id.as_str()];
             shown.extend(run.superseded_by.as_deref());
@@ -502,7 +510,7 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
                 needs: timeline::needs(&run),
                 tails,
             };
-            Ok(pages::run(now, &ids, &detail, &extras))
+            Ok(pages::run(now, &ids, &detail, &extras, &stamp))
         })
         .await,
     )
@@ -791,9 +799,111 @@ async fn job_events(
         .into_response()
 }
 
+/// That the runs changed, as server-sent events (docs/WEB.md): for the
+/// runs list and the repositories page.
+async fn runs_events(State(app): App, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    changes(app, fresh::Watch::Runs, query, &headers)
+}
+
+/// That a run changed, as server-sent events, until it has ended.
+async fn run_events(
+    State(app): App,
+    UrlPath(id): UrlPath<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let found = app
+        .read(move |store, _| Ok(store.resolve_run(&id)?.id))
+        .await;
+    match found {
+        Ok(id) => changes(app, fresh::Watch::Run(id), query, &headers),
+        Err(failure) => failure.html(),
+    }
+}
+
+/// A stream of `change` events, each when the stamp of what `watch`
+/// follows differs from the last one the page had (`?since=`, or the
+/// `Last-Event-ID` of a reconnecting browser), and an `end` when it can
+/// change no more.
+fn changes(
+    app: Arc<Shared>,
+    watch: fresh::Watch,
+    query: Option<String>,
+    headers: &HeaderMap,
+) -> Response {
+    let mut since = None;
+    for (key, value) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        if key == "since" && fresh::is_stamp(&value) {
+            since = Some(value.into_owned());
+        }
+    }
+    if let Some(last) = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| fresh::is_stamp(v))
+    {
+        since = Some(last.to_string());
+    }
+    let Some(slot) = StreamSlot::take(&app) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many pages are followed at once; reload the page later\n",
+        )
+            .into_response();
+    };
+    let first = "retry: 1000\n\n".to_string();
+    let state = Some((since, slot, Some(first)));
+    let stream = futures_util::stream::unfold(state, move |state| {
+        let app = Arc::clone(&app);
+        let watch = watch.clone();
+        async move {
+            let (mut since, slot, first) = state?;
+            if let Some(first) = first {
+                return Some((Ok::<_, Infallible>(first), Some((since, slot, None))));
+            }
+            let quiet_since = Instant::now();
+            loop {
+                let watch = watch.clone();
+                let Ok(stamp) = app
+                    .read(move |store, _| Ok(fresh::stamp(store, &watch)?))
+                    .await
+                else {
+                    return Some((Ok("event: end\ndata: null\n\n".to_string()), None));
+                };
+                let mut out = String::new();
+                if since.as_deref() != Some(stamp.text.as_str()) {
+                    out = format!("event: change\nid: {0}\ndata: \"{0}\"\n\n", stamp.text);
+                    since = Some(stamp.text);
+                }
+                if stamp.done {
+                    out.push_str("event: end\ndata: null\n\n");
+                    return Some((Ok(out), None));
+                }
+                if !out.is_empty() {
+                    return Some((Ok(out), Some((since, slot, None))));
+                }
+                if quiet_since.elapsed() >= KEEP_ALIVE {
+                    return Some((Ok(": no change\n\n".to_string()), Some((since, slot, None))));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 async fn repos_page(State(app): App) -> Response {
     html(
         app.read(move |store, now| {
+            let stamp = fresh::stamp(store, &fresh::Watch::Runs)?;
             let mut repos = Vec::new();
             for repo in store.repo_list()? {
                 let branches =
@@ -820,7 +930,7 @@ async fn repos_page(State(app): App) -> Response {
                 .flat_map(|r| r.branches.iter().map(|r| r.id.as_str()))
                 .collect();
             let ids = Ids::read(store, &shown)?;
-            Ok(pages::repos(now, &ids, &repos, BRANCHES_SHOWN))
+            Ok(pages::repos(now, &ids, &repos, BRANCHES_SHOWN, &stamp))
         })
         .await,
     )

@@ -14,6 +14,7 @@ use quire_store::query::{JobDetail, RunDetail};
 use quire_store::{JobState, NotificationState, Repository, Run, RunState, Store};
 
 use super::ansi::{self, shown};
+use super::fresh::{self, Stamp};
 use super::live::{Line, StepLog};
 use super::timeline::{self, job_state_class, job_state_text};
 use quire_view::text::{duration, flat, human_bytes, rfc3339, sh_word, short_ref};
@@ -45,6 +46,7 @@ a.n::before{content:attr(data-n)}.ln:target{background:#3b2f00;outline:1px solid
 figure{margin:.3em 0 1em}.tl{display:grid;grid-template-columns:minmax(0,9em) minmax(0,1fr);gap:0 .6em}\
 .tl-name{height:22px;line-height:22px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;font-size:.85em}\
 svg.tl-bars{display:block;border-left:1px solid var(--line);border-right:1px dashed var(--line)}\
+svg line.tick{stroke:var(--line);vector-effect:non-scaling-stroke}svg.tl-axis{display:block;overflow:visible}svg.tl-axis text{fill:var(--mut);font-size:11px}\
 svg rect{fill:currentColor}svg rect.crit{stroke:var(--fg);stroke-width:2.5px;vector-effect:non-scaling-stroke}\
 svg.trend{display:block;max-width:100%;height:40px;border-bottom:1px solid var(--line)}\
 pre.tail{margin:.2em 0 .6em}tr.tail td{border-bottom:1px solid var(--line)}code.sha{overflow-wrap:anywhere}\
@@ -179,6 +181,22 @@ pub fn artifact_url(run: &str, artifact: &quire_model::Artifact) -> String {
 /// The job's whole log as plain text.
 pub fn log_url(run: &str, job: &str) -> String {
     format!("{}/log", job_url(run, job))
+}
+
+/// The stream that tells the runs list and the repositories page that runs
+/// changed since the page's stamp.
+pub fn runs_events_url(stamp: &Stamp) -> String {
+    format!("/events/runs?since={}", stamp.text)
+}
+
+/// The stream that tells a run's page that the run changed.
+pub fn run_events_url(run: &str, stamp: &Stamp) -> String {
+    format!("{}/events?since={}", run_url(run), stamp.text)
+}
+
+/// The script of a page that follows changes.
+fn fresh_script() -> Markup {
+    html! { script { (PreEscaped(fresh::SCRIPT)) } }
 }
 
 pub fn events_url(run: &str, job: &str, seq: i64, offset: u64) -> String {
@@ -362,6 +380,7 @@ pub fn list(
     filters: &Filters,
     runs: &[Run],
     older: Option<String>,
+    stamp: &Stamp,
 ) -> String {
     let body = html! {
         h1 { "Runs" }
@@ -379,6 +398,7 @@ pub fn list(
             button type="submit" { "filter" }
             @if filters.any() { a href="/" { "all runs" } }
         }
+        div #fresh data-changes=(runs_events_url(stamp)) {
         @if runs.is_empty() {
             p.empty { @if filters.any() || filters.before.is_some() { "No runs match." } @else { "No runs yet." } }
         } @else {
@@ -409,6 +429,8 @@ pub fn list(
             }
             @if let Some(older) = older { a href=(older) rel="next" { "older »" } }
         }
+        }
+        (fresh_script())
     };
     page("Runs", None, false, body)
 }
@@ -428,10 +450,17 @@ pub struct RunExtras {
 /// The most lines of a failing step shown under its job.
 pub const TAIL_LINES: usize = 50;
 
-pub fn run(now_ms: i64, ids: &Ids, detail: &RunDetail, extras: &RunExtras) -> String {
+pub fn run(
+    now_ms: i64,
+    ids: &Ids,
+    detail: &RunDetail,
+    extras: &RunExtras,
+    stamp: &Stamp,
+) -> String {
     let run = &detail.run;
     let live = !run.state.is_terminal();
     let body = html! {
+        div #fresh data-changes=[live.then(|| run_events_url(&run.id, stamp))] {
         h1 { "Run " code { (ids.short(&run.id)) } " " (state(run)) }
         @if let Some(subject) = &run.subject { p.subject { (shown(subject)) } }
         dl {
@@ -524,12 +553,14 @@ pub fn run(now_ms: i64, ids: &Ids, detail: &RunDetail, extras: &RunExtras) -> St
                 }
             }
         }
-        @if live { p.note { "This page reloads every 5 seconds while the run is live." } }
+        @if live { p.note { "This page follows the run while it is live (without JavaScript, it reloads every 5 seconds)." } }
+        }
+        @if live { (fresh_script()) }
     };
     page(
         &format!("Run {}", ids.short(&run.id)),
         live.then_some(5),
-        false,
+        true,
         body,
     )
 }
@@ -726,9 +757,10 @@ pub struct RepoView {
     pub trends: Vec<Vec<Run>>,
 }
 
-pub fn repos(now_ms: i64, ids: &Ids, repos: &[RepoView], per_repo: usize) -> String {
+pub fn repos(now_ms: i64, ids: &Ids, repos: &[RepoView], per_repo: usize, stamp: &Stamp) -> String {
     let body = html! {
         h1 { "Repositories" }
+        div #fresh data-changes=(runs_events_url(stamp)) {
         @if repos.is_empty() { p.empty { "No repositories yet." } }
         @for RepoView { repo, branches, recent, trends } in repos {
             section.repo {
@@ -771,6 +803,8 @@ pub fn repos(now_ms: i64, ids: &Ids, repos: &[RepoView], per_repo: usize) -> Str
                 }
             }
         }
+        }
+        (fresh_script())
     };
     page("Repositories", None, false, body)
 }

@@ -147,6 +147,39 @@ fn tenths(at: i64, origin: i64, total: i64) -> i64 {
     ((at - origin) as f64 * WIDTH * 10.0 / total as f64).round() as i64
 }
 
+/// The steps between an axis's marks, in milliseconds: whole seconds or
+/// minutes (or hours), as a reader counts them.
+const TICK_STEPS: [i64; 16] = [
+    1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
+    1_800_000, 3_600_000, 7_200_000, 21_600_000, 43_200_000,
+];
+/// The most marks an axis gets (and its first, at 0 s, always).
+const MAX_TICKS: i64 = 6;
+
+/// The marks of an axis `total` milliseconds long: from 0 s, evenly
+/// spaced by the smallest step that gives at most [`MAX_TICKS`], none in
+/// the last tenth of the axis (its label would run off the end).
+pub fn ticks(total: i64) -> Vec<i64> {
+    let step = TICK_STEPS
+        .iter()
+        .copied()
+        .find(|step| total / step < MAX_TICKS)
+        .unwrap_or(86_400_000);
+    (0..)
+        .map(|n| n * step)
+        .take_while(|at| *at == 0 || *at * 10 <= total * 9)
+        .collect()
+}
+
+/// A mark's label: `0 s`, `20 s`, `2 min`, `1 h`.
+fn tick_label(at: i64) -> String {
+    match at {
+        _ if at % 3_600_000 == 0 && at > 0 => format!("{} h", at / 3_600_000),
+        _ if at % 60_000 == 0 && at > 0 => format!("{} min", at / 60_000),
+        _ => format!("{} s", at / 1000),
+    }
+}
+
 /// The run's jobs on one time axis, from the run's start.
 pub fn timeline(
     now_ms: i64,
@@ -168,6 +201,10 @@ pub fn timeline(
     let on_path = |id: &str| path.as_ref().is_some_and(|p| p.iter().any(|j| j == id));
     let rows = jobs.len() as u32;
     let height = rows * ROW;
+    let marks: Vec<(i64, f64)> = ticks(total)
+        .into_iter()
+        .map(|at| (at, tenths(origin + at, origin, total) as f64 / 10.0))
+        .collect();
     html! {
         figure.timeline {
             div.tl {
@@ -179,6 +216,9 @@ pub fn timeline(
                 svg.tl-bars xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (height) }
                     preserveAspectRatio="none" width="100%" height=(height) role="img"
                     aria-label="the jobs on a time axis from the run's start" {
+                    @for (_, x) in &marks {
+                        line.tick x1=(x) x2=(x) y1="0" y2=(height) {}
+                    }
                     @for (row, (j, span)) in jobs.iter().zip(&spans).enumerate() {
                         @if let Some((start, end)) = span {
                             @let from = tenths(*start, origin, total);
@@ -194,6 +234,18 @@ pub fn timeline(
                                     @if crit { ", on the critical path" }
                                 }
                             }
+                        }
+                    }
+                }
+                div {}
+                // Not stretched: its text keeps its shape, placed in
+                // percent of the axis.
+                svg.tl-axis xmlns="http://www.w3.org/2000/svg" width="100%" height="16"
+                    aria-label="seconds from the run's start" {
+                    @for (at, x) in &marks {
+                        text data-ms=(at) data-x=(x) x={ (x / 10.0) "%" } y="12"
+                            text-anchor=(if *at == 0 { "start" } else { "middle" }) {
+                            (tick_label(*at))
                         }
                     }
                 }
@@ -276,6 +328,17 @@ mod tests {
             },
             steps: Vec::new(),
         }
+    }
+
+    #[test]
+    fn marks_fall_on_whole_seconds_or_minutes() {
+        assert_eq!(ticks(900), [0]);
+        assert_eq!(ticks(2_500), [0, 1_000, 2_000]);
+        assert_eq!(ticks(2_050), [0, 1_000]);
+        assert_eq!(ticks(47_000), [0, 10_000, 20_000, 30_000, 40_000]);
+        let labels = |total| ticks(total).into_iter().map(tick_label).collect::<Vec<_>>();
+        assert_eq!(labels(400_000), ["0 s", "2 min", "4 min", "6 min"]);
+        assert_eq!(labels(3 * 3_600_000), ["0 s", "1 h", "2 h"]);
     }
 
     #[test]
