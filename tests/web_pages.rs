@@ -266,22 +266,44 @@ sh = [
     }
 }
 
-#[test]
-fn a_job_page_opened_while_its_job_runs_reaches_complete_without_a_reload() {
-    let Some(chromium) = chromium() else { return };
+/// A job page open in Chromium while its job `live` (steps `steps`, the
+/// gate's step where `GATE` stands) waits at the gate, once the page shows
+/// `shown`; none without Chromium.
+struct Live {
+    _env: Env,
+    _server: Server,
+    gate: Gate,
+    browser: Browser,
+}
+
+fn live_job_page(steps: &str, shown: &str) -> Option<Live> {
+    let chromium = chromium()?;
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);
+    let steps = steps.replace("GATE", &format!("{:?}", gate.step("g")));
     let id = repo.push_pipeline(&format!(
-        "[jobs.live]\ninputs = [\"quire/push\"]\nsh = [\"echo started\", {:?}]\n",
-        gate.step("g")
+        "[jobs.live]\ninputs = [\"quire/push\"]\nsh = [{steps}]\n"
     ));
     gate.wait_ready("g");
     let server = Server::start(&env);
-    let path = format!("/runs/{id}/jobs/live");
     let mut browser = Browser::launch(&chromium);
-    browser.open(&server.url(&path));
-    browser.wait_for_text("started");
+    browser.open(&server.url(&format!("/runs/{id}/jobs/live")));
+    browser.wait_for_text(shown);
+    Some(Live {
+        _env: env,
+        _server: server,
+        gate,
+        browser,
+    })
+}
+
+#[test]
+fn a_job_page_opened_while_its_job_runs_reaches_complete_without_a_reload() {
+    let Some(mut live) = live_job_page("\"echo started\", GATE", "started") else {
+        return;
+    };
+    let Live { gate, browser, .. } = &mut live;
     let state = "document.querySelector('h1 .st').textContent";
     assert_eq!(browser.eval(state), "active");
     browser.eval("window.quireMarker = 7");
@@ -431,19 +453,11 @@ fn a_job_pages_line_anchor_highlights_its_line_and_numbers_copy_not() {
 
 #[test]
 fn a_line_appended_live_gets_the_next_number() {
-    let Some(chromium) = chromium() else { return };
-    let env = Env::new();
-    let repo = env.repo_with_hook("app");
-    let gate = Gate::new(&env);
-    let id = repo.push_pipeline(&format!(
-        "[jobs.live]\ninputs = [\"quire/push\"]\nsh = [\"echo one; echo two\", {:?}, \"echo three\"]\n",
-        gate.step("g")
-    ));
-    gate.wait_ready("g");
-    let server = Server::start(&env);
-    let mut browser = Browser::launch(&chromium);
-    browser.open(&server.url(&format!("/runs/{id}/jobs/live")));
-    browser.wait_for_text("two");
+    let Some(mut live) = live_job_page("\"echo one; echo two\", GATE, \"echo three\"", "two")
+    else {
+        return;
+    };
+    let Live { gate, browser, .. } = &mut live;
     assert_eq!(browser.eval("document.getElementById('L3') === null"), true);
     gate.open();
     let third = "(() => { const l = document.getElementById('L3');
