@@ -275,6 +275,8 @@ pub enum Pause {
     /// The output's reader has gone away: a pipe whose reading end was
     /// closed, a terminal that hung up.
     ReaderGone,
+    /// Woken before the interval passed ([`pause_or_woken`]).
+    Woken,
 }
 
 /// Wait [`POLL`] before the next look, watching `output` (where the lines
@@ -283,18 +285,31 @@ pub enum Pause {
 /// signal interrupts the wait. A regular file never reports either, so
 /// output to a file just waits.
 pub fn pause(output: impl AsFd) -> Pause {
+    pause_or_woken(output, None)
+}
+
+/// [`pause`], returning early ([`Pause::Woken`]) once `wake` is
+/// readable or its writers are gone: whoever knows the runs ended (the
+/// process that executed them) wakes the follower for its last look, not
+/// [`POLL`] later.
+pub fn pause_or_woken(output: impl AsFd, wake: Option<std::os::fd::BorrowedFd<'_>>) -> Pause {
     use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let timeout = Timespec {
         tv_sec: 0,
         tv_nsec: i64::try_from(POLL.as_nanos()).unwrap_or(200_000_000),
     };
-    let mut fds = [PollFd::new(&output, PollFlags::empty())];
+    let mut fds = vec![PollFd::new(&output, PollFlags::empty())];
+    if let Some(wake) = &wake {
+        fds.push(PollFd::new(wake, PollFlags::IN));
+    }
     match poll(&mut fds, Some(&timeout)) {
         Ok(0) | Err(_) => Pause::Elapsed,
         Ok(_) => {
             let got = fds[0].revents();
             if got.intersects(PollFlags::ERR | PollFlags::HUP | PollFlags::NVAL) {
                 Pause::ReaderGone
+            } else if fds.get(1).is_some_and(|w| !w.revents().is_empty()) {
+                Pause::Woken
             } else {
                 Pause::Elapsed
             }
@@ -535,6 +550,16 @@ mod tests {
             ["whole"]
         );
         assert_eq!(tail_of_cri(b"", false, 20), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_pause_is_woken_once_the_wake_pipe_is_closed() {
+        let (_out_reader, out) = rustix::pipe::pipe().unwrap();
+        let (wake, woken) = rustix::pipe::pipe().unwrap();
+        let wake_fd = std::os::fd::AsFd::as_fd(&wake);
+        assert_eq!(pause_or_woken(&out, Some(wake_fd)), Pause::Elapsed);
+        drop(woken);
+        assert_eq!(pause_or_woken(&out, Some(wake_fd)), Pause::Woken);
     }
 
     #[test]

@@ -49,12 +49,14 @@ pub(crate) enum To {
 
 /// Whoever reads the lines; once a write fails (the reader is gone),
 /// nothing more is written.
-struct Pusher {
+struct Pusher<'w> {
     to: To,
     gone: bool,
+    /// Wakes the pause early ([`follow::pause_or_woken`]).
+    wake: Option<std::os::fd::BorrowedFd<'w>>,
 }
 
-impl Pusher {
+impl Pusher<'_> {
     /// Write one line; false when the reader is gone.
     fn say(&mut self, line: &str) -> bool {
         if !self.gone {
@@ -77,8 +79,8 @@ impl Pusher {
     /// Wait before the next look (follow::pause on where the lines go).
     fn pause(&self) -> Pause {
         match self.to {
-            To::Stderr => follow::pause(std::io::stderr()),
-            To::Stdout => follow::pause(std::io::stdout()),
+            To::Stderr => follow::pause_or_woken(std::io::stderr(), self.wake),
+            To::Stdout => follow::pause_or_woken(std::io::stdout(), self.wake),
         }
     }
 }
@@ -102,6 +104,7 @@ pub(crate) fn wait(store: &Store, runs: &[Recorded], logs: bool) {
     let mut pusher = Pusher {
         to: To::Stderr,
         gone: false,
+        wake: None,
     };
     if runs.is_empty() {
         pusher.say("quire: ci.wait: this push recorded no run; there is nothing to wait for");
@@ -134,9 +137,14 @@ pub(crate) fn follow(
     store: &Store,
     runs: &[Recorded],
     to: To,
+    wake: Option<std::os::fd::BorrowedFd<'_>>,
     give_up: &dyn Fn() -> bool,
 ) -> Followed {
-    let mut pusher = Pusher { to, gone: false };
+    let mut pusher = Pusher {
+        to,
+        gone: false,
+        wake,
+    };
     follow_runs(store, runs, false, &mut pusher, give_up)
 }
 

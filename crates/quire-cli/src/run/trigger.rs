@@ -9,7 +9,7 @@ use quire_store::repos::Registration;
 use quire_store::{Home, RunState, Store};
 use quire_worker::config::Config;
 
-use crate::error::CommandError;
+use crate::error::{CommandError, Kind};
 use crate::run::TriggerArgs;
 use crate::run::ci_wait::{self, Followed};
 use crate::run::hook::{git_dir, register, start_workers};
@@ -76,7 +76,11 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
     // Each job's start and end as `git push -o ci.wait` tells them, from a
     // thread of its own (with a store connection of its own) while this
     // one executes the run.
+    // Once the run is over, the teller is woken for its last look (the
+    // pipe's write end closed), not one poll interval later.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (wake, woken) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| CommandError::new(Kind::Io, format!("cannot make a pipe: {e}")))?;
     let teller = {
         let (home, run, stop) = (home.clone(), run.clone(), stop.clone());
         let ref_name = update.ref_name.clone();
@@ -85,13 +89,15 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
                 return Followed::Stopped;
             };
             let runs = [ci_wait::Recorded { run, ref_name }];
-            ci_wait::follow(&store, &runs, ci_wait::To::Stdout, &|| {
+            let wake = std::os::fd::AsFd::as_fd(&wake);
+            ci_wait::follow(&store, &runs, ci_wait::To::Stdout, Some(wake), &|| {
                 stop.load(std::sync::atomic::Ordering::Relaxed)
             })
         })
     };
     let told = execute_and_wait(home, &config, &kept, &mut store, &run);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(woken);
     let told_the_end = teller.join().unwrap_or(Followed::Stopped) == Followed::Ended;
     let Some(finished) = told? else {
         // Another worker holds the run; stop waiting, leave it be.
