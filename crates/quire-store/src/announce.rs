@@ -3,10 +3,10 @@
 //! writes its git note and runs the config's `[[notify]]` commands, whose
 //! outcome is kept in `notifications` for `quire-runs show`.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
-use crate::query::run_by_id;
-use crate::sql::{QueryCached, RowExt};
+use crate::query::{notifications_of, run_by_id};
+use crate::sql::QueryCached;
 use crate::{Result, Store};
 use quire_model::{Notification, NotificationState, Run};
 
@@ -100,27 +100,4 @@ impl Store {
     pub fn notifications(&self, run_id: &str) -> Result<Vec<Notification>> {
         Ok(notifications_of(self.connection(), run_id)?)
     }
-}
-
-pub(crate) fn notifications_of(
-    conn: &Connection,
-    run_id: &str,
-) -> rusqlite::Result<Vec<Notification>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT position, command, state, exit_code, stderr_tail, started_at_ms, finished_at_ms
-         FROM notifications WHERE run_id = ?1 ORDER BY position",
-    )?;
-    let rows = stmt.query_map([run_id], |row| {
-        let command: String = row.get(1)?;
-        Ok(Notification {
-            position: row.get(0)?,
-            command: serde_json::from_str(&command).unwrap_or_default(),
-            state: row.text(2)?,
-            exit_code: row.get(3)?,
-            stderr_tail: row.get(4)?,
-            started_at_ms: row.get(5)?,
-            finished_at_ms: row.get(6)?,
-        })
-    })?;
-    rows.collect()
 }

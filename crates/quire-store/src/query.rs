@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::{Error, Result, Store};
 use quire_model::refs::RefGlob;
-use quire_model::{Artifact, Job, Run, RunState, Step, WorkerLease};
+use quire_model::{Artifact, Job, Notification, Run, RunState, Step, WorkerLease};
 
 /// How many of the newest runs a part of an id that is not a prefix is
 /// looked for among (`resolve_run`), and whose short ids are suffixes
@@ -754,7 +754,7 @@ impl Store {
             detail.push(JobDetail { job, steps });
         }
         let artifacts = artifacts_of(&tx, run_id)?;
-        let notifications = crate::announce::notifications_of(&tx, run_id)?;
+        let notifications = notifications_of(&tx, run_id)?;
         Ok(RunDetail {
             run,
             jobs: detail,
@@ -925,4 +925,28 @@ impl Store {
             .unwrap_or(0);
         Ok((shared + 1).max(min).min(id.len()))
     }
+}
+
+/// The notifiers run for a run, in config order.
+pub(crate) fn notifications_of(
+    conn: &Connection,
+    run_id: &str,
+) -> rusqlite::Result<Vec<Notification>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT position, command, state, exit_code, stderr_tail, started_at_ms, finished_at_ms
+         FROM notifications WHERE run_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([run_id], |row| {
+        let command: String = row.get(1)?;
+        Ok(Notification {
+            position: row.get(0)?,
+            command: serde_json::from_str(&command).unwrap_or_default(),
+            state: row.text(2)?,
+            exit_code: row.get(3)?,
+            stderr_tail: row.get(4)?,
+            started_at_ms: row.get(5)?,
+            finished_at_ms: row.get(6)?,
+        })
+    })?;
+    rows.collect()
 }

@@ -15,6 +15,7 @@ mod live;
 mod pages;
 mod raw;
 mod timeline;
+mod words;
 
 use std::convert::Infallible;
 use std::io::Write as _;

@@ -15,7 +15,7 @@ use quire_store::{JobState, Store};
 use serde::Serialize;
 
 use super::ansi;
-use super::timeline::{job_state_class, job_state_text};
+use super::words::{job_state_class, job_state_text};
 
 /// The most of one step's log a page shows: its end, when it is longer.
 pub const PAGE_BYTES: u64 = 1 << 20;

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use quire_model::refs::RefName;
 use quire_store::query::{JobDetail, RunDetail};
 use quire_store::{JobState, NotificationState, Repository, Run, RunState, Store};
@@ -16,7 +15,9 @@ use quire_store::{JobState, NotificationState, Repository, Run, RunState, Store}
 use super::ansi::{self, shown};
 use super::fresh::{self, Stamp};
 use super::live::{Line, StepLog};
-use super::timeline::{self, job_state_class, job_state_text};
+use super::timeline;
+use super::words::segment;
+use super::words::{ago, artifact_url, job_state_class, job_state_text, job_url, run_url};
 use quire_view::text::{duration, flat, human_bytes, rfc3339, sh_word, short_ref};
 
 /// The page style, in a `<style>` element whose hash the
@@ -148,36 +149,6 @@ pub const SCRIPT: &str = r##"(function () {
 })();
 "##;
 
-/// Characters a URL path segment keeps as they are.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-fn segment(text: &str) -> String {
-    utf8_percent_encode(text, SEGMENT).to_string()
-}
-
-pub fn run_url(id: &str) -> String {
-    format!("/runs/{}", segment(id))
-}
-
-pub fn job_url(run: &str, job: &str) -> String {
-    format!("/runs/{}/jobs/{}", segment(run), segment(job))
-}
-
-/// `/runs/RUN/artifacts/JOB/PATH`, each segment of the path encoded.
-pub fn artifact_url(run: &str, artifact: &quire_model::Artifact) -> String {
-    let path: Vec<String> = artifact.path.split('/').map(segment).collect();
-    format!(
-        "/runs/{}/artifacts/{}/{}",
-        segment(run),
-        segment(&artifact.job),
-        path.join("/")
-    )
-}
-
 /// The job's whole log as plain text.
 pub fn log_url(run: &str, job: &str) -> String {
     format!("{}/log", job_url(run, job))
@@ -272,21 +243,6 @@ impl Filters {
             ..Filters::default()
         }
     }
-}
-
-/// "3 minutes ago", for people; the exact time is the element's title.
-pub fn ago(now_ms: i64, at_ms: i64) -> String {
-    let secs = (now_ms - at_ms).max(0) / 1000;
-    let (n, unit) = match secs {
-        0..=4 => return "just now".into(),
-        5..=59 => (secs, "second"),
-        60..=3599 => (secs / 60, "minute"),
-        3600..=86_399 => (secs / 3600, "hour"),
-        86_400..=5_183_999 => (secs / 86_400, "day"),
-        5_184_000..=63_071_999 => (secs / 2_592_000, "month"),
-        _ => (secs / 31_536_000, "year"),
-    };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }
 
 fn time(now_ms: i64, at_ms: i64) -> Markup {

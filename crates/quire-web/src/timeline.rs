@@ -18,6 +18,7 @@ use quire_store::{Job, JobState, Run};
 use quire_view::text::duration;
 
 use super::ansi::shown;
+use super::words::{ago, job_state_class, job_state_text, run_url};
 
 /// The timeline's width in user units.
 pub const WIDTH: f64 = 1000.0;
@@ -119,26 +120,6 @@ pub fn critical_path(
     }
     path.reverse();
     path
-}
-
-/// A job's state in words: `failed (allowed)` for a failure its pipeline
-/// allows, as `quire-runs show` says it.
-pub fn job_state_text(job: &Job) -> String {
-    if job.state == JobState::Failed && job.allow_failure == Some(true) {
-        "failed (allowed)".into()
-    } else {
-        job.state.to_string()
-    }
-}
-
-/// The classes of a job's state: its state, and `allowed` for an allowed
-/// failure.
-pub fn job_state_class(job: &Job) -> String {
-    if job.state == JobState::Failed && job.allow_failure == Some(true) {
-        "failed allowed".into()
-    } else {
-        job.state.to_string()
-    }
 }
 
 /// Where `at` falls on the axis, in tenths of a user unit (whole, so
@@ -294,13 +275,13 @@ pub fn trend(now_ms: i64, runs: &[Run]) -> Markup {
             @for (n, run) in runs.iter().rev().enumerate() {
                 @let took = run.duration_ms(now_ms);
                 @let h = took.map_or(2, |ms| ((ms as f64 / longest as f64 * f64::from(TREND_HEIGHT)).round() as u32).clamp(2, TREND_HEIGHT));
-                a href=(super::pages::run_url(&run.id)) {
+                a href=(run_url(&run.id)) {
                     rect class=(run.state) data-run=(run.id) x=(n as u32 * TREND_BAR + 1)
                         y=(TREND_HEIGHT - h) width=(TREND_BAR - 2) height=(h) {
                         title {
                             (run.state_text())
                             @if let Some(ms) = took { ", " (duration(ms)) }
-                            ", queued " (super::pages::ago(now_ms, run.queued_at_ms))
+                            ", queued " (ago(now_ms, run.queued_at_ms))
                         }
                     }
                 }

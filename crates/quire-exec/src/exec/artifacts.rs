@@ -19,7 +19,7 @@ use quire_model::clock::now_ms;
 use quire_model::events::Event;
 use sha2::{Digest, Sha256};
 
-use super::schedule::Reporter;
+use super::report::Reporter;
 use super::{ExecError, RunScope};
 use crate::beneath::{self, Dir};
 use crate::log::CriLog;

@@ -1,39 +1,19 @@
 //! Running one job: its log directory and environment, then its steps in
 //! order until one fails, is timed out or is cancelled.
 
-use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use quire_model::JobState;
 
-use super::schedule::Reporter;
+use super::report::Reporter;
+use super::running::RunningJob;
 use super::spawn::Programs;
 use super::stop::Stop;
 use super::{ExecError, Executor, RunScope, cache, env, step};
-use crate::contain::JobCgroup;
 use crate::log::CriLog;
 use quire_pipeline::pipeline::Job;
-
-/// A job while it runs: what each of its steps shares.
-pub(super) struct RunningJob<'a> {
-    pub(super) scope: &'a RunScope<'a>,
-    pub(super) job: &'a Job,
-    pub(super) env: HashMap<String, String>,
-    /// `logs/<job>.log`: the job's log, its steps' lines one after the
-    /// other.
-    pub(super) log_path: PathBuf,
-    /// When the job's timeout (or `max_job_timeout`) runs out, for every
-    /// step alike.
-    pub(super) deadline: Option<Instant>,
-    /// Which of the two the deadline is: `Stop::Deadline` for the job's
-    /// own timeout, `Stop::MaxTimeout` for the executor's cap.
-    pub(super) at_deadline: Stop,
-    /// The job's cgroup, with cgroup containment: its steps go into it, and
-    /// everything in it is killed when the job ends (it is dropped).
-    pub(super) cgroup: Option<JobCgroup>,
-}
 
 /// How a job's steps ended.
 pub(super) struct JobEnd {

@@ -21,6 +21,8 @@ mod env;
 mod job;
 mod pump;
 mod remote;
+mod report;
+mod running;
 mod sandbox;
 mod schedule;
 mod spawn;

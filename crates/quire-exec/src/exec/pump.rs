@@ -11,7 +11,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::process::{Pid, PidfdFlags, WaitId, WaitIdOptions, pidfd_open, waitid};
 
 use super::Executor;
-use super::job::RunningJob;
+use super::running::RunningJob;
 use super::spawn::StepChild;
 use super::stop::{Stop, Stopper};
 use super::sweep::{self, Leftovers};

@@ -22,7 +22,7 @@ use quire_model::JobState;
 use quire_model::events::Event;
 use sha2::{Digest, Sha256};
 
-use super::schedule::{JobEnd, Reporter};
+use super::report::{Finished, Reporter};
 use super::{ExecError, Executor, HostFailure, RunScope};
 use crate::beneath::{self, Dir};
 use crate::log::CriLog;
@@ -82,7 +82,7 @@ pub(super) fn run(
     job: &Job,
     reporter: &Reporter<'_>,
     remote: &Remote,
-) -> Result<JobEnd, ExecError> {
+) -> Result<Finished, ExecError> {
     let ctx = scope.ctx;
     let write_error = |what: &Path| {
         let what = what.display().to_string();
@@ -122,7 +122,7 @@ fn run_in(
     remote: &Remote,
     log_path: &Path,
     staging: &Path,
-) -> Result<JobEnd, ExecError> {
+) -> Result<Finished, ExecError> {
     let ctx = scope.ctx;
     let log_error = |source| ExecError::Write {
         what: log_path.display().to_string(),
@@ -207,7 +207,7 @@ fn run_in(
     let cancelled = std::sync::atomic::AtomicBool::new(false);
     let waits = Mutex::new(Waits::default());
     let mut watch_log = log.try_clone().map_err(log_error)?;
-    std::thread::scope(|threads| -> Result<JobEnd, ExecError> {
+    std::thread::scope(|threads| -> Result<Finished, ExecError> {
         // The job and its commit, written while the node reads them.
         let sender = threads.spawn(|| send(input, &header, remote, &cache_in, times.as_deref()));
         // Cancel, supersede and the host's pending reason, watched while
@@ -360,7 +360,7 @@ fn run_in(
         }
         cri.flush().map_err(log_error)?;
         let (state, exit_code, host) = result;
-        Ok(JobEnd {
+        Ok(Finished {
             state,
             exit_code,
             host,

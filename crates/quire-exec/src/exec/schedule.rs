@@ -5,7 +5,6 @@
 //! and each job's events arrive in the order the job sent them.
 
 use std::any::Any;
-use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::{self, Scope};
@@ -15,54 +14,13 @@ use quire_model::JobState;
 use quire_model::clock::now_ms;
 use quire_model::events::Event;
 
+use super::report::{Finished, Report, Reporter};
 use super::{
-    ExecError, Executor, Halt, HostFailure, RunScope, artifacts, cache, emit, events_error, job,
-    remote, sweep,
+    ExecError, Executor, HostFailure, RunScope, artifacts, cache, emit, events_error, job, remote,
+    sweep,
 };
 use crate::events::EventSink;
 use quire_pipeline::pipeline::Pipeline;
-
-/// How a job's thread ended it: the job's state and last exit code, an
-/// error of quire's own, or a panic.
-type Outcome = thread::Result<Result<JobEnd, ExecError>>;
-
-/// How a job ended: its state, its last step's exit code, and, for a job
-/// sent to a host, whether the host failed it ([`HostFailure`]).
-pub(super) struct JobEnd {
-    pub state: JobState,
-    pub exit_code: Option<i64>,
-    pub host: Option<HostFailure>,
-}
-
-/// What a job's thread tells the thread that owns the sink.
-enum Report {
-    Event(Event),
-    /// The job's thread is done, and what it left running is ended.
-    Ended {
-        index: usize,
-        outcome: Outcome,
-    },
-}
-
-/// A job thread's end of the channel to the sink.
-pub(super) struct Reporter<'a> {
-    tx: Sender<Report>,
-    halt: &'a Halt<'a>,
-}
-
-impl Reporter<'_> {
-    /// Hand `event` to the sink's thread. Fails once the executor has given
-    /// up on the run, so the job stops where it is; the run's error is the
-    /// one that made the executor give up.
-    pub(super) fn emit(&self, event: Event) -> Result<(), ExecError> {
-        if self.halt.given_up() || self.tx.send(Report::Event(event)).is_err() {
-            return Err(events_error(io::Error::other(
-                "the executor gave up on the run",
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// Why the executor gave up on the run; it returns (or resumes) it once
 /// every running job has stopped.
@@ -212,10 +170,7 @@ impl<'a> Schedule<'a> {
                 job: job.id.clone(),
             },
         )?;
-        let reporter = Reporter {
-            tx: tx.clone(),
-            halt: &scope.halt,
-        };
+        let reporter = Reporter::new(tx.clone(), &scope.halt);
         thread::Builder::new()
             .name(format!("job {}", job.id))
             .spawn_scoped(threads, move || {
@@ -238,13 +193,13 @@ impl<'a> Schedule<'a> {
                     if end.state == JobState::Complete {
                         cache::save(scope, job, &end.last_log)?;
                     }
-                    Ok(JobEnd {
+                    Ok(Finished {
                         state: end.state,
                         exit_code: end.exit_code,
                         host: None,
                     })
                 }));
-                let _ = reporter.tx.send(Report::Ended { index, outcome });
+                reporter.ended(index, outcome);
             })
             .map_err(|source| ExecError::Process {
                 job: job.id.clone(),
@@ -271,7 +226,7 @@ impl<'a> Schedule<'a> {
         if self.running == 0 {
             sweep::while_idle(self.scope);
         }
-        let JobEnd {
+        let Finished {
             state,
             exit_code,
             host,

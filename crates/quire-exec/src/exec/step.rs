@@ -6,9 +6,9 @@ use std::path::Path;
 use quire_model::clock::now_ms;
 use quire_model::events::Event;
 
-use super::job::RunningJob;
 use super::pump::pump;
-use super::schedule::Reporter;
+use super::report::Reporter;
+use super::running::RunningJob;
 use super::stop::Stop;
 use super::{ExecError, Executor, spawn, sweep};
 use crate::log::CriLog;

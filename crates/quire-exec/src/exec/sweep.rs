@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, kill_process_group};
 
 use super::RunScope;
-use super::job::RunningJob;
+use super::running::RunningJob;
 use super::spawn::StepChild;
 use crate::processes;
 
