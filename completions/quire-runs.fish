@@ -44,7 +44,7 @@ complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "completions" 
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "complete-words" -d 'Words only the home knows, for the bash completion script (not for people)'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "man" -d 'Print the manual page (roff) of quire-runs or of one of its commands, or write them all into a folder'
 complete -c quire-runs -n "__fish_quire_runs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r -f -k -a "(__fish_quire_runs_words repos)"
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s s -l state -d 'Only runs in this state (repeatable)' -r -f -a "pending\t''
@@ -60,7 +60,7 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s q -l jq -
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand list" -s V -l version -d 'Print version'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r -f -k -a "(__fish_quire_runs_words repos)"
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l json -d 'Print JSON; with FIELDS (`id,state,ref`), only those fields of each object (an unknown field is refused, naming the fields there are)' -r
@@ -70,7 +70,7 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -l exit-stat
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -s V -l version -d 'Print version'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s j -l job -d 'Only this job (as JOB; also without RUN)' -r
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r -f -k -a "(__fish_quire_runs_words repos)"
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l step -d 'Only this step of the job (1, 2, ...)' -r
@@ -83,7 +83,7 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l failed -d
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -l raw -d 'Print the output as the steps wrote it, escape sequences and all (by default, control characters other than colours are escaped, so a log cannot clear the screen or retitle the terminal)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -s V -l version -d 'Print version'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r -f -k -a "(__fish_quire_runs_words repos)"
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
@@ -95,7 +95,7 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -l dir -
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -l home -d 'quire\'s data home [default: $QUIRE_HOME, $XDG_DATA_HOME/quire or ~/.local/share/quire]' -r -F
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -s V -l version -d 'Print version'
-complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s R -l repo -d 'Runs of this repository: its name (as `quire-runs repos` lists it), with or without `.git`, or the path to its git directory' -r -f -k -a "(__fish_quire_runs_words repos)"
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -l ref -d 'Runs of this ref: `refs/heads/main`, a branch or tag name (`main`, `v1.0`), or a glob of either (`release/*`, `refs/tags/v1.*`)' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s b -l branch -d 'Runs of this branch (`main`, or a glob: `release/*`); tags never match' -r
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -s i -l interval -d 'How often to look' -r
@@ -163,3 +163,27 @@ complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fi
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand help; and not __fish_seen_subcommand_from list show logs watch download wait cancel retry prune reconcile repos caches serve completions complete-words man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand completions" -f -a "bash elvish fish powershell zsh"
 complete -c quire-runs -n "__fish_quire_runs_using_subcommand complete-words" -f -a "runs repos"
+
+# The words only the home knows, from quire-runs itself (complete-words KIND),
+# for the --home on the line (else its default home).
+function __fish_quire_runs_words
+    set -l tokens (commandline -opc)
+    set -l home
+    for i in (seq (count $tokens))
+        switch $tokens[$i]
+            case --home
+                set -l next (math $i + 1)
+                set -q tokens[$next]; and set home --home $tokens[$next]
+            case '--home=*'
+                set home --home (string replace -- --home= '' $tokens[$i])
+        end
+    end
+    command $tokens[1] $home complete-words $argv 2>/dev/null
+end
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand show" -f -k -a "(__fish_quire_runs_words runs)"
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand logs" -f -k -a "(__fish_quire_runs_words runs)"
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand watch" -f -k -a "(__fish_quire_runs_words runs)"
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand download" -f -k -a "(__fish_quire_runs_words runs)"
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand wait" -f -k -a "(__fish_quire_runs_words runs)"
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand cancel" -f -k -a "(__fish_quire_runs_words runs)"
+complete -c quire-runs -n "__fish_quire_runs_using_subcommand retry" -f -k -a "(__fish_quire_runs_words runs)"

@@ -176,7 +176,62 @@ fn fix_fish(mut script: String, cmd: &clap::Command) -> String {
             }
         }
     }
-    script
+    home_words_fish(script, cmd, &using)
+}
+
+/// fish completes what only the home knows as bash does
+/// ([`home_words_bash`]): run ids, newest first (`-k` keeps the order),
+/// where a command takes RUN, and repository names after `-R`/`--repo`
+/// (not file names), each from the binary for the `--home` on the line.
+fn home_words_fish(script: String, cmd: &clap::Command, using: &str) -> String {
+    if cmd.find_subcommand(WORDS_COMMAND).is_none() {
+        return script;
+    }
+    let name = cmd.get_name();
+    let words = format!("__fish_{}_words", name.replace('-', "_"));
+    let repo_option = " -s R -l repo ";
+    let mut out = String::with_capacity(script.len() + 2048);
+    for line in script.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        if body.contains(repo_option) && body.ends_with(" -r") {
+            out.push_str(&format!("{body} -f -k -a \"({words} repos)\"\n"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.push_str(&format!(
+        r#"
+# The words only the home knows, from {name} itself ({WORDS_COMMAND} KIND),
+# for the --home on the line (else its default home).
+function {words}
+    set -l tokens (commandline -opc)
+    set -l home
+    for i in (seq (count $tokens))
+        switch $tokens[$i]
+            case --home
+                set -l next (math $i + 1)
+                set -q tokens[$next]; and set home --home $tokens[$next]
+            case '--home=*'
+                set home --home (string replace -- --home= '' $tokens[$i])
+        end
+    end
+    command $tokens[1] $home {WORDS_COMMAND} $argv 2>/dev/null
+end
+"#
+    ));
+    for sub in cmd.get_subcommands() {
+        let takes_run = sub.get_positionals().any(|a| {
+            a.get_value_names()
+                .is_some_and(|v| v.iter().any(|n| n == "RUN"))
+        });
+        if takes_run {
+            out.push_str(&format!(
+                "complete -c {name} -n \"{using} {}\" -f -k -a \"({words} runs)\"\n",
+                sub.get_name()
+            ));
+        }
+    }
+    out
 }
 
 /// `completions SHELL`: print the script; it needs no home.
