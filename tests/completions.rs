@@ -642,3 +642,53 @@ fn fish_completes_run_ids_newest_first_and_repository_names() {
     assert_eq!(offers("list -R "), ["infra/app.git", "team/app.git"]);
     assert_eq!(offers("show --repo te"), ["team/app.git"]);
 }
+
+/// zsh, too: run ids newest first where a command takes RUN, repository
+/// names after `-R`/`--repo`, from the home on the line.
+#[test]
+fn zsh_completes_run_ids_newest_first_and_repository_names() {
+    if !quire_testkit::require("zsh", "apt-get install zsh", installed("zsh")) {
+        return;
+    }
+    let env = quire_testkit::Env::new();
+    let root = env.path().canonicalize().unwrap();
+    env.config(&format!("repos_root = {:?}\n", root.display().to_string()));
+    let team = env.repo_with_hook("team/app");
+    let infra = env.repo_with_hook("infra/app");
+    let older = team.push_and_wait(QUICK).id;
+    let newer = infra.push_and_wait(QUICK).id;
+    let dir = tempfile::tempdir().unwrap();
+    print_scripts(dir.path(), "zsh");
+    let scripts = dir.path().to_str().unwrap().to_string();
+    let bin = assert_cmd::cargo::cargo_bin("quire-runs");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let home = env.home().dir().display().to_string();
+    let offers = |rest: &str| -> Vec<String> {
+        let out = assert_cmd::Command::new("zsh")
+            .args(["-f", "-c", ZSH_DRIVER, "zsh", &scripts])
+            .arg(format!("quire-runs --home {home} {rest}"))
+            .env("PATH", &path)
+            .env_remove("QUIRE_HOME")
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    for command in ["show", "logs", "cancel", "retry"] {
+        assert_eq!(
+            offers(&format!("{command} ")),
+            [newer.as_str(), older.as_str()],
+            "{command}"
+        );
+    }
+    assert_eq!(offers("list -R "), ["infra/app.git", "team/app.git"]);
+    assert_eq!(offers("show --repo te"), ["team/app.git"]);
+}

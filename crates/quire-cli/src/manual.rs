@@ -24,6 +24,9 @@ pub fn completion(shell: Shell, mut cmd: clap::Command) -> Vec<u8> {
             home_words_bash(&fixed, &cmd).into_bytes()
         }
         Shell::Fish => fix_fish(String::from_utf8_lossy(&script).into_owned(), &cmd).into_bytes(),
+        Shell::Zsh => {
+            home_words_zsh(String::from_utf8_lossy(&script).into_owned(), &cmd).into_bytes()
+        }
         _ => script,
     }
 }
@@ -230,6 +233,67 @@ end
                 sub.get_name()
             ));
         }
+    }
+    out
+}
+
+/// zsh completes what only the home knows as bash does
+/// ([`home_words_bash`]): where clap_complete's script completes a RUN
+/// positional or `--repo`'s REPO with `_default` (file names), it calls a
+/// function that asks the binary (`complete-words`) for the `--home` on
+/// the line, and offers its lines in their order (an unsorted group): run
+/// ids newest first, repository names.
+fn home_words_zsh(script: String, cmd: &clap::Command) -> String {
+    if cmd.find_subcommand(WORDS_COMMAND).is_none() {
+        return script;
+    }
+    let name = cmd.get_name();
+    let words = format!("_{}_words", name.replace('-', "_"));
+    let mut out = String::with_capacity(script.len() + 2048);
+    let call = "\nif [ \"$funcstack[1]\" = ";
+    for line in script.split_inclusive('\n') {
+        let spec = line.trim_start();
+        let run = spec.starts_with("'::run -- ") || spec.starts_with("':run -- ");
+        let job = spec.starts_with("'::job -- ") || spec.starts_with("':job -- ");
+        if run && line.contains(":_default' ") {
+            out.push_str(&line.replacen(":_default' ", &format!(":{words} runs' "), 1));
+        } else if job && line.contains(":_default' ") {
+            // A job's name, not a file's: nothing to offer.
+            out.push_str(&line.replacen(":_default' ", ": ' ", 1));
+        } else if (spec.starts_with("'--repo=[") || spec.starts_with("'-R+["))
+            && line.contains("]:REPO:_default' ")
+        {
+            out.push_str(&line.replacen(":REPO:_default' ", &format!(":REPO:{words} repos' "), 1));
+        } else {
+            out.push_str(line);
+        }
+    }
+    let function = format!(
+        r#"
+# The words only the home knows, from {name} itself ({WORDS_COMMAND} KIND),
+# for the --home on the line (else its default home), in their order.
+(( $+functions[{words}] )) ||
+{words}() {{
+    local -a line home found
+    local i
+    # The whole line: inside a subcommand, $words starts at it.
+    line=(${{(Q)${{(z)BUFFER}}}})
+    for (( i = 2; i <= $#line; i++ )); do
+        case ${{line[i]}} in
+            --home) home=(--home ${{line[i+1]}}) ;;
+            --home=*) home=(--home ${{line[i]#--home=}}) ;;
+        esac
+    done
+    # _arguments puts its own options first: the kind is the last word.
+    found=("${{(@f)$(${{line[1]}} $home {WORDS_COMMAND} ${{@[-1]}} 2>/dev/null)}}")
+    found=(${{found:#}})
+    compadd -V {name}-${{@[-1]}} -a found
+}}
+"#
+    );
+    match out.rfind(call) {
+        Some(at) => out.insert_str(at, &function),
+        None => out.push_str(&function),
     }
     out
 }
