@@ -338,26 +338,9 @@ fn installed(shell: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Complete `line` in `shell` (given as its argv, running a script that
-/// takes the line as its last argument); the candidates it offers.
-fn offered(argv: &[&str], line: &str) -> Vec<String> {
-    let out = assert_cmd::Command::new(argv[0])
-        .args(&argv[1..])
-        .arg(line)
-        .timeout(std::time::Duration::from_secs(60))
-        .assert()
-        .success();
-    String::from_utf8_lossy(&out.get_output().stdout)
-        .lines()
-        // fish follows a candidate with a tab and its description.
-        .map(|l| l.split('\t').next().unwrap().trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
 fn check_cases(shell: &str, argv: &[&str]) {
     for (line, wanted) in CASES {
-        let got = offered(argv, line);
+        let got = shell_offers(argv, line);
         for want in *wanted {
             assert!(
                 got.iter().any(|g| g == want),
@@ -516,18 +499,18 @@ fn help_printed_by_the_binaries_is_the_finished_help() {
 /// A pipeline that completes at once.
 const QUICK: &str = "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"true\"\n";
 
-/// `line<TAB>` in a real bash, quire-runs found on PATH as a person's
-/// would be: what it offers, in its order.
-fn bash_offers(scripts: &Path, line: &str) -> Vec<String> {
+/// `line<TAB>` in a real shell (`argv`, running a driver that takes the
+/// line as its last argument), quire-runs found on PATH as a person's
+/// would be: what it offers, in its order (fish's descriptions dropped).
+fn shell_offers(argv: &[&str], line: &str) -> Vec<String> {
     let bin = assert_cmd::cargo::cargo_bin("quire-runs");
     let path = format!(
         "{}:{}",
         bin.parent().unwrap().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = assert_cmd::Command::new("bash")
-        .args(["--noprofile", "--norc", "-c", BASH_DRIVER, "bash"])
-        .arg(scripts)
+    let out = assert_cmd::Command::new(argv[0])
+        .args(&argv[1..])
         .arg(line)
         .env("PATH", path)
         .env_remove("QUIRE_HOME")
@@ -536,14 +519,30 @@ fn bash_offers(scripts: &Path, line: &str) -> Vec<String> {
         .success();
     String::from_utf8_lossy(&out.get_output().stdout)
         .lines()
+        .map(|l| l.split('\t').next().unwrap_or("").trim().to_string())
         .filter(|l| !l.is_empty())
-        .map(str::to_string)
         .collect()
 }
 
-#[test]
-fn bash_completes_run_states_run_ids_newest_first_and_repository_names() {
-    assert!(installed("bash"), "bash is required for this test");
+fn bash_offers(scripts: &Path, line: &str) -> Vec<String> {
+    let scripts = scripts.to_str().unwrap();
+    shell_offers(
+        &[
+            "bash",
+            "--noprofile",
+            "--norc",
+            "-c",
+            BASH_DRIVER,
+            "bash",
+            scripts,
+        ],
+        line,
+    )
+}
+
+/// A home that knows `team/app.git` and `infra/app.git`, each with one
+/// run: the home, the older run's id and the newer one's.
+fn two_runs() -> (quire_testkit::Env, String, String) {
     let env = quire_testkit::Env::new();
     let root = env.path().canonicalize().unwrap();
     env.config(&format!("repos_root = {:?}\n", root.display().to_string()));
@@ -551,6 +550,31 @@ fn bash_completes_run_states_run_ids_newest_first_and_repository_names() {
     let infra = env.repo_with_hook("infra/app");
     let older = team.push_and_wait(QUICK).id;
     let newer = infra.push_and_wait(QUICK).id;
+    (env, older, newer)
+}
+
+/// What every shell offers from the home of [`two_runs`] (`offers` takes
+/// the line after `quire-runs --home HOME `): run ids, newest first,
+/// where each of `commands` takes RUN, a prefix narrowing them; the
+/// repositories' names after `-R` and `--repo`.
+fn offers_the_homes_words(
+    offers: impl Fn(&str) -> Vec<String>,
+    commands: &[&str],
+    older: &str,
+    newer: &str,
+) {
+    for command in commands {
+        assert_eq!(offers(&format!("{command} ")), [newer, older], "{command}");
+    }
+    assert_eq!(offers(&format!("show {}", &older[..34])), [older]);
+    assert_eq!(offers("list -R "), ["infra/app.git", "team/app.git"]);
+    assert_eq!(offers("show --repo te"), ["team/app.git"]);
+}
+
+#[test]
+fn bash_completes_run_states_run_ids_newest_first_and_repository_names() {
+    assert!(installed("bash"), "bash is required for this test");
+    let (env, older, newer) = two_runs();
     let dir = tempfile::tempdir().unwrap();
     print_scripts(dir.path(), "bash");
     let home = env.home().dir().display().to_string();
@@ -561,134 +585,66 @@ fn bash_completes_run_states_run_ids_newest_first_and_repository_names() {
         ["pending", "active", "complete", "failed", "superseded"]
     );
     assert_eq!(bash_offers(dir.path(), &at("list -s fa")), ["failed"]);
-    // Run ids, newest first, where a command takes RUN; a prefix narrows.
-    for command in ["show", "logs", "watch", "cancel", "retry", "download"] {
-        assert_eq!(
-            bash_offers(dir.path(), &at(&format!("{command} "))),
-            [newer.as_str(), older.as_str()],
-            "{command}"
-        );
-    }
-    assert_eq!(
-        bash_offers(dir.path(), &at(&format!("show {}", &older[..34]))),
-        [older.as_str()]
+    offers_the_homes_words(
+        |rest| bash_offers(dir.path(), &at(rest)),
+        &["show", "logs", "watch", "cancel", "retry", "download"],
+        &older,
+        &newer,
     );
     // Flags still complete there.
     assert!(bash_offers(dir.path(), &at("show --ex")).contains(&"--exit-status".to_string()));
-    // Repository names after -R and --repo.
-    assert_eq!(
-        bash_offers(dir.path(), &at("list -R ")),
-        ["infra/app.git", "team/app.git"]
-    );
-    assert_eq!(
-        bash_offers(dir.path(), &at("show --repo te")),
-        ["team/app.git"]
-    );
     // No home there: nothing to offer, and no error on the line.
     let nowhere = format!("quire-runs --home {home}/nowhere show ");
     assert_eq!(bash_offers(dir.path(), &nowhere), Vec::<String>::new());
 }
 
-/// fish offers what bash offers from the home: run ids newest first where
-/// a command takes RUN, repository names (not file names) after `-R`.
+/// fish offers what bash offers from the home.
 #[test]
 fn fish_completes_run_ids_newest_first_and_repository_names() {
     if !quire_testkit::require("fish", "apt-get install fish", installed("fish")) {
         return;
     }
-    let env = quire_testkit::Env::new();
-    let root = env.path().canonicalize().unwrap();
-    env.config(&format!("repos_root = {:?}\n", root.display().to_string()));
-    let team = env.repo_with_hook("team/app");
-    let infra = env.repo_with_hook("infra/app");
-    let older = team.push_and_wait(QUICK).id;
-    let newer = infra.push_and_wait(QUICK).id;
+    let (env, older, newer) = two_runs();
     let dir = tempfile::tempdir().unwrap();
     print_scripts(dir.path(), "fish");
     let driver = format!(
         "for f in {}/*.fish; source $f; end; complete -C $argv[1]",
         dir.path().display()
     );
-    let bin = assert_cmd::cargo::cargo_bin("quire-runs");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let home = env.home().dir().display().to_string();
-    let offers = |rest: &str| -> Vec<String> {
-        let out = assert_cmd::Command::new("fish")
-            .args(["--no-config", "-c", &driver])
-            .arg(format!("quire-runs --home {home} {rest}"))
-            .env("PATH", &path)
-            .env_remove("QUIRE_HOME")
-            .timeout(std::time::Duration::from_secs(60))
-            .assert()
-            .success();
-        String::from_utf8_lossy(&out.get_output().stdout)
-            .lines()
-            .map(|l| l.split('\t').next().unwrap_or("").trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
-    };
-    for command in ["show", "logs", "watch", "cancel", "retry", "download"] {
-        assert_eq!(
-            offers(&format!("{command} ")),
-            [newer.as_str(), older.as_str()],
-            "{command}"
-        );
-    }
-    assert_eq!(offers(&format!("show {}", &older[..34])), [older.as_str()]);
-    assert_eq!(offers("list -R "), ["infra/app.git", "team/app.git"]);
-    assert_eq!(offers("show --repo te"), ["team/app.git"]);
+    offers_the_homes_words(
+        |rest| {
+            shell_offers(
+                &["fish", "--no-config", "-c", &driver],
+                &format!("quire-runs --home {home} {rest}"),
+            )
+        },
+        &["show", "logs", "watch", "cancel", "retry", "download"],
+        &older,
+        &newer,
+    );
 }
 
-/// zsh, too: run ids newest first where a command takes RUN, repository
-/// names after `-R`/`--repo`, from the home on the line.
+/// zsh, too (its completion system on a pty).
 #[test]
 fn zsh_completes_run_ids_newest_first_and_repository_names() {
     if !quire_testkit::require("zsh", "apt-get install zsh", installed("zsh")) {
         return;
     }
-    let env = quire_testkit::Env::new();
-    let root = env.path().canonicalize().unwrap();
-    env.config(&format!("repos_root = {:?}\n", root.display().to_string()));
-    let team = env.repo_with_hook("team/app");
-    let infra = env.repo_with_hook("infra/app");
-    let older = team.push_and_wait(QUICK).id;
-    let newer = infra.push_and_wait(QUICK).id;
+    let (env, older, newer) = two_runs();
     let dir = tempfile::tempdir().unwrap();
     print_scripts(dir.path(), "zsh");
-    let scripts = dir.path().to_str().unwrap().to_string();
-    let bin = assert_cmd::cargo::cargo_bin("quire-runs");
-    let path = format!(
-        "{}:{}",
-        bin.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let scripts = dir.path().to_str().unwrap();
     let home = env.home().dir().display().to_string();
-    let offers = |rest: &str| -> Vec<String> {
-        let out = assert_cmd::Command::new("zsh")
-            .args(["-f", "-c", ZSH_DRIVER, "zsh", &scripts])
-            .arg(format!("quire-runs --home {home} {rest}"))
-            .env("PATH", &path)
-            .env_remove("QUIRE_HOME")
-            .timeout(std::time::Duration::from_secs(60))
-            .assert()
-            .success();
-        String::from_utf8_lossy(&out.get_output().stdout)
-            .lines()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
-    };
-    for command in ["show", "logs", "cancel", "retry"] {
-        assert_eq!(
-            offers(&format!("{command} ")),
-            [newer.as_str(), older.as_str()],
-            "{command}"
-        );
-    }
-    assert_eq!(offers("list -R "), ["infra/app.git", "team/app.git"]);
-    assert_eq!(offers("show --repo te"), ["team/app.git"]);
+    offers_the_homes_words(
+        |rest| {
+            shell_offers(
+                &["zsh", "-f", "-c", ZSH_DRIVER, "zsh", scripts],
+                &format!("quire-runs --home {home} {rest}"),
+            )
+        },
+        &["show", "logs", "watch", "cancel", "retry", "download"],
+        &older,
+        &newer,
+    );
 }
