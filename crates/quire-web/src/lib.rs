@@ -131,6 +131,7 @@ pub fn run(home: Option<&std::path::Path>, listen: SocketAddr) -> Result<ExitCod
         idle: Mutex::new(vec![store]),
         frozen_now,
         streams: AtomicUsize::new(0),
+        needs: timeline::NeedsRead::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -270,6 +271,9 @@ struct Shared {
     frozen_now: Option<i64>,
     /// Event streams open now.
     streams: AtomicUsize,
+    /// Each commit's `needs`, read once (a live run's page is fetched
+    /// again at every change of the run).
+    needs: timeline::NeedsRead,
 }
 
 impl Shared {
@@ -480,6 +484,7 @@ async fn list_page(State(app): App, RawQuery(query): RawQuery) -> Response {
 }
 
 async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
+    let shared = Arc::clone(&app);
     html(
         app.read(move |store, now| {
             let run = store.resolve_run(&id)?;
@@ -508,7 +513,7 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
             }
             let extras = pages::RunExtras {
                 retry_of: retry_of.clone(),
-                needs: timeline::needs(&run),
+                needs: shared.needs.of(&run),
                 tails,
             };
             Ok(pages::run(now, &ids, &detail, &extras, &stamp))

@@ -398,7 +398,7 @@ pub struct RunExtras {
     /// The run a retry retried.
     pub retry_of: Option<String>,
     /// The jobs each job needs, when the pipeline file could be read.
-    pub needs: Option<HashMap<String, Vec<String>>>,
+    pub needs: Option<std::sync::Arc<timeline::Needs>>,
     /// Of each failed job, its failing step and that step's last lines.
     pub tails: HashMap<String, (i64, Vec<Line>)>,
 }
@@ -461,7 +461,7 @@ pub fn run(
         @if detail.jobs.is_empty() {
             p.empty { "No jobs recorded" @if live { " yet" } "." }
         } @else {
-            (timeline::timeline(now_ms, run, &detail.jobs, extras.needs.as_ref()))
+            (timeline::timeline(now_ms, run, &detail.jobs, extras.needs.as_deref()))
             table.jobs {
                 thead { tr { th { "job / step" } th { "state" } th { "duration" } th { "exit" } } }
                 tbody {

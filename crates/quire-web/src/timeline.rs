@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io::Read as _;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use maud::{Markup, html};
 use quire_store::query::JobDetail;
@@ -31,18 +32,59 @@ const BAR: u32 = 14;
 /// worker reads it (quire-worker's `DEFAULT_FILE`).
 const PIPELINE_FILE: &str = ".quire/ci.toml";
 
+/// What each job of a pipeline needs, by job id.
+pub type Needs = HashMap<String, Vec<String>>;
+
+/// The `needs` of the commits whose pages were shown, each read from its
+/// repository once: a commit's pipeline file never changes.
+#[derive(Debug, Default)]
+pub struct NeedsRead(Mutex<HashMap<(String, String), Arc<Needs>>>);
+
+/// The most commits [`NeedsRead`] keeps; then it starts again.
+const NEEDS_KEPT: usize = 512;
+
+impl NeedsRead {
+    /// `run`'s commit's `needs`, read once ([`needs`]); a read that
+    /// failed is tried again next time.
+    pub fn of(&self, run: &Run) -> Option<Arc<Needs>> {
+        let key = (run.git_dir.clone().unwrap_or_default(), run.sha.clone());
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = lock().get(&key) {
+            return Some(Arc::clone(found));
+        }
+        let read = Arc::new(needs(run)?);
+        let mut kept = lock();
+        if kept.len() >= NEEDS_KEPT {
+            kept.clear();
+        }
+        kept.insert(key, Arc::clone(&read));
+        Some(read)
+    }
+}
+
 /// The jobs each job of the run's pipeline needs, read from the pipeline
 /// file in its commit (the store keeps the plan's order, not its
 /// `needs`); `None` when it cannot be read (a repository gone, or not
 /// ours to read, a file no longer valid).
-pub fn needs(run: &Run) -> Option<HashMap<String, Vec<String>>> {
+fn needs(run: &Run) -> Option<Needs> {
     let git_dir = run.git_dir.as_deref()?;
     // An object name, never an option or a revision expression.
     if run.sha.is_empty() || !run.sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let limit = quire_pipeline::Limits::default().max_file_bytes();
-    let mut child = Command::new("git")
+    // The repository's own configuration only, and none of this
+    // process's GIT_* variables, as the worker runs git.
+    let mut command = Command::new("git");
+    command
+        .env_clear()
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("LC_ALL", "C");
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    let mut child = command
         .arg("--git-dir")
         .arg(git_dir)
         .args(["cat-file", "blob"])
