@@ -212,28 +212,26 @@ fn run_job(
     let src = dir_path.join("src.git");
     let repo = gix::init_bare(&src).map_err(|e| format!("cannot make a repository: {e}"))?;
     let workspace = dir_path.join("workspace");
-    let mut checked_out = false;
+    // The workspace once the commit is checked out, held open (by the
+    // job's directory, never its path again): the cache's files go in it.
+    let mut ws: Option<Dir> = None;
     // The commit's files as checked out, for the cache's file times.
     let mut checkout: Option<Checkout> = None;
     let mut file: Option<File> = None;
     // The file times that came with the cache, while they arrive.
     let mut times: Option<Vec<u8>> = None;
     let mut receiving_times = false;
-    let ws_dir = |checked_out: bool| -> Result<Dir, String> {
-        if checked_out {
-            Dir::open(&workspace).map_err(|e| e.to_string())
-        } else {
-            Err("a file came before the commit".into())
-        }
-    };
     loop {
         let (tag, payload) = remote::read_frame(input, remote::MAX_FRAME)
             .map_err(|e| format!("cannot read the job: {e}"))?
             .ok_or("the job's input ended early")?;
         let object = tag == remote::OBJECT || tag == remote::OBJECT_START;
-        if !object && !checked_out {
+        if !object && ws.is_none() {
             checkout = Some(Checkout::new(&workspace, check_out(&src, job, &workspace)?));
-            checked_out = true;
+            ws = Some(
+                dir.subdir(OsStr::new("workspace"))
+                    .map_err(|e| format!("cannot open the workspace: {e}"))?,
+            );
         }
         match tag {
             remote::OBJECT => {
@@ -244,7 +242,7 @@ fn run_job(
                     .map_err(|e| format!("cannot write an object: {e}"))?;
             }
             remote::OBJECT_START => {
-                if checked_out {
+                if ws.is_some() {
                     return Err("an object came after the checkout".into());
                 }
                 let (kind, size) = remote::object_start(&payload).map_err(|e| e.to_string())?;
@@ -270,7 +268,9 @@ fn run_job(
                 let (parent, name) = beneath::split_last(&head.path)
                     .map_err(|e| e.to_string())?
                     .ok_or("a cache file without a name")?;
-                let at = ws_dir(checked_out)?
+                let at = ws
+                    .as_ref()
+                    .ok_or("a file came before the commit")?
                     .create_dirs_mode(&parent, 0o755, None)
                     .map_err(|e| format!("cache {}: {e}", head.path))?;
                 // What the checkout put there gives way to the cache's.
