@@ -219,10 +219,30 @@ pub trait Connection: Send {
     fn cancel(&mut self);
     /// Wait for the connection to end: what the host said when the job
     /// did not end well.
-    fn wait(&mut self) -> Result<(), String>;
+    fn wait(&mut self) -> Result<(), HostEnd>;
     /// While the job has not started: why it waits, when the host says.
     fn pending(&mut self) -> Option<String> {
         None
+    }
+}
+
+/// How a job's connection ended badly, in its host's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEnd {
+    /// What the host said (for the job's log).
+    pub said: String,
+    /// The host says the node the job ran on was lost (it died, or left
+    /// the cluster): the host's own word, never the job's: a job whose
+    /// node process was killed by one of its steps did not lose its node.
+    pub node_lost: bool,
+}
+
+impl HostEnd {
+    pub fn said(said: impl Into<String>) -> HostEnd {
+        HostEnd {
+            said: said.into(),
+            node_lost: false,
+        }
     }
 }
 

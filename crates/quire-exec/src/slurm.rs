@@ -13,7 +13,26 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::remote::{Connection, JobHost, Ticket};
+use crate::remote::{Connection, HostEnd, JobHost, Ticket};
+
+/// What srun says, and it alone, when the node of its job died or left
+/// the cluster under it (`srun: error: Node failure on qnode2`).
+const NODE_FAILURE: &str = "srun: error: Node failure on ";
+
+/// How srun ended (`success`, its `status` in words) with its stderr's
+/// lines (`said`): srun exits 0 when the one node of its job dies, and
+/// only its `Node failure` line says so. Its own line: a step's output
+/// goes to the node's pipes, not to srun's stderr.
+fn ended(success: bool, status: &str, said: String) -> Result<(), HostEnd> {
+    let node_lost = said.lines().chain(said.split("; ")).any(|l| l.starts_with(NODE_FAILURE));
+    let said = match (success, said.is_empty()) {
+        (true, true) => return Ok(()),
+        (true, false) => said,
+        (false, true) => format!("srun {status}"),
+        (false, false) => format!("srun {status}: {said}"),
+    };
+    Err(HostEnd { said, node_lost })
+}
 
 /// config.toml's `[executor]` for `kind = "slurm"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,8 +238,8 @@ impl Connection for SrunJob {
         let _ = self.child.kill();
     }
 
-    fn wait(&mut self) -> Result<(), String> {
-        let status = self.child.wait().map_err(|e| e.to_string());
+    fn wait(&mut self) -> Result<(), HostEnd> {
+        let status = self.child.wait().map_err(|e| HostEnd::said(e.to_string()));
         crate::processes::unspare(self.child.id());
         let status = status?;
         if let Some(drain) = self.drain.take() {
@@ -231,14 +250,7 @@ impl Connection for SrunJob {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .join("; ");
-        // srun exits 0 when the one node of its job dies: only its
-        // `srun: error: Node failure on NODE` says so.
-        match (status.success(), said.is_empty()) {
-            (true, true) => Ok(()),
-            (true, false) => Err(said),
-            (false, true) => Err(format!("srun {status}")),
-            (false, false) => Err(format!("srun {status}: {said}")),
-        }
+        ended(status.success(), &status.to_string(), said)
     }
 
     fn pending(&mut self) -> Option<String> {
@@ -277,6 +289,28 @@ impl Drop for SrunJob {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_sruns_node_failure_line_says_a_node_was_lost() {
+        assert_eq!(ended(true, "exit status: 0", String::new()), Ok(()));
+        let lost = ended(
+            true,
+            "exit status: 0",
+            "srun: error: Node failure on qnode2".into(),
+        );
+        assert!(lost.is_err_and(|e| e.node_lost && e.said.contains("qnode2")));
+        // The job's process killed, out of memory, or a refusal: the job
+        // failed, its node did not go.
+        for said in [
+            "srun: error: qnode1: task 0: Killed",
+            "srun: error: qnode1: task 0: Out Of Memory",
+            "srun: error: Unable to allocate resources: Invalid partition name specified",
+            "quire: node said srun: error: Node failure on qnode9",
+        ] {
+            let end = ended(false, "exit status: 1", said.into());
+            assert!(end.is_err_and(|e| !e.node_lost), "{said}");
+        }
+    }
 
     #[test]
     fn srun_is_told_the_resources_and_nothing_secret() {

@@ -266,6 +266,12 @@ fn run_in(
                 .push(waiting);
             Ok(())
         } else {
+            // Nobody reads the node's output any more: a node still
+            // writing would block, and srun with it, until Slurm's
+            // --time. A broken stream ends the job now.
+            if read.is_err() {
+                lock(&conn).cancel();
+            }
             lock(&conn).wait()
         };
         let _ = sender.join();
@@ -295,23 +301,42 @@ fn run_in(
                 (JobState::Aborted, None, None)
             }
             _ => {
-                let why = ended
+                let end = ended
                     .err()
-                    .unwrap_or_else(|| "it ended without a word".into());
-                let line = match &reader.node {
-                    Some(node) => format!(
-                        "{NODE_LOST_NOTE}{node}: the job ended without an outcome after {:.1} s: \
-                         {why}",
-                        started.elapsed().as_secs_f64()
+                    .unwrap_or_else(|| remote::HostEnd::said("it ended without a word"));
+                let after = started.elapsed().as_secs_f64();
+                let why = &end.said;
+                // Lost with its node only when the host says so; a node
+                // process that ended otherwise (a step killed it, its
+                // stream broke) failed as a job fails.
+                let (line, host) = match &reader.node {
+                    Some(node) if end.node_lost => (
+                        format!(
+                            "{NODE_LOST_NOTE}{node}: the job ended without an outcome after \
+                             {after:.1} s: {why}"
+                        ),
+                        Some(HostFailure {
+                            job: job.id.clone(),
+                            node: Some(node.clone()),
+                        }),
                     ),
-                    None => format!("{NOT_STARTED_NOTE}{}: {why}", remote.host.kind()),
+                    Some(node) => (
+                        format!(
+                            "quire: the job ended on node {node} without an outcome after \
+                             {after:.1} s: {why}"
+                        ),
+                        None,
+                    ),
+                    None => (
+                        format!("{NOT_STARTED_NOTE}{}: {why}", remote.host.kind()),
+                        Some(HostFailure {
+                            job: job.id.clone(),
+                            node: None,
+                        }),
+                    ),
                 };
                 notes.push(scope.redactor.apply_str(&line));
-                let host = HostFailure {
-                    job: job.id.clone(),
-                    node: reader.node.clone(),
-                };
-                (JobState::Failed, None, Some(host))
+                (JobState::Failed, None, host)
             }
         };
         // A step the node never finished ends here; a job that failed
