@@ -607,3 +607,29 @@ fn a_nodes_step_writes_stdout_and_stderr_through_one_pipe_in_order() {
         assert!(lines[at].contains(" stdout "), "{log}");
     }
 }
+
+/// A node validates the pipeline with the home's limits: a job of more
+/// steps than the default allows, which the home's `max_steps` permits,
+/// runs there too. (The home's `job_memory_mb` and `job_pids_max` travel
+/// the same way; the test nodes' cgroups have neither controller, so
+/// their enforcement is not seen here.)
+#[test]
+fn a_node_uses_the_homes_pipeline_and_job_limits() {
+    let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
+        return;
+    };
+    // Keys of the home, before its [executor] table.
+    env.config(&format!(
+        "max_steps = 1005\njob_memory_mb = 300\n[executor]\nkind = \"slurm\"\nnode_quire_run = \"{}\"\n",
+        node_binary()
+    ));
+    let mut steps = vec!["\"true\"".to_string(); 1001];
+    steps.push("\"echo steps-done\"".into());
+    let run = repo.push_and_wait(&format!(
+        "[jobs.many]\ninputs = [\"quire/push\"]\nsh = [{}]\n",
+        steps.join(", ")
+    ));
+    let log = env.logs(&run.id, "many");
+    assert_eq!(run.state, RunState::Complete, "{log}");
+    assert!(log.contains("steps-done"), "{log}");
+}

@@ -158,6 +158,16 @@ pub struct NodeJob {
     pub job: String,
     /// `max_pipeline_kb` of the worker's home.
     pub max_pipeline_bytes: u64,
+    /// The home's `max_jobs` and `max_steps`: the node validates the
+    /// pipeline as the hook did.
+    pub max_jobs: usize,
+    pub max_steps: usize,
+    /// The home's `job_memory_mb` and `job_pids_max` (unset: the node's
+    /// own defaults, three quarters of its memory): its job's cgroup.
+    #[serde(default)]
+    pub job_memory_mb: Option<u64>,
+    #[serde(default)]
+    pub job_pids_max: Option<u64>,
     /// The secrets the job asks for (name, value): sent only here.
     pub secrets: Vec<(String, String)>,
     /// config.toml's `[steps] env`.

@@ -24,7 +24,10 @@ const NODE_FAILURE: &str = "srun: error: Node failure on ";
 /// only its `Node failure` line says so. Its own line: a step's output
 /// goes to the node's pipes, not to srun's stderr.
 fn ended(success: bool, status: &str, said: String) -> Result<(), HostEnd> {
-    let node_lost = said.lines().chain(said.split("; ")).any(|l| l.starts_with(NODE_FAILURE));
+    let node_lost = said
+        .lines()
+        .chain(said.split("; "))
+        .any(|l| l.starts_with(NODE_FAILURE));
     let said = match (success, said.is_empty()) {
         (true, true) => return Ok(()),
         (true, false) => said,

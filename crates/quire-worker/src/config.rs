@@ -551,12 +551,7 @@ impl Config {
     /// [`DEFAULT_JOB_PIDS_MAX`] processes and three quarters of the
     /// machine's memory (no memory limit if /proc/meminfo cannot say).
     pub fn job_limits(&self) -> JobLimits {
-        JobLimits {
-            memory_mb: self
-                .job_memory_mb
-                .or_else(|| quire_exec::contain::machine_memory_mb().map(|mb| (mb / 4 * 3).max(1))),
-            pids_max: Some(self.job_pids_max.unwrap_or(DEFAULT_JOB_PIDS_MAX)),
-        }
+        job_limits_of(self.job_memory_mb, self.job_pids_max)
     }
 
     /// How many workers one repository's runs may hold at once: config's,
@@ -764,6 +759,18 @@ fn check_secret_value(name: &str, value: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The limits a job's cgroup gets from `job_memory_mb` and `job_pids_max`
+/// as set (unset: three quarters of this machine's memory, no memory
+/// limit if /proc/meminfo cannot say, and [`DEFAULT_JOB_PIDS_MAX`]): the
+/// worker's, and a cluster node's for the worker's home.
+pub fn job_limits_of(memory_mb: Option<u64>, pids_max: Option<u64>) -> JobLimits {
+    JobLimits {
+        memory_mb: memory_mb
+            .or_else(|| quire_exec::contain::machine_memory_mb().map(|mb| (mb / 4 * 3).max(1))),
+        pids_max: Some(pids_max.unwrap_or(DEFAULT_JOB_PIDS_MAX)),
+    }
 }
 
 #[cfg(test)]

@@ -312,7 +312,8 @@ fn run_job(
     }
     let limits = Limits {
         max_file_kb: job.max_pipeline_bytes.div_ceil(1024),
-        ..Limits::default()
+        max_jobs: job.max_jobs,
+        max_steps: job.max_steps,
     };
     let blob = Repo::open(&src)
         .and_then(|r| r.read_file(&job.sha, DEFAULT_FILE, limits.max_file_bytes()))
@@ -387,7 +388,10 @@ fn run_job(
             .and_then(|()| o.flush())
             .map_err(|e| e.to_string())?;
     }
-    let setup = contain::Setup::new(contain::Want::Auto, contain::JobLimits::default());
+    let setup = contain::Setup::new(
+        contain::Want::Auto,
+        crate::config::job_limits_of(job.job_memory_mb, job.job_pids_max),
+    );
     // The cgroup is the job's: another job of the run may run on this
     // node (or share its cgroup tree) at the same time.
     let containment = setup

@@ -36,6 +36,12 @@ pub struct Remote {
     pub host: Arc<dyn JobHost>,
     pub objects: Arc<dyn remote::CommitObjects>,
     pub max_pipeline_bytes: u64,
+    /// The home's pipeline limits and job limits, for the node
+    /// ([`NodeJob`]).
+    pub max_jobs: usize,
+    pub max_steps: usize,
+    pub job_memory_mb: Option<u64>,
+    pub job_pids_max: Option<u64>,
     pub sandbox: super::SandboxMode,
     pub step_network: crate::netns::StepNetwork,
 }
@@ -164,6 +170,10 @@ fn run_in(
         traceparent: ctx.traceparent.clone(),
         job: job.id.clone(),
         max_pipeline_bytes: remote.max_pipeline_bytes,
+        max_jobs: remote.max_jobs,
+        max_steps: remote.max_steps,
+        job_memory_mb: remote.job_memory_mb,
+        job_pids_max: remote.job_pids_max,
         secrets,
         step_env: ctx.step_env.clone().unwrap_or_default(),
         cache_notes,
