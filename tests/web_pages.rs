@@ -554,3 +554,45 @@ fn every_page_fits_a_phones_width() {
         }
     }
 }
+
+/// A step's log longer than a page shows: the job page shows its end,
+/// each line numbered as its place in the whole log (the lines before
+/// counted); the run page's failing lines are its last ones.
+#[test]
+fn a_long_logs_lines_keep_their_numbers_and_its_tail_is_its_end() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let run = repo.push_and_wait(
+        "[jobs.long]\ninputs = [\"quire/push\"]\nsh = \"seq 1 200000; echo the-last-line; exit 3\"\n",
+    );
+    assert_eq!(run.state, quire_store::RunState::Failed, "{run:?}");
+    let server = Server::start(&env);
+    // Every line of the job's log, as `quire-runs logs` prints them under
+    // the step's head line.
+    let raw = server.get(&format!("/runs/{}/jobs/long/log", run.id)).body;
+    let total = raw.lines().skip(1).count();
+    assert!(total > 200_000, "{total}");
+    let last = |page: &str| {
+        let line = format!(
+            "id=\"L{total}\"><a class=\"n\" href=\"#L{total}\" data-n=\"{total}\"></a><span>the-last-line</span>"
+        );
+        page.contains(&line)
+    };
+    let page = server.page(&format!("/runs/{}/jobs/long", run.id));
+    assert!(last(&page), "no L{total} holding the last line");
+    // Shown again: the count kept, the same numbers.
+    assert!(last(&server.page(&format!("/runs/{}/jobs/long", run.id))));
+    // Its first lines are not on the page.
+    assert!(!page.contains("id=\"L1\""));
+    // The run page's failing lines: the log's last, read from its end.
+    let run_page = server.page(&format!("/runs/{}", run.id));
+    assert!(run_page.contains("<span>199999</span>"), "{run_page}");
+    assert!(
+        run_page.contains("<span>the-last-line</span>"),
+        "{run_page}"
+    );
+    assert!(
+        !run_page.contains("<span>199950</span>"),
+        "at most 50 lines"
+    );
+}

@@ -132,6 +132,7 @@ pub fn run(home: Option<&std::path::Path>, listen: SocketAddr) -> Result<ExitCod
         frozen_now,
         streams: AtomicUsize::new(0),
         needs: timeline::NeedsRead::default(),
+        counted: live::LinesCounted::default(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -274,6 +275,8 @@ struct Shared {
     /// Each commit's `needs`, read once (a live run's page is fetched
     /// again at every change of the run).
     needs: timeline::NeedsRead,
+    /// The lines before a long finished step's shown part, counted once.
+    counted: live::LinesCounted,
 }
 
 impl Shared {
@@ -483,6 +486,10 @@ async fn list_page(State(app): App, RawQuery(query): RawQuery) -> Response {
     )
 }
 
+/// The most of a failing step's log the run page reads for its last
+/// [`pages::TAIL_LINES`] lines.
+const TAIL_BYTES: u64 = 64 << 10;
+
 async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
     let shared = Arc::clone(&app);
     html(
@@ -506,8 +513,8 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
                 let Some(step) = job.ending_step() else {
                     continue;
                 };
-                let log = live::step_log(store, &run.id, &job.job.id, step.seq, true)?;
-                let mut lines = log.lines;
+                // Enough bytes for the lines shown; nothing before is read.
+                let mut lines = live::step_tail(store, &run.id, &job.job.id, step.seq, TAIL_BYTES)?;
                 lines.drain(..lines.len().saturating_sub(pages::TAIL_LINES));
                 tails.insert(job.job.id.clone(), (step.seq, lines));
             }
@@ -595,6 +602,7 @@ async fn artifact(State(app): App, UrlPath((id, path)): UrlPath<(String, String)
 }
 
 async fn job_page(State(app): App, UrlPath((id, job)): UrlPath<(String, String)>) -> Response {
+    let shared = Arc::clone(&app);
     html(
         app.read(move |store, now| {
             let run = store.resolve_run(&id)?;
@@ -607,7 +615,8 @@ async fn job_page(State(app): App, UrlPath((id, job)): UrlPath<(String, String)>
             let mut handover = None;
             for step in &found.steps {
                 let finished = step.exit_code.is_some();
-                let log = live::step_log(store, &run.id, &job, step.seq, finished)?;
+                let log =
+                    live::step_log(store, &run.id, &job, step.seq, finished, &shared.counted)?;
                 if live && !finished && handover.is_none() {
                     handover = Some(Handover {
                         seq: step.seq,

@@ -8,7 +8,9 @@
 //! and the event stream that follows it meet exactly: the page says where
 //! it stopped, the stream starts there.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Mutex, PoisonError};
 
 use quire_store::query::RunDetail;
 use quire_store::{JobState, Store};
@@ -60,19 +62,77 @@ pub struct StepLog {
 }
 
 /// The log of a step for its page: all of it once the step has finished,
-/// else its whole lines so far; at most its last [`PAGE_BYTES`].
+/// else its whole lines so far; at most its last [`PAGE_BYTES`], the
+/// lines before them counted so that the lines shown keep their numbers.
+/// `counted` gives the count of a finished step's skipped lines when it
+/// has it (a page of a long log shown again), and keeps a new one.
 pub fn step_log(
     store: &Store,
     run: &str,
     job: &str,
     seq: i64,
     finished: bool,
+    counted: &LinesCounted,
+) -> quire_store::Result<StepLog> {
+    let mut log = last_of(store, run, job, seq, PAGE_BYTES, finished)?;
+    if log.skipped == 0 {
+        return Ok(log);
+    }
+    let key = (run.to_string(), job.to_string(), seq, log.skipped);
+    let lock = || counted.0.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(&n) = lock().get(&key) {
+        log.skipped_lines = n;
+        return Ok(log);
+    }
+    log.skipped_lines = count_lines(store, run, job, seq, log.skipped)?;
+    // A running step's log still grows: only a finished one's count stays.
+    if finished {
+        let mut kept = lock();
+        if kept.len() >= COUNTS_KEPT {
+            kept.clear();
+        }
+        kept.insert(key, log.skipped_lines);
+    }
+    Ok(log)
+}
+
+/// The lines before the part of a finished step's log a page shows, by
+/// (run, job, step, bytes skipped): counting reads all of those bytes,
+/// once per `serve`.
+#[derive(Debug, Default)]
+pub struct LinesCounted(Mutex<HashMap<(String, String, i64, u64), u64>>);
+
+/// The most counts [`LinesCounted`] keeps; then it starts again.
+const COUNTS_KEPT: usize = 4096;
+
+/// The last lines of a finished step's log, from at most its last
+/// `max` bytes, not numbered (the run page's failing lines): nothing
+/// before them is read.
+pub fn step_tail(
+    store: &Store,
+    run: &str,
+    job: &str,
+    seq: i64,
+    max: u64,
+) -> quire_store::Result<Vec<Line>> {
+    Ok(last_of(store, run, job, seq, max, true)?.lines)
+}
+
+/// The step's lines in at most its last `max` bytes (from the first
+/// record that begins in them), the lines before them not counted.
+fn last_of(
+    store: &Store,
+    run: &str,
+    job: &str,
+    seq: i64,
+    max: u64,
+    finished: bool,
 ) -> quire_store::Result<StepLog> {
     let Some((_, len)) = read(store, run, job, seq, 0, 0)? else {
         return Ok(StepLog::default());
     };
-    let mut start = len.saturating_sub(PAGE_BYTES);
-    let Some((mut bytes, _)) = read(store, run, job, seq, start, PAGE_BYTES)? else {
+    let mut start = len.saturating_sub(max);
+    let Some((mut bytes, _)) = read(store, run, job, seq, start, max)? else {
         return Ok(StepLog::default());
     };
     if start > 0 {
@@ -90,15 +150,10 @@ pub fn step_log(
         Until::LastFull
     };
     let (lines, used) = parse(&bytes, until);
-    let skipped_lines = if start > 0 {
-        count_lines(store, run, job, seq, start)?
-    } else {
-        0
-    };
     Ok(StepLog {
         lines,
         skipped: start,
-        skipped_lines,
+        skipped_lines: 0,
         offset: start + used as u64,
     })
 }
