@@ -173,6 +173,28 @@ fn show_list_watch_and_repos_fit_an_80_column_terminal() {
     for args in [vec!["show", id.as_str()], vec!["list"], vec!["repos"]] {
         assert_fits(&args.join(" "), &on_terminal(&env, 50, &args), 50);
     }
+    // The columns docs/CLI.md says go: SHA below 110, DURATION and
+    // SUBJECT below 70; RUN, REF and STATE stay.
+    let head = |cols: u16| {
+        shown_lines(&on_terminal(&env, cols, &["list"]))
+            .into_iter()
+            .find(|l| l.starts_with("RUN"))
+            .unwrap_or_default()
+    };
+    let wide = head(120);
+    for column in ["SHA", "DURATION", "SUBJECT"] {
+        assert!(wide.contains(column), "{column} at 120: {wide}");
+    }
+    let eighty = head(80);
+    assert!(
+        !eighty.contains("SHA") && eighty.contains("SUBJECT"),
+        "{eighty}"
+    );
+    let fifty = head(50);
+    assert!(
+        !fifty.contains("DURATION") && !fifty.contains("SUBJECT") && fifty.contains("STATE"),
+        "{fifty}"
+    );
     // COLUMNS, where there is no terminal to ask.
     let narrow = quire_testkit::stdout(env.runs(&["list"]).env("COLUMNS", "60"));
     assert_fits("COLUMNS=60 list", &narrow, 60);

@@ -982,6 +982,21 @@ fn change_streams_tell_what_changed_end_with_the_run_and_are_capped() {
     let at = page.find(marker).expect("a stream") + marker.len();
     let since = &page[at..at + 16];
     let mut stream = ask(&format!("/events/runs?since={since}"), "");
+    // Ten of its looks (every 0.1 s) and more with nothing new: no change
+    // is told (a stamp that moved by itself would be).
+    stream
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut quiet = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        quiet.extend_from_slice(&buf[..n]);
+    }
+    let quiet = String::from_utf8_lossy(&quiet);
+    assert!(!quiet.contains("event: change"), "{quiet}");
     let second = repo.push_and_wait("[jobs.b]\ninputs = [\"quire/push\"]\nsh = \"true\"\n");
     assert!(second.state.is_terminal());
     stream

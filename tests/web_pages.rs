@@ -102,7 +102,7 @@ fn a_runs_timeline_draws_parallel_jobs_overlapping_and_the_joining_one_after() {
         "{bars:?}"
     );
     let text = browser.text();
-    assert!(text.contains("critical path"), "{text}");
+    assert!(text.contains("Outlined, the critical path"), "{text}");
     // The axis's marks: 0 s, then whole seconds (the run takes a little
     // over 2.5 s), evenly spaced on the bars' scale.
     let marks = browser.eval(

@@ -18,7 +18,7 @@ use super::live::{Line, StepLog};
 use super::timeline;
 use super::words::segment;
 use super::words::{ago, artifact_url, job_state_class, job_state_text, job_url, run_url};
-use quire_view::text::{duration, flat, human_bytes, rfc3339, sh_word, short_ref};
+use quire_view::text::{cut, duration, flat, human_bytes, rfc3339, sh_word, short_ref};
 
 /// The page style, in a `<style>` element whose hash the
 /// Content-Security-Policy names.
@@ -316,14 +316,6 @@ impl Ids {
 }
 
 /// `text`, at most `max` characters of it (the last an ellipsis when cut).
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() > max {
-        format!("{}…", text.chars().take(max - 1).collect::<String>())
-    } else {
-        text.to_string()
-    }
-}
-
 /// A command on one line, cut for a table; the whole command is its title.
 fn command(cmd: &str) -> Markup {
     html! { code title=(shown(cmd)) { (cut(&flat(&shown(cmd)), 120)) } }

@@ -54,11 +54,7 @@ pub fn ago(now_ms: i64, at_ms: i64) -> String {
 /// A job's state in words: `failed (allowed)` for a failure its pipeline
 /// allows, as `quire-runs show` says it.
 pub fn job_state_text(job: &Job) -> String {
-    if job.state == JobState::Failed && job.allow_failure == Some(true) {
-        "failed (allowed)".into()
-    } else {
-        job.state.to_string()
-    }
+    quire_view::text::job_state_text(job.state, job.allow_failure)
 }
 
 /// The classes of a job's state: its state, and `allowed` for an allowed
