@@ -57,10 +57,10 @@ fn unknown_repo(store: &Store, given: &str, error: quire_store::Error) -> Comman
     let stem = |name: &str| name.strip_suffix(".git").unwrap_or(name).to_string();
     let tail = format!("/{}", stem(given));
     let mut matches: Vec<String> = store
-        .repos()
+        .repo_list()
         .unwrap_or_default()
         .into_iter()
-        .map(|s| s.repo.name)
+        .map(|r| r.name)
         .filter(|name| stem(name).ends_with(&tail))
         .collect();
     matches.sort();

@@ -369,12 +369,12 @@ Examples:
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
-    /// Words only the home knows, for the bash completion script (not for
+    /// Words only the home knows, for the completion scripts (not for
     /// people)
     ///
     /// Prints run ids (the newest 200, newest first) or repository names,
-    /// one a line, for the completion script `quire-runs completions bash`
-    /// prints, which calls it with the --home on the line. Prints nothing
+    /// one a line, for the completion scripts `quire-runs completions
+    /// bash|zsh|fish` prints, which call it with the --home on the line. Prints nothing
     /// where there is no home or no store.
     #[command(
         name = "complete-words",

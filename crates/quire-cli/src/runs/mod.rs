@@ -86,7 +86,7 @@ fn run(cli: Cli) -> crate::error::Result<ExitCode> {
 }
 
 /// `complete-words KIND`: run ids (the newest 200, newest first) or
-/// repository names, one a line, for the bash completion script. Quiet and
+/// repository names, one a line, for the completion scripts. Quiet and
 /// successful whatever goes wrong: a completion has nothing to offer then.
 fn complete_words(home: Option<&std::path::Path>, kind: cli::WordKind) -> ExitCode {
     let Ok(store) = Home::resolve(home).and_then(|home| Store::open_existing(&home)) else {
@@ -103,9 +103,10 @@ fn complete_words(home: Option<&std::path::Path>, kind: cli::WordKind) -> ExitCo
                 .map(|runs| runs.into_iter().map(|r| r.id).collect())
                 .unwrap_or_default()
         }
+        // The names alone: `repos()` counts each one's runs.
         cli::WordKind::Repos => store
-            .repos()
-            .map(|repos| repos.into_iter().map(|s| s.repo.name).collect())
+            .repo_list()
+            .map(|repos| repos.into_iter().map(|r| r.name).collect())
             .unwrap_or_default(),
     };
     let mut text = String::new();
