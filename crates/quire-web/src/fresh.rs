@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 
 use quire_store::Store;
+use quire_store::query::RunDetail;
 use sha2::{Digest, Sha256};
 
 /// What a stream follows.
@@ -36,35 +37,38 @@ pub fn stamp(store: &Store, watch: &Watch) -> quire_store::Result<Stamp> {
             text: hash(&store.runs_stamp()?),
             done: false,
         }),
-        Watch::Run(id) => {
-            let detail = store.run_detail(id)?;
-            let run = &detail.run;
-            let mut seen = format!(
-                "{} {:?} {:?} {:?}",
-                run.state, run.started_at_ms, run.finished_at_ms, run.superseded_by
-            );
-            for job in &detail.jobs {
-                let j = &job.job;
-                let _ = write!(
-                    seen,
-                    "|{} {} {:?} {:?} {:?}",
-                    j.id, j.state, j.exit_code, j.waiting, j.skip_reason
-                );
-                for step in &job.steps {
-                    let _ = write!(seen, ",{}:{:?}", step.seq, step.exit_code);
-                }
-            }
-            let _ = write!(
-                seen,
-                "|{} {}",
-                detail.artifacts.len(),
-                detail.notifications.len()
-            );
-            Ok(Stamp {
-                text: hash(&seen),
-                done: run.state.is_terminal(),
-            })
+        Watch::Run(id) => Ok(run_stamp(&store.run_detail(id)?)),
+    }
+}
+
+/// The stamp of a run as `detail` shows it: a run page takes it from the
+/// detail it shows, read once.
+pub fn run_stamp(detail: &RunDetail) -> Stamp {
+    let run = &detail.run;
+    let mut seen = format!(
+        "{} {:?} {:?} {:?}",
+        run.state, run.started_at_ms, run.finished_at_ms, run.superseded_by
+    );
+    for job in &detail.jobs {
+        let j = &job.job;
+        let _ = write!(
+            seen,
+            "|{} {} {:?} {:?} {:?}",
+            j.id, j.state, j.exit_code, j.waiting, j.skip_reason
+        );
+        for step in &job.steps {
+            let _ = write!(seen, ",{}:{:?}", step.seq, step.exit_code);
         }
+    }
+    let _ = write!(
+        seen,
+        "|{} {}",
+        detail.artifacts.len(),
+        detail.notifications.len()
+    );
+    Stamp {
+        text: hash(&seen),
+        done: run.state.is_terminal(),
     }
 }
 

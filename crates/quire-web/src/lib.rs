@@ -495,8 +495,8 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
     html(
         app.read(move |store, now| {
             let run = store.resolve_run(&id)?;
-            let stamp = fresh::stamp(store, &fresh::Watch::Run(run.id.clone()))?;
             let detail = store.run_detail(&run.id)?;
+            let stamp = fresh::run_stamp(&detail);
             let mut shown = vec![run.id.as_str()];
             shown.extend(run.superseded_by.as_deref());
             let retry_of = retry_of(store, &run)?;
@@ -879,11 +879,20 @@ fn changes(
             let quiet_since = Instant::now();
             loop {
                 let watch = watch.clone();
-                let Ok(stamp) = app
+                let stamp = match app
                     .read(move |store, _| Ok(fresh::stamp(store, &watch)?))
                     .await
-                else {
-                    return Some((Ok("event: end\ndata: null\n\n".to_string()), None));
+                {
+                    Ok(stamp) => stamp,
+                    // A run gone (pruned): nothing more to follow.
+                    Err(Failure::NotFound(_)) => {
+                        return Some((Ok("event: end\ndata: null\n\n".to_string()), None));
+                    }
+                    // A store busy for a moment: the next look tells.
+                    Err(_) => {
+                        tokio::time::sleep(POLL).await;
+                        continue;
+                    }
                 };
                 let mut out = String::new();
                 if since.as_deref() != Some(stamp.text.as_str()) {
