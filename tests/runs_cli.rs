@@ -32,6 +32,7 @@ const RUN_FIELDS: &[&str] = &[
     "author",
     "event",
     "superseded_by",
+    "retry_of",
 ];
 
 #[test]

@@ -246,6 +246,12 @@ sh = {:?}
         text.starts_with(&format!("queued run {retry}, a retry of {run}")),
         "{text}"
     );
+    // The retry names what it retried.
+    let json = env.json(&["show", &retry]);
+    assert_eq!(json["retry_of"], run.as_str(), "{json}");
+    assert_eq!(json["event"], "retry", "{json}");
+    let shown = env.stdout(&["show", &retry]);
+    assert!(shown.contains(&format!("retry of run {run}")), "{shown}");
     let retried = env.wait_for(&retry, "active", |r| r.state != RunState::Pending);
     assert_eq!(
         (retried.sha.as_str(), retried.ref_name.as_str()),

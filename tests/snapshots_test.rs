@@ -56,7 +56,7 @@ pub(crate) fn fixed_store(env: &Env) {
         UPDATE runs SET subject = 'Parse the new header', author = 'Ada <ada@example.com>',
                         event = 'push' WHERE id = '{R1}';
         UPDATE runs SET subject = 'Test the parser again', author = 'Ada <ada@example.com>',
-                        event = 'retry' WHERE id = '{R2}';
+                        event = 'retry', retry_of = '{R1}' WHERE id = '{R2}';
         UPDATE runs SET event = 'trigger' WHERE id = '{R4}';
         UPDATE jobs SET allow_failure = 0 WHERE run_id IN ('{R1}', '{R2}', '{R4}');
         ",
@@ -223,7 +223,7 @@ fn snapshot_show_for_people() {
         sha       cccccccccccccccccccccccccccccccccccccccc
         subject   Test the parser again
         author    Ada <ada@example.com>
-        event     retry
+        event     retry of run 01a20000-0000-7000-8000-000000000001
         state     failed (pipeline-failure)
         meaning   a job of the pipeline failed
         detail    job test failed

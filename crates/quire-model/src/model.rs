@@ -252,6 +252,9 @@ pub struct Run {
     /// The run that took this superseded run's place; none when the ref
     /// was deleted or its new commit recorded no run.
     pub superseded_by: Option<String>,
+    /// For a retry: the run it retried (0023; none for retries recorded
+    /// before).
+    pub retry_of: Option<String>,
     /// For a run upstream quire left pending or active: the upstream
     /// version it came from. quire failed it at migration (`orphaned`) and
     /// never ran it; its finish time is not upstream's, so it has no

@@ -192,6 +192,8 @@ pub struct NewRun<'a> {
     pub author: Option<&'a str>,
     /// What records it.
     pub event: Option<RunEvent>,
+    /// For a retry: the run it retries.
+    pub retry_of: Option<&'a str>,
 }
 
 /// A created run, and the live run of the same ref it superseded, if any.
@@ -239,8 +241,8 @@ impl Store {
             }
             tx.prepare_cached(
                 "INSERT INTO runs (id, repo_id, ref_name, sha, state, pushed_at_ms, queued_at_ms,
-                                   traceparent, previous_sha, subject, author, event)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                   traceparent, previous_sha, subject, author, event, retry_of)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 id,
@@ -254,6 +256,7 @@ impl Store {
                 new.subject,
                 new.author,
                 new.event.map(RunEvent::as_str),
+                new.retry_of,
             ])?;
             if let Some(old) = &live {
                 tx.prepare_cached("UPDATE runs SET superseded_by = ?1 WHERE id = ?2")?

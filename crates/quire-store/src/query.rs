@@ -98,10 +98,10 @@ pub(crate) const RUN_COLUMNS: &str = "runs.id, repos.name, ref_name, sha, state,
     failure_kind, failure_detail, pushed_at_ms, queued_at_ms, started_at_ms, finished_at_ms, \
     repos.git_dir, traceparent, worker_id, worker_pid, lease_expires_at_ms, previous_sha, \
     runs.repo_id, runs.containment, runs.cgroup, runs.sandbox, runs.subject, runs.author, \
-    runs.event, runs.superseded_by, runs.upstream_unfinished";
+    runs.event, runs.superseded_by, runs.upstream_unfinished, runs.retry_of";
 
 /// How many columns [`RUN_COLUMNS`] names.
-pub(crate) const RUN_COLUMN_COUNT: usize = 26;
+pub(crate) const RUN_COLUMN_COUNT: usize = 27;
 
 /// The tables [`RUN_COLUMNS`] come from.
 pub(crate) const RUN_TABLES: &str = "runs JOIN repos ON repos.id = runs.repo_id";
@@ -141,6 +141,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         event: row.text_opt(23)?,
         superseded_by: row.get(24)?,
         upstream_unfinished: row.get(25)?,
+        retry_of: row.get(26)?,
     })
 }
 

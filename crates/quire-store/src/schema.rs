@@ -55,6 +55,7 @@ fn steps() -> Vec<M<'static>> {
         M::up(include_str!("../../../migrations/0020_short_ids.sql")),
         M::up(include_str!("../../../migrations/0021_job_waiting.sql")),
         M::up(include_str!("../../../migrations/0022_node_lost.sql")).foreign_key_check(),
+        M::up(include_str!("../../../migrations/0023_retry_of.sql")),
     ]
 }
 
@@ -73,7 +74,7 @@ fn name_repositories(tx: &Transaction<'_>) -> HookResult {
 }
 
 /// The schema version this build writes and reads.
-pub const LATEST: i64 = 22;
+pub const LATEST: i64 = 23;
 
 /// The schema version recorded in the database (`PRAGMA user_version`).
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {

@@ -435,3 +435,28 @@ fn a_store_of_schema_21_takes_node_lost_keeping_every_run_and_job() {
         0
     );
 }
+
+/// 0023: only a retry names the run it retried.
+#[test]
+fn only_a_retry_names_a_run_it_retried() {
+    let (_dir, store) = store();
+    let conn = store.connection();
+    insert_run(
+        conn,
+        "r1",
+        "refs/heads/a",
+        "state, event, retry_of",
+        "'pending', 'retry', 'r0'",
+    )
+    .unwrap();
+    assert_check_fails(
+        insert_run(
+            conn,
+            "r2",
+            "refs/heads/b",
+            "state, event, retry_of",
+            "'pending', 'push', 'r0'",
+        ),
+        "retry_of on a pushed run",
+    );
+}

@@ -46,6 +46,8 @@ pub struct RunJson<'a> {
     pub event: Option<quire_store::RunEvent>,
     /// The run that took a superseded run's place.
     pub superseded_by: Option<&'a str>,
+    /// For a retry: the run it retried (null for retries from before 0023).
+    pub retry_of: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,6 +152,7 @@ pub fn run(run: &Run, now_ms: i64) -> RunJson<'_> {
         author: run.author.as_deref(),
         event: run.event,
         superseded_by: run.superseded_by.as_deref(),
+        retry_of: run.retry_of.as_deref(),
     }
 }
 
@@ -250,6 +253,7 @@ pub const RUN_FIELDS: &[&str] = &[
     "author",
     "event",
     "superseded_by",
+    "retry_of",
 ];
 
 /// The fields of `show`'s object: a run's, then these.

@@ -499,8 +499,7 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
             let stamp = fresh::run_stamp(&detail);
             let mut shown = vec![run.id.as_str()];
             shown.extend(run.superseded_by.as_deref());
-            let retry_of = retry_of(store, &run)?;
-            shown.extend(retry_of.as_deref());
+            shown.extend(run.retry_of.as_deref());
             let ids = Ids::read(store, &shown)?;
             // The last lines of the failures that fail the run: an allowed
             // failure's would lead the eye away from what broke it.
@@ -519,7 +518,6 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
                 tails.insert(job.job.id.clone(), (step.seq, lines));
             }
             let extras = pages::RunExtras {
-                retry_of: retry_of.clone(),
                 needs: shared.needs.of(&run),
                 tails,
             };
@@ -527,26 +525,6 @@ async fn run_page(State(app): App, UrlPath(id): UrlPath<String>) -> Response {
         })
         .await,
     )
-}
-
-/// The run a retry retried: `quire-runs retry` records a new run of the
-/// same repository, ref and commit with event `retry`; the one it retried
-/// is the newest such run queued before it.
-fn retry_of(store: &Store, run: &Run) -> Result<Option<String>, Failure> {
-    if run.event != Some(quire_store::RunEvent::Retry) {
-        return Ok(None);
-    }
-    let before = store.list_runs(&ListFilter {
-        repo_id: Some(run.repo_id),
-        ref_names: vec![run.ref_name.clone()],
-        ref_globs: Vec::new(),
-        states: Vec::new(),
-        sha_prefix: Some(run.sha.clone()),
-        since_ms: None,
-        before: Some(ListCursor::after(run)),
-        limit: 1,
-    })?;
-    Ok(before.into_iter().next().map(|r| r.id))
 }
 
 /// A kept artifact's bytes, as a download (docs/WEB.md).

@@ -383,12 +383,9 @@ pub fn list(
     page("Runs", None, false, body)
 }
 
-/// A run with its jobs, steps, artifacts and notifiers.
 /// What the run page shows beside the run's detail.
 #[derive(Debug, Default)]
 pub struct RunExtras {
-    /// The run a retry retried.
-    pub retry_of: Option<String>,
     /// The jobs each job needs, when the pipeline file could be read.
     pub needs: Option<std::sync::Arc<timeline::Needs>>,
     /// Of each failed job, its failing step and that step's last lines.
@@ -421,7 +418,7 @@ pub fn run(
             dt { "commit" } dd { code { (run.sha) } }
             @if let Some(author) = &run.author { dt { "author" } dd { (shown(author)) } }
             @if let Some(event) = run.event { dt { "event" } dd { (event.to_string()) } }
-            @if let Some(old) = &extras.retry_of {
+            @if let Some(old) = &run.retry_of {
                 dt { "retry of" } dd { a href=(run_url(old)) title=(old) { code { (ids.short(old)) } } }
             }
             dt { "state" } dd { (state(run)) }

@@ -258,6 +258,7 @@ pub fn record(
         subject: Some(subject(&message)),
         author: author.as_deref(),
         event: Some(event),
+        retry_of: None,
     })?;
     let run = created.run.id;
     if let Some(error) = config_error {

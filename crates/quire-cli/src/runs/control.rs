@@ -83,6 +83,7 @@ pub fn retry(store: &mut Store, args: &RunArg) -> crate::error::Result<ExitCode>
         subject: run.subject.as_deref(),
         author: run.author.as_deref(),
         event: Some(quire_store::RunEvent::Retry),
+        retry_of: Some(&run.id),
         ..Default::default()
     })?;
     let id = &created.run.id;

@@ -118,8 +118,10 @@ fn render(detail: &RunDetail, waiting: Option<&str>, out: &Output) -> String {
     if let Some(author) = &run.author {
         field("author", printable(author).into_owned());
     }
-    if let Some(event) = run.event {
-        field("event", event.to_string());
+    match (run.event, &run.retry_of) {
+        (Some(event), Some(of)) => field("event", format!("{event} of run {of}")),
+        (Some(event), None) => field("event", event.to_string()),
+        (None, _) => {}
     }
     field("state", run.state_text());
     if run.upstream_unfinished.is_some() {

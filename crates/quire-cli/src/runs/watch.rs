@@ -389,6 +389,7 @@ mod tests {
                 author: None,
                 event: None,
                 superseded_by: None,
+                retry_of: None,
                 upstream_unfinished: None,
             },
             jobs: vec![
