@@ -375,6 +375,12 @@ fn a_cache_saved_on_one_node_is_restored_on_another_at_the_same_paths() {
     assert!(log.contains("on=qnode2"), "{log}");
     assert!(log.contains("found qnode1"), "{log}");
     assert!(log.contains("same-paths"), "{log}");
+    // The run's sandbox line says where to look, not the server's own.
+    let shown = env.stdout(&["show", &second.id]);
+    assert!(
+        shown.contains("the steps run on slurm nodes: each job's first log line says"),
+        "{shown}"
+    );
     assert!(log.contains("on every node"), "{log}");
 }
 

@@ -495,7 +495,8 @@ fn prepare_and_run(
     let caching = config.cache_max_mb > 0 && pipeline.jobs.iter().any(|job| !job.cache.is_empty());
     // On a cluster each job's node checks the commit out itself (and
     // gives the files their times from the cache): nothing runs here.
-    let remote = config.executor.slurm().is_some();
+    let slurm = config.executor.slurm();
+    let remote = slurm.is_some();
     let files = if remote {
         std::fs::create_dir(workspace).map_err(|e| crashed("create the workspace", e))?;
         None
@@ -513,7 +514,12 @@ fn prepare_and_run(
 
     // Shown to steps at the same paths every run, so tools that key their
     // caches on absolute paths (cargo, ccache, venvs) find them again.
-    let stable = StablePaths::show(home, dirs);
+    // Nothing to show where no step runs here.
+    let stable = if remote {
+        StablePaths::PerRun("its steps run on the cluster's nodes".into())
+    } else {
+        StablePaths::show(home, dirs)
+    };
     let paths = stable.describe();
 
     // Contained from its first step; recorded first, so that reconcile
@@ -532,8 +538,17 @@ fn prepare_and_run(
     }
     // The limits in force, for show: what each job's cgroup got.
     let limits = limits_line(contained.as_ref().map(|c| c.limits()).unwrap_or_default());
+    // On a cluster, how each node confined the steps is its job's first
+    // log line: the worker's own would describe steps that never ran here.
+    let recorded = match &slurm {
+        Some(slurm) => format!(
+            "the steps run on {} nodes: each job's first log line says how its node confined them",
+            quire_exec::remote::JobHost::kind(slurm)
+        ),
+        None => format!("{summary}; {paths}; {limits}"),
+    };
     store
-        .record_sandbox(&run.id, &format!("{summary}; {paths}; {limits}"))
+        .record_sandbox(&run.id, &recorded)
         .map_err(|e| RunFailure::Crashed(e.to_string()))?;
     let mut ctx = RunContext {
         run_id: run.id.clone(),
@@ -549,23 +564,20 @@ fn prepare_and_run(
         step_env: Some(config.steps.env.clone().into_iter().collect()),
         sandbox: Some(Arc::new(sandbox)),
         network: network.map(Arc::new),
-        remote: config
-            .executor
-            .slurm()
-            .map(|slurm| quire_exec::exec::Remote {
-                host: Arc::new(slurm),
-                objects: Arc::new(crate::git::CommitTree {
-                    git_dir: std::path::PathBuf::from(git_dir),
-                    sha: run.sha.clone(),
-                }),
-                max_pipeline_bytes: config.max_pipeline_kb.saturating_mul(1024),
-                max_jobs: config.max_jobs,
-                max_steps: config.max_steps,
-                job_memory_mb: config.job_memory_mb,
-                job_pids_max: config.job_pids_max,
-                sandbox: config.sandbox,
-                step_network: config.step_network,
+        remote: slurm.map(|slurm| quire_exec::exec::Remote {
+            host: Arc::new(slurm),
+            objects: Arc::new(crate::git::CommitTree {
+                git_dir: std::path::PathBuf::from(git_dir),
+                sha: run.sha.clone(),
             }),
+            max_pipeline_bytes: config.max_pipeline_kb.saturating_mul(1024),
+            max_jobs: config.max_jobs,
+            max_steps: config.max_steps,
+            job_memory_mb: config.job_memory_mb,
+            job_pids_max: config.job_pids_max,
+            sandbox: config.sandbox,
+            step_network: config.step_network,
+        }),
         logs_dir: run_dir.join("logs"),
         secrets,
         cache: caching.then(|| {
