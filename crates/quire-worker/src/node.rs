@@ -719,57 +719,16 @@ impl JobCache for NodeCache {
 }
 
 /// Send `rel` (a file, a symlink, or a directory and what is below it) as
-/// cache files, by descriptors: nothing of the job runs any more, but a
-/// symlink it left is sent as one, never followed.
+/// cache files: its directory reached from the workspace by descriptors
+/// (a symlink on the way refused), then sent as the worker sends a cache
+/// ([`quire_exec::exec::send_entry`]): nothing of the job runs any more,
+/// but a symlink it left is sent as one, never followed.
 fn send_path(out: &mut dyn Write, ws: &Dir, rel: &str, sent: &mut (u64, u64)) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
     let Some((parent, name)) = beneath::split_last(rel)? else {
         return Ok(());
     };
-    let at = match ws.walk(&beneath::components(&parent)?) {
-        Ok(d) => d,
-        Err(_) => return Ok(()),
-    };
-    let Ok(stat) = at.stat(OsStr::new(name)) else {
+    let Ok(at) = ws.open_dir(&parent) else {
         return Ok(());
     };
-    match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
-        rustix::fs::FileType::Directory => {
-            let sub = at.subdir(OsStr::new(name))?;
-            for entry in sub.entries()? {
-                let Ok(child) = std::str::from_utf8(entry.name.as_bytes()) else {
-                    continue;
-                };
-                send_path(out, ws, &format!("{rel}/{child}"), sent)?;
-            }
-        }
-        rustix::fs::FileType::Symlink => {
-            let target = rustix::fs::readlinkat(&at, name, Vec::new())?;
-            let head = FileHead {
-                role: FileRole::Cache,
-                path: rel.to_string(),
-                mode: 0o777,
-                link: Some(target.to_string_lossy().into_owned()),
-            };
-            let json = serde_json::to_vec(&head).map_err(io::Error::other)?;
-            remote::write_frame(out, remote::FILE_START, &json)?;
-            remote::write_frame(out, remote::FILE_END, b"")?;
-            sent.0 += 1;
-        }
-        rustix::fs::FileType::RegularFile => {
-            if let Some(mut f) = at.open_file(OsStr::new(name))? {
-                let head = FileHead {
-                    role: FileRole::Cache,
-                    path: rel.to_string(),
-                    mode: stat.st_mode & 0o777,
-                    link: None,
-                };
-                quire_exec::exec::send_file(out, &head, &mut f)?;
-                sent.0 += 1;
-                sent.1 += stat.st_size as u64;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
+    quire_exec::exec::send_entry(out, &at, OsStr::new(name), rel, 0, sent)
 }

@@ -53,7 +53,9 @@ pub use cache::JobCache;
 #[cfg(test)]
 pub(crate) use contain::enter_cgroup;
 pub use env::STEP_PATH;
-pub use remote::{LOST_EXIT, NOT_STARTED_NOTE, Remote, job_name, send_file, times_head};
+pub use remote::{
+    LOST_EXIT, NOT_STARTED_NOTE, Remote, job_name, send_entry, send_file, times_head,
+};
 pub use sandbox::{
     Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
 };

@@ -444,7 +444,26 @@ fn send(
 
 /// Send every file, symlink and directory below `dir` as cache files.
 fn send_tree(out: &mut dyn Write, dir: &Dir, prefix: &str) -> io::Result<()> {
+    send_entries(out, dir, prefix, 0, &mut (0, 0))
+}
+
+/// How deep a cache's directories may nest to be sent: deeper, the send
+/// fails (said in the job's log) rather than the walk's stack.
+const MAX_CACHE_DEPTH: usize = 1024;
+
+fn send_entries(
+    out: &mut dyn Write,
+    dir: &Dir,
+    prefix: &str,
+    depth: usize,
+    sent: &mut (u64, u64),
+) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
+    if depth >= MAX_CACHE_DEPTH {
+        return Err(io::Error::other(format!(
+            "{prefix}: deeper than {MAX_CACHE_DEPTH} directories"
+        )));
+    }
     for entry in dir.entries()? {
         let Ok(name) = std::str::from_utf8(entry.name.as_bytes()) else {
             continue;
@@ -454,42 +473,62 @@ fn send_tree(out: &mut dyn Write, dir: &Dir, prefix: &str) -> io::Result<()> {
         } else {
             format!("{prefix}/{name}")
         };
-        let stat = dir.stat(&entry.name)?;
-        let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
-        let mode = if stat.st_mode & 0o111 != 0 {
-            0o755
-        } else {
-            0o644
-        };
-        match kind {
-            rustix::fs::FileType::Directory => {
-                send_tree(out, &dir.subdir(&entry.name)?, &path)?;
-            }
-            rustix::fs::FileType::Symlink => {
-                let target = rustix::fs::readlinkat(dir, entry.name.as_os_str(), Vec::new())?;
-                let head = FileHead {
-                    role: FileRole::Cache,
-                    path,
-                    mode: 0o777,
-                    link: Some(target.to_string_lossy().into_owned()),
-                };
-                remote::write_frame(out, remote::FILE_START, &json(&head)?)?;
-                remote::write_frame(out, remote::FILE_END, b"")?;
-            }
-            rustix::fs::FileType::RegularFile => {
-                let Some(mut file) = dir.open_file(&entry.name)? else {
-                    continue;
-                };
-                let head = FileHead {
-                    role: FileRole::Cache,
-                    path,
-                    mode,
-                    link: None,
-                };
-                send_file(out, &head, &mut file)?;
-            }
-            _ => {}
+        send_entry(out, dir, &entry.name, &path, depth, sent)?;
+    }
+    Ok(())
+}
+
+/// Send `name` in `dir` (a file, a symlink, or a directory and what is
+/// below it) as cache files named from `path`, by descriptors: a symlink
+/// is sent as one, never followed; `sent` counts the files and bytes.
+/// The worker sends a restored cache so, a node a saved one.
+pub fn send_entry(
+    out: &mut dyn Write,
+    dir: &Dir,
+    name: &OsStr,
+    path: &str,
+    depth: usize,
+    sent: &mut (u64, u64),
+) -> io::Result<()> {
+    let Ok(stat) = dir.stat(name) else {
+        return Ok(());
+    };
+    let mode = if stat.st_mode & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    };
+    match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+        rustix::fs::FileType::Directory => {
+            send_entries(out, &dir.subdir(name)?, path, depth + 1, sent)?;
         }
+        rustix::fs::FileType::Symlink => {
+            let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+            let head = FileHead {
+                role: FileRole::Cache,
+                path: path.to_string(),
+                mode: 0o777,
+                link: Some(target.to_string_lossy().into_owned()),
+            };
+            remote::write_frame(out, remote::FILE_START, &json(&head)?)?;
+            remote::write_frame(out, remote::FILE_END, b"")?;
+            sent.0 += 1;
+        }
+        rustix::fs::FileType::RegularFile => {
+            let Some(mut file) = dir.open_file(name)? else {
+                return Ok(());
+            };
+            let head = FileHead {
+                role: FileRole::Cache,
+                path: path.to_string(),
+                mode,
+                link: None,
+            };
+            send_file(out, &head, &mut file)?;
+            sent.0 += 1;
+            sent.1 += stat.st_size as u64;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -839,6 +878,42 @@ fn clean(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cache_is_sent_by_its_entries_and_a_too_deep_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("target/debug")).unwrap();
+        std::fs::write(dir.path().join("target/debug/app"), b"bin").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("target/link")).unwrap();
+        let mut out = Vec::new();
+        send_tree(&mut out, &Dir::open(dir.path()).unwrap(), "").unwrap();
+        let mut input = &out[..];
+        let mut heads = Vec::new();
+        while let Some((tag, payload)) = remote::read_frame(&mut input, remote::MAX_FRAME).unwrap()
+        {
+            if tag == remote::FILE_START {
+                let head: FileHead = serde_json::from_slice(&payload).unwrap();
+                heads.push((head.path, head.link));
+            }
+        }
+        heads.sort();
+        assert_eq!(
+            heads,
+            [
+                ("target/debug/app".to_string(), None),
+                ("target/link".to_string(), Some("/etc/passwd".to_string())),
+            ]
+        );
+        // Nested deeper than a walk should go: refused, not followed down.
+        let deep = "d/".repeat(MAX_CACHE_DEPTH + 1);
+        std::fs::create_dir_all(dir.path().join("deep").join(&deep)).unwrap();
+        let err = send_tree(
+            &mut Vec::new(),
+            &Dir::open(&dir.path().join("deep")).unwrap(),
+            "",
+        );
+        assert!(err.is_err_and(|e| e.to_string().contains("deeper than")));
+    }
 
     #[test]
     fn a_job_is_named_by_its_runs_last_digits() {
