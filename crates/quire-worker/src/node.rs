@@ -235,6 +235,9 @@ fn run_job(
         }
         match tag {
             remote::OBJECT => {
+                if ws.is_some() {
+                    return Err("an object came after the checkout".into());
+                }
                 let (&kind, data) = payload.split_first().ok_or("an empty object")?;
                 use gix::objs::Write as _;
                 repo.objects
@@ -298,9 +301,8 @@ fn run_job(
                 record.extend_from_slice(&payload);
             }
             remote::FILE_DATA => {
-                if let Some(f) = &mut file {
-                    f.write_all(&payload).map_err(|e| e.to_string())?;
-                }
+                let f = file.as_mut().ok_or("file data outside a file")?;
+                f.write_all(&payload).map_err(|e| e.to_string())?;
             }
             remote::FILE_END => {
                 file = None;
@@ -459,7 +461,7 @@ fn run_job(
         return Err(e.to_string());
     }
     // The artifacts it kept, each before the event that names it.
-    let artifacts = Dir::open(&dir_path.join("artifacts").join(&job.job)).ok();
+    let artifacts = dir.open_dir(&format!("artifacts/{}", job.job)).ok();
     for event in std::mem::take(&mut sink.held) {
         let Event::ArtifactKept { path, .. } = &event else {
             continue;

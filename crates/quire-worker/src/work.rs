@@ -691,31 +691,31 @@ pub fn failed_jobs(
         let (timed_out, capped) = (says(TIMEOUT_NOTE), says(MAX_TIMEOUT_NOTE));
         let cmd = quire_view::follow::one_line(&step.cmd);
         // A job run on a cluster whose node was lost, or that the cluster
-        // did not start: the executor says so (a step's output cannot),
-        // and the job's last line says why the cluster did not start it.
+        // did not start: the executor says so, and why (a step's output
+        // cannot).
         let host = hosts.iter().find(|h| h.job == j.id);
-        let refused = || {
-            let note = quire_exec::exec::NOT_STARTED_NOTE.as_bytes();
-            let at = bytes.windows(note.len()).rposition(|w| w == note)?;
-            let rest = &bytes[at + note.len()..];
-            let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-            Some(String::from_utf8_lossy(&rest[..end.min(300)]).into_owned())
-        };
-        let lost = host.and_then(|h| h.node.as_deref());
-        let why = match (timed_out, planned.timeout, step.exit_code) {
-            _ if lost.is_some() => format!("lost its node {}", lost.unwrap_or_default()),
-            _ if host.is_some() => format!(
-                "was not started by {}",
-                refused().unwrap_or_else(|| "its executor".into())
-            ),
+        let why = match (timed_out, planned.timeout, step.exit_code, host) {
+            (
+                ..,
+                Some(HostFailure {
+                    node: Some(node), ..
+                }),
+            ) => format!("lost its node {node}"),
+            (.., Some(HostFailure { why, .. })) => {
+                let why: String = quire_view::follow::one_line(why)
+                    .chars()
+                    .take(300)
+                    .collect();
+                format!("was not started by {why}")
+            }
             _ if capped => format!(
                 "timed out after {} (config.toml's max_job_timeout, the longest any job may run)",
                 quire_view::text::span(max_job_timeout)
             ),
-            (true, Some(limit), _) => {
+            (true, Some(limit), ..) => {
                 format!("timed out after {}", quire_view::text::span(limit))
             }
-            (_, _, Some(code)) => format!("failed: exit {code}"),
+            (_, _, Some(code), _) => format!("failed: exit {code}"),
             _ => "failed".to_string(),
         };
         reasons.push(format!("job {} {why} at step {} ({cmd})", j.id, step.seq));

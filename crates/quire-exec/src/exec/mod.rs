@@ -53,9 +53,7 @@ pub use cache::JobCache;
 #[cfg(test)]
 pub(crate) use contain::enter_cgroup;
 pub use env::STEP_PATH;
-pub use remote::{
-    LOST_EXIT, NOT_STARTED_NOTE, Remote, job_name, send_entry, send_file, times_head,
-};
+pub use remote::{LOST_EXIT, Remote, job_name, send_entry, send_file, times_head};
 pub use sandbox::{
     Decision, REQUIRED_ABI, Sandbox, SandboxMode, SandboxPolicy, StepUser, decide, kernel_abi,
 };
@@ -169,8 +167,12 @@ pub enum RunResult {
 pub struct HostFailure {
     pub job: String,
     /// The node the job was lost with; `None` when the host never started
-    /// the job (its reason is the last line of the job's log).
+    /// the job.
     pub node: Option<String>,
+    /// What the host said, redacted: `srun: error: Node failure on ...`,
+    /// or, for a job it never started, its name and why (`slurm: srun:
+    /// error: invalid partition ...`).
+    pub why: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -103,7 +103,14 @@ pub(super) fn run(
     // no step runs on this machine).
     let run_dir = ctx.logs_dir.parent().unwrap_or(&ctx.logs_dir).to_path_buf();
     let staging = run_dir.join("remote").join(&job.id);
-    std::fs::create_dir_all(&staging).map_err(write_error(&staging))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&staging)
+            .map_err(write_error(&staging))?;
+    }
     let result = run_in(exec, scope, job, reporter, remote, &log_path, &staging);
     if let Ok(dir) = Dir::open(&run_dir.join("remote")) {
         let _ = dir.remove(OsStr::new(&job.id));
@@ -328,6 +335,7 @@ fn run_in(
                         Some(HostFailure {
                             job: job.id.clone(),
                             node: Some(node.clone()),
+                            why: scope.redactor.apply_str(why),
                         }),
                     ),
                     Some(node) => (
@@ -342,6 +350,9 @@ fn run_in(
                         Some(HostFailure {
                             job: job.id.clone(),
                             node: None,
+                            why: scope
+                                .redactor
+                                .apply_str(&format!("{}: {why}", remote.host.kind())),
                         }),
                     ),
                 };
@@ -688,7 +699,11 @@ impl Reader<'_, '_> {
                 };
                 let line = format!(
                     "quire: on node {node} ({}); sandbox: {}",
-                    self.scope.redactor.apply_str("slurm"),
+                    self.scope
+                        .ctx
+                        .remote
+                        .as_ref()
+                        .map_or("cluster", |r| r.host.kind()),
                     self.scope.redactor.apply_str(&clean(&hello.sandbox, 1000))
                 );
                 self.note(&line)?;
