@@ -248,6 +248,8 @@ fn follow(bins: &Bins, quick: bool) {
     let mut web_delays = Vec::new();
     let mut pending = String::new();
     let mut buf = [0u8; 8192];
+    // The event's name (`line`, `state`, `end`): its data follows.
+    let mut event_name = String::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     'read: while Instant::now() < deadline {
         let n = stream.read(&mut buf).unwrap();
@@ -257,6 +259,9 @@ fn follow(bins: &Bins, quick: bool) {
         pending.push_str(&String::from_utf8_lossy(&buf[..n]));
         while let Some(end) = pending.find('\n') {
             let line: String = pending.drain(..=end).collect();
+            if let Some(name) = line.trim().strip_prefix("event: ") {
+                event_name = name.to_string();
+            }
             if let Some(data) = line.trim().strip_prefix("data: ")
                 && let Ok(event) = serde_json::from_str::<serde_json::Value>(data)
             {
@@ -265,7 +270,8 @@ fn follow(bins: &Bins, quick: bool) {
                 {
                     web_delays.push(delay);
                 }
-                if event["state"].is_string() {
+                // The job's end (a `state` event only says how it goes).
+                if event_name == "end" {
                     break 'read;
                 }
             }

@@ -55,7 +55,9 @@ fn steps() -> Vec<M<'static>> {
         M::up(include_str!("../../../migrations/0020_short_ids.sql")),
         M::up(include_str!("../../../migrations/0021_job_waiting.sql")),
         M::up(include_str!("../../../migrations/0022_node_lost.sql")).foreign_key_check(),
-        M::up(include_str!("../../../migrations/0023_retry_of.sql")),
+        M::up(include_str!(
+            "../../../migrations/0023_retry_of_repo_order.sql"
+        )),
     ]
 }
 

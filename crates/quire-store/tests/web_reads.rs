@@ -156,6 +156,30 @@ fn a_page_deep_in_the_runs_enters_the_index_at_the_cursor() {
     assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
 }
 
+/// A repository's newest runs (`list -R`, the web's trend) come from
+/// one index in order, not from all its runs sorted (0023).
+#[test]
+fn a_repositorys_newest_runs_are_read_in_index_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, clock) = store_with_clock(&Home::at(dir.path()));
+    fill(&mut store, &clock, 5);
+    // The statement list_runs prepares for a repository and no cursor.
+    let plan: Vec<String> = store
+        .connection()
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT runs.id FROM runs JOIN repos ON repos.id = runs.repo_id
+             WHERE runs.repo_id = ?1 ORDER BY queued_at_ms DESC, runs.id DESC LIMIT ?2",
+        )
+        .unwrap()
+        .query_map(rusqlite::params![1, 40], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("runs_repo_newest"), "{plan}");
+    assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+}
+
 #[test]
 fn a_read_only_store_reads_what_a_writer_wrote_and_refuses_to_write() {
     let dir = tempfile::tempdir().unwrap();
