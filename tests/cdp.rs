@@ -28,6 +28,19 @@ pub fn chromium() -> Option<String> {
     None
 }
 
+/// [`chromium`], or `None` when there is none: the test is then skipped,
+/// which says so, and fails under CI=true (`quire_testkit::require`).
+pub fn required_chromium() -> Option<String> {
+    let found = chromium();
+    quire_testkit::require(
+        "Chromium (chromium, chromium-browser, google-chrome or $QUIRE_CHROMIUM)",
+        "apt-get install chromium",
+        found.is_some(),
+    )
+    .then_some(found)
+    .flatten()
+}
+
 pub struct Browser {
     child: Child,
     commands: ChildStdin,

@@ -784,15 +784,9 @@ sh = ["echo before the gate", {:?}, "echo after the gate; printf 'no newline'"]
 
 #[test]
 fn a_running_jobs_page_shows_new_lines_in_the_browser_without_a_reload() {
-    let found = crate::cdp::chromium();
-    if !quire_testkit::require(
-        "Chromium (chromium, chromium-browser, google-chrome or $QUIRE_CHROMIUM)",
-        "apt-get install chromium",
-        found.is_some(),
-    ) {
+    let Some(chromium) = crate::cdp::required_chromium() else {
         return;
-    }
-    let chromium = found.expect("found above");
+    };
     let env = Env::new();
     let repo = env.repo_with_hook("app");
     let gate = Gate::new(&env);

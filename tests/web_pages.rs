@@ -4,31 +4,13 @@
 //! real headless Chromium where the browser's view matters (tests/cdp.rs).
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::cdp::Browser;
 use crate::web::{Server, request};
 use quire_testkit::{Env, Gate, wait_until};
 
-/// The Chromium to drive, or `None` (the test is skipped, and fails
-/// under CI=true) when there is none.
-fn chromium() -> Option<String> {
-    let found = crate::cdp::chromium();
-    quire_testkit::require(
-        "Chromium (chromium, chromium-browser, google-chrome or $QUIRE_CHROMIUM)",
-        "apt-get install chromium",
-        found.is_some(),
-    )
-    .then_some(found)
-    .flatten()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+use crate::artifacts::sha256;
+use crate::cdp::required_chromium as chromium;
 
 /// Three jobs at once, and one that needs all three.
 const FAN_IN: &str = r#"

@@ -80,15 +80,6 @@ fn branch_candidates(given: &str) -> Vec<String> {
     }
 }
 
-/// The newest run in `scope`, if any.
-pub fn newest(store: &Store, scope: &Scope) -> Result<Option<Run>> {
-    let filter = ListFilter {
-        limit: 1,
-        ..scope.filter(store)?
-    };
-    Ok(store.list_runs(&filter)?.into_iter().next())
-}
-
 /// Look at the run every `interval` until it is terminal; None if
 /// `give_up` says so first (asked between looks).
 pub fn wait_terminal(

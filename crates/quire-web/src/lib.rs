@@ -948,12 +948,8 @@ fn recent_runs(
     Ok(store.list_runs(&ListFilter {
         repo_id: Some(repo_id),
         ref_names: ref_name.map(str::to_string).into_iter().collect(),
-        ref_globs: Vec::new(),
-        states: Vec::new(),
-        sha_prefix: None,
-        since_ms: None,
-        before: None,
         limit,
+        ..ListFilter::default()
     })?)
 }
 

@@ -38,27 +38,31 @@ pub type Needs = HashMap<String, Vec<String>>;
 /// The `needs` of the commits whose pages were shown, each read from its
 /// repository once: a commit's pipeline file never changes.
 #[derive(Debug, Default)]
-pub struct NeedsRead(Mutex<HashMap<(String, String), Arc<Needs>>>);
+pub struct NeedsRead(Mutex<HashMap<Commit, Option<Arc<Needs>>>>);
+
+/// A commit of a repository: its git directory and id.
+type Commit = (String, String);
 
 /// The most commits [`NeedsRead`] keeps; then it starts again.
 const NEEDS_KEPT: usize = 512;
 
 impl NeedsRead {
-    /// `run`'s commit's `needs`, read once ([`needs`]); a read that
-    /// failed is tried again next time.
+    /// `run`'s commit's `needs`, read once ([`needs`]); one that could
+    /// not be read (a repository git will not read for `serve`) is not
+    /// tried again at every view either.
     pub fn of(&self, run: &Run) -> Option<Arc<Needs>> {
         let key = (run.git_dir.clone().unwrap_or_default(), run.sha.clone());
         let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(found) = lock().get(&key) {
-            return Some(Arc::clone(found));
+            return found.clone();
         }
-        let read = Arc::new(needs(run)?);
+        let read = needs(run).map(Arc::new);
         let mut kept = lock();
         if kept.len() >= NEEDS_KEPT {
             kept.clear();
         }
-        kept.insert(key, Arc::clone(&read));
-        Some(read)
+        kept.insert(key, read.clone());
+        read
     }
 }
 
