@@ -71,7 +71,7 @@ fn push_with_ci_logs_shows_each_line_the_steps_print_between_the_jobs_start_and_
     let repo = env.repo_with_hook("app");
     let pipeline = r#"[jobs.build]
 inputs = ["quire/push"]
-sh = ["echo one; echo two", "printf 'bell \\007\\nlast'"]
+sh = ["echo one; echo two", "head -c 20000 /dev/zero | tr '\\0' x; echo", "printf 'bell \\007\\nlast'"]
 "#;
     repo.commit(&[(".quire/ci.toml", pipeline)], "pipeline");
     let (ok, stderr) = repo.push(&["-o", "ci.logs", "origin", "main"]);
@@ -89,11 +89,15 @@ sh = ["echo one; echo two", "printf 'bell \\007\\nlast'"]
         .iter()
         .map(String::as_str)
         .collect();
+    let long = format!("quire: build | {}", "x".repeat(20_000));
     assert_eq!(
         printed,
         [
             "quire: build | one",
             "quire: build | two",
+            // Longer than a record holds (16 KiB): written in two, told
+            // as the one line it is.
+            &long,
             "quire: build | bell \\x07",
             "quire: build | last"
         ],

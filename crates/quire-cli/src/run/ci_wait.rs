@@ -12,9 +12,11 @@
 //! fails with EPIPE (Rust ignores SIGPIPE), and [`follow::pause`] notices
 //! such a pipe between two looks, so the hook stops within one poll.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use quire_model::clock;
+use quire_model::cri::Record;
 use quire_store::logs::LogAt;
 use quire_store::query::RunDetail;
 use quire_store::{JobState, Store};
@@ -262,22 +264,32 @@ fn tell(pusher: &mut Pusher, store: &Store, run_id: &str, tag: &str, change: &Ch
     }
 }
 
-/// With `ci.logs`: how far each step's log of one run has been told.
+/// What `ci.logs` has told of each step's log, by (job, step).
 #[derive(Default)]
 struct Tails {
-    /// (job, step, bytes of its log told, the start of a line not yet
-    /// whole).
-    told: Vec<(String, i64, u64, Vec<u8>)>,
+    told: HashMap<(String, i64), Told>,
+}
+
+/// Of one step's log: how far it was read, the bytes of a record not yet
+/// whole, the text of a line written in several records (CRI `P`) so
+/// far, and whether all of it was told (then it is not read again).
+#[derive(Default)]
+struct Told {
+    offset: u64,
+    pending: Vec<u8>,
+    line: Vec<u8>,
+    done: bool,
 }
 
 impl Tails {
     /// Tell every whole line the run's steps' logs (`only` one job's)
-    /// gained since the last look, as `quire: JOB | TEXT` (the CRI prefix dropped, control
-    /// characters escaped), of the run as `detail` (the look just taken)
-    /// shows it; a step's last line, once it ended, even when
-    /// not whole. Read as `quire-runs logs` reads them: from the log's
-    /// file, else from the copy packed into the store. False once the
-    /// pusher is gone.
+    /// gained since the last look, as `quire: JOB | TEXT` (its text, a
+    /// line written in several records joined, control characters
+    /// escaped), of the run as `detail` (the look just taken) shows it; a
+    /// step's last line, once it ended, even when not whole. Read as
+    /// `quire-runs logs` reads them: from the log's file, else from the
+    /// copy packed into the store; a step told to its end is not read
+    /// again. False once the pusher is gone.
     fn print(
         &mut self,
         pusher: &mut Pusher,
@@ -293,57 +305,46 @@ impl Tails {
                 continue;
             }
             for step in &job.steps {
-                let at = match self
-                    .told
-                    .iter()
-                    .position(|(j, s, _, _)| j == id && *s == step.seq)
-                {
-                    Some(at) => at,
-                    None => {
-                        self.told.push((id.clone(), step.seq, 0, Vec::new()));
-                        self.told.len() - 1
-                    }
-                };
-                let (_, _, offset, partial) = &mut self.told[at];
+                let told = self.told.entry((id.clone(), step.seq)).or_default();
+                if told.done {
+                    continue;
+                }
                 // At most 1 MiB a look: a step that prints fast is caught
                 // up with over the next looks.
                 let Ok(Some(read)) =
-                    store.read_step_log(run_id, id, step.seq, LogAt::Offset(*offset), 1 << 20)
+                    store.read_step_log(run_id, id, step.seq, LogAt::Offset(told.offset), 1 << 20)
                 else {
                     continue;
                 };
-                *offset = read.start + read.bytes.len() as u64;
-                partial.extend_from_slice(&read.bytes);
-                let ended = step.finished_at_ms.is_some() && *offset >= read.len;
-                while let Some(end) = partial
+                told.offset = read.start + read.bytes.len() as u64;
+                told.pending.extend_from_slice(&read.bytes);
+                let ended = step.finished_at_ms.is_some() && told.offset >= read.len;
+                while let Some(end) = told
+                    .pending
                     .iter()
                     .position(|&b| b == b'\n')
-                    .or((ended && !partial.is_empty()).then(|| partial.len() - 1))
+                    .or((ended && !told.pending.is_empty()).then(|| told.pending.len() - 1))
                 {
-                    let line: Vec<u8> = partial.drain(..=end).collect();
-                    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                    let record: Vec<u8> = told.pending.drain(..=end).collect();
+                    let record = Record::parse(record.strip_suffix(b"\n").unwrap_or(&record));
+                    told.line.extend_from_slice(record.text);
+                    // A line goes on in the next record, unless the log
+                    // ended here.
+                    if record.partial && !(ended && told.pending.is_empty()) {
+                        continue;
+                    }
+                    let line = std::mem::take(&mut told.line);
                     if !pusher.say(&format!(
                         "quire: {tag}{} | {}",
                         printable(id),
-                        printable(&String::from_utf8_lossy(cri_text(line)))
+                        printable(&String::from_utf8_lossy(&line))
                     )) {
                         return false;
                     }
                 }
+                told.done = ended && told.pending.is_empty() && told.line.is_empty();
             }
         }
         true
     }
-}
-
-/// A CRI log line's text: after `TIME STREAM TAG `.
-fn cri_text(line: &[u8]) -> &[u8] {
-    let mut rest = line;
-    for _ in 0..3 {
-        match rest.iter().position(|&b| b == b' ') {
-            Some(at) => rest = &rest[at + 1..],
-            None => return line,
-        }
-    }
-    rest
 }
