@@ -130,25 +130,32 @@ fn keyset_paging_keeps_the_other_filters() {
     );
 }
 
+/// SQLite's plan for `sql`, its steps one a line.
+fn plan_of(store: &Store, sql: &str, params: impl rusqlite::Params) -> String {
+    let steps: Vec<String> = store
+        .connection()
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map(params, |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    steps.join("\n")
+}
+
 #[test]
 fn a_page_deep_in_the_runs_enters_the_index_at_the_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, clock) = store_with_clock(&Home::at(dir.path()));
     fill(&mut store, &clock, 5);
     // The same statement list_runs prepares for a cursor and no filter.
-    let plan: Vec<String> = store
-        .connection()
-        .prepare(
-            "EXPLAIN QUERY PLAN SELECT runs.id FROM runs JOIN repos ON repos.id = runs.repo_id
-             WHERE queued_at_ms <= ?1 AND (queued_at_ms < ?1 OR runs.id < ?2)
-             ORDER BY queued_at_ms DESC, runs.id DESC LIMIT ?3",
-        )
-        .unwrap()
-        .query_map(rusqlite::params![1, "x", 20], |row| row.get::<_, String>(3))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
-    let plan = plan.join("\n");
+    let plan = plan_of(
+        &store,
+        "SELECT runs.id FROM runs JOIN repos ON repos.id = runs.repo_id
+         WHERE queued_at_ms <= ?1 AND (queued_at_ms < ?1 OR runs.id < ?2)
+         ORDER BY queued_at_ms DESC, runs.id DESC LIMIT ?3",
+        rusqlite::params![1, "x", 20],
+    );
     assert!(
         plan.contains("runs_newest") && plan.contains("queued_at_ms<?"),
         "a range of runs_newest: {plan}"
@@ -164,18 +171,12 @@ fn a_repositorys_newest_runs_are_read_in_index_order() {
     let (mut store, clock) = store_with_clock(&Home::at(dir.path()));
     fill(&mut store, &clock, 5);
     // The statement list_runs prepares for a repository and no cursor.
-    let plan: Vec<String> = store
-        .connection()
-        .prepare(
-            "EXPLAIN QUERY PLAN SELECT runs.id FROM runs JOIN repos ON repos.id = runs.repo_id
-             WHERE runs.repo_id = ?1 ORDER BY queued_at_ms DESC, runs.id DESC LIMIT ?2",
-        )
-        .unwrap()
-        .query_map(rusqlite::params![1, 40], |row| row.get::<_, String>(3))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
-    let plan = plan.join("\n");
+    let plan = plan_of(
+        &store,
+        "SELECT runs.id FROM runs JOIN repos ON repos.id = runs.repo_id
+         WHERE runs.repo_id = ?1 ORDER BY queued_at_ms DESC, runs.id DESC LIMIT ?2",
+        rusqlite::params![1, 40],
+    );
     assert!(plan.contains("runs_repo_newest"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
 }
