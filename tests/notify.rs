@@ -760,44 +760,114 @@ fn every_run_of_a_burst_on_one_worker_is_announced_once() {
     assert_eq!(received(&inbox), expected);
 }
 
-/// With no `[[notify]]` entry, a worker writes its runs' notes itself,
-/// before it takes its next run: no announcer process per run. Each run of
-/// a burst on one worker is announced before the next run starts.
-#[test]
-fn without_notifiers_a_worker_notes_each_run_before_it_takes_the_next() {
-    let env = Env::new();
+/// [`push_burst`] of `count` runs of one commit on one worker, until every
+/// run is announced: the runs, and their commit's note.
+fn burst_on_one_worker(env: &Env, count: usize) -> (Vec<String>, String) {
     env.config("max_workers = 1\n");
-    let runs = push_burst(&env, 8);
+    let runs = push_burst(env, count);
     for run in &runs {
-        wait_until(&format!("{run} announced"), || announced(&env, run));
-    }
-    // In the order the one worker ran them: each one's note was taken
-    // before the next was claimed.
-    let order: Vec<(i64, i64)> = {
-        let store = env.store();
-        let mut stmt = store
-            .connection()
-            .prepare(
-                "SELECT started_at_ms, announced_at_ms FROM runs
-                 WHERE started_at_ms IS NOT NULL ORDER BY started_at_ms, id",
-            )
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
-    assert_eq!(order.len(), runs.len());
-    for pair in order.windows(2) {
-        let ((_, announced), (next_started, _)) = (pair[0], pair[1]);
-        assert!(
-            announced <= next_started,
-            "a run announced at {announced} after the next started at {next_started}: {order:?}"
-        );
+        wait_until(&format!("{run} announced"), || announced(env, run));
     }
     let sha = env.store().resolve_run(&runs[0]).unwrap().sha;
+    let note = note_of(&env.path().join("app.git"), &sha);
+    (runs, note)
+}
+
+/// With no `[[notify]]` entry, a worker writes its runs' notes itself (no
+/// announcer process per run). While runs are still queued it lets the
+/// ended ones wait (at most a second), so a burst is announced in a few
+/// batches, each batch's notes in one commit, not a commit a run; once
+/// nothing is left to take, every run of the burst is in its commit's
+/// note. (Before the batches, 16 runs made 16 commits.)
+#[test]
+fn without_notifiers_a_worker_notes_a_burst_in_a_few_commits() {
+    let env = Env::new();
+    let (runs, note) = burst_on_one_worker(&env, 16);
     let bare = env.path().join("app.git");
-    assert!(note_of(&bare, &sha).contains("quire: complete"));
+    for run in &runs {
+        assert!(
+            note.contains(&format!("quire: complete {run} ")),
+            "{run} is not in the note:\n{note}"
+        );
+    }
+    let commits: usize = git(&bare, &["rev-list", "--count", "refs/notes/ci"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        commits < runs.len(),
+        "{commits} notes commits for {} runs: one a run",
+        runs.len()
+    );
+}
+
+/// A run a worker ended while another was queued is announced about a
+/// second later even when the worker's next run takes far longer (here,
+/// until the test opens a gate): a timer announces it, not the end of
+/// the next run.
+#[test]
+fn a_run_that_ended_before_a_long_one_is_noted_while_the_long_one_runs() {
+    let env = Env::new();
+    env.config("max_workers = 1\n");
+    let gate = Gate::new(&env);
+    let app = env.repo_with_hook("app");
+    let step = format!(
+        "if [ \"$QUIRE_BRANCH\" = b-slow ]; then {}; fi",
+        gate.step("slow")
+    );
+    app.commit(
+        &[(
+            ".quire/ci.toml",
+            &format!("[jobs.t]\ninputs = [\"quire/push\"]\nsh = {step:?}\n"),
+        )],
+        "pipeline",
+    );
+    git(&app.work, &["branch", "a-quick"]);
+    git(&app.work, &["branch", "b-slow"]);
+    let runs = app.push_refs(&["a-quick", "b-slow"]);
+    let of = |branch: &str| {
+        runs.iter()
+            .find(|id| {
+                env.store().resolve_run(id).unwrap().ref_name == format!("refs/heads/{branch}")
+            })
+            .unwrap()
+            .clone()
+    };
+    let (quick, slow) = (of("a-quick"), of("b-slow"));
+    // The one worker took the quick run first (queued first), then the
+    // slow one, which waits at the gate.
+    gate.wait_ready("slow");
+    wait_until(&format!("{quick} announced"), || announced(&env, &quick));
+    assert_eq!(
+        env.store().resolve_run(&slow).unwrap().state,
+        RunState::Active
+    );
+    let sha = env.store().resolve_run(&quick).unwrap().sha;
+    assert!(note_of(&app.bare, &sha).contains(&format!("quire: complete {quick} ")));
+    gate.open();
+    assert_eq!(env.wait_terminal(&slow).state, RunState::Complete);
+}
+
+/// A note names at most the newest 100 runs of its commit: the oldest
+/// are dropped first, never the newest (a burst of 120 runs of one
+/// commit leaves the last 100).
+#[test]
+fn a_note_keeps_the_newest_hundred_runs_of_its_commit() {
+    let env = Env::new();
+    let (runs, note) = burst_on_one_worker(&env, 120);
+    let named: Vec<&str> = note
+        .lines()
+        .filter_map(|line| line.strip_prefix("quire: "))
+        .filter_map(|rest| rest.split(' ').nth(1))
+        .collect();
+    // The newest 100, in the order they ended (the one worker ran them
+    // in the order they were queued).
+    let mut by_end = runs.clone();
+    by_end.sort_by_key(|run| env.store().resolve_run(run).unwrap().finished_at_ms);
+    assert_eq!(
+        named,
+        by_end[20..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
 }
 
 /// The repository's own `core.notesRef` never chooses where quire writes:

@@ -3,7 +3,7 @@
 //! writes its git note and runs the config's `[[notify]]` commands, whose
 //! outcome is kept in `notifications` for `quire-runs show`.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use crate::query::{notifications_of, run_by_id};
 use crate::sql::QueryCached;
@@ -28,6 +28,18 @@ impl Store {
         )?)
     }
 
+    /// When the ended run that has waited longest for an announcer ended
+    /// (ms since the epoch); None when none waits.
+    pub fn oldest_unannounced_ms(&self) -> Result<Option<i64>> {
+        Ok(self.connection().query_row_cached(
+            &format!(
+                "SELECT min(finished_at_ms) FROM runs WHERE announced_at_ms IS NULL AND {ENDED}"
+            ),
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Take the ended run that waited longest for an announcer: it is this
     /// caller's to announce, and no other announcer's. `notifiers` names the
     /// notifiers it will run for it (position and argv), recorded as
@@ -37,35 +49,45 @@ impl Store {
         &mut self,
         notifiers: impl Fn(&Run) -> Vec<(i64, Vec<String>)>,
     ) -> Result<Option<Run>> {
+        Ok(self.take_unannounced_batch(notifiers, 1)?.pop())
+    }
+
+    /// [`Store::take_unannounced`] for up to `most` runs at once, in one
+    /// transaction, the longest waiting first: a burst of ended runs is
+    /// announced together (their notes in one commit).
+    pub fn take_unannounced_batch(
+        &mut self,
+        notifiers: impl Fn(&Run) -> Vec<(i64, Vec<String>)>,
+        most: usize,
+    ) -> Result<Vec<Run>> {
+        let most = i64::try_from(most).unwrap_or(i64::MAX);
         self.write(|tx, now| {
-            let id: Option<String> = tx
-                .query_row_cached(
-                    &format!(
-                        "SELECT id FROM runs WHERE announced_at_ms IS NULL AND {ENDED}
-                         ORDER BY finished_at_ms, id LIMIT 1"
-                    ),
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(id) = id else {
-                return Ok(None);
-            };
-            tx.prepare_cached("UPDATE runs SET announced_at_ms = ?1 WHERE id = ?2")?
-                .execute(params![now, id])?;
-            let Some(run) = run_by_id(tx, &id)? else {
-                return Ok(None);
-            };
-            let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO notifications
-                     (run_id, position, command, state, started_at_ms)
-                 VALUES (?1, ?2, ?3, 'running', ?4)",
-            )?;
-            for (position, command) in notifiers(&run) {
-                let argv = serde_json::to_string(&command).unwrap_or_else(|_| "[]".into());
-                insert.execute(params![id, position, argv, now])?;
+            let ids: Vec<String> = tx
+                .prepare_cached(&format!(
+                    "SELECT id FROM runs WHERE announced_at_ms IS NULL AND {ENDED}
+                     ORDER BY finished_at_ms, id LIMIT ?1"
+                ))?
+                .query_map([most], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut runs = Vec::with_capacity(ids.len());
+            for id in ids {
+                tx.prepare_cached("UPDATE runs SET announced_at_ms = ?1 WHERE id = ?2")?
+                    .execute(params![now, id])?;
+                let Some(run) = run_by_id(tx, &id)? else {
+                    continue;
+                };
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO notifications
+                         (run_id, position, command, state, started_at_ms)
+                     VALUES (?1, ?2, ?3, 'running', ?4)",
+                )?;
+                for (position, command) in notifiers(&run) {
+                    let argv = serde_json::to_string(&command).unwrap_or_else(|_| "[]".into());
+                    insert.execute(params![id, position, argv, now])?;
+                }
+                runs.push(run);
             }
-            Ok(Some(run))
+            Ok(runs)
         })
     }
 

@@ -20,6 +20,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use quire_store::query::RunDetail;
 use quire_store::{Home, Job, NotificationState, Run, Store};
 
 use crate::Error;
@@ -39,8 +40,12 @@ pub const NOTE_READ_MAX: u64 = 64 * 1024;
 /// The largest tree of `refs/notes/ci` read to find a commit's note (git
 /// spreads notes over folders long before a tree grows this large).
 const NOTES_TREE_MAX: u64 = 16 * 1024 * 1024;
-/// The most runs an existing note may name whose notes are kept.
+/// The most runs a note names, the newest kept: an existing note naming
+/// more has only its first this many read.
 const EARLIER_RUNS_MAX: usize = 100;
+/// The most ended runs taken and announced together: their notes are
+/// written in one commit a repository.
+const BATCH_MAX: usize = 256;
 /// The longest a notifier's stderr is read for its last line.
 const STDERR_KEPT: usize = 64 * 1024;
 /// The notes ref.
@@ -81,7 +86,10 @@ pub fn notes_only_here(home: &Home, store: &mut Store) -> bool {
 /// Announce every ended run not yet announced, in this process: what
 /// `quire-run announce` does, and what a worker does itself when no
 /// `[[notify]]` entry is configured (a note is quick; a notifier may not
-/// be, and runs in an announcer of its own).
+/// be, and runs in an announcer of its own). The runs are taken in
+/// batches of up to [`BATCH_MAX`], the longest waiting first: each
+/// batch's notes are written in one commit a repository, then each run's
+/// notifiers run.
 pub fn announce_all(home: &Home, config: &Config, store: &mut Store) -> Result<(), Error> {
     let notifiers = |run: &Run| -> Vec<(i64, Vec<String>)> {
         config
@@ -92,23 +100,32 @@ pub fn announce_all(home: &Home, config: &Config, store: &mut Store) -> Result<(
             .map(|(i, n)| (i as i64 + 1, n.command.clone()))
             .collect()
     };
-    while let Some(run) = store.take_unannounced(notifiers)? {
-        announce(home, config, store, &run)?;
+    loop {
+        let batch = store.take_unannounced_batch(notifiers, BATCH_MAX)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let details = batch
+            .iter()
+            .map(|run| store.run_detail(&run.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        if config.notes {
+            write_notes(home, store, &details);
+        }
+        for (run, detail) in batch.iter().zip(&details) {
+            notify(config, store, run, detail)?;
+        }
     }
-    Ok(())
 }
 
-fn announce(home: &Home, config: &Config, store: &mut Store, run: &Run) -> Result<(), Error> {
-    let detail = store.run_detail(&run.id)?;
-    if config.notes
-        && let Some(git_dir) = run.git_dir.as_deref()
-        && let Err(e) = write_note(home, store, &detail, Path::new(git_dir))
-    {
-        eprintln!(
-            "quire-run announce: run {}: no git note on {}: {e}",
-            run.id, run.sha
-        );
-    }
+/// Run the `[[notify]]` commands `run` matches, side by side, and record
+/// how each ended.
+fn notify(
+    config: &Config,
+    store: &mut Store,
+    run: &Run,
+    detail: &quire_store::query::RunDetail,
+) -> Result<(), Error> {
     let matching: Vec<(usize, &Notify)> = config
         .notify
         .iter()
@@ -120,7 +137,7 @@ fn announce(home: &Home, config: &Config, store: &mut Store, run: &Run) -> Resul
     }
     let document = {
         let mut bytes =
-            serde_json::to_vec_pretty(&json::detail(&detail, quire_model::clock::now_ms()))
+            serde_json::to_vec_pretty(&json::detail(detail, quire_model::clock::now_ms()))
                 .unwrap_or_default();
         bytes.push(b'\n');
         bytes
@@ -190,61 +207,112 @@ fn note_of(run: &Run, jobs: &[&Job]) -> String {
     note
 }
 
-/// Write the run's note on its commit, under `refs/notes/ci`: quire's own
-/// text, after the notes of the other ended runs of the same commit that
-/// the existing note names (a retry, a tag), each written anew from the
-/// store. Nothing of the existing note is copied: a note over
+/// Write each ended run's note on its commit, under `refs/notes/ci`, in
+/// one commit for each repository (`details`: a batch of runs taken
+/// together, the longest waiting first). A trouble with one repository's
+/// notes is said on stderr (worker.log) for each of its runs, and the
+/// others are still written.
+fn write_notes(home: &Home, store: &Store, details: &[RunDetail]) {
+    let mut repos: Vec<(&str, Vec<&RunDetail>)> = Vec::new();
+    for detail in details {
+        let Some(git_dir) = detail.run.git_dir.as_deref() else {
+            continue;
+        };
+        match repos.iter_mut().find(|(dir, _)| *dir == git_dir) {
+            Some((_, runs)) => runs.push(detail),
+            None => repos.push((git_dir, vec![detail])),
+        }
+    }
+    for (git_dir, runs) in repos {
+        if let Err(e) = write_repo_notes(home, store, &runs, Path::new(git_dir)) {
+            for detail in runs {
+                eprintln!(
+                    "quire-run announce: run {}: no git note on {}: {e}",
+                    detail.run.id, detail.run.sha
+                );
+            }
+        }
+    }
+}
+
+/// Write the notes of `runs` (ended runs of the repository at `git_dir`):
+/// each commit's note is quire's own text of each of its runs, after the
+/// notes of the other ended runs of the same commit that the existing note
+/// names (a retry, a tag, a branch pushed earlier), each written anew from
+/// the store. Nothing of the existing note is copied: a note over
 /// [`NOTE_READ_MAX`] is not even read, and lines that are not quire's, or
 /// that name a run the store does not hold on this commit, are dropped; so
 /// a forged or huge note is replaced by quire's.
 ///
-/// The existing note is read outside `notes.lock`; under it, only whether
-/// the commit's note is still the one read is checked (else, another
-/// announcer wrote one meanwhile: read again), and quire's small note is
-/// written.
-fn write_note(
+/// The existing notes are read outside `notes.lock`; under it, only
+/// whether each commit's note is still the one read is checked (else,
+/// another announcer wrote one meanwhile: read again), and quire's small
+/// notes are written, in one commit.
+fn write_repo_notes(
     home: &Home,
     store: &Store,
-    detail: &quire_store::query::RunDetail,
+    runs: &[&RunDetail],
     git_dir: &Path,
 ) -> Result<(), String> {
-    let run = &detail.run;
-    let own = note_text(detail);
+    let mut commits: Vec<&str> = Vec::new();
+    for detail in runs {
+        if !commits.contains(&detail.run.sha.as_str()) {
+            commits.push(&detail.run.sha);
+        }
+    }
     // Opened once: refs are read from the disk at each look, and objects
     // another writer added meanwhile are found (gix looks again on a miss).
     let repo = Repo::open(git_dir).map_err(|e| e.to_string())?;
     for _ in 0..NOTE_ATTEMPTS {
-        let existing = repo
-            .note_id(NOTES_REF, &run.sha, NOTES_TREE_MAX)
-            .map_err(|e| e.to_string())?;
-        let mut notes = match existing {
-            Some(id) => match repo.blob(id, NOTE_READ_MAX) {
-                Ok(Blob::Read(bytes)) => earlier_notes(store, run, &bytes),
-                // Too large, or not a blob: not quire's.
-                Ok(Blob::TooLarge { .. }) | Err(_) => Vec::new(),
-            },
-            None => Vec::new(),
-        };
-        // The newest last; the oldest dropped first when they would not
-        // fit in a note the next announcer reads.
-        let size = |notes: &[String]| notes.iter().map(String::len).sum::<usize>() + notes.len();
-        while !notes.is_empty() && size(&notes) + own.len() > NOTE_READ_MAX as usize {
-            notes.remove(0);
+        let mut notes = Vec::with_capacity(commits.len());
+        for &sha in &commits {
+            let ours: Vec<&RunDetail> = runs
+                .iter()
+                .copied()
+                .filter(|detail| detail.run.sha == sha)
+                .collect();
+            let existing = repo
+                .note_id(NOTES_REF, sha, NOTES_TREE_MAX)
+                .map_err(|e| e.to_string())?;
+            let mut texts = match existing {
+                Some(id) => match repo.blob(id, NOTE_READ_MAX) {
+                    Ok(Blob::Read(bytes)) => earlier_notes(store, &ours, &bytes),
+                    // Too large, or not a blob: not quire's.
+                    Ok(Blob::TooLarge { .. }) | Err(_) => Vec::new(),
+                },
+                None => Vec::new(),
+            };
+            texts.extend(ours.iter().map(|detail| note_text(detail)));
+            // The newest last; the oldest dropped first when they would
+            // be more than the next announcer reads, in runs or in bytes
+            // (the newest is kept whatever its size).
+            let size =
+                |texts: &[String]| texts.iter().map(String::len).sum::<usize>() + texts.len();
+            let over = texts.len().saturating_sub(EARLIER_RUNS_MAX);
+            texts.drain(..over);
+            while texts.len() > 1 && size(&texts) > NOTE_READ_MAX as usize {
+                texts.remove(0);
+            }
+            notes.push((sha.to_string(), texts.join("\n").into_bytes(), existing));
         }
-        notes.push(own.clone());
-        if add_note(home, &repo, git_dir, &run.sha, &notes.join("\n"), existing)? {
+        if add_notes(home, &repo, git_dir, &notes)? {
             return Ok(());
         }
     }
     Err("another writer kept changing the commit's note".into())
 }
 
-/// The notes of the ended runs of `run`'s commit that an existing note
+/// The notes of the ended runs of `ours`' commit that an existing note
 /// (`text`, at most [`NOTE_READ_MAX`] bytes) names in its `quire: <state>
 /// <run id>` lines, each written anew from the store, in the order named;
 /// a run the store does not hold, of another commit or repository, not
-/// ended, or `run` itself, is left out.
-fn earlier_notes(store: &Store, run: &Run, text: &[u8]) -> Vec<String> {
+/// ended, or one of `ours` (the runs whose notes are being written), is
+/// left out.
+fn earlier_notes(store: &Store, ours: &[&RunDetail], text: &[u8]) -> Vec<String> {
+    let Some(first) = ours.first() else {
+        return Vec::new();
+    };
+    let run = &first.run;
     let text = String::from_utf8_lossy(text);
     let mut seen = std::collections::HashSet::new();
     let mut named = Vec::new();
@@ -255,7 +323,7 @@ fn earlier_notes(store: &Store, run: &Run, text: &[u8]) -> Vec<String> {
         let Some(id) = rest.split(' ').nth(1) else {
             continue;
         };
-        if id == run.id || !seen.insert(id.to_string()) {
+        if ours.iter().any(|detail| detail.run.id == id) || !seen.insert(id.to_string()) {
             continue;
         }
         if seen.len() > EARLIER_RUNS_MAX {
@@ -264,7 +332,7 @@ fn earlier_notes(store: &Store, run: &Run, text: &[u8]) -> Vec<String> {
         named.push(id);
     }
     // One read for all of them: a commit pushed to many branches has a
-    // note naming up to EARLIER_RUNS_MAX runs, written anew each run.
+    // note naming up to EARLIER_RUNS_MAX runs, written anew each time.
     let Ok(earlier) = store.runs_with_jobs(&named) else {
         return Vec::new();
     };
@@ -277,21 +345,20 @@ fn earlier_notes(store: &Store, run: &Run, text: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Write `note` as the note of `sha` under `refs/notes/ci`, replacing the
-/// one there, if that is still `expected` (its blob; none); false if
-/// another writer changed it meanwhile. quire's announcers take turns
-/// (`notes.lock` in the home, held while the note is checked and written,
-/// never while one is read); a writer outside quire that moves the ref or
-/// holds its lock meanwhile makes the write fail (it moves the ref only
-/// from the commit it read, [`Repo::replace_note`]), and the note is read
-/// and written again.
-fn add_note(
+/// Write `notes` (commit, text, the note blob read before) under
+/// `refs/notes/ci`, in one commit, replacing the notes there, if each is
+/// still the one read (its blob; none); false if another writer changed
+/// one meanwhile. quire's announcers take turns (`notes.lock` in the
+/// home, held while the notes are checked and written, never while one is
+/// read); a writer outside quire that moves the ref or holds its lock
+/// meanwhile makes the write fail (it moves the ref only from the commit
+/// it read, [`Repo::replace_notes`]), and the notes are read and written
+/// again.
+fn add_notes(
     home: &Home,
     repo: &Repo,
     git_dir: &Path,
-    sha: &str,
-    note: &str,
-    expected: Option<gix::ObjectId>,
+    notes: &[(String, Vec<u8>, Option<gix::ObjectId>)],
 ) -> Result<bool, String> {
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -303,13 +370,19 @@ fn add_note(
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| format!("cannot lock notes.lock: {e}"))?;
     let tip = repo.ref_tip(NOTES_REF);
-    let now = repo
-        .note_id(NOTES_REF, sha, NOTES_TREE_MAX)
-        .map_err(|e| e.to_string())?;
-    if now != expected {
-        return Ok(false);
+    for (sha, _, expected) in notes {
+        let now = repo
+            .note_id(NOTES_REF, sha, NOTES_TREE_MAX)
+            .map_err(|e| e.to_string())?;
+        if now != *expected {
+            return Ok(false);
+        }
     }
-    match repo.replace_note(NOTES_REF, sha, note.as_bytes()) {
+    let texts: Vec<(String, Vec<u8>)> = notes
+        .iter()
+        .map(|(sha, text, _)| (sha.clone(), text.clone()))
+        .collect();
+    match repo.replace_notes(NOTES_REF, &texts) {
         Ok(()) => Ok(true),
         // A writer outside quire moved the ref meanwhile, or holds its
         // lock: read again, after a pause.
@@ -318,7 +391,7 @@ fn add_note(
             thread::sleep(Duration::from_millis(5 + jitter));
             Ok(false)
         }
-        Err(e) => Err(format!("cannot write the note: {e}")),
+        Err(e) => Err(format!("cannot write the notes: {e}")),
     }
 }
 

@@ -346,13 +346,19 @@ impl Repo {
         reference.try_id().map(|id| id.detach())
     }
 
-    /// Write `text` as `sha`'s note under `notes_ref` (a full ref name),
-    /// replacing the one there, as `git notes add -f` would, in process:
-    /// the blob, the notes tree (git's fanout kept) and a commit by
-    /// `quire <quire@localhost>`, and the ref moved only from the commit it
-    /// was read at (gix compares and swaps), so a writer that moved it
-    /// meanwhile makes this fail rather than lose its note.
-    pub fn replace_note(&self, notes_ref: &str, sha: &str, text: &[u8]) -> Result<(), String> {
+    /// Write each `(sha, text)` as that commit's note under `notes_ref` (a
+    /// full ref name), replacing the one there, as `git notes add -f`
+    /// would, in process and in one commit: the blobs, the notes tree
+    /// (git's fanout kept) and a commit by `quire <quire@localhost>`, and
+    /// the ref moved only from the commit it was read at (gix compares and
+    /// swaps), so a writer that moved it meanwhile makes this fail rather
+    /// than lose its note.
+    pub fn replace_notes(
+        &self,
+        notes_ref: &str,
+        notes: &[(String, Vec<u8>)],
+    ) -> Result<(), String> {
+        use gix::refs::transaction::PreviousValue;
         let options = gix::open::Options::isolated()
             // The repository's own core.notesRef (an invalid one would
             // make every write fail) never chooses where quire's notes go.
@@ -362,14 +368,40 @@ impl Repo {
                 "core.notesRef=refs/notes/ci",
             ]);
         let repo = gix::open_opts(&self.path, options).map_err(|e| e.to_string())?;
-        let object = ObjectId::from_hex(sha.as_bytes()).map_err(|e| e.to_string())?;
         let name: &gix::refs::FullNameRef = notes_ref.try_into().map_err(|e| format!("{e}"))?;
-        repo.notes()
-            .map_err(|e| e.to_string())?
-            .with_commit_message("Notes added by 'git notes add'")
-            .replace_at_ref(name, object, text)
+        let parent = match repo.try_find_reference(name).map_err(|e| e.to_string())? {
+            Some(mut reference) => Some(
+                reference
+                    .peel_to_commit()
+                    .map_err(|e| format!("{notes_ref} must point to a commit: {e}"))?,
+            ),
+            None => None,
+        };
+        let root = match &parent {
+            Some(commit) => commit.tree_id().map_err(|e| e.to_string())?.detach(),
+            None => ObjectId::empty_tree(repo.object_hash()),
+        };
+        let parent = parent.map(|commit| commit.id);
+        let mut state =
+            gix::note::plumbing::State::new(root, &repo).map_err(|e| format!("{e:#}"))?;
+        for (sha, text) in notes {
+            let object = ObjectId::from_hex(sha.as_bytes()).map_err(|e| e.to_string())?;
+            let blob = repo.write_blob(text).map_err(|e| e.to_string())?.detach();
+            state
+                .edit(object, Some(blob), &repo)
+                .map_err(|e| format!("{e:#}"))?;
+        }
+        let tree = state.write(&repo).map_err(|e| format!("{e:#}"))?;
+        let message = "Notes added by 'git notes add'";
+        let commit = repo
+            .new_commit(message, tree, parent)
+            .map_err(|e| e.to_string())?;
+        let expected = parent.map_or(PreviousValue::MustNotExist, |id| {
+            PreviousValue::MustExistAndMatch(gix::refs::Target::Object(id))
+        });
+        repo.reference(name, commit.id, expected, format!("notes: {message}"))
             .map(drop)
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| e.to_string())
     }
 
     pub fn note_id(

@@ -8,7 +8,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -146,11 +146,20 @@ fn drain(
             })?
         {
             execute(home, config, containment, kept, &mut store, &worker, run)?;
-            announcers.start(home, &mut store);
+            match announcing_due(home, &store, config) {
+                Due::Now => announcers.start(home, &mut store),
+                // A second later than due: after a short run, this loop
+                // announces first (and stops the timer), in one batch.
+                Due::At(when) => announcers.later(home, when.saturating_add(ANNOUNCE_EVERY_MS)),
+                Due::Nothing => {}
+            }
             // Made again once a full disk has room: the next full disk
             // finds it.
             home.ensure_reserve();
         }
+        // What ended since the last announcement is announced now, with
+        // nothing left to take (or when stopped).
+        announcers.start(home, &mut store);
         if crate::interrupt::requested() {
             return Ok(());
         }
@@ -165,24 +174,129 @@ fn drain(
     }
 }
 
+/// How long the runs a worker ended may wait for their announcement while
+/// it still has runs to take: a burst of queued runs is announced in a
+/// few batches (their notes in one commit each), not one at a time.
+const ANNOUNCE_EVERY_MS: i64 = 1000;
+
+/// When the runs ended so far are to be announced.
+enum Due {
+    /// Now.
+    Now,
+    /// At this time (ms since the epoch), by a timer: the worker takes
+    /// its next run meanwhile, which may take hours.
+    At(i64),
+    /// None waits.
+    Nothing,
+}
+
+/// When to announce the ended runs, after a run: now when no run is left
+/// for this worker to take, when one has waited [`ANNOUNCE_EVERY_MS`],
+/// when a `[[notify]]` entry is configured (an announcer of its own is
+/// started, the worker does not wait for it), or when the store cannot
+/// say; else once the longest waiting has waited that long.
+fn announcing_due(home: &Home, store: &Store, config: &Config) -> Due {
+    if !store
+        .has_claimable(config.max_workers_per_repo())
+        .unwrap_or(false)
+    {
+        return Due::Now;
+    }
+    // config.toml read again, as an announcer reads it.
+    if !Config::load(home).is_ok_and(|now| now.notify.is_empty()) {
+        return Due::Now;
+    }
+    match store.oldest_unannounced_ms() {
+        Ok(Some(ended)) => {
+            let when = ended.saturating_add(ANNOUNCE_EVERY_MS);
+            if quire_model::clock::now_ms() >= when {
+                Due::Now
+            } else {
+                Due::At(when)
+            }
+        }
+        Ok(None) => Due::Nothing,
+        Err(_) => Due::Now,
+    }
+}
+
 /// The announcers this worker started (`quire-run announce`, for the runs
 /// it ended): spared from the sweeps of its descendants, so their
 /// notifiers outlive the run, and reaped here.
 ///
-/// One is started after each run while an ended run waits for one: an
-/// announcer still running may have looked for runs for the last time
-/// just before this one ended, and a run must not wait for the worker's
-/// next run (hours away, maybe) to be announced. When config.toml (read
+/// One is started after a run while an ended run waits for one (while
+/// runs are still queued, only once one has waited [`ANNOUNCE_EVERY_MS`]),
+/// and once more when no run is left to take: an announcer still running
+/// may have looked for runs for the last time just before this one ended,
+/// and a run must not wait for the worker's next run (hours away, maybe)
+/// to be announced. When config.toml (read
 /// again for each run, as an announcer reads it) has no `[[notify]]`
 /// entry, the worker writes the notes itself instead: a note takes a
 /// millisecond, a new process more.
 #[derive(Default)]
-struct Announcers(Vec<std::process::Child>);
+struct Announcers {
+    children: Vec<std::process::Child>,
+    /// The timer that announces the runs left waiting while the worker
+    /// executes its next run ([`Announcers::later`]); dropping its sender
+    /// stops it.
+    timer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
 
 impl Announcers {
+    /// Announce what waits at `when` (ms since the epoch), on a thread of
+    /// its own with a connection of its own, unless a timer is already
+    /// set: the runs a worker ended while more were queued are announced
+    /// within twice [`ANNOUNCE_EVERY_MS`] even when its next run takes
+    /// hours.
+    /// Only with no `[[notify]]` entry: the notes are written here, in
+    /// process, and nothing is started that a sweep would have to spare.
+    fn later(&mut self, home: &Home, when: i64) {
+        if self
+            .timer
+            .as_ref()
+            .is_some_and(|(_, thread)| !thread.is_finished())
+        {
+            return;
+        }
+        let (stop, stopped) = mpsc::channel::<()>();
+        let home = home.clone();
+        let wait = Duration::from_millis(
+            u64::try_from(when.saturating_sub(quire_model::clock::now_ms())).unwrap_or(0),
+        );
+        let timer = std::thread::Builder::new()
+            .name("announce".into())
+            .spawn(move || {
+                // Stopped (the sender dropped) or its time come.
+                if stopped.recv_timeout(wait) != Err(mpsc::RecvTimeoutError::Timeout) {
+                    return;
+                }
+                match Store::open_existing(&home) {
+                    Ok(mut store) => {
+                        crate::announce::notes_only_here(&home, &mut store);
+                    }
+                    Err(e) => eprintln!("quire-run work: cannot announce the ended runs: {e}"),
+                }
+            });
+        match timer {
+            Ok(thread) => self.timer = Some((stop, thread)),
+            // No thread to spare: announced after the next run instead.
+            Err(e) => eprintln!("quire-run work: cannot start a timer to announce runs: {e}"),
+        }
+    }
+
+    /// Stop the timer, if one is set, and wait for it (an announcement it
+    /// began is finished first).
+    fn stop_timer(&mut self) {
+        if let Some((stop, thread)) = self.timer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
+
     /// Announce the ended runs here if only notes are to be written, else
     /// start an announcer if an ended run waits for one.
     fn start(&mut self, home: &Home, store: &mut Store) {
+        self.stop_timer();
         self.reap();
         if !store.has_unannounced().unwrap_or(false) {
             return;
@@ -193,14 +307,14 @@ impl Announcers {
         match workers::spawn_announcer(home) {
             Ok(child) => {
                 processes::spare(child.id());
-                self.0.push(child);
+                self.children.push(child);
             }
             Err(e) => eprintln!("quire-run work: cannot start quire-run announce: {e}"),
         }
     }
 
     fn reap(&mut self) {
-        self.0.retain_mut(|child| match child.try_wait() {
+        self.children.retain_mut(|child| match child.try_wait() {
             Ok(None) => true,
             Ok(Some(_)) | Err(_) => {
                 processes::unspare(child.id());
@@ -215,9 +329,10 @@ impl Announcers {
     /// Never more than a few rounds, and none after an announcer that
     /// failed (it said why in worker.log; `reconcile` starts one later).
     fn wait_all(&mut self, home: &Home) {
+        self.stop_timer();
         for round in 0.. {
             let mut failed = false;
-            for mut child in self.0.drain(..) {
+            for mut child in self.children.drain(..) {
                 failed |= !child.wait().is_ok_and(|status| status.success());
                 processes::unspare(child.id());
             }
@@ -233,7 +348,7 @@ impl Announcers {
             match workers::spawn_announcer(home) {
                 Ok(child) => {
                     processes::spare(child.id());
-                    self.0.push(child);
+                    self.children.push(child);
                 }
                 Err(e) => {
                     eprintln!("quire-run work: cannot start quire-run announce: {e}");
