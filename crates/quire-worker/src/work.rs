@@ -113,6 +113,10 @@ pub fn run(home: &Home) -> Result<(), Error> {
     let drained = drain(home, &config, &containment, &kept, &mut announcers);
     // Its namespace ends before the wait for the notifiers.
     drop(kept);
+    // A timer's note half written when the process ends would leave
+    // refs/notes/ci locked: it finishes (or is stopped) first, also when
+    // the worker was told to stop.
+    announcers.stop_timer();
     // In a pid namespace of its own, what this worker started ends with
     // it: the notifiers of its last runs finish first.
     if !crate::interrupt::requested() {
