@@ -130,32 +130,25 @@ fn keyset_paging_keeps_the_other_filters() {
     );
 }
 
-/// SQLite's plan for `sql`, its steps one a line.
-fn plan_of(store: &Store, sql: &str, params: impl rusqlite::Params) -> String {
-    let steps: Vec<String> = store
-        .connection()
-        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .unwrap()
-        .query_map(params, |row| row.get::<_, String>(3))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
-    steps.join("\n")
-}
-
+/// A page deep in the runs (the web's `?before=`, `list` paging) enters
+/// `runs_newest` at the cursor: the plan of the very statement
+/// `list_runs` runs.
 #[test]
 fn a_page_deep_in_the_runs_enters_the_index_at_the_cursor() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, clock) = store_with_clock(&Home::at(dir.path()));
-    fill(&mut store, &clock, 5);
-    // The same statement list_runs prepares for a cursor and no filter.
-    let plan = plan_of(
-        &store,
-        "SELECT runs.id FROM runs JOIN repos ON repos.id = runs.repo_id
-         WHERE queued_at_ms <= ?1 AND (queued_at_ms < ?1 OR runs.id < ?2)
-         ORDER BY queued_at_ms DESC, runs.id DESC LIMIT ?3",
-        rusqlite::params![1, "x", 20],
-    );
+    let ids = fill(&mut store, &clock, 5);
+    let middle = store.resolve_run(&ids[2]).unwrap();
+    let plan = store
+        .list_plan(&ListFilter {
+            before: Some(ListCursor {
+                queued_at_ms: middle.queued_at_ms,
+                id: middle.id,
+            }),
+            limit: 20,
+            ..ListFilter::default()
+        })
+        .unwrap();
     assert!(
         plan.contains("runs_newest") && plan.contains("queued_at_ms<?"),
         "a range of runs_newest: {plan}"
@@ -169,14 +162,15 @@ fn a_page_deep_in_the_runs_enters_the_index_at_the_cursor() {
 fn a_repositorys_newest_runs_are_read_in_index_order() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, clock) = store_with_clock(&Home::at(dir.path()));
-    fill(&mut store, &clock, 5);
-    // The statement list_runs prepares for a repository and no cursor.
-    let plan = plan_of(
-        &store,
-        "SELECT runs.id FROM runs JOIN repos ON repos.id = runs.repo_id
-         WHERE runs.repo_id = ?1 ORDER BY queued_at_ms DESC, runs.id DESC LIMIT ?2",
-        rusqlite::params![1, 40],
-    );
+    let ids = fill(&mut store, &clock, 5);
+    let repo_id = store.resolve_run(&ids[0]).unwrap().repo_id;
+    let plan = store
+        .list_plan(&ListFilter {
+            repo_id: Some(repo_id),
+            limit: 40,
+            ..ListFilter::default()
+        })
+        .unwrap();
     assert!(plan.contains("runs_repo_newest"), "{plan}");
     assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
 }
