@@ -139,7 +139,8 @@ impl Home {
     /// is followed and nothing outside is reached, whatever was planted or
     /// swapped in meanwhile; the path is never looked up again. Refused
     /// (`InvalidInput`) when the recorded name leaves its job's directory,
-    /// and when the file is not a regular file.
+    /// and when the file is not a regular file (a FIFO is opened without
+    /// waiting for a writer, then refused).
     pub fn open_artifact(
         &self,
         run_id: &str,
@@ -152,7 +153,10 @@ impl Home {
             .relative_path()
             .ok_or_else(|| invalid("not a path inside its job's directory"))?;
         let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let file_flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        // Non-blocking: a FIFO planted at the path would block the open
+        // until a writer came; opened so, it is refused below as no
+        // regular file (reads of a regular file never block anyway).
+        let file_flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
         let area = open(run.join("artifacts"), dir_flags, Mode::empty())?;
         let fd = match openat2(
             &area,

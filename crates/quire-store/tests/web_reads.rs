@@ -288,3 +288,35 @@ fn a_repository_by_name_only() {
     // A path names it for resolve_repo, never for resolve_repo_name.
     assert!(store.resolve_repo_name("/srv/git/a.git").is_err());
 }
+
+/// A kept artifact a step swapped for a FIFO is refused at once (not a
+/// regular file), never waited on: the open does not block for a writer
+/// that never comes (a web request, or `download`, would hang there).
+#[test]
+fn an_artifact_swapped_for_a_fifo_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let run = "01a25286-f4fd-74bb-a177-5f3eddb34d1d";
+    let job_dir = home.run_dir(run).unwrap().join("artifacts/build");
+    std::fs::create_dir_all(&job_dir).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(job_dir.join("out.bin"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let artifact = quire_model::Artifact {
+        job: "build".into(),
+        path: "out.bin".into(),
+        size: 3,
+        sha256: "0".repeat(64),
+    };
+    let (told, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = told.send(home.open_artifact(run, &artifact).map(drop));
+    });
+    let opened = heard
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the open of a FIFO blocked");
+    let err = opened.expect_err("a FIFO is no artifact");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+}
