@@ -187,6 +187,37 @@ sh = "true \u001b[H; printf '\\033[31mred\\033[0m \\033[2J\\033]0;owned\\007 don
     assert!(raw.contains("\x1b[2J\x1b]0;owned\x07 done"), "{raw:?}");
 }
 
+/// A log line that is no CRI record (a damaged log, a log brought over
+/// from upstream) is escaped as a record's text is: it cannot drive the
+/// terminal either, unless `--raw` is asked for.
+#[test]
+fn a_log_line_that_is_no_record_cannot_drive_the_terminal_either() {
+    let env = Env::new();
+    let gate = Gate::new(&env);
+    let app = env.repo_with_hook("app");
+    let id = app.push_pipeline(&format!(
+        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = {:?}\n",
+        format!("echo before; {}", gate.step("held"))
+    ));
+    gate.wait_ready("held");
+    let log = env.home().run_dir(&id).unwrap().join("logs/t.log");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut file, b"\x1b[2Jno record\x1b]0;owned\x07\n").unwrap();
+    gate.open();
+    env.wait_terminal(&id);
+    // Read back after the run's end (its log packed into the store, the
+    // line with it).
+    let logs = env.stdout(&["logs", &id]);
+    let raw = env.stdout(&["logs", &id, "--raw"]);
+    assert!(logs.contains("before"), "{logs:?}");
+    assert!(!logs.contains("\x1b[2J"), "{logs:?}");
+    assert!(
+        logs.contains(r"\x1b[2Jno record\x1b]0;owned\x07"),
+        "{logs:?}"
+    );
+    assert!(raw.contains("\x1b[2Jno record"), "{raw:?}");
+}
+
 #[test]
 fn a_config_typo_at_push_time_records_the_runs_failed_and_retry_recovers_them() {
     let env = Env::new();

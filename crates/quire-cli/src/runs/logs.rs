@@ -391,11 +391,26 @@ impl Printer {
         )
     }
 
-    /// `<timestamp> <stream> <F|P> <text>`; anything else is shown as is.
+    /// A step's text: as it is with `--raw`, else made safe for a
+    /// terminal (colours kept, every other control escaped).
+    fn text(&mut self, text: &[u8]) -> crate::error::Result<()> {
+        if self.raw {
+            self.write(text)
+        } else {
+            self.write(&quire_view::text::terminal_safe(
+                text,
+                quire_view::text::Colours::Keep,
+            ))
+        }
+    }
+
+    /// `<timestamp> <stream> <F|P> <text>`; anything else is shown whole,
+    /// as hostile as a record's text and made safe the same way (a
+    /// damaged log, one brought over from upstream).
     fn cri_line(&mut self, line: &[u8]) -> crate::error::Result<()> {
         let record = Record::parse(line);
         if record.stamp.is_empty() {
-            self.write(line)?;
+            self.text(line)?;
             return self.write(b"\n");
         }
         let (stamp, text) = (record.stamp, record.text);
@@ -412,14 +427,7 @@ impl Printer {
             self.write(stamp)?;
             self.write(b" ")?;
         }
-        if self.raw {
-            self.write(text)?;
-        } else {
-            self.write(&quire_view::text::terminal_safe(
-                text,
-                quire_view::text::Colours::Keep,
-            ))?;
-        }
+        self.text(text)?;
         let full = !record.partial;
         if full {
             self.write(b"\n")?;
