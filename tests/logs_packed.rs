@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use quire_store::RunState;
 
-use quire_testkit::{Env, Gate, gone_within, outside_pid, signal, wait_until};
+use quire_testkit::{Env, Gate, gone_within, is_root, outside_pid, signal, wait_until};
 
 /// Files under `dir`, relative to it, sorted.
 fn files_under(dir: &Path) -> Vec<String> {
@@ -200,6 +200,12 @@ sh = ["echo before", {:?}]
     // 1 of a pid namespace under it, and dies with it a moment later:
     // until then it may still write the run's files the test reads.
     let inner = outside_pid(worker, 1);
+    // As root, a worker always has its pid namespace: a lookup that found
+    // none would let the race back in unseen.
+    assert!(
+        inner != 1 || !is_root(),
+        "no worker found in the stand-in's pid namespace"
+    );
     signal(worker, rustix::process::Signal::KILL);
     assert!(gone_within(worker, 10));
     // (1 itself when the worker has no pid namespace: nothing more to wait for.)

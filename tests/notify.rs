@@ -837,6 +837,11 @@ fn a_run_that_ended_before_a_long_one_is_noted_while_the_long_one_runs() {
     // The one worker took the quick run first (queued first), then the
     // slow one, which waits at the gate.
     gate.wait_ready("slow");
+    assert_eq!(
+        env.store().resolve_run(&quick).unwrap().state,
+        RunState::Complete,
+        "the quick run ran first"
+    );
     wait_until(&format!("{quick} announced"), || announced(&env, &quick));
     assert_eq!(
         env.store().resolve_run(&slow).unwrap().state,

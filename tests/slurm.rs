@@ -620,7 +620,7 @@ fn a_nodes_step_writes_stdout_and_stderr_through_one_pipe_in_order() {
 /// the same way; the test nodes' cgroups have neither controller, so
 /// their enforcement is not seen here.)
 #[test]
-fn a_node_uses_the_homes_pipeline_and_job_limits() {
+fn a_node_validates_the_pipeline_with_the_homes_max_steps() {
     let Some((env, repo, _cluster)) = on_cluster(slurm::cluster, "") else {
         return;
     };

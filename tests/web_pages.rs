@@ -573,8 +573,11 @@ fn a_long_logs_lines_keep_their_numbers_and_its_tail_is_its_end() {
         run_page.contains("<span>the-last-line</span>"),
         "{run_page}"
     );
+    // Exactly the last 50: 199952..=200000 (the step's own 49 lines
+    // before the-last-line), and not one more.
+    assert!(run_page.contains("<span>199952</span>"), "{run_page}");
     assert!(
-        !run_page.contains("<span>199950</span>"),
+        !run_page.contains("<span>199951</span>"),
         "at most 50 lines"
     );
 }
