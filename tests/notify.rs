@@ -760,6 +760,65 @@ fn every_run_of_a_burst_on_one_worker_is_announced_once() {
     assert_eq!(received(&inbox), expected);
 }
 
+/// With a `[[notify]]` entry, an announcer takes one run at a time: a
+/// notifier that hangs holds up only its own run, and the runs waiting
+/// behind it go to the next announcer. Here one push supersedes two
+/// queued runs at once and the hook starts one announcer; the first run's
+/// notifier hangs, and the announcer `reconcile` starts notifies the
+/// second meanwhile. (Taken together, the second waited behind the
+/// first's notifier, and reconcile's announcer found nothing.)
+#[test]
+fn a_hanging_notifier_holds_up_no_other_runs_notifiers() {
+    let env = Env::new();
+    let gate = Gate::new(&env);
+    let inbox = env.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let release = env.path().join("release");
+    // b0's notifier waits for the test (at most a minute); b1's returns.
+    env.config(&format!(
+        "max_workers = 1\n\n[[notify]]\non = [\"superseded\"]\ncommand = [\"sh\", \"-c\", 'cat > \"$0/$QUIRE_BRANCH\"; if [ \"$QUIRE_BRANCH\" = b0 ]; then i=0; while [ ! -e \"$1\" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; fi', \"{}\", \"{}\"]\ntimeout = \"2m\"\n",
+        inbox.display(),
+        release.display()
+    ));
+    let app = env.repo_with_hook("app");
+    // The one worker waits at the gate with main's run: b0's and b1's
+    // stay queued.
+    app.push_pipeline(&gate.job("t", "busy"));
+    gate.wait_ready("busy");
+    git(&app.work, &["branch", "b0"]);
+    git(&app.work, &["branch", "b1"]);
+    let first = app.push_refs(&["b0", "b1"]);
+    assert_eq!(first.len(), 2);
+    // One push moves both: their queued runs are superseded together.
+    git(&app.work, &["checkout", "-q", "b0"]);
+    app.commit(&[("f", "b0")], "b0 again");
+    git(&app.work, &["checkout", "-q", "b1"]);
+    app.commit(&[("f", "b1")], "b1 again");
+    app.push_refs(&["b0", "b1"]);
+    let of = |branch: &str| -> String {
+        first
+            .iter()
+            .find(|id| {
+                env.store().resolve_run(id).unwrap().ref_name == format!("refs/heads/{branch}")
+            })
+            .unwrap()
+            .clone()
+    };
+    let (held, other) = (of("b0"), of("b1"));
+    wait_until("b0's notifier to start", || inbox.join("b0").exists());
+    env.stdout(&["reconcile"]);
+    // b1's notifier ran to its end while b0's still waits.
+    let notified = settled_notifications(&env, &other);
+    assert_eq!(notified[0]["state"], "ok", "{notified}");
+    assert_eq!(
+        env.json(&["show", &held])["notifications"][0]["state"],
+        "running"
+    );
+    std::fs::write(&release, "").unwrap();
+    assert_eq!(settled_notifications(&env, &held)[0]["state"], "ok");
+    gate.open();
+}
+
 /// [`push_burst`] of `count` runs of one commit on one worker, until every
 /// run is announced: the runs, and their commit's note.
 fn burst_on_one_worker(env: &Env, count: usize) -> (Vec<String>, String) {

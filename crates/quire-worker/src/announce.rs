@@ -86,10 +86,12 @@ pub fn notes_only_here(home: &Home, store: &mut Store) -> bool {
 /// Announce every ended run not yet announced, in this process: what
 /// `quire-run announce` does, and what a worker does itself when no
 /// `[[notify]]` entry is configured (a note is quick; a notifier may not
-/// be, and runs in an announcer of its own). The runs are taken in
-/// batches of up to [`BATCH_MAX`], the longest waiting first: each
-/// batch's notes are written in one commit a repository, then each run's
-/// notifiers run.
+/// be, and runs in an announcer of its own). Without notifiers the runs
+/// are taken in batches of up to [`BATCH_MAX`], the longest waiting
+/// first, each batch's notes written in one commit a repository. With
+/// them, one run at a time: a run's notifiers may take their whole
+/// timeout, and the next run is left for the next announcer (a worker
+/// starts one after each run) rather than made to wait behind them.
 pub fn announce_all(home: &Home, config: &Config, store: &mut Store) -> Result<(), Error> {
     let notifiers = |run: &Run| -> Vec<(i64, Vec<String>)> {
         config
@@ -100,32 +102,42 @@ pub fn announce_all(home: &Home, config: &Config, store: &mut Store) -> Result<(
             .map(|(i, n)| (i as i64 + 1, n.command.clone()))
             .collect()
     };
+    let most = if config.notify.is_empty() {
+        BATCH_MAX
+    } else {
+        1
+    };
     loop {
-        let batch = store.take_unannounced_batch(notifiers, BATCH_MAX)?;
+        let batch = store.take_unannounced_batch(notifiers, most)?;
         if batch.is_empty() {
             return Ok(());
         }
-        let details = batch
+        // A run that cannot be read is said and left out; the batch's
+        // others are still announced.
+        let details: Vec<RunDetail> = batch
             .iter()
-            .map(|run| store.run_detail(&run.id))
-            .collect::<Result<Vec<_>, _>>()?;
+            .filter_map(|run| {
+                store
+                    .run_detail(&run.id)
+                    .inspect_err(|e| {
+                        eprintln!("quire-run announce: run {}: cannot read it: {e}", run.id)
+                    })
+                    .ok()
+            })
+            .collect();
         if config.notes {
             write_notes(home, store, &details);
         }
-        for (run, detail) in batch.iter().zip(&details) {
-            notify(config, store, run, detail)?;
+        for detail in &details {
+            notify(config, store, detail)?;
         }
     }
 }
 
 /// Run the `[[notify]]` commands `run` matches, side by side, and record
 /// how each ended.
-fn notify(
-    config: &Config,
-    store: &mut Store,
-    run: &Run,
-    detail: &quire_store::query::RunDetail,
-) -> Result<(), Error> {
+fn notify(config: &Config, store: &mut Store, detail: &RunDetail) -> Result<(), Error> {
+    let run = &detail.run;
     let matching: Vec<(usize, &Notify)> = config
         .notify
         .iter()
