@@ -49,6 +49,11 @@ const INNER: &str = "QUIRE_NODE_INNER";
 /// that its steps see the node's processes.
 pub fn serve_isolated(scratch: Option<&Path>, cancel: &Cancel) -> Result<(), String> {
     if std::env::var_os(INNER).is_some() {
+        // Started in a user namespace of its own (a node's quire-run that
+        // is not root): the CAP_SYS_ADMIN it was given for its own mounts
+        // stays its own, and no step inherits it, as in a worker.
+        quire_exec::pidns::keep_capabilities_to_self()
+            .map_err(|e| format!("cannot keep its capabilities to itself: {e}"))?;
         return serve(scratch, cancel, None);
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
