@@ -866,8 +866,15 @@ fn changes(
                     Err(Failure::NotFound(_)) => {
                         return Some((Ok("event: end\ndata: null\n\n".to_string()), None));
                     }
-                    // A store busy for a moment: the next look tells.
+                    // A store busy for a moment: the next look tells. The
+                    // keep-alive still goes out meanwhile, so a page closed
+                    // while the store cannot be read is noticed and its
+                    // slot given back.
                     Err(_) => {
+                        if quiet_since.elapsed() >= KEEP_ALIVE {
+                            let alive = ": no change\n\n".to_string();
+                            return Some((Ok(alive), Some((since, slot, None))));
+                        }
                         tokio::time::sleep(POLL).await;
                         continue;
                     }
