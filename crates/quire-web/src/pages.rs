@@ -315,7 +315,6 @@ impl Ids {
     }
 }
 
-/// `text`, at most `max` characters of it (the last an ellipsis when cut).
 /// A command on one line, cut for a table; the whole command is its title.
 fn command(cmd: &str) -> Markup {
     html! { code title=(shown(cmd)) { (cut(&flat(&shown(cmd)), 120)) } }

@@ -570,9 +570,7 @@ fn root_path_of(dir_path: &Path) -> PathBuf {
     dir_path.parent().unwrap_or(dir_path).to_path_buf()
 }
 
-/// Check the commit out into `workspace`, as the worker does, from the
-/// repository holding only its objects (shallow: its parents are not
-/// there, and git is told so).
+/// The kind of a sent object, from its frame's kind byte.
 fn object_kind(kind: u8) -> Result<gix::object::Kind, String> {
     match kind {
         remote::COMMIT => Ok(gix::object::Kind::Commit),
