@@ -256,8 +256,19 @@ fn the_hook_exits_with_the_previous_hooks_failure_and_still_records_the_push() {
     );
 }
 
+/// The pre-receive hook an earlier install wrote over another program's
+/// (kept as pre-receive.before-quire and run first), as that install
+/// wrote it.
+fn earlier_installs_pre_receive(quire_run: &str) -> String {
+    format!(
+        "#!/bin/sh\n# quire's pre-receive hook, written by `quire-run install`: refuse a push\n\
+         # that would update, create or delete refs/notes/ci.\n\
+         exec '{quire_run}' pre-receive \\\n    --previous-hook \"$(dirname \"$0\")/pre-receive.before-quire\"\n"
+    )
+}
+
 #[test]
-fn an_existing_pre_receive_hook_still_runs_and_refuses_and_quires_refuses_the_notes_ref() {
+fn install_hides_the_notes_ref_and_puts_back_the_pre_receive_hook_an_earlier_install_chained() {
     let env = Env::new();
     let repo = bare_repo(&env, "app");
     let hooks = repo.bare.join("hooks");
@@ -270,29 +281,37 @@ fn an_existing_pre_receive_hook_still_runs_and_refuses_and_quires_refuses_the_no
          done || exit 5\n",
         got.display()
     );
-    write_hook(&hooks.join("pre-receive"), &theirs);
+    // As an earlier install left it: theirs kept aside, quire's running it.
+    write_hook(&hooks.join("pre-receive.before-quire"), &theirs);
+    write_hook(
+        &hooks.join("pre-receive"),
+        &earlier_installs_pre_receive(assert_cmd::cargo::cargo_bin("quire-run").to_str().unwrap()),
+    );
 
     let bare = repo.bare.to_str().unwrap();
     env.run(&["install", bare])
         .assert()
         .success()
         .stdout(predicate::str::contains(format!(
-            "quire: kept the pre-receive hook that was there as {}; quire's hook runs it first, with the same input",
-            hooks.join("pre-receive.before-quire").display()
+            "quire: put the pre-receive hook kept as {} back as {}",
+            hooks.join("pre-receive.before-quire").display(),
+            hooks.join("pre-receive").display()
         )));
-    assert_eq!(read(&hooks.join("pre-receive.before-quire")), theirs);
-    let installed = read(&hooks.join("pre-receive"));
-    assert!(
-        installed.contains("--previous-hook") && installed.contains("pre-receive.before-quire"),
-        "{installed}"
+    assert_eq!(read(&hooks.join("pre-receive")), theirs);
+    assert_eq!(
+        git(&repo.bare, &["config", "--get-all", "receive.hideRefs"]),
+        "refs/notes/ci"
     );
-    // Installing again: one chain, nothing moved.
+    // Installing again: nothing moved, the entry not added twice.
     env.run(&["install", bare])
         .assert()
         .success()
-        .stdout(predicate::str::contains("kept").not());
-    assert_eq!(read(&hooks.join("pre-receive")), installed);
-    assert_eq!(read(&hooks.join("pre-receive.before-quire")), theirs);
+        .stdout(predicate::str::contains("pre-receive").not());
+    assert_eq!(read(&hooks.join("pre-receive")), theirs);
+    assert_eq!(
+        git(&repo.bare, &["config", "--get-all", "receive.hideRefs"]),
+        "refs/notes/ci"
+    );
     let mut names: Vec<String> = std::fs::read_dir(&hooks)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -302,7 +321,7 @@ fn an_existing_pre_receive_hook_still_runs_and_refuses_and_quires_refuses_the_no
         })
         .collect();
     names.sort();
-    assert_eq!(names, ["pre-receive", "pre-receive.before-quire"]);
+    assert_eq!(names, ["pre-receive"]);
 
     // A push their policy accepts: their hook ran, with git's line, and
     // quire recorded the run.
@@ -336,8 +355,7 @@ fn an_existing_pre_receive_hook_still_runs_and_refuses_and_quires_refuses_the_no
     );
     assert_eq!(branches, "refs/heads/main");
 
-    // A push of quire's notes ref: their hook runs first, then quire's
-    // refuses it, with its reason.
+    // A push of quire's notes ref: git refuses it, hidden, with its reason.
     git(
         &repo.work,
         &[
@@ -353,10 +371,7 @@ fn an_existing_pre_receive_hook_still_runs_and_refuses_and_quires_refuses_the_no
     let (ok, stderr) = repo.push(&["origin", "+refs/notes/ci:refs/notes/ci"]);
     assert!(!ok, "{stderr}");
     assert!(
-        stderr.contains("remote: their pre-receive saw refs/notes/ci")
-            && stderr.contains(
-                "remote: quire: refs/notes/ci is written by quire (each run's result as a git note) and cannot be pushed; push other refs"
-            ),
+        stderr.contains("refs/notes/ci (deny updating a hidden ref)"),
         "{stderr}"
     );
     // Nothing of it reached the repository: not the ref, not the note
@@ -372,6 +387,61 @@ fn an_existing_pre_receive_hook_still_runs_and_refuses_and_quires_refuses_the_no
             .unwrap();
         assert!(!there.success(), "{object} reached the repository");
     }
+}
+
+#[test]
+fn install_removes_an_earlier_installs_own_pre_receive_hook_and_leaves_anothers_alone() {
+    let env = Env::new();
+    // Quire's hook alone (no kept hook): removed.
+    let alone = bare_repo(&env, "alone");
+    let guard = alone.bare.join("hooks/pre-receive");
+    write_hook(
+        &guard,
+        "#!/bin/sh\n# quire's pre-receive hook, written by `quire-run install`: refuse a push\n\
+         while read -r old new ref; do [ \"$ref\" = refs/notes/ci ] && exit 1; done\nexit 0\n",
+    );
+    env.run(&["install", alone.bare.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "quire: removed quire's {}",
+            std::fs::canonicalize(&alone.bare)
+                .unwrap()
+                .join("hooks/pre-receive")
+                .display()
+        )));
+    assert!(!guard.exists());
+    // Another program's pre-receive hook: never touched, not chained.
+    let other = bare_repo(&env, "other");
+    let theirs = "#!/bin/sh\nexit 0\n";
+    write_hook(&other.bare.join("hooks/pre-receive"), theirs);
+    env.run(&["install", other.bare.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pre-receive").not());
+    assert_eq!(read(&other.bare.join("hooks/pre-receive")), theirs);
+    assert!(!other.bare.join("hooks/pre-receive.before-quire").exists());
+    // A repository that hides the notes ref already (here with all of
+    // refs/notes, for fetches too): nothing added, and pushes of it are
+    // refused all the same.
+    let hidden = bare_repo(&env, "hidden");
+    git(
+        &hidden.bare,
+        &["config", "--add", "transfer.hideRefs", "refs/notes"],
+    );
+    env.run(&["install", hidden.bare.to_str().unwrap()])
+        .assert()
+        .success();
+    let config = read(&hidden.bare.join("config"));
+    assert!(!config.contains("refs/notes/ci"), "{config}");
+    hidden.commit(&[], "first");
+    git(
+        &hidden.work,
+        &["notes", "--ref=ci", "add", "-m", "forged", "HEAD"],
+    );
+    let (ok, stderr) = hidden.push(&["origin", "refs/notes/ci"]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("(deny updating a hidden ref)"), "{stderr}");
 }
 
 #[test]
@@ -610,23 +680,19 @@ fn core_hooks_path_is_warned_with_where_the_hook_would_have_to_go() {
     );
     let bare = std::fs::canonicalize(&repo.bare).unwrap();
     let hook = bare.join("hooks/post-receive");
-    let guard = bare.join("hooks/pre-receive");
     env.run(&["install", repo.bare.to_str().unwrap()])
         .assert()
         .success()
         .stderr(predicate::str::contains(format!(
-            "quire: warning: core.hooksPath points git at {}, so git never runs {} nor {}: unset it (git --git-dir {} config --unset core.hooksPath), or copy {}, {} into {}, where git looks for hooks",
+            "quire: warning: core.hooksPath points git at {}, so git never runs {}: unset it (git --git-dir {} config --unset core.hooksPath), or copy {} into {}, where git looks for hooks",
             elsewhere.display(),
             hook.display(),
-            guard.display(),
             bare.display(),
             hook.display(),
-            guard.display(),
             elsewhere.display()
         )));
-    // As it says: git runs the hooks from there.
+    // As it says: git runs the hook from there.
     std::fs::copy(&hook, elsewhere.join("post-receive")).unwrap();
-    std::fs::copy(&guard, elsewhere.join("pre-receive")).unwrap();
     let run = repo.push_and_wait(QUICK);
     assert_eq!(run.state, RunState::Complete);
 }

@@ -331,8 +331,11 @@ sh = "exit 3"
     assert_eq!(env.all_runs().len(), runs_before);
 }
 
-/// What the pre-receive hook tells a pusher of refs/notes/ci.
-const REFUSED: &str = "remote: quire: refs/notes/ci is written by quire (each run's result as a git note) and cannot be pushed; push other refs";
+/// What git tells a pusher of refs/notes/ci, which `install` hid from
+/// pushes (receive.hideRefs).
+const REFUSED: &str = "refs/notes/ci (deny updating a hidden ref)";
+/// The same for a deletion.
+const REFUSED_DELETE: &str = "refs/notes/ci (deny deleting a hidden ref)";
 
 /// The id refs/notes/ci of `bare` points at, if any.
 fn notes_tip(bare: &Path) -> String {
@@ -343,7 +346,7 @@ fn notes_tip(bare: &Path) -> String {
 }
 
 #[test]
-fn a_push_of_refs_notes_ci_is_refused_with_the_branches_pushed_with_it_and_quires_notes_go_on() {
+fn a_push_of_refs_notes_ci_is_refused_the_branches_pushed_with_it_land_and_quires_notes_go_on() {
     let env = Env::new();
     let app = env.repo_with_hook("app");
     let first = app.push_and_wait(PASS);
@@ -370,23 +373,17 @@ fn a_push_of_refs_notes_ci_is_refused_with_the_branches_pushed_with_it_and_quire
     );
     let next = app.commit(&[], "next");
     let runs_before = env.all_runs().len();
-    // Alone, together with a branch, and as a deletion: each refused with
-    // its reason, and the branch with it (pre-receive is all or nothing).
-    for refs in [
-        &["refs/notes/ci"][..],
-        &["main", "refs/notes/ci"][..],
-        &[":refs/notes/ci"][..],
+    // Alone, forced, and as a deletion: each refused by git, with its
+    // reason, before any hook runs.
+    for (refs, refused) in [
+        (&["refs/notes/ci"][..], REFUSED),
+        (&["+refs/notes/ci"][..], REFUSED),
+        (&[":refs/notes/ci"][..], REFUSED_DELETE),
     ] {
         let (ok, stderr) = app.push(&[&["origin"], refs].concat());
         assert!(!ok, "{refs:?}: {stderr}");
-        assert_eq!(stderr.matches(REFUSED).count(), 1, "{refs:?}: {stderr}");
-        assert!(stderr.contains("pre-receive hook declined"), "{stderr}");
-        if refs.contains(&"main") {
-            assert!(
-                stderr.contains("main -> main (pre-receive hook declined)"),
-                "{stderr}"
-            );
-        }
+        assert_eq!(stderr.matches(refused).count(), 1, "{refs:?}: {stderr}");
+        assert!(quire_testkit::queued_runs(&stderr).is_empty(), "{stderr}");
         assert_eq!(notes_tip(&app.bare), tip, "{refs:?}");
         assert_eq!(git(&app.bare, &["rev-parse", "refs/heads/main"]), main);
     }
@@ -400,9 +397,14 @@ fn a_push_of_refs_notes_ci_is_refused_with_the_branches_pushed_with_it_and_quire
         "a refused push records no run"
     );
 
-    // Other refs push as before, and quire's notes still appear.
-    let runs = app.push_refs(&["main"]);
-    assert_eq!(runs.len(), 1);
+    // Together with a branch: the notes ref alone is refused, ref by ref;
+    // the branch lands and runs, and quire's notes still appear.
+    let (ok, stderr) = app.push(&["origin", "main", "refs/notes/ci"]);
+    assert!(!ok, "{stderr}");
+    assert_eq!(stderr.matches(REFUSED).count(), 1, "{stderr}");
+    assert_eq!(git(&app.bare, &["rev-parse", "refs/heads/main"]), next);
+    let runs = quire_testkit::queued_runs(&stderr);
+    assert_eq!(runs.len(), 1, "{stderr}");
     let run = env.wait_terminal(&runs[0]);
     assert_eq!(
         (run.state, run.sha.as_str()),
@@ -429,8 +431,7 @@ fn note_id(bare: &Path, sha: &str) -> Option<String> {
 }
 
 /// Write `note` as the note of `sha` in `bare` directly, as an admin (or
-/// an older quire without the pre-receive hook, which let pushers write
-/// it) could have; the note's id.
+/// an older quire that let pushers write it) could have; the note's id.
 fn plant_note(env: &Env, bare: &Path, sha: &str, note: &[u8]) -> String {
     let file = env.path().join("planted-note");
     std::fs::write(&file, note).unwrap();

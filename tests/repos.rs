@@ -158,10 +158,27 @@ fn repos_says_whether_git_would_run_quires_hook() {
             "/elsewhere",
         ],
     );
-    // quire's post-receive without its pre-receive (as an older install
-    // left it): pushes run, but refs/notes/ci is open to pushers.
+    // quire's post-receive with refs/notes/ci not hidden (as the oldest
+    // installs left it): pushes run, but the notes ref is open to pushers.
     let unguarded = env.repo_with_hook("unguarded");
-    std::fs::remove_file(unguarded.bare.join("hooks/pre-receive")).unwrap();
+    git(
+        &unguarded.bare,
+        &["config", "--unset-all", "receive.hideRefs"],
+    );
+    // quire's post-receive with the pre-receive hook of an earlier install,
+    // which refuses the notes ref itself: guarded, no warning.
+    let hooked_guard = env.repo_with_hook("hooked-guard");
+    git(
+        &hooked_guard.bare,
+        &["config", "--unset-all", "receive.hideRefs"],
+    );
+    let guard = hooked_guard.bare.join("hooks/pre-receive");
+    std::fs::write(
+        &guard,
+        "#!/bin/sh\n# quire's pre-receive hook, written by `quire-run install`\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&guard, std::fs::Permissions::from_mode(0o755)).unwrap();
     let hook = replaced.bare.join("hooks/post-receive");
     std::fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -184,6 +201,7 @@ fn repos_says_whether_git_would_run_quires_hook() {
         names(&repos),
         [
             "good.git",
+            "hooked-guard.git",
             "redirected.git",
             "replaced.git",
             "theirs.git",
@@ -198,6 +216,11 @@ fn repos_says_whether_git_would_run_quires_hook() {
             &good_json["hook_state"]
         ),
         (&"quire".into(), &Value::Null, &"installed".into())
+    );
+    assert_eq!(
+        repo(&repos, "hooked-guard.git")["warning"],
+        Value::Null,
+        "an earlier install's pre-receive hook still refuses the notes ref"
     );
     let redirected_json = repo(&repos, "redirected.git");
     assert_ne!(redirected_json["hook"], "quire");
@@ -218,8 +241,8 @@ fn repos_says_whether_git_would_run_quires_hook() {
     assert_eq!(unguarded_json["hook"], "quire");
     assert_eq!(
         unguarded_json["warning"],
-        "git runs no quire pre-receive hook, so a pusher can write refs/notes/ci \
-         (quire's notes); `quire-run install` adds it"
+        "git lets a pusher write refs/notes/ci (quire's notes); `quire-run install` \
+         hides it from pushes (receive.hideRefs)"
     );
 
     let out = env.runs(&["repos"]).assert().success();
@@ -250,10 +273,10 @@ fn repos_says_whether_git_would_run_quires_hook() {
     assert!(stderr.contains("warning: theirs.git: "), "{stderr}");
 
     assert!(
-        stderr.contains("warning: unguarded.git: git runs no quire pre-receive hook"),
+        stderr.contains("warning: unguarded.git: git lets a pusher write refs/notes/ci"),
         "{stderr}"
     );
-    // Installing again adds it.
+    // Installing again hides it.
     env.run(&["install", unguarded.bare.to_str().unwrap()])
         .assert()
         .success();

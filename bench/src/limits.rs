@@ -189,7 +189,7 @@ fn tree_hwm(pid: u32) -> u64 {
 /// note is 50 MB, against one whose note is a line: its time, and the
 /// peak resident set of the announcer and the git it runs. The notes are
 /// planted in the repository directly (a push of `refs/notes/ci` is
-/// refused by quire's pre-receive hook), and the run is made to wait for
+/// refused by git: `install` hides it from pushes), and the run is made to wait for
 /// an announcer again before each sample.
 pub fn notes_over_a_huge_note(bins: &Bins, quick: bool) {
     let dir = tempfile::tempdir().unwrap();

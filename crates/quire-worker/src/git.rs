@@ -964,14 +964,11 @@ pub const HOOK_MARK: &str = "# quire's post-receive hook, written by `quire-run 
 /// The same for quire's pre-receive hook.
 pub const PRE_RECEIVE_MARK: &str = "# quire's pre-receive hook, written by `quire-run install`";
 
-/// Where `core.hooksPath` sends git for the bare repository `git_dir`, when
-/// that is not its `hooks/` (git expands `~`; a relative path is taken from
-/// the git directory, where git runs a bare repository's hooks).
-pub fn hooks_elsewhere(git_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+/// `git` for `git_dir` reading every configuration git itself reads when
+/// it receives a push: the system's and the user's too, not only the
+/// repository's. Only for `git config --get*`.
+fn config_as_pushed(git_dir: &Path) -> Command {
     let mut git = command(git_dir);
-    // What git itself reads when it runs a push's hooks: the system's and
-    // the user's configuration too (`~/.gitconfig` sets core.hooksPath as
-    // often as the repository does). `git config --get` only reads them.
     git.env_remove("GIT_CONFIG_NOSYSTEM")
         .env_remove("GIT_CONFIG_GLOBAL");
     for var in ["HOME", "XDG_CONFIG_HOME"] {
@@ -979,7 +976,92 @@ pub fn hooks_elsewhere(git_dir: &std::path::Path) -> Option<std::path::PathBuf> 
             git.env(var, value);
         }
     }
-    let out = git
+    git
+}
+
+/// Whether a `receive.hideRefs` (or `transfer.hideRefs`) pattern hides
+/// `refname`, and how: `Some(true)` hides, `Some(false)` shows it again
+/// (`!`), `None` says nothing of it. As git matches them: the pattern is a
+/// whole ref name or a prefix ending where a `/` follows in `refname`;
+/// `^` (a name before any namespace is stripped, the same name here) and
+/// trailing slashes are dropped first.
+fn hide_pattern_says(pattern: &str, refname: &str) -> Option<bool> {
+    let (shown, pattern) = match pattern.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, pattern),
+    };
+    let pattern = pattern.strip_prefix('^').unwrap_or(pattern);
+    let pattern = pattern.trim_end_matches('/');
+    let rest = refname.strip_prefix(pattern)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(!shown)
+}
+
+/// Whether git refuses a push that creates, updates or deletes `refname`
+/// in `git_dir` ("deny updating a hidden ref"): the last of the
+/// `transfer.hideRefs` and `receive.hideRefs` entries (in the order git
+/// reads them) that speaks of it hides it. Quire's notes ref is kept from
+/// pushers so (`install`, [`hide_from_pushes`]): git refuses it before
+/// any hook runs, at no cost to the push.
+pub fn hidden_from_pushes(git_dir: &Path, refname: &str) -> bool {
+    let out = config_as_pushed(git_dir)
+        .args([
+            "config",
+            "--null",
+            "--get-regexp",
+            r"^(transfer|receive)\.hiderefs$",
+        ])
+        .output();
+    // Exit 1: no such entry, nothing hidden.
+    let Ok(out) = out else { return false };
+    // The last entry that speaks of it decides.
+    out.stdout
+        .split(|&b| b == 0)
+        .rev()
+        .find_map(|entry| {
+            let text = std::str::from_utf8(entry).ok()?;
+            let (_, value) = text.split_once('\n')?;
+            hide_pattern_says(value, refname)
+        })
+        .unwrap_or(false)
+}
+
+/// Make git refuse every push of `refname` to `git_dir`: a
+/// `receive.hideRefs` entry for it, added to the repository's own
+/// configuration unless git already hides it. `Ok(true)` when it was
+/// added. An error when git would still let it be pushed after (a
+/// configuration git reads after the repository's shows it again).
+pub fn hide_from_pushes(git_dir: &Path, refname: &str) -> Result<bool, String> {
+    if hidden_from_pushes(git_dir, refname) {
+        return Ok(false);
+    }
+    let added = command(git_dir)
+        .args(["config", "--add", "receive.hideRefs", refname])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !added {
+        return Err(format!(
+            "`git config --add receive.hideRefs {refname}` failed in {}",
+            git_dir.display()
+        ));
+    }
+    if !hidden_from_pushes(git_dir, refname) {
+        return Err(format!(
+            "git still lets {refname} be pushed to {} after `git config --add receive.hideRefs {refname}`: \
+             a receive.hideRefs or transfer.hideRefs entry of `!{refname}` shows it again",
+            git_dir.display()
+        ));
+    }
+    Ok(true)
+}
+
+/// Where `core.hooksPath` sends git for the bare repository `git_dir`, when
+/// that is not its `hooks/` (git expands `~`; a relative path is taken from
+/// the git directory, where git runs a bare repository's hooks).
+pub fn hooks_elsewhere(git_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    // What git itself reads when it runs a push's hooks: the system's and
+    // the user's configuration too (`~/.gitconfig` sets core.hooksPath as
+    // often as the repository does).
+    let out = config_as_pushed(git_dir)
         .args(["config", "--type=path", "--get", "core.hooksPath"])
         .output()
         .ok()
@@ -1004,6 +1086,26 @@ mod tests {
             kind: gix::object::Kind::Blob,
             size,
         })
+    }
+
+    #[test]
+    fn a_hide_pattern_speaks_of_a_ref_as_git_matches_it() {
+        let notes = "refs/notes/ci";
+        for (pattern, says) in [
+            ("refs/notes/ci", Some(true)),
+            ("refs/notes/ci/", Some(true)),
+            ("^refs/notes/ci", Some(true)),
+            ("refs/notes", Some(true)),
+            ("refs", Some(true)),
+            ("!refs/notes/ci", Some(false)),
+            ("!refs/notes", Some(false)),
+            // A prefix of the name, not of a component: says nothing.
+            ("refs/notes/c", None),
+            ("refs/notes/ci2", None),
+            ("refs/heads", None),
+        ] {
+            assert_eq!(hide_pattern_says(pattern, notes), says, "{pattern}");
+        }
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! `quire-run install REPO.git... [--all ROOT]... [--force]`: put quire's
-//! hooks into bare repositories: post-receive (record the runs) and
-//! pre-receive (refuse a push of `refs/notes/ci`, which only quire
-//! writes). A hook that was there already is never deleted: it is kept as
-//! `<hook>.before-quire` and quire's hook runs it first, with the same
-//! input.
+//! post-receive hook (record the runs) into bare repositories, and hide
+//! `refs/notes/ci`, which only quire writes, from pushes
+//! (`receive.hideRefs`: git refuses a push of it before any hook runs). A
+//! hook that was there already is never deleted: it is kept as
+//! `post-receive.before-quire` and quire's hook runs it first, with the
+//! same input.
+//!
+//! Installs before that also wrote a pre-receive hook that refused the
+//! notes ref; `install` removes it, and puts back the pre-receive hook it
+//! ran first, if there was one.
 
 use quire_worker::git::{HOOK_MARK, PRE_RECEIVE_MARK};
 use std::io::ErrorKind;
@@ -24,7 +29,7 @@ const UPSTREAM_HOOK: &str = "post-receive.upstream";
 
 use quire_view::text::sh_quoted as quoted;
 
-/// One of the hooks quire installs.
+/// The hook quire installs.
 struct Kind {
     /// Its name in `hooks/`.
     name: &'static str,
@@ -36,9 +41,6 @@ struct Kind {
     mark: &'static str,
     /// Where another program's hook of this name is kept, run first.
     previous: &'static str,
-    /// Whether the hook names a home (post-receive records runs there;
-    /// pre-receive only compares ref names, for any home).
-    homed: bool,
 }
 
 const POST_RECEIVE: Kind = Kind {
@@ -47,20 +49,11 @@ const POST_RECEIVE: Kind = Kind {
     chained_template: include_str!("../../../../hooks/post-receive"),
     mark: HOOK_MARK,
     previous: "post-receive.before-quire",
-    homed: true,
 };
 
-const PRE_RECEIVE: Kind = Kind {
-    name: "pre-receive",
-    // Alone, it compares the ref names in the shell (a shell's start
-    // costs the push a third of quire-run's); chained, quire-run runs the
-    // kept hook and then compares them.
-    template: include_str!("../../../../hooks/pre-receive"),
-    chained_template: include_str!("../../../../hooks/pre-receive-chained"),
-    mark: PRE_RECEIVE_MARK,
-    previous: "pre-receive.before-quire",
-    homed: false,
-};
+/// Where quire's pre-receive hook of earlier installs kept the
+/// pre-receive hook it ran first.
+const PRE_RECEIVE_KEPT: &str = "pre-receive.before-quire";
 
 /// What to do with a post-receive hook that is already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +95,6 @@ fn script(kind: &Kind, exe: &Path, home: &Path, previous: bool) -> String {
         kind.template
     };
     template
-        .replace("@REFUSAL@", &crate::run::pre_receive::refusal())
         .replace("@QUIRE_RUN@", &quoted(&exe.to_string_lossy()))
         .replace("@QUIRE_HOME@", &quoted(&home.to_string_lossy()))
         .replace("@PREVIOUS_COMMENT@", &comment)
@@ -163,11 +155,10 @@ fn plan(
         }
         Ok(_) => match std::fs::read(&path) {
             Ok(text) if contains(&text, kind.mark) => {
-                let ours = !kind.homed
-                    || contains(
-                        &text,
-                        &format!("--home {} hook", quoted(&home_dir.to_string_lossy())),
-                    );
+                let ours = contains(
+                    &text,
+                    &format!("--home {} hook", quoted(&home_dir.to_string_lossy())),
+                );
                 if !ours && existing != Existing::ChainOrRepoint {
                     return Err(CommandError::input(format!(
                         "{} has quire's {} hook for another home ({}); pass --force to point it at {}",
@@ -181,7 +172,7 @@ fn plan(
             // Another program's hook, or one that cannot be read (moving it
             // needs only the folder).
             _ => {
-                let name = if existing == Existing::KeepBeside && kind.homed {
+                let name = if existing == Existing::KeepBeside {
                     UPSTREAM_HOOK
                 } else {
                     kind.previous
@@ -242,6 +233,37 @@ fn apply(plan: &Plan) -> Result<(), CommandError> {
         .map_err(|e| CommandError::input(format!("cannot write {}: {e}", plan.path.display())))
 }
 
+/// Remove the pre-receive hook an earlier install wrote (it refused a push
+/// of the notes ref, which git now refuses itself), or, where it ran
+/// another program's pre-receive hook first, put that hook back in its
+/// place. Anything else named pre-receive is left alone.
+fn retire_pre_receive(hooks: &Path) -> Result<(), CommandError> {
+    let path = hooks.join("pre-receive");
+    let ours = std::fs::read(&path).is_ok_and(|text| contains(&text, PRE_RECEIVE_MARK));
+    if !ours {
+        return Ok(());
+    }
+    let kept = hooks.join(PRE_RECEIVE_KEPT);
+    if exists(&kept) {
+        // One rename: git finds either hook there, never none.
+        std::fs::rename(&kept, &path)
+            .map_err(|e| CommandError::input(format!("cannot put {} back: {e}", kept.display())))?;
+        println!(
+            "quire: put the pre-receive hook kept as {} back as {} (quire needs a pre-receive hook no more)",
+            kept.display(),
+            path.display()
+        );
+    } else {
+        std::fs::remove_file(&path)
+            .map_err(|e| CommandError::input(format!("cannot remove {}: {e}", path.display())))?;
+        println!(
+            "quire: removed quire's {} (quire needs a pre-receive hook no more)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), CommandError> {
     let repo = std::fs::canonicalize(repo).map_err(|e| {
         CommandError::input(format!("cannot open repository {}: {e}", repo.display()))
@@ -268,12 +290,19 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Co
     let hooks = repo.join("hooks");
     std::fs::create_dir_all(&hooks)
         .map_err(|e| CommandError::input(format!("cannot create {}: {e}", hooks.display())))?;
-    // Both decided before either is written: a repository refused for one
-    // is left as it was.
+    // Decided before anything is written: a repository refused is left as
+    // it was.
     let post_receive = plan(&POST_RECEIVE, &repo, &home_dir, &exe, existing)?;
-    let pre_receive = plan(&PRE_RECEIVE, &repo, &home_dir, &exe, existing)?;
     apply(&post_receive)?;
-    apply(&pre_receive)?;
+    // Hidden before an earlier install's pre-receive hook, which refused
+    // it, goes: the notes ref is never open to a push in between.
+    let notes = quire_worker::announce::NOTES_REF;
+    quire_worker::git::hide_from_pushes(&repo, notes).map_err(|e| {
+        CommandError::input(format!(
+            "the hook is installed, but {notes} could not be hidden from pushes: {e}"
+        ))
+    })?;
+    retire_pre_receive(&hooks)?;
     let path = &post_receive.path;
     let configured = quire_worker::git::command(&repo)
         .args(["config", "receive.advertisePushOptions", "true"])
@@ -296,30 +325,24 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Co
     }
     let known = register(&mut store, &repo, &config, Registration::Installed)?;
     println!(
-        "quire: installed {} (runs of {} go to {}) and {} (a push of {} is refused)",
+        "quire: installed {} (runs of {} go to {}); git refuses a push of {notes} (receive.hideRefs)",
         path.display(),
         known.name,
         home_dir.display(),
-        pre_receive.path.display(),
-        quire_worker::announce::NOTES_REF,
     );
     if let Some(elsewhere) = quire_worker::git::hooks_elsewhere(&repo) {
-        // What git would have to find there: quire's hooks and the hooks
-        // they run first.
-        let mut files = Vec::new();
-        for (plan, kind) in [(&post_receive, &POST_RECEIVE), (&pre_receive, &PRE_RECEIVE)] {
-            files.push(plan.path.display().to_string());
-            if plan.chained {
-                files.push(hooks.join(kind.previous).display().to_string());
-            }
+        // What git would have to find there: quire's hook and the hook it
+        // runs first.
+        let mut files = vec![post_receive.path.display().to_string()];
+        if post_receive.chained {
+            files.push(hooks.join(POST_RECEIVE.previous).display().to_string());
         }
         eprintln!(
-            "quire: warning: core.hooksPath points git at {}, so git never runs {} nor {}: \
+            "quire: warning: core.hooksPath points git at {}, so git never runs {}: \
              unset it (git --git-dir {} config --unset core.hooksPath), \
              or copy {} into {}, where git looks for hooks",
             elsewhere.display(),
             post_receive.path.display(),
-            pre_receive.path.display(),
             repo.display(),
             files.join(", "),
             elsewhere.display(),
@@ -410,90 +433,4 @@ pub(crate) fn bare_repositories(root: &Path) -> Result<Vec<PathBuf>, CommandErro
     }
     found.sort();
     Ok(found)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-
-    /// Run the pre-receive hook `install` writes into a repository without
-    /// a pre-receive hook of its own, fed `input` as git feeds it: its exit
-    /// status and what it printed.
-    fn pre_receive(input: &str) -> (i32, String) {
-        let dir = tempfile::tempdir().unwrap();
-        let hook = dir.path().join("pre-receive");
-        let text = script(
-            &PRE_RECEIVE,
-            Path::new("/nonexistent/quire-run"),
-            dir.path(),
-            false,
-        );
-        std::fs::write(&hook, text).unwrap();
-        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut child = Command::new(&hook)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A hook that stops reading once it refuses is no failure here.
-        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8(out.stdout).unwrap(),
-        )
-    }
-
-    #[test]
-    fn the_pre_receive_hook_refuses_the_notes_ref_alone_in_the_shell() {
-        let zero = "0".repeat(40);
-        let one = "1".repeat(40);
-        let refused = format!("{}\n", crate::run::pre_receive::refusal());
-        for input in [
-            format!("{zero} {one} refs/notes/ci\n"),
-            format!("{one} {zero} refs/notes/ci\n"),
-            format!("{zero} {one} refs/heads/main\n{one} {one} refs/notes/ci\n"),
-            // git ends every line; a last one without its end still counts.
-            format!("{zero} {one} refs/heads/main\n{one} {zero} refs/notes/ci"),
-        ] {
-            assert_eq!(pre_receive(&input), (1, refused.clone()), "{input}");
-        }
-        for input in [
-            String::new(),
-            format!("{zero} {one} refs/heads/main\n"),
-            format!(
-                "{zero} {one} refs/notes/ci2\n{zero} {one} refs/notes/commits\n\
-                 {zero} {one} refs/heads/refs/notes/ci\n{zero} {one} refs/tags/ci"
-            ),
-        ] {
-            assert_eq!(pre_receive(&input), (0, String::new()), "{input}");
-        }
-    }
-
-    #[test]
-    fn the_refusal_is_written_into_the_shell_hook_as_is() {
-        // Between double quotes only these would be read as more than text.
-        let refusal = crate::run::pre_receive::refusal();
-        assert!(!refusal.contains(['$', '`', '\\', '"', '\n']), "{refusal}");
-        let alone = script(
-            &PRE_RECEIVE,
-            Path::new("/q/quire-run"),
-            Path::new("/h"),
-            false,
-        );
-        assert!(alone.contains(&format!("\"{refusal}\"")));
-        assert!(!alone.contains("quire-run pre-receive\n") && !alone.contains('@'));
-        let chained = script(
-            &PRE_RECEIVE,
-            Path::new("/q/quire-run"),
-            Path::new("/h"),
-            true,
-        );
-        assert!(chained.contains("exec '/q/quire-run' pre-receive \\\n    --previous-hook"));
-        assert!(chained.starts_with("#!/bin/sh\n") && alone.starts_with("#!/bin/sh\n"));
-        assert!(contains(alone.as_bytes(), PRE_RECEIVE_MARK));
-        assert!(contains(chained.as_bytes(), PRE_RECEIVE_MARK));
-    }
 }

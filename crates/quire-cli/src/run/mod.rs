@@ -148,11 +148,14 @@ Examples:
         #[arg(long, value_name = "HOOK")]
         previous_hook: Option<PathBuf>,
     },
-    /// git's pre-receive hook: refuse a push that writes refs/notes/ci
-    /// (quire's notes), accept every other; reads only the ref names
+    /// The pre-receive hook of earlier installs: refuse a push that writes
+    /// refs/notes/ci (quire's notes), accept every other
     ///
-    /// The hook `quire-run install` writes makes the same check in the shell,
-    /// and runs this command when it runs a kept hook first. It refuses the whole push
+    /// `quire-run install` no longer writes a pre-receive hook: it hides
+    /// refs/notes/ci from pushes (receive.hideRefs), so that git refuses a
+    /// push of it before any hook runs, and it removes the pre-receive hook
+    /// an earlier install wrote. That hook ran this command when it ran a kept
+    /// hook first, and still does until `install` runs again. It refuses the whole push
     /// (git's pre-receive is all or nothing: the other refs of the push are refused
     /// too) when one of them updates, creates or deletes refs/notes/ci, which
     /// only quire writes (each ended run's result as a git note): the pusher
@@ -255,35 +258,35 @@ Examples:
       In a clone: read the results quire wrote as notes.
 ")]
     Announce,
-    /// Install quire's hooks (post-receive, pre-receive) into bare
-    /// repositories, keeping a hook that was there (it runs first)
+    /// Install quire's post-receive hook into bare repositories, keeping a
+    /// hook that was there (it runs first), and keep pushes off refs/notes/ci
     ///
-    /// Writes quire's hooks into each bare repository named, and into every
+    /// Writes quire's hook into each bare repository named, and into every
     /// bare repository under each --all ROOT (a directory holding HEAD,
     /// objects/ and refs/ whose config says core.bare = true; the walk enters
     /// no repository or work tree, follows no link, and skips an unreadable
-    /// folder with a warning). The hooks are post-receive, which records the
-    /// runs, and pre-receive, which refuses a push of refs/notes/ci (quire's
-    /// notes; see quire-run pre-receive). post-receive calls this quire-run,
-    /// by absolute path, with the home install was given, which install
-    /// creates if needed; pre-receive compares the ref names in the shell, and
-    /// calls quire-run only to run a kept pre-receive hook first. It also sets receive.advertisePushOptions, so that
-    /// git push -o ci.skip and -o ci.wait work, and records the repository in
-    /// the store.
+    /// folder with a warning). The hook is post-receive, which records the
+    /// runs: it calls this quire-run, by absolute path, with the home install
+    /// was given, which install creates if needed. It also sets
+    /// receive.advertisePushOptions, so that git push -o ci.skip and -o
+    /// ci.wait work; adds receive.hideRefs = refs/notes/ci (unless git hides
+    /// it already), so that git refuses, ref by ref, a push that creates,
+    /// updates or deletes quire's notes ("deny updating a hidden ref"); and
+    /// records the repository in the store. The pre-receive hook an earlier
+    /// install wrote for that is removed, and the pre-receive hook it ran
+    /// first, if any, put back as hooks/pre-receive.
     ///
     /// A hook that is already there is never deleted: another program's
-    /// post-receive (pre-receive) hook is moved to
-    /// hooks/post-receive.before-quire (hooks/pre-receive.before-quire) and
+    /// post-receive hook is moved to hooks/post-receive.before-quire and
     /// quire's hook runs it first on every push, with the same input, its
-    /// output reaching the pusher; a pre-receive hook's refusal still refuses
-    /// the push. Installing again changes nothing (one chain), and adds the
-    /// pre-receive hook to a repository that has only quire's post-receive.
+    /// output reaching the pusher. Installing again changes nothing (one
+    /// chain).
     /// quire's hook for another home is refused unless --force, which points it
     /// at this home. A repository that fails is reported and the others are
     /// still installed.
     ///
     /// It warns when core.hooksPath makes git look for hooks elsewhere (and
-    /// says where the hooks would have to go), and when quire cannot read the
+    /// says where the hook would have to go), and when quire cannot read the
     /// repository. Repositories of SHA-1 and of SHA-256 ids are both read.
     ///
     /// Once a repository got the hooks, it prints the crontab line that runs

@@ -1,11 +1,14 @@
-//! `quire-run pre-receive`: git's pre-receive hook. Refuses a push that
-//! would update, create or delete `refs/notes/ci`, which only quire writes
-//! (`announce.rs`: each ended run's result as a git note); accepts every
-//! other push. It reads git's lines and compares each ref's name, nothing
-//! more: no home, no store, no object, so that it costs a push next to
-//! nothing. The hook `install` writes does the same in the shell
-//! (hooks/pre-receive), without starting quire-run, and runs this only to
-//! run a pre-receive hook the repository had first.
+//! `quire-run pre-receive`: the pre-receive hook of earlier installs.
+//! Refuses a push that would update, create or delete `refs/notes/ci`,
+//! which only quire writes (`announce.rs`: each ended run's result as a
+//! git note); accepts every other push. It reads git's lines and compares
+//! each ref's name, nothing more: no home, no store, no object.
+//!
+//! `install` now hides the notes ref from pushes (`receive.hideRefs`: git
+//! refuses it before any hook runs, and costs a push no process) and
+//! removes the pre-receive hook it wrote before; the hook of a repository
+//! not installed again since still runs this, when it runs a kept hook
+//! first.
 
 use std::io::{Read, Write};
 use std::path::Path;

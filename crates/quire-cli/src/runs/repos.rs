@@ -13,7 +13,8 @@ use crate::runs::cli::ReposArgs;
 use crate::runs::json;
 use quire_view::text::{Output, printable, rfc3339};
 
-use quire_worker::git::{HOOK_MARK, PRE_RECEIVE_MARK, hooks_elsewhere};
+use quire_worker::announce::NOTES_REF;
+use quire_worker::git::{HOOK_MARK, PRE_RECEIVE_MARK, hidden_from_pushes, hooks_elsewhere};
 
 /// What git would run on a push to the repository, as found on disk now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,8 +54,10 @@ struct Inspected {
     hook: Hook,
     /// Where `core.hooksPath` sends git instead of `hooks/`, if it does.
     hooks_path: Option<PathBuf>,
-    /// Whether git runs quire's pre-receive hook, which refuses a push of
-    /// `refs/notes/ci` (true when there is no repository to look at).
+    /// Whether git refuses a push of `refs/notes/ci`: hidden from pushes
+    /// (`receive.hideRefs`, as `install` sets it), or refused by the
+    /// pre-receive hook of an earlier install (true when there is no
+    /// repository to look at).
     guarded: bool,
 }
 
@@ -62,7 +65,7 @@ struct Inspected {
 /// instead of `hooks/`, if it does.
 fn inspect(git_dir: &Path, home: &Path) -> Inspected {
     let (hook, hooks_path) = post_receive(git_dir, home);
-    let guarded = hook == Hook::NoRepository || {
+    let guarded = hook == Hook::NoRepository || hidden_from_pushes(git_dir, NOTES_REF) || {
         let dir = hooks_path.clone().unwrap_or_else(|| git_dir.join("hooks"));
         quire_pre_receive(&dir.join("pre-receive"))
     };
@@ -73,7 +76,7 @@ fn inspect(git_dir: &Path, home: &Path) -> Inspected {
     }
 }
 
-/// Whether `path` is quire's pre-receive hook, executable.
+/// Whether `path` is the pre-receive hook of an earlier install, executable.
 fn quire_pre_receive(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::read_to_string(path).is_ok_and(|text| text.contains(PRE_RECEIVE_MARK))
@@ -162,10 +165,9 @@ fn warning(inspected: &Inspected) -> Option<String> {
     });
     let records = post_receive_warning(inspected.hook, hooks_path, &via);
     let unguarded = (!inspected.guarded).then(|| {
-        format!(
-            "git runs no quire pre-receive hook{via}, so a pusher can write refs/notes/ci \
-             (quire's notes); `quire-run install` adds it"
-        )
+        "git lets a pusher write refs/notes/ci (quire's notes); `quire-run install` \
+         hides it from pushes (receive.hideRefs)"
+            .to_string()
     });
     match (records, unguarded) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
