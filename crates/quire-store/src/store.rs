@@ -311,6 +311,22 @@ impl Store {
         &self.home
     }
 
+    /// Leave this connection's writes in the write-ahead log when it
+    /// closes, even as the last connection to the store: no checkpoint, so
+    /// closing costs no fsync. For the hook, whose every millisecond a push
+    /// waits for: the worker it starts, or the next quire process to close
+    /// the store last (reconcile, from cron, within a minute), folds the
+    /// log into quire.db.
+    pub fn leave_wal_on_close(&self) -> Result<()> {
+        self.conn
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .map(|_| ())
+            .map_err(|e| open_error(&self.home.db_path(), e))
+    }
+
     /// The raw connection, for tests and benchmarks that inspect the schema.
     pub fn connection(&self) -> &Connection {
         &self.conn

@@ -78,3 +78,29 @@ fn the_last_close_leaves_an_empty_wal_beside_the_whole_store() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+#[test]
+fn a_close_that_leaves_the_wal_loses_nothing_and_the_next_last_close_folds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let db = home.db_path();
+    let wal = db.with_extension("db-wal");
+    Store::open(&home).unwrap();
+    assert_eq!(len(&wal), Some(0));
+
+    // As the hook closes the store: its writes stay in the WAL, even
+    // though it is the last connection.
+    let mut hook = Store::open_existing(&home).unwrap();
+    hook.leave_wal_on_close().unwrap();
+    let recorded = record_run(&mut hook, "refs/heads/main");
+    drop(hook);
+    assert!(len(&wal).unwrap() > 0, "the hook's close folded the WAL");
+
+    // The next process reads them, and its last close folds them.
+    let next = Store::open_existing(&home).unwrap();
+    assert_eq!(next.run_ids().unwrap(), std::slice::from_ref(&recorded));
+    drop(next);
+    assert_eq!(len(&wal), Some(0), "the next last close folds the WAL");
+    let alone = Store::open_existing(&home).unwrap();
+    assert_eq!(alone.run_ids().unwrap(), [recorded]);
+}
