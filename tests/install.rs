@@ -919,3 +919,35 @@ fn the_readmes_server_lines_work_as_written() {
         "the README's crontab line is the one install printed"
     );
 }
+
+#[test]
+fn install_into_a_closed_pipe_does_all_its_work_without_a_panic() {
+    // `quire-run install REPO | head -1`: the reader is gone before
+    // install writes its first line.
+    let env = Env::new();
+    let repo = bare_repo(&env, "app");
+    let (reader, writer) = rustix::pipe::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("quire-run"))
+        .arg("--home")
+        .arg(env.home().dir())
+        .args(["install", repo.bare.to_str().unwrap()])
+        .stdout(std::process::Stdio::from(writer))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // All of its work was done: the hook, the hidden notes ref, and the
+    // repository known to the store.
+    assert!(read(&repo.bare.join("hooks/post-receive")).contains("hook"));
+    assert_eq!(
+        git(&repo.bare, &["config", "--get-all", "receive.hideRefs"]),
+        "refs/notes/ci"
+    );
+    assert!(
+        known(&env).iter().any(|path| path.ends_with("/app.git")),
+        "{:?}",
+        known(&env)
+    );
+}
