@@ -951,3 +951,49 @@ fn install_into_a_closed_pipe_does_all_its_work_without_a_panic() {
         known(&env)
     );
 }
+
+#[test]
+fn git_runs_quire_run_for_the_hook_with_no_shell_between() {
+    let env = Env::new();
+    let repo = env.repo_with_hook("app");
+    let hook = repo.bare.join("hooks/post-receive");
+    let text = read(&hook);
+    let quire_run = std::fs::canonicalize(assert_cmd::cargo::cargo_bin("quire-run")).unwrap();
+    assert!(
+        text.starts_with(&format!("#!{} hook-file\n", quire_run.display())),
+        "{text}"
+    );
+    // A line only a shell would run: a push never runs it.
+    let (first, rest) = text.split_once('\n').unwrap();
+    std::fs::write(&hook, format!("{first}\necho ran-by-a-shell\n{rest}")).unwrap();
+    let sha = repo.commit(&[(".quire/ci.toml", QUICK)], "first");
+    let (ok, stderr) = repo.push(&["origin", "main"]);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("ran-by-a-shell"), "{stderr}");
+    let runs = quire_testkit::queued_runs(&stderr);
+    assert_eq!(runs.len(), 1, "{stderr}");
+    assert_eq!(env.wait_terminal(&runs[0]).state, RunState::Complete);
+    // `sh` on the file runs the same exec line (and the shell's line).
+    repo.commit(&[], "second");
+    let zero = "0".repeat(40);
+    let mut sh = std::process::Command::new("sh")
+        .arg(&hook)
+        .env("GIT_DIR", &repo.bare)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    sh.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{zero} {sha} refs/heads/by-hand\n").as_bytes())
+        .unwrap();
+    let out = sh.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("ran-by-a-shell"), "{stdout}");
+    let runs = quire_testkit::queued_runs(&stdout);
+    assert_eq!(runs.len(), 1, "{stdout}");
+    env.wait_terminal(&runs[0]);
+}

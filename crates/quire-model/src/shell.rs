@@ -20,9 +20,52 @@ pub fn sh_word(text: &str) -> String {
     }
 }
 
+/// The word [`sh_quoted`] made, read back from the start of `text`
+/// (`'...'` runs joined by `\'`), and what follows it; `None` when `text`
+/// does not start with one.
+pub fn sh_unquoted(text: &str) -> Option<(String, &str)> {
+    let mut word = String::new();
+    let mut rest = text.strip_prefix('\'')?;
+    loop {
+        let end = rest.find('\'')?;
+        word.push_str(&rest[..end]);
+        rest = &rest[end + 1..];
+        match rest.strip_prefix("\\''") {
+            Some(more) => {
+                word.push('\'');
+                rest = more;
+            }
+            None => return Some((word, rest)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_word_reads_back_as_it_was() {
+        for text in [
+            "plain",
+            "",
+            "a b",
+            "it's",
+            "''",
+            "$HOME `x` \\",
+            "/srv/q's/h'",
+        ] {
+            let quoted = sh_quoted(text);
+            let line = format!("{quoted} hook");
+            assert_eq!(
+                sh_unquoted(&line),
+                Some((text.to_string(), " hook")),
+                "{line}"
+            );
+        }
+        assert_eq!(sh_unquoted("plain"), None);
+        assert_eq!(sh_unquoted("'open"), None);
+    }
 
     #[test]
     fn words_are_plain_when_they_can_be_and_single_quoted_else() {

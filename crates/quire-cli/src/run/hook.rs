@@ -47,6 +47,52 @@ pub(crate) fn register(
     Ok(store.register_repo(git_dir, root.as_deref(), why)?)
 }
 
+/// The argument quire's hook file gives quire-run on its first line
+/// (`#!QUIRE_RUN hook-file`): the kernel runs `quire-run hook-file PATH`.
+pub(crate) const HOOK_FILE: &str = "hook-file";
+
+/// `quire-run hook-file PATH`: what the kernel runs for the hook file
+/// `install` writes, no shell between. The file's `exec` line is the
+/// command `sh PATH` would run, `exec QUIRE_RUN --home HOME hook`, with
+/// `--previous-hook` when it runs a kept hook first: it is read for the
+/// home and for that, and `hook` runs as it says. A file of another shape
+/// is refused, never guessed at.
+pub(crate) fn from_file(path: &Path) -> Result<(), CommandError> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(64 * 1024).read_to_string(&mut text))
+        .map_err(|e| CommandError::input(format!("cannot read {}: {e}", path.display())))?;
+    let (home, chained) = exec_line(&text).ok_or_else(|| {
+        CommandError::input(format!(
+            "{} has no `exec QUIRE_RUN --home HOME hook` line as `quire-run install` writes it; \
+             install the hook again",
+            path.display()
+        ))
+    })?;
+    let kept = crate::run::install::POST_RECEIVE_KEPT;
+    let previous = chained.then(|| path.parent().unwrap_or(Path::new(".")).join(kept));
+    main(
+        || Home::resolve(Some(&home)).map_err(CommandError::from),
+        None,
+        previous.as_deref(),
+    )
+}
+
+/// The home a hook file's `exec` line names, and whether it runs the
+/// kept hook first.
+fn exec_line(text: &str) -> Option<(PathBuf, bool)> {
+    use quire_model::shell::sh_unquoted;
+    let at = text.find("\nexec ")?;
+    let (_, rest) = sh_unquoted(&text[at + "\nexec ".len()..])?;
+    let (home, rest) = sh_unquoted(rest.strip_prefix(" --home ")?)?;
+    let rest = rest.strip_prefix(" hook")?;
+    let chain = crate::run::install::previous_arg(crate::run::install::POST_RECEIVE_KEPT);
+    let chained = rest.starts_with(&chain);
+    let rest = if chained { &rest[chain.len()..] } else { rest };
+    (rest.is_empty() || rest.starts_with('\n')).then_some((PathBuf::from(home), chained))
+}
+
 /// Parse one post-receive line: `<old> <new> <ref>`.
 pub(crate) fn parse_line(line: &[u8]) -> Result<RefUpdate, String> {
     let text = std::str::from_utf8(line).map_err(|_| "it is not UTF-8".to_string())?;
@@ -388,6 +434,43 @@ pub(crate) fn start_workers(store: &Store, config: &Config) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hook_files_exec_line_is_read_back_as_install_writes_it() {
+        use crate::run::install::post_receive_script;
+        let exe = Path::new("/usr/local/bin/quire-run");
+        for home in ["/srv/quire", "/srv/my quire", "/srv/it's", "/srv/$HOME`x`"] {
+            for chained in [false, true] {
+                let text = post_receive_script(exe, Path::new(home), chained);
+                assert!(
+                    text.starts_with("#!/usr/local/bin/quire-run hook-file\n"),
+                    "{text}"
+                );
+                assert_eq!(
+                    exec_line(&text),
+                    Some((PathBuf::from(home), chained)),
+                    "{text}"
+                );
+            }
+        }
+        // A path the first line cannot hold: sh runs the same exec line.
+        let blank =
+            post_receive_script(Path::new("/opt/my tools/quire-run"), Path::new("/h"), false);
+        assert!(blank.starts_with("#!/bin/sh\n"), "{blank}");
+        let long = format!("/{}/quire-run", "d".repeat(120));
+        let long = post_receive_script(Path::new(&long), Path::new("/h"), false);
+        assert!(long.starts_with("#!/bin/sh\n"), "{long}");
+        // Any other shape is refused, not guessed at.
+        for other in [
+            "#!/bin/sh\nexec quire-run --home /srv/quire hook\n",
+            "#!/bin/sh\nexec '/q' --home '/h' hook --git-dir /x\n",
+            "#!/bin/sh\nexec '/q' hook\n",
+            "#!/bin/sh\necho hi\n",
+            "",
+        ] {
+            assert_eq!(exec_line(other), None, "{other}");
+        }
+    }
 
     const A: &str = "1111111111111111111111111111111111111111";
     const Z: &str = "0000000000000000000000000000000000000000";

@@ -48,8 +48,31 @@ const POST_RECEIVE: Kind = Kind {
     template: include_str!("../../../../hooks/post-receive"),
     chained_template: include_str!("../../../../hooks/post-receive"),
     mark: HOOK_MARK,
-    previous: "post-receive.before-quire",
+    previous: POST_RECEIVE_KEPT,
 };
+
+/// Where another program's post-receive hook is kept, run first by quire's.
+pub(crate) const POST_RECEIVE_KEPT: &str = "post-receive.before-quire";
+
+/// What follows `hook` on the hook's `exec` line when it runs the hook
+/// kept as `kept` first.
+pub(crate) fn previous_arg(kept: &str) -> String {
+    format!(" \\\n    --previous-hook \"$(dirname \"$0\")/{kept}\"")
+}
+
+/// The hook's first line: git then has the kernel run `quire-run
+/// hook-file HOOK` with no shell between (which costs a push as much as a
+/// third of quire-run's own start), and quire-run reads the `exec` line
+/// below it. `#!/bin/sh` when this quire-run's path cannot be written
+/// there: a blank in it, or too long for every kernel (127 bytes).
+fn shebang(exe: &Path) -> String {
+    let direct = exe.to_str().and_then(|path| {
+        let line = format!("#!{path} {}", crate::run::hook::HOOK_FILE);
+        let plain = path.bytes().all(|b| b.is_ascii_graphic());
+        (plain && line.len() <= 127).then_some(line)
+    });
+    direct.unwrap_or_else(|| "#!/bin/sh".to_string())
+}
 
 /// Where quire's pre-receive hook of earlier installs kept the
 /// pre-receive hook it ran first.
@@ -69,6 +92,12 @@ pub(crate) enum Existing {
     KeepBeside,
 }
 
+/// The post-receive hook `install` writes, for tests of its reading.
+#[cfg(test)]
+pub(crate) fn post_receive_script(exe: &Path, home: &Path, previous: bool) -> String {
+    script(&POST_RECEIVE, exe, home, previous)
+}
+
 /// The hook quire writes: this binary, this home, and the previous hook
 /// when there is one.
 fn script(kind: &Kind, exe: &Path, home: &Path, previous: bool) -> String {
@@ -81,10 +110,7 @@ fn script(kind: &Kind, exe: &Path, home: &Path, previous: bool) -> String {
                 name = kind.name,
                 kept = kind.previous,
             ),
-            format!(
-                " \\\n    --previous-hook \"$(dirname \"$0\")/{}\"",
-                kind.previous
-            ),
+            previous_arg(kind.previous),
         )
     } else {
         (String::new(), String::new())
@@ -95,6 +121,7 @@ fn script(kind: &Kind, exe: &Path, home: &Path, previous: bool) -> String {
         kind.template
     };
     template
+        .replace("@SHEBANG@", &shebang(exe))
         .replace("@QUIRE_RUN@", &quoted(&exe.to_string_lossy()))
         .replace("@QUIRE_HOME@", &quoted(&home.to_string_lossy()))
         .replace("@PREVIOUS_COMMENT@", &comment)

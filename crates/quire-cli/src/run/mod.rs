@@ -560,11 +560,18 @@ pub fn command() -> clap::Command {
 
 /// Run `quire-run` with this process's arguments; returns its exit status.
 pub fn main() -> ExitCode {
-    let matches = crate::manual::matches(
-        <Cli as clap::CommandFactory>::command(),
-        command,
-        std::env::args_os().collect(),
-    );
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The hook file's first line (`#!QUIRE_RUN hook-file`): git's every
+    // push, so no command line is built for it.
+    if let [_, first, path] = &args[..]
+        && first == hook::HOOK_FILE
+    {
+        return match hook::from_file(std::path::Path::new(path)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => e.report("quire-run"),
+        };
+    }
+    let matches = crate::manual::matches(<Cli as clap::CommandFactory>::command(), command, args);
     let cli =
         <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let home = || Home::resolve(cli.home.as_deref()).map_err(CommandError::from);
