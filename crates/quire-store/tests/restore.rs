@@ -92,6 +92,13 @@ fn a_close_that_leaves_the_wal_loses_nothing_and_the_next_last_close_folds_it() 
     // though it is the last connection.
     let mut hook = Store::open_existing(&home).unwrap();
     hook.leave_wal_on_close().unwrap();
+    // Each of its commits syncs the WAL instead (FULL), so what it
+    // recorded outlives a power cut.
+    let synchronous: i64 = hook
+        .connection()
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 2);
     let recorded = record_run(&mut hook, "refs/heads/main");
     drop(hook);
     assert!(len(&wal).unwrap() > 0, "the hook's close folded the WAL");

@@ -331,7 +331,8 @@ fn run(
             // The push waits for this process's end: its close folds no
             // WAL (fsyncs). The worker it starts closes the store after
             // it, or reconcile does within a minute, and folds it then.
-            store.leave_wal_on_close()?;
+            // Only a saving: a connection that refuses it records as well.
+            let _ = store.leave_wal_on_close();
         }
         // A config.toml that cannot be read does not lose the push: its
         // runs are recorded failed (`config-invalid`), to be retried once
