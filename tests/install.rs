@@ -434,6 +434,28 @@ fn install_removes_an_earlier_installs_own_pre_receive_hook_and_leaves_anothers_
         .success();
     let config = read(&hidden.bare.join("config"));
     assert!(!config.contains("refs/notes/ci"), "{config}");
+    // Hidden only by the installing user's own config: that does not
+    // count (whoever runs git for a push may have another home), so the
+    // repository gets its entry.
+    let user_hidden = bare_repo(&env, "user-hidden");
+    let user = env.path().join("installer");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(
+        user.join(".gitconfig"),
+        "[transfer]\n\thideRefs = refs/notes\n",
+    )
+    .unwrap();
+    env.run(&["install", user_hidden.bare.to_str().unwrap()])
+        .env("HOME", &user)
+        .assert()
+        .success();
+    assert_eq!(
+        git(
+            &user_hidden.bare,
+            &["config", "--get-all", "receive.hideRefs"]
+        ),
+        "refs/notes/ci"
+    );
     hidden.commit(&[], "first");
     git(
         &hidden.work,

@@ -1003,7 +1003,13 @@ fn hide_pattern_says(pattern: &str, refname: &str) -> Option<bool> {
 /// pushers so (`install`, [`hide_from_pushes`]): git refuses it before
 /// any hook runs, at no cost to the push.
 pub fn hidden_from_pushes(git_dir: &Path, refname: &str) -> bool {
-    let out = config_as_pushed(git_dir)
+    hides(config_as_pushed(git_dir), refname)
+}
+
+/// Whether the hideRefs entries `git` (a `git config` reading some of the
+/// configuration) reads hide `refname`.
+fn hides(mut git: Command, refname: &str) -> bool {
+    let out = git
         .args([
             "config",
             "--null",
@@ -1027,11 +1033,14 @@ pub fn hidden_from_pushes(git_dir: &Path, refname: &str) -> bool {
 
 /// Make git refuse every push of `refname` to `git_dir`: a
 /// `receive.hideRefs` entry for it, added to the repository's own
-/// configuration unless git already hides it. `Ok(true)` when it was
+/// configuration unless that already hides it. `Ok(true)` when it was
 /// added. An error when git would still let it be pushed after (a
 /// configuration git reads after the repository's shows it again).
 pub fn hide_from_pushes(git_dir: &Path, refname: &str) -> Result<bool, String> {
-    if hidden_from_pushes(git_dir, refname) {
+    // The repository's own configuration decides, not the system's or
+    // this user's: git reads it last, and the user that runs git for a
+    // push may have another home, or the system's entry may go.
+    if hides(command(git_dir), refname) {
         return Ok(false);
     }
     let added = command(git_dir)

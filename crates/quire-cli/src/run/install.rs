@@ -88,7 +88,7 @@ pub(crate) enum Existing {
     ChainOrRepoint,
     /// Another program's post-receive hook is kept as
     /// `post-receive.upstream`, and not run (`migrate-from`: it is upstream
-    /// quire's). A pre-receive hook is chained as with `Chain`.
+    /// quire's).
     KeepBeside,
 }
 

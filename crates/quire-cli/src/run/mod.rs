@@ -289,7 +289,7 @@ Examples:
     /// says where the hook would have to go), and when quire cannot read the
     /// repository. Repositories of SHA-1 and of SHA-256 ids are both read.
     ///
-    /// Once a repository got the hooks, it prints the crontab line that runs
+    /// Once a repository got the hook, it prints the crontab line that runs
     /// quire-runs reconcile every minute: quire-runs by the absolute path of
     /// the one beside this quire-run (cron's PATH does not find it by name),
     /// with --home, its output appended to HOME/reconcile.log. It warns when
