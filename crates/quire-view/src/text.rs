@@ -404,8 +404,12 @@ pub fn short_ref(ref_name: &str) -> String {
 }
 
 /// On stderr, which run a command without RUN took: `run ID (REPO REF)`.
+/// A stderr that is gone stops nothing (the command's output may still be
+/// read).
 pub fn note_newest(run: &quire_store::Run) {
-    eprintln!(
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "run {} ({} {})",
         run.id,
         printable(&run.repo),

@@ -52,9 +52,12 @@ pub enum Error {
 
 /// Say once, on stderr, what opening `store` converted from an upstream
 /// quire store in place (the one open that converted it; later opens find
-/// nothing to convert and say nothing).
+/// nothing to convert and say nothing). A stderr that is gone (the
+/// hook's pusher hung up) is no reason to stop.
 pub fn say_converted(store: &quire_store::Store) {
+    use std::io::Write;
     if let Some(converted) = store.converted() {
-        eprintln!("quire: {}: {converted}", store.home().db_path().display());
+        let path = store.home().db_path();
+        let _ = writeln!(std::io::stderr(), "quire: {}: {converted}", path.display());
     }
 }

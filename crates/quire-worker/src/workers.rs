@@ -139,7 +139,13 @@ pub fn announce_if_needed(home: &Home, store: &quire_store::Store) {
     if store.has_unannounced().unwrap_or(false)
         && let Err(e) = spawn_announcer(home)
     {
-        eprintln!("quire: cannot start quire-run announce: {e}");
+        // The hook's stderr is the pusher's connection: gone, it is no
+        // reason to panic.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "quire: cannot start quire-run announce: {e}"
+        );
     }
 }
 
