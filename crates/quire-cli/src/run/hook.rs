@@ -438,7 +438,7 @@ mod tests {
 
     #[test]
     fn the_hook_files_exec_line_is_read_back_as_install_writes_it() {
-        use crate::run::install::post_receive_script;
+        use crate::run::install::script as post_receive_script;
         let exe = Path::new("/usr/local/bin/quire-run");
         for home in ["/srv/quire", "/srv/my quire", "/srv/it's", "/srv/$HOME`x`"] {
             for chained in [false, true] {

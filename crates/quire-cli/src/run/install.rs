@@ -29,27 +29,10 @@ const UPSTREAM_HOOK: &str = "post-receive.upstream";
 
 use quire_view::text::sh_quoted as quoted;
 
-/// The hook quire installs.
-struct Kind {
-    /// Its name in `hooks/`.
-    name: &'static str,
-    /// The template, from hooks/.
-    template: &'static str,
-    /// The template when quire's hook runs a kept one first.
-    chained_template: &'static str,
-    /// What tells quire's hook of this kind from another program's.
-    mark: &'static str,
-    /// Where another program's hook of this name is kept, run first.
-    previous: &'static str,
-}
-
-const POST_RECEIVE: Kind = Kind {
-    name: "post-receive",
-    template: include_str!("../../../../hooks/post-receive"),
-    chained_template: include_str!("../../../../hooks/post-receive"),
-    mark: HOOK_MARK,
-    previous: POST_RECEIVE_KEPT,
-};
+/// The hook quire installs: its name in `hooks/`, and its template
+/// (from hooks/ in this repository).
+const HOOK: &str = "post-receive";
+const TEMPLATE: &str = include_str!("../../../../hooks/post-receive");
 
 /// Where another program's post-receive hook is kept, run first by quire's.
 pub(crate) const POST_RECEIVE_KEPT: &str = "post-receive.before-quire";
@@ -92,35 +75,24 @@ pub(crate) enum Existing {
     KeepBeside,
 }
 
-/// The post-receive hook `install` writes, for tests of its reading.
-#[cfg(test)]
-pub(crate) fn post_receive_script(exe: &Path, home: &Path, previous: bool) -> String {
-    script(&POST_RECEIVE, exe, home, previous)
-}
-
 /// The hook quire writes: this binary, this home, and the previous hook
 /// when there is one.
-fn script(kind: &Kind, exe: &Path, home: &Path, previous: bool) -> String {
+pub(crate) fn script(exe: &Path, home: &Path, previous: bool) -> String {
     let (comment, arg) = if previous {
         (
             format!(
                 "\n# The {name} hook that was here before, kept as {kept},\n\
                  # runs first, with the same input; this hook exits with its status\n\
                  # when it fails.",
-                name = kind.name,
-                kept = kind.previous,
+                name = HOOK,
+                kept = POST_RECEIVE_KEPT,
             ),
-            previous_arg(kind.previous),
+            previous_arg(POST_RECEIVE_KEPT),
         )
     } else {
         (String::new(), String::new())
     };
-    let template = if previous {
-        kind.chained_template
-    } else {
-        kind.template
-    };
-    template
+    TEMPLATE
         .replace("@SHEBANG@", &shebang(exe))
         .replace("@QUIRE_RUN@", &quoted(&exe.to_string_lossy()))
         .replace("@QUIRE_HOME@", &quoted(&home.to_string_lossy()))
@@ -146,10 +118,9 @@ fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
 }
 
-/// What `install` does with one hook of one repository, decided before
+/// What `install` does with the hook of one repository, decided before
 /// anything is written, so that a repository it refuses is left as it was.
 struct Plan {
-    kind: &'static Kind,
     hooks: PathBuf,
     /// `hooks/<name>`.
     path: PathBuf,
@@ -162,15 +133,14 @@ struct Plan {
 }
 
 fn plan(
-    kind: &'static Kind,
     repo: &Path,
     home_dir: &Path,
     exe: &Path,
     existing: Existing,
 ) -> Result<Plan, CommandError> {
     let hooks = repo.join("hooks");
-    let path = hooks.join(kind.name);
-    let previous = hooks.join(kind.previous);
+    let path = hooks.join(HOOK);
+    let previous = hooks.join(POST_RECEIVE_KEPT);
     let mut aside = None;
     match std::fs::symlink_metadata(&path) {
         Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -181,7 +151,7 @@ fn plan(
             )));
         }
         Ok(_) => match std::fs::read(&path) {
-            Ok(text) if contains(&text, kind.mark) => {
+            Ok(text) if contains(&text, HOOK_MARK) => {
                 let ours = contains(
                     &text,
                     &format!("--home {} hook", quoted(&home_dir.to_string_lossy())),
@@ -190,7 +160,7 @@ fn plan(
                     return Err(CommandError::input(format!(
                         "{} has quire's {} hook for another home ({}); pass --force to point it at {}",
                         repo.display(),
-                        kind.name,
+                        HOOK,
                         hook_home(&text),
                         home_dir.display()
                     )));
@@ -202,14 +172,14 @@ fn plan(
                 let name = if existing == Existing::KeepBeside {
                     UPSTREAM_HOOK
                 } else {
-                    kind.previous
+                    POST_RECEIVE_KEPT
                 };
                 let target = hooks.join(name);
                 if exists(&target) {
                     return Err(CommandError::input(format!(
                         "cannot keep the {} hook of {}: {} is there already; quire deletes neither, \
                          so merge them into one of the two by hand and install again",
-                        kind.name,
+                        HOOK,
                         repo.display(),
                         target.display()
                     )));
@@ -219,9 +189,8 @@ fn plan(
         },
     }
     let chained = aside.as_deref() == Some(previous.as_path()) || exists(&previous);
-    let script = script(kind, exe, home_dir, chained);
+    let script = script(exe, home_dir, chained);
     Ok(Plan {
-        kind,
         hooks,
         path,
         aside,
@@ -238,7 +207,7 @@ fn apply(plan: &Plan) -> Result<(), CommandError> {
     }
     // Written beside it first, so the hook that was there is only ever
     // moved once quire's is ready to take its place.
-    let staged = plan.hooks.join(format!(".{}.quire", plan.kind.name));
+    let staged = plan.hooks.join(format!(".{HOOK}.quire"));
     std::fs::write(&staged, &plan.script)
         .and_then(|()| std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755)))
         .map_err(|e| CommandError::input(format!("cannot write {}: {e}", staged.display())))?;
@@ -249,7 +218,7 @@ fn apply(plan: &Plan) -> Result<(), CommandError> {
         if plan.chained {
             println!(
                 "quire: kept the {} hook that was there as {}; quire's hook runs it first, with the same input",
-                plan.kind.name,
+                HOOK,
                 target.display()
             );
         } else {
@@ -319,7 +288,7 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Co
         .map_err(|e| CommandError::input(format!("cannot create {}: {e}", hooks.display())))?;
     // Decided before anything is written: a repository refused is left as
     // it was.
-    let post_receive = plan(&POST_RECEIVE, &repo, &home_dir, &exe, existing)?;
+    let post_receive = plan(&repo, &home_dir, &exe, existing)?;
     apply(&post_receive)?;
     // Hidden before an earlier install's pre-receive hook, which refused
     // it, goes: the notes ref is never open to a push in between.
@@ -362,7 +331,7 @@ pub(crate) fn run(home: &Home, repo: &Path, existing: Existing) -> Result<(), Co
         // runs first.
         let mut files = vec![post_receive.path.display().to_string()];
         if post_receive.chained {
-            files.push(hooks.join(POST_RECEIVE.previous).display().to_string());
+            files.push(hooks.join(POST_RECEIVE_KEPT).display().to_string());
         }
         eprintln!(
             "quire: warning: core.hooksPath points git at {}, so git never runs {}: \
