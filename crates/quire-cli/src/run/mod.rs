@@ -269,8 +269,9 @@ Examples:
     /// runs: it calls this quire-run, by absolute path, with the home install
     /// was given, which install creates if needed. It also sets
     /// receive.advertisePushOptions, so that git push -o ci.skip and -o
-    /// ci.wait work; adds receive.hideRefs = refs/notes/ci (unless git hides
-    /// it already), so that git refuses, ref by ref, a push that creates,
+    /// ci.wait work; adds receive.hideRefs = refs/notes/ci to the
+    /// repository's config (unless an entry there hides it already), so
+    /// that git refuses, ref by ref, a push that creates,
     /// updates or deletes quire's notes ("deny updating a hidden ref"); and
     /// records the repository in the store. The pre-receive hook an earlier
     /// install wrote for that is removed, and the pre-receive hook it ran
