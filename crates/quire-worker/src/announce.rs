@@ -394,7 +394,8 @@ fn add_notes(
         .iter()
         .map(|(sha, text, _)| (sha.clone(), text.clone()))
         .collect();
-    match repo.replace_notes(NOTES_REF, &texts) {
+    // On the tip the notes were checked at: moved since, the write fails.
+    match repo.replace_notes(NOTES_REF, &texts, tip) {
         Ok(()) => Ok(true),
         // A writer outside quire moved the ref meanwhile, or holds its
         // lock: read again, after a pause.

@@ -335,11 +335,6 @@ impl Repo {
         Ok(Some(Blob::Read(object.detach().data)))
     }
 
-    /// The blob holding the note of `sha` under `notes_ref` (as `git notes`
-    /// finds it: the commit's tree names the note by the object's id, whole
-    /// or split into two-digit folders), if there is one. A tree of the
-    /// notes larger than `max_tree_bytes` is refused unread: notes written
-    /// by git are spread over folders long before that.
     /// The commit `name` points at, if the ref exists and can be read.
     pub fn ref_tip(&self, name: &str) -> Option<ObjectId> {
         let reference = self.repo.try_find_reference(name).ok()??;
@@ -349,39 +344,32 @@ impl Repo {
     /// Write each `(sha, text)` as that commit's note under `notes_ref` (a
     /// full ref name), replacing the one there, as `git notes add -f`
     /// would, in process and in one commit: the blobs, the notes tree
-    /// (git's fanout kept) and a commit by `quire <quire@localhost>`, and
-    /// the ref moved only from the commit it was read at (gix compares and
-    /// swaps), so a writer that moved it meanwhile makes this fail rather
-    /// than lose its note.
+    /// (git's fanout kept) and a commit by `quire <quire@localhost>` on
+    /// `tip`, the commit the caller read the notes at (`None`: the ref did
+    /// not exist). The ref is moved only from `tip` (gix compares and
+    /// swaps), so a writer that moved it since the caller read it makes
+    /// this fail rather than lose its note.
     pub fn replace_notes(
         &self,
         notes_ref: &str,
         notes: &[(String, Vec<u8>)],
+        tip: Option<ObjectId>,
     ) -> Result<(), String> {
         use gix::refs::transaction::PreviousValue;
         let options = gix::open::Options::isolated()
-            // The repository's own core.notesRef (an invalid one would
-            // make every write fail) never chooses where quire's notes go.
-            .config_overrides([
-                "user.name=quire",
-                "user.email=quire@localhost",
-                "core.notesRef=refs/notes/ci",
-            ]);
+            .config_overrides(["user.name=quire", "user.email=quire@localhost"]);
         let repo = gix::open_opts(&self.path, options).map_err(|e| e.to_string())?;
         let name: &gix::refs::FullNameRef = notes_ref.try_into().map_err(|e| format!("{e}"))?;
-        let parent = match repo.try_find_reference(name).map_err(|e| e.to_string())? {
-            Some(mut reference) => Some(
-                reference
-                    .peel_to_commit()
-                    .map_err(|e| format!("{notes_ref} must point to a commit: {e}"))?,
-            ),
-            None => None,
-        };
-        let root = match &parent {
-            Some(commit) => commit.tree_id().map_err(|e| e.to_string())?.detach(),
+        let root = match tip {
+            Some(id) => repo
+                .find_commit(id)
+                .map_err(|e| format!("{notes_ref} must point to a commit: {e}"))?
+                .tree_id()
+                .map_err(|e| e.to_string())?
+                .detach(),
             None => ObjectId::empty_tree(repo.object_hash()),
         };
-        let parent = parent.map(|commit| commit.id);
+        let parent = tip;
         let mut state =
             gix::note::plumbing::State::new(root, &repo).map_err(|e| format!("{e:#}"))?;
         for (sha, text) in notes {
@@ -404,6 +392,11 @@ impl Repo {
             .map_err(|e| e.to_string())
     }
 
+    /// The blob holding the note of `sha` under `notes_ref` (as `git notes`
+    /// finds it: the commit's tree names the note by the object's id, whole
+    /// or split into two-digit folders), if there is one. A tree of the
+    /// notes larger than `max_tree_bytes` is refused unread: notes written
+    /// by git are spread over folders long before that.
     pub fn note_id(
         &self,
         notes_ref: &str,
