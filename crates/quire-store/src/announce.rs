@@ -40,21 +40,13 @@ impl Store {
         )?)
     }
 
-    /// Take the ended run that waited longest for an announcer: it is this
-    /// caller's to announce, and no other announcer's. `notifiers` names the
-    /// notifiers it will run for it (position and argv), recorded as
-    /// running in the same transaction: whoever sees the run announced sees
+    /// Take up to `most` ended runs that wait for an announcer, the longest
+    /// waiting first, in one transaction: they are this caller's to
+    /// announce, and no other announcer's (a burst of ended runs is
+    /// announced together, their notes in one commit). `notifiers` names
+    /// the notifiers it will run for each (position and argv), recorded as
+    /// running in the same transaction: whoever sees a run announced sees
     /// its notifiers too.
-    pub fn take_unannounced(
-        &mut self,
-        notifiers: impl Fn(&Run) -> Vec<(i64, Vec<String>)>,
-    ) -> Result<Option<Run>> {
-        Ok(self.take_unannounced_batch(notifiers, 1)?.pop())
-    }
-
-    /// [`Store::take_unannounced`] for up to `most` runs at once, in one
-    /// transaction, the longest waiting first: a burst of ended runs is
-    /// announced together (their notes in one commit).
     pub fn take_unannounced_batch(
         &mut self,
         notifiers: impl Fn(&Run) -> Vec<(i64, Vec<String>)>,
