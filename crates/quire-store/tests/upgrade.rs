@@ -512,6 +512,9 @@ fn a_run_upstream_left_unfinished_is_never_announced() {
     drop(conn);
     let mut store = Store::open(&home).unwrap();
     assert!(!store.has_unannounced().unwrap());
-    assert_eq!(store.take_unannounced_batch(|_| Vec::new(), 256).unwrap(), []);
+    assert_eq!(
+        store.take_unannounced_batch(|_| Vec::new(), 256).unwrap(),
+        []
+    );
     assert!(expected.runs.iter().any(|r| r.was == "pending"));
 }
