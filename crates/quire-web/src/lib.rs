@@ -861,35 +861,30 @@ fn changes(
                     .read(move |store, _| Ok(fresh::stamp(store, &watch)?))
                     .await
                 {
-                    Ok(stamp) => stamp,
+                    Ok(stamp) => Some(stamp),
                     // A run gone (pruned): nothing more to follow.
                     Err(Failure::NotFound(_)) => {
                         return Some((Ok("event: end\ndata: null\n\n".to_string()), None));
                     }
                     // A store busy for a moment: the next look tells. The
-                    // keep-alive still goes out meanwhile, so a page closed
-                    // while the store cannot be read is noticed and its
-                    // slot given back.
-                    Err(_) => {
-                        if quiet_since.elapsed() >= KEEP_ALIVE {
-                            let alive = ": no change\n\n".to_string();
-                            return Some((Ok(alive), Some((since, slot, None))));
-                        }
-                        tokio::time::sleep(POLL).await;
-                        continue;
-                    }
+                    // keep-alive below still goes out meanwhile, so a page
+                    // closed while the store cannot be read is noticed and
+                    // its slot given back.
+                    Err(_) => None,
                 };
-                let mut out = String::new();
-                if since.as_deref() != Some(stamp.text.as_str()) {
-                    out = format!("event: change\nid: {0}\ndata: \"{0}\"\n\n", stamp.text);
-                    since = Some(stamp.text);
-                }
-                if stamp.done {
-                    out.push_str("event: end\ndata: null\n\n");
-                    return Some((Ok(out), None));
-                }
-                if !out.is_empty() {
-                    return Some((Ok(out), Some((since, slot, None))));
+                if let Some(stamp) = stamp {
+                    let mut out = String::new();
+                    if since.as_deref() != Some(stamp.text.as_str()) {
+                        out = format!("event: change\nid: {0}\ndata: \"{0}\"\n\n", stamp.text);
+                        since = Some(stamp.text);
+                    }
+                    if stamp.done {
+                        out.push_str("event: end\ndata: null\n\n");
+                        return Some((Ok(out), None));
+                    }
+                    if !out.is_empty() {
+                        return Some((Ok(out), Some((since, slot, None))));
+                    }
                 }
                 if quiet_since.elapsed() >= KEEP_ALIVE {
                     return Some((Ok(": no change\n\n".to_string()), Some((since, slot, None))));
