@@ -232,6 +232,21 @@ pub fn reap_orphans() {
     }
 }
 
+/// This process's children, from each of its threads' `children` list;
+/// None when a list cannot be read (a kernel without
+/// `CONFIG_PROC_CHILDREN`, or a thread that ended as it was read).
+fn listed_children() -> Option<BTreeSet<u32>> {
+    let mut children = BTreeSet::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let list = std::fs::read_to_string(task.ok()?.path().join("children")).ok()?;
+        children.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    Some(children)
+}
+
 /// This process's children, from each of its threads' `children` list (an
 /// orphan is re-parented to one of the subreaper's threads).
 fn children() -> Vec<u32> {
@@ -290,6 +305,16 @@ pub fn unspare(pid: u32) {
 /// except those [`spare`]d and theirs.
 pub fn descendants_of(root: u32) -> Vec<u32> {
     let spared = spared().lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // This process with no child but those spared has no descendant to
+    // find: each one's chain of parents runs through a child of this
+    // process (an orphan is re-parented to it, the subreaper, and one
+    // that exits stays its child, a zombie, until reaped here). Its own
+    // threads' lists say so without reading every process's `stat`.
+    if root == std::process::id()
+        && listed_children().is_some_and(|children| children.is_subset(&spared))
+    {
+        return Vec::new();
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -515,6 +540,37 @@ mod tests {
         assert_eq!(of_run(&run), [beside.id()], "lint's process is untouched");
         kill(&run);
         beside.wait().unwrap();
+    }
+
+    #[test]
+    fn descendants_are_found_through_a_child_and_not_through_a_spared_one() {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let grandchild: u32 = line.trim().parse().unwrap();
+        let me = std::process::id();
+        assert!(
+            listed_children().is_some_and(|c| c.contains(&child.id())),
+            "this kernel lists a process's children"
+        );
+        let found = descendants_of(me);
+        assert!(found.contains(&child.id()), "{found:?}");
+        assert!(found.contains(&grandchild), "below it: {found:?}");
+        spare(child.id());
+        let found = descendants_of(me);
+        assert!(!found.contains(&child.id()), "spared: {found:?}");
+        assert!(!found.contains(&grandchild), "below the spared: {found:?}");
+        unspare(child.id());
+        let _ = kill_process(Pid::from_raw(grandchild as i32).unwrap(), Signal::KILL);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     #[test]
