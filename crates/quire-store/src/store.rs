@@ -334,6 +334,40 @@ impl Store {
             .map_err(fail)
     }
 
+    /// Fold nothing when this connection closes, even as the last one to
+    /// the store, and leave its commits unsynced until [`Store::sync_wal`]:
+    /// for `trigger --wait`, which syncs the log once after the run's end
+    /// is recorded rather than folding it on its way out (the announcer it
+    /// starts, or the next process to close the store last, folds it).
+    pub fn fold_nothing_on_close(&self) -> Result<()> {
+        self.conn
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .map(|_| ())
+            .map_err(|e| open_error(&self.home.db_path(), e))
+    }
+
+    /// Sync the write-ahead log to the disk: every commit in it, of any
+    /// connection, outlives a power cut from now on (what the fold on
+    /// close ensures otherwise). No log, nothing to sync.
+    pub fn sync_wal(&self) -> std::io::Result<()> {
+        let mut wal = self.home.db_path().into_os_string();
+        wal.push("-wal");
+        // As SQLite opens it: never through a link.
+        let opened = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            std::fs::OpenOptions::new().read(true),
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+        )
+        .open(&wal);
+        match opened {
+            Ok(file) => file.sync_data(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The raw connection, for tests and benchmarks that inspect the schema.
     pub fn connection(&self) -> &Connection {
         &self.conn

@@ -111,3 +111,31 @@ fn a_close_that_leaves_the_wal_loses_nothing_and_the_next_last_close_folds_it() 
     let alone = Store::open_existing(&home).unwrap();
     assert_eq!(alone.run_ids().unwrap(), [recorded]);
 }
+
+#[test]
+fn a_store_that_folds_nothing_on_close_keeps_its_synced_commits_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::at(dir.path());
+    let wal = home.db_path().with_extension("db-wal");
+    Store::open(&home).unwrap();
+    // No log yet: nothing to sync, and no error.
+    std::fs::remove_file(&wal).ok();
+    Store::open(&home).unwrap().sync_wal().unwrap();
+
+    // As `trigger --wait` closes its connections: nothing folded, the
+    // log synced once after the run's last commit.
+    let mut waiting = Store::open_existing(&home).unwrap();
+    let reader = Store::open_existing(&home).unwrap();
+    waiting.fold_nothing_on_close().unwrap();
+    reader.fold_nothing_on_close().unwrap();
+    let recorded = record_run(&mut waiting, "refs/heads/main");
+    waiting.sync_wal().unwrap();
+    drop(waiting);
+    drop(reader);
+    assert!(len(&wal).unwrap() > 0, "the last close folded the WAL");
+
+    let next = Store::open_existing(&home).unwrap();
+    assert_eq!(next.run_ids().unwrap(), std::slice::from_ref(&recorded));
+    drop(next);
+    assert_eq!(len(&wal), Some(0), "the next last close folds the WAL");
+}

@@ -423,6 +423,11 @@ pub fn execute(
     let cancel = Cancel::default();
     let beat_store = match kept.beat.take() {
         Some(store) => Ok(store),
+        // `trigger --wait` syncs the store's log after the run instead of
+        // folding it as its last connection closes.
+        None if !kept.keeps() => Store::open_existing(home).inspect(|store| {
+            let _ = store.fold_nothing_on_close();
+        }),
         None => Store::open_existing(home),
     };
     let outcome = match beat_store {

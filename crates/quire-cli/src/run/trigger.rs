@@ -18,21 +18,29 @@ use quire_worker::record::{Recorded, Recording, RefUpdate, Skip, record};
 use quire_worker::work;
 
 pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
-    // Declared first, dropped last: the run's network, killed with its
-    // steps, is reaped after everything else (pasta's exit is slow).
-    let kept;
     // The home first: a wrong --home is the likelier mistake.
-    let mut store = Store::open_existing(home)?;
-    crate::say_converted(&store);
-    let git_dir = git_dir(Some(&args.git_dir))?;
+    if home.is_gone() {
+        Store::open_existing(home)?;
+    }
     let config = Config::load(home)?;
     // With --wait, the run's network is started now: pasta sets it up
-    // while the run is recorded, claimed and checked out.
-    kept = if args.wait {
+    // while the store is opened and the run recorded, claimed and
+    // checked out. Declared before everything it outlives, so dropped
+    // after it: the run's network, killed with its steps, is reaped last
+    // (pasta's exit is slow).
+    let kept = if args.wait {
         work::Kept::one_shot(&config)
     } else {
         work::Kept::default()
     };
+    let mut store = Store::open_existing(home)?;
+    crate::say_converted(&store);
+    if args.wait {
+        // The run's end is synced below, once, rather than folded into
+        // quire.db on the way out (docs/OPERATIONS.md, "Restoring").
+        let _ = store.fold_nothing_on_close();
+    }
+    let git_dir = git_dir(Some(&args.git_dir))?;
     let repo = Repo::open(&git_dir)?;
     let ref_name = full_ref(&repo, &args.ref_name)?;
     let sha = repo.resolve_revision(args.rev.as_deref().unwrap_or(&ref_name))?;
@@ -88,6 +96,8 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
             let Ok(store) = Store::open_existing(&home) else {
                 return Followed::Stopped;
             };
+            // It only reads.
+            let _ = store.fold_nothing_on_close();
             let runs = [ci_wait::Recorded { run, ref_name }];
             let wake = std::os::fd::AsFd::as_fd(&wake);
             ci_wait::follow(&store, &runs, ci_wait::To::Stdout, Some(wake), &|| {
@@ -96,6 +106,11 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
         })
     };
     let told = execute_and_wait(home, &config, &kept, &mut store, &run);
+    // Every commit of the run (its end, its steps, the lease's) outlives a
+    // power cut from here, as the fold on close made sure of before.
+    if let Err(e) = store.sync_wal() {
+        eprintln!("quire: cannot sync the store's log: {e}");
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(woken);
     let told_the_end = teller.join().unwrap_or(Followed::Stopped) == Followed::Ended;
