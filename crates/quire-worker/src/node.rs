@@ -456,11 +456,19 @@ fn run_job(
     let result = exec.run(&pipeline, &ctx, &mut sink, cancel);
     // The steps' network ends with them; this process exits soon, and
     // pasta's exit (tens of milliseconds in the kernel) is not waited for.
+    // Released only once the containment has ended (with `ctx`): until
+    // then pasta and the holder stay spared, or its sweep of this
+    // process's descendants would find pasta still exiting and wait for it.
     let mut ctx = ctx;
-    if let Some(network) = ctx.network.take().and_then(Arc::into_inner) {
-        network.kill().release();
-    }
+    let ending = ctx
+        .network
+        .take()
+        .and_then(Arc::into_inner)
+        .map(|network| network.kill());
     drop(ctx);
+    if let Some(ending) = ending {
+        ending.release();
+    }
     sink.tail().map_err(|e| e.to_string())?;
     if let Err(e) = result {
         return Err(e.to_string());
