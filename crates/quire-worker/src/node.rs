@@ -215,7 +215,7 @@ fn run_job(
     let required = sandbox_mode == quire_exec::exec::SandboxMode::Required;
     let network = netns::start(step_network, required);
     let src = dir_path.join("src.git");
-    let repo = gix::init_bare(&src).map_err(|e| format!("cannot make a repository: {e}"))?;
+    let repo = object_store(dir, &src).map_err(|e| format!("cannot make a repository: {e}"))?;
     let workspace = dir_path.join("workspace");
     // The workspace once the commit is checked out, held open (by the
     // job's directory, never its path again): the cache's files go in it.
@@ -586,6 +586,34 @@ fn object_kind(kind: u8) -> Result<gix::object::Kind, String> {
         remote::BLOB => Ok(gix::object::Kind::Blob),
         _ => Err("an object of no known kind".into()),
     }
+}
+
+/// A bare repository at `src.git` in the job's directory `dir` (which
+/// `src` names), for the objects the worker sends: made by descriptor,
+/// with only what opening it needs (`HEAD`, `config`, `objects`, `refs`).
+/// Not `git init`'s skeleton (hook samples, templates, a probe of the file
+/// system's abilities): each file made here is one more for the node's
+/// disk to make and remove, for every job.
+fn object_store(dir: &Dir, src: &Path) -> Result<gix::Repository, String> {
+    let git = dir
+        .create_dirs_mode("src.git", 0o755, None)
+        .map_err(|e| e.to_string())?;
+    for sub in ["objects", "refs"] {
+        git.create_dirs_mode(sub, 0o755, None)
+            .map_err(|e| e.to_string())?;
+    }
+    for (name, text) in [
+        ("HEAD", "ref: refs/heads/main\n"),
+        (
+            "config",
+            "[core]\n\trepositoryformatversion = 0\n\tbare = true\n",
+        ),
+    ] {
+        git.create_file(OsStr::new(name), 0o644)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| format!("{name}: {e}"))?;
+    }
+    gix::open_opts(src, gix::open::Options::isolated()).map_err(|e| e.to_string())
 }
 
 /// Check the commit out into `workspace`; its files, for their times.
