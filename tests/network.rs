@@ -267,9 +267,11 @@ fn trigger_wait_returns_only_once_its_runs_namespace_is_gone() {
     }
 }
 
-/// `trigger --wait` starts pasta before the run is recorded (it sets the
-/// namespace up meanwhile), so even for a commit that records no run; and
-/// that pasta does not outlive it either.
+/// `trigger --wait` starts pasta before the store is even opened, let
+/// alone the run recorded (it sets the namespace up meanwhile), so even
+/// for a commit that records no run; and that pasta does not outlive it
+/// either. Shown with the store held locked: trigger waits where it opens
+/// it, and pasta has started by then.
 #[test]
 fn trigger_wait_starts_pasta_before_the_run_is_recorded() {
     if !have_pasta() {
@@ -297,16 +299,45 @@ fn trigger_wait_starts_pasta_before_the_run_is_recorded() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    trigger_wait(&env, &app)
+    // Nobody may read the store until this connection lets go of it.
+    let lock = rusqlite::Connection::open(env.home().db_path()).unwrap();
+    lock.pragma_update(None, "locking_mode", "EXCLUSIVE")
+        .unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let trigger = env
+        .process("quire-run")
+        .args([
+            "trigger",
+            "--git-dir",
+            app.bare.to_str().unwrap(),
+            "main",
+            "--wait",
+        ])
         .env("QUIRE_PASTA", &wrapper)
-        .assert()
-        .failure()
-        .stdout(predicates::str::contains("no run"));
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&started).is_ok_and(|p| !p.is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pids = std::fs::read_to_string(&started).unwrap_or_default();
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let out = trigger.wait_with_output().unwrap();
+    assert!(
+        !pids.is_empty(),
+        "pasta was not started while the store was locked: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("no run"), "{stdout}");
     assert!(env.all_runs().is_empty());
-    // The wrapper opened its file, so it was started; trigger may have
-    // ended it (finding no run) before its echo wrote the pid.
-    let pids = std::fs::read_to_string(&started).expect("pasta was started");
-    assert!(pids.lines().count() <= 1, "one pasta: {pids}");
+    assert_eq!(pids.lines().count(), 1, "one pasta: {pids}");
     // Nothing started through the wrapper is left: no process whose
     // command line names it (the wrapper) or is pasta's own with its pid.
     let wrapper_text = wrapper.to_string_lossy().into_owned();
