@@ -15,6 +15,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -233,18 +234,36 @@ pub fn reap_orphans() {
 }
 
 /// This process's children, from each of its threads' `children` list;
-/// None when a list cannot be read (a kernel without
-/// `CONFIG_PROC_CHILDREN`, or a thread that ended as it was read).
+/// None when that cannot be told for sure: a list that cannot be read (a
+/// kernel without `CONFIG_PROC_CHILDREN`) or does not fit one read (the
+/// kernel builds a list anew for each read, and one of its entries reaped
+/// between two reads can hide the next), or a thread that started or ended
+/// while they were read (its children may have moved to a thread already
+/// read).
 fn listed_children() -> Option<BTreeSet<u32>> {
+    use std::io::Read;
+    let tasks = || -> Option<BTreeSet<std::ffi::OsString>> {
+        std::fs::read_dir("/proc/self/task")
+            .ok()?
+            .map(|task| task.ok().map(|t| t.file_name()))
+            .collect()
+    };
+    let before = tasks()?;
     let mut children = BTreeSet::new();
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let list = std::fs::read_to_string(task.ok()?.path().join("children")).ok()?;
+    let mut list = vec![0u8; 16 * 1024];
+    for task in &before {
+        let path = Path::new("/proc/self/task").join(task).join("children");
+        let n = std::fs::File::open(path).ok()?.read(&mut list).ok()?;
+        if n == list.len() {
+            return None;
+        }
+        let text = std::str::from_utf8(&list[..n]).ok()?;
         children.extend(
-            list.split_whitespace()
+            text.split_whitespace()
                 .filter_map(|p| p.parse::<u32>().ok()),
         );
     }
-    Some(children)
+    (tasks()? == before).then_some(children)
 }
 
 /// This process's children, from each of its threads' `children` list (an
@@ -309,7 +328,10 @@ pub fn descendants_of(root: u32) -> Vec<u32> {
     // find: each one's chain of parents runs through a child of this
     // process (an orphan is re-parented to it, the subreaper, and one
     // that exits stays its child, a zombie, until reaped here). Its own
-    // threads' lists say so without reading every process's `stat`.
+    // threads' lists say so without reading every process's `stat`. (A
+    // child reaped by another thread during the one read of its list
+    // could still hide the entry after it; the sweeps that ask run while
+    // no other thread of this process reaps.)
     if root == std::process::id()
         && listed_children().is_some_and(|children| children.is_subset(&spared))
     {
