@@ -351,7 +351,9 @@ impl Store {
 
     /// Sync the write-ahead log to the disk: every commit in it, of any
     /// connection, outlives a power cut from now on (what the fold on
-    /// close ensures otherwise). No log, nothing to sync.
+    /// close ensures otherwise), and so does the log's name in the home
+    /// (made anew after a restore, SQLite syncs no directory for it). No
+    /// log, nothing to sync.
     pub fn sync_wal(&self) -> std::io::Result<()> {
         let mut wal = self.home.db_path().into_os_string();
         wal.push("-wal");
@@ -362,10 +364,11 @@ impl Store {
         )
         .open(&wal);
         match opened {
-            Ok(file) => file.sync_data(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+            Ok(file) => file.sync_data()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
         }
+        std::fs::File::open(self.home.dir())?.sync_all()
     }
 
     /// The raw connection, for tests and benchmarks that inspect the schema.

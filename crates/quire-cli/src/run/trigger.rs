@@ -35,11 +35,6 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
     };
     let mut store = Store::open_existing(home)?;
     crate::say_converted(&store);
-    if args.wait {
-        // The run's end is synced below, once, rather than folded into
-        // quire.db on the way out (docs/OPERATIONS.md, "Restoring").
-        let _ = store.fold_nothing_on_close();
-    }
     let git_dir = git_dir(Some(&args.git_dir))?;
     let repo = Repo::open(&git_dir)?;
     let ref_name = full_ref(&repo, &args.ref_name)?;
@@ -105,6 +100,10 @@ pub(crate) fn run(home: &Home, args: &TriggerArgs) -> Result<(), CommandError> {
             })
         })
     };
+    // The run's end is synced below, once, rather than folded into
+    // quire.db on the way out (docs/OPERATIONS.md, "Restoring"); every way
+    // out before here folds as usual.
+    let _ = store.fold_nothing_on_close();
     let told = execute_and_wait(home, &config, &kept, &mut store, &run);
     // Every commit of the run (its end, its steps, the lease's) outlives a
     // power cut from here, as the fold on close made sure of before.
