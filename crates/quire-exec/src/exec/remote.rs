@@ -220,7 +220,10 @@ fn run_in(
         )));
     };
     let started = Instant::now();
-    let done = std::sync::atomic::AtomicBool::new(false);
+    // Set (and the watcher woken) once the node's output is read: the
+    // scope below ends only when the watcher does, and the job's end
+    // must not wait out its tick.
+    let done = (Mutex::new(false), std::sync::Condvar::new());
     let cancelled = std::sync::atomic::AtomicBool::new(false);
     let waits = Mutex::new(Waits::default());
     let mut watch_log = log.try_clone().map_err(log_error)?;
@@ -231,7 +234,7 @@ fn run_in(
         // the job runs.
         threads.spawn(|| {
             let mut last_ask = Instant::now();
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            while !*done.0.lock().unwrap_or_else(|e| e.into_inner()) {
                 if scope.halt.is_set() && !cancelled.swap(true, std::sync::atomic::Ordering::SeqCst)
                 {
                     lock(&conn).cancel();
@@ -242,7 +245,14 @@ fn run_in(
                     let why = lock(&conn).pending();
                     let _ = tell_waiting(&waits, &mut watch_log, reporter, job, why);
                 }
-                std::thread::sleep(exec.tick.max(Duration::from_millis(10)));
+                let stopped = done.0.lock().unwrap_or_else(|e| e.into_inner());
+                let (stopped, _) = done
+                    .1
+                    .wait_timeout_while(stopped, exec.tick.max(Duration::from_millis(10)), |d| !*d)
+                    .unwrap_or_else(|e| e.into_inner());
+                if *stopped {
+                    break;
+                }
             }
         });
         let mut reader = Reader {
@@ -266,7 +276,8 @@ fn run_in(
         };
         let mut output = BufReader::new(output);
         let read = reader.read_all(&mut output);
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        *done.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        done.1.notify_all();
         let ended = if read.is_ok() && reader.outcome.is_some() {
             // The job is over: its host's end (the node removing its
             // scratch, srun exiting) is reaped beside what comes next.
