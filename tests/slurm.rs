@@ -639,3 +639,48 @@ fn a_node_validates_the_pipeline_with_the_homes_max_steps() {
     assert_eq!(run.state, RunState::Complete, "{log}");
     assert!(log.contains("steps-done"), "{log}");
 }
+
+/// A repository of SHA-256 ids runs on a node as it runs here: the node's
+/// store for the commit's objects is of the same format, so what the
+/// worker sends hashes to the ids the pushed repository has.
+#[test]
+fn a_repository_of_sha256_ids_checks_out_and_runs_on_a_node() {
+    let Some(_cluster) = slurm::cluster() else {
+        return;
+    };
+    let env = Env::new();
+    env.config(&format!(
+        "[executor]\nkind = \"slurm\"\nnode_quire_run = \"{}\"\n",
+        node_binary()
+    ));
+    let bare = env.path().join("app.git");
+    let work = env.path().join("app");
+    let (b, w) = (bare.to_str().unwrap(), work.to_str().unwrap());
+    quire_testkit::git(
+        env.path(),
+        &["init", "--quiet", "--bare", "--object-format=sha256", b],
+    );
+    env.run(&["install", b]).assert().success();
+    quire_testkit::git(
+        env.path(),
+        &["init", "--quiet", "--object-format=sha256", "-b", "main", w],
+    );
+    quire_testkit::git(&work, &["remote", "add", "origin", b]);
+    let repo = Repo {
+        bare,
+        work,
+        home: env.home(),
+        vars: Vec::new(),
+    };
+    let run = repo.push_and_wait(
+        "[jobs.t]\ninputs = [\"quire/push\"]\nsh = \"git rev-parse HEAD; echo on $SLURMD_NODENAME\"\n",
+    );
+    let log = env.logs(&run.id, "t");
+    assert_eq!(run.state, RunState::Complete, "{log}");
+    assert_eq!(run.sha.len(), 64, "{run:?}");
+    assert!(
+        log.contains(&run.sha),
+        "the checkout is of the commit: {log}"
+    );
+    assert!(log.contains("on qnode"), "it ran on a node: {log}");
+}

@@ -215,7 +215,8 @@ fn run_job(
     let required = sandbox_mode == quire_exec::exec::SandboxMode::Required;
     let network = netns::start(step_network, required);
     let src = dir_path.join("src.git");
-    let repo = object_store(dir, &src).map_err(|e| format!("cannot make a repository: {e}"))?;
+    let repo =
+        object_store(dir, &src, &job.sha).map_err(|e| format!("cannot make a repository: {e}"))?;
     let workspace = dir_path.join("workspace");
     // The workspace once the commit is checked out, held open (by the
     // job's directory, never its path again): the cache's files go in it.
@@ -593,8 +594,18 @@ fn object_kind(kind: u8) -> Result<gix::object::Kind, String> {
 /// with only what opening it needs (`HEAD`, `config`, `objects`, `refs`).
 /// Not `git init`'s skeleton (hook samples, templates, a probe of the file
 /// system's abilities): each file made here is one more for the node's
-/// disk to make and remove, for every job.
-fn object_store(dir: &Dir, src: &Path) -> Result<gix::Repository, String> {
+/// disk to make and remove, for every job. Of SHA-256 ids when the commit
+/// `sha` is one (64 hex digits), so that the objects sent hash to the ids
+/// they have in the pushed repository.
+fn object_store(dir: &Dir, src: &Path, sha: &str) -> Result<gix::Repository, String> {
+    let config = match sha.len() {
+        40 => "[core]\n\trepositoryformatversion = 0\n\tbare = true\n",
+        64 => {
+            "[core]\n\trepositoryformatversion = 1\n\tbare = true\n\
+             [extensions]\n\tobjectformat = sha256\n"
+        }
+        n => return Err(format!("a commit id of {n} characters")),
+    };
     let git = dir
         .create_dirs_mode("src.git", 0o755, None)
         .map_err(|e| e.to_string())?;
@@ -602,13 +613,7 @@ fn object_store(dir: &Dir, src: &Path) -> Result<gix::Repository, String> {
         git.create_dirs_mode(sub, 0o755, None)
             .map_err(|e| e.to_string())?;
     }
-    for (name, text) in [
-        ("HEAD", "ref: refs/heads/main\n"),
-        (
-            "config",
-            "[core]\n\trepositoryformatversion = 0\n\tbare = true\n",
-        ),
-    ] {
+    for (name, text) in [("HEAD", "ref: refs/heads/main\n"), ("config", config)] {
         git.create_file(OsStr::new(name), 0o644)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .map_err(|e| format!("{name}: {e}"))?;
