@@ -71,7 +71,7 @@ pub fn hook(bins: &Bins, quick: bool) {
             b.median - a.median,
             Stats::of(&alone)
         ),
-        "<= 10 ms median",
+        "<= 4 ms median (issue 24)",
     );
 }
 
