@@ -66,6 +66,16 @@ pub const LOST_EXIT: i64 = 255;
 /// 1 of its namespace: what it started dies with it.
 static ENDING: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
 
+/// Sets its flag and wakes whoever waits on it, when dropped.
+struct Done<'a>(&'a (Mutex<bool>, std::sync::Condvar));
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        *self.0.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.0.1.notify_all();
+    }
+}
+
 /// Wait for every job host still ending.
 pub(super) fn wait_for_hosts() {
     let ending = std::mem::take(&mut *ENDING.lock().unwrap_or_else(|e| e.into_inner()));
@@ -255,6 +265,9 @@ fn run_in(
                 }
             }
         });
+        // Set once the node's output is read, and also if reading it
+        // panics: the scope would otherwise wait for the watcher for ever.
+        let finished = Done(&done);
         let mut reader = Reader {
             scope,
             job,
@@ -276,8 +289,7 @@ fn run_in(
         };
         let mut output = BufReader::new(output);
         let read = reader.read_all(&mut output);
-        *done.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        done.1.notify_all();
+        drop(finished);
         let ended = if read.is_ok() && reader.outcome.is_some() {
             // The job is over: its host's end (the node removing its
             // scratch, srun exiting) is reaped beside what comes next.
