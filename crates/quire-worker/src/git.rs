@@ -695,13 +695,20 @@ const MAX_TREE_DEPTH: usize = 2048;
 /// repository of SHA-256 ids, whose objects git reads only when told so);
 /// the rest of git's settings stay at their defaults.
 fn workspace_config(hash: gix::hash::Kind) -> String {
+    repository_config(
+        hash,
+        "\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n",
+    )
+}
+
+/// A repository's `config`: its format version and the `core` settings
+/// given (each a line), then its object format when that is not SHA-1.
+pub(crate) fn repository_config(hash: gix::hash::Kind, core: &str) -> String {
     let (version, extensions) = match hash {
         gix::hash::Kind::Sha256 => (1, "[extensions]\n\tobjectformat = sha256\n"),
         _ => (0, ""),
     };
-    format!(
-        "[core]\n\trepositoryformatversion = {version}\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n{extensions}"
-    )
+    format!("[core]\n\trepositoryformatversion = {version}\n{core}{extensions}")
 }
 
 /// `git --git-dir GIT_DIR`, hardened: every place quire runs the `git`

@@ -598,14 +598,9 @@ fn object_kind(kind: u8) -> Result<gix::object::Kind, String> {
 /// `sha` is one (64 hex digits), so that the objects sent hash to the ids
 /// they have in the pushed repository.
 fn object_store(dir: &Dir, src: &Path, sha: &str) -> Result<gix::Repository, String> {
-    let config = match sha.len() {
-        40 => "[core]\n\trepositoryformatversion = 0\n\tbare = true\n",
-        64 => {
-            "[core]\n\trepositoryformatversion = 1\n\tbare = true\n\
-             [extensions]\n\tobjectformat = sha256\n"
-        }
-        n => return Err(format!("a commit id of {n} characters")),
-    };
+    let hash = gix::hash::Kind::from_hex_len(sha.len())
+        .ok_or_else(|| format!("a commit id of {} characters", sha.len()))?;
+    let config = crate::git::repository_config(hash, "\tbare = true\n");
     let git = dir
         .create_dirs_mode("src.git", 0o755, None)
         .map_err(|e| e.to_string())?;
@@ -613,7 +608,7 @@ fn object_store(dir: &Dir, src: &Path, sha: &str) -> Result<gix::Repository, Str
         git.create_dirs_mode(sub, 0o755, None)
             .map_err(|e| e.to_string())?;
     }
-    for (name, text) in [("HEAD", "ref: refs/heads/main\n"), ("config", config)] {
+    for (name, text) in [("HEAD", "ref: refs/heads/main\n"), ("config", &config)] {
         git.create_file(OsStr::new(name), 0o644)
             .and_then(|mut f| f.write_all(text.as_bytes()))
             .map_err(|e| format!("{name}: {e}"))?;
